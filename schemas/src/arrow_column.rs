@@ -1,0 +1,286 @@
+//! How one Rust field type becomes one Arrow column and back.
+//!
+//! The usage event's field list names a Rust type per field; this trait gives each type
+//! its Arrow data type, a column builder and a column reader. Unsigned counters are
+//! stored as signed 64-bit integers, because Athena and Glue have no unsigned types.
+
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
+};
+use arrow_schema::{DataType, TimeUnit};
+use chrono::{DateTime, TimeZone, Utc};
+use uuid::Uuid;
+
+use crate::DecodeError;
+
+/// A Rust type that is stored as exactly one Arrow column.
+pub trait ArrowColumn: Sized {
+    /// The Arrow type of the column.
+    fn data_type() -> DataType;
+    /// Whether the column may hold nulls.
+    fn nullable() -> bool {
+        false
+    }
+    /// Builds the column from one value per row.
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef
+    where
+        Self: 'a;
+    /// Reads every row of the column back. Errors name the column and row.
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError>;
+}
+
+fn downcast<'a, T: 'static>(
+    column: &'static str,
+    array: &'a dyn Array,
+    expected: DataType,
+) -> Result<&'a T, DecodeError> {
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| DecodeError::WrongColumnType {
+            column,
+            found: array.data_type().to_string(),
+            expected: expected.to_string(),
+        })
+}
+
+fn required<T>(column: &'static str, row: usize, value: Option<T>) -> Result<T, DecodeError> {
+    value.ok_or(DecodeError::UnexpectedNull { column, row })
+}
+
+fn i64_to_u64(column: &'static str, row: usize, value: i64) -> Result<u64, DecodeError> {
+    u64::try_from(value).map_err(|_| DecodeError::InvalidValue {
+        column,
+        row,
+        reason: format!("{value} is negative"),
+    })
+}
+
+/// Saturates instead of wrapping: a count past i64::MAX is not a real count.
+fn u64_to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl ArrowColumn for String {
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+        Arc::new(
+            values
+                .map(|value| Some(value.as_str()))
+                .collect::<StringArray>(),
+        )
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
+        strings
+            .iter()
+            .enumerate()
+            .map(|(row, value)| required(column, row, value).map(str::to_owned))
+            .collect()
+    }
+}
+
+impl ArrowColumn for Option<String> {
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+    fn nullable() -> bool {
+        true
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+        Arc::new(
+            values
+                .map(|value| value.as_deref())
+                .collect::<StringArray>(),
+        )
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
+        Ok(strings
+            .iter()
+            .map(|value| value.map(str::to_owned))
+            .collect())
+    }
+}
+
+impl ArrowColumn for Uuid {
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+        Arc::new(
+            values
+                .map(|value| Some(value.hyphenated().to_string()))
+                .collect::<StringArray>(),
+        )
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
+        strings
+            .iter()
+            .enumerate()
+            .map(|(row, value)| {
+                let text = required(column, row, value)?;
+                Uuid::parse_str(text).map_err(|error| DecodeError::InvalidValue {
+                    column,
+                    row,
+                    reason: error.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowColumn for u16 {
+    fn data_type() -> DataType {
+        DataType::Int32
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+        Arc::new(
+            values
+                .map(|value| Some(i32::from(*value)))
+                .collect::<Int32Array>(),
+        )
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let integers = downcast::<Int32Array>(column, array, Self::data_type())?;
+        integers
+            .iter()
+            .enumerate()
+            .map(|(row, value)| {
+                let value = required(column, row, value)?;
+                u16::try_from(value).map_err(|_| DecodeError::InvalidValue {
+                    column,
+                    row,
+                    reason: format!("{value} does not fit in 16 bits"),
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowColumn for u64 {
+    fn data_type() -> DataType {
+        DataType::Int64
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+        Arc::new(
+            values
+                .map(|value| Some(u64_to_i64(*value)))
+                .collect::<Int64Array>(),
+        )
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let integers = downcast::<Int64Array>(column, array, Self::data_type())?;
+        integers
+            .iter()
+            .enumerate()
+            .map(|(row, value)| i64_to_u64(column, row, required(column, row, value)?))
+            .collect()
+    }
+}
+
+impl ArrowColumn for Option<u64> {
+    fn data_type() -> DataType {
+        DataType::Int64
+    }
+    fn nullable() -> bool {
+        true
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+        Arc::new(
+            values
+                .map(|value| value.map(u64_to_i64))
+                .collect::<Int64Array>(),
+        )
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let integers = downcast::<Int64Array>(column, array, Self::data_type())?;
+        integers
+            .iter()
+            .enumerate()
+            .map(|(row, value)| value.map(|v| i64_to_u64(column, row, v)).transpose())
+            .collect()
+    }
+}
+
+impl ArrowColumn for DateTime<Utc> {
+    fn data_type() -> DataType {
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+        let array = values
+            .map(|value| Some(value.timestamp_millis()))
+            .collect::<TimestampMillisecondArray>()
+            .with_timezone("UTC");
+        Arc::new(array)
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let millis = downcast::<TimestampMillisecondArray>(column, array, Self::data_type())?;
+        millis
+            .iter()
+            .enumerate()
+            .map(|(row, value)| {
+                let value = required(column, row, value)?;
+                Utc.timestamp_millis_opt(value)
+                    .single()
+                    .ok_or_else(|| DecodeError::InvalidValue {
+                        column,
+                        row,
+                        reason: format!("{value} ms is out of range"),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// A fieldless enum stored as its lowercase name.
+pub trait StringEnum: Sized + 'static {
+    /// The stored name.
+    fn as_str(&self) -> &'static str;
+    /// Parses a stored name; `None` when it is not one of the variants.
+    fn parse(text: &str) -> Option<Self>;
+}
+
+/// Implements [`ArrowColumn`] for a [`StringEnum`] as a UTF-8 column.
+#[macro_export]
+macro_rules! string_enum_column {
+    ($enum_type:ty) => {
+        impl $crate::arrow_column::ArrowColumn for $enum_type {
+            fn data_type() -> arrow_schema::DataType {
+                arrow_schema::DataType::Utf8
+            }
+            fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> arrow_array::ArrayRef {
+                use $crate::arrow_column::StringEnum;
+                std::sync::Arc::new(
+                    values
+                        .map(|value| Some(value.as_str()))
+                        .collect::<arrow_array::StringArray>(),
+                )
+            }
+            fn read_column(
+                column: &'static str,
+                array: &dyn arrow_array::Array,
+            ) -> Result<Vec<Self>, $crate::DecodeError> {
+                use $crate::arrow_column::StringEnum;
+                let texts =
+                    <String as $crate::arrow_column::ArrowColumn>::read_column(column, array)?;
+                texts
+                    .iter()
+                    .enumerate()
+                    .map(|(row, text)| {
+                        <$enum_type>::parse(text).ok_or_else(|| $crate::DecodeError::InvalidValue {
+                            column,
+                            row,
+                            reason: format!("unknown value {text:?}"),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}

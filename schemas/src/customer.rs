@@ -1,0 +1,132 @@
+//! Customers, their API keys and their limits, as the registry stores them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::token::TokenHash;
+
+/// Whether a customer may call the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerStatus {
+    Active,
+    Disabled,
+}
+
+impl CustomerStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A customer's limits, over UTC calendar windows. `None` means unlimited.
+///
+/// Stored as JSON; every field defaults, so limits added later read back from old rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Admitted requests per UTC day (the spec's `--daily-limit`).
+    pub daily_request_limit: Option<u64>,
+}
+
+/// A customer of the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub customer_id: String,
+    pub name: String,
+    pub email: String,
+    pub status: CustomerStatus,
+    pub created_at: DateTime<Utc>,
+    pub limits: Limits,
+}
+
+/// Whether a key may still authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// One API key of a customer. Holds the token's hash, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Short public id, shown in listings and usage events.
+    pub key_id: String,
+    pub customer_id: String,
+    pub token_hash: TokenHash,
+    pub status: KeyStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// Whether the key authenticates at `now`: active and not expired.
+    pub fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.status == KeyStatus::Active && self.expires_at.is_none_or(|expires| now < expires)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn key(status: KeyStatus, expires_at: Option<DateTime<Utc>>) -> ApiKey {
+        ApiKey {
+            key_id: "key_1".into(),
+            customer_id: "c".into(),
+            token_hash: TokenHash::of("t"),
+            status,
+            created_at: Utc::now(),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn only_active_unexpired_keys_are_usable() {
+        let now = Utc::now();
+        assert!(key(KeyStatus::Active, None).is_usable_at(now));
+        assert!(key(KeyStatus::Active, Some(now + Duration::seconds(1))).is_usable_at(now));
+        assert!(!key(KeyStatus::Active, Some(now)).is_usable_at(now));
+        assert!(!key(KeyStatus::Revoked, None).is_usable_at(now));
+    }
+
+    #[test]
+    fn limits_read_back_from_older_rows() {
+        let limits: Limits = serde_json::from_str("{}").unwrap();
+        assert_eq!(limits, Limits::default());
+        let limits: Limits = serde_json::from_str(r#"{"daily_request_limit":5}"#).unwrap();
+        assert_eq!(limits.daily_request_limit, Some(5));
+    }
+}

@@ -1,0 +1,20 @@
+//! Tollgate's records and their persisted formats. Pure: types, encodings and checks, no I/O.
+//!
+//! Every persisted or wire format carries a version. The usage event's JSON, Arrow and
+//! Parquet forms are all generated from one field list in [`usage_event`], so a field
+//! cannot be added to one form and forgotten in another.
+
+pub mod arrow_column;
+pub mod bedrock_usage;
+pub mod customer;
+pub mod error;
+pub mod parquet_codec;
+pub mod token;
+pub mod usage_counts;
+pub mod usage_event;
+
+pub use customer::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};
+pub use error::DecodeError;
+pub use token::{SecretToken, TokenHash, TokenShape};
+pub use usage_counts::{CounterKey, DailyUsage, UsageCounts};
+pub use usage_event::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};

@@ -1,0 +1,47 @@
+//! Parquet bytes from usage events and back: ZSTD, fixed row groups, pure (bytes in memory).
+
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::DecodeError;
+use crate::usage_event::{UsageEvent, events_from_record_batch, events_to_record_batch};
+
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+fn parquet_error(error: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Parquet(error.to_string())
+}
+
+/// Encodes events as one Parquet file. The same events in the same order give the same bytes.
+pub fn encode_events_parquet(events: &[UsageEvent]) -> Result<Bytes, DecodeError> {
+    let batch = events_to_record_batch(events)?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by("tollgate".to_owned())
+        .build();
+    let mut buffer = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
+        .map_err(parquet_error)?;
+    writer.write(&batch).map_err(parquet_error)?;
+    writer.close().map_err(parquet_error)?;
+    Ok(Bytes::from(buffer))
+}
+
+/// Decodes every row of a Parquet file written by [`encode_events_parquet`].
+pub fn decode_events_parquet(bytes: Bytes) -> Result<Vec<UsageEvent>, DecodeError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(parquet_error)?
+        .build()
+        .map_err(parquet_error)?;
+    let mut events = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|error| DecodeError::Arrow(error.to_string()))?;
+        events.extend(events_from_record_batch(&batch)?);
+    }
+    Ok(events)
+}

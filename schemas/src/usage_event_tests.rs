@@ -1,0 +1,217 @@
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+use crate::parquet_codec::{decode_events_parquet, encode_events_parquet};
+
+fn sample_event(seq: u64) -> UsageEvent {
+    UsageEvent {
+        event_id: Uuid::now_v7(),
+        schema_version: USAGE_EVENT_SCHEMA_VERSION,
+        occurred_at: Utc.timestamp_millis_opt(1_764_374_400_123).unwrap(),
+        customer_id: "cust-1".into(),
+        key_id: "key_abc".into(),
+        request_id: "req-1".into(),
+        upstream_request_id: Some("up-1".into()),
+        model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
+        operation: Operation::Invoke,
+        status: 200,
+        outcome: Outcome::Success,
+        input_tokens: 12,
+        output_tokens: 34,
+        cache_read_tokens: 0,
+        cache_write_tokens: 1,
+        latency_ms: 56,
+        upstream_latency_ms: Some(50),
+        request_bytes: 300,
+        response_bytes: 700,
+        proxy_instance: "proxy-a".into(),
+        instance_seq: seq,
+    }
+}
+
+#[test]
+fn json_arrow_parquet_round_trip_is_lossless() {
+    let mut events: Vec<UsageEvent> = (1..=5).map(sample_event).collect();
+    events[1].upstream_request_id = None;
+    events[1].upstream_latency_ms = None;
+    events[2].outcome = Outcome::RejectedLimit;
+    events[2].status = 429;
+    events[3].operation = Operation::ConverseStream;
+
+    let decoded_from_json: Vec<UsageEvent> = events
+        .iter()
+        .map(|event| UsageEvent::decode_json(&event.encode_json().unwrap()).unwrap())
+        .collect();
+    assert_eq!(decoded_from_json, events);
+
+    let batch = events_to_record_batch(&decoded_from_json).unwrap();
+    assert_eq!(batch.num_rows(), 5);
+    assert_eq!(events_from_record_batch(&batch).unwrap(), events);
+
+    let parquet_bytes = encode_events_parquet(&events).unwrap();
+    assert_eq!(
+        decode_events_parquet(parquet_bytes.clone()).unwrap(),
+        events
+    );
+    assert_eq!(
+        encode_events_parquet(&events).unwrap(),
+        parquet_bytes,
+        "encoding is deterministic"
+    );
+}
+
+#[test]
+fn arrow_schema_and_json_have_the_same_fields() {
+    let json: serde_json::Value =
+        serde_json::from_slice(&sample_event(1).encode_json().unwrap()).unwrap();
+    let mut json_fields: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let schema = usage_event_arrow_schema();
+    let mut arrow_fields: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|field| field.name().as_str())
+        .collect();
+    json_fields.sort_unstable();
+    arrow_fields.sort_unstable();
+    assert_eq!(json_fields, arrow_fields);
+    assert_eq!(USAGE_EVENT_COLUMNS.len(), arrow_fields.len());
+}
+
+#[test]
+fn json_is_versioned_and_readable() {
+    let text = String::from_utf8(sample_event(1).encode_json().unwrap()).unwrap();
+    assert!(text.contains(r#""schema_version":1"#), "{text}");
+    assert!(
+        text.contains(r#""occurred_at":"2025-11-29T00:00:00.123Z""#),
+        "{text}"
+    );
+    assert!(text.contains(r#""outcome":"success""#), "{text}");
+}
+
+#[test]
+fn unknown_version_is_a_typed_error() {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&sample_event(1).encode_json().unwrap()).unwrap();
+    json["schema_version"] = serde_json::json!(2);
+    assert_eq!(
+        UsageEvent::decode_json(json.to_string().as_bytes()),
+        Err(DecodeError::UnknownVersion {
+            found: 2,
+            supported: 1
+        })
+    );
+    json.as_object_mut().unwrap().remove("schema_version");
+    assert_eq!(
+        UsageEvent::decode_json(json.to_string().as_bytes()),
+        Err(DecodeError::MissingVersion)
+    );
+}
+
+#[test]
+fn corrupt_records_are_typed_errors() {
+    for corrupt in [
+        &b""[..],
+        b"\xff\xfe\x00",
+        b"{",
+        b"[]",
+        b"null",
+        br#"{"schema_version":"one"}"#,
+        br#"{"schema_version":1}"#,
+        br#"{"schema_version":1,"event_id":"not-a-uuid"}"#,
+    ] {
+        assert!(UsageEvent::decode_json(corrupt).is_err(), "{corrupt:?}");
+    }
+    assert!(matches!(
+        decode_events_parquet(bytes::Bytes::from_static(b"PAR1 not really")),
+        Err(DecodeError::Parquet(_))
+    ));
+}
+
+#[test]
+fn batch_with_a_missing_or_wrong_column_is_a_typed_error() {
+    let batch = events_to_record_batch(&[sample_event(1)]).unwrap();
+    let without_status = batch.project(&[0, 1, 2]).unwrap();
+    assert!(matches!(
+        events_from_record_batch(&without_status),
+        Err(DecodeError::MissingColumn { .. })
+    ));
+}
+
+fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
+    (
+        any::<u128>(),
+        0i64..4_102_444_800_000,
+        "[a-z0-9-]{1,20}",
+        proptest::option::of("[ -~]{0,30}"),
+        prop_oneof![
+            Just(Operation::Invoke),
+            Just(Operation::InvokeStream),
+            Just(Operation::Converse),
+            Just(Operation::ConverseStream)
+        ],
+        prop_oneof![
+            Just(Outcome::Success),
+            Just(Outcome::ClientError),
+            Just(Outcome::UpstreamError),
+            Just(Outcome::RejectedLimit),
+            Just(Outcome::ClientAborted)
+        ],
+        (
+            0u64..=i64::MAX as u64,
+            0u64..1_000_000,
+            proptest::option::of(0u64..100_000),
+        ),
+        any::<u16>(),
+    )
+        .prop_map(
+            |(
+                id,
+                millis,
+                customer,
+                upstream,
+                operation,
+                outcome,
+                (tokens, latency, upstream_latency),
+                status,
+            )| {
+                UsageEvent {
+                    event_id: Uuid::from_u128(id),
+                    occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
+                    customer_id: customer.clone(),
+                    upstream_request_id: upstream,
+                    operation,
+                    outcome,
+                    input_tokens: tokens,
+                    latency_ms: latency,
+                    upstream_latency_ms: upstream_latency,
+                    status,
+                    model_id: format!("model/{customer}"),
+                    ..sample_event(1)
+                }
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn any_event_round_trips_through_every_format(events in proptest::collection::vec(arbitrary_event(), 0..20)) {
+        for event in &events {
+            prop_assert_eq!(&UsageEvent::decode_json(&event.encode_json().unwrap()).unwrap(), event);
+        }
+        let parquet_bytes = encode_events_parquet(&events).unwrap();
+        prop_assert_eq!(decode_events_parquet(parquet_bytes).unwrap(), events);
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = UsageEvent::decode_json(&bytes);
+        let _ = decode_events_parquet(bytes::Bytes::from(bytes));
+    }
+}

@@ -1,0 +1,188 @@
+//! The `Counters` contract suite.
+
+use schemas::{Outcome, UsageCounts};
+
+use super::{day, event_on, unique};
+use crate::counters::{Counters, SourcedEvent};
+
+/// Runs every scenario against one backend.
+pub async fn run_all(counters: &dyn Counters) {
+    applying_counts_requests_tokens_errors_and_rejections(counters).await;
+    applying_the_same_batch_twice_counts_once(counters).await;
+    overlapping_batches_count_each_event_once(counters).await;
+    the_same_event_from_another_source_is_a_duplicate(counters).await;
+    duplicates_within_one_batch_count_once(counters).await;
+    concurrent_applies_of_one_batch_count_once(counters).await;
+    reads_filter_by_customer_and_day_range(counters).await;
+}
+
+fn sourced(events: &[schemas::UsageEvent], source_prefix: &str) -> Vec<SourcedEvent> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| SourcedEvent {
+            source: format!("{source_prefix}/{index}"),
+            event: event.clone(),
+        })
+        .collect()
+}
+
+async fn total(counters: &dyn Counters, customer_id: &str) -> UsageCounts {
+    let cells = counters.read(customer_id, day(0), day(27)).await.unwrap();
+    schemas::usage_counts::total_counts(cells.iter().map(|cell| &cell.counts))
+}
+
+async fn applying_counts_requests_tokens_errors_and_rejections(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let events = vec![
+        event_on(&customer, day(0), "model-a", Outcome::Success, 10, 20),
+        event_on(&customer, day(0), "model-a", Outcome::UpstreamError, 5, 0),
+        event_on(&customer, day(0), "model-b", Outcome::RejectedLimit, 0, 0),
+        event_on(&customer, day(1), "model-a", Outcome::Success, 1, 2),
+    ];
+    let report = counters
+        .apply(&sourced(&events, &unique("p")))
+        .await
+        .unwrap();
+    assert_eq!(report.counted, 4);
+    assert_eq!(report.duplicates, 0);
+    assert_eq!(report.owned.len(), 4);
+
+    let cells = counters.read(&customer, day(0), day(1)).await.unwrap();
+    let summary: Vec<(chrono::NaiveDate, &str, u64, u64, u64, u64, u64)> = cells
+        .iter()
+        .map(|cell| {
+            (
+                cell.day,
+                cell.model_id.as_str(),
+                cell.counts.requests,
+                cell.counts.rejected,
+                cell.counts.errors,
+                cell.counts.input_tokens,
+                cell.counts.output_tokens,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (day(0), "model-a", 2, 0, 1, 15, 20),
+            (day(0), "model-b", 0, 1, 0, 0, 0),
+            (day(1), "model-a", 1, 0, 0, 1, 2),
+        ]
+    );
+}
+
+async fn applying_the_same_batch_twice_counts_once(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let events: Vec<_> = (0..3)
+        .map(|_| event_on(&customer, day(2), "model-a", Outcome::Success, 7, 3))
+        .collect();
+    let batch = sourced(&events, &unique("p"));
+    counters.apply(&batch).await.unwrap();
+    let again = counters.apply(&batch).await.unwrap();
+    assert_eq!(again.counted, 0);
+    assert_eq!(
+        again.duplicates, 0,
+        "a retry of the same records is not a duplicate"
+    );
+    assert_eq!(again.owned.len(), 3, "a retry still owns its records");
+    let counts = total(counters, &customer).await;
+    assert_eq!(
+        (counts.requests, counts.input_tokens, counts.output_tokens),
+        (3, 21, 9)
+    );
+}
+
+async fn overlapping_batches_count_each_event_once(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let events: Vec<_> = (0..4)
+        .map(|_| event_on(&customer, day(3), "model-a", Outcome::Success, 1, 1))
+        .collect();
+    let all = sourced(&events, &unique("p"));
+    counters.apply(&all[0..3]).await.unwrap();
+    let second = counters.apply(&all[1..4]).await.unwrap();
+    assert_eq!(second.counted, 1);
+    assert_eq!(second.owned.len(), 3);
+    assert_eq!(total(counters, &customer).await.requests, 4);
+}
+
+async fn the_same_event_from_another_source_is_a_duplicate(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let event = event_on(&customer, day(4), "model-a", Outcome::Success, 2, 2);
+    counters
+        .apply(&sourced(std::slice::from_ref(&event), &unique("p")))
+        .await
+        .unwrap();
+    let redelivered = counters
+        .apply(&sourced(&[event], &unique("p")))
+        .await
+        .unwrap();
+    assert_eq!(redelivered.counted, 0);
+    assert_eq!(redelivered.duplicates, 1);
+    assert!(
+        redelivered.owned.is_empty(),
+        "a duplicate at another position is not owned"
+    );
+    assert_eq!(total(counters, &customer).await.requests, 1);
+}
+
+async fn duplicates_within_one_batch_count_once(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let event = event_on(&customer, day(5), "model-a", Outcome::Success, 4, 4);
+    let source = unique("p");
+    let batch = vec![
+        SourcedEvent {
+            source: format!("{source}/1"),
+            event: event.clone(),
+        },
+        SourcedEvent {
+            source: format!("{source}/2"),
+            event,
+        },
+    ];
+    let report = counters.apply(&batch).await.unwrap();
+    assert_eq!(
+        (report.counted, report.duplicates, report.owned.len()),
+        (1, 1, 1)
+    );
+    assert_eq!(total(counters, &customer).await.input_tokens, 4);
+}
+
+async fn concurrent_applies_of_one_batch_count_once(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let events: Vec<_> = (0..20)
+        .map(|_| event_on(&customer, day(6), "model-a", Outcome::Success, 1, 0))
+        .collect();
+    let batch = sourced(&events, &unique("p"));
+    let (first, second) = tokio::join!(counters.apply(&batch), counters.apply(&batch));
+    let counted = first.unwrap().counted + second.unwrap().counted;
+    assert_eq!(counted, 20);
+    assert_eq!(total(counters, &customer).await.requests, 20);
+}
+
+async fn reads_filter_by_customer_and_day_range(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let other = unique("cust");
+    let events = vec![
+        event_on(&customer, day(10), "m", Outcome::Success, 1, 1),
+        event_on(&customer, day(11), "m", Outcome::Success, 1, 1),
+        event_on(&customer, day(12), "m", Outcome::Success, 1, 1),
+        event_on(&other, day(11), "m", Outcome::Success, 1, 1),
+    ];
+    counters
+        .apply(&sourced(&events, &unique("p")))
+        .await
+        .unwrap();
+    let cells = counters.read(&customer, day(11), day(11)).await.unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].day, day(11));
+    assert_eq!(cells[0].counts.requests, 1);
+    assert!(
+        counters
+            .read(&unique("nobody"), day(0), day(27))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,62 @@
+//! Contract test suites, one per port, shared by every backend.
+//!
+//! A backend's tests call `run_all` with a fresh instance. Scenarios use random ids, so
+//! they can also run against shared emulator tables.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod counters;
+pub mod event_log;
+pub mod registry;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+use uuid::Uuid;
+
+/// A unique id for one scenario's records.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", Uuid::now_v7().simple())
+}
+
+/// An event of `customer` on `day` (noon UTC) with the given model, outcome and tokens.
+pub fn event_on(
+    customer_id: &str,
+    day: NaiveDate,
+    model_id: &str,
+    outcome: Outcome,
+    input_tokens: u64,
+    output_tokens: u64,
+) -> UsageEvent {
+    let noon = day.and_hms_opt(12, 0, 0).unwrap();
+    UsageEvent {
+        event_id: Uuid::now_v7(),
+        schema_version: USAGE_EVENT_SCHEMA_VERSION,
+        occurred_at: Utc.from_utc_datetime(&noon),
+        customer_id: customer_id.to_owned(),
+        key_id: "key_contract".into(),
+        request_id: Uuid::now_v7().to_string(),
+        upstream_request_id: None,
+        model_id: model_id.to_owned(),
+        operation: Operation::Invoke,
+        status: if outcome == Outcome::RejectedLimit {
+            429
+        } else {
+            200
+        },
+        outcome,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        latency_ms: 1,
+        upstream_latency_ms: None,
+        request_bytes: 10,
+        response_bytes: 20,
+        proxy_instance: "contract".into(),
+        instance_seq: 1,
+    }
+}
+
+/// A fixed day used by the scenarios.
+pub fn day(offset: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 1 + offset).unwrap()
+}

@@ -1,0 +1,167 @@
+//! The `Registry` contract suite.
+
+use chrono::{Duration, SubsecRound, Utc};
+use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+
+use super::unique;
+use crate::StoreError;
+use crate::registry::Registry;
+
+/// Runs every scenario against one backend.
+pub async fn run_all(registry: &dyn Registry) {
+    created_customers_and_keys_read_back(registry).await;
+    duplicate_ids_and_token_hashes_conflict_atomically(registry).await;
+    replacing_keys_revokes_the_old_ones(registry).await;
+    limits_are_replaced(registry).await;
+    absent_records_read_as_none_and_mutations_fail(registry).await;
+}
+
+fn new_customer() -> Customer {
+    Customer {
+        customer_id: unique("cust"),
+        name: "Contract Co".into(),
+        email: "ops@contract.example".into(),
+        status: CustomerStatus::Active,
+        created_at: Utc::now().trunc_subsecs(3),
+        limits: Limits::default(),
+    }
+}
+
+fn new_key(customer_id: &str) -> ApiKey {
+    ApiKey {
+        key_id: unique("key"),
+        customer_id: customer_id.to_owned(),
+        token_hash: TokenHash::of(&unique("token")),
+        status: KeyStatus::Active,
+        created_at: Utc::now().trunc_subsecs(3),
+        expires_at: Some((Utc::now() + Duration::days(90)).trunc_subsecs(3)),
+    }
+}
+
+async fn created_customers_and_keys_read_back(registry: &dyn Registry) {
+    let customer = new_customer();
+    let key = new_key(&customer.customer_id);
+    registry.create_customer(&customer, &key).await.unwrap();
+
+    assert_eq!(
+        registry.customer(&customer.customer_id).await.unwrap(),
+        Some(customer.clone())
+    );
+    assert_eq!(
+        registry.key_by_token_hash(&key.token_hash).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(
+        registry
+            .keys_of_customer(&customer.customer_id)
+            .await
+            .unwrap(),
+        vec![key]
+    );
+    let listed = registry.list_customers().await.unwrap();
+    assert!(listed.contains(&customer));
+}
+
+async fn duplicate_ids_and_token_hashes_conflict_atomically(registry: &dyn Registry) {
+    let customer = new_customer();
+    let key = new_key(&customer.customer_id);
+    registry.create_customer(&customer, &key).await.unwrap();
+
+    let again = registry
+        .create_customer(&customer, &new_key(&customer.customer_id))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+
+    let second = new_customer();
+    let reused_token = ApiKey {
+        customer_id: second.customer_id.clone(),
+        key_id: unique("key"),
+        ..key.clone()
+    };
+    let reused = registry.create_customer(&second, &reused_token).await;
+    assert!(matches!(reused, Err(StoreError::Conflict(_))), "{reused:?}");
+    assert_eq!(
+        registry.customer(&second.customer_id).await.unwrap(),
+        None,
+        "a conflicting create writes nothing"
+    );
+}
+
+async fn replacing_keys_revokes_the_old_ones(registry: &dyn Registry) {
+    let customer = new_customer();
+    let old_key = new_key(&customer.customer_id);
+    registry.create_customer(&customer, &old_key).await.unwrap();
+
+    let new_key_record = new_key(&customer.customer_id);
+    registry.replace_keys(&new_key_record).await.unwrap();
+
+    let old = registry
+        .key_by_token_hash(&old_key.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.status, KeyStatus::Revoked);
+    let new = registry
+        .key_by_token_hash(&new_key_record.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.status, KeyStatus::Active);
+    assert_eq!(
+        registry
+            .keys_of_customer(&customer.customer_id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let reuse = registry
+        .replace_keys(&ApiKey {
+            key_id: unique("key"),
+            ..new_key_record.clone()
+        })
+        .await;
+    assert!(matches!(reuse, Err(StoreError::Conflict(_))), "{reuse:?}");
+}
+
+async fn limits_are_replaced(registry: &dyn Registry) {
+    let customer = new_customer();
+    registry
+        .create_customer(&customer, &new_key(&customer.customer_id))
+        .await
+        .unwrap();
+    let limits = Limits {
+        daily_request_limit: Some(1000),
+    };
+    registry
+        .set_limits(&customer.customer_id, &limits)
+        .await
+        .unwrap();
+    let stored = registry
+        .customer(&customer.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.limits, limits);
+}
+
+async fn absent_records_read_as_none_and_mutations_fail(registry: &dyn Registry) {
+    let absent = unique("absent");
+    assert_eq!(registry.customer(&absent).await.unwrap(), None);
+    assert_eq!(
+        registry
+            .key_by_token_hash(&TokenHash::of(&absent))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(registry.keys_of_customer(&absent).await.unwrap().is_empty());
+    let limits = registry.set_limits(&absent, &Limits::default()).await;
+    assert!(
+        matches!(limits, Err(StoreError::NotFound { .. })),
+        "{limits:?}"
+    );
+    let keys = registry.replace_keys(&new_key(&absent)).await;
+    assert!(matches!(keys, Err(StoreError::NotFound { .. })), "{keys:?}");
+}

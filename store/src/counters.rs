@@ -1,0 +1,54 @@
+//! The `Counters` port: per customer, UTC day and model counters, exactly once per `event_id`.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use schemas::{DailyUsage, UsageEvent};
+use uuid::Uuid;
+
+use crate::Result;
+
+/// An event and the log record it came from (`partition/position`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcedEvent {
+    pub source: String,
+    pub event: UsageEvent,
+}
+
+/// What one `apply` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Events counted for the first time by this call.
+    pub counted: usize,
+    /// Events whose `event_id` was already counted from another source (or earlier in this batch).
+    pub duplicates: usize,
+    /// Events whose dedupe mark belongs to the source given here, counted now or by an
+    /// earlier apply of the same record. Exactly these belong in that source's Parquet file.
+    pub owned: HashSet<Uuid>,
+}
+
+/// Counters per (customer, UTC day, model).
+///
+/// Contracts every backend keeps:
+/// - `apply` counts each `event_id` at most once, ever: applying the same batch twice, or
+///   overlapping batches, changes nothing the second time. The dedupe mark (`event_id` →
+///   source) and the counter increments commit atomically: after a failure either both
+///   happened or neither did.
+/// - Re-applying an event from the source that first counted it reports it `owned`; from
+///   any other source it is a duplicate and not owned.
+/// - `read` returns cells for days in `from..=to`, ordered by day then model, and omits
+///   cells with no events. An unknown customer reads as empty.
+#[async_trait]
+pub trait Counters: Send + Sync {
+    /// Applies a batch of events idempotently by `event_id`.
+    async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport>;
+
+    /// Reads one customer's counters for an inclusive range of UTC days.
+    async fn read(
+        &self,
+        customer_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>>;
+}

@@ -1,0 +1,145 @@
+//! The embedded backend: every port on one SQLite file in WAL mode.
+//!
+//! Calls run on Tokio's blocking pool. One connection per `EmbeddedStore`, guarded by a
+//! mutex; other processes (the CLI while `serve` runs) share the file through WAL and a
+//! busy timeout.
+
+mod counters;
+mod event_log;
+mod registry;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+/// Partition name of the embedded log (it has one).
+pub const EMBEDDED_PARTITION: &str = "0";
+
+/// Every port on one SQLite database file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    connection: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EmbeddedStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database at `path`, in WAL mode, and migrates it.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Unavailable(format!(
+                    "cannot create directory {}: {error}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&connection)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    async fn with_connection<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = connection
+                .lock()
+                .map_err(|_| StoreError::Task("sqlite connection lock poisoned".into()))?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract;
+
+    fn temp_store() -> (tempfile::TempDir, EmbeddedStore) {
+        let directory = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&directory.path().join("tollgate.db")).unwrap();
+        (directory, store)
+    }
+
+    #[tokio::test]
+    async fn embedded_event_log_contract() {
+        let (_directory, store) = temp_store();
+        contract::event_log::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_registry_contract() {
+        let (_directory, store) = temp_store();
+        contract::registry::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_counters_contract() {
+        let (_directory, store) = temp_store();
+        contract::counters::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn database_is_in_wal_mode_and_survives_reopen() {
+        use crate::EventLog;
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("nested").join("tollgate.db");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let mode: String = store
+            .with_connection(|connection| {
+                Ok(connection.pragma_query_value(None, "journal_mode", |row| row.get(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store
+            .commit_checkpoint("c", EMBEDDED_PARTITION, "00000000000000000003")
+            .await
+            .unwrap();
+        drop(store);
+        let reopened = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(
+            reopened
+                .load_checkpoint("c", EMBEDDED_PARTITION)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("00000000000000000003")
+        );
+    }
+}

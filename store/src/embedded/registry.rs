@@ -1,0 +1,225 @@
+//! `Registry` on SQLite: `customers` and `api_keys` tables; token hashes are unique.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+
+use super::EmbeddedStore;
+use crate::registry::Registry;
+use crate::{Result, StoreError};
+
+const CUSTOMER_COLUMNS: &str = "customer_id, name, email, status, created_at_ms, limits_json";
+const KEY_COLUMNS: &str = "key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms";
+
+fn timestamp(millis: i64) -> rusqlite::Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, millis))
+}
+
+fn corrupt_text(column: usize, what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} {value:?}").into(),
+    )
+}
+
+fn customer_from_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
+    let status: String = row.get(3)?;
+    let limits_json: String = row.get(5)?;
+    Ok(Customer {
+        customer_id: row.get(0)?,
+        name: row.get(1)?,
+        email: row.get(2)?,
+        status: CustomerStatus::parse(&status)
+            .ok_or_else(|| corrupt_text(3, "customer status", &status))?,
+        created_at: timestamp(row.get(4)?)?,
+        limits: serde_json::from_str::<Limits>(&limits_json).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, error.into())
+        })?,
+    })
+}
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let status: String = row.get(3)?;
+    Ok(ApiKey {
+        key_id: row.get(0)?,
+        customer_id: row.get(1)?,
+        token_hash: TokenHash::from_stored(row.get(2)?),
+        status: KeyStatus::parse(&status).ok_or_else(|| corrupt_text(3, "key status", &status))?,
+        created_at: timestamp(row.get(4)?)?,
+        expires_at: row.get::<_, Option<i64>>(5)?.map(timestamp).transpose()?,
+    })
+}
+
+fn limits_json(limits: &Limits) -> Result<String> {
+    serde_json::to_string(limits).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn insert_key(transaction: &rusqlite::Transaction<'_>, key: &ApiKey) -> Result<()> {
+    let inserted = transaction.execute(
+        &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![
+            key.key_id,
+            key.customer_id,
+            key.token_hash.as_str(),
+            key.status.as_str(),
+            key.created_at.timestamp_millis(),
+            key.expires_at.map(|expires| expires.timestamp_millis()),
+        ],
+    );
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+        {
+            Err(StoreError::Conflict(
+                "that token or key id is already in use".into(),
+            ))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[async_trait]
+impl Registry for EmbeddedStore {
+    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()> {
+        let (customer, first_key) = (customer.clone(), first_key.clone());
+        let limits = limits_json(&customer.limits)?;
+        self.with_connection(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let inserted = transaction.execute(
+                &format!(
+                    "INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
+                params![
+                    customer.customer_id,
+                    customer.name,
+                    customer.email,
+                    customer.status.as_str(),
+                    customer.created_at.timestamp_millis(),
+                    limits,
+                ],
+            );
+            match inserted {
+                Ok(_) => {}
+                Err(error)
+                    if error.sqlite_error_code()
+                        == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "customer {} already exists",
+                        customer.customer_id
+                    )));
+                }
+                Err(error) => return Err(error.into()),
+            }
+            insert_key(&transaction, &first_key)?;
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn customer(&self, customer_id: &str) -> Result<Option<Customer>> {
+        let customer_id = customer_id.to_owned();
+        self.with_connection(move |connection| {
+            Ok(connection
+                .query_row(
+                    &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE customer_id = ?1"),
+                    params![customer_id],
+                    customer_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_customers(&self) -> Result<Vec<Customer>> {
+        self.with_connection(|connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY created_at_ms, customer_id"
+            ))?;
+            let rows = select.query_map([], customer_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn key_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<ApiKey>> {
+        let token_hash = token_hash.clone();
+        self.with_connection(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = ?1"
+            ))?;
+            Ok(select
+                .query_row(params![token_hash.as_str()], key_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn keys_of_customer(&self, customer_id: &str) -> Result<Vec<ApiKey>> {
+        let customer_id = customer_id.to_owned();
+        self.with_connection(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE customer_id = ?1 ORDER BY created_at_ms, key_id"
+            ))?;
+            let rows = select.query_map(params![customer_id], key_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()> {
+        let new_key = new_key.clone();
+        self.with_connection(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let exists: Option<i64> = transaction
+                .query_row(
+                    "SELECT 1 FROM customers WHERE customer_id = ?1",
+                    params![new_key.customer_id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::not_found(format!(
+                    "customer {}",
+                    new_key.customer_id
+                )));
+            }
+            transaction.execute(
+                "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND status = ?3",
+                params![
+                    KeyStatus::Revoked.as_str(),
+                    new_key.customer_id,
+                    KeyStatus::Active.as_str()
+                ],
+            )?;
+            insert_key(&transaction, &new_key)?;
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {
+        let customer_id = customer_id.to_owned();
+        let limits = limits_json(limits)?;
+        self.with_connection(move |connection| {
+            let updated = connection.execute(
+                "UPDATE customers SET limits_json = ?1 WHERE customer_id = ?2",
+                params![limits, customer_id],
+            )?;
+            if updated == 0 {
+                return Err(StoreError::not_found(format!("customer {customer_id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+}

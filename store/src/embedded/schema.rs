@@ -1,0 +1,75 @@
+//! The embedded database's tables, versioned with `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE event_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    partition_key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    appended_at_ms INTEGER NOT NULL
+);
+CREATE TABLE checkpoints (
+    consumer TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    position TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (consumer, partition)
+) WITHOUT ROWID;
+CREATE TABLE customers (
+    customer_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    limits_json TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers (customer_id),
+    token_hash TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER
+) WITHOUT ROWID;
+CREATE INDEX api_keys_by_customer ON api_keys (customer_id, created_at_ms);
+CREATE TABLE counter_dedupe (
+    event_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    applied_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE usage_counters (
+    customer_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    rejected INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, day, model_id)
+) WITHOUT ROWID;
+";
+
+/// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
+pub fn migrate(connection: &Connection) -> Result<()> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this build's {SCHEMA_VERSION}; upgrade tollgate"
+        )));
+    }
+    if version == 0 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The `EventLog` port: an append-only, partitioned log of usage-event records.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// A record to append. The partition key decides the partition (the customer id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+/// A record read back, with where it sits in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub partition: String,
+    /// Opaque, backend-defined, increasing within a partition.
+    pub position: String,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+/// Why one record of an append was not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendFailure {
+    /// Whether appending the same record again may succeed.
+    pub retryable: bool,
+    pub message: String,
+}
+
+/// The outcome of one record of an append: its position, or why it failed.
+pub type AppendResult = std::result::Result<String, AppendFailure>;
+
+/// An append-only, partitioned log.
+///
+/// Contracts every backend keeps:
+/// - `append` returns exactly one result per input record, in input order. A record with
+///   an `Ok` result is durable; one with an `Err` result was not written and may be
+///   retried alone. An `Err` from the call itself means nothing is known about the
+///   batch, so callers retry it whole (consumers dedupe by `event_id`).
+/// - Within a partition, `read` returns records in append order, after `after`
+///   (exclusive), at most `max_records` of them. `after = None` reads from the start.
+/// - Checkpoints are per consumer name and partition. `load_checkpoint` returns `Ok(None)`
+///   when nothing was committed. A committed checkpoint survives restarts.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends records; one result per record, in order.
+    async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>>;
+
+    /// The partitions that currently exist, in a stable order.
+    async fn partitions(&self) -> Result<Vec<String>>;
+
+    /// Reads up to `max_records` records of `partition` after position `after`.
+    async fn read(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        max_records: usize,
+    ) -> Result<Vec<LogEntry>>;
+
+    /// The last committed position of `consumer` in `partition`.
+    async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>>;
+
+    /// Commits `position` as the last record `consumer` has fully applied in `partition`.
+    async fn commit_checkpoint(
+        &self,
+        consumer: &str,
+        partition: &str,
+        position: &str,
+    ) -> Result<()>;
+}

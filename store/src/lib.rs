@@ -1,0 +1,30 @@
+//! Tollgate's ports and their backends.
+//!
+//! Each external system sits behind one small trait:
+//! - [`EventLog`]: the append-only log of usage events, read per partition from a checkpoint;
+//! - [`Registry`]: customers, keys (looked up by token hash) and limits;
+//! - [`Counters`]: per customer, day and model counters, applied idempotently by `event_id`;
+//! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation).
+//!
+//! Parquet, archive and quarantine objects go through the `object_store` crate directly.
+//! Backends: [`embedded`] (one SQLite file, the default), [`memory`] (tests), and later `aws`.
+
+pub mod bedrock;
+pub mod counters;
+pub mod embedded;
+pub mod error;
+pub mod event_log;
+pub mod memory;
+pub mod model_runtime;
+pub mod objects;
+pub mod registry;
+pub mod simulated;
+
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
+
+pub use counters::{ApplyReport, Counters, SourcedEvent};
+pub use error::{Result, StoreError};
+pub use event_log::{AppendFailure, AppendResult, EventLog, LogEntry, LogRecord};
+pub use model_runtime::{ModelAnswer, ModelInvocation, ModelRuntime, RuntimeError};
+pub use registry::Registry;

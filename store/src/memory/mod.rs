@@ -1,0 +1,291 @@
+//! In-memory backends for tests: one `MemoryStore` implements every port, with the same
+//! contracts as the durable backends (it passes the same contract suites).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use schemas::usage_counts::aggregate_events;
+use schemas::{
+    ApiKey, CounterKey, Customer, DailyUsage, KeyStatus, Limits, TokenHash, UsageCounts,
+};
+use uuid::Uuid;
+
+use crate::counters::{ApplyReport, Counters, SourcedEvent};
+use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord};
+use crate::registry::Registry;
+use crate::{Result, StoreError};
+
+/// Partition name of the memory log (it has one).
+pub const MEMORY_PARTITION: &str = "0";
+
+#[derive(Default)]
+struct MemoryState {
+    log: Vec<LogRecord>,
+    checkpoints: HashMap<(String, String), String>,
+    customers: BTreeMap<String, Customer>,
+    keys: Vec<ApiKey>,
+    dedupe_marks: HashMap<Uuid, String>,
+    cells: BTreeMap<CounterKey, UsageCounts>,
+}
+
+/// Every port, in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("MemoryStore")
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, MemoryState>> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Task("memory store lock poisoned".into()))
+    }
+}
+
+fn format_position(index: usize) -> String {
+    format!("{index:020}")
+}
+
+fn parse_position(position: &str) -> Result<usize> {
+    position
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("invalid memory log position {position:?}")))
+}
+
+#[async_trait]
+impl EventLog for MemoryStore {
+    async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
+        let mut state = self.state()?;
+        let mut results = Vec::with_capacity(records.len());
+        for record in records {
+            state.log.push(record.clone());
+            results.push(Ok(format_position(state.log.len())));
+        }
+        Ok(results)
+    }
+
+    async fn partitions(&self) -> Result<Vec<String>> {
+        Ok(vec![MEMORY_PARTITION.to_owned()])
+    }
+
+    async fn read(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        max_records: usize,
+    ) -> Result<Vec<LogEntry>> {
+        if partition != MEMORY_PARTITION {
+            return Err(StoreError::not_found(format!("partition {partition}")));
+        }
+        let start = after.map(parse_position).transpose()?.unwrap_or(0);
+        let state = self.state()?;
+        Ok(state
+            .log
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(max_records)
+            .map(|(index, record)| LogEntry {
+                partition: MEMORY_PARTITION.to_owned(),
+                position: format_position(index + 1),
+                partition_key: record.partition_key.clone(),
+                data: record.data.clone(),
+            })
+            .collect())
+    }
+
+    async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>> {
+        Ok(self
+            .state()?
+            .checkpoints
+            .get(&(consumer.to_owned(), partition.to_owned()))
+            .cloned())
+    }
+
+    async fn commit_checkpoint(
+        &self,
+        consumer: &str,
+        partition: &str,
+        position: &str,
+    ) -> Result<()> {
+        self.state()?.checkpoints.insert(
+            (consumer.to_owned(), partition.to_owned()),
+            position.to_owned(),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Registry for MemoryStore {
+    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()> {
+        let mut state = self.state()?;
+        if state.customers.contains_key(&customer.customer_id) {
+            return Err(StoreError::Conflict(format!(
+                "customer {} already exists",
+                customer.customer_id
+            )));
+        }
+        if state
+            .keys
+            .iter()
+            .any(|key| key.token_hash == first_key.token_hash)
+        {
+            return Err(StoreError::Conflict("that token is already in use".into()));
+        }
+        state
+            .customers
+            .insert(customer.customer_id.clone(), customer.clone());
+        state.keys.push(first_key.clone());
+        Ok(())
+    }
+
+    async fn customer(&self, customer_id: &str) -> Result<Option<Customer>> {
+        Ok(self.state()?.customers.get(customer_id).cloned())
+    }
+
+    async fn list_customers(&self) -> Result<Vec<Customer>> {
+        let mut customers: Vec<Customer> = self.state()?.customers.values().cloned().collect();
+        customers
+            .sort_by(|a, b| (a.created_at, &a.customer_id).cmp(&(b.created_at, &b.customer_id)));
+        Ok(customers)
+    }
+
+    async fn key_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<ApiKey>> {
+        Ok(self
+            .state()?
+            .keys
+            .iter()
+            .find(|key| &key.token_hash == token_hash)
+            .cloned())
+    }
+
+    async fn keys_of_customer(&self, customer_id: &str) -> Result<Vec<ApiKey>> {
+        Ok(self
+            .state()?
+            .keys
+            .iter()
+            .filter(|key| key.customer_id == customer_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()> {
+        let mut state = self.state()?;
+        if !state.customers.contains_key(&new_key.customer_id) {
+            return Err(StoreError::not_found(format!(
+                "customer {}",
+                new_key.customer_id
+            )));
+        }
+        if state
+            .keys
+            .iter()
+            .any(|key| key.token_hash == new_key.token_hash)
+        {
+            return Err(StoreError::Conflict("that token is already in use".into()));
+        }
+        for key in state
+            .keys
+            .iter_mut()
+            .filter(|key| key.customer_id == new_key.customer_id)
+        {
+            key.status = KeyStatus::Revoked;
+        }
+        state.keys.push(new_key.clone());
+        Ok(())
+    }
+
+    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {
+        let mut state = self.state()?;
+        let customer = state
+            .customers
+            .get_mut(customer_id)
+            .ok_or_else(|| StoreError::not_found(format!("customer {customer_id}")))?;
+        customer.limits = limits.clone();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Counters for MemoryStore {
+    async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
+        let mut state = self.state()?;
+        let mut report = ApplyReport::default();
+        let mut newly_counted = Vec::new();
+        for sourced in events {
+            let event_id = sourced.event.event_id;
+            match state.dedupe_marks.get(&event_id) {
+                Some(owner) if owner == &sourced.source => {
+                    report.owned.insert(event_id);
+                }
+                Some(_) => report.duplicates += 1,
+                None => {
+                    state.dedupe_marks.insert(event_id, sourced.source.clone());
+                    report.owned.insert(event_id);
+                    report.counted += 1;
+                    newly_counted.push(&sourced.event);
+                }
+            }
+        }
+        for (key, counts) in aggregate_events(newly_counted) {
+            state.cells.entry(key).or_default().add(&counts);
+        }
+        Ok(report)
+    }
+
+    async fn read(
+        &self,
+        customer_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>> {
+        let state = self.state()?;
+        let mut usage: Vec<DailyUsage> = state
+            .cells
+            .iter()
+            .filter(|(key, _)| key.customer_id == customer_id && key.day >= from && key.day <= to)
+            .map(|(key, counts)| DailyUsage {
+                day: key.day,
+                model_id: key.model_id.clone(),
+                counts: *counts,
+            })
+            .collect();
+        usage.sort_by(|a, b| (a.day, &a.model_id).cmp(&(b.day, &b.model_id)));
+        Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract;
+
+    #[tokio::test]
+    async fn memory_event_log_contract() {
+        contract::event_log::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_registry_contract() {
+        contract::registry::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_counters_contract() {
+        contract::counters::run_all(&MemoryStore::new()).await;
+    }
+}

@@ -1,0 +1,39 @@
+//! The `Registry` port: customers, their keys and their limits.
+
+use async_trait::async_trait;
+use schemas::{ApiKey, Customer, Limits, TokenHash};
+
+use crate::Result;
+
+/// Customers, keys and limits.
+///
+/// Contracts every backend keeps:
+/// - Token hashes are unique across all keys of all customers; a duplicate is `Conflict`.
+/// - `create_customer` writes the customer and its first key atomically.
+/// - Lookups return `Ok(None)` when the record is absent; mutations of an absent customer
+///   return `NotFound`.
+/// - `list_customers` orders by creation time, then id.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Creates a customer with its first key. `Conflict` if the id or token hash exists.
+    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()>;
+
+    /// One customer, or `None`.
+    async fn customer(&self, customer_id: &str) -> Result<Option<Customer>>;
+
+    /// Every customer.
+    async fn list_customers(&self) -> Result<Vec<Customer>>;
+
+    /// The key with this token hash, whatever its status, or `None`.
+    async fn key_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<ApiKey>>;
+
+    /// Every key of a customer, oldest first.
+    async fn keys_of_customer(&self, customer_id: &str) -> Result<Vec<ApiKey>>;
+
+    /// Adds `new_key` and revokes every other active key of its customer, atomically.
+    /// `NotFound` if the customer is absent, `Conflict` if the token hash is in use.
+    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()>;
+
+    /// Replaces a customer's limits. `NotFound` if the customer is absent.
+    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()>;
+}
