@@ -1,1 +1,12 @@
-//! placeholder
+//! Tollgate's metering consumer: it tails the event log from its checkpoint, quarantines
+//! records it cannot decode, applies the rest to the counters (exactly once per
+//! `event_id`), writes them to Parquet under `usage/dt=YYYY-MM-DD/`, and only then
+//! commits the checkpoint.
+
+pub mod consumer;
+pub mod error;
+pub mod parquet_sink;
+pub mod quarantine;
+
+pub use consumer::{ConsumerSettings, ConsumerStats, MeteringConsumer, PassReport};
+pub use error::{MeteringError, Result};

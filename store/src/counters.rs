@@ -1,11 +1,8 @@
 //! The `Counters` port: per customer, UTC day and model counters, exactly once per `event_id`.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use schemas::{DailyUsage, UsageEvent};
-use uuid::Uuid;
 
 use crate::Result;
 
@@ -23,9 +20,17 @@ pub struct ApplyReport {
     pub counted: usize,
     /// Events whose `event_id` was already counted from another source (or earlier in this batch).
     pub duplicates: usize,
-    /// Events whose dedupe mark belongs to the source given here, counted now or by an
-    /// earlier apply of the same record. Exactly these belong in that source's Parquet file.
-    pub owned: HashSet<Uuid>,
+    /// One flag per input event, in input order: whether the event's dedupe mark belongs to
+    /// the source given with it (counted now, or by an earlier apply of the same record).
+    /// Exactly the owned events belong in the Parquet projection.
+    pub owned: Vec<bool>,
+}
+
+impl ApplyReport {
+    /// How many input events are owned by their source.
+    pub fn owned_count(&self) -> usize {
+        self.owned.iter().filter(|owned| **owned).count()
+    }
 }
 
 /// Counters per (customer, UTC day, model).
@@ -37,7 +42,7 @@ pub struct ApplyReport {
 ///   happened or neither did.
 /// - Re-applying an event from the source that first counted it reports it `owned`; from
 ///   any other source it is a duplicate and not owned.
-/// - `read` returns cells for days in `from..=to`, ordered by day then model, and omits
+/// - `read_daily` returns cells for days in `from..=to`, ordered by day then model, and omits
 ///   cells with no events. An unknown customer reads as empty.
 #[async_trait]
 pub trait Counters: Send + Sync {
@@ -45,7 +50,7 @@ pub trait Counters: Send + Sync {
     async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport>;
 
     /// Reads one customer's counters for an inclusive range of UTC days.
-    async fn read(
+    async fn read_daily(
         &self,
         customer_id: &str,
         from: NaiveDate,

@@ -42,12 +42,15 @@ impl Counters for EmbeddedStore {
                     let owner: Option<String> = find_mark.query_row(params![key], |row| row.get(0)).optional()?;
                     match owner {
                         Some(owner) if owner == sourced.source => {
-                            report.owned.insert(event_id);
+                            report.owned.push(true);
                         }
-                        Some(_) => report.duplicates += 1,
+                        Some(_) => {
+                            report.duplicates += 1;
+                            report.owned.push(false);
+                        }
                         None => {
                             insert_mark.execute(params![key, sourced.source, now])?;
-                            report.owned.insert(event_id);
+                            report.owned.push(true);
                             report.counted += 1;
                             newly_counted.push(&sourced.event);
                         }
@@ -87,7 +90,7 @@ impl Counters for EmbeddedStore {
         .await
     }
 
-    async fn read(
+    async fn read_daily(
         &self,
         customer_id: &str,
         from: NaiveDate,

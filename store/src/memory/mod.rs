@@ -230,12 +230,15 @@ impl Counters for MemoryStore {
             let event_id = sourced.event.event_id;
             match state.dedupe_marks.get(&event_id) {
                 Some(owner) if owner == &sourced.source => {
-                    report.owned.insert(event_id);
+                    report.owned.push(true);
                 }
-                Some(_) => report.duplicates += 1,
+                Some(_) => {
+                    report.duplicates += 1;
+                    report.owned.push(false);
+                }
                 None => {
                     state.dedupe_marks.insert(event_id, sourced.source.clone());
-                    report.owned.insert(event_id);
+                    report.owned.push(true);
                     report.counted += 1;
                     newly_counted.push(&sourced.event);
                 }
@@ -247,7 +250,7 @@ impl Counters for MemoryStore {
         Ok(report)
     }
 
-    async fn read(
+    async fn read_daily(
         &self,
         customer_id: &str,
         from: NaiveDate,

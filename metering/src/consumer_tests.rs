@@ -1,0 +1,277 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use schemas::Outcome;
+use schemas::parquet_codec::decode_events_parquet;
+use store::memory::MemoryStore;
+use store::{Counters, EventLog, LogRecord};
+
+use super::*;
+
+struct Fixture {
+    store: Arc<MemoryStore>,
+    objects: Arc<dyn ObjectStore>,
+    consumer: MeteringConsumer,
+}
+
+fn fixture() -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let consumer = MeteringConsumer::new(
+        store.clone(),
+        store.clone(),
+        objects.clone(),
+        ConsumerSettings {
+            batch_records: 3,
+            ..ConsumerSettings::default()
+        },
+    );
+    Fixture {
+        store,
+        objects,
+        consumer,
+    }
+}
+
+fn event(customer: &str, tokens: u64) -> UsageEvent {
+    let mut event = store::contract::event_on(
+        customer,
+        Utc::now().date_naive(),
+        "model-a",
+        Outcome::Success,
+        tokens,
+        1,
+    );
+    event.occurred_at = schemas::usage_event::truncate_to_millis(Utc::now());
+    event
+}
+
+fn record(event: &UsageEvent) -> LogRecord {
+    LogRecord {
+        partition_key: event.customer_id.clone(),
+        data: Bytes::from(event.encode_json().unwrap()),
+    }
+}
+
+async fn parquet_rows(objects: &Arc<dyn ObjectStore>) -> Vec<UsageEvent> {
+    let listed: Vec<_> = objects
+        .list(Some(&Path::from("usage")))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    for meta in listed {
+        let bytes = objects
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        rows.extend(decode_events_parquet(bytes).unwrap());
+    }
+    rows.sort_by_key(|event| event.event_id);
+    rows
+}
+
+async fn requests_of(store: &MemoryStore, customer: &str) -> (u64, u64) {
+    let today = Utc::now().date_naive();
+    let cells = store.read_daily(customer, today, today).await.unwrap();
+    let total = schemas::usage_counts::total_counts(cells.iter().map(|cell| &cell.counts));
+    (total.requests, total.input_tokens)
+}
+
+#[tokio::test]
+async fn events_reach_counters_and_parquet_and_the_checkpoint_moves() {
+    let fixture = fixture();
+    let mut events: Vec<UsageEvent> = (1..=7).map(|tokens| event("cust-a", tokens)).collect();
+    fixture
+        .store
+        .append(&events.iter().map(record).collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    let report = fixture.consumer.drain().await.unwrap();
+    assert_eq!(report.records_read, 7);
+    assert_eq!(report.events_counted, 7);
+    assert_eq!(requests_of(&fixture.store, "cust-a").await, (7, 28));
+    events.sort_by_key(|event| event.event_id);
+    assert_eq!(parquet_rows(&fixture.objects).await, events);
+    assert_eq!(
+        fixture
+            .store
+            .load_checkpoint("metering", "0")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("00000000000000000007")
+    );
+    assert_eq!(
+        fixture.consumer.drain().await.unwrap().records_read,
+        0,
+        "nothing is read twice"
+    );
+}
+
+#[tokio::test]
+async fn a_record_delivered_twice_is_counted_and_written_once() {
+    let fixture = fixture();
+    let first = event("cust-b", 5);
+    let second = event("cust-b", 6);
+    let records = vec![
+        record(&first),
+        record(&second),
+        record(&first),
+        record(&first),
+    ];
+    fixture.store.append(&records).await.unwrap();
+
+    let report = fixture.consumer.drain().await.unwrap();
+    assert_eq!((report.events_counted, report.duplicates_skipped), (2, 2));
+    assert_eq!(requests_of(&fixture.store, "cust-b").await, (2, 11));
+    assert_eq!(parquet_rows(&fixture.objects).await.len(), 2);
+}
+
+#[tokio::test]
+async fn corrupt_records_are_quarantined_with_their_payload_and_do_not_block_the_rest() {
+    let fixture = fixture();
+    let good = event("cust-c", 3);
+    let later = event("cust-c", 4);
+    let corrupt = LogRecord {
+        partition_key: "cust-c".into(),
+        data: Bytes::from_static(b"{\"schema_version\":1,\"event_id\":\"garbage"),
+    };
+    let future_version = LogRecord {
+        partition_key: "cust-c".into(),
+        data: Bytes::from_static(b"{\"schema_version\":9}"),
+    };
+    fixture
+        .store
+        .append(&[
+            record(&good),
+            corrupt.clone(),
+            future_version,
+            record(&later),
+        ])
+        .await
+        .unwrap();
+
+    let report = fixture.consumer.drain().await.unwrap();
+    assert_eq!(report.records_quarantined, 2);
+    assert_eq!(requests_of(&fixture.store, "cust-c").await, (2, 7));
+    let payload = fixture
+        .objects
+        .get(&Path::from("quarantine/0/00000000000000000002.payload"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(payload, corrupt.data, "the full payload is kept");
+    let reason = fixture
+        .objects
+        .get(&Path::from("quarantine/0/00000000000000000003.reason.txt"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reason).contains("schema_version 9"));
+    assert_eq!(
+        fixture
+            .consumer
+            .stats
+            .records_quarantined
+            .load(Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_batch_retried_after_a_crash_before_the_checkpoint_changes_nothing() {
+    let fixture = fixture();
+    let events: Vec<UsageEvent> = (1..=3).map(|tokens| event("cust-d", tokens)).collect();
+    fixture
+        .store
+        .append(&events.iter().map(record).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    fixture.consumer.drain().await.unwrap();
+
+    // The process died after writing both projections but before committing: rewind.
+    fixture
+        .store
+        .commit_checkpoint("metering", "0", "00000000000000000000")
+        .await
+        .unwrap();
+    let retried = fixture.consumer.drain().await.unwrap();
+    assert_eq!((retried.records_read, retried.events_counted), (3, 0));
+    assert_eq!(requests_of(&fixture.store, "cust-d").await, (3, 6));
+    assert_eq!(
+        parquet_rows(&fixture.objects).await.len(),
+        3,
+        "the same objects were overwritten"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_retried_after_a_crash_between_counters_and_parquet_still_writes_parquet() {
+    let fixture = fixture();
+    let events: Vec<UsageEvent> = (1..=2).map(|tokens| event("cust-e", tokens)).collect();
+    fixture
+        .store
+        .append(&events.iter().map(record).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    // The counters were applied from these records, then the process died.
+    let entries = fixture.store.read("0", None, 10).await.unwrap();
+    let sourced: Vec<SourcedEvent> = entries
+        .iter()
+        .map(|entry| SourcedEvent {
+            source: source_of(entry),
+            event: UsageEvent::decode_json(&entry.data).unwrap(),
+        })
+        .collect();
+    fixture.store.apply(&sourced).await.unwrap();
+
+    fixture.consumer.drain().await.unwrap();
+    assert_eq!(requests_of(&fixture.store, "cust-e").await, (2, 3));
+    assert_eq!(parquet_rows(&fixture.objects).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_embedded_backend_and_local_files_meter_the_same_way() {
+    let directory = tempfile::tempdir().unwrap();
+    let embedded =
+        Arc::new(store::embedded::EmbeddedStore::open(&directory.path().join("t.db")).unwrap());
+    let objects = store::objects::local_object_store(&directory.path().join("data")).unwrap();
+    let consumer = MeteringConsumer::new(
+        embedded.clone(),
+        embedded.clone(),
+        objects.clone(),
+        ConsumerSettings::default(),
+    );
+    let events: Vec<UsageEvent> = (1..=4).map(|tokens| event("cust-f", tokens)).collect();
+    embedded
+        .append(&events.iter().map(record).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    embedded.append(&[record(&events[0])]).await.unwrap();
+
+    let report = consumer.drain().await.unwrap();
+    assert_eq!((report.events_counted, report.duplicates_skipped), (4, 1));
+    assert_eq!(parquet_rows(&objects).await.len(), 4);
+    let day = Utc::now().date_naive().format("%Y-%m-%d").to_string();
+    assert!(
+        directory
+            .path()
+            .join("data/usage")
+            .join(format!("dt={day}"))
+            .is_dir()
+    );
+}

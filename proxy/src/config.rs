@@ -1,0 +1,46 @@
+//! The proxy's typed configuration, parsed once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the proxy's HTTP edge needs to know.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Longest wait for a request's headers, and for the next request on an idle
+    /// keep-alive connection (HTTP/1).
+    pub header_read_timeout: Duration,
+    /// Longest wait for a request's whole body once the headers arrived.
+    pub body_read_timeout: Duration,
+    /// How long shutdown waits for in-flight requests before closing connections.
+    pub shutdown_grace: Duration,
+    /// PEM certificate chain and private key; when set the server speaks only HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// How long a counter read is reused by admission before reading the store again.
+    pub counter_cache_ttl: Duration,
+}
+
+/// Paths of a PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate_chain: PathBuf,
+    pub private_key: PathBuf,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 6 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            tls: None,
+            counter_cache_ttl: Duration::from_secs(1),
+        }
+    }
+}

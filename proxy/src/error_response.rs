@@ -1,0 +1,133 @@
+//! Errors the proxy answers itself, in Bedrock's error shape: a JSON `{"message": …}` body
+//! and the `x-amzn-errortype` header. Messages name the problem and the fix, and never
+//! contain a token.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// An error answer from the proxy itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    pub message: String,
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_type,
+            message: message.into(),
+            retry_after_seconds: None,
+        }
+    }
+
+    /// 400: the request cannot be forwarded as sent.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    /// 401: no usable bearer token.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", message)
+    }
+
+    /// 403: authenticated, but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+    }
+
+    /// 404: no such route.
+    pub fn unknown_route(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!(
+                "no route for {method} {path}; send POST /prod/bedrock (or POST /bedrock) with the model body and modelId"
+            ),
+        )
+    }
+
+    /// 413: the body is over the limit.
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ValidationException",
+            format!(
+                "request body is larger than the {limit_bytes}-byte limit; send a smaller prompt"
+            ),
+        )
+    }
+
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "ValidationException",
+            "request body did not arrive in time; retry the request",
+        )
+    }
+
+    /// 429: a limit was reached; retry after the window resets.
+    pub fn limit_reached(message: impl Into<String>, retry_after_seconds: u64) -> Self {
+        Self {
+            retry_after_seconds: Some(retry_after_seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                message,
+            )
+        }
+    }
+
+    /// 502: the model runtime could not be reached.
+    pub fn upstream_unreachable() -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "ServiceUnavailableException",
+            "the model provider could not be reached; retry later",
+        )
+    }
+
+    /// 504: the model runtime did not answer in time.
+    pub fn upstream_timeout() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "ModelTimeoutException",
+            "the model provider did not answer in time; retry later or with a smaller request",
+        )
+    }
+
+    /// 503: the proxy itself cannot serve right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            message,
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "message": self.message }).to_string()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(self.error_type),
+        );
+        if let Some(seconds) = self.retry_after_seconds {
+            headers.insert("retry-after", HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,206 @@
+//! The proxy server: accept loop (plain or TLS), timeouts, graceful shutdown and the
+//! final flush of usage events.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use store::{Counters, EventLog, ModelRuntime, Registry};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::AdmissionTally;
+use crate::config::ProxyConfig;
+use crate::emitter::EventEmitter;
+use crate::router::build_router;
+use crate::state::ProxyState;
+use crate::tls::load_server_config;
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The ports the proxy uses.
+#[derive(Clone)]
+pub struct ProxyPorts {
+    pub registry: Arc<dyn Registry>,
+    pub counters: Arc<dyn Counters>,
+    pub event_log: Arc<dyn EventLog>,
+    pub runtime: Arc<dyn ModelRuntime>,
+}
+
+impl std::fmt::Debug for ProxyPorts {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("ProxyPorts")
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {reason}; choose another address with --listen")]
+    Listen { address: SocketAddr, reason: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct RunningProxy {
+    /// The bound address (useful with port 0).
+    pub local_addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl RunningProxy {
+    /// Stops accepting, drains in-flight requests, flushes usage events, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        if let Err(error) = self.task.await {
+            tracing::error!(error = %error, "proxy task failed");
+        }
+    }
+
+    /// Runs until `signal` completes, then shuts down as [`RunningProxy::shutdown`] does.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutdown requested; draining in-flight requests");
+        self.shutdown().await;
+    }
+}
+
+/// A name for this proxy process, unique across restarts.
+pub fn new_instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "proxy".into());
+    format!("{host}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Binds, starts the event emitter and serves until shut down.
+pub async fn start_proxy(
+    config: ProxyConfig,
+    ports: ProxyPorts,
+) -> Result<RunningProxy, StartError> {
+    let tls = config
+        .tls
+        .as_ref()
+        .map(load_server_config)
+        .transpose()?
+        .map(TlsAcceptor::from);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| StartError::Listen {
+            address: config.listen,
+            reason: error.to_string(),
+        })?;
+    let local_addr = listener.local_addr().map_err(|error| StartError::Listen {
+        address: config.listen,
+        reason: error.to_string(),
+    })?;
+    let (emitter, emitter_handle) = EventEmitter::start(ports.event_log, new_instance_name());
+    let state = ProxyState {
+        registry: ports.registry,
+        runtime: ports.runtime,
+        tally: Arc::new(AdmissionTally::new(
+            ports.counters,
+            config.counter_cache_ttl,
+        )),
+        emitter: emitter_handle,
+        config: Arc::new(config),
+    };
+    let (shutdown_sender, shutdown_receiver) = oneshot::channel();
+    let task = tokio::spawn(serve(listener, tls, state, emitter, shutdown_receiver));
+    tracing::info!(address = %local_addr, "proxy listening");
+    Ok(RunningProxy {
+        local_addr,
+        shutdown: shutdown_sender,
+        task,
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: ProxyState,
+    emitter: EventEmitter,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let config = Arc::clone(&state.config);
+    let router = build_router(state);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let graceful = GracefulShutdown::new();
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let served = match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, error = %error, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "tls handshake timed out");
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(error) = served {
+                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    drop(router);
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish in time; closing");
+    }
+    emitter.finish(config.shutdown_grace).await;
+    tracing::info!("proxy stopped");
+}

@@ -1,0 +1,237 @@
+//! `POST /prod/bedrock` and `POST /bedrock`: the spec's endpoint. The body is the model's
+//! native body plus `modelId`, which is taken out before forwarding.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::Utc;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use schemas::{Operation, Outcome};
+use store::ModelInvocation;
+use uuid::Uuid;
+
+use crate::admission::Admission;
+use crate::auth::authenticate;
+use crate::error_response::ApiError;
+use crate::forward::{EventDraft, forward_and_emit, with_request_id};
+use crate::state::ProxyState;
+
+/// Longest model id accepted (ARNs of inference profiles are well under this).
+pub const MAX_MODEL_ID_CHARS: usize = 2048;
+
+/// Splits the spec's body into the model id and the model's own body.
+pub fn split_spec_body(body: &[u8]) -> Result<(String, Bytes), ApiError> {
+    let document: serde_json::Value = serde_json::from_slice(body).map_err(|error| {
+        ApiError::validation(format!(
+            "request body is not valid JSON ({error}); send the model's JSON body with a \"modelId\" field"
+        ))
+    })?;
+    let serde_json::Value::Object(mut fields) = document else {
+        return Err(ApiError::validation(
+            "request body must be a JSON object with a \"modelId\" field and the model's parameters",
+        ));
+    };
+    let model_id = match fields.remove("modelId") {
+        Some(serde_json::Value::String(model_id)) => model_id,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "\"modelId\" must be a string, for example \"anthropic.claude-3-sonnet-20240229-v1:0\"",
+            ));
+        }
+        None => {
+            return Err(ApiError::validation(
+                "request body has no \"modelId\"; add the Bedrock model id, for example \"modelId\": \"anthropic.claude-3-sonnet-20240229-v1:0\"",
+            ));
+        }
+    };
+    validate_model_id(&model_id)?;
+    let model_body = serde_json::to_vec(&serde_json::Value::Object(fields)).map_err(|error| {
+        ApiError::validation(format!("request body could not be re-encoded: {error}"))
+    })?;
+    Ok((model_id, Bytes::from(model_body)))
+}
+
+/// Checks a model id's shape (not whether the model exists: Bedrock answers that).
+pub fn validate_model_id(model_id: &str) -> Result<(), ApiError> {
+    if model_id.trim().is_empty() {
+        return Err(ApiError::validation(
+            "\"modelId\" is empty; give a Bedrock model id",
+        ));
+    }
+    if model_id.len() > MAX_MODEL_ID_CHARS {
+        return Err(ApiError::validation(format!(
+            "\"modelId\" is longer than {MAX_MODEL_ID_CHARS} characters"
+        )));
+    }
+    if model_id
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::validation(
+            "\"modelId\" contains whitespace or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the whole body within the size limit and the body timeout.
+pub async fn read_body_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ApiError::body_timeout())?;
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(error) => Err(ApiError::validation(format!(
+            "request body could not be read: {error}"
+        ))),
+    }
+}
+
+fn header_or(headers: &HeaderMap, name: axum::http::HeaderName, default: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty())
+        .unwrap_or(default)
+        .to_owned()
+}
+
+/// The handler of the spec's endpoint.
+pub async fn invoke_spec_route(State(state): State<ProxyState>, request: Request) -> Response {
+    let started = Instant::now();
+    let accepted_at = Utc::now();
+    let event_id = Uuid::now_v7();
+    let request_id = event_id.to_string();
+    let (parts, body) = request.into_parts();
+
+    let caller = match authenticate(state.registry.as_ref(), &parts.headers, accepted_at).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            tracing::info!(status = error.status.as_u16(), reason = %error.message, "request refused before authentication completed");
+            return with_request_id(error.into_response(), &request_id);
+        }
+    };
+    let body = match read_body_limited(
+        body,
+        &parts.headers,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(error) => return with_request_id(error.into_response(), &request_id),
+    };
+    let (model_id, model_body) = match split_spec_body(&body) {
+        Ok(split) => split,
+        Err(error) => return with_request_id(error.into_response(), &request_id),
+    };
+
+    let draft = EventDraft {
+        event_id,
+        request_id: request_id.clone(),
+        accepted_at,
+        started,
+        customer_id: caller.customer.customer_id.clone(),
+        key_id: caller.key.key_id.clone(),
+        model_id: model_id.clone(),
+        operation: Operation::Invoke,
+        request_bytes: u64::try_from(body.len()).unwrap_or(u64::MAX),
+    };
+
+    if let Admission::Reject {
+        message,
+        retry_after_seconds,
+    } = state
+        .tally
+        .admit(
+            &caller.customer.customer_id,
+            &caller.customer.limits,
+            accepted_at,
+        )
+        .await
+    {
+        let error = ApiError::limit_reached(message, retry_after_seconds);
+        let response_bytes = u64::try_from(error.body().len()).unwrap_or(u64::MAX);
+        let event = draft.complete(
+            &state.emitter,
+            error.status.as_u16(),
+            Outcome::RejectedLimit,
+            response_bytes,
+        );
+        state.emitter.emit(event).await;
+        tracing::info!(customer_id = %caller.customer.customer_id, "request rejected: limit reached");
+        return with_request_id(error.into_response(), &request_id);
+    }
+
+    let invocation = ModelInvocation {
+        model_id,
+        body: model_body,
+        content_type: header_or(
+            &parts.headers,
+            axum::http::header::CONTENT_TYPE,
+            "application/json",
+        ),
+        accept: header_or(
+            &parts.headers,
+            axum::http::header::ACCEPT,
+            "application/json",
+        ),
+    };
+    forward_and_emit(&state, draft, invocation).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_id_is_taken_out_of_the_spec_body() {
+        let body = br#"{"modelId":"anthropic.claude-3-sonnet-20240229-v1:0","anthropic_version":"bedrock-2023-05-31","max_tokens":1000,"messages":[]}"#;
+        let (model_id, model_body) = split_spec_body(body).unwrap();
+        assert_eq!(model_id, "anthropic.claude-3-sonnet-20240229-v1:0");
+        let forwarded: serde_json::Value = serde_json::from_slice(&model_body).unwrap();
+        assert!(forwarded.get("modelId").is_none());
+        assert_eq!(forwarded["max_tokens"], 1000);
+        assert_eq!(forwarded["anthropic_version"], "bedrock-2023-05-31");
+    }
+
+    #[test]
+    fn malformed_spec_bodies_get_validation_errors_that_say_what_to_fix() {
+        for (body, expected) in [
+            (&b"not json"[..], "not valid JSON"),
+            (b"[1,2]", "must be a JSON object"),
+            (b"{}", "has no \"modelId\""),
+            (br#"{"modelId":5}"#, "must be a string"),
+            (br#"{"modelId":""}"#, "is empty"),
+            (br#"{"modelId":"a b"}"#, "whitespace"),
+        ] {
+            let error = split_spec_body(body).unwrap_err();
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                error.message.contains(expected),
+                "{body:?}: {}",
+                error.message
+            );
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use store::{ModelRuntime, Registry};
+
+use crate::admission::AdmissionTally;
+use crate::config::ProxyConfig;
+use crate::emitter::EmitterHandle;
+
+/// The proxy's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct ProxyState {
+    pub registry: Arc<dyn Registry>,
+    pub runtime: Arc<dyn ModelRuntime>,
+    pub tally: Arc<AdmissionTally>,
+    pub emitter: EmitterHandle,
+    pub config: Arc<ProxyConfig>,
+}
+
+impl std::fmt::Debug for ProxyState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ProxyState")
+            .field("config", &self.config)
+            .finish()
+    }
+}
