@@ -1,0 +1,200 @@
+//! Command-line arguments. The spec's verbs and flags are kept exactly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Tollgate: meter, limit and bill Amazon Bedrock usage per customer.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log at debug level (logs go to stderr).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where the embedded store lives.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// SQLite database file [default: <data-dir>/tollgate.db].
+    #[arg(long, global = true, env = "TOLLGATE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Directory for Parquet usage files and quarantined records.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_DATA_DIR",
+        value_name = "DIR",
+        default_value = "tollgate-data"
+    )]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a customer and its first bearer token (printed once).
+    Create(CreateArgs),
+    /// List customers.
+    List,
+    /// Show a customer's usage per day and model, with totals.
+    Usage(UsageArgs),
+    /// Issue a new token for a customer; the old token stops working.
+    UpdateToken(UpdateTokenArgs),
+    /// Change a customer's limits.
+    UpdateLimits(UpdateLimitsArgs),
+    /// Run the proxy and the metering consumer on the embedded store.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Customer name.
+    #[arg(long)]
+    pub name: String,
+    /// Customer contact email.
+    #[arg(long)]
+    pub email: String,
+    /// Use this token instead of generating one (at least 32 characters, e.g. `openssl rand -base64 32`).
+    #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Daily request limit (UTC day); `none` for unlimited.
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    pub daily_limit: Option<LimitValue>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    #[arg(long)]
+    pub customer_id: String,
+    /// First day, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub start_date: NaiveDate,
+    /// Last day, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub end_date: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateTokenArgs {
+    #[arg(long)]
+    pub customer_id: String,
+    /// Use this token instead of generating one (at least 32 characters).
+    #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateLimitsArgs {
+    #[arg(long)]
+    pub customer_id: String,
+    /// Daily request limit (UTC day); `none` for unlimited.
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    pub daily_limit: LimitValue,
+}
+
+/// Which model runtime the proxy forwards to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Upstream {
+    /// Amazon Bedrock, with credentials from the standard AWS chain.
+    Bedrock,
+    /// A deterministic local simulation, for trying Tollgate without AWS.
+    Simulated,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where calls are forwarded.
+    #[arg(long, env = "TOLLGATE_UPSTREAM", value_enum, default_value = "bedrock")]
+    pub upstream: Upstream,
+    /// AWS region of Bedrock [default: from the AWS chain, e.g. AWS_REGION].
+    #[arg(long, env = "TOLLGATE_BEDROCK_REGION")]
+    pub bedrock_region: Option<String>,
+    /// Bedrock runtime endpoint override (a VPC endpoint, or a test server).
+    #[arg(long, env = "TOLLGATE_BEDROCK_ENDPOINT_URL")]
+    pub bedrock_endpoint_url: Option<String>,
+    /// Longest wait for Bedrock's answer, in seconds.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = 300)]
+    pub upstream_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How often the metering consumer polls the log when idle, in milliseconds.
+    #[arg(long, env = "TOLLGATE_METERING_POLL_MS", default_value_t = 200)]
+    pub metering_poll_ms: u64,
+}
+
+/// A limit value: a number, or no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitValue {
+    Limit(u64),
+    Unlimited,
+}
+
+impl LimitValue {
+    /// As stored.
+    pub fn as_option(self) -> Option<u64> {
+        match self {
+            Self::Limit(limit) => Some(limit),
+            Self::Unlimited => None,
+        }
+    }
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("invalid date {text:?}: use YYYY-MM-DD, for example 2023-04-01"))
+}
+
+/// Parses a limit: a whole number, or `none`.
+pub fn parse_limit(text: &str) -> Result<LimitValue, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("unlimited") {
+        return Ok(LimitValue::Unlimited);
+    }
+    text.parse::<u64>()
+        .map(LimitValue::Limit)
+        .map_err(|_| format!("invalid limit {text:?}: use a whole number such as 1000, or `none`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_limits_parse_or_explain() {
+        assert_eq!(
+            parse_date("2023-04-01"),
+            Ok(NaiveDate::from_ymd_opt(2023, 4, 1).unwrap())
+        );
+        assert!(parse_date("2023-13-01").unwrap_err().contains("YYYY-MM-DD"));
+        assert!(parse_date("04/01/2023").is_err());
+        assert_eq!(parse_limit("1000"), Ok(LimitValue::Limit(1000)));
+        assert_eq!(parse_limit("none"), Ok(LimitValue::Unlimited));
+        assert!(parse_limit("-5").unwrap_err().contains("whole number"));
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,283 @@
+//! `create`, `list`, `update-token`, `update-limits`.
+
+use anyhow::{Context, bail};
+use chrono::{SubsecRound, Utc};
+use schemas::token::{check_token_shape, format_generated_token, format_key_id};
+use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, SecretToken};
+use serde::Serialize;
+use store::embedded::EmbeddedStore;
+use store::{Registry, StoreError};
+
+use crate::args::{CreateArgs, UpdateLimitsArgs, UpdateTokenArgs};
+use crate::output::{print_json, print_lines, print_table};
+
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("the system random source failed: {error}"))?;
+    Ok(bytes)
+}
+
+/// A token from `--token`, checked, or a newly generated one.
+fn token_from(supplied: Option<String>) -> anyhow::Result<(SecretToken, bool)> {
+    match supplied {
+        Some(token) => {
+            let token = token.trim().to_owned();
+            check_token_shape(&token)
+                .map_err(|error| anyhow::anyhow!("--token is not usable: {error}; generate one with `openssl rand -base64 32`, or omit --token"))?;
+            Ok((SecretToken::new(token), false))
+        }
+        None => Ok((format_generated_token(&random_bytes::<32>()?), true)),
+    }
+}
+
+fn new_key(customer_id: &str, token: &SecretToken) -> anyhow::Result<ApiKey> {
+    Ok(ApiKey {
+        key_id: format_key_id(&random_bytes::<9>()?),
+        customer_id: customer_id.to_owned(),
+        token_hash: token.hash(),
+        status: KeyStatus::Active,
+        created_at: Utc::now().trunc_subsecs(3),
+        expires_at: None,
+    })
+}
+
+fn check_name_and_email(name: &str, email: &str) -> anyhow::Result<()> {
+    if name.trim().is_empty() {
+        bail!("--name is empty; give the customer's name");
+    }
+    let email = email.trim();
+    let valid_email = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+    });
+    if !valid_email {
+        bail!("--email {email:?} is not an email address; give one like customer@example.com");
+    }
+    Ok(())
+}
+
+fn unknown_customer(customer_id: &str, error: StoreError) -> anyhow::Error {
+    match error {
+        StoreError::NotFound { .. } => {
+            anyhow::anyhow!(
+                "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
+            )
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn conflict_hint(error: StoreError) -> anyhow::Error {
+    match error {
+        StoreError::Conflict(_) => anyhow::anyhow!(
+            "that token is already in use by a key; supply a different --token or omit it"
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
+#[derive(Serialize)]
+struct IssuedToken<'a> {
+    customer_id: &'a str,
+    key_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+}
+
+fn print_issued(
+    customer_id: &str,
+    key: &ApiKey,
+    token: &SecretToken,
+    generated: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let shown = generated.then(|| token.expose());
+    if json {
+        return print_json(&IssuedToken {
+            customer_id,
+            key_id: &key.key_id,
+            token: shown,
+        });
+    }
+    let mut lines = vec![
+        format!("customer_id: {customer_id}"),
+        format!("key_id:      {}", key.key_id),
+    ];
+    match shown {
+        Some(token) => {
+            lines.push(format!("token:       {token}"));
+            lines.push("Give this token to the customer now: only its hash is stored, it cannot be shown again.".into());
+        }
+        None => lines.push("token:       (the one you supplied; only its hash is stored)".into()),
+    }
+    print_lines(&lines);
+    Ok(())
+}
+
+/// `tollgate create`.
+pub async fn create(store: &EmbeddedStore, args: CreateArgs, json: bool) -> anyhow::Result<()> {
+    check_name_and_email(&args.name, &args.email)?;
+    let (token, generated) = token_from(args.token)?;
+    let customer = Customer {
+        customer_id: uuid::Uuid::now_v7().to_string(),
+        name: args.name.trim().to_owned(),
+        email: args.email.trim().to_owned(),
+        status: CustomerStatus::Active,
+        created_at: Utc::now().trunc_subsecs(3),
+        limits: Limits {
+            daily_request_limit: args.daily_limit.and_then(|limit| limit.as_option()),
+        },
+    };
+    let key = new_key(&customer.customer_id, &token)?;
+    store
+        .create_customer(&customer, &key)
+        .await
+        .map_err(conflict_hint)?;
+    print_issued(&customer.customer_id, &key, &token, generated, json)
+}
+
+#[derive(Serialize)]
+struct CustomerRow<'a> {
+    customer_id: &'a str,
+    name: &'a str,
+    email: &'a str,
+    status: &'a str,
+    daily_limit: Option<u64>,
+    created_at: String,
+}
+
+/// `tollgate list`.
+pub async fn list(store: &EmbeddedStore, json: bool) -> anyhow::Result<()> {
+    let customers = store
+        .list_customers()
+        .await
+        .context("cannot list customers")?;
+    let rows: Vec<CustomerRow<'_>> = customers
+        .iter()
+        .map(|customer| CustomerRow {
+            customer_id: &customer.customer_id,
+            name: &customer.name,
+            email: &customer.email,
+            status: customer.status.as_str(),
+            daily_limit: customer.limits.daily_request_limit,
+            created_at: customer
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+        .collect();
+    if json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        print_lines(&[
+            "No customers yet. Create one with `tollgate create --name NAME --email EMAIL`.".into(),
+        ]);
+        return Ok(());
+    }
+    print_table(
+        &[
+            "customer_id",
+            "name",
+            "email",
+            "status",
+            "daily limit",
+            "created",
+        ],
+        rows.iter()
+            .map(|row| {
+                vec![
+                    row.customer_id.to_owned(),
+                    row.name.to_owned(),
+                    row.email.to_owned(),
+                    row.status.to_owned(),
+                    row.daily_limit
+                        .map_or_else(|| "none".into(), |limit| limit.to_string()),
+                    row.created_at.clone(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+/// `tollgate update-token`.
+pub async fn update_token(
+    store: &EmbeddedStore,
+    args: UpdateTokenArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (token, generated) = token_from(args.token)?;
+    let key = new_key(&args.customer_id, &token)?;
+    store
+        .replace_keys(&key)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound { .. } => unknown_customer(&args.customer_id, error),
+            other => conflict_hint(other),
+        })?;
+    print_issued(&args.customer_id, &key, &token, generated, json)
+}
+
+#[derive(Serialize)]
+struct LimitsChanged<'a> {
+    customer_id: &'a str,
+    daily_limit: Option<u64>,
+}
+
+/// `tollgate update-limits`.
+pub async fn update_limits(
+    store: &EmbeddedStore,
+    args: UpdateLimitsArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut limits = store
+        .customer(&args.customer_id)
+        .await?
+        .ok_or_else(|| unknown_customer(&args.customer_id, StoreError::not_found("customer")))?
+        .limits;
+    limits.daily_request_limit = args.daily_limit.as_option();
+    store
+        .set_limits(&args.customer_id, &limits)
+        .await
+        .map_err(|error| unknown_customer(&args.customer_id, error))?;
+    if json {
+        return print_json(&LimitsChanged {
+            customer_id: &args.customer_id,
+            daily_limit: limits.daily_request_limit,
+        });
+    }
+    print_lines(&[format!(
+        "daily limit of {} is now {}",
+        args.customer_id,
+        limits
+            .daily_request_limit
+            .map_or_else(|| "none".into(), |limit| limit.to_string())
+    )]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_emails_are_checked() {
+        assert!(check_name_and_email("Acme", "ops@acme.example").is_ok());
+        assert!(check_name_and_email(" ", "ops@acme.example").is_err());
+        assert!(check_name_and_email("Acme", "not-an-email").is_err());
+        assert!(check_name_and_email("Acme", "a@b").is_err());
+    }
+
+    #[test]
+    fn supplied_tokens_are_checked_and_generated_ones_are_fresh() {
+        assert!(token_from(Some("short".into())).is_err());
+        let (first, generated) = token_from(None).unwrap();
+        let (second, _) = token_from(None).unwrap();
+        assert!(generated);
+        assert_ne!(first, second);
+        let supplied = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJ0A==".to_owned();
+        let (token, generated) = token_from(Some(supplied.clone())).unwrap();
+        assert!(!generated);
+        assert_eq!(token.expose(), supplied);
+    }
+}

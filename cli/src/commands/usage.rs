@@ -1,0 +1,92 @@
+//! `tollgate usage`: a customer's counters per day and model, with totals.
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use schemas::usage_counts::total_counts;
+use schemas::{DailyUsage, UsageCounts};
+use serde::Serialize;
+use store::embedded::EmbeddedStore;
+use store::{Counters, Registry};
+
+use crate::args::UsageArgs;
+use crate::output::{print_json, print_lines, print_table};
+
+/// Longest range one `usage` call reads.
+const MAX_RANGE_DAYS: i64 = 3660;
+
+#[derive(Serialize)]
+struct UsageReport<'a> {
+    customer_id: &'a str,
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+    days: &'a [DailyUsage],
+    totals: UsageCounts,
+}
+
+fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String> {
+    vec![
+        first,
+        second,
+        counts.requests.to_string(),
+        counts.input_tokens.to_string(),
+        counts.output_tokens.to_string(),
+        counts.errors.to_string(),
+        counts.rejected.to_string(),
+    ]
+}
+
+/// `tollgate usage`.
+pub async fn show_usage(store: &EmbeddedStore, args: UsageArgs, json: bool) -> anyhow::Result<()> {
+    if args.end_date < args.start_date {
+        bail!(
+            "--end-date {} is before --start-date {}; swap them",
+            args.end_date,
+            args.start_date
+        );
+    }
+    if (args.end_date - args.start_date).num_days() > MAX_RANGE_DAYS {
+        bail!("the date range is longer than {MAX_RANGE_DAYS} days; ask for a shorter range");
+    }
+    if store.customer(&args.customer_id).await?.is_none() {
+        bail!(
+            "unknown customer id {:?}; run `tollgate list` to see customer ids",
+            args.customer_id
+        );
+    }
+    let days = store
+        .read_daily(&args.customer_id, args.start_date, args.end_date)
+        .await
+        .context("cannot read usage counters")?;
+    let totals = total_counts(days.iter().map(|day| &day.counts));
+    if json {
+        return print_json(&UsageReport {
+            customer_id: &args.customer_id,
+            start_date: args.start_date,
+            end_date: args.end_date,
+            days: &days,
+            totals,
+        });
+    }
+    print_lines(&[format!(
+        "usage of {} from {} to {} (UTC days)",
+        args.customer_id, args.start_date, args.end_date
+    )]);
+    let mut rows: Vec<Vec<String>> = days
+        .iter()
+        .map(|day| counts_row(day.day.to_string(), day.model_id.clone(), &day.counts))
+        .collect();
+    rows.push(counts_row("total".into(), String::new(), &totals));
+    print_table(
+        &[
+            "date",
+            "model",
+            "requests",
+            "input tokens",
+            "output tokens",
+            "errors",
+            "rejected",
+        ],
+        rows,
+    );
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The operator CLI: customer management, usage, and `serve`, which runs the proxy and the
+//! metering consumer together on the embedded default.
+
+pub mod args;
+pub mod commands;
+pub mod logging;
+pub mod output;
+pub mod paths;
+
+use anyhow::Context;
+
+/// Runs one parsed command to completion.
+pub fn run(cli: args::Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(commands::dispatch(cli))
+}
