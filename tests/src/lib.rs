@@ -1,1 +1,12 @@
-//! placeholder
+//! Shared pieces of Tollgate's end-to-end tests: the wire-level fake Bedrock and a harness
+//! that drives the real `tollgate` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+pub mod fake_bedrock;
+pub mod harness;

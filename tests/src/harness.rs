@@ -1,0 +1,234 @@
+//! Drives the real `tollgate` binary: one temporary data directory per test, commands run
+//! as child processes, and `serve` as a background process stopped with SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use schemas::UsageEvent;
+use schemas::parquet_codec::decode_events_parquet;
+
+/// The `tollgate` binary built next to this test (override with `TOLLGATE_BIN`).
+pub fn tollgate_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("TOLLGATE_BIN") {
+        return PathBuf::from(path);
+    }
+    let test_executable = std::env::current_exe().expect("current test executable");
+    let profile_dir = test_executable
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let binary = profile_dir.join(format!("tollgate{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing; run the tests with `cargo test --workspace` (it builds the binary) or set TOLLGATE_BIN",
+        binary.display()
+    );
+    binary
+}
+
+/// A Tollgate installation in a temporary directory.
+#[derive(Debug)]
+pub struct Tollgate {
+    pub data_dir: PathBuf,
+    empty_aws_file: PathBuf,
+    _directory: tempfile::TempDir,
+}
+
+impl Default for Tollgate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tollgate {
+    /// A fresh, empty installation.
+    pub fn new() -> Self {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let empty_aws_file = directory.path().join("empty-aws-config");
+        std::fs::write(&empty_aws_file, "").expect("write an empty AWS config");
+        Self {
+            data_dir: directory.path().join("data"),
+            empty_aws_file,
+            _directory: directory,
+        }
+    }
+
+    /// A `tollgate` command bound to this installation, with no AWS or Tollgate settings
+    /// inherited from the environment except test credentials.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(tollgate_binary());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("TOLLGATE_") || name.starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("TOLLGATE_DATA_DIR", &self.data_dir)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", &self.empty_aws_file)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &self.empty_aws_file)
+            .env("RUST_LOG", "warn,proxy=info,metering=info")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs a command to completion.
+    pub fn run(&self, arguments: &[&str]) -> Output {
+        self.command()
+            .args(arguments)
+            .output()
+            .expect("tollgate runs")
+    }
+
+    /// Runs a command with `--json`, asserts success and parses its output.
+    pub fn run_json(&self, arguments: &[&str]) -> serde_json::Value {
+        let output = self
+            .command()
+            .arg("--json")
+            .args(arguments)
+            .output()
+            .expect("tollgate runs");
+        assert!(
+            output.status.success(),
+            "tollgate {arguments:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+            panic!(
+                "tollgate {arguments:?} printed invalid JSON ({error}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Creates a customer; returns its id and token.
+    pub fn create_customer(&self, name: &str, daily_limit: Option<u64>) -> (String, String) {
+        let email = format!("{}@example.com", name.to_lowercase().replace(' ', "-"));
+        let mut arguments = vec!["create", "--name", name, "--email", &email];
+        let limit_text = daily_limit.map(|limit| limit.to_string());
+        if let Some(limit) = &limit_text {
+            arguments.extend(["--daily-limit", limit.as_str()]);
+        }
+        let created = self.run_json(&arguments);
+        (
+            created["customer_id"].as_str().unwrap().to_owned(),
+            created["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Starts `tollgate serve` on an ephemeral port and waits until it listens.
+    pub fn serve(&self, arguments: &[&str]) -> ServeProcess {
+        let mut child = self
+            .command()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metering-poll-ms",
+                "50",
+            ])
+            .args(arguments)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tollgate serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = sender.send(url.trim().to_owned());
+                }
+            }
+        });
+        let base_url = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("tollgate serve printed its address within 60 s");
+        ServeProcess { child, base_url }
+    }
+
+    /// Every row of every usage Parquet file, sorted by `event_id`.
+    pub fn parquet_rows(&self) -> Vec<UsageEvent> {
+        let mut rows = Vec::new();
+        let usage_dir = self.data_dir.join("usage");
+        let Ok(days) = std::fs::read_dir(&usage_dir) else {
+            return rows;
+        };
+        for day in days {
+            let day = day.unwrap().path();
+            assert!(
+                day.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("dt="),
+                "{} is not a Hive partition",
+                day.display()
+            );
+            for file in std::fs::read_dir(&day).unwrap() {
+                let bytes = std::fs::read(file.unwrap().path()).unwrap();
+                rows.extend(decode_events_parquet(bytes.into()).unwrap());
+            }
+        }
+        rows.sort_by_key(|event| event.event_id);
+        rows
+    }
+}
+
+/// A running `tollgate serve`.
+#[derive(Debug)]
+pub struct ServeProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT` or `https://…`.
+    pub base_url: String,
+}
+
+impl ServeProcess {
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let signalled = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(signalled.success(), "could not signal tollgate serve");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait on tollgate serve") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tollgate serve did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The spec's curl example body, with a prompt of our choosing.
+pub fn spec_body(prompt: &str) -> serde_json::Value {
+    serde_json::json!({
+        "modelId": "anthropic.claude-3-sonnet-20240229-v1:0",
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 1000,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": prompt}]}
+        ]
+    })
+}

@@ -1,0 +1,306 @@
+//! End to end on the embedded default, with the real binaries: `tollgate create`, then
+//! `tollgate serve --upstream bedrock` against the wire-level fake Bedrock, then calls with
+//! the spec's body, then `tollgate usage` and the Parquet files read back.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use schemas::{Operation, Outcome};
+use tests::fake_bedrock::FakeBedrock;
+use tests::harness::{Tollgate, spec_body};
+
+const MODEL_ID: &str = "anthropic.claude-3-sonnet-20240229-v1:0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metered_calls_match_usage_and_parquet_exactly() {
+    const CALLS: u64 = 12;
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("Acme Corp", Some(CALLS));
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+        "--max-body-bytes",
+        "65536",
+    ]);
+    let endpoint = format!("{}/prod/bedrock", server.base_url);
+    let client = reqwest::Client::new();
+
+    // N - 1 calls with the spec's body from an HTTP client, and one with the spec's curl command.
+    for call in 0..CALLS - 1 {
+        let response = client
+            .post(&endpoint)
+            .bearer_auth(&token)
+            .json(&spec_body(&format!(
+                "What is the capital of France? (call {call})"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("x-amzn-requestid"));
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["content"][0]["text"],
+            "The capital of France is Paris."
+        );
+    }
+    let curl = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            &endpoint,
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-w", "\n%{http_code}", "-d"])
+        .arg(
+            r#"{
+    "modelId": "anthropic.claude-3-sonnet-20240229-v1:0",
+    "anthropic_version": "bedrock-2023-05-31",
+    "max_tokens": 1000,
+    "messages": [
+      {
+        "role": "user",
+        "content": [
+          {
+            "type": "text", 
+            "text": "What is the capital of France?"
+          }
+        ]
+      }
+    ]
+  }"#,
+        )
+        .output()
+        .expect("curl is installed");
+    let curl_output = String::from_utf8_lossy(&curl.stdout);
+    assert!(curl_output.ends_with("\n200"), "curl got: {curl_output}");
+
+    // The call past the daily limit is refused, with Retry-After, and Bedrock is not called.
+    let refused = client
+        .post(&endpoint)
+        .bearer_auth(&token)
+        .json(&spec_body("one more"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry_after));
+    let message: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        message["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily request limit")
+    );
+
+    // Bad tokens get 401 with a JSON error and are not metered.
+    for authorization in [
+        None,
+        Some("Bearer nope"),
+        Some("Bearer tg_0000000000000000000000000000000000000000000000000"),
+    ] {
+        let mut request = client.post(&endpoint).json(&spec_body("hi"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{authorization:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains("token"));
+    }
+    let unknown = "Bearer ".to_owned() + &"x".repeat(44);
+    let response = client
+        .post(&endpoint)
+        .header("authorization", unknown)
+        .json(&spec_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // Malformed and oversized bodies are refused before Bedrock and not metered.
+    let malformed = client
+        .post(&endpoint)
+        .bearer_auth(&token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let oversized = client
+        .post(&endpoint)
+        .bearer_auth(&token)
+        .json(&spec_body(&"x".repeat(100_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+
+    let status = server.terminate();
+    assert!(status.success(), "serve exited with {status}");
+
+    // Bedrock saw exactly the admitted calls, signed, with modelId taken out of the body.
+    let answered = fake.answered();
+    assert_eq!(answered.len() as u64, CALLS);
+    assert_eq!(fake.refused_unsigned(), 0);
+    for call in &answered {
+        assert_eq!(call.model_id, MODEL_ID);
+        assert!(call.body.get("modelId").is_none());
+        assert_eq!(call.body["max_tokens"], 1000);
+    }
+    let fake_input: u64 = answered.iter().map(|call| call.input_tokens).sum();
+    let fake_output: u64 = answered.iter().map(|call| call.output_tokens).sum();
+
+    // `tollgate usage` shows exactly those calls and tokens.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let usage = tollgate.run_json(&[
+        "usage",
+        "--customer-id",
+        &customer_id,
+        "--start-date",
+        &today,
+        "--end-date",
+        &today,
+    ]);
+    let totals = &usage["totals"];
+    assert_eq!(totals["requests"], CALLS);
+    assert_eq!(totals["input_tokens"], fake_input);
+    assert_eq!(totals["output_tokens"], fake_output);
+    assert_eq!(totals["rejected"], 1);
+    assert_eq!(totals["errors"], 0);
+    assert_eq!(usage["days"][0]["model_id"], MODEL_ID);
+
+    // Parquet holds one row per metered call: the admitted ones and the rejection.
+    let rows = tollgate.parquet_rows();
+    assert_eq!(rows.len() as u64, CALLS + 1);
+    let ids: BTreeSet<_> = rows.iter().map(|row| row.event_id).collect();
+    assert_eq!(ids.len(), rows.len(), "event ids are unique");
+    let successes: Vec<_> = rows
+        .iter()
+        .filter(|row| row.outcome == Outcome::Success)
+        .collect();
+    assert_eq!(successes.len() as u64, CALLS);
+    assert_eq!(
+        successes.iter().map(|row| row.input_tokens).sum::<u64>(),
+        fake_input
+    );
+    assert_eq!(
+        successes.iter().map(|row| row.output_tokens).sum::<u64>(),
+        fake_output
+    );
+    let upstream_ids: BTreeSet<_> = successes
+        .iter()
+        .filter_map(|row| row.upstream_request_id.clone())
+        .collect();
+    let fake_ids: BTreeSet<_> = answered
+        .iter()
+        .map(|call| call.request_id.clone())
+        .collect();
+    assert_eq!(
+        upstream_ids, fake_ids,
+        "each row carries Bedrock's request id"
+    );
+    let rejected: Vec<_> = rows
+        .iter()
+        .filter(|row| row.outcome == Outcome::RejectedLimit)
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].status, 429);
+    assert_eq!(rejected[0].upstream_request_id, None);
+    for row in &rows {
+        assert_eq!(row.customer_id, customer_id);
+        assert_eq!(row.operation, Operation::Invoke);
+        assert!(row.key_id.starts_with("key_"));
+        assert!(
+            !format!("{row:?}").contains(&token),
+            "the token never appears in an event"
+        );
+    }
+    let mut sequences: Vec<u64> = rows.iter().map(|row| row.instance_seq).collect();
+    sequences.sort_unstable();
+    assert_eq!(
+        sequences,
+        (1..=CALLS + 1).collect::<Vec<_>>(),
+        "the proxy's sequence has no gaps"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, old_token) = tollgate.create_customer("Rotating Co", None);
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+    let endpoint = format!("{}/prod/bedrock", server.base_url);
+    let client = reqwest::Client::new();
+    let call = |token: String| {
+        let client = client.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            client
+                .post(&endpoint)
+                .bearer_auth(token)
+                .json(&spec_body("hello"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(call(old_token.clone()).await.status(), 200);
+    let rotated = tollgate.run_json(&["update-token", "--customer-id", &customer_id]);
+    let new_token = rotated["token"].as_str().unwrap().to_owned();
+    assert_ne!(new_token, old_token);
+    assert_eq!(call(old_token).await.status(), 401);
+    assert_eq!(call(new_token.clone()).await.status(), 200);
+
+    // Bedrock's own errors reach the client unchanged and are metered as errors.
+    fake.set_behavior(tests::fake_bedrock::Behavior::Throttle);
+    let throttled = call(new_token.clone()).await;
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(
+        throttled.headers()["x-amzn-errortype"],
+        "ThrottlingException"
+    );
+    fake.set_behavior(tests::fake_bedrock::Behavior::ServerError);
+    assert_eq!(call(new_token).await.status(), 500);
+
+    assert!(server.terminate().success());
+    let today = chrono::Utc::now().date_naive().to_string();
+    let usage = tollgate.run_json(&[
+        "usage",
+        "--customer-id",
+        &customer_id,
+        "--start-date",
+        &today,
+        "--end-date",
+        &today,
+    ]);
+    assert_eq!(usage["totals"]["requests"], 4);
+    assert_eq!(usage["totals"]["errors"], 2);
+    let rows = tollgate.parquet_rows();
+    let outcomes: Vec<Outcome> = rows.iter().map(|row| row.outcome).collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|outcome| **outcome == Outcome::UpstreamError)
+            .count(),
+        2
+    );
+}
