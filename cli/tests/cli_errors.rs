@@ -1,4 +1,5 @@
 //! Bad CLI input gets a clear error and a non-zero exit, with nothing written.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Output};
 

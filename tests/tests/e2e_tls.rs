@@ -1,0 +1,92 @@
+//! `tollgate serve --tls-cert --tls-key` speaks HTTPS with a certificate the test makes,
+//! and refuses plain HTTP on that port.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use tests::fake_bedrock::FakeBedrock;
+use tests::harness::{Tollgate, spec_body};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_with_the_given_certificate() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("Secure Co", None);
+
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let certificate_pem = certified.cert.pem();
+    let directory = tempfile::tempdir().unwrap();
+    let certificate_path = directory.path().join("cert.pem");
+    let key_path = directory.path().join("key.pem");
+    std::fs::write(&certificate_path, &certificate_pem).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+        "--tls-cert",
+        certificate_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    assert!(
+        server.base_url.starts_with("https://"),
+        "{}",
+        server.base_url
+    );
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certificate_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("{}/prod/bedrock", server.base_url))
+        .bearer_auth(&token)
+        .json(&spec_body("over TLS"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN offers h2"
+    );
+
+    let untrusting = reqwest::Client::new();
+    assert!(
+        untrusting
+            .get(format!("{}/health", server.base_url))
+            .send()
+            .await
+            .is_err(),
+        "a client that does not trust the certificate is refused"
+    );
+    let plain_url = server.base_url.replacen("https://", "http://", 1);
+    let plain = reqwest::Client::new()
+        .post(format!("{plain_url}/prod/bedrock"))
+        .bearer_auth(&token)
+        .json(&spec_body("plain"))
+        .send()
+        .await;
+    assert!(
+        plain.is_err(),
+        "plain HTTP is not served on the TLS port: {plain:?}"
+    );
+
+    assert!(server.terminate().success());
+    let today = chrono::Utc::now().date_naive().to_string();
+    let usage = tollgate.run_json(&[
+        "usage",
+        "--customer-id",
+        &customer_id,
+        "--start-date",
+        &today,
+        "--end-date",
+        &today,
+    ]);
+    assert_eq!(usage["totals"]["requests"], 1);
+    assert_eq!(fake.answered().len(), 1);
+}
