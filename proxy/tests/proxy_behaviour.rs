@@ -1,0 +1,311 @@
+//! The proxy in-process over the memory store: event emission through log failures,
+//! events for clients that hang up, and connection timeouts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{SubsecRound, Utc};
+use proxy::config::ProxyConfig;
+use proxy::emitter::{EmitterStats, EventEmitter, append_until_durable};
+use proxy::server::{ProxyPorts, start_proxy};
+use schemas::token::format_generated_token;
+use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, Outcome, UsageEvent};
+use store::memory::MemoryStore;
+use store::{
+    AppendFailure, AppendResult, EventLog, LogEntry, LogRecord, ModelAnswer, ModelInvocation,
+    ModelRuntime, Registry, RuntimeError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A log that refuses whole appends a number of times, then fails every other record once.
+struct FlakyLog {
+    inner: MemoryStore,
+    whole_failures_left: AtomicUsize,
+    record_failures_left: AtomicUsize,
+}
+
+#[async_trait]
+impl EventLog for FlakyLog {
+    async fn append(&self, records: &[LogRecord]) -> store::Result<Vec<AppendResult>> {
+        if self.whole_failures_left.load(Ordering::SeqCst) > 0 {
+            self.whole_failures_left.fetch_sub(1, Ordering::SeqCst);
+            return Err(store::StoreError::Unavailable("injected outage".into()));
+        }
+        let mut results = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            if index % 2 == 1 && self.record_failures_left.load(Ordering::SeqCst) > 0 {
+                self.record_failures_left.fetch_sub(1, Ordering::SeqCst);
+                results.push(Err(AppendFailure {
+                    retryable: true,
+                    message: "injected throttle".into(),
+                }));
+            } else {
+                results.extend(self.inner.append(std::slice::from_ref(record)).await?);
+            }
+        }
+        Ok(results)
+    }
+    async fn partitions(&self) -> store::Result<Vec<String>> {
+        self.inner.partitions().await
+    }
+    async fn read(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        max_records: usize,
+    ) -> store::Result<Vec<LogEntry>> {
+        self.inner.read(partition, after, max_records).await
+    }
+    async fn load_checkpoint(
+        &self,
+        consumer: &str,
+        partition: &str,
+    ) -> store::Result<Option<String>> {
+        self.inner.load_checkpoint(consumer, partition).await
+    }
+    async fn commit_checkpoint(
+        &self,
+        consumer: &str,
+        partition: &str,
+        position: &str,
+    ) -> store::Result<()> {
+        self.inner
+            .commit_checkpoint(consumer, partition, position)
+            .await
+    }
+}
+
+fn record(index: usize) -> LogRecord {
+    LogRecord {
+        partition_key: "c".into(),
+        data: Bytes::from(format!("record-{index}")),
+    }
+}
+
+#[tokio::test]
+async fn only_failed_records_are_retried_until_every_record_is_in_the_log_once() {
+    let log = FlakyLog {
+        inner: MemoryStore::new(),
+        whole_failures_left: AtomicUsize::new(2),
+        record_failures_left: AtomicUsize::new(5),
+    };
+    let stats = EmitterStats::default();
+    let records: Vec<LogRecord> = (0..10).map(record).collect();
+    append_until_durable(&log, records.clone(), &stats).await;
+
+    let stored = log.inner.read("0", None, 100).await.unwrap();
+    let mut stored_data: Vec<Bytes> = stored.into_iter().map(|entry| entry.data).collect();
+    let mut expected: Vec<Bytes> = records.into_iter().map(|record| record.data).collect();
+    stored_data.sort();
+    expected.sort();
+    assert_eq!(
+        stored_data, expected,
+        "every record once, none lost, none doubled"
+    );
+    assert_eq!(stats.appended.load(Ordering::SeqCst), 10);
+    assert!(stats.append_retries.load(Ordering::SeqCst) >= 3);
+}
+
+fn sample_event(seq: u64) -> UsageEvent {
+    let mut event =
+        store::contract::event_on("c", Utc::now().date_naive(), "m", Outcome::Success, 1, 1);
+    event.instance_seq = seq;
+    event
+}
+
+#[tokio::test]
+async fn the_emitter_flushes_everything_queued_when_it_finishes() {
+    let store = Arc::new(MemoryStore::new());
+    let (emitter, handle) = EventEmitter::start(store.clone(), "test-instance".into());
+    for seq in 1..=1200 {
+        handle.emit(sample_event(seq)).await;
+    }
+    drop(handle);
+    emitter.finish(Duration::from_secs(5)).await;
+    let stored = store.read("0", None, 5000).await.unwrap();
+    assert_eq!(stored.len(), 1200);
+    let sequences: Vec<u64> = stored
+        .iter()
+        .map(|entry| UsageEvent::decode_json(&entry.data).unwrap().instance_seq)
+        .collect();
+    assert_eq!(sequences, (1..=1200).collect::<Vec<_>>(), "in order");
+}
+
+#[tokio::test]
+async fn finishing_with_a_handle_still_held_flushes_what_was_queued() {
+    let store = Arc::new(MemoryStore::new());
+    let (emitter, handle) = EventEmitter::start(store.clone(), "test-instance".into());
+    handle.emit(sample_event(1)).await;
+    emitter.finish(Duration::from_millis(50)).await;
+    assert_eq!(store.read("0", None, 10).await.unwrap().len(), 1);
+    drop(handle);
+}
+
+/// Answers after a delay, like a slow model.
+struct SlowRuntime {
+    delay: Duration,
+}
+
+#[async_trait]
+impl ModelRuntime for SlowRuntime {
+    async fn invoke(&self, invocation: ModelInvocation) -> Result<ModelAnswer, RuntimeError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(ModelAnswer {
+            status: 200,
+            body: Bytes::from_static(br#"{"usage":{"input_tokens":3,"output_tokens":4}}"#),
+            content_type: "application/json".into(),
+            upstream_request_id: Some(format!("slow-{}", invocation.model_id)),
+            error_type: None,
+            usage: Some(schemas::bedrock_usage::TokenUsage {
+                input_tokens: 3,
+                output_tokens: 4,
+                ..Default::default()
+            }),
+            upstream_latency: self.delay,
+        })
+    }
+}
+
+async fn proxy_with(
+    store: Arc<MemoryStore>,
+    runtime: Arc<dyn ModelRuntime>,
+    config: ProxyConfig,
+) -> (proxy::server::RunningProxy, String) {
+    let token = format_generated_token(&[9u8; 32]);
+    let customer = Customer {
+        customer_id: "cust-slow".into(),
+        name: "Slow".into(),
+        email: "s@slow.example".into(),
+        status: CustomerStatus::Active,
+        created_at: Utc::now().trunc_subsecs(3),
+        limits: Limits::default(),
+    };
+    let key = ApiKey {
+        key_id: "key_slow".into(),
+        customer_id: customer.customer_id.clone(),
+        token_hash: token.hash(),
+        status: KeyStatus::Active,
+        created_at: Utc::now().trunc_subsecs(3),
+        expires_at: None,
+    };
+    store.create_customer(&customer, &key).await.unwrap();
+    let ports = ProxyPorts {
+        registry: store.clone(),
+        counters: store.clone(),
+        event_log: store,
+        runtime,
+    };
+    let config = ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
+    (
+        start_proxy(config, ports).await.unwrap(),
+        token.expose().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_call_is_still_metered_as_client_aborted() {
+    let store = Arc::new(MemoryStore::new());
+    let runtime = Arc::new(SlowRuntime {
+        delay: Duration::from_millis(300),
+    });
+    let (proxy, token) = proxy_with(store.clone(), runtime, ProxyConfig::default()).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let result = client
+        .post(format!("http://{}/prod/bedrock", proxy.local_addr))
+        .bearer_auth(&token)
+        .body(r#"{"modelId":"m","prompt":"hi"}"#)
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.shutdown().await;
+
+    let stored = store.read("0", None, 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "exactly one event");
+    let event = UsageEvent::decode_json(&stored[0].data).unwrap();
+    assert_eq!(event.outcome, Outcome::ClientAborted);
+    assert_eq!(
+        (event.input_tokens, event.output_tokens),
+        (3, 4),
+        "the tokens Bedrock used are billed"
+    );
+    assert_eq!(event.upstream_request_id.as_deref(), Some("slow-m"));
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let store = Arc::new(MemoryStore::new());
+    let runtime = Arc::new(SlowRuntime {
+        delay: Duration::ZERO,
+    });
+    let config = ProxyConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    };
+    let (proxy, _token) = proxy_with(store, runtime, config).await;
+
+    let mut slow = tokio::net::TcpStream::connect(proxy.local_addr)
+        .await
+        .unwrap();
+    slow.write_all(b"POST /prod/bedrock HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buffer)).await;
+    assert!(
+        closed.is_ok(),
+        "a client that never finishes its headers is disconnected"
+    );
+
+    let mut idle = tokio::net::TcpStream::connect(proxy.local_addr)
+        .await
+        .unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection is closed");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408_and_no_event() {
+    let store = Arc::new(MemoryStore::new());
+    let runtime = Arc::new(SlowRuntime {
+        delay: Duration::ZERO,
+    });
+    let config = ProxyConfig {
+        body_read_timeout: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    };
+    let (proxy, token) = proxy_with(store.clone(), runtime, config).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.local_addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /prod/bedrock HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"modelId\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&response, b"HTTP/1.1 408");
+    proxy.shutdown().await;
+    assert!(store.read("0", None, 10).await.unwrap().is_empty());
+}
