@@ -1,10 +1,9 @@
 //! Command-line arguments. The spec's verbs and flags are kept exactly.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// Tollgate: meter, limit and bill Amazon Bedrock usage per customer.
 #[derive(Debug, Parser)]
@@ -101,44 +100,12 @@ pub struct UpdateLimitsArgs {
     pub daily_limit: LimitValue,
 }
 
-/// Which model runtime the proxy forwards to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Upstream {
-    /// Amazon Bedrock, with credentials from the standard AWS chain.
-    Bedrock,
-    /// A deterministic local simulation, for trying Tollgate without AWS.
-    Simulated,
-}
-
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Where calls are forwarded.
-    #[arg(long, env = "TOLLGATE_UPSTREAM", value_enum, default_value = "bedrock")]
-    pub upstream: Upstream,
-    /// AWS region of Bedrock [default: from the AWS chain, e.g. AWS_REGION].
-    #[arg(long, env = "TOLLGATE_BEDROCK_REGION")]
-    pub bedrock_region: Option<String>,
-    /// Bedrock runtime endpoint override (a VPC endpoint, or a test server).
-    #[arg(long, env = "TOLLGATE_BEDROCK_ENDPOINT_URL")]
-    pub bedrock_endpoint_url: Option<String>,
-    /// Longest wait for Bedrock's answer, in seconds.
-    #[arg(long, env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = 300)]
-    pub upstream_timeout_secs: u64,
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
-    pub max_body_bytes: usize,
-    /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
-    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// How often the metering consumer polls the log when idle, in milliseconds.
-    #[arg(long, env = "TOLLGATE_METERING_POLL_MS", default_value_t = 200)]
-    pub metering_poll_ms: u64,
+    #[command(flatten)]
+    pub proxy: proxy::settings::ProxyArgs,
+    #[command(flatten)]
+    pub metering: metering::settings::MeteringArgs,
 }
 
 /// A limit value: a number, or no limit.

@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod error;
 pub mod parquet_sink;
 pub mod quarantine;
+pub mod settings;
 
 pub use consumer::{ConsumerSettings, ConsumerStats, MeteringConsumer, PassReport};
 pub use error::{MeteringError, Result};

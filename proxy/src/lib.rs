@@ -13,6 +13,7 @@ pub mod error_response;
 pub mod forward;
 pub mod router;
 pub mod server;
+pub mod settings;
 pub mod spec_route;
 pub mod state;
 pub mod tls;

@@ -1,0 +1,95 @@
+//! The proxy's command-line and environment settings, shared by `tollgate serve` and the
+//! standalone `tollgate-proxy` binary, and turned into typed configuration once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use store::ModelRuntime;
+use store::bedrock::{BedrockRuntime, BedrockSettings};
+use store::simulated::SimulatedRuntime;
+
+use crate::config::{ProxyConfig, TlsFiles};
+
+/// Which model runtime the proxy forwards to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Upstream {
+    /// Amazon Bedrock, with credentials from the standard AWS chain.
+    Bedrock,
+    /// A deterministic local simulation, for trying Tollgate without AWS.
+    Simulated,
+}
+
+impl Upstream {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bedrock => "bedrock",
+            Self::Simulated => "simulated",
+        }
+    }
+}
+
+/// The proxy's flags.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where calls are forwarded.
+    #[arg(long, env = "TOLLGATE_UPSTREAM", value_enum, default_value = "bedrock")]
+    pub upstream: Upstream,
+    /// AWS region of Bedrock [default: from the AWS chain, e.g. AWS_REGION].
+    #[arg(long, env = "TOLLGATE_BEDROCK_REGION")]
+    pub bedrock_region: Option<String>,
+    /// Bedrock runtime endpoint override (a VPC endpoint, or a test server).
+    #[arg(long, env = "TOLLGATE_BEDROCK_ENDPOINT_URL")]
+    pub bedrock_endpoint_url: Option<String>,
+    /// Longest wait for Bedrock's answer, in seconds.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ProxyArgs {
+    /// The HTTP edge's configuration.
+    pub fn proxy_config(&self) -> ProxyConfig {
+        ProxyConfig {
+            listen: self.listen,
+            max_body_bytes: self.max_body_bytes,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(certificate_chain), Some(private_key)) => Some(TlsFiles {
+                    certificate_chain: certificate_chain.clone(),
+                    private_key: private_key.clone(),
+                }),
+                _ => None,
+            },
+            ..ProxyConfig::default()
+        }
+    }
+
+    /// Builds the model runtime once.
+    pub async fn model_runtime(&self) -> Arc<dyn ModelRuntime> {
+        match self.upstream {
+            Upstream::Simulated => Arc::new(SimulatedRuntime),
+            Upstream::Bedrock => Arc::new(
+                BedrockRuntime::connect(&BedrockSettings {
+                    region: self.bedrock_region.clone(),
+                    endpoint_url: self.bedrock_endpoint_url.clone(),
+                    timeout: Duration::from_secs(self.upstream_timeout_secs),
+                })
+                .await,
+            ),
+        }
+    }
+}
