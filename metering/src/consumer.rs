@@ -5,14 +5,15 @@
 //! dedupe by `event_id`, Parquet and quarantine keys are deterministic, and the checkpoint
 //! moves only after both projections are written.
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use object_store::ObjectStore;
 use schemas::UsageEvent;
-use store::{Counters, EventLog, LogEntry, SourcedEvent};
+use store::{Counters, EventLog, LogEntry, ReadBatch, SourcedEvent};
 
 use crate::Result;
 use crate::parquet_sink::write_usage_parquet;
@@ -66,6 +67,8 @@ pub struct MeteringConsumer {
     objects: Arc<dyn ObjectStore>,
     settings: ConsumerSettings,
     pub stats: Arc<ConsumerStats>,
+    /// Closed partitions read to their end; their children may now be read.
+    finished: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for MeteringConsumer {
@@ -91,16 +94,49 @@ impl MeteringConsumer {
             objects,
             settings,
             stats: Arc::new(ConsumerStats::default()),
+            finished: Mutex::new(HashSet::new()),
         }
+    }
+
+    fn finished_partitions(&self) -> HashSet<String> {
+        self.finished
+            .lock()
+            .map(|finished| finished.clone())
+            .unwrap_or_default()
     }
 
     /// Processes at most one batch per partition.
     pub async fn run_pass(&self) -> Result<PassReport> {
         let mut total = PassReport::default();
-        for partition in self.log.partitions().await? {
-            let report = self.process_next_batch(&partition).await.inspect_err(|_| {
-                self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            })?;
+        let partitions = self.log.partitions().await?;
+        let present: HashSet<String> = partitions
+            .iter()
+            .map(|partition| partition.id.clone())
+            .collect();
+        let mut finished = self.finished_partitions();
+        for partition in partitions {
+            if finished.contains(&partition.id) {
+                continue;
+            }
+            let parent_unfinished = partition
+                .parents
+                .iter()
+                .any(|parent| present.contains(parent) && !finished.contains(parent));
+            if parent_unfinished {
+                continue;
+            }
+            let (report, end_of_partition) = self
+                .process_next_batch(&partition.id)
+                .await
+                .inspect_err(|_| {
+                    self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                })?;
+            if end_of_partition {
+                finished.insert(partition.id.clone());
+                if let Ok(mut shared) = self.finished.lock() {
+                    shared.insert(partition.id.clone());
+                }
+            }
             total.records_read += report.records_read;
             total.events_counted += report.events_counted;
             total.duplicates_skipped += report.duplicates_skipped;
@@ -157,10 +193,10 @@ impl MeteringConsumer {
         }
     }
 
-    async fn process_next_batch(&self, partition: &str) -> Result<PassReport> {
+    async fn process_next_batch(&self, partition: &str) -> Result<(PassReport, bool)> {
         let name = &self.settings.consumer_name;
         let checkpoint = self.log.load_checkpoint(name, partition).await?;
-        let entries = self
+        let batch = self
             .log
             .read(
                 partition,
@@ -168,8 +204,12 @@ impl MeteringConsumer {
                 self.settings.batch_records,
             )
             .await?;
+        let ReadBatch {
+            entries,
+            end_of_partition,
+        } = batch;
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return Ok(PassReport::default());
+            return Ok((PassReport::default(), end_of_partition));
         };
 
         let mut sourced = Vec::with_capacity(entries.len());
@@ -224,12 +264,13 @@ impl MeteringConsumer {
                 "duplicate usage events skipped"
             );
         }
-        Ok(PassReport {
+        let report = PassReport {
             records_read: entries.len(),
             events_counted: applied.counted,
             duplicates_skipped: applied.duplicates,
             records_quarantined: quarantined,
-        })
+        };
+        Ok((report, end_of_partition))
     }
 }
 

@@ -229,7 +229,7 @@ async fn a_batch_retried_after_a_crash_between_counters_and_parquet_still_writes
         .await
         .unwrap();
     // The counters were applied from these records, then the process died.
-    let entries = fixture.store.read("0", None, 10).await.unwrap();
+    let entries = fixture.store.read("0", None, 10).await.unwrap().entries;
     let sourced: Vec<SourcedEvent> = entries
         .iter()
         .map(|entry| SourcedEvent {

@@ -16,8 +16,8 @@ use schemas::token::format_generated_token;
 use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, Outcome, UsageEvent};
 use store::memory::MemoryStore;
 use store::{
-    AppendFailure, AppendResult, EventLog, LogEntry, LogRecord, ModelAnswer, ModelInvocation,
-    ModelRuntime, Registry, RuntimeError,
+    AppendFailure, AppendResult, EventLog, LogRecord, ModelAnswer, ModelInvocation, ModelRuntime,
+    Registry, RuntimeError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -49,7 +49,7 @@ impl EventLog for FlakyLog {
         }
         Ok(results)
     }
-    async fn partitions(&self) -> store::Result<Vec<String>> {
+    async fn partitions(&self) -> store::Result<Vec<store::PartitionInfo>> {
         self.inner.partitions().await
     }
     async fn read(
@@ -57,7 +57,7 @@ impl EventLog for FlakyLog {
         partition: &str,
         after: Option<&str>,
         max_records: usize,
-    ) -> store::Result<Vec<LogEntry>> {
+    ) -> store::Result<store::ReadBatch> {
         self.inner.read(partition, after, max_records).await
     }
     async fn load_checkpoint(
@@ -97,7 +97,7 @@ async fn only_failed_records_are_retried_until_every_record_is_in_the_log_once()
     let records: Vec<LogRecord> = (0..10).map(record).collect();
     append_until_durable(&log, records.clone(), &stats).await;
 
-    let stored = log.inner.read("0", None, 100).await.unwrap();
+    let stored = log.inner.read("0", None, 100).await.unwrap().entries;
     let mut stored_data: Vec<Bytes> = stored.into_iter().map(|entry| entry.data).collect();
     let mut expected: Vec<Bytes> = records.into_iter().map(|record| record.data).collect();
     stored_data.sort();
@@ -126,7 +126,7 @@ async fn the_emitter_flushes_everything_queued_when_it_finishes() {
     }
     drop(handle);
     emitter.finish(Duration::from_secs(5)).await;
-    let stored = store.read("0", None, 5000).await.unwrap();
+    let stored = store.read("0", None, 5000).await.unwrap().entries;
     assert_eq!(stored.len(), 1200);
     let sequences: Vec<u64> = stored
         .iter()
@@ -141,7 +141,7 @@ async fn finishing_with_a_handle_still_held_flushes_what_was_queued() {
     let (emitter, handle) = EventEmitter::start(store.clone(), "test-instance".into());
     handle.emit(sample_event(1)).await;
     emitter.finish(Duration::from_millis(50)).await;
-    assert_eq!(store.read("0", None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.read("0", None, 10).await.unwrap().entries.len(), 1);
     drop(handle);
 }
 
@@ -230,7 +230,7 @@ async fn a_client_that_hangs_up_mid_call_is_still_metered_as_client_aborted() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.shutdown().await;
 
-    let stored = store.read("0", None, 10).await.unwrap();
+    let stored = store.read("0", None, 10).await.unwrap().entries;
     assert_eq!(stored.len(), 1, "exactly one event");
     let event = UsageEvent::decode_json(&stored[0].data).unwrap();
     assert_eq!(event.outcome, Outcome::ClientAborted);
@@ -307,5 +307,5 @@ async fn a_body_that_stops_arriving_gets_408_and_no_event() {
         .unwrap();
     assert_eq!(&response, b"HTTP/1.1 408");
     proxy.shutdown().await;
-    assert!(store.read("0", None, 10).await.unwrap().is_empty());
+    assert!(store.read("0", None, 10).await.unwrap().entries.is_empty());
 }

@@ -22,6 +22,24 @@ pub struct LogEntry {
     pub data: Bytes,
 }
 
+/// A partition of the log, with the partitions it was split or merged from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub id: String,
+    /// Partitions whose records come before this one's (Kinesis parent shards after a
+    /// reshard). Consumers read them to their end before reading this one.
+    pub parents: Vec<String>,
+}
+
+/// One read of a partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadBatch {
+    pub entries: Vec<LogEntry>,
+    /// The partition is closed and nothing follows the last entry returned (or `after`,
+    /// when no entry was returned). Open partitions never set it.
+    pub end_of_partition: bool,
+}
+
 /// Why one record of an append was not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendFailure {
@@ -42,6 +60,9 @@ pub type AppendResult = std::result::Result<String, AppendFailure>;
 ///   batch, so callers retry it whole (consumers dedupe by `event_id`).
 /// - Within a partition, `read` returns records in append order, after `after`
 ///   (exclusive), at most `max_records` of them. `after = None` reads from the start.
+///   A read may return fewer records than exist; only `end_of_partition` says the
+///   partition is finished.
+/// - `partitions` lists the partitions, each with its parents, parents before children.
 /// - Checkpoints are per consumer name and partition. `load_checkpoint` returns `Ok(None)`
 ///   when nothing was committed. A committed checkpoint survives restarts.
 #[async_trait]
@@ -50,7 +71,7 @@ pub trait EventLog: Send + Sync {
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>>;
 
     /// The partitions that currently exist, in a stable order.
-    async fn partitions(&self) -> Result<Vec<String>>;
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>>;
 
     /// Reads up to `max_records` records of `partition` after position `after`.
     async fn read(
@@ -58,7 +79,7 @@ pub trait EventLog: Send + Sync {
         partition: &str,
         after: Option<&str>,
         max_records: usize,
-    ) -> Result<Vec<LogEntry>>;
+    ) -> Result<ReadBatch>;
 
     /// The last committed position of `consumer` in `partition`.
     async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>>;

@@ -25,6 +25,8 @@ pub mod contract;
 
 pub use counters::{ApplyReport, Counters, SourcedEvent};
 pub use error::{Result, StoreError};
-pub use event_log::{AppendFailure, AppendResult, EventLog, LogEntry, LogRecord};
+pub use event_log::{
+    AppendFailure, AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch,
+};
 pub use model_runtime::{ModelAnswer, ModelInvocation, ModelRuntime, RuntimeError};
 pub use registry::Registry;

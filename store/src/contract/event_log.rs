@@ -17,12 +17,24 @@ async fn read_all_with_key(log: &dyn EventLog, partition_key: &str) -> Vec<LogEn
     let mut entries = Vec::new();
     for partition in log.partitions().await.unwrap() {
         let mut after: Option<String> = None;
-        loop {
-            let page = log.read(&partition, after.as_deref(), 100).await.unwrap();
-            let Some(last) = page.last() else { break };
+        // An open partition has no end: stop after reads that return nothing.
+        let mut empty_reads = 0;
+        while empty_reads < 3 {
+            let page = log
+                .read(&partition.id, after.as_deref(), 100)
+                .await
+                .unwrap();
+            let Some(last) = page.entries.last() else {
+                if page.end_of_partition {
+                    break;
+                }
+                empty_reads += 1;
+                continue;
+            };
             after = Some(last.position.clone());
             entries.extend(
-                page.into_iter()
+                page.entries
+                    .into_iter()
                     .filter(|entry| entry.partition_key == partition_key),
             );
         }
@@ -72,15 +84,20 @@ async fn read_resumes_after_a_position_and_respects_max(log: &dyn EventLog) {
     let after_first = log
         .read(&partition, Some(&all[0].position), 2)
         .await
-        .unwrap();
-    assert_eq!(after_first.len(), 2, "max_records is respected");
+        .unwrap()
+        .entries;
+    assert!(after_first.len() <= 2, "max_records is respected");
+    assert!(!after_first.is_empty(), "records follow the first one");
     assert_eq!(after_first[0].data, Bytes::from("r1"));
-    assert_eq!(after_first[1].data, Bytes::from("r2"));
+    if let Some(second) = after_first.get(1) {
+        assert_eq!(second.data, Bytes::from("r2"));
+    }
 
     let after_last = log
         .read(&partition, Some(&all[3].position), 10)
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert!(
         after_last.iter().all(|entry| entry.partition_key != key),
         "nothing of ours after the last record"
@@ -95,7 +112,7 @@ async fn checkpoints_are_per_consumer_and_partition(log: &dyn EventLog) {
         .await
         .unwrap()
         .first()
-        .cloned()
+        .map(|partition| partition.id.clone())
         .unwrap_or_else(|| "0".into());
     assert_eq!(
         log.load_checkpoint(&consumer, &partition).await.unwrap(),

@@ -6,7 +6,7 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 
 use super::{EMBEDDED_PARTITION, EmbeddedStore};
-use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord};
+use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
 use crate::{Result, StoreError};
 
 fn format_position(seq: i64) -> String {
@@ -45,8 +45,11 @@ impl EventLog for EmbeddedStore {
         .await
     }
 
-    async fn partitions(&self) -> Result<Vec<String>> {
-        Ok(vec![EMBEDDED_PARTITION.to_owned()])
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
+        Ok(vec![PartitionInfo {
+            id: EMBEDDED_PARTITION.to_owned(),
+            parents: Vec::new(),
+        }])
     }
 
     async fn read(
@@ -54,7 +57,7 @@ impl EventLog for EmbeddedStore {
         partition: &str,
         after: Option<&str>,
         max_records: usize,
-    ) -> Result<Vec<LogEntry>> {
+    ) -> Result<ReadBatch> {
         if partition != EMBEDDED_PARTITION {
             return Err(StoreError::not_found(format!("partition {partition}")));
         }
@@ -72,7 +75,10 @@ impl EventLog for EmbeddedStore {
                     data: Bytes::from(row.get::<_, Vec<u8>>(2)?),
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(ReadBatch {
+                entries: rows.collect::<rusqlite::Result<Vec<_>>>()?,
+                end_of_partition: false,
+            })
         })
         .await
     }

@@ -13,7 +13,7 @@ use schemas::{
 use uuid::Uuid;
 
 use crate::counters::{ApplyReport, Counters, SourcedEvent};
-use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord};
+use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
 use crate::registry::Registry;
 use crate::{Result, StoreError};
 
@@ -77,8 +77,11 @@ impl EventLog for MemoryStore {
         Ok(results)
     }
 
-    async fn partitions(&self) -> Result<Vec<String>> {
-        Ok(vec![MEMORY_PARTITION.to_owned()])
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
+        Ok(vec![PartitionInfo {
+            id: MEMORY_PARTITION.to_owned(),
+            parents: Vec::new(),
+        }])
     }
 
     async fn read(
@@ -86,13 +89,13 @@ impl EventLog for MemoryStore {
         partition: &str,
         after: Option<&str>,
         max_records: usize,
-    ) -> Result<Vec<LogEntry>> {
+    ) -> Result<ReadBatch> {
         if partition != MEMORY_PARTITION {
             return Err(StoreError::not_found(format!("partition {partition}")));
         }
         let start = after.map(parse_position).transpose()?.unwrap_or(0);
         let state = self.state()?;
-        Ok(state
+        let entries = state
             .log
             .iter()
             .enumerate()
@@ -104,7 +107,11 @@ impl EventLog for MemoryStore {
                 partition_key: record.partition_key.clone(),
                 data: record.data.clone(),
             })
-            .collect())
+            .collect();
+        Ok(ReadBatch {
+            entries,
+            end_of_partition: false,
+        })
     }
 
     async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>> {
