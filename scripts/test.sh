@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test of every crate (unit, contract,
 # in-process proxy tests, and end-to-end tests that drive the real `tollgate` binary
-# against the wire-level fake Bedrock). Runs on a fresh machine: it installs what the
-# tests need that the machine may lack.
+# against the wire-level fake Bedrock), with the AWS backends tested against a local AWS
+# emulator (moto, pinned, installed into a virtualenv by tests/emulators/moto.sh). Runs on
+# a fresh machine: it installs what the tests need that the machine may lack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,18 @@ ensure_command() {
 }
 
 ensure_command curl curl
+ensure_command python3 python3
+
+echo "== starting the AWS emulator"
+TOLLGATE_EMULATOR_STATE="$(mktemp -d)"
+export TOLLGATE_EMULATOR_STATE
+trap 'tests/emulators/moto.sh stop; rm -rf "$TOLLGATE_EMULATOR_STATE"' EXIT
+TOLLGATE_TEST_AWS_ENDPOINT="$(tests/emulators/moto.sh start)"
+export TOLLGATE_TEST_AWS_ENDPOINT
+echo "AWS emulator at $TOLLGATE_TEST_AWS_ENDPOINT"
+# The tests only ever talk to the emulator: dummy credentials, never the caller's own.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -13,6 +13,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("object store: {0}")]
     Object(#[from] object_store::Error),
+    #[error("aws: {0}")]
+    Aws(String),
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("background task failed: {0}")]
@@ -28,7 +30,7 @@ impl StoreError {
                 error.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
-            Self::NotFound { .. } | Self::Conflict(_) | Self::Corrupt(_) => false,
+            Self::NotFound { .. } | Self::Conflict(_) | Self::Corrupt(_) | Self::Aws(_) => false,
         }
     }
 

@@ -9,6 +9,8 @@
 //! Parquet, archive and quarantine objects go through the `object_store` crate directly.
 //! Backends: [`embedded`] (one SQLite file, the default), [`memory`] (tests), and later `aws`.
 
+pub mod archive;
+pub mod aws;
 pub mod bedrock;
 pub mod counters;
 pub mod embedded;
@@ -23,6 +25,7 @@ pub mod simulated;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 
+pub use archive::Archive;
 pub use counters::{ApplyReport, Counters, SourcedEvent};
 pub use error::{Result, StoreError};
 pub use event_log::{

@@ -8,5 +8,6 @@
     clippy::print_stderr
 )]
 
+pub mod aws_env;
 pub mod fake_bedrock;
 pub mod harness;

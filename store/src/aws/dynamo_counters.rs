@@ -1,0 +1,409 @@
+//! `Counters` on DynamoDB, and the consumer's checkpoints, in one table (`pk`, `sk`).
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | counter cell | `USAGE#<customer_id>` | `DAY#<yyyy-mm-dd>#MODEL#<model_id>` | requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens (numbers, `ADD`ed) |
+//! | dedupe mark | `EVENT#<event_id>` | `DEDUPE` | source, applied_at_ms, expires_at (TTL, epoch seconds) |
+//! | checkpoint | `CHECKPOINT#<consumer>` | `PARTITION#<partition>` | position, updated_at_ms |
+//!
+//! `apply` groups new events by (customer, day) and writes each group in
+//! `TransactWriteItems`: one conditional `Put` of a dedupe mark per event
+//! (`attribute_not_exists(pk)`) and one `Update … ADD` per counter cell, so a mark and its
+//! increments commit together. A transaction holds at most 100 actions and never touches an
+//! item twice (cells are merged per transaction). When a condition fails, the marks are read
+//! back to learn which events were already counted, and the rest are written again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use chrono::{NaiveDate, Utc};
+use schemas::usage_counts::aggregate_events;
+use schemas::{DailyUsage, UsageCounts};
+use uuid::Uuid;
+
+use super::attributes::{Item, get_count, get_string, key, number, string};
+use super::errors::aws_error;
+use crate::counters::{ApplyReport, Counters, SourcedEvent};
+use crate::{Result, StoreError};
+
+/// Most actions in one DynamoDB transaction.
+pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+/// How often a group is retried after some of its marks turned out to exist already.
+const MAX_CONDITION_ROUNDS: usize = 8;
+
+/// Counters, dedupe marks and checkpoints in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoCounters {
+    client: Client,
+    table: String,
+    dedupe_retention: Duration,
+}
+
+fn usage_pk(customer_id: &str) -> String {
+    format!("USAGE#{customer_id}")
+}
+
+fn cell_sk(day: NaiveDate, model_id: &str) -> String {
+    format!("DAY#{day}#MODEL#{model_id}")
+}
+
+fn mark_key(event_id: Uuid) -> Item {
+    key(format!("EVENT#{}", event_id.hyphenated()), "DEDUPE")
+}
+
+fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
+    built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
+}
+
+/// Splits a (customer, day) group of events into transactions of at most 100 actions:
+/// one per event plus one per distinct model among them.
+pub fn chunk_for_transactions<'a>(events: &[&'a SourcedEvent]) -> Vec<Vec<&'a SourcedEvent>> {
+    let mut chunks: Vec<Vec<&SourcedEvent>> = Vec::new();
+    let mut current: Vec<&SourcedEvent> = Vec::new();
+    let mut models: Vec<&str> = Vec::new();
+    for sourced in events {
+        let new_model = !models.contains(&sourced.event.model_id.as_str());
+        let actions_after = current.len() + 1 + models.len() + usize::from(new_model);
+        if actions_after > MAX_TRANSACTION_ACTIONS && !current.is_empty() {
+            chunks.push(std::mem::take(&mut current));
+            models.clear();
+        }
+        if !models.contains(&sourced.event.model_id.as_str()) {
+            models.push(&sourced.event.model_id);
+        }
+        current.push(sourced);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+enum GroupWrite {
+    Written,
+    /// Per action: whether its condition failed.
+    ConditionsFailed(Vec<bool>),
+}
+
+impl DynamoCounters {
+    /// Counters over `table`; dedupe marks expire `dedupe_retention` after they are written.
+    pub fn new(client: Client, table: impl Into<String>, dedupe_retention: Duration) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            dedupe_retention,
+        }
+    }
+
+    /// The table (shared with the Kinesis checkpoints).
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The client (shared with the Kinesis checkpoints).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn mark_put(&self, sourced: &SourcedEvent) -> Result<TransactWriteItem> {
+        let now = Utc::now();
+        let expires_at = now.timestamp()
+            + i64::try_from(self.dedupe_retention.as_secs()).unwrap_or(i64::MAX / 2);
+        let mut item = mark_key(sourced.event.event_id);
+        item.insert("source".into(), string(&sourced.source));
+        item.insert("customer_id".into(), string(&sourced.event.customer_id));
+        item.insert("applied_at_ms".into(), number(now.timestamp_millis()));
+        item.insert("expires_at".into(), number(expires_at));
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn cell_update(
+        &self,
+        customer_id: &str,
+        day: NaiveDate,
+        model_id: &str,
+        counts: &UsageCounts,
+    ) -> Result<TransactWriteItem> {
+        let update = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(usage_pk(customer_id), cell_sk(day, model_id))))
+                .update_expression(
+                    "ADD #requests :requests, #rejected :rejected, #errors :errors, #input :input, #output :output, \
+                     #cache_read :cache_read, #cache_write :cache_write \
+                     SET #customer = :customer, #day = :day, #model = :model",
+                )
+                .expression_attribute_names("#requests", "requests")
+                .expression_attribute_names("#rejected", "rejected")
+                .expression_attribute_names("#errors", "errors")
+                .expression_attribute_names("#input", "input_tokens")
+                .expression_attribute_names("#output", "output_tokens")
+                .expression_attribute_names("#cache_read", "cache_read_tokens")
+                .expression_attribute_names("#cache_write", "cache_write_tokens")
+                .expression_attribute_names("#customer", "customer_id")
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_names("#model", "model_id")
+                .expression_attribute_values(":requests", number(counts.requests))
+                .expression_attribute_values(":rejected", number(counts.rejected))
+                .expression_attribute_values(":errors", number(counts.errors))
+                .expression_attribute_values(":input", number(counts.input_tokens))
+                .expression_attribute_values(":output", number(counts.output_tokens))
+                .expression_attribute_values(":cache_read", number(counts.cache_read_tokens))
+                .expression_attribute_values(":cache_write", number(counts.cache_write_tokens))
+                .expression_attribute_values(":customer", string(customer_id))
+                .expression_attribute_values(":day", string(day.to_string()))
+                .expression_attribute_values(":model", string(model_id))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    async fn write_group(&self, events: &[&SourcedEvent]) -> Result<GroupWrite> {
+        let mut actions = Vec::with_capacity(events.len() + 4);
+        for sourced in events {
+            actions.push(self.mark_put(sourced)?);
+        }
+        for (cell, counts) in aggregate_events(events.iter().map(|sourced| &sourced.event)) {
+            actions.push(self.cell_update(&cell.customer_id, cell.day, &cell.model_id, &counts)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(GroupWrite::Written),
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                let TransactWriteItemsError::TransactionCanceledException(cancelled) =
+                    context.err()
+                else {
+                    return Err(StoreError::Aws("unexpected transaction error".into()));
+                };
+                let failed: Vec<bool> = cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+                    .collect();
+                if failed.iter().any(|failed| *failed) {
+                    Ok(GroupWrite::ConditionsFailed(failed))
+                } else {
+                    Err(StoreError::Unavailable(format!(
+                        "TransactWriteItems on {} was cancelled: {cancelled}",
+                        self.table
+                    )))
+                }
+            }
+            Err(error) => Err(aws_error("TransactWriteItems", &self.table, error)),
+        }
+    }
+
+    async fn mark_owner(&self, event_id: Uuid) -> Result<Option<String>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(mark_key(event_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| aws_error("GetItem", &self.table, error))?;
+        output
+            .item
+            .as_ref()
+            .map(|item| get_string(item, "source"))
+            .transpose()
+    }
+
+    /// Writes one (customer, day) chunk; returns the owner source of every event in it.
+    async fn apply_chunk(
+        &self,
+        chunk: Vec<&SourcedEvent>,
+        owners: &mut HashMap<Uuid, String>,
+        report: &mut ApplyReport,
+    ) -> Result<()> {
+        let mut pending = chunk;
+        for _ in 0..MAX_CONDITION_ROUNDS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            match self.write_group(&pending).await? {
+                GroupWrite::Written => {
+                    for sourced in &pending {
+                        owners.insert(sourced.event.event_id, sourced.source.clone());
+                    }
+                    report.counted += pending.len();
+                    return Ok(());
+                }
+                GroupWrite::ConditionsFailed(failed) => {
+                    let mut still_pending = Vec::new();
+                    for (index, sourced) in pending.into_iter().enumerate() {
+                        if failed.get(index).copied().unwrap_or(false) {
+                            match self.mark_owner(sourced.event.event_id).await? {
+                                Some(owner) => {
+                                    owners.insert(sourced.event.event_id, owner);
+                                }
+                                None => still_pending.push(sourced),
+                            }
+                        } else {
+                            still_pending.push(sourced);
+                        }
+                    }
+                    pending = still_pending;
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "counter transaction on {} kept conflicting; retry the batch",
+            self.table
+        )))
+    }
+}
+
+#[async_trait]
+impl Counters for DynamoCounters {
+    async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
+        let mut report = ApplyReport::default();
+        let mut first_occurrences: Vec<&SourcedEvent> = Vec::new();
+        let mut seen: HashMap<Uuid, ()> = HashMap::new();
+        for sourced in events {
+            if seen.insert(sourced.event.event_id, ()).is_none() {
+                first_occurrences.push(sourced);
+            }
+        }
+        let mut groups: BTreeMap<(String, NaiveDate), Vec<&SourcedEvent>> = BTreeMap::new();
+        for sourced in first_occurrences {
+            groups
+                .entry((sourced.event.customer_id.clone(), sourced.event.day()))
+                .or_default()
+                .push(sourced);
+        }
+        let mut owners: HashMap<Uuid, String> = HashMap::new();
+        for group in groups.into_values() {
+            for chunk in chunk_for_transactions(&group) {
+                self.apply_chunk(chunk, &mut owners, &mut report).await?;
+            }
+        }
+        for sourced in events {
+            let owned = owners.get(&sourced.event.event_id) == Some(&sourced.source);
+            report.owned.push(owned);
+            if !owned {
+                report.duplicates += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn read_daily(
+        &self,
+        customer_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>> {
+        let mut usage = Vec::new();
+        let mut start_key: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", string(usage_pk(customer_id)))
+                .expression_attribute_values(":from", string(format!("DAY#{from}")))
+                .expression_attribute_values(":to", string(format!("DAY#{to}$")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|error| aws_error("Query", &self.table, error))?;
+            for item in output.items() {
+                let day_text = get_string(item, "day")?;
+                usage.push(DailyUsage {
+                    day: day_text.parse().map_err(|_| {
+                        StoreError::Corrupt(format!("counter day {day_text:?} is not a date"))
+                    })?,
+                    model_id: get_string(item, "model_id")?,
+                    counts: UsageCounts {
+                        requests: get_count(item, "requests")?,
+                        rejected: get_count(item, "rejected")?,
+                        errors: get_count(item, "errors")?,
+                        input_tokens: get_count(item, "input_tokens")?,
+                        output_tokens: get_count(item, "output_tokens")?,
+                        cache_read_tokens: get_count(item, "cache_read_tokens")?,
+                        cache_write_tokens: get_count(item, "cache_write_tokens")?,
+                    },
+                });
+            }
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() => start_key = Some(next),
+                _ => break,
+            }
+        }
+        usage.sort_by(|a, b| (a.day, &a.model_id).cmp(&(b.day, &b.model_id)));
+        Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{day, event_on};
+    use schemas::Outcome;
+
+    fn sourced_with_model(index: usize, model: &str) -> SourcedEvent {
+        SourcedEvent {
+            source: format!("p/{index}"),
+            event: event_on("c", day(0), model, Outcome::Success, 1, 1),
+        }
+    }
+
+    #[test]
+    fn chunks_stay_within_one_hundred_actions() {
+        let events: Vec<SourcedEvent> = (0..250)
+            .map(|index| sourced_with_model(index, &format!("m{}", index % 3)))
+            .collect();
+        let references: Vec<&SourcedEvent> = events.iter().collect();
+        let chunks = chunk_for_transactions(&references);
+        let mut total = 0;
+        for chunk in &chunks {
+            let mut models: Vec<&str> = chunk
+                .iter()
+                .map(|sourced| sourced.event.model_id.as_str())
+                .collect();
+            models.sort_unstable();
+            models.dedup();
+            assert!(chunk.len() + models.len() <= MAX_TRANSACTION_ACTIONS);
+            total += chunk.len();
+        }
+        assert_eq!(total, 250);
+        assert_eq!(chunks.len(), 3);
+    }
+
+    #[test]
+    fn many_models_still_fit() {
+        let events: Vec<SourcedEvent> = (0..120)
+            .map(|index| sourced_with_model(index, &format!("m{index}")))
+            .collect();
+        let references: Vec<&SourcedEvent> = events.iter().collect();
+        for chunk in chunk_for_transactions(&references) {
+            assert!(chunk.len() * 2 <= MAX_TRANSACTION_ACTIONS);
+        }
+    }
+}

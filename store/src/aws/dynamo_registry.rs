@@ -1,0 +1,389 @@
+//! `Registry` on DynamoDB: one table, keys `pk` (S) and `sk` (S).
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | customer | `CUSTOMER#<customer_id>` | `PROFILE` | name, email, status, created_at_ms, limits (JSON), entity=`customer` |
+//! | key | `KEY#<token_hash>` | `KEY` | key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms, entity=`key` |
+//! | key pointer | `CUSTOMER#<customer_id>` | `KEY#<created_at_ms>#<key_id>` | token_hash |
+//!
+//! The key item *is* the token-hash index: authentication is one consistent `GetItem`,
+//! and `attribute_not_exists(pk)` on it makes token hashes unique (a GSI could do neither).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+
+use super::attributes::{
+    Item, get_number, get_optional_number, get_string, key, number, string, timestamp,
+};
+use super::errors::aws_error;
+use crate::registry::Registry;
+use crate::{Result, StoreError};
+
+/// Customers, keys and limits in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoRegistry {
+    client: Client,
+    table: String,
+}
+
+fn customer_pk(customer_id: &str) -> String {
+    format!("CUSTOMER#{customer_id}")
+}
+
+fn key_pk(token_hash: &TokenHash) -> String {
+    format!("KEY#{}", token_hash.as_str())
+}
+
+fn pointer_sk(key: &ApiKey) -> String {
+    format!(
+        "KEY#{:013}#{}",
+        key.created_at.timestamp_millis(),
+        key.key_id
+    )
+}
+
+fn customer_item(customer: &Customer) -> Result<Item> {
+    let mut item = key(customer_pk(&customer.customer_id), "PROFILE");
+    item.insert("entity".into(), string("customer"));
+    item.insert("customer_id".into(), string(&customer.customer_id));
+    item.insert("name".into(), string(&customer.name));
+    item.insert("email".into(), string(&customer.email));
+    item.insert("status".into(), string(customer.status.as_str()));
+    item.insert(
+        "created_at_ms".into(),
+        number(customer.created_at.timestamp_millis()),
+    );
+    item.insert("limits".into(), string(limits_json(&customer.limits)?));
+    Ok(item)
+}
+
+fn limits_json(limits: &Limits) -> Result<String> {
+    serde_json::to_string(limits).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn customer_from_item(item: &Item) -> Result<Customer> {
+    let status = get_string(item, "status")?;
+    Ok(Customer {
+        customer_id: get_string(item, "customer_id")?,
+        name: get_string(item, "name")?,
+        email: get_string(item, "email")?,
+        status: CustomerStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown customer status {status:?}")))?,
+        created_at: timestamp(get_number(item, "created_at_ms")?)?,
+        limits: serde_json::from_str(&get_string(item, "limits")?)
+            .map_err(|error| StoreError::Corrupt(format!("customer limits: {error}")))?,
+    })
+}
+
+fn key_item(api_key: &ApiKey) -> Item {
+    let mut item = key(key_pk(&api_key.token_hash), "KEY");
+    item.insert("entity".into(), string("key"));
+    item.insert("key_id".into(), string(&api_key.key_id));
+    item.insert("customer_id".into(), string(&api_key.customer_id));
+    item.insert("token_hash".into(), string(api_key.token_hash.as_str()));
+    item.insert("status".into(), string(api_key.status.as_str()));
+    item.insert(
+        "created_at_ms".into(),
+        number(api_key.created_at.timestamp_millis()),
+    );
+    if let Some(expires_at) = api_key.expires_at {
+        item.insert(
+            "expires_at_ms".into(),
+            number(expires_at.timestamp_millis()),
+        );
+    }
+    item
+}
+
+fn pointer_item(api_key: &ApiKey) -> Item {
+    let mut item = key(customer_pk(&api_key.customer_id), pointer_sk(api_key));
+    item.insert("entity".into(), string("key_pointer"));
+    item.insert("token_hash".into(), string(api_key.token_hash.as_str()));
+    item
+}
+
+fn key_from_item(item: &Item) -> Result<ApiKey> {
+    let status = get_string(item, "status")?;
+    Ok(ApiKey {
+        key_id: get_string(item, "key_id")?,
+        customer_id: get_string(item, "customer_id")?,
+        token_hash: TokenHash::from_stored(get_string(item, "token_hash")?),
+        status: KeyStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown key status {status:?}")))?,
+        created_at: timestamp(get_number(item, "created_at_ms")?)?,
+        expires_at: get_optional_number(item, "expires_at_ms")?
+            .map(timestamp)
+            .transpose()?,
+    })
+}
+
+fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
+    built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
+}
+
+/// Which actions of a cancelled transaction failed their condition.
+fn failed_conditions(
+    error: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> Option<Vec<bool>> {
+    let SdkError::ServiceError(context) = error else {
+        return None;
+    };
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = context.err() else {
+        return None;
+    };
+    Some(
+        cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+    )
+}
+
+impl DynamoRegistry {
+    /// A registry over `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn put_if_absent(&self, item: Item) -> Result<TransactWriteItem> {
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn put(&self, item: Item) -> Result<TransactWriteItem> {
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn get(&self, item_key: Item) -> Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| aws_error("GetItem", &self.table, error))?;
+        Ok(output.item)
+    }
+
+    async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> std::result::Result<(), TransactFailure> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| match failed_conditions(&error) {
+                Some(failed) => TransactFailure::Conditions(failed),
+                None => TransactFailure::Store(aws_error("TransactWriteItems", &self.table, error)),
+            })
+    }
+}
+
+enum TransactFailure {
+    /// Per action: whether its condition failed.
+    Conditions(Vec<bool>),
+    Store(StoreError),
+}
+
+#[async_trait]
+impl Registry for DynamoRegistry {
+    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()> {
+        let actions = vec![
+            self.put_if_absent(customer_item(customer)?)?,
+            self.put_if_absent(key_item(first_key))?,
+            self.put(pointer_item(first_key))?,
+        ];
+        match self.transact(actions).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => Err(
+                StoreError::Conflict(format!("customer {} already exists", customer.customer_id)),
+            ),
+            Err(TransactFailure::Conditions(_)) => {
+                Err(StoreError::Conflict("that token is already in use".into()))
+            }
+            Err(TransactFailure::Store(error)) => Err(error),
+        }
+    }
+
+    async fn customer(&self, customer_id: &str) -> Result<Option<Customer>> {
+        self.get(key(customer_pk(customer_id), "PROFILE"))
+            .await?
+            .as_ref()
+            .map(customer_from_item)
+            .transpose()
+    }
+
+    async fn list_customers(&self) -> Result<Vec<Customer>> {
+        let mut customers = Vec::new();
+        let mut start_key: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#entity = :customer")
+                .expression_attribute_names("#entity", "entity")
+                .expression_attribute_values(":customer", string("customer"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|error| aws_error("Scan", &self.table, error))?;
+            for item in output.items() {
+                customers.push(customer_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() => start_key = Some(next),
+                _ => break,
+            }
+        }
+        customers
+            .sort_by(|a, b| (a.created_at, &a.customer_id).cmp(&(b.created_at, &b.customer_id)));
+        Ok(customers)
+    }
+
+    async fn key_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<ApiKey>> {
+        self.get(key(key_pk(token_hash), "KEY"))
+            .await?
+            .as_ref()
+            .map(key_from_item)
+            .transpose()
+    }
+
+    async fn keys_of_customer(&self, customer_id: &str) -> Result<Vec<ApiKey>> {
+        let mut token_hashes = Vec::new();
+        let mut start_key: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", string(customer_pk(customer_id)))
+                .expression_attribute_values(":prefix", string("KEY#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|error| aws_error("Query", &self.table, error))?;
+            for item in output.items() {
+                token_hashes.push(TokenHash::from_stored(get_string(item, "token_hash")?));
+            }
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() => start_key = Some(next),
+                _ => break,
+            }
+        }
+        let mut keys = Vec::with_capacity(token_hashes.len());
+        for token_hash in token_hashes {
+            if let Some(api_key) = self.key_by_token_hash(&token_hash).await? {
+                keys.push(api_key);
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()> {
+        let existing = self.keys_of_customer(&new_key.customer_id).await?;
+        if existing
+            .iter()
+            .any(|old| old.token_hash == new_key.token_hash)
+        {
+            // One transaction cannot both revoke and re-create the same key item.
+            return Err(StoreError::Conflict("that token is already in use".into()));
+        }
+        let customer_check = build(
+            ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(customer_pk(&new_key.customer_id), "PROFILE")))
+                .condition_expression("attribute_exists(pk)")
+                .build(),
+        )?;
+        let mut actions = vec![
+            TransactWriteItem::builder()
+                .condition_check(customer_check)
+                .build(),
+        ];
+        for old in existing
+            .iter()
+            .filter(|old| old.status == KeyStatus::Active)
+        {
+            let revoke = build(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(key_pk(&old.token_hash), "KEY")))
+                    .update_expression("SET #status = :revoked")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":revoked",
+                        AttributeValue::S(KeyStatus::Revoked.as_str().into()),
+                    )
+                    .build(),
+            )?;
+            actions.push(TransactWriteItem::builder().update(revoke).build());
+        }
+        actions.push(self.put_if_absent(key_item(new_key))?);
+        actions.push(self.put(pointer_item(new_key))?);
+        match self.transact(actions).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => Err(
+                StoreError::not_found(format!("customer {}", new_key.customer_id)),
+            ),
+            Err(TransactFailure::Conditions(_)) => {
+                Err(StoreError::Conflict("that token is already in use".into()))
+            }
+            Err(TransactFailure::Store(error)) => Err(error),
+        }
+    }
+
+    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(customer_pk(customer_id), "PROFILE")))
+            .update_expression("SET #limits = :limits")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#limits", "limits")
+            .expression_attribute_values(":limits", string(limits_json(limits)?))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::not_found(format!("customer {customer_id}")))
+            }
+            Err(error) => Err(aws_error("UpdateItem", &self.table, error)),
+        }
+    }
+}

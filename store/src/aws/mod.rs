@@ -1,0 +1,20 @@
+//! The AWS backends: Kinesis (event log), DynamoDB (registry, counters, checkpoints),
+//! Firehose (raw archive) and S3 (Parquet, quarantine) through `object_store`.
+//!
+//! Each client is built once from one [`AwsSettings`]; `endpoint_url` points every service
+//! at an emulator in tests. Table designs are in `docs/architecture.md`.
+
+mod attributes;
+pub mod dynamo_counters;
+pub mod dynamo_registry;
+pub mod errors;
+pub mod firehose_archive;
+pub mod kinesis_log;
+pub mod s3_objects;
+pub mod settings;
+
+pub use dynamo_counters::DynamoCounters;
+pub use dynamo_registry::DynamoRegistry;
+pub use firehose_archive::FirehoseArchive;
+pub use kinesis_log::KinesisEventLog;
+pub use settings::{AwsBackend, AwsSettings};

@@ -1,0 +1,189 @@
+//! AWS backend settings, the clients built once from them, and the start-up check that
+//! every configured resource exists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use object_store::ObjectStore;
+
+use super::errors::aws_error;
+use super::s3_objects::s3_object_store;
+use super::{DynamoCounters, DynamoRegistry, FirehoseArchive, KinesisEventLog};
+use crate::{Result, StoreError};
+
+/// Names and endpoints of the AWS resources Tollgate uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Region; `None` uses the standard chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// One endpoint for every AWS service, for emulators (and never set in production).
+    pub endpoint_url: Option<String>,
+    /// DynamoDB table of customers and keys.
+    pub registry_table: String,
+    /// DynamoDB table of counters, dedupe marks and consumer checkpoints.
+    pub counters_table: String,
+    /// Kinesis Data Stream of usage events.
+    pub stream_name: String,
+    /// Firehose delivery stream archiving every event; `None` disables the archive.
+    pub firehose_stream: Option<String>,
+    /// S3 bucket of Parquet usage files and quarantined records.
+    pub bucket: String,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
+    /// How long dedupe marks live: longer than the stream's retention plus the longest retry.
+    pub dedupe_retention: Duration,
+}
+
+/// The AWS backends, each client built once.
+pub struct AwsBackend {
+    pub registry: Arc<DynamoRegistry>,
+    pub counters: Arc<DynamoCounters>,
+    pub event_log: Arc<KinesisEventLog>,
+    pub archive: Option<Arc<FirehoseArchive>>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub settings: AwsSettings,
+    dynamo: aws_sdk_dynamodb::Client,
+    kinesis: aws_sdk_kinesis::Client,
+    firehose: aws_sdk_firehose::Client,
+}
+
+impl std::fmt::Debug for AwsBackend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AwsBackend")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl AwsBackend {
+    /// Loads AWS configuration from the standard chain and builds every client.
+    pub async fn connect(settings: AwsSettings) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(5));
+        if let Some(region) = &settings.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(endpoint_url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(endpoint_url);
+        }
+        let shared = loader.load().await;
+        let region = shared
+            .region()
+            .map(|region| region.as_ref().to_owned())
+            .ok_or_else(|| {
+                StoreError::Aws("no AWS region configured; set AWS_REGION or --aws-region".into())
+            })?;
+        let credentials = shared
+            .credentials_provider()
+            .ok_or_else(|| StoreError::Aws("no AWS credentials provider available".into()))?;
+        let dynamo = aws_sdk_dynamodb::Client::new(&shared);
+        let kinesis = aws_sdk_kinesis::Client::new(&shared);
+        let firehose = aws_sdk_firehose::Client::new(&shared);
+        let objects = s3_object_store(
+            &settings.bucket,
+            &settings.prefix,
+            &region,
+            settings.endpoint_url.as_deref(),
+            credentials,
+        )?;
+        Ok(Self {
+            registry: Arc::new(DynamoRegistry::new(
+                dynamo.clone(),
+                &settings.registry_table,
+            )),
+            counters: Arc::new(DynamoCounters::new(
+                dynamo.clone(),
+                &settings.counters_table,
+                settings.dedupe_retention,
+            )),
+            event_log: Arc::new(KinesisEventLog::new(
+                kinesis.clone(),
+                &settings.stream_name,
+                dynamo.clone(),
+                &settings.counters_table,
+            )),
+            archive: settings
+                .firehose_stream
+                .as_ref()
+                .map(|name| Arc::new(FirehoseArchive::new(firehose.clone(), name))),
+            objects,
+            settings,
+            dynamo,
+            kinesis,
+            firehose,
+        })
+    }
+
+    /// Checks that every configured resource exists; the error names the first one missing.
+    pub async fn verify(&self) -> Result<()> {
+        for (table, variable) in [
+            (&self.settings.registry_table, "TOLLGATE_REGISTRY_TABLE"),
+            (&self.settings.counters_table, "TOLLGATE_COUNTERS_TABLE"),
+        ] {
+            self.dynamo
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|error| {
+                    missing(
+                        "DynamoDB table",
+                        table,
+                        variable,
+                        aws_error("DescribeTable", table, error),
+                    )
+                })?;
+        }
+        self.kinesis
+            .describe_stream_summary()
+            .stream_name(&self.settings.stream_name)
+            .send()
+            .await
+            .map_err(|error| {
+                missing(
+                    "Kinesis stream",
+                    &self.settings.stream_name,
+                    "TOLLGATE_STREAM_NAME",
+                    aws_error("DescribeStreamSummary", &self.settings.stream_name, error),
+                )
+            })?;
+        if let Some(name) = &self.settings.firehose_stream {
+            self.firehose
+                .describe_delivery_stream()
+                .delivery_stream_name(name)
+                .send()
+                .await
+                .map_err(|error| {
+                    missing(
+                        "Firehose delivery stream",
+                        name,
+                        "TOLLGATE_FIREHOSE_STREAM",
+                        aws_error("DescribeDeliveryStream", name, error),
+                    )
+                })?;
+        }
+        use futures::StreamExt;
+        let mut listing = self.objects.list(None);
+        if let Some(Err(error)) = listing.next().await {
+            return Err(StoreError::NotFound {
+                what: format!(
+                    "S3 bucket {} is not reachable ({error}); create it or fix TOLLGATE_BUCKET",
+                    self.settings.bucket
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn missing(kind: &str, name: &str, variable: &str, error: StoreError) -> StoreError {
+    match error {
+        StoreError::NotFound { .. } => StoreError::NotFound {
+            what: format!("{kind} {name} does not exist; create it (see infra/) or fix {variable}"),
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,177 @@
+//! AWS resources on the local emulator (moto), with random names, for contract and
+//! end-to-end tests. The emulator is started by `scripts/test.sh` through
+//! `tests/emulators/moto.sh`, which exports `TOLLGATE_TEST_AWS_ENDPOINT`.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_firehose::types::{
+    CompressionFormat, DeliveryStreamType, EncryptionConfiguration,
+    ExtendedS3DestinationConfiguration, NoEncryptionConfig,
+};
+use store::aws::AwsSettings;
+
+/// The emulator's endpoint, or a failure that says how to start it.
+pub fn emulator_endpoint() -> String {
+    std::env::var("TOLLGATE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "TOLLGATE_TEST_AWS_ENDPOINT is not set: run the suite with `bash scripts/test.sh`, which starts the AWS \
+             emulator, or start it yourself with `tests/emulators/moto.sh start` and export its URL"
+        )
+    })
+}
+
+fn random_suffix() -> String {
+    uuid::Uuid::now_v7().simple().to_string()[20..].to_owned()
+}
+
+async fn shared_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "tollgate-tests",
+        ))
+        .load()
+        .await
+}
+
+/// Sets the dummy credentials the backends' default chain picks up.
+pub fn dummy_credentials_env() -> [(&'static str, &'static str); 4] {
+    [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
+/// Creates two tables, a stream with `shards` shards, a bucket and a Firehose delivery
+/// stream into it, all with random names; returns settings that point at them.
+pub async fn create_resources(shards: i32) -> AwsSettings {
+    let endpoint = emulator_endpoint();
+    let config = shared_config(&endpoint).await;
+    let suffix = random_suffix();
+    let registry_table = format!("tollgate-registry-{suffix}");
+    let counters_table = format!("tollgate-counters-{suffix}");
+    let stream_name = format!("tollgate-events-{suffix}");
+    let bucket = format!("tollgate-usage-{suffix}");
+    let firehose_stream = format!("tollgate-archive-{suffix}");
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    for table in [&registry_table, &counters_table] {
+        dynamo
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("sk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("sk")
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    kinesis
+        .create_stream()
+        .stream_name(&stream_name)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(&stream_name)
+            .send()
+            .await
+            .unwrap();
+        if summary
+            .stream_description_summary()
+            .map(|description| description.stream_status().as_str())
+            == Some("ACTIVE")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let http = reqwest::Client::new();
+    let created = http
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "creating bucket {bucket}: {}",
+        created.status()
+    );
+
+    let firehose = aws_sdk_firehose::Client::new(&config);
+    firehose
+        .create_delivery_stream()
+        .delivery_stream_name(&firehose_stream)
+        .delivery_stream_type(DeliveryStreamType::DirectPut)
+        .extended_s3_destination_configuration(
+            ExtendedS3DestinationConfiguration::builder()
+                .role_arn("arn:aws:iam::123456789012:role/tollgate-firehose")
+                .bucket_arn(format!("arn:aws:s3:::{bucket}"))
+                .prefix("archive/")
+                .compression_format(CompressionFormat::Uncompressed)
+                .encryption_configuration(
+                    EncryptionConfiguration::builder()
+                        .no_encryption_config(NoEncryptionConfig::NoEncryption)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    AwsSettings {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint),
+        registry_table,
+        counters_table,
+        stream_name,
+        firehose_stream: Some(firehose_stream),
+        bucket,
+        prefix: String::new(),
+        dedupe_retention: Duration::from_secs(8 * 24 * 3600),
+    }
+}

@@ -1,0 +1,109 @@
+//! The ports' contract suites on the AWS backends (DynamoDB, Kinesis, Firehose, S3),
+//! against the local emulator, with random resource names per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use store::aws::{AwsBackend, AwsSettings};
+use store::{Archive, StoreError};
+use tests::aws_env::create_resources;
+
+async fn backend(shards: i32) -> AwsBackend {
+    let backend = AwsBackend::connect(create_resources(shards).await)
+        .await
+        .unwrap();
+    backend.verify().await.unwrap();
+    backend
+}
+
+#[tokio::test]
+async fn dynamo_registry_contract() {
+    let backend = backend(1).await;
+    store::contract::registry::run_all(backend.registry.as_ref()).await;
+}
+
+#[tokio::test]
+async fn dynamo_counters_contract() {
+    let backend = backend(1).await;
+    store::contract::counters::run_all(backend.counters.as_ref()).await;
+}
+
+#[tokio::test]
+async fn kinesis_event_log_contract() {
+    let backend = backend(2).await;
+    store::contract::event_log::run_all(backend.event_log.as_ref()).await;
+}
+
+#[tokio::test]
+async fn firehose_archive_lands_every_record_in_s3_once() {
+    let backend = backend(1).await;
+    let archive = backend.archive.clone().unwrap();
+    let records: Vec<Bytes> = (0..7)
+        .map(|index| Bytes::from(format!("{{\"n\":{index}}}")))
+        .collect();
+    archive.archive(&records).await.unwrap();
+
+    let objects: Vec<_> = backend
+        .objects
+        .list(Some(&"archive".into()))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    for meta in objects {
+        let body = backend
+            .objects
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        lines.extend(
+            String::from_utf8(body.to_vec())
+                .unwrap()
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    lines.sort();
+    let mut expected: Vec<String> = (0..7).map(|index| format!("{{\"n\":{index}}}")).collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+}
+
+#[tokio::test]
+async fn missing_resources_are_named_at_start_up() {
+    let settings = create_resources(1).await;
+    for broken in [
+        AwsSettings {
+            registry_table: "no-such-registry".into(),
+            ..settings.clone()
+        },
+        AwsSettings {
+            stream_name: "no-such-stream".into(),
+            ..settings.clone()
+        },
+        AwsSettings {
+            firehose_stream: Some("no-such-firehose".into()),
+            ..settings.clone()
+        },
+    ] {
+        let backend = AwsBackend::connect(broken).await.unwrap();
+        let error = backend.verify().await.unwrap_err();
+        assert!(matches!(error, StoreError::NotFound { .. }), "{error}");
+        assert!(error.to_string().contains("no-such-"), "{error}");
+    }
+    let no_bucket = AwsBackend::connect(AwsSettings {
+        bucket: "no-such-bucket-tollgate".into(),
+        ..settings
+    })
+    .await
+    .unwrap();
+    let error = no_bucket.verify().await.unwrap_err();
+    assert!(
+        error.to_string().contains("no-such-bucket-tollgate"),
+        "{error}"
+    );
+}
