@@ -1,7 +1,5 @@
 //! Command-line arguments. The spec's verbs and flags are kept exactly.
 
-use std::path::PathBuf;
-
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
@@ -18,24 +16,7 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub verbose: bool,
     #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-/// Where the embedded store lives.
-#[derive(Debug, Clone, Args)]
-pub struct StoreArgs {
-    /// SQLite database file [default: <data-dir>/tollgate.db].
-    #[arg(long, global = true, env = "TOLLGATE_DB", value_name = "PATH")]
-    pub db: Option<PathBuf>,
-    /// Directory for Parquet usage files and quarantined records.
-    #[arg(
-        long,
-        global = true,
-        env = "TOLLGATE_DATA_DIR",
-        value_name = "DIR",
-        default_value = "tollgate-data"
-    )]
-    pub data_dir: PathBuf,
+    pub backend: store::backend::BackendArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +31,7 @@ pub enum Command {
     UpdateToken(UpdateTokenArgs),
     /// Change a customer's limits.
     UpdateLimits(UpdateLimitsArgs),
-    /// Run the proxy and the metering consumer on the embedded store.
+    /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
 

@@ -5,7 +5,6 @@ pub mod args;
 pub mod commands;
 pub mod logging;
 pub mod output;
-pub mod paths;
 
 use anyhow::Context;
 

@@ -7,17 +7,16 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use object_store::ObjectStore;
-use schemas::UsageEvent;
-use store::{Counters, EventLog, LogEntry, ReadBatch, SourcedEvent};
+use store::backend::Ports;
+use store::{Counters, EventLog, ReadBatch};
 
 use crate::Result;
-use crate::parquet_sink::write_usage_parquet;
-use crate::quarantine::quarantine_record;
+use crate::apply::{BatchApplier, ConsumerStats, PassReport};
 
 /// How the consumer runs.
 #[derive(Debug, Clone)]
@@ -40,31 +39,10 @@ impl Default for ConsumerSettings {
     }
 }
 
-/// Running totals, for logs, metrics and tests.
-#[derive(Debug, Default)]
-pub struct ConsumerStats {
-    pub records_read: AtomicU64,
-    pub events_counted: AtomicU64,
-    pub duplicates_skipped: AtomicU64,
-    pub records_quarantined: AtomicU64,
-    pub parquet_objects_written: AtomicU64,
-    pub failed_batches: AtomicU64,
-}
-
-/// What one pass over the partitions did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PassReport {
-    pub records_read: usize,
-    pub events_counted: usize,
-    pub duplicates_skipped: usize,
-    pub records_quarantined: usize,
-}
-
 /// The metering consumer over one log, counters and object store.
 pub struct MeteringConsumer {
     log: Arc<dyn EventLog>,
-    counters: Arc<dyn Counters>,
-    objects: Arc<dyn ObjectStore>,
+    applier: BatchApplier,
     settings: ConsumerSettings,
     pub stats: Arc<ConsumerStats>,
     /// Closed partitions read to their end; their children may now be read.
@@ -88,12 +66,28 @@ impl MeteringConsumer {
         objects: Arc<dyn ObjectStore>,
         settings: ConsumerSettings,
     ) -> Self {
+        Self::with_applier(log, BatchApplier::new(counters, objects), settings)
+    }
+
+    /// A consumer over a backend's ports: archive and unknown-customer checks included.
+    pub fn from_ports(ports: &Ports, settings: ConsumerSettings) -> Self {
+        let applier = BatchApplier::new(ports.counters.clone(), ports.objects.clone())
+            .with_archive(ports.archive.clone())
+            .with_registry(Some(ports.registry.clone()));
+        Self::with_applier(ports.event_log.clone(), applier, settings)
+    }
+
+    /// A consumer applying with a prepared applier.
+    pub fn with_applier(
+        log: Arc<dyn EventLog>,
+        applier: BatchApplier,
+        settings: ConsumerSettings,
+    ) -> Self {
         Self {
             log,
-            counters,
-            objects,
+            stats: Arc::clone(&applier.stats),
+            applier,
             settings,
-            stats: Arc::new(ConsumerStats::default()),
             finished: Mutex::new(HashSet::new()),
         }
     }
@@ -137,10 +131,7 @@ impl MeteringConsumer {
                     shared.insert(partition.id.clone());
                 }
             }
-            total.records_read += report.records_read;
-            total.events_counted += report.events_counted;
-            total.duplicates_skipped += report.duplicates_skipped;
-            total.records_quarantined += report.records_quarantined;
+            total.add(&report);
         }
         Ok(total)
     }
@@ -153,10 +144,7 @@ impl MeteringConsumer {
             if report.records_read == 0 {
                 return Ok(total);
             }
-            total.records_read += report.records_read;
-            total.events_counted += report.events_counted;
-            total.duplicates_skipped += report.duplicates_skipped;
-            total.records_quarantined += report.records_quarantined;
+            total.add(&report);
         }
     }
 
@@ -208,79 +196,15 @@ impl MeteringConsumer {
             entries,
             end_of_partition,
         } = batch;
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        let Some(last) = entries.last() else {
             return Ok((PassReport::default(), end_of_partition));
         };
-
-        let mut sourced = Vec::with_capacity(entries.len());
-        let mut quarantined = 0;
-        for entry in &entries {
-            match UsageEvent::decode_json(&entry.data) {
-                Ok(event) => sourced.push(SourcedEvent {
-                    source: source_of(entry),
-                    event,
-                }),
-                Err(error) => {
-                    tracing::error!(partition, position = %entry.position, error = %error, "undecodable usage record quarantined");
-                    quarantine_record(&self.objects, entry, &error.to_string()).await?;
-                    quarantined += 1;
-                }
-            }
-        }
-
-        let applied = self.counters.apply(&sourced).await?;
-        let owned: Vec<&UsageEvent> = sourced
-            .iter()
-            .zip(&applied.owned)
-            .filter(|(_, owned)| **owned)
-            .map(|(sourced, _)| &sourced.event)
-            .collect();
-        let written =
-            write_usage_parquet(&self.objects, partition, &first.position, &owned).await?;
+        let report = self.applier.apply_entries(partition, &entries).await?;
         self.log
             .commit_checkpoint(name, partition, &last.position)
             .await?;
-
-        let stats = &self.stats;
-        stats
-            .records_read
-            .fetch_add(count(entries.len()), Ordering::Relaxed);
-        stats
-            .events_counted
-            .fetch_add(count(applied.counted), Ordering::Relaxed);
-        stats
-            .duplicates_skipped
-            .fetch_add(count(applied.duplicates), Ordering::Relaxed);
-        stats
-            .records_quarantined
-            .fetch_add(count(quarantined), Ordering::Relaxed);
-        stats
-            .parquet_objects_written
-            .fetch_add(count(written.len()), Ordering::Relaxed);
-        if applied.duplicates > 0 {
-            tracing::info!(
-                partition,
-                duplicates = applied.duplicates,
-                "duplicate usage events skipped"
-            );
-        }
-        let report = PassReport {
-            records_read: entries.len(),
-            events_counted: applied.counted,
-            duplicates_skipped: applied.duplicates,
-            records_quarantined: quarantined,
-        };
         Ok((report, end_of_partition))
     }
-}
-
-fn count(value: usize) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
-}
-
-/// The dedupe source of a log entry: `partition/position`.
-pub fn source_of(entry: &LogEntry) -> String {
-    format!("{}/{}", entry.partition, entry.position)
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::Outcome;
 use schemas::parquet_codec::decode_events_parquet;
 use store::memory::MemoryStore;
-use store::{Counters, EventLog, LogRecord};
+use schemas::UsageEvent;
+use store::{Counters, EventLog, LogRecord, SourcedEvent};
+
+use crate::apply::source_of;
 
 use super::*;
 
@@ -274,4 +277,58 @@ async fn the_embedded_backend_and_local_files_meter_the_same_way() {
             .join(format!("dt={day}"))
             .is_dir()
     );
+}
+
+#[tokio::test]
+async fn events_of_unknown_customers_are_quarantined_and_known_ones_archived() {
+    use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+    use store::Registry;
+    use store::archive::MemoryArchive;
+
+    let store = Arc::new(MemoryStore::new());
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let archive = Arc::new(MemoryArchive::default());
+    let now = schemas::usage_event::truncate_to_millis(Utc::now());
+    store
+        .create_customer(
+            &Customer {
+                customer_id: "known".into(),
+                name: "Known".into(),
+                email: "k@known.example".into(),
+                status: CustomerStatus::Active,
+                created_at: now,
+                limits: Limits::default(),
+            },
+            &ApiKey {
+                key_id: "key_known".into(),
+                customer_id: "known".into(),
+                token_hash: TokenHash::of("known-token-known-token-known-token"),
+                status: KeyStatus::Active,
+                created_at: now,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let applier = crate::BatchApplier::new(store.clone(), objects.clone())
+        .with_archive(Some(archive.clone()))
+        .with_registry(Some(store.clone()));
+    let consumer = MeteringConsumer::with_applier(store.clone(), applier, ConsumerSettings::default());
+    let known = event("known", 2);
+    let stranger = event("stranger", 3);
+    store.append(&[record(&known), record(&stranger)]).await.unwrap();
+
+    let report = consumer.drain().await.unwrap();
+    assert_eq!((report.events_counted, report.records_quarantined), (1, 1));
+    assert_eq!(requests_of(&store, "known").await, (1, 2));
+    assert_eq!(requests_of(&store, "stranger").await, (0, 0));
+    let reason = objects
+        .get(&Path::from("quarantine/0/00000000000000000002.reason.txt"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reason).contains("unknown customer \"stranger\""));
+    assert_eq!(archive.records(), vec![Bytes::from(known.encode_json().unwrap())]);
 }

@@ -3,11 +3,13 @@
 //! `event_id`), writes them to Parquet under `usage/dt=YYYY-MM-DD/`, and only then
 //! commits the checkpoint.
 
+pub mod apply;
 pub mod consumer;
 pub mod error;
 pub mod parquet_sink;
 pub mod quarantine;
 pub mod settings;
 
-pub use consumer::{ConsumerSettings, ConsumerStats, MeteringConsumer, PassReport};
+pub use apply::{BatchApplier, ConsumerStats, PassReport, source_of};
+pub use consumer::{ConsumerSettings, MeteringConsumer};
 pub use error::{MeteringError, Result};

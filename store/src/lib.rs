@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod aws;
+pub mod backend;
 pub mod bedrock;
 pub mod counters;
 pub mod embedded;

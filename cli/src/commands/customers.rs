@@ -5,7 +5,6 @@ use chrono::{SubsecRound, Utc};
 use schemas::token::{check_token_shape, format_generated_token, format_key_id};
 use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, SecretToken};
 use serde::Serialize;
-use store::embedded::EmbeddedStore;
 use store::{Registry, StoreError};
 
 use crate::args::{CreateArgs, UpdateLimitsArgs, UpdateTokenArgs};
@@ -115,7 +114,7 @@ fn print_issued(
 }
 
 /// `tollgate create`.
-pub async fn create(store: &EmbeddedStore, args: CreateArgs, json: bool) -> anyhow::Result<()> {
+pub async fn create(registry: &dyn Registry, args: CreateArgs, json: bool) -> anyhow::Result<()> {
     check_name_and_email(&args.name, &args.email)?;
     let (token, generated) = token_from(args.token)?;
     let customer = Customer {
@@ -129,7 +128,7 @@ pub async fn create(store: &EmbeddedStore, args: CreateArgs, json: bool) -> anyh
         },
     };
     let key = new_key(&customer.customer_id, &token)?;
-    store
+    registry
         .create_customer(&customer, &key)
         .await
         .map_err(conflict_hint)?;
@@ -147,8 +146,8 @@ struct CustomerRow<'a> {
 }
 
 /// `tollgate list`.
-pub async fn list(store: &EmbeddedStore, json: bool) -> anyhow::Result<()> {
-    let customers = store
+pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
+    let customers = registry
         .list_customers()
         .await
         .context("cannot list customers")?;
@@ -202,13 +201,13 @@ pub async fn list(store: &EmbeddedStore, json: bool) -> anyhow::Result<()> {
 
 /// `tollgate update-token`.
 pub async fn update_token(
-    store: &EmbeddedStore,
+    registry: &dyn Registry,
     args: UpdateTokenArgs,
     json: bool,
 ) -> anyhow::Result<()> {
     let (token, generated) = token_from(args.token)?;
     let key = new_key(&args.customer_id, &token)?;
-    store
+    registry
         .replace_keys(&key)
         .await
         .map_err(|error| match error {
@@ -226,17 +225,17 @@ struct LimitsChanged<'a> {
 
 /// `tollgate update-limits`.
 pub async fn update_limits(
-    store: &EmbeddedStore,
+    registry: &dyn Registry,
     args: UpdateLimitsArgs,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut limits = store
+    let mut limits = registry
         .customer(&args.customer_id)
         .await?
         .ok_or_else(|| unknown_customer(&args.customer_id, StoreError::not_found("customer")))?
         .limits;
     limits.daily_request_limit = args.daily_limit.as_option();
-    store
+    registry
         .set_limits(&args.customer_id, &limits)
         .await
         .map_err(|error| unknown_customer(&args.customer_id, error))?;

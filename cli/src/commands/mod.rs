@@ -1,41 +1,42 @@
-//! One module per group of commands; each opens the store it needs and calls the libraries.
+//! One module per group of commands; each takes the ports it needs and calls the libraries.
 
 mod customers;
 mod serve;
 mod usage;
 
-use std::sync::Arc;
-
 use anyhow::Context;
-use store::embedded::EmbeddedStore;
+use store::backend::{BackendSettings, Ports};
 
 use crate::args::{Cli, Command};
-use crate::paths::StorePaths;
 
 /// Runs a parsed command.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let paths = StorePaths::resolve(&cli.store);
+    let settings = cli.backend.settings()?;
+    let ports = open_ports(&settings).await?;
     match cli.command {
-        Command::Create(args) => customers::create(&*open_store(&paths)?, args, cli.json).await,
-        Command::List => customers::list(&*open_store(&paths)?, cli.json).await,
-        Command::Usage(args) => usage::show_usage(&*open_store(&paths)?, args, cli.json).await,
+        Command::Create(args) => customers::create(ports.registry.as_ref(), args, cli.json).await,
+        Command::List => customers::list(ports.registry.as_ref(), cli.json).await,
+        Command::Usage(args) => usage::show_usage(&ports, args, cli.json).await,
         Command::UpdateToken(args) => {
-            customers::update_token(&*open_store(&paths)?, args, cli.json).await
+            customers::update_token(ports.registry.as_ref(), args, cli.json).await
         }
         Command::UpdateLimits(args) => {
-            customers::update_limits(&*open_store(&paths)?, args, cli.json).await
+            customers::update_limits(ports.registry.as_ref(), args, cli.json).await
         }
-        Command::Serve(args) => serve::serve(paths, args, cli.json).await,
+        Command::Serve(args) => serve::serve(ports, args, cli.json).await,
     }
 }
 
-/// Opens the embedded store, with an error that names the file.
-pub fn open_store(paths: &StorePaths) -> anyhow::Result<Arc<EmbeddedStore>> {
-    let store = EmbeddedStore::open(&paths.database).with_context(|| {
-        format!(
+/// Opens the configured backend, with an error that names what is wrong.
+pub async fn open_ports(settings: &BackendSettings) -> anyhow::Result<Ports> {
+    settings.open().await.with_context(|| match settings {
+        BackendSettings::Embedded { database, .. } => format!(
             "cannot open the database {}; check --db / TOLLGATE_DB and that the directory is writable",
-            paths.database.display()
-        )
-    })?;
-    Ok(Arc::new(store))
+            database.display()
+        ),
+        BackendSettings::Aws(aws) => format!(
+            "cannot use the AWS backend in region {}",
+            aws.region.as_deref().unwrap_or("from the AWS chain")
+        ),
+    })
 }

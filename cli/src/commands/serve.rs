@@ -1,48 +1,38 @@
-//! `tollgate serve`: the proxy and the metering consumer in one process, on the embedded store.
+//! `tollgate serve`: the proxy and the metering consumer in one process, on either backend.
 
 use anyhow::Context;
 use metering::MeteringConsumer;
 use proxy::server::{ProxyPorts, shutdown_signal, start_proxy};
 use serde::Serialize;
-use store::objects::local_object_store;
+use store::backend::Ports;
 
 use crate::args::ServeArgs;
 use crate::output::{print_json, print_lines};
-use crate::paths::StorePaths;
 
 #[derive(Serialize)]
 struct Listening {
     listening: String,
     upstream: &'static str,
-    database: String,
-    data_dir: String,
+    backend: String,
 }
 
 /// `tollgate serve`.
-pub async fn serve(paths: StorePaths, args: ServeArgs, json: bool) -> anyhow::Result<()> {
-    let store = super::open_store(&paths)?;
-    let objects = local_object_store(&paths.data_dir)
-        .with_context(|| format!("cannot use the data directory {}", paths.data_dir.display()))?;
+pub async fn serve(ports: Ports, args: ServeArgs, json: bool) -> anyhow::Result<()> {
     let config = args.proxy.proxy_config();
     let scheme = if config.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    let ports = ProxyPorts {
-        registry: store.clone(),
-        counters: store.clone(),
-        event_log: store.clone(),
+    let proxy_ports = ProxyPorts {
+        registry: ports.registry.clone(),
+        counters: ports.counters.clone(),
+        event_log: ports.event_log.clone(),
         runtime: args.proxy.model_runtime().await,
     };
-    let proxy = start_proxy(config, ports).await?;
+    let proxy = start_proxy(config, proxy_ports).await?;
 
-    let consumer = MeteringConsumer::new(
-        store.clone(),
-        store.clone(),
-        objects,
-        args.metering.consumer_settings(),
-    );
+    let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings());
     let (stop_metering, metering_stopped) = tokio::sync::oneshot::channel::<()>();
     let metering = tokio::spawn(async move {
         consumer
@@ -55,8 +45,7 @@ pub async fn serve(paths: StorePaths, args: ServeArgs, json: bool) -> anyhow::Re
     let listening = Listening {
         listening: format!("{scheme}://{}", proxy.local_addr),
         upstream: args.proxy.upstream.as_str(),
-        database: paths.database.display().to_string(),
-        data_dir: paths.data_dir.display().to_string(),
+        backend: ports.description.clone(),
     };
     if json {
         print_json(&listening)?;
@@ -64,8 +53,8 @@ pub async fn serve(paths: StorePaths, args: ServeArgs, json: bool) -> anyhow::Re
         print_lines(&[
             format!("listening on {}", listening.listening),
             format!(
-                "upstream: {}, database: {}, data: {}",
-                listening.upstream, listening.database, listening.data_dir
+                "upstream: {}, backend: {}",
+                listening.upstream, listening.backend
             ),
             "stop with Ctrl-C; pending usage is flushed and metered before exit".into(),
         ]);

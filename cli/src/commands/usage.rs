@@ -5,8 +5,7 @@ use chrono::NaiveDate;
 use schemas::usage_counts::total_counts;
 use schemas::{DailyUsage, UsageCounts};
 use serde::Serialize;
-use store::embedded::EmbeddedStore;
-use store::{Counters, Registry};
+use store::backend::Ports;
 
 use crate::args::UsageArgs;
 use crate::output::{print_json, print_lines, print_table};
@@ -36,7 +35,7 @@ fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String
 }
 
 /// `tollgate usage`.
-pub async fn show_usage(store: &EmbeddedStore, args: UsageArgs, json: bool) -> anyhow::Result<()> {
+pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<()> {
     if args.end_date < args.start_date {
         bail!(
             "--end-date {} is before --start-date {}; swap them",
@@ -47,13 +46,14 @@ pub async fn show_usage(store: &EmbeddedStore, args: UsageArgs, json: bool) -> a
     if (args.end_date - args.start_date).num_days() > MAX_RANGE_DAYS {
         bail!("the date range is longer than {MAX_RANGE_DAYS} days; ask for a shorter range");
     }
-    if store.customer(&args.customer_id).await?.is_none() {
+    if ports.registry.customer(&args.customer_id).await?.is_none() {
         bail!(
             "unknown customer id {:?}; run `tollgate list` to see customer ids",
             args.customer_id
         );
     }
-    let days = store
+    let days = ports
+        .counters
         .read_daily(&args.customer_id, args.start_date, args.end_date)
         .await
         .context("cannot read usage counters")?;

@@ -1,0 +1,201 @@
+//! Applying a run of log entries to the projections: decode, quarantine what cannot be
+//! metered, archive the raw records, count exactly once, write Parquet. Shared by the
+//! polling consumer (which then commits its checkpoint) and the Kinesis Lambda handler
+//! (whose event source mapping keeps the position).
+//!
+//! Every step is idempotent, so a run that fails anywhere can be applied again whole.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use object_store::ObjectStore;
+use schemas::UsageEvent;
+use store::{Archive, Counters, LogEntry, Registry, SourcedEvent};
+
+use crate::Result;
+use crate::parquet_sink::write_usage_parquet;
+use crate::quarantine::quarantine_record;
+
+/// Running totals, for logs, metrics and tests.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    pub records_read: AtomicU64,
+    pub events_counted: AtomicU64,
+    pub duplicates_skipped: AtomicU64,
+    pub records_quarantined: AtomicU64,
+    pub parquet_objects_written: AtomicU64,
+    pub failed_batches: AtomicU64,
+}
+
+/// What applying one run of entries did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub records_read: usize,
+    pub events_counted: usize,
+    pub duplicates_skipped: usize,
+    pub records_quarantined: usize,
+}
+
+impl PassReport {
+    /// Adds another report's numbers.
+    pub fn add(&mut self, other: &Self) {
+        self.records_read += other.records_read;
+        self.events_counted += other.events_counted;
+        self.duplicates_skipped += other.duplicates_skipped;
+        self.records_quarantined += other.records_quarantined;
+    }
+}
+
+/// The dedupe source of a log entry: `partition/position`.
+pub fn source_of(entry: &LogEntry) -> String {
+    format!("{}/{}", entry.partition, entry.position)
+}
+
+fn count(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// Applies runs of log entries to the counters, Parquet and (optionally) the archive.
+pub struct BatchApplier {
+    counters: Arc<dyn Counters>,
+    objects: Arc<dyn ObjectStore>,
+    archive: Option<Arc<dyn Archive>>,
+    registry: Option<Arc<dyn Registry>>,
+    known_customers: Mutex<HashSet<String>>,
+    pub stats: Arc<ConsumerStats>,
+}
+
+impl std::fmt::Debug for BatchApplier {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BatchApplier")
+            .field("archive", &self.archive.is_some())
+            .field("registry", &self.registry.is_some())
+            .finish()
+    }
+}
+
+impl BatchApplier {
+    /// An applier writing counters and Parquet objects.
+    pub fn new(counters: Arc<dyn Counters>, objects: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            counters,
+            objects,
+            archive: None,
+            registry: None,
+            known_customers: Mutex::new(HashSet::new()),
+            stats: Arc::new(ConsumerStats::default()),
+        }
+    }
+
+    /// Also archives every decoded record before counting it.
+    pub fn with_archive(mut self, archive: Option<Arc<dyn Archive>>) -> Self {
+        self.archive = archive;
+        self
+    }
+
+    /// Also quarantines events whose customer the registry does not know.
+    pub fn with_registry(mut self, registry: Option<Arc<dyn Registry>>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    async fn customer_is_known(&self, customer_id: &str) -> Result<bool> {
+        let Some(registry) = &self.registry else {
+            return Ok(true);
+        };
+        if self
+            .known_customers
+            .lock()
+            .is_ok_and(|known| known.contains(customer_id))
+        {
+            return Ok(true);
+        }
+        let known = registry.customer(customer_id).await?.is_some();
+        if known && let Ok(mut cache) = self.known_customers.lock() {
+            cache.insert(customer_id.to_owned());
+        }
+        Ok(known)
+    }
+
+    /// Applies `entries` (in log order, all from `partition`). The Parquet objects are named
+    /// after the first entry's position, so applying the same run again rewrites them.
+    pub async fn apply_entries(&self, partition: &str, entries: &[LogEntry]) -> Result<PassReport> {
+        let Some(first) = entries.first() else {
+            return Ok(PassReport::default());
+        };
+        let mut sourced = Vec::with_capacity(entries.len());
+        let mut raw_records = Vec::with_capacity(entries.len());
+        let mut quarantined = 0;
+        for entry in entries {
+            let reason = match UsageEvent::decode_json(&entry.data) {
+                Ok(event) if self.customer_is_known(&event.customer_id).await? => {
+                    raw_records.push(entry.data.clone());
+                    sourced.push(SourcedEvent {
+                        source: source_of(entry),
+                        event,
+                    });
+                    continue;
+                }
+                Ok(event) => format!("unknown customer {:?}", event.customer_id),
+                Err(error) => error.to_string(),
+            };
+            tracing::error!(partition, position = %entry.position, reason = %reason, "usage record quarantined");
+            quarantine_record(&self.objects, entry, &reason).await?;
+            quarantined += 1;
+        }
+        if let Some(archive) = &self.archive {
+            archive_records(archive.as_ref(), &raw_records).await?;
+        }
+
+        let applied = self.counters.apply(&sourced).await?;
+        let owned: Vec<&UsageEvent> = sourced
+            .iter()
+            .zip(&applied.owned)
+            .filter(|(_, owned)| **owned)
+            .map(|(sourced, _)| &sourced.event)
+            .collect();
+        let written =
+            write_usage_parquet(&self.objects, partition, &first.position, &owned).await?;
+
+        let stats = &self.stats;
+        stats
+            .records_read
+            .fetch_add(count(entries.len()), Ordering::Relaxed);
+        stats
+            .events_counted
+            .fetch_add(count(applied.counted), Ordering::Relaxed);
+        stats
+            .duplicates_skipped
+            .fetch_add(count(applied.duplicates), Ordering::Relaxed);
+        stats
+            .records_quarantined
+            .fetch_add(count(quarantined), Ordering::Relaxed);
+        stats
+            .parquet_objects_written
+            .fetch_add(count(written.len()), Ordering::Relaxed);
+        if applied.duplicates > 0 {
+            tracing::info!(
+                partition,
+                duplicates = applied.duplicates,
+                "duplicate usage events skipped"
+            );
+        }
+        Ok(PassReport {
+            records_read: entries.len(),
+            events_counted: applied.counted,
+            duplicates_skipped: applied.duplicates,
+            records_quarantined: quarantined,
+        })
+    }
+}
+
+async fn archive_records(archive: &dyn Archive, records: &[Bytes]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    archive.archive(records).await?;
+    Ok(())
+}

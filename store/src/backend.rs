@@ -1,0 +1,214 @@
+//! Choosing a backend: the typed settings (from flags and environment variables) and the
+//! set of ports they open. Every binary opens its ports here, so `tollgate`, the
+//! standalone proxy, the poller and the Lambdas accept the same configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use object_store::ObjectStore;
+
+use crate::archive::Archive;
+use crate::aws::{AwsBackend, AwsSettings};
+use crate::embedded::EmbeddedStore;
+use crate::objects::local_object_store;
+use crate::{Counters, EventLog, Registry, Result, StoreError};
+
+/// Which set of backends to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// One SQLite file and a local data directory (the default).
+    Embedded,
+    /// DynamoDB, Kinesis, Firehose and S3.
+    Aws,
+}
+
+/// Backend flags, shared by every binary.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Where Tollgate keeps its data.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_BACKEND",
+        value_enum,
+        default_value = "embedded"
+    )]
+    pub backend: BackendKind,
+    /// Embedded: SQLite database file [default: <data-dir>/tollgate.db].
+    #[arg(long, global = true, env = "TOLLGATE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Embedded: directory for Parquet usage files and quarantined records.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_DATA_DIR",
+        value_name = "DIR",
+        default_value = "tollgate-data"
+    )]
+    pub data_dir: PathBuf,
+    /// AWS: region [default: the AWS chain, e.g. AWS_REGION].
+    #[arg(long, global = true, env = "TOLLGATE_AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// AWS: one endpoint for every AWS service (emulators only).
+    #[arg(long, global = true, env = "TOLLGATE_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// AWS: DynamoDB table of customers and keys.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_REGISTRY_TABLE",
+        default_value = "tollgate-registry"
+    )]
+    pub registry_table: String,
+    /// AWS: DynamoDB table of counters, dedupe marks and checkpoints.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_COUNTERS_TABLE",
+        default_value = "tollgate-counters"
+    )]
+    pub counters_table: String,
+    /// AWS: Kinesis Data Stream of usage events.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_STREAM_NAME",
+        default_value = "tollgate-usage-events"
+    )]
+    pub stream_name: String,
+    /// AWS: Firehose delivery stream archiving every event (empty disables the archive).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_FIREHOSE_STREAM",
+        default_value = "tollgate-usage-archive"
+    )]
+    pub firehose_stream: String,
+    /// AWS: S3 bucket of Parquet usage files and quarantined records.
+    #[arg(long, global = true, env = "TOLLGATE_BUCKET")]
+    pub bucket: Option<String>,
+    /// AWS: key prefix inside the bucket.
+    #[arg(long, global = true, env = "TOLLGATE_PREFIX", default_value = "")]
+    pub prefix: String,
+    /// AWS: days dedupe marks live; must exceed the stream's retention plus the longest retry.
+    #[arg(long, global = true, env = "TOLLGATE_DEDUPE_RETENTION_DAYS", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=400))]
+    pub dedupe_retention_days: u64,
+}
+
+/// Typed backend settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSettings {
+    Embedded {
+        database: PathBuf,
+        data_dir: PathBuf,
+    },
+    Aws(AwsSettings),
+}
+
+impl BackendArgs {
+    /// Validates the flags into settings; errors name the flag and the fix.
+    pub fn settings(&self) -> Result<BackendSettings> {
+        match self.backend {
+            BackendKind::Embedded => Ok(BackendSettings::Embedded {
+                database: self
+                    .db
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("tollgate.db")),
+                data_dir: self.data_dir.clone(),
+            }),
+            BackendKind::Aws => {
+                let bucket = self
+                    .bucket
+                    .clone()
+                    .filter(|bucket| !bucket.trim().is_empty())
+                    .ok_or_else(|| {
+                        StoreError::Aws(
+                            "--backend aws needs an S3 bucket: set --bucket or TOLLGATE_BUCKET"
+                                .into(),
+                        )
+                    })?;
+                Ok(BackendSettings::Aws(AwsSettings {
+                    region: self.aws_region.clone(),
+                    endpoint_url: self.aws_endpoint_url.clone(),
+                    registry_table: self.registry_table.clone(),
+                    counters_table: self.counters_table.clone(),
+                    stream_name: self.stream_name.clone(),
+                    firehose_stream: Some(self.firehose_stream.clone())
+                        .filter(|name| !name.trim().is_empty()),
+                    bucket,
+                    prefix: self.prefix.clone(),
+                    dedupe_retention: Duration::from_secs(self.dedupe_retention_days * 24 * 3600),
+                }))
+            }
+        }
+    }
+}
+
+/// Every port of one backend.
+#[derive(Clone)]
+pub struct Ports {
+    pub registry: Arc<dyn Registry>,
+    pub counters: Arc<dyn Counters>,
+    pub event_log: Arc<dyn EventLog>,
+    pub objects: Arc<dyn ObjectStore>,
+    /// The raw archive; `None` on the embedded backend, whose event log is the archive.
+    pub archive: Option<Arc<dyn Archive>>,
+    /// A human-readable description, for start-up messages.
+    pub description: String,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Ports")
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+impl BackendSettings {
+    /// Opens the backend. AWS resources are checked, and a missing one is named.
+    pub async fn open(&self) -> Result<Ports> {
+        match self {
+            Self::Embedded { database, data_dir } => {
+                let store = Arc::new(EmbeddedStore::open(database)?);
+                let objects = local_object_store(data_dir)?;
+                Ok(Ports {
+                    registry: store.clone(),
+                    counters: store.clone(),
+                    event_log: store,
+                    objects,
+                    archive: None,
+                    description: format!(
+                        "embedded (database {}, data {})",
+                        database.display(),
+                        data_dir.display()
+                    ),
+                })
+            }
+            Self::Aws(settings) => {
+                let backend = AwsBackend::connect(settings.clone()).await?;
+                backend.verify().await?;
+                Ok(Ports {
+                    registry: backend.registry.clone(),
+                    counters: backend.counters.clone(),
+                    event_log: backend.event_log.clone(),
+                    objects: backend.objects.clone(),
+                    archive: backend
+                        .archive
+                        .clone()
+                        .map(|archive| archive as Arc<dyn Archive>),
+                    description: format!(
+                        "aws (tables {} and {}, stream {}, bucket {})",
+                        settings.registry_table,
+                        settings.counters_table,
+                        settings.stream_name,
+                        settings.bucket
+                    ),
+                })
+            }
+        }
+    }
+}
