@@ -7,9 +7,9 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::Outcome;
+use schemas::UsageEvent;
 use schemas::parquet_codec::decode_events_parquet;
 use store::memory::MemoryStore;
-use schemas::UsageEvent;
 use store::{Counters, EventLog, LogRecord, SourcedEvent};
 
 use crate::apply::source_of;
@@ -313,10 +313,14 @@ async fn events_of_unknown_customers_are_quarantined_and_known_ones_archived() {
     let applier = crate::BatchApplier::new(store.clone(), objects.clone())
         .with_archive(Some(archive.clone()))
         .with_registry(Some(store.clone()));
-    let consumer = MeteringConsumer::with_applier(store.clone(), applier, ConsumerSettings::default());
+    let consumer =
+        MeteringConsumer::with_applier(store.clone(), applier, ConsumerSettings::default());
     let known = event("known", 2);
     let stranger = event("stranger", 3);
-    store.append(&[record(&known), record(&stranger)]).await.unwrap();
+    store
+        .append(&[record(&known), record(&stranger)])
+        .await
+        .unwrap();
 
     let report = consumer.drain().await.unwrap();
     assert_eq!((report.events_counted, report.records_quarantined), (1, 1));
@@ -330,5 +334,8 @@ async fn events_of_unknown_customers_are_quarantined_and_known_ones_archived() {
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&reason).contains("unknown customer \"stranger\""));
-    assert_eq!(archive.records(), vec![Bytes::from(known.encode_json().unwrap())]);
+    assert_eq!(
+        archive.records(),
+        vec![Bytes::from(known.encode_json().unwrap())]
+    );
 }

@@ -3,7 +3,7 @@
 /// A store failure. Messages are lowercase and never contain secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{what} not found")]
+    #[error("{what}")]
     NotFound { what: String },
     #[error("conflict: {0}")]
     Conflict(String),
@@ -34,9 +34,11 @@ impl StoreError {
         }
     }
 
-    /// Shorthand for [`StoreError::NotFound`].
-    pub fn not_found(what: impl Into<String>) -> Self {
-        Self::NotFound { what: what.into() }
+    /// Shorthand for [`StoreError::NotFound`]: "<what> not found".
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::NotFound {
+            what: format!("{what} not found"),
+        }
     }
 }
 

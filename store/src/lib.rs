@@ -21,6 +21,7 @@ pub mod memory;
 pub mod model_runtime;
 pub mod objects;
 pub mod registry;
+pub mod signals;
 pub mod simulated;
 
 #[cfg(any(test, feature = "contract-tests"))]

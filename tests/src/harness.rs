@@ -15,15 +15,20 @@ pub fn tollgate_binary() -> PathBuf {
     if let Ok(path) = std::env::var("TOLLGATE_BIN") {
         return PathBuf::from(path);
     }
+    workspace_binary("tollgate")
+}
+
+/// A binary of the workspace built next to this test (`cargo test --workspace` builds them).
+pub fn workspace_binary(name: &str) -> PathBuf {
     let test_executable = std::env::current_exe().expect("current test executable");
     let profile_dir = test_executable
         .parent()
         .and_then(Path::parent)
         .expect("test executables live in target/<profile>/deps");
-    let binary = profile_dir.join(format!("tollgate{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
-        "{} is missing; run the tests with `cargo test --workspace` (it builds the binary) or set TOLLGATE_BIN",
+        "{} is missing; run the tests with `cargo test --workspace`, which builds it",
         binary.display()
     );
     binary
@@ -34,6 +39,7 @@ pub fn tollgate_binary() -> PathBuf {
 pub struct Tollgate {
     pub data_dir: PathBuf,
     empty_aws_file: PathBuf,
+    aws: Option<store::aws::AwsSettings>,
     _directory: tempfile::TempDir,
 }
 
@@ -52,8 +58,31 @@ impl Tollgate {
         Self {
             data_dir: directory.path().join("data"),
             empty_aws_file,
+            aws: None,
             _directory: directory,
         }
+    }
+
+    /// An installation on the AWS backend, with the resources in `settings`.
+    pub fn on_aws(settings: store::aws::AwsSettings) -> Self {
+        Self {
+            aws: Some(settings),
+            ..Self::new()
+        }
+    }
+
+    /// A command for another binary of the workspace, configured like [`Tollgate::command`].
+    pub fn binary_command(&self, name: &str) -> Command {
+        let command = self.command();
+        let mut other = Command::new(workspace_binary(name));
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => other.env(key, value),
+                None => other.env_remove(key),
+            };
+        }
+        other.stdin(Stdio::null());
+        other
     }
 
     /// A `tollgate` command bound to this installation, with no AWS or Tollgate settings
@@ -75,6 +104,23 @@ impl Tollgate {
             .env("AWS_SHARED_CREDENTIALS_FILE", &self.empty_aws_file)
             .env("RUST_LOG", "warn,proxy=info,metering=info")
             .stdin(Stdio::null());
+        if let Some(aws) = &self.aws {
+            command
+                .env("TOLLGATE_BACKEND", "aws")
+                .env(
+                    "TOLLGATE_AWS_ENDPOINT_URL",
+                    aws.endpoint_url.clone().unwrap_or_default(),
+                )
+                .env("TOLLGATE_REGISTRY_TABLE", &aws.registry_table)
+                .env("TOLLGATE_COUNTERS_TABLE", &aws.counters_table)
+                .env("TOLLGATE_STREAM_NAME", &aws.stream_name)
+                .env(
+                    "TOLLGATE_FIREHOSE_STREAM",
+                    aws.firehose_stream.clone().unwrap_or_default(),
+                )
+                .env("TOLLGATE_BUCKET", &aws.bucket)
+                .env("TOLLGATE_PREFIX", &aws.prefix);
+        }
         command
     }
 
@@ -124,8 +170,8 @@ impl Tollgate {
 
     /// Starts `tollgate serve` on an ephemeral port and waits until it listens.
     pub fn serve(&self, arguments: &[&str]) -> ServeProcess {
-        let mut child = self
-            .command()
+        let mut command = self.command();
+        command
             .args([
                 "serve",
                 "--listen",
@@ -133,52 +179,82 @@ impl Tollgate {
                 "--metering-poll-ms",
                 "50",
             ])
-            .args(arguments)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("tollgate serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = sender.send(url.trim().to_owned());
-                }
-            }
-        });
-        let base_url = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .expect("tollgate serve printed its address within 60 s");
-        ServeProcess { child, base_url }
+            .args(arguments);
+        spawn_until_line(command, "listening on ")
+    }
+
+    /// Starts the standalone `tollgate-proxy` on an ephemeral port and waits until it listens.
+    pub fn standalone_proxy(&self, arguments: &[&str]) -> ServeProcess {
+        let mut command = self.binary_command("tollgate-proxy");
+        command.args(["--listen", "127.0.0.1:0"]).args(arguments);
+        spawn_until_line(command, "listening on ")
+    }
+
+    /// Starts the standalone `tollgate-metering` poller and waits until it runs.
+    pub fn poller(&self) -> ServeProcess {
+        let mut command = self.binary_command("tollgate-metering");
+        command.args(["--metering-poll-ms", "50"]);
+        spawn_until_line(command, "metering ")
     }
 
     /// Every row of every usage Parquet file, sorted by `event_id`.
     pub fn parquet_rows(&self) -> Vec<UsageEvent> {
-        let mut rows = Vec::new();
-        let usage_dir = self.data_dir.join("usage");
-        let Ok(days) = std::fs::read_dir(&usage_dir) else {
-            return rows;
-        };
-        for day in days {
-            let day = day.unwrap().path();
-            assert!(
-                day.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("dt="),
-                "{} is not a Hive partition",
-                day.display()
-            );
-            for file in std::fs::read_dir(&day).unwrap() {
-                let bytes = std::fs::read(file.unwrap().path()).unwrap();
-                rows.extend(decode_events_parquet(bytes.into()).unwrap());
+        parquet_rows_in(&self.data_dir)
+    }
+}
+
+/// Spawns a command and waits for a stdout line starting with `prefix`; `base_url` holds
+/// the rest of that line.
+fn spawn_until_line(mut command: Command, prefix: &'static str) -> ServeProcess {
+    let mut process = ServeProcess {
+        child: command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the process starts"),
+        base_url: String::new(),
+    };
+    let stdout = process.child.stdout.take().expect("piped stdout");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let _ = sender.send(rest.trim().to_owned());
             }
         }
-        rows.sort_by_key(|event| event.event_id);
-        rows
+    });
+    // On a timeout the panic drops `process`, which kills the child.
+    process.base_url = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the process printed {prefix:?} within 60 s"));
+    process
+}
+
+/// Every row of every usage Parquet file under a data directory, sorted by `event_id`.
+pub fn parquet_rows_in(data_dir: &Path) -> Vec<UsageEvent> {
+    let mut rows = Vec::new();
+    let usage_dir = data_dir.join("usage");
+    let Ok(days) = std::fs::read_dir(&usage_dir) else {
+        return rows;
+    };
+    for day in days {
+        let day = day.unwrap().path();
+        assert!(
+            day.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("dt="),
+            "{} is not a Hive partition",
+            day.display()
+        );
+        for file in std::fs::read_dir(&day).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            rows.extend(decode_events_parquet(bytes.into()).unwrap());
+        }
     }
+    rows.sort_by_key(|event| event.event_id);
+    rows
 }
 
 /// A running `tollgate serve`.

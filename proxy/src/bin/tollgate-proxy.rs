@@ -1,43 +1,64 @@
-//! The standalone proxy server on the embedded store: `tollgate serve` without the
-//! metering consumer, for running the consumer as a separate process.
+//! The standalone proxy server: `tollgate serve` without the metering consumer, for running
+//! the consumer (`tollgate-metering`) as a separate process, on either backend.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use anyhow::Context;
 use clap::Parser;
 use proxy::server::{ProxyPorts, shutdown_signal, start_proxy};
 use proxy::settings::ProxyArgs;
-use store::embedded::EmbeddedStore;
+use store::backend::BackendArgs;
 
 /// Tollgate's proxy alone: authenticate, admit, forward, emit usage events.
 #[derive(Debug, Parser)]
 #[command(name = "tollgate-proxy", version)]
 struct Arguments {
-    /// SQLite database shared with the other Tollgate processes.
-    #[arg(long, env = "TOLLGATE_DB", default_value = "tollgate-data/tollgate.db")]
-    db: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
     #[command(flatten)]
     proxy: ProxyArgs,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
         .init();
-    let arguments = Arguments::parse();
-    let store = Arc::new(
-        EmbeddedStore::open(&arguments.db)
-            .with_context(|| format!("cannot open {}", arguments.db.display()))?,
-    );
-    let ports = ProxyPorts {
-        registry: store.clone(),
-        counters: store.clone(),
-        event_log: store,
+    match run(Arguments::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            report(&error);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(arguments: Arguments) -> anyhow::Result<()> {
+    let ports = arguments.backend.settings()?.open().await?;
+    let proxy_ports = ProxyPorts {
+        registry: ports.registry,
+        counters: ports.counters,
+        event_log: ports.event_log,
         runtime: arguments.proxy.model_runtime().await,
     };
-    let running = start_proxy(arguments.proxy.proxy_config(), ports).await?;
+    let config = arguments.proxy.proxy_config();
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let running = start_proxy(config, proxy_ports).await?;
+    announce(&format!("listening on {scheme}://{}", running.local_addr));
     running.run_until(shutdown_signal()).await;
     Ok(())
+}
+
+/// Prints a fatal error and its causes on stderr.
+#[allow(clippy::print_stderr)]
+fn report(error: &anyhow::Error) {
+    eprintln!("error: {error:#}");
+}
+
+/// The one line this binary prints on stdout, for scripts and supervisors.
+#[allow(clippy::print_stdout)]
+fn announce(line: &str) {
+    println!("{line}");
 }

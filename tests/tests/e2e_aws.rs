@@ -1,0 +1,193 @@
+//! End to end on emulated AWS, with the real binaries: `tollgate` creates customers in
+//! DynamoDB, the standalone proxy (AWS backends) forwards to the fake Bedrock and writes
+//! usage events to Kinesis, and the standalone poller drains Kinesis into DynamoDB
+//! counters, Parquet on S3 and the Firehose archive.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use schemas::parquet_codec::decode_events_parquet;
+use schemas::{Outcome, UsageEvent};
+use store::aws::AwsBackend;
+use tests::aws_env::create_resources;
+use tests::fake_bedrock::FakeBedrock;
+use tests::harness::{Tollgate, spec_body};
+
+async fn objects_under(backend: &AwsBackend, prefix: &str) -> Vec<bytes::Bytes> {
+    let listed: Vec<_> = backend
+        .objects
+        .list(Some(&prefix.into()))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    for meta in listed {
+        bodies.push(
+            backend
+                .objects
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        );
+    }
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
+    let settings = create_resources(2).await;
+    let tollgate = Tollgate::on_aws(settings.clone());
+    let fake = FakeBedrock::start().await;
+    let limited_calls = 4u64;
+    let customers: Vec<(String, String, u64)> = [
+        ("Alpha Co", Some(limited_calls), 6u64),
+        ("Beta Co", None, 5),
+        ("Gamma Co", None, 3),
+    ]
+    .into_iter()
+    .map(|(name, limit, calls)| {
+        let (customer_id, token) = tollgate.create_customer(name, limit);
+        (customer_id, token, calls)
+    })
+    .collect();
+    let listed = tollgate.run_json(&["list"]);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        3,
+        "customers live in DynamoDB"
+    );
+
+    let proxy = tollgate.standalone_proxy(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+    let poller = tollgate.poller();
+    let endpoint = format!("{}/prod/bedrock", proxy.base_url);
+    let client = reqwest::Client::new();
+    let mut statuses: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for round in 0..6u64 {
+        for (customer_id, token, calls) in &customers {
+            if round >= *calls {
+                continue;
+            }
+            let response = client
+                .post(&endpoint)
+                .bearer_auth(token)
+                .json(&spec_body(&format!("{customer_id} round {round}")))
+                .send()
+                .await
+                .unwrap();
+            statuses
+                .entry(customer_id.clone())
+                .or_default()
+                .push(response.status().as_u16());
+        }
+    }
+    let alpha = &customers[0].0;
+    assert_eq!(
+        statuses[alpha],
+        vec![200, 200, 200, 200, 429, 429],
+        "the daily limit holds on AWS"
+    );
+    assert!(
+        proxy.terminate().success(),
+        "the proxy flushes its events to Kinesis on SIGTERM"
+    );
+
+    // The poller drains Kinesis; wait until the counters show every call.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (customer_id, _, _) in &customers {
+        let expected: Vec<u16> = statuses[customer_id].clone();
+        let admitted = expected.iter().filter(|status| **status == 200).count() as u64;
+        let rejected = expected.len() as u64 - admitted;
+        loop {
+            let usage = tollgate.run_json(&[
+                "usage",
+                "--customer-id",
+                customer_id,
+                "--start-date",
+                &today,
+                "--end-date",
+                &today,
+            ]);
+            let totals = &usage["totals"];
+            if totals["requests"] == admitted && totals["rejected"] == rejected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "counters of {customer_id} never reached {admitted}/{rejected}: {totals}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Give the poller a moment past the counters, then stop it cleanly.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(poller.terminate().success());
+
+    let answered = fake.answered();
+    assert_eq!(answered.len(), 4 + 5 + 3);
+    let fake_input: u64 = answered.iter().map(|call| call.input_tokens).sum();
+
+    // Parquet on S3: exactly one row per metered call.
+    let backend = AwsBackend::connect(settings).await.unwrap();
+    let mut rows: Vec<UsageEvent> = Vec::new();
+    for body in objects_under(&backend, "usage").await {
+        rows.extend(decode_events_parquet(body).unwrap());
+    }
+    assert_eq!(
+        rows.len(),
+        4 + 2 + 5 + 3,
+        "admitted calls plus the two rejections"
+    );
+    let ids: BTreeSet<_> = rows.iter().map(|row| row.event_id).collect();
+    assert_eq!(ids.len(), rows.len());
+    let successes: Vec<&UsageEvent> = rows
+        .iter()
+        .filter(|row| row.outcome == Outcome::Success)
+        .collect();
+    assert_eq!(successes.len(), 12);
+    assert_eq!(
+        successes.iter().map(|row| row.input_tokens).sum::<u64>(),
+        fake_input
+    );
+    for (customer_id, _, _) in &customers {
+        let per_customer = rows
+            .iter()
+            .filter(|row| &row.customer_id == customer_id)
+            .count();
+        assert_eq!(per_customer, statuses[customer_id].len());
+    }
+
+    // The Firehose archive on S3 holds every event once.
+    let mut archived: Vec<UsageEvent> = Vec::new();
+    for body in objects_under(&backend, "archive").await {
+        for line in String::from_utf8(body.to_vec())
+            .unwrap()
+            .lines()
+            .filter(|line| !line.is_empty())
+        {
+            archived.push(UsageEvent::decode_json(line.as_bytes()).unwrap());
+        }
+    }
+    let archived_ids: Vec<_> = archived.iter().map(|event| event.event_id).collect();
+    let unique_archived: BTreeSet<_> = archived_ids.iter().copied().collect();
+    assert_eq!(
+        archived_ids.len(),
+        unique_archived.len(),
+        "no event archived twice"
+    );
+    assert_eq!(
+        unique_archived, ids,
+        "the archive holds exactly the metered events"
+    );
+}
