@@ -90,6 +90,13 @@ impl BatchApplier {
         }
     }
 
+    /// An applier over a backend's ports: archive and unknown-customer checks included.
+    pub fn from_ports(ports: &store::backend::Ports) -> Self {
+        Self::new(ports.counters.clone(), ports.objects.clone())
+            .with_archive(ports.archive.clone())
+            .with_registry(Some(ports.registry.clone()))
+    }
+
     /// Also archives every decoded record before counting it.
     pub fn with_archive(mut self, archive: Option<Arc<dyn Archive>>) -> Self {
         self.archive = archive;

@@ -71,10 +71,11 @@ impl MeteringConsumer {
 
     /// A consumer over a backend's ports: archive and unknown-customer checks included.
     pub fn from_ports(ports: &Ports, settings: ConsumerSettings) -> Self {
-        let applier = BatchApplier::new(ports.counters.clone(), ports.objects.clone())
-            .with_archive(ports.archive.clone())
-            .with_registry(Some(ports.registry.clone()));
-        Self::with_applier(ports.event_log.clone(), applier, settings)
+        Self::with_applier(
+            ports.event_log.clone(),
+            BatchApplier::from_ports(ports),
+            settings,
+        )
     }
 
     /// A consumer applying with a prepared applier.

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod consumer;
 pub mod error;
+pub mod lambda;
 pub mod parquet_sink;
 pub mod quarantine;
 pub mod settings;

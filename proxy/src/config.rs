@@ -22,6 +22,9 @@ pub struct ProxyConfig {
     pub tls: Option<TlsFiles>,
     /// How long a counter read is reused by admission before reading the store again.
     pub counter_cache_ttl: Duration,
+    /// Answer only after the call's usage event is durable in the log. Required on Lambda,
+    /// where the process may be frozen as soon as the response is sent.
+    pub durable_events: bool,
 }
 
 /// Paths of a PEM certificate chain and its private key.
@@ -41,6 +44,7 @@ impl Default for ProxyConfig {
             shutdown_grace: Duration::from_secs(30),
             tls: None,
             counter_cache_ttl: Duration::from_secs(1),
+            durable_events: false,
         }
     }
 }

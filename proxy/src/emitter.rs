@@ -35,7 +35,7 @@ pub struct EmitterStats {
 /// The handle requests use to emit events.
 #[derive(Clone)]
 pub struct EmitterHandle {
-    sender: mpsc::Sender<UsageEvent>,
+    sender: mpsc::Sender<PendingEvent>,
     sequence: Arc<AtomicU64>,
     instance: Arc<str>,
 }
@@ -60,13 +60,39 @@ impl EmitterHandle {
         self.sequence.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Queues an event for the log. Waits when the queue is full; fails only after shutdown.
+    /// Queues an event for the log and returns at once. Waits only when the queue is full;
+    /// fails (and logs) only after shutdown.
     pub async fn emit(&self, event: UsageEvent) {
         let event_id = event.event_id;
-        if self.sender.send(event).await.is_err() {
+        let pending = PendingEvent {
+            event,
+            durable: None,
+        };
+        if self.sender.send(pending).await.is_err() {
             tracing::error!(%event_id, "usage event emitted after the emitter stopped; it was not logged");
         }
     }
+
+    /// Queues an event and waits until it is durable in the log (batched with concurrent
+    /// events, so the log sees one append per batch, not one per request).
+    pub async fn emit_durable(&self, event: UsageEvent) {
+        let event_id = event.event_id;
+        let (acknowledge, acknowledged) = oneshot::channel();
+        let pending = PendingEvent {
+            event,
+            durable: Some(acknowledge),
+        };
+        if self.sender.send(pending).await.is_err() || acknowledged.await.is_err() {
+            tracing::error!(%event_id, "usage event emitted after the emitter stopped; it was not logged");
+        }
+    }
+}
+
+/// An event on its way to the log, with whom to tell once it is durable.
+#[derive(Debug)]
+struct PendingEvent {
+    event: UsageEvent,
+    durable: Option<oneshot::Sender<()>>,
 }
 
 /// The background writer. Dropping every handle and awaiting [`EventEmitter::finish`]
@@ -139,9 +165,10 @@ impl EventEmitter {
     }
 }
 
-fn encode_batch(events: &[UsageEvent], stats: &EmitterStats) -> Vec<LogRecord> {
+fn encode_batch(events: &[PendingEvent], stats: &EmitterStats) -> Vec<LogRecord> {
     events
         .iter()
+        .map(|pending| &pending.event)
         .filter_map(|event| match event.encode_json() {
             Ok(data) => Some(LogRecord {
                 partition_key: event.customer_id.clone(),
@@ -158,11 +185,11 @@ fn encode_batch(events: &[UsageEvent], stats: &EmitterStats) -> Vec<LogRecord> {
 
 async fn write_events(
     log: Arc<dyn EventLog>,
-    mut receiver: mpsc::Receiver<UsageEvent>,
+    mut receiver: mpsc::Receiver<PendingEvent>,
     mut close: oneshot::Receiver<()>,
     stats: Arc<EmitterStats>,
 ) {
-    let mut batch: Vec<UsageEvent> = Vec::with_capacity(MAX_BATCH_RECORDS);
+    let mut batch: Vec<PendingEvent> = Vec::with_capacity(MAX_BATCH_RECORDS);
     let mut closing = false;
     loop {
         let received = if closing {
@@ -191,7 +218,11 @@ async fn write_events(
         }
         let records = encode_batch(&batch, &stats);
         append_until_durable(log.as_ref(), records, &stats).await;
-        batch.clear();
+        for pending in batch.drain(..) {
+            if let Some(acknowledge) = pending.durable {
+                let _ = acknowledge.send(());
+            }
+        }
     }
 }
 

@@ -181,11 +181,24 @@ pub async fn forward_and_emit(
     let (response_sender, response_receiver) = oneshot::channel();
     let runtime = state.runtime.clone();
     let emitter = state.emitter.clone();
+    let durable = state.config.durable_events;
     let request_id = draft.request_id.clone();
     tokio::spawn(async move {
         let started_upstream = Instant::now();
         let result = runtime.invoke(invocation).await;
         let (response, status, response_bytes, facts) = respond(result, started_upstream);
+        if durable {
+            let event = draft.complete_with(
+                &emitter,
+                status,
+                outcome_for_status(status),
+                response_bytes,
+                facts,
+            );
+            emitter.emit_durable(event).await;
+            let _ = response_sender.send(response);
+            return;
+        }
         let delivered = response_sender.send(response).is_ok();
         let outcome = if delivered {
             outcome_for_status(status)

@@ -83,6 +83,22 @@ pub fn new_instance_name() -> String {
     format!("{host}-{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Builds the shared state and starts the event emitter (also used by the Lambda handler).
+pub fn build_state(config: ProxyConfig, ports: ProxyPorts) -> (ProxyState, EventEmitter) {
+    let (emitter, emitter_handle) = EventEmitter::start(ports.event_log, new_instance_name());
+    let state = ProxyState {
+        registry: ports.registry,
+        runtime: ports.runtime,
+        tally: Arc::new(AdmissionTally::new(
+            ports.counters,
+            config.counter_cache_ttl,
+        )),
+        emitter: emitter_handle,
+        config: Arc::new(config),
+    };
+    (state, emitter)
+}
+
 /// Binds, starts the event emitter and serves until shut down.
 pub async fn start_proxy(
     config: ProxyConfig,
@@ -104,17 +120,7 @@ pub async fn start_proxy(
         address: config.listen,
         reason: error.to_string(),
     })?;
-    let (emitter, emitter_handle) = EventEmitter::start(ports.event_log, new_instance_name());
-    let state = ProxyState {
-        registry: ports.registry,
-        runtime: ports.runtime,
-        tally: Arc::new(AdmissionTally::new(
-            ports.counters,
-            config.counter_cache_ttl,
-        )),
-        emitter: emitter_handle,
-        config: Arc::new(config),
-    };
+    let (state, emitter) = build_state(config, ports);
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
     let task = tokio::spawn(serve(listener, tls, state, emitter, shutdown_receiver));
     tracing::info!(address = %local_addr, "proxy listening");

@@ -178,7 +178,11 @@ pub async fn invoke_spec_route(State(state): State<ProxyState>, request: Request
             Outcome::RejectedLimit,
             response_bytes,
         );
-        state.emitter.emit(event).await;
+        if state.config.durable_events {
+            state.emitter.emit_durable(event).await;
+        } else {
+            state.emitter.emit(event).await;
+        }
         tracing::info!(customer_id = %caller.customer.customer_id, "request rejected: limit reached");
         return with_request_id(error.into_response(), &request_id);
     }

@@ -1,0 +1,37 @@
+//! The metering Lambda: the Kinesis event source mapping delivers usage-event records; they
+//! are applied to the counters, Parquet and the archive, and the records to retry are
+//! returned as `batch_item_failures` (the mapping needs ReportBatchItemFailures).
+//! Configuration comes from the same `TOLLGATE_*` environment variables as every binary.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use clap::Parser;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use metering::BatchApplier;
+use metering::lambda::handle_kinesis_event;
+use store::backend::BackendArgs;
+
+/// Configuration, read from the environment.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate-metering-lambda", version)]
+struct Arguments {
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .without_time()
+        .init();
+    let ports = Arguments::parse().backend.settings()?.open().await?;
+    let applier = Arc::new(BatchApplier::from_ports(&ports));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
+        let applier = Arc::clone(&applier);
+        async move { Ok::<_, Error>(handle_kinesis_event(&applier, event.payload).await.0) }
+    }))
+    .await
+}

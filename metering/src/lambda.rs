@@ -1,0 +1,69 @@
+//! The metering Lambda's handler: a Kinesis event in, `batch_item_failures` out.
+//!
+//! Records arrive in shard order. They are applied in runs of [`LAMBDA_RUN_RECORDS`]; if a
+//! run fails, its first record is reported as the batch item failure and the rest of that
+//! shard is left for the retry, which then starts exactly at the first record not yet
+//! known to be applied. Records that cannot be metered (undecodable, unknown customer) are
+//! quarantined by the applier and never fail the batch.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use bytes::Bytes;
+use store::LogEntry;
+
+use crate::apply::{BatchApplier, PassReport};
+
+/// Records applied together; a failure retries from the start of its run.
+pub const LAMBDA_RUN_RECORDS: usize = 100;
+
+/// The shard a record came from (`eventID` is `shardId-…:sequenceNumber`).
+pub fn shard_of(record: &KinesisEventRecord) -> String {
+    record
+        .event_id
+        .as_deref()
+        .and_then(|event_id| event_id.split_once(':'))
+        .map(|(shard, _)| shard.to_owned())
+        .unwrap_or_else(|| "unknown-shard".to_owned())
+}
+
+fn entry_of(shard: &str, record: &KinesisEventRecord) -> LogEntry {
+    LogEntry {
+        partition: shard.to_owned(),
+        position: record.kinesis.sequence_number.clone(),
+        partition_key: record.kinesis.partition_key.clone(),
+        data: Bytes::from(record.kinesis.data.0.clone()),
+    }
+}
+
+/// Applies a Kinesis event; returns the records Lambda must retry (at most one per shard).
+pub async fn handle_kinesis_event(
+    applier: &BatchApplier,
+    event: KinesisEvent,
+) -> (KinesisEventResponse, PassReport) {
+    let mut shards: BTreeMap<String, Vec<LogEntry>> = BTreeMap::new();
+    for record in &event.records {
+        let shard = shard_of(record);
+        let entry = entry_of(&shard, record);
+        shards.entry(shard).or_default().push(entry);
+    }
+    let mut response = KinesisEventResponse::default();
+    let mut total = PassReport::default();
+    for (shard, entries) in shards {
+        for run in entries.chunks(LAMBDA_RUN_RECORDS) {
+            match applier.apply_entries(&shard, run).await {
+                Ok(report) => total.add(&report),
+                Err(error) => {
+                    let first = run.first().map(|entry| entry.position.clone());
+                    tracing::warn!(shard, first_position = ?first, error = %error, "metering run failed; Lambda will retry from its first record");
+                    let mut failure = KinesisBatchItemFailure::default();
+                    failure.item_identifier = first;
+                    response.batch_item_failures.push(failure);
+                    break;
+                }
+            }
+        }
+    }
+    (response, total)
+}

@@ -1,0 +1,324 @@
+//! Both Lambda handlers, invoked with real event payloads against emulated AWS: API Gateway
+//! proxy events (REST stage `prod` and HTTP API) through `lambda_http` into the proxy's
+//! router, and Kinesis events built from the records read back from the stream into the
+//! metering handler.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{SubsecRound, Utc};
+use futures::TryStreamExt;
+use metering::BatchApplier;
+use metering::lambda::handle_kinesis_event;
+use object_store::ObjectStoreExt;
+use proxy::build_router;
+use proxy::config::ProxyConfig;
+use proxy::server::{ProxyPorts, build_state};
+use schemas::parquet_codec::decode_events_parquet;
+use schemas::token::format_generated_token;
+use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};
+use store::aws::{AwsBackend, AwsSettings};
+use store::backend::{BackendSettings, Ports};
+use store::bedrock::{BedrockRuntime, BedrockSettings};
+use store::{EventLog, LogEntry, Registry};
+use tests::aws_env::create_resources;
+use tests::fake_bedrock::FakeBedrock;
+use tests::harness::spec_body;
+use tower::ServiceExt;
+
+async fn customer_with_token(registry: &dyn Registry) -> (String, String) {
+    let token = format_generated_token(&rand_bytes());
+    let customer_id = format!("lambda-{}", uuid::Uuid::now_v7().simple());
+    let now = Utc::now().trunc_subsecs(3);
+    registry
+        .create_customer(
+            &Customer {
+                customer_id: customer_id.clone(),
+                name: "Lambda Co".into(),
+                email: "l@lambda.example".into(),
+                status: CustomerStatus::Active,
+                created_at: now,
+                limits: Limits::default(),
+            },
+            &ApiKey {
+                key_id: "key_lambda".into(),
+                customer_id: customer_id.clone(),
+                token_hash: token.hash(),
+                status: KeyStatus::Active,
+                created_at: now,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    (customer_id, token.expose().to_owned())
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(uuid::Uuid::now_v7().as_bytes());
+    bytes[16..].copy_from_slice(uuid::Uuid::now_v7().as_bytes());
+    bytes
+}
+
+fn rest_api_event(token: &str, body: &str) -> String {
+    serde_json::json!({
+        "resource": "/bedrock",
+        "path": "/bedrock",
+        "httpMethod": "POST",
+        "headers": {"Authorization": format!("Bearer {token}"), "Content-Type": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        "multiValueHeaders": {"Authorization": [format!("Bearer {token}")], "Content-Type": ["application/json"], "Host": ["abc123.execute-api.us-east-1.amazonaws.com"]},
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "resourceId": "res123",
+            "resourcePath": "/bedrock",
+            "httpMethod": "POST",
+            "path": "/prod/bedrock",
+            "stage": "prod",
+            "requestId": uuid::Uuid::now_v7().to_string(),
+            "requestTimeEpoch": Utc::now().timestamp_millis(),
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "curl/8.0"}
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+fn http_api_event(token: &str, body: &str) -> String {
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "POST /prod/bedrock",
+        "rawPath": "/prod/bedrock",
+        "rawQueryString": "",
+        "headers": {"authorization": format!("Bearer {token}"), "content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": "POST", "path": "/prod/bedrock", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "curl/8.0"},
+            "requestId": uuid::Uuid::now_v7().to_string(),
+            "routeKey": "POST /prod/bedrock",
+            "stage": "$default",
+            "time": "29/Nov/2026:00:00:00 +0000",
+            "timeEpoch": Utc::now().timestamp_millis()
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+async fn read_stream(log: &dyn EventLog) -> Vec<LogEntry> {
+    let mut entries = Vec::new();
+    for partition in log.partitions().await.unwrap() {
+        let batch = log.read(&partition.id, None, 1000).await.unwrap();
+        entries.extend(batch.entries);
+    }
+    entries
+}
+
+fn kinesis_event(
+    settings: &AwsSettings,
+    entries: &[LogEntry],
+    poison: Option<&LogEntry>,
+) -> aws_lambda_events::event::kinesis::KinesisEvent {
+    let mut records: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| kinesis_record(settings, entry, &entry.data))
+        .collect();
+    if let Some(poison) = poison {
+        records.insert(1, kinesis_record(settings, poison, &poison.data));
+    }
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+fn kinesis_record(settings: &AwsSettings, entry: &LogEntry, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": entry.partition_key,
+            "sequenceNumber": entry.position,
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "approximateArrivalTimestamp": 1_764_374_400.123
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("{}:{}", entry.partition, entry.position),
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/tollgate-metering",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": format!("arn:aws:kinesis:us-east-1:123456789012:stream/{}", settings.stream_name)
+    })
+}
+
+async fn parquet_row_count(ports: &Ports) -> usize {
+    let listed: Vec<_> = ports
+        .objects
+        .list(Some(&"usage".into()))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut rows = 0;
+    for meta in listed {
+        let body = ports
+            .objects
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        rows += decode_events_parquet(body).unwrap().len();
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
+    let settings = create_resources(1).await;
+    let ports = BackendSettings::Aws(settings.clone()).open().await.unwrap();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = customer_with_token(ports.registry.as_ref()).await;
+    let runtime = BedrockRuntime::connect(&BedrockSettings {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(fake.endpoint_url()),
+        timeout: Duration::from_secs(30),
+    })
+    .await;
+    let config = ProxyConfig {
+        durable_events: true,
+        ..ProxyConfig::default()
+    };
+    let (state, _emitter) = build_state(
+        config,
+        ProxyPorts {
+            registry: ports.registry.clone(),
+            counters: ports.counters.clone(),
+            event_log: ports.event_log.clone(),
+            runtime: Arc::new(runtime),
+        },
+    );
+    let router = build_router(state);
+
+    // The proxy Lambda: each API Gateway event is answered only once its usage event is in Kinesis.
+    let body = spec_body("What is the capital of France?").to_string();
+    for (index, payload) in [
+        rest_api_event(&token, &body),
+        http_api_event(&token, &body),
+        rest_api_event(&token, &body),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let request = lambda_http::request::from_str(payload).unwrap();
+        let request = request.map(|body| axum::body::Body::from(body.to_vec()));
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200, "event {index}");
+        assert_eq!(
+            read_stream(ports.event_log.as_ref()).await.len(),
+            index + 1,
+            "durable before the response"
+        );
+    }
+    let unauthenticated =
+        lambda_http::request::from_str(&rest_api_event("not-a-real-token", &body)).unwrap();
+    let response = router
+        .clone()
+        .oneshot(unauthenticated.map(|body| axum::body::Body::from(body.to_vec())))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(fake.answered().len(), 3);
+
+    // The metering Lambda: a Kinesis event built from what the stream holds, plus a poison record.
+    let entries = read_stream(ports.event_log.as_ref()).await;
+    assert_eq!(entries.len(), 3);
+    let poison = LogEntry {
+        data: bytes::Bytes::from_static(b"this is not a usage event"),
+        position: format!("{}9", entries[0].position),
+        ..entries[0].clone()
+    };
+    let event = kinesis_event(&settings, &entries, Some(&poison));
+    let applier = BatchApplier::from_ports(&ports);
+    let (response, report) = handle_kinesis_event(&applier, event.clone()).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    assert_eq!((report.events_counted, report.records_quarantined), (3, 1));
+    let today = Utc::now().date_naive();
+    let usage = ports
+        .counters
+        .read_daily(&customer_id, today, today)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage.iter().map(|cell| cell.counts.requests).sum::<u64>(),
+        3
+    );
+    assert_eq!(parquet_row_count(&ports).await, 3);
+    let quarantined: Vec<_> = ports
+        .objects
+        .list(Some(&"quarantine".into()))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        quarantined.len(),
+        2,
+        "the poison record's payload and reason"
+    );
+
+    // Invoking the handler again with the same event changes nothing.
+    let (again, again_report) = handle_kinesis_event(&applier, event.clone()).await;
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(again_report.events_counted, 0);
+    let usage = ports
+        .counters
+        .read_daily(&customer_id, today, today)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage.iter().map(|cell| cell.counts.requests).sum::<u64>(),
+        3
+    );
+    assert_eq!(parquet_row_count(&ports).await, 3);
+    let archived = AwsBackend::connect(settings.clone()).await.unwrap();
+    let archive_objects: Vec<_> = archived
+        .objects
+        .list(Some(&"archive".into()))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        !archive_objects.is_empty(),
+        "records were archived through Firehose"
+    );
+
+    // When the projections cannot be written, the first record is reported for retry.
+    let broken = AwsBackend::connect(AwsSettings {
+        counters_table: "no-such-counters-table".into(),
+        ..settings.clone()
+    })
+    .await
+    .unwrap();
+    let broken_applier = BatchApplier::new(broken.counters.clone(), broken.objects.clone());
+    let (failed, _) = handle_kinesis_event(&broken_applier, event).await;
+    let identifiers: Vec<Option<String>> = failed
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.clone())
+        .collect();
+    assert_eq!(identifiers, vec![Some(entries[0].position.clone())]);
+}
