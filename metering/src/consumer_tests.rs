@@ -339,3 +339,110 @@ async fn events_of_unknown_customers_are_quarantined_and_known_ones_archived() {
         vec![Bytes::from(known.encode_json().unwrap())]
     );
 }
+
+/// A log with a closed parent partition and its child, as after a Kinesis reshard.
+struct ReshardedLog {
+    parent: Vec<UsageEvent>,
+    child: Vec<UsageEvent>,
+    checkpoints: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    reads: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for ReshardedLog {
+    async fn append(&self, _records: &[LogRecord]) -> store::Result<Vec<store::AppendResult>> {
+        Ok(Vec::new())
+    }
+    async fn partitions(&self) -> store::Result<Vec<store::PartitionInfo>> {
+        Ok(vec![
+            store::PartitionInfo {
+                id: "parent".into(),
+                parents: Vec::new(),
+            },
+            store::PartitionInfo {
+                id: "child".into(),
+                parents: vec!["parent".into()],
+            },
+        ])
+    }
+    async fn read(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        max_records: usize,
+    ) -> store::Result<store::ReadBatch> {
+        let (events, closed) = if partition == "parent" {
+            (&self.parent, true)
+        } else {
+            (&self.child, false)
+        };
+        let start = after
+            .map(|position| position.parse::<usize>().unwrap())
+            .unwrap_or(0);
+        let end = (start + max_records).min(events.len());
+        let entries: Vec<store::LogEntry> = (start..end)
+            .map(|index| store::LogEntry {
+                partition: partition.to_owned(),
+                position: (index + 1).to_string(),
+                partition_key: events[index].customer_id.clone(),
+                data: Bytes::from(events[index].encode_json().unwrap()),
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.reads.lock().unwrap().push(partition.to_owned());
+        }
+        Ok(store::ReadBatch {
+            end_of_partition: closed && end == events.len(),
+            entries,
+        })
+    }
+    async fn load_checkpoint(
+        &self,
+        _consumer: &str,
+        partition: &str,
+    ) -> store::Result<Option<String>> {
+        Ok(self.checkpoints.lock().unwrap().get(partition).cloned())
+    }
+    async fn commit_checkpoint(
+        &self,
+        _consumer: &str,
+        partition: &str,
+        position: &str,
+    ) -> store::Result<()> {
+        self.checkpoints
+            .lock()
+            .unwrap()
+            .insert(partition.to_owned(), position.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn parent_partitions_are_read_to_their_end_before_their_children() {
+    let log = Arc::new(ReshardedLog {
+        parent: (1..=5).map(|tokens| event("cust-r", tokens)).collect(),
+        child: (6..=7).map(|tokens| event("cust-r", tokens)).collect(),
+        checkpoints: std::sync::Mutex::new(std::collections::HashMap::new()),
+        reads: std::sync::Mutex::new(Vec::new()),
+    });
+    let store = Arc::new(MemoryStore::new());
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let consumer = MeteringConsumer::new(
+        log.clone(),
+        store.clone(),
+        objects,
+        ConsumerSettings {
+            batch_records: 2,
+            ..ConsumerSettings::default()
+        },
+    );
+    let report = consumer.drain().await.unwrap();
+    assert_eq!(report.events_counted, 7);
+    assert_eq!(requests_of(&store, "cust-r").await, (7, 28));
+    let reads = log.reads.lock().unwrap().clone();
+    assert_eq!(
+        reads,
+        vec!["parent", "parent", "parent", "child"],
+        "the child waits for the parent's end"
+    );
+}

@@ -263,8 +263,32 @@ pub async fn append_until_durable(
         }
         if !records.is_empty() {
             stats.append_retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(with_jitter(backoff)).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// Spreads retries of many proxies: a delay between half and all of `backoff`.
+pub fn with_jitter(backoff: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
+    backoff.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_backoff() {
+        let backoff = Duration::from_millis(800);
+        for _ in 0..200 {
+            let delay = with_jitter(backoff);
+            assert!(delay >= backoff / 2 && delay <= backoff, "{delay:?}");
         }
     }
 }

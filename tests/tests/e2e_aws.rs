@@ -191,3 +191,43 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
         "the archive holds exactly the metered events"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tollgate_serve_runs_on_the_aws_backend_too() {
+    let settings = create_resources(1).await;
+    let tollgate = Tollgate::on_aws(settings);
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("Serve Co", None);
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let response = client
+            .post(format!("{}/prod/bedrock", server.base_url))
+            .bearer_auth(&token)
+            .json(&spec_body("hello"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert!(
+        server.terminate().success(),
+        "serve flushes to Kinesis and drains it on SIGTERM"
+    );
+    let today = chrono::Utc::now().date_naive().to_string();
+    let usage = tollgate.run_json(&[
+        "usage",
+        "--customer-id",
+        &customer_id,
+        "--start-date",
+        &today,
+        "--end-date",
+        &today,
+    ]);
+    assert_eq!(usage["totals"]["requests"], 2);
+}
