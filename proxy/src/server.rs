@@ -75,7 +75,7 @@ impl RunningProxy {
     }
 }
 
-pub use store::signals::shutdown_signal;
+pub use store::process::shutdown_signal;
 
 /// A name for this proxy process, unique across restarts.
 pub fn new_instance_name() -> String {

@@ -20,8 +20,8 @@ pub mod event_log;
 pub mod memory;
 pub mod model_runtime;
 pub mod objects;
+pub mod process;
 pub mod registry;
-pub mod signals;
 pub mod simulated;
 
 #[cfg(any(test, feature = "contract-tests"))]

@@ -153,6 +153,20 @@ impl Tollgate {
         })
     }
 
+    /// `tollgate usage --json` of one customer for today (UTC).
+    pub fn usage_today(&self, customer_id: &str) -> serde_json::Value {
+        let today = chrono::Utc::now().date_naive().to_string();
+        self.run_json(&[
+            "usage",
+            "--customer-id",
+            customer_id,
+            "--start-date",
+            &today,
+            "--end-date",
+            &today,
+        ])
+    }
+
     /// Creates a customer; returns its id and token.
     pub fn create_customer(&self, name: &str, daily_limit: Option<u64>) -> (String, String) {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "-"));

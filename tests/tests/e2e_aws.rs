@@ -219,15 +219,6 @@ async fn tollgate_serve_runs_on_the_aws_backend_too() {
         server.terminate().success(),
         "serve flushes to Kinesis and drains it on SIGTERM"
     );
-    let today = chrono::Utc::now().date_naive().to_string();
-    let usage = tollgate.run_json(&[
-        "usage",
-        "--customer-id",
-        &customer_id,
-        "--start-date",
-        &today,
-        "--end-date",
-        &today,
-    ]);
+    let usage = tollgate.usage_today(&customer_id);
     assert_eq!(usage["totals"]["requests"], 2);
 }

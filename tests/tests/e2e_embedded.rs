@@ -164,16 +164,7 @@ async fn metered_calls_match_usage_and_parquet_exactly() {
     let fake_output: u64 = answered.iter().map(|call| call.output_tokens).sum();
 
     // `tollgate usage` shows exactly those calls and tokens.
-    let today = chrono::Utc::now().date_naive().to_string();
-    let usage = tollgate.run_json(&[
-        "usage",
-        "--customer-id",
-        &customer_id,
-        "--start-date",
-        &today,
-        "--end-date",
-        &today,
-    ]);
+    let usage = tollgate.usage_today(&customer_id);
     let totals = &usage["totals"];
     assert_eq!(totals["requests"], CALLS);
     assert_eq!(totals["input_tokens"], fake_input);
@@ -283,16 +274,7 @@ async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
     assert_eq!(call(new_token).await.status(), 500);
 
     assert!(server.terminate().success());
-    let today = chrono::Utc::now().date_naive().to_string();
-    let usage = tollgate.run_json(&[
-        "usage",
-        "--customer-id",
-        &customer_id,
-        "--start-date",
-        &today,
-        "--end-date",
-        &today,
-    ]);
+    let usage = tollgate.usage_today(&customer_id);
     assert_eq!(usage["totals"]["requests"], 4);
     assert_eq!(usage["totals"]["errors"], 2);
     let rows = tollgate.parquet_rows();

@@ -77,16 +77,7 @@ async fn serve_speaks_https_with_the_given_certificate() {
     );
 
     assert!(server.terminate().success());
-    let today = chrono::Utc::now().date_naive().to_string();
-    let usage = tollgate.run_json(&[
-        "usage",
-        "--customer-id",
-        &customer_id,
-        "--start-date",
-        &today,
-        "--end-date",
-        &today,
-    ]);
+    let usage = tollgate.usage_today(&customer_id);
     assert_eq!(usage["totals"]["requests"], 1);
     assert_eq!(fake.answered().len(), 1);
 }

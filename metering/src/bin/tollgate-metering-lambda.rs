@@ -22,11 +22,7 @@ struct Arguments {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    store::process::init_logging("info");
     let ports = Arguments::parse().backend.settings()?.open().await?;
     let applier = Arc::new(BatchApplier::from_ports(&ports));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {

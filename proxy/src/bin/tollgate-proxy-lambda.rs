@@ -22,11 +22,7 @@ struct Arguments {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    store::process::init_logging("info");
     let arguments = Arguments::parse();
     let ports = arguments.backend.settings()?.open().await?;
     let config = ProxyConfig {

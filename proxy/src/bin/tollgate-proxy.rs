@@ -5,6 +5,7 @@ use clap::Parser;
 use proxy::server::{ProxyPorts, shutdown_signal, start_proxy};
 use proxy::settings::ProxyArgs;
 use store::backend::BackendArgs;
+use store::process::{announce, init_logging, report_fatal};
 
 /// Tollgate's proxy alone: authenticate, admit, forward, emit usage events.
 #[derive(Debug, Parser)]
@@ -18,17 +19,12 @@ struct Arguments {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Arguments::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            report(&error);
-            std::process::ExitCode::FAILURE
-        }
+    init_logging("warn,proxy=info");
+    if let Err(error) = run(Arguments::parse()).await {
+        report_fatal(&error);
+        return std::process::ExitCode::FAILURE;
     }
+    std::process::ExitCode::SUCCESS
 }
 
 async fn run(arguments: Arguments) -> anyhow::Result<()> {
@@ -49,16 +45,4 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
     announce(&format!("listening on {scheme}://{}", running.local_addr));
     running.run_until(shutdown_signal()).await;
     Ok(())
-}
-
-/// Prints a fatal error and its causes on stderr.
-#[allow(clippy::print_stderr)]
-fn report(error: &anyhow::Error) {
-    eprintln!("error: {error:#}");
-}
-
-/// The one line this binary prints on stdout, for scripts and supervisors.
-#[allow(clippy::print_stdout)]
-fn announce(line: &str) {
-    println!("{line}");
 }

@@ -317,48 +317,47 @@ impl Counters for DynamoCounters {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DailyUsage>> {
-        let mut usage = Vec::new();
-        let mut start_key: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", string(usage_pk(customer_id)))
-                .expression_attribute_values(":from", string(format!("DAY#{from}")))
-                .expression_attribute_values(":to", string(format!("DAY#{to}$")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|error| aws_error("Query", &self.table, error))?;
-            for item in output.items() {
-                let day_text = get_string(item, "day")?;
-                usage.push(DailyUsage {
-                    day: day_text.parse().map_err(|_| {
-                        StoreError::Corrupt(format!("counter day {day_text:?} is not a date"))
-                    })?,
-                    model_id: get_string(item, "model_id")?,
-                    counts: UsageCounts {
-                        requests: get_count(item, "requests")?,
-                        rejected: get_count(item, "rejected")?,
-                        errors: get_count(item, "errors")?,
-                        input_tokens: get_count(item, "input_tokens")?,
-                        output_tokens: get_count(item, "output_tokens")?,
-                        cache_read_tokens: get_count(item, "cache_read_tokens")?,
-                        cache_write_tokens: get_count(item, "cache_write_tokens")?,
-                    },
-                });
-            }
-            match output.last_evaluated_key {
-                Some(next) if !next.is_empty() => start_key = Some(next),
-                _ => break,
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", string(usage_pk(customer_id)))
+            .expression_attribute_values(":from", string(format!("DAY#{from}")))
+            .expression_attribute_values(":to", string(format!("DAY#{to}$")))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|error| aws_error("Query", &self.table, error))?;
+        let mut usage = items
+            .iter()
+            .map(daily_usage_from_item)
+            .collect::<Result<Vec<_>>>()?;
         usage.sort_by(|a, b| (a.day, &a.model_id).cmp(&(b.day, &b.model_id)));
         Ok(usage)
     }
+}
+
+fn daily_usage_from_item(item: &Item) -> Result<DailyUsage> {
+    let day_text = get_string(item, "day")?;
+    Ok(DailyUsage {
+        day: day_text
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("counter day {day_text:?} is not a date")))?,
+        model_id: get_string(item, "model_id")?,
+        counts: UsageCounts {
+            requests: get_count(item, "requests")?,
+            rejected: get_count(item, "rejected")?,
+            errors: get_count(item, "errors")?,
+            input_tokens: get_count(item, "input_tokens")?,
+            output_tokens: get_count(item, "output_tokens")?,
+            cache_read_tokens: get_count(item, "cache_read_tokens")?,
+            cache_write_tokens: get_count(item, "cache_write_tokens")?,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -239,29 +239,24 @@ impl Registry for DynamoRegistry {
     }
 
     async fn list_customers(&self) -> Result<Vec<Customer>> {
-        let mut customers = Vec::new();
-        let mut start_key: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("#entity = :customer")
-                .expression_attribute_names("#entity", "entity")
-                .expression_attribute_values(":customer", string("customer"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|error| aws_error("Scan", &self.table, error))?;
-            for item in output.items() {
-                customers.push(customer_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(next) if !next.is_empty() => start_key = Some(next),
-                _ => break,
-            }
-        }
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#entity = :customer")
+            .expression_attribute_names("#entity", "entity")
+            .expression_attribute_values(":customer", string("customer"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|error| aws_error("Scan", &self.table, error))?;
+        let mut customers = items
+            .iter()
+            .map(customer_from_item)
+            .collect::<Result<Vec<_>>>()?;
         customers
             .sort_by(|a, b| (a.created_at, &a.customer_id).cmp(&(b.created_at, &b.customer_id)));
         Ok(customers)
@@ -276,29 +271,24 @@ impl Registry for DynamoRegistry {
     }
 
     async fn keys_of_customer(&self, customer_id: &str) -> Result<Vec<ApiKey>> {
-        let mut token_hashes = Vec::new();
-        let mut start_key: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", string(customer_pk(customer_id)))
-                .expression_attribute_values(":prefix", string("KEY#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|error| aws_error("Query", &self.table, error))?;
-            for item in output.items() {
-                token_hashes.push(TokenHash::from_stored(get_string(item, "token_hash")?));
-            }
-            match output.last_evaluated_key {
-                Some(next) if !next.is_empty() => start_key = Some(next),
-                _ => break,
-            }
-        }
+        let pointers = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", string(customer_pk(customer_id)))
+            .expression_attribute_values(":prefix", string("KEY#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|error| aws_error("Query", &self.table, error))?;
+        let token_hashes = pointers
+            .iter()
+            .map(|item| get_string(item, "token_hash").map(TokenHash::from_stored))
+            .collect::<Result<Vec<_>>>()?;
         let mut keys = Vec::with_capacity(token_hashes.len());
         for token_hash in token_hashes {
             if let Some(api_key) = self.key_by_token_hash(&token_hash).await? {

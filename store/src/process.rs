@@ -1,0 +1,59 @@
+//! What every binary does the same way: logging setup, the shutdown signal, the one line
+//! announced on stdout, and fatal errors on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG`; JSON without timestamps on Lambda (CloudWatch
+/// adds them), or when `TOLLGATE_LOG_FORMAT=json`.
+pub fn init_logging(default_filter: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let json =
+        on_lambda || std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|format| format == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if on_lambda {
+        builder.json().without_time().try_init()
+    } else if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The one line a long-running binary prints on stdout, for scripts and supervisors.
+pub fn announce(line: &str) {
+    println!("{line}");
+}
+
+/// Prints a fatal error and its causes on stderr.
+pub fn report_fatal(error: &dyn std::fmt::Display) {
+    eprintln!("error: {error:#}");
+}
