@@ -5,6 +5,7 @@
 //! cannot be added to one form and forgotten in another.
 
 pub mod arrow_column;
+pub mod bedrock_stream;
 pub mod bedrock_usage;
 pub mod customer;
 pub mod error;
