@@ -1,21 +1,30 @@
 //! A wire-level fake of the Bedrock runtime API, for tests and benchmarks.
 //!
-//! It serves `POST /model/{modelId}/invoke` the way Bedrock does: the model's JSON body
-//! with `usage`, the `x-amzn-bedrock-input-token-count` / `-output-token-count` and
-//! `x-amzn-requestid` headers, and Bedrock's error shape (`{"message": …}` with
-//! `x-amzn-errortype`). It refuses requests without a SigV4 `Authorization` header, and it
-//! can be told to throttle, fail or slow down. It records every call it answered.
+//! It serves the four runtime operations the way Bedrock does:
+//! - `POST /model/{modelId}/invoke`: the model's JSON body with `usage`, and the
+//!   `x-amzn-bedrock-input-token-count` / `-output-token-count` headers;
+//! - `POST /model/{modelId}/invoke-with-response-stream`: AWS event-stream frames of `chunk`
+//!   events (base64 model chunks), the last one carrying `amazon-bedrock-invocationMetrics`;
+//! - `POST /model/{modelId}/converse`: `output`, `stopReason`, `usage`, `metrics`;
+//! - `POST /model/{modelId}/converse-stream`: `messageStart`, `contentBlockDelta`,
+//!   `messageStop` and `metadata` (with `usage`) events.
+//!
+//! Errors use Bedrock's shape (`{"message": …}` with `x-amzn-errortype`). Requests without
+//! a SigV4 `Authorization` header are refused. Faults can be injected: throttling, 5xx, a
+//! slow first byte, a stream cut mid-way and a malformed chunk. Every answered call is
+//! recorded with the token counts the fake reported.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use schemas::bedrock_stream::{encode_event, encode_invoke_chunk};
 use tokio::net::TcpListener;
 
 /// What the fake does with the next calls.
@@ -27,13 +36,27 @@ pub enum Behavior {
     Throttle,
     /// 500 InternalServerException.
     ServerError,
-    /// Answer normally after a delay.
+    /// Answer normally after a delay before the first byte.
     Slow(Duration),
+    /// Streams stop (the connection closes) after this many frames.
+    CutStreamAfter(usize),
+    /// Streams send a corrupt frame after the first one.
+    MalformedChunk,
 }
 
-/// One call the fake answered with 200.
+/// One of the four runtime operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeOperation {
+    Invoke,
+    InvokeStream,
+    Converse,
+    ConverseStream,
+}
+
+/// One call the fake answered (with 200).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnsweredCall {
+    pub operation: FakeOperation,
     pub model_id: String,
     pub request_id: String,
     pub body: serde_json::Value,
@@ -44,6 +67,7 @@ pub struct AnsweredCall {
 #[derive(Debug)]
 struct FakeState {
     behavior: Mutex<Behavior>,
+    stream_chunks: Mutex<usize>,
     answered: Mutex<Vec<AnsweredCall>>,
     refused_unsigned: Mutex<u64>,
 }
@@ -88,9 +112,65 @@ fn is_sigv4_signed(headers: &HeaderMap) -> bool {
         && headers.contains_key("x-amz-date")
 }
 
-async fn invoke(
-    State(state): State<Arc<FakeState>>,
-    Path(model_id): Path<String>,
+/// The frames of a streamed answer with `chunks` text pieces.
+fn stream_frames(
+    operation: FakeOperation,
+    input_tokens: u64,
+    output_tokens: u64,
+    chunks: usize,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    match operation {
+        FakeOperation::InvokeStream => {
+            frames.push(encode_invoke_chunk(&serde_json::json!({
+                "type": "message_start",
+                "message": {"role": "assistant", "usage": {"input_tokens": input_tokens, "output_tokens": 1}}
+            })));
+            for index in 0..chunks {
+                frames.push(encode_invoke_chunk(&serde_json::json!({
+                    "type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": format!("piece {index} ")}
+                })));
+            }
+            frames.push(encode_invoke_chunk(&serde_json::json!({
+                "type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output_tokens}
+            })));
+            frames.push(encode_invoke_chunk(&serde_json::json!({
+                "type": "message_stop",
+                "amazon-bedrock-invocationMetrics": {
+                    "inputTokenCount": input_tokens, "outputTokenCount": output_tokens,
+                    "invocationLatency": 321, "firstByteLatency": 45
+                }
+            })));
+        }
+        _ => {
+            frames.push(encode_event("messageStart", br#"{"role":"assistant"}"#));
+            for index in 0..chunks {
+                let delta = serde_json::json!({"contentBlockIndex": 0, "delta": {"text": format!("piece {index} ")}});
+                frames.push(encode_event(
+                    "contentBlockDelta",
+                    delta.to_string().as_bytes(),
+                ));
+            }
+            frames.push(encode_event(
+                "contentBlockStop",
+                br#"{"contentBlockIndex":0}"#,
+            ));
+            frames.push(encode_event("messageStop", br#"{"stopReason":"end_turn"}"#));
+            let metadata = serde_json::json!({
+                "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
+                "metrics": {"latencyMs": 321}
+            });
+            frames.push(encode_event("metadata", metadata.to_string().as_bytes()));
+        }
+    }
+    frames
+}
+
+async fn answer(
+    state: Arc<FakeState>,
+    operation: FakeOperation,
+    model_id: String,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -119,7 +199,7 @@ async fn invoke(
             );
         }
         Behavior::Slow(delay) => tokio::time::sleep(delay).await,
-        Behavior::Normal => {}
+        _ => {}
     }
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return bedrock_error(
@@ -130,50 +210,151 @@ async fn invoke(
     };
     let (input_tokens, output_tokens) = fake_token_counts(&body);
     let request_id = uuid::Uuid::now_v7().to_string();
-    let answer = serde_json::json!({
-        "id": format!("msg_bdrk_{}", &request_id[..8]),
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-3-sonnet-20240229",
-        "content": [{"type": "text", "text": "The capital of France is Paris."}],
-        "stop_reason": "end_turn",
-        "stop_sequence": null,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
-    });
     state.answered.lock().unwrap().push(AnsweredCall {
+        operation,
         model_id,
         request_id: request_id.clone(),
         body: request,
         input_tokens,
         output_tokens,
     });
-    (
-        StatusCode::OK,
-        [
-            ("content-type", "application/json".to_owned()),
-            ("x-amzn-requestid", request_id),
-            ("x-amzn-bedrock-input-token-count", input_tokens.to_string()),
+    match operation {
+        FakeOperation::Invoke => {
+            let answer = serde_json::json!({
+                "id": format!("msg_bdrk_{}", &request_id[..8]),
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-3-sonnet-20240229",
+                "content": [{"type": "text", "text": "The capital of France is Paris."}],
+                "stop_reason": "end_turn",
+                "stop_sequence": null,
+                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            });
             (
-                "x-amzn-bedrock-output-token-count",
-                output_tokens.to_string(),
-            ),
-            ("x-amzn-bedrock-invocation-latency", "321".to_owned()),
-        ],
-        answer.to_string(),
-    )
-        .into_response()
+                StatusCode::OK,
+                [
+                    ("content-type", "application/json".to_owned()),
+                    ("x-amzn-requestid", request_id),
+                    ("x-amzn-bedrock-input-token-count", input_tokens.to_string()),
+                    (
+                        "x-amzn-bedrock-output-token-count",
+                        output_tokens.to_string(),
+                    ),
+                    ("x-amzn-bedrock-invocation-latency", "321".to_owned()),
+                ],
+                answer.to_string(),
+            )
+                .into_response()
+        }
+        FakeOperation::Converse => {
+            let answer = serde_json::json!({
+                "output": {"message": {"role": "assistant", "content": [{"text": "The capital of France is Paris."}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
+                "metrics": {"latencyMs": 321}
+            });
+            (
+                StatusCode::OK,
+                [
+                    ("content-type", "application/json".to_owned()),
+                    ("x-amzn-requestid", request_id),
+                ],
+                answer.to_string(),
+            )
+                .into_response()
+        }
+        FakeOperation::InvokeStream | FakeOperation::ConverseStream => {
+            let chunks = *state.stream_chunks.lock().unwrap();
+            let mut frames = stream_frames(operation, input_tokens, output_tokens, chunks);
+            match behavior {
+                Behavior::CutStreamAfter(count) => frames.truncate(count),
+                Behavior::MalformedChunk => {
+                    frames.insert(1, b"\x00\x00\x00\x20garbage that is not a frame".to_vec())
+                }
+                _ => {}
+            }
+            let stream = futures::stream::iter(frames).then(|frame| async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok::<_, std::io::Error>(Bytes::from(frame))
+            });
+            let mut response = Response::new(Body::from_stream(stream));
+            let headers = response.headers_mut();
+            headers.insert(
+                "content-type",
+                "application/vnd.amazon.eventstream".parse().unwrap(),
+            );
+            headers.insert(
+                "x-amzn-bedrock-content-type",
+                "application/json".parse().unwrap(),
+            );
+            headers.insert("x-amzn-requestid", request_id.parse().unwrap());
+            response
+        }
+    }
 }
+
+async fn invoke(
+    State(state): State<Arc<FakeState>>,
+    Path(model_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, FakeOperation::Invoke, model_id, headers, body).await
+}
+
+async fn invoke_stream(
+    State(state): State<Arc<FakeState>>,
+    Path(model_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, FakeOperation::InvokeStream, model_id, headers, body).await
+}
+
+async fn converse(
+    State(state): State<Arc<FakeState>>,
+    Path(model_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, FakeOperation::Converse, model_id, headers, body).await
+}
+
+async fn converse_stream(
+    State(state): State<Arc<FakeState>>,
+    Path(model_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(
+        state,
+        FakeOperation::ConverseStream,
+        model_id,
+        headers,
+        body,
+    )
+    .await
+}
+
+use futures::StreamExt;
 
 impl FakeBedrock {
     /// Starts the fake on an ephemeral port of 127.0.0.1; it runs until the runtime stops.
     pub async fn start() -> Self {
         let state = Arc::new(FakeState {
             behavior: Mutex::new(Behavior::Normal),
+            stream_chunks: Mutex::new(3),
             answered: Mutex::new(Vec::new()),
             refused_unsigned: Mutex::new(0),
         });
         let router = Router::new()
             .route("/model/{model_id}/invoke", post(invoke))
+            .route(
+                "/model/{model_id}/invoke-with-response-stream",
+                post(invoke_stream),
+            )
+            .route("/model/{model_id}/converse", post(converse))
+            .route("/model/{model_id}/converse-stream", post(converse_stream))
             .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -191,6 +372,11 @@ impl FakeBedrock {
     /// Changes what the fake does with the next calls.
     pub fn set_behavior(&self, behavior: Behavior) {
         *self.state.behavior.lock().unwrap() = behavior;
+    }
+
+    /// How many text pieces each streamed answer has (default 3).
+    pub fn set_stream_chunks(&self, chunks: usize) {
+        *self.state.stream_chunks.lock().unwrap() = chunks;
     }
 
     /// Every call answered with 200 so far.
