@@ -100,6 +100,15 @@ impl ApiError {
         )
     }
 
+    /// 502: Bedrock refused the proxy's own AWS identity; the operator must act.
+    pub fn upstream_credentials() -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "ServiceUnavailableException",
+            "the model provider refused this service's credentials or model access; the operator has to fix the service's AWS configuration",
+        )
+    }
+
     /// 503: the proxy itself cannot serve right now.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(

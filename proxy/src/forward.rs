@@ -5,18 +5,24 @@
 
 use std::time::Instant;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use schemas::bedrock_usage::{INPUT_TOKEN_HEADER, OUTPUT_TOKEN_HEADER, TokenUsage};
+use schemas::bedrock_stream::StreamKind;
+use schemas::bedrock_usage::{
+    INPUT_TOKEN_HEADER, OUTPUT_TOKEN_HEADER, TokenUsage, usage_from_body, usage_from_headers,
+};
 use schemas::usage_event::truncate_to_millis;
 use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
-use store::{ModelAnswer, ModelInvocation, RuntimeError};
+use store::{ModelInvocation, RuntimeError, UpstreamBody, UpstreamResponse};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::emitter::EmitterHandle;
 use crate::error_response::ApiError;
+use crate::metered_stream::{MeteredStream, StreamMeter};
 use crate::state::ProxyState;
 
 /// What is known about a call before it is answered.
@@ -116,47 +122,100 @@ pub fn with_request_id(mut response: Response, request_id: &str) -> Response {
     response
 }
 
-fn answer_response(answer: &ModelAnswer) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut response = (status, answer.body.clone()).into_response();
+/// Response headers passed back from Bedrock (content type, error type, Bedrock's own).
+fn passthrough_headers(upstream: &UpstreamResponse, response: &mut Response) {
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&answer.content_type) {
-        headers.insert("content-type", value);
+    for (name, value) in &upstream.headers {
+        let keep = name == "content-type"
+            || name == "x-amzn-errortype"
+            || name.starts_with("x-amzn-bedrock-");
+        if keep
+            && let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            )
+        {
+            headers.insert(name, value);
+        }
     }
-    if let Some(error_type) = answer
-        .error_type
-        .as_deref()
-        .and_then(|value| HeaderValue::from_str(value).ok())
-    {
-        headers.insert("x-amzn-errortype", error_type);
-    }
-    if let Some(usage) = answer.usage {
-        headers.insert(INPUT_TOKEN_HEADER, HeaderValue::from(usage.input_tokens));
-        headers.insert(OUTPUT_TOKEN_HEADER, HeaderValue::from(usage.output_tokens));
-    }
-    response
 }
 
-/// Turns the runtime's result into the client's response and the event's facts.
-fn respond(
-    result: Result<ModelAnswer, RuntimeError>,
+/// Token counts of a complete answer: Bedrock's headers, else `usage` in the body.
+pub fn complete_usage(upstream: &UpstreamResponse, body: &[u8]) -> TokenUsage {
+    usage_from_headers(
+        upstream.header(INPUT_TOKEN_HEADER),
+        upstream.header(OUTPUT_TOKEN_HEADER),
+    )
+    .or_else(|| usage_from_body(body))
+    .unwrap_or_default()
+}
+
+/// Whether Bedrock refused the proxy's own AWS identity or model access (the operator's
+/// problem, never shown raw to the customer).
+pub fn is_operator_error(status: u16, error_type: Option<&str>) -> bool {
+    let error_type = error_type.map(|value| value.split(':').next().unwrap_or(value));
+    status == 401
+        || (status == 403
+            && matches!(
+                error_type,
+                Some(
+                    "AccessDeniedException"
+                        | "UnrecognizedClientException"
+                        | "ExpiredTokenException"
+                        | "InvalidSignatureException"
+                        | "MissingAuthenticationTokenException"
+                        | "IncompleteSignatureException"
+                ) | None
+            ))
+}
+
+fn millis_of(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The client's response and the event's facts for a complete answer or a failure.
+fn respond_complete(
+    result: Result<(UpstreamResponse, Bytes), RuntimeError>,
     started_upstream: Instant,
 ) -> (Response, u16, u64, UpstreamFacts) {
     match result {
-        Ok(answer) => {
-            let response = answer_response(&answer);
+        Ok((upstream, body)) => {
             let facts = UpstreamFacts {
-                upstream_request_id: answer.upstream_request_id.clone(),
-                upstream_latency_ms: Some(millis(answer.upstream_latency)),
-                usage: answer.usage.unwrap_or_default(),
+                upstream_request_id: upstream.header("x-amzn-requestid").map(str::to_owned),
+                upstream_latency_ms: Some(millis_of(upstream.upstream_latency)),
+                usage: complete_usage(&upstream, &body),
             };
-            let response_bytes = u64::try_from(answer.body.len()).unwrap_or(u64::MAX);
-            (response, answer.status, response_bytes, facts)
+            if is_operator_error(upstream.status, upstream.header("x-amzn-errortype")) {
+                tracing::error!(
+                    status = upstream.status,
+                    error_type = upstream.header("x-amzn-errortype").unwrap_or_default(),
+                    body = %String::from_utf8_lossy(&body),
+                    "bedrock refused the proxy's AWS identity or model access; fix the service's credentials or model access"
+                );
+                let api_error = ApiError::upstream_credentials();
+                let status = api_error.status.as_u16();
+                let bytes = u64::try_from(api_error.body().len()).unwrap_or(u64::MAX);
+                return (api_error.into_response(), status, bytes, facts);
+            }
+            let status = StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let response_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            let mut response = (status, body).into_response();
+            passthrough_headers(&upstream, &mut response);
+            if let Some(usage) = (facts.usage != TokenUsage::default()).then_some(facts.usage) {
+                response
+                    .headers_mut()
+                    .insert(INPUT_TOKEN_HEADER, HeaderValue::from(usage.input_tokens));
+                response
+                    .headers_mut()
+                    .insert(OUTPUT_TOKEN_HEADER, HeaderValue::from(usage.output_tokens));
+            }
+            (response, upstream.status, response_bytes, facts)
         }
         Err(error) => {
             tracing::warn!(error = %error, "model runtime gave no answer");
             let api_error = match error {
                 RuntimeError::Timeout(_) => ApiError::upstream_timeout(),
+                RuntimeError::Credentials(_) => ApiError::upstream_credentials(),
                 RuntimeError::Unreachable(_) | RuntimeError::Failed(_) => {
                     ApiError::upstream_unreachable()
                 }
@@ -164,7 +223,7 @@ fn respond(
             let status = api_error.status.as_u16();
             let response_bytes = u64::try_from(api_error.body().len()).unwrap_or(u64::MAX);
             let facts = UpstreamFacts {
-                upstream_latency_ms: Some(millis(started_upstream.elapsed())),
+                upstream_latency_ms: Some(millis_of(started_upstream.elapsed())),
                 ..UpstreamFacts::default()
             };
             (api_error.into_response(), status, response_bytes, facts)
@@ -183,10 +242,57 @@ pub async fn forward_and_emit(
     let emitter = state.emitter.clone();
     let durable = state.config.durable_events;
     let request_id = draft.request_id.clone();
+    let operation = invocation.operation;
     tokio::spawn(async move {
         let started_upstream = Instant::now();
-        let result = runtime.invoke(invocation).await;
-        let (response, status, response_bytes, facts) = respond(result, started_upstream);
+        let result = match runtime.send(invocation).await {
+            Ok(UpstreamResponse {
+                status,
+                headers,
+                body: UpstreamBody::Stream(stream),
+                upstream_latency,
+            }) => {
+                let upstream = UpstreamResponse {
+                    status,
+                    headers,
+                    body: UpstreamBody::Complete(Bytes::new()),
+                    upstream_latency,
+                };
+                let kind = if operation == Operation::ConverseStream {
+                    StreamKind::ConverseStream
+                } else {
+                    StreamKind::InvokeWithResponseStream
+                };
+                let meter = StreamMeter {
+                    upstream_request_id: upstream.header("x-amzn-requestid").map(str::to_owned),
+                    upstream_latency_ms: millis_of(upstream_latency),
+                    status,
+                    draft,
+                    emitter,
+                };
+                let mut response =
+                    Response::new(Body::from_stream(MeteredStream::new(stream, kind, meter)));
+                passthrough_headers(&upstream, &mut response);
+                let _ = response_sender.send(response);
+                return;
+            }
+            Ok(UpstreamResponse {
+                status,
+                headers,
+                body: UpstreamBody::Complete(body),
+                upstream_latency,
+            }) => Ok((
+                UpstreamResponse {
+                    status,
+                    headers,
+                    body: UpstreamBody::Complete(Bytes::new()),
+                    upstream_latency,
+                },
+                body,
+            )),
+            Err(error) => Err(error),
+        };
+        let (response, status, response_bytes, facts) = respond_complete(result, started_upstream);
         if durable {
             let event = draft.complete_with(
                 &emitter,

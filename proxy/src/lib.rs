@@ -7,10 +7,13 @@
 
 pub mod admission;
 pub mod auth;
+pub mod call;
 pub mod config;
 pub mod emitter;
 pub mod error_response;
 pub mod forward;
+pub mod metered_stream;
+pub mod native_routes;
 pub mod router;
 pub mod server;
 pub mod settings;

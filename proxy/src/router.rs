@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::error_response::ApiError;
+use crate::native_routes;
 use crate::spec_route::invoke_spec_route;
 use crate::state::ProxyState;
 
@@ -22,6 +23,16 @@ pub fn build_router(state: ProxyState) -> Router {
     Router::new()
         .route("/prod/bedrock", post(invoke_spec_route))
         .route("/bedrock", post(invoke_spec_route))
+        .route("/model/{model_id}/invoke", post(native_routes::invoke))
+        .route(
+            "/model/{model_id}/invoke-with-response-stream",
+            post(native_routes::invoke_stream),
+        )
+        .route("/model/{model_id}/converse", post(native_routes::converse))
+        .route(
+            "/model/{model_id}/converse-stream",
+            post(native_routes::converse_stream),
+        )
         .route("/health", get(health))
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use store::ModelRuntime;
-use store::bedrock::{BedrockRuntime, BedrockSettings};
+use store::bedrock::{BedrockRuntime, BedrockSettings, BedrockSetupError};
 use store::simulated::SimulatedRuntime;
 
 use crate::config::{ProxyConfig, TlsFiles};
@@ -50,6 +50,12 @@ pub struct ProxyArgs {
     /// Longest wait for Bedrock's answer, in seconds.
     #[arg(long, env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout_secs: u64,
+    /// Longest wait to connect to Bedrock, in seconds.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_connect_timeout_secs: u64,
+    /// Longest silence between two reads of a streamed answer, in seconds.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_READ_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_read_timeout_secs: u64,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -79,17 +85,19 @@ impl ProxyArgs {
     }
 
     /// Builds the model runtime once.
-    pub async fn model_runtime(&self) -> Arc<dyn ModelRuntime> {
-        match self.upstream {
+    pub async fn model_runtime(&self) -> Result<Arc<dyn ModelRuntime>, BedrockSetupError> {
+        Ok(match self.upstream {
             Upstream::Simulated => Arc::new(SimulatedRuntime),
             Upstream::Bedrock => Arc::new(
                 BedrockRuntime::connect(&BedrockSettings {
                     region: self.bedrock_region.clone(),
                     endpoint_url: self.bedrock_endpoint_url.clone(),
                     timeout: Duration::from_secs(self.upstream_timeout_secs),
+                    connect_timeout: Duration::from_secs(self.upstream_connect_timeout_secs),
+                    read_timeout: Duration::from_secs(self.upstream_read_timeout_secs),
                 })
-                .await,
+                .await?,
             ),
-        }
+        })
     }
 }

@@ -1,23 +1,18 @@
 //! `POST /prod/bedrock` and `POST /bedrock`: the spec's endpoint. The body is the model's
 //! native body plus `modelId`, which is taken out before forwarding.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
-use chrono::Utc;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use schemas::{Operation, Outcome};
-use store::ModelInvocation;
-use uuid::Uuid;
+use schemas::Operation;
 
-use crate::admission::Admission;
-use crate::auth::authenticate;
+use crate::call::{ModelSource, handle_call};
 use crate::error_response::ApiError;
-use crate::forward::{EventDraft, forward_and_emit, with_request_id};
 use crate::state::ProxyState;
 
 /// Longest model id accepted (ARNs of inference profiles are well under this).
@@ -106,102 +101,9 @@ pub async fn read_body_limited(
     }
 }
 
-fn header_or(headers: &HeaderMap, name: axum::http::HeaderName, default: &str) -> String {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty())
-        .unwrap_or(default)
-        .to_owned()
-}
-
-/// The handler of the spec's endpoint.
+/// The handler of the spec's endpoint: the model id comes from the body.
 pub async fn invoke_spec_route(State(state): State<ProxyState>, request: Request) -> Response {
-    let started = Instant::now();
-    let accepted_at = Utc::now();
-    let event_id = Uuid::now_v7();
-    let request_id = event_id.to_string();
-    let (parts, body) = request.into_parts();
-
-    let caller = match authenticate(state.registry.as_ref(), &parts.headers, accepted_at).await {
-        Ok(caller) => caller,
-        Err(error) => {
-            tracing::info!(status = error.status.as_u16(), reason = %error.message, "request refused before authentication completed");
-            return with_request_id(error.into_response(), &request_id);
-        }
-    };
-    let body = match read_body_limited(
-        body,
-        &parts.headers,
-        state.config.max_body_bytes,
-        state.config.body_read_timeout,
-    )
-    .await
-    {
-        Ok(body) => body,
-        Err(error) => return with_request_id(error.into_response(), &request_id),
-    };
-    let (model_id, model_body) = match split_spec_body(&body) {
-        Ok(split) => split,
-        Err(error) => return with_request_id(error.into_response(), &request_id),
-    };
-
-    let draft = EventDraft {
-        event_id,
-        request_id: request_id.clone(),
-        accepted_at,
-        started,
-        customer_id: caller.customer.customer_id.clone(),
-        key_id: caller.key.key_id.clone(),
-        model_id: model_id.clone(),
-        operation: Operation::Invoke,
-        request_bytes: u64::try_from(body.len()).unwrap_or(u64::MAX),
-    };
-
-    if let Admission::Reject {
-        message,
-        retry_after_seconds,
-    } = state
-        .tally
-        .admit(
-            &caller.customer.customer_id,
-            &caller.customer.limits,
-            accepted_at,
-        )
-        .await
-    {
-        let error = ApiError::limit_reached(message, retry_after_seconds);
-        let response_bytes = u64::try_from(error.body().len()).unwrap_or(u64::MAX);
-        let event = draft.complete(
-            &state.emitter,
-            error.status.as_u16(),
-            Outcome::RejectedLimit,
-            response_bytes,
-        );
-        if state.config.durable_events {
-            state.emitter.emit_durable(event).await;
-        } else {
-            state.emitter.emit(event).await;
-        }
-        tracing::info!(customer_id = %caller.customer.customer_id, "request rejected: limit reached");
-        return with_request_id(error.into_response(), &request_id);
-    }
-
-    let invocation = ModelInvocation {
-        model_id,
-        body: model_body,
-        content_type: header_or(
-            &parts.headers,
-            axum::http::header::CONTENT_TYPE,
-            "application/json",
-        ),
-        accept: header_or(
-            &parts.headers,
-            axum::http::header::ACCEPT,
-            "application/json",
-        ),
-    };
-    forward_and_emit(&state, draft, invocation).await
+    handle_call(state, request, Operation::Invoke, ModelSource::SpecBody).await
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use schemas::token::format_generated_token;
 use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, Outcome, UsageEvent};
 use store::memory::MemoryStore;
 use store::{
-    AppendFailure, AppendResult, EventLog, LogRecord, ModelAnswer, ModelInvocation, ModelRuntime,
-    Registry, RuntimeError,
+    AppendFailure, AppendResult, EventLog, LogRecord, ModelInvocation, ModelRuntime, Registry,
+    RuntimeError, UpstreamBody, UpstreamResponse,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -152,19 +152,20 @@ struct SlowRuntime {
 
 #[async_trait]
 impl ModelRuntime for SlowRuntime {
-    async fn invoke(&self, invocation: ModelInvocation) -> Result<ModelAnswer, RuntimeError> {
+    async fn send(&self, invocation: ModelInvocation) -> Result<UpstreamResponse, RuntimeError> {
         tokio::time::sleep(self.delay).await;
-        Ok(ModelAnswer {
+        Ok(UpstreamResponse {
             status: 200,
-            body: Bytes::from_static(br#"{"usage":{"input_tokens":3,"output_tokens":4}}"#),
-            content_type: "application/json".into(),
-            upstream_request_id: Some(format!("slow-{}", invocation.model_id)),
-            error_type: None,
-            usage: Some(schemas::bedrock_usage::TokenUsage {
-                input_tokens: 3,
-                output_tokens: 4,
-                ..Default::default()
-            }),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                (
+                    "x-amzn-requestid".into(),
+                    format!("slow-{}", invocation.model_id),
+                ),
+            ],
+            body: UpstreamBody::Complete(Bytes::from_static(
+                br#"{"usage":{"input_tokens":3,"output_tokens":4}}"#,
+            )),
             upstream_latency: self.delay,
         })
     }

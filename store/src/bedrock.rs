@@ -1,28 +1,25 @@
-//! The `ModelRuntime` on Amazon Bedrock, through `aws-sdk-bedrockruntime` InvokeModel.
+//! The `ModelRuntime` on Amazon Bedrock: the client's request forwarded byte for byte,
+//! SigV4-signed with credentials from the standard AWS chain (`aws-config`, `aws-sigv4`),
+//! and the answer passed back as it arrives, event-stream framing included.
 //!
-//! Credentials come from the standard AWS chain; region and endpoint are configurable (the
-//! endpoint override is how tests point it at the fake Bedrock). SDK retries are off: the
-//! proxy passes Bedrock's throttling and errors straight back, and clients retry.
+//! Forwarding the raw body, instead of rebuilding it through the SDK's typed operations,
+//! keeps every field of every model's body and of Converse intact, and lets streams pass
+//! through without being decoded and re-encoded. No retries: the proxy passes Bedrock's
+//! throttling and errors back, and a retry after a stream started could bill twice.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use aws_sdk_bedrockruntime::Client;
-use aws_sdk_bedrockruntime::error::SdkError;
-use aws_sdk_bedrockruntime::operation::RequestId;
-use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
-use bytes::Bytes;
-use schemas::bedrock_usage::{
-    INPUT_TOKEN_HEADER, OUTPUT_TOKEN_HEADER, TokenUsage, usage_from_body, usage_from_headers,
-};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use futures::StreamExt;
 
-use crate::model_runtime::{ModelAnswer, ModelInvocation, ModelRuntime, RuntimeError};
+use crate::model_runtime::{
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+    encode_path_segment, is_streaming, operation_path,
+};
 
 /// Where and how to reach Bedrock.
 #[derive(Debug, Clone, Default)]
@@ -31,136 +28,195 @@ pub struct BedrockSettings {
     pub region: Option<String>,
     /// Endpoint override, for example a VPC endpoint or a test server.
     pub endpoint_url: Option<String>,
-    /// Longest wait for a whole answer.
+    /// Longest wait for a whole non-streamed answer, or for a stream's response headers.
     pub timeout: Duration,
+    /// Longest wait to connect.
+    pub connect_timeout: Duration,
+    /// Longest silence between two reads of a streamed answer.
+    pub read_timeout: Duration,
 }
 
-/// Bedrock runtime client, built once.
+/// The Bedrock runtime forwarder, built once.
 #[derive(Debug, Clone)]
 pub struct BedrockRuntime {
-    client: Client,
+    http: reqwest::Client,
+    endpoint: String,
+    region: String,
+    credentials: SharedCredentialsProvider,
     timeout: Duration,
 }
 
+/// Why the Bedrock runtime could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BedrockSetupError {
+    #[error(
+        "no AWS region for Bedrock; set --bedrock-region, TOLLGATE_BEDROCK_REGION or AWS_REGION"
+    )]
+    NoRegion,
+    #[error("no AWS credentials provider is available for Bedrock")]
+    NoCredentials,
+    #[error("cannot build the HTTP client for Bedrock: {0}")]
+    Client(String),
+}
+
 impl BedrockRuntime {
-    /// Loads AWS configuration from the standard chain and builds the client.
-    pub async fn connect(settings: &BedrockSettings) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(settings.timeout)
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            );
+    /// Loads AWS configuration from the standard chain and builds the HTTP client.
+    pub async fn connect(settings: &BedrockSettings) -> Result<Self, BedrockSetupError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &settings.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
-        if let Some(endpoint_url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(endpoint_url);
-        }
-        let shared_config = loader.load().await;
-        Self {
-            client: Client::new(&shared_config),
-            timeout: settings.timeout,
-        }
+        let shared = loader.load().await;
+        let region = shared
+            .region()
+            .map(|region| region.as_ref().to_owned())
+            .ok_or(BedrockSetupError::NoRegion)?;
+        let credentials = shared
+            .credentials_provider()
+            .ok_or(BedrockSetupError::NoCredentials)?;
+        let endpoint = settings
+            .endpoint_url
+            .clone()
+            .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"))
+            .trim_end_matches('/')
+            .to_owned();
+        let http = reqwest::Client::builder()
+            .connect_timeout(nonzero(settings.connect_timeout, Duration::from_secs(5)))
+            .read_timeout(nonzero(settings.read_timeout, Duration::from_secs(300)))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()
+            .map_err(|error| BedrockSetupError::Client(error.to_string()))?;
+        Ok(Self {
+            http,
+            endpoint,
+            region,
+            credentials,
+            timeout: nonzero(settings.timeout, Duration::from_secs(300)),
+        })
     }
-}
 
-/// Captures Bedrock's token-count headers from the raw response of one call.
-#[derive(Debug, Clone, Default)]
-struct TokenHeaderCapture {
-    captured: Arc<Mutex<Option<TokenUsage>>>,
-}
-
-impl TokenHeaderCapture {
-    fn take(&self) -> Option<TokenUsage> {
-        self.captured.lock().ok().and_then(|mut slot| slot.take())
-    }
-}
-
-impl Intercept for TokenHeaderCapture {
-    fn name(&self) -> &'static str {
-        "TokenHeaderCapture"
-    }
-
-    fn read_after_transmit(
+    fn signed_headers(
         &self,
-        context: &BeforeDeserializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let headers = context.response().headers();
-        let usage = usage_from_headers(
-            headers.get(INPUT_TOKEN_HEADER),
-            headers.get(OUTPUT_TOKEN_HEADER),
-        );
-        if let Ok(mut slot) = self.captured.lock() {
-            *slot = usage;
-        }
-        Ok(())
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        identity: &Identity,
+    ) -> Result<Vec<(String, String)>, RuntimeError> {
+        let params = v4::SigningParams::builder()
+            .identity(identity)
+            .region(&self.region)
+            .name("bedrock")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|error| RuntimeError::Failed(format!("cannot sign the request: {error}")))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url,
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|error| RuntimeError::Failed(format!("cannot sign the request: {error}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|error| RuntimeError::Failed(format!("cannot sign the request: {error}")))?
+            .into_parts();
+        Ok(instructions
+            .headers()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect())
+    }
+}
+
+fn nonzero(value: Duration, default: Duration) -> Duration {
+    if value.is_zero() { default } else { value }
+}
+
+fn transport_error(error: &reqwest::Error, timeout: Duration) -> RuntimeError {
+    if error.is_timeout() {
+        RuntimeError::Timeout(timeout)
+    } else if error.is_connect() {
+        RuntimeError::Unreachable(error.to_string())
+    } else {
+        RuntimeError::Failed(error.to_string())
     }
 }
 
 #[async_trait]
 impl ModelRuntime for BedrockRuntime {
-    async fn invoke(&self, invocation: ModelInvocation) -> Result<ModelAnswer, RuntimeError> {
-        let capture = TokenHeaderCapture::default();
-        let started = Instant::now();
-        let result = self
-            .client
-            .invoke_model()
-            .model_id(&invocation.model_id)
-            .content_type(&invocation.content_type)
-            .accept(&invocation.accept)
-            .body(Blob::new(invocation.body.to_vec()))
-            .customize()
-            .interceptor(capture.clone())
-            .send()
-            .await;
-        let upstream_latency = started.elapsed();
-        match result {
-            Ok(output) => {
-                let upstream_request_id = output.request_id().map(str::to_owned);
-                let body = Bytes::from(output.body.into_inner());
-                let usage = capture.take().or_else(|| usage_from_body(&body));
-                Ok(ModelAnswer {
-                    status: 200,
-                    content_type: output.content_type,
-                    body,
-                    upstream_request_id,
-                    error_type: None,
-                    usage,
-                    upstream_latency,
+    async fn send(&self, invocation: ModelInvocation) -> Result<UpstreamResponse, RuntimeError> {
+        let url = format!(
+            "{}/model/{}/{}",
+            self.endpoint,
+            encode_path_segment(&invocation.model_id),
+            operation_path(invocation.operation)
+        );
+        let host = reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|parsed| {
+                parsed.host_str().map(|host| match parsed.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
                 })
+            })
+            .ok_or_else(|| {
+                RuntimeError::Failed(format!("invalid Bedrock endpoint {}", self.endpoint))
+            })?;
+        let mut headers = invocation.headers.clone();
+        headers.push(("host".to_owned(), host));
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|error| RuntimeError::Credentials(error.to_string()))?;
+        let identity: Identity = credentials.into();
+        let signature_headers = self.signed_headers(&url, &headers, &invocation.body, &identity)?;
+
+        let mut request = self.http.post(&url);
+        for (name, value) in headers.iter().chain(&signature_headers) {
+            if name != "host" {
+                request = request.header(name, value);
             }
-            Err(SdkError::ServiceError(context)) => {
-                let raw = context.raw();
-                let headers = raw.headers();
-                let body = Bytes::copy_from_slice(raw.body().bytes().unwrap_or_default());
-                Ok(ModelAnswer {
-                    status: raw.status().as_u16(),
-                    content_type: headers
-                        .get("content-type")
-                        .unwrap_or("application/json")
-                        .to_owned(),
-                    upstream_request_id: headers.get("x-amzn-requestid").map(str::to_owned),
-                    error_type: headers
-                        .get("x-amzn-errortype")
-                        .map(|value| value.split(':').next().unwrap_or(value).to_owned()),
-                    usage: None,
-                    body,
-                    upstream_latency,
-                })
-            }
-            Err(SdkError::TimeoutError(_)) => Err(RuntimeError::Timeout(self.timeout)),
-            Err(SdkError::DispatchFailure(failure)) => Err(RuntimeError::Unreachable(format!(
-                "{:?}",
-                failure.as_connector_error()
-            ))),
-            Err(other) => Err(RuntimeError::Failed(
-                aws_smithy_types::error::display::DisplayErrorContext(&other).to_string(),
-            )),
         }
+        let started = Instant::now();
+        let response =
+            tokio::time::timeout(self.timeout, request.body(invocation.body.clone()).send())
+                .await
+                .map_err(|_| RuntimeError::Timeout(self.timeout))?
+                .map_err(|error| transport_error(&error, self.timeout))?;
+        let upstream_latency = started.elapsed();
+        let status = response.status().as_u16();
+        let response_headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        let timeout = self.timeout;
+        let body = if status == 200 && is_streaming(invocation.operation) {
+            UpstreamBody::Stream(
+                response
+                    .bytes_stream()
+                    .map(move |chunk| chunk.map_err(|error| transport_error(&error, timeout)))
+                    .boxed(),
+            )
+        } else {
+            let remaining = self.timeout.saturating_sub(upstream_latency);
+            UpstreamBody::Complete(
+                tokio::time::timeout(remaining, response.bytes())
+                    .await
+                    .map_err(|_| RuntimeError::Timeout(self.timeout))?
+                    .map_err(|error| transport_error(&error, self.timeout))?,
+            )
+        };
+        Ok(UpstreamResponse {
+            status,
+            headers: response_headers,
+            body,
+            upstream_latency,
+        })
     }
 }

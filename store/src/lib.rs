@@ -33,5 +33,7 @@ pub use error::{Result, StoreError};
 pub use event_log::{
     AppendFailure, AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch,
 };
-pub use model_runtime::{ModelAnswer, ModelInvocation, ModelRuntime, RuntimeError};
+pub use model_runtime::{
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+};
 pub use registry::Registry;

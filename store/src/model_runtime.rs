@@ -1,35 +1,56 @@
-//! The `ModelRuntime` port: the model provider the proxy forwards calls to.
+//! The `ModelRuntime` port: the model provider the proxy forwards calls to, byte for byte.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use schemas::bedrock_usage::TokenUsage;
+use futures::stream::BoxStream;
+use schemas::Operation;
 
-/// One InvokeModel call, as the proxy forwards it.
+/// One call to forward: the operation, the model, the client's body and the headers that
+/// matter to the provider (`content-type`, `accept`, `x-amzn-bedrock-*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInvocation {
+    pub operation: Operation,
     pub model_id: String,
-    /// The model's native request body (JSON), without Tollgate's `modelId`.
     pub body: Bytes,
-    pub content_type: String,
-    pub accept: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The provider's answer body: whole, or a stream of bytes as they arrive.
+pub enum UpstreamBody {
+    Complete(Bytes),
+    Stream(BoxStream<'static, Result<Bytes, RuntimeError>>),
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Complete(bytes) => write!(formatter, "Complete({} bytes)", bytes.len()),
+            Self::Stream(_) => formatter.write_str("Stream"),
+        }
+    }
 }
 
 /// The provider's answer, success or error, to pass back to the client as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelAnswer {
+#[derive(Debug)]
+pub struct UpstreamResponse {
     pub status: u16,
-    pub body: Bytes,
-    pub content_type: String,
-    /// The provider's request id (`x-amzn-requestid`).
-    pub upstream_request_id: Option<String>,
-    /// The provider's error type (`x-amzn-errortype`), for error answers.
-    pub error_type: Option<String>,
-    /// Token counts, from headers or the body; `None` when the answer had none.
-    pub usage: Option<TokenUsage>,
-    /// Time spent waiting on the provider.
+    /// Response headers, names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: UpstreamBody,
+    /// Time until the provider's response headers arrived.
     pub upstream_latency: Duration,
+}
+
+impl UpstreamResponse {
+    /// The first value of a header (name in lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// Why no answer was received at all.
@@ -39,17 +60,71 @@ pub enum RuntimeError {
     Timeout(Duration),
     #[error("model provider unreachable: {0}")]
     Unreachable(String),
+    #[error("the proxy's own AWS credentials are unavailable: {0}")]
+    Credentials(String),
     #[error("model provider call failed: {0}")]
     Failed(String),
 }
 
 /// A model provider.
 ///
-/// Contract: `invoke` returns `Ok` for every answer the provider gave, including its
-/// 4xx and 5xx error answers, which are passed through to the client unchanged. It returns
-/// `Err` only when no answer was received. It does not retry.
+/// Contract: `send` returns `Ok` for every answer the provider gave, including its 4xx and
+/// 5xx error answers, which the proxy passes through. It returns `Err` only when no answer
+/// was received. Streamed answers (status 200 of a streaming operation) come as
+/// [`UpstreamBody::Stream`], never buffered whole. It does not retry.
 #[async_trait]
 pub trait ModelRuntime: Send + Sync {
-    /// Sends one InvokeModel call.
-    async fn invoke(&self, invocation: ModelInvocation) -> Result<ModelAnswer, RuntimeError>;
+    /// Sends one call.
+    async fn send(&self, invocation: ModelInvocation) -> Result<UpstreamResponse, RuntimeError>;
+}
+
+/// The path segment of an operation in Bedrock's runtime API.
+pub fn operation_path(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Invoke => "invoke",
+        Operation::InvokeStream => "invoke-with-response-stream",
+        Operation::Converse => "converse",
+        Operation::ConverseStream => "converse-stream",
+    }
+}
+
+/// Whether an operation's successful answer is an event stream.
+pub fn is_streaming(operation: Operation) -> bool {
+    matches!(
+        operation,
+        Operation::InvokeStream | Operation::ConverseStream
+    )
+}
+
+/// Percent-encodes a model id for a URL path segment, as the AWS SDKs do (`:` → `%3A`,
+/// `/` → `%2F`); only unreserved characters stay as they are.
+pub fn encode_path_segment(segment: &str) -> String {
+    let mut encoded = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_encoded_like_the_sdks_do() {
+        assert_eq!(
+            encode_path_segment("anthropic.claude-3-sonnet-20240229-v1:0"),
+            "anthropic.claude-3-sonnet-20240229-v1%3A0"
+        );
+        assert_eq!(
+            encode_path_segment(
+                "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+            ),
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-5-sonnet-20240620-v1%3A0"
+        );
+    }
 }

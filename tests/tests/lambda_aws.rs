@@ -193,8 +193,10 @@ async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
         region: Some("us-east-1".into()),
         endpoint_url: Some(fake.endpoint_url()),
         timeout: Duration::from_secs(30),
+        ..BedrockSettings::default()
     })
-    .await;
+    .await
+    .unwrap();
     let config = ProxyConfig {
         durable_events: true,
         ..ProxyConfig::default()

@@ -28,7 +28,7 @@ pub async fn serve(ports: Ports, args: ServeArgs, json: bool) -> anyhow::Result<
         registry: ports.registry.clone(),
         counters: ports.counters.clone(),
         event_log: ports.event_log.clone(),
-        runtime: args.proxy.model_runtime().await,
+        runtime: args.proxy.model_runtime().await?,
     };
     let proxy = start_proxy(config, proxy_ports).await?;
 

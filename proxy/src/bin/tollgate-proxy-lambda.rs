@@ -34,7 +34,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         registry: ports.registry,
         counters: ports.counters,
         event_log: ports.event_log,
-        runtime: arguments.proxy.model_runtime().await,
+        runtime: arguments.proxy.model_runtime().await?,
     };
     let (state, _emitter) = build_state(config, proxy_ports);
     lambda_http::run(build_router(state)).await

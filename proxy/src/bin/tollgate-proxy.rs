@@ -33,7 +33,7 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         registry: ports.registry,
         counters: ports.counters,
         event_log: ports.event_log,
-        runtime: arguments.proxy.model_runtime().await,
+        runtime: arguments.proxy.model_runtime().await?,
     };
     let config = arguments.proxy.proxy_config();
     let scheme = if config.tls.is_some() {

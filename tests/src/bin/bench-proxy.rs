@@ -128,6 +128,7 @@ async fn main() {
         region: Some("us-east-1".into()),
         endpoint_url: Some(fake.endpoint_url()),
         timeout: Duration::from_secs(30),
+        ..BedrockSettings::default()
     };
     let model_body = {
         let mut body = spec_body("What is the capital of France?");
@@ -139,7 +140,7 @@ async fn main() {
     };
 
     // Baseline: the same SDK client calling the fake directly.
-    let direct_runtime = Arc::new(BedrockRuntime::connect(&settings).await);
+    let direct_runtime = Arc::new(BedrockRuntime::connect(&settings).await.unwrap());
     let (model_id, body) = model_body.clone();
     let direct = measure(
         "direct: SDK -> fake bedrock",
@@ -150,11 +151,14 @@ async fn main() {
             let invocation = ModelInvocation {
                 model_id: model_id.clone(),
                 body: body.clone(),
-                content_type: "application/json".into(),
-                accept: "application/json".into(),
+                operation: schemas::Operation::Invoke,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("accept".into(), "application/json".into()),
+                ],
             };
             async move {
-                let answer = runtime.invoke(invocation).await.unwrap();
+                let answer = runtime.send(invocation).await.unwrap();
                 assert_eq!(answer.status, 200);
             }
         },
@@ -194,7 +198,7 @@ async fn main() {
             registry: store.clone(),
             counters: store.clone(),
             event_log: store.clone(),
-            runtime: Arc::new(BedrockRuntime::connect(&settings).await),
+            runtime: Arc::new(BedrockRuntime::connect(&settings).await.unwrap()),
         },
     )
     .await

@@ -1,0 +1,148 @@
+//! The pipeline every proxied call goes through: authenticate, read the body, find the
+//! model, admit against limits (a refusal is metered), then forward and meter the answer.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::Utc;
+use schemas::{Operation, Outcome};
+use store::ModelInvocation;
+use uuid::Uuid;
+
+use crate::admission::Admission;
+use crate::auth::authenticate;
+use crate::error_response::ApiError;
+use crate::forward::{EventDraft, forward_and_emit, with_request_id};
+use crate::spec_route::{read_body_limited, split_spec_body, validate_model_id};
+use crate::state::ProxyState;
+
+/// Where a call names its model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The spec's endpoint: `modelId` inside the JSON body, removed before forwarding.
+    SpecBody,
+    /// Bedrock's own routes: the (already percent-decoded) path segment; the body is
+    /// forwarded unchanged.
+    Path(String),
+}
+
+/// Request headers Bedrock needs: content type, accept, and every `x-amzn-bedrock-*`.
+pub fn forwarded_headers(headers: &HeaderMap, operation: Operation) -> Vec<(String, String)> {
+    let mut forwarded = Vec::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        if (name == "content-type" || name == "accept" || name.starts_with("x-amzn-bedrock-"))
+            && let Ok(value) = value.to_str()
+        {
+            forwarded.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    if !forwarded.iter().any(|(name, _)| name == "content-type") {
+        forwarded.push(("content-type".to_owned(), "application/json".to_owned()));
+    }
+    if !forwarded.iter().any(|(name, _)| name == "accept") {
+        let accept = match operation {
+            Operation::InvokeStream | Operation::ConverseStream => {
+                "application/vnd.amazon.eventstream"
+            }
+            Operation::Invoke | Operation::Converse => "application/json",
+        };
+        forwarded.push(("accept".to_owned(), accept.to_owned()));
+    }
+    forwarded
+}
+
+/// Runs one call through the pipeline.
+pub async fn handle_call(
+    state: ProxyState,
+    request: Request,
+    operation: Operation,
+    source: ModelSource,
+) -> Response {
+    let started = Instant::now();
+    let accepted_at = Utc::now();
+    let event_id = Uuid::now_v7();
+    let request_id = event_id.to_string();
+    let (parts, body) = request.into_parts();
+
+    let caller = match authenticate(state.registry.as_ref(), &parts.headers, accepted_at).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            tracing::info!(status = error.status.as_u16(), reason = %error.message, "request refused before authentication completed");
+            return with_request_id(error.into_response(), &request_id);
+        }
+    };
+    let body = match read_body_limited(
+        body,
+        &parts.headers,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(error) => return with_request_id(error.into_response(), &request_id),
+    };
+    let split: Result<(String, Bytes), ApiError> = match source {
+        ModelSource::SpecBody => split_spec_body(&body),
+        ModelSource::Path(model_id) => {
+            validate_model_id(&model_id).map(|()| (model_id, body.clone()))
+        }
+    };
+    let (model_id, model_body) = match split {
+        Ok(split) => split,
+        Err(error) => return with_request_id(error.into_response(), &request_id),
+    };
+
+    let draft = EventDraft {
+        event_id,
+        request_id: request_id.clone(),
+        accepted_at,
+        started,
+        customer_id: caller.customer.customer_id.clone(),
+        key_id: caller.key.key_id.clone(),
+        model_id: model_id.clone(),
+        operation,
+        request_bytes: u64::try_from(body.len()).unwrap_or(u64::MAX),
+    };
+
+    if let Admission::Reject {
+        message,
+        retry_after_seconds,
+    } = state
+        .tally
+        .admit(
+            &caller.customer.customer_id,
+            &caller.customer.limits,
+            accepted_at,
+        )
+        .await
+    {
+        let error = ApiError::limit_reached(message, retry_after_seconds);
+        let response_bytes = u64::try_from(error.body().len()).unwrap_or(u64::MAX);
+        let event = draft.complete(
+            &state.emitter,
+            error.status.as_u16(),
+            Outcome::RejectedLimit,
+            response_bytes,
+        );
+        if state.config.durable_events {
+            state.emitter.emit_durable(event).await;
+        } else {
+            state.emitter.emit(event).await;
+        }
+        tracing::info!(customer_id = %caller.customer.customer_id, "request rejected: limit reached");
+        return with_request_id(error.into_response(), &request_id);
+    }
+
+    let invocation = ModelInvocation {
+        operation,
+        model_id,
+        body: model_body,
+        headers: forwarded_headers(&parts.headers, operation),
+    };
+    forward_and_emit(&state, draft, invocation).await
+}

@@ -1,0 +1,161 @@
+//! A streamed answer passed to the client as it arrives, with its tokens read on the way
+//! and exactly one usage event written when the stream ends, fails, or the client leaves.
+//!
+//! When the client disconnects mid-stream, the proxy keeps reading Bedrock's stream (for at
+//! most [`DRAIN_LIMIT`]) and discards it, to learn the final token count Bedrock reports;
+//! the event is then `client_aborted` with those tokens. Bedrock bills the operator for the
+//! tokens it generated, so this bills the customer for the same tokens. If the drain times
+//! out, the event carries the tokens reported so far.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use schemas::Outcome;
+use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
+use store::RuntimeError;
+
+use crate::emitter::EmitterHandle;
+use crate::forward::{EventDraft, UpstreamFacts};
+
+/// Longest the proxy keeps reading a stream whose client has gone.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// What is needed to write the stream's event.
+#[derive(Debug)]
+pub struct StreamMeter {
+    pub draft: EventDraft,
+    pub emitter: EmitterHandle,
+    pub status: u16,
+    pub upstream_request_id: Option<String>,
+    pub upstream_latency_ms: u64,
+}
+
+impl StreamMeter {
+    fn emit(self, tap: &StreamUsageTap, outcome: Outcome, response_bytes: u64) {
+        let facts = UpstreamFacts {
+            upstream_request_id: self.upstream_request_id.clone(),
+            upstream_latency_ms: Some(self.upstream_latency_ms),
+            usage: tap.observation().usage(),
+        };
+        let emitter = self.emitter.clone();
+        let event =
+            self.draft
+                .complete_with(&self.emitter, self.status, outcome, response_bytes, facts);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { emitter.emit(event).await });
+            }
+            Err(_) => {
+                tracing::error!(event_id = %event.event_id, "no runtime to emit a stream's usage event")
+            }
+        }
+    }
+}
+
+/// The client's view of a streamed answer.
+pub struct MeteredStream {
+    inner: Option<BoxStream<'static, Result<Bytes, RuntimeError>>>,
+    tap: Option<StreamUsageTap>,
+    meter: Option<StreamMeter>,
+    response_bytes: u64,
+}
+
+impl std::fmt::Debug for MeteredStream {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MeteredStream")
+            .field("response_bytes", &self.response_bytes)
+            .finish()
+    }
+}
+
+impl MeteredStream {
+    /// Wraps Bedrock's stream.
+    pub fn new(
+        inner: BoxStream<'static, Result<Bytes, RuntimeError>>,
+        kind: StreamKind,
+        meter: StreamMeter,
+    ) -> Self {
+        Self {
+            inner: Some(inner),
+            tap: Some(StreamUsageTap::new(kind)),
+            meter: Some(meter),
+            response_bytes: 0,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if let (Some(meter), Some(tap)) = (self.meter.take(), self.tap.as_ref()) {
+            let outcome = if outcome == Outcome::Success && tap.observation().exception.is_some() {
+                Outcome::UpstreamError
+            } else {
+                outcome
+            };
+            meter.emit(tap, outcome, self.response_bytes);
+        }
+    }
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match inner.poll_next_unpin(context) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(bytes))) => {
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.feed(&bytes);
+                }
+                self.response_bytes += u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                tracing::warn!(error = %error, "model stream failed mid-way");
+                self.finish(Outcome::UpstreamError);
+                self.inner = None;
+                Poll::Ready(Some(Err(std::io::Error::other(error.to_string()))))
+            }
+            Poll::Ready(None) => {
+                self.finish(Outcome::Success);
+                self.inner = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        let (Some(meter), Some(mut tap)) = (self.meter.take(), self.tap.take()) else {
+            return;
+        };
+        let response_bytes = self.response_bytes;
+        let Some(mut inner) = self.inner.take() else {
+            meter.emit(&tap, Outcome::ClientAborted, response_bytes);
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            meter.emit(&tap, Outcome::ClientAborted, response_bytes);
+            return;
+        };
+        runtime.spawn(async move {
+            let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+                while let Some(Ok(bytes)) = inner.next().await {
+                    tap.feed(&bytes);
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!("stream of a departed client did not end in time; metering the tokens reported so far");
+            }
+            meter.emit(&tap, Outcome::ClientAborted, response_bytes);
+        });
+    }
+}

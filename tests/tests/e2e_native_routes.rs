@@ -1,0 +1,188 @@
+//! Bedrock's own routes through the real `tollgate serve` against the fake Bedrock: every
+//! operation answered in Bedrock's format, streams passed through frame for frame and
+//! metered to the token, model ids percent-encoded as the SDKs send them, and a client
+//! that leaves mid-stream still metered exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use schemas::Outcome;
+use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
+use store::model_runtime::encode_path_segment;
+use tests::fake_bedrock::{FakeBedrock, FakeOperation};
+use tests::harness::Tollgate;
+
+const PROFILE_ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0";
+
+fn converse_body() -> serde_json::Value {
+    serde_json::json!({
+        "messages": [{"role": "user", "content": [{"text": "What is the capital of France?"}]}],
+        "inferenceConfig": {"maxTokens": 100}
+    })
+}
+
+fn invoke_body() -> serde_json::Value {
+    serde_json::json!({
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_runtime_operation_is_forwarded_and_metered_to_the_token() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    fake.set_stream_chunks(40);
+    let (customer_id, token) = tollgate.create_customer("Native Co", None);
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+    let client = reqwest::Client::new();
+
+    let cases = [
+        (
+            "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "invoke",
+            invoke_body(),
+            None,
+        ),
+        (PROFILE_ARN, "converse", converse_body(), None),
+        (
+            "anthropic.claude-3-sonnet-20240229-v1:0",
+            "invoke-with-response-stream",
+            invoke_body(),
+            Some(StreamKind::InvokeWithResponseStream),
+        ),
+        (
+            "amazon.nova-lite-v1:0",
+            "converse-stream",
+            converse_body(),
+            Some(StreamKind::ConverseStream),
+        ),
+    ];
+    for (model_id, operation, body, stream_kind) in &cases {
+        let url = format!(
+            "{}/model/{}/{operation}",
+            server.base_url,
+            encode_path_segment(model_id)
+        );
+        let response = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{operation}");
+        assert!(response.headers().contains_key("x-amzn-requestid"));
+        let call = fake.answered().last().cloned().unwrap();
+        assert_eq!(
+            &call.model_id, model_id,
+            "the model id reaches Bedrock decoded"
+        );
+        assert_eq!(&call.body, body, "the body reaches Bedrock unchanged");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = response.bytes().await.unwrap();
+        match stream_kind {
+            Some(kind) => {
+                assert_eq!(content_type, "application/vnd.amazon.eventstream");
+                let mut tap = StreamUsageTap::new(*kind);
+                tap.feed(&bytes);
+                assert!(
+                    tap.observation().undecodable.is_none(),
+                    "frames arrive intact"
+                );
+                assert!(tap.observation().events > 40);
+                let usage = tap.observation().final_usage.unwrap();
+                assert_eq!(
+                    (usage.input_tokens, usage.output_tokens),
+                    (call.input_tokens, call.output_tokens)
+                );
+            }
+            None => {
+                let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert!(answer.get("usage").is_some(), "{answer}");
+            }
+        }
+    }
+    let operations: Vec<FakeOperation> =
+        fake.answered().iter().map(|call| call.operation).collect();
+    assert_eq!(
+        operations,
+        vec![
+            FakeOperation::Invoke,
+            FakeOperation::Converse,
+            FakeOperation::InvokeStream,
+            FakeOperation::ConverseStream
+        ]
+    );
+
+    assert!(server.terminate().success());
+    let usage = tollgate.usage_today(&customer_id);
+    let answered = fake.answered();
+    assert_eq!(usage["totals"]["requests"], 4);
+    assert_eq!(
+        usage["totals"]["input_tokens"],
+        answered.iter().map(|call| call.input_tokens).sum::<u64>()
+    );
+    assert_eq!(
+        usage["totals"]["output_tokens"],
+        answered.iter().map(|call| call.output_tokens).sum::<u64>()
+    );
+    let rows = tollgate.parquet_rows();
+    let mut operations: Vec<&str> = rows
+        .iter()
+        .map(|row| schemas::arrow_column::StringEnum::as_str(&row.operation))
+        .collect();
+    operations.sort_unstable();
+    assert_eq!(
+        operations,
+        vec!["converse", "converse_stream", "invoke", "invoke_stream"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_stream_is_metered_once_with_bedrocks_final_count() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    fake.set_stream_chunks(400);
+    let (customer_id, token) = tollgate.create_customer("Leaving Co", None);
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/model/m/converse-stream", server.base_url))
+        .bearer_auth(&token)
+        .json(&converse_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(response);
+
+    // The proxy drains Bedrock's stream to learn the final count, then meters the call.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(server.terminate().success());
+    let rows = tollgate.parquet_rows();
+    assert_eq!(rows.len(), 1, "exactly one event");
+    assert_eq!(rows[0].outcome, Outcome::ClientAborted);
+    let call = fake.answered()[0].clone();
+    assert_eq!(
+        (rows[0].input_tokens, rows[0].output_tokens),
+        (call.input_tokens, call.output_tokens)
+    );
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 1);
+}
