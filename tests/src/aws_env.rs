@@ -1,6 +1,8 @@
 //! AWS resources on the local emulator (moto), with random names, for contract and
 //! end-to-end tests. The emulator is started by `scripts/test.sh` through
-//! `tests/emulators/moto.sh`, which exports `TOLLGATE_TEST_AWS_ENDPOINT`.
+//! `tests/emulators/moto.sh`, which exports `TOLLGATE_TEST_AWS_ENDPOINT`. A moto server
+//! accepts at most 50 Firehose delivery streams, so a long-lived one shared across many
+//! runs must be restarted now and then; the script starts a fresh one per run.
 
 use std::time::Duration;
 
