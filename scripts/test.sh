@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test of every crate (unit, contract,
 # in-process proxy tests, and end-to-end tests that drive the real `tollgate` binary
-# against the wire-level fake Bedrock), with the AWS backends tested against a local AWS
+# against the wire-level fake Bedrock, and the official boto3 SDK and the spec's client
+# examples against the proxy), with the AWS backends tested against a local AWS
 # emulator (moto, pinned, installed into a virtualenv by tests/emulators/moto.sh). Runs on
 # a fresh machine: it installs what the tests need that the machine may lack.
 set -euo pipefail
@@ -23,6 +24,11 @@ ensure_command() {
 
 ensure_command curl curl
 ensure_command python3 python3
+ensure_command node nodejs
+
+echo "== installing the pinned Python clients (boto3, requests)"
+TOLLGATE_TEST_PYTHON="$(tests/clients/python.sh)"
+export TOLLGATE_TEST_PYTHON
 
 echo "== starting the AWS emulator"
 TOLLGATE_EMULATOR_STATE="$(mktemp -d)"

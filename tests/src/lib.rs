@@ -11,3 +11,4 @@
 pub mod aws_env;
 pub mod fake_bedrock;
 pub mod harness;
+pub mod tls;

@@ -11,15 +11,8 @@ async fn serve_speaks_https_with_the_given_certificate() {
     let fake = FakeBedrock::start().await;
     let (customer_id, token) = tollgate.create_customer("Secure Co", None);
 
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let certificate_pem = certified.cert.pem();
-    let directory = tempfile::tempdir().unwrap();
-    let certificate_path = directory.path().join("cert.pem");
-    let key_path = directory.path().join("key.pem");
-    std::fs::write(&certificate_path, &certificate_pem).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let certificate = tests::tls::TestCertificate::generate();
+    let certificate_pem = certificate.certificate_pem.clone();
 
     let server = tollgate.serve(&[
         "--upstream",
@@ -27,9 +20,9 @@ async fn serve_speaks_https_with_the_given_certificate() {
         "--bedrock-endpoint-url",
         &fake.endpoint_url(),
         "--tls-cert",
-        certificate_path.to_str().unwrap(),
+        certificate.certificate_path.to_str().unwrap(),
         "--tls-key",
-        key_path.to_str().unwrap(),
+        certificate.key_path.to_str().unwrap(),
     ]);
     assert!(
         server.base_url.starts_with("https://"),

@@ -1,0 +1,142 @@
+//! The official AWS SDK for Python (boto3, pinned) and the spec's own Python and JavaScript
+//! examples, run unchanged against `tollgate serve` over HTTPS with a certificate the test
+//! makes; the proxy forwards to the fake Bedrock. boto3 sends a Bedrock API key only to an
+//! https endpoint, which is why TLS is on.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use tests::fake_bedrock::{FakeBedrock, FakeOperation};
+use tests::harness::Tollgate;
+use tests::tls::TestCertificate;
+
+fn client_python() -> String {
+    std::env::var("TOLLGATE_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "TOLLGATE_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`, which installs the pinned \
+             Python clients, or run `tests/clients/python.sh` and export the path it prints"
+        )
+    })
+}
+
+fn clients_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_and_the_spec_examples_work_unchanged_over_https() {
+    let python = client_python();
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("SDK Co", None);
+    let certificate = TestCertificate::generate();
+    let mut flags: Vec<String> = vec![
+        "--upstream".into(),
+        "bedrock".into(),
+        "--bedrock-endpoint-url".into(),
+        fake.endpoint_url(),
+    ];
+    flags.extend(certificate.serve_flags());
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = tollgate.serve(&flag_refs);
+    assert!(server.base_url.starts_with("https://"));
+
+    let boto3 = Command::new(&python)
+        .arg(clients_dir().join("boto3_calls.py"))
+        .env("TOLLGATE_ENDPOINT", &server.base_url)
+        .env("TOLLGATE_CA_BUNDLE", &certificate.certificate_path)
+        .env("AWS_BEARER_TOKEN_BEDROCK", &token)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        boto3.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&boto3.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&boto3.stdout).unwrap();
+
+    let answered = fake.answered();
+    let by_operation = |operation: FakeOperation| {
+        answered
+            .iter()
+            .find(|call| call.operation == operation)
+            .unwrap()
+            .clone()
+    };
+    let invoke = by_operation(FakeOperation::Invoke);
+    assert_eq!(seen["invoke"]["input_tokens"], invoke.input_tokens);
+    let stream = by_operation(FakeOperation::InvokeStream);
+    assert_eq!(
+        seen["invoke_stream"]["metrics"]["outputTokenCount"],
+        stream.output_tokens
+    );
+    assert!(seen["invoke_stream"]["chunks"].as_u64().unwrap() >= 4);
+    let converse = by_operation(FakeOperation::Converse);
+    assert_eq!(
+        converse.model_id,
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+    );
+    assert_eq!(
+        seen["converse"]["usage"]["inputTokens"],
+        converse.input_tokens
+    );
+    assert_eq!(seen["converse"]["text"], "The capital of France is Paris.");
+    let converse_stream = by_operation(FakeOperation::ConverseStream);
+    assert_eq!(
+        seen["converse_stream"]["usage"]["outputTokens"],
+        converse_stream.output_tokens
+    );
+    assert_eq!(seen["converse_stream"]["deltas"], 3);
+    assert_eq!(seen["bad_token"]["status"], 401);
+    assert_eq!(seen["bad_token"]["code"], "UnauthorizedException");
+
+    let spec_python = Command::new(&python)
+        .arg(clients_dir().join("spec_example.py"))
+        .env("TOLLGATE_ENDPOINT", &server.base_url)
+        .env("TOLLGATE_TOKEN", &token)
+        .env("REQUESTS_CA_BUNDLE", &certificate.certificate_path)
+        .output()
+        .unwrap();
+    assert!(
+        spec_python.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spec_python.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&spec_python.stdout).trim(),
+        "The capital of France is Paris."
+    );
+
+    let spec_javascript = Command::new("node")
+        .arg(clients_dir().join("spec_example.mjs"))
+        .env("TOLLGATE_ENDPOINT", &server.base_url)
+        .env("TOLLGATE_TOKEN", &token)
+        .env("NODE_EXTRA_CA_CERTS", &certificate.certificate_path)
+        .output()
+        .expect("node is installed");
+    assert!(
+        spec_javascript.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spec_javascript.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&spec_javascript.stdout).trim(),
+        "The capital of France is Paris."
+    );
+
+    assert!(server.terminate().success());
+    let usage = tollgate.usage_today(&customer_id);
+    let answered = fake.answered();
+    assert_eq!(answered.len(), 6);
+    assert_eq!(usage["totals"]["requests"], 6);
+    assert_eq!(
+        usage["totals"]["input_tokens"],
+        answered.iter().map(|call| call.input_tokens).sum::<u64>()
+    );
+    assert_eq!(
+        usage["totals"]["output_tokens"],
+        answered.iter().map(|call| call.output_tokens).sum::<u64>()
+    );
+}
