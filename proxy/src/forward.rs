@@ -337,3 +337,99 @@ mod tests {
         assert_eq!(outcome_for_status(503), Outcome::UpstreamError);
     }
 }
+
+#[cfg(test)]
+mod error_mapping_tests {
+    use super::*;
+
+    #[test]
+    fn bedrock_errors_map_to_what_the_client_sees() {
+        // (status from Bedrock, x-amzn-errortype) -> (operator problem?, outcome)
+        let table = [
+            (
+                429,
+                Some("ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+                false,
+                Outcome::UpstreamError,
+            ),
+            (
+                400,
+                Some("ValidationException"),
+                false,
+                Outcome::ClientError,
+            ),
+            (
+                404,
+                Some("ResourceNotFoundException"),
+                false,
+                Outcome::ClientError,
+            ),
+            (
+                424,
+                Some("ModelErrorException"),
+                false,
+                Outcome::ClientError,
+            ),
+            (
+                408,
+                Some("ModelTimeoutException"),
+                false,
+                Outcome::ClientError,
+            ),
+            (
+                429,
+                Some("ModelNotReadyException"),
+                false,
+                Outcome::UpstreamError,
+            ),
+            (
+                500,
+                Some("InternalServerException"),
+                false,
+                Outcome::UpstreamError,
+            ),
+            (
+                503,
+                Some("ServiceUnavailableException"),
+                false,
+                Outcome::UpstreamError,
+            ),
+            (
+                403,
+                Some("AccessDeniedException"),
+                true,
+                Outcome::ClientError,
+            ),
+            (
+                403,
+                Some("UnrecognizedClientException:http://internal.amazon.com/"),
+                true,
+                Outcome::ClientError,
+            ),
+            (
+                403,
+                Some("ExpiredTokenException"),
+                true,
+                Outcome::ClientError,
+            ),
+            (401, None, true, Outcome::ClientError),
+        ];
+        for (status, error_type, operator, outcome) in table {
+            assert_eq!(
+                is_operator_error(status, error_type),
+                operator,
+                "{status} {error_type:?}"
+            );
+            assert_eq!(
+                outcome_for_status(status),
+                outcome,
+                "{status} {error_type:?}"
+            );
+        }
+        // An operator error is answered 502 and metered from that status.
+        assert_eq!(
+            outcome_for_status(ApiError::upstream_credentials().status.as_u16()),
+            Outcome::UpstreamError
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! A streamed answer passed to the client as it arrives, with its tokens read on the way
 //! and exactly one usage event written when the stream ends, fails, or the client leaves.
+//! A stream that ends without Bedrock's final usage (cut short, or carrying an exception
+//! frame) is metered as `upstream_error` with the tokens reported so far.
 //!
 //! When the client disconnects mid-stream, the proxy keeps reading Bedrock's stream (for at
 //! most [`DRAIN_LIMIT`]) and discards it, to learn the final token count Bedrock reports;
@@ -90,7 +92,9 @@ impl MeteredStream {
 
     fn finish(&mut self, outcome: Outcome) {
         if let (Some(meter), Some(tap)) = (self.meter.take(), self.tap.as_ref()) {
-            let outcome = if outcome == Outcome::Success && tap.observation().exception.is_some() {
+            let observation = tap.observation();
+            let incomplete = observation.exception.is_some() || observation.final_usage.is_none();
+            let outcome = if outcome == Outcome::Success && incomplete {
                 Outcome::UpstreamError
             } else {
                 outcome

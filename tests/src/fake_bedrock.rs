@@ -42,6 +42,8 @@ pub enum Behavior {
     CutStreamAfter(usize),
     /// Streams send a corrupt frame after the first one.
     MalformedChunk,
+    /// 403 AccessDeniedException, as when the caller's AWS identity lacks model access.
+    AccessDenied,
 }
 
 /// One of the four runtime operations.
@@ -196,6 +198,13 @@ async fn answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerException",
                 "Internal server error",
+            );
+        }
+        Behavior::AccessDenied => {
+            return bedrock_error(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                "You don't have access to the model with the specified model ID.",
             );
         }
         Behavior::Slow(delay) => tokio::time::sleep(delay).await,

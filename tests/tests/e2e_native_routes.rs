@@ -186,3 +186,93 @@ async fn a_client_leaving_mid_stream_is_metered_once_with_bedrocks_final_count()
     );
     assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bedrock_faults_reach_the_client_in_bedrocks_shape_and_are_metered_as_upstream_errors() {
+    use tests::fake_bedrock::Behavior;
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("Faulty Co", None);
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+    let client = reqwest::Client::new();
+    let call = |operation: &'static str| {
+        client
+            .post(format!(
+                "{}/model/anthropic.claude-3-haiku-20240307-v1%3A0/{operation}",
+                server.base_url
+            ))
+            .bearer_auth(&token)
+            .json(&invoke_body())
+            .send()
+    };
+
+    fake.set_behavior(Behavior::AccessDenied);
+    let denied = call("invoke").await.unwrap();
+    assert_eq!(
+        denied.status(),
+        502,
+        "Bedrock refusing our own AWS access is the operator's problem"
+    );
+    assert_eq!(
+        denied.headers()["x-amzn-errortype"],
+        "ServiceUnavailableException"
+    );
+    let message = denied.text().await.unwrap();
+    assert!(
+        !message.contains("don't have access"),
+        "the raw AWS error is not shown: {message}"
+    );
+
+    fake.set_behavior(Behavior::Throttle);
+    let throttled = call("converse-stream").await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert!(
+        throttled.headers()["x-amzn-errortype"]
+            .to_str()
+            .unwrap()
+            .starts_with("ThrottlingException")
+    );
+
+    fake.set_behavior(Behavior::CutStreamAfter(3));
+    let cut = call("invoke-with-response-stream").await.unwrap();
+    assert_eq!(cut.status(), 200);
+    let _ = cut.bytes().await;
+
+    fake.set_behavior(Behavior::MalformedChunk);
+    let malformed = call("converse-stream").await.unwrap();
+    assert_eq!(malformed.status(), 200);
+    let _ = malformed.bytes().await;
+
+    fake.set_behavior(Behavior::Slow(Duration::from_millis(300)));
+    assert_eq!(call("converse").await.unwrap().status(), 200);
+
+    assert!(server.terminate().success());
+    let mut rows = tollgate.parquet_rows();
+    rows.sort_by_key(|row| row.instance_seq);
+    let outcomes: Vec<(u16, Outcome)> = rows.iter().map(|row| (row.status, row.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (502, Outcome::UpstreamError),
+            (429, Outcome::UpstreamError),
+            (200, Outcome::UpstreamError),
+            (200, Outcome::UpstreamError),
+            (200, Outcome::Success),
+        ]
+    );
+    let cut_call = fake
+        .answered()
+        .into_iter()
+        .find(|call| call.operation == FakeOperation::InvokeStream)
+        .unwrap();
+    assert_eq!(
+        rows[2].input_tokens, cut_call.input_tokens,
+        "a cut stream bills the tokens reported so far"
+    );
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["errors"], 4);
+}
