@@ -269,6 +269,7 @@ pub async fn forward_and_emit(
                     status,
                     draft,
                     emitter,
+                    durable,
                 };
                 let mut response =
                     Response::new(Body::from_stream(MeteredStream::new(stream, kind, meter)));

@@ -14,8 +14,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use schemas::Outcome;
 use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
 use store::RuntimeError;
@@ -34,10 +35,17 @@ pub struct StreamMeter {
     pub status: u16,
     pub upstream_request_id: Option<String>,
     pub upstream_latency_ms: u64,
+    /// End the client's stream only once the event is durable in the log (Lambda).
+    pub durable: bool,
 }
 
 impl StreamMeter {
-    fn emit(self, tap: &StreamUsageTap, outcome: Outcome, response_bytes: u64) {
+    fn event(
+        self,
+        tap: &StreamUsageTap,
+        outcome: Outcome,
+        response_bytes: u64,
+    ) -> (EmitterHandle, schemas::UsageEvent) {
         let facts = UpstreamFacts {
             upstream_request_id: self.upstream_request_id.clone(),
             upstream_latency_ms: Some(self.upstream_latency_ms),
@@ -47,6 +55,12 @@ impl StreamMeter {
         let event =
             self.draft
                 .complete_with(&self.emitter, self.status, outcome, response_bytes, facts);
+        (emitter, event)
+    }
+
+    /// Queues the event without waiting (used where nothing can wait: drops and drains).
+    fn emit(self, tap: &StreamUsageTap, outcome: Outcome, response_bytes: u64) {
+        let (emitter, event) = self.event(tap, outcome, response_bytes);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move { emitter.emit(event).await });
@@ -64,6 +78,10 @@ pub struct MeteredStream {
     tap: Option<StreamUsageTap>,
     meter: Option<StreamMeter>,
     response_bytes: u64,
+    /// In durable mode: the write of the event, which the end of the stream waits for.
+    durable_write: Option<BoxFuture<'static, ()>>,
+    /// What to yield once the durable write is done (`None` = end of stream).
+    after_write: Option<Option<Result<Bytes, std::io::Error>>>,
 }
 
 impl std::fmt::Debug for MeteredStream {
@@ -87,6 +105,8 @@ impl MeteredStream {
             tap: Some(StreamUsageTap::new(kind)),
             meter: Some(meter),
             response_bytes: 0,
+            durable_write: None,
+            after_write: None,
         }
     }
 
@@ -99,8 +119,39 @@ impl MeteredStream {
             } else {
                 outcome
             };
-            meter.emit(tap, outcome, self.response_bytes);
+            if meter.durable {
+                let (emitter, event) = meter.event(tap, outcome, self.response_bytes);
+                self.durable_write = Some(async move { emitter.emit_durable(event).await }.boxed());
+            } else {
+                meter.emit(tap, outcome, self.response_bytes);
+            }
         }
+    }
+
+    /// Ends the client's stream with `last`, after the durable write if there is one.
+    fn end_with(
+        &mut self,
+        last: Option<Result<Bytes, std::io::Error>>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        if self.durable_write.is_none() {
+            return Poll::Ready(last);
+        }
+        self.after_write = Some(last);
+        self.poll_durable_write(context)
+    }
+
+    fn poll_durable_write(
+        &mut self,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        if let Some(write) = self.durable_write.as_mut() {
+            if write.as_mut().poll(context).is_pending() {
+                return Poll::Pending;
+            }
+            self.durable_write = None;
+        }
+        Poll::Ready(self.after_write.take().flatten())
     }
 }
 
@@ -108,6 +159,9 @@ impl Stream for MeteredStream {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.durable_write.is_some() {
+            return self.poll_durable_write(context);
+        }
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -124,12 +178,12 @@ impl Stream for MeteredStream {
                 tracing::warn!(error = %error, "model stream failed mid-way");
                 self.finish(Outcome::UpstreamError);
                 self.inner = None;
-                Poll::Ready(Some(Err(std::io::Error::other(error.to_string()))))
+                self.end_with(Some(Err(std::io::Error::other(error.to_string()))), context)
             }
             Poll::Ready(None) => {
                 self.finish(Outcome::Success);
                 self.inner = None;
-                Poll::Ready(None)
+                self.end_with(None, context)
             }
         }
     }
@@ -137,6 +191,12 @@ impl Stream for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
+        if let Some(write) = self.durable_write.take() {
+            // The client left while the event was being made durable: finish the write.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(write);
+            }
+        }
         let (Some(meter), Some(mut tap)) = (self.meter.take(), self.tap.take()) else {
             return;
         };

@@ -18,11 +18,9 @@ async fn unknown_route(method: Method, uri: Uri) -> Response {
     ApiError::unknown_route(method.as_str(), uri.path()).into_response()
 }
 
-/// Builds the router over shared state.
-pub fn build_router(state: ProxyState) -> Router {
+/// Bedrock's four runtime routes.
+fn bedrock_routes() -> Router<ProxyState> {
     Router::new()
-        .route("/prod/bedrock", post(invoke_spec_route))
-        .route("/bedrock", post(invoke_spec_route))
         .route("/model/{model_id}/invoke", post(native_routes::invoke))
         .route(
             "/model/{model_id}/invoke-with-response-stream",
@@ -33,6 +31,16 @@ pub fn build_router(state: ProxyState) -> Router {
             "/model/{model_id}/converse-stream",
             post(native_routes::converse_stream),
         )
+}
+
+/// Builds the router over shared state. Bedrock's routes are also served under `/prod`,
+/// the API Gateway stage, so an SDK pointed at `https://…/prod` works as well.
+pub fn build_router(state: ProxyState) -> Router {
+    Router::new()
+        .route("/prod/bedrock", post(invoke_spec_route))
+        .route("/bedrock", post(invoke_spec_route))
+        .merge(bedrock_routes())
+        .nest("/prod", bedrock_routes())
         .route("/health", get(health))
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)

@@ -324,3 +324,57 @@ async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
         .collect();
     assert_eq!(identifiers, vec![Some(entries[0].position.clone())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_lambda_a_stream_ends_only_after_its_event_is_in_kinesis() {
+    let settings = create_resources(1).await;
+    let ports = BackendSettings::Aws(settings).open().await.unwrap();
+    let fake = FakeBedrock::start().await;
+    let (_customer_id, token) = customer_with_token(ports.registry.as_ref()).await;
+    let runtime = BedrockRuntime::connect(&BedrockSettings {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(fake.endpoint_url()),
+        timeout: Duration::from_secs(30),
+        ..BedrockSettings::default()
+    })
+    .await
+    .unwrap();
+    let (state, _emitter) = build_state(
+        ProxyConfig {
+            durable_events: true,
+            ..ProxyConfig::default()
+        },
+        ProxyPorts {
+            registry: ports.registry.clone(),
+            counters: ports.counters.clone(),
+            event_log: ports.event_log.clone(),
+            runtime: Arc::new(runtime),
+        },
+    );
+    let router = build_router(state);
+    let body = serde_json::json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
+        .to_string();
+    let event = rest_api_event(&token, &body).replace(
+        "\"/bedrock\"",
+        "\"/model/amazon.nova-lite-v1%3A0/converse-stream\"",
+    );
+    let request = lambda_http::request::from_str(&event).unwrap();
+    let response = router
+        .oneshot(request.map(|body| axum::body::Body::from(body.to_vec())))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let streamed = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(!streamed.is_empty());
+    let entries = read_stream(ports.event_log.as_ref()).await;
+    assert_eq!(
+        entries.len(),
+        1,
+        "the stream ended only after its event was durable"
+    );
+    let event = schemas::UsageEvent::decode_json(&entries[0].data).unwrap();
+    assert_eq!(event.operation, schemas::Operation::ConverseStream);
+    assert_eq!(event.output_tokens, fake.answered()[0].output_tokens);
+}
