@@ -70,6 +70,7 @@ pub struct AnsweredCall {
 struct FakeState {
     behavior: Mutex<Behavior>,
     stream_chunks: Mutex<usize>,
+    chunk_text_bytes: Mutex<usize>,
     answered: Mutex<Vec<AnsweredCall>>,
     refused_unsigned: Mutex<u64>,
 }
@@ -120,6 +121,7 @@ fn stream_frames(
     input_tokens: u64,
     output_tokens: u64,
     chunks: usize,
+    padding: &str,
 ) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     match operation {
@@ -131,7 +133,7 @@ fn stream_frames(
             for index in 0..chunks {
                 frames.push(encode_invoke_chunk(&serde_json::json!({
                     "type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": format!("piece {index} ")}
+                    "delta": {"type": "text_delta", "text": format!("piece {index} {padding}")}
                 })));
             }
             frames.push(encode_invoke_chunk(&serde_json::json!({
@@ -148,7 +150,7 @@ fn stream_frames(
         _ => {
             frames.push(encode_event("messageStart", br#"{"role":"assistant"}"#));
             for index in 0..chunks {
-                let delta = serde_json::json!({"contentBlockIndex": 0, "delta": {"text": format!("piece {index} ")}});
+                let delta = serde_json::json!({"contentBlockIndex": 0, "delta": {"text": format!("piece {index} {padding}")}});
                 frames.push(encode_event(
                     "contentBlockDelta",
                     delta.to_string().as_bytes(),
@@ -274,7 +276,9 @@ async fn answer(
         }
         FakeOperation::InvokeStream | FakeOperation::ConverseStream => {
             let chunks = *state.stream_chunks.lock().unwrap();
-            let mut frames = stream_frames(operation, input_tokens, output_tokens, chunks);
+            let padding = "x".repeat(*state.chunk_text_bytes.lock().unwrap());
+            let mut frames =
+                stream_frames(operation, input_tokens, output_tokens, chunks, &padding);
             match behavior {
                 Behavior::CutStreamAfter(count) => frames.truncate(count),
                 Behavior::MalformedChunk => {
@@ -353,6 +357,7 @@ impl FakeBedrock {
         let state = Arc::new(FakeState {
             behavior: Mutex::new(Behavior::Normal),
             stream_chunks: Mutex::new(3),
+            chunk_text_bytes: Mutex::new(0),
             answered: Mutex::new(Vec::new()),
             refused_unsigned: Mutex::new(0),
         });
@@ -386,6 +391,11 @@ impl FakeBedrock {
     /// How many text pieces each streamed answer has (default 3).
     pub fn set_stream_chunks(&self, chunks: usize) {
         *self.state.stream_chunks.lock().unwrap() = chunks;
+    }
+
+    /// How many padding bytes each streamed text piece carries (default 0).
+    pub fn set_chunk_text_bytes(&self, bytes: usize) {
+        *self.state.chunk_text_bytes.lock().unwrap() = bytes;
     }
 
     /// Every call answered with 200 so far.

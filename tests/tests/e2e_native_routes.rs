@@ -276,3 +276,49 @@ async fn bedrock_faults_reach_the_client_in_bedrocks_shape_and_are_metered_as_up
     );
     assert_eq!(tollgate.usage_today(&customer_id)["totals"]["errors"], 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_stream_passes_through_without_the_proxy_holding_it() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    // 2,000 pieces of 32 KiB: a 64 MiB answer.
+    fake.set_stream_chunks(2_000);
+    fake.set_chunk_text_bytes(32 * 1024);
+    let (customer_id, token) = tollgate.create_customer("Long Co", None);
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+    let before_kib = server.peak_rss_kib();
+
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/model/m/converse-stream", server.base_url))
+        .bearer_auth(&token)
+        .json(&converse_body())
+        .send()
+        .await
+        .unwrap();
+    let mut streamed = 0usize;
+    let mut tap = StreamUsageTap::new(StreamKind::ConverseStream);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        streamed += chunk.len();
+        tap.feed(&chunk);
+    }
+    assert!(streamed > 60 * 1024 * 1024, "{streamed} bytes streamed");
+    let growth_kib = server.peak_rss_kib().saturating_sub(before_kib);
+    println!("peak RSS of the proxy grew by {growth_kib} KiB while streaming {streamed} bytes");
+    assert!(
+        growth_kib < 32 * 1024,
+        "the proxy's peak memory grew by {growth_kib} KiB for a 64 MiB stream"
+    );
+    assert!(tap.observation().final_usage.is_some());
+
+    assert!(server.terminate().success());
+    let call = fake.answered()[0].clone();
+    assert_eq!(
+        tollgate.usage_today(&customer_id)["totals"]["output_tokens"],
+        call.output_tokens
+    );
+}
