@@ -25,10 +25,12 @@ ensure_command() {
 ensure_command curl curl
 ensure_command python3 python3
 ensure_command node nodejs
+ensure_command npm npm
 
-echo "== installing the pinned Python clients (boto3, requests)"
+echo "== installing the pinned clients (boto3 and requests for Python, the AWS SDK for JavaScript v3)"
 TOLLGATE_TEST_PYTHON="$(tests/clients/python.sh)"
-export TOLLGATE_TEST_PYTHON
+TOLLGATE_TEST_NODE_PATH="$(tests/clients/node.sh)"
+export TOLLGATE_TEST_PYTHON TOLLGATE_TEST_NODE_PATH
 
 echo "== starting the AWS emulator"
 TOLLGATE_EMULATOR_STATE="$(mktemp -d)"

@@ -140,3 +140,72 @@ async fn boto3_and_the_spec_examples_work_unchanged_over_https() {
         answered.iter().map(|call| call.output_tokens).sum::<u64>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_sdk_for_javascript_v3_works_unchanged_over_https() {
+    let node_path = std::env::var("TOLLGATE_TEST_NODE_PATH").unwrap_or_else(|_| {
+        panic!(
+            "TOLLGATE_TEST_NODE_PATH is not set: run the suite with `bash scripts/test.sh`, which installs the pinned \
+             AWS SDK for JavaScript, or run `tests/clients/node.sh` and export the path it prints"
+        )
+    });
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("JS Co", None);
+    let certificate = TestCertificate::generate();
+    let mut flags: Vec<String> = vec![
+        "--upstream".into(),
+        "bedrock".into(),
+        "--bedrock-endpoint-url".into(),
+        fake.endpoint_url(),
+    ];
+    flags.extend(certificate.serve_flags());
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = tollgate.serve(&flag_refs);
+
+    let output = Command::new("node")
+        .arg(clients_dir().join("sdk_js_calls.cjs"))
+        .env("NODE_PATH", &node_path)
+        .env("TOLLGATE_ENDPOINT", &server.base_url)
+        .env("NODE_EXTRA_CA_CERTS", &certificate.certificate_path)
+        .env("AWS_BEARER_TOKEN_BEDROCK", &token)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .expect("node is installed");
+    assert!(
+        output.status.success(),
+        "the JavaScript SDK failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let answered = fake.answered();
+    let by_operation = |operation: FakeOperation| {
+        answered
+            .iter()
+            .find(|call| call.operation == operation)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        seen["invoke"]["output_tokens"],
+        by_operation(FakeOperation::Invoke).output_tokens
+    );
+    assert_eq!(
+        seen["invoke_stream"]["metrics"]["inputTokenCount"],
+        by_operation(FakeOperation::InvokeStream).input_tokens
+    );
+    assert_eq!(
+        seen["converse"]["usage"]["outputTokens"],
+        by_operation(FakeOperation::Converse).output_tokens
+    );
+    assert_eq!(
+        seen["converse_stream"]["usage"]["inputTokens"],
+        by_operation(FakeOperation::ConverseStream).input_tokens
+    );
+    assert_eq!(seen["converse_stream"]["deltas"], 3);
+
+    assert!(server.terminate().success());
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 4);
+}
