@@ -49,6 +49,9 @@ pub struct CreateArgs {
     /// Daily request limit (UTC day); `none` for unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "N|none")]
     pub daily_limit: Option<LimitValue>,
+    /// Models the customer may call: comma-separated ids or patterns with `*`; `all` for every model.
+    #[arg(long, value_parser = parse_models, value_name = "LIST|all")]
+    pub allowed_models: Option<ModelsValue>,
 }
 
 #[derive(Debug, Args)]
@@ -78,7 +81,38 @@ pub struct UpdateLimitsArgs {
     pub customer_id: String,
     /// Daily request limit (UTC day); `none` for unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "N|none")]
-    pub daily_limit: LimitValue,
+    pub daily_limit: Option<LimitValue>,
+    /// Models the customer may call: comma-separated ids or patterns with `*`; `all` for every model.
+    #[arg(long, value_parser = parse_models, value_name = "LIST|all")]
+    pub allowed_models: Option<ModelsValue>,
+}
+
+/// An allow-list of models; `None` inside means every model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelsValue(pub Option<Vec<String>>);
+
+/// Parses `all`, or a comma-separated list of model ids and patterns.
+pub fn parse_models(text: &str) -> Result<ModelsValue, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(ModelsValue(None));
+    }
+    let models: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|model| !model.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if models.is_empty() {
+        return Err("give model ids or patterns separated by commas, such as anthropic.*,amazon.nova-lite-v1:0, or `all`".into());
+    }
+    if let Some(bad) = models
+        .iter()
+        .find(|model| model.chars().any(char::is_whitespace))
+    {
+        return Err(format!("model pattern {bad:?} contains whitespace"));
+    }
+    Ok(ModelsValue(Some(models)))
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +172,15 @@ mod tests {
         assert_eq!(parse_limit("1000"), Ok(LimitValue::Limit(1000)));
         assert_eq!(parse_limit("none"), Ok(LimitValue::Unlimited));
         assert!(parse_limit("-5").unwrap_err().contains("whole number"));
+        assert_eq!(parse_models("all"), Ok(ModelsValue(None)));
+        assert_eq!(
+            parse_models(" anthropic.* , amazon.nova-lite-v1:0 "),
+            Ok(ModelsValue(Some(vec![
+                "anthropic.*".into(),
+                "amazon.nova-lite-v1:0".into()
+            ])))
+        );
+        assert!(parse_models(",").is_err());
     }
 
     #[test]

@@ -154,6 +154,7 @@ mod tests {
     fn limits(daily: Option<u64>) -> Limits {
         Limits {
             daily_request_limit: daily,
+            ..Limits::default()
         }
     }
 

@@ -97,6 +97,14 @@ pub async fn handle_call(
         Err(error) => return with_request_id(error.into_response(), &request_id),
     };
 
+    if !caller.customer.limits.allows_model(&model_id) {
+        let error = ApiError::forbidden(format!(
+            "model {model_id} is not enabled for this account; ask your provider to enable it"
+        ));
+        tracing::info!(customer_id = %caller.customer.customer_id, model_id, "request refused: model not allowed");
+        return with_request_id(error.into_response(), &request_id);
+    }
+
     let draft = EventDraft {
         event_id,
         request_id: request_id.clone(),

@@ -39,6 +39,40 @@ impl CustomerStatus {
 pub struct Limits {
     /// Admitted requests per UTC day (the spec's `--daily-limit`).
     pub daily_request_limit: Option<u64>,
+    /// Model ids the customer may call, as patterns where `*` matches any run of
+    /// characters (`anthropic.*`, `*claude-3-5*`); `None` allows every model.
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl Limits {
+    /// Whether the customer may call `model_id` (as the client named it).
+    pub fn allows_model(&self, model_id: &str) -> bool {
+        self.allowed_models.as_ref().is_none_or(|patterns| {
+            patterns
+                .iter()
+                .any(|pattern| wildcard_match(pattern, model_id))
+        })
+    }
+}
+
+/// Matches `text` against `pattern`, where `*` matches any run of characters (none included).
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(found) => rest = &rest[found + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// A customer of the operator.
@@ -120,6 +154,41 @@ mod tests {
         assert!(key(KeyStatus::Active, Some(now + Duration::seconds(1))).is_usable_at(now));
         assert!(!key(KeyStatus::Active, Some(now)).is_usable_at(now));
         assert!(!key(KeyStatus::Revoked, None).is_usable_at(now));
+    }
+
+    #[test]
+    fn model_patterns_match_with_wildcards() {
+        assert!(wildcard_match(
+            "anthropic.*",
+            "anthropic.claude-3-sonnet-20240229-v1:0"
+        ));
+        assert!(wildcard_match(
+            "*claude-3-5*",
+            "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+        ));
+        assert!(wildcard_match(
+            "amazon.nova-lite-v1:0",
+            "amazon.nova-lite-v1:0"
+        ));
+        assert!(wildcard_match("*", "anything"));
+        assert!(!wildcard_match(
+            "anthropic.*",
+            "us.anthropic.claude-3-haiku"
+        ));
+        assert!(!wildcard_match("a*b*c", "acb"));
+        assert!(wildcard_match("a*b*c", "a-b-c"));
+        assert!(
+            !wildcard_match("ab*ba", "aba"),
+            "prefix and suffix may not overlap"
+        );
+        let limits = Limits {
+            allowed_models: Some(vec!["anthropic.*".into(), "*nova*".into()]),
+            ..Limits::default()
+        };
+        assert!(limits.allows_model("anthropic.claude-v2"));
+        assert!(limits.allows_model("amazon.nova-pro-v1:0"));
+        assert!(!limits.allows_model("meta.llama3-70b-instruct-v1:0"));
+        assert!(Limits::default().allows_model("meta.llama3-70b-instruct-v1:0"));
     }
 
     #[test]

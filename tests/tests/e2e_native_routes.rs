@@ -322,3 +322,74 @@ async fn a_long_stream_passes_through_without_the_proxy_holding_it() {
         call.output_tokens
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_model_allow_list_is_enforced() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("Picky Co", None);
+    let changed = tollgate.run_json(&[
+        "update-limits",
+        "--customer-id",
+        &customer_id,
+        "--allowed-models",
+        "anthropic.*,*nova-lite*",
+    ]);
+    assert_eq!(
+        changed["allowed_models"],
+        serde_json::json!(["anthropic.*", "*nova-lite*"])
+    );
+    let nothing = tollgate.run(&["update-limits", "--customer-id", &customer_id]);
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to change"));
+
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+    ]);
+    let client = reqwest::Client::new();
+    let call = |model: &str| {
+        client
+            .post(format!(
+                "{}/model/{}/converse",
+                server.base_url,
+                encode_path_segment(model)
+            ))
+            .bearer_auth(&token)
+            .json(&converse_body())
+            .send()
+    };
+    let refused = call("meta.llama3-70b-instruct-v1:0").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.headers()["x-amzn-errortype"],
+        "AccessDeniedException"
+    );
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("is not enabled for this account")
+    );
+    assert_eq!(
+        call("anthropic.claude-3-haiku-20240307-v1:0")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        call("us.amazon.nova-lite-v1:0").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        fake.answered().len(),
+        2,
+        "the refused model never reached Bedrock"
+    );
+    assert!(server.terminate().success());
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 2);
+}

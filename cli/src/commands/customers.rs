@@ -125,6 +125,7 @@ pub async fn create(registry: &dyn Registry, args: CreateArgs, json: bool) -> an
         created_at: Utc::now().trunc_subsecs(3),
         limits: Limits {
             daily_request_limit: args.daily_limit.and_then(|limit| limit.as_option()),
+            allowed_models: args.allowed_models.and_then(|models| models.0),
         },
     };
     let key = new_key(&customer.customer_id, &token)?;
@@ -142,6 +143,7 @@ struct CustomerRow<'a> {
     email: &'a str,
     status: &'a str,
     daily_limit: Option<u64>,
+    allowed_models: Option<&'a [String]>,
     created_at: String,
 }
 
@@ -159,6 +161,7 @@ pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
             email: &customer.email,
             status: customer.status.as_str(),
             daily_limit: customer.limits.daily_request_limit,
+            allowed_models: customer.limits.allowed_models.as_deref(),
             created_at: customer
                 .created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -180,6 +183,7 @@ pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
             "email",
             "status",
             "daily limit",
+            "models",
             "created",
         ],
         rows.iter()
@@ -191,6 +195,7 @@ pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
                     row.status.to_owned(),
                     row.daily_limit
                         .map_or_else(|| "none".into(), |limit| limit.to_string()),
+                    describe_models(row.allowed_models),
                     row.created_at.clone(),
                 ]
             })
@@ -221,6 +226,11 @@ pub async fn update_token(
 struct LimitsChanged<'a> {
     customer_id: &'a str,
     daily_limit: Option<u64>,
+    allowed_models: Option<&'a [String]>,
+}
+
+fn describe_models(models: Option<&[String]>) -> String {
+    models.map_or_else(|| "all".to_owned(), |models| models.join(", "))
 }
 
 /// `tollgate update-limits`.
@@ -229,12 +239,20 @@ pub async fn update_limits(
     args: UpdateLimitsArgs,
     json: bool,
 ) -> anyhow::Result<()> {
+    if args.daily_limit.is_none() && args.allowed_models.is_none() {
+        bail!("nothing to change; give --daily-limit N|none and/or --allowed-models LIST|all");
+    }
     let mut limits = registry
         .customer(&args.customer_id)
         .await?
         .ok_or_else(|| unknown_customer(&args.customer_id, StoreError::not_found("customer")))?
         .limits;
-    limits.daily_request_limit = args.daily_limit.as_option();
+    if let Some(daily_limit) = args.daily_limit {
+        limits.daily_request_limit = daily_limit.as_option();
+    }
+    if let Some(models) = args.allowed_models {
+        limits.allowed_models = models.0;
+    }
     registry
         .set_limits(&args.customer_id, &limits)
         .await
@@ -243,14 +261,16 @@ pub async fn update_limits(
         return print_json(&LimitsChanged {
             customer_id: &args.customer_id,
             daily_limit: limits.daily_request_limit,
+            allowed_models: limits.allowed_models.as_deref(),
         });
     }
     print_lines(&[format!(
-        "daily limit of {} is now {}",
+        "limits of {}: daily limit {}, models {}",
         args.customer_id,
         limits
             .daily_request_limit
-            .map_or_else(|| "none".into(), |limit| limit.to_string())
+            .map_or_else(|| "none".into(), |limit| limit.to_string()),
+        describe_models(limits.allowed_models.as_deref())
     )]);
     Ok(())
 }

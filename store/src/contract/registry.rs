@@ -133,6 +133,7 @@ async fn limits_are_replaced(registry: &dyn Registry) {
         .unwrap();
     let limits = Limits {
         daily_request_limit: Some(1000),
+        allowed_models: Some(vec!["anthropic.*".into(), "amazon.nova-lite-v1:0".into()]),
     };
     registry
         .set_limits(&customer.customer_id, &limits)

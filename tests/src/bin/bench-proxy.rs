@@ -178,6 +178,7 @@ async fn main() {
         created_at: Utc::now().trunc_subsecs(3),
         limits: Limits {
             daily_request_limit: Some(u64::MAX / 2),
+            ..Limits::default()
         },
     };
     let key = ApiKey {
