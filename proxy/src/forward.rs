@@ -104,13 +104,13 @@ impl EventDraft {
     }
 }
 
-/// How an upstream HTTP status is classified.
+/// How the status of an answer from Bedrock is classified: anything but 2xx is an
+/// `upstream_error` (Bedrock's throttling, validation, model and service errors alike).
 pub fn outcome_for_status(status: u16) -> Outcome {
-    match status {
-        200..=299 => Outcome::Success,
-        429 => Outcome::UpstreamError,
-        400..=499 => Outcome::ClientError,
-        _ => Outcome::UpstreamError,
+    if (200..=299).contains(&status) {
+        Outcome::Success
+    } else {
+        Outcome::UpstreamError
     }
 }
 
@@ -331,8 +331,8 @@ mod tests {
     #[test]
     fn statuses_map_to_outcomes() {
         assert_eq!(outcome_for_status(200), Outcome::Success);
-        assert_eq!(outcome_for_status(400), Outcome::ClientError);
-        assert_eq!(outcome_for_status(404), Outcome::ClientError);
+        assert_eq!(outcome_for_status(400), Outcome::UpstreamError);
+        assert_eq!(outcome_for_status(404), Outcome::UpstreamError);
         assert_eq!(outcome_for_status(429), Outcome::UpstreamError);
         assert_eq!(outcome_for_status(500), Outcome::UpstreamError);
         assert_eq!(outcome_for_status(503), Outcome::UpstreamError);
@@ -357,25 +357,25 @@ mod error_mapping_tests {
                 400,
                 Some("ValidationException"),
                 false,
-                Outcome::ClientError,
+                Outcome::UpstreamError,
             ),
             (
                 404,
                 Some("ResourceNotFoundException"),
                 false,
-                Outcome::ClientError,
+                Outcome::UpstreamError,
             ),
             (
                 424,
                 Some("ModelErrorException"),
                 false,
-                Outcome::ClientError,
+                Outcome::UpstreamError,
             ),
             (
                 408,
                 Some("ModelTimeoutException"),
                 false,
-                Outcome::ClientError,
+                Outcome::UpstreamError,
             ),
             (
                 429,
@@ -399,21 +399,21 @@ mod error_mapping_tests {
                 403,
                 Some("AccessDeniedException"),
                 true,
-                Outcome::ClientError,
+                Outcome::UpstreamError,
             ),
             (
                 403,
                 Some("UnrecognizedClientException:http://internal.amazon.com/"),
                 true,
-                Outcome::ClientError,
+                Outcome::UpstreamError,
             ),
             (
                 403,
                 Some("ExpiredTokenException"),
                 true,
-                Outcome::ClientError,
+                Outcome::UpstreamError,
             ),
-            (401, None, true, Outcome::ClientError),
+            (401, None, true, Outcome::UpstreamError),
         ];
         for (status, error_type, operator, outcome) in table {
             assert_eq!(

@@ -55,9 +55,11 @@ crate::string_enum_column!(Operation);
 pub enum Outcome {
     /// Bedrock answered 2xx.
     Success,
-    /// The request was refused as invalid, by Tollgate or by Bedrock (4xx other than 429).
+    /// Tollgate refused the request as invalid after admitting it (reserved: today such
+    /// requests are refused before admission and not metered).
     ClientError,
-    /// Bedrock failed, throttled or could not be reached (429, 5xx, timeouts).
+    /// Bedrock answered with an error (throttling, validation, model or service errors),
+    /// refused the service's own access, or could not be reached or timed out.
     UpstreamError,
     /// Tollgate refused the call because a limit was reached; Bedrock was not called.
     RejectedLimit,

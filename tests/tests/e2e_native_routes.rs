@@ -31,7 +31,16 @@ fn invoke_body() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_runtime_operation_is_forwarded_and_metered_to_the_token() {
-    let tollgate = Tollgate::new();
+    every_operation_end_to_end(Tollgate::new(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_runtime_operation_is_metered_on_the_aws_backend_too() {
+    let settings = tests::aws_env::create_resources(1).await;
+    every_operation_end_to_end(Tollgate::on_aws(settings), false).await;
+}
+
+async fn every_operation_end_to_end(tollgate: Tollgate, local_parquet: bool) {
     let fake = FakeBedrock::start().await;
     fake.set_stream_chunks(40);
     let (customer_id, token) = tollgate.create_customer("Native Co", None);
@@ -136,6 +145,9 @@ async fn every_runtime_operation_is_forwarded_and_metered_to_the_token() {
         usage["totals"]["output_tokens"],
         answered.iter().map(|call| call.output_tokens).sum::<u64>()
     );
+    if !local_parquet {
+        return;
+    }
     let rows = tollgate.parquet_rows();
     let mut operations: Vec<&str> = rows
         .iter()
