@@ -143,7 +143,7 @@ async fn main() {
     let direct_runtime = Arc::new(BedrockRuntime::connect(&settings).await.unwrap());
     let (model_id, body) = model_body.clone();
     let direct = measure(
-        "direct: SDK -> fake bedrock",
+        "direct: SigV4 -> fake bedrock",
         requests,
         concurrency,
         move || {
