@@ -20,17 +20,10 @@ async fn unknown_route(method: Method, uri: Uri) -> Response {
 
 /// Bedrock's four runtime routes.
 fn bedrock_routes() -> Router<ProxyState> {
-    Router::new()
-        .route("/model/{model_id}/invoke", post(native_routes::invoke))
-        .route(
-            "/model/{model_id}/invoke-with-response-stream",
-            post(native_routes::invoke_stream),
-        )
-        .route("/model/{model_id}/converse", post(native_routes::converse))
-        .route(
-            "/model/{model_id}/converse-stream",
-            post(native_routes::converse_stream),
-        )
+    Router::new().route(
+        "/model/{model_id}/{operation}",
+        post(native_routes::bedrock_operation),
+    )
 }
 
 /// Builds the router over shared state. Bedrock's routes are also served under `/prod`,

@@ -88,6 +88,18 @@ pub fn operation_path(operation: Operation) -> &'static str {
     }
 }
 
+/// The operation a path segment of Bedrock's runtime API names.
+pub fn operation_from_path(segment: &str) -> Option<Operation> {
+    [
+        Operation::Invoke,
+        Operation::InvokeStream,
+        Operation::Converse,
+        Operation::ConverseStream,
+    ]
+    .into_iter()
+    .find(|operation| operation_path(*operation) == segment)
+}
+
 /// Whether an operation's successful answer is an event stream.
 pub fn is_streaming(operation: Operation) -> bool {
     matches!(
@@ -113,6 +125,22 @@ pub fn encode_path_segment(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operation_paths_round_trip() {
+        for operation in [
+            Operation::Invoke,
+            Operation::InvokeStream,
+            Operation::Converse,
+            Operation::ConverseStream,
+        ] {
+            assert_eq!(
+                operation_from_path(operation_path(operation)),
+                Some(operation)
+            );
+        }
+        assert_eq!(operation_from_path("invoke-model"), None);
+    }
 
     #[test]
     fn model_ids_are_encoded_like_the_sdks_do() {

@@ -1,8 +1,8 @@
 //! AWS resources on the local emulator (moto), with random names, for contract and
 //! end-to-end tests. The emulator is started by `scripts/test.sh` through
 //! `tests/emulators/moto.sh`, which exports `TOLLGATE_TEST_AWS_ENDPOINT`. A moto server
-//! accepts at most 50 Firehose delivery streams, so a long-lived one shared across many
-//! runs must be restarted now and then; the script starts a fresh one per run.
+//! accepts at most 50 Firehose delivery streams; when a long-lived one is full, test
+//! streams older than ten minutes are deleted (the script starts a fresh server per run).
 
 use std::time::Duration;
 
@@ -143,9 +143,39 @@ pub async fn create_resources(shards: i32) -> AwsSettings {
     );
 
     let firehose = aws_sdk_firehose::Client::new(&config);
+    if let Err(error) = create_delivery_stream(&firehose, &firehose_stream, &bucket).await {
+        // A long-lived emulator fills its quota of 50 delivery streams: drop old test ones.
+        assert!(
+            format!("{error:?}").contains("LimitExceeded"),
+            "creating {firehose_stream}: {error:?}"
+        );
+        remove_old_test_delivery_streams(&firehose).await;
+        create_delivery_stream(&firehose, &firehose_stream, &bucket)
+            .await
+            .unwrap();
+    }
+
+    AwsSettings {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint),
+        registry_table,
+        counters_table,
+        stream_name,
+        firehose_stream: Some(firehose_stream),
+        bucket,
+        prefix: String::new(),
+        dedupe_retention: Duration::from_secs(8 * 24 * 3600),
+    }
+}
+
+async fn create_delivery_stream(
+    firehose: &aws_sdk_firehose::Client,
+    name: &str,
+    bucket: &str,
+) -> Result<(), aws_sdk_firehose::Error> {
     firehose
         .create_delivery_stream()
-        .delivery_stream_name(&firehose_stream)
+        .delivery_stream_name(name)
         .delivery_stream_type(DeliveryStreamType::DirectPut)
         .extended_s3_destination_configuration(
             ExtendedS3DestinationConfiguration::builder()
@@ -162,18 +192,42 @@ pub async fn create_resources(shards: i32) -> AwsSettings {
                 .unwrap(),
         )
         .send()
+        .await?;
+    Ok(())
+}
+
+/// Deletes test delivery streams created more than ten minutes ago.
+async fn remove_old_test_delivery_streams(firehose: &aws_sdk_firehose::Client) {
+    let listed = firehose
+        .list_delivery_streams()
+        .limit(10_000)
+        .send()
         .await
         .unwrap();
-
-    AwsSettings {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(endpoint),
-        registry_table,
-        counters_table,
-        stream_name,
-        firehose_stream: Some(firehose_stream),
-        bucket,
-        prefix: String::new(),
-        dedupe_retention: Duration::from_secs(8 * 24 * 3600),
+    let cutoff = std::time::SystemTime::now() - Duration::from_secs(600);
+    for name in listed
+        .delivery_stream_names()
+        .iter()
+        .filter(|name| name.starts_with("tollgate-archive-"))
+    {
+        let Ok(described) = firehose
+            .describe_delivery_stream()
+            .delivery_stream_name(name)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let created = described
+            .delivery_stream_description()
+            .and_then(|description| description.create_timestamp())
+            .and_then(|timestamp| std::time::SystemTime::try_from(*timestamp).ok());
+        if created.is_some_and(|created| created < cutoff) {
+            let _ = firehose
+                .delete_delivery_stream()
+                .delivery_stream_name(name)
+                .send()
+                .await;
+        }
     }
 }

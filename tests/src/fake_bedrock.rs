@@ -306,47 +306,26 @@ async fn answer(
     }
 }
 
-async fn invoke(
+async fn operation(
     State(state): State<Arc<FakeState>>,
-    Path(model_id): Path<String>,
+    Path((model_id, operation)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(state, FakeOperation::Invoke, model_id, headers, body).await
-}
-
-async fn invoke_stream(
-    State(state): State<Arc<FakeState>>,
-    Path(model_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(state, FakeOperation::InvokeStream, model_id, headers, body).await
-}
-
-async fn converse(
-    State(state): State<Arc<FakeState>>,
-    Path(model_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(state, FakeOperation::Converse, model_id, headers, body).await
-}
-
-async fn converse_stream(
-    State(state): State<Arc<FakeState>>,
-    Path(model_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(
-        state,
-        FakeOperation::ConverseStream,
-        model_id,
-        headers,
-        body,
-    )
-    .await
+    let operation = match operation.as_str() {
+        "invoke" => FakeOperation::Invoke,
+        "invoke-with-response-stream" => FakeOperation::InvokeStream,
+        "converse" => FakeOperation::Converse,
+        "converse-stream" => FakeOperation::ConverseStream,
+        _ => {
+            return bedrock_error(
+                StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                "unknown operation",
+            );
+        }
+    };
+    answer(state, operation, model_id, headers, body).await
 }
 
 use futures::StreamExt;
@@ -362,13 +341,7 @@ impl FakeBedrock {
             refused_unsigned: Mutex::new(0),
         });
         let router = Router::new()
-            .route("/model/{model_id}/invoke", post(invoke))
-            .route(
-                "/model/{model_id}/invoke-with-response-stream",
-                post(invoke_stream),
-            )
-            .route("/model/{model_id}/converse", post(converse))
-            .route("/model/{model_id}/converse-stream", post(converse_stream))
+            .route("/model/{model_id}/{operation}", post(operation))
             .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

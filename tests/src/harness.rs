@@ -197,6 +197,26 @@ impl Tollgate {
         spawn_until_line(command, "listening on ")
     }
 
+    /// Starts `tollgate serve --upstream bedrock` against the fake Bedrock, over HTTPS when a
+    /// certificate is given.
+    pub fn serve_against(
+        &self,
+        fake: &crate::fake_bedrock::FakeBedrock,
+        certificate: Option<&crate::tls::TestCertificate>,
+    ) -> ServeProcess {
+        let mut flags: Vec<String> = vec![
+            "--upstream".into(),
+            "bedrock".into(),
+            "--bedrock-endpoint-url".into(),
+            fake.endpoint_url(),
+        ];
+        if let Some(certificate) = certificate {
+            flags.extend(certificate.serve_flags());
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        self.serve(&flags)
+    }
+
     /// Starts the standalone `tollgate-proxy` on an ephemeral port and waits until it listens.
     pub fn standalone_proxy(&self, arguments: &[&str]) -> ServeProcess {
         let mut command = self.binary_command("tollgate-proxy");

@@ -44,12 +44,7 @@ async fn every_operation_end_to_end(tollgate: Tollgate, local_parquet: bool) {
     let fake = FakeBedrock::start().await;
     fake.set_stream_chunks(40);
     let (customer_id, token) = tollgate.create_customer("Native Co", None);
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &fake.endpoint_url(),
-    ]);
+    let server = tollgate.serve_against(&fake, None);
     let client = reqwest::Client::new();
 
     let cases = [
@@ -166,12 +161,7 @@ async fn a_client_leaving_mid_stream_is_metered_once_with_bedrocks_final_count()
     let fake = FakeBedrock::start().await;
     fake.set_stream_chunks(400);
     let (customer_id, token) = tollgate.create_customer("Leaving Co", None);
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &fake.endpoint_url(),
-    ]);
+    let server = tollgate.serve_against(&fake, None);
 
     let mut response = reqwest::Client::new()
         .post(format!("{}/model/m/converse-stream", server.base_url))
@@ -205,12 +195,7 @@ async fn bedrock_faults_reach_the_client_in_bedrocks_shape_and_are_metered_as_up
     let tollgate = Tollgate::new();
     let fake = FakeBedrock::start().await;
     let (customer_id, token) = tollgate.create_customer("Faulty Co", None);
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &fake.endpoint_url(),
-    ]);
+    let server = tollgate.serve_against(&fake, None);
     let client = reqwest::Client::new();
     let call = |operation: &'static str| {
         client
@@ -297,12 +282,7 @@ async fn a_long_stream_passes_through_without_the_proxy_holding_it() {
     fake.set_stream_chunks(2_000);
     fake.set_chunk_text_bytes(32 * 1024);
     let (customer_id, token) = tollgate.create_customer("Long Co", None);
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &fake.endpoint_url(),
-    ]);
+    let server = tollgate.serve_against(&fake, None);
     let before_kib = server.peak_rss_kib();
 
     let mut response = reqwest::Client::new()
@@ -355,12 +335,7 @@ async fn a_customers_model_allow_list_is_enforced() {
     assert!(!nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to change"));
 
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &fake.endpoint_url(),
-    ]);
+    let server = tollgate.serve_against(&fake, None);
     let client = reqwest::Client::new();
     let call = |model: &str| {
         client

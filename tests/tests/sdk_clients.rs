@@ -30,15 +30,7 @@ async fn boto3_and_the_spec_examples_work_unchanged_over_https() {
     let fake = FakeBedrock::start().await;
     let (customer_id, token) = tollgate.create_customer("SDK Co", None);
     let certificate = TestCertificate::generate();
-    let mut flags: Vec<String> = vec![
-        "--upstream".into(),
-        "bedrock".into(),
-        "--bedrock-endpoint-url".into(),
-        fake.endpoint_url(),
-    ];
-    flags.extend(certificate.serve_flags());
-    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = tollgate.serve(&flag_refs);
+    let server = tollgate.serve_against(&fake, Some(&certificate));
     assert!(server.base_url.starts_with("https://"));
 
     let boto3 = Command::new(&python)
@@ -153,15 +145,7 @@ async fn the_aws_sdk_for_javascript_v3_works_unchanged_over_https() {
     let fake = FakeBedrock::start().await;
     let (customer_id, token) = tollgate.create_customer("JS Co", None);
     let certificate = TestCertificate::generate();
-    let mut flags: Vec<String> = vec![
-        "--upstream".into(),
-        "bedrock".into(),
-        "--bedrock-endpoint-url".into(),
-        fake.endpoint_url(),
-    ];
-    flags.extend(certificate.serve_flags());
-    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = tollgate.serve(&flag_refs);
+    let server = tollgate.serve_against(&fake, Some(&certificate));
 
     let output = Command::new("node")
         .arg(clients_dir().join("sdk_js_calls.cjs"))
