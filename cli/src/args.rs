@@ -31,6 +31,18 @@ pub enum Command {
     UpdateToken(UpdateTokenArgs),
     /// Change a customer's limits.
     UpdateLimits(UpdateLimitsArgs),
+    /// Show one customer: profile, limits and keys.
+    Show(CustomerIdArgs),
+    /// List a customer's keys with their status, creation and expiry.
+    ListKeys(CustomerIdArgs),
+    /// Revoke one key at once.
+    RevokeToken(RevokeTokenArgs),
+    /// Refuse a customer's calls (403) until enabled again.
+    Disable(CustomerIdArgs),
+    /// Accept a disabled customer's calls again.
+    Enable(CustomerIdArgs),
+    /// Revoke every key of a customer; the record and its usage history are kept.
+    Delete(CustomerIdArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -52,6 +64,24 @@ pub struct CreateArgs {
     /// Models the customer may call: comma-separated ids or patterns with `*`; `all` for every model.
     #[arg(long, value_parser = parse_models, value_name = "LIST|all")]
     pub allowed_models: Option<ModelsValue>,
+    /// The first key expires after this long (`90d`, `12h`); never when omitted.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub expires_in: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct CustomerIdArgs {
+    #[arg(long)]
+    pub customer_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeTokenArgs {
+    #[arg(long)]
+    pub customer_id: String,
+    /// The key to revoke, as shown by `list-keys`.
+    #[arg(long)]
+    pub key_id: String,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +103,12 @@ pub struct UpdateTokenArgs {
     /// Use this token instead of generating one (at least 32 characters).
     #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// How long the previous keys keep working (`24h`, `7d`; `0` revokes them at once).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "24h")]
+    pub grace_period: std::time::Duration,
+    /// The new key expires after this long (`90d`); never when omitted.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub expires_in: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +182,32 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("invalid date {text:?}: use YYYY-MM-DD, for example 2023-04-01"))
 }
 
+/// Parses a duration: `0`, or a whole number with a unit `s`, `m`, `h` or `d` (`90d`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let explain = || {
+        format!("invalid duration {text:?}: use a number and a unit, such as 30m, 24h or 90d, or 0")
+    };
+    let unit_at = text.len().checked_sub(1).ok_or_else(explain)?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: u64 = number.parse().map_err(|_| explain())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(explain()),
+    };
+    let total = number
+        .checked_mul(seconds)
+        .filter(|total| *total <= 100 * 365 * 86_400)
+        .ok_or_else(|| format!("duration {text:?} is longer than 100 years"))?;
+    Ok(std::time::Duration::from_secs(total))
+}
+
 /// Parses a limit: a whole number, or `none`.
 pub fn parse_limit(text: &str) -> Result<LimitValue, String> {
     let text = text.trim();
@@ -172,6 +234,18 @@ mod tests {
         assert_eq!(parse_limit("1000"), Ok(LimitValue::Limit(1000)));
         assert_eq!(parse_limit("none"), Ok(LimitValue::Unlimited));
         assert!(parse_limit("-5").unwrap_err().contains("whole number"));
+        assert_eq!(
+            parse_duration("90d"),
+            Ok(std::time::Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(parse_duration("0"), Ok(std::time::Duration::ZERO));
+        assert_eq!(
+            parse_duration("30m"),
+            Ok(std::time::Duration::from_secs(1_800))
+        );
+        for bad in ["", "d", "-5d", "5 days", "5w", "99999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_models("all"), Ok(ModelsValue(None)));
         assert_eq!(
             parse_models(" anthropic.* , amazon.nova-lite-v1:0 "),

@@ -89,6 +89,18 @@ fn unknown_customers_are_named_with_the_fix() {
             "10",
         ],
         vec!["update-token", "--customer-id", "nobody"],
+        vec!["show", "--customer-id", "nobody"],
+        vec!["list-keys", "--customer-id", "nobody"],
+        vec![
+            "revoke-token",
+            "--customer-id",
+            "nobody",
+            "--key-id",
+            "key_x",
+        ],
+        vec!["disable", "--customer-id", "nobody"],
+        vec!["enable", "--customer-id", "nobody"],
+        vec!["delete", "--customer-id", "nobody"],
     ] {
         assert_fails_with(
             &tollgate.run(&arguments),

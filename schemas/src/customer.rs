@@ -10,7 +10,10 @@ use crate::token::TokenHash;
 #[serde(rename_all = "snake_case")]
 pub enum CustomerStatus {
     Active,
+    /// Refused with 403 until enabled again.
     Disabled,
+    /// Keys revoked; the record and its usage history are kept.
+    Deleted,
 }
 
 impl CustomerStatus {
@@ -19,6 +22,7 @@ impl CustomerStatus {
         match self {
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
         }
     }
     /// Parses a stored name.
@@ -26,6 +30,7 @@ impl CustomerStatus {
         match text {
             "active" => Some(Self::Active),
             "disabled" => Some(Self::Disabled),
+            "deleted" => Some(Self::Deleted),
             _ => None,
         }
     }
@@ -125,6 +130,19 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// The key as it is after retiring it: revoked at once (`None`), or expiring at `at`
+    /// unless it already expires earlier.
+    pub fn retired(&self, at: Option<DateTime<Utc>>) -> Self {
+        let mut retired = self.clone();
+        match at {
+            None => retired.status = KeyStatus::Revoked,
+            Some(at) => {
+                retired.expires_at = Some(self.expires_at.map_or(at, |expires| expires.min(at)))
+            }
+        }
+        retired
+    }
+
     /// Whether the key authenticates at `now`: active and not expired.
     pub fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
         self.status == KeyStatus::Active && self.expires_at.is_none_or(|expires| now < expires)

@@ -1,7 +1,8 @@
 //! The `Registry` port: customers, their keys and their limits.
 
 use async_trait::async_trait;
-use schemas::{ApiKey, Customer, Limits, TokenHash};
+use chrono::{DateTime, Utc};
+use schemas::{ApiKey, Customer, CustomerStatus, Limits, TokenHash};
 
 use crate::Result;
 
@@ -30,9 +31,23 @@ pub trait Registry: Send + Sync {
     /// Every key of a customer, oldest first.
     async fn keys_of_customer(&self, customer_id: &str) -> Result<Vec<ApiKey>>;
 
-    /// Adds `new_key` and revokes every other active key of its customer, atomically.
-    /// `NotFound` if the customer is absent, `Conflict` if the token hash is in use.
-    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()>;
+    /// Adds `new_key` and retires every other active key of its customer, atomically:
+    /// revoked at once when `retire_old_keys_at` is `None`, otherwise left active until that
+    /// time (an earlier expiry is kept). `NotFound` if the customer is absent, `Conflict`
+    /// if the token hash is in use.
+    async fn replace_keys(
+        &self,
+        new_key: &ApiKey,
+        retire_old_keys_at: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+
+    /// Revokes one key of a customer and returns it as stored now. `NotFound` if the
+    /// customer has no key with that id. Revoking a revoked key changes nothing.
+    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey>;
+
+    /// Sets a customer's status. Setting `Deleted` also revokes every key of the customer;
+    /// the customer record and its usage stay. `NotFound` if the customer is absent.
+    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()>;
 
     /// Replaces a customer's limits. `NotFound` if the customer is absent.
     async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()>;

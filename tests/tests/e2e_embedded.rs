@@ -256,7 +256,13 @@ async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
     };
 
     assert_eq!(call(old_token.clone()).await.status(), 200);
-    let rotated = tollgate.run_json(&["update-token", "--customer-id", &customer_id]);
+    let rotated = tollgate.run_json(&[
+        "update-token",
+        "--customer-id",
+        &customer_id,
+        "--grace-period",
+        "0",
+    ]);
     let new_token = rotated["token"].as_str().unwrap().to_owned();
     assert_ne!(new_token, old_token);
     assert_eq!(call(old_token).await.status(), 401);
@@ -289,5 +295,140 @@ async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
             .filter(|outcome| **outcome == Outcome::UpstreamError)
             .count(),
         2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_deleted() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, first_token) = tollgate.create_customer("Lifecycle Co", None);
+    let server = tollgate.serve_against(&fake, None);
+    let endpoint = format!("{}/prod/bedrock", server.base_url);
+    let client = reqwest::Client::new();
+    let status_of = |token: String| {
+        let client = client.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            client
+                .post(&endpoint)
+                .bearer_auth(token)
+                .json(&spec_body("hello"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    // Rotation with the default grace period: both keys work.
+    let rotated = tollgate.run_json(&["update-token", "--customer-id", &customer_id]);
+    let second_token = rotated["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status_of(first_token.clone()).await,
+        200,
+        "the old key works during the grace period"
+    );
+    assert_eq!(status_of(second_token.clone()).await, 200);
+    let keys = tollgate.run_json(&["list-keys", "--customer-id", &customer_id]);
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().all(|key| key["state"] == "active"));
+    assert!(
+        keys[0]["expires_at"].is_string(),
+        "the old key now expires at the end of the grace period"
+    );
+    assert!(keys[1]["expires_at"].is_null());
+
+    // Revoking the old key ends it at once.
+    let first_key_id = keys[0]["key_id"].as_str().unwrap().to_owned();
+    let revoked = tollgate.run_json(&[
+        "revoke-token",
+        "--customer-id",
+        &customer_id,
+        "--key-id",
+        &first_key_id,
+    ]);
+    assert_eq!(revoked["state"], "revoked");
+    assert_eq!(status_of(first_token).await, 401);
+    let unknown_key = tollgate.run(&[
+        "revoke-token",
+        "--customer-id",
+        &customer_id,
+        "--key-id",
+        "key_missing",
+    ]);
+    assert_eq!(unknown_key.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown_key.stderr).contains("has no key \"key_missing\""));
+
+    // Disabled customers get 403 until enabled again.
+    tollgate.run_json(&["disable", "--customer-id", &customer_id]);
+    assert_eq!(status_of(second_token.clone()).await, 403);
+    tollgate.run_json(&["enable", "--customer-id", &customer_id]);
+    assert_eq!(status_of(second_token.clone()).await, 200);
+
+    // Rotation with no grace revokes the previous key at once.
+    let third = tollgate.run_json(&[
+        "update-token",
+        "--customer-id",
+        &customer_id,
+        "--grace-period",
+        "0",
+        "--expires-in",
+        "90d",
+    ]);
+    let third_token = third["token"].as_str().unwrap().to_owned();
+    assert_eq!(status_of(second_token).await, 401);
+    assert_eq!(status_of(third_token.clone()).await, 200);
+
+    // Deleting revokes every key and keeps the record and the usage.
+    tollgate.run_json(&["delete", "--customer-id", &customer_id]);
+    assert_eq!(status_of(third_token).await, 401);
+    let shown = tollgate.run_json(&["show", "--customer-id", &customer_id]);
+    assert_eq!(shown["customer"]["status"], "deleted");
+    assert!(
+        shown["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|key| key["state"] == "revoked")
+    );
+    let refused = tollgate.run(&["enable", "--customer-id", &customer_id]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is deleted and cannot be changed"));
+
+    // Keys can expire.
+    let expiring = tollgate.run_json(&[
+        "create",
+        "--name",
+        "Brief Co",
+        "--email",
+        "b@brief.example",
+        "--expires-in",
+        "2s",
+    ]);
+    let expiring_token = expiring["token"].as_str().unwrap().to_owned();
+    assert_eq!(status_of(expiring_token.clone()).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+    assert_eq!(
+        status_of(expiring_token).await,
+        401,
+        "an expired key is refused like a revoked one"
+    );
+    let bad_duration = tollgate.run(&[
+        "update-token",
+        "--customer-id",
+        &customer_id,
+        "--grace-period",
+        "soon",
+    ]);
+    assert_eq!(bad_duration.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_duration.stderr).contains("such as 30m, 24h or 90d"));
+
+    assert!(server.terminate().success());
+    assert_eq!(
+        tollgate.usage_today(&customer_id)["totals"]["requests"],
+        4,
+        "a deleted customer's usage is kept"
     );
 }

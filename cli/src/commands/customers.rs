@@ -7,7 +7,7 @@ use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, SecretToken};
 use serde::Serialize;
 use store::{Registry, StoreError};
 
-use crate::args::{CreateArgs, UpdateLimitsArgs, UpdateTokenArgs};
+use crate::args::{CreateArgs, RevokeTokenArgs, UpdateLimitsArgs, UpdateTokenArgs};
 use crate::output::{print_json, print_lines, print_table};
 
 fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
@@ -30,14 +30,24 @@ fn token_from(supplied: Option<String>) -> anyhow::Result<(SecretToken, bool)> {
     }
 }
 
-fn new_key(customer_id: &str, token: &SecretToken) -> anyhow::Result<ApiKey> {
+fn after(duration: std::time::Duration) -> anyhow::Result<chrono::DateTime<Utc>> {
+    let duration = chrono::Duration::from_std(duration)
+        .map_err(|_| anyhow::anyhow!("duration is too long"))?;
+    Ok((Utc::now() + duration).trunc_subsecs(3))
+}
+
+fn new_key(
+    customer_id: &str,
+    token: &SecretToken,
+    expires_in: Option<std::time::Duration>,
+) -> anyhow::Result<ApiKey> {
     Ok(ApiKey {
         key_id: format_key_id(&random_bytes::<9>()?),
         customer_id: customer_id.to_owned(),
         token_hash: token.hash(),
         status: KeyStatus::Active,
         created_at: Utc::now().trunc_subsecs(3),
-        expires_at: None,
+        expires_at: expires_in.map(after).transpose()?,
     })
 }
 
@@ -128,7 +138,7 @@ pub async fn create(registry: &dyn Registry, args: CreateArgs, json: bool) -> an
             allowed_models: args.allowed_models.and_then(|models| models.0),
         },
     };
-    let key = new_key(&customer.customer_id, &token)?;
+    let key = new_key(&customer.customer_id, &token, args.expires_in)?;
     registry
         .create_customer(&customer, &key)
         .await
@@ -211,9 +221,14 @@ pub async fn update_token(
     json: bool,
 ) -> anyhow::Result<()> {
     let (token, generated) = token_from(args.token)?;
-    let key = new_key(&args.customer_id, &token)?;
+    let key = new_key(&args.customer_id, &token, args.expires_in)?;
+    let retire_old_keys_at = if args.grace_period.is_zero() {
+        None
+    } else {
+        Some(after(args.grace_period)?)
+    };
     registry
-        .replace_keys(&key)
+        .replace_keys(&key, retire_old_keys_at)
         .await
         .map_err(|error| match error {
             StoreError::NotFound { .. } => unknown_customer(&args.customer_id, error),
@@ -271,6 +286,192 @@ pub async fn update_limits(
             .daily_request_limit
             .map_or_else(|| "none".into(), |limit| limit.to_string()),
         describe_models(limits.allowed_models.as_deref())
+    )]);
+    Ok(())
+}
+
+/// How a key stands at `now`: `active`, `expired` or `revoked`.
+fn key_state(key: &ApiKey, now: chrono::DateTime<Utc>) -> &'static str {
+    if key.status == KeyStatus::Revoked {
+        "revoked"
+    } else if key.is_usable_at(now) {
+        "active"
+    } else {
+        "expired"
+    }
+}
+
+#[derive(Serialize)]
+struct KeyRow<'a> {
+    key_id: &'a str,
+    state: &'static str,
+    created_at: String,
+    expires_at: Option<String>,
+}
+
+fn key_rows(keys: &[ApiKey]) -> Vec<KeyRow<'_>> {
+    let now = Utc::now();
+    keys.iter()
+        .map(|key| KeyRow {
+            key_id: &key.key_id,
+            state: key_state(key, now),
+            created_at: key
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            expires_at: key
+                .expires_at
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        })
+        .collect()
+}
+
+fn print_key_table(rows: &[KeyRow<'_>]) {
+    print_table(
+        &["key_id", "state", "created", "expires"],
+        rows.iter()
+            .map(|row| {
+                vec![
+                    row.key_id.to_owned(),
+                    row.state.to_owned(),
+                    row.created_at.clone(),
+                    row.expires_at.clone().unwrap_or_else(|| "never".into()),
+                ]
+            })
+            .collect(),
+    );
+}
+
+async fn existing_customer(registry: &dyn Registry, customer_id: &str) -> anyhow::Result<Customer> {
+    registry
+        .customer(customer_id)
+        .await?
+        .ok_or_else(|| unknown_customer(customer_id, StoreError::not_found("customer")))
+}
+
+/// `tollgate list-keys`.
+pub async fn list_keys(
+    registry: &dyn Registry,
+    customer_id: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    existing_customer(registry, customer_id).await?;
+    let keys = registry.keys_of_customer(customer_id).await?;
+    let rows = key_rows(&keys);
+    if json {
+        return print_json(&rows);
+    }
+    print_key_table(&rows);
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct CustomerDetails<'a> {
+    customer: &'a Customer,
+    keys: Vec<KeyRow<'a>>,
+}
+
+/// `tollgate show`.
+pub async fn show(registry: &dyn Registry, customer_id: &str, json: bool) -> anyhow::Result<()> {
+    let customer = existing_customer(registry, customer_id).await?;
+    let keys = registry.keys_of_customer(customer_id).await?;
+    let details = CustomerDetails {
+        customer: &customer,
+        keys: key_rows(&keys),
+    };
+    if json {
+        return print_json(&details);
+    }
+    print_lines(&[
+        format!("customer_id: {}", customer.customer_id),
+        format!("name:        {}", customer.name),
+        format!("email:       {}", customer.email),
+        format!("status:      {}", customer.status.as_str()),
+        format!(
+            "created:     {}",
+            customer
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        format!(
+            "daily limit: {}",
+            customer
+                .limits
+                .daily_request_limit
+                .map_or_else(|| "none".into(), |limit| limit.to_string())
+        ),
+        format!(
+            "models:      {}",
+            describe_models(customer.limits.allowed_models.as_deref())
+        ),
+    ]);
+    print_key_table(&details.keys);
+    Ok(())
+}
+
+/// `tollgate revoke-token`.
+pub async fn revoke_token(
+    registry: &dyn Registry,
+    args: RevokeTokenArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    existing_customer(registry, &args.customer_id).await?;
+    let revoked = registry.revoke_key(&args.customer_id, &args.key_id).await.map_err(|error| match error {
+        StoreError::NotFound { .. } => anyhow::anyhow!(
+            "customer {} has no key {:?}; run `tollgate list-keys --customer-id {}` to see its keys",
+            args.customer_id,
+            args.key_id,
+            args.customer_id
+        ),
+        other => anyhow::Error::new(other),
+    })?;
+    let rows = key_rows(std::slice::from_ref(&revoked));
+    if json {
+        return print_json(&rows[0]);
+    }
+    print_lines(&[format!(
+        "key {} of {} is revoked",
+        revoked.key_id, args.customer_id
+    )]);
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct StatusChanged<'a> {
+    customer_id: &'a str,
+    status: &'static str,
+}
+
+/// `tollgate disable`, `enable` and `delete`.
+pub async fn set_status(
+    registry: &dyn Registry,
+    customer_id: &str,
+    status: CustomerStatus,
+    json: bool,
+) -> anyhow::Result<()> {
+    let customer = existing_customer(registry, customer_id).await?;
+    if customer.status == CustomerStatus::Deleted && status != CustomerStatus::Deleted {
+        bail!(
+            "customer {customer_id} is deleted and cannot be changed; create a new customer instead"
+        );
+    }
+    registry
+        .set_customer_status(customer_id, status)
+        .await
+        .map_err(|error| unknown_customer(customer_id, error))?;
+    if json {
+        return print_json(&StatusChanged {
+            customer_id,
+            status: status.as_str(),
+        });
+    }
+    let explanation = match status {
+        CustomerStatus::Active => "its keys work again",
+        CustomerStatus::Disabled => "its calls are refused with 403 until `tollgate enable`",
+        CustomerStatus::Deleted => "its keys are revoked; its usage history is kept",
+    };
+    print_lines(&[format!(
+        "customer {customer_id} is {}: {explanation}",
+        status.as_str()
     )]);
     Ok(())
 }

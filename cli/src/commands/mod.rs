@@ -5,6 +5,7 @@ mod serve;
 mod usage;
 
 use anyhow::Context;
+use schemas::CustomerStatus;
 use store::backend::{BackendSettings, Ports};
 
 use crate::args::{Cli, Command};
@@ -22,6 +23,42 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::UpdateLimits(args) => {
             customers::update_limits(ports.registry.as_ref(), args, cli.json).await
+        }
+        Command::Show(args) => {
+            customers::show(ports.registry.as_ref(), &args.customer_id, cli.json).await
+        }
+        Command::ListKeys(args) => {
+            customers::list_keys(ports.registry.as_ref(), &args.customer_id, cli.json).await
+        }
+        Command::RevokeToken(args) => {
+            customers::revoke_token(ports.registry.as_ref(), args, cli.json).await
+        }
+        Command::Disable(args) => {
+            customers::set_status(
+                ports.registry.as_ref(),
+                &args.customer_id,
+                CustomerStatus::Disabled,
+                cli.json,
+            )
+            .await
+        }
+        Command::Enable(args) => {
+            customers::set_status(
+                ports.registry.as_ref(),
+                &args.customer_id,
+                CustomerStatus::Active,
+                cli.json,
+            )
+            .await
+        }
+        Command::Delete(args) => {
+            customers::set_status(
+                ports.registry.as_ref(),
+                &args.customer_id,
+                CustomerStatus::Deleted,
+                cli.json,
+            )
+            .await
         }
         Command::Serve(args) => serve::serve(ports, args, cli.json).await,
     }

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
 use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
 use super::attributes::{
@@ -174,6 +175,26 @@ impl DynamoRegistry {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// An update of a key item's status and expiry to `api_key`'s.
+    fn key_update(&self, api_key: &ApiKey) -> Result<TransactWriteItem> {
+        let builder = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(key_pk(&api_key.token_hash), "KEY")))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", string(api_key.status.as_str()));
+        let builder = match api_key.expires_at {
+            Some(expires_at) => builder
+                .update_expression("SET #status = :status, #expires = :expires")
+                .expression_attribute_names("#expires", "expires_at_ms")
+                .expression_attribute_values(":expires", number(expires_at.timestamp_millis())),
+            None => builder.update_expression("SET #status = :status"),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(build(builder.build())?)
+            .build())
+    }
+
     async fn get(&self, item_key: Item) -> Result<Option<Item>> {
         let output = self
             .client
@@ -298,7 +319,11 @@ impl Registry for DynamoRegistry {
         Ok(keys)
     }
 
-    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()> {
+    async fn replace_keys(
+        &self,
+        new_key: &ApiKey,
+        retire_old_keys_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         let existing = self.keys_of_customer(&new_key.customer_id).await?;
         if existing
             .iter()
@@ -323,20 +348,7 @@ impl Registry for DynamoRegistry {
             .iter()
             .filter(|old| old.status == KeyStatus::Active)
         {
-            let revoke = build(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(key_pk(&old.token_hash), "KEY")))
-                    .update_expression("SET #status = :revoked")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(
-                        ":revoked",
-                        AttributeValue::S(KeyStatus::Revoked.as_str().into()),
-                    )
-                    .build(),
-            )?;
-            actions.push(TransactWriteItem::builder().update(revoke).build());
+            actions.push(self.key_update(&old.retired(retire_old_keys_at))?);
         }
         actions.push(self.put_if_absent(key_item(new_key))?);
         actions.push(self.put(pointer_item(new_key))?);
@@ -350,6 +362,54 @@ impl Registry for DynamoRegistry {
             }
             Err(TransactFailure::Store(error)) => Err(error),
         }
+    }
+
+    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey> {
+        let existing = self
+            .keys_of_customer(customer_id)
+            .await?
+            .into_iter()
+            .find(|api_key| api_key.key_id == key_id)
+            .ok_or_else(|| {
+                StoreError::not_found(format!("key {key_id} of customer {customer_id}"))
+            })?;
+        let revoked = existing.retired(None);
+        self.transact(vec![self.key_update(&revoked)?])
+            .await
+            .map_err(|failure| match failure {
+                TransactFailure::Conditions(_) => {
+                    StoreError::not_found(format!("key {key_id} of customer {customer_id}"))
+                }
+                TransactFailure::Store(error) => error,
+            })?;
+        Ok(revoked)
+    }
+
+    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()> {
+        let profile = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(customer_pk(customer_id), "PROFILE")))
+                .update_expression("SET #status = :status")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", string(status.as_str()))
+                .build(),
+        )?;
+        let mut actions = vec![TransactWriteItem::builder().update(profile).build()];
+        if status == CustomerStatus::Deleted {
+            for api_key in self.keys_of_customer(customer_id).await? {
+                actions.push(self.key_update(&api_key.retired(None))?);
+            }
+        }
+        self.transact(actions)
+            .await
+            .map_err(|failure| match failure {
+                TransactFailure::Conditions(_) => {
+                    StoreError::not_found(format!("customer {customer_id}"))
+                }
+                TransactFailure::Store(error) => error,
+            })
     }
 
     async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {

@@ -13,6 +13,9 @@ pub async fn run_all(registry: &dyn Registry) {
     duplicate_ids_and_token_hashes_conflict_atomically(registry).await;
     replacing_keys_revokes_the_old_ones(registry).await;
     limits_are_replaced(registry).await;
+    rotation_with_a_grace_period_keeps_old_keys_until_then(registry).await;
+    single_keys_can_be_revoked(registry).await;
+    customer_status_changes_and_deletion_revokes_keys(registry).await;
     absent_records_read_as_none_and_mutations_fail(registry).await;
 }
 
@@ -93,7 +96,7 @@ async fn replacing_keys_revokes_the_old_ones(registry: &dyn Registry) {
     registry.create_customer(&customer, &old_key).await.unwrap();
 
     let new_key_record = new_key(&customer.customer_id);
-    registry.replace_keys(&new_key_record).await.unwrap();
+    registry.replace_keys(&new_key_record, None).await.unwrap();
 
     let old = registry
         .key_by_token_hash(&old_key.token_hash)
@@ -117,10 +120,13 @@ async fn replacing_keys_revokes_the_old_ones(registry: &dyn Registry) {
     );
 
     let reuse = registry
-        .replace_keys(&ApiKey {
-            key_id: unique("key"),
-            ..new_key_record.clone()
-        })
+        .replace_keys(
+            &ApiKey {
+                key_id: unique("key"),
+                ..new_key_record.clone()
+            },
+            None,
+        )
         .await;
     assert!(matches!(reuse, Err(StoreError::Conflict(_))), "{reuse:?}");
 }
@@ -163,6 +169,169 @@ async fn absent_records_read_as_none_and_mutations_fail(registry: &dyn Registry)
         matches!(limits, Err(StoreError::NotFound { .. })),
         "{limits:?}"
     );
-    let keys = registry.replace_keys(&new_key(&absent)).await;
+    let keys = registry.replace_keys(&new_key(&absent), None).await;
     assert!(matches!(keys, Err(StoreError::NotFound { .. })), "{keys:?}");
+}
+
+async fn rotation_with_a_grace_period_keeps_old_keys_until_then(registry: &dyn Registry) {
+    let customer = new_customer();
+    let old_key = ApiKey {
+        expires_at: None,
+        ..new_key(&customer.customer_id)
+    };
+    registry.create_customer(&customer, &old_key).await.unwrap();
+    let soon_expiring = ApiKey {
+        expires_at: Some((Utc::now() + Duration::minutes(5)).trunc_subsecs(3)),
+        ..new_key(&customer.customer_id)
+    };
+    registry.replace_keys(&soon_expiring, None).await.unwrap();
+    // soon_expiring is now the only active key; rotate it away with a one-day grace.
+    let grace_end = (Utc::now() + Duration::days(1)).trunc_subsecs(3);
+    let newest = new_key(&customer.customer_id);
+    registry
+        .replace_keys(&newest, Some(grace_end))
+        .await
+        .unwrap();
+
+    let kept = registry
+        .key_by_token_hash(&soon_expiring.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.status,
+        KeyStatus::Active,
+        "still usable during the grace period"
+    );
+    assert_eq!(
+        kept.expires_at, soon_expiring.expires_at,
+        "an earlier expiry is kept"
+    );
+    let revoked = registry
+        .key_by_token_hash(&old_key.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        revoked.status,
+        KeyStatus::Revoked,
+        "revoked keys stay revoked"
+    );
+
+    let another = new_key(&customer.customer_id);
+    registry
+        .replace_keys(&another, Some(grace_end))
+        .await
+        .unwrap();
+    let graced = registry
+        .key_by_token_hash(&newest.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(graced.status, KeyStatus::Active);
+    assert_eq!(
+        graced.expires_at,
+        Some(grace_end.min(newest.expires_at.unwrap()))
+    );
+}
+
+async fn single_keys_can_be_revoked(registry: &dyn Registry) {
+    let customer = new_customer();
+    let first = new_key(&customer.customer_id);
+    registry.create_customer(&customer, &first).await.unwrap();
+    let revoked = registry
+        .revoke_key(&customer.customer_id, &first.key_id)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, KeyStatus::Revoked);
+    let stored = registry
+        .key_by_token_hash(&first.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, KeyStatus::Revoked);
+    let again = registry
+        .revoke_key(&customer.customer_id, &first.key_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status,
+        KeyStatus::Revoked,
+        "revoking twice changes nothing"
+    );
+    let missing = registry.revoke_key(&customer.customer_id, "key_nope").await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+    let other_customer = registry.revoke_key(&unique("cust"), &first.key_id).await;
+    assert!(
+        matches!(other_customer, Err(StoreError::NotFound { .. })),
+        "{other_customer:?}"
+    );
+}
+
+async fn customer_status_changes_and_deletion_revokes_keys(registry: &dyn Registry) {
+    let customer = new_customer();
+    let key = new_key(&customer.customer_id);
+    registry.create_customer(&customer, &key).await.unwrap();
+
+    registry
+        .set_customer_status(&customer.customer_id, CustomerStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        registry
+            .customer(&customer.customer_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        CustomerStatus::Disabled
+    );
+    assert_eq!(
+        registry
+            .key_by_token_hash(&key.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        KeyStatus::Active
+    );
+    registry
+        .set_customer_status(&customer.customer_id, CustomerStatus::Active)
+        .await
+        .unwrap();
+
+    registry
+        .set_customer_status(&customer.customer_id, CustomerStatus::Deleted)
+        .await
+        .unwrap();
+    let deleted = registry
+        .customer(&customer.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        deleted.status,
+        CustomerStatus::Deleted,
+        "the record is kept"
+    );
+    assert_eq!(
+        registry
+            .key_by_token_hash(&key.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        KeyStatus::Revoked
+    );
+
+    let missing = registry
+        .set_customer_status(&unique("absent"), CustomerStatus::Disabled)
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
 }

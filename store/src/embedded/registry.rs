@@ -174,7 +174,11 @@ impl Registry for EmbeddedStore {
         .await
     }
 
-    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()> {
+    async fn replace_keys(
+        &self,
+        new_key: &ApiKey,
+        retire_old_keys_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         let new_key = new_key.clone();
         self.with_connection(move |connection| {
             let transaction =
@@ -192,15 +196,71 @@ impl Registry for EmbeddedStore {
                     new_key.customer_id
                 )));
             }
-            transaction.execute(
-                "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND status = ?3",
-                params![
-                    KeyStatus::Revoked.as_str(),
-                    new_key.customer_id,
-                    KeyStatus::Active.as_str()
-                ],
-            )?;
+            match retire_old_keys_at {
+                None => transaction.execute(
+                    "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND status = ?3",
+                    params![
+                        KeyStatus::Revoked.as_str(),
+                        new_key.customer_id,
+                        KeyStatus::Active.as_str()
+                    ],
+                )?,
+                Some(at) => transaction.execute(
+                    "UPDATE api_keys SET expires_at_ms = MIN(COALESCE(expires_at_ms, ?1), ?1)
+                     WHERE customer_id = ?2 AND status = ?3",
+                    params![
+                        at.timestamp_millis(),
+                        new_key.customer_id,
+                        KeyStatus::Active.as_str()
+                    ],
+                )?,
+            };
             insert_key(&transaction, &new_key)?;
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey> {
+        let (customer_id, key_id) = (customer_id.to_owned(), key_id.to_owned());
+        self.with_connection(move |connection| {
+            let updated = connection.execute(
+                "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND key_id = ?3",
+                params![KeyStatus::Revoked.as_str(), customer_id, key_id],
+            )?;
+            if updated == 0 {
+                return Err(StoreError::not_found(format!(
+                    "key {key_id} of customer {customer_id}"
+                )));
+            }
+            Ok(connection.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?1"),
+                params![key_id],
+                key_from_row,
+            )?)
+        })
+        .await
+    }
+
+    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()> {
+        let customer_id = customer_id.to_owned();
+        self.with_connection(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let updated = transaction.execute(
+                "UPDATE customers SET status = ?1 WHERE customer_id = ?2",
+                params![status.as_str(), customer_id],
+            )?;
+            if updated == 0 {
+                return Err(StoreError::not_found(format!("customer {customer_id}")));
+            }
+            if status == CustomerStatus::Deleted {
+                transaction.execute(
+                    "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2",
+                    params![KeyStatus::Revoked.as_str(), customer_id],
+                )?;
+            }
             transaction.commit()?;
             Ok(())
         })

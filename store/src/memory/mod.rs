@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use schemas::usage_counts::aggregate_events;
 use schemas::{
-    ApiKey, CounterKey, Customer, DailyUsage, KeyStatus, Limits, TokenHash, UsageCounts,
+    ApiKey, CounterKey, Customer, CustomerStatus, DailyUsage, KeyStatus, Limits, TokenHash,
+    UsageCounts,
 };
 use uuid::Uuid;
 
@@ -190,7 +191,11 @@ impl Registry for MemoryStore {
             .collect())
     }
 
-    async fn replace_keys(&self, new_key: &ApiKey) -> Result<()> {
+    async fn replace_keys(
+        &self,
+        new_key: &ApiKey,
+        retire_old_keys_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         let mut state = self.state()?;
         if !state.customers.contains_key(&new_key.customer_id) {
             return Err(StoreError::not_found(format!(
@@ -208,11 +213,43 @@ impl Registry for MemoryStore {
         for key in state
             .keys
             .iter_mut()
-            .filter(|key| key.customer_id == new_key.customer_id)
+            .filter(|key| key.customer_id == new_key.customer_id && key.status == KeyStatus::Active)
         {
-            key.status = KeyStatus::Revoked;
+            *key = key.retired(retire_old_keys_at);
         }
         state.keys.push(new_key.clone());
+        Ok(())
+    }
+
+    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey> {
+        let mut state = self.state()?;
+        let key = state
+            .keys
+            .iter_mut()
+            .find(|key| key.customer_id == customer_id && key.key_id == key_id)
+            .ok_or_else(|| {
+                StoreError::not_found(format!("key {key_id} of customer {customer_id}"))
+            })?;
+        key.status = KeyStatus::Revoked;
+        Ok(key.clone())
+    }
+
+    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()> {
+        let mut state = self.state()?;
+        let customer = state
+            .customers
+            .get_mut(customer_id)
+            .ok_or_else(|| StoreError::not_found(format!("customer {customer_id}")))?;
+        customer.status = status;
+        if status == CustomerStatus::Deleted {
+            for key in state
+                .keys
+                .iter_mut()
+                .filter(|key| key.customer_id == customer_id)
+            {
+                key.status = KeyStatus::Revoked;
+            }
+        }
         Ok(())
     }
 
