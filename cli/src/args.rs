@@ -15,6 +15,9 @@ pub struct Cli {
     /// Log at debug level (logs go to stderr).
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Who is acting, for the audit trail [default: TOLLGATE_ACTOR, else the OS user].
+    #[arg(long, global = true, env = "TOLLGATE_ACTOR")]
+    pub actor: Option<String>,
     #[command(flatten)]
     pub backend: store::backend::BackendArgs,
 }
@@ -43,6 +46,8 @@ pub enum Command {
     Enable(CustomerIdArgs),
     /// Revoke every key of a customer; the record and its usage history are kept.
     Delete(CustomerIdArgs),
+    /// Show the audit trail of administrative actions.
+    Audit(AuditArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -73,6 +78,13 @@ pub struct CreateArgs {
 pub struct CustomerIdArgs {
     #[arg(long)]
     pub customer_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this customer's records.
+    #[arg(long)]
+    pub customer_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

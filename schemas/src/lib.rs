@@ -5,6 +5,7 @@
 //! cannot be added to one form and forgotten in another.
 
 pub mod arrow_column;
+pub mod audit;
 pub mod bedrock_stream;
 pub mod bedrock_usage;
 pub mod customer;
@@ -14,6 +15,7 @@ pub mod token;
 pub mod usage_counts;
 pub mod usage_event;
 
+pub use audit::AuditEntry;
 pub use customer::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};
 pub use error::DecodeError;
 pub use token::{SecretToken, TokenHash, TokenShape};

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use schemas::{ApiKey, Customer, CustomerStatus, Limits, TokenHash};
+use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, Limits, TokenHash};
 
 use crate::Result;
 
@@ -48,6 +48,12 @@ pub trait Registry: Send + Sync {
     /// Sets a customer's status. Setting `Deleted` also revokes every key of the customer;
     /// the customer record and its usage stay. `NotFound` if the customer is absent.
     async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()>;
+
+    /// Records an administrative action. Entries are never changed or removed.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+
+    /// The audit trail, oldest first; only one customer's when `customer_id` is given.
+    async fn audit_entries(&self, customer_id: Option<&str>) -> Result<Vec<AuditEntry>>;
 
     /// Replaces a customer's limits. `NotFound` if the customer is absent.
     async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()>;

@@ -303,6 +303,7 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
     let tollgate = Tollgate::new();
     let fake = FakeBedrock::start().await;
     let (customer_id, first_token) = tollgate.create_customer("Lifecycle Co", None);
+    let first_token_copy = first_token.clone();
     let server = tollgate.serve_against(&fake, None);
     let endpoint = format!("{}/prod/bedrock", server.base_url);
     let client = reqwest::Client::new();
@@ -325,6 +326,7 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
     // Rotation with the default grace period: both keys work.
     let rotated = tollgate.run_json(&["update-token", "--customer-id", &customer_id]);
     let second_token = rotated["token"].as_str().unwrap().to_owned();
+    let second_token_copy = second_token.clone();
     assert_eq!(
         status_of(first_token.clone()).await,
         200,
@@ -379,6 +381,7 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
         "90d",
     ]);
     let third_token = third["token"].as_str().unwrap().to_owned();
+    let third_token_copy = third_token.clone();
     assert_eq!(status_of(second_token).await, 401);
     assert_eq!(status_of(third_token.clone()).await, 200);
 
@@ -431,4 +434,59 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
         4,
         "a deleted customer's usage is kept"
     );
+
+    // Every administrative action is in the audit trail, with its actor, and no token.
+    let limits = tollgate
+        .command()
+        .args([
+            "--json",
+            "--actor",
+            "alice@operator.example",
+            "update-limits",
+            "--customer-id",
+            &customer_id,
+            "--daily-limit",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        limits.status.success(),
+        "{}",
+        String::from_utf8_lossy(&limits.stderr)
+    );
+    let audit = tollgate.run_json(&["audit", "--customer-id", &customer_id]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "create", "rotate", "revoke", "disable", "enable", "rotate", "delete", "limits"
+        ]
+    );
+    let last = audit.as_array().unwrap().last().unwrap();
+    assert_eq!(last["actor"], "alice@operator.example");
+    assert_eq!(
+        last["before"]["daily_request_limit"],
+        serde_json::Value::Null
+    );
+    assert_eq!(last["after"]["daily_request_limit"], 5);
+    assert_eq!(audit[2]["after"]["state"], "revoked");
+    let audit_text = audit.to_string();
+    let database = std::fs::read(tollgate.data_dir.join("tollgate.db")).unwrap();
+    let database_text = String::from_utf8_lossy(&database);
+    for token in [&first_token_copy, &second_token_copy, &third_token_copy] {
+        assert!(
+            !audit_text.contains(token.as_str()),
+            "no token in the audit trail"
+        );
+        assert!(
+            !database_text.contains(token.as_str()),
+            "no token in the database file"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use chrono::{SubsecRound, Utc};
 use schemas::token::{check_token_shape, format_generated_token, format_key_id};
-use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, SecretToken};
+use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, SecretToken};
 use serde::Serialize;
 use store::{Registry, StoreError};
 
@@ -124,7 +124,12 @@ fn print_issued(
 }
 
 /// `tollgate create`.
-pub async fn create(registry: &dyn Registry, args: CreateArgs, json: bool) -> anyhow::Result<()> {
+pub async fn create(
+    registry: &dyn Registry,
+    actor: &str,
+    args: CreateArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     check_name_and_email(&args.name, &args.email)?;
     let (token, generated) = token_from(args.token)?;
     let customer = Customer {
@@ -143,6 +148,16 @@ pub async fn create(registry: &dyn Registry, args: CreateArgs, json: bool) -> an
         .create_customer(&customer, &key)
         .await
         .map_err(conflict_hint)?;
+    let after = serde_json::json!({"customer": &customer, "key_id": &key.key_id, "key_expires_at": key.expires_at});
+    record_audit(
+        registry,
+        actor,
+        "create",
+        &customer.customer_id,
+        serde_json::Value::Null,
+        after,
+    )
+    .await?;
     print_issued(&customer.customer_id, &key, &token, generated, json)
 }
 
@@ -217,6 +232,7 @@ pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
 /// `tollgate update-token`.
 pub async fn update_token(
     registry: &dyn Registry,
+    actor: &str,
     args: UpdateTokenArgs,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -227,6 +243,7 @@ pub async fn update_token(
     } else {
         Some(after(args.grace_period)?)
     };
+    let keys_before = registry.keys_of_customer(&args.customer_id).await?;
     registry
         .replace_keys(&key, retire_old_keys_at)
         .await
@@ -234,6 +251,16 @@ pub async fn update_token(
             StoreError::NotFound { .. } => unknown_customer(&args.customer_id, error),
             other => conflict_hint(other),
         })?;
+    let keys_after = registry.keys_of_customer(&args.customer_id).await?;
+    record_audit(
+        registry,
+        actor,
+        "rotate",
+        &args.customer_id,
+        serde_json::json!({ "keys": key_rows(&keys_before) }),
+        serde_json::json!({ "keys": key_rows(&keys_after), "new_key_id": &key.key_id }),
+    )
+    .await?;
     print_issued(&args.customer_id, &key, &token, generated, json)
 }
 
@@ -251,17 +278,19 @@ fn describe_models(models: Option<&[String]>) -> String {
 /// `tollgate update-limits`.
 pub async fn update_limits(
     registry: &dyn Registry,
+    actor: &str,
     args: UpdateLimitsArgs,
     json: bool,
 ) -> anyhow::Result<()> {
     if args.daily_limit.is_none() && args.allowed_models.is_none() {
         bail!("nothing to change; give --daily-limit N|none and/or --allowed-models LIST|all");
     }
-    let mut limits = registry
+    let limits_before = registry
         .customer(&args.customer_id)
         .await?
         .ok_or_else(|| unknown_customer(&args.customer_id, StoreError::not_found("customer")))?
         .limits;
+    let mut limits = limits_before.clone();
     if let Some(daily_limit) = args.daily_limit {
         limits.daily_request_limit = daily_limit.as_option();
     }
@@ -272,6 +301,15 @@ pub async fn update_limits(
         .set_limits(&args.customer_id, &limits)
         .await
         .map_err(|error| unknown_customer(&args.customer_id, error))?;
+    record_audit(
+        registry,
+        actor,
+        "limits",
+        &args.customer_id,
+        serde_json::json!(limits_before),
+        serde_json::json!(limits),
+    )
+    .await?;
     if json {
         return print_json(&LimitsChanged {
             customer_id: &args.customer_id,
@@ -411,10 +449,16 @@ pub async fn show(registry: &dyn Registry, customer_id: &str, json: bool) -> any
 /// `tollgate revoke-token`.
 pub async fn revoke_token(
     registry: &dyn Registry,
+    actor: &str,
     args: RevokeTokenArgs,
     json: bool,
 ) -> anyhow::Result<()> {
     existing_customer(registry, &args.customer_id).await?;
+    let before = registry
+        .keys_of_customer(&args.customer_id)
+        .await?
+        .into_iter()
+        .find(|key| key.key_id == args.key_id);
     let revoked = registry.revoke_key(&args.customer_id, &args.key_id).await.map_err(|error| match error {
         StoreError::NotFound { .. } => anyhow::anyhow!(
             "customer {} has no key {:?}; run `tollgate list-keys --customer-id {}` to see its keys",
@@ -425,6 +469,15 @@ pub async fn revoke_token(
         other => anyhow::Error::new(other),
     })?;
     let rows = key_rows(std::slice::from_ref(&revoked));
+    record_audit(
+        registry,
+        actor,
+        "revoke",
+        &args.customer_id,
+        serde_json::json!(key_rows(before.as_slice()).first()),
+        serde_json::json!(rows.first()),
+    )
+    .await?;
     if json {
         return print_json(&rows[0]);
     }
@@ -444,6 +497,7 @@ struct StatusChanged<'a> {
 /// `tollgate disable`, `enable` and `delete`.
 pub async fn set_status(
     registry: &dyn Registry,
+    actor: &str,
     customer_id: &str,
     status: CustomerStatus,
     json: bool,
@@ -458,6 +512,20 @@ pub async fn set_status(
         .set_customer_status(customer_id, status)
         .await
         .map_err(|error| unknown_customer(customer_id, error))?;
+    let action = match status {
+        CustomerStatus::Active => "enable",
+        CustomerStatus::Disabled => "disable",
+        CustomerStatus::Deleted => "delete",
+    };
+    record_audit(
+        registry,
+        actor,
+        action,
+        customer_id,
+        serde_json::json!({ "status": customer.status.as_str() }),
+        serde_json::json!({ "status": status.as_str() }),
+    )
+    .await?;
     if json {
         return print_json(&StatusChanged {
             customer_id,
@@ -473,6 +541,84 @@ pub async fn set_status(
         "customer {customer_id} is {}: {explanation}",
         status.as_str()
     )]);
+    Ok(())
+}
+
+/// Records an administrative action in the audit trail. The change itself is already
+/// made; if the record cannot be written the command fails so the operator notices.
+async fn record_audit(
+    registry: &dyn Registry,
+    actor: &str,
+    action: &str,
+    customer_id: &str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> anyhow::Result<()> {
+    let entry = AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now().trunc_subsecs(3),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        customer_id: customer_id.to_owned(),
+        before,
+        after,
+    };
+    registry.append_audit(&entry).await.with_context(|| {
+        format!("the {action} of {customer_id} was made, but its audit record could not be written")
+    })
+}
+
+#[derive(Serialize)]
+struct AuditRow<'a> {
+    at: String,
+    actor: &'a str,
+    action: &'a str,
+    customer_id: &'a str,
+    before: &'a serde_json::Value,
+    after: &'a serde_json::Value,
+}
+
+/// `tollgate audit`.
+pub async fn audit(
+    registry: &dyn Registry,
+    customer_id: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some(customer_id) = customer_id {
+        existing_customer(registry, customer_id).await?;
+    }
+    let entries = registry.audit_entries(customer_id).await?;
+    let rows: Vec<AuditRow<'_>> = entries
+        .iter()
+        .map(|entry| AuditRow {
+            at: entry
+                .at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            actor: &entry.actor,
+            action: &entry.action,
+            customer_id: &entry.customer_id,
+            before: &entry.before,
+            after: &entry.after,
+        })
+        .collect();
+    if json {
+        return print_json(&rows);
+    }
+    print_table(
+        &["at", "actor", "action", "customer_id", "before", "after"],
+        rows.iter()
+            .map(|row| {
+                vec![
+                    row.at.clone(),
+                    row.actor.to_owned(),
+                    row.action.to_owned(),
+                    row.customer_id.to_owned(),
+                    row.before.to_string(),
+                    row.after.to_string(),
+                ]
+            })
+            .collect(),
+    );
     Ok(())
 }
 

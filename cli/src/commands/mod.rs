@@ -12,17 +12,26 @@ use crate::args::{Cli, Command};
 
 /// Runs a parsed command.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let actor = cli
+        .actor
+        .clone()
+        .filter(|actor| !actor.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned());
     let settings = cli.backend.settings()?;
     let ports = open_ports(&settings).await?;
     match cli.command {
-        Command::Create(args) => customers::create(ports.registry.as_ref(), args, cli.json).await,
+        Command::Create(args) => {
+            customers::create(ports.registry.as_ref(), &actor, args, cli.json).await
+        }
         Command::List => customers::list(ports.registry.as_ref(), cli.json).await,
         Command::Usage(args) => usage::show_usage(&ports, args, cli.json).await,
         Command::UpdateToken(args) => {
-            customers::update_token(ports.registry.as_ref(), args, cli.json).await
+            customers::update_token(ports.registry.as_ref(), &actor, args, cli.json).await
         }
         Command::UpdateLimits(args) => {
-            customers::update_limits(ports.registry.as_ref(), args, cli.json).await
+            customers::update_limits(ports.registry.as_ref(), &actor, args, cli.json).await
         }
         Command::Show(args) => {
             customers::show(ports.registry.as_ref(), &args.customer_id, cli.json).await
@@ -31,11 +40,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             customers::list_keys(ports.registry.as_ref(), &args.customer_id, cli.json).await
         }
         Command::RevokeToken(args) => {
-            customers::revoke_token(ports.registry.as_ref(), args, cli.json).await
+            customers::revoke_token(ports.registry.as_ref(), &actor, args, cli.json).await
         }
         Command::Disable(args) => {
             customers::set_status(
                 ports.registry.as_ref(),
+                &actor,
                 &args.customer_id,
                 CustomerStatus::Disabled,
                 cli.json,
@@ -45,6 +55,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Enable(args) => {
             customers::set_status(
                 ports.registry.as_ref(),
+                &actor,
                 &args.customer_id,
                 CustomerStatus::Active,
                 cli.json,
@@ -54,8 +65,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => {
             customers::set_status(
                 ports.registry.as_ref(),
+                &actor,
                 &args.customer_id,
                 CustomerStatus::Deleted,
+                cli.json,
+            )
+            .await
+        }
+        Command::Audit(args) => {
+            customers::audit(
+                ports.registry.as_ref(),
+                args.customer_id.as_deref(),
                 cli.json,
             )
             .await

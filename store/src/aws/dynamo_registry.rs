@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
-use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
 use super::attributes::{
     Item, get_number, get_optional_number, get_string, key, number, string, timestamp,
@@ -410,6 +410,71 @@ impl Registry for DynamoRegistry {
                 }
                 TransactFailure::Store(error) => error,
             })
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut item = key(
+            format!("AUDIT#{}", entry.customer_id),
+            format!("{:013}#{}", entry.at.timestamp_millis(), entry.audit_id),
+        );
+        item.insert("entity".into(), string("audit"));
+        item.insert(
+            "entry".into(),
+            string(
+                serde_json::to_string(entry)
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            ),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|error| aws_error("PutItem", &self.table, error))?;
+        Ok(())
+    }
+
+    async fn audit_entries(&self, customer_id: Option<&str>) -> Result<Vec<AuditEntry>> {
+        let items = match customer_id {
+            Some(customer_id) => self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", string(format!("AUDIT#{customer_id}")))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|error| aws_error("Query", &self.table, error))?,
+            None => self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#entity = :audit")
+                .expression_attribute_names("#entity", "entity")
+                .expression_attribute_values(":audit", string("audit"))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|error| aws_error("Scan", &self.table, error))?,
+        };
+        let mut entries = items
+            .iter()
+            .map(|item| {
+                serde_json::from_str::<AuditEntry>(&get_string(item, "entry")?)
+                    .map_err(|error| StoreError::Corrupt(format!("audit entry: {error}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        entries.sort_by_key(|entry| (entry.at, entry.audit_id));
+        Ok(entries)
     }
 
     async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {

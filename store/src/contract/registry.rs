@@ -1,7 +1,7 @@
 //! The `Registry` contract suite.
 
 use chrono::{Duration, SubsecRound, Utc};
-use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
 use super::unique;
 use crate::StoreError;
@@ -16,6 +16,7 @@ pub async fn run_all(registry: &dyn Registry) {
     rotation_with_a_grace_period_keeps_old_keys_until_then(registry).await;
     single_keys_can_be_revoked(registry).await;
     customer_status_changes_and_deletion_revokes_keys(registry).await;
+    the_audit_trail_keeps_every_entry_in_order(registry).await;
     absent_records_read_as_none_and_mutations_fail(registry).await;
 }
 
@@ -333,5 +334,47 @@ async fn customer_status_changes_and_deletion_revokes_keys(registry: &dyn Regist
     assert!(
         matches!(missing, Err(StoreError::NotFound { .. })),
         "{missing:?}"
+    );
+}
+
+async fn the_audit_trail_keeps_every_entry_in_order(registry: &dyn Registry) {
+    let customer_id = unique("audited");
+    let other = unique("audited");
+    let start = Utc::now().trunc_subsecs(3);
+    let entries: Vec<AuditEntry> = (0..3)
+        .map(|index| AuditEntry {
+            audit_id: uuid::Uuid::now_v7(),
+            at: start + Duration::milliseconds(index),
+            actor: "ops@example.com".into(),
+            action: ["create", "limits", "disable"][usize::try_from(index).unwrap()].into(),
+            customer_id: customer_id.clone(),
+            before: serde_json::json!({"index": index}),
+            after: serde_json::json!({"index": index + 1}),
+        })
+        .collect();
+    for entry in entries.iter().rev() {
+        registry.append_audit(entry).await.unwrap();
+    }
+    let unrelated = AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        customer_id: other.clone(),
+        ..entries[0].clone()
+    };
+    registry.append_audit(&unrelated).await.unwrap();
+
+    assert_eq!(
+        registry.audit_entries(Some(&customer_id)).await.unwrap(),
+        entries,
+        "oldest first, one customer's"
+    );
+    let all = registry.audit_entries(None).await.unwrap();
+    assert!(entries.iter().all(|entry| all.contains(entry)));
+    assert!(all.contains(&unrelated));
+    assert!(
+        registry
+            .audit_entries(Some(&unique("nobody")))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

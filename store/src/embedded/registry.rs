@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{OptionalExtension, Row, params};
-use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
 use super::EmbeddedStore;
 use crate::registry::Registry;
@@ -263,6 +263,43 @@ impl Registry for EmbeddedStore {
             }
             transaction.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let json =
+            serde_json::to_string(entry).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let (audit_id, at_ms, customer_id) = (
+            entry.audit_id.to_string(),
+            entry.at.timestamp_millis(),
+            entry.customer_id.clone(),
+        );
+        self.with_connection(move |connection| {
+            connection.execute(
+                "INSERT INTO audit_log (audit_id, at_ms, customer_id, entry_json) VALUES (?1, ?2, ?3, ?4)",
+                params![audit_id, at_ms, customer_id, json],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_entries(&self, customer_id: Option<&str>) -> Result<Vec<AuditEntry>> {
+        let customer_id = customer_id.map(str::to_owned);
+        self.with_connection(move |connection| {
+            let mut select = connection.prepare_cached(
+                "SELECT entry_json FROM audit_log WHERE ?1 IS NULL OR customer_id = ?1 ORDER BY at_ms, audit_id",
+            )?;
+            let rows = select.query_map(params![customer_id], |row| row.get::<_, String>(0))?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let json = row?;
+                entries.push(
+                    serde_json::from_str(&json).map_err(|error| StoreError::Corrupt(format!("audit entry: {error}")))?,
+                );
+            }
+            Ok(entries)
         })
         .await
     }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -58,6 +58,16 @@ CREATE TABLE usage_counters (
 ) WITHOUT ROWID;
 ";
 
+const SCHEMA_V2: &str = "
+CREATE TABLE audit_log (
+    audit_id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    entry_json TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX audit_log_by_customer ON audit_log (customer_id, at_ms);
+";
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -66,10 +76,46 @@ pub fn migrate(connection: &Connection) -> Result<()> {
             "database schema version {version} is newer than this build's {SCHEMA_VERSION}; upgrade tollgate"
         )));
     }
-    if version == 0 {
+    if version < 1 {
         connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
+        ))?;
+    }
+    if version < 2 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
         ))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_one_database_is_migrated_and_a_newer_one_refused() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch(&format!("{SCHEMA_V1} PRAGMA user_version = 1;"))
+            .unwrap();
+        migrate(&connection).unwrap();
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let audit_rows: i64 = connection
+            .query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(audit_rows, 0);
+
+        connection
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let refused = migrate(&connection).unwrap_err();
+        assert!(
+            refused.to_string().contains("upgrade tollgate"),
+            "{refused}"
+        );
+    }
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::usage_counts::aggregate_events;
 use schemas::{
-    ApiKey, CounterKey, Customer, CustomerStatus, DailyUsage, KeyStatus, Limits, TokenHash,
-    UsageCounts,
+    ApiKey, AuditEntry, CounterKey, Customer, CustomerStatus, DailyUsage, KeyStatus, Limits,
+    TokenHash, UsageCounts,
 };
 use uuid::Uuid;
 
@@ -28,6 +28,7 @@ struct MemoryState {
     customers: BTreeMap<String, Customer>,
     keys: Vec<ApiKey>,
     dedupe_marks: HashMap<Uuid, String>,
+    audit: Vec<AuditEntry>,
     cells: BTreeMap<CounterKey, UsageCounts>,
 }
 
@@ -251,6 +252,23 @@ impl Registry for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.state()?.audit.push(entry.clone());
+        Ok(())
+    }
+
+    async fn audit_entries(&self, customer_id: Option<&str>) -> Result<Vec<AuditEntry>> {
+        let mut entries: Vec<AuditEntry> = self
+            .state()?
+            .audit
+            .iter()
+            .filter(|entry| customer_id.is_none_or(|customer_id| entry.customer_id == customer_id))
+            .cloned()
+            .collect();
+        entries.sort_by_key(|entry| (entry.at, entry.audit_id));
+        Ok(entries)
     }
 
     async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {
