@@ -183,12 +183,8 @@ async fn parquet_row_count(ports: &Ports) -> usize {
     rows
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
-    let settings = create_resources(1).await;
-    let ports = BackendSettings::Aws(settings.clone()).open().await.unwrap();
-    let fake = FakeBedrock::start().await;
-    let (customer_id, token) = customer_with_token(ports.registry.as_ref()).await;
+/// The proxy's router as the Lambda builds it (durable events), on `ports`, forwarding to the fake.
+async fn lambda_router(ports: &Ports, fake: &FakeBedrock) -> (axum::Router, proxy::EventEmitter) {
     let runtime = BedrockRuntime::connect(&BedrockSettings {
         region: Some("us-east-1".into()),
         endpoint_url: Some(fake.endpoint_url()),
@@ -197,12 +193,11 @@ async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
     })
     .await
     .unwrap();
-    let config = ProxyConfig {
-        durable_events: true,
-        ..ProxyConfig::default()
-    };
-    let (state, _emitter) = build_state(
-        config,
+    let (state, emitter) = build_state(
+        ProxyConfig {
+            durable_events: true,
+            ..ProxyConfig::default()
+        },
         ProxyPorts {
             registry: ports.registry.clone(),
             counters: ports.counters.clone(),
@@ -210,7 +205,16 @@ async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
             runtime: Arc::new(runtime),
         },
     );
-    let router = build_router(state);
+    (build_router(state), emitter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
+    let settings = create_resources(1).await;
+    let ports = BackendSettings::Aws(settings.clone()).open().await.unwrap();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = customer_with_token(ports.registry.as_ref()).await;
+    let (router, _emitter) = lambda_router(&ports, &fake).await;
 
     // The proxy Lambda: each API Gateway event is answered only once its usage event is in Kinesis.
     let body = spec_body("What is the capital of France?").to_string();
@@ -331,27 +335,7 @@ async fn on_lambda_a_stream_ends_only_after_its_event_is_in_kinesis() {
     let ports = BackendSettings::Aws(settings).open().await.unwrap();
     let fake = FakeBedrock::start().await;
     let (_customer_id, token) = customer_with_token(ports.registry.as_ref()).await;
-    let runtime = BedrockRuntime::connect(&BedrockSettings {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(fake.endpoint_url()),
-        timeout: Duration::from_secs(30),
-        ..BedrockSettings::default()
-    })
-    .await
-    .unwrap();
-    let (state, _emitter) = build_state(
-        ProxyConfig {
-            durable_events: true,
-            ..ProxyConfig::default()
-        },
-        ProxyPorts {
-            registry: ports.registry.clone(),
-            counters: ports.counters.clone(),
-            event_log: ports.event_log.clone(),
-            runtime: Arc::new(runtime),
-        },
-    );
-    let router = build_router(state);
+    let (router, _emitter) = lambda_router(&ports, &fake).await;
     let body = serde_json::json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
         .to_string();
     let event = rest_api_event(&token, &body).replace(

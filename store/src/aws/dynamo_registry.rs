@@ -175,6 +175,23 @@ impl DynamoRegistry {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// Every item of one `entity` kind (a consistent, paginated scan).
+    async fn scan_entity(&self, entity: &str) -> Result<Vec<Item>> {
+        self.client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#entity = :entity")
+            .expression_attribute_names("#entity", "entity")
+            .expression_attribute_values(":entity", string(entity))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|error| aws_error("Scan", &self.table, error))
+    }
+
     /// An update of a key item's status and expiry to `api_key`'s.
     fn key_update(&self, api_key: &ApiKey) -> Result<TransactWriteItem> {
         let builder = Update::builder()
@@ -260,20 +277,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn list_customers(&self) -> Result<Vec<Customer>> {
-        let items = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("#entity = :customer")
-            .expression_attribute_names("#entity", "entity")
-            .expression_attribute_values(":customer", string("customer"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|error| aws_error("Scan", &self.table, error))?;
+        let items = self.scan_entity("customer").await?;
         let mut customers = items
             .iter()
             .map(customer_from_item)
@@ -451,20 +455,7 @@ impl Registry for DynamoRegistry {
                 .try_collect()
                 .await
                 .map_err(|error| aws_error("Query", &self.table, error))?,
-            None => self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("#entity = :audit")
-                .expression_attribute_names("#entity", "entity")
-                .expression_attribute_values(":audit", string("audit"))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|error| aws_error("Scan", &self.table, error))?,
+            None => self.scan_entity("audit").await?,
         };
         let mut entries = items
             .iter()
