@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
+use schemas::{EnforcementMode, LimitKind, Limits};
 
 /// Tollgate: meter, limit and bill Amazon Bedrock usage per customer.
 #[derive(Debug, Parser)]
@@ -63,12 +64,8 @@ pub struct CreateArgs {
     /// Use this token instead of generating one (at least 32 characters, e.g. `openssl rand -base64 32`).
     #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Daily request limit (UTC day); `none` for unlimited.
-    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
-    pub daily_limit: Option<LimitValue>,
-    /// Models the customer may call: comma-separated ids or patterns with `*`; `all` for every model.
-    #[arg(long, value_parser = parse_models, value_name = "LIST|all")]
-    pub allowed_models: Option<ModelsValue>,
+    #[command(flatten)]
+    pub limits: LimitFlags,
     /// The first key expires after this long (`90d`, `12h`); never when omitted.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub expires_in: Option<std::time::Duration>,
@@ -127,12 +124,165 @@ pub struct UpdateTokenArgs {
 pub struct UpdateLimitsArgs {
     #[arg(long)]
     pub customer_id: String,
-    /// Daily request limit (UTC day); `none` for unlimited.
+    #[command(flatten)]
+    pub limits: LimitFlags,
+    /// Removes a limit (repeatable, or comma-separated): the customer becomes unlimited
+    /// there, or follows the deployment's enforcement mode.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIMIT")]
+    pub clear: Vec<ClearTarget>,
+}
+
+/// Limits as flags, shared by `create` and `update-limits`. All windows are UTC calendar
+/// windows; token budgets count input plus output tokens.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitFlags {
+    /// Requests per UTC day; `none` for unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "N|none")]
     pub daily_limit: Option<LimitValue>,
+    /// Requests per UTC calendar month; `none` for unlimited.
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    pub monthly_limit: Option<LimitValue>,
+    /// Tokens (input plus output) per UTC day; `none` for unlimited.
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    pub daily_token_limit: Option<LimitValue>,
+    /// Tokens (input plus output) per UTC calendar month; `none` for unlimited.
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    pub monthly_token_limit: Option<LimitValue>,
+    /// Requests per UTC minute; `none` for unlimited.
+    #[arg(long = "rpm", visible_alias = "requests-per-minute", value_parser = parse_limit, value_name = "N|none")]
+    pub requests_per_minute: Option<LimitValue>,
     /// Models the customer may call: comma-separated ids or patterns with `*`; `all` for every model.
     #[arg(long, value_parser = parse_models, value_name = "LIST|all")]
     pub allowed_models: Option<ModelsValue>,
+    /// How the limits are enforced for this customer: `strict` (atomic reservation, never
+    /// over), `eventual` (no store write per request), or `default` (the deployment's
+    /// `--limit-mode`).
+    #[arg(long, value_parser = parse_enforcement, value_name = "strict|eventual|default")]
+    pub enforcement: Option<EnforcementValue>,
+}
+
+/// A limit `update-limits --clear` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClearTarget {
+    DailyLimit,
+    MonthlyLimit,
+    DailyTokenLimit,
+    MonthlyTokenLimit,
+    Rpm,
+    AllowedModels,
+    Enforcement,
+}
+
+impl ClearTarget {
+    fn flag(self) -> &'static str {
+        match self {
+            Self::DailyLimit => "--daily-limit",
+            Self::MonthlyLimit => "--monthly-limit",
+            Self::DailyTokenLimit => "--daily-token-limit",
+            Self::MonthlyTokenLimit => "--monthly-token-limit",
+            Self::Rpm => "--rpm",
+            Self::AllowedModels => "--allowed-models",
+            Self::Enforcement => "--enforcement",
+        }
+    }
+}
+
+/// An enforcement choice: a mode, or the deployment's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnforcementValue(pub Option<EnforcementMode>);
+
+/// Parses `strict`, `eventual` or `default`.
+pub fn parse_enforcement(text: &str) -> Result<EnforcementValue, String> {
+    let text = text.trim().to_ascii_lowercase();
+    if text == "default" {
+        return Ok(EnforcementValue(None));
+    }
+    EnforcementMode::parse(&text)
+        .map(|mode| EnforcementValue(Some(mode)))
+        .ok_or_else(|| {
+            format!("invalid enforcement mode {text:?}: use strict, eventual or default")
+        })
+}
+
+impl LimitFlags {
+    /// Whether no flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.changes().is_empty() && self.allowed_models.is_none() && self.enforcement.is_none()
+    }
+
+    fn changes(&self) -> Vec<(LimitKind, LimitValue, ClearTarget)> {
+        [
+            (
+                LimitKind::DailyRequests,
+                self.daily_limit,
+                ClearTarget::DailyLimit,
+            ),
+            (
+                LimitKind::MonthlyRequests,
+                self.monthly_limit,
+                ClearTarget::MonthlyLimit,
+            ),
+            (
+                LimitKind::DailyTokens,
+                self.daily_token_limit,
+                ClearTarget::DailyTokenLimit,
+            ),
+            (
+                LimitKind::MonthlyTokens,
+                self.monthly_token_limit,
+                ClearTarget::MonthlyTokenLimit,
+            ),
+            (
+                LimitKind::RequestsPerMinute,
+                self.requests_per_minute,
+                ClearTarget::Rpm,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(kind, value, target)| value.map(|value| (kind, value, target)))
+        .collect()
+    }
+
+    fn sets(&self, target: ClearTarget) -> bool {
+        match target {
+            ClearTarget::AllowedModels => self.allowed_models.is_some(),
+            ClearTarget::Enforcement => self.enforcement.is_some(),
+            other => self.changes().iter().any(|(_, _, target)| *target == other),
+        }
+    }
+
+    /// Applies the flags, then removes every cleared limit. Setting and clearing the same
+    /// limit is an error.
+    pub fn apply(&self, limits: &mut Limits, clear: &[ClearTarget]) -> Result<(), String> {
+        if let Some(target) = clear.iter().find(|target| self.sets(**target)) {
+            let flag = target.flag();
+            return Err(format!(
+                "{flag} is both set and cleared; give either {flag} or --clear {}",
+                &flag[2..]
+            ));
+        }
+        for (kind, value, _) in self.changes() {
+            kind.set_cap(limits, value.as_option());
+        }
+        if let Some(models) = &self.allowed_models {
+            limits.allowed_models = models.0.clone();
+        }
+        if let Some(enforcement) = self.enforcement {
+            limits.enforcement = enforcement.0;
+        }
+        for target in clear {
+            match target {
+                ClearTarget::DailyLimit => limits.daily_request_limit = None,
+                ClearTarget::MonthlyLimit => limits.monthly_request_limit = None,
+                ClearTarget::DailyTokenLimit => limits.daily_token_limit = None,
+                ClearTarget::MonthlyTokenLimit => limits.monthly_token_limit = None,
+                ClearTarget::Rpm => limits.requests_per_minute = None,
+                ClearTarget::AllowedModels => limits.allowed_models = None,
+                ClearTarget::Enforcement => limits.enforcement = None,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An allow-list of models; `None` inside means every model.
@@ -267,6 +417,60 @@ mod tests {
             ])))
         );
         assert!(parse_models(",").is_err());
+        assert_eq!(
+            parse_enforcement("Strict"),
+            Ok(EnforcementValue(Some(EnforcementMode::Strict)))
+        );
+        assert_eq!(parse_enforcement("default"), Ok(EnforcementValue(None)));
+        assert!(
+            parse_enforcement("lax")
+                .unwrap_err()
+                .contains("strict, eventual or default")
+        );
+    }
+
+    #[test]
+    fn limit_flags_set_and_clear_exactly_what_they_name() {
+        let mut limits = Limits {
+            daily_request_limit: Some(10),
+            requests_per_minute: Some(5),
+            allowed_models: Some(vec!["anthropic.*".into()]),
+            ..Limits::default()
+        };
+        let flags = LimitFlags {
+            monthly_limit: Some(LimitValue::Limit(300)),
+            daily_token_limit: Some(LimitValue::Limit(50_000)),
+            enforcement: Some(EnforcementValue(Some(EnforcementMode::Strict))),
+            ..LimitFlags::default()
+        };
+        assert!(!flags.is_empty());
+        assert!(LimitFlags::default().is_empty());
+        flags
+            .apply(&mut limits, &[ClearTarget::Rpm, ClearTarget::AllowedModels])
+            .unwrap();
+        assert_eq!(
+            limits,
+            Limits {
+                daily_request_limit: Some(10),
+                monthly_request_limit: Some(300),
+                daily_token_limit: Some(50_000),
+                enforcement: Some(EnforcementMode::Strict),
+                ..Limits::default()
+            }
+        );
+        let before = limits.clone();
+        let conflicting = LimitFlags {
+            daily_limit: Some(LimitValue::Limit(1)),
+            ..LimitFlags::default()
+        };
+        let error = conflicting
+            .apply(&mut limits, &[ClearTarget::DailyLimit])
+            .unwrap_err();
+        assert!(
+            error.contains("--daily-limit is both set and cleared"),
+            "{error}"
+        );
+        assert_eq!(limits, before, "a refused change changes nothing");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::quota::EnforcementMode;
 use crate::token::TokenHash;
 
 /// Whether a customer may call the proxy.
@@ -44,9 +45,20 @@ impl CustomerStatus {
 pub struct Limits {
     /// Admitted requests per UTC day (the spec's `--daily-limit`).
     pub daily_request_limit: Option<u64>,
+    /// Admitted requests per UTC calendar month.
+    pub monthly_request_limit: Option<u64>,
+    /// Input plus output tokens per UTC day.
+    pub daily_token_limit: Option<u64>,
+    /// Input plus output tokens per UTC calendar month.
+    pub monthly_token_limit: Option<u64>,
+    /// Admitted requests per UTC minute.
+    pub requests_per_minute: Option<u64>,
     /// Model ids the customer may call, as patterns where `*` matches any run of
     /// characters (`anthropic.*`, `*claude-3-5*`); `None` allows every model.
     pub allowed_models: Option<Vec<String>>,
+    /// How the caps are enforced for this customer; `None` follows the deployment's
+    /// setting.
+    pub enforcement: Option<EnforcementMode>,
 }
 
 impl Limits {

@@ -13,7 +13,7 @@ use crate::archive::Archive;
 use crate::aws::{AwsBackend, AwsSettings};
 use crate::embedded::EmbeddedStore;
 use crate::objects::local_object_store;
-use crate::{Counters, EventLog, Registry, Result, StoreError};
+use crate::{Counters, EventLog, Quotas, Registry, Result, StoreError};
 
 /// Which set of backends to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -151,6 +151,8 @@ impl BackendArgs {
 pub struct Ports {
     pub registry: Arc<dyn Registry>,
     pub counters: Arc<dyn Counters>,
+    /// Strict-mode limit windows.
+    pub quotas: Arc<dyn Quotas>,
     pub event_log: Arc<dyn EventLog>,
     pub objects: Arc<dyn ObjectStore>,
     /// The raw archive; `None` on the embedded backend, whose event log is the archive.
@@ -178,6 +180,7 @@ impl BackendSettings {
                 Ok(Ports {
                     registry: store.clone(),
                     counters: store.clone(),
+                    quotas: store.clone(),
                     event_log: store,
                     objects,
                     archive: None,
@@ -194,6 +197,7 @@ impl BackendSettings {
                 Ok(Ports {
                     registry: backend.registry.clone(),
                     counters: backend.counters.clone(),
+                    quotas: backend.quotas.clone(),
                     event_log: backend.event_log.clone(),
                     objects: backend.objects.clone(),
                     archive: backend

@@ -4,6 +4,7 @@
 //! - [`EventLog`]: the append-only log of usage events, read per partition from a checkpoint;
 //! - [`Registry`]: customers, keys (looked up by token hash) and limits;
 //! - [`Counters`]: per customer, day and model counters, applied idempotently by `event_id`;
+//! - [`Quotas`]: atomic reservations against limit windows (strict enforcement);
 //! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation).
 //!
 //! Parquet, archive and quarantine objects go through the `object_store` crate directly.
@@ -21,6 +22,7 @@ pub mod memory;
 pub mod model_runtime;
 pub mod objects;
 pub mod process;
+pub mod quotas;
 pub mod registry;
 pub mod simulated;
 
@@ -36,4 +38,5 @@ pub use event_log::{
 pub use model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
+pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 pub use registry::Registry;

@@ -30,6 +30,24 @@ async fn dynamo_counters_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_quotas_contract() {
+    let backend = backend(1).await;
+    store::contract::quotas::run_all(backend.quotas.as_ref()).await;
+}
+
+#[tokio::test]
+async fn dynamo_quotas_hold_across_clients() {
+    let settings = create_resources(1).await;
+    let first = AwsBackend::connect(settings.clone()).await.unwrap();
+    let second = AwsBackend::connect(settings).await.unwrap();
+    store::contract::quotas::concurrent_reservations_never_pass_the_cap(&[
+        first.quotas.as_ref(),
+        second.quotas.as_ref(),
+    ])
+    .await;
+}
+
+#[tokio::test]
 async fn kinesis_event_log_contract() {
     let backend = backend(2).await;
     store::contract::event_log::run_all(backend.event_log.as_ref()).await;

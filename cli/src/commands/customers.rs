@@ -3,7 +3,9 @@
 use anyhow::{Context, bail};
 use chrono::{SubsecRound, Utc};
 use schemas::token::{check_token_shape, format_generated_token, format_key_id};
-use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, SecretToken};
+use schemas::{
+    ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, LimitKind, Limits, SecretToken,
+};
 use serde::Serialize;
 use store::{Registry, StoreError};
 
@@ -131,6 +133,10 @@ pub async fn create(
     json: bool,
 ) -> anyhow::Result<()> {
     check_name_and_email(&args.name, &args.email)?;
+    let mut limits = Limits::default();
+    args.limits
+        .apply(&mut limits, &[])
+        .map_err(anyhow::Error::msg)?;
     let (token, generated) = token_from(args.token)?;
     let customer = Customer {
         customer_id: uuid::Uuid::now_v7().to_string(),
@@ -138,10 +144,7 @@ pub async fn create(
         email: args.email.trim().to_owned(),
         status: CustomerStatus::Active,
         created_at: Utc::now().trunc_subsecs(3),
-        limits: Limits {
-            daily_request_limit: args.daily_limit.and_then(|limit| limit.as_option()),
-            allowed_models: args.allowed_models.and_then(|models| models.0),
-        },
+        limits,
     };
     let key = new_key(&customer.customer_id, &token, args.expires_in)?;
     registry
@@ -169,6 +172,7 @@ struct CustomerRow<'a> {
     status: &'a str,
     daily_limit: Option<u64>,
     allowed_models: Option<&'a [String]>,
+    limits: &'a Limits,
     created_at: String,
 }
 
@@ -187,6 +191,7 @@ pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
             status: customer.status.as_str(),
             daily_limit: customer.limits.daily_request_limit,
             allowed_models: customer.limits.allowed_models.as_deref(),
+            limits: &customer.limits,
             created_at: customer
                 .created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -208,6 +213,7 @@ pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
             "email",
             "status",
             "daily limit",
+            "other limits",
             "models",
             "created",
         ],
@@ -220,6 +226,7 @@ pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
                     row.status.to_owned(),
                     row.daily_limit
                         .map_or_else(|| "none".into(), |limit| limit.to_string()),
+                    describe_other_limits(row.limits),
                     describe_models(row.allowed_models),
                     row.created_at.clone(),
                 ]
@@ -269,10 +276,71 @@ struct LimitsChanged<'a> {
     customer_id: &'a str,
     daily_limit: Option<u64>,
     allowed_models: Option<&'a [String]>,
+    limits: &'a Limits,
 }
 
 fn describe_models(models: Option<&[String]>) -> String {
     models.map_or_else(|| "all".to_owned(), |models| models.join(", "))
+}
+
+fn describe_cap(cap: Option<u64>) -> String {
+    cap.map_or_else(|| "none".into(), |cap| cap.to_string())
+}
+
+/// Every limit but the daily request limit, compactly (`monthly 3000, rpm 60`), or `-`.
+fn describe_other_limits(limits: &Limits) -> String {
+    let mut parts: Vec<String> = LimitKind::ALL
+        .iter()
+        .filter(|kind| **kind != LimitKind::DailyRequests)
+        .filter_map(|kind| {
+            kind.cap(limits)
+                .map(|cap| format!("{} {cap}", kind.as_str()))
+        })
+        .collect();
+    if let Some(mode) = limits.enforcement {
+        parts.push(mode.as_str().to_owned());
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// One line per limit, for `show` and `update-limits`.
+fn limit_lines(limits: &Limits) -> Vec<String> {
+    vec![
+        format!(
+            "daily limit:         {}",
+            describe_cap(limits.daily_request_limit)
+        ),
+        format!(
+            "monthly limit:       {}",
+            describe_cap(limits.monthly_request_limit)
+        ),
+        format!(
+            "daily token limit:   {}",
+            describe_cap(limits.daily_token_limit)
+        ),
+        format!(
+            "monthly token limit: {}",
+            describe_cap(limits.monthly_token_limit)
+        ),
+        format!(
+            "requests per minute: {}",
+            describe_cap(limits.requests_per_minute)
+        ),
+        format!(
+            "enforcement:         {}",
+            limits
+                .enforcement
+                .map_or("deployment default", |mode| mode.as_str())
+        ),
+        format!(
+            "models:              {}",
+            describe_models(limits.allowed_models.as_deref())
+        ),
+    ]
 }
 
 /// `tollgate update-limits`.
@@ -282,8 +350,10 @@ pub async fn update_limits(
     args: UpdateLimitsArgs,
     json: bool,
 ) -> anyhow::Result<()> {
-    if args.daily_limit.is_none() && args.allowed_models.is_none() {
-        bail!("nothing to change; give --daily-limit N|none and/or --allowed-models LIST|all");
+    if args.limits.is_empty() && args.clear.is_empty() {
+        bail!(
+            "nothing to change; give a limit such as --daily-limit N|none, --monthly-limit, --daily-token-limit, --monthly-token-limit, --rpm, --allowed-models LIST|all or --enforcement, or --clear LIMIT"
+        );
     }
     let limits_before = registry
         .customer(&args.customer_id)
@@ -291,12 +361,9 @@ pub async fn update_limits(
         .ok_or_else(|| unknown_customer(&args.customer_id, StoreError::not_found("customer")))?
         .limits;
     let mut limits = limits_before.clone();
-    if let Some(daily_limit) = args.daily_limit {
-        limits.daily_request_limit = daily_limit.as_option();
-    }
-    if let Some(models) = args.allowed_models {
-        limits.allowed_models = models.0;
-    }
+    args.limits
+        .apply(&mut limits, &args.clear)
+        .map_err(anyhow::Error::msg)?;
     registry
         .set_limits(&args.customer_id, &limits)
         .await
@@ -315,16 +382,16 @@ pub async fn update_limits(
             customer_id: &args.customer_id,
             daily_limit: limits.daily_request_limit,
             allowed_models: limits.allowed_models.as_deref(),
+            limits: &limits,
         });
     }
-    print_lines(&[format!(
-        "limits of {}: daily limit {}, models {}",
-        args.customer_id,
-        limits
-            .daily_request_limit
-            .map_or_else(|| "none".into(), |limit| limit.to_string()),
-        describe_models(limits.allowed_models.as_deref())
-    )]);
+    let mut lines = vec![format!("limits of {}:", args.customer_id)];
+    lines.extend(
+        limit_lines(&limits)
+            .into_iter()
+            .map(|line| format!("  {line}")),
+    );
+    print_lines(&lines);
     Ok(())
 }
 
@@ -430,18 +497,8 @@ pub async fn show(registry: &dyn Registry, customer_id: &str, json: bool) -> any
                 .created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
-        format!(
-            "daily limit: {}",
-            customer
-                .limits
-                .daily_request_limit
-                .map_or_else(|| "none".into(), |limit| limit.to_string())
-        ),
-        format!(
-            "models:      {}",
-            describe_models(customer.limits.allowed_models.as_deref())
-        ),
     ]);
+    print_lines(&limit_lines(&customer.limits));
     print_key_table(&details.keys);
     Ok(())
 }

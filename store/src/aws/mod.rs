@@ -6,6 +6,7 @@
 
 mod attributes;
 pub mod dynamo_counters;
+pub mod dynamo_quotas;
 pub mod dynamo_registry;
 pub mod errors;
 pub mod firehose_archive;
@@ -14,6 +15,7 @@ pub mod s3_objects;
 pub mod settings;
 
 pub use dynamo_counters::DynamoCounters;
+pub use dynamo_quotas::DynamoQuotas;
 pub use dynamo_registry::DynamoRegistry;
 pub use firehose_archive::FirehoseArchive;
 pub use kinesis_log::KinesisEventLog;

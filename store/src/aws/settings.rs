@@ -10,7 +10,7 @@ use object_store::ObjectStore;
 
 use super::errors::aws_error;
 use super::s3_objects::s3_object_store;
-use super::{DynamoCounters, DynamoRegistry, FirehoseArchive, KinesisEventLog};
+use super::{DynamoCounters, DynamoQuotas, DynamoRegistry, FirehoseArchive, KinesisEventLog};
 use crate::{Result, StoreError};
 
 /// Names and endpoints of the AWS resources Tollgate uses.
@@ -40,6 +40,7 @@ pub struct AwsSettings {
 pub struct AwsBackend {
     pub registry: Arc<DynamoRegistry>,
     pub counters: Arc<DynamoCounters>,
+    pub quotas: Arc<DynamoQuotas>,
     pub event_log: Arc<KinesisEventLog>,
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
@@ -99,6 +100,7 @@ impl AwsBackend {
                 &settings.counters_table,
                 settings.dedupe_retention,
             )),
+            quotas: Arc::new(DynamoQuotas::new(dynamo.clone(), &settings.counters_table)),
             event_log: Arc::new(KinesisEventLog::new(
                 kinesis.clone(),
                 &settings.stream_name,

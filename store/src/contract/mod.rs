@@ -6,6 +6,7 @@
 
 pub mod counters;
 pub mod event_log;
+pub mod quotas;
 pub mod registry;
 
 use chrono::{NaiveDate, TimeZone, Utc};

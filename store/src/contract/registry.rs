@@ -140,7 +140,12 @@ async fn limits_are_replaced(registry: &dyn Registry) {
         .unwrap();
     let limits = Limits {
         daily_request_limit: Some(1000),
+        monthly_request_limit: Some(20_000),
+        daily_token_limit: Some(1_000_000),
+        monthly_token_limit: Some(10_000_000),
+        requests_per_minute: Some(60),
         allowed_models: Some(vec!["anthropic.*".into(), "amazon.nova-lite-v1:0".into()]),
+        enforcement: Some(schemas::EnforcementMode::Strict),
     };
     registry
         .set_limits(&customer.customer_id, &limits)

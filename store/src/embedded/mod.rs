@@ -6,6 +6,7 @@
 
 mod counters;
 mod event_log;
+mod quotas;
 mod registry;
 mod schema;
 
@@ -106,6 +107,21 @@ mod tests {
     async fn embedded_registry_contract() {
         let (_directory, store) = temp_store();
         contract::registry::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_quotas_contract() {
+        let (_directory, store) = temp_store();
+        contract::quotas::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_quotas_hold_across_processes_sharing_the_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("tollgate.db");
+        let first = EmbeddedStore::open(&path).unwrap();
+        let second = EmbeddedStore::open(&path).unwrap();
+        contract::quotas::concurrent_reservations_never_pass_the_cap(&[&first, &second]).await;
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -68,6 +68,18 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_by_customer ON audit_log (customer_id, at_ms);
 ";
 
+const SCHEMA_V3: &str = "
+CREATE TABLE quota_windows (
+    customer_id TEXT NOT NULL,
+    window_id TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    forget_after_ms INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, window_id)
+) WITHOUT ROWID;
+ALTER TABLE api_keys ADD COLUMN last_used_at_ms INTEGER;
+";
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -84,6 +96,11 @@ pub fn migrate(connection: &Connection) -> Result<()> {
     if version < 2 {
         connection.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
+        ))?;
+    }
+    if version < 3 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;"
         ))?;
     }
     Ok(())
@@ -108,6 +125,10 @@ mod tests {
             .query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))
             .unwrap();
         assert_eq!(audit_rows, 0);
+        let quota_rows: i64 = connection
+            .query_row("SELECT count(*) FROM quota_windows", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(quota_rows, 0);
 
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use schemas::quota::Level;
 use schemas::usage_counts::aggregate_events;
 use schemas::{
     ApiKey, AuditEntry, CounterKey, Customer, CustomerStatus, DailyUsage, KeyStatus, Limits,
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use crate::counters::{ApplyReport, Counters, SourcedEvent};
 use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
+use crate::quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 use crate::registry::Registry;
 use crate::{Result, StoreError};
 
@@ -30,6 +32,7 @@ struct MemoryState {
     dedupe_marks: HashMap<Uuid, String>,
     audit: Vec<AuditEntry>,
     cells: BTreeMap<CounterKey, UsageCounts>,
+    quota_windows: HashMap<(String, String), Level>,
 }
 
 /// Every port, in memory.
@@ -283,6 +286,65 @@ impl Registry for MemoryStore {
 }
 
 #[async_trait]
+impl Quotas for MemoryStore {
+    async fn reserve(&self, customer_id: &str, charges: &[QuotaCharge]) -> Result<Reservation> {
+        let mut state = self.state()?;
+        let key = |window: &str| (customer_id.to_owned(), window.to_owned());
+        let levels: Vec<Level> = charges
+            .iter()
+            .map(|charge| {
+                state
+                    .quota_windows
+                    .get(&key(&charge.window))
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .collect();
+        if let Some(refused) = charges
+            .iter()
+            .zip(&levels)
+            .position(|(charge, level)| !charge.fits(*level))
+        {
+            return Ok(Reservation::Refused { refused, levels });
+        }
+        let mut after = Vec::with_capacity(charges.len());
+        for charge in charges {
+            let level = state.quota_windows.entry(key(&charge.window)).or_default();
+            level.requests = level.requests.saturating_add(charge.requests);
+            level.tokens = level.tokens.saturating_add(charge.tokens);
+            after.push(*level);
+        }
+        Ok(Reservation::Granted(after))
+    }
+
+    async fn adjust(&self, customer_id: &str, adjustments: &[QuotaAdjustment]) -> Result<()> {
+        let mut state = self.state()?;
+        for adjustment in adjustments {
+            let level = state
+                .quota_windows
+                .entry((customer_id.to_owned(), adjustment.window.clone()))
+                .or_default();
+            level.tokens = level.tokens.saturating_add_signed(adjustment.tokens);
+        }
+        Ok(())
+    }
+
+    async fn levels(&self, customer_id: &str, windows: &[String]) -> Result<Vec<Level>> {
+        let state = self.state()?;
+        Ok(windows
+            .iter()
+            .map(|window| {
+                state
+                    .quota_windows
+                    .get(&(customer_id.to_owned(), window.clone()))
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
 impl Counters for MemoryStore {
     async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
         let mut state = self.state()?;
@@ -347,6 +409,11 @@ mod tests {
     #[tokio::test]
     async fn memory_registry_contract() {
         contract::registry::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_quotas_contract() {
+        crate::contract::quotas::run_all(&MemoryStore::new()).await;
     }
 
     #[tokio::test]
