@@ -1,110 +1,348 @@
-//! Admission against the customer's limits.
+//! Admission against a customer's limits, in either enforcement mode.
 //!
-//! The decision itself is a pure function. The [`AdmissionTally`] supplies the count it
-//! decides on: the counter projection (read through a short cache) combined with what
-//! this process admitted since, so a single proxy enforces the daily limit exactly even
-//! while the metering consumer lags. With several proxies, each adds what the counters
-//! already show; the overshoot is bounded by the consumer's lag (eventual mode).
+//! The decision is the pure [`schemas::quota::evaluate`]; this module supplies the window
+//! levels it decides on:
+//! - **eventual**: the counter projection (read through a short cache) merged with what
+//!   this process admitted and settled since, plus a per-process minute count. No store
+//!   write on the request path. One proxy enforces exactly; several proxies can overshoot
+//!   by what the consumer has not yet counted.
+//! - **strict**: an atomic reservation in the [`Quotas`] store before forwarding (one
+//!   request, and for token budgets `max_tokens` plus an input estimate), settled to the
+//!   actual token count when the call ends. Concurrent requests never pass a cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use schemas::Limits;
+use futures::future::BoxFuture;
+use schemas::quota::{
+    Cost, Decision, EnforcementMode, Level, LimitHit, LimitKind, RateLimitStatus, WindowKind,
+    evaluate, has_caps, has_token_caps, month_start, requested_max_tokens, tightest,
+    token_reservation,
+};
 use schemas::usage_counts::total_counts;
-use store::Counters;
+use schemas::{Customer, Limits};
+use store::{Counters, QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 
-/// The outcome of admission.
+/// How admission is configured for a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionSettings {
+    /// The mode for customers who have none of their own.
+    pub default_mode: EnforcementMode,
+    /// Output tokens a strict token budget reserves when the body names no `max_tokens`.
+    pub default_output_reservation: u64,
+    /// How long a counter read is reused by eventual mode.
+    pub counter_cache_ttl: Duration,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        Self {
+            default_mode: EnforcementMode::Eventual,
+            default_output_reservation: 4_096,
+            counter_cache_ttl: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What an admitted call holds until it is settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    Admit,
-    Reject {
-        message: String,
-        retry_after_seconds: u64,
-    },
+pub struct Grant {
+    customer_id: String,
+    mode: EnforcementMode,
+    /// Strict: the token windows charged and the tokens reserved in each.
+    reserved: Vec<(String, DateTime<Utc>)>,
+    reserved_tokens: u64,
+    /// Eventual: the day the call was counted in.
+    day: NaiveDate,
+    /// The tightest limit after admitting the call, for `RateLimit-*` headers.
+    pub rate: Option<RateLimitStatus>,
 }
 
-/// Seconds from `now` until the next UTC midnight, at least 1.
-pub fn seconds_until_next_utc_day(now: DateTime<Utc>) -> u64 {
-    let tomorrow = now
-        .date_naive()
-        .succ_opt()
-        .and_then(|day| day.and_hms_opt(0, 0, 0));
-    let seconds = tomorrow.map_or(1, |midnight| (midnight - now.naive_utc()).num_seconds());
-    u64::try_from(seconds).unwrap_or(1).max(1)
+/// A grant and the limiter that settles it; settles exactly once, when consumed.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    limiter: Arc<Limiter>,
+    grant: Grant,
 }
 
-/// Decides whether one more request may be admitted given today's admitted count.
-pub fn decide(limits: &Limits, admitted_today: u64, now: DateTime<Utc>) -> Admission {
-    match limits.daily_request_limit {
-        Some(limit) if admitted_today >= limit => {
-            let retry_after_seconds = seconds_until_next_utc_day(now);
-            Admission::Reject {
-                message: format!(
-                    "daily request limit of {limit} reached; it resets at 00:00 UTC, in {retry_after_seconds} seconds. Ask your provider to raise the limit if you need more"
-                ),
-                retry_after_seconds,
+impl Settlement {
+    /// Ties a grant to its limiter.
+    pub fn new(limiter: Arc<Limiter>, grant: Grant) -> Self {
+        Self { limiter, grant }
+    }
+
+    /// Settles with the call's actual tokens (input plus output), in the background.
+    pub fn settle(self, actual_tokens: u64) {
+        if let Some(write) = self.limiter.settle(self.grant, actual_tokens) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(write);
+                }
+                Err(_) => tracing::error!("no runtime to settle a token reservation"),
             }
         }
-        _ => Admission::Admit,
     }
+}
+
+/// The result of admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Admit(Grant),
+    /// Refused for a limit (metered as `rejected_limit`).
+    Reject(LimitHit),
+    /// Strict mode could not reach its store; the call is refused with 503, not metered.
+    Unavailable(String),
 }
 
 #[derive(Debug, Default)]
 struct CustomerTally {
     day: Option<NaiveDate>,
-    /// Best estimate of requests admitted today, across all proxies.
-    admitted: u64,
-    /// When the counter projection was last read, and what it said.
-    store_read: Option<(Instant, u64)>,
+    /// Best estimates, across all proxies, of today's and this month's levels.
+    today: Level,
+    month: Level,
+    /// This process's requests in the current minute.
+    minute: Option<(DateTime<Utc>, u64)>,
+    /// When the counter projection was last read, and what it said (today, month).
+    store_read: Option<(Instant, Level, Level)>,
 }
 
-/// Per-customer admitted-request counts for the current UTC day.
-pub struct AdmissionTally {
+impl CustomerTally {
+    fn roll_to(&mut self, today: NaiveDate) {
+        match self.day {
+            Some(day) if day == today => {}
+            Some(day) if month_start(day) == month_start(today) => {
+                self.day = Some(today);
+                self.today = Level::default();
+                self.store_read = None;
+            }
+            _ => {
+                *self = Self {
+                    day: Some(today),
+                    minute: self.minute,
+                    ..Self::default()
+                };
+            }
+        }
+    }
+
+    fn minute_count(&self, minute: DateTime<Utc>) -> u64 {
+        match self.minute {
+            Some((at, count)) if at == minute => count,
+            _ => 0,
+        }
+    }
+
+    fn merge_store(&mut self, today: Level, month: Level) {
+        self.today.requests = self.today.requests.max(today.requests);
+        self.today.tokens = self.today.tokens.max(today.tokens);
+        self.month.requests = self.month.requests.max(month.requests);
+        self.month.tokens = self.month.tokens.max(month.tokens);
+    }
+}
+
+/// Decides on calls and settles them.
+pub struct Limiter {
     counters: Arc<dyn Counters>,
-    cache_ttl: Duration,
+    quotas: Arc<dyn Quotas>,
+    settings: AdmissionSettings,
     customers: Mutex<HashMap<String, CustomerTally>>,
 }
 
-impl std::fmt::Debug for AdmissionTally {
+impl std::fmt::Debug for Limiter {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
-            .debug_struct("AdmissionTally")
-            .field("cache_ttl", &self.cache_ttl)
+            .debug_struct("Limiter")
+            .field("settings", &self.settings)
             .finish()
     }
 }
 
-impl AdmissionTally {
-    /// A tally over the given counter projection.
-    pub fn new(counters: Arc<dyn Counters>, cache_ttl: Duration) -> Self {
+fn level_of_counts(cells: &[schemas::DailyUsage], from: NaiveDate, to: NaiveDate) -> Level {
+    let totals = total_counts(
+        cells
+            .iter()
+            .filter(|cell| (from..=to).contains(&cell.day))
+            .map(|cell| &cell.counts),
+    );
+    Level {
+        requests: totals.requests,
+        tokens: totals.total_tokens(),
+    }
+}
+
+/// The windows a customer's caps need, with what each charges and caps.
+fn charges_for(limits: &Limits, now: DateTime<Utc>, reservation: u64) -> Vec<QuotaCharge> {
+    [WindowKind::Minute, WindowKind::Day, WindowKind::Month]
+        .into_iter()
+        .filter_map(|window_kind| {
+            let caps: Vec<LimitKind> = LimitKind::ALL
+                .into_iter()
+                .filter(|kind| kind.window() == window_kind && kind.cap(limits).is_some())
+                .collect();
+            if caps.is_empty() {
+                return None;
+            }
+            let cap_of = |unit: schemas::quota::Unit| {
+                caps.iter()
+                    .find(|kind| kind.unit() == unit)
+                    .and_then(|kind| kind.cap(limits))
+            };
+            let token_cap = cap_of(schemas::quota::Unit::Tokens);
+            let window = window_kind.containing(now);
+            Some(QuotaCharge {
+                window: window.id,
+                resets_at: window.resets_at,
+                requests: 1,
+                tokens: if token_cap.is_some() { reservation } else { 0 },
+                request_cap: cap_of(schemas::quota::Unit::Requests),
+                token_cap,
+            })
+        })
+        .collect()
+}
+
+/// The level a window kind has in `levels`, matched to `charges` by window id.
+fn level_for(
+    charges: &[QuotaCharge],
+    levels: &[Level],
+    now: DateTime<Utc>,
+    kind: WindowKind,
+) -> Level {
+    let id = kind.containing(now).id;
+    charges
+        .iter()
+        .zip(levels)
+        .find(|(charge, _)| charge.window == id)
+        .map(|(_, level)| *level)
+        .unwrap_or_default()
+}
+
+impl Limiter {
+    /// A limiter over the counter projection (eventual) and the quota store (strict).
+    pub fn new(
+        counters: Arc<dyn Counters>,
+        quotas: Arc<dyn Quotas>,
+        settings: AdmissionSettings,
+    ) -> Self {
         Self {
             counters,
-            cache_ttl,
+            quotas,
+            settings,
             customers: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cached_store_count(&self, customer_id: &str, today: NaiveDate) -> Option<u64> {
-        let customers = self.customers.lock().ok()?;
-        let tally = customers.get(customer_id)?;
-        match (tally.day, tally.store_read) {
-            (Some(day), Some((read_at, count)))
-                if day == today && read_at.elapsed() < self.cache_ttl =>
-            {
-                Some(count)
+    /// The mode that applies to a customer.
+    pub fn mode_for(&self, limits: &Limits) -> EnforcementMode {
+        limits.enforcement.unwrap_or(self.settings.default_mode)
+    }
+
+    /// Decides on one call. `model_body` is what will be sent to the model (read for
+    /// `max_tokens` only when a strict token budget applies).
+    pub async fn admit(
+        &self,
+        customer: &Customer,
+        model_body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Admission {
+        let limits = &customer.limits;
+        let mode = self.mode_for(limits);
+        let mut grant = Grant {
+            customer_id: customer.customer_id.clone(),
+            mode,
+            reserved: Vec::new(),
+            reserved_tokens: 0,
+            day: now.date_naive(),
+            rate: None,
+        };
+        if !has_caps(limits) {
+            return Admission::Admit(grant);
+        }
+        match mode {
+            EnforcementMode::Eventual => self.admit_eventual(grant, limits, now).await,
+            EnforcementMode::Strict => {
+                let reservation = if has_token_caps(limits) {
+                    let max_tokens = serde_json::from_slice::<serde_json::Value>(model_body)
+                        .ok()
+                        .as_ref()
+                        .and_then(requested_max_tokens);
+                    token_reservation(
+                        u64::try_from(model_body.len()).unwrap_or(u64::MAX),
+                        max_tokens,
+                        self.settings.default_output_reservation,
+                    )
+                } else {
+                    0
+                };
+                let charges = charges_for(limits, now, reservation);
+                let cost = Cost {
+                    requests: 1,
+                    tokens: reservation,
+                };
+                match self.quotas.reserve(&customer.customer_id, &charges).await {
+                    Ok(Reservation::Granted(after)) => {
+                        grant.reserved = charges
+                            .iter()
+                            .filter(|charge| charge.tokens > 0)
+                            .map(|charge| (charge.window.clone(), charge.resets_at))
+                            .collect();
+                        grant.reserved_tokens = reservation;
+                        grant.rate = tightest(
+                            limits,
+                            now,
+                            |kind| level_for(&charges, &after, now, kind),
+                            Cost::default(),
+                        );
+                        Admission::Admit(grant)
+                    }
+                    Ok(Reservation::Refused { refused, levels }) => {
+                        match evaluate(
+                            limits,
+                            now,
+                            |kind| level_for(&charges, &levels, now, kind),
+                            cost,
+                        ) {
+                            Decision::Reject(hit) => Admission::Reject(hit),
+                            Decision::Admit(_) => {
+                                Admission::Reject(refusal_of(limits, &charges, refused, now, cost))
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, customer_id = %customer.customer_id, "strict limit store unavailable; refusing the call");
+                        Admission::Unavailable(
+                            "limits cannot be checked right now; retry in a few seconds".into(),
+                        )
+                    }
+                }
             }
-            _ => None,
         }
     }
 
-    async fn store_count(&self, customer_id: &str, today: NaiveDate) -> Option<u64> {
-        if let Some(count) = self.cached_store_count(customer_id, today) {
-            return Some(count);
+    async fn store_levels(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        today: NaiveDate,
+    ) -> Option<(Level, Level)> {
+        if let Ok(customers) = self.customers.lock()
+            && let Some(tally) = customers.get(customer_id)
+            && tally.day == Some(today)
+            && let Some((read_at, day, month)) = tally.store_read
+            && read_at.elapsed() < self.settings.counter_cache_ttl
+        {
+            return Some((day, month));
         }
-        match self.counters.read_daily(customer_id, today, today).await {
-            Ok(cells) => Some(total_counts(cells.iter().map(|cell| &cell.counts)).requests),
+        let monthly = LimitKind::MonthlyRequests.cap(limits).is_some()
+            || LimitKind::MonthlyTokens.cap(limits).is_some();
+        let from = if monthly { month_start(today) } else { today };
+        match self.counters.read_daily(customer_id, from, today).await {
+            Ok(cells) => Some((
+                level_of_counts(&cells, today, today),
+                level_of_counts(&cells, from, today),
+            )),
             Err(error) => {
                 tracing::warn!(error = %error, customer_id, "counter read failed; admitting on this proxy's own count");
                 None
@@ -112,37 +350,137 @@ impl AdmissionTally {
         }
     }
 
-    /// Decides on one request and, if admitted, counts it.
-    pub async fn admit(&self, customer_id: &str, limits: &Limits, now: DateTime<Utc>) -> Admission {
-        if limits.daily_request_limit.is_none() {
-            return Admission::Admit;
-        }
+    async fn admit_eventual(
+        &self,
+        mut grant: Grant,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Admission {
         let today = now.date_naive();
-        let store_count = self.store_count(customer_id, today).await;
-        let Ok(mut customers) = self.customers.lock() else {
-            return Admission::Admit;
+        let needs_store = LimitKind::ALL
+            .iter()
+            .any(|kind| kind.window() != WindowKind::Minute && kind.cap(limits).is_some());
+        let store = if needs_store {
+            self.store_levels(&grant.customer_id, limits, today).await
+        } else {
+            None
         };
-        let tally = customers.entry(customer_id.to_owned()).or_default();
-        if tally.day != Some(today) {
-            *tally = CustomerTally {
-                day: Some(today),
-                ..CustomerTally::default()
-            };
-        }
-        if let Some(count) = store_count {
+        let Ok(mut customers) = self.customers.lock() else {
+            return Admission::Admit(grant);
+        };
+        let tally = customers.entry(grant.customer_id.clone()).or_default();
+        tally.roll_to(today);
+        if let Some((day, month)) = store {
             if tally
                 .store_read
-                .is_none_or(|(_, previous)| previous != count)
+                .is_none_or(|(_, previous_day, previous_month)| {
+                    previous_day != day || previous_month != month
+                })
             {
-                tally.store_read = Some((Instant::now(), count));
+                tally.store_read = Some((Instant::now(), day, month));
             }
-            tally.admitted = tally.admitted.max(count);
+            tally.merge_store(day, month);
         }
-        let decision = decide(limits, tally.admitted, now);
-        if decision == Admission::Admit {
-            tally.admitted += 1;
+        let minute = WindowKind::Minute.containing(now).starts_at;
+        let levels = |kind: WindowKind| match kind {
+            WindowKind::Minute => Level {
+                requests: tally.minute_count(minute),
+                tokens: 0,
+            },
+            WindowKind::Day => tally.today,
+            WindowKind::Month => tally.month,
+        };
+        let cost = Cost {
+            requests: 1,
+            tokens: 0,
+        };
+        match evaluate(limits, now, levels, cost) {
+            Decision::Reject(hit) => Admission::Reject(hit),
+            Decision::Admit(rate) => {
+                let count = tally.minute_count(minute);
+                tally.minute = Some((minute, count + 1));
+                tally.today.requests += 1;
+                tally.month.requests += 1;
+                grant.rate = rate;
+                Admission::Admit(grant)
+            }
         }
-        decision
+    }
+
+    /// Settles a call once its tokens are known. Eventual: adds them to this process's
+    /// tally. Strict: returns the store write that moves the reservation to the actual
+    /// count (the caller runs it; on Lambda before answering).
+    pub fn settle(&self, grant: Grant, actual_tokens: u64) -> Option<BoxFuture<'static, ()>> {
+        match grant.mode {
+            EnforcementMode::Eventual => {
+                if actual_tokens > 0
+                    && let Ok(mut customers) = self.customers.lock()
+                    && let Some(tally) = customers.get_mut(&grant.customer_id)
+                    && let Some(day) = tally.day
+                {
+                    if day == grant.day {
+                        tally.today.tokens = tally.today.tokens.saturating_add(actual_tokens);
+                    }
+                    if month_start(day) == month_start(grant.day) {
+                        tally.month.tokens = tally.month.tokens.saturating_add(actual_tokens);
+                    }
+                }
+                None
+            }
+            EnforcementMode::Strict => {
+                let delta = i128::from(actual_tokens) - i128::from(grant.reserved_tokens);
+                if grant.reserved.is_empty() || delta == 0 {
+                    return None;
+                }
+                let tokens =
+                    i64::try_from(delta).unwrap_or(if delta > 0 { i64::MAX } else { i64::MIN });
+                let adjustments: Vec<QuotaAdjustment> = grant
+                    .reserved
+                    .iter()
+                    .map(|(window, resets_at)| QuotaAdjustment {
+                        window: window.clone(),
+                        resets_at: *resets_at,
+                        tokens,
+                    })
+                    .collect();
+                let quotas = Arc::clone(&self.quotas);
+                let customer_id = grant.customer_id;
+                Some(Box::pin(async move {
+                    if let Err(error) = quotas.adjust(&customer_id, &adjustments).await {
+                        tracing::error!(error = %error, customer_id, "could not settle a token reservation; the window keeps the reserved amount");
+                    }
+                }))
+            }
+        }
+    }
+}
+
+/// A refusal for the charge the store named, when re-evaluating its levels admits (the
+/// levels changed between the refusal and the read).
+fn refusal_of(
+    limits: &Limits,
+    charges: &[QuotaCharge],
+    refused: usize,
+    now: DateTime<Utc>,
+    cost: Cost,
+) -> LimitHit {
+    let window = charges.get(refused).map(|charge| charge.window.clone());
+    let kind = LimitKind::ALL
+        .into_iter()
+        .find(|kind| kind.cap(limits).is_some() && Some(kind.window().containing(now).id) == window)
+        .unwrap_or(LimitKind::DailyRequests);
+    let resets_at = kind.window().containing(now).resets_at;
+    let limit = kind.cap(limits).unwrap_or(0);
+    LimitHit {
+        kind,
+        limit,
+        used: limit,
+        requested: match kind.unit() {
+            schemas::quota::Unit::Requests => cost.requests,
+            schemas::quota::Unit::Tokens => cost.tokens,
+        },
+        resets_at,
+        retry_after_seconds: schemas::quota::seconds_until(now, resets_at),
     }
 }
 
@@ -150,67 +488,63 @@ impl AdmissionTally {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use schemas::CustomerStatus;
+    use store::memory::MemoryStore;
 
-    fn limits(daily: Option<u64>) -> Limits {
-        Limits {
-            daily_request_limit: daily,
-            ..Limits::default()
+    fn customer(limits: Limits) -> Customer {
+        Customer {
+            customer_id: "c".into(),
+            name: "n".into(),
+            email: "e@example.com".into(),
+            status: CustomerStatus::Active,
+            created_at: Utc::now(),
+            limits,
         }
     }
 
-    #[test]
-    fn decide_admits_below_the_limit_and_rejects_at_it() {
-        let now = Utc.with_ymd_and_hms(2026, 1, 1, 23, 59, 0).unwrap();
-        assert_eq!(decide(&limits(Some(2)), 1, now), Admission::Admit);
-        assert_eq!(decide(&limits(None), 1_000_000, now), Admission::Admit);
-        match decide(&limits(Some(2)), 2, now) {
-            Admission::Reject {
-                retry_after_seconds,
-                message,
-            } => {
-                assert_eq!(retry_after_seconds, 60);
-                assert!(message.contains("daily request limit of 2"));
-            }
-            Admission::Admit => panic!("should reject"),
-        }
-        assert_eq!(
-            decide(&limits(Some(0)), 0, now),
-            decide(&limits(Some(0)), 5, now)
-        );
+    fn limiter(store: Arc<MemoryStore>, mode: EnforcementMode) -> Limiter {
+        Limiter::new(
+            store.clone(),
+            store,
+            AdmissionSettings {
+                default_mode: mode,
+                default_output_reservation: 100,
+                counter_cache_ttl: Duration::from_secs(60),
+            },
+        )
     }
 
-    #[test]
-    fn retry_after_counts_to_the_next_utc_midnight() {
-        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(seconds_until_next_utc_day(now), 86_400);
-        let late = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
-        assert_eq!(seconds_until_next_utc_day(late), 1);
+    fn admitted(admission: &Admission) -> bool {
+        matches!(admission, Admission::Admit(_))
     }
 
     #[tokio::test]
-    async fn tally_enforces_the_limit_before_counters_catch_up() {
-        let store = Arc::new(store::memory::MemoryStore::new());
-        let tally = AdmissionTally::new(store, Duration::from_secs(60));
+    async fn eventual_mode_enforces_a_single_proxys_limit_before_counters_catch_up() {
+        let limiter = limiter(Arc::new(MemoryStore::new()), EnforcementMode::Eventual);
         let now = Utc::now();
-        let limits = limits(Some(3));
-        let decisions = [
-            tally.admit("c", &limits, now).await,
-            tally.admit("c", &limits, now).await,
-            tally.admit("c", &limits, now).await,
-            tally.admit("c", &limits, now).await,
-        ];
-        assert_eq!(
-            decisions[..3],
-            [Admission::Admit, Admission::Admit, Admission::Admit]
-        );
-        assert!(matches!(decisions[3], Admission::Reject { .. }));
-        assert_eq!(tally.admit("other", &limits, now).await, Admission::Admit);
+        let capped = customer(Limits {
+            daily_request_limit: Some(3),
+            ..Limits::default()
+        });
+        let mut decisions = Vec::new();
+        for _ in 0..4 {
+            decisions.push(limiter.admit(&capped, b"{}", now).await);
+        }
+        assert!(decisions[..3].iter().all(admitted));
+        let Admission::Reject(hit) = &decisions[3] else {
+            panic!("the fourth call should be refused")
+        };
+        assert_eq!(hit.kind, LimitKind::DailyRequests);
+        let Admission::Admit(grant) = &decisions[2] else {
+            panic!()
+        };
+        assert_eq!(grant.rate.map(|rate| rate.remaining), Some(0));
     }
 
     #[tokio::test]
-    async fn tally_takes_other_proxies_counts_from_the_counters() {
+    async fn eventual_mode_takes_other_proxies_counts_from_the_counters() {
         use store::{Counters, SourcedEvent};
-        let store = Arc::new(store::memory::MemoryStore::new());
+        let store = Arc::new(MemoryStore::new());
         let now = Utc::now();
         let events: Vec<SourcedEvent> = (0..2)
             .map(|index| {
@@ -219,8 +553,8 @@ mod tests {
                     now.date_naive(),
                     "m",
                     schemas::Outcome::Success,
-                    1,
-                    1,
+                    400,
+                    100,
                 );
                 event.occurred_at = now;
                 SourcedEvent {
@@ -230,12 +564,105 @@ mod tests {
             })
             .collect();
         store.apply(&events).await.unwrap();
-        let tally = AdmissionTally::new(store, Duration::ZERO);
-        let limits = limits(Some(3));
-        assert_eq!(tally.admit("c", &limits, now).await, Admission::Admit);
-        assert!(matches!(
-            tally.admit("c", &limits, now).await,
-            Admission::Reject { .. }
-        ));
+        let limiter = limiter(store, EnforcementMode::Eventual);
+        let requests = customer(Limits {
+            monthly_request_limit: Some(3),
+            ..Limits::default()
+        });
+        assert!(admitted(&limiter.admit(&requests, b"{}", now).await));
+        assert!(!admitted(&limiter.admit(&requests, b"{}", now).await));
+        let tokens = customer(Limits {
+            daily_token_limit: Some(1_000),
+            ..Limits::default()
+        });
+        // 1,000 tokens counted already: the budget is spent.
+        let Admission::Reject(hit) = limiter.admit(&tokens, b"{}", now).await else {
+            panic!("the token budget is spent")
+        };
+        assert_eq!(hit.kind, LimitKind::DailyTokens);
+    }
+
+    #[tokio::test]
+    async fn eventual_mode_counts_settled_tokens_and_requests_per_minute() {
+        let limiter = limiter(Arc::new(MemoryStore::new()), EnforcementMode::Eventual);
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 30).unwrap();
+        let tokens = customer(Limits {
+            daily_token_limit: Some(500),
+            requests_per_minute: Some(2),
+            ..Limits::default()
+        });
+        let Admission::Admit(grant) = limiter.admit(&tokens, b"{}", now).await else {
+            panic!()
+        };
+        assert!(limiter.settle(grant, 500).is_none());
+        let Admission::Reject(hit) = limiter.admit(&tokens, b"{}", now).await else {
+            panic!("500 settled tokens spend the budget")
+        };
+        assert_eq!(hit.kind, LimitKind::DailyTokens);
+
+        let rpm = customer(Limits {
+            requests_per_minute: Some(2),
+            ..Limits::default()
+        });
+        let limiter = limiter_for_rpm();
+        assert!(admitted(&limiter.admit(&rpm, b"{}", now).await));
+        assert!(admitted(&limiter.admit(&rpm, b"{}", now).await));
+        let Admission::Reject(hit) = limiter.admit(&rpm, b"{}", now).await else {
+            panic!("third call in the minute")
+        };
+        assert_eq!(hit.kind, LimitKind::RequestsPerMinute);
+        assert_eq!(hit.retry_after_seconds, 30);
+        let next_minute = now + chrono::Duration::seconds(30);
+        assert!(admitted(&limiter.admit(&rpm, b"{}", next_minute).await));
+    }
+
+    fn limiter_for_rpm() -> Limiter {
+        limiter(Arc::new(MemoryStore::new()), EnforcementMode::Eventual)
+    }
+
+    #[tokio::test]
+    async fn strict_mode_reserves_max_tokens_and_settles_to_the_actual_count() {
+        let store = Arc::new(MemoryStore::new());
+        let limiter = limiter(store.clone(), EnforcementMode::Strict);
+        let now = Utc::now();
+        let capped = customer(Limits {
+            daily_token_limit: Some(1_000),
+            ..Limits::default()
+        });
+        let body = br#"{"max_tokens":600}"#;
+        let Admission::Admit(grant) = limiter.admit(&capped, body, now).await else {
+            panic!("the first reservation fits")
+        };
+        let reserved = 600 + (body.len() as u64).div_ceil(3);
+        assert_eq!(grant.reserved_tokens, reserved);
+        let Admission::Reject(hit) = limiter.admit(&capped, body, now).await else {
+            panic!("a second reservation of {reserved} does not fit in 1000")
+        };
+        assert_eq!(hit.kind, LimitKind::DailyTokens);
+        limiter.settle(grant, 150).unwrap().await;
+        let day = WindowKind::Day.containing(now).id;
+        assert_eq!(
+            store.levels("c", &[day]).await.unwrap(),
+            vec![Level {
+                requests: 1,
+                tokens: 150
+            }]
+        );
+        assert!(admitted(&limiter.admit(&capped, body, now).await));
+    }
+
+    #[tokio::test]
+    async fn the_customers_own_mode_wins_over_the_deployments() {
+        let store = Arc::new(MemoryStore::new());
+        let limiter = limiter(store.clone(), EnforcementMode::Eventual);
+        let strict = customer(Limits {
+            daily_request_limit: Some(5),
+            enforcement: Some(EnforcementMode::Strict),
+            ..Limits::default()
+        });
+        let now = Utc::now();
+        assert!(admitted(&limiter.admit(&strict, b"{}", now).await));
+        let day = WindowKind::Day.containing(now).id;
+        assert_eq!(store.levels("c", &[day]).await.unwrap()[0].requests, 1);
     }
 }

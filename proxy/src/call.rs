@@ -4,15 +4,16 @@
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
+use schemas::quota::RateLimitStatus;
 use schemas::{Operation, Outcome};
 use store::ModelInvocation;
 use uuid::Uuid;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Settlement};
 use crate::auth::authenticate;
 use crate::error_response::ApiError;
 use crate::forward::{EventDraft, forward_and_emit, with_request_id};
@@ -105,7 +106,7 @@ pub async fn handle_call(
         return with_request_id(error.into_response(), &request_id);
     }
 
-    let draft = EventDraft {
+    let mut draft = EventDraft {
         event_id,
         request_id: request_id.clone(),
         accepted_at,
@@ -115,36 +116,47 @@ pub async fn handle_call(
         model_id: model_id.clone(),
         operation,
         request_bytes: u64::try_from(body.len()).unwrap_or(u64::MAX),
+        settlement: None,
     };
 
-    if let Admission::Reject {
-        message,
-        retry_after_seconds,
-    } = state
-        .tally
-        .admit(
-            &caller.customer.customer_id,
-            &caller.customer.limits,
-            accepted_at,
-        )
+    let grant = match state
+        .limiter
+        .admit(&caller.customer, &model_body, accepted_at)
         .await
     {
-        let error = ApiError::limit_reached(message, retry_after_seconds);
-        let response_bytes = u64::try_from(error.body().len()).unwrap_or(u64::MAX);
-        let event = draft.complete(
-            &state.emitter,
-            error.status.as_u16(),
-            Outcome::RejectedLimit,
-            response_bytes,
-        );
-        if state.config.durable_events {
-            state.emitter.emit_durable(event).await;
-        } else {
-            state.emitter.emit(event).await;
+        Admission::Admit(grant) => grant,
+        Admission::Reject(hit) => {
+            let error = ApiError::limit_reached(&hit);
+            let response_bytes = u64::try_from(error.body().len()).unwrap_or(u64::MAX);
+            let event = draft.complete(
+                &state.emitter,
+                error.status.as_u16(),
+                Outcome::RejectedLimit,
+                response_bytes,
+            );
+            if state.config.durable_events {
+                state.emitter.emit_durable(event).await;
+            } else {
+                state.emitter.emit(event).await;
+            }
+            tracing::info!(customer_id = %caller.customer.customer_id, limit = hit.kind.as_str(), "request rejected: limit reached");
+            let rate = RateLimitStatus {
+                kind: hit.kind,
+                limit: hit.limit,
+                remaining: 0,
+                reset_seconds: hit.retry_after_seconds,
+            };
+            return with_rate_limit(
+                with_request_id(error.into_response(), &request_id),
+                Some(rate),
+            );
         }
-        tracing::info!(customer_id = %caller.customer.customer_id, "request rejected: limit reached");
-        return with_request_id(error.into_response(), &request_id);
-    }
+        Admission::Unavailable(message) => {
+            return with_request_id(ApiError::unavailable(message).into_response(), &request_id);
+        }
+    };
+    let rate = grant.rate;
+    draft.settlement = Some(Settlement::new(state.limiter.clone(), grant));
 
     let invocation = ModelInvocation {
         operation,
@@ -152,5 +164,20 @@ pub async fn handle_call(
         body: model_body,
         headers: forwarded_headers(&parts.headers, operation),
     };
-    forward_and_emit(&state, draft, invocation).await
+    with_rate_limit(forward_and_emit(&state, draft, invocation).await, rate)
+}
+
+/// Sets `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds) for the
+/// tightest limit; a customer without limits gets none.
+pub fn with_rate_limit(mut response: Response, rate: Option<RateLimitStatus>) -> Response {
+    if let Some(rate) = rate {
+        let headers = response.headers_mut();
+        headers.insert("ratelimit-limit", HeaderValue::from(rate.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(rate.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(rate.reset_seconds));
+        if let Ok(policy) = HeaderValue::from_str(rate.kind.as_str()) {
+            headers.insert("x-tollgate-ratelimit-name", policy);
+        }
+    }
+    response
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::admission::AdmissionSettings;
+
 /// Everything the proxy's HTTP edge needs to know.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -20,8 +22,8 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// PEM certificate chain and private key; when set the server speaks only HTTPS.
     pub tls: Option<TlsFiles>,
-    /// How long a counter read is reused by admission before reading the store again.
-    pub counter_cache_ttl: Duration,
+    /// How limits are enforced.
+    pub admission: AdmissionSettings,
     /// Answer only after the call's usage event is durable in the log. Required on Lambda,
     /// where the process may be frozen as soon as the response is sent.
     pub durable_events: bool,
@@ -43,7 +45,7 @@ impl Default for ProxyConfig {
             body_read_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             tls: None,
-            counter_cache_ttl: Duration::from_secs(1),
+            admission: AdmissionSettings::default(),
             durable_events: false,
         }
     }

@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use schemas::quota::LimitHit;
 
 /// An error answer from the proxy itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +13,8 @@ pub struct ApiError {
     pub error_type: &'static str,
     pub message: String,
     pub retry_after_seconds: Option<u64>,
+    /// Fields added to the JSON body next to `message`.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -21,6 +24,7 @@ impl ApiError {
             error_type,
             message: message.into(),
             retry_after_seconds: None,
+            details: None,
         }
     }
 
@@ -70,14 +74,22 @@ impl ApiError {
         )
     }
 
-    /// 429: a limit was reached; retry after the window resets.
-    pub fn limit_reached(message: impl Into<String>, retry_after_seconds: u64) -> Self {
+    /// 429: a limit was reached. The body names the limit, its value, what was used and
+    /// when it resets, besides the message.
+    pub fn limit_reached(hit: &LimitHit) -> Self {
         Self {
-            retry_after_seconds: Some(retry_after_seconds),
+            retry_after_seconds: Some(hit.retry_after_seconds),
+            details: Some(serde_json::json!({
+                "limit": hit.kind.as_str(),
+                "limit_value": hit.limit,
+                "used": hit.used,
+                "resets_at": hit.resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "retry_after_seconds": hit.retry_after_seconds,
+            })),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "ThrottlingException",
-                message,
+                hit.message(),
             )
         }
     }
@@ -120,7 +132,13 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> String {
-        serde_json::json!({ "message": self.message }).to_string()
+        let mut body = serde_json::json!({ "message": self.message });
+        if let (Some(body), Some(serde_json::Value::Object(details))) =
+            (body.as_object_mut(), &self.details)
+        {
+            body.extend(details.clone());
+        }
+        body.to_string()
     }
 }
 

@@ -20,6 +20,7 @@ use store::{ModelInvocation, RuntimeError, UpstreamBody, UpstreamResponse};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::admission::Settlement;
 use crate::emitter::EmitterHandle;
 use crate::error_response::ApiError;
 use crate::metered_stream::{MeteredStream, StreamMeter};
@@ -37,6 +38,8 @@ pub struct EventDraft {
     pub model_id: String,
     pub operation: Operation,
     pub request_bytes: u64,
+    /// The admission to settle with the call's tokens; `None` for a refused call.
+    pub settlement: Option<Settlement>,
 }
 
 /// What the answer adds to the event.
@@ -78,6 +81,14 @@ impl EventDraft {
         response_bytes: u64,
         upstream: UpstreamFacts,
     ) -> UsageEvent {
+        if let Some(settlement) = self.settlement {
+            settlement.settle(
+                upstream
+                    .usage
+                    .input_tokens
+                    .saturating_add(upstream.usage.output_tokens),
+            );
+        }
         UsageEvent {
             event_id: self.event_id,
             schema_version: USAGE_EVENT_SCHEMA_VERSION,

@@ -10,13 +10,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use store::{Counters, EventLog, ModelRuntime, Registry};
+use store::{Counters, EventLog, ModelRuntime, Quotas, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::AdmissionTally;
+use crate::admission::Limiter;
 use crate::config::ProxyConfig;
 use crate::emitter::EventEmitter;
 use crate::router::build_router;
@@ -30,6 +30,8 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ProxyPorts {
     pub registry: Arc<dyn Registry>,
     pub counters: Arc<dyn Counters>,
+    /// Strict-mode limit windows.
+    pub quotas: Arc<dyn Quotas>,
     pub event_log: Arc<dyn EventLog>,
     pub runtime: Arc<dyn ModelRuntime>,
 }
@@ -89,10 +91,7 @@ pub fn build_state(config: ProxyConfig, ports: ProxyPorts) -> (ProxyState, Event
     let state = ProxyState {
         registry: ports.registry,
         runtime: ports.runtime,
-        tally: Arc::new(AdmissionTally::new(
-            ports.counters,
-            config.counter_cache_ttl,
-        )),
+        limiter: Arc::new(Limiter::new(ports.counters, ports.quotas, config.admission)),
         emitter: emitter_handle,
         config: Arc::new(config),
     };

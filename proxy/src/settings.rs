@@ -11,6 +11,9 @@ use store::ModelRuntime;
 use store::bedrock::{BedrockRuntime, BedrockSettings, BedrockSetupError};
 use store::simulated::SimulatedRuntime;
 
+use schemas::EnforcementMode;
+
+use crate::admission::AdmissionSettings;
 use crate::config::{ProxyConfig, TlsFiles};
 
 /// Which model runtime the proxy forwards to.
@@ -28,6 +31,24 @@ impl Upstream {
         match self {
             Self::Bedrock => "bedrock",
             Self::Simulated => "simulated",
+        }
+    }
+}
+
+/// How limits are enforced by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LimitMode {
+    /// Counters plus this proxy's own recent requests; no store write per request.
+    Eventual,
+    /// An atomic reservation in the store before forwarding; never over a limit.
+    Strict,
+}
+
+impl LimitMode {
+    fn mode(self) -> EnforcementMode {
+        match self {
+            Self::Eventual => EnforcementMode::Eventual,
+            Self::Strict => EnforcementMode::Strict,
         }
     }
 }
@@ -59,6 +80,18 @@ pub struct ProxyArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// How limits are enforced for customers without their own `--enforcement`.
+    #[arg(
+        long,
+        env = "TOLLGATE_LIMIT_MODE",
+        value_enum,
+        default_value = "eventual"
+    )]
+    pub limit_mode: LimitMode,
+    /// Output tokens a strict token budget reserves for a call whose body names no
+    /// `max_tokens` (the reservation is settled to the actual count afterwards).
+    #[arg(long, env = "TOLLGATE_DEFAULT_TOKEN_RESERVATION", default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub default_token_reservation: u64,
     /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
     #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -79,6 +112,11 @@ impl ProxyArgs {
                     private_key: private_key.clone(),
                 }),
                 _ => None,
+            },
+            admission: AdmissionSettings {
+                default_mode: self.limit_mode.mode(),
+                default_output_reservation: self.default_token_reservation,
+                ..AdmissionSettings::default()
             },
             ..ProxyConfig::default()
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use store::{ModelRuntime, Registry};
 
-use crate::admission::AdmissionTally;
+use crate::admission::Limiter;
 use crate::config::ProxyConfig;
 use crate::emitter::EmitterHandle;
 
@@ -13,7 +13,7 @@ use crate::emitter::EmitterHandle;
 pub struct ProxyState {
     pub registry: Arc<dyn Registry>,
     pub runtime: Arc<dyn ModelRuntime>,
-    pub tally: Arc<AdmissionTally>,
+    pub limiter: Arc<Limiter>,
     pub emitter: EmitterHandle,
     pub config: Arc<ProxyConfig>,
 }

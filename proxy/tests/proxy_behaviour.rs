@@ -197,6 +197,7 @@ async fn proxy_with(
     let ports = ProxyPorts {
         registry: store.clone(),
         counters: store.clone(),
+        quotas: store.clone(),
         event_log: store,
         runtime,
     };

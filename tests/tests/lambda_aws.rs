@@ -201,6 +201,7 @@ async fn lambda_router(ports: &Ports, fake: &FakeBedrock) -> (axum::Router, prox
         ProxyPorts {
             registry: ports.registry.clone(),
             counters: ports.counters.clone(),
+            quotas: ports.quotas.clone(),
             event_log: ports.event_log.clone(),
             runtime: Arc::new(runtime),
         },

@@ -27,6 +27,7 @@ pub async fn serve(ports: Ports, args: ServeArgs, json: bool) -> anyhow::Result<
     let proxy_ports = ProxyPorts {
         registry: ports.registry.clone(),
         counters: ports.counters.clone(),
+        quotas: ports.quotas.clone(),
         event_log: ports.event_log.clone(),
         runtime: args.proxy.model_runtime().await?,
     };

@@ -33,6 +33,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let proxy_ports = ProxyPorts {
         registry: ports.registry,
         counters: ports.counters,
+        quotas: ports.quotas,
         event_log: ports.event_log,
         runtime: arguments.proxy.model_runtime().await?,
     };

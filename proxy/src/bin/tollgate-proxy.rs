@@ -32,6 +32,7 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
     let proxy_ports = ProxyPorts {
         registry: ports.registry,
         counters: ports.counters,
+        quotas: ports.quotas,
         event_log: ports.event_log,
         runtime: arguments.proxy.model_runtime().await?,
     };

@@ -198,6 +198,7 @@ async fn main() {
         ProxyPorts {
             registry: store.clone(),
             counters: store.clone(),
+            quotas: store.clone(),
             event_log: store.clone(),
             runtime: Arc::new(BedrockRuntime::connect(&settings).await.unwrap()),
         },
