@@ -6,7 +6,12 @@
 //! - Eventual mode is measured: one proxy is exact; two proxies overshoot by at most what
 //!   the other proxy admitted before the counters caught up. The figure is printed and
 //!   recorded in `docs/limits.md`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
