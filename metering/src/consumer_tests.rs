@@ -306,6 +306,7 @@ async fn events_of_unknown_customers_are_quarantined_and_known_ones_archived() {
                 status: KeyStatus::Active,
                 created_at: now,
                 expires_at: None,
+                last_used_at: None,
             },
         )
         .await

@@ -76,6 +76,7 @@ pub async fn handle_call(
             return with_request_id(error.into_response(), &request_id);
         }
     };
+    state.key_uses.note(&caller.key, accepted_at);
     let body = match read_body_limited(
         body,
         &parts.headers,

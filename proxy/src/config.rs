@@ -22,6 +22,8 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// PEM certificate chain and private key; when set the server speaks only HTTPS.
     pub tls: Option<TlsFiles>,
+    /// Longest time between writes of keys' last-used times.
+    pub key_use_flush_interval: Duration,
     /// How limits are enforced.
     pub admission: AdmissionSettings,
     /// Answer only after the call's usage event is durable in the log. Required on Lambda,
@@ -46,6 +48,7 @@ impl Default for ProxyConfig {
             shutdown_grace: Duration::from_secs(30),
             tls: None,
             admission: AdmissionSettings::default(),
+            key_use_flush_interval: Duration::from_secs(60),
             durable_events: false,
         }
     }

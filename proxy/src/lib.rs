@@ -12,6 +12,7 @@ pub mod config;
 pub mod emitter;
 pub mod error_response;
 pub mod forward;
+pub mod key_use;
 pub mod metered_stream;
 pub mod native_routes;
 pub mod router;

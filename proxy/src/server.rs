@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admission::Limiter;
 use crate::config::ProxyConfig;
 use crate::emitter::EventEmitter;
+use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::ProxyState;
 use crate::tls::load_server_config;
@@ -89,6 +90,10 @@ pub fn new_instance_name() -> String {
 pub fn build_state(config: ProxyConfig, ports: ProxyPorts) -> (ProxyState, EventEmitter) {
     let (emitter, emitter_handle) = EventEmitter::start(ports.event_log, new_instance_name());
     let state = ProxyState {
+        key_uses: Arc::new(KeyUseRecorder::new(
+            ports.registry.clone(),
+            config.key_use_flush_interval,
+        )),
         registry: ports.registry,
         runtime: ports.runtime,
         limiter: Arc::new(Limiter::new(ports.counters, ports.quotas, config.admission)),
@@ -138,6 +143,8 @@ async fn serve(
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let config = Arc::clone(&state.config);
+    let key_uses = Arc::clone(&state.key_uses);
+    let key_use_ticker = key_uses.start_ticker();
     let router = build_router(state);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -209,5 +216,7 @@ async fn serve(
         tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish in time; closing");
     }
     emitter.finish(config.shutdown_grace).await;
+    key_use_ticker.abort();
+    key_uses.flush().await;
     tracing::info!("proxy stopped");
 }

@@ -92,6 +92,10 @@ pub struct ProxyArgs {
     /// `max_tokens` (the reservation is settled to the actual count afterwards).
     #[arg(long, env = "TOLLGATE_DEFAULT_TOKEN_RESERVATION", default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(1..))]
     pub default_token_reservation: u64,
+    /// Longest time, in seconds, between writes of keys' last-used times (one write per
+    /// key used in the interval, never one per request).
+    #[arg(long, env = "TOLLGATE_KEY_USE_FLUSH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub key_use_flush_secs: u64,
     /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
     #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -113,6 +117,7 @@ impl ProxyArgs {
                 }),
                 _ => None,
             },
+            key_use_flush_interval: Duration::from_secs(self.key_use_flush_secs),
             admission: AdmissionSettings {
                 default_mode: self.limit_mode.mode(),
                 default_output_reservation: self.default_token_reservation,

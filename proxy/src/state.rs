@@ -7,6 +7,7 @@ use store::{ModelRuntime, Registry};
 use crate::admission::Limiter;
 use crate::config::ProxyConfig;
 use crate::emitter::EmitterHandle;
+use crate::key_use::KeyUseRecorder;
 
 /// The proxy's shared state; cheap to clone.
 #[derive(Clone)]
@@ -14,6 +15,7 @@ pub struct ProxyState {
     pub registry: Arc<dyn Registry>,
     pub runtime: Arc<dyn ModelRuntime>,
     pub limiter: Arc<Limiter>,
+    pub key_uses: Arc<KeyUseRecorder>,
     pub emitter: EmitterHandle,
     pub config: Arc<ProxyConfig>,
 }

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use proxy::auth::authenticate;
 use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
-use store::Registry;
 use store::memory::MemoryStore;
+use store::{KeyUse, Registry};
 
 /// A registry that counts every read it serves.
 struct CountingRegistry {
@@ -66,6 +66,9 @@ impl Registry for CountingRegistry {
     async fn set_limits(&self, customer_id: &str, limits: &Limits) -> store::Result<()> {
         self.inner.set_limits(customer_id, limits).await
     }
+    async fn record_key_use(&self, uses: &[KeyUse]) -> store::Result<()> {
+        self.inner.record_key_use(uses).await
+    }
 }
 
 fn bearer(token: &str) -> HeaderMap {
@@ -101,6 +104,7 @@ async fn registry_with_key(expires_at: Option<DateTime<Utc>>) -> (CountingRegist
                 status: KeyStatus::Active,
                 created_at,
                 expires_at,
+                last_used_at: None,
             },
         )
         .await
@@ -168,6 +172,7 @@ async fn a_key_works_until_its_expiry_on_the_callers_clock() {
                 status: KeyStatus::Active,
                 created_at: now,
                 expires_at: None,
+                last_used_at: None,
             },
             Some(grace_end),
         )

@@ -192,6 +192,7 @@ async fn proxy_with(
         status: KeyStatus::Active,
         created_at: Utc::now().trunc_subsecs(3),
         expires_at: None,
+        last_used_at: None,
     };
     store.create_customer(&customer, &key).await.unwrap();
     let ports = ProxyPorts {

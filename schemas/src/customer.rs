@@ -139,6 +139,10 @@ pub struct ApiKey {
     pub status: KeyStatus,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the key last authenticated a call, as recorded (coalesced: the proxy writes
+    /// it at most once per key per flush interval).
+    #[serde(default)]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKey {
@@ -174,6 +178,7 @@ mod tests {
             status,
             created_at: Utc::now(),
             expires_at,
+            last_used_at: None,
         }
     }
 

@@ -39,4 +39,4 @@ pub use model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
-pub use registry::Registry;
+pub use registry::{KeyUse, Registry};

@@ -57,4 +57,17 @@ pub trait Registry: Send + Sync {
 
     /// Replaces a customer's limits. `NotFound` if the customer is absent.
     async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()>;
+
+    /// Records when keys were last used. A key's `last_used_at` only moves forward (an
+    /// older time than the stored one changes nothing); unknown keys are skipped.
+    async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()>;
+}
+
+/// One key's most recent use, as the proxy reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    pub customer_id: String,
+    pub key_id: String,
+    pub token_hash: TokenHash,
+    pub at: DateTime<Utc>,
 }

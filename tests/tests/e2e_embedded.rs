@@ -490,3 +490,38 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_use_is_coalesced_and_written_on_shutdown() {
+    let tollgate = Tollgate::new();
+    let (customer_id, token) = tollgate.create_customer("Last Use Co", None);
+    let server = tollgate.serve(&["--upstream", "simulated", "--key-use-flush-secs", "3600"]);
+    let before_calls = chrono::Utc::now();
+    let client = reqwest::Client::new();
+    for call in 0..5 {
+        let response = client
+            .post(format!("{}/prod/bedrock", server.base_url))
+            .bearer_auth(&token)
+            .json(&spec_body(&format!("call {call}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let keys = tollgate.run_json(&["list-keys", "--customer-id", &customer_id]);
+    assert!(
+        keys[0]["last_used_at"].is_null(),
+        "no registry write per request: the use waits for the flush: {keys}"
+    );
+    assert!(server.terminate().success());
+    let keys = tollgate.run_json(&["list-keys", "--customer-id", &customer_id]);
+    let last_used =
+        chrono::DateTime::parse_from_rfc3339(keys[0]["last_used_at"].as_str().unwrap()).unwrap();
+    assert!(
+        last_used.timestamp() >= before_calls.timestamp() && last_used <= chrono::Utc::now(),
+        "{keys}"
+    );
+    let table = tollgate.run(&["list-keys", "--customer-id", &customer_id]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("last used"), "{table}");
+}

@@ -49,6 +49,7 @@ async fn customer_with_token(registry: &dyn Registry) -> (String, String) {
                 status: KeyStatus::Active,
                 created_at: now,
                 expires_at: None,
+                last_used_at: None,
             },
         )
         .await

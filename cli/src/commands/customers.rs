@@ -50,6 +50,7 @@ fn new_key(
         status: KeyStatus::Active,
         created_at: Utc::now().trunc_subsecs(3),
         expires_at: expires_in.map(after).transpose()?,
+        last_used_at: None,
     })
 }
 
@@ -412,6 +413,7 @@ struct KeyRow<'a> {
     state: &'static str,
     created_at: String,
     expires_at: Option<String>,
+    last_used_at: Option<String>,
 }
 
 fn key_rows(keys: &[ApiKey]) -> Vec<KeyRow<'_>> {
@@ -426,13 +428,16 @@ fn key_rows(keys: &[ApiKey]) -> Vec<KeyRow<'_>> {
             expires_at: key
                 .expires_at
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            last_used_at: key
+                .last_used_at
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         })
         .collect()
 }
 
 fn print_key_table(rows: &[KeyRow<'_>]) {
     print_table(
-        &["key_id", "state", "created", "expires"],
+        &["key_id", "state", "created", "expires", "last used"],
         rows.iter()
             .map(|row| {
                 vec![
@@ -440,6 +445,7 @@ fn print_key_table(rows: &[KeyRow<'_>]) {
                     row.state.to_owned(),
                     row.created_at.clone(),
                     row.expires_at.clone().unwrap_or_else(|| "never".into()),
+                    row.last_used_at.clone().unwrap_or_else(|| "never".into()),
                 ]
             })
             .collect(),

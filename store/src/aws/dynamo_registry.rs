@@ -3,7 +3,7 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | customer | `CUSTOMER#<customer_id>` | `PROFILE` | name, email, status, created_at_ms, limits (JSON), entity=`customer` |
-//! | key | `KEY#<token_hash>` | `KEY` | key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms, entity=`key` |
+//! | key | `KEY#<token_hash>` | `KEY` | key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms, last_used_at_ms, entity=`key` |
 //! | key pointer | `CUSTOMER#<customer_id>` | `KEY#<created_at_ms>#<key_id>` | token_hash |
 //!
 //! The key item *is* the token-hash index: authentication is one consistent `GetItem`,
@@ -21,7 +21,7 @@ use super::attributes::{
     Item, get_number, get_optional_number, get_string, key, number, string, timestamp,
 };
 use super::errors::aws_error;
-use crate::registry::Registry;
+use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
 
 /// Customers, keys and limits in one DynamoDB table.
@@ -117,6 +117,9 @@ fn key_from_item(item: &Item) -> Result<ApiKey> {
             .ok_or_else(|| StoreError::Corrupt(format!("unknown key status {status:?}")))?,
         created_at: timestamp(get_number(item, "created_at_ms")?)?,
         expires_at: get_optional_number(item, "expires_at_ms")?
+            .map(timestamp)
+            .transpose()?,
+        last_used_at: get_optional_number(item, "last_used_at_ms")?
             .map(timestamp)
             .transpose()?,
     })
@@ -491,5 +494,34 @@ impl Registry for DynamoRegistry {
             }
             Err(error) => Err(aws_error("UpdateItem", &self.table, error)),
         }
+    }
+
+    async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {
+        for key_use in uses {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(key_pk(&key_use.token_hash), "KEY")))
+                .update_expression("SET #used = :at")
+                .condition_expression(
+                    "attribute_exists(pk) AND key_id = :key_id AND (attribute_not_exists(#used) OR #used < :at)",
+                )
+                .expression_attribute_names("#used", "last_used_at_ms")
+                .expression_attribute_values(":at", number(key_use.at.timestamp_millis()))
+                .expression_attribute_values(":key_id", string(&key_use.key_id))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(SdkError::ServiceError(context))
+                    if matches!(
+                        context.err(),
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)
+                    ) => {}
+                Err(error) => return Err(aws_error("UpdateItem", &self.table, error)),
+            }
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, T
 
 use super::unique;
 use crate::StoreError;
-use crate::registry::Registry;
+use crate::registry::{KeyUse, Registry};
 
 /// Runs every scenario against one backend.
 pub async fn run_all(registry: &dyn Registry) {
@@ -18,6 +18,57 @@ pub async fn run_all(registry: &dyn Registry) {
     customer_status_changes_and_deletion_revokes_keys(registry).await;
     the_audit_trail_keeps_every_entry_in_order(registry).await;
     absent_records_read_as_none_and_mutations_fail(registry).await;
+    last_use_only_moves_forward(registry).await;
+}
+
+async fn last_use_only_moves_forward(registry: &dyn Registry) {
+    let customer = new_customer();
+    let key = new_key(&customer.customer_id);
+    registry.create_customer(&customer, &key).await.unwrap();
+    let use_at = |at| KeyUse {
+        customer_id: customer.customer_id.clone(),
+        key_id: key.key_id.clone(),
+        token_hash: key.token_hash.clone(),
+        at,
+    };
+    let last_used = || async {
+        registry
+            .key_by_token_hash(&key.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+    };
+    assert_eq!(last_used().await, None);
+    let first = Utc::now().trunc_subsecs(3);
+    let later = first + Duration::seconds(90);
+    registry.record_key_use(&[use_at(first)]).await.unwrap();
+    assert_eq!(last_used().await, Some(first));
+    registry
+        .record_key_use(&[use_at(later), use_at(first - Duration::hours(1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        last_used().await,
+        Some(later),
+        "an older use changes nothing"
+    );
+    let listed = registry
+        .keys_of_customer(&customer.customer_id)
+        .await
+        .unwrap();
+    assert_eq!(listed[0].last_used_at, Some(later));
+    // Unknown keys are skipped, and the batch still applies to the known ones.
+    let unknown = KeyUse {
+        key_id: unique("key"),
+        token_hash: TokenHash::of(&unique("token")),
+        ..use_at(later)
+    };
+    registry
+        .record_key_use(&[unknown, use_at(later + Duration::seconds(1))])
+        .await
+        .unwrap();
+    assert_eq!(last_used().await, Some(later + Duration::seconds(1)));
 }
 
 fn new_customer() -> Customer {
@@ -39,6 +90,7 @@ fn new_key(customer_id: &str) -> ApiKey {
         status: KeyStatus::Active,
         created_at: Utc::now().trunc_subsecs(3),
         expires_at: Some((Utc::now() + Duration::days(90)).trunc_subsecs(3)),
+        last_used_at: None,
     }
 }
 

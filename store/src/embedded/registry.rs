@@ -6,11 +6,12 @@ use rusqlite::{OptionalExtension, Row, params};
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
 use super::EmbeddedStore;
-use crate::registry::Registry;
+use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
 
 const CUSTOMER_COLUMNS: &str = "customer_id, name, email, status, created_at_ms, limits_json";
-const KEY_COLUMNS: &str = "key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms";
+const KEY_COLUMNS: &str =
+    "key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms, last_used_at_ms";
 
 fn timestamp(millis: i64) -> rusqlite::Result<DateTime<Utc>> {
     Utc.timestamp_millis_opt(millis)
@@ -51,6 +52,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
         status: KeyStatus::parse(&status).ok_or_else(|| corrupt_text(3, "key status", &status))?,
         created_at: timestamp(row.get(4)?)?,
         expires_at: row.get::<_, Option<i64>>(5)?.map(timestamp).transpose()?,
+        last_used_at: row.get::<_, Option<i64>>(6)?.map(timestamp).transpose()?,
     })
 }
 
@@ -60,7 +62,7 @@ fn limits_json(limits: &Limits) -> Result<String> {
 
 fn insert_key(transaction: &rusqlite::Transaction<'_>, key: &ApiKey) -> Result<()> {
     let inserted = transaction.execute(
-        &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![
             key.key_id,
             key.customer_id,
@@ -68,6 +70,7 @@ fn insert_key(transaction: &rusqlite::Transaction<'_>, key: &ApiKey) -> Result<(
             key.status.as_str(),
             key.created_at.timestamp_millis(),
             key.expires_at.map(|expires| expires.timestamp_millis()),
+            key.last_used_at.map(|used| used.timestamp_millis()),
         ],
     );
     match inserted {
@@ -315,6 +318,28 @@ impl Registry for EmbeddedStore {
             if updated == 0 {
                 return Err(StoreError::not_found(format!("customer {customer_id}")));
             }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {
+        let uses = uses.to_vec();
+        self.with_connection(move |connection| {
+            let transaction = connection.transaction()?;
+            for key_use in &uses {
+                transaction.execute(
+                    "UPDATE api_keys SET last_used_at_ms = ?1
+                     WHERE key_id = ?2 AND customer_id = ?3
+                       AND (last_used_at_ms IS NULL OR last_used_at_ms < ?1)",
+                    params![
+                        key_use.at.timestamp_millis(),
+                        key_use.key_id,
+                        key_use.customer_id
+                    ],
+                )?;
+            }
+            transaction.commit()?;
             Ok(())
         })
         .await

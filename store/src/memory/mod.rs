@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::counters::{ApplyReport, Counters, SourcedEvent};
 use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
 use crate::quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
-use crate::registry::Registry;
+use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
 
 /// Partition name of the memory log (it has one).
@@ -281,6 +281,19 @@ impl Registry for MemoryStore {
             .get_mut(customer_id)
             .ok_or_else(|| StoreError::not_found(format!("customer {customer_id}")))?;
         customer.limits = limits.clone();
+        Ok(())
+    }
+
+    async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {
+        let mut state = self.state()?;
+        for key_use in uses {
+            if let Some(api_key) = state.keys.iter_mut().find(|api_key| {
+                api_key.key_id == key_use.key_id && api_key.customer_id == key_use.customer_id
+            }) && api_key.last_used_at.is_none_or(|last| last < key_use.at)
+            {
+                api_key.last_used_at = Some(key_use.at);
+            }
+        }
         Ok(())
     }
 }

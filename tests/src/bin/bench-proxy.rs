@@ -188,6 +188,7 @@ async fn main() {
         status: KeyStatus::Active,
         created_at: Utc::now().trunc_subsecs(3),
         expires_at: None,
+        last_used_at: None,
     };
     store.create_customer(&customer, &key).await.unwrap();
     let proxy = start_proxy(
