@@ -308,6 +308,15 @@ async fn events_of_unknown_customers_are_quarantined_and_known_ones_archived() {
                 expires_at: None,
                 last_used_at: None,
             },
+            &schemas::AuditEntry {
+                audit_id: uuid::Uuid::now_v7(),
+                at: now,
+                actor: "test".into(),
+                action: "create".into(),
+                customer_id: "known".into(),
+                before: Default::default(),
+                after: Default::default(),
+            },
         )
         .await
         .unwrap();

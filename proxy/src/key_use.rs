@@ -113,7 +113,7 @@ impl KeyUseRecorder {
 mod tests {
     use super::*;
     use chrono::SubsecRound;
-    use schemas::{Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+    use schemas::{AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
     use store::memory::MemoryStore;
 
     #[tokio::test]
@@ -136,7 +136,19 @@ mod tests {
             expires_at: None,
             last_used_at: None,
         };
-        store.create_customer(&customer, &key).await.unwrap();
+        let audit = AuditEntry {
+            audit_id: uuid::Uuid::now_v7(),
+            at: Utc::now(),
+            actor: "test".into(),
+            action: "create".into(),
+            customer_id: "c".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::Value::Null,
+        };
+        store
+            .create_customer(&customer, &key, &audit)
+            .await
+            .unwrap();
         let recorder = Arc::new(KeyUseRecorder::new(
             store.clone(),
             Duration::from_secs(3600),

@@ -21,8 +21,13 @@ struct CountingRegistry {
 
 #[async_trait]
 impl Registry for CountingRegistry {
-    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> store::Result<()> {
-        self.inner.create_customer(customer, first_key).await
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        first_key: &ApiKey,
+        audit: &AuditEntry,
+    ) -> store::Result<()> {
+        self.inner.create_customer(customer, first_key, audit).await
     }
     async fn customer(&self, customer_id: &str) -> store::Result<Option<Customer>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
@@ -44,18 +49,27 @@ impl Registry for CountingRegistry {
         &self,
         new_key: &ApiKey,
         retire_at: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
     ) -> store::Result<()> {
-        self.inner.replace_keys(new_key, retire_at).await
+        self.inner.replace_keys(new_key, retire_at, audit).await
     }
-    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> store::Result<ApiKey> {
-        self.inner.revoke_key(customer_id, key_id).await
+    async fn revoke_key(
+        &self,
+        customer_id: &str,
+        key_id: &str,
+        audit: &AuditEntry,
+    ) -> store::Result<ApiKey> {
+        self.inner.revoke_key(customer_id, key_id, audit).await
     }
     async fn set_customer_status(
         &self,
         customer_id: &str,
         status: CustomerStatus,
+        audit: &AuditEntry,
     ) -> store::Result<()> {
-        self.inner.set_customer_status(customer_id, status).await
+        self.inner
+            .set_customer_status(customer_id, status, audit)
+            .await
     }
     async fn append_audit(&self, entry: &AuditEntry) -> store::Result<()> {
         self.inner.append_audit(entry).await
@@ -63,11 +77,29 @@ impl Registry for CountingRegistry {
     async fn audit_entries(&self, customer_id: Option<&str>) -> store::Result<Vec<AuditEntry>> {
         self.inner.audit_entries(customer_id).await
     }
-    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> store::Result<()> {
-        self.inner.set_limits(customer_id, limits).await
+    async fn set_limits(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        audit: &AuditEntry,
+    ) -> store::Result<()> {
+        self.inner.set_limits(customer_id, limits, audit).await
     }
     async fn record_key_use(&self, uses: &[KeyUse]) -> store::Result<()> {
         self.inner.record_key_use(uses).await
+    }
+}
+
+/// An audit entry for a change made by this test.
+fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
+    AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now(),
+        actor: "test".into(),
+        action: action.into(),
+        customer_id: customer_id.into(),
+        before: serde_json::Value::Null,
+        after: serde_json::Value::Null,
     }
 }
 
@@ -106,6 +138,7 @@ async fn registry_with_key(expires_at: Option<DateTime<Utc>>) -> (CountingRegist
                 expires_at,
                 last_used_at: None,
             },
+            &audit_for("c", "create"),
         )
         .await
         .unwrap();
@@ -175,6 +208,7 @@ async fn a_key_works_until_its_expiry_on_the_callers_clock() {
                 last_used_at: None,
             },
             Some(grace_end),
+            &audit_for("c", "rotate"),
         )
         .await
         .unwrap();

@@ -13,7 +13,9 @@ use proxy::config::ProxyConfig;
 use proxy::emitter::{EmitterStats, EventEmitter, append_until_durable};
 use proxy::server::{ProxyPorts, start_proxy};
 use schemas::token::format_generated_token;
-use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits, Outcome, UsageEvent};
+use schemas::{
+    ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, Outcome, UsageEvent,
+};
 use store::memory::MemoryStore;
 use store::{
     AppendFailure, AppendResult, EventLog, LogRecord, ModelInvocation, ModelRuntime, Registry,
@@ -194,7 +196,19 @@ async fn proxy_with(
         expires_at: None,
         last_used_at: None,
     };
-    store.create_customer(&customer, &key).await.unwrap();
+    let audit = AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now(),
+        actor: "test".into(),
+        action: "create".into(),
+        customer_id: customer.customer_id.clone(),
+        before: serde_json::Value::Null,
+        after: serde_json::Value::Null,
+    };
+    store
+        .create_customer(&customer, &key, &audit)
+        .await
+        .unwrap();
     let ports = ProxyPorts {
         registry: store.clone(),
         counters: store.clone(),

@@ -11,13 +11,24 @@ use crate::Result;
 /// Contracts every backend keeps:
 /// - Token hashes are unique across all keys of all customers; a duplicate is `Conflict`.
 /// - `create_customer` writes the customer and its first key atomically.
+/// - Every audited change (`create_customer`, `replace_keys`, `revoke_key`,
+///   `set_customer_status`, `set_limits`) takes its `AuditEntry` and writes it in the same
+///   atomic change: if the change fails, no entry is written.
 /// - Lookups return `Ok(None)` when the record is absent; mutations of an absent customer
 ///   return `NotFound`.
 /// - `list_customers` orders by creation time, then id.
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Creates a customer with its first key. `Conflict` if the id or token hash exists.
-    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()>;
+    ///
+    /// The audit entry is written in the same atomic change; if the change fails, no entry
+    /// is written.
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        first_key: &ApiKey,
+        audit: &AuditEntry,
+    ) -> Result<()>;
 
     /// One customer, or `None`.
     async fn customer(&self, customer_id: &str) -> Result<Option<Customer>>;
@@ -35,28 +46,59 @@ pub trait Registry: Send + Sync {
     /// revoked at once when `retire_old_keys_at` is `None`, otherwise left active until that
     /// time (an earlier expiry is kept). `NotFound` if the customer is absent, `Conflict`
     /// if the token hash is in use.
+    ///
+    /// The audit entry is written in the same atomic change; if the change fails, no entry
+    /// is written.
     async fn replace_keys(
         &self,
         new_key: &ApiKey,
         retire_old_keys_at: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
     ) -> Result<()>;
 
     /// Revokes one key of a customer and returns it as stored now. `NotFound` if the
-    /// customer has no key with that id. Revoking a revoked key changes nothing.
-    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey>;
+    /// customer has no key with that id. Revoking a revoked key changes nothing (but its
+    /// audit entry is still written).
+    ///
+    /// The audit entry is written in the same atomic change; if the change fails, no entry
+    /// is written.
+    async fn revoke_key(
+        &self,
+        customer_id: &str,
+        key_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey>;
 
     /// Sets a customer's status. Setting `Deleted` also revokes every key of the customer;
     /// the customer record and its usage stay. `NotFound` if the customer is absent.
-    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()>;
+    ///
+    /// The audit entry is written in the same atomic change; if the change fails, no entry
+    /// is written.
+    async fn set_customer_status(
+        &self,
+        customer_id: &str,
+        status: CustomerStatus,
+        audit: &AuditEntry,
+    ) -> Result<()>;
 
-    /// Records an administrative action. Entries are never changed or removed.
+    /// Records an administrative action on its own. Entries are never changed or removed.
+    /// Audited changes take their entry themselves; this is for actions that change nothing
+    /// else.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
 
     /// The audit trail, oldest first; only one customer's when `customer_id` is given.
     async fn audit_entries(&self, customer_id: Option<&str>) -> Result<Vec<AuditEntry>>;
 
     /// Replaces a customer's limits. `NotFound` if the customer is absent.
-    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()>;
+    ///
+    /// The audit entry is written in the same atomic change; if the change fails, no entry
+    /// is written.
+    async fn set_limits(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        audit: &AuditEntry,
+    ) -> Result<()>;
 
     /// Records when keys were last used. A key's `last_used_at` only moves forward (an
     /// older time than the stored one changes nothing); unknown keys are skipped.

@@ -18,7 +18,7 @@ use proxy::config::ProxyConfig;
 use proxy::server::{ProxyPorts, build_state};
 use schemas::parquet_codec::decode_events_parquet;
 use schemas::token::format_generated_token;
-use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};
+use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits};
 use store::aws::{AwsBackend, AwsSettings};
 use store::backend::{BackendSettings, Ports};
 use store::bedrock::{BedrockRuntime, BedrockSettings};
@@ -51,10 +51,24 @@ async fn customer_with_token(registry: &dyn Registry) -> (String, String) {
                 expires_at: None,
                 last_used_at: None,
             },
+            &audit_for(&customer_id, "create"),
         )
         .await
         .unwrap();
     (customer_id, token.expose().to_owned())
+}
+
+/// An audit entry for a change made by this test.
+fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
+    AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now(),
+        actor: "test".into(),
+        action: action.into(),
+        customer_id: customer_id.into(),
+        before: serde_json::Value::Null,
+        after: serde_json::Value::Null,
+    }
 }
 
 fn rand_bytes() -> [u8; 32] {

@@ -148,20 +148,18 @@ pub async fn create(
         limits,
     };
     let key = new_key(&customer.customer_id, &token, args.expires_in)?;
-    registry
-        .create_customer(&customer, &key)
-        .await
-        .map_err(conflict_hint)?;
     let after = serde_json::json!({"customer": &customer, "key_id": &key.key_id, "key_expires_at": key.expires_at});
-    record_audit(
-        registry,
+    let entry = audit_entry(
         actor,
         "create",
         &customer.customer_id,
         serde_json::Value::Null,
         after,
-    )
-    .await?;
+    );
+    registry
+        .create_customer(&customer, &key, &entry)
+        .await
+        .map_err(conflict_hint)?;
     print_issued(&customer.customer_id, &key, &token, generated, json)
 }
 
@@ -252,24 +250,39 @@ pub async fn update_token(
         Some(after(args.grace_period)?)
     };
     let keys_before = registry.keys_of_customer(&args.customer_id).await?;
-    registry
-        .replace_keys(&key, retire_old_keys_at)
-        .await
-        .map_err(|error| match error {
-            StoreError::NotFound { .. } => unknown_customer(&args.customer_id, error),
-            other => conflict_hint(other),
-        })?;
-    let keys_after = registry.keys_of_customer(&args.customer_id).await?;
-    record_audit(
-        registry,
+    let keys_after = keys_after_rotation(&keys_before, &key, retire_old_keys_at);
+    let entry = audit_entry(
         actor,
         "rotate",
         &args.customer_id,
         serde_json::json!({ "keys": key_rows(&keys_before) }),
         serde_json::json!({ "keys": key_rows(&keys_after), "new_key_id": &key.key_id }),
-    )
-    .await?;
+    );
+    registry
+        .replace_keys(&key, retire_old_keys_at, &entry)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound { .. } => unknown_customer(&args.customer_id, error),
+            other => conflict_hint(other),
+        })?;
     print_issued(&args.customer_id, &key, &token, generated, json)
+}
+
+/// A customer's keys as `replace_keys` leaves them: every active key retired at
+/// `retire_old_keys_at` (or revoked at once), then `new_key`.
+fn keys_after_rotation(
+    keys_before: &[ApiKey],
+    new_key: &ApiKey,
+    retire_old_keys_at: Option<chrono::DateTime<Utc>>,
+) -> Vec<ApiKey> {
+    keys_before
+        .iter()
+        .map(|key| match key.status {
+            KeyStatus::Active => key.retired(retire_old_keys_at),
+            KeyStatus::Revoked => key.clone(),
+        })
+        .chain(std::iter::once(new_key.clone()))
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -365,19 +378,17 @@ pub async fn update_limits(
     args.limits
         .apply(&mut limits, &args.clear)
         .map_err(anyhow::Error::msg)?;
-    registry
-        .set_limits(&args.customer_id, &limits)
-        .await
-        .map_err(|error| unknown_customer(&args.customer_id, error))?;
-    record_audit(
-        registry,
+    let entry = audit_entry(
         actor,
         "limits",
         &args.customer_id,
         serde_json::json!(limits_before),
         serde_json::json!(limits),
-    )
-    .await?;
+    );
+    registry
+        .set_limits(&args.customer_id, &limits, &entry)
+        .await
+        .map_err(|error| unknown_customer(&args.customer_id, error))?;
     if json {
         return print_json(&LimitsChanged {
             customer_id: &args.customer_id,
@@ -517,30 +528,35 @@ pub async fn revoke_token(
     json: bool,
 ) -> anyhow::Result<()> {
     existing_customer(registry, &args.customer_id).await?;
-    let before = registry
-        .keys_of_customer(&args.customer_id)
-        .await?
-        .into_iter()
-        .find(|key| key.key_id == args.key_id);
-    let revoked = registry.revoke_key(&args.customer_id, &args.key_id).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => anyhow::anyhow!(
+    let no_such_key = || {
+        anyhow::anyhow!(
             "customer {} has no key {:?}; run `tollgate list-keys --customer-id {}` to see its keys",
             args.customer_id,
             args.key_id,
             args.customer_id
-        ),
-        other => anyhow::Error::new(other),
-    })?;
-    let rows = key_rows(std::slice::from_ref(&revoked));
-    record_audit(
-        registry,
+        )
+    };
+    let before = registry
+        .keys_of_customer(&args.customer_id)
+        .await?
+        .into_iter()
+        .find(|key| key.key_id == args.key_id)
+        .ok_or_else(no_such_key)?;
+    let entry = audit_entry(
         actor,
         "revoke",
         &args.customer_id,
-        serde_json::json!(key_rows(before.as_slice()).first()),
-        serde_json::json!(rows.first()),
-    )
-    .await?;
+        serde_json::json!(key_rows(std::slice::from_ref(&before)).first()),
+        serde_json::json!(key_rows(&[before.retired(None)]).first()),
+    );
+    let revoked = registry
+        .revoke_key(&args.customer_id, &args.key_id, &entry)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound { .. } => no_such_key(),
+            other => anyhow::Error::new(other),
+        })?;
+    let rows = key_rows(std::slice::from_ref(&revoked));
     if json {
         return print_json(&rows[0]);
     }
@@ -571,24 +587,22 @@ pub async fn set_status(
             "customer {customer_id} is deleted and cannot be changed; create a new customer instead"
         );
     }
-    registry
-        .set_customer_status(customer_id, status)
-        .await
-        .map_err(|error| unknown_customer(customer_id, error))?;
     let action = match status {
         CustomerStatus::Active => "enable",
         CustomerStatus::Disabled => "disable",
         CustomerStatus::Deleted => "delete",
     };
-    record_audit(
-        registry,
+    let entry = audit_entry(
         actor,
         action,
         customer_id,
         serde_json::json!({ "status": customer.status.as_str() }),
         serde_json::json!({ "status": status.as_str() }),
-    )
-    .await?;
+    );
+    registry
+        .set_customer_status(customer_id, status, &entry)
+        .await
+        .map_err(|error| unknown_customer(customer_id, error))?;
     if json {
         return print_json(&StatusChanged {
             customer_id,
@@ -607,17 +621,16 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Records an administrative action in the audit trail. The change itself is already
-/// made; if the record cannot be written the command fails so the operator notices.
-async fn record_audit(
-    registry: &dyn Registry,
+/// The audit entry of an administrative action, built before the change: the registry
+/// writes it in the same atomic change, so a change is never made without its entry.
+fn audit_entry(
     actor: &str,
     action: &str,
     customer_id: &str,
     before: serde_json::Value,
     after: serde_json::Value,
-) -> anyhow::Result<()> {
-    let entry = AuditEntry {
+) -> AuditEntry {
+    AuditEntry {
         audit_id: uuid::Uuid::now_v7(),
         at: Utc::now().trunc_subsecs(3),
         actor: actor.to_owned(),
@@ -625,10 +638,7 @@ async fn record_audit(
         customer_id: customer_id.to_owned(),
         before,
         after,
-    };
-    registry.append_audit(&entry).await.with_context(|| {
-        format!("the {action} of {customer_id} was made, but its audit record could not be written")
-    })
+    }
 }
 
 #[derive(Serialize)]
@@ -695,6 +705,68 @@ mod tests {
         assert!(check_name_and_email(" ", "ops@acme.example").is_err());
         assert!(check_name_and_email("Acme", "not-an-email").is_err());
         assert!(check_name_and_email("Acme", "a@b").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_predicted_keys_after_a_rotation_are_the_stored_ones() {
+        use store::memory::MemoryStore;
+        for retire_at in [
+            None,
+            Some(after(std::time::Duration::from_secs(3600)).unwrap()),
+        ] {
+            let store = MemoryStore::new();
+            let customer = Customer {
+                customer_id: "c".into(),
+                name: "C".into(),
+                email: "c@c.example".into(),
+                status: CustomerStatus::Active,
+                created_at: Utc::now().trunc_subsecs(3),
+                limits: Limits::default(),
+            };
+            let entry = || {
+                audit_entry(
+                    "t",
+                    "x",
+                    "c",
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                )
+            };
+            let token = || token_from(None).unwrap().0;
+            let first = new_key("c", &token(), None).unwrap();
+            store
+                .create_customer(&customer, &first, &entry())
+                .await
+                .unwrap();
+            // An active key expiring soon, one expiring late, and a revoked one.
+            let soon = new_key("c", &token(), Some(std::time::Duration::from_secs(60))).unwrap();
+            store
+                .replace_keys(&soon, Some(soon.created_at), &entry())
+                .await
+                .unwrap();
+            let late =
+                new_key("c", &token(), Some(std::time::Duration::from_secs(86_400))).unwrap();
+            store
+                .replace_keys(
+                    &late,
+                    Some(Utc::now() + chrono::Duration::seconds(60)),
+                    &entry(),
+                )
+                .await
+                .unwrap();
+            let revoked = new_key("c", &token(), None).unwrap();
+            store.replace_keys(&revoked, None, &entry()).await.unwrap();
+            store
+                .revoke_key("c", &revoked.key_id, &entry())
+                .await
+                .unwrap();
+
+            let keys_before = store.keys_of_customer("c").await.unwrap();
+            let new = new_key("c", &token(), None).unwrap();
+            let predicted = keys_after_rotation(&keys_before, &new, retire_at);
+            store.replace_keys(&new, retire_at, &entry()).await.unwrap();
+            assert_eq!(predicted, store.keys_of_customer("c").await.unwrap());
+        }
     }
 
     #[test]

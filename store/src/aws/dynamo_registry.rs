@@ -5,9 +5,13 @@
 //! | customer | `CUSTOMER#<customer_id>` | `PROFILE` | name, email, status, created_at_ms, limits (JSON), entity=`customer` |
 //! | key | `KEY#<token_hash>` | `KEY` | key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms, last_used_at_ms, entity=`key` |
 //! | key pointer | `CUSTOMER#<customer_id>` | `KEY#<created_at_ms>#<key_id>` | token_hash |
+//! | audit entry | `AUDIT#<customer_id>` | `<at_ms:013>#<audit_id>` | entry (JSON), entity=`audit` |
 //!
 //! The key item *is* the token-hash index: authentication is one consistent `GetItem`,
 //! and `attribute_not_exists(pk)` on it makes token hashes unique (a GSI could do neither).
+//!
+//! Every audited change is one `TransactWriteItems` whose last action puts its audit entry,
+//! so the change and its entry are written together or not at all.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -125,11 +129,50 @@ fn key_from_item(item: &Item) -> Result<ApiKey> {
     })
 }
 
+fn audit_item(entry: &AuditEntry) -> Result<Item> {
+    let mut item = key(
+        format!("AUDIT#{}", entry.customer_id),
+        format!("{:013}#{}", entry.at.timestamp_millis(), entry.audit_id),
+    );
+    item.insert("entity".into(), string("audit"));
+    item.insert(
+        "entry".into(),
+        string(
+            serde_json::to_string(entry).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        ),
+    );
+    Ok(item)
+}
+
+/// The error of an audit put whose condition failed: an entry with that id already exists.
+fn audit_conflict(entry: &AuditEntry) -> StoreError {
+    StoreError::Conflict(format!(
+        "audit entry {} of customer {} already exists; nothing was changed",
+        entry.audit_id, entry.customer_id
+    ))
+}
+
+/// The most actions one `TransactWriteItems` may hold.
+const MAX_TRANSACTION_ACTIONS: usize = 100;
+
+/// Refuses a transaction of `actions` actions that DynamoDB would reject, naming `what`.
+fn check_transaction_size(actions: usize, what: impl FnOnce() -> String) -> Result<()> {
+    if actions > MAX_TRANSACTION_ACTIONS {
+        return Err(StoreError::Aws(format!(
+            "{} needs {actions} writes in one DynamoDB transaction, more than its limit of {MAX_TRANSACTION_ACTIONS}; nothing was changed",
+            what()
+        )));
+    }
+    Ok(())
+}
+
 fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
     built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
 }
 
-/// Which actions of a cancelled transaction failed their condition.
+/// Which actions of a cancelled transaction failed their condition; `None` unless the
+/// transaction was cancelled because at least one did (a cancellation for another reason,
+/// such as a conflicting concurrent transaction, is an ordinary store error).
 fn failed_conditions(
     error: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> Option<Vec<bool>> {
@@ -139,13 +182,12 @@ fn failed_conditions(
     let TransactWriteItemsError::TransactionCanceledException(cancelled) = context.err() else {
         return None;
     };
-    Some(
-        cancelled
-            .cancellation_reasons()
-            .iter()
-            .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-            .collect(),
-    )
+    let failed: Vec<bool> = cancelled
+        .cancellation_reasons()
+        .iter()
+        .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+        .collect();
+    failed.contains(&true).then_some(failed)
 }
 
 impl DynamoRegistry {
@@ -166,6 +208,11 @@ impl DynamoRegistry {
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The put of an audit entry, the last action of an audited change.
+    fn audit_put(&self, entry: &AuditEntry) -> Result<TransactWriteItem> {
+        self.put_if_absent(audit_item(entry)?)
     }
 
     fn put(&self, item: Item) -> Result<TransactWriteItem> {
@@ -246,24 +293,45 @@ impl DynamoRegistry {
 }
 
 enum TransactFailure {
-    /// Per action: whether its condition failed.
+    /// Per action: whether its condition failed (at least one did).
     Conditions(Vec<bool>),
     Store(StoreError),
 }
 
+/// Whether the condition of action `index` failed.
+fn failed_at(failed: &[bool], index: usize) -> bool {
+    failed.get(index) == Some(&true)
+}
+
+/// Whether the condition of the last action (the audit put) failed.
+fn failed_last(failed: &[bool]) -> bool {
+    failed.last() == Some(&true)
+}
+
 #[async_trait]
 impl Registry for DynamoRegistry {
-    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()> {
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        first_key: &ApiKey,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let actions = vec![
             self.put_if_absent(customer_item(customer)?)?,
             self.put_if_absent(key_item(first_key))?,
             self.put(pointer_item(first_key))?,
+            self.audit_put(audit)?,
         ];
         match self.transact(actions).await {
             Ok(()) => Ok(()),
-            Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => Err(
+            Err(TransactFailure::Conditions(failed)) if failed_at(&failed, 0) => Err(
                 StoreError::Conflict(format!("customer {} already exists", customer.customer_id)),
             ),
+            Err(TransactFailure::Conditions(failed))
+                if failed_last(&failed) && !failed_at(&failed, 1) =>
+            {
+                Err(audit_conflict(audit))
+            }
             Err(TransactFailure::Conditions(_)) => {
                 Err(StoreError::Conflict("that token is already in use".into()))
             }
@@ -330,6 +398,7 @@ impl Registry for DynamoRegistry {
         &self,
         new_key: &ApiKey,
         retire_old_keys_at: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
     ) -> Result<()> {
         let existing = self.keys_of_customer(&new_key.customer_id).await?;
         if existing
@@ -357,21 +426,42 @@ impl Registry for DynamoRegistry {
         {
             actions.push(self.key_update(&old.retired(retire_old_keys_at))?);
         }
+        let new_key_index = actions.len();
         actions.push(self.put_if_absent(key_item(new_key))?);
         actions.push(self.put(pointer_item(new_key))?);
+        actions.push(self.audit_put(audit)?);
+        check_transaction_size(actions.len(), || {
+            format!(
+                "replacing the {} active keys of customer {}",
+                new_key_index - 1,
+                new_key.customer_id
+            )
+        })?;
         match self.transact(actions).await {
             Ok(()) => Ok(()),
-            Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => Err(
+            Err(TransactFailure::Conditions(failed)) if failed_at(&failed, 0) => Err(
                 StoreError::not_found(format!("customer {}", new_key.customer_id)),
             ),
-            Err(TransactFailure::Conditions(_)) => {
+            Err(TransactFailure::Conditions(failed)) if failed_at(&failed, new_key_index) => {
                 Err(StoreError::Conflict("that token is already in use".into()))
             }
+            Err(TransactFailure::Conditions(failed)) if failed_last(&failed) => {
+                Err(audit_conflict(audit))
+            }
+            Err(TransactFailure::Conditions(_)) => Err(StoreError::Conflict(format!(
+                "the keys of customer {} changed during the rotation; try again",
+                new_key.customer_id
+            ))),
             Err(TransactFailure::Store(error)) => Err(error),
         }
     }
 
-    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey> {
+    async fn revoke_key(
+        &self,
+        customer_id: &str,
+        key_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey> {
         let existing = self
             .keys_of_customer(customer_id)
             .await?
@@ -381,18 +471,24 @@ impl Registry for DynamoRegistry {
                 StoreError::not_found(format!("key {key_id} of customer {customer_id}"))
             })?;
         let revoked = existing.retired(None);
-        self.transact(vec![self.key_update(&revoked)?])
+        self.transact(vec![self.key_update(&revoked)?, self.audit_put(audit)?])
             .await
             .map_err(|failure| match failure {
-                TransactFailure::Conditions(_) => {
+                TransactFailure::Conditions(failed) if failed_at(&failed, 0) => {
                     StoreError::not_found(format!("key {key_id} of customer {customer_id}"))
                 }
+                TransactFailure::Conditions(_) => audit_conflict(audit),
                 TransactFailure::Store(error) => error,
             })?;
         Ok(revoked)
     }
 
-    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()> {
+    async fn set_customer_status(
+        &self,
+        customer_id: &str,
+        status: CustomerStatus,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let profile = build(
             Update::builder()
                 .table_name(&self.table)
@@ -405,33 +501,36 @@ impl Registry for DynamoRegistry {
         )?;
         let mut actions = vec![TransactWriteItem::builder().update(profile).build()];
         if status == CustomerStatus::Deleted {
-            for api_key in self.keys_of_customer(customer_id).await? {
+            let keys = self.keys_of_customer(customer_id).await?;
+            check_transaction_size(keys.len() + 2, || {
+                format!(
+                    "deleting customer {customer_id} with its {} keys",
+                    keys.len()
+                )
+            })?;
+            for api_key in keys {
                 actions.push(self.key_update(&api_key.retired(None))?);
             }
         }
+        actions.push(self.audit_put(audit)?);
         self.transact(actions)
             .await
             .map_err(|failure| match failure {
-                TransactFailure::Conditions(_) => {
+                TransactFailure::Conditions(failed) if failed_at(&failed, 0) => {
                     StoreError::not_found(format!("customer {customer_id}"))
                 }
+                TransactFailure::Conditions(failed) if failed_last(&failed) => {
+                    audit_conflict(audit)
+                }
+                TransactFailure::Conditions(_) => StoreError::Conflict(format!(
+                    "the keys of customer {customer_id} changed during the status change; try again"
+                )),
                 TransactFailure::Store(error) => error,
             })
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
-        let mut item = key(
-            format!("AUDIT#{}", entry.customer_id),
-            format!("{:013}#{}", entry.at.timestamp_millis(), entry.audit_id),
-        );
-        item.insert("entity".into(), string("audit"));
-        item.insert(
-            "entry".into(),
-            string(
-                serde_json::to_string(entry)
-                    .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-            ),
-        );
+        let item = audit_item(entry)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -471,29 +570,35 @@ impl Registry for DynamoRegistry {
         Ok(entries)
     }
 
-    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(customer_pk(customer_id), "PROFILE")))
-            .update_expression("SET #limits = :limits")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#limits", "limits")
-            .expression_attribute_values(":limits", string(limits_json(limits)?))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::not_found(format!("customer {customer_id}")))
-            }
-            Err(error) => Err(aws_error("UpdateItem", &self.table, error)),
-        }
+    async fn set_limits(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        let update = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(customer_pk(customer_id), "PROFILE")))
+                .update_expression("SET #limits = :limits")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#limits", "limits")
+                .expression_attribute_values(":limits", string(limits_json(limits)?))
+                .build(),
+        )?;
+        let actions = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit_put(audit)?,
+        ];
+        self.transact(actions)
+            .await
+            .map_err(|failure| match failure {
+                TransactFailure::Conditions(failed) if failed_at(&failed, 0) => {
+                    StoreError::not_found(format!("customer {customer_id}"))
+                }
+                TransactFailure::Conditions(_) => audit_conflict(audit),
+                TransactFailure::Store(error) => error,
+            })
     }
 
     async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {

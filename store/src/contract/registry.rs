@@ -17,6 +17,7 @@ pub async fn run_all(registry: &dyn Registry) {
     single_keys_can_be_revoked(registry).await;
     customer_status_changes_and_deletion_revokes_keys(registry).await;
     the_audit_trail_keeps_every_entry_in_order(registry).await;
+    a_failed_change_writes_no_audit_entry_and_a_successful_one_exactly_its_own(registry).await;
     absent_records_read_as_none_and_mutations_fail(registry).await;
     last_use_only_moves_forward(registry).await;
 }
@@ -24,7 +25,10 @@ pub async fn run_all(registry: &dyn Registry) {
 async fn last_use_only_moves_forward(registry: &dyn Registry) {
     let customer = new_customer();
     let key = new_key(&customer.customer_id);
-    registry.create_customer(&customer, &key).await.unwrap();
+    registry
+        .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
+        .await
+        .unwrap();
     let use_at = |at| KeyUse {
         customer_id: customer.customer_id.clone(),
         key_id: key.key_id.clone(),
@@ -71,6 +75,19 @@ async fn last_use_only_moves_forward(registry: &dyn Registry) {
     assert_eq!(last_used().await, Some(later + Duration::seconds(1)));
 }
 
+/// An audit entry of `action` on `customer_id`, as the CLI would pass with a change.
+fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
+    AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now().trunc_subsecs(3),
+        actor: "contract@example.com".into(),
+        action: action.to_owned(),
+        customer_id: customer_id.to_owned(),
+        before: serde_json::json!({"action": action, "side": "before"}),
+        after: serde_json::json!({"action": action, "side": "after"}),
+    }
+}
+
 fn new_customer() -> Customer {
     Customer {
         customer_id: unique("cust"),
@@ -97,7 +114,10 @@ fn new_key(customer_id: &str) -> ApiKey {
 async fn created_customers_and_keys_read_back(registry: &dyn Registry) {
     let customer = new_customer();
     let key = new_key(&customer.customer_id);
-    registry.create_customer(&customer, &key).await.unwrap();
+    registry
+        .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
+        .await
+        .unwrap();
 
     assert_eq!(
         registry.customer(&customer.customer_id).await.unwrap(),
@@ -121,10 +141,17 @@ async fn created_customers_and_keys_read_back(registry: &dyn Registry) {
 async fn duplicate_ids_and_token_hashes_conflict_atomically(registry: &dyn Registry) {
     let customer = new_customer();
     let key = new_key(&customer.customer_id);
-    registry.create_customer(&customer, &key).await.unwrap();
+    registry
+        .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
+        .await
+        .unwrap();
 
     let again = registry
-        .create_customer(&customer, &new_key(&customer.customer_id))
+        .create_customer(
+            &customer,
+            &new_key(&customer.customer_id),
+            &audit_for(&customer.customer_id, "create"),
+        )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 
@@ -134,7 +161,13 @@ async fn duplicate_ids_and_token_hashes_conflict_atomically(registry: &dyn Regis
         key_id: unique("key"),
         ..key.clone()
     };
-    let reused = registry.create_customer(&second, &reused_token).await;
+    let reused = registry
+        .create_customer(
+            &second,
+            &reused_token,
+            &audit_for(&second.customer_id, "create"),
+        )
+        .await;
     assert!(matches!(reused, Err(StoreError::Conflict(_))), "{reused:?}");
     assert_eq!(
         registry.customer(&second.customer_id).await.unwrap(),
@@ -146,10 +179,24 @@ async fn duplicate_ids_and_token_hashes_conflict_atomically(registry: &dyn Regis
 async fn replacing_keys_revokes_the_old_ones(registry: &dyn Registry) {
     let customer = new_customer();
     let old_key = new_key(&customer.customer_id);
-    registry.create_customer(&customer, &old_key).await.unwrap();
+    registry
+        .create_customer(
+            &customer,
+            &old_key,
+            &audit_for(&customer.customer_id, "create"),
+        )
+        .await
+        .unwrap();
 
     let new_key_record = new_key(&customer.customer_id);
-    registry.replace_keys(&new_key_record, None).await.unwrap();
+    registry
+        .replace_keys(
+            &new_key_record,
+            None,
+            &audit_for(&new_key_record.customer_id, "rotate"),
+        )
+        .await
+        .unwrap();
 
     let old = registry
         .key_by_token_hash(&old_key.token_hash)
@@ -179,6 +226,7 @@ async fn replacing_keys_revokes_the_old_ones(registry: &dyn Registry) {
                 ..new_key_record.clone()
             },
             None,
+            &audit_for(&customer.customer_id, "rotate"),
         )
         .await;
     assert!(matches!(reuse, Err(StoreError::Conflict(_))), "{reuse:?}");
@@ -187,7 +235,11 @@ async fn replacing_keys_revokes_the_old_ones(registry: &dyn Registry) {
 async fn limits_are_replaced(registry: &dyn Registry) {
     let customer = new_customer();
     registry
-        .create_customer(&customer, &new_key(&customer.customer_id))
+        .create_customer(
+            &customer,
+            &new_key(&customer.customer_id),
+            &audit_for(&customer.customer_id, "create"),
+        )
         .await
         .unwrap();
     let limits = Limits {
@@ -200,7 +252,11 @@ async fn limits_are_replaced(registry: &dyn Registry) {
         enforcement: Some(schemas::EnforcementMode::Strict),
     };
     registry
-        .set_limits(&customer.customer_id, &limits)
+        .set_limits(
+            &customer.customer_id,
+            &limits,
+            &audit_for(&customer.customer_id, "limits"),
+        )
         .await
         .unwrap();
     let stored = registry
@@ -222,12 +278,16 @@ async fn absent_records_read_as_none_and_mutations_fail(registry: &dyn Registry)
         None
     );
     assert!(registry.keys_of_customer(&absent).await.unwrap().is_empty());
-    let limits = registry.set_limits(&absent, &Limits::default()).await;
+    let limits = registry
+        .set_limits(&absent, &Limits::default(), &audit_for(&absent, "limits"))
+        .await;
     assert!(
         matches!(limits, Err(StoreError::NotFound { .. })),
         "{limits:?}"
     );
-    let keys = registry.replace_keys(&new_key(&absent), None).await;
+    let keys = registry
+        .replace_keys(&new_key(&absent), None, &audit_for(&absent, "rotate"))
+        .await;
     assert!(matches!(keys, Err(StoreError::NotFound { .. })), "{keys:?}");
 }
 
@@ -237,17 +297,35 @@ async fn rotation_with_a_grace_period_keeps_old_keys_until_then(registry: &dyn R
         expires_at: None,
         ..new_key(&customer.customer_id)
     };
-    registry.create_customer(&customer, &old_key).await.unwrap();
+    registry
+        .create_customer(
+            &customer,
+            &old_key,
+            &audit_for(&customer.customer_id, "create"),
+        )
+        .await
+        .unwrap();
     let soon_expiring = ApiKey {
         expires_at: Some((Utc::now() + Duration::minutes(5)).trunc_subsecs(3)),
         ..new_key(&customer.customer_id)
     };
-    registry.replace_keys(&soon_expiring, None).await.unwrap();
+    registry
+        .replace_keys(
+            &soon_expiring,
+            None,
+            &audit_for(&soon_expiring.customer_id, "rotate"),
+        )
+        .await
+        .unwrap();
     // soon_expiring is now the only active key; rotate it away with a one-day grace.
     let grace_end = (Utc::now() + Duration::days(1)).trunc_subsecs(3);
     let newest = new_key(&customer.customer_id);
     registry
-        .replace_keys(&newest, Some(grace_end))
+        .replace_keys(
+            &newest,
+            Some(grace_end),
+            &audit_for(&newest.customer_id, "rotate"),
+        )
         .await
         .unwrap();
 
@@ -278,7 +356,11 @@ async fn rotation_with_a_grace_period_keeps_old_keys_until_then(registry: &dyn R
 
     let another = new_key(&customer.customer_id);
     registry
-        .replace_keys(&another, Some(grace_end))
+        .replace_keys(
+            &another,
+            Some(grace_end),
+            &audit_for(&another.customer_id, "rotate"),
+        )
         .await
         .unwrap();
     let graced = registry
@@ -296,9 +378,20 @@ async fn rotation_with_a_grace_period_keeps_old_keys_until_then(registry: &dyn R
 async fn single_keys_can_be_revoked(registry: &dyn Registry) {
     let customer = new_customer();
     let first = new_key(&customer.customer_id);
-    registry.create_customer(&customer, &first).await.unwrap();
+    registry
+        .create_customer(
+            &customer,
+            &first,
+            &audit_for(&customer.customer_id, "create"),
+        )
+        .await
+        .unwrap();
     let revoked = registry
-        .revoke_key(&customer.customer_id, &first.key_id)
+        .revoke_key(
+            &customer.customer_id,
+            &first.key_id,
+            &audit_for(&customer.customer_id, "revoke"),
+        )
         .await
         .unwrap();
     assert_eq!(revoked.status, KeyStatus::Revoked);
@@ -309,7 +402,11 @@ async fn single_keys_can_be_revoked(registry: &dyn Registry) {
         .unwrap();
     assert_eq!(stored.status, KeyStatus::Revoked);
     let again = registry
-        .revoke_key(&customer.customer_id, &first.key_id)
+        .revoke_key(
+            &customer.customer_id,
+            &first.key_id,
+            &audit_for(&customer.customer_id, "revoke"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -317,12 +414,21 @@ async fn single_keys_can_be_revoked(registry: &dyn Registry) {
         KeyStatus::Revoked,
         "revoking twice changes nothing"
     );
-    let missing = registry.revoke_key(&customer.customer_id, "key_nope").await;
+    let missing = registry
+        .revoke_key(
+            &customer.customer_id,
+            "key_nope",
+            &audit_for(&customer.customer_id, "revoke"),
+        )
+        .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound { .. })),
         "{missing:?}"
     );
-    let other_customer = registry.revoke_key(&unique("cust"), &first.key_id).await;
+    let stranger = unique("cust");
+    let other_customer = registry
+        .revoke_key(&stranger, &first.key_id, &audit_for(&stranger, "revoke"))
+        .await;
     assert!(
         matches!(other_customer, Err(StoreError::NotFound { .. })),
         "{other_customer:?}"
@@ -332,10 +438,17 @@ async fn single_keys_can_be_revoked(registry: &dyn Registry) {
 async fn customer_status_changes_and_deletion_revokes_keys(registry: &dyn Registry) {
     let customer = new_customer();
     let key = new_key(&customer.customer_id);
-    registry.create_customer(&customer, &key).await.unwrap();
+    registry
+        .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
+        .await
+        .unwrap();
 
     registry
-        .set_customer_status(&customer.customer_id, CustomerStatus::Disabled)
+        .set_customer_status(
+            &customer.customer_id,
+            CustomerStatus::Disabled,
+            &audit_for(&customer.customer_id, "disable"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -357,12 +470,20 @@ async fn customer_status_changes_and_deletion_revokes_keys(registry: &dyn Regist
         KeyStatus::Active
     );
     registry
-        .set_customer_status(&customer.customer_id, CustomerStatus::Active)
+        .set_customer_status(
+            &customer.customer_id,
+            CustomerStatus::Active,
+            &audit_for(&customer.customer_id, "enable"),
+        )
         .await
         .unwrap();
 
     registry
-        .set_customer_status(&customer.customer_id, CustomerStatus::Deleted)
+        .set_customer_status(
+            &customer.customer_id,
+            CustomerStatus::Deleted,
+            &audit_for(&customer.customer_id, "delete"),
+        )
         .await
         .unwrap();
     let deleted = registry
@@ -385,8 +506,13 @@ async fn customer_status_changes_and_deletion_revokes_keys(registry: &dyn Regist
         KeyStatus::Revoked
     );
 
+    let absent = unique("absent");
     let missing = registry
-        .set_customer_status(&unique("absent"), CustomerStatus::Disabled)
+        .set_customer_status(
+            &absent,
+            CustomerStatus::Disabled,
+            &audit_for(&absent, "disable"),
+        )
         .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound { .. })),
@@ -433,5 +559,166 @@ async fn the_audit_trail_keeps_every_entry_in_order(registry: &dyn Registry) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn a_failed_change_writes_no_audit_entry_and_a_successful_one_exactly_its_own(
+    registry: &dyn Registry,
+) {
+    let trail = |customer_id: String| async move {
+        registry.audit_entries(Some(&customer_id)).await.unwrap()
+    };
+
+    // Every change of an absent customer fails, and leaves no entry.
+    let absent = unique("absent");
+    let limits = registry
+        .set_limits(&absent, &Limits::default(), &audit_for(&absent, "limits"))
+        .await;
+    assert!(
+        matches!(limits, Err(StoreError::NotFound { .. })),
+        "{limits:?}"
+    );
+    let status = registry
+        .set_customer_status(
+            &absent,
+            CustomerStatus::Deleted,
+            &audit_for(&absent, "delete"),
+        )
+        .await;
+    assert!(
+        matches!(status, Err(StoreError::NotFound { .. })),
+        "{status:?}"
+    );
+    let rotation = registry
+        .replace_keys(&new_key(&absent), None, &audit_for(&absent, "rotate"))
+        .await;
+    assert!(
+        matches!(rotation, Err(StoreError::NotFound { .. })),
+        "{rotation:?}"
+    );
+    let revocation = registry
+        .revoke_key(&absent, "key_nope", &audit_for(&absent, "revoke"))
+        .await;
+    assert!(
+        matches!(revocation, Err(StoreError::NotFound { .. })),
+        "{revocation:?}"
+    );
+    assert!(
+        trail(absent.clone()).await.is_empty(),
+        "failed changes write no audit entry"
+    );
+
+    // A successful create writes exactly its entry.
+    let customer = new_customer();
+    let key = new_key(&customer.customer_id);
+    let created = audit_for(&customer.customer_id, "create");
+    registry
+        .create_customer(&customer, &key, &created)
+        .await
+        .unwrap();
+    assert_eq!(
+        trail(customer.customer_id.clone()).await,
+        vec![created.clone()]
+    );
+
+    // Conflicting creates and rotations write nothing: not for the new customer, and not
+    // for the existing one.
+    let second = new_customer();
+    let reused_token = ApiKey {
+        customer_id: second.customer_id.clone(),
+        key_id: unique("key"),
+        ..key.clone()
+    };
+    let reused = registry
+        .create_customer(
+            &second,
+            &reused_token,
+            &audit_for(&second.customer_id, "create"),
+        )
+        .await;
+    assert!(matches!(reused, Err(StoreError::Conflict(_))), "{reused:?}");
+    assert!(
+        trail(second.customer_id.clone()).await.is_empty(),
+        "a create that conflicts on its token writes no audit entry"
+    );
+    let again = registry
+        .create_customer(
+            &customer,
+            &new_key(&customer.customer_id),
+            &audit_for(&customer.customer_id, "create"),
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let reuse = registry
+        .replace_keys(
+            &ApiKey {
+                key_id: unique("key"),
+                ..key.clone()
+            },
+            None,
+            &audit_for(&customer.customer_id, "rotate"),
+        )
+        .await;
+    assert!(matches!(reuse, Err(StoreError::Conflict(_))), "{reuse:?}");
+    let missing_key = registry
+        .revoke_key(
+            &customer.customer_id,
+            "key_nope",
+            &audit_for(&customer.customer_id, "revoke"),
+        )
+        .await;
+    assert!(
+        matches!(missing_key, Err(StoreError::NotFound { .. })),
+        "{missing_key:?}"
+    );
+    assert_eq!(
+        trail(customer.customer_id.clone()).await,
+        vec![created.clone()],
+        "failed changes of an existing customer write no audit entry"
+    );
+
+    // Each successful change adds exactly the entry it was given.
+    let later = |index: i64| AuditEntry {
+        at: created.at + Duration::milliseconds(index),
+        ..audit_for(
+            &customer.customer_id,
+            ["limits", "rotate", "revoke", "disable"][usize::try_from(index - 1).unwrap()],
+        )
+    };
+    let limited = later(1);
+    registry
+        .set_limits(
+            &customer.customer_id,
+            &Limits {
+                daily_request_limit: Some(5),
+                ..Limits::default()
+            },
+            &limited,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        trail(customer.customer_id.clone()).await,
+        vec![created.clone(), limited.clone()]
+    );
+    let rotated = later(2);
+    let second_key = new_key(&customer.customer_id);
+    registry
+        .replace_keys(&second_key, None, &rotated)
+        .await
+        .unwrap();
+    let revoked = later(3);
+    registry
+        .revoke_key(&customer.customer_id, &second_key.key_id, &revoked)
+        .await
+        .unwrap();
+    let disabled = later(4);
+    registry
+        .set_customer_status(&customer.customer_id, CustomerStatus::Disabled, &disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        trail(customer.customer_id.clone()).await,
+        vec![created, limited, rotated, revoked, disabled]
     );
 }

@@ -1,4 +1,5 @@
-//! `Registry` on SQLite: `customers` and `api_keys` tables; token hashes are unique.
+//! `Registry` on SQLite: `customers`, `api_keys` and `audit_log` tables; token hashes are
+//! unique, and every audited change writes its `audit_log` row in its own transaction.
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -86,11 +87,57 @@ fn insert_key(transaction: &rusqlite::Transaction<'_>, key: &ApiKey) -> Result<(
     }
 }
 
+/// An audit entry ready for the `audit_log` table: serialized before any connection is used.
+struct AuditRow {
+    audit_id: String,
+    at_ms: i64,
+    customer_id: String,
+    json: String,
+}
+
+impl AuditRow {
+    fn of(entry: &AuditEntry) -> Result<Self> {
+        Ok(Self {
+            audit_id: entry.audit_id.to_string(),
+            at_ms: entry.at.timestamp_millis(),
+            customer_id: entry.customer_id.clone(),
+            json: serde_json::to_string(entry)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        })
+    }
+
+    /// Inserts the entry; inside a transaction, it commits or rolls back with the change.
+    fn insert(&self, connection: &rusqlite::Connection) -> Result<()> {
+        let inserted = connection.execute(
+            "INSERT INTO audit_log (audit_id, at_ms, customer_id, entry_json) VALUES (?1, ?2, ?3, ?4)",
+            params![self.audit_id, self.at_ms, self.customer_id, self.json],
+        );
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "audit entry {} already exists",
+                    self.audit_id
+                )))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
 #[async_trait]
 impl Registry for EmbeddedStore {
-    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()> {
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        first_key: &ApiKey,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let (customer, first_key) = (customer.clone(), first_key.clone());
         let limits = limits_json(&customer.limits)?;
+        let audit = AuditRow::of(audit)?;
         self.with_connection(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -121,6 +168,7 @@ impl Registry for EmbeddedStore {
                 Err(error) => return Err(error.into()),
             }
             insert_key(&transaction, &first_key)?;
+            audit.insert(&transaction)?;
             transaction.commit()?;
             Ok(())
         })
@@ -181,8 +229,10 @@ impl Registry for EmbeddedStore {
         &self,
         new_key: &ApiKey,
         retire_old_keys_at: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
     ) -> Result<()> {
         let new_key = new_key.clone();
+        let audit = AuditRow::of(audit)?;
         self.with_connection(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -219,16 +269,25 @@ impl Registry for EmbeddedStore {
                 )?,
             };
             insert_key(&transaction, &new_key)?;
+            audit.insert(&transaction)?;
             transaction.commit()?;
             Ok(())
         })
         .await
     }
 
-    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey> {
+    async fn revoke_key(
+        &self,
+        customer_id: &str,
+        key_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey> {
         let (customer_id, key_id) = (customer_id.to_owned(), key_id.to_owned());
+        let audit = AuditRow::of(audit)?;
         self.with_connection(move |connection| {
-            let updated = connection.execute(
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let updated = transaction.execute(
                 "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND key_id = ?3",
                 params![KeyStatus::Revoked.as_str(), customer_id, key_id],
             )?;
@@ -237,17 +296,26 @@ impl Registry for EmbeddedStore {
                     "key {key_id} of customer {customer_id}"
                 )));
             }
-            Ok(connection.query_row(
+            let revoked = transaction.query_row(
                 &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?1"),
                 params![key_id],
                 key_from_row,
-            )?)
+            )?;
+            audit.insert(&transaction)?;
+            transaction.commit()?;
+            Ok(revoked)
         })
         .await
     }
 
-    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()> {
+    async fn set_customer_status(
+        &self,
+        customer_id: &str,
+        status: CustomerStatus,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let customer_id = customer_id.to_owned();
+        let audit = AuditRow::of(audit)?;
         self.with_connection(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -264,6 +332,7 @@ impl Registry for EmbeddedStore {
                     params![KeyStatus::Revoked.as_str(), customer_id],
                 )?;
             }
+            audit.insert(&transaction)?;
             transaction.commit()?;
             Ok(())
         })
@@ -271,21 +340,9 @@ impl Registry for EmbeddedStore {
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
-        let json =
-            serde_json::to_string(entry).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        let (audit_id, at_ms, customer_id) = (
-            entry.audit_id.to_string(),
-            entry.at.timestamp_millis(),
-            entry.customer_id.clone(),
-        );
-        self.with_connection(move |connection| {
-            connection.execute(
-                "INSERT INTO audit_log (audit_id, at_ms, customer_id, entry_json) VALUES (?1, ?2, ?3, ?4)",
-                params![audit_id, at_ms, customer_id, json],
-            )?;
-            Ok(())
-        })
-        .await
+        let audit = AuditRow::of(entry)?;
+        self.with_connection(move |connection| audit.insert(connection))
+            .await
     }
 
     async fn audit_entries(&self, customer_id: Option<&str>) -> Result<Vec<AuditEntry>> {
@@ -307,17 +364,27 @@ impl Registry for EmbeddedStore {
         .await
     }
 
-    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {
+    async fn set_limits(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let customer_id = customer_id.to_owned();
         let limits = limits_json(limits)?;
+        let audit = AuditRow::of(audit)?;
         self.with_connection(move |connection| {
-            let updated = connection.execute(
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let updated = transaction.execute(
                 "UPDATE customers SET limits_json = ?1 WHERE customer_id = ?2",
                 params![limits, customer_id],
             )?;
             if updated == 0 {
                 return Err(StoreError::not_found(format!("customer {customer_id}")));
             }
+            audit.insert(&transaction)?;
+            transaction.commit()?;
             Ok(())
         })
         .await

@@ -143,7 +143,12 @@ impl EventLog for MemoryStore {
 
 #[async_trait]
 impl Registry for MemoryStore {
-    async fn create_customer(&self, customer: &Customer, first_key: &ApiKey) -> Result<()> {
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        first_key: &ApiKey,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let mut state = self.state()?;
         if state.customers.contains_key(&customer.customer_id) {
             return Err(StoreError::Conflict(format!(
@@ -162,6 +167,7 @@ impl Registry for MemoryStore {
             .customers
             .insert(customer.customer_id.clone(), customer.clone());
         state.keys.push(first_key.clone());
+        state.audit.push(audit.clone());
         Ok(())
     }
 
@@ -199,6 +205,7 @@ impl Registry for MemoryStore {
         &self,
         new_key: &ApiKey,
         retire_old_keys_at: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
     ) -> Result<()> {
         let mut state = self.state()?;
         if !state.customers.contains_key(&new_key.customer_id) {
@@ -222,10 +229,16 @@ impl Registry for MemoryStore {
             *key = key.retired(retire_old_keys_at);
         }
         state.keys.push(new_key.clone());
+        state.audit.push(audit.clone());
         Ok(())
     }
 
-    async fn revoke_key(&self, customer_id: &str, key_id: &str) -> Result<ApiKey> {
+    async fn revoke_key(
+        &self,
+        customer_id: &str,
+        key_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey> {
         let mut state = self.state()?;
         let key = state
             .keys
@@ -235,10 +248,17 @@ impl Registry for MemoryStore {
                 StoreError::not_found(format!("key {key_id} of customer {customer_id}"))
             })?;
         key.status = KeyStatus::Revoked;
-        Ok(key.clone())
+        let revoked = key.clone();
+        state.audit.push(audit.clone());
+        Ok(revoked)
     }
 
-    async fn set_customer_status(&self, customer_id: &str, status: CustomerStatus) -> Result<()> {
+    async fn set_customer_status(
+        &self,
+        customer_id: &str,
+        status: CustomerStatus,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let mut state = self.state()?;
         let customer = state
             .customers
@@ -254,6 +274,7 @@ impl Registry for MemoryStore {
                 key.status = KeyStatus::Revoked;
             }
         }
+        state.audit.push(audit.clone());
         Ok(())
     }
 
@@ -274,13 +295,19 @@ impl Registry for MemoryStore {
         Ok(entries)
     }
 
-    async fn set_limits(&self, customer_id: &str, limits: &Limits) -> Result<()> {
+    async fn set_limits(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         let mut state = self.state()?;
         let customer = state
             .customers
             .get_mut(customer_id)
             .ok_or_else(|| StoreError::not_found(format!("customer {customer_id}")))?;
         customer.limits = limits.clone();
+        state.audit.push(audit.clone());
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use metering::{ConsumerSettings, MeteringConsumer};
 use proxy::config::ProxyConfig;
 use proxy::server::{ProxyPorts, start_proxy};
 use schemas::token::format_generated_token;
-use schemas::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};
+use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits};
 use store::bedrock::{BedrockRuntime, BedrockSettings};
 use store::embedded::EmbeddedStore;
 use store::{Counters, ModelInvocation, ModelRuntime, Registry};
@@ -190,7 +190,19 @@ async fn main() {
         expires_at: None,
         last_used_at: None,
     };
-    store.create_customer(&customer, &key).await.unwrap();
+    let audit = AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now().trunc_subsecs(3),
+        actor: "bench-proxy".into(),
+        action: "create".into(),
+        customer_id: customer.customer_id.clone(),
+        before: serde_json::Value::Null,
+        after: serde_json::Value::Null,
+    };
+    store
+        .create_customer(&customer, &key, &audit)
+        .await
+        .unwrap();
     let proxy = start_proxy(
         ProxyConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
