@@ -137,19 +137,19 @@ pub struct UpdateLimitsArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct LimitFlags {
     /// Requests per UTC day; `none` for unlimited.
-    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
     pub daily_limit: Option<LimitValue>,
     /// Requests per UTC calendar month; `none` for unlimited.
-    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
     pub monthly_limit: Option<LimitValue>,
     /// Tokens (input plus output) per UTC day; `none` for unlimited.
-    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
     pub daily_token_limit: Option<LimitValue>,
     /// Tokens (input plus output) per UTC calendar month; `none` for unlimited.
-    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
     pub monthly_token_limit: Option<LimitValue>,
     /// Requests per UTC minute; `none` for unlimited.
-    #[arg(long = "rpm", visible_alias = "requests-per-minute", value_parser = parse_limit, value_name = "N|none")]
+    #[arg(long = "rpm", visible_alias = "requests-per-minute", value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
     pub requests_per_minute: Option<LimitValue>,
     /// Models the customer may call: comma-separated ids or patterns with `*`; `all` for every model.
     #[arg(long, value_parser = parse_models, value_name = "LIST|all")]

@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tollgate_cli::output::print_error(&error);
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(tollgate_cli::exit::exit_code(&error))
         }
     }
 }

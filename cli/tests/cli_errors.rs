@@ -65,7 +65,7 @@ fn bad_dates_and_ranges_are_explained() {
         "--end-date",
         "2023-04-01",
     ]);
-    assert_fails_with(&reversed, 1, "is before --start-date");
+    assert_fails_with(&reversed, 2, "is before --start-date");
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn unknown_customers_are_named_with_the_fix() {
     ] {
         assert_fails_with(
             &tollgate.run(&arguments),
-            1,
+            3,
             "unknown customer id \"nobody\"; run `tollgate list`",
         );
     }
@@ -115,7 +115,7 @@ fn bad_create_arguments_write_nothing() {
     let tollgate = Installation::new();
     assert_fails_with(
         &tollgate.run(&["create", "--name", "Acme", "--email", "nope"]),
-        1,
+        2,
         "is not an email address",
     );
     assert_fails_with(
@@ -128,7 +128,7 @@ fn bad_create_arguments_write_nothing() {
             "--token",
             "tooshort",
         ]),
-        1,
+        2,
         "at least 32",
     );
     assert_fails_with(&tollgate.run(&["create", "--name", "Acme"]), 2, "--email");
@@ -173,7 +173,7 @@ fn a_supplied_token_is_never_printed_back() {
         "--token",
         token,
     ]);
-    assert_fails_with(&again, 1, "already in use");
+    assert_fails_with(&again, 4, "already in use");
     assert!(!stderr_of(&again).contains(token));
 }
 
@@ -203,4 +203,80 @@ fn serve_refuses_bad_tls_files_and_a_busy_port() {
     let address = busy.local_addr().unwrap().to_string();
     let taken = tollgate.run(&["serve", "--upstream", "simulated", "--listen", &address]);
     assert_fails_with(&taken, 1, "choose another address with --listen");
+}
+
+#[test]
+fn bad_limit_changes_are_refused_and_change_nothing() {
+    let tollgate = Installation::new();
+    let created = tollgate.run(&[
+        "--json",
+        "create",
+        "--name",
+        "Acme",
+        "--email",
+        "a@acme.example",
+        "--daily-limit",
+        "100",
+        "--rpm",
+        "10",
+    ]);
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = created["customer_id"].as_str().unwrap().to_owned();
+    let limits_now = || {
+        let shown = tollgate.run(&["--json", "show", "--customer-id", &id]);
+        let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        shown["customer"]["limits"].clone()
+    };
+    let before = limits_now();
+    assert_eq!(before["daily_request_limit"], 100);
+    assert_eq!(before["requests_per_minute"], 10);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![], "nothing to change"),
+        (
+            vec!["--daily-limit", "5", "--clear", "daily-limit"],
+            "--daily-limit is both set and cleared",
+        ),
+        (vec!["--monthly-limit", "-5"], "whole number"),
+        (vec!["--rpm", "1.5"], "whole number"),
+        (vec!["--clear", "weekly-limit"], "invalid value"),
+        (vec!["--enforcement", "lax"], "strict, eventual or default"),
+    ];
+    for (flags, expected) in cases {
+        let mut arguments = vec!["update-limits", "--customer-id", id.as_str()];
+        arguments.extend(flags);
+        assert_fails_with(&tollgate.run(&arguments), 2, expected);
+    }
+    assert_eq!(limits_now(), before, "a refused change changes nothing");
+    let audit = tollgate.run(&["--json", "audit", "--customer-id", &id]);
+    let audit: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert_eq!(
+        audit.as_array().unwrap().len(),
+        1,
+        "only the create: {audit}"
+    );
+
+    // Unknown key ids are not-found errors (exit 3); a good change applies only what it names.
+    assert_fails_with(
+        &tollgate.run(&["revoke-token", "--customer-id", &id, "--key-id", "key_nope"]),
+        3,
+        "has no key",
+    );
+    let changed = tollgate.run(&[
+        "update-limits",
+        "--customer-id",
+        &id,
+        "--monthly-token-limit",
+        "5000000",
+        "--clear",
+        "rpm",
+        "--enforcement",
+        "strict",
+    ]);
+    assert!(changed.status.success(), "{}", stderr_of(&changed));
+    let after = limits_now();
+    assert_eq!(after["daily_request_limit"], 100);
+    assert_eq!(after["monthly_token_limit"], 5_000_000);
+    assert!(after["requests_per_minute"].is_null());
+    assert_eq!(after["enforcement"], "strict");
 }

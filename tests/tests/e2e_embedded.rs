@@ -361,7 +361,7 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
         "--key-id",
         "key_missing",
     ]);
-    assert_eq!(unknown_key.status.code(), Some(1));
+    assert_eq!(unknown_key.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&unknown_key.stderr).contains("has no key \"key_missing\""));
 
     // Disabled customers get 403 until enabled again.

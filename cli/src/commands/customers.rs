@@ -1,6 +1,6 @@
 //! `create`, `list`, `update-token`, `update-limits`.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{SubsecRound, Utc};
 use schemas::token::{check_token_shape, format_generated_token, format_key_id};
 use schemas::{
@@ -10,6 +10,7 @@ use serde::Serialize;
 use store::{Registry, StoreError};
 
 use crate::args::{CreateArgs, RevokeTokenArgs, UpdateLimitsArgs, UpdateTokenArgs};
+use crate::exit;
 use crate::output::{print_json, print_lines, print_table};
 
 fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
@@ -25,7 +26,7 @@ fn token_from(supplied: Option<String>) -> anyhow::Result<(SecretToken, bool)> {
         Some(token) => {
             let token = token.trim().to_owned();
             check_token_shape(&token)
-                .map_err(|error| anyhow::anyhow!("--token is not usable: {error}; generate one with `openssl rand -base64 32`, or omit --token"))?;
+                .map_err(|error| exit::usage(format!("--token is not usable: {error}; generate one with `openssl rand -base64 32`, or omit --token")))?;
             Ok((SecretToken::new(token), false))
         }
         None => Ok((format_generated_token(&random_bytes::<32>()?), true)),
@@ -56,33 +57,33 @@ fn new_key(
 
 fn check_name_and_email(name: &str, email: &str) -> anyhow::Result<()> {
     if name.trim().is_empty() {
-        bail!("--name is empty; give the customer's name");
+        return Err(exit::usage("--name is empty; give the customer's name"));
     }
     let email = email.trim();
     let valid_email = email.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
     });
     if !valid_email {
-        bail!("--email {email:?} is not an email address; give one like customer@example.com");
+        return Err(exit::usage(format!(
+            "--email {email:?} is not an email address; give one like customer@example.com"
+        )));
     }
     Ok(())
 }
 
 fn unknown_customer(customer_id: &str, error: StoreError) -> anyhow::Error {
     match error {
-        StoreError::NotFound { .. } => {
-            anyhow::anyhow!(
-                "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
-            )
-        }
+        StoreError::NotFound { .. } => exit::not_found(format!(
+            "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
+        )),
         other => anyhow::Error::new(other),
     }
 }
 
 fn conflict_hint(error: StoreError) -> anyhow::Error {
     match error {
-        StoreError::Conflict(_) => anyhow::anyhow!(
-            "that token is already in use by a key; supply a different --token or omit it"
+        StoreError::Conflict(_) => exit::conflict(
+            "that token is already in use by a key; supply a different --token or omit it",
         ),
         other => anyhow::Error::new(other),
     }
@@ -135,9 +136,7 @@ pub async fn create(
 ) -> anyhow::Result<()> {
     check_name_and_email(&args.name, &args.email)?;
     let mut limits = Limits::default();
-    args.limits
-        .apply(&mut limits, &[])
-        .map_err(anyhow::Error::msg)?;
+    args.limits.apply(&mut limits, &[]).map_err(exit::usage)?;
     let (token, generated) = token_from(args.token)?;
     let customer = Customer {
         customer_id: uuid::Uuid::now_v7().to_string(),
@@ -365,9 +364,9 @@ pub async fn update_limits(
     json: bool,
 ) -> anyhow::Result<()> {
     if args.limits.is_empty() && args.clear.is_empty() {
-        bail!(
-            "nothing to change; give a limit such as --daily-limit N|none, --monthly-limit, --daily-token-limit, --monthly-token-limit, --rpm, --allowed-models LIST|all or --enforcement, or --clear LIMIT"
-        );
+        return Err(exit::usage(
+            "nothing to change; give a limit such as --daily-limit N|none, --monthly-limit, --daily-token-limit, --monthly-token-limit, --rpm, --allowed-models LIST|all or --enforcement, or --clear LIMIT",
+        ));
     }
     let limits_before = registry
         .customer(&args.customer_id)
@@ -377,7 +376,7 @@ pub async fn update_limits(
     let mut limits = limits_before.clone();
     args.limits
         .apply(&mut limits, &args.clear)
-        .map_err(anyhow::Error::msg)?;
+        .map_err(exit::usage)?;
     let entry = audit_entry(
         actor,
         "limits",
@@ -529,12 +528,10 @@ pub async fn revoke_token(
 ) -> anyhow::Result<()> {
     existing_customer(registry, &args.customer_id).await?;
     let no_such_key = || {
-        anyhow::anyhow!(
+        exit::not_found(format!(
             "customer {} has no key {:?}; run `tollgate list-keys --customer-id {}` to see its keys",
-            args.customer_id,
-            args.key_id,
-            args.customer_id
-        )
+            args.customer_id, args.key_id, args.customer_id
+        ))
     };
     let before = registry
         .keys_of_customer(&args.customer_id)
@@ -583,9 +580,9 @@ pub async fn set_status(
 ) -> anyhow::Result<()> {
     let customer = existing_customer(registry, customer_id).await?;
     if customer.status == CustomerStatus::Deleted && status != CustomerStatus::Deleted {
-        bail!(
+        return Err(exit::conflict(format!(
             "customer {customer_id} is deleted and cannot be changed; create a new customer instead"
-        );
+        )));
     }
     let action = match status {
         CustomerStatus::Active => "enable",

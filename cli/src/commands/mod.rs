@@ -19,7 +19,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("LOGNAME").ok())
         .unwrap_or_else(|| "unknown".to_owned());
-    let settings = cli.backend.settings()?;
+    let settings = cli
+        .backend
+        .settings()
+        .map_err(|error| crate::exit::usage(error.to_string()))?;
     let ports = open_ports(&settings).await?;
     match cli.command {
         Command::Create(args) => {

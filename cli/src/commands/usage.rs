@@ -1,6 +1,6 @@
 //! `tollgate usage`: a customer's counters per day and model, with totals.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::NaiveDate;
 use schemas::usage_counts::total_counts;
 use schemas::{DailyUsage, UsageCounts};
@@ -8,6 +8,7 @@ use serde::Serialize;
 use store::backend::Ports;
 
 use crate::args::UsageArgs;
+use crate::exit;
 use crate::output::{print_json, print_lines, print_table};
 
 /// Longest range one `usage` call reads.
@@ -37,20 +38,21 @@ fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String
 /// `tollgate usage`.
 pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<()> {
     if args.end_date < args.start_date {
-        bail!(
+        return Err(exit::usage(format!(
             "--end-date {} is before --start-date {}; swap them",
-            args.end_date,
-            args.start_date
-        );
+            args.end_date, args.start_date
+        )));
     }
     if (args.end_date - args.start_date).num_days() > MAX_RANGE_DAYS {
-        bail!("the date range is longer than {MAX_RANGE_DAYS} days; ask for a shorter range");
+        return Err(exit::usage(format!(
+            "the date range is longer than {MAX_RANGE_DAYS} days; ask for a shorter range"
+        )));
     }
     if ports.registry.customer(&args.customer_id).await?.is_none() {
-        bail!(
+        return Err(exit::not_found(format!(
             "unknown customer id {:?}; run `tollgate list` to see customer ids",
             args.customer_id
-        );
+        )));
     }
     let days = ports
         .counters

@@ -1,0 +1,100 @@
+//! Exit codes, so that scripts can tell a typo from a missing customer from an outage.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done |
+//! | 1 | failed for another reason (see the message) |
+//! | 2 | unusable arguments: an unknown flag, a bad date, duration, limit or email, nothing to change |
+//! | 3 | not found: an unknown customer id or key id |
+//! | 4 | conflict: the token is already in use, or the customer is deleted |
+//! | 5 | a store or AWS service is unavailable right now; retrying may succeed |
+
+use store::StoreError;
+
+/// What kind of failure a command ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Usage,
+    NotFound,
+    Conflict,
+}
+
+/// A failure whose kind is known where it is raised.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CliFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// Unusable arguments (exit 2).
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    CliFailure {
+        kind: FailureKind::Usage,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// An unknown id (exit 3).
+pub fn not_found(message: impl Into<String>) -> anyhow::Error {
+    CliFailure {
+        kind: FailureKind::NotFound,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// A conflicting state (exit 4).
+pub fn conflict(message: impl Into<String>) -> anyhow::Error {
+    CliFailure {
+        kind: FailureKind::Conflict,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// The exit code of a failed command.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(failure) = cause.downcast_ref::<CliFailure>() {
+            return match failure.kind {
+                FailureKind::Usage => 2,
+                FailureKind::NotFound => 3,
+                FailureKind::Conflict => 4,
+            };
+        }
+        if let Some(store) = cause.downcast_ref::<StoreError>() {
+            return match store {
+                StoreError::NotFound { .. } => 3,
+                StoreError::Conflict(_) => 4,
+                other if other.is_retryable() => 5,
+                _ => 1,
+            };
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_map_to_their_documented_codes() {
+        assert_eq!(exit_code(&usage("bad")), 2);
+        assert_eq!(exit_code(&not_found("who")), 3);
+        assert_eq!(exit_code(&conflict("taken")), 4);
+        assert_eq!(
+            exit_code(&anyhow::Error::new(StoreError::Unavailable("down".into()))),
+            5
+        );
+        assert_eq!(
+            exit_code(
+                &anyhow::Error::new(StoreError::Unavailable("down".into())).context("reading")
+            ),
+            5
+        );
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), 1);
+    }
+}
