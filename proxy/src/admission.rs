@@ -321,6 +321,66 @@ impl Limiter {
         }
     }
 
+    /// The tightest limit as it stands, without counting a call: for the `RateLimit-*`
+    /// headers of answers the proxy gives before admission (a bad body, a model that is not
+    /// allowed). `None` without caps, or when the levels cannot be read.
+    pub async fn peek(&self, customer: &Customer, now: DateTime<Utc>) -> Option<RateLimitStatus> {
+        let limits = &customer.limits;
+        if !has_caps(limits) {
+            return None;
+        }
+        match self.mode_for(limits) {
+            EnforcementMode::Strict => {
+                let charges = charges_for(limits, now, 0);
+                let windows: Vec<String> =
+                    charges.iter().map(|charge| charge.window.clone()).collect();
+                let levels = self
+                    .quotas
+                    .levels(&customer.customer_id, &windows)
+                    .await
+                    .ok()?;
+                tightest(
+                    limits,
+                    now,
+                    |kind| level_for(&charges, &levels, now, kind),
+                    Cost::default(),
+                )
+            }
+            EnforcementMode::Eventual => {
+                let today = now.date_naive();
+                let store = self
+                    .store_levels(&customer.customer_id, limits, today)
+                    .await;
+                let minute = WindowKind::Minute.containing(now).starts_at;
+                let customers = self.customers.lock().ok()?;
+                let tally = customers.get(&customer.customer_id);
+                let local = |kind: WindowKind| match (kind, tally) {
+                    (_, Some(tally)) if tally.day != Some(today) => Level::default(),
+                    (WindowKind::Minute, Some(tally)) => Level {
+                        requests: tally.minute_count(minute),
+                        tokens: 0,
+                    },
+                    (WindowKind::Day, Some(tally)) => tally.today,
+                    (WindowKind::Month, Some(tally)) => tally.month,
+                    (_, None) => Level::default(),
+                };
+                let levels = |kind: WindowKind| {
+                    let own = local(kind);
+                    let counted = match (kind, store) {
+                        (WindowKind::Day, Some((day, _))) => day,
+                        (WindowKind::Month, Some((_, month))) => month,
+                        _ => Level::default(),
+                    };
+                    Level {
+                        requests: own.requests.max(counted.requests),
+                        tokens: own.tokens.max(counted.tokens),
+                    }
+                };
+                tightest(limits, now, levels, Cost::default())
+            }
+        }
+    }
+
     async fn store_levels(
         &self,
         customer_id: &str,

@@ -77,6 +77,10 @@ pub async fn handle_call(
         }
     };
     state.key_uses.note(&caller.key, accepted_at);
+    let refuse = |error: ApiError| async {
+        let rate = state.limiter.peek(&caller.customer, accepted_at).await;
+        with_rate_limit(with_request_id(error.into_response(), &request_id), rate)
+    };
     let body = match read_body_limited(
         body,
         &parts.headers,
@@ -86,7 +90,7 @@ pub async fn handle_call(
     .await
     {
         Ok(body) => body,
-        Err(error) => return with_request_id(error.into_response(), &request_id),
+        Err(error) => return refuse(error).await,
     };
     let split: Result<(String, Bytes), ApiError> = match source {
         ModelSource::SpecBody => split_spec_body(&body),
@@ -96,7 +100,7 @@ pub async fn handle_call(
     };
     let (model_id, model_body) = match split {
         Ok(split) => split,
-        Err(error) => return with_request_id(error.into_response(), &request_id),
+        Err(error) => return refuse(error).await,
     };
 
     if !caller.customer.limits.allows_model(&model_id) {
@@ -104,7 +108,7 @@ pub async fn handle_call(
             "model {model_id} is not enabled for this account; ask your provider to enable it"
         ));
         tracing::info!(customer_id = %caller.customer.customer_id, model_id, "request refused: model not allowed");
-        return with_request_id(error.into_response(), &request_id);
+        return refuse(error).await;
     }
 
     let mut draft = EventDraft {

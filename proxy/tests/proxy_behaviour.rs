@@ -326,3 +326,92 @@ async fn a_body_that_stops_arriving_gets_408_and_no_event() {
     proxy.shutdown().await;
     assert!(store.read("0", None, 10).await.unwrap().entries.is_empty());
 }
+
+#[tokio::test]
+async fn every_authenticated_answer_carries_the_tightest_limit() {
+    let store = Arc::new(MemoryStore::new());
+    let runtime = Arc::new(SlowRuntime {
+        delay: Duration::ZERO,
+    });
+    let (proxy, token) = proxy_with(store.clone(), runtime, ProxyConfig::default()).await;
+    let client = reqwest::Client::new();
+    let call = |body: &'static str| {
+        client
+            .post(format!("http://{}/prod/bedrock", proxy.local_addr))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+    };
+    let headers_of = |response: &reqwest::Response| {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|value| value.to_str().unwrap().to_owned())
+        };
+        (
+            header("ratelimit-limit"),
+            header("ratelimit-remaining"),
+            header("x-tollgate-ratelimit-name"),
+        )
+    };
+
+    // Without limits, no RateLimit headers.
+    let unlimited = call(r#"{"modelId":"m"}"#).await.unwrap();
+    assert_eq!(unlimited.status(), 200);
+    assert_eq!(headers_of(&unlimited), (None, None, None));
+
+    let limits = Limits {
+        daily_request_limit: Some(3),
+        monthly_request_limit: Some(1_000),
+        allowed_models: Some(vec!["m".into()]),
+        ..Limits::default()
+    };
+    let audit = AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now(),
+        actor: "test".into(),
+        action: "limits".into(),
+        customer_id: "cust-slow".into(),
+        before: serde_json::Value::Null,
+        after: serde_json::Value::Null,
+    };
+    store
+        .set_limits("cust-slow", &limits, &audit)
+        .await
+        .unwrap();
+    let daily = |remaining: &str| {
+        (
+            Some("3".to_owned()),
+            Some(remaining.to_owned()),
+            Some("daily_requests".to_owned()),
+        )
+    };
+    let first = call(r#"{"modelId":"m"}"#).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(headers_of(&first), daily("2"));
+    // Answers before admission carry the limit as it stands, and count nothing.
+    let not_allowed = call(r#"{"modelId":"other"}"#).await.unwrap();
+    assert_eq!(not_allowed.status(), 403);
+    assert_eq!(headers_of(&not_allowed), daily("2"));
+    let malformed = call("not json").await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(headers_of(&malformed), daily("2"));
+    assert_eq!(
+        headers_of(&call(r#"{"modelId":"m"}"#).await.unwrap()),
+        daily("1")
+    );
+    assert_eq!(
+        headers_of(&call(r#"{"modelId":"m"}"#).await.unwrap()),
+        daily("0")
+    );
+    let refused = call(r#"{"modelId":"m"}"#).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(headers_of(&refused), daily("0"));
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused.headers().contains_key("ratelimit-reset"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["limit"], "daily_requests");
+    assert_eq!(body["limit_value"], 3);
+    proxy.shutdown().await;
+}

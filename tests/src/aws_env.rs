@@ -231,3 +231,26 @@ async fn remove_old_test_delivery_streams(firehose: &aws_sdk_firehose::Client) {
         }
     }
 }
+
+/// Every item of the registry and counters tables, as text: what a table export would show.
+pub async fn dynamo_dump(settings: &AwsSettings) -> String {
+    let config = shared_config(&emulator_endpoint()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let mut dump = String::new();
+    for table in [&settings.registry_table, &settings.counters_table] {
+        let items: Vec<_> = dynamo
+            .scan()
+            .table_name(table)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .unwrap();
+        assert!(!items.is_empty(), "{table} has items");
+        for item in items {
+            dump.push_str(&format!("{item:?}\n"));
+        }
+    }
+    dump
+}

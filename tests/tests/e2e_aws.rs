@@ -12,7 +12,7 @@ use object_store::ObjectStoreExt;
 use schemas::parquet_codec::decode_events_parquet;
 use schemas::{Outcome, UsageEvent};
 use store::aws::AwsBackend;
-use tests::aws_env::create_resources;
+use tests::aws_env::{create_resources, dynamo_dump};
 use tests::fake_bedrock::FakeBedrock;
 use tests::harness::{Tollgate, spec_body};
 
@@ -190,6 +190,20 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
         unique_archived, ids,
         "the archive holds exactly the metered events"
     );
+
+    // No token anywhere at rest: neither in DynamoDB nor in any S3 object.
+    let dump = dynamo_dump(&backend.settings).await;
+    let mut objects = objects_under(&backend, "").await;
+    assert!(!objects.is_empty());
+    objects.push(bytes::Bytes::from(dump));
+    for (_, token, _) in &customers {
+        for object in &objects {
+            assert!(
+                !String::from_utf8_lossy(object).contains(token.as_str()),
+                "a token is stored at rest"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
