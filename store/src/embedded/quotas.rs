@@ -34,16 +34,22 @@ impl Quotas for EmbeddedStore {
     async fn reserve(&self, customer_id: &str, charges: &[QuotaCharge]) -> Result<Reservation> {
         let customer_id = customer_id.to_owned();
         let charges = charges.to_vec();
-        self.with_connection(move |connection| {
+        self.with_quota_connection(move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now_ms = Utc::now().timestamp_millis();
-            transaction.execute(
-                "DELETE FROM quota_windows WHERE customer_id = ?1 AND forget_after_ms < ?2",
-                params![customer_id, now_ms],
-            )?;
             let mut levels = Vec::with_capacity(charges.len());
+            let mut new_window = false;
             for charge in &charges {
-                levels.push(level_of(&transaction, &customer_id, &charge.window)?);
+                let level = level_of(&transaction, &customer_id, &charge.window)?;
+                new_window |= level == Level::default();
+                levels.push(level);
+            }
+            if new_window {
+                // A window starts: the customer's ended windows can go (once a minute at most
+                // per customer, not on every reservation).
+                transaction.execute(
+                    "DELETE FROM quota_windows WHERE customer_id = ?1 AND forget_after_ms < ?2",
+                    params![customer_id, Utc::now().timestamp_millis()],
+                )?;
             }
             if let Some(refused) = charges
                 .iter()
@@ -83,7 +89,7 @@ impl Quotas for EmbeddedStore {
     async fn adjust(&self, customer_id: &str, adjustments: &[QuotaAdjustment]) -> Result<()> {
         let customer_id = customer_id.to_owned();
         let adjustments = adjustments.to_vec();
-        self.with_connection(move |connection| {
+        self.with_quota_connection(move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for adjustment in &adjustments {
                 let forget_after_ms = (adjustment.resets_at + WINDOW_GRACE).timestamp_millis();
@@ -104,7 +110,7 @@ impl Quotas for EmbeddedStore {
     async fn levels(&self, customer_id: &str, windows: &[String]) -> Result<Vec<Level>> {
         let customer_id = customer_id.to_owned();
         let windows = windows.to_vec();
-        self.with_connection(move |connection| {
+        self.with_quota_connection(move |connection| {
             windows
                 .iter()
                 .map(|window| level_of(connection, &customer_id, window))

@@ -43,7 +43,7 @@ impl Figures {
 
     fn print(&self) {
         println!(
-            "{:<28} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            "{:<38} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
             self.label,
             self.requests,
             self.requests as f64 / self.elapsed.as_secs_f64(),
@@ -121,6 +121,20 @@ async fn main() {
             std::process::exit(2);
         }
     }
+    let arguments: Vec<String> = std::env::args().collect();
+    let strict = match arguments
+        .iter()
+        .position(|argument| argument == "--limit-mode")
+        .and_then(|index| arguments.get(index + 1))
+        .map(String::as_str)
+    {
+        None | Some("eventual") => false,
+        Some("strict") => true,
+        Some(other) => {
+            eprintln!("--limit-mode takes eventual or strict, not {other:?}");
+            std::process::exit(2);
+        }
+    };
     let requests = argument("--requests", 5000);
     let concurrency = argument("--concurrency", 32).max(1);
     let fake = FakeBedrock::start().await;
@@ -176,8 +190,16 @@ async fn main() {
         email: "bench@example.com".into(),
         status: CustomerStatus::Active,
         created_at: Utc::now().trunc_subsecs(3),
+        // Limits that never refuse, so every call pays for admission: in strict mode a
+        // reservation of a request and tokens, then a settlement.
         limits: Limits {
-            daily_request_limit: Some(u64::MAX / 2),
+            daily_request_limit: Some(u64::MAX / 4),
+            daily_token_limit: Some(u64::MAX / 4),
+            enforcement: Some(if strict {
+                schemas::EnforcementMode::Strict
+            } else {
+                schemas::EnforcementMode::Eventual
+            }),
             ..Limits::default()
         },
     };
@@ -244,7 +266,11 @@ async fn main() {
     let spec_payload = Bytes::from(spec_body("What is the capital of France?").to_string());
     let secret = token.expose().to_owned();
     let proxied = measure(
-        "tollgate: client -> proxy",
+        if strict {
+            "tollgate (strict): client -> proxy"
+        } else {
+            "tollgate (eventual): client -> proxy"
+        },
         requests,
         concurrency,
         move || {
@@ -278,7 +304,7 @@ async fn main() {
         "proxy benchmark: {requests} requests per path, concurrency {concurrency}, 127.0.0.1, release build"
     );
     println!(
-        "{:<28} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "{:<38} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
         "path", "calls", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
     direct.print();
