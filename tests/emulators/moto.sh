@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs moto's server mode (pinned, in a virtualenv) and starts it on 127.0.0.1 on a
-# free port. Prints the endpoint URL on stdout; logs and the pid go to the state directory.
+# free port, serving one request at a time (moto_serial.py). Prints the endpoint URL on
+# stdout; logs and the pid go to the state directory.
 #
 #   tests/emulators/moto.sh start   -> prints http://127.0.0.1:PORT once the server answers
 #   tests/emulators/moto.sh stop    -> stops the server started by `start`
@@ -31,7 +32,8 @@ start() {
   install_moto
   local port
   port="$(free_port)"
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$state/moto-$port.log" 2>&1 &
+  # One request at a time: see moto_serial.py (conditional writes must be atomic).
+  "$venv/bin/python" "$(dirname "$0")/moto_serial.py" 127.0.0.1 "$port" >"$state/moto-$port.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/moto.pid"
   for _ in $(seq 1 100); do
