@@ -77,6 +77,16 @@ pub async fn handle_call(
         }
     };
     state.key_uses.note(&caller.key, accepted_at);
+    if state.emitter.is_backed_up() {
+        tracing::warn!(customer_id = %caller.customer.customer_id, "request refused: usage metering is backed up (the spool is over its limit or cannot be written)");
+        return with_request_id(
+            ApiError::unavailable(
+                "usage metering is backed up, so new calls are paused; retry in a few seconds",
+            )
+            .into_response(),
+            &request_id,
+        );
+    }
     let refuse = |error: ApiError| async {
         let rate = state.limiter.peek(&caller.customer, accepted_at).await;
         with_rate_limit(with_request_id(error.into_response(), &request_id), rate)

@@ -24,11 +24,23 @@ pub struct ProxyConfig {
     pub tls: Option<TlsFiles>,
     /// Longest time between writes of keys' last-used times.
     pub key_use_flush_interval: Duration,
+    /// The durable spool for events the log does not take in time; `None` (Lambda, tests)
+    /// retries in memory instead.
+    pub spool: Option<SpoolConfig>,
     /// How limits are enforced.
     pub admission: AdmissionSettings,
     /// Answer only after the call's usage event is durable in the log. Required on Lambda,
     /// where the process may be frozen as soon as the response is sent.
     pub durable_events: bool,
+}
+
+/// Where the spool lives and how much it may hold before new calls are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Parent directory; each proxy process claims a `slot-N` under it.
+    pub directory: PathBuf,
+    /// Above this many bytes spooled, new calls get 503.
+    pub limit_bytes: u64,
 }
 
 /// Paths of a PEM certificate chain and its private key.
@@ -49,6 +61,7 @@ impl Default for ProxyConfig {
             tls: None,
             admission: AdmissionSettings::default(),
             key_use_flush_interval: Duration::from_secs(60),
+            spool: None,
             durable_events: false,
         }
     }

@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use store::spool::{FileSpool, SpoolSlot};
 use store::{Counters, EventLog, ModelRuntime, Quotas, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -17,8 +18,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Limiter;
-use crate::config::ProxyConfig;
-use crate::emitter::EventEmitter;
+use crate::config::{ProxyConfig, SpoolConfig};
+use crate::emitter::{EventEmitter, SpoolSetup};
 use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::ProxyState;
@@ -50,6 +51,8 @@ pub enum StartError {
     Listen { address: SocketAddr, reason: String },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsSetupError),
+    #[error("cannot use the spool: {0}")]
+    Spool(String),
 }
 
 /// A running proxy.
@@ -86,9 +89,36 @@ pub fn new_instance_name() -> String {
     format!("{host}-{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Claims this process's spool slot and the slots stopped proxies left with records.
+fn open_spool(config: &SpoolConfig) -> Result<SpoolSetup, StartError> {
+    let slot = FileSpool::claim_slot(&config.directory)
+        .map_err(|error| StartError::Spool(format!("{error}; check --spool-dir")))?;
+    let orphans = FileSpool::orphaned_slots(&config.directory)
+        .map_err(|error| StartError::Spool(error.to_string()))?;
+    let left = slot.spool.level().records
+        + orphans
+            .iter()
+            .map(|orphan| orphan.spool.level().records)
+            .sum::<u64>();
+    if left > 0 {
+        tracing::info!(records = left, spool = %config.directory.display(), "sending usage events left in the spool by an earlier run");
+    }
+    Ok(SpoolSetup {
+        spool: slot.port(),
+        orphans: orphans.iter().map(SpoolSlot::port).collect(),
+        limit_bytes: config.limit_bytes,
+        location: slot.directory.display().to_string(),
+    })
+}
+
 /// Builds the shared state and starts the event emitter (also used by the Lambda handler).
-pub fn build_state(config: ProxyConfig, ports: ProxyPorts) -> (ProxyState, EventEmitter) {
-    let (emitter, emitter_handle) = EventEmitter::start(ports.event_log, new_instance_name());
+pub fn build_state(
+    config: ProxyConfig,
+    ports: ProxyPorts,
+) -> Result<(ProxyState, EventEmitter), StartError> {
+    let spool = config.spool.as_ref().map(open_spool).transpose()?;
+    let (emitter, emitter_handle) =
+        EventEmitter::start_with(ports.event_log, new_instance_name(), spool);
     let state = ProxyState {
         key_uses: Arc::new(KeyUseRecorder::new(
             ports.registry.clone(),
@@ -100,7 +130,7 @@ pub fn build_state(config: ProxyConfig, ports: ProxyPorts) -> (ProxyState, Event
         emitter: emitter_handle,
         config: Arc::new(config),
     };
-    (state, emitter)
+    Ok((state, emitter))
 }
 
 /// Binds, starts the event emitter and serves until shut down.
@@ -124,7 +154,7 @@ pub async fn start_proxy(
         address: config.listen,
         reason: error.to_string(),
     })?;
-    let (state, emitter) = build_state(config, ports);
+    let (state, emitter) = build_state(config, ports)?;
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
     let task = tokio::spawn(serve(listener, tls, state, emitter, shutdown_receiver));
     tracing::info!(address = %local_addr, "proxy listening");

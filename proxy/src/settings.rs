@@ -2,7 +2,7 @@
 //! standalone `tollgate-proxy` binary, and turned into typed configuration once at start.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use store::simulated::SimulatedRuntime;
 use schemas::EnforcementMode;
 
 use crate::admission::AdmissionSettings;
-use crate::config::{ProxyConfig, TlsFiles};
+use crate::config::{ProxyConfig, SpoolConfig, TlsFiles};
 
 /// Which model runtime the proxy forwards to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +96,15 @@ pub struct ProxyArgs {
     /// key used in the interval, never one per request).
     #[arg(long, env = "TOLLGATE_KEY_USE_FLUSH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_use_flush_secs: u64,
+    /// Directory of the durable spool for usage events the log does not take in time
+    /// [default: <data-dir>/spool]. Each proxy process claims its own `slot-N` under it and
+    /// drains slots left by stopped proxies.
+    #[arg(long, env = "TOLLGATE_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Most megabytes spooled before new calls are refused with 503 (calls already served
+    /// are always spooled).
+    #[arg(long, env = "TOLLGATE_SPOOL_MAX_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub spool_max_mb: u64,
     /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
     #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -105,9 +114,18 @@ pub struct ProxyArgs {
 }
 
 impl ProxyArgs {
-    /// The HTTP edge's configuration.
-    pub fn proxy_config(&self) -> ProxyConfig {
+    /// The HTTP edge's configuration. `data_dir` places the spool when `--spool-dir` is not
+    /// given; without either there is no spool.
+    pub fn proxy_config(&self, data_dir: Option<&Path>) -> ProxyConfig {
         ProxyConfig {
+            spool: self
+                .spool_dir
+                .clone()
+                .or_else(|| data_dir.map(|directory| directory.join("spool")))
+                .map(|directory| SpoolConfig {
+                    directory,
+                    limit_bytes: self.spool_max_mb.saturating_mul(1024 * 1024),
+                }),
             listen: self.listen,
             max_body_bytes: self.max_body_bytes,
             tls: match (&self.tls_cert, &self.tls_key) {

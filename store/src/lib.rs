@@ -25,6 +25,7 @@ pub mod process;
 pub mod quotas;
 pub mod registry;
 pub mod simulated;
+pub mod spool;
 
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
@@ -40,3 +41,4 @@ pub use model_runtime::{
 };
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 pub use registry::{KeyUse, Registry};
+pub use spool::{Spool, SpoolLevel};

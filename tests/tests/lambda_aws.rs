@@ -220,7 +220,8 @@ async fn lambda_router(ports: &Ports, fake: &FakeBedrock) -> (axum::Router, prox
             event_log: ports.event_log.clone(),
             runtime: Arc::new(runtime),
         },
-    );
+    )
+    .unwrap();
     (build_router(state), emitter)
 }
 

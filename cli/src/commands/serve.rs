@@ -17,8 +17,13 @@ struct Listening {
 }
 
 /// `tollgate serve`.
-pub async fn serve(ports: Ports, args: ServeArgs, json: bool) -> anyhow::Result<()> {
-    let config = args.proxy.proxy_config();
+pub async fn serve(
+    ports: Ports,
+    args: ServeArgs,
+    data_dir: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let config = args.proxy.proxy_config(Some(data_dir));
     let scheme = if config.tls.is_some() {
         "https"
     } else {

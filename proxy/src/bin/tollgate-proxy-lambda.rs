@@ -28,7 +28,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = ProxyConfig {
         durable_events: true,
         tls: None,
-        ..arguments.proxy.proxy_config()
+        // Lambda answers only once each event is in the log; its disk does not outlive it.
+        spool: None,
+        ..arguments.proxy.proxy_config(None)
     };
     let proxy_ports = ProxyPorts {
         registry: ports.registry,
@@ -37,6 +39,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         event_log: ports.event_log,
         runtime: arguments.proxy.model_runtime().await?,
     };
-    let (state, _emitter) = build_state(config, proxy_ports);
+    let (state, _emitter) = build_state(config, proxy_ports)?;
     lambda_http::run(build_router(state)).await
 }

@@ -36,7 +36,9 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         event_log: ports.event_log,
         runtime: arguments.proxy.model_runtime().await?,
     };
-    let config = arguments.proxy.proxy_config();
+    let config = arguments
+        .proxy
+        .proxy_config(Some(&arguments.backend.data_dir));
     let scheme = if config.tls.is_some() {
         "https"
     } else {

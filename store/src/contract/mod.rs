@@ -8,6 +8,7 @@ pub mod counters;
 pub mod event_log;
 pub mod quotas;
 pub mod registry;
+pub mod spool;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};

@@ -1,0 +1,66 @@
+//! A spool in memory, for tests.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{Spool, SpoolLevel};
+use crate::{LogRecord, Result, StoreError};
+
+/// Records in memory; durable only as long as the process.
+#[derive(Debug, Default)]
+pub struct MemorySpool {
+    records: Mutex<VecDeque<LogRecord>>,
+}
+
+impl MemorySpool {
+    /// An empty spool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn records(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<LogRecord>>> {
+        self.records
+            .lock()
+            .map_err(|_| StoreError::Task("memory spool lock poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl Spool for MemorySpool {
+    async fn push(&self, records: &[LogRecord]) -> Result<()> {
+        self.records()?.extend(records.iter().cloned());
+        Ok(())
+    }
+
+    async fn peek(&self, max: usize) -> Result<Vec<LogRecord>> {
+        Ok(self.records()?.iter().take(max).cloned().collect())
+    }
+
+    async fn pop(&self, count: usize) -> Result<()> {
+        let mut records = self.records()?;
+        let count = count.min(records.len());
+        records.drain(..count);
+        Ok(())
+    }
+
+    fn level(&self) -> SpoolLevel {
+        self.records()
+            .map_or(SpoolLevel::default(), |records| SpoolLevel {
+                records: records.len() as u64,
+                bytes: records
+                    .iter()
+                    .map(|record| (record.partition_key.len() + record.data.len()) as u64)
+                    .sum(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn memory_spool_contract() {
+        crate::contract::spool::run_all(&super::MemorySpool::new()).await;
+    }
+}

@@ -1,0 +1,49 @@
+//! The `Spool` port: a durable first-in, first-out queue of log records that could not be
+//! appended to the event log yet (the log rejected them or timed out). The proxy pushes
+//! them here, answers its clients, and a drainer appends them to the log in order once it
+//! is back.
+//!
+//! Backends: [`FileSpool`] (segment files in a local directory, fsynced, one process at a
+//! time per directory) and [`MemorySpool`] (tests).
+
+mod file;
+mod memory;
+
+use async_trait::async_trait;
+
+pub use file::{FileSpool, SpoolSlot};
+pub use memory::MemorySpool;
+
+use crate::{LogRecord, Result};
+
+/// How much a spool holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolLevel {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// A durable FIFO of log records.
+///
+/// Contracts every backend keeps:
+/// - `push` is durable when it returns `Ok` (a crash after it loses nothing) and never
+///   refuses for size: what was served must be kept. Callers bound the spool by refusing
+///   new work once [`Spool::level`] is over their limit.
+/// - `peek` returns records from the head, oldest first, in push order, without removing
+///   them; `pop(n)` removes the first `n` (after they reached the log). A crash between
+///   the log append and `pop` sends them again: consumers dedupe by `event_id`.
+/// - Reopening the same place finds exactly the records pushed and not popped.
+#[async_trait]
+pub trait Spool: Send + Sync {
+    /// Appends records at the tail, durably.
+    async fn push(&self, records: &[LogRecord]) -> Result<()>;
+
+    /// Up to `max` records from the head, oldest first.
+    async fn peek(&self, max: usize) -> Result<Vec<LogRecord>>;
+
+    /// Removes the first `count` records (at most what the spool holds).
+    async fn pop(&self, count: usize) -> Result<()>;
+
+    /// What the spool holds now.
+    fn level(&self) -> SpoolLevel;
+}
