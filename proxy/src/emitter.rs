@@ -262,8 +262,7 @@ impl EventEmitter {
             // Give the drainer the same time to empty the spool into the log.
             drainer.wake.notify_one();
             let deadline = tokio::time::Instant::now() + wait_for_handles;
-            while drainer.setup.spool.level().records > 0
-                && tokio::time::Instant::now() < deadline
+            while drainer.setup.spool.level().records > 0 && tokio::time::Instant::now() < deadline
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -346,7 +345,9 @@ impl Writer {
                     return;
                 }
                 Err(error) => {
-                    self.backpressure.spool_failing.store(true, Ordering::Relaxed);
+                    self.backpressure
+                        .spool_failing
+                        .store(true, Ordering::Relaxed);
                     tracing::error!(error = %error, records = leftover.len(), "usage events can reach neither the log nor the spool; new calls are refused until one works");
                     tokio::time::sleep(with_jitter(backoff)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -380,7 +381,11 @@ async fn write_events(
         if received == 0 {
             return;
         }
-        if batch.len() < MAX_BATCH_RECORDS {
+        // Linger for more events only when nobody is waiting for this batch: a call that
+        // answers after its event is durable is group-committed with whatever queued while
+        // the previous append ran, not delayed further.
+        if batch.len() < MAX_BATCH_RECORDS && batch.iter().all(|pending| pending.durable.is_none())
+        {
             tokio::time::sleep(BATCH_LINGER).await;
             while batch.len() < MAX_BATCH_RECORDS {
                 match receiver.try_recv() {

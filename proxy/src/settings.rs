@@ -96,6 +96,11 @@ pub struct ProxyArgs {
     /// key used in the interval, never one per request).
     #[arg(long, env = "TOLLGATE_KEY_USE_FLUSH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_use_flush_secs: u64,
+    /// Answer each call only once its usage event is durable (in the log, or in the
+    /// spool): nothing is lost even if the process is killed with SIGKILL, at the cost of
+    /// one group-committed write in every call's latency. Always on for Lambda.
+    #[arg(long, env = "TOLLGATE_DURABLE_EVENTS")]
+    pub durable_events: bool,
     /// Directory of the durable spool for usage events the log does not take in time
     /// [default: <data-dir>/spool]. Each proxy process claims its own `slot-N` under it and
     /// drains slots left by stopped proxies.
@@ -118,6 +123,7 @@ impl ProxyArgs {
     /// given; without either there is no spool.
     pub fn proxy_config(&self, data_dir: Option<&Path>) -> ProxyConfig {
         ProxyConfig {
+            durable_events: self.durable_events,
             spool: self
                 .spool_dir
                 .clone()

@@ -315,6 +315,12 @@ impl ServeProcess {
             .unwrap()
     }
 
+    /// Kills the process with SIGKILL (no chance to flush) and waits for it to go.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();

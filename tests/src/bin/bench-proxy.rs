@@ -43,7 +43,7 @@ impl Figures {
 
     fn print(&self) {
         println!(
-            "{:<38} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            "{:<44} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
             self.label,
             self.requests,
             self.requests as f64 / self.elapsed.as_secs_f64(),
@@ -135,6 +135,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let durable = arguments
+        .iter()
+        .any(|argument| argument == "--durable-events");
     let requests = argument("--requests", 5000);
     let concurrency = argument("--concurrency", 32).max(1);
     let fake = FakeBedrock::start().await;
@@ -228,6 +231,7 @@ async fn main() {
     let proxy = start_proxy(
         ProxyConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            durable_events: durable,
             ..ProxyConfig::default()
         },
         ProxyPorts {
@@ -266,10 +270,11 @@ async fn main() {
     let spec_payload = Bytes::from(spec_body("What is the capital of France?").to_string());
     let secret = token.expose().to_owned();
     let proxied = measure(
-        if strict {
-            "tollgate (strict): client -> proxy"
-        } else {
-            "tollgate (eventual): client -> proxy"
+        match (strict, durable) {
+            (true, false) => "tollgate (strict): client -> proxy",
+            (false, false) => "tollgate (eventual): client -> proxy",
+            (true, true) => "tollgate (strict, durable): client -> proxy",
+            (false, true) => "tollgate (durable): client -> proxy",
         },
         requests,
         concurrency,
@@ -304,7 +309,7 @@ async fn main() {
         "proxy benchmark: {requests} requests per path, concurrency {concurrency}, 127.0.0.1, release build"
     );
     println!(
-        "{:<38} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "{:<44} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
         "path", "calls", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
     direct.print();
