@@ -95,6 +95,10 @@ pub struct BackendArgs {
     /// AWS: days dedupe marks live; must exceed the stream's retention plus the longest retry.
     #[arg(long, global = true, env = "TOLLGATE_DEDUPE_RETENTION_DAYS", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=400))]
     pub dedupe_retention_days: u64,
+    /// AWS: the oldest record metering still retries, in hours (the event source mapping's
+    /// MaximumRecordAgeInSeconds); checked against the dedupe retention at start.
+    #[arg(long, global = true, env = "TOLLGATE_MAX_RECORD_AGE_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub max_record_age_hours: u64,
 }
 
 /// Typed backend settings.
@@ -140,6 +144,7 @@ impl BackendArgs {
                     bucket,
                     prefix: self.prefix.clone(),
                     dedupe_retention: Duration::from_secs(self.dedupe_retention_days * 24 * 3600),
+                    max_record_age: Duration::from_secs(self.max_record_age_hours * 3600),
                 }))
             }
         }

@@ -165,6 +165,7 @@ pub async fn create_resources(shards: i32) -> AwsSettings {
         bucket,
         prefix: String::new(),
         dedupe_retention: Duration::from_secs(8 * 24 * 3600),
+        max_record_age: Duration::from_secs(168 * 3600),
     }
 }
 
@@ -253,4 +254,16 @@ pub async fn dynamo_dump(settings: &AwsSettings) -> String {
         }
     }
     dump
+}
+
+/// Sets how long the Kinesis stream of `settings` keeps records.
+pub async fn set_stream_retention_hours(settings: &AwsSettings, hours: i32) {
+    let config = shared_config(&emulator_endpoint()).await;
+    aws_sdk_kinesis::Client::new(&config)
+        .increase_stream_retention_period()
+        .stream_name(&settings.stream_name)
+        .retention_period_hours(hours)
+        .send()
+        .await
+        .unwrap();
 }

@@ -125,3 +125,28 @@ async fn missing_resources_are_named_at_start_up() {
         "{error}"
     );
 }
+
+/// Invariant: dedupe marks outlive every copy of a record. A stream that keeps records
+/// longer than the marks allow is refused at start, naming the setting to raise.
+#[tokio::test]
+async fn a_dedupe_retention_shorter_than_the_stream_allows_is_refused() {
+    let settings = create_resources(1).await;
+    let backend = AwsBackend::connect(settings.clone()).await.unwrap();
+    backend.verify().await.unwrap();
+    tests::aws_env::set_stream_retention_hours(&settings, 48).await;
+    let refused = backend.verify().await.unwrap_err().to_string();
+    assert!(
+        refused.contains("--dedupe-retention-days") && refused.contains("at least 9"),
+        "{refused}"
+    );
+    let longer = AwsSettings {
+        dedupe_retention: std::time::Duration::from_secs(9 * 24 * 3600),
+        ..settings
+    };
+    AwsBackend::connect(longer)
+        .await
+        .unwrap()
+        .verify()
+        .await
+        .unwrap();
+}

@@ -34,6 +34,9 @@ pub struct AwsSettings {
     pub prefix: String,
     /// How long dedupe marks live: longer than the stream's retention plus the longest retry.
     pub dedupe_retention: Duration,
+    /// The oldest record the metering consumer still processes (the event source mapping's
+    /// `MaximumRecordAgeInSeconds`); a copy of a record can arrive this long after it.
+    pub max_record_age: Duration,
 }
 
 /// The AWS backends, each client built once.
@@ -139,7 +142,8 @@ impl AwsBackend {
                     )
                 })?;
         }
-        self.kinesis
+        let summary = self
+            .kinesis
             .describe_stream_summary()
             .stream_name(&self.settings.stream_name)
             .send()
@@ -152,6 +156,15 @@ impl AwsBackend {
                     aws_error("DescribeStreamSummary", &self.settings.stream_name, error),
                 )
             })?;
+        let retention_hours = summary
+            .stream_description_summary()
+            .map_or(24, |description| description.retention_period_hours());
+        check_dedupe_retention(
+            self.settings.dedupe_retention,
+            Duration::from_secs(u64::try_from(retention_hours).unwrap_or(0) * 3600),
+            self.settings.max_record_age,
+        )
+        .map_err(StoreError::Aws)?;
         if let Some(name) = &self.settings.firehose_stream {
             self.firehose
                 .describe_delivery_stream()
@@ -181,11 +194,51 @@ impl AwsBackend {
     }
 }
 
+/// Dedupe marks must outlive every copy of a record: the stream can hand a record out again
+/// for as long as it keeps it, and the consumer retries a record until it is
+/// `max_record_age` old. A mark that expires earlier lets a late copy count twice.
+pub fn check_dedupe_retention(
+    dedupe_retention: Duration,
+    stream_retention: Duration,
+    max_record_age: Duration,
+) -> std::result::Result<(), String> {
+    let needed = stream_retention + max_record_age;
+    if dedupe_retention >= needed {
+        return Ok(());
+    }
+    let days = |duration: Duration| duration.as_secs().div_ceil(24 * 3600);
+    Err(format!(
+        "dedupe marks live {} days, but the stream keeps records {} hours and a record may be retried until it is {} hours old: a late copy could be counted twice. Raise --dedupe-retention-days (TOLLGATE_DEDUPE_RETENTION_DAYS) to at least {}",
+        days(dedupe_retention),
+        stream_retention.as_secs() / 3600,
+        max_record_age.as_secs() / 3600,
+        days(needed)
+    ))
+}
+
 fn missing(kind: &str, name: &str, variable: &str, error: StoreError) -> StoreError {
     match error {
         StoreError::NotFound { .. } => StoreError::NotFound {
             what: format!("{kind} {name} does not exist; create it (see infra/) or fix {variable}"),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn dedupe_marks_must_outlive_retention_plus_record_age() {
+        // The defaults: 8 days of marks, 24 h of stream retention, 7 days of record age.
+        assert!(check_dedupe_retention(192 * HOUR, 24 * HOUR, 168 * HOUR).is_ok());
+        let refused = check_dedupe_retention(192 * HOUR, 48 * HOUR, 168 * HOUR).unwrap_err();
+        assert!(refused.contains("at least 9"), "{refused}");
+        assert!(refused.contains("--dedupe-retention-days"), "{refused}");
+        assert!(check_dedupe_retention(24 * HOUR, 24 * HOUR, HOUR).is_err());
+        assert!(check_dedupe_retention(400 * 24 * HOUR, 365 * 24 * HOUR, 168 * HOUR).is_ok());
     }
 }
