@@ -319,6 +319,8 @@ pub struct ServeArgs {
     pub proxy: proxy::settings::ProxyArgs,
     #[command(flatten)]
     pub metering: metering::settings::MeteringArgs,
+    #[command(flatten)]
+    pub metrics: store::metrics::MetricsArgs,
 }
 
 /// A limit value: a number, or no limit.

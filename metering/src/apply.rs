@@ -29,6 +29,51 @@ pub struct ConsumerStats {
     pub failed_batches: AtomicU64,
 }
 
+impl ConsumerStats {
+    /// The consumer's metrics; `tollgate_metering_records_quarantined_total` is the one to
+    /// alarm on.
+    pub fn samples(&self) -> Vec<store::metrics::Sample> {
+        let counter = |name, help, value: &AtomicU64| store::metrics::Sample {
+            name,
+            help,
+            counter: true,
+            value: value.load(Ordering::Relaxed) as f64,
+        };
+        vec![
+            counter(
+                "tollgate_metering_records_read_total",
+                "Log records read by the metering consumer.",
+                &self.records_read,
+            ),
+            counter(
+                "tollgate_metering_events_counted_total",
+                "Usage events counted for the first time.",
+                &self.events_counted,
+            ),
+            counter(
+                "tollgate_metering_duplicates_skipped_total",
+                "Usage events already counted (redeliveries, producer retries).",
+                &self.duplicates_skipped,
+            ),
+            counter(
+                "tollgate_metering_records_quarantined_total",
+                "Log records that could not be metered and were quarantined with their payload.",
+                &self.records_quarantined,
+            ),
+            counter(
+                "tollgate_metering_parquet_objects_written_total",
+                "Parquet objects written.",
+                &self.parquet_objects_written,
+            ),
+            counter(
+                "tollgate_metering_failed_batches_total",
+                "Batches that failed and will be applied again.",
+                &self.failed_batches,
+            ),
+        ]
+    }
+}
+
 /// What applying one run of entries did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {

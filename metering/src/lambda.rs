@@ -67,3 +67,62 @@ pub async fn handle_kinesis_event(
     }
     (response, total)
 }
+
+/// One invocation's numbers as a CloudWatch embedded-metric-format line (namespace
+/// `Tollgate`): Lambda writes stdout to CloudWatch Logs, which turns it into metrics without
+/// an API call, so `RecordsQuarantined` can be alarmed on.
+pub fn embedded_metrics(report: &PassReport, failures: usize, at_millis: i64) -> String {
+    let metric = |name: &str| serde_json::json!({ "Name": name, "Unit": "Count" });
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": at_millis,
+            "CloudWatchMetrics": [{
+                "Namespace": "Tollgate",
+                "Dimensions": [[]],
+                "Metrics": [
+                    metric("RecordsRead"),
+                    metric("EventsCounted"),
+                    metric("DuplicatesSkipped"),
+                    metric("RecordsQuarantined"),
+                    metric("BatchItemFailures"),
+                ],
+            }],
+        },
+        "RecordsRead": report.records_read,
+        "EventsCounted": report.events_counted,
+        "DuplicatesSkipped": report.duplicates_skipped,
+        "RecordsQuarantined": report.records_quarantined,
+        "BatchItemFailures": failures,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_line_is_cloudwatch_embedded_metric_format() {
+        let report = PassReport {
+            records_read: 10,
+            events_counted: 8,
+            duplicates_skipped: 1,
+            records_quarantined: 1,
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&embedded_metrics(&report, 0, 1_700_000_000_000)).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Tollgate");
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|metric| metric["Name"].as_str().unwrap())
+            .collect();
+        for name in &names {
+            assert!(line.get(*name).is_some(), "{name} has a value");
+        }
+        assert_eq!(line["RecordsQuarantined"], 1);
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+}

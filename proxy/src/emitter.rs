@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use schemas::UsageEvent;
+use store::metrics::Sample;
 use store::{EventLog, LogRecord, Spool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -110,6 +111,11 @@ impl EmitterHandle {
                 .spool
                 .as_ref()
                 .is_some_and(|(spool, limit)| spool.level().bytes > *limit)
+    }
+
+    /// The spool, when there is one.
+    pub fn spool(&self) -> Option<Arc<dyn Spool>> {
+        self.spool.as_ref().map(|(spool, _)| Arc::clone(spool))
     }
 
     /// The next `instance_seq`, starting at 1.
@@ -555,6 +561,57 @@ pub async fn append_until_durable(
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// The emitter's metrics: events appended, retried, spooled and drained, and the spool's
+/// level.
+pub fn emitter_samples(stats: &EmitterStats, spool: Option<&dyn Spool>) -> Vec<Sample> {
+    let counter = |name, help, value: &AtomicU64| Sample {
+        name,
+        help,
+        counter: true,
+        value: value.load(Ordering::Relaxed) as f64,
+    };
+    let level = spool.map(Spool::level).unwrap_or_default();
+    vec![
+        counter(
+            "tollgate_proxy_events_appended_total",
+            "Usage events the event log accepted.",
+            &stats.appended,
+        ),
+        counter(
+            "tollgate_proxy_append_retries_total",
+            "Appends of usage events retried.",
+            &stats.append_retries,
+        ),
+        counter(
+            "tollgate_proxy_events_spooled_total",
+            "Usage events written to the spool because the log did not take them in time.",
+            &stats.spooled,
+        ),
+        counter(
+            "tollgate_proxy_events_drained_total",
+            "Spooled usage events sent on to the log.",
+            &stats.drained,
+        ),
+        counter(
+            "tollgate_proxy_event_encode_failures_total",
+            "Usage events that could not be encoded.",
+            &stats.encode_failures,
+        ),
+        Sample {
+            name: "tollgate_proxy_spool_records",
+            help: "Usage events waiting in the spool.",
+            counter: false,
+            value: level.records as f64,
+        },
+        Sample {
+            name: "tollgate_proxy_spool_bytes",
+            help: "Bytes waiting in the spool.",
+            counter: false,
+            value: level.bytes as f64,
+        },
+    ]
 }
 
 /// Spreads retries of many proxies: a delay between half and all of `backoff`.

@@ -56,15 +56,36 @@ pub enum StartError {
 }
 
 /// A running proxy.
-#[derive(Debug)]
 pub struct RunningProxy {
     /// The bound address (useful with port 0).
     pub local_addr: SocketAddr,
+    stats: Arc<crate::emitter::EmitterStats>,
+    spool: Option<Arc<dyn store::Spool>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for RunningProxy {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RunningProxy")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
 impl RunningProxy {
+    /// The proxy's metrics, for `--metrics-listen`.
+    pub fn samples(&self) -> Vec<store::metrics::Sample> {
+        crate::emitter::emitter_samples(&self.stats, self.spool.as_deref())
+    }
+
+    /// A source of the proxy's metrics that outlives this handle.
+    pub fn sample_source(&self) -> store::metrics::SampleSource {
+        let (stats, spool) = (Arc::clone(&self.stats), self.spool.clone());
+        Arc::new(move || crate::emitter::emitter_samples(&stats, spool.as_deref()))
+    }
+
     /// Stops accepting, drains in-flight requests, flushes usage events, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(());
@@ -155,11 +176,15 @@ pub async fn start_proxy(
         reason: error.to_string(),
     })?;
     let (state, emitter) = build_state(config, ports)?;
+    let stats = Arc::clone(&emitter.stats);
+    let spool = state.emitter.spool();
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
     let task = tokio::spawn(serve(listener, tls, state, emitter, shutdown_receiver));
     tracing::info!(address = %local_addr, "proxy listening");
     Ok(RunningProxy {
         local_addr,
+        stats,
+        spool,
         shutdown: shutdown_sender,
         task,
     })

@@ -19,6 +19,7 @@ pub mod embedded;
 pub mod error;
 pub mod event_log;
 pub mod memory;
+pub mod metrics;
 pub mod model_runtime;
 pub mod objects;
 pub mod process;

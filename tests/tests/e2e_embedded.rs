@@ -538,3 +538,101 @@ async fn last_use_is_coalesced_and_written_on_shutdown() {
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.contains("last used"), "{table}");
 }
+
+/// Invariant: a poison record never stalls the log and is never dropped: it is quarantined
+/// with its payload, the events after it are counted, and the quarantine count is a metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_is_quarantined_and_counted_as_a_metric() {
+    use store::EventLog;
+    let tollgate = Tollgate::new();
+    let (customer_id, token) = tollgate.create_customer("Poison Co", None);
+    let metrics_port = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap().port()
+    };
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let server = tollgate.serve(&[
+        "--upstream",
+        "simulated",
+        "--metrics-listen",
+        &metrics_listen,
+    ]);
+    let client = reqwest::Client::new();
+    let call = || async {
+        let response = client
+            .post(format!("{}/prod/bedrock", server.base_url))
+            .bearer_auth(&token)
+            .json(&spec_body("hello"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    };
+    call().await;
+    // A record no proxy would write, appended to the same log between two good calls.
+    let log = store::embedded::EmbeddedStore::open(&tollgate.data_dir.join("tollgate.db")).unwrap();
+    log.append(&[store::LogRecord {
+        partition_key: customer_id.clone(),
+        data: bytes::Bytes::from_static(b"{\"schema_version\":1,\"event_id\":\"not-a-uuid\"}"),
+    }])
+    .await
+    .unwrap();
+    call().await;
+
+    let metric = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .map(|value| value.parse::<f64>().unwrap())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = client
+            .get(format!("http://{metrics_listen}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(&text, "tollgate_metering_records_quarantined_total") == Some(1.0)
+            && metric(&text, "tollgate_metering_events_counted_total") == Some(2.0)
+        {
+            assert_eq!(
+                metric(&text, "tollgate_proxy_spool_records"),
+                Some(0.0),
+                "proxy metrics are served too"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics never showed the quarantine: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 2);
+    let quarantined: Vec<_> = walk(&tollgate.data_dir.join("quarantine"));
+    let payloads: Vec<_> = quarantined
+        .iter()
+        .filter(|path| path.extension().is_some_and(|extension| extension == "payload"))
+        .collect();
+    assert_eq!(payloads.len(), 1, "{quarantined:?}");
+    let kept = std::fs::read_to_string(payloads[0]).unwrap();
+    assert!(kept.contains("not-a-uuid"), "the payload is kept: {kept}");
+    assert!(server.terminate().success());
+}
+
+fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(directory) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}

@@ -1,5 +1,7 @@
 //! `tollgate serve`: the proxy and the metering consumer in one process, on either backend.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use metering::MeteringConsumer;
 use proxy::server::{ProxyPorts, shutdown_signal, start_proxy};
@@ -39,6 +41,23 @@ pub async fn serve(
     let proxy = start_proxy(config, proxy_ports).await?;
 
     let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings());
+    let metrics = match args.metrics.metrics_listen {
+        Some(listen) => {
+            let (proxy_source, consumer_stats) = (proxy.sample_source(), consumer.stats.clone());
+            let source: store::metrics::SampleSource = Arc::new(move || {
+                let mut samples = proxy_source();
+                samples.extend(consumer_stats.samples());
+                samples
+            });
+            let (address, task) = store::metrics::serve_metrics(listen, source)
+                .await
+                .with_context(|| {
+                    format!("cannot serve metrics on {listen}; choose another --metrics-listen")
+                })?;
+            Some((address, task))
+        }
+        None => None,
+    };
     let (stop_metering, metering_stopped) = tokio::sync::oneshot::channel::<()>();
     let metering = tokio::spawn(async move {
         consumer
@@ -64,10 +83,16 @@ pub async fn serve(
             ),
             "stop with Ctrl-C; pending usage is flushed and metered before exit".into(),
         ]);
+        if let Some((address, _)) = &metrics {
+            print_lines(&[format!("metrics on http://{address}/metrics")]);
+        }
     }
 
     proxy.run_until(shutdown_signal()).await;
     let _ = stop_metering.send(());
     metering.await.context("the metering task failed")?;
+    if let Some((_, task)) = metrics {
+        task.abort();
+    }
     Ok(())
 }

@@ -27,7 +27,15 @@ async fn main() -> Result<(), Error> {
     let applier = Arc::new(BatchApplier::from_ports(&ports));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let applier = Arc::clone(&applier);
-        async move { Ok::<_, Error>(handle_kinesis_event(&applier, event.payload).await.0) }
+        async move {
+            let (response, report) = handle_kinesis_event(&applier, event.payload).await;
+            store::process::announce(&metering::lambda::embedded_metrics(
+                &report,
+                response.batch_item_failures.len(),
+                chrono::Utc::now().timestamp_millis(),
+            ));
+            Ok::<_, Error>(response)
+        }
     }))
     .await
 }

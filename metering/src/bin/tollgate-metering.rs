@@ -15,6 +15,8 @@ struct Arguments {
     backend: BackendArgs,
     #[command(flatten)]
     metering: MeteringArgs,
+    #[command(flatten)]
+    metrics: store::metrics::MetricsArgs,
 }
 
 #[tokio::main]
@@ -34,6 +36,20 @@ async fn main() -> std::process::ExitCode {
     };
     announce(&format!("metering {}", ports.description));
     let consumer = MeteringConsumer::from_ports(&ports, arguments.metering.consumer_settings());
+    if let Some(listen) = arguments.metrics.metrics_listen {
+        let stats = consumer.stats.clone();
+        match store::metrics::serve_metrics(listen, std::sync::Arc::new(move || stats.samples()))
+            .await
+        {
+            Ok((address, _task)) => announce(&format!("metrics on http://{address}/metrics")),
+            Err(error) => {
+                report_fatal(&format!(
+                    "cannot serve metrics on {listen}: {error}; choose another --metrics-listen"
+                ));
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     consumer.run_until(shutdown_signal()).await;
     std::process::ExitCode::SUCCESS
 }

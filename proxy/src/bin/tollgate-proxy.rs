@@ -15,6 +15,8 @@ struct Arguments {
     backend: BackendArgs,
     #[command(flatten)]
     proxy: ProxyArgs,
+    #[command(flatten)]
+    metrics: store::metrics::MetricsArgs,
 }
 
 #[tokio::main]
@@ -46,6 +48,16 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
     };
     let running = start_proxy(config, proxy_ports).await?;
     announce(&format!("listening on {scheme}://{}", running.local_addr));
+    if let Some(listen) = arguments.metrics.metrics_listen {
+        let (address, _task) = store::metrics::serve_metrics(listen, running.sample_source())
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot serve metrics on {listen}: {error}; choose another --metrics-listen"
+                )
+            })?;
+        announce(&format!("metrics on http://{address}/metrics"));
+    }
     running.run_until(shutdown_signal()).await;
     Ok(())
 }
