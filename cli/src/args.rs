@@ -49,6 +49,9 @@ pub enum Command {
     Delete(CustomerIdArgs),
     /// Show the audit trail of administrative actions.
     Audit(AuditArgs),
+    /// Compare the raw events with the counters and Parquet, per customer and day; exits 6
+    /// when they disagree.
+    Reconcile(ReconcileArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -103,6 +106,19 @@ pub struct UsageArgs {
     /// Last day, inclusive (YYYY-MM-DD, UTC).
     #[arg(long, value_parser = parse_date)]
     pub end_date: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// First day, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub start_date: NaiveDate,
+    /// Last day, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub end_date: NaiveDate,
+    /// Only this customer.
+    #[arg(long)]
+    pub customer_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! | 3 | not found: an unknown customer id or key id |
 //! | 4 | conflict: the token is already in use, or the customer is deleted |
 //! | 5 | a store or AWS service is unavailable right now; retrying may succeed |
+//! | 6 | `reconcile` found drift between the raw events, the counters and Parquet |
 
 use store::StoreError;
 
@@ -17,6 +18,7 @@ pub enum FailureKind {
     Usage,
     NotFound,
     Conflict,
+    Drift,
 }
 
 /// A failure whose kind is known where it is raised.
@@ -54,6 +56,15 @@ pub fn conflict(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// The projections disagree with the raw events (exit 6).
+pub fn drift(message: impl Into<String>) -> anyhow::Error {
+    CliFailure {
+        kind: FailureKind::Drift,
+        message: message.into(),
+    }
+    .into()
+}
+
 /// The exit code of a failed command.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
@@ -62,6 +73,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 FailureKind::Usage => 2,
                 FailureKind::NotFound => 3,
                 FailureKind::Conflict => 4,
+                FailureKind::Drift => 6,
             };
         }
         if let Some(store) = cause.downcast_ref::<StoreError>() {

@@ -9,6 +9,8 @@ pub enum MeteringError {
     Object(#[from] object_store::Error),
     #[error("encoding parquet: {0}")]
     Encode(#[from] schemas::DecodeError),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl MeteringError {
@@ -18,7 +20,7 @@ impl MeteringError {
         match self {
             Self::Store(error) => error.is_retryable(),
             Self::Object(_) => true,
-            Self::Encode(_) => false,
+            Self::Encode(_) | Self::Invalid(_) => false,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod lambda;
 pub mod parquet_sink;
 pub mod quarantine;
+pub mod reconcile;
 pub mod settings;
 
 pub use apply::{BatchApplier, ConsumerStats, PassReport, source_of};

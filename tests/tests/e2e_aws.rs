@@ -191,6 +191,14 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
         "the archive holds exactly the metered events"
     );
 
+    // Reconciling the raw archive against DynamoDB counters and S3 Parquet finds no drift.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let reconciled =
+        tollgate.run_json(&["reconcile", "--start-date", &today, "--end-date", &today]);
+    assert_eq!(reconciled["raw_events"], 14, "{reconciled}");
+    assert_eq!(reconciled["drift"], serde_json::json!([]), "{reconciled}");
+    assert_eq!(reconciled["parquet_duplicates"], 0);
+
     // No token anywhere at rest: neither in DynamoDB nor in any S3 object.
     let dump = dynamo_dump(&backend.settings).await;
     let mut objects = objects_under(&backend, "").await;

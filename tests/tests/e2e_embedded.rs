@@ -614,7 +614,10 @@ async fn a_poison_record_is_quarantined_and_counted_as_a_metric() {
     let quarantined: Vec<_> = walk(&tollgate.data_dir.join("quarantine"));
     let payloads: Vec<_> = quarantined
         .iter()
-        .filter(|path| path.extension().is_some_and(|extension| extension == "payload"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "payload")
+        })
         .collect();
     assert_eq!(payloads.len(), 1, "{quarantined:?}");
     let kept = std::fs::read_to_string(payloads[0]).unwrap();
@@ -635,4 +638,87 @@ fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// `tollgate reconcile` finds no drift on a healthy installation, names the drift when a
+/// projection loses data, and reports sequence gaps per proxy instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_finds_no_drift_then_names_what_was_lost() {
+    use store::EventLog;
+    let tollgate = Tollgate::new();
+    let (customer_id, token) = tollgate.create_customer("Reconcile Co", Some(3));
+    let server = tollgate.serve(&["--upstream", "simulated"]);
+    let client = reqwest::Client::new();
+    for call in 0..5 {
+        let response = client
+            .post(format!("{}/prod/bedrock", server.base_url))
+            .bearer_auth(&token)
+            .json(&spec_body(&format!("call {call}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), if call < 3 { 200 } else { 429 });
+    }
+    // Two events from another proxy instance with a hole in its sequence.
+    let log = store::embedded::EmbeddedStore::open(&tollgate.data_dir.join("tollgate.db")).unwrap();
+    let mut records = Vec::new();
+    for seq in [1, 4] {
+        let mut event = store::contract::event_on(
+            &customer_id,
+            chrono::Utc::now().date_naive(),
+            "m",
+            Outcome::Success,
+            7,
+            3,
+        );
+        event.occurred_at = chrono::Utc::now();
+        event.proxy_instance = "other-proxy".into();
+        event.instance_seq = seq;
+        records.push(store::LogRecord {
+            partition_key: customer_id.clone(),
+            data: bytes::Bytes::from(event.encode_json().unwrap()),
+        });
+    }
+    log.append(&records).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metering never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.terminate().success());
+
+    let today = chrono::Utc::now().date_naive().to_string();
+    let range = ["reconcile", "--start-date", &today, "--end-date", &today];
+    let healthy = tollgate.run_json(&range);
+    assert_eq!(healthy["raw_events"], 7);
+    assert_eq!(healthy["drift"].as_array().unwrap().len(), 0, "{healthy}");
+    assert_eq!(
+        healthy["gaps"],
+        serde_json::json!([{"proxy_instance": "other-proxy", "first_missing": 2, "last_missing": 3}])
+    );
+
+    // Lose one Parquet file: reconcile names the numbers that no longer match and exits 6.
+    let day_dir = tollgate.data_dir.join("usage").join(format!("dt={today}"));
+    let file = std::fs::read_dir(&day_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&file).unwrap();
+    let drifted = tollgate.run(&range);
+    assert_eq!(
+        drifted.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&drifted.stderr)
+    );
+    let table = String::from_utf8_lossy(&drifted.stdout);
+    assert!(
+        table.contains("requests") && table.contains(&customer_id),
+        "{table}"
+    );
 }

@@ -1,6 +1,7 @@
 //! One module per group of commands; each takes the ports it needs and calls the libraries.
 
 mod customers;
+mod reconcile;
 mod serve;
 mod usage;
 
@@ -75,6 +76,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Reconcile(args) => reconcile::reconcile(&ports, args, cli.json).await,
         Command::Audit(args) => {
             customers::audit(
                 ports.registry.as_ref(),

@@ -1,0 +1,94 @@
+//! `tollgate reconcile`.
+
+use metering::reconcile::reconcile as run_reconciliation;
+use store::backend::Ports;
+
+use crate::args::ReconcileArgs;
+use crate::exit;
+use crate::output::{print_json, print_lines, print_table};
+
+/// Longest range one `reconcile` call reads.
+const MAX_RANGE_DAYS: i64 = 366;
+
+/// `tollgate reconcile`.
+pub async fn reconcile(ports: &Ports, args: ReconcileArgs, json: bool) -> anyhow::Result<()> {
+    if args.end_date < args.start_date {
+        return Err(exit::usage(format!(
+            "--end-date {} is before --start-date {}; swap them",
+            args.end_date, args.start_date
+        )));
+    }
+    if (args.end_date - args.start_date).num_days() > MAX_RANGE_DAYS {
+        return Err(exit::usage(format!(
+            "the date range is longer than {MAX_RANGE_DAYS} days; reconcile it in parts"
+        )));
+    }
+    if let Some(customer_id) = &args.customer_id
+        && ports.registry.customer(customer_id).await?.is_none()
+    {
+        return Err(exit::not_found(format!(
+            "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
+        )));
+    }
+    let found = run_reconciliation(
+        ports,
+        args.start_date,
+        args.end_date,
+        args.customer_id.as_deref(),
+    )
+    .await?;
+    if json {
+        print_json(&found)?;
+    } else {
+        let source = if ports.archive.is_some() {
+            "raw archive"
+        } else {
+            "event log"
+        };
+        print_lines(&[format!(
+            "{} to {}: {} events in the {source} ({} duplicates dropped, {} not meterable and quarantined); {} Parquet rows ({} duplicated)",
+            args.start_date,
+            args.end_date,
+            found.raw_events,
+            found.raw_duplicates,
+            found.raw_unmeterable,
+            found.parquet_rows,
+            found.parquet_duplicates
+        )]);
+        if found.drift.is_empty() {
+            print_lines(&["no drift: counters and Parquet match the raw events".into()]);
+        } else {
+            print_table(
+                &["customer_id", "day", "field", "raw", "counters", "parquet"],
+                found
+                    .drift
+                    .iter()
+                    .map(|drift| {
+                        vec![
+                            drift.customer_id.clone(),
+                            drift.day.to_string(),
+                            drift.field.to_owned(),
+                            drift.raw.to_string(),
+                            drift.counters.to_string(),
+                            drift.parquet.to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        for gap in &found.gaps {
+            print_lines(&[format!(
+                "gap: proxy instance {} is missing instance_seq {}..={} (events lost before the log, or still in a spool)",
+                gap.proxy_instance, gap.first_missing, gap.last_missing
+            )]);
+        }
+    }
+    if found.has_drift() {
+        return Err(exit::drift(format!(
+            "{} numbers differ and {} Parquet rows are duplicated; check the metering consumer's log and quarantine for the cause",
+            found.drift.len(),
+            found.parquet_duplicates
+        )));
+    }
+    Ok(())
+}

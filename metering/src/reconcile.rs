@@ -1,0 +1,429 @@
+//! Reconciliation: the raw events (the embedded event log, or the raw archive on AWS)
+//! against the two projections, counters and Parquet, per customer and UTC day.
+//!
+//! The comparison is pure ([`compare`]); the loaders read what each side holds. Raw events
+//! are deduplicated by `event_id` and filtered like the consumer filters them (undecodable
+//! records and unknown customers are quarantined, not counted), so a healthy installation
+//! shows no drift at all.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use schemas::parquet_codec::decode_events_parquet;
+use schemas::usage_counts::aggregate_events;
+use schemas::{UsageCounts, UsageEvent};
+use store::backend::Ports;
+use uuid::Uuid;
+
+use crate::parquet_sink::USAGE_PREFIX;
+use crate::{MeteringError, Result};
+
+/// Where the raw archive lives in the bucket (the Firehose delivery stream's prefix).
+pub const ARCHIVE_PREFIX: &str = "archive";
+
+/// Totals per (customer, day).
+pub type DayTotals = BTreeMap<(String, NaiveDate), UsageCounts>;
+
+/// One number that differs between the sides.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Drift {
+    pub customer_id: String,
+    pub day: NaiveDate,
+    pub field: &'static str,
+    pub raw: u64,
+    pub counters: u64,
+    pub parquet: u64,
+}
+
+/// A run of `instance_seq` numbers missing from one proxy instance's events.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SequenceGap {
+    pub proxy_instance: String,
+    pub first_missing: u64,
+    pub last_missing: u64,
+}
+
+/// What reconciling a range found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Reconciliation {
+    pub raw_events: usize,
+    pub raw_duplicates: usize,
+    pub raw_unmeterable: usize,
+    pub parquet_rows: usize,
+    pub parquet_duplicates: usize,
+    pub drift: Vec<Drift>,
+    pub gaps: Vec<SequenceGap>,
+}
+
+impl Reconciliation {
+    /// Whether anything disagrees.
+    pub fn has_drift(&self) -> bool {
+        !self.drift.is_empty() || self.parquet_duplicates > 0
+    }
+}
+
+/// Keeps the first event of each `event_id`; returns them and how many were dropped.
+pub fn unique_events(events: Vec<UsageEvent>) -> (Vec<UsageEvent>, usize) {
+    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    let total = events.len();
+    let unique: Vec<UsageEvent> = events
+        .into_iter()
+        .filter(|event| seen.insert(event.event_id))
+        .collect();
+    let dropped = total - unique.len();
+    (unique, dropped)
+}
+
+/// Totals per customer and day of some events.
+pub fn day_totals<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> DayTotals {
+    let mut totals = DayTotals::new();
+    for (cell, counts) in aggregate_events(events) {
+        totals
+            .entry((cell.customer_id, cell.day))
+            .or_default()
+            .add(&counts);
+    }
+    totals
+}
+
+fn fields(counts: &UsageCounts) -> [(&'static str, u64); 7] {
+    [
+        ("requests", counts.requests),
+        ("rejected", counts.rejected),
+        ("errors", counts.errors),
+        ("input_tokens", counts.input_tokens),
+        ("output_tokens", counts.output_tokens),
+        ("cache_read_tokens", counts.cache_read_tokens),
+        ("cache_write_tokens", counts.cache_write_tokens),
+    ]
+}
+
+/// Every number that differs between the three sides, per customer, day and field.
+pub fn compare(raw: &DayTotals, counters: &DayTotals, parquet: &DayTotals) -> Vec<Drift> {
+    let keys: BTreeSet<&(String, NaiveDate)> = raw
+        .keys()
+        .chain(counters.keys())
+        .chain(parquet.keys())
+        .collect();
+    let mut drift = Vec::new();
+    for key in keys {
+        let zero = UsageCounts::default();
+        let raw_fields = fields(raw.get(key).unwrap_or(&zero));
+        let counter_fields = fields(counters.get(key).unwrap_or(&zero));
+        let parquet_fields = fields(parquet.get(key).unwrap_or(&zero));
+        for (((field, raw_value), (_, counters_value)), (_, parquet_value)) in raw_fields
+            .into_iter()
+            .zip(counter_fields)
+            .zip(parquet_fields)
+        {
+            if raw_value != counters_value || raw_value != parquet_value {
+                drift.push(Drift {
+                    customer_id: key.0.clone(),
+                    day: key.1,
+                    field,
+                    raw: raw_value,
+                    counters: counters_value,
+                    parquet: parquet_value,
+                });
+            }
+        }
+    }
+    drift
+}
+
+/// Runs of `instance_seq` missing between the lowest and highest number seen per instance.
+/// (A loss at the very end of an instance's life leaves no gap; see `docs/exactly-once.md`.)
+pub fn sequence_gaps<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Vec<SequenceGap> {
+    let mut by_instance: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for event in events {
+        by_instance
+            .entry(event.proxy_instance.as_str())
+            .or_default()
+            .insert(event.instance_seq);
+    }
+    let mut gaps = Vec::new();
+    for (instance, seqs) in by_instance {
+        let mut previous: Option<u64> = None;
+        for seq in seqs {
+            if let Some(previous) = previous
+                && seq > previous + 1
+            {
+                gaps.push(SequenceGap {
+                    proxy_instance: instance.to_owned(),
+                    first_missing: previous + 1,
+                    last_missing: seq - 1,
+                });
+            }
+            previous = Some(seq);
+        }
+    }
+    gaps
+}
+
+/// Raw records, decoded, with the count of those that are not usage events.
+fn decode_all(records: impl IntoIterator<Item = Bytes>) -> (Vec<UsageEvent>, usize) {
+    let mut events = Vec::new();
+    let mut undecodable = 0;
+    for record in records {
+        match UsageEvent::decode_json(&record) {
+            Ok(event) => events.push(event),
+            Err(_) => undecodable += 1,
+        }
+    }
+    (events, undecodable)
+}
+
+/// Every record of the embedded event log, every partition from its start.
+async fn log_records(ports: &Ports) -> Result<Vec<Bytes>> {
+    let mut records = Vec::new();
+    for partition in ports.event_log.partitions().await? {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = ports
+                .event_log
+                .read(&partition.id, after.as_deref(), 10_000)
+                .await?;
+            let Some(last) = batch.entries.last() else {
+                break;
+            };
+            after = Some(last.position.clone());
+            records.extend(batch.entries.into_iter().map(|entry| entry.data));
+        }
+    }
+    Ok(records)
+}
+
+/// Every record of the raw archive (newline-delimited JSON objects, gzip or not).
+async fn archive_records(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Bytes>> {
+    let listed: Vec<_> = objects
+        .list(Some(&Path::from(ARCHIVE_PREFIX)))
+        .try_collect()
+        .await?;
+    let mut records = Vec::new();
+    for meta in listed {
+        let body = objects.get(&meta.location).await?.bytes().await?;
+        let text = if body.starts_with(&[0x1f, 0x8b]) {
+            let mut decoded = Vec::new();
+            flate2::read::MultiGzDecoder::new(body.as_ref())
+                .read_to_end(&mut decoded)
+                .map_err(|error| {
+                    MeteringError::Invalid(format!(
+                        "archive object {} is not valid gzip: {error}",
+                        meta.location
+                    ))
+                })?;
+            Bytes::from(decoded)
+        } else {
+            body
+        };
+        records.extend(
+            text.split(|byte| *byte == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .map(Bytes::copy_from_slice),
+        );
+    }
+    Ok(records)
+}
+
+/// Every Parquet row of the days in `from..=to`.
+pub async fn parquet_events(
+    objects: &Arc<dyn ObjectStore>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<UsageEvent>> {
+    let mut events = Vec::new();
+    for day in from.iter_days().take_while(|day| *day <= to) {
+        let prefix = Path::from(format!("{USAGE_PREFIX}/dt={}", day.format("%Y-%m-%d")));
+        let listed: Vec<_> = objects.list(Some(&prefix)).try_collect().await?;
+        for meta in listed {
+            let body = objects.get(&meta.location).await?.bytes().await?;
+            events.extend(decode_events_parquet(body).map_err(|error| {
+                MeteringError::Invalid(format!(
+                    "Parquet object {} cannot be read: {error}",
+                    meta.location
+                ))
+            })?);
+        }
+    }
+    Ok(events)
+}
+
+/// Reconciles `from..=to` (UTC days by `occurred_at`), for one customer or all. The raw
+/// side is the event log on the embedded backend and the raw archive on AWS.
+pub async fn reconcile(
+    ports: &Ports,
+    from: NaiveDate,
+    to: NaiveDate,
+    customer_id: Option<&str>,
+) -> Result<Reconciliation> {
+    let raw_records = match ports.archive {
+        None => log_records(ports).await?,
+        Some(_) => archive_records(&ports.objects).await?,
+    };
+    let (decoded, undecodable) = decode_all(raw_records);
+    let (unique, duplicates) = unique_events(decoded);
+    let customers: HashSet<String> = ports
+        .registry
+        .list_customers()
+        .await?
+        .into_iter()
+        .map(|customer| customer.customer_id)
+        .collect();
+    let in_scope = |event: &UsageEvent| {
+        (from..=to).contains(&event.day())
+            && customer_id.is_none_or(|wanted| event.customer_id == wanted)
+    };
+    let unknown = unique
+        .iter()
+        .filter(|event| in_scope(event) && !customers.contains(&event.customer_id))
+        .count();
+    let raw: Vec<&UsageEvent> = unique
+        .iter()
+        .filter(|event| in_scope(event) && customers.contains(&event.customer_id))
+        .collect();
+    let raw_totals = day_totals(raw.iter().copied());
+
+    let parquet_all = parquet_events(&ports.objects, from, to).await?;
+    let parquet_rows = parquet_all
+        .iter()
+        .filter(|event| customer_id.is_none_or(|wanted| event.customer_id == wanted))
+        .count();
+    let (parquet_unique, parquet_duplicates) = unique_events(
+        parquet_all
+            .into_iter()
+            .filter(|event| customer_id.is_none_or(|wanted| event.customer_id == wanted))
+            .collect(),
+    );
+    let parquet_totals = day_totals(&parquet_unique);
+
+    let mut counter_totals = DayTotals::new();
+    let mut wanted: BTreeSet<String> = raw_totals.keys().map(|(id, _)| id.clone()).collect();
+    wanted.extend(parquet_totals.keys().map(|(id, _)| id.clone()));
+    match customer_id {
+        Some(id) => {
+            wanted.insert(id.to_owned());
+        }
+        None => wanted.extend(customers.iter().cloned()),
+    }
+    for id in wanted {
+        for cell in ports.counters.read_daily(&id, from, to).await? {
+            counter_totals
+                .entry((id.clone(), cell.day))
+                .or_default()
+                .add(&cell.counts);
+        }
+    }
+
+    Ok(Reconciliation {
+        raw_events: raw.len(),
+        raw_duplicates: duplicates,
+        raw_unmeterable: undecodable + unknown,
+        parquet_rows,
+        parquet_duplicates,
+        drift: compare(&raw_totals, &counter_totals, &parquet_totals),
+        gaps: sequence_gaps(raw.iter().copied()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(customer: &str, day: u32, instance: &str, seq: u64) -> UsageEvent {
+        let mut event = store::contract::event_on(
+            customer,
+            NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+            "m",
+            schemas::Outcome::Success,
+            10,
+            5,
+        );
+        event.proxy_instance = instance.to_owned();
+        event.instance_seq = seq;
+        event
+    }
+
+    #[test]
+    fn matching_sides_show_no_drift_and_each_difference_is_named() {
+        let events = vec![
+            event("a", 1, "p", 1),
+            event("a", 1, "p", 2),
+            event("b", 2, "p", 3),
+        ];
+        let totals = day_totals(&events);
+        assert!(compare(&totals, &totals, &totals).is_empty());
+
+        let mut counters = totals.clone();
+        if let Some(cell) =
+            counters.get_mut(&("a".to_owned(), NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()))
+        {
+            cell.requests += 1;
+            cell.input_tokens += 10;
+        }
+        let parquet = day_totals(&events[..2]);
+        let drift = compare(&totals, &counters, &parquet);
+        let named: Vec<(&str, &str, u64, u64, u64)> = drift
+            .iter()
+            .map(|drift| {
+                (
+                    drift.customer_id.as_str(),
+                    drift.field,
+                    drift.raw,
+                    drift.counters,
+                    drift.parquet,
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("a", "requests", 2, 3, 2),
+                ("a", "input_tokens", 20, 30, 20),
+                ("b", "requests", 1, 1, 0),
+                ("b", "input_tokens", 10, 10, 0),
+                ("b", "output_tokens", 5, 5, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_are_dropped_by_event_id() {
+        let first = event("a", 1, "p", 1);
+        let (unique, dropped) = unique_events(vec![first.clone(), event("a", 1, "p", 2), first]);
+        assert_eq!((unique.len(), dropped), (2, 1));
+    }
+
+    #[test]
+    fn missing_sequence_numbers_are_reported_per_instance() {
+        let events = [
+            event("a", 1, "p1", 1),
+            event("a", 1, "p1", 2),
+            event("a", 1, "p1", 5),
+            event("a", 1, "p1", 9),
+            event("a", 1, "p2", 1),
+            event("a", 1, "p2", 2),
+        ];
+        assert_eq!(
+            sequence_gaps(&events),
+            vec![
+                SequenceGap {
+                    proxy_instance: "p1".into(),
+                    first_missing: 3,
+                    last_missing: 4
+                },
+                SequenceGap {
+                    proxy_instance: "p1".into(),
+                    first_missing: 6,
+                    last_missing: 8
+                },
+            ]
+        );
+    }
+}
