@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use object_store::ObjectStore;
 use schemas::UsageEvent;
-use store::{Archive, Counters, LogEntry, Registry, SourcedEvent};
+use store::{Archive, Counters, LogEntry, Registry, SeqObservation, SourcedEvent, Watermarks};
 
 use crate::Result;
 use crate::parquet_sink::write_usage_parquet;
@@ -108,6 +108,7 @@ pub struct BatchApplier {
     objects: Arc<dyn ObjectStore>,
     archive: Option<Arc<dyn Archive>>,
     registry: Option<Arc<dyn Registry>>,
+    watermarks: Option<Arc<dyn Watermarks>>,
     known_customers: Mutex<HashSet<String>>,
     pub stats: Arc<ConsumerStats>,
 }
@@ -130,6 +131,7 @@ impl BatchApplier {
             objects,
             archive: None,
             registry: None,
+            watermarks: None,
             known_customers: Mutex::new(HashSet::new()),
             stats: Arc::new(ConsumerStats::default()),
         }
@@ -140,6 +142,13 @@ impl BatchApplier {
         Self::new(ports.counters.clone(), ports.objects.clone())
             .with_archive(ports.archive.clone())
             .with_registry(Some(ports.registry.clone()))
+            .with_watermarks(Some(ports.watermarks.clone()))
+    }
+
+    /// Also records each applied event's place in its proxy instance's sequence.
+    pub fn with_watermarks(mut self, watermarks: Option<Arc<dyn Watermarks>>) -> Self {
+        self.watermarks = watermarks;
+        self
     }
 
     /// Also archives every decoded record before counting it.
@@ -181,8 +190,18 @@ impl BatchApplier {
         let mut sourced = Vec::with_capacity(entries.len());
         let mut raw_records = Vec::with_capacity(entries.len());
         let mut quarantined = 0;
+        let mut observations = Vec::with_capacity(entries.len());
         for entry in entries {
-            let reason = match UsageEvent::decode_json(&entry.data) {
+            let decoded = UsageEvent::decode_json(&entry.data);
+            if let Ok(event) = &decoded {
+                // Quarantined events are accounted for too: they are not lost.
+                observations.push(SeqObservation {
+                    proxy_instance: event.proxy_instance.clone(),
+                    instance_seq: event.instance_seq,
+                    occurred_at: event.occurred_at,
+                });
+            }
+            let reason = match decoded {
                 Ok(event) if self.customer_is_known(&event.customer_id).await? => {
                     raw_records.push(entry.data.clone());
                     sourced.push(SourcedEvent {
@@ -211,6 +230,9 @@ impl BatchApplier {
             .collect();
         let written =
             write_usage_parquet(&self.objects, partition, &first.position, &owned).await?;
+        if let Some(watermarks) = &self.watermarks {
+            watermarks.observe(&observations).await?;
+        }
 
         let stats = &self.stats;
         stats

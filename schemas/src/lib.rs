@@ -15,6 +15,7 @@ pub mod quota;
 pub mod token;
 pub mod usage_counts;
 pub mod usage_event;
+pub mod watermark;
 
 pub use audit::AuditEntry;
 pub use customer::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};

@@ -13,7 +13,7 @@ use crate::archive::Archive;
 use crate::aws::{AwsBackend, AwsSettings};
 use crate::embedded::EmbeddedStore;
 use crate::objects::local_object_store;
-use crate::{Counters, EventLog, Quotas, Registry, Result, StoreError};
+use crate::{Counters, EventLog, Quotas, Registry, Result, StoreError, Watermarks};
 
 /// Which set of backends to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,6 +158,8 @@ pub struct Ports {
     pub counters: Arc<dyn Counters>,
     /// Strict-mode limit windows.
     pub quotas: Arc<dyn Quotas>,
+    /// Per proxy instance progress of the consumer.
+    pub watermarks: Arc<dyn Watermarks>,
     pub event_log: Arc<dyn EventLog>,
     pub objects: Arc<dyn ObjectStore>,
     /// The raw archive; `None` on the embedded backend, whose event log is the archive.
@@ -186,6 +188,7 @@ impl BackendSettings {
                     registry: store.clone(),
                     counters: store.clone(),
                     quotas: store.clone(),
+                    watermarks: store.clone(),
                     event_log: store,
                     objects,
                     archive: None,
@@ -203,6 +206,7 @@ impl BackendSettings {
                     registry: backend.registry.clone(),
                     counters: backend.counters.clone(),
                     quotas: backend.quotas.clone(),
+                    watermarks: backend.watermarks.clone(),
                     event_log: backend.event_log.clone(),
                     objects: backend.objects.clone(),
                     archive: backend

@@ -27,6 +27,7 @@ pub mod quotas;
 pub mod registry;
 pub mod simulated;
 pub mod spool;
+pub mod watermarks;
 
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
@@ -43,3 +44,4 @@ pub use model_runtime::{
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 pub use registry::{KeyUse, Registry};
 pub use spool::{Spool, SpoolLevel};
+pub use watermarks::{SeqObservation, Watermarks};

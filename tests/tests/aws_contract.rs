@@ -30,6 +30,12 @@ async fn dynamo_counters_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_watermarks_contract() {
+    let backend = backend(1).await;
+    store::contract::watermarks::run_all(backend.watermarks.as_ref()).await;
+}
+
+#[tokio::test]
 async fn dynamo_quotas_contract() {
     let backend = backend(1).await;
     store::contract::quotas::run_all(backend.quotas.as_ref()).await;

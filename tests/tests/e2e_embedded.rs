@@ -659,9 +659,42 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
             .unwrap();
         assert_eq!(response.status(), if call < 3 { 200 } else { 429 });
     }
+    let before_other = chrono::Utc::now();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let healthy_usage = loop {
+        let usage = tollgate.usage_today(&customer_id);
+        if usage["totals"]["requests"] == 3 && usage["totals"]["rejected"] == 2 {
+            break usage;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metering never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(healthy_usage["gaps"], serde_json::json!([]));
+    let complete: chrono::DateTime<chrono::Utc> = healthy_usage["complete_through"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        complete <= before_other - chrono::Duration::minutes(10)
+            && complete > before_other - chrono::Duration::minutes(11),
+        "complete through the newest event minus the 10-minute allowance: {complete}"
+    );
+
     // Two events from another proxy instance with a hole in its sequence.
     let log = store::embedded::EmbeddedStore::open(&tollgate.data_dir.join("tollgate.db")).unwrap();
     let mut records = Vec::new();
+    // The first of them five minutes old (unless that crosses midnight), so the hold-back
+    // is visible.
+    let early = before_other - chrono::Duration::minutes(5);
+    let early = if early.date_naive() == before_other.date_naive() {
+        early
+    } else {
+        before_other
+    };
     for seq in [1, 4] {
         let mut event = store::contract::event_on(
             &customer_id,
@@ -671,7 +704,7 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
             7,
             3,
         );
-        event.occurred_at = chrono::Utc::now();
+        event.occurred_at = if seq == 1 { early } else { chrono::Utc::now() };
         event.proxy_instance = "other-proxy".into();
         event.instance_seq = seq;
         records.push(store::LogRecord {
@@ -688,6 +721,20 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let gapped = tollgate.usage_today(&customer_id);
+    assert_eq!(
+        gapped["gaps"],
+        serde_json::json!([{"proxy_instance": "other-proxy", "first_missing": 2, "last_missing": 3}])
+    );
+    let held: chrono::DateTime<chrono::Utc> = gapped["complete_through"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        held <= early - chrono::Duration::minutes(10),
+        "a gap holds completeness back to the instance's last contiguous event: {held}"
+    );
     assert!(server.terminate().success());
 
     let today = chrono::Utc::now().date_naive().to_string();

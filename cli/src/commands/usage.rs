@@ -7,6 +7,8 @@ use schemas::{DailyUsage, UsageCounts};
 use serde::Serialize;
 use store::backend::Ports;
 
+use schemas::watermark::{Gap, InstanceProgress, complete_through};
+
 use crate::args::UsageArgs;
 use crate::exit;
 use crate::output::{print_json, print_lines, print_table};
@@ -21,7 +23,15 @@ struct UsageReport<'a> {
     end_date: NaiveDate,
     days: &'a [DailyUsage],
     totals: UsageCounts,
+    /// Every event that occurred up to this time is counted (see `docs/exactly-once.md`).
+    complete_through: Option<chrono::DateTime<chrono::Utc>>,
+    /// `instance_seq` numbers not seen, per proxy instance, across all customers.
+    gaps: &'a [Gap],
 }
+
+/// How long a call can take between its `occurred_at` and its usage event (body 60 s,
+/// upstream 300 s, stream drain 60 s, and margin): events this recent may still arrive.
+pub const COMPLETENESS_ALLOWANCE_MINUTES: i64 = 10;
 
 fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String> {
     vec![
@@ -60,6 +70,16 @@ pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::R
         .await
         .context("cannot read usage counters")?;
     let totals = total_counts(days.iter().map(|day| &day.counts));
+    let progress = ports
+        .watermarks
+        .progress()
+        .await
+        .context("cannot read metering progress")?;
+    let complete = complete_through(
+        &progress,
+        chrono::Duration::minutes(COMPLETENESS_ALLOWANCE_MINUTES),
+    );
+    let gaps: Vec<Gap> = progress.iter().flat_map(InstanceProgress::gaps).collect();
     if json {
         return print_json(&UsageReport {
             customer_id: &args.customer_id,
@@ -67,6 +87,8 @@ pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::R
             end_date: args.end_date,
             days: &days,
             totals,
+            complete_through: complete,
+            gaps: &gaps,
         });
     }
     print_lines(&[format!(
@@ -90,5 +112,18 @@ pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::R
         ],
         rows,
     );
+    print_lines(&[match complete {
+        Some(at) => format!(
+            "complete through {} (events after that may still arrive)",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => "complete through: nothing metered yet".into(),
+    }]);
+    for gap in &gaps {
+        print_lines(&[format!(
+            "gap: proxy instance {} is missing instance_seq {}..={}",
+            gap.proxy_instance, gap.first_missing, gap.last_missing
+        )]);
+    }
     Ok(())
 }

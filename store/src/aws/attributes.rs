@@ -61,3 +61,24 @@ pub fn key(partition_key: impl Into<String>, sort_key: impl Into<String>) -> Ite
         ("sk".to_owned(), string(sort_key)),
     ])
 }
+
+/// Every item of one `entity` kind in `table` (a consistent, paginated scan).
+pub async fn scan_entity(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    entity: &str,
+) -> Result<Vec<Item>> {
+    client
+        .scan()
+        .table_name(table)
+        .filter_expression("#entity = :entity")
+        .expression_attribute_names("#entity", "entity")
+        .expression_attribute_values(":entity", string(entity))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|error| super::errors::aws_error("Scan", table, error))
+}

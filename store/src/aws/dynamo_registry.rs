@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
 use super::attributes::{
-    Item, get_number, get_optional_number, get_string, key, number, string, timestamp,
+    Item, get_number, get_optional_number, get_string, key, number, scan_entity, string, timestamp,
 };
 use super::errors::aws_error;
 use crate::registry::{KeyUse, Registry};
@@ -227,19 +227,7 @@ impl DynamoRegistry {
 
     /// Every item of one `entity` kind (a consistent, paginated scan).
     async fn scan_entity(&self, entity: &str) -> Result<Vec<Item>> {
-        self.client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("#entity = :entity")
-            .expression_attribute_names("#entity", "entity")
-            .expression_attribute_values(":entity", string(entity))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|error| aws_error("Scan", &self.table, error))
+        scan_entity(&self.client, &self.table, entity).await
     }
 
     /// An update of a key item's status and expiry to `api_key`'s.

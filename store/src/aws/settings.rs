@@ -10,7 +10,10 @@ use object_store::ObjectStore;
 
 use super::errors::aws_error;
 use super::s3_objects::s3_object_store;
-use super::{DynamoCounters, DynamoQuotas, DynamoRegistry, FirehoseArchive, KinesisEventLog};
+use super::{
+    DynamoCounters, DynamoQuotas, DynamoRegistry, DynamoWatermarks, FirehoseArchive,
+    KinesisEventLog,
+};
 use crate::{Result, StoreError};
 
 /// Names and endpoints of the AWS resources Tollgate uses.
@@ -44,6 +47,7 @@ pub struct AwsBackend {
     pub registry: Arc<DynamoRegistry>,
     pub counters: Arc<DynamoCounters>,
     pub quotas: Arc<DynamoQuotas>,
+    pub watermarks: Arc<DynamoWatermarks>,
     pub event_log: Arc<KinesisEventLog>,
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
@@ -104,6 +108,10 @@ impl AwsBackend {
                 settings.dedupe_retention,
             )),
             quotas: Arc::new(DynamoQuotas::new(dynamo.clone(), &settings.counters_table)),
+            watermarks: Arc::new(DynamoWatermarks::new(
+                dynamo.clone(),
+                &settings.counters_table,
+            )),
             event_log: Arc::new(KinesisEventLog::new(
                 kinesis.clone(),
                 &settings.stream_name,

@@ -9,6 +9,7 @@ pub mod event_log;
 pub mod quotas;
 pub mod registry;
 pub mod spool;
+pub mod watermarks;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};

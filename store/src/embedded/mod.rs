@@ -9,6 +9,7 @@ mod event_log;
 mod quotas;
 mod registry;
 mod schema;
+mod watermarks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -131,6 +132,12 @@ mod tests {
     async fn embedded_registry_contract() {
         let (_directory, store) = temp_store();
         contract::registry::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_watermarks_contract() {
+        let (_directory, store) = temp_store();
+        contract::watermarks::run_all(&store).await;
     }
 
     #[tokio::test]

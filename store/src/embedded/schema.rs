@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -80,6 +80,13 @@ CREATE TABLE quota_windows (
 ALTER TABLE api_keys ADD COLUMN last_used_at_ms INTEGER;
 ";
 
+const SCHEMA_V4: &str = "
+CREATE TABLE instance_progress (
+    proxy_instance TEXT PRIMARY KEY,
+    progress_json TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -101,6 +108,11 @@ pub fn migrate(connection: &Connection) -> Result<()> {
     if version < 3 {
         connection.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;"
+        ))?;
+    }
+    if version < 4 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V4} PRAGMA user_version = 4; COMMIT;"
         ))?;
     }
     Ok(())

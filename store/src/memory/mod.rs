@@ -18,6 +18,7 @@ use crate::counters::{ApplyReport, Counters, SourcedEvent};
 use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
 use crate::quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 use crate::registry::{KeyUse, Registry};
+use crate::watermarks::{SeqObservation, Watermarks, fold_observations};
 use crate::{Result, StoreError};
 
 /// Partition name of the memory log (it has one).
@@ -33,6 +34,7 @@ struct MemoryState {
     audit: Vec<AuditEntry>,
     cells: BTreeMap<CounterKey, UsageCounts>,
     quota_windows: HashMap<(String, String), Level>,
+    progress: BTreeMap<String, schemas::watermark::InstanceProgress>,
 }
 
 /// Every port, in memory.
@@ -326,6 +328,33 @@ impl Registry for MemoryStore {
 }
 
 #[async_trait]
+impl Watermarks for MemoryStore {
+    async fn observe(&self, observations: &[SeqObservation]) -> Result<()> {
+        let mut state = self.state()?;
+        let updated = fold_observations(
+            |instance| {
+                state
+                    .progress
+                    .get(instance)
+                    .cloned()
+                    .unwrap_or_else(|| schemas::watermark::InstanceProgress::new(instance))
+            },
+            observations,
+        );
+        for progress in updated {
+            state
+                .progress
+                .insert(progress.proxy_instance.clone(), progress);
+        }
+        Ok(())
+    }
+
+    async fn progress(&self) -> Result<Vec<schemas::watermark::InstanceProgress>> {
+        Ok(self.state()?.progress.values().cloned().collect())
+    }
+}
+
+#[async_trait]
 impl Quotas for MemoryStore {
     async fn reserve(&self, customer_id: &str, charges: &[QuotaCharge]) -> Result<Reservation> {
         let mut state = self.state()?;
@@ -449,6 +478,11 @@ mod tests {
     #[tokio::test]
     async fn memory_registry_contract() {
         contract::registry::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_watermarks_contract() {
+        crate::contract::watermarks::run_all(&MemoryStore::new()).await;
     }
 
     #[tokio::test]

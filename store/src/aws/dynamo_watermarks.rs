@@ -1,0 +1,145 @@
+//! `Watermarks` on DynamoDB: one item per proxy instance in the counters table, its
+//! progress as JSON with a version, updated by optimistic concurrency (a conditional put on
+//! the version read), so concurrent shard consumers never lose an observation.
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | instance progress | `PROGRESS#<proxy_instance>` | `PROGRESS` | progress (JSON), version, entity=`progress` |
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use schemas::watermark::InstanceProgress;
+
+use super::attributes::{Item, get_number, get_string, key, number, scan_entity, string};
+use super::errors::aws_error;
+use crate::watermarks::{SeqObservation, Watermarks, fold_observations};
+use crate::{Result, StoreError};
+
+/// Attempts of one instance's read-modify-write before giving up (the batch is retried).
+const MAX_ATTEMPTS: usize = 16;
+
+/// Per-instance progress in the counters table.
+#[derive(Debug, Clone)]
+pub struct DynamoWatermarks {
+    client: Client,
+    table: String,
+}
+
+fn progress_key(instance: &str) -> Item {
+    key(format!("PROGRESS#{instance}"), "PROGRESS")
+}
+
+fn decode(item: &Item) -> Result<(InstanceProgress, i64)> {
+    let progress = serde_json::from_str(&get_string(item, "progress")?)
+        .map_err(|error| StoreError::Corrupt(format!("instance progress: {error}")))?;
+    Ok((progress, get_number(item, "version")?))
+}
+
+impl DynamoWatermarks {
+    /// Progress items in `table` (the counters table).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn load(&self, instance: &str) -> Result<(InstanceProgress, Option<i64>)> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(progress_key(instance)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| aws_error("GetItem", &self.table, error))?;
+        match output.item {
+            Some(item) => {
+                let (progress, version) = decode(&item)?;
+                Ok((progress, Some(version)))
+            }
+            None => Ok((InstanceProgress::new(instance), None)),
+        }
+    }
+
+    async fn observe_instance(
+        &self,
+        instance: &str,
+        observations: &[SeqObservation],
+    ) -> Result<()> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (progress, version) = self.load(instance).await?;
+            let mut updated = fold_observations(|_| progress.clone(), observations).into_iter();
+            let Some(updated) = updated.next() else {
+                return Ok(());
+            };
+            if updated == progress {
+                return Ok(());
+            }
+            let mut item = progress_key(instance);
+            item.insert("entity".into(), string("progress"));
+            item.insert(
+                "progress".into(),
+                string(
+                    serde_json::to_string(&updated)
+                        .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+                ),
+            );
+            item.insert("version".into(), number(version.unwrap_or(0) + 1));
+            let request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
+            let request = match version {
+                Some(version) => request
+                    .condition_expression("version = :version")
+                    .expression_attribute_values(":version", number(version)),
+                None => request.condition_expression("attribute_not_exists(pk)"),
+            };
+            match request.send().await {
+                Ok(_) => return Ok(()),
+                Err(SdkError::ServiceError(context))
+                    if matches!(
+                        context.err(),
+                        PutItemError::ConditionalCheckFailedException(_)
+                    ) => {}
+                Err(error) => return Err(aws_error("PutItem", &self.table, error)),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "progress of proxy instance {instance} kept changing under {MAX_ATTEMPTS} attempts; retrying the batch"
+        )))
+    }
+}
+
+#[async_trait]
+impl Watermarks for DynamoWatermarks {
+    async fn observe(&self, observations: &[SeqObservation]) -> Result<()> {
+        let mut by_instance: std::collections::BTreeMap<&str, Vec<SeqObservation>> =
+            std::collections::BTreeMap::new();
+        for observation in observations {
+            by_instance
+                .entry(observation.proxy_instance.as_str())
+                .or_default()
+                .push(observation.clone());
+        }
+        for (instance, observations) in by_instance {
+            self.observe_instance(instance, &observations).await?;
+        }
+        Ok(())
+    }
+
+    async fn progress(&self) -> Result<Vec<InstanceProgress>> {
+        let mut progress = scan_entity(&self.client, &self.table, "progress")
+            .await?
+            .iter()
+            .map(|item| decode(item).map(|(progress, _)| progress))
+            .collect::<Result<Vec<_>>>()?;
+        progress.sort_by(|a, b| a.proxy_instance.cmp(&b.proxy_instance));
+        Ok(progress)
+    }
+}
