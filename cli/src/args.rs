@@ -52,6 +52,8 @@ pub enum Command {
     /// Compare the raw events with the counters and Parquet, per customer and day; exits 6
     /// when they disagree.
     Reconcile(ReconcileArgs),
+    /// Rebuild the counters and Parquet from the raw events into fresh projections.
+    Replay(ReplayArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -119,6 +121,19 @@ pub struct ReconcileArgs {
     /// Only this customer.
     #[arg(long)]
     pub customer_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Embedded: a fresh directory for the rebuilt counters (its own tollgate.db) and Parquet.
+    #[arg(long, value_name = "DIR")]
+    pub to_data_dir: Option<std::path::PathBuf>,
+    /// AWS: a fresh DynamoDB table (keys `pk`, `sk`) for the rebuilt counters.
+    #[arg(long, value_name = "TABLE")]
+    pub to_counters_table: Option<String>,
+    /// AWS: a fresh key prefix in the bucket for the rebuilt Parquet.
+    #[arg(long, value_name = "PREFIX")]
+    pub to_prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -80,6 +80,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             return match store {
                 StoreError::NotFound { .. } => 3,
                 StoreError::Conflict(_) => 4,
+                StoreError::Config(_) => 2,
                 other if other.is_retryable() => 5,
                 _ => 1,
             };

@@ -9,7 +9,9 @@ pub mod error;
 pub mod lambda;
 pub mod parquet_sink;
 pub mod quarantine;
+pub mod raw;
 pub mod reconcile;
+pub mod replay;
 pub mod settings;
 
 pub use apply::{BatchApplier, ConsumerStats, PassReport, source_of};

@@ -225,3 +225,91 @@ impl BackendSettings {
         }
     }
 }
+
+/// Where a replay writes: fresh projections, never the live ones.
+#[derive(Clone)]
+pub struct Projections {
+    pub counters: Arc<dyn Counters>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub description: String,
+}
+
+impl std::fmt::Debug for Projections {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Projections")
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+impl BackendSettings {
+    /// Opens fresh projections next to this backend's: on the embedded backend a data
+    /// directory (its own SQLite file for the counters, Parquet under it); on AWS another
+    /// counters table and another key prefix in the same bucket. The live ones are refused.
+    pub async fn open_projections(
+        &self,
+        to_data_dir: Option<&std::path::Path>,
+        to_counters_table: Option<&str>,
+        to_prefix: Option<&str>,
+    ) -> Result<Projections> {
+        match self {
+            Self::Embedded { database, data_dir } => {
+                let target = to_data_dir.ok_or_else(|| {
+                    StoreError::Config("give --to-data-dir DIR: a fresh directory for the rebuilt counters and Parquet".into())
+                })?;
+                let target_database = target.join("tollgate.db");
+                let same = |a: &std::path::Path, b: &std::path::Path| {
+                    a == b
+                        || (a.canonicalize().ok().is_some()
+                            && a.canonicalize().ok() == b.canonicalize().ok())
+                };
+                if same(target, data_dir) || same(&target_database, database) {
+                    return Err(StoreError::Config(format!(
+                        "--to-data-dir {} holds the live projections; give a fresh directory",
+                        target.display()
+                    )));
+                }
+                let store = Arc::new(EmbeddedStore::open(&target_database)?);
+                Ok(Projections {
+                    counters: store,
+                    objects: local_object_store(target)?,
+                    description: format!("data directory {}", target.display()),
+                })
+            }
+            Self::Aws(settings) => {
+                let (Some(table), Some(prefix)) = (to_counters_table, to_prefix) else {
+                    return Err(StoreError::Config(
+                        "give --to-counters-table TABLE and --to-prefix PREFIX: a fresh DynamoDB table (same key schema) and a fresh key prefix for Parquet".into(),
+                    ));
+                };
+                if table == settings.counters_table {
+                    return Err(StoreError::Config(format!(
+                        "--to-counters-table {table} is the live counters table; give a fresh one"
+                    )));
+                }
+                if prefix.trim_matches('/') == settings.prefix.trim_matches('/') {
+                    return Err(StoreError::Config(format!(
+                        "--to-prefix {prefix:?} is where the live Parquet lives; give a fresh prefix"
+                    )));
+                }
+                let target = AwsSettings {
+                    counters_table: table.to_owned(),
+                    prefix: prefix.to_owned(),
+                    ..settings.clone()
+                };
+                let backend = AwsBackend::connect(target).await?;
+                backend.verify().await?;
+                Ok(Projections {
+                    counters: backend.counters.clone(),
+                    objects: backend.objects.clone(),
+                    description: format!(
+                        "table {table}, s3://{}/{}",
+                        settings.bucket,
+                        prefix.trim_matches('/')
+                    ),
+                })
+            }
+        }
+    }
+}

@@ -19,6 +19,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("background task failed: {0}")]
     Task(String),
+    /// The configuration cannot work; the message names the setting and the fix.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl StoreError {
@@ -30,7 +33,11 @@ impl StoreError {
                 error.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
-            Self::NotFound { .. } | Self::Conflict(_) | Self::Corrupt(_) | Self::Aws(_) => false,
+            Self::NotFound { .. }
+            | Self::Conflict(_)
+            | Self::Corrupt(_)
+            | Self::Aws(_)
+            | Self::Config(_) => false,
         }
     }
 

@@ -68,41 +68,7 @@ pub async fn create_resources(shards: i32) -> AwsSettings {
 
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     for table in [&registry_table, &counters_table] {
-        dynamo
-            .create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("sk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("sk")
-                    .key_type(KeyType::Range)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        create_table(&dynamo, table).await;
     }
 
     let kinesis = aws_sdk_kinesis::Client::new(&config);
@@ -266,4 +232,51 @@ pub async fn set_stream_retention_hours(settings: &AwsSettings, hours: i32) {
         .send()
         .await
         .unwrap();
+}
+
+/// Creates a DynamoDB table with Tollgate's key schema (`pk`, `sk`), on demand.
+async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
+    dynamo
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("sk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("sk")
+                .key_type(KeyType::Range)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A fresh, empty table with Tollgate's key schema, for replay targets.
+pub async fn create_fresh_table(prefix: &str) -> String {
+    let config = shared_config(&emulator_endpoint()).await;
+    let table = format!("{prefix}-{}", random_suffix());
+    create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await;
+    table
 }

@@ -77,6 +77,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Reconcile(args) => reconcile::reconcile(&ports, args, cli.json).await,
+        Command::Replay(args) => reconcile::replay(&settings, &ports, args, cli.json).await,
         Command::Audit(args) => {
             customers::audit(
                 ports.registry.as_ref(),

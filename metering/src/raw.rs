@@ -1,0 +1,90 @@
+//! The raw events, as the source of truth for reconciliation and replay: the embedded event
+//! log from its start, or the raw archive that Firehose keeps in S3 on AWS.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use schemas::UsageEvent;
+use store::backend::Ports;
+
+use crate::{MeteringError, Result};
+
+/// Where the raw archive lives in the bucket (the Firehose delivery stream's prefix).
+pub const ARCHIVE_PREFIX: &str = "archive";
+
+/// Raw records, decoded, with the count of those that are not usage events.
+pub fn decode_all(records: impl IntoIterator<Item = Bytes>) -> (Vec<UsageEvent>, usize) {
+    let mut events = Vec::new();
+    let mut undecodable = 0;
+    for record in records {
+        match UsageEvent::decode_json(&record) {
+            Ok(event) => events.push(event),
+            Err(_) => undecodable += 1,
+        }
+    }
+    (events, undecodable)
+}
+
+/// Every record of the embedded event log, every partition from its start.
+pub async fn log_records(ports: &Ports) -> Result<Vec<Bytes>> {
+    let mut records = Vec::new();
+    for partition in ports.event_log.partitions().await? {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = ports
+                .event_log
+                .read(&partition.id, after.as_deref(), 10_000)
+                .await?;
+            let Some(last) = batch.entries.last() else {
+                break;
+            };
+            after = Some(last.position.clone());
+            records.extend(batch.entries.into_iter().map(|entry| entry.data));
+        }
+    }
+    Ok(records)
+}
+
+/// Every record of the raw archive (newline-delimited JSON objects, gzip or not).
+pub async fn archive_records(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Bytes>> {
+    let listed: Vec<_> = objects
+        .list(Some(&Path::from(ARCHIVE_PREFIX)))
+        .try_collect()
+        .await?;
+    let mut records = Vec::new();
+    for meta in listed {
+        let body = objects.get(&meta.location).await?.bytes().await?;
+        let text = if body.starts_with(&[0x1f, 0x8b]) {
+            let mut decoded = Vec::new();
+            flate2::read::MultiGzDecoder::new(body.as_ref())
+                .read_to_end(&mut decoded)
+                .map_err(|error| {
+                    MeteringError::Invalid(format!(
+                        "archive object {} is not valid gzip: {error}",
+                        meta.location
+                    ))
+                })?;
+            Bytes::from(decoded)
+        } else {
+            body
+        };
+        records.extend(
+            text.split(|byte| *byte == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .map(Bytes::copy_from_slice),
+        );
+    }
+    Ok(records)
+}
+
+/// Every raw record: the event log on the embedded backend, the archive on AWS.
+pub async fn raw_records(ports: &Ports) -> Result<Vec<Bytes>> {
+    match ports.archive {
+        None => log_records(ports).await,
+        Some(_) => archive_records(&ports.objects).await,
+    }
+}
