@@ -54,6 +54,8 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Rebuild the counters and Parquet from the raw events into fresh projections.
     Replay(ReplayArgs),
+    /// Merge a day's Parquet files into large files of its unique events.
+    Compact(CompactArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -121,6 +123,13 @@ pub struct ReconcileArgs {
     /// Only this customer.
     #[arg(long)]
     pub customer_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The UTC day to compact (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub date: NaiveDate,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! commits the checkpoint.
 
 pub mod apply;
+pub mod compact;
 pub mod consumer;
 pub mod error;
 pub mod lambda;

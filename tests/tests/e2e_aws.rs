@@ -219,8 +219,16 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
     for (customer_id, _, _) in &customers {
         use store::Counters;
         assert_eq!(
-            rebuilt.counters.read_daily(customer_id, day, day).await.unwrap(),
-            backend.counters.read_daily(customer_id, day, day).await.unwrap(),
+            rebuilt
+                .counters
+                .read_daily(customer_id, day, day)
+                .await
+                .unwrap(),
+            backend
+                .counters
+                .read_daily(customer_id, day, day)
+                .await
+                .unwrap(),
             "the replayed counters of {customer_id} equal the live ones"
         );
     }

@@ -855,3 +855,62 @@ async fn replay_rebuilds_the_projections_and_is_repeatable() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("live projections"));
 }
+
+/// `tollgate compact` merges a day's batch files into one file of its unique events; a
+/// second run finds nothing to do; reconcile still finds no drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_merges_a_day_and_is_idempotent() {
+    let tollgate = Tollgate::new();
+    let (customer_id, token) = tollgate.create_customer("Compact Co", None);
+    let server = tollgate.serve(&["--upstream", "simulated", "--metering-batch-records", "2"]);
+    let client = reqwest::Client::new();
+    for call in 0..7 {
+        client
+            .post(format!("{}/prod/bedrock", server.base_url))
+            .bearer_auth(&token)
+            .json(&spec_body(&format!("call {call}")))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 7 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metering never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.terminate().success());
+    let today = chrono::Utc::now().date_naive().to_string();
+    let day_dir = tollgate.data_dir.join("usage").join(format!("dt={today}"));
+    let before = std::fs::read_dir(&day_dir).unwrap().count();
+    assert!(before > 1, "several batch files to merge: {before}");
+    let ids_before: BTreeSet<_> = tollgate
+        .parquet_rows()
+        .iter()
+        .map(|row| row.event_id)
+        .collect();
+
+    let compacted = tollgate.run_json(&["compact", "--date", &today]);
+    assert_eq!(compacted["files_merged"], before);
+    assert_eq!(compacted["files_written"], 1);
+    assert_eq!(compacted["events"], 7);
+    let files: Vec<_> = std::fs::read_dir(&day_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].starts_with("compacted-"), "{files:?}");
+    let rows = tollgate.parquet_rows();
+    assert_eq!(rows.len(), 7);
+    let ids_after: BTreeSet<_> = rows.iter().map(|row| row.event_id).collect();
+    assert_eq!(ids_after, ids_before);
+
+    let again = tollgate.run_json(&["compact", "--date", &today]);
+    assert_eq!(again["files_written"], 0);
+    let reconciled =
+        tollgate.run_json(&["reconcile", "--start-date", &today, "--end-date", &today]);
+    assert_eq!(reconciled["drift"], serde_json::json!([]));
+}

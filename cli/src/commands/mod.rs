@@ -78,6 +78,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reconcile(args) => reconcile::reconcile(&ports, args, cli.json).await,
         Command::Replay(args) => reconcile::replay(&settings, &ports, args, cli.json).await,
+        Command::Compact(args) => {
+            let settle_after =
+                std::time::Duration::from_secs(cli.backend.max_record_age_hours * 3600);
+            reconcile::compact(&ports, args, settle_after, cli.json).await
+        }
         Command::Audit(args) => {
             customers::audit(
                 ports.registry.as_ref(),

@@ -1,10 +1,10 @@
-//! `tollgate reconcile` and `tollgate replay`.
+//! `tollgate reconcile`, `tollgate replay` and `tollgate compact`.
 
 use metering::reconcile::reconcile as run_reconciliation;
 use metering::replay::{ReplayTarget, replay as run_replay};
 use store::backend::{BackendSettings, Ports};
 
-use crate::args::{ReconcileArgs, ReplayArgs};
+use crate::args::{CompactArgs, ReconcileArgs, ReplayArgs};
 use crate::exit;
 use crate::output::{print_json, print_lines, print_table};
 
@@ -147,5 +147,44 @@ pub async fn replay(
         "running it again gives the same result; point the live settings at it to switch over"
             .into(),
     ]);
+    Ok(())
+}
+
+/// `tollgate compact`.
+pub async fn compact(
+    ports: &Ports,
+    args: CompactArgs,
+    settle_after: std::time::Duration,
+    json: bool,
+) -> anyhow::Result<()> {
+    let settings = metering::compact::CompactionSettings {
+        event_log: Some(ports.event_log.clone()),
+        consumer_name: metering::ConsumerSettings::default().consumer_name,
+        settle_after,
+        target_file_bytes: metering::compact::TARGET_FILE_BYTES,
+    };
+    let report = metering::compact::compact_day(&ports.objects, args.date, &settings).await?;
+    if json {
+        return print_json(&report);
+    }
+    let mut lines = vec![format!(
+        "{}: {} events ({} duplicate rows dropped) from {} files into {} files, {} bytes",
+        report.day,
+        report.events,
+        report.duplicates_dropped,
+        report.files_merged,
+        report.files_written,
+        report.bytes_written
+    )];
+    if report.files_written == 0 && report.events > 0 {
+        lines.push("already compacted: nothing to do".into());
+    }
+    if report.files_not_settled > 0 {
+        lines.push(format!(
+            "{} batch files were left for a later run: their batches may still be retried",
+            report.files_not_settled
+        ));
+    }
+    print_lines(&lines);
     Ok(())
 }

@@ -1,0 +1,489 @@
+//! Compaction: merges one day's Parquet files into large ones holding exactly the day's
+//! unique events.
+//!
+//! **Which files are merged.** A batch file `part-<partition>-<first position>.parquet` can
+//! be rewritten by the consumer until its batch is committed: a batch retried after a crash
+//! starts at the same position and writes the same key, possibly with more events. Merging
+//! and deleting such a file while it can still be rewritten would let the rewrite bring its
+//! rows back next to the merged copy. So a batch file is merged only once it can no longer
+//! change:
+//! - the polling consumer's checkpoint for its partition has reached its first position
+//!   (the batch that starts there was committed and is never read again), or
+//! - it was last written longer ago than the longest a record is retried
+//!   (`--max-record-age-hours`; this covers the Lambda consumer, whose position Kinesis
+//!   keeps).
+//!
+//! Merged and replayed files are never rewritten and are always merged. Files a writer adds
+//! while compaction runs are not in its listing and stay untouched for the next run.
+//!
+//! **Idempotent and deterministic.** The output is named after a digest of the merged
+//! events' ids (`compacted-<digest>-<i>of<n>.parquet`), with rows sorted by `event_id`, so
+//! running it again over the same events writes the same files (and finds nothing to do).
+//! The outputs are written before any input is deleted: a crash in between leaves both,
+//! which the next run merges again; `reconcile` reports the duplicated rows meanwhile.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use schemas::UsageEvent;
+use schemas::parquet_codec::{decode_events_parquet, encode_events_parquet};
+use store::EventLog;
+use uuid::Uuid;
+
+use crate::parquet_sink::USAGE_PREFIX;
+use crate::{MeteringError, Result};
+
+/// Smallest merged file when a day has more than this much data.
+pub const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// How compaction decides which batch files are settled.
+#[derive(Clone)]
+pub struct CompactionSettings {
+    /// The polling consumer's checkpoints, if it runs.
+    pub event_log: Option<Arc<dyn EventLog>>,
+    pub consumer_name: String,
+    /// A batch file older than this can no longer be rewritten.
+    pub settle_after: Duration,
+    /// Smallest merged file (tests lower it).
+    pub target_file_bytes: u64,
+}
+
+impl std::fmt::Debug for CompactionSettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CompactionSettings")
+            .field("consumer_name", &self.consumer_name)
+            .field("settle_after", &self.settle_after)
+            .finish()
+    }
+}
+
+/// What one compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CompactionReport {
+    pub day: NaiveDate,
+    pub files_merged: usize,
+    /// Batch files left for a later run because they may still be rewritten.
+    pub files_not_settled: usize,
+    pub rows_read: usize,
+    pub duplicates_dropped: usize,
+    pub events: usize,
+    pub files_written: usize,
+    pub bytes_written: u64,
+}
+
+/// A day's file, as compaction sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DayFile {
+    /// `part-<partition>-<first position>.parquet`, written by the consumer.
+    Batch {
+        partition: String,
+        first_position: String,
+    },
+    /// Written by compaction or replay; never rewritten.
+    Final,
+}
+
+/// Classifies a file name of a day's directory; `None` for what is not usage Parquet.
+pub fn classify(name: &str) -> Option<DayFile> {
+    let stem = name.strip_suffix(".parquet")?;
+    if name.starts_with('_') || name.starts_with('.') {
+        return None;
+    }
+    if stem.starts_with("compacted-") || stem.starts_with("replay-") {
+        return Some(DayFile::Final);
+    }
+    let rest = stem.strip_prefix("part-")?;
+    let (partition, first_position) = rest.rsplit_once('-')?;
+    Some(DayFile::Batch {
+        partition: partition.to_owned(),
+        first_position: first_position.to_owned(),
+    })
+}
+
+/// Orders log positions: numeric strings by value (Kinesis sequence numbers and the
+/// embedded log's zero-padded numbers), others as text.
+pub fn position_at_or_after(position: &str, reference: &str) -> bool {
+    let numeric = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    if numeric(position) && numeric(reference) {
+        let (a, b) = (
+            position.trim_start_matches('0'),
+            reference.trim_start_matches('0'),
+        );
+        (a.len(), a) >= (b.len(), b)
+    } else {
+        position >= reference
+    }
+}
+
+/// A stable digest of a set of event ids (order-independent), for output names.
+pub fn digest(ids: &[Uuid]) -> String {
+    let mut sorted: Vec<&Uuid> = ids.iter().collect();
+    sorted.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for id in sorted {
+        for byte in id.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+fn day_prefix(day: NaiveDate) -> Path {
+    Path::from(format!("{USAGE_PREFIX}/dt={}", day.format("%Y-%m-%d")))
+}
+
+async fn is_settled(
+    settings: &CompactionSettings,
+    meta: &ObjectMeta,
+    partition: &str,
+    first_position: &str,
+) -> Result<bool> {
+    let age = Utc::now() - meta.last_modified;
+    if age.to_std().is_ok_and(|age| age >= settings.settle_after) {
+        return Ok(true);
+    }
+    let Some(log) = &settings.event_log else {
+        return Ok(false);
+    };
+    let checkpoint = log
+        .load_checkpoint(&settings.consumer_name, partition)
+        .await?;
+    Ok(checkpoint.is_some_and(|checkpoint| position_at_or_after(&checkpoint, first_position)))
+}
+
+/// Compacts one day under `objects`.
+pub async fn compact_day(
+    objects: &Arc<dyn ObjectStore>,
+    day: NaiveDate,
+    settings: &CompactionSettings,
+) -> Result<CompactionReport> {
+    let listed: Vec<ObjectMeta> = objects.list(Some(&day_prefix(day))).try_collect().await?;
+    let mut report = CompactionReport {
+        day,
+        ..CompactionReport::default()
+    };
+    let mut inputs: Vec<ObjectMeta> = Vec::new();
+    for meta in listed {
+        let Some(name) = meta.location.filename() else {
+            continue;
+        };
+        match classify(name) {
+            Some(DayFile::Final) => inputs.push(meta),
+            Some(DayFile::Batch {
+                partition,
+                first_position,
+            }) => {
+                if is_settled(settings, &meta, &partition, &first_position).await? {
+                    inputs.push(meta);
+                } else {
+                    report.files_not_settled += 1;
+                }
+            }
+            None => {}
+        }
+    }
+    inputs.sort_by(|a, b| a.location.cmp(&b.location));
+
+    let mut rows: Vec<UsageEvent> = Vec::new();
+    let mut input_bytes = 0u64;
+    for meta in &inputs {
+        let body = objects.get(&meta.location).await?.bytes().await?;
+        input_bytes += meta.size;
+        rows.extend(decode_events_parquet(body).map_err(|error| {
+            MeteringError::Invalid(format!(
+                "{} cannot be read ({error}); move it aside and compact again",
+                meta.location
+            ))
+        })?);
+    }
+    report.rows_read = rows.len();
+    let mut seen = HashSet::with_capacity(rows.len());
+    rows.retain(|event| seen.insert(event.event_id));
+    report.duplicates_dropped = report.rows_read - rows.len();
+    rows.sort_by_key(|event| event.event_id);
+    report.events = rows.len();
+    if rows.is_empty() {
+        return Ok(report);
+    }
+
+    let files = usize::try_from((input_bytes / settings.target_file_bytes.max(1)).max(1))
+        .unwrap_or(1)
+        .min(rows.len());
+    let ids: Vec<Uuid> = rows.iter().map(|event| event.event_id).collect();
+    let digest = digest(&ids);
+    let per_file = rows.len().div_ceil(files);
+    let outputs: Vec<Path> = (0..files)
+        .map(|index| {
+            Path::from(format!(
+                "{}/compacted-{digest}-{}of{files}.parquet",
+                day_prefix(day),
+                index + 1
+            ))
+        })
+        .collect();
+    let already_done = inputs.len() == outputs.len()
+        && inputs
+            .iter()
+            .zip(&outputs)
+            .all(|(input, output)| &input.location == output);
+    if already_done {
+        return Ok(report);
+    }
+    for (chunk, output) in rows.chunks(per_file).zip(&outputs) {
+        let bytes = encode_events_parquet(chunk)?;
+        report.bytes_written += bytes.len() as u64;
+        objects.put(output, PutPayload::from(bytes)).await?;
+        report.files_written += 1;
+    }
+    for input in &inputs {
+        if !outputs.contains(&input.location) {
+            objects.delete(&input.location).await?;
+            report.files_merged += 1;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_files_are_told_apart_by_name() {
+        assert_eq!(
+            classify("part-shardId-000000000001-49655.parquet"),
+            Some(DayFile::Batch {
+                partition: "shardId-000000000001".into(),
+                first_position: "49655".into()
+            })
+        );
+        assert_eq!(
+            classify("part-0-00000000000000000042.parquet"),
+            Some(DayFile::Batch {
+                partition: "0".into(),
+                first_position: "00000000000000000042".into()
+            })
+        );
+        assert_eq!(classify("compacted-abc-1of1.parquet"), Some(DayFile::Final));
+        assert_eq!(classify("replay-00000.parquet"), Some(DayFile::Final));
+        assert_eq!(classify("_manifest.json"), None);
+        assert_eq!(classify("notes.txt"), None);
+    }
+
+    #[test]
+    fn positions_compare_as_numbers() {
+        assert!(position_at_or_after(
+            "00000000000000000042",
+            "00000000000000000042"
+        ));
+        assert!(position_at_or_after(
+            "00000000000000000100",
+            "00000000000000000042"
+        ));
+        assert!(!position_at_or_after("41", "00000000000000000042"));
+        assert!(position_at_or_after(
+            "49655000000000000000000000000000000000000000000002",
+            "4965500000000000000000000000000000000000000000001"
+        ));
+    }
+
+    #[test]
+    fn the_digest_depends_on_the_set_not_the_order() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(digest(&[a, b]), digest(&[b, a]));
+        assert_ne!(digest(&[a]), digest(&[a, b]));
+    }
+}
+
+#[cfg(test)]
+mod compaction_tests {
+    use super::*;
+    use crate::parquet_sink::{UsageObjectKey, write_usage_parquet};
+    use object_store::memory::InMemory;
+    use store::memory::MemoryStore;
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+    }
+
+    fn events(count: usize) -> Vec<UsageEvent> {
+        (0..count)
+            .map(|index| {
+                store::contract::event_on(
+                    "c",
+                    day(),
+                    "m",
+                    schemas::Outcome::Success,
+                    index as u64,
+                    1,
+                )
+            })
+            .collect()
+    }
+
+    async fn write_batch(objects: &Arc<dyn ObjectStore>, first: u64, batch: &[UsageEvent]) {
+        let refs: Vec<&UsageEvent> = batch.iter().collect();
+        write_usage_parquet(objects, "0", &format!("{first:020}"), &refs)
+            .await
+            .unwrap();
+    }
+
+    async fn day_files(objects: &Arc<dyn ObjectStore>) -> Vec<(String, bytes::Bytes)> {
+        let listed: Vec<ObjectMeta> = objects
+            .list(Some(&day_prefix(day())))
+            .try_collect()
+            .await
+            .unwrap();
+        let mut files = Vec::new();
+        for meta in listed {
+            let body = objects
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            files.push((meta.location.filename().unwrap().to_owned(), body));
+        }
+        files.sort();
+        files
+    }
+
+    async fn rows(objects: &Arc<dyn ObjectStore>) -> Vec<Uuid> {
+        let mut ids = Vec::new();
+        for (_, body) in day_files(objects).await {
+            ids.extend(
+                decode_events_parquet(body)
+                    .unwrap()
+                    .into_iter()
+                    .map(|event| event.event_id),
+            );
+        }
+        ids.sort();
+        ids
+    }
+
+    fn settings(log: Arc<MemoryStore>) -> CompactionSettings {
+        CompactionSettings {
+            event_log: Some(log),
+            consumer_name: "metering".into(),
+            settle_after: Duration::from_secs(7 * 24 * 3600),
+            target_file_bytes: TARGET_FILE_BYTES,
+        }
+    }
+
+    /// Invariant: compaction keeps exactly the day's unique events, in one file when the
+    /// day is small, and a second run changes nothing.
+    #[tokio::test]
+    async fn a_day_becomes_one_file_of_its_unique_events_and_stays_so() {
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = Arc::new(MemoryStore::new());
+        let all = events(30);
+        write_batch(&objects, 1, &all[..10]).await;
+        write_batch(&objects, 11, &all[10..20]).await;
+        // A producer retry: one event again in a later batch.
+        let mut third = all[20..].to_vec();
+        third.push(all[5].clone());
+        write_batch(&objects, 21, &third).await;
+        log.commit_checkpoint("metering", "0", &format!("{:020}", 31))
+            .await
+            .unwrap();
+
+        let report = compact_day(&objects, day(), &settings(log.clone()))
+            .await
+            .unwrap();
+        assert_eq!(report.files_merged, 3);
+        assert_eq!(report.duplicates_dropped, 1);
+        assert_eq!(report.files_written, 1);
+        let mut expected: Vec<Uuid> = all.iter().map(|event| event.event_id).collect();
+        expected.sort();
+        assert_eq!(rows(&objects).await, expected);
+        let files = day_files(&objects).await;
+        assert_eq!(files.len(), 1);
+        assert!(files[0].0.starts_with("compacted-"), "{}", files[0].0);
+
+        let again = compact_day(&objects, day(), &settings(log)).await.unwrap();
+        assert_eq!((again.files_written, again.files_merged), (0, 0));
+        assert_eq!(day_files(&objects).await, files, "byte for byte the same");
+    }
+
+    /// Invariant: a batch file that may still be rewritten (its batch is not committed and
+    /// it is recent) is left alone, and merged by a later run once it is settled.
+    #[tokio::test]
+    async fn a_batch_that_can_still_be_rewritten_waits_for_a_later_run() {
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = Arc::new(MemoryStore::new());
+        let all = events(12);
+        write_batch(&objects, 1, &all[..6]).await;
+        write_batch(&objects, 7, &all[6..]).await;
+        log.commit_checkpoint("metering", "0", &format!("{:020}", 6))
+            .await
+            .unwrap();
+        let report = compact_day(&objects, day(), &settings(log.clone()))
+            .await
+            .unwrap();
+        assert_eq!((report.files_merged, report.files_not_settled), (1, 1));
+        let pending = UsageObjectKey {
+            day: day(),
+            partition: "0".into(),
+            first_position: format!("{:020}", 7),
+        };
+        assert!(
+            objects.head(&pending.to_path()).await.is_ok(),
+            "left in place"
+        );
+
+        // The batch is committed now; the next run merges everything into one file.
+        log.commit_checkpoint("metering", "0", &format!("{:020}", 12))
+            .await
+            .unwrap();
+        let later = compact_day(&objects, day(), &settings(log)).await.unwrap();
+        assert_eq!(later.files_not_settled, 0);
+        assert_eq!(day_files(&objects).await.len(), 1);
+        let mut expected: Vec<Uuid> = all.iter().map(|event| event.event_id).collect();
+        expected.sort();
+        assert_eq!(rows(&objects).await, expected);
+    }
+
+    /// A large day is split into as many files as the target size allows.
+    #[tokio::test]
+    async fn a_large_day_is_split_by_the_target_size() {
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = Arc::new(MemoryStore::new());
+        let all = events(3_000);
+        for (index, batch) in all.chunks(300).enumerate() {
+            write_batch(&objects, (index * 300 + 1) as u64, batch).await;
+        }
+        log.commit_checkpoint("metering", "0", &format!("{:020}", 3_000))
+            .await
+            .unwrap();
+        let input: u64 = day_files(&objects)
+            .await
+            .iter()
+            .map(|(_, body)| body.len() as u64)
+            .sum();
+        let target = input / 3;
+        let report = compact_day(
+            &objects,
+            day(),
+            &CompactionSettings {
+                target_file_bytes: target,
+                ..settings(log)
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.files_written, 3);
+        assert_eq!(rows(&objects).await.len(), 3_000);
+        for (name, _) in day_files(&objects).await {
+            assert!(name.contains("of3"), "{name}");
+        }
+    }
+}
