@@ -178,3 +178,81 @@ async fn kill_9_loss_window_is_measured() {
         "the loss window is a few milliseconds of calls, not more: {outcome:?}"
     );
 }
+
+/// Invariant: the metering consumer killed just before or just after its counter commit
+/// (a process abort at that point) counts every event exactly once after a restart: the
+/// batch is read again from the checkpoint, the dedupe marks drop what was counted, and
+/// the Parquet rows are written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_killed_around_its_counter_commit_counts_each_event_once() {
+    use store::EventLog;
+    for point in ["abort-before-counters", "abort-after-counters"] {
+        let tollgate = Tollgate::new();
+        let (customer_id, _) = tollgate.create_customer("Abort Co", None);
+        let log =
+            store::embedded::EmbeddedStore::open(&tollgate.data_dir.join("tollgate.db")).unwrap();
+        let events: Vec<schemas::UsageEvent> = (0..25)
+            .map(|index| {
+                let mut event = store::contract::event_on(
+                    &customer_id,
+                    chrono::Utc::now().date_naive(),
+                    "m",
+                    schemas::Outcome::Success,
+                    index,
+                    1,
+                );
+                event.occurred_at = chrono::Utc::now();
+                event
+            })
+            .collect();
+        let records: Vec<store::LogRecord> = events
+            .iter()
+            .map(|event| store::LogRecord {
+                partition_key: customer_id.clone(),
+                data: bytes::Bytes::from(event.encode_json().unwrap()),
+            })
+            .collect();
+        log.append(&records).await.unwrap();
+
+        let crashed = tollgate
+            .binary_command("tollgate-metering")
+            .env("TOLLGATE_FAULT", point)
+            .args(["--metering-poll-ms", "50", "--metering-batch-records", "10"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!crashed.success(), "{point}: the consumer was aborted");
+        let counted_before = tollgate.usage_today(&customer_id)["totals"]["requests"]
+            .as_u64()
+            .unwrap();
+        let expected_before = if point == "abort-after-counters" {
+            10
+        } else {
+            0
+        };
+        assert_eq!(counted_before, expected_before, "{point}");
+
+        let poller = tollgate.poller();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let requests = tollgate.usage_today(&customer_id)["totals"]["requests"].clone();
+            if requests == 25 && tollgate.parquet_rows().len() == 25 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{point}: never caught up: {requests}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(poller.terminate().success());
+        let rows = tollgate.parquet_rows();
+        let ids: BTreeSet<_> = rows.iter().map(|row| row.event_id).collect();
+        assert_eq!((rows.len(), ids.len()), (25, 25), "{point}");
+        let usage = tollgate.usage_today(&customer_id);
+        assert_eq!(usage["totals"]["requests"], 25, "{point}");
+        let input: u64 = events.iter().map(|event| event.input_tokens).sum();
+        assert_eq!(usage["totals"]["input_tokens"], input, "{point}");
+    }
+}
