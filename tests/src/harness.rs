@@ -235,6 +235,39 @@ impl Tollgate {
     pub fn parquet_rows(&self) -> Vec<UsageEvent> {
         parquet_rows_in(&self.data_dir)
     }
+
+    /// Every usage Parquet row of this installation, wherever it lives (the local data
+    /// directory, or S3 on AWS), sorted by `event_id`.
+    pub async fn stored_parquet_rows(&self) -> Vec<UsageEvent> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let Some(settings) = &self.aws else {
+            return self.parquet_rows();
+        };
+        let backend = store::aws::AwsBackend::connect(settings.clone())
+            .await
+            .expect("connect to the emulator");
+        let listed: Vec<_> = backend
+            .objects
+            .list(Some(&"usage".into()))
+            .try_collect()
+            .await
+            .expect("list usage objects");
+        let mut rows = Vec::new();
+        for meta in listed {
+            let body = backend
+                .objects
+                .get(&meta.location)
+                .await
+                .expect("get a usage object")
+                .bytes()
+                .await
+                .expect("read a usage object");
+            rows.extend(decode_events_parquet(body).expect("usage Parquet decodes"));
+        }
+        rows.sort_by_key(|event| event.event_id);
+        rows
+    }
 }
 
 /// Spawns a command and waits for a stdout line starting with `prefix`; `base_url` holds

@@ -35,7 +35,10 @@ struct Outcome {
 }
 
 async fn run_under_load(extra_flags: &[&str], stop: Stop) -> Outcome {
-    let tollgate = Tollgate::new();
+    run_under_load_on(Tollgate::new(), extra_flags, stop).await
+}
+
+async fn run_under_load_on(tollgate: Tollgate, extra_flags: &[&str], stop: Stop) -> Outcome {
     let fake = FakeBedrock::start().await;
     let (customer_id, token) = tollgate.create_customer("Crash Co", None);
     let mut flags: Vec<String> = vec![
@@ -112,7 +115,7 @@ async fn run_under_load(extra_flags: &[&str], stop: Stop) -> Outcome {
     let mut previous = usize::MAX;
     let rows = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rows = tollgate.parquet_rows();
+        let rows = tollgate.stored_parquet_rows().await;
         let totals = tollgate.usage_today(&customer_id)["totals"].clone();
         let counted = totals["requests"].as_u64().unwrap() + totals["rejected"].as_u64().unwrap();
         if rows.len() == previous && counted == rows.len() as u64 {
@@ -254,5 +257,23 @@ async fn the_consumer_killed_around_its_counter_commit_counts_each_event_once() 
         assert_eq!(usage["totals"]["requests"], 25, "{point}");
         let input: u64 = events.iter().map(|event| event.input_tokens).sum();
         assert_eq!(usage["totals"]["input_tokens"], input, "{point}");
+    }
+}
+
+/// The same invariants on AWS (Kinesis, DynamoDB and S3 on the emulator): SIGTERM under
+/// load loses nothing, and neither does SIGKILL with `--durable-events`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_aws_sigterm_and_durable_sigkill_under_load_lose_nothing() {
+    for (flags, stop) in [
+        (&[][..], Stop::Terminate),
+        (&["--durable-events"][..], Stop::Kill),
+    ] {
+        let tollgate = Tollgate::on_aws(tests::aws_env::create_resources(1).await);
+        let outcome = run_under_load_on(tollgate, flags, stop).await;
+        println!(
+            "on AWS, {stop:?} {flags:?}: {} calls answered, {} lost",
+            outcome.answered, outcome.lost
+        );
+        assert_eq!(outcome.lost, 0, "{stop:?} {flags:?}");
     }
 }
