@@ -88,3 +88,44 @@ pub async fn raw_records(ports: &Ports) -> Result<Vec<Bytes>> {
         Some(_) => archive_records(&ports.objects).await,
     }
 }
+
+/// The raw events sorted out the way the consumer sorts them.
+#[derive(Debug, Clone, Default)]
+pub struct RawEvents {
+    /// Raw records read.
+    pub records: usize,
+    /// Records that are not usage events.
+    pub undecodable: usize,
+    /// Copies dropped by `event_id` (the first copy is kept).
+    pub duplicates: usize,
+    /// Unique events of known customers, in raw order.
+    pub meterable: Vec<UsageEvent>,
+    /// Unique events of customers the registry does not know (quarantined by the consumer).
+    pub unknown_customer: Vec<UsageEvent>,
+}
+
+/// Reads the raw events and sorts them out: decoded, deduplicated by `event_id`, split by
+/// whether the registry knows their customer.
+pub async fn meterable_events(ports: &Ports) -> Result<RawEvents> {
+    let records = raw_records(ports).await?;
+    let count = records.len();
+    let (decoded, undecodable) = decode_all(records);
+    let (unique, duplicates) = crate::reconcile::unique_events(decoded);
+    let customers: std::collections::HashSet<String> = ports
+        .registry
+        .list_customers()
+        .await?
+        .into_iter()
+        .map(|customer| customer.customer_id)
+        .collect();
+    let (meterable, unknown_customer) = unique
+        .into_iter()
+        .partition(|event| customers.contains(&event.customer_id));
+    Ok(RawEvents {
+        records: count,
+        undecodable,
+        duplicates,
+        meterable,
+        unknown_customer,
+    })
+}

@@ -21,7 +21,7 @@ use store::backend::Ports;
 use uuid::Uuid;
 
 use crate::parquet_sink::USAGE_PREFIX;
-use crate::raw::{decode_all, raw_records};
+use crate::raw::meterable_events;
 use crate::{MeteringError, Result};
 
 /// Totals per (customer, day).
@@ -194,27 +194,20 @@ pub async fn reconcile(
     to: NaiveDate,
     customer_id: Option<&str>,
 ) -> Result<Reconciliation> {
-    let raw_records = raw_records(ports).await?;
-    let (decoded, undecodable) = decode_all(raw_records);
-    let (unique, duplicates) = unique_events(decoded);
-    let customers: HashSet<String> = ports
-        .registry
-        .list_customers()
-        .await?
-        .into_iter()
-        .map(|customer| customer.customer_id)
-        .collect();
+    let sorted = meterable_events(ports).await?;
     let in_scope = |event: &UsageEvent| {
         (from..=to).contains(&event.day())
             && customer_id.is_none_or(|wanted| event.customer_id == wanted)
     };
-    let unknown = unique
+    let unknown = sorted
+        .unknown_customer
         .iter()
-        .filter(|event| in_scope(event) && !customers.contains(&event.customer_id))
+        .filter(|event| in_scope(event))
         .count();
-    let raw: Vec<&UsageEvent> = unique
+    let raw: Vec<&UsageEvent> = sorted
+        .meterable
         .iter()
-        .filter(|event| in_scope(event) && customers.contains(&event.customer_id))
+        .filter(|event| in_scope(event))
         .collect();
     let raw_totals = day_totals(raw.iter().copied());
 
@@ -238,7 +231,14 @@ pub async fn reconcile(
         Some(id) => {
             wanted.insert(id.to_owned());
         }
-        None => wanted.extend(customers.iter().cloned()),
+        None => wanted.extend(
+            ports
+                .registry
+                .list_customers()
+                .await?
+                .into_iter()
+                .map(|customer| customer.customer_id),
+        ),
     }
     for id in wanted {
         for cell in ports.counters.read_daily(&id, from, to).await? {
@@ -251,8 +251,8 @@ pub async fn reconcile(
 
     Ok(Reconciliation {
         raw_events: raw.len(),
-        raw_duplicates: duplicates,
-        raw_unmeterable: undecodable + unknown,
+        raw_duplicates: sorted.duplicates,
+        raw_unmeterable: sorted.undecodable + unknown,
         parquet_rows,
         parquet_duplicates,
         drift: compare(&raw_totals, &counter_totals, &parquet_totals),

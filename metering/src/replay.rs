@@ -10,20 +10,17 @@
 //! [`REPLAY_ROWS_PER_FILE`] events in `event_id` order, so a second run writes the same
 //! files with the same bytes.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use schemas::UsageEvent;
 use schemas::parquet_codec::encode_events_parquet;
 use store::backend::Ports;
 use store::{Counters, SourcedEvent};
 
 use crate::Result;
 use crate::parquet_sink::{USAGE_PREFIX, group_by_day};
-use crate::raw::{decode_all, raw_records};
-use crate::reconcile::unique_events;
+use crate::raw::meterable_events;
 
 /// Events per replayed Parquet file (large files, as Athena prefers).
 pub const REPLAY_ROWS_PER_FILE: usize = 1_000_000;
@@ -71,20 +68,8 @@ pub async fn replay(
     target: &ReplayTarget,
     progress: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> Result<ReplayReport> {
-    let records = raw_records(source).await?;
-    let raw_count = records.len();
-    let (decoded, undecodable) = decode_all(records);
-    let (unique, duplicates) = unique_events(decoded);
-    let customers: HashSet<String> = source
-        .registry
-        .list_customers()
-        .await?
-        .into_iter()
-        .map(|customer| customer.customer_id)
-        .collect();
-    let (mut events, unknown): (Vec<UsageEvent>, Vec<UsageEvent>) = unique
-        .into_iter()
-        .partition(|event| customers.contains(&event.customer_id));
+    let sorted = meterable_events(source).await?;
+    let mut events = sorted.meterable;
     events.sort_by_key(|event| event.event_id);
     let total = events.len() as u64;
 
@@ -114,9 +99,9 @@ pub async fn replay(
         }
     }
     Ok(ReplayReport {
-        raw_records: raw_count,
-        duplicates_dropped: duplicates,
-        unmeterable: undecodable + unknown.len(),
+        raw_records: sorted.records,
+        duplicates_dropped: sorted.duplicates,
+        unmeterable: sorted.undecodable + sorted.unknown_customer.len(),
         events: events.len(),
         newly_counted,
         days: days.len(),

@@ -108,3 +108,35 @@ pub async fn open_ports(settings: &BackendSettings) -> anyhow::Result<Ports> {
         ),
     })
 }
+
+/// Refuses a reversed date range or one longer than `max_days`.
+pub(crate) fn check_date_range(
+    start: chrono::NaiveDate,
+    end: chrono::NaiveDate,
+    max_days: i64,
+) -> anyhow::Result<()> {
+    if end < start {
+        return Err(crate::exit::usage(format!(
+            "--end-date {end} is before --start-date {start}; swap them"
+        )));
+    }
+    if (end - start).num_days() > max_days {
+        return Err(crate::exit::usage(format!(
+            "the date range is longer than {max_days} days; ask for a shorter range"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a customer id the registry does not know.
+pub(crate) async fn check_customer_exists(
+    registry: &dyn store::Registry,
+    customer_id: &str,
+) -> anyhow::Result<()> {
+    if registry.customer(customer_id).await?.is_none() {
+        return Err(crate::exit::not_found(format!(
+            "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
+        )));
+    }
+    Ok(())
+}

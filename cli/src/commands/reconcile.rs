@@ -13,23 +13,9 @@ const MAX_RANGE_DAYS: i64 = 366;
 
 /// `tollgate reconcile`.
 pub async fn reconcile(ports: &Ports, args: ReconcileArgs, json: bool) -> anyhow::Result<()> {
-    if args.end_date < args.start_date {
-        return Err(exit::usage(format!(
-            "--end-date {} is before --start-date {}; swap them",
-            args.end_date, args.start_date
-        )));
-    }
-    if (args.end_date - args.start_date).num_days() > MAX_RANGE_DAYS {
-        return Err(exit::usage(format!(
-            "the date range is longer than {MAX_RANGE_DAYS} days; reconcile it in parts"
-        )));
-    }
-    if let Some(customer_id) = &args.customer_id
-        && ports.registry.customer(customer_id).await?.is_none()
-    {
-        return Err(exit::not_found(format!(
-            "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
-        )));
+    super::check_date_range(args.start_date, args.end_date, MAX_RANGE_DAYS)?;
+    if let Some(customer_id) = &args.customer_id {
+        super::check_customer_exists(ports.registry.as_ref(), customer_id).await?;
     }
     let found = run_reconciliation(
         ports,

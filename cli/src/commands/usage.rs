@@ -10,7 +10,6 @@ use store::backend::Ports;
 use schemas::watermark::{Gap, InstanceProgress, complete_through};
 
 use crate::args::UsageArgs;
-use crate::exit;
 use crate::output::{print_json, print_lines, print_table};
 
 /// Longest range one `usage` call reads.
@@ -47,23 +46,8 @@ fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String
 
 /// `tollgate usage`.
 pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<()> {
-    if args.end_date < args.start_date {
-        return Err(exit::usage(format!(
-            "--end-date {} is before --start-date {}; swap them",
-            args.end_date, args.start_date
-        )));
-    }
-    if (args.end_date - args.start_date).num_days() > MAX_RANGE_DAYS {
-        return Err(exit::usage(format!(
-            "the date range is longer than {MAX_RANGE_DAYS} days; ask for a shorter range"
-        )));
-    }
-    if ports.registry.customer(&args.customer_id).await?.is_none() {
-        return Err(exit::not_found(format!(
-            "unknown customer id {:?}; run `tollgate list` to see customer ids",
-            args.customer_id
-        )));
-    }
+    super::check_date_range(args.start_date, args.end_date, MAX_RANGE_DAYS)?;
+    super::check_customer_exists(ports.registry.as_ref(), &args.customer_id).await?;
     let days = ports
         .counters
         .read_daily(&args.customer_id, args.start_date, args.end_date)
