@@ -10,5 +10,6 @@
 
 pub mod aws_env;
 pub mod fake_bedrock;
+pub mod fault_relay;
 pub mod harness;
 pub mod tls;
