@@ -39,6 +39,7 @@ pub async fn serve(
         runtime: args.proxy.model_runtime().await?,
     };
     let proxy = start_proxy(config, proxy_ports).await?;
+    let shutdown = shutdown_signal();
 
     let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings());
     let metrics = match args.metrics.metrics_listen {
@@ -88,7 +89,7 @@ pub async fn serve(
         }
     }
 
-    proxy.run_until(shutdown_signal()).await;
+    proxy.run_until(shutdown).await;
     let _ = stop_metering.send(());
     metering.await.context("the metering task failed")?;
     if let Some((_, task)) = metrics {

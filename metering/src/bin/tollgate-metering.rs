@@ -34,6 +34,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let shutdown = shutdown_signal();
     announce(&format!("metering {}", ports.description));
     let consumer = MeteringConsumer::from_ports(&ports, arguments.metering.consumer_settings());
     if let Some(listen) = arguments.metrics.metrics_listen {
@@ -50,6 +51,6 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
-    consumer.run_until(shutdown_signal()).await;
+    consumer.run_until(shutdown).await;
     std::process::ExitCode::SUCCESS
 }

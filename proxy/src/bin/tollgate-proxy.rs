@@ -47,6 +47,7 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         "http"
     };
     let running = start_proxy(config, proxy_ports).await?;
+    let shutdown = shutdown_signal();
     announce(&format!("listening on {scheme}://{}", running.local_addr));
     if let Some(listen) = arguments.metrics.metrics_listen {
         let (address, _task) = store::metrics::serve_metrics(listen, running.sample_source())
@@ -58,6 +59,6 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
             })?;
         announce(&format!("metrics on http://{address}/metrics"));
     }
-    running.run_until(shutdown_signal()).await;
+    running.run_until(shutdown).await;
     Ok(())
 }
