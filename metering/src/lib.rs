@@ -10,6 +10,7 @@ pub mod error;
 pub mod lambda;
 pub mod parquet_sink;
 pub mod quarantine;
+pub mod rating;
 pub mod raw;
 pub mod reconcile;
 pub mod replay;

@@ -11,6 +11,7 @@ pub mod bedrock_usage;
 pub mod customer;
 pub mod error;
 pub mod parquet_codec;
+pub mod plan;
 pub mod quota;
 pub mod token;
 pub mod usage_counts;
