@@ -56,6 +56,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Merge a day's Parquet files into large files of its unique events.
     Compact(CompactArgs),
+    /// Work with pricing plans.
+    #[command(subcommand)]
+    Plan(PlanCommand),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -123,6 +126,16 @@ pub struct ReconcileArgs {
     /// Only this customer.
     #[arg(long)]
     pub customer_id: Option<String>,
+}
+
+/// `tollgate plan …`.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Check a plan file; errors point at the line or field and say the fix.
+    Validate {
+        /// The plan (TOML, see docs/pricing.md).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

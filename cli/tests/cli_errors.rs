@@ -280,3 +280,33 @@ fn bad_limit_changes_are_refused_and_change_nothing() {
     assert!(after["requests_per_minute"].is_null());
     assert_eq!(after["enforcement"], "strict");
 }
+
+#[test]
+fn plan_validate_accepts_the_documented_plans_and_points_at_mistakes() {
+    let tollgate = Installation::new();
+    let plans = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plans");
+    let good = tollgate.run(&[
+        "plan",
+        "validate",
+        plans.join("tiered.toml").to_str().unwrap(),
+    ]);
+    assert!(good.status.success(), "{}", stderr_of(&good));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("is valid"));
+
+    let broken = tollgate.directory.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "schema_version = 1\nid = \"x\"\nversion = 1\nname = \"X\"\ncurrency = \"USD\"\n\n[[charges]]\ntype = \"per_request\"\nunit_price = 0.002\n",
+    )
+    .unwrap();
+    assert_fails_with(
+        &tollgate.run(&["plan", "validate", broken.to_str().unwrap()]),
+        2,
+        "write amounts and prices as strings",
+    );
+    assert_fails_with(
+        &tollgate.run(&["plan", "validate", "/nonexistent/plan.toml"]),
+        1,
+        "cannot read the plan",
+    );
+}

@@ -445,3 +445,28 @@ amount = "100"
         }
     }
 }
+
+#[cfg(test)]
+mod documented_examples {
+    use super::*;
+
+    /// Every example plan in `docs/plans/` is valid, so the documentation cannot rot.
+    #[test]
+    fn every_documented_example_plan_is_valid() {
+        let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plans");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "toml")
+            {
+                let text = std::fs::read_to_string(&path).unwrap();
+                Plan::from_toml(&text)
+                    .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 5, "{checked} examples");
+    }
+}

@@ -1,6 +1,7 @@
 //! One module per group of commands; each takes the ports it needs and calls the libraries.
 
 mod customers;
+mod plans;
 mod reconcile;
 mod serve;
 mod usage;
@@ -20,6 +21,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("LOGNAME").ok())
         .unwrap_or_else(|| "unknown".to_owned());
+    if let Command::Plan(command) = &cli.command {
+        return plans::run(command, cli.json);
+    }
     let settings = cli
         .backend
         .settings()
@@ -78,6 +82,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reconcile(args) => reconcile::reconcile(&ports, args, cli.json).await,
         Command::Replay(args) => reconcile::replay(&settings, &ports, args, cli.json).await,
+        Command::Plan(command) => plans::run(&command, cli.json),
         Command::Compact(args) => {
             let settle_after =
                 std::time::Duration::from_secs(cli.backend.max_record_age_hours * 3600);
