@@ -136,6 +136,27 @@ fn two() -> u32 {
     2
 }
 
+/// Which plan prices a customer from a date on (the first day of a month: a plan change
+/// takes effect at the start of a billing period).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanAssignment {
+    pub customer_id: String,
+    pub plan_id: String,
+    pub plan_version: u32,
+    pub effective_from: chrono::NaiveDate,
+}
+
+/// The assignment in effect on `day`: the latest one effective on or before it.
+pub fn assignment_on(
+    assignments: &[PlanAssignment],
+    day: chrono::NaiveDate,
+) -> Option<&PlanAssignment> {
+    assignments
+        .iter()
+        .filter(|assignment| assignment.effective_from <= day)
+        .max_by_key(|assignment| assignment.effective_from)
+}
+
 /// Why a plan is unusable: where, and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{location}: {message}")]

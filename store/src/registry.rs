@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use schemas::plan::{Plan, PlanAssignment};
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, Limits, TokenHash};
 
 use crate::Result;
@@ -99,6 +100,23 @@ pub trait Registry: Send + Sync {
         limits: &Limits,
         audit: &AuditEntry,
     ) -> Result<()>;
+
+    /// Stores a plan version. Storing the same id and version again with the same content
+    /// changes nothing; with other content it is `Conflict` (versions are immutable).
+    async fn put_plan(&self, plan: &Plan, audit: &AuditEntry) -> Result<()>;
+
+    /// One plan version, or `None`.
+    async fn plan(&self, plan_id: &str, version: u32) -> Result<Option<Plan>>;
+
+    /// Every stored plan version, by id then version.
+    async fn plans(&self) -> Result<Vec<Plan>>;
+
+    /// Assigns a stored plan to a customer from a date on; replaces an assignment with the
+    /// same date. `NotFound` if the customer or the plan version is absent.
+    async fn assign_plan(&self, assignment: &PlanAssignment, audit: &AuditEntry) -> Result<()>;
+
+    /// A customer's plan assignments, by effective date.
+    async fn plan_assignments(&self, customer_id: &str) -> Result<Vec<PlanAssignment>>;
 
     /// Records when keys were last used. A key's `last_used_at` only moves forward (an
     /// older time than the stored one changes nothing); unknown keys are skipped.

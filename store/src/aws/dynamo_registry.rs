@@ -5,6 +5,8 @@
 //! | customer | `CUSTOMER#<customer_id>` | `PROFILE` | name, email, status, created_at_ms, limits (JSON), entity=`customer` |
 //! | key | `KEY#<token_hash>` | `KEY` | key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms, last_used_at_ms, entity=`key` |
 //! | key pointer | `CUSTOMER#<customer_id>` | `KEY#<created_at_ms>#<key_id>` | token_hash |
+//! | plan | `PLAN#<plan_id>` | `VERSION#<version>` | plan (JSON), entity=`plan` |
+//! | plan assignment | `CUSTOMER#<customer_id>` | `ASSIGN#<yyyy-mm-dd>` | plan_id, plan_version, entity=`plan_assignment` |
 //! | audit entry | `AUDIT#<customer_id>` | `<at_ms:013>#<audit_id>` | entry (JSON), entity=`audit` |
 //!
 //! The key item *is* the token-hash index: authentication is one consistent `GetItem`,
@@ -27,6 +29,7 @@ use super::attributes::{
 use super::errors::aws_error;
 use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
+use schemas::plan::{Plan, PlanAssignment};
 
 /// Customers, keys and limits in one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -164,6 +167,15 @@ fn check_transaction_size(actions: usize, what: impl FnOnce() -> String) -> Resu
         )));
     }
     Ok(())
+}
+
+fn plan_key(plan_id: &str, version: u32) -> Item {
+    key(format!("PLAN#{plan_id}"), format!("VERSION#{version:010}"))
+}
+
+fn plan_from_item(item: &Item) -> Result<Plan> {
+    serde_json::from_str(&get_string(item, "plan")?)
+        .map_err(|error| StoreError::Corrupt(format!("stored plan: {error}")))
 }
 
 fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
@@ -587,6 +599,143 @@ impl Registry for DynamoRegistry {
                 TransactFailure::Conditions(_) => audit_conflict(audit),
                 TransactFailure::Store(error) => error,
             })
+    }
+
+    async fn put_plan(&self, plan: &Plan, audit: &AuditEntry) -> Result<()> {
+        for _ in 0..2 {
+            if let Some(stored) = self.plan(&plan.id, plan.version).await? {
+                if &stored == plan {
+                    return Ok(());
+                }
+                return Err(StoreError::Conflict(format!(
+                    "plan {} version {} is stored with other content; raise the version",
+                    plan.id, plan.version
+                )));
+            }
+            let mut item = plan_key(&plan.id, plan.version);
+            item.insert("entity".into(), string("plan"));
+            item.insert(
+                "plan".into(),
+                string(
+                    serde_json::to_string(plan)
+                        .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+                ),
+            );
+            match self
+                .transact(vec![self.put_if_absent(item)?, self.audit_put(audit)?])
+                .await
+            {
+                Ok(()) => return Ok(()),
+                // Stored meanwhile by someone else: compare with what is there now.
+                Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => {}
+                Err(TransactFailure::Conditions(_)) => {
+                    return Err(StoreError::Conflict(
+                        "that audit entry already exists; nothing was changed".into(),
+                    ));
+                }
+                Err(TransactFailure::Store(error)) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "plan {} version {} changed while it was stored; try again",
+            plan.id, plan.version
+        )))
+    }
+
+    async fn plan(&self, plan_id: &str, version: u32) -> Result<Option<Plan>> {
+        self.get(plan_key(plan_id, version))
+            .await?
+            .as_ref()
+            .map(plan_from_item)
+            .transpose()
+    }
+
+    async fn plans(&self) -> Result<Vec<Plan>> {
+        let mut plans = self
+            .scan_entity("plan")
+            .await?
+            .iter()
+            .map(plan_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        plans.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
+        Ok(plans)
+    }
+
+    async fn assign_plan(&self, assignment: &PlanAssignment, audit: &AuditEntry) -> Result<()> {
+        let exists = |item_key: Item| -> Result<TransactWriteItem> {
+            Ok(TransactWriteItem::builder()
+                .condition_check(build(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(item_key))
+                        .condition_expression("attribute_exists(pk)")
+                        .build(),
+                )?)
+                .build())
+        };
+        let mut item = key(
+            customer_pk(&assignment.customer_id),
+            format!("ASSIGN#{}", assignment.effective_from),
+        );
+        item.insert("entity".into(), string("plan_assignment"));
+        item.insert("plan_id".into(), string(&assignment.plan_id));
+        item.insert("plan_version".into(), number(assignment.plan_version));
+        let actions = vec![
+            exists(key(customer_pk(&assignment.customer_id), "PROFILE"))?,
+            exists(plan_key(&assignment.plan_id, assignment.plan_version))?,
+            self.put(item)?,
+            self.audit_put(audit)?,
+        ];
+        match self.transact(actions).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => Err(
+                StoreError::not_found(format!("customer {}", assignment.customer_id)),
+            ),
+            Err(TransactFailure::Conditions(failed)) if failed.get(1) == Some(&true) => {
+                Err(StoreError::not_found(format!(
+                    "plan {} version {}",
+                    assignment.plan_id, assignment.plan_version
+                )))
+            }
+            Err(TransactFailure::Conditions(_)) => Err(StoreError::Conflict(
+                "that audit entry already exists; nothing was changed".into(),
+            )),
+            Err(TransactFailure::Store(error)) => Err(error),
+        }
+    }
+
+    async fn plan_assignments(&self, customer_id: &str) -> Result<Vec<PlanAssignment>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", string(customer_pk(customer_id)))
+            .expression_attribute_values(":prefix", string("ASSIGN#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|error| aws_error("Query", &self.table, error))?;
+        items
+            .iter()
+            .map(|item| {
+                let sk = get_string(item, "sk")?;
+                let date = sk.trim_start_matches("ASSIGN#");
+                Ok(PlanAssignment {
+                    customer_id: customer_id.to_owned(),
+                    plan_id: get_string(item, "plan_id")?,
+                    plan_version: u32::try_from(get_number(item, "plan_version")?).map_err(
+                        |_| StoreError::Corrupt("plan assignment version out of range".into()),
+                    )?,
+                    effective_from: date.parse().map_err(|_| {
+                        StoreError::Corrupt(format!("plan assignment date {date:?}"))
+                    })?,
+                })
+            })
+            .collect()
     }
 
     async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {

@@ -20,6 +20,132 @@ pub async fn run_all(registry: &dyn Registry) {
     a_failed_change_writes_no_audit_entry_and_a_successful_one_exactly_its_own(registry).await;
     absent_records_read_as_none_and_mutations_fail(registry).await;
     last_use_only_moves_forward(registry).await;
+    plans_are_immutable_versions_assigned_by_date(registry).await;
+}
+
+fn plan_with(id: &str, version: u32, price: &str) -> schemas::plan::Plan {
+    schemas::plan::Plan::from_toml(&format!(
+        "schema_version = 1\nid = \"{id}\"\nversion = {version}\nname = \"Contract\"\ncurrency = \"USD\"\n\n[[charges]]\ntype = \"per_request\"\nunit_price = \"{price}\"\n"
+    ))
+    .unwrap()
+}
+
+async fn plans_are_immutable_versions_assigned_by_date(registry: &dyn Registry) {
+    use schemas::plan::PlanAssignment;
+    let id = unique("plan");
+    let first = plan_with(&id, 1, "0.002");
+    registry
+        .put_plan(&first, &audit_for(&id, "plan"))
+        .await
+        .unwrap();
+    // The same content again is a no-op; other content under the same version is refused.
+    registry
+        .put_plan(&first, &audit_for(&id, "plan"))
+        .await
+        .unwrap();
+    let changed = plan_with(&id, 1, "0.003");
+    assert!(matches!(
+        registry.put_plan(&changed, &audit_for(&id, "plan")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let second = plan_with(&id, 2, "0.003");
+    registry
+        .put_plan(&second, &audit_for(&id, "plan"))
+        .await
+        .unwrap();
+    assert_eq!(registry.plan(&id, 1).await.unwrap(), Some(first.clone()));
+    assert_eq!(registry.plan(&id, 3).await.unwrap(), None);
+    let listed: Vec<u32> = registry
+        .plans()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|plan| plan.id == id)
+        .map(|plan| plan.version)
+        .collect();
+    assert_eq!(listed, vec![1, 2]);
+
+    let customer = new_customer();
+    registry
+        .create_customer(
+            &customer,
+            &new_key(&customer.customer_id),
+            &audit_for(&customer.customer_id, "create"),
+        )
+        .await
+        .unwrap();
+    let assign = |version: u32, month: u32| PlanAssignment {
+        customer_id: customer.customer_id.clone(),
+        plan_id: id.clone(),
+        plan_version: version,
+        effective_from: chrono::NaiveDate::from_ymd_opt(2026, month, 1).unwrap(),
+    };
+    registry
+        .assign_plan(
+            &assign(2, 5),
+            &audit_for(&customer.customer_id, "assign-plan"),
+        )
+        .await
+        .unwrap();
+    registry
+        .assign_plan(
+            &assign(1, 3),
+            &audit_for(&customer.customer_id, "assign-plan"),
+        )
+        .await
+        .unwrap();
+    // The same date again replaces that assignment.
+    registry
+        .assign_plan(
+            &assign(2, 3),
+            &audit_for(&customer.customer_id, "assign-plan"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        registry
+            .plan_assignments(&customer.customer_id)
+            .await
+            .unwrap(),
+        vec![assign(2, 3), assign(2, 5)]
+    );
+    let before = registry
+        .audit_entries(Some(&customer.customer_id))
+        .await
+        .unwrap()
+        .len();
+    let missing_plan = PlanAssignment {
+        plan_version: 9,
+        ..assign(1, 7)
+    };
+    assert!(matches!(
+        registry
+            .assign_plan(
+                &missing_plan,
+                &audit_for(&customer.customer_id, "assign-plan")
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let missing_customer = PlanAssignment {
+        customer_id: unique("nobody"),
+        ..assign(1, 7)
+    };
+    assert!(matches!(
+        registry
+            .assign_plan(&missing_customer, &audit_for("nobody", "assign-plan"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        registry
+            .audit_entries(Some(&customer.customer_id))
+            .await
+            .unwrap()
+            .len(),
+        before,
+        "a refused assignment writes no audit entry"
+    );
 }
 
 async fn last_use_only_moves_forward(registry: &dyn Registry) {

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -87,6 +87,22 @@ CREATE TABLE instance_progress (
 ) WITHOUT ROWID;
 ";
 
+const SCHEMA_V5: &str = "
+CREATE TABLE plans (
+    plan_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    plan_json TEXT NOT NULL,
+    PRIMARY KEY (plan_id, version)
+) WITHOUT ROWID;
+CREATE TABLE plan_assignments (
+    customer_id TEXT NOT NULL REFERENCES customers (customer_id),
+    effective_from TEXT NOT NULL,
+    plan_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, effective_from)
+) WITHOUT ROWID;
+";
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -113,6 +129,11 @@ pub fn migrate(connection: &Connection) -> Result<()> {
     if version < 4 {
         connection.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA_V4} PRAGMA user_version = 4; COMMIT;"
+        ))?;
+    }
+    if version < 5 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V5} PRAGMA user_version = 5; COMMIT;"
         ))?;
     }
     Ok(())
