@@ -59,6 +59,10 @@ pub enum Command {
     /// Work with pricing plans.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Price a customer with a stored plan from the start of a month on.
+    AssignPlan(AssignPlanArgs),
+    /// Price a month of deduplicated usage as an invoice (JSON, CSV or printable HTML).
+    Invoice(InvoiceArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -136,6 +140,65 @@ pub enum PlanCommand {
         /// The plan (TOML, see docs/pricing.md).
         file: std::path::PathBuf,
     },
+    /// Store a plan version so customers can be assigned to it.
+    Add {
+        /// The plan (TOML, see docs/pricing.md).
+        file: std::path::PathBuf,
+    },
+    /// List the stored plans.
+    List,
+}
+
+/// How an invoice is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InvoiceFormat {
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct InvoiceArgs {
+    /// The customer to invoice.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    pub customer_id: Option<String>,
+    /// Invoice every customer who has a plan for the period.
+    #[arg(long)]
+    pub all: bool,
+    /// The month (YYYY-MM, UTC).
+    #[arg(long, value_parser = parse_period_arg)]
+    pub period: NaiveDate,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: InvoiceFormat,
+    /// Price with this plan file instead of the assigned one (what-if; changes nothing).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<std::path::PathBuf>,
+    /// Write to this file (with --all and html: a directory, one file per invoice).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Parses `YYYY-MM`.
+pub fn parse_period_arg(text: &str) -> Result<NaiveDate, String> {
+    metering::invoice::parse_period(text)
+        .ok_or_else(|| format!("invalid period {text:?}: use YYYY-MM, for example 2026-11"))
+}
+
+#[derive(Debug, Args)]
+pub struct AssignPlanArgs {
+    #[arg(long)]
+    pub customer_id: String,
+    /// A stored plan's id (see `tollgate plan list`).
+    #[arg(long)]
+    pub plan_id: String,
+    /// The plan version [default: the newest stored].
+    #[arg(long)]
+    pub plan_version: Option<u32>,
+    /// The first day the plan prices, the first of a month (YYYY-MM-01): plan changes take
+    /// effect at the start of a billing period.
+    #[arg(long, value_parser = parse_date)]
+    pub effective_from: NaiveDate,
 }
 
 #[derive(Debug, Args)]

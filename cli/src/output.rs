@@ -31,6 +31,11 @@ pub fn print_lines(lines: &[String]) {
     }
 }
 
+/// Prints text as it is on stdout.
+pub fn print_text(text: &str) {
+    print!("{text}");
+}
+
 /// Prints an error and its causes on stderr.
 pub fn print_error(error: &anyhow::Error) {
     eprintln!("error: {error:#}");

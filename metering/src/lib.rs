@@ -7,6 +7,7 @@ pub mod apply;
 pub mod compact;
 pub mod consumer;
 pub mod error;
+pub mod invoice;
 pub mod lambda;
 pub mod parquet_sink;
 pub mod quarantine;

@@ -914,3 +914,160 @@ async fn compact_merges_a_day_and_is_idempotent() {
         tollgate.run_json(&["reconcile", "--start-date", &today, "--end-date", &today]);
     assert_eq!(reconciled["drift"], serde_json::json!([]));
 }
+
+/// Real traffic through the proxy, then an invoice whose total matches the calls made:
+/// the assigned plan prices the month, a candidate plan prices it what-if without changing
+/// anything, and the output is byte-identical run to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_prices_the_calls_made() {
+    let tollgate = Tollgate::new();
+    let (customer_id, token) = tollgate.create_customer("Invoice Co", None);
+    let plans = tempfile::tempdir().unwrap();
+    let plan_file = plans.path().join("starter.toml");
+    std::fs::write(
+        &plan_file,
+        r#"schema_version = 1
+id = "starter"
+version = 1
+name = "Starter"
+currency = "USD"
+
+[[charges]]
+type = "subscription"
+fee = "10.00"
+metric = "requests"
+included_units = 3
+overage_unit_price = "0.50"
+
+[[charges]]
+type = "per_request"
+unit_price = "0.01"
+"#,
+    )
+    .unwrap();
+    let plan_path = plan_file.to_string_lossy().into_owned();
+    tollgate.run_json(&["plan", "add", &plan_path]);
+    let listed = tollgate.run_json(&["plan", "list"]);
+    assert_eq!(listed[0]["id"], "starter");
+    let now = chrono::Utc::now().date_naive();
+    let month_start = chrono::NaiveDate::from_ymd_opt(
+        chrono::Datelike::year(&now),
+        chrono::Datelike::month(&now),
+        1,
+    )
+    .unwrap()
+    .to_string();
+    let mid_month = tollgate.run(&[
+        "assign-plan",
+        "--customer-id",
+        &customer_id,
+        "--plan-id",
+        "starter",
+        "--effective-from",
+        &format!("{}-15", &month_start[..7]),
+    ]);
+    assert_eq!(
+        mid_month.status.code(),
+        Some(2),
+        "plans change at the start of a month"
+    );
+    tollgate.run_json(&[
+        "assign-plan",
+        "--customer-id",
+        &customer_id,
+        "--plan-id",
+        "starter",
+        "--effective-from",
+        &month_start,
+    ]);
+
+    let server = tollgate.serve(&["--upstream", "simulated"]);
+    let client = reqwest::Client::new();
+    for call in 0..5 {
+        let response = client
+            .post(format!("{}/prod/bedrock", server.base_url))
+            .bearer_auth(&token)
+            .json(&spec_body(&format!("call {call}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metering never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.terminate().success());
+
+    let period = &month_start[..7];
+    let invoice =
+        tollgate.run_json(&["invoice", "--customer-id", &customer_id, "--period", period]);
+    // $10.00 subscription + 2 requests over the 3 included × $0.50 + 5 × $0.01 = $11.05.
+    assert_eq!(invoice["total"], "11.05", "{invoice}");
+    assert_eq!(invoice["status"], "draft", "the month is not over");
+    assert_eq!(invoice["plan"]["plan_id"], "starter");
+    assert_eq!(invoice["usage"]["requests"], 5);
+    assert!(invoice["complete_through"].is_string());
+    let again = tollgate.run(&["invoice", "--customer-id", &customer_id, "--period", period]);
+    let first = tollgate.run(&["invoice", "--customer-id", &customer_id, "--period", period]);
+    assert_eq!(again.stdout, first.stdout, "byte-identical");
+
+    let csv = tollgate.run(&[
+        "invoice",
+        "--customer-id",
+        &customer_id,
+        "--period",
+        period,
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&csv.stdout)
+            .trim_end()
+            .ends_with(",total,,,,11.05")
+    );
+    let html = tollgate.run(&[
+        "invoice",
+        "--customer-id",
+        &customer_id,
+        "--period",
+        period,
+        "--format",
+        "html",
+    ]);
+    let html = String::from_utf8_lossy(&html.stdout);
+    assert!(html.contains("id=\"total\">11.05<"), "{html}");
+
+    // What-if under a candidate plan: another total, and nothing changes.
+    let audit_before = tollgate.run_json(&["audit"]).as_array().unwrap().len();
+    let candidate = plans.path().join("candidate.toml");
+    std::fs::write(
+        &candidate,
+        "schema_version = 1\nid = \"candidate\"\nversion = 1\nname = \"Candidate\"\ncurrency = \"USD\"\n\n[[charges]]\ntype = \"per_request\"\nunit_price = \"1.00\"\n",
+    )
+    .unwrap();
+    let what_if = tollgate.run_json(&[
+        "invoice",
+        "--customer-id",
+        &customer_id,
+        "--period",
+        period,
+        "--plan",
+        &candidate.to_string_lossy(),
+    ]);
+    assert_eq!(what_if["total"], "5.00");
+    assert_eq!(
+        tollgate.run_json(&["audit"]).as_array().unwrap().len(),
+        audit_before
+    );
+    assert_eq!(
+        tollgate.run_json(&["invoice", "--customer-id", &customer_id, "--period", period])["total"],
+        "11.05"
+    );
+    let everyone = tollgate.run_json(&["invoice", "--all", "--period", period]);
+    assert_eq!(everyone.as_array().unwrap().len(), 1);
+}

@@ -1,16 +1,17 @@
 //! One module per group of commands; each takes the ports it needs and calls the libraries.
 
 mod customers;
+mod invoices;
 mod plans;
 mod reconcile;
 mod serve;
-mod usage;
+pub(crate) mod usage;
 
 use anyhow::Context;
 use schemas::CustomerStatus;
 use store::backend::{BackendSettings, Ports};
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, PlanCommand};
 
 /// Runs a parsed command.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -21,7 +22,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("LOGNAME").ok())
         .unwrap_or_else(|| "unknown".to_owned());
-    if let Command::Plan(command) = &cli.command {
+    if let Command::Plan(command @ PlanCommand::Validate { .. }) = &cli.command {
         return plans::run(command, cli.json);
     }
     let settings = cli
@@ -82,7 +83,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reconcile(args) => reconcile::reconcile(&ports, args, cli.json).await,
         Command::Replay(args) => reconcile::replay(&settings, &ports, args, cli.json).await,
-        Command::Plan(command) => plans::run(&command, cli.json),
+        Command::Plan(command) => {
+            plans::run_stored(ports.registry.as_ref(), &actor, &command, cli.json).await
+        }
+        Command::Invoice(args) => invoices::invoice(&ports, args, cli.json).await,
+        Command::AssignPlan(args) => {
+            plans::assign(ports.registry.as_ref(), &actor, args, cli.json).await
+        }
         Command::Compact(args) => {
             let settle_after =
                 std::time::Duration::from_secs(cli.backend.max_record_age_hours * 3600);

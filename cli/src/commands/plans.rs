@@ -4,9 +4,14 @@ use anyhow::Context;
 use schemas::plan::Plan;
 use serde::Serialize;
 
-use crate::args::PlanCommand;
+use chrono::{Datelike, SubsecRound, Utc};
+use schemas::AuditEntry;
+use schemas::plan::PlanAssignment;
+use store::{Registry, StoreError};
+
+use crate::args::{AssignPlanArgs, PlanCommand};
 use crate::exit;
-use crate::output::{print_json, print_lines};
+use crate::output::{print_json, print_lines, print_table};
 
 #[derive(Serialize)]
 struct Valid<'a> {
@@ -28,6 +33,9 @@ pub fn load_plan(file: &std::path::Path) -> anyhow::Result<Plan> {
 /// Runs a plan command (no store needed).
 pub fn run(command: &PlanCommand, json: bool) -> anyhow::Result<()> {
     match command {
+        PlanCommand::Add { .. } | PlanCommand::List => Err(exit::usage(
+            "this plan command needs the store; run it through `tollgate plan`",
+        )),
         PlanCommand::Validate { file } => {
             let plan = load_plan(file)?;
             let valid = Valid {
@@ -53,4 +61,152 @@ pub fn run(command: &PlanCommand, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn audit(
+    actor: &str,
+    action: &str,
+    subject: &str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> AuditEntry {
+    AuditEntry {
+        audit_id: uuid::Uuid::now_v7(),
+        at: Utc::now().trunc_subsecs(3),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        customer_id: subject.to_owned(),
+        before,
+        after,
+    }
+}
+
+/// `tollgate plan add` and `tollgate plan list` (and `validate`).
+pub async fn run_stored(
+    registry: &dyn Registry,
+    actor: &str,
+    command: &PlanCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    match command {
+        PlanCommand::Validate { .. } => run(command, json),
+        PlanCommand::Add { file } => {
+            let plan = load_plan(file)?;
+            let entry = audit(
+                actor,
+                "plan",
+                &format!("plan:{}", plan.id),
+                serde_json::Value::Null,
+                serde_json::json!({ "plan_id": &plan.id, "version": plan.version, "plan": &plan }),
+            );
+            registry
+                .put_plan(&plan, &entry)
+                .await
+                .map_err(|error| match error {
+                    StoreError::Conflict(message) => exit::conflict(message),
+                    other => anyhow::Error::new(other),
+                })?;
+            if json {
+                return print_json(&plan);
+            }
+            print_lines(&[format!(
+                "stored plan {} version {} ({}); assign it with `tollgate assign-plan --customer-id ID --plan-id {} --effective-from YYYY-MM-01`",
+                plan.id, plan.version, plan.name, plan.id
+            )]);
+            Ok(())
+        }
+        PlanCommand::List => {
+            let plans = registry.plans().await?;
+            if json {
+                return print_json(&plans);
+            }
+            if plans.is_empty() {
+                print_lines(&["No plans yet. Store one with `tollgate plan add FILE` (examples in docs/plans/).".into()]);
+                return Ok(());
+            }
+            print_table(
+                &["plan_id", "version", "name", "currency", "charges"],
+                plans
+                    .iter()
+                    .map(|plan| {
+                        vec![
+                            plan.id.clone(),
+                            plan.version.to_string(),
+                            plan.name.clone(),
+                            plan.currency.clone(),
+                            plan.charges.len().to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `tollgate assign-plan`.
+pub async fn assign(
+    registry: &dyn Registry,
+    actor: &str,
+    args: AssignPlanArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    if args.effective_from.day() != 1 {
+        return Err(exit::usage(format!(
+            "--effective-from {} is not the first of a month; plan changes take effect at the start of a billing period, such as {}",
+            args.effective_from,
+            args.effective_from
+                .with_day(1)
+                .unwrap_or(args.effective_from)
+        )));
+    }
+    super::check_customer_exists(registry, &args.customer_id).await?;
+    let version = match args.plan_version {
+        Some(version) => version,
+        None => registry
+            .plans()
+            .await?
+            .iter()
+            .filter(|plan| plan.id == args.plan_id)
+            .map(|plan| plan.version)
+            .max()
+            .ok_or_else(|| {
+                exit::not_found(format!(
+                    "no plan {:?} is stored; store it with `tollgate plan add FILE` (see `tollgate plan list`)",
+                    args.plan_id
+                ))
+            })?,
+    };
+    let assignment = PlanAssignment {
+        customer_id: args.customer_id.clone(),
+        plan_id: args.plan_id.clone(),
+        plan_version: version,
+        effective_from: args.effective_from,
+    };
+    let before = registry.plan_assignments(&args.customer_id).await?;
+    let entry = audit(
+        actor,
+        "assign-plan",
+        &args.customer_id,
+        serde_json::json!(before),
+        serde_json::json!(assignment),
+    );
+    registry
+        .assign_plan(&assignment, &entry)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound { .. } => exit::not_found(format!(
+                "plan {} version {version} is not stored; see `tollgate plan list`",
+                args.plan_id
+            )),
+            other => anyhow::Error::new(other),
+        })?;
+    if json {
+        return print_json(&assignment);
+    }
+    print_lines(&[format!(
+        "{} is priced with plan {} version {} from {} on",
+        args.customer_id, args.plan_id, version, args.effective_from
+    )]);
+    Ok(())
 }

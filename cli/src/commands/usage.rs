@@ -44,6 +44,25 @@ fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String
     ]
 }
 
+/// Up to when usage is complete, and the gaps holding it back.
+pub async fn completeness(
+    ports: &Ports,
+) -> anyhow::Result<(Option<chrono::DateTime<chrono::Utc>>, Vec<Gap>)> {
+    let progress = ports
+        .watermarks
+        .progress()
+        .await
+        .context("cannot read metering progress")?;
+    let complete = complete_through(
+        &progress,
+        chrono::Duration::minutes(COMPLETENESS_ALLOWANCE_MINUTES),
+    );
+    Ok((
+        complete,
+        progress.iter().flat_map(InstanceProgress::gaps).collect(),
+    ))
+}
+
 /// `tollgate usage`.
 pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<()> {
     super::check_date_range(args.start_date, args.end_date, MAX_RANGE_DAYS)?;
@@ -54,16 +73,7 @@ pub async fn show_usage(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::R
         .await
         .context("cannot read usage counters")?;
     let totals = total_counts(days.iter().map(|day| &day.counts));
-    let progress = ports
-        .watermarks
-        .progress()
-        .await
-        .context("cannot read metering progress")?;
-    let complete = complete_through(
-        &progress,
-        chrono::Duration::minutes(COMPLETENESS_ALLOWANCE_MINUTES),
-    );
-    let gaps: Vec<Gap> = progress.iter().flat_map(InstanceProgress::gaps).collect();
+    let (complete, gaps) = completeness(ports).await?;
     if json {
         return print_json(&UsageReport {
             customer_id: &args.customer_id,
