@@ -2,7 +2,7 @@
 # The whole test suite: formatting, lints, and every test of every crate (unit, contract,
 # in-process proxy tests, and end-to-end tests that drive the real `tollgate` binary
 # against the wire-level fake Bedrock, and the official boto3 SDK and the spec's client
-# examples against the proxy), with the AWS backends tested against a local AWS
+# examples against the proxy, and the HTML invoice rendered in headless Chromium), with the AWS backends tested against a local AWS
 # emulator (moto, pinned, installed into a virtualenv by tests/emulators/moto.sh). Runs on
 # a fresh machine: it installs what the tests need that the machine may lack.
 set -euo pipefail
@@ -26,6 +26,9 @@ ensure_command curl curl
 ensure_command python3 python3
 ensure_command node nodejs
 ensure_command npm npm
+ensure_command chromium chromium
+TOLLGATE_TEST_CHROMIUM="$(command -v chromium)"
+export TOLLGATE_TEST_CHROMIUM
 
 echo "== installing the pinned clients (boto3 and requests for Python, the AWS SDK for JavaScript v3)"
 TOLLGATE_TEST_PYTHON="$(tests/clients/python.sh)"

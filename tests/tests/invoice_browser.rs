@@ -1,0 +1,149 @@
+//! The HTML invoice in a real browser: headless Chromium (Debian's `chromium`, installed by
+//! `scripts/test.sh`) renders it, prints it to an A4 PDF, and the total it shows equals the
+//! JSON invoice's total.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use tests::harness::{Tollgate, spec_body};
+
+fn chromium() -> String {
+    std::env::var("TOLLGATE_TEST_CHROMIUM").unwrap_or_else(|_| {
+        panic!(
+            "TOLLGATE_TEST_CHROMIUM is not set: run the suite with `bash scripts/test.sh`, which installs Debian's chromium"
+        )
+    })
+}
+
+fn headless(arguments: &[&str], profile: &std::path::Path) -> std::process::Output {
+    Command::new(chromium())
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(arguments)
+        .output()
+        .expect("chromium runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_invoice_renders_and_shows_the_json_total() {
+    let tollgate = Tollgate::new();
+    let (customer_id, token) = tollgate.create_customer("Browser <Co>", None);
+    let work = tempfile::tempdir().unwrap();
+    let plan = work.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "schema_version = 1\nid = \"browser\"\nversion = 1\nname = \"Browser\"\ncurrency = \"EUR\"\n\n[[charges]]\ntype = \"per_request\"\nunit_price = \"0.25\"\n",
+    )
+    .unwrap();
+    let server = tollgate.serve(&["--upstream", "simulated"]);
+    let client = reqwest::Client::new();
+    for call in 0..3 {
+        let response = client
+            .post(format!("{}/prod/bedrock", server.base_url))
+            .bearer_auth(&token)
+            .json(&spec_body(&format!("call {call}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metering never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.terminate().success());
+
+    let period = chrono::Utc::now().date_naive().format("%Y-%m").to_string();
+    let plan_path = plan.to_string_lossy().into_owned();
+    let json = tollgate.run_json(&[
+        "invoice",
+        "--customer-id",
+        &customer_id,
+        "--period",
+        &period,
+        "--plan",
+        &plan_path,
+    ]);
+    // 3 requests × €0.25 = €0.75.
+    assert_eq!(json["total"], "0.75");
+    let html = work.path().join("invoice.html");
+    let written = tollgate.run(&[
+        "invoice",
+        "--customer-id",
+        &customer_id,
+        "--period",
+        &period,
+        "--plan",
+        &plan_path,
+        "--format",
+        "html",
+        "--out",
+        &html.to_string_lossy(),
+    ]);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+
+    let profile = work.path().join("profile");
+    let url = format!("file://{}", html.display());
+    let dom = headless(&["--dump-dom", &url], &profile);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let shown = dom
+        .split("id=\"total\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the rendered page has the total cell");
+    assert_eq!(
+        shown,
+        json["total"].as_str().unwrap(),
+        "the page shows the JSON total"
+    );
+    assert!(
+        dom.contains("Browser &lt;Co&gt;"),
+        "the name is shown, escaped"
+    );
+
+    let pdf = work.path().join("invoice.pdf");
+    let printed = headless(
+        &[
+            &format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer",
+            &url,
+        ],
+        &profile,
+    );
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF"), "a PDF was printed");
+    // A4 is 595 × 842 points.
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains("/MediaBox [0 0 595") || text.contains("/MediaBox [0 0 594"),
+        "printed on A4"
+    );
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("invoice-browser");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::copy(&pdf, artifacts.join("invoice.pdf")).unwrap();
+    std::fs::copy(&html, artifacts.join("invoice.html")).unwrap();
+}
