@@ -10,7 +10,7 @@ use schemas::{Customer, UsageCounts};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::rating::{LineItem, PeriodUsage, RatingError, rate};
+use crate::rating::{LineItem, PeriodUsage, RatingError, Subtotal, rate};
 
 /// Whether the period's usage is known to be complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +51,8 @@ pub struct Invoice {
     pub plan: PricedWith,
     pub currency: String,
     pub lines: Vec<LineItem>,
+    /// One per charge of the plan that produced lines.
+    pub subtotals: Vec<Subtotal>,
     pub total: Decimal,
     pub usage: UsageCounts,
     pub complete_through: Option<DateTime<Utc>>,
@@ -128,6 +130,7 @@ pub fn build_invoice(
         },
         currency: rated.currency,
         lines: rated.lines,
+        subtotals: rated.subtotals,
         total: rated.total,
         usage: totals,
         complete_through,
@@ -168,6 +171,13 @@ pub fn to_csv(invoices: &[Invoice]) -> String {
                 line.amount
             ));
         }
+        for subtotal in &invoice.subtotals {
+            csv.push_str(&format!(
+                "{prefix},{},,,,{}\n",
+                csv_field(&format!("subtotal: {}", subtotal.charge)),
+                subtotal.amount
+            ));
+        }
         csv.push_str(&format!("{prefix},total,,,,{}\n", invoice.total));
     }
     csv
@@ -197,6 +207,17 @@ pub fn to_html(invoice: &Invoice) -> String {
             )
         })
         .collect();
+    let subtotals: String = invoice
+        .subtotals
+        .iter()
+        .map(|subtotal| {
+            format!(
+                "<tr class=\"subtotal\"><td colspan=\"4\">Subtotal: {}</td><td class=\"n\">{}</td></tr>\n",
+                escape(&subtotal.charge),
+                subtotal.amount
+            )
+        })
+        .collect();
     let draft = match invoice.status {
         InvoiceStatus::Draft => {
             "<p class=\"draft\">DRAFT: usage of this period may still arrive</p>"
@@ -221,6 +242,7 @@ table {{ width: 100%; border-collapse: collapse; margin-top: 6mm; }}
 th, td {{ padding: 1.5mm 2mm; border-bottom: 0.2mm solid #ccc; text-align: left; vertical-align: top; }}
 td.n, th.n {{ text-align: right; white-space: nowrap; }}
 tfoot td {{ font-weight: bold; border-top: 0.4mm solid #111; border-bottom: none; }}
+tfoot tr.subtotal td {{ font-weight: normal; border-top: none; }}
 .meta td {{ border: none; padding: 0.5mm 2mm 0.5mm 0; }}
 .draft {{ color: #b00; font-weight: bold; }}
 </style>
@@ -238,7 +260,8 @@ tfoot td {{ font-weight: bold; border-top: 0.4mm solid #111; border-bottom: none
 <thead><tr><th>Description</th><th class="n">Quantity</th><th>Unit</th><th class="n">Unit price</th><th class="n">Amount ({currency})</th></tr></thead>
 <tbody>
 {rows}</tbody>
-<tfoot><tr><td colspan="4">Total ({currency})</td><td class="n" id="total">{total}</td></tr></tfoot>
+<tfoot>
+{subtotals}<tr><td colspan="4">Total ({currency})</td><td class="n" id="total">{total}</td></tr></tfoot>
 </table>
 <p>Amounts are net of taxes.</p>
 </body>
@@ -257,6 +280,7 @@ tfoot td {{ font-weight: bold; border-top: 0.4mm solid #111; border-bottom: none
         complete = complete,
         currency = escape(&invoice.currency),
         rows = rows,
+        subtotals = subtotals,
         total = invoice.total,
     )
 }

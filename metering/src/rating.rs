@@ -40,6 +40,15 @@ pub struct LineItem {
     pub unit: String,
     pub unit_price: Decimal,
     pub amount: Decimal,
+    /// Which of the plan's charges produced the line (its index).
+    pub charge: usize,
+}
+
+/// The sum of one charge's lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subtotal {
+    pub charge: String,
+    pub amount: Decimal,
 }
 
 /// A priced period.
@@ -47,7 +56,23 @@ pub struct LineItem {
 pub struct Rated {
     pub currency: String,
     pub lines: Vec<LineItem>,
+    /// One per charge that produced lines, in plan order.
+    pub subtotals: Vec<Subtotal>,
     pub total: Decimal,
+}
+
+/// A charge's name in subtotals.
+fn charge_name(charge: &Charge) -> String {
+    let (kind, description) = match charge {
+        Charge::PerRequest { description, .. } => ("per request", description),
+        Charge::PerToken { description, .. } => ("per token", description),
+        Charge::Graduated { description, .. } => ("graduated tiers", description),
+        Charge::Volume { description, .. } => ("volume tiers", description),
+        Charge::Package { description, .. } => ("packages", description),
+        Charge::Subscription { description, .. } => ("subscription", description),
+        Charge::MinimumCommitment { description, .. } => ("minimum commitment", description),
+    };
+    description.clone().unwrap_or_else(|| kind.to_owned())
 }
 
 /// Why usage cannot be priced.
@@ -119,6 +144,7 @@ pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
         amount.round_dp_with_strategy(plan.minor_units, RoundingStrategy::MidpointNearestEven)
     };
     let mut lines: Vec<LineItem> = Vec::new();
+    let current = std::cell::Cell::new(0usize);
     let mut line = |description: String,
                     quantity: Decimal,
                     unit: String,
@@ -130,10 +156,12 @@ pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
             unit,
             unit_price,
             amount: round(exact),
+            charge: current.get(),
         });
     };
     let mut commitment: Option<(&Option<String>, Decimal)> = None;
-    for charge in &plan.charges {
+    for (index, charge) in plan.charges.iter().enumerate() {
+        current.set(index);
         match charge {
             Charge::PerRequest {
                 description,
@@ -311,12 +339,28 @@ pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
             unit: "month".into(),
             unit_price: top_up,
             amount: top_up,
+            charge: plan
+                .charges
+                .iter()
+                .position(|charge| matches!(charge, Charge::MinimumCommitment { .. }))
+                .unwrap_or(plan.charges.len()),
         });
+    }
+    let mut subtotals: Vec<Subtotal> = Vec::new();
+    for (index, charge) in plan.charges.iter().enumerate() {
+        let charged: Vec<&LineItem> = lines.iter().filter(|line| line.charge == index).collect();
+        if !charged.is_empty() {
+            subtotals.push(Subtotal {
+                charge: charge_name(charge),
+                amount: charged.iter().map(|line| line.amount).sum(),
+            });
+        }
     }
     let total = lines.iter().map(|line| line.amount).sum();
     Ok(Rated {
         currency: plan.currency.clone(),
         lines,
+        subtotals,
         total,
     })
 }

@@ -231,6 +231,18 @@ fn a_minimum_commitment_tops_the_total_up() {
     let rated = rate(&plan(charges("100")), &usage(&[("a", 1_234, 0, 0)])).unwrap();
     assert_eq!(rated.total, d("100.00"));
     assert_eq!(rated.lines.last().unwrap().amount, d("87.66"));
+    assert_eq!(
+        rated
+            .subtotals
+            .iter()
+            .map(|subtotal| (subtotal.charge.as_str(), subtotal.amount))
+            .collect::<Vec<_>>(),
+        vec![
+            ("per request", d("12.34")),
+            ("minimum commitment", d("87.66"))
+        ],
+        "one subtotal per charge, adding up to the total"
+    );
     // Above the minimum: no top-up. 12,340 × $0.01 = $123.40.
     let above = rate(&plan(charges("100")), &usage(&[("a", 12_340, 0, 0)])).unwrap();
     assert_eq!((above.total, above.lines.len()), (d("123.40"), 1));

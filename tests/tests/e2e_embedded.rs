@@ -1009,6 +1009,13 @@ unit_price = "0.01"
     // $10.00 subscription + 2 requests over the 3 included × $0.50 + 5 × $0.01 = $11.05.
     assert_eq!(invoice["total"], "11.05", "{invoice}");
     assert_eq!(invoice["status"], "draft", "the month is not over");
+    assert_eq!(
+        invoice["subtotals"],
+        serde_json::json!([
+            {"charge": "subscription", "amount": "11.00"},
+            {"charge": "per request", "amount": "0.05"}
+        ])
+    );
     assert_eq!(invoice["plan"]["plan_id"], "starter");
     assert_eq!(invoice["usage"]["requests"], 5);
     assert!(invoice["complete_through"].is_string());
