@@ -1077,4 +1077,29 @@ unit_price = "0.01"
     );
     let everyone = tollgate.run_json(&["invoice", "--all", "--period", period]);
     assert_eq!(everyone.as_array().unwrap().len(), 1);
+    let pages = plans.path().join("pages");
+    let written = tollgate.run(&[
+        "invoice",
+        "--all",
+        "--period",
+        period,
+        "--format",
+        "html",
+        "--out",
+        &pages.to_string_lossy(),
+    ]);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let page = pages.join(format!(
+        "{}.html",
+        invoice["invoice_number"].as_str().unwrap()
+    ));
+    assert!(
+        std::fs::read_to_string(page)
+            .unwrap()
+            .contains("id=\"total\">11.05<")
+    );
 }
