@@ -63,6 +63,8 @@ pub enum Command {
     AssignPlan(AssignPlanArgs),
     /// Price a month of deduplicated usage as an invoice (JSON, CSV or printable HTML).
     Invoice(InvoiceArgs),
+    /// Write a self-contained HTML usage report with charts (and CSV files).
+    Report(ReportArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -147,6 +149,25 @@ pub enum PlanCommand {
     },
     /// List the stored plans.
     List,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// First day, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub start_date: NaiveDate,
+    /// Last day, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub end_date: NaiveDate,
+    /// Only this customer.
+    #[arg(long)]
+    pub customer_id: Option<String>,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE", default_value = "report.html")]
+    pub out: std::path::PathBuf,
+    /// Also write each view's data as CSV into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<std::path::PathBuf>,
 }
 
 /// How an invoice is written.

@@ -15,6 +15,7 @@ pub mod rating;
 pub mod raw;
 pub mod reconcile;
 pub mod replay;
+pub mod report;
 pub mod settings;
 
 pub use apply::{BatchApplier, ConsumerStats, PassReport, source_of};

@@ -1,4 +1,4 @@
-//! The HTML invoice in a real browser: headless Chromium (Debian's `chromium`, installed by
+//! The HTML invoice and usage report in a real browser: headless Chromium (Debian's `chromium`, installed by
 //! `scripts/test.sh`) renders it, prints it to an A4 PDF, and the total it shows equals the
 //! JSON invoice's total.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -146,4 +146,117 @@ async fn the_html_invoice_renders_and_shows_the_json_total() {
     std::fs::create_dir_all(&artifacts).unwrap();
     std::fs::copy(&pdf, artifacts.join("invoice.pdf")).unwrap();
     std::fs::copy(&html, artifacts.join("invoice.html")).unwrap();
+}
+
+/// The usage report in a real browser: every chart is present, a known number from the data
+/// is shown, and a screenshot is kept as a test artifact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_report_renders_every_chart_with_the_data() {
+    let tollgate = Tollgate::new();
+    let (alpha, alpha_token) = tollgate.create_customer("Alpha Reports", Some(4));
+    let (beta, beta_token) = tollgate.create_customer("Beta Reports", None);
+    let server = tollgate.serve(&["--upstream", "simulated"]);
+    let client = reqwest::Client::new();
+    for (token, calls) in [(&alpha_token, 6), (&beta_token, 3)] {
+        for call in 0..calls {
+            client
+                .post(format!("{}/prod/bedrock", server.base_url))
+                .bearer_auth(token)
+                .json(&spec_body(&format!("call {call}")))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tollgate.usage_today(&alpha)["totals"]["rejected"] != 2
+        || tollgate.usage_today(&beta)["totals"]["requests"] != 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metering never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.terminate().success());
+
+    let work = tempfile::tempdir().unwrap();
+    let today = chrono::Utc::now().date_naive().to_string();
+    let html = work.path().join("report.html");
+    let csv = work.path().join("csv");
+    let written = tollgate.run(&[
+        "report",
+        "--start-date",
+        &today,
+        "--end-date",
+        &today,
+        "--out",
+        &html.to_string_lossy(),
+        "--csv",
+        &csv.to_string_lossy(),
+    ]);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&csv).unwrap().count(),
+        6,
+        "one CSV per view"
+    );
+    let trend = std::fs::read_to_string(csv.join("daily-trend.csv")).unwrap();
+    assert!(
+        trend.contains(&format!("{today},7,")),
+        "4 + 3 admitted calls today: {trend}"
+    );
+
+    let profile = work.path().join("profile");
+    let url = format!("file://{}", html.display());
+    let dom = headless(&["--dump-dom", &url], &profile);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for chart in [
+        "calls-per-customer-per-day",
+        "monthly-usage-per-customer",
+        "daily-trend",
+        "most-active-customers",
+        "tokens-by-model",
+        "error-and-rejection-rates",
+    ] {
+        assert!(
+            dom.contains(&format!("<svg class=\"chart\" id=\"chart-{chart}\"")),
+            "{chart}"
+        );
+        assert!(dom.contains(&format!("id=\"table-{chart}\"")), "{chart}");
+    }
+    // Alpha: 4 admitted, 2 rejected of 6: a rejection rate shown for today of 2 / 9 = 22.2%.
+    assert!(dom.contains("<td>22.2</td>"), "the rejection rate is shown");
+    assert!(
+        dom.contains("<td>Alpha Reports</td><td>4</td>"),
+        "the most active table"
+    );
+
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-browser");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("report.png");
+    let shot = headless(
+        &[
+            &format!("--screenshot={}", screenshot.display()),
+            "--window-size=800,2400",
+            &url,
+        ],
+        &profile,
+    );
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a screenshot was taken");
 }

@@ -1,4 +1,4 @@
-//! `tollgate invoice`.
+//! `tollgate invoice` and `tollgate report`.
 
 use anyhow::Context;
 use metering::invoice::{Invoice, build_invoice, month_bounds, to_csv, to_html};
@@ -7,7 +7,7 @@ use schemas::Customer;
 use schemas::plan::{Plan, assignment_on};
 use store::backend::Ports;
 
-use crate::args::{InvoiceArgs, InvoiceFormat};
+use crate::args::{InvoiceArgs, InvoiceFormat, ReportArgs};
 use crate::exit;
 use crate::output::{print_lines, print_text};
 
@@ -155,5 +155,70 @@ pub async fn invoice(ports: &Ports, args: InvoiceArgs, json: bool) -> anyhow::Re
         }
         None => print_text(&rendered),
     }
+    Ok(())
+}
+
+/// Longest range one report reads.
+const MAX_REPORT_DAYS: i64 = 366;
+
+/// `tollgate report`.
+pub async fn report(ports: &Ports, args: ReportArgs, json: bool) -> anyhow::Result<()> {
+    super::check_date_range(args.start_date, args.end_date, MAX_REPORT_DAYS)?;
+    let customers: Vec<Customer> = match &args.customer_id {
+        Some(customer_id) => {
+            super::check_customer_exists(ports.registry.as_ref(), customer_id).await?;
+            ports
+                .registry
+                .customer(customer_id)
+                .await?
+                .into_iter()
+                .collect()
+        }
+        None => ports.registry.list_customers().await?,
+    };
+    let bar = indicatif::ProgressBar::new(customers.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("reading usage {bar:40} {pos}/{len} customers")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut usage = Vec::with_capacity(customers.len());
+    for customer in &customers {
+        usage.push(metering::report::CustomerUsage {
+            customer_id: customer.customer_id.clone(),
+            name: customer.name.clone(),
+            cells: ports
+                .counters
+                .read_daily(&customer.customer_id, args.start_date, args.end_date)
+                .await?,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let report = metering::report::build_report(args.start_date, args.end_date, &usage);
+    std::fs::write(&args.out, metering::report::to_html(&report))
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(directory) = &args.csv {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("cannot create {}", directory.display()))?;
+        for (name, contents) in metering::report::to_csv_files(&report) {
+            let path = directory.join(name);
+            std::fs::write(&path, contents)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    if json {
+        return crate::output::print_json(&report);
+    }
+    print_lines(&[format!(
+        "wrote {} ({} customers, {} to {}){}",
+        args.out.display(),
+        customers.len(),
+        args.start_date,
+        args.end_date,
+        args.csv
+            .as_ref()
+            .map(|directory| format!(" and CSV files in {}", directory.display()))
+            .unwrap_or_default()
+    )]);
     Ok(())
 }

@@ -87,6 +87,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             plans::run_stored(ports.registry.as_ref(), &actor, &command, cli.json).await
         }
         Command::Invoice(args) => invoices::invoice(&ports, args, cli.json).await,
+        Command::Report(args) => invoices::report(&ports, args, cli.json).await,
         Command::AssignPlan(args) => {
             plans::assign(ports.registry.as_ref(), &actor, args, cli.json).await
         }
