@@ -65,6 +65,9 @@ pub enum Command {
     Invoice(InvoiceArgs),
     /// Write a self-contained HTML usage report with charts (and CSV files).
     Report(ReportArgs),
+    /// Make a credential for the operator dashboard: prints it once, and its SHA-256 for
+    /// `--admin-token-sha256`.
+    AdminToken,
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -458,6 +461,20 @@ pub struct ServeArgs {
     pub metering: metering::settings::MeteringArgs,
     #[command(flatten)]
     pub metrics: store::metrics::MetricsArgs,
+    /// SHA-256 (hex) of the operator's dashboard credential; serves `/admin/` when set.
+    /// `tollgate admin-token` makes a credential and prints its hash.
+    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN_SHA256", value_name = "HEX", value_parser = parse_sha256)]
+    pub admin_token_sha256: Option<String>,
+}
+
+/// Parses a lowercase or uppercase hex SHA-256.
+pub fn parse_sha256(text: &str) -> Result<String, String> {
+    let text = text.trim().to_ascii_lowercase();
+    if text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        Ok(text)
+    } else {
+        Err("give the 64 hex digits printed by `tollgate admin-token`".into())
+    }
 }
 
 /// A limit value: a number, or no limit.

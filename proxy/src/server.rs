@@ -159,6 +159,16 @@ pub async fn start_proxy(
     config: ProxyConfig,
     ports: ProxyPorts,
 ) -> Result<RunningProxy, StartError> {
+    start_proxy_with(config, ports, None).await
+}
+
+/// Like [`start_proxy`], with extra routes served next to the proxy's (the operator's
+/// dashboard under `/admin/` in `tollgate serve`). They authenticate on their own.
+pub async fn start_proxy_with(
+    config: ProxyConfig,
+    ports: ProxyPorts,
+    extra_routes: Option<axum::Router>,
+) -> Result<RunningProxy, StartError> {
     let tls = config
         .tls
         .as_ref()
@@ -179,7 +189,14 @@ pub async fn start_proxy(
     let stats = Arc::clone(&emitter.stats);
     let spool = state.emitter.spool();
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
-    let task = tokio::spawn(serve(listener, tls, state, emitter, shutdown_receiver));
+    let task = tokio::spawn(serve(
+        listener,
+        tls,
+        state,
+        emitter,
+        shutdown_receiver,
+        extra_routes,
+    ));
     tracing::info!(address = %local_addr, "proxy listening");
     Ok(RunningProxy {
         local_addr,
@@ -196,11 +213,15 @@ async fn serve(
     state: ProxyState,
     emitter: EventEmitter,
     mut shutdown: oneshot::Receiver<()>,
+    extra_routes: Option<axum::Router>,
 ) {
     let config = Arc::clone(&state.config);
     let key_uses = Arc::clone(&state.key_uses);
     let key_use_ticker = key_uses.start_ticker();
-    let router = build_router(state);
+    let router = match extra_routes {
+        Some(extra) => build_router(state).merge(extra),
+        None => build_router(state),
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -73,6 +73,12 @@ impl TokenHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Compares in constant time (for checking a presented credential).
+    pub fn matches(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
 }
 
 /// What kind of token passed the shape check.

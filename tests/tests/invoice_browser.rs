@@ -260,3 +260,102 @@ async fn the_usage_report_renders_every_chart_with_the_data() {
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a screenshot was taken");
 }
+
+/// The live dashboard on `tollgate serve`: behind the admin credential (a customer token
+/// gets 403), the same views, refreshed while traffic flows, and rendered by Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_takes_the_admin_credential_and_follows_traffic() {
+    let tollgate = Tollgate::new();
+    let credential = tollgate.run_json(&["admin-token"]);
+    let admin = credential["token"].as_str().unwrap().to_owned();
+    let hash = credential["sha256"].as_str().unwrap().to_owned();
+    let (customer_id, token) = tollgate.create_customer("Dashboard Co", None);
+    let server = tollgate.serve(&["--upstream", "simulated", "--admin-token-sha256", &hash]);
+    let client = reqwest::Client::new();
+    let dashboard = format!("{}/admin/", server.base_url);
+
+    let anonymous = client.get(&dashboard).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let customer = client
+        .get(&dashboard)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        customer.status(),
+        403,
+        "customer tokens never open the dashboard"
+    );
+    let wrong = client
+        .get(&dashboard)
+        .bearer_auth("tg_not-the-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let requests_shown = || async {
+        let report: serde_json::Value = client
+            .get(format!("{}/admin/report.json", server.base_url))
+            .basic_auth("operator", Some(&admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        report["most_active_customers"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row[0] == "Dashboard Co")
+            .map_or(0, |row| row[1].as_str().unwrap().parse::<u64>().unwrap())
+    };
+    assert_eq!(requests_shown().await, 0);
+    for round in 1..=2u64 {
+        for call in 0..3 {
+            let response = client
+                .post(format!("{}/prod/bedrock", server.base_url))
+                .bearer_auth(&token)
+                .json(&spec_body(&format!("round {round} call {call}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while requests_shown().await != 3 * round {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dashboard never showed round {round}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 6);
+
+    let page = client
+        .get(&dashboard)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+    assert!(server.terminate().success());
+
+    let work = tempfile::tempdir().unwrap();
+    let saved = work.path().join("dashboard.html");
+    std::fs::write(&saved, &html).unwrap();
+    let dom = headless(
+        &["--dump-dom", &format!("file://{}", saved.display())],
+        &work.path().join("profile"),
+    );
+    assert!(dom.status.success());
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("id=\"chart-most-active-customers\""));
+    assert!(dom.contains("<td>Dashboard Co</td><td>6</td>"));
+}

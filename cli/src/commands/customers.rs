@@ -779,3 +779,33 @@ mod tests {
         assert_eq!(token.expose(), supplied);
     }
 }
+
+#[derive(Serialize)]
+struct AdminToken<'a> {
+    token: &'a str,
+    sha256: &'a str,
+}
+
+/// `tollgate admin-token`: a fresh dashboard credential and the hash to configure.
+pub fn admin_token(json: bool) -> anyhow::Result<()> {
+    let token = format_generated_token(&random_bytes::<32>()?);
+    let hash = token.hash();
+    if json {
+        return print_json(&AdminToken {
+            token: token.expose(),
+            sha256: hash.as_str(),
+        });
+    }
+    print_lines(&[
+        format!(
+            "admin token: {} (shown once; keep it in your password manager)",
+            token.expose()
+        ),
+        format!(
+            "start the dashboard with: tollgate serve --admin-token-sha256 {}",
+            hash.as_str()
+        ),
+        "or set TOLLGATE_ADMIN_TOKEN_SHA256; only the hash is configured, never the token".into(),
+    ]);
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! One module per group of commands; each takes the ports it needs and calls the libraries.
 
+mod admin;
 mod customers;
 mod invoices;
 mod plans;
@@ -24,6 +25,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         .unwrap_or_else(|| "unknown".to_owned());
     if let Command::Plan(command @ PlanCommand::Validate { .. }) = &cli.command {
         return plans::run(command, cli.json);
+    }
+    if matches!(cli.command, Command::AdminToken) {
+        return customers::admin_token(cli.json);
     }
     let settings = cli
         .backend
@@ -88,6 +92,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Invoice(args) => invoices::invoice(&ports, args, cli.json).await,
         Command::Report(args) => invoices::report(&ports, args, cli.json).await,
+        Command::AdminToken => customers::admin_token(cli.json),
         Command::AssignPlan(args) => {
             plans::assign(ports.registry.as_ref(), &actor, args, cli.json).await
         }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use metering::MeteringConsumer;
-use proxy::server::{ProxyPorts, shutdown_signal, start_proxy};
+use proxy::server::{ProxyPorts, shutdown_signal, start_proxy_with};
+
+use super::admin;
 use serde::Serialize;
 use store::backend::Ports;
 
@@ -38,7 +40,12 @@ pub async fn serve(
         event_log: ports.event_log.clone(),
         runtime: args.proxy.model_runtime().await?,
     };
-    let proxy = start_proxy(config, proxy_ports).await?;
+    let admin = args
+        .admin_token_sha256
+        .clone()
+        .map(|hash| admin::admin_router(ports.clone(), schemas::TokenHash::from_stored(hash)));
+    let dashboard = admin.is_some();
+    let proxy = start_proxy_with(config, proxy_ports, admin).await?;
     let shutdown = shutdown_signal();
 
     let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings());
@@ -84,6 +91,12 @@ pub async fn serve(
             ),
             "stop with Ctrl-C; pending usage is flushed and metered before exit".into(),
         ]);
+        if dashboard {
+            print_lines(&[format!(
+                "operator dashboard at {}/admin/ (admin credential)",
+                listening.listening
+            )]);
+        }
         if let Some((address, _)) = &metrics {
             print_lines(&[format!("metrics on http://{address}/metrics")]);
         }

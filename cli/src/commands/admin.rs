@@ -1,0 +1,151 @@
+//! The operator's live dashboard, `/admin/` on `tollgate serve`: the report's views over
+//! the last 30 days, refreshed every 10 seconds while traffic flows. It takes the admin
+//! credential (Bearer, or Basic with any user name), never a customer token: a customer
+//! token gets 403, anything else 401.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use schemas::TokenHash;
+use store::backend::Ports;
+
+/// Days the dashboard shows, ending today.
+pub const DASHBOARD_DAYS: u64 = 30;
+/// Seconds between refreshes of the dashboard page.
+pub const REFRESH_SECONDS: u32 = 10;
+
+#[derive(Clone)]
+struct AdminState {
+    ports: Ports,
+    admin: Arc<TokenHash>,
+}
+
+/// The presented credential: a Bearer token, or the password of Basic authentication.
+fn presented(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        return text
+            .split_once(':')
+            .map(|(_, password)| password.to_owned());
+    }
+    None
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    let mut response = (status, message.to_owned()).into_response();
+    if status == StatusCode::UNAUTHORIZED
+        && let Ok(value) = "Basic realm=\"Tollgate operator dashboard\"".parse()
+    {
+        response.headers_mut().insert("www-authenticate", value);
+    }
+    response
+}
+
+async fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = presented(headers) else {
+        return Err(refused(
+            StatusCode::UNAUTHORIZED,
+            "the operator dashboard needs the admin credential",
+        ));
+    };
+    let hash = TokenHash::of(&token);
+    if hash.matches(&state.admin) {
+        return Ok(());
+    }
+    match state.ports.registry.key_by_token_hash(&hash).await {
+        Ok(Some(_)) => Err(refused(
+            StatusCode::FORBIDDEN,
+            "customer tokens cannot open the operator dashboard",
+        )),
+        _ => Err(refused(
+            StatusCode::UNAUTHORIZED,
+            "the operator dashboard needs the admin credential",
+        )),
+    }
+}
+
+async fn current_report(state: &AdminState) -> anyhow::Result<metering::report::Report> {
+    let end = chrono::Utc::now().date_naive();
+    let start = end - chrono::Days::new(DASHBOARD_DAYS - 1);
+    let mut usage = Vec::new();
+    for customer in state.ports.registry.list_customers().await? {
+        usage.push(metering::report::CustomerUsage {
+            cells: state
+                .ports
+                .counters
+                .read_daily(&customer.customer_id, start, end)
+                .await?,
+            customer_id: customer.customer_id,
+            name: customer.name,
+        });
+    }
+    Ok(metering::report::build_report(start, end, &usage))
+}
+
+async fn dashboard(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = authorize(&state, &headers).await {
+        return refusal;
+    }
+    match current_report(&state).await {
+        Ok(report) => {
+            let html = metering::report::to_html(&report).replacen(
+                "<meta charset=\"utf-8\">",
+                &format!(
+                    "<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">"
+                ),
+                1,
+            );
+            ([("content-type", "text/html; charset=utf-8")], html).into_response()
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "dashboard could not read usage");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "usage cannot be read right now; retry",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn report_json(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = authorize(&state, &headers).await {
+        return refusal;
+    }
+    match current_report(&state).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(error) => {
+            tracing::error!(error = %error, "dashboard could not read usage");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "usage cannot be read right now; retry",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The dashboard's routes, for [`proxy::server::start_proxy_with`].
+pub fn admin_router(ports: Ports, admin: TokenHash) -> Router {
+    Router::new()
+        .route("/admin", get(dashboard))
+        .route("/admin/", get(dashboard))
+        .route("/admin/report.json", get(report_json))
+        .with_state(AdminState {
+            ports,
+            admin: Arc::new(admin),
+        })
+}
