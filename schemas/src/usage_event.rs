@@ -123,6 +123,25 @@ macro_rules! define_usage_event {
             ),+ ])
         }
 
+        /// The Glue/Athena columns of usage events (name, Hive type), derived from the
+        /// Arrow schema; the table is partitioned by `dt` (the UTC day, `YYYY-MM-DD`).
+        pub fn usage_event_glue_columns() -> Vec<(String, &'static str)> {
+            usage_event_arrow_schema()
+                .fields()
+                .iter()
+                .map(|field| {
+                    let hive = match field.data_type() {
+                        arrow_schema::DataType::Int32 => "int",
+                        arrow_schema::DataType::Int64 => "bigint",
+                        arrow_schema::DataType::Timestamp(..) => "timestamp",
+                        arrow_schema::DataType::Utf8 => "string",
+                        _ => "unsupported",
+                    };
+                    (field.name().clone(), hive)
+                })
+                .collect()
+        }
+
         /// Converts events to one Arrow batch, one row per event, in order.
         pub fn events_to_record_batch(events: &[UsageEvent]) -> Result<RecordBatch, DecodeError> {
             let columns: Vec<ArrayRef> = vec![ $(

@@ -215,3 +215,34 @@ proptest! {
         let _ = decode_events_parquet(bytes::Bytes::from(bytes));
     }
 }
+
+/// The Glue table definition in `infra/glue/usage_events.json` matches the event's fields:
+/// a field added to the schema and forgotten in the table (or the reverse) fails here.
+#[test]
+fn the_glue_table_matches_the_schema() {
+    let expected = serde_json::json!({
+        "partition_keys": [{"Name": "dt", "Type": "string"}],
+        "columns": usage_event_glue_columns()
+            .iter()
+            .map(|(name, hive)| serde_json::json!({"Name": name, "Type": hive}))
+            .collect::<Vec<_>>(),
+    });
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/glue/usage_events.json");
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(
+        stored,
+        expected,
+        "{} is out of date; replace it with:\n{}",
+        path.display(),
+        serde_json::to_string_pretty(&expected).unwrap()
+    );
+    assert!(
+        usage_event_glue_columns()
+            .iter()
+            .all(|(_, hive)| *hive != "unsupported"),
+        "every column has a Hive type"
+    );
+}
