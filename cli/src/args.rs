@@ -68,6 +68,8 @@ pub enum Command {
     /// Make a credential for the operator dashboard: prints it once, and its SHA-256 for
     /// `--admin-token-sha256`.
     AdminToken,
+    /// List the alerts raised recently.
+    Alerts(AlertsArgs),
     /// Run the proxy and the metering consumer together.
     Serve(ServeArgs),
 }
@@ -152,6 +154,13 @@ pub enum PlanCommand {
     },
     /// List the stored plans.
     List,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// How far back (`24h`, `7d`).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "7d")]
+    pub since: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

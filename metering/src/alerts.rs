@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 use schemas::Limits;
 use schemas::quota::{Level, LimitKind, Unit, WindowKind};
-use serde::Serialize;
 
 /// The share of a limit at which a warning is raised, and the full limit.
 pub const USAGE_THRESHOLDS: [u8; 2] = [80, 100];
@@ -15,25 +14,7 @@ pub const ANOMALY_SCORE: f64 = 3.5;
 /// Fewest trailing points before the anomaly rule judges anything.
 pub const ANOMALY_MIN_HISTORY: usize = 12;
 
-/// One alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alert {
-    /// `usage_80`, `usage_100`, `error_rate` or `unusual_usage`.
-    pub rule: String,
-    pub customer_id: String,
-    /// The window it concerns (`day:2026-11-29`, `hour:2026-11-29T10`, …).
-    pub window: String,
-    pub message: String,
-    pub value: f64,
-    pub threshold: f64,
-}
-
-impl Alert {
-    /// What deduplicates it: one alert per rule, customer and window.
-    pub fn key(&self) -> String {
-        format!("{}|{}|{}", self.rule, self.customer_id, self.window)
-    }
-}
+pub use schemas::alert::Alert;
 
 /// Usage alerts: for each limit, 80% and 100% of it reached in its current window.
 pub fn usage_alerts(

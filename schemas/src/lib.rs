@@ -4,6 +4,7 @@
 //! Parquet forms are all generated from one field list in [`usage_event`], so a field
 //! cannot be added to one form and forgotten in another.
 
+pub mod alert;
 pub mod arrow_column;
 pub mod audit;
 pub mod bedrock_stream;

@@ -13,7 +13,7 @@ use crate::archive::Archive;
 use crate::aws::{AwsBackend, AwsSettings};
 use crate::embedded::EmbeddedStore;
 use crate::objects::local_object_store;
-use crate::{Counters, EventLog, Quotas, Registry, Result, StoreError, Watermarks};
+use crate::{Alerts, Counters, EventLog, Quotas, Registry, Result, StoreError, Watermarks};
 
 /// Which set of backends to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,6 +160,8 @@ pub struct Ports {
     pub quotas: Arc<dyn Quotas>,
     /// Per proxy instance progress of the consumer.
     pub watermarks: Arc<dyn Watermarks>,
+    /// Raised alerts, each recorded once.
+    pub alerts: Arc<dyn Alerts>,
     pub event_log: Arc<dyn EventLog>,
     pub objects: Arc<dyn ObjectStore>,
     /// The raw archive; `None` on the embedded backend, whose event log is the archive.
@@ -189,6 +191,7 @@ impl BackendSettings {
                     counters: store.clone(),
                     quotas: store.clone(),
                     watermarks: store.clone(),
+                    alerts: store.clone(),
                     event_log: store,
                     objects,
                     archive: None,
@@ -207,6 +210,7 @@ impl BackendSettings {
                     counters: backend.counters.clone(),
                     quotas: backend.quotas.clone(),
                     watermarks: backend.watermarks.clone(),
+                    alerts: backend.alerts.clone(),
                     event_log: backend.event_log.clone(),
                     objects: backend.objects.clone(),
                     archive: backend

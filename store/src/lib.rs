@@ -10,6 +10,7 @@
 //! Parquet, archive and quarantine objects go through the `object_store` crate directly.
 //! Backends: [`embedded`] (one SQLite file, the default), [`memory`] (tests), and later `aws`.
 
+pub mod alerts;
 pub mod archive;
 pub mod aws;
 pub mod backend;
@@ -32,6 +33,7 @@ pub mod watermarks;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 
+pub use alerts::Alerts;
 pub use archive::Archive;
 pub use counters::{ApplyReport, Counters, SourcedEvent};
 pub use error::{Result, StoreError};

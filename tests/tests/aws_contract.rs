@@ -30,6 +30,12 @@ async fn dynamo_counters_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_alerts_contract() {
+    let backend = backend(1).await;
+    store::contract::alerts::run_all(backend.alerts.as_ref()).await;
+}
+
+#[tokio::test]
 async fn dynamo_watermarks_contract() {
     let backend = backend(1).await;
     store::contract::watermarks::run_all(backend.watermarks.as_ref()).await;

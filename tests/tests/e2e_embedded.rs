@@ -1103,3 +1103,29 @@ unit_price = "0.01"
             .contains("id=\"total\">11.05<")
     );
 }
+
+/// `tollgate alerts` lists what was raised, each (rule, customer, window) once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_listed_once_per_rule_customer_and_window() {
+    use store::Alerts;
+    let tollgate = Tollgate::new();
+    let (customer_id, _) = tollgate.create_customer("Alerted Co", Some(10));
+    let store =
+        store::embedded::EmbeddedStore::open(&tollgate.data_dir.join("tollgate.db")).unwrap();
+    let alert = schemas::alert::Alert {
+        rule: "usage_80".into(),
+        customer_id: customer_id.clone(),
+        window: "daily_requests:day:2026-11-29".into(),
+        message: "80% of the daily request limit".into(),
+        value: 8.0,
+        threshold: 8.0,
+    };
+    assert!(store.record(&alert, chrono::Utc::now()).await.unwrap());
+    assert!(!store.record(&alert, chrono::Utc::now()).await.unwrap());
+    let listed = tollgate.run_json(&["alerts"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["rule"], "usage_80");
+    assert_eq!(listed[0]["customer_id"], customer_id.as_str());
+    let table = tollgate.run(&["alerts", "--since", "1h"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("usage_80"));
+}

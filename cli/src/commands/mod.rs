@@ -93,6 +93,37 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Invoice(args) => invoices::invoice(&ports, args, cli.json).await,
         Command::Report(args) => invoices::report(&ports, args, cli.json).await,
         Command::AdminToken => customers::admin_token(cli.json),
+        Command::Alerts(args) => {
+            let since = chrono::Utc::now()
+                - chrono::Duration::from_std(args.since)
+                    .map_err(|_| crate::exit::usage("--since is too long"))?;
+            let alerts = ports.alerts.since(since).await?;
+            if cli.json {
+                return crate::output::print_json(&alerts);
+            }
+            if alerts.is_empty() {
+                crate::output::print_lines(&["no alerts in that time".into()]);
+                return Ok(());
+            }
+            crate::output::print_table(
+                &["raised", "rule", "customer_id", "window", "message"],
+                alerts
+                    .iter()
+                    .map(|recorded| {
+                        vec![
+                            recorded
+                                .raised_at
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            recorded.alert.rule.clone(),
+                            recorded.alert.customer_id.clone(),
+                            recorded.alert.window.clone(),
+                            recorded.alert.message.clone(),
+                        ]
+                    })
+                    .collect(),
+            );
+            Ok(())
+        }
         Command::AssignPlan(args) => {
             plans::assign(ports.registry.as_ref(), &actor, args, cli.json).await
         }

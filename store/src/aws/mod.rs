@@ -5,6 +5,7 @@
 //! at an emulator in tests. Table designs are in `docs/architecture.md`.
 
 mod attributes;
+pub mod dynamo_alerts;
 pub mod dynamo_counters;
 pub mod dynamo_quotas;
 pub mod dynamo_registry;
@@ -15,6 +16,7 @@ pub mod kinesis_log;
 pub mod s3_objects;
 pub mod settings;
 
+pub use dynamo_alerts::DynamoAlerts;
 pub use dynamo_counters::DynamoCounters;
 pub use dynamo_quotas::DynamoQuotas;
 pub use dynamo_registry::DynamoRegistry;

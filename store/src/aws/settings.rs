@@ -11,7 +11,7 @@ use object_store::ObjectStore;
 use super::errors::aws_error;
 use super::s3_objects::s3_object_store;
 use super::{
-    DynamoCounters, DynamoQuotas, DynamoRegistry, DynamoWatermarks, FirehoseArchive,
+    DynamoAlerts, DynamoCounters, DynamoQuotas, DynamoRegistry, DynamoWatermarks, FirehoseArchive,
     KinesisEventLog,
 };
 use crate::{Result, StoreError};
@@ -48,6 +48,7 @@ pub struct AwsBackend {
     pub counters: Arc<DynamoCounters>,
     pub quotas: Arc<DynamoQuotas>,
     pub watermarks: Arc<DynamoWatermarks>,
+    pub alerts: Arc<DynamoAlerts>,
     pub event_log: Arc<KinesisEventLog>,
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
@@ -108,6 +109,7 @@ impl AwsBackend {
                 settings.dedupe_retention,
             )),
             quotas: Arc::new(DynamoQuotas::new(dynamo.clone(), &settings.counters_table)),
+            alerts: Arc::new(DynamoAlerts::new(dynamo.clone(), &settings.counters_table)),
             watermarks: Arc::new(DynamoWatermarks::new(
                 dynamo.clone(),
                 &settings.counters_table,

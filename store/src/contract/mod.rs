@@ -4,6 +4,7 @@
 //! they can also run against shared emulator tables.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod alerts;
 pub mod counters;
 pub mod event_log;
 pub mod quotas;

@@ -4,6 +4,7 @@
 //! mutex; other processes (the CLI while `serve` runs) share the file through WAL and a
 //! busy timeout.
 
+mod alerts;
 mod counters;
 mod event_log;
 mod quotas;
@@ -132,6 +133,12 @@ mod tests {
     async fn embedded_registry_contract() {
         let (_directory, store) = temp_store();
         contract::registry::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_alerts_contract() {
+        let (_directory, store) = temp_store();
+        contract::alerts::run_all(&store).await;
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -103,6 +103,15 @@ CREATE TABLE plan_assignments (
 ) WITHOUT ROWID;
 ";
 
+const SCHEMA_V6: &str = "
+CREATE TABLE alerts (
+    alert_key TEXT PRIMARY KEY,
+    raised_at_ms INTEGER NOT NULL,
+    alert_json TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX alerts_by_time ON alerts (raised_at_ms);
+";
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -134,6 +143,11 @@ pub fn migrate(connection: &Connection) -> Result<()> {
     if version < 5 {
         connection.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA_V5} PRAGMA user_version = 5; COMMIT;"
+        ))?;
+    }
+    if version < 6 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V6} PRAGMA user_version = 6; COMMIT;"
         ))?;
     }
     Ok(())

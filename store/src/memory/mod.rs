@@ -38,6 +38,7 @@ struct MemoryState {
     progress: BTreeMap<String, schemas::watermark::InstanceProgress>,
     plans: BTreeMap<(String, u32), Plan>,
     assignments: BTreeMap<(String, NaiveDate), PlanAssignment>,
+    alerts: Vec<schemas::alert::RecordedAlert>,
 }
 
 /// Every port, in memory.
@@ -396,6 +397,38 @@ impl Registry for MemoryStore {
 }
 
 #[async_trait]
+impl crate::alerts::Alerts for MemoryStore {
+    async fn record(&self, alert: &schemas::alert::Alert, at: DateTime<Utc>) -> Result<bool> {
+        let mut state = self.state()?;
+        let key = alert.key();
+        if state
+            .alerts
+            .iter()
+            .any(|recorded| recorded.alert.key() == key)
+        {
+            return Ok(false);
+        }
+        state.alerts.push(schemas::alert::RecordedAlert {
+            raised_at: at,
+            alert: alert.clone(),
+        });
+        Ok(true)
+    }
+
+    async fn since(&self, since: DateTime<Utc>) -> Result<Vec<schemas::alert::RecordedAlert>> {
+        let mut alerts: Vec<_> = self
+            .state()?
+            .alerts
+            .iter()
+            .filter(|recorded| recorded.raised_at >= since)
+            .cloned()
+            .collect();
+        alerts.sort_by_key(|recorded| recorded.raised_at);
+        Ok(alerts)
+    }
+}
+
+#[async_trait]
 impl Watermarks for MemoryStore {
     async fn observe(&self, observations: &[SeqObservation]) -> Result<()> {
         let mut state = self.state()?;
@@ -546,6 +579,11 @@ mod tests {
     #[tokio::test]
     async fn memory_registry_contract() {
         contract::registry::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_alerts_contract() {
+        crate::contract::alerts::run_all(&MemoryStore::new()).await;
     }
 
     #[tokio::test]
