@@ -167,6 +167,27 @@ impl Tollgate {
         ])
     }
 
+    /// Waits (up to 30 s) until today's usage totals of a customer satisfy `done`, as the
+    /// metering consumer catches up; returns them.
+    pub async fn wait_for_usage(
+        &self,
+        customer_id: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let totals = self.usage_today(customer_id)["totals"].clone();
+            if done(&totals) {
+                return totals;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "metering never caught up: {totals}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Creates a customer; returns its id and token.
     pub fn create_customer(&self, name: &str, daily_limit: Option<u64>) -> (String, String) {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "-"));

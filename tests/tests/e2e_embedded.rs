@@ -713,14 +713,9 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
         });
     }
     log.append(&records).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "metering never caught up"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    tollgate
+        .wait_for_usage(&customer_id, |totals| totals["requests"] == 5)
+        .await;
     let gapped = tollgate.usage_today(&customer_id);
     assert_eq!(
         gapped["gaps"],
@@ -789,14 +784,9 @@ async fn replay_rebuilds_the_projections_and_is_repeatable() {
             .await
             .unwrap();
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tollgate.usage_today(&customer_id)["totals"]["rejected"] != 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "metering never caught up"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    tollgate
+        .wait_for_usage(&customer_id, |totals| totals["rejected"] == 2)
+        .await;
     assert!(server.terminate().success());
 
     let fresh = tempfile::tempdir().unwrap();
@@ -874,14 +864,9 @@ async fn compact_merges_a_day_and_is_idempotent() {
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(60)).await;
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 7 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "metering never caught up"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    tollgate
+        .wait_for_usage(&customer_id, |totals| totals["requests"] == 7)
+        .await;
     assert!(server.terminate().success());
     let today = chrono::Utc::now().date_naive().to_string();
     let day_dir = tollgate.data_dir.join("usage").join(format!("dt={today}"));
@@ -993,14 +978,9 @@ unit_price = "0.01"
             .unwrap();
         assert_eq!(response.status(), 200);
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "metering never caught up"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    tollgate
+        .wait_for_usage(&customer_id, |totals| totals["requests"] == 5)
+        .await;
     assert!(server.terminate().success());
 
     let period = &month_start[..7];

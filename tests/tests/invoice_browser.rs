@@ -53,14 +53,9 @@ async fn the_html_invoice_renders_and_shows_the_json_total() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tollgate.usage_today(&customer_id)["totals"]["requests"] != 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "metering never caught up"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    tollgate
+        .wait_for_usage(&customer_id, |totals| totals["requests"] == 3)
+        .await;
     assert!(server.terminate().success());
 
     let period = chrono::Utc::now().date_naive().format("%Y-%m").to_string();

@@ -237,6 +237,23 @@ impl DynamoRegistry {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// A customer's items whose sort key starts with `prefix` (a consistent query).
+    async fn customer_items(&self, customer_id: &str, prefix: &str) -> Result<Vec<Item>> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", string(customer_pk(customer_id)))
+            .expression_attribute_values(":prefix", string(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|error| aws_error("Query", &self.table, error))
+    }
+
     /// Every item of one `entity` kind (a consistent, paginated scan).
     async fn scan_entity(&self, entity: &str) -> Result<Vec<Item>> {
         scan_entity(&self.client, &self.table, entity).await
@@ -367,20 +384,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn keys_of_customer(&self, customer_id: &str) -> Result<Vec<ApiKey>> {
-        let pointers = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", string(customer_pk(customer_id)))
-            .expression_attribute_values(":prefix", string("KEY#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|error| aws_error("Query", &self.table, error))?;
+        let pointers = self.customer_items(customer_id, "KEY#").await?;
         let token_hashes = pointers
             .iter()
             .map(|item| get_string(item, "token_hash").map(TokenHash::from_stored))
@@ -705,20 +709,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn plan_assignments(&self, customer_id: &str) -> Result<Vec<PlanAssignment>> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", string(customer_pk(customer_id)))
-            .expression_attribute_values(":prefix", string("ASSIGN#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|error| aws_error("Query", &self.table, error))?;
+        let items: Vec<Item> = self.customer_items(customer_id, "ASSIGN#").await?;
         items
             .iter()
             .map(|item| {
