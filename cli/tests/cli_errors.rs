@@ -206,6 +206,45 @@ fn serve_refuses_bad_tls_files_and_a_busy_port() {
 }
 
 #[test]
+fn serve_refuses_unusable_alert_settings_before_listening() {
+    let tollgate = Installation::new();
+    let no_secret = tollgate.run(&[
+        "serve",
+        "--upstream",
+        "simulated",
+        "--listen",
+        "127.0.0.1:0",
+        "--alert-webhook-url",
+        "https://hooks.example.com/tollgate",
+    ]);
+    assert_fails_with(&no_secret, 2, "set TOLLGATE_ALERT_WEBHOOK_SECRET");
+    let short_secret = tollgate.run(&[
+        "serve",
+        "--alert-webhook-url",
+        "https://hooks.example.com/tollgate",
+        "--alert-webhook-secret",
+        "tiny-secret",
+    ]);
+    assert_fails_with(&short_secret, 2, "shorter than 16 characters");
+    assert!(
+        !stderr_of(&short_secret).contains("tiny-secret"),
+        "the secret is not echoed"
+    );
+    let sns_embedded = tollgate.run(&[
+        "serve",
+        "--upstream",
+        "simulated",
+        "--listen",
+        "127.0.0.1:0",
+        "--alert-sns-topic-arn",
+        "arn:aws:sns:us-east-1:123456789012:alerts",
+    ]);
+    assert_fails_with(&sns_embedded, 2, "needs the AWS backend");
+    let bad_rate = tollgate.run(&["serve", "--alert-error-rate-percent", "150"]);
+    assert_fails_with(&bad_rate, 2, "not a percentage");
+}
+
+#[test]
 fn bad_limit_changes_are_refused_and_change_nothing() {
     let tollgate = Installation::new();
     let created = tollgate.run(&[

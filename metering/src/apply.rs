@@ -15,6 +15,7 @@ use schemas::UsageEvent;
 use store::{Archive, Counters, LogEntry, Registry, SeqObservation, SourcedEvent, Watermarks};
 
 use crate::Result;
+use crate::alert_engine::AlertEngine;
 use crate::parquet_sink::write_usage_parquet;
 use crate::quarantine::quarantine_record;
 
@@ -118,6 +119,7 @@ pub struct BatchApplier {
     archive: Option<Arc<dyn Archive>>,
     registry: Option<Arc<dyn Registry>>,
     watermarks: Option<Arc<dyn Watermarks>>,
+    alert_engine: Option<Arc<AlertEngine>>,
     known_customers: Mutex<HashSet<String>>,
     pub stats: Arc<ConsumerStats>,
 }
@@ -128,6 +130,7 @@ impl std::fmt::Debug for BatchApplier {
             .debug_struct("BatchApplier")
             .field("archive", &self.archive.is_some())
             .field("registry", &self.registry.is_some())
+            .field("alerts", &self.alert_engine.is_some())
             .finish()
     }
 }
@@ -141,6 +144,7 @@ impl BatchApplier {
             archive: None,
             registry: None,
             watermarks: None,
+            alert_engine: None,
             known_customers: Mutex::new(HashSet::new()),
             stats: Arc::new(ConsumerStats::default()),
         }
@@ -158,6 +162,19 @@ impl BatchApplier {
     pub fn with_watermarks(mut self, watermarks: Option<Arc<dyn Watermarks>>) -> Self {
         self.watermarks = watermarks;
         self
+    }
+
+    /// Also evaluates the alert rules after each run is counted.
+    pub fn with_alert_engine(mut self, engine: Option<Arc<AlertEngine>>) -> Self {
+        self.alert_engine = engine;
+        self
+    }
+
+    /// The alert engine's counters, when alerts are evaluated.
+    pub fn alert_stats(&self) -> Option<Arc<crate::alert_engine::AlertStats>> {
+        self.alert_engine
+            .as_ref()
+            .map(|engine| Arc::clone(&engine.stats))
     }
 
     /// Also archives every decoded record before counting it.
@@ -247,6 +264,11 @@ impl BatchApplier {
             write_usage_parquet(&self.objects, partition, &first.position, &owned).await?;
         if let Some(watermarks) = &self.watermarks {
             watermarks.observe(&observations).await?;
+        }
+        if let Some(engine) = &self.alert_engine
+            && !owned.is_empty()
+        {
+            engine.evaluate(&owned).await?;
         }
 
         let stats = &self.stats;

@@ -16,6 +16,7 @@ use store::backend::Ports;
 use store::{Counters, EventLog, ReadBatch};
 
 use crate::Result;
+use crate::alert_engine::AlertEngine;
 use crate::apply::{BatchApplier, ConsumerStats, PassReport};
 
 /// How the consumer runs.
@@ -69,13 +70,31 @@ impl MeteringConsumer {
         Self::with_applier(log, BatchApplier::new(counters, objects), settings)
     }
 
-    /// A consumer over a backend's ports: archive and unknown-customer checks included.
-    pub fn from_ports(ports: &Ports, settings: ConsumerSettings) -> Self {
+    /// A consumer over a backend's ports: archive and unknown-customer checks included, and
+    /// the alert rules when an engine is given.
+    pub fn from_ports(
+        ports: &Ports,
+        settings: ConsumerSettings,
+        alerts: Option<Arc<AlertEngine>>,
+    ) -> Self {
         Self::with_applier(
             ports.event_log.clone(),
-            BatchApplier::from_ports(ports),
+            BatchApplier::from_ports(ports).with_alert_engine(alerts),
             settings,
         )
+    }
+
+    /// The consumer's metrics (and its alert engine's), for a metrics endpoint.
+    pub fn sample_source(&self) -> store::metrics::SampleSource {
+        let stats = Arc::clone(&self.stats);
+        let alert_stats = self.applier.alert_stats();
+        Arc::new(move || {
+            let mut samples = stats.samples();
+            if let Some(alert_stats) = &alert_stats {
+                samples.extend(alert_stats.samples());
+            }
+            samples
+        })
     }
 
     /// A consumer applying with a prepared applier.

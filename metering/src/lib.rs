@@ -3,7 +3,7 @@
 //! `event_id`), writes them to Parquet under `usage/dt=YYYY-MM-DD/`, and only then
 //! commits the checkpoint.
 
-pub mod alert_delivery;
+pub mod alert_engine;
 pub mod alerts;
 pub mod apply;
 pub mod compact;

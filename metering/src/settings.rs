@@ -1,9 +1,14 @@
 //! The metering consumer's command-line and environment settings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use store::StoreError;
+use store::backend::Ports;
+use store::notify::{LogNotifier, Notifier};
 
+use crate::alert_engine::{AlertEngine, AlertSettings};
 use crate::consumer::ConsumerSettings;
 
 /// The consumer's flags.
@@ -15,6 +20,8 @@ pub struct MeteringArgs {
     /// Most log records the consumer reads per partition per batch.
     #[arg(long, env = "TOLLGATE_METERING_BATCH_RECORDS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub metering_batch_records: u64,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
 }
 
 impl MeteringArgs {
@@ -25,5 +32,121 @@ impl MeteringArgs {
             batch_records: usize::try_from(self.metering_batch_records).unwrap_or(1000),
             ..ConsumerSettings::default()
         }
+    }
+}
+
+/// The alert rules' flags and where alerts are delivered (always also the log).
+#[derive(Debug, Clone, Args)]
+pub struct AlertArgs {
+    /// Do not evaluate alert rules in this consumer.
+    #[arg(long, env = "TOLLGATE_ALERTS_DISABLED")]
+    pub no_alerts: bool,
+    /// Share of an hour's admitted calls that failed, in percent, that raises `error_rate`.
+    #[arg(long, env = "TOLLGATE_ALERT_ERROR_RATE_PERCENT", default_value_t = 10.0, value_parser = parse_percent)]
+    pub alert_error_rate_percent: f64,
+    /// Fewest admitted calls in an hour before its error rate is judged.
+    #[arg(long, env = "TOLLGATE_ALERT_ERROR_MIN_CALLS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub alert_error_min_calls: u64,
+    /// Trailing hours that make a customer's usual hourly usage (at most 840, 35 days).
+    #[arg(long, env = "TOLLGATE_ALERT_ANOMALY_LOOKBACK_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(12..=840))]
+    pub alert_anomaly_lookback_hours: u32,
+    /// Fewest calls in an hour before it can be judged unusual.
+    #[arg(long, env = "TOLLGATE_ALERT_ANOMALY_MIN_CALLS", default_value_t = 20)]
+    pub alert_anomaly_min_calls: u64,
+    /// Fewest tokens in an hour before it can be judged unusual.
+    #[arg(
+        long,
+        env = "TOLLGATE_ALERT_ANOMALY_MIN_TOKENS",
+        default_value_t = 20_000
+    )]
+    pub alert_anomaly_min_tokens: u64,
+    /// Deliver alerts by POST to this URL, signed with TOLLGATE_ALERT_WEBHOOK_SECRET.
+    #[arg(long, env = "TOLLGATE_ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
+    /// The webhook's HMAC-SHA256 signing secret. Set it in the environment, not on the
+    /// command line, where other users of the machine can read it.
+    #[arg(long, env = "TOLLGATE_ALERT_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub alert_webhook_secret: Option<schemas::SecretToken>,
+    /// Publish alerts to this SNS topic (AWS backend).
+    #[arg(long, env = "TOLLGATE_ALERT_SNS_TOPIC_ARN")]
+    pub alert_sns_topic_arn: Option<String>,
+}
+
+/// Wraps the secret so it never shows in `Debug` output. Checked in
+/// [`AlertArgs::notifiers`], not here: clap would echo a refused value.
+fn parse_secret(text: &str) -> Result<schemas::SecretToken, String> {
+    Ok(schemas::SecretToken::new(text.to_owned()))
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value > 0.0 && value <= 100.0 => Ok(value),
+        _ => Err(format!(
+            "{text:?} is not a percentage; give a number above 0 and at most 100"
+        )),
+    }
+}
+
+impl AlertArgs {
+    /// The rules' tunables.
+    pub fn settings(&self) -> AlertSettings {
+        AlertSettings {
+            error_rate: self.alert_error_rate_percent / 100.0,
+            error_rate_min_calls: self.alert_error_min_calls,
+            anomaly_lookback_hours: self.alert_anomaly_lookback_hours,
+            anomaly_min_calls: self.alert_anomaly_min_calls,
+            anomaly_min_tokens: self.alert_anomaly_min_tokens,
+            ..AlertSettings::default()
+        }
+    }
+
+    /// Where alerts go: the log, and the configured webhook and SNS topic.
+    pub fn notifiers(&self, ports: &Ports) -> Result<Vec<Arc<dyn Notifier>>, StoreError> {
+        let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
+        match (&self.alert_webhook_url, &self.alert_webhook_secret) {
+            (Some(_), Some(secret)) if secret.expose().len() < 16 => {
+                return Err(StoreError::Config(
+                    "the alert webhook's signing secret is shorter than 16 characters; use a long random one (`openssl rand -hex 32`)".into(),
+                ));
+            }
+            (Some(url), Some(secret)) => notifiers.push(Arc::new(
+                store::notify::webhook::WebhookNotifier::new(url, secret.expose())?,
+            )),
+            (Some(_), None) => {
+                return Err(StoreError::Config(
+                    "--alert-webhook-url needs a signing secret; set TOLLGATE_ALERT_WEBHOOK_SECRET"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(StoreError::Config(
+                    "TOLLGATE_ALERT_WEBHOOK_SECRET is set but no --alert-webhook-url; give the URL or unset the secret".into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(topic_arn) = &self.alert_sns_topic_arn {
+            let config = ports.aws_config.as_ref().ok_or_else(|| {
+                StoreError::Config(
+                    "--alert-sns-topic-arn needs the AWS backend (--backend aws); use --alert-webhook-url with the embedded backend".into(),
+                )
+            })?;
+            notifiers.push(Arc::new(store::aws::SnsNotifier::new(config, topic_arn)?));
+        }
+        Ok(notifiers)
+    }
+
+    /// The alert engine over a backend's ports, or `None` with `--no-alerts`.
+    pub fn engine(&self, ports: &Ports) -> Result<Option<Arc<AlertEngine>>, StoreError> {
+        if self.no_alerts {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(AlertEngine::new(
+            ports.registry.clone(),
+            ports.counters.clone(),
+            ports.alerts.clone(),
+            self.notifiers(ports)?,
+            self.settings(),
+        ))))
     }
 }

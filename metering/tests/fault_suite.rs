@@ -208,6 +208,14 @@ impl Counters for FailOnce {
     ) -> store::Result<Vec<schemas::DailyUsage>> {
         self.inner.read_daily(customer_id, from, to).await
     }
+    async fn read_hourly(
+        &self,
+        customer_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> store::Result<Vec<schemas::HourlyUsage>> {
+        self.inner.read_hourly(customer_id, from, to).await
+    }
 }
 
 /// Invariant: a failure at record k fails its run; the runs before it stay counted, and

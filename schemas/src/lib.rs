@@ -24,5 +24,5 @@ pub use customer::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};
 pub use error::DecodeError;
 pub use quota::{EnforcementMode, LimitKind};
 pub use token::{SecretToken, TokenHash, TokenShape};
-pub use usage_counts::{CounterKey, DailyUsage, UsageCounts};
+pub use usage_counts::{CounterKey, DailyUsage, HourlyUsage, UsageCounts};
 pub use usage_event::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};

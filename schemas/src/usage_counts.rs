@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::usage_event::UsageEvent;
@@ -109,4 +109,68 @@ pub fn total_counts<'a>(counts: impl IntoIterator<Item = &'a UsageCounts>) -> Us
         total.add(item);
     }
     total
+}
+
+/// The start of the UTC hour containing an instant.
+pub fn hour_start(instant: DateTime<Utc>) -> DateTime<Utc> {
+    instant
+        .with_nanosecond(0)
+        .and_then(|at| at.with_second(0))
+        .and_then(|at| at.with_minute(0))
+        .unwrap_or(instant)
+}
+
+/// An hour's id, as stored: `2026-11-29T10` (UTC).
+pub fn hour_id(hour: DateTime<Utc>) -> String {
+    hour.format("%Y-%m-%dT%H").to_string()
+}
+
+/// Parses an hour id written by [`hour_id`].
+pub fn parse_hour_id(text: &str) -> Option<DateTime<Utc>> {
+    let date = NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
+    let hour: u32 = text.get(10..)?.strip_prefix('T')?.parse().ok()?;
+    Some(DateTime::from_naive_utc_and_offset(
+        date.and_hms_opt(hour, 0, 0)?,
+        Utc,
+    ))
+}
+
+/// One customer's counts for one UTC hour, all models together: the history the alert
+/// rules judge error rates and unusual usage by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourlyUsage {
+    /// The start of the hour.
+    pub hour: DateTime<Utc>,
+    pub counts: UsageCounts,
+}
+
+/// Sums events into (customer, hour) cells. The caller dedupes first.
+pub fn aggregate_hourly<'a>(
+    events: impl IntoIterator<Item = &'a UsageEvent>,
+) -> BTreeMap<(String, DateTime<Utc>), UsageCounts> {
+    let mut cells: BTreeMap<(String, DateTime<Utc>), UsageCounts> = BTreeMap::new();
+    for event in events {
+        cells
+            .entry((event.customer_id.clone(), hour_start(event.occurred_at)))
+            .or_default()
+            .add(&UsageCounts::of_event(event));
+    }
+    cells
+}
+
+#[cfg(test)]
+mod hour_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn hour_ids_round_trip_and_truncate() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 7, 59, 58).unwrap();
+        let hour = hour_start(at);
+        assert_eq!(hour, Utc.with_ymd_and_hms(2026, 11, 29, 7, 0, 0).unwrap());
+        assert_eq!(hour_id(hour), "2026-11-29T07");
+        assert_eq!(parse_hour_id("2026-11-29T07"), Some(hour));
+        assert_eq!(parse_hour_id("2026-11-29T24"), None);
+        assert_eq!(parse_hour_id("2026-11-29"), None);
+    }
 }

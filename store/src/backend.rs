@@ -166,6 +166,8 @@ pub struct Ports {
     pub objects: Arc<dyn ObjectStore>,
     /// The raw archive; `None` on the embedded backend, whose event log is the archive.
     pub archive: Option<Arc<dyn Archive>>,
+    /// The AWS configuration on the AWS backend, for clients built later (SNS alerts).
+    pub aws_config: Option<aws_config::SdkConfig>,
     /// A human-readable description, for start-up messages.
     pub description: String,
 }
@@ -195,6 +197,7 @@ impl BackendSettings {
                     event_log: store,
                     objects,
                     archive: None,
+                    aws_config: None,
                     description: format!(
                         "embedded (database {}, data {})",
                         database.display(),
@@ -217,6 +220,7 @@ impl BackendSettings {
                         .archive
                         .clone()
                         .map(|archive| archive as Arc<dyn Archive>),
+                    aws_config: Some(backend.sdk_config.clone()),
                     description: format!(
                         "aws (tables {} and {}, stream {}, bucket {})",
                         settings.registry_table,

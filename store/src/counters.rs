@@ -1,8 +1,9 @@
-//! The `Counters` port: per customer, UTC day and model counters, exactly once per `event_id`.
+//! The `Counters` port: per customer, UTC day and model counters, and per customer and UTC
+//! hour counters, exactly once per `event_id`.
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
-use schemas::{DailyUsage, UsageEvent};
+use chrono::{DateTime, NaiveDate, Utc};
+use schemas::{DailyUsage, HourlyUsage, UsageEvent};
 
 use crate::Result;
 
@@ -33,7 +34,10 @@ impl ApplyReport {
     }
 }
 
-/// Counters per (customer, UTC day, model).
+/// How long hourly cells are kept: the alert rules look back at most this far.
+pub const HOURLY_RETENTION_DAYS: i64 = 35;
+
+/// Counters per (customer, UTC day, model), and per (customer, UTC hour).
 ///
 /// Contracts every backend keeps:
 /// - `apply` counts each `event_id` at most once, ever: applying the same batch twice, or
@@ -44,6 +48,10 @@ impl ApplyReport {
 ///   any other source it is a duplicate and not owned.
 /// - `read_daily` returns cells for days in `from..=to`, ordered by day then model, and omits
 ///   cells with no events. An unknown customer reads as empty.
+/// - The hourly cells are written in the same atomic step as the daily ones, so they count
+///   each event once too. `read_hourly` returns the hours in `from..=to` (starts of UTC
+///   hours), oldest first, omitting empty hours. Hours older than
+///   [`HOURLY_RETENTION_DAYS`] may have been dropped.
 #[async_trait]
 pub trait Counters: Send + Sync {
     /// Applies a batch of events idempotently by `event_id`.
@@ -56,4 +64,12 @@ pub trait Counters: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DailyUsage>>;
+
+    /// Reads one customer's hourly counters for an inclusive range of hours.
+    async fn read_hourly(
+        &self,
+        customer_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlyUsage>>;
 }

@@ -5,7 +5,10 @@
 //! - [`Registry`]: customers, keys (looked up by token hash) and limits;
 //! - [`Counters`]: per customer, day and model counters, applied idempotently by `event_id`;
 //! - [`Quotas`]: atomic reservations against limit windows (strict enforcement);
-//! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation).
+//! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation);
+//! - [`Counters`] also keeps hourly cells per customer, the alert rules' history;
+//! - [`Alerts`]: raised alerts, recorded once per rule, customer and window;
+//! - [`Notifier`]: where alerts are delivered (log, signed webhook, SNS).
 //!
 //! Parquet, archive and quarantine objects go through the `object_store` crate directly.
 //! Backends: [`embedded`] (one SQLite file, the default), [`memory`] (tests), and later `aws`.
@@ -22,6 +25,7 @@ pub mod event_log;
 pub mod memory;
 pub mod metrics;
 pub mod model_runtime;
+pub mod notify;
 pub mod objects;
 pub mod process;
 pub mod quotas;
@@ -43,6 +47,7 @@ pub use event_log::{
 pub use model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
+pub use notify::Notifier;
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 pub use registry::{KeyUse, Registry};
 pub use spool::{Spool, SpoolLevel};

@@ -280,3 +280,32 @@ pub async fn create_fresh_table(prefix: &str) -> String {
     create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await;
     table
 }
+
+/// An SNS topic with a random name, and an HTTP subscription delivering to `endpoint`
+/// (the emulator posts each message there, wrapped in SNS's JSON envelope). Returns the
+/// topic ARN.
+pub async fn create_alert_topic(endpoint: &str) -> String {
+    let config = shared_config(&emulator_endpoint()).await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic_arn = sns
+        .create_topic()
+        .name(format!("tollgate-alerts-{}", random_suffix()))
+        .send()
+        .await
+        .expect("create the SNS topic")
+        .topic_arn
+        .expect("a topic ARN");
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("http")
+        .endpoint(endpoint)
+        .send()
+        .await
+        .expect("subscribe the receiver");
+    topic_arn
+}
+
+/// The shared configuration the backends use against the emulator.
+pub async fn emulator_config() -> aws_config::SdkConfig {
+    shared_config(&emulator_endpoint()).await
+}

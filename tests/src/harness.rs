@@ -205,7 +205,13 @@ impl Tollgate {
 
     /// Starts `tollgate serve` on an ephemeral port and waits until it listens.
     pub fn serve(&self, arguments: &[&str]) -> ServeProcess {
+        self.serve_with_env(&[], arguments)
+    }
+
+    /// Like [`Tollgate::serve`], with extra environment variables (secrets go there).
+    pub fn serve_with_env(&self, env: &[(&str, &str)], arguments: &[&str]) -> ServeProcess {
         let mut command = self.command();
+        command.envs(env.iter().copied());
         command
             .args([
                 "serve",

@@ -162,3 +162,47 @@ async fn a_dedupe_retention_shorter_than_the_stream_allows_is_refused() {
         .await
         .unwrap();
 }
+
+/// The alerts an SNS HTTP subscription received, out of SNS's envelope.
+fn sns_messages(
+    receiver: &store::contract::notify::Receiver,
+) -> Vec<schemas::alert::RecordedAlert> {
+    receiver
+        .requests()
+        .iter()
+        .map(|request| {
+            let envelope: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            assert_eq!(envelope["Type"], "Notification");
+            assert!(
+                envelope["Subject"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Tollgate alert: ")
+            );
+            serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sns_notifier_contract() {
+    let receiver = store::contract::notify::Receiver::start().await;
+    let topic_arn = tests::aws_env::create_alert_topic(&receiver.url("/sns")).await;
+    let config = tests::aws_env::emulator_config().await;
+    let notifier = store::aws::SnsNotifier::new(&config, &topic_arn).unwrap();
+    store::contract::notify::run_all(&notifier, || async { sns_messages(&receiver) }).await;
+}
+
+#[tokio::test]
+async fn an_sns_topic_that_does_not_exist_is_an_error_naming_it() {
+    use store::Notifier;
+    let config = tests::aws_env::emulator_config().await;
+    let missing = "arn:aws:sns:us-east-1:123456789012:tollgate-no-such-topic";
+    let notifier = store::aws::SnsNotifier::new(&config, missing).unwrap();
+    let error = notifier
+        .notify(&store::contract::notify::sample_alert("missing"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("tollgate-no-such-topic"), "{error}");
+}

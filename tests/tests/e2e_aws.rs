@@ -257,16 +257,20 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tollgate_serve_runs_on_the_aws_backend_too() {
+async fn tollgate_serve_runs_on_the_aws_backend_too_and_alerts_reach_sns() {
     let settings = create_resources(1).await;
     let tollgate = Tollgate::on_aws(settings);
     let fake = FakeBedrock::start().await;
-    let (customer_id, token) = tollgate.create_customer("Serve Co", None);
+    let receiver = store::contract::notify::Receiver::start().await;
+    let topic_arn = tests::aws_env::create_alert_topic(&receiver.url("/sns")).await;
+    let (customer_id, token) = tollgate.create_customer("Serve Co", Some(2));
     let server = tollgate.serve(&[
         "--upstream",
         "bedrock",
         "--bedrock-endpoint-url",
         &fake.endpoint_url(),
+        "--alert-sns-topic-arn",
+        &topic_arn,
     ]);
     let client = reqwest::Client::new();
     for _ in 0..2 {
@@ -285,4 +289,27 @@ async fn tollgate_serve_runs_on_the_aws_backend_too() {
     );
     let usage = tollgate.usage_today(&customer_id);
     assert_eq!(usage["totals"]["requests"], 2);
+
+    // Two calls against a daily limit of 2: 80% and 100% reached, each published once.
+    let today = chrono::Utc::now().date_naive();
+    let mut published: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|request| {
+            let envelope: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            let alert: schemas::alert::RecordedAlert =
+                serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+            alert.alert.key()
+        })
+        .collect();
+    published.sort();
+    assert_eq!(
+        published,
+        vec![
+            format!("usage_100|{customer_id}|daily_requests:day:{today}"),
+            format!("usage_80|{customer_id}|daily_requests:day:{today}"),
+        ]
+    );
+    let listed = tollgate.run_json(&["alerts", "--since", "1h"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
 }

@@ -27,6 +27,9 @@ pub async fn serve(
     data_dir: &std::path::Path,
     json: bool,
 ) -> anyhow::Result<()> {
+    // Alert destinations are checked before anything listens.
+    let alerts = args.metering.alerts.engine(&ports)?;
+    let alert_destinations = alerts.as_ref().map(|engine| engine.destinations());
     let config = args.proxy.proxy_config(Some(data_dir));
     let scheme = if config.tls.is_some() {
         "https"
@@ -48,13 +51,13 @@ pub async fn serve(
     let proxy = start_proxy_with(config, proxy_ports, admin).await?;
     let shutdown = shutdown_signal();
 
-    let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings());
+    let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings(), alerts);
     let metrics = match args.metrics.metrics_listen {
         Some(listen) => {
-            let (proxy_source, consumer_stats) = (proxy.sample_source(), consumer.stats.clone());
+            let (proxy_source, consumer_source) = (proxy.sample_source(), consumer.sample_source());
             let source: store::metrics::SampleSource = Arc::new(move || {
                 let mut samples = proxy_source();
-                samples.extend(consumer_stats.samples());
+                samples.extend(consumer_source());
                 samples
             });
             let (address, task) = store::metrics::serve_metrics(listen, source)
@@ -99,6 +102,9 @@ pub async fn serve(
         }
         if let Some((address, _)) = &metrics {
             print_lines(&[format!("metrics on http://{address}/metrics")]);
+        }
+        if let Some(destinations) = &alert_destinations {
+            print_lines(&[format!("alerts to {}", destinations.join(", "))]);
         }
     }
 

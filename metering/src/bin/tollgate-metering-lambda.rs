@@ -1,7 +1,8 @@
 //! The metering Lambda: the Kinesis event source mapping delivers usage-event records; they
 //! are applied to the counters, Parquet and the archive, and the records to retry are
 //! returned as `batch_item_failures` (the mapping needs ReportBatchItemFailures).
-//! Configuration comes from the same `TOLLGATE_*` environment variables as every binary.
+//! Configuration comes from the same `TOLLGATE_*` environment variables as every binary,
+//! including the alert rules and destinations (`TOLLGATE_ALERT_*`).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use metering::BatchApplier;
 use metering::lambda::handle_kinesis_event;
+use metering::settings::AlertArgs;
 use store::backend::BackendArgs;
 
 /// Configuration, read from the environment.
@@ -18,13 +20,18 @@ use store::backend::BackendArgs;
 struct Arguments {
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    alerts: AlertArgs,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     store::process::init_logging("info");
-    let ports = Arguments::parse().backend.settings()?.open().await?;
-    let applier = Arc::new(BatchApplier::from_ports(&ports));
+    let arguments = Arguments::parse();
+    let ports = arguments.backend.settings()?.open().await?;
+    let applier = Arc::new(
+        BatchApplier::from_ports(&ports).with_alert_engine(arguments.alerts.engine(&ports)?),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let applier = Arc::clone(&applier);
         async move {

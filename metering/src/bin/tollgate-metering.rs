@@ -36,12 +36,20 @@ async fn main() -> std::process::ExitCode {
     };
     let shutdown = shutdown_signal();
     announce(&format!("metering {}", ports.description));
-    let consumer = MeteringConsumer::from_ports(&ports, arguments.metering.consumer_settings());
+    let alerts = match arguments.metering.alerts.engine(&ports) {
+        Ok(alerts) => alerts,
+        Err(error) => {
+            report_fatal(&error);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(engine) = &alerts {
+        announce(&format!("alerts to {}", engine.destinations().join(", ")));
+    }
+    let consumer =
+        MeteringConsumer::from_ports(&ports, arguments.metering.consumer_settings(), alerts);
     if let Some(listen) = arguments.metrics.metrics_listen {
-        let stats = consumer.stats.clone();
-        match store::metrics::serve_metrics(listen, std::sync::Arc::new(move || stats.samples()))
-            .await
-        {
+        match store::metrics::serve_metrics(listen, consumer.sample_source()).await {
             Ok((address, _task)) => announce(&format!("metrics on http://{address}/metrics")),
             Err(error) => {
                 report_fatal(&format!(

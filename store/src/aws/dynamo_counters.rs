@@ -3,12 +3,13 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | counter cell | `USAGE#<customer_id>` | `DAY#<yyyy-mm-dd>#MODEL#<model_id>` | requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens (numbers, `ADD`ed) |
+//! | hourly cell | `USAGE#<customer_id>` | `HOUR#<yyyy-mm-ddThh>` | the same counts, expires_at (TTL, 35 days after the hour) |
 //! | dedupe mark | `EVENT#<event_id>` | `DEDUPE` | source, applied_at_ms, expires_at (TTL, epoch seconds) |
 //! | checkpoint | `CHECKPOINT#<consumer>` | `PARTITION#<partition>` | position, updated_at_ms |
 //!
 //! `apply` groups new events by (customer, day) and writes each group in
 //! `TransactWriteItems`: one conditional `Put` of a dedupe mark per event
-//! (`attribute_not_exists(pk)`) and one `Update … ADD` per counter cell, so a mark and its
+//! (`attribute_not_exists(pk)`) and one `Update … ADD` per daily and hourly cell, so a mark and its
 //! increments commit together. A transaction holds at most 100 actions and never touches an
 //! item twice (cells are merged per transaction). When a condition fails, the marks are read
 //! back to learn which events were already counted, and the rest are written again.
@@ -22,13 +23,15 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{NaiveDate, Utc};
-use schemas::usage_counts::aggregate_events;
-use schemas::{DailyUsage, UsageCounts};
+use schemas::usage_counts::{
+    aggregate_events, aggregate_hourly, hour_id, hour_start, parse_hour_id,
+};
+use schemas::{DailyUsage, HourlyUsage, UsageCounts};
 use uuid::Uuid;
 
 use super::attributes::{Item, get_count, get_string, key, number, string};
 use super::errors::aws_error;
-use crate::counters::{ApplyReport, Counters, SourcedEvent};
+use crate::counters::{ApplyReport, Counters, HOURLY_RETENTION_DAYS, SourcedEvent};
 use crate::{Result, StoreError};
 
 /// Most actions in one DynamoDB transaction.
@@ -52,6 +55,10 @@ fn cell_sk(day: NaiveDate, model_id: &str) -> String {
     format!("DAY#{day}#MODEL#{model_id}")
 }
 
+fn hour_sk(hour: chrono::DateTime<Utc>) -> String {
+    format!("HOUR#{}", hour_id(hour))
+}
+
 fn mark_key(event_id: Uuid) -> Item {
     key(format!("EVENT#{}", event_id.hyphenated()), "DEDUPE")
 }
@@ -61,20 +68,29 @@ fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T>
 }
 
 /// Splits a (customer, day) group of events into transactions of at most 100 actions:
-/// one per event plus one per distinct model among them.
+/// one per event plus one per distinct model and one per distinct hour among them.
 pub fn chunk_for_transactions<'a>(events: &[&'a SourcedEvent]) -> Vec<Vec<&'a SourcedEvent>> {
     let mut chunks: Vec<Vec<&SourcedEvent>> = Vec::new();
     let mut current: Vec<&SourcedEvent> = Vec::new();
-    let mut models: Vec<&str> = Vec::new();
+    let mut cells: Vec<String> = Vec::new();
     for sourced in events {
-        let new_model = !models.contains(&sourced.event.model_id.as_str());
-        let actions_after = current.len() + 1 + models.len() + usize::from(new_model);
+        let event_cells = [
+            cell_sk(sourced.event.day(), &sourced.event.model_id),
+            hour_sk(hour_start(sourced.event.occurred_at)),
+        ];
+        let new_cells = event_cells
+            .iter()
+            .filter(|cell| !cells.contains(cell))
+            .count();
+        let actions_after = current.len() + 1 + cells.len() + new_cells;
         if actions_after > MAX_TRANSACTION_ACTIONS && !current.is_empty() {
             chunks.push(std::mem::take(&mut current));
-            models.clear();
+            cells.clear();
         }
-        if !models.contains(&sourced.event.model_id.as_str()) {
-            models.push(&sourced.event.model_id);
+        for cell in event_cells {
+            if !cells.contains(&cell) {
+                cells.push(cell);
+            }
         }
         current.push(sourced);
     }
@@ -98,6 +114,24 @@ impl DynamoCounters {
             table: table.into(),
             dedupe_retention,
         }
+    }
+
+    /// A customer's usage items with sort keys in `from..=to`, strongly consistent.
+    async fn usage_items(&self, customer_id: &str, from: String, to: String) -> Result<Vec<Item>> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", string(usage_pk(customer_id)))
+            .expression_attribute_values(":from", string(from))
+            .expression_attribute_values(":to", string(to))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|error| aws_error("Query", &self.table, error))
     }
 
     /// The table (shared with the Kinesis checkpoints).
@@ -129,42 +163,47 @@ impl DynamoCounters {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn cell_update(
+    /// One `Update … ADD` of counts into a cell, setting its descriptive attributes.
+    fn counts_update(
         &self,
+        sort_key: String,
         customer_id: &str,
-        day: NaiveDate,
-        model_id: &str,
         counts: &UsageCounts,
+        attributes: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
     ) -> Result<TransactWriteItem> {
+        let mut set = vec!["#customer = :customer".to_owned()];
+        let mut builder = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(usage_pk(customer_id), sort_key)))
+            .expression_attribute_names("#requests", "requests")
+            .expression_attribute_names("#rejected", "rejected")
+            .expression_attribute_names("#errors", "errors")
+            .expression_attribute_names("#input", "input_tokens")
+            .expression_attribute_names("#output", "output_tokens")
+            .expression_attribute_names("#cache_read", "cache_read_tokens")
+            .expression_attribute_names("#cache_write", "cache_write_tokens")
+            .expression_attribute_names("#customer", "customer_id")
+            .expression_attribute_values(":requests", number(counts.requests))
+            .expression_attribute_values(":rejected", number(counts.rejected))
+            .expression_attribute_values(":errors", number(counts.errors))
+            .expression_attribute_values(":input", number(counts.input_tokens))
+            .expression_attribute_values(":output", number(counts.output_tokens))
+            .expression_attribute_values(":cache_read", number(counts.cache_read_tokens))
+            .expression_attribute_values(":cache_write", number(counts.cache_write_tokens))
+            .expression_attribute_values(":customer", string(customer_id));
+        for (name, value) in attributes {
+            set.push(format!("#{name} = :{name}"));
+            builder = builder
+                .expression_attribute_names(format!("#{name}"), *name)
+                .expression_attribute_values(format!(":{name}"), value.clone());
+        }
         let update = build(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(usage_pk(customer_id), cell_sk(day, model_id))))
-                .update_expression(
-                    "ADD #requests :requests, #rejected :rejected, #errors :errors, #input :input, #output :output, \
-                     #cache_read :cache_read, #cache_write :cache_write \
-                     SET #customer = :customer, #day = :day, #model = :model",
-                )
-                .expression_attribute_names("#requests", "requests")
-                .expression_attribute_names("#rejected", "rejected")
-                .expression_attribute_names("#errors", "errors")
-                .expression_attribute_names("#input", "input_tokens")
-                .expression_attribute_names("#output", "output_tokens")
-                .expression_attribute_names("#cache_read", "cache_read_tokens")
-                .expression_attribute_names("#cache_write", "cache_write_tokens")
-                .expression_attribute_names("#customer", "customer_id")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_names("#model", "model_id")
-                .expression_attribute_values(":requests", number(counts.requests))
-                .expression_attribute_values(":rejected", number(counts.rejected))
-                .expression_attribute_values(":errors", number(counts.errors))
-                .expression_attribute_values(":input", number(counts.input_tokens))
-                .expression_attribute_values(":output", number(counts.output_tokens))
-                .expression_attribute_values(":cache_read", number(counts.cache_read_tokens))
-                .expression_attribute_values(":cache_write", number(counts.cache_write_tokens))
-                .expression_attribute_values(":customer", string(customer_id))
-                .expression_attribute_values(":day", string(day.to_string()))
-                .expression_attribute_values(":model", string(model_id))
+            builder
+                .update_expression(format!(
+                    "ADD #requests :requests, #rejected :rejected, #errors :errors, #input :input, \
+                     #output :output, #cache_read :cache_read, #cache_write :cache_write SET {}",
+                    set.join(", ")
+                ))
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -176,7 +215,29 @@ impl DynamoCounters {
             actions.push(self.mark_put(sourced)?);
         }
         for (cell, counts) in aggregate_events(events.iter().map(|sourced| &sourced.event)) {
-            actions.push(self.cell_update(&cell.customer_id, cell.day, &cell.model_id, &counts)?);
+            actions.push(self.counts_update(
+                cell_sk(cell.day, &cell.model_id),
+                &cell.customer_id,
+                &counts,
+                &[
+                    ("day", string(cell.day.to_string())),
+                    ("model_id", string(&cell.model_id)),
+                ],
+            )?);
+        }
+        for ((customer_id, hour), counts) in
+            aggregate_hourly(events.iter().map(|sourced| &sourced.event))
+        {
+            let expires_at = (hour + chrono::Duration::days(HOURLY_RETENTION_DAYS)).timestamp();
+            actions.push(self.counts_update(
+                hour_sk(hour),
+                &customer_id,
+                &counts,
+                &[
+                    ("hour", string(hour_id(hour))),
+                    ("expires_at", number(expires_at)),
+                ],
+            )?);
         }
         let result = self
             .client
@@ -318,20 +379,8 @@ impl Counters for DynamoCounters {
         to: NaiveDate,
     ) -> Result<Vec<DailyUsage>> {
         let items = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", string(usage_pk(customer_id)))
-            .expression_attribute_values(":from", string(format!("DAY#{from}")))
-            .expression_attribute_values(":to", string(format!("DAY#{to}$")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|error| aws_error("Query", &self.table, error))?;
+            .usage_items(customer_id, format!("DAY#{from}"), format!("DAY#{to}$"))
+            .await?;
         let mut usage = items
             .iter()
             .map(daily_usage_from_item)
@@ -339,6 +388,48 @@ impl Counters for DynamoCounters {
         usage.sort_by(|a, b| (a.day, &a.model_id).cmp(&(b.day, &b.model_id)));
         Ok(usage)
     }
+
+    async fn read_hourly(
+        &self,
+        customer_id: &str,
+        from: chrono::DateTime<Utc>,
+        to: chrono::DateTime<Utc>,
+    ) -> Result<Vec<HourlyUsage>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let items = self
+            .usage_items(customer_id, hour_sk(from), hour_sk(to))
+            .await?;
+        let mut usage = items
+            .iter()
+            .map(hourly_usage_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        usage.sort_by_key(|cell| cell.hour);
+        Ok(usage)
+    }
+}
+
+fn counts_from_item(item: &Item) -> Result<UsageCounts> {
+    Ok(UsageCounts {
+        requests: get_count(item, "requests")?,
+        rejected: get_count(item, "rejected")?,
+        errors: get_count(item, "errors")?,
+        input_tokens: get_count(item, "input_tokens")?,
+        output_tokens: get_count(item, "output_tokens")?,
+        cache_read_tokens: get_count(item, "cache_read_tokens")?,
+        cache_write_tokens: get_count(item, "cache_write_tokens")?,
+    })
+}
+
+fn hourly_usage_from_item(item: &Item) -> Result<HourlyUsage> {
+    let hour_text = get_string(item, "hour")?;
+    Ok(HourlyUsage {
+        hour: parse_hour_id(&hour_text).ok_or_else(|| {
+            StoreError::Corrupt(format!("hourly counter hour {hour_text:?} is not an hour"))
+        })?,
+        counts: counts_from_item(item)?,
+    })
 }
 
 fn daily_usage_from_item(item: &Item) -> Result<DailyUsage> {
@@ -348,15 +439,7 @@ fn daily_usage_from_item(item: &Item) -> Result<DailyUsage> {
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("counter day {day_text:?} is not a date")))?,
         model_id: get_string(item, "model_id")?,
-        counts: UsageCounts {
-            requests: get_count(item, "requests")?,
-            rejected: get_count(item, "rejected")?,
-            errors: get_count(item, "errors")?,
-            input_tokens: get_count(item, "input_tokens")?,
-            output_tokens: get_count(item, "output_tokens")?,
-            cache_read_tokens: get_count(item, "cache_read_tokens")?,
-            cache_write_tokens: get_count(item, "cache_write_tokens")?,
-        },
+        counts: counts_from_item(item)?,
     })
 }
 
@@ -388,7 +471,9 @@ mod tests {
                 .collect();
             models.sort_unstable();
             models.dedup();
-            assert!(chunk.len() + models.len() <= MAX_TRANSACTION_ACTIONS);
+            // Every event of the fixture is in the same hour: one hourly cell.
+            let hourly_cells = 1;
+            assert!(chunk.len() + models.len() + hourly_cells <= MAX_TRANSACTION_ACTIONS);
             total += chunk.len();
         }
         assert_eq!(total, 250);

@@ -1,5 +1,5 @@
 //! The AWS backends: Kinesis (event log), DynamoDB (registry, counters, checkpoints),
-//! Firehose (raw archive) and S3 (Parquet, quarantine) through `object_store`.
+//! Firehose (raw archive), S3 (Parquet, quarantine) through `object_store`, and SNS (alerts).
 //!
 //! Each client is built once from one [`AwsSettings`]; `endpoint_url` points every service
 //! at an emulator in tests. Table designs are in `docs/architecture.md`.
@@ -15,6 +15,7 @@ pub mod firehose_archive;
 pub mod kinesis_log;
 pub mod s3_objects;
 pub mod settings;
+pub mod sns_notifier;
 
 pub use dynamo_alerts::DynamoAlerts;
 pub use dynamo_counters::DynamoCounters;
@@ -24,3 +25,4 @@ pub use dynamo_watermarks::DynamoWatermarks;
 pub use firehose_archive::FirehoseArchive;
 pub use kinesis_log::KinesisEventLog;
 pub use settings::{AwsBackend, AwsSettings};
+pub use sns_notifier::SnsNotifier;

@@ -53,6 +53,8 @@ pub struct AwsBackend {
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
     pub settings: AwsSettings,
+    /// The shared AWS configuration, for clients built later (SNS alerts).
+    pub sdk_config: aws_config::SdkConfig,
     dynamo: aws_sdk_dynamodb::Client,
     kinesis: aws_sdk_kinesis::Client,
     firehose: aws_sdk_firehose::Client,
@@ -126,6 +128,7 @@ impl AwsBackend {
                 .map(|name| Arc::new(FirehoseArchive::new(firehose.clone(), name))),
             objects,
             settings,
+            sdk_config: shared.clone(),
             dynamo,
             kinesis,
             firehose,

@@ -14,6 +14,7 @@ pub async fn run_all(counters: &dyn Counters) {
     duplicates_within_one_batch_count_once(counters).await;
     concurrent_applies_of_one_batch_count_once(counters).await;
     reads_filter_by_customer_and_day_range(counters).await;
+    hourly_cells_count_each_event_once_per_hour(counters).await;
 }
 
 fn sourced(events: &[schemas::UsageEvent], source_prefix: &str) -> Vec<SourcedEvent> {
@@ -195,5 +196,67 @@ async fn reads_filter_by_customer_and_day_range(counters: &dyn Counters) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn hourly_cells_count_each_event_once_per_hour(counters: &dyn Counters) {
+    use chrono::{Duration, Utc};
+    use schemas::usage_counts::hour_start;
+    let customer = unique("cust");
+    let other = unique("cust");
+    // Hourly cells are kept for a retention counted back from now, so the hours are recent.
+    let this_hour = hour_start(Utc::now());
+    let at = |hours_ago: i64, minute: i64, outcome: Outcome, customer: &str| {
+        let mut event = event_on(customer, day(0), "m", outcome, 10, 5);
+        event.occurred_at = this_hour - Duration::hours(hours_ago) + Duration::minutes(minute);
+        event
+    };
+    let events = vec![
+        at(3, 1, Outcome::Success, &customer),
+        at(3, 59, Outcome::UpstreamError, &customer),
+        at(1, 30, Outcome::RejectedLimit, &customer),
+        at(0, 0, Outcome::Success, &customer),
+        at(1, 0, Outcome::Success, &other),
+    ];
+    let batch = sourced(&events, &unique("p"));
+    counters.apply(&batch).await.unwrap();
+    counters.apply(&batch).await.unwrap();
+    let hours = counters
+        .read_hourly(&customer, this_hour - Duration::hours(3), this_hour)
+        .await
+        .unwrap();
+    let summary: Vec<(i64, u64, u64, u64, u64)> = hours
+        .iter()
+        .map(|cell| {
+            (
+                (this_hour - cell.hour).num_hours(),
+                cell.counts.requests,
+                cell.counts.rejected,
+                cell.counts.errors,
+                cell.counts.input_tokens,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(3, 2, 0, 1, 20), (1, 0, 1, 0, 10), (0, 1, 0, 0, 10)],
+        "oldest first, empty hours omitted, each event once"
+    );
+    let narrow = counters
+        .read_hourly(
+            &customer,
+            this_hour - Duration::hours(2),
+            this_hour - Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(narrow.len(), 1, "the range is inclusive and filters");
+    assert!(
+        counters
+            .read_hourly(&customer, this_hour, this_hour - Duration::hours(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "an empty range reads nothing"
     );
 }

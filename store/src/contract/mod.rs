@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod counters;
 pub mod event_log;
+pub mod notify;
 pub mod quotas;
 pub mod registry;
 pub mod spool;

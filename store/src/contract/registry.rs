@@ -202,7 +202,7 @@ async fn last_use_only_moves_forward(registry: &dyn Registry) {
 }
 
 /// An audit entry of `action` on `customer_id`, as the CLI would pass with a change.
-fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
+pub fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
     AuditEntry {
         audit_id: uuid::Uuid::now_v7(),
         at: Utc::now().trunc_subsecs(3),
@@ -214,7 +214,7 @@ fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
     }
 }
 
-fn new_customer() -> Customer {
+pub fn new_customer() -> Customer {
     Customer {
         customer_id: unique("cust"),
         name: "Contract Co".into(),
@@ -225,7 +225,7 @@ fn new_customer() -> Customer {
     }
 }
 
-fn new_key(customer_id: &str) -> ApiKey {
+pub fn new_key(customer_id: &str) -> ApiKey {
     ApiKey {
         key_id: unique("key"),
         customer_id: customer_id.to_owned(),

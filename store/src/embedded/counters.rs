@@ -1,13 +1,14 @@
-//! `Counters` on SQLite: the dedupe marks and the counter upserts commit in one transaction.
+//! `Counters` on SQLite: the dedupe marks and the counter upserts (daily and hourly) commit
+//! in one transaction. Hourly cells older than the retention are pruned as new ones arrive.
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, params};
-use schemas::usage_counts::aggregate_events;
-use schemas::{DailyUsage, UsageCounts};
+use schemas::usage_counts::{aggregate_events, aggregate_hourly, hour_id, parse_hour_id};
+use schemas::{DailyUsage, HourlyUsage, UsageCounts};
 
 use super::EmbeddedStore;
-use crate::counters::{ApplyReport, Counters, SourcedEvent};
+use crate::counters::{ApplyReport, Counters, HOURLY_RETENTION_DAYS, SourcedEvent};
 use crate::{Result, StoreError};
 
 fn to_sql_count(value: u64) -> i64 {
@@ -16,6 +17,47 @@ fn to_sql_count(value: u64) -> i64 {
 
 fn from_sql_count(value: i64) -> rusqlite::Result<u64> {
     u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, value))
+}
+
+/// The seven count columns, in `UsageCounts` order.
+const COUNT_COLUMNS: &str = "requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens";
+
+/// `ON CONFLICT … DO UPDATE` adding every count column.
+const ADD_COUNTS: &str = "requests = requests + excluded.requests,
+    rejected = rejected + excluded.rejected,
+    errors = errors + excluded.errors,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+    cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens";
+
+/// The count columns as SQL values, in `COUNT_COLUMNS` order.
+fn count_values(counts: &UsageCounts) -> [i64; 7] {
+    [
+        counts.requests,
+        counts.rejected,
+        counts.errors,
+        counts.input_tokens,
+        counts.output_tokens,
+        counts.cache_read_tokens,
+        counts.cache_write_tokens,
+    ]
+    .map(to_sql_count)
+}
+
+/// Reads the seven count columns starting at column `first`.
+fn counts_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<UsageCounts> {
+    let count =
+        |offset: usize| -> rusqlite::Result<u64> { from_sql_count(row.get(first + offset)?) };
+    Ok(UsageCounts {
+        requests: count(0)?,
+        rejected: count(1)?,
+        errors: count(2)?,
+        input_tokens: count(3)?,
+        output_tokens: count(4)?,
+        cache_read_tokens: count(5)?,
+        cache_write_tokens: count(6)?,
+    })
 }
 
 #[async_trait]
@@ -56,33 +98,33 @@ impl Counters for EmbeddedStore {
                         }
                     }
                 }
-                let mut upsert = transaction.prepare_cached(
-                    "INSERT INTO usage_counters (customer_id, day, model_id, requests, rejected, errors,
-                         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+                let mut upsert = transaction.prepare_cached(&format!(
+                    "INSERT INTO usage_counters (customer_id, day, model_id, {COUNT_COLUMNS})
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (customer_id, day, model_id) DO UPDATE SET
-                         requests = requests + excluded.requests,
-                         rejected = rejected + excluded.rejected,
-                         errors = errors + excluded.errors,
-                         input_tokens = input_tokens + excluded.input_tokens,
-                         output_tokens = output_tokens + excluded.output_tokens,
-                         cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-                         cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens",
-                )?;
-                for (key, counts) in aggregate_events(newly_counted) {
+                     ON CONFLICT (customer_id, day, model_id) DO UPDATE SET {ADD_COUNTS}"
+                ))?;
+                for (key, counts) in aggregate_events(newly_counted.iter().copied()) {
+                    let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
                     upsert.execute(params![
                         key.customer_id,
                         key.day.to_string(),
                         key.model_id,
-                        to_sql_count(counts.requests),
-                        to_sql_count(counts.rejected),
-                        to_sql_count(counts.errors),
-                        to_sql_count(counts.input_tokens),
-                        to_sql_count(counts.output_tokens),
-                        to_sql_count(counts.cache_read_tokens),
-                        to_sql_count(counts.cache_write_tokens),
+                        c0, c1, c2, c3, c4, c5, c6
                     ])?;
                 }
+                let mut upsert_hour = transaction.prepare_cached(&format!(
+                    "INSERT INTO usage_hourly (customer_id, hour, {COUNT_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (customer_id, hour) DO UPDATE SET {ADD_COUNTS}"
+                ))?;
+                for ((customer_id, hour), counts) in aggregate_hourly(newly_counted) {
+                    let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
+                    upsert_hour.execute(params![customer_id, hour_id(hour), c0, c1, c2, c3, c4, c5, c6])?;
+                }
+                let oldest_kept = Utc::now() - chrono::Duration::days(HOURLY_RETENTION_DAYS);
+                transaction
+                    .prepare_cached("DELETE FROM usage_hourly WHERE hour < ?1")?
+                    .execute(params![hour_id(oldest_kept)])?;
             }
             transaction.commit()?;
             Ok(report)
@@ -98,28 +140,18 @@ impl Counters for EmbeddedStore {
     ) -> Result<Vec<DailyUsage>> {
         let customer_id = customer_id.to_owned();
         self.with_connection(move |connection| {
-            let mut select = connection.prepare_cached(
-                "SELECT day, model_id, requests, rejected, errors, input_tokens, output_tokens,
-                        cache_read_tokens, cache_write_tokens
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT day, model_id, {COUNT_COLUMNS}
                  FROM usage_counters WHERE customer_id = ?1 AND day >= ?2 AND day <= ?3
-                 ORDER BY day, model_id",
-            )?;
+                 ORDER BY day, model_id"
+            ))?;
             let rows = select.query_map(
                 params![customer_id, from.to_string(), to.to_string()],
                 |row| {
-                    let day_text: String = row.get(0)?;
                     Ok((
-                        day_text,
+                        row.get::<_, String>(0)?,
                         row.get::<_, String>(1)?,
-                        UsageCounts {
-                            requests: from_sql_count(row.get(2)?)?,
-                            rejected: from_sql_count(row.get(3)?)?,
-                            errors: from_sql_count(row.get(4)?)?,
-                            input_tokens: from_sql_count(row.get(5)?)?,
-                            output_tokens: from_sql_count(row.get(6)?)?,
-                            cache_read_tokens: from_sql_count(row.get(7)?)?,
-                            cache_write_tokens: from_sql_count(row.get(8)?)?,
-                        },
+                        counts_at(row, 2)?,
                     ))
                 },
             )?;
@@ -134,6 +166,36 @@ impl Counters for EmbeddedStore {
                     model_id,
                     counts,
                 });
+            }
+            Ok(usage)
+        })
+        .await
+    }
+
+    async fn read_hourly(
+        &self,
+        customer_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlyUsage>> {
+        let customer_id = customer_id.to_owned();
+        self.with_connection(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT hour, {COUNT_COLUMNS}
+                 FROM usage_hourly WHERE customer_id = ?1 AND hour >= ?2 AND hour <= ?3
+                 ORDER BY hour"
+            ))?;
+            let rows = select
+                .query_map(params![customer_id, hour_id(from), hour_id(to)], |row| {
+                    Ok((row.get::<_, String>(0)?, counts_at(row, 1)?))
+                })?;
+            let mut usage = Vec::new();
+            for row in rows {
+                let (hour_text, counts) = row?;
+                let hour = parse_hour_id(&hour_text).ok_or_else(|| {
+                    StoreError::Corrupt(format!("hourly counter hour {hour_text:?} is not an hour"))
+                })?;
+                usage.push(HourlyUsage { hour, counts });
             }
             Ok(usage)
         })

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -112,6 +112,22 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_by_time ON alerts (raised_at_ms);
 ";
 
+const SCHEMA_V7: &str = "
+CREATE TABLE usage_hourly (
+    customer_id TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    rejected INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, hour)
+) WITHOUT ROWID;
+CREATE INDEX usage_hourly_by_hour ON usage_hourly (hour);
+";
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -148,6 +164,11 @@ pub fn migrate(connection: &Connection) -> Result<()> {
     if version < 6 {
         connection.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA_V6} PRAGMA user_version = 6; COMMIT;"
+        ))?;
+    }
+    if version < 7 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V7} PRAGMA user_version = 7; COMMIT;"
         ))?;
     }
     Ok(())

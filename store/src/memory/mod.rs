@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::plan::{Plan, PlanAssignment};
 use schemas::quota::Level;
-use schemas::usage_counts::aggregate_events;
+use schemas::usage_counts::{aggregate_events, aggregate_hourly};
 use schemas::{
-    ApiKey, AuditEntry, CounterKey, Customer, CustomerStatus, DailyUsage, KeyStatus, Limits,
-    TokenHash, UsageCounts,
+    ApiKey, AuditEntry, CounterKey, Customer, CustomerStatus, DailyUsage, HourlyUsage, KeyStatus,
+    Limits, TokenHash, UsageCounts,
 };
 use uuid::Uuid;
 
@@ -34,6 +34,7 @@ struct MemoryState {
     dedupe_marks: HashMap<Uuid, String>,
     audit: Vec<AuditEntry>,
     cells: BTreeMap<CounterKey, UsageCounts>,
+    hourly: BTreeMap<(String, DateTime<Utc>), UsageCounts>,
     quota_windows: HashMap<(String, String), Level>,
     progress: BTreeMap<String, schemas::watermark::InstanceProgress>,
     plans: BTreeMap<(String, u32), Plan>,
@@ -538,6 +539,9 @@ impl Counters for MemoryStore {
                 }
             }
         }
+        for (key, counts) in aggregate_hourly(newly_counted.iter().copied()) {
+            state.hourly.entry(key).or_default().add(&counts);
+        }
         for (key, counts) in aggregate_events(newly_counted) {
             state.cells.entry(key).or_default().add(&counts);
         }
@@ -563,6 +567,26 @@ impl Counters for MemoryStore {
             .collect();
         usage.sort_by(|a, b| (a.day, &a.model_id).cmp(&(b.day, &b.model_id)));
         Ok(usage)
+    }
+
+    async fn read_hourly(
+        &self,
+        customer_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlyUsage>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let state = self.state()?;
+        Ok(state
+            .hourly
+            .range((customer_id.to_owned(), from)..=(customer_id.to_owned(), to))
+            .map(|((_, hour), counts)| HourlyUsage {
+                hour: *hour,
+                counts: *counts,
+            })
+            .collect())
     }
 }
 
