@@ -111,8 +111,14 @@ pub struct AlertEngine {
     /// Calls per (customer, minute) seen by this consumer, for `requests_per_minute`.
     minutes: Mutex<BTreeMap<(DateTime<Utc>, String), u64>>,
     baselines: Mutex<HashMap<String, Baseline>>,
+    /// Customers' limits as last read, and when: re-read after [`LIMITS_CACHE`].
+    limits: Mutex<HashMap<String, (std::time::Instant, Option<schemas::Limits>)>>,
     pub stats: Arc<AlertStats>,
 }
+
+/// How long a customer's limits are reused before the registry is read again: a limit
+/// change reaches the alert rules within this time.
+const LIMITS_CACHE: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for AlertEngine {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +168,7 @@ impl AlertEngine {
             settings,
             minutes: Mutex::new(BTreeMap::new()),
             baselines: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
             stats: Arc::new(AlertStats::default()),
         }
     }
@@ -240,10 +247,10 @@ impl AlertEngine {
         customer_id: &str,
         batch: &CustomerBatch,
     ) -> Result<Vec<Alert>> {
-        let Some(customer) = self.registry.customer(customer_id).await? else {
+        let Some(limits) = self.limits_of(customer_id).await? else {
             return Ok(Vec::new());
         };
-        let limits = &customer.limits;
+        let limits = &limits;
         let has_caps = [
             limits.daily_request_limit,
             limits.monthly_request_limit,
@@ -285,6 +292,31 @@ impl AlertEngine {
             ));
         }
         Ok(alerts)
+    }
+
+    /// A customer's limits (`None` for an unknown customer), cached for [`LIMITS_CACHE`].
+    async fn limits_of(&self, customer_id: &str) -> Result<Option<schemas::Limits>> {
+        let cached = self.limits.lock().ok().and_then(|cache| {
+            cache
+                .get(customer_id)
+                .filter(|(read_at, _)| read_at.elapsed() < LIMITS_CACHE)
+                .map(|(_, limits)| limits.clone())
+        });
+        if let Some(limits) = cached {
+            return Ok(limits);
+        }
+        let limits = self
+            .registry
+            .customer(customer_id)
+            .await?
+            .map(|customer| customer.limits);
+        if let Ok(mut cache) = self.limits.lock() {
+            cache.insert(
+                customer_id.to_owned(),
+                (std::time::Instant::now(), limits.clone()),
+            );
+        }
+        Ok(limits)
     }
 
     /// The customer's hourly cells from the look-back before `hour` through `hour`; past
