@@ -30,10 +30,11 @@ ensure_command chromium chromium
 TOLLGATE_TEST_CHROMIUM="$(command -v chromium)"
 export TOLLGATE_TEST_CHROMIUM
 
-echo "== installing the pinned clients (boto3 and requests for Python, the AWS SDK for JavaScript v3)"
+echo "== installing the pinned clients (boto3, requests and DuckDB for Python, the AWS SDK for JavaScript v3, cfn-lint)"
 TOLLGATE_TEST_PYTHON="$(tests/clients/python.sh)"
 TOLLGATE_TEST_NODE_PATH="$(tests/clients/node.sh)"
-export TOLLGATE_TEST_PYTHON TOLLGATE_TEST_NODE_PATH
+TOLLGATE_TEST_CFN_LINT="$(tests/clients/cfn_lint.sh)"
+export TOLLGATE_TEST_PYTHON TOLLGATE_TEST_NODE_PATH TOLLGATE_TEST_CFN_LINT
 
 echo "== starting the AWS emulator"
 TOLLGATE_EMULATOR_STATE="$(mktemp -d)"

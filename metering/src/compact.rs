@@ -158,6 +158,24 @@ async fn is_settled(
     Ok(checkpoint.is_some_and(|checkpoint| position_at_or_after(&checkpoint, first_position)))
 }
 
+/// The days a daily scheduled run compacts at `now`: yesterday (its settled files), and the
+/// newest day all of whose batch files have settled (the last run that finds new files to
+/// merge for it). Oldest first, without repeats.
+pub fn scheduled_days(
+    now: chrono::DateTime<chrono::Utc>,
+    settle_after: Duration,
+) -> Vec<NaiveDate> {
+    let yesterday = now.date_naive() - chrono::Days::new(1);
+    let settled = chrono::Duration::from_std(settle_after)
+        .ok()
+        .and_then(|settle| now.checked_sub_signed(settle))
+        .map(|horizon| horizon.date_naive() - chrono::Days::new(1));
+    let mut days: Vec<NaiveDate> = settled.into_iter().chain([yesterday]).collect();
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
 /// Compacts one day under `objects`.
 pub async fn compact_day(
     objects: &Arc<dyn ObjectStore>,
@@ -485,5 +503,18 @@ mod compaction_tests {
         for (name, _) in day_files(&objects).await {
             assert!(name.contains("of3"), "{name}");
         }
+    }
+
+    #[test]
+    fn a_scheduled_run_compacts_yesterday_and_the_day_that_just_settled() {
+        use chrono::TimeZone;
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 29, 1, 0, 0).unwrap();
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        // A week of retries: 2026-11-21 ended at 22 00:00 and settled at 29 00:00.
+        assert_eq!(
+            scheduled_days(now, Duration::from_secs(168 * 3600)),
+            vec![day(21), day(28)]
+        );
+        assert_eq!(scheduled_days(now, Duration::ZERO), vec![day(28)]);
     }
 }

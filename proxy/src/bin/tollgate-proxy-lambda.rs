@@ -1,6 +1,9 @@
 //! The proxy Lambda: the same axum router as the server, behind API Gateway (REST stage
-//! `prod`, or an HTTP API) through `lambda_http`. Each response is sent only after its
-//! usage event is durable in Kinesis, since Lambda may freeze the process right after.
+//! `prod`) through `lambda_http`, with Lambda response streaming: API Gateway invokes it with
+//! `InvokeWithResponseStream` (the integration's `ResponseTransferMode: STREAM`), so a
+//! Bedrock stream reaches the client as it is produced, and answers are not capped at
+//! 10 MB or 29 s. Each response ends only after its usage event is durable in Kinesis,
+//! since Lambda may freeze the process right after.
 //! Configuration comes from the same `TOLLGATE_*` environment variables as every binary.
 
 use clap::Parser;
@@ -40,5 +43,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         runtime: arguments.proxy.model_runtime().await?,
     };
     let (state, _emitter) = build_state(config, proxy_ports)?;
-    lambda_http::run(build_router(state)).await
+    lambda_http::run_with_streaming_response(build_router(state)).await
 }
