@@ -26,6 +26,22 @@ fn bedrock_routes() -> Router<ProxyState> {
     )
 }
 
+/// The path an API Gateway stage prefixes, without it: `/live/bedrock` on stage `live` is
+/// `/bedrock`. `None` when the path does not start with the stage.
+pub fn path_without_stage<'a>(path: &'a str, stage: &str) -> Option<&'a str> {
+    if stage.is_empty() || stage == "$default" {
+        return None;
+    }
+    let rest = path.strip_prefix('/')?.strip_prefix(stage)?;
+    if rest.is_empty() {
+        Some("/")
+    } else if rest.starts_with('/') {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
 /// Builds the router over shared state. Bedrock's routes are also served under `/prod`,
 /// the API Gateway stage, so an SDK pointed at `https://…/prod` works as well.
 pub fn build_router(state: ProxyState) -> Router {
@@ -38,4 +54,25 @@ pub fn build_router(state: ProxyState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .with_state(state)
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::path_without_stage;
+
+    #[test]
+    fn a_stage_prefix_is_removed_only_when_it_is_a_whole_segment() {
+        assert_eq!(
+            path_without_stage("/live/bedrock", "live"),
+            Some("/bedrock")
+        );
+        assert_eq!(
+            path_without_stage("/prod/model/m/invoke", "prod"),
+            Some("/model/m/invoke")
+        );
+        assert_eq!(path_without_stage("/live", "live"), Some("/"));
+        assert_eq!(path_without_stage("/lively/bedrock", "live"), None);
+        assert_eq!(path_without_stage("/bedrock", "live"), None);
+        assert_eq!(path_without_stage("/bedrock", "$default"), None);
+    }
 }

@@ -12,4 +12,5 @@ pub mod aws_env;
 pub mod fake_bedrock;
 pub mod fault_relay;
 pub mod harness;
+pub mod lambda_runtime_api;
 pub mod tls;
