@@ -9,7 +9,7 @@ command -v cargo-lambda >/dev/null 2>&1 || { echo "cargo-lambda is not installed
 LAMBDAS=(tollgate-proxy-lambda tollgate-metering-lambda tollgate-compact-lambda)
 bins=()
 for lambda in "${LAMBDAS[@]}"; do bins+=(--bin "$lambda"); done
-cargo lambda build --release --arm64 --output-format zip "${bins[@]}"
+cargo lambda build --profile lambda --arm64 --output-format zip "${bins[@]}"
 for lambda in "${LAMBDAS[@]}"; do
   zip="target/lambda/$lambda/bootstrap.zip"
   awk -v name="$lambda" -v bytes="$(wc -c <"$zip")" 'BEGIN { printf "%-28s %8.2f MB zipped\n", name, bytes / 1048576 }'

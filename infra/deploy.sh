@@ -94,7 +94,7 @@ deploy() {
     echo "== building the Lambda functions (arm64, release)"
     local bins=()
     for lambda in "${LAMBDAS[@]}"; do bins+=(--bin "$lambda"); done
-    run cargo lambda build --release --arm64 --manifest-path "$repository/Cargo.toml" "${bins[@]}"
+    run cargo lambda build --profile lambda --arm64 --manifest-path "$repository/Cargo.toml" "${bins[@]}"
   fi
   for lambda in "${LAMBDAS[@]}"; do
     if [ "$dry_run" = 0 ] && [ ! -x "$repository/target/lambda/$lambda/bootstrap" ]; then

@@ -521,7 +521,7 @@ fn the_deploy_script_builds_for_arm64_and_deploys_the_template_with_the_operator
         String::from_utf8_lossy(&dry_run.stderr)
     );
     assert!(
-        printed.contains("cargo lambda build --release --arm64"),
+        printed.contains("cargo lambda build --profile lambda --arm64"),
         "{printed}"
     );
     for lambda in [
