@@ -87,7 +87,13 @@ async fn run_under_load_on(tollgate: Tollgate, extra_flags: &[&str], stop: Stop)
             })
         })
         .collect();
+    // Stop once the load is well under way: after 1.5 s, and not before 60 calls were
+    // answered (a slow or busy machine gets up to 20 s more).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let patience = Instant::now() + Duration::from_secs(20);
+    while ledger.lock().await.len() < 60 && Instant::now() < patience {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     match stop {
         Stop::Kill => tokio::task::spawn_blocking(move || server.kill_hard())
             .await
