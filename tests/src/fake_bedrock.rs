@@ -73,6 +73,9 @@ struct FakeState {
     chunk_text_bytes: Mutex<usize>,
     answered: Mutex<Vec<AnsweredCall>>,
     refused_unsigned: Mutex<u64>,
+    /// Whether answered calls are kept for `answered()` (off for load benchmarks).
+    recording: std::sync::atomic::AtomicBool,
+    answered_count: std::sync::atomic::AtomicU64,
 }
 
 /// A running fake Bedrock on 127.0.0.1.
@@ -221,14 +224,19 @@ async fn answer(
     };
     let (input_tokens, output_tokens) = fake_token_counts(&body);
     let request_id = uuid::Uuid::now_v7().to_string();
-    state.answered.lock().unwrap().push(AnsweredCall {
-        operation,
-        model_id,
-        request_id: request_id.clone(),
-        body: request,
-        input_tokens,
-        output_tokens,
-    });
+    state
+        .answered_count
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if state.recording.load(std::sync::atomic::Ordering::Relaxed) {
+        state.answered.lock().unwrap().push(AnsweredCall {
+            operation,
+            model_id,
+            request_id: request_id.clone(),
+            body: request,
+            input_tokens,
+            output_tokens,
+        });
+    }
     match operation {
         FakeOperation::Invoke => {
             let answer = serde_json::json!({
@@ -339,6 +347,8 @@ impl FakeBedrock {
             chunk_text_bytes: Mutex::new(0),
             answered: Mutex::new(Vec::new()),
             refused_unsigned: Mutex::new(0),
+            recording: std::sync::atomic::AtomicBool::new(true),
+            answered_count: std::sync::atomic::AtomicU64::new(0),
         });
         let router = Router::new()
             .route("/model/{model_id}/{operation}", post(operation))
@@ -354,6 +364,21 @@ impl FakeBedrock {
     /// The endpoint URL to give the SDK.
     pub fn endpoint_url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// Whether answered calls are kept for [`FakeBedrock::answered`]; a load benchmark turns
+    /// it off so memory stays flat. [`FakeBedrock::answered_count`] always counts.
+    pub fn set_recording(&self, recording: bool) {
+        self.state
+            .recording
+            .store(recording, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many calls were answered with 200 so far.
+    pub fn answered_count(&self) -> u64 {
+        self.state
+            .answered_count
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Changes what the fake does with the next calls.

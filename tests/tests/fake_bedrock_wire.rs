@@ -100,3 +100,21 @@ async fn converse_answers_with_usage_and_faults_can_be_injected() {
     assert_eq!(unsigned.status(), 403);
     assert_eq!(fake.refused_unsigned(), 1);
 }
+
+#[tokio::test]
+async fn a_fake_for_load_counts_calls_without_keeping_them() {
+    let fake = FakeBedrock::start().await;
+    fake.set_recording(false);
+    for _ in 0..3 {
+        let response = signed_post(&fake, "/model/m/invoke", r#"{"messages":[]}"#).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(fake.answered_count(), 3);
+    assert!(
+        fake.answered().is_empty(),
+        "nothing kept: memory stays flat"
+    );
+    fake.set_recording(true);
+    signed_post(&fake, "/model/m/invoke", r#"{"messages":[]}"#).await;
+    assert_eq!((fake.answered_count(), fake.answered().len()), (4, 1));
+}

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Proxy load benchmark: the latency Tollgate adds in front of a fast fake Bedrock, measured in
+# the same run as calling the fake directly and through a plain nginx reverse proxy (the
+# floor). Fixed rates, then saturation; the proxy's CPU and memory. Bounded: each step runs
+# DURATION seconds; everything stays on 127.0.0.1. See BENCHMARKS.md.
+#
+#   bench/load.sh [--rates "500 1000 2000 5000"] [--duration 10] [--connections 64]
+#                 [--limit-mode eventual|strict] [--durable-events]
+#
+# Installs what it needs when missing: nginx (Debian package) and oha (cargo install,
+# pinned, into ~/.cache/tollgate-bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repository="$(pwd)"
+
+OHA_VERSION="1.16.0"
+rates="500 1000 2000 5000"
+duration=10
+connections=64
+limit_mode="eventual"
+durable=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rates) rates="${2:?}"; shift 2 ;;
+    --duration) duration="${2:?}"; shift 2 ;;
+    --connections) connections="${2:?}"; shift 2 ;;
+    --limit-mode) limit_mode="${2:?}"; shift 2 ;;
+    --durable-events) durable=(--durable-events); shift ;;
+    *) echo "load.sh: unknown argument $1" >&2; sed -n '2,10p' "$0" >&2; exit 2 ;;
+  esac
+done
+[[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 120 ] ||
+  { echo "load.sh: --duration must be 1 to 120 seconds" >&2; exit 2; }
+
+tools="${TOLLGATE_BENCH_HOME:-$HOME/.cache/tollgate-bench}"
+oha="$tools/bin/oha"
+if ! "$oha" --version 2>/dev/null | grep -q "$OHA_VERSION"; then
+  echo "== installing oha $OHA_VERSION into $tools" >&2
+  cargo install --quiet --locked "oha@$OHA_VERSION" --root "$tools" >&2
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "== installing nginx (Debian)" >&2
+  maybe_sudo=""
+  [ "$(id -u)" = 0 ] || maybe_sudo="sudo"
+  $maybe_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >&2
+fi
+nginx_binary="$(command -v nginx || echo /usr/sbin/nginx)"
+
+echo "== building (release)" >&2
+cargo build --quiet --release -p tollgate -p tests --bin tollgate --bin fake-bedrock >&2
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+export RUST_LOG="${RUST_LOG:-error}"
+
+# Starts a command in the background and waits for its "listening on URL" line.
+start_listening() {
+  local log="$1"
+  shift
+  "$@" >"$log" 2>&1 &
+  pids+=("$!")
+  local pid=$!
+  for _ in $(seq 1 200); do
+    if grep -q "listening on " "$log"; then
+      grep -m1 -o "listening on [^ ]*" "$log" | sed 's/listening on //'
+      echo "$pid" >"$log.pid"
+      return
+    fi
+    sleep 0.05
+  done
+  echo "load.sh: $* did not start; its output:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+fake_url="$(start_listening "$work/fake.log" "$repository/target/release/fake-bedrock")"
+fake_pid="$(cat "$work/fake.log.pid")"
+
+nginx_port="$(free_port)"
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream fake { server ${fake_url#http://}; keepalive 128; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+"$nginx_binary" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g "daemon off;" &
+pids+=("$!")
+nginx_pid=$!
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break
+  sleep 0.05
+done
+
+data="$work/tollgate-data"
+created="$("$repository/target/release/tollgate" --data-dir "$data" --json create --name "Bench Co" \
+  --email bench@example.com --daily-limit 1000000000 --daily-token-limit 1000000000000)"
+token="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])' <<<"$created")"
+tollgate_url="$(start_listening "$work/tollgate.log" "$repository/target/release/tollgate" --data-dir "$data" serve \
+  --listen 127.0.0.1:0 --upstream bedrock --bedrock-endpoint-url "$fake_url" --limit-mode "$limit_mode" "${durable[@]}")"
+tollgate_pid="$(cat "$work/tollgate.log.pid")"
+
+model="anthropic.claude-3-haiku-20240307-v1:0"
+body='{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"What is the capital of France?"}]}]}'
+route="/model/$model/invoke"
+# The fake accepts any SigV4-shaped request; direct and nginx calls carry a fixed one.
+signed=(-H "Authorization: AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=bench" -H "X-Amz-Date: 20260101T000000Z")
+bearer=(-H "Authorization: Bearer $token")
+
+# CPU seconds (user + system) of a process and its children threads, and its RSS in KiB.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
+group_cpu_seconds() {
+  local total=0 pid
+  for pid in "$@"; do
+    total="$(awk -v a="$total" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }')"
+  done
+  echo "$total"
+}
+rss_kib() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")))
+  done
+  echo "$total"
+}
+
+# One oha run; prints a JSON line of figures. Headers come from the array named by $4.
+measure() {
+  local target="$1" rate="$2" url="$3"
+  local -n headers="$4"
+  shift 4
+  local watched=("$@") before after rate_flags=()
+  [ "$rate" = "max" ] || rate_flags=(-q "$rate" --latency-correction)
+  before="$(group_cpu_seconds "${watched[@]}")"
+  "$oha" -z "${duration}s" -c "$connections" "${rate_flags[@]}" --no-tui --output-format json \
+    -m POST "${headers[@]}" -H "Content-Type: application/json" -d "$body" "$url" >"$work/oha.json"
+  after="$(group_cpu_seconds "${watched[@]}")"
+  python3 - "$work/oha.json" "$target" "$rate" "$before" "$after" "$duration" "$(rss_kib "${watched[@]}")" <<'PY'
+import json, sys
+path, target, rate, before, after, duration, rss = sys.argv[1:]
+result = json.load(open(path))
+summary = result["summary"]
+percentiles = result["latencyPercentiles"]
+statuses = result.get("statusCodeDistribution", {})
+ok = int(statuses.get("200", 0))
+# Requests still in flight when the step's time ran out are cut, not failed.
+cut_off = "aborted due to deadline"
+failures = {key: count for key, count in result.get("errorDistribution", {}).items() if key != cut_off}
+errors = sum(int(count) for code, count in statuses.items() if code != "200")
+errors += sum(int(count) for count in failures.values())
+ms = lambda key: (percentiles.get(key) or 0) * 1000
+print(json.dumps({
+    "target": target, "rate": rate,
+    "rps": ok / float(duration),
+    "p50": ms("p50"), "p90": ms("p90"), "p99": ms("p99"),
+    "errors": errors,
+    "cpu": (float(after) - float(before)) / float(duration) * 100,
+    "rss_mb": int(rss) / 1024,
+    "not_ok": {code: count for code, count in statuses.items() if code != "200"} | failures,
+}))
+PY
+}
+
+results="$work/results.jsonl"
+for rate in $rates max; do
+  measure direct "$rate" "$fake_url$route" signed "$fake_pid" >>"$results"
+  measure nginx "$rate" "http://127.0.0.1:$nginx_port$route" signed "$nginx_pid" $(pgrep -P "$nginx_pid") >>"$results"
+  measure tollgate "$rate" "$tollgate_url$route" bearer "$tollgate_pid" >>"$results"
+done
+peak_rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$tollgate_pid/status")"
+
+python3 - "$results" "$limit_mode" "${#durable[@]}" "$peak_rss" "$connections" "$duration" <<'PY'
+import json, sys
+path, mode, durable, peak, connections, duration = sys.argv[1:]
+rows = [json.loads(line) for line in open(path)]
+by = {(row["target"], row["rate"]): row for row in rows}
+print(f"Tollgate ({mode} limits{', durable events' if durable != '0' else ''}, embedded store) vs the fake Bedrock directly vs nginx;")
+print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates.")
+print()
+print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'rss MB':>7}")
+for row in rows:
+    print(f"{row['target']:<9} {row['rate']:>5} {row['rps']:>9.0f} {row['p50']:>7.2f} {row['p90']:>7.2f} {row['p99']:>7.2f} {row['errors']:>6} {row['cpu']:>6.0f} {row['rss_mb']:>7.1f}")
+print()
+print(f"{'rate':>5} {'added p50 ms':>13} {'added p99 ms':>13} {'nginx added p50':>16} {'nginx added p99':>16}")
+for rate in dict.fromkeys(row["rate"] for row in rows):
+    direct, nginx, tollgate = (by.get((target, rate)) for target in ("direct", "nginx", "tollgate"))
+    if direct and nginx and tollgate and rate != "max":
+        print(f"{rate:>5} {tollgate['p50'] - direct['p50']:>13.2f} {tollgate['p99'] - direct['p99']:>13.2f} {nginx['p50'] - direct['p50']:>16.2f} {nginx['p99'] - direct['p99']:>16.2f}")
+for row in rows:
+    if row["not_ok"]:
+        print(f"not 200: {row['target']} at {row['rate']}: {row['not_ok']}")
+saturation = by.get(("tollgate", "max")), by.get(("nginx", "max"))
+if all(saturation) and saturation[1]["rps"] > 0:
+    print()
+    print(f"saturation: tollgate {saturation[0]['rps']:.0f} req/s, nginx {saturation[1]['rps']:.0f} req/s ({saturation[0]['rps'] / saturation[1]['rps'] * 100:.0f}% of the floor)")
+print(f"tollgate peak RSS: {int(peak) / 1024:.1f} MB")
+PY
