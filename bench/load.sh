@@ -66,7 +66,6 @@ start_listening() {
   local log="$1"
   shift
   "$@" >"$log" 2>&1 &
-  pids+=("$!")
   local pid=$!
   for _ in $(seq 1 200); do
     if grep -q "listening on " "$log"; then
@@ -87,6 +86,7 @@ free_port() {
 
 fake_url="$(start_listening "$work/fake.log" "$repository/target/release/fake-bedrock")"
 fake_pid="$(cat "$work/fake.log.pid")"
+pids+=("$fake_pid") # started in a command substitution: remember it here
 
 nginx_port="$(free_port)"
 mkdir -p "$work/nginx"
@@ -129,6 +129,7 @@ token="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])' <<<
 tollgate_url="$(start_listening "$work/tollgate.log" "$repository/target/release/tollgate" --data-dir "$data" serve \
   --listen 127.0.0.1:0 --upstream bedrock --bedrock-endpoint-url "$fake_url" --limit-mode "$limit_mode" "${durable[@]}")"
 tollgate_pid="$(cat "$work/tollgate.log.pid")"
+pids+=("$tollgate_pid")
 
 model="anthropic.claude-3-haiku-20240307-v1:0"
 body='{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"What is the capital of France?"}]}]}'
