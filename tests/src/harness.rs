@@ -360,6 +360,24 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
+    /// Makes `count` calls in a row to `POST /prod/bedrock` with the spec's body (prompts
+    /// `call 0`, `call 1`, …) and `token`; returns the statuses in order.
+    pub async fn spec_calls(&self, token: &str, count: usize) -> Vec<u16> {
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::with_capacity(count);
+        for call in 0..count {
+            let response = client
+                .post(format!("{}/prod/bedrock", self.base_url))
+                .bearer_auth(token)
+                .json(&spec_body(&format!("call {call}")))
+                .send()
+                .await
+                .expect("the server answers");
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

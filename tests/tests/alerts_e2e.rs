@@ -15,25 +15,9 @@ use store::contract::notify::Receiver;
 use store::notify::webhook::signature;
 use store::{EventLog, LogRecord};
 use tests::fake_bedrock::{Behavior, FakeBedrock};
-use tests::harness::{ServeProcess, Tollgate, spec_body};
+use tests::harness::Tollgate;
 
 const SECRET: &str = "webhook-signing-secret";
-
-async fn call(server: &ServeProcess, token: &str, times: usize) -> Vec<u16> {
-    let client = reqwest::Client::new();
-    let mut statuses = Vec::new();
-    for call in 0..times {
-        let response = client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(token)
-            .json(&spec_body(&format!("Hello {call}")))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
-    }
-    statuses
-}
 
 /// The windows are hours and days: a test that straddles an hour's end would see its
 /// traffic split in two. Starts clear of it (waits at most two minutes, rarely).
@@ -152,24 +136,26 @@ async fn each_rule_fires_exactly_once_and_normal_traffic_stays_quiet() {
 
     // Normal traffic: ten calls against a limit of 1,000, with its usual hourly volume.
     assert!(
-        call(&server, &steady_token, 10)
+        server
+            .spec_calls(&steady_token, 10)
             .await
             .iter()
             .all(|status| *status == 200)
     );
     // Usage: 12 calls against a limit of 10; the last two are refused.
-    let statuses = call(&server, &limited_token, 12).await;
+    let statuses = server.spec_calls(&limited_token, 12).await;
     assert_eq!(statuses.iter().filter(|status| **status == 429).count(), 2);
     // Unusual usage: 40 calls in an hour from a customer who makes about ten.
     assert!(
-        call(&server, &spiky_token, 40)
+        server
+            .spec_calls(&spiky_token, 40)
             .await
             .iter()
             .all(|status| *status == 200)
     );
     // Error rate: Bedrock fails every call of a customer for a while.
     fake.set_behavior(Behavior::ServerError);
-    let statuses = call(&server, &failing_token, 6).await;
+    let statuses = server.spec_calls(&failing_token, 6).await;
     assert!(statuses.iter().all(|status| *status >= 500), "{statuses:?}");
     fake.set_behavior(Behavior::Normal);
 
@@ -189,8 +175,8 @@ async fn each_rule_fires_exactly_once_and_normal_traffic_stays_quiet() {
     assert_eq!(received.len(), 4, "no alert delivered twice");
 
     // More traffic in the same windows raises nothing new.
-    call(&server, &limited_token, 2).await;
-    call(&server, &spiky_token, 5).await;
+    server.spec_calls(&limited_token, 2).await;
+    server.spec_calls(&spiky_token, 5).await;
     tollgate
         .wait_for_usage(&limited, |totals| totals["rejected"] == 4)
         .await;

@@ -272,17 +272,7 @@ async fn tollgate_serve_runs_on_the_aws_backend_too_and_alerts_reach_sns() {
         "--alert-sns-topic-arn",
         &topic_arn,
     ]);
-    let client = reqwest::Client::new();
-    for _ in 0..2 {
-        let response = client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(&token)
-            .json(&spec_body("hello"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    assert_eq!(server.spec_calls(&token, 2).await, vec![200; 2]);
     assert!(
         server.terminate().success(),
         "serve flushes to Kinesis and drains it on SIGTERM"

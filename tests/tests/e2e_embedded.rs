@@ -510,17 +510,7 @@ async fn last_use_is_coalesced_and_written_on_shutdown() {
     let (customer_id, token) = tollgate.create_customer("Last Use Co", None);
     let server = tollgate.serve(&["--upstream", "simulated", "--key-use-flush-secs", "3600"]);
     let before_calls = chrono::Utc::now();
-    let client = reqwest::Client::new();
-    for call in 0..5 {
-        let response = client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(&token)
-            .json(&spec_body(&format!("call {call}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    assert_eq!(server.spec_calls(&token, 5).await, vec![200; 5]);
     let keys = tollgate.run_json(&["list-keys", "--customer-id", &customer_id]);
     assert!(
         keys[0]["last_used_at"].is_null(),
@@ -648,17 +638,10 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
     let tollgate = Tollgate::new();
     let (customer_id, token) = tollgate.create_customer("Reconcile Co", Some(3));
     let server = tollgate.serve(&["--upstream", "simulated"]);
-    let client = reqwest::Client::new();
-    for call in 0..5 {
-        let response = client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(&token)
-            .json(&spec_body(&format!("call {call}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), if call < 3 { 200 } else { 429 });
-    }
+    assert_eq!(
+        server.spec_calls(&token, 5).await,
+        vec![200, 200, 200, 429, 429]
+    );
     let before_other = chrono::Utc::now();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let healthy_usage = loop {
@@ -774,16 +757,7 @@ async fn replay_rebuilds_the_projections_and_is_repeatable() {
     let tollgate = Tollgate::new();
     let (customer_id, token) = tollgate.create_customer("Replay Co", Some(4));
     let server = tollgate.serve(&["--upstream", "simulated"]);
-    let client = reqwest::Client::new();
-    for call in 0..6 {
-        client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(&token)
-            .json(&spec_body(&format!("call {call}")))
-            .send()
-            .await
-            .unwrap();
-    }
+    server.spec_calls(&token, 6).await;
     tollgate
         .wait_for_usage(&customer_id, |totals| totals["rejected"] == 2)
         .await;
@@ -967,17 +941,7 @@ unit_price = "0.01"
     ]);
 
     let server = tollgate.serve(&["--upstream", "simulated"]);
-    let client = reqwest::Client::new();
-    for call in 0..5 {
-        let response = client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(&token)
-            .json(&spec_body(&format!("call {call}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    assert_eq!(server.spec_calls(&token, 5).await, vec![200; 5]);
     tollgate
         .wait_for_usage(&customer_id, |totals| totals["requests"] == 5)
         .await;

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use tests::harness::{Tollgate, spec_body};
+use tests::harness::Tollgate;
 
 fn chromium() -> String {
     std::env::var("TOLLGATE_TEST_CHROMIUM").unwrap_or_else(|_| {
@@ -42,17 +42,7 @@ async fn the_html_invoice_renders_and_shows_the_json_total() {
     )
     .unwrap();
     let server = tollgate.serve(&["--upstream", "simulated"]);
-    let client = reqwest::Client::new();
-    for call in 0..3 {
-        let response = client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(&token)
-            .json(&spec_body(&format!("call {call}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    assert_eq!(server.spec_calls(&token, 3).await, vec![200; 3]);
     tollgate
         .wait_for_usage(&customer_id, |totals| totals["requests"] == 3)
         .await;
@@ -151,18 +141,8 @@ async fn the_usage_report_renders_every_chart_with_the_data() {
     let (alpha, alpha_token) = tollgate.create_customer("Alpha Reports", Some(4));
     let (beta, beta_token) = tollgate.create_customer("Beta Reports", None);
     let server = tollgate.serve(&["--upstream", "simulated"]);
-    let client = reqwest::Client::new();
-    for (token, calls) in [(&alpha_token, 6), (&beta_token, 3)] {
-        for call in 0..calls {
-            client
-                .post(format!("{}/prod/bedrock", server.base_url))
-                .bearer_auth(token)
-                .json(&spec_body(&format!("call {call}")))
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    server.spec_calls(&alpha_token, 6).await;
+    server.spec_calls(&beta_token, 3).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while tollgate.usage_today(&alpha)["totals"]["rejected"] != 2
         || tollgate.usage_today(&beta)["totals"]["requests"] != 3
@@ -310,16 +290,7 @@ async fn the_dashboard_takes_the_admin_credential_and_follows_traffic() {
     };
     assert_eq!(requests_shown().await, 0);
     for round in 1..=2u64 {
-        for call in 0..3 {
-            let response = client
-                .post(format!("{}/prod/bedrock", server.base_url))
-                .bearer_auth(&token)
-                .json(&spec_body(&format!("round {round} call {call}")))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-        }
+        assert_eq!(server.spec_calls(&token, 3).await, vec![200; 3]);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while requests_shown().await != 3 * round {
             assert!(

@@ -182,17 +182,7 @@ async fn the_compaction_lambda_compacts_the_day_it_is_given_and_refuses_a_bad_on
     let fake = FakeBedrock::start().await;
     let (customer_id, token) = tollgate.create_customer("Compact Co", None);
     let server = tollgate.serve_against(&fake, None);
-    let client = reqwest::Client::new();
-    for _ in 0..3 {
-        let response = client
-            .post(format!("{}/prod/bedrock", server.base_url))
-            .bearer_auth(&token)
-            .json(&spec_body("hello"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    assert_eq!(server.spec_calls(&token, 3).await, vec![200; 3]);
     assert!(server.terminate().success());
     assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 3);
 

@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes.
+/// The newest schema: one step per `SCHEMA_V*` below, applied in order.
 pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = "
@@ -136,40 +137,16 @@ pub fn migrate(connection: &Connection) -> Result<()> {
             "database schema version {version} is newer than this build's {SCHEMA_VERSION}; upgrade tollgate"
         )));
     }
-    if version < 1 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
-        ))?;
-    }
-    if version < 2 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
-        ))?;
-    }
-    if version < 3 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;"
-        ))?;
-    }
-    if version < 4 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V4} PRAGMA user_version = 4; COMMIT;"
-        ))?;
-    }
-    if version < 5 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V5} PRAGMA user_version = 5; COMMIT;"
-        ))?;
-    }
-    if version < 6 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V6} PRAGMA user_version = 6; COMMIT;"
-        ))?;
-    }
-    if version < 7 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V7} PRAGMA user_version = 7; COMMIT;"
-        ))?;
+    // Each step moves the database from the version before it, in its own transaction.
+    let steps = [
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+    ];
+    for (target, step) in (1_i64..).zip(steps) {
+        if version < target {
+            connection.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {step} PRAGMA user_version = {target}; COMMIT;"
+            ))?;
+        }
     }
     Ok(())
 }
