@@ -71,7 +71,7 @@ pub enum Command {
     /// List the alerts raised recently.
     Alerts(AlertsArgs),
     /// Run the proxy and the metering consumer together.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args)]

@@ -14,7 +14,6 @@ use store::ModelInvocation;
 use uuid::Uuid;
 
 use crate::admission::{Admission, Settlement};
-use crate::auth::authenticate;
 use crate::error_response::ApiError;
 use crate::forward::{EventDraft, forward_and_emit, with_request_id};
 use crate::spec_route::{read_body_limited, split_spec_body, validate_model_id};
@@ -69,7 +68,11 @@ pub async fn handle_call(
     let request_id = event_id.to_string();
     let (parts, body) = request.into_parts();
 
-    let caller = match authenticate(state.registry.as_ref(), &parts.headers, accepted_at).await {
+    let caller = match state
+        .auth
+        .authenticate(state.registry.as_ref(), &parts.headers, accepted_at)
+        .await
+    {
         Ok(caller) => caller,
         Err(error) => {
             tracing::info!(status = error.status.as_u16(), reason = %error.message, "request refused before authentication completed");

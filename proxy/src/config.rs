@@ -32,6 +32,9 @@ pub struct ProxyConfig {
     /// Answer only after the call's usage event is durable in the log. Required on Lambda,
     /// where the process may be frozen as soon as the response is sent.
     pub durable_events: bool,
+    /// How long the registry's records of a token are reused; zero reads them on every
+    /// call. Revocations, disabled customers and new limits take effect within it.
+    pub auth_cache_ttl: Duration,
 }
 
 /// Where the spool lives and how much it may hold before new calls are refused.
@@ -63,6 +66,7 @@ impl Default for ProxyConfig {
             key_use_flush_interval: Duration::from_secs(60),
             spool: None,
             durable_events: false,
+            auth_cache_ttl: Duration::from_secs(5),
         }
     }
 }

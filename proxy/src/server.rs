@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Limiter;
+use crate::auth::AuthCache;
 use crate::config::{ProxyConfig, SpoolConfig};
 use crate::emitter::{EventEmitter, SpoolSetup};
 use crate::key_use::KeyUseRecorder;
@@ -61,6 +62,7 @@ pub struct RunningProxy {
     pub local_addr: SocketAddr,
     stats: Arc<crate::emitter::EmitterStats>,
     spool: Option<Arc<dyn store::Spool>>,
+    auth: Arc<AuthCache>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -77,13 +79,21 @@ impl std::fmt::Debug for RunningProxy {
 impl RunningProxy {
     /// The proxy's metrics, for `--metrics-listen`.
     pub fn samples(&self) -> Vec<store::metrics::Sample> {
-        crate::emitter::emitter_samples(&self.stats, self.spool.as_deref())
+        (self.sample_source())()
     }
 
     /// A source of the proxy's metrics that outlives this handle.
     pub fn sample_source(&self) -> store::metrics::SampleSource {
-        let (stats, spool) = (Arc::clone(&self.stats), self.spool.clone());
-        Arc::new(move || crate::emitter::emitter_samples(&stats, spool.as_deref()))
+        let (stats, spool, auth) = (
+            Arc::clone(&self.stats),
+            self.spool.clone(),
+            Arc::clone(&self.auth),
+        );
+        Arc::new(move || {
+            let mut samples = crate::emitter::emitter_samples(&stats, spool.as_deref());
+            samples.extend(auth.samples());
+            samples
+        })
     }
 
     /// Stops accepting, drains in-flight requests, flushes usage events, and returns.
@@ -146,6 +156,7 @@ pub fn build_state(
             config.key_use_flush_interval,
         )),
         registry: ports.registry,
+        auth: Arc::new(AuthCache::new(config.auth_cache_ttl)),
         runtime: ports.runtime,
         limiter: Arc::new(Limiter::new(ports.counters, ports.quotas, config.admission)),
         emitter: emitter_handle,
@@ -188,6 +199,7 @@ pub async fn start_proxy_with(
     let (state, emitter) = build_state(config, ports)?;
     let stats = Arc::clone(&emitter.stats);
     let spool = state.emitter.spool();
+    let auth = Arc::clone(&state.auth);
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
     let task = tokio::spawn(serve(
         listener,
@@ -202,6 +214,7 @@ pub async fn start_proxy_with(
         local_addr,
         stats,
         spool,
+        auth,
         shutdown: shutdown_sender,
         task,
     })

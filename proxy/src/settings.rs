@@ -110,6 +110,11 @@ pub struct ProxyArgs {
     /// are always spooled).
     #[arg(long, env = "TOLLGATE_SPOOL_MAX_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub spool_max_mb: u64,
+    /// How long, in milliseconds, a token's key and customer records are reused before the
+    /// registry is read again (0 reads it on every call). A revoked key, a disabled
+    /// customer or new limits take effect within this time.
+    #[arg(long, env = "TOLLGATE_AUTH_CACHE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=300_000))]
+    pub auth_cache_ms: u64,
     /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
     #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -142,6 +147,7 @@ impl ProxyArgs {
                 _ => None,
             },
             key_use_flush_interval: Duration::from_secs(self.key_use_flush_secs),
+            auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             admission: AdmissionSettings {
                 default_mode: self.limit_mode.mode(),
                 default_output_reservation: self.default_token_reservation,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use store::{ModelRuntime, Registry};
 
 use crate::admission::Limiter;
+use crate::auth::AuthCache;
 use crate::config::ProxyConfig;
 use crate::emitter::EmitterHandle;
 use crate::key_use::KeyUseRecorder;
@@ -13,6 +14,7 @@ use crate::key_use::KeyUseRecorder;
 #[derive(Clone)]
 pub struct ProxyState {
     pub registry: Arc<dyn Registry>,
+    pub auth: Arc<AuthCache>,
     pub runtime: Arc<dyn ModelRuntime>,
     pub limiter: Arc<Limiter>,
     pub key_uses: Arc<KeyUseRecorder>,

@@ -1,5 +1,6 @@
 //! Authentication against a registry that counts its reads: a mangled token is refused
-//! before any store read, and key expiry follows the clock the caller passes in.
+//! before any store read, key expiry follows the clock the caller passes in, and the auth
+//! cache spares reads for a while without hiding an expiry or keeping an unknown token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
-use proxy::auth::authenticate;
+use proxy::auth::{AuthCache, authenticate};
 use schemas::plan::{Plan, PlanAssignment};
 use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
@@ -250,5 +251,180 @@ async fn a_key_works_until_its_expiry_on_the_callers_clock() {
         )
         .await
         .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn the_cache_spares_registry_reads_until_its_entries_expire() {
+    let (registry, token) = registry_with_key(None).await;
+    let cache = AuthCache::new(std::time::Duration::from_millis(300));
+    for _ in 0..5 {
+        let caller = cache
+            .authenticate(&registry, &bearer(&token), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(caller.customer.customer_id, "c");
+    }
+    assert_eq!(
+        registry.reads.load(Ordering::SeqCst),
+        2,
+        "five calls, one key and one customer read"
+    );
+
+    // A revocation is seen once the entry is older than the time to live.
+    registry
+        .revoke_key("c", "key_c", &audit_for("c", "revoke"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let refused = cache
+        .authenticate(&registry, &bearer(&token), Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.message.contains("revoked"), "{}", refused.message);
+    assert_eq!(registry.reads.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_cached_key_still_expires_on_time_and_a_disabled_customer_is_refused() {
+    let expires_at = Utc
+        .with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+        .unwrap()
+        .trunc_subsecs(3);
+    let (registry, token) = registry_with_key(Some(expires_at)).await;
+    let cache = AuthCache::new(std::time::Duration::from_secs(3600));
+    assert!(
+        cache
+            .authenticate(
+                &registry,
+                &bearer(&token),
+                expires_at - Duration::seconds(1)
+            )
+            .await
+            .is_ok()
+    );
+    let expired = cache
+        .authenticate(&registry, &bearer(&token), expires_at)
+        .await
+        .unwrap_err();
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        registry.reads.load(Ordering::SeqCst),
+        2,
+        "the expiry came from the cached key"
+    );
+
+    // Without a time to live, every call reads the registry and sees changes at once.
+    let uncached = AuthCache::new(std::time::Duration::ZERO);
+    let before = expires_at - Duration::seconds(1);
+    assert!(
+        uncached
+            .authenticate(&registry, &bearer(&token), before)
+            .await
+            .is_ok()
+    );
+    registry
+        .set_customer_status("c", CustomerStatus::Disabled, &audit_for("c", "disable"))
+        .await
+        .unwrap();
+    let disabled = uncached
+        .authenticate(&registry, &bearer(&token), before)
+        .await
+        .unwrap_err();
+    assert_eq!(disabled.status, StatusCode::FORBIDDEN);
+    assert_eq!(registry.reads.load(Ordering::SeqCst), 6);
+    assert!(uncached.is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_token_is_not_cached_so_a_new_key_works_at_once() {
+    let (registry, _token) = registry_with_key(None).await;
+    let cache = AuthCache::new(std::time::Duration::from_secs(3600));
+    let new_token = format_generated_token(&[7u8; 32]);
+    let unknown = cache
+        .authenticate(&registry, &bearer(new_token.expose()), Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(cache.is_empty());
+
+    registry
+        .replace_keys(
+            &ApiKey {
+                key_id: "key_2".into(),
+                customer_id: "c".into(),
+                token_hash: new_token.hash(),
+                status: KeyStatus::Active,
+                created_at: Utc::now(),
+                expires_at: None,
+                last_used_at: None,
+            },
+            None,
+            &audit_for("c", "rotate"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        cache
+            .authenticate(&registry, &bearer(new_token.expose()), Utc::now())
+            .await
+            .is_ok()
+    );
+    let rendered = store::metrics::render(&cache.samples());
+    assert!(
+        rendered.contains("tollgate_proxy_auth_cache_misses_total 2"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("tollgate_proxy_auth_cache_hits_total 0"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn the_cache_stays_within_its_capacity() {
+    let cache = AuthCache::with_capacity(std::time::Duration::from_secs(10), 2);
+    let caller = |id: &str| {
+        std::sync::Arc::new(proxy::auth::Caller {
+            customer: Customer {
+                customer_id: id.into(),
+                name: id.into(),
+                email: "c@c.example".into(),
+                status: CustomerStatus::Active,
+                created_at: Utc::now(),
+                limits: Limits::default(),
+            },
+            key: ApiKey {
+                key_id: format!("key_{id}"),
+                customer_id: id.into(),
+                token_hash: format_generated_token(&[1u8; 32]).hash(),
+                status: KeyStatus::Active,
+                created_at: Utc::now(),
+                expires_at: None,
+                last_used_at: None,
+            },
+        })
+    };
+    let hash = |byte: u8| format_generated_token(&[byte; 32]).hash();
+    let start = std::time::Instant::now();
+    cache.insert(hash(1), caller("a"), start);
+    cache.insert(
+        hash(2),
+        caller("b"),
+        start + std::time::Duration::from_secs(5),
+    );
+    // The first entry has expired by the third insert, so only it makes room.
+    let later = start + std::time::Duration::from_secs(12);
+    cache.insert(hash(3), caller("c"), later);
+    assert_eq!(cache.len(), 2);
+    assert!(cache.get(&hash(1), later).is_none());
+    assert!(cache.get(&hash(2), later).is_some());
+    // Nothing has expired: the cache starts over rather than grow.
+    cache.insert(hash(4), caller("d"), later);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(
+        cache.get(&hash(4), later).unwrap().customer.customer_id,
+        "d"
     );
 }

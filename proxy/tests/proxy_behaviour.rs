@@ -333,7 +333,12 @@ async fn every_authenticated_answer_carries_the_tightest_limit() {
     let runtime = Arc::new(SlowRuntime {
         delay: Duration::ZERO,
     });
-    let (proxy, token) = proxy_with(store.clone(), runtime, ProxyConfig::default()).await;
+    // The limits change while the proxy runs: read them on every call.
+    let config = ProxyConfig {
+        auth_cache_ttl: std::time::Duration::ZERO,
+        ..ProxyConfig::default()
+    };
+    let (proxy, token) = proxy_with(store.clone(), runtime, config).await;
     let client = reqwest::Client::new();
     let call = |body: &'static str| {
         client

@@ -228,6 +228,16 @@ async fn metered_calls_match_usage_and_parquet_exactly() {
     );
 }
 
+/// The running proxy's auth cache in these tests: a key, customer or limits change reaches
+/// it once its entry is older than this (the default is 5 s).
+const AUTH_CACHE_MS: &str = "200";
+
+/// Waits until every auth cache entry made before now has expired.
+async fn past_auth_cache() {
+    let ttl: u64 = AUTH_CACHE_MS.parse().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(ttl + 100)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
     let tollgate = Tollgate::new();
@@ -238,6 +248,8 @@ async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
         "bedrock",
         "--bedrock-endpoint-url",
         &fake.endpoint_url(),
+        "--auth-cache-ms",
+        AUTH_CACHE_MS,
     ]);
     let endpoint = format!("{}/prod/bedrock", server.base_url);
     let client = reqwest::Client::new();
@@ -265,6 +277,7 @@ async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
     ]);
     let new_token = rotated["token"].as_str().unwrap().to_owned();
     assert_ne!(new_token, old_token);
+    past_auth_cache().await;
     assert_eq!(call(old_token).await.status(), 401);
     assert_eq!(call(new_token.clone()).await.status(), 200);
 
@@ -304,7 +317,14 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
     let fake = FakeBedrock::start().await;
     let (customer_id, first_token) = tollgate.create_customer("Lifecycle Co", None);
     let first_token_copy = first_token.clone();
-    let server = tollgate.serve_against(&fake, None);
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+        "--auth-cache-ms",
+        AUTH_CACHE_MS,
+    ]);
     let endpoint = format!("{}/prod/bedrock", server.base_url);
     let client = reqwest::Client::new();
     let status_of = |token: String| {
@@ -353,6 +373,7 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
         &first_key_id,
     ]);
     assert_eq!(revoked["state"], "revoked");
+    past_auth_cache().await;
     assert_eq!(status_of(first_token).await, 401);
     let unknown_key = tollgate.run(&[
         "revoke-token",
@@ -366,8 +387,10 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
 
     // Disabled customers get 403 until enabled again.
     tollgate.run_json(&["disable", "--customer-id", &customer_id]);
+    past_auth_cache().await;
     assert_eq!(status_of(second_token.clone()).await, 403);
     tollgate.run_json(&["enable", "--customer-id", &customer_id]);
+    past_auth_cache().await;
     assert_eq!(status_of(second_token.clone()).await, 200);
 
     // Rotation with no grace revokes the previous key at once.
@@ -382,11 +405,13 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
     ]);
     let third_token = third["token"].as_str().unwrap().to_owned();
     let third_token_copy = third_token.clone();
+    past_auth_cache().await;
     assert_eq!(status_of(second_token).await, 401);
     assert_eq!(status_of(third_token.clone()).await, 200);
 
     // Deleting revokes every key and keeps the record and the usage.
     tollgate.run_json(&["delete", "--customer-id", &customer_id]);
+    past_auth_cache().await;
     assert_eq!(status_of(third_token).await, 401);
     let shown = tollgate.run_json(&["show", "--customer-id", &customer_id]);
     assert_eq!(shown["customer"]["status"], "deleted");
