@@ -6,10 +6,17 @@
 //! keeps every field of every model's body and of Converse intact, and lets streams pass
 //! through without being decoded and re-encoded. No retries: the proxy passes Bedrock's
 //! throttling and errors back, and a retry after a stream started could bill twice.
+//!
+//! Credentials are cached here: the chain that `aws-config` hands out is not (the SDK's
+//! clients cache through their identity cache, which this signer does not use), and on EC2
+//! or ECS every call would otherwise fetch them from the instance or container endpoint.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -42,8 +49,79 @@ pub struct BedrockRuntime {
     http: reqwest::Client,
     endpoint: String,
     region: String,
-    credentials: SharedCredentialsProvider,
+    credentials: Arc<CachedCredentials>,
     timeout: Duration,
+}
+
+/// Credentials are refreshed this long before they expire.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+/// Credentials without an expiry (static keys, a profile) are read again this often.
+const REFRESH_WITHOUT_EXPIRY: Duration = Duration::from_secs(15 * 60);
+
+/// How long credentials read at `now` may be used before they are read again: until
+/// [`REFRESH_BEFORE_EXPIRY`] before their expiry, or half their remaining life when they
+/// are closer to it than that.
+pub fn credentials_refresh_after(expiry: Option<SystemTime>, now: SystemTime) -> Duration {
+    match expiry {
+        None => REFRESH_WITHOUT_EXPIRY,
+        Some(expiry) => {
+            let remaining = expiry.duration_since(now).unwrap_or(Duration::ZERO);
+            match remaining.checked_sub(REFRESH_BEFORE_EXPIRY) {
+                Some(early) if !early.is_zero() => early,
+                _ => remaining / 2,
+            }
+        }
+    }
+}
+
+/// A credentials provider with the last credentials it gave, reused until they are due
+/// for refresh. When a refresh fails and the old credentials have not expired, they are
+/// used and the refresh is tried again on the next call.
+#[derive(Debug)]
+pub struct CachedCredentials {
+    provider: SharedCredentialsProvider,
+    current: tokio::sync::RwLock<Option<(Credentials, Instant)>>,
+}
+
+impl CachedCredentials {
+    /// Wraps a provider.
+    pub fn new(provider: SharedCredentialsProvider) -> Self {
+        Self {
+            provider,
+            current: tokio::sync::RwLock::new(None),
+        }
+    }
+
+    /// The credentials to sign with now.
+    pub async fn get(&self) -> Result<Credentials, CredentialsError> {
+        if let Some((credentials, refresh_at)) = self.current.read().await.as_ref()
+            && Instant::now() < *refresh_at
+        {
+            return Ok(credentials.clone());
+        }
+        let mut current = self.current.write().await;
+        // Another call may have refreshed while this one waited for the lock.
+        if let Some((credentials, refresh_at)) = current.as_ref()
+            && Instant::now() < *refresh_at
+        {
+            return Ok(credentials.clone());
+        }
+        match self.provider.provide_credentials().await {
+            Ok(fresh) => {
+                let refresh_at =
+                    Instant::now() + credentials_refresh_after(fresh.expiry(), SystemTime::now());
+                *current = Some((fresh.clone(), refresh_at));
+                Ok(fresh)
+            }
+            Err(error) => match current.as_ref() {
+                Some((old, _)) if old.expiry().is_none_or(|expiry| SystemTime::now() < expiry) => {
+                    tracing::warn!(error = %error, "cannot refresh AWS credentials for Bedrock; using the current ones until they expire");
+                    Ok(old.clone())
+                }
+                _ => Err(error),
+            },
+        }
+    }
 }
 
 /// Why the Bedrock runtime could not be set up.
@@ -90,7 +168,7 @@ impl BedrockRuntime {
             http,
             endpoint,
             region,
-            credentials,
+            credentials: Arc::new(CachedCredentials::new(credentials)),
             timeout: nonzero(settings.timeout, Duration::from_secs(300)),
         })
     }
@@ -168,7 +246,7 @@ impl ModelRuntime for BedrockRuntime {
         headers.push(("host".to_owned(), host));
         let credentials = self
             .credentials
-            .provide_credentials()
+            .get()
             .await
             .map_err(|error| RuntimeError::Credentials(error.to_string()))?;
         let identity: Identity = credentials.into();
@@ -218,5 +296,106 @@ impl ModelRuntime for BedrockRuntime {
             body,
             upstream_latency,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug)]
+    struct CountingProvider {
+        calls: Arc<AtomicUsize>,
+        expiry: Option<SystemTime>,
+        fail_after: usize,
+    }
+
+    impl ProvideCredentials for CountingProvider {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            let result = if call >= self.fail_after {
+                Err(CredentialsError::provider_error("endpoint down"))
+            } else {
+                Ok(Credentials::new(
+                    format!("AKID{call}"),
+                    "secret",
+                    None,
+                    self.expiry,
+                    "test",
+                ))
+            };
+            aws_credential_types::provider::future::ProvideCredentials::ready(result)
+        }
+    }
+
+    fn cache(
+        expiry: Option<SystemTime>,
+        fail_after: usize,
+    ) -> (CachedCredentials, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = CountingProvider {
+            calls: Arc::clone(&calls),
+            expiry,
+            fail_after,
+        };
+        (
+            CachedCredentials::new(SharedCredentialsProvider::new(provider)),
+            calls,
+        )
+    }
+
+    #[test]
+    fn credentials_are_refreshed_five_minutes_before_expiry_or_at_half_life() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(credentials_refresh_after(None, now), REFRESH_WITHOUT_EXPIRY);
+        assert_eq!(
+            credentials_refresh_after(Some(now + Duration::from_secs(3600)), now),
+            Duration::from_secs(3300)
+        );
+        assert_eq!(
+            credentials_refresh_after(Some(now + Duration::from_secs(120)), now),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            credentials_refresh_after(Some(now - Duration::from_secs(1)), now),
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test]
+    async fn the_provider_is_asked_once_while_the_credentials_are_fresh() {
+        let (cached, calls) = cache(Some(SystemTime::now() + Duration::from_secs(3600)), 10);
+        for _ in 0..100 {
+            assert_eq!(cached.get().await.unwrap().access_key_id(), "AKID0");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn credentials_near_expiry_are_read_again_and_kept_when_the_refresh_fails() {
+        // Ten seconds left: refreshed at half life, so the second call is within it.
+        let (cached, calls) = cache(Some(SystemTime::now() + Duration::from_secs(10)), 1);
+        assert_eq!(cached.get().await.unwrap().access_key_id(), "AKID0");
+        assert_eq!(cached.get().await.unwrap().access_key_id(), "AKID0");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Already expired credentials are never reused: a failed refresh is an error.
+        let (expired, calls) = cache(Some(SystemTime::now() - Duration::from_secs(1)), 1);
+        assert!(expired.get().await.is_ok());
+        assert!(expired.get().await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // Due for refresh but still valid: the refresh fails, the old ones are used.
+        let (stale, calls) = cache(Some(SystemTime::now() + Duration::from_secs(2)), 1);
+        assert_eq!(stale.get().await.unwrap().access_key_id(), "AKID0");
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        assert_eq!(stale.get().await.unwrap().access_key_id(), "AKID0");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }
