@@ -19,7 +19,9 @@ pub struct MetricsArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// One sample: a name, its help text, whether it only grows, and its value.
+/// One sample: a name, its help text, whether it only grows, and its value. The name may
+/// carry labels in the exposition syntax, `family{label="value"}`; samples of one family
+/// come one after another and share its help and type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub name: &'static str,
@@ -28,13 +30,22 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// Renders samples in the Prometheus text exposition format.
+/// Renders samples in the Prometheus text exposition format, one help and type line per
+/// family.
 pub fn render(samples: &[Sample]) -> String {
     let mut text = String::new();
+    let mut previous_family = None;
     for sample in samples {
-        let kind = if sample.counter { "counter" } else { "gauge" };
-        let _ = writeln!(text, "# HELP {} {}", sample.name, sample.help);
-        let _ = writeln!(text, "# TYPE {} {kind}", sample.name);
+        let family = sample
+            .name
+            .split_once('{')
+            .map_or(sample.name, |(family, _)| family);
+        if previous_family != Some(family) {
+            let kind = if sample.counter { "counter" } else { "gauge" };
+            let _ = writeln!(text, "# HELP {family} {}", sample.help);
+            let _ = writeln!(text, "# TYPE {family} {kind}");
+            previous_family = Some(family);
+        }
         let _ = writeln!(text, "{} {}", sample.name, sample.value);
     }
     text

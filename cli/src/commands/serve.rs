@@ -58,6 +58,8 @@ pub async fn serve(
             let source: store::metrics::SampleSource = Arc::new(move || {
                 let mut samples = proxy_source();
                 samples.extend(consumer_source());
+                // AWS requests and billable units (empty on the embedded backend).
+                samples.extend(store::aws::meter::process_meter().samples());
                 samples
             });
             let (address, task) = store::metrics::serve_metrics(listen, source)

@@ -2,7 +2,8 @@
 //! Firehose (raw archive), S3 (Parquet, quarantine) through `object_store`, and SNS (alerts).
 //!
 //! Each client is built once from one [`AwsSettings`]; `endpoint_url` points every service
-//! at an emulator in tests. Table designs are in `docs/architecture.md`.
+//! at an emulator in tests. Every client counts its requests and billable units in
+//! [`meter::process_meter`]. Table designs are in `docs/architecture.md`.
 
 mod attributes;
 pub mod dynamo_alerts;
@@ -13,6 +14,8 @@ pub mod dynamo_watermarks;
 pub mod errors;
 pub mod firehose_archive;
 pub mod kinesis_log;
+pub mod meter;
+pub mod meter_hooks;
 pub mod s3_objects;
 pub mod settings;
 pub mod sns_notifier;

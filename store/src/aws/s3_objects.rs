@@ -1,5 +1,6 @@
 //! Parquet, quarantine and replay objects on S3 through `object_store`, with credentials
-//! from the same AWS SDK chain as every other client.
+//! from the same AWS SDK chain as every other client, and each request counted by the
+//! process's AWS meter.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::prefix::PrefixStore;
 
+use super::meter::process_meter;
+use super::meter_hooks::MeteredS3Connector;
 use crate::{Result, StoreError};
 
 /// Bridges the AWS SDK's credential chain (environment, profiles, SSO, roles) to object_store.
@@ -47,7 +50,8 @@ pub fn s3_object_store(
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(bucket)
         .with_region(region)
-        .with_credentials(Arc::new(SdkCredentials(credentials)));
+        .with_credentials(Arc::new(SdkCredentials(credentials)))
+        .with_http_connector(MeteredS3Connector::new(process_meter()));
     if let Some(endpoint_url) = endpoint_url {
         builder = builder
             .with_endpoint(endpoint_url)

@@ -9,6 +9,8 @@ use aws_config::retry::RetryConfig;
 use object_store::ObjectStore;
 
 use super::errors::aws_error;
+use super::meter::process_meter;
+use super::meter_hooks::MeterInterceptor;
 use super::s3_objects::s3_object_store;
 use super::{
     DynamoAlerts, DynamoCounters, DynamoQuotas, DynamoRegistry, DynamoWatermarks, FirehoseArchive,
@@ -90,9 +92,23 @@ impl AwsBackend {
         let credentials = shared
             .credentials_provider()
             .ok_or_else(|| StoreError::Aws("no AWS credentials provider available".into()))?;
-        let dynamo = aws_sdk_dynamodb::Client::new(&shared);
-        let kinesis = aws_sdk_kinesis::Client::new(&shared);
-        let firehose = aws_sdk_firehose::Client::new(&shared);
+        // Every client reports its requests and billable units to the process's meter.
+        let metered = MeterInterceptor::new(process_meter());
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&shared)
+                .interceptor(metered)
+                .build(),
+        );
+        let kinesis = aws_sdk_kinesis::Client::from_conf(
+            aws_sdk_kinesis::config::Builder::from(&shared)
+                .interceptor(metered)
+                .build(),
+        );
+        let firehose = aws_sdk_firehose::Client::from_conf(
+            aws_sdk_firehose::config::Builder::from(&shared)
+                .interceptor(metered)
+                .build(),
+        );
         let objects = s3_object_store(
             &settings.bucket,
             &settings.prefix,

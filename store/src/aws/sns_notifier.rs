@@ -8,6 +8,8 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use schemas::alert::RecordedAlert;
 
 use super::errors::aws_error;
+use super::meter::process_meter;
+use super::meter_hooks::MeterInterceptor;
 use crate::notify::Notifier;
 use crate::{Result, StoreError};
 
@@ -57,7 +59,11 @@ impl SnsNotifier {
             )));
         }
         Ok(Self {
-            client: Client::new(config),
+            client: Client::from_conf(
+                aws_sdk_sns::config::Builder::from(config)
+                    .interceptor(MeterInterceptor::new(process_meter()))
+                    .build(),
+            ),
             topic_arn,
         })
     }

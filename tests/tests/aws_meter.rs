@@ -1,0 +1,104 @@
+//! The AWS meter against the emulator: appending and counting events shows the expected
+//! requests and billable units. Its own test binary, so no other test shares the
+//! process-wide meter. Needs the dummy credentials `scripts/test.sh` exports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use schemas::Outcome;
+use store::aws::AwsBackend;
+use store::aws::meter::{kinesis_on_demand_kib, process_meter};
+use store::contract::{day, event_on, unique};
+use store::{Counters, EventLog, LogRecord, SourcedEvent};
+use tests::aws_env::create_resources;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appending_and_counting_events_is_metered_per_request_and_unit() {
+    let backend = AwsBackend::connect(create_resources(1).await)
+        .await
+        .unwrap();
+    let customer_id = unique("metered");
+    let events: Vec<_> = (0..150)
+        .map(|_| event_on(&customer_id, day(0), "model-a", Outcome::Success, 10, 20))
+        .collect();
+    let records: Vec<LogRecord> = events
+        .iter()
+        .map(|event| LogRecord {
+            partition_key: event.customer_id.clone(),
+            data: Bytes::from(event.encode_json().unwrap()),
+        })
+        .collect();
+
+    let ingested_kib: u64 = records
+        .iter()
+        .map(|record| {
+            kinesis_on_demand_kib((record.data.len() + record.partition_key.len()) as u64)
+        })
+        .sum();
+
+    let before = process_meter().snapshot();
+    let appended = backend.event_log.append(&records).await.unwrap();
+    assert!(appended.iter().all(Result::is_ok), "{appended:?}");
+    let after_append = process_meter().snapshot().since(&before);
+    assert_eq!(after_append.requests_of("Kinesis", "PutRecords"), 1);
+    assert_eq!(after_append.units_of("Kinesis", "put_payload_units"), 150.0);
+    assert_eq!(after_append.units_of("Kinesis", "records_put"), 150.0);
+    assert_eq!(
+        after_append.units_of("Kinesis", "ingested_kib"),
+        ingested_kib as f64
+    );
+
+    let sourced: Vec<SourcedEvent> = events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| SourcedEvent {
+            source: format!("shard-0/{index}"),
+            event: event.clone(),
+        })
+        .collect();
+    let before_apply = process_meter().snapshot();
+    let report = backend.counters.apply(&sourced).await.unwrap();
+    assert_eq!(report.counted, 150);
+    let applied = process_meter().snapshot().since(&before_apply);
+    // 150 dedupe marks and a daily and an hourly cell per transaction: two transactions
+    // of at most 100 actions, every item under 1 KiB, two write units per item.
+    assert_eq!(applied.requests_of("DynamoDB", "TransactWriteItems"), 2);
+    assert_eq!(
+        applied.units_of("DynamoDB", "write_request_units"),
+        2.0 * (150.0 + 4.0)
+    );
+
+    let before_read = process_meter().snapshot();
+    let cells = backend
+        .counters
+        .read_daily(&customer_id, day(0), day(0))
+        .await
+        .unwrap();
+    assert_eq!(cells.len(), 1);
+    let read = process_meter().snapshot().since(&before_read);
+    assert_eq!(read.requests_of("DynamoDB", "Query"), 1);
+    assert!(read.units_of("DynamoDB", "read_request_units") >= 0.5);
+
+    let before_put = process_meter().snapshot();
+    backend
+        .objects
+        .put(&"usage/metered.txt".into(), Bytes::from_static(b"x").into())
+        .await
+        .unwrap();
+    backend
+        .objects
+        .get(&"usage/metered.txt".into())
+        .await
+        .unwrap();
+    let objects = process_meter().snapshot().since(&before_put);
+    assert_eq!(objects.requests_of("S3", "PutObject"), 1);
+    assert_eq!(objects.requests_of("S3", "GetObject"), 1);
+
+    let text = store::metrics::render(&process_meter().samples());
+    assert!(
+        text.contains(
+            "tollgate_aws_requests_total{service=\"DynamoDB\",operation=\"TransactWriteItems\"} 2"
+        ),
+        "{text}"
+    );
+}
