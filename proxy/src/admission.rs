@@ -431,14 +431,9 @@ impl Limiter {
         let tally = customers.entry(grant.customer_id.clone()).or_default();
         tally.roll_to(today);
         if let Some((day, month)) = store {
-            if tally
-                .store_read
-                .is_none_or(|(_, previous_day, previous_month)| {
-                    previous_day != day || previous_month != month
-                })
-            {
-                tally.store_read = Some((Instant::now(), day, month));
-            }
+            // Every read restarts the cache's clock, changed or not: merging takes the
+            // larger level, so an unchanged reading only confirms what the tally holds.
+            tally.store_read = Some((Instant::now(), day, month));
             tally.merge_store(day, month);
         }
         let minute = WindowKind::Minute.containing(now).starts_at;
@@ -599,6 +594,70 @@ mod tests {
             panic!()
         };
         assert_eq!(grant.rate.map(|rate| rate.remaining), Some(0));
+    }
+
+    /// Counters that count the reads they serve.
+    struct CountingCounters {
+        inner: MemoryStore,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl store::Counters for CountingCounters {
+        async fn apply(&self, events: &[store::SourcedEvent]) -> store::Result<store::ApplyReport> {
+            self.inner.apply(events).await
+        }
+        async fn read_daily(
+            &self,
+            customer_id: &str,
+            from: NaiveDate,
+            to: NaiveDate,
+        ) -> store::Result<Vec<schemas::DailyUsage>> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.read_daily(customer_id, from, to).await
+        }
+        async fn read_hourly(
+            &self,
+            customer_id: &str,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> store::Result<Vec<schemas::HourlyUsage>> {
+            self.inner.read_hourly(customer_id, from, to).await
+        }
+    }
+
+    #[tokio::test]
+    async fn eventual_mode_reads_unchanged_counters_once_per_cache_period() {
+        let counters = Arc::new(CountingCounters {
+            inner: MemoryStore::new(),
+            reads: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let limiter = Limiter::new(
+            counters.clone(),
+            Arc::new(MemoryStore::new()),
+            AdmissionSettings {
+                default_mode: EnforcementMode::Eventual,
+                default_output_reservation: 100,
+                counter_cache_ttl: Duration::from_secs(1),
+            },
+        );
+        let capped = customer(Limits {
+            daily_request_limit: Some(1_000),
+            ..Limits::default()
+        });
+        let now = Utc::now();
+        assert!(admitted(&limiter.admit(&capped, b"{}", now).await));
+        // Past the cache period the counters are read again; they have not moved, and
+        // that reading is cached like any other.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        for _ in 0..20 {
+            assert!(admitted(&limiter.admit(&capped, b"{}", now).await));
+        }
+        assert_eq!(
+            counters.reads.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "one read per cache period, changed or not"
+        );
     }
 
     #[tokio::test]
