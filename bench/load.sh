@@ -5,7 +5,15 @@
 # DURATION seconds; everything stays on 127.0.0.1. See BENCHMARKS.md.
 #
 #   bench/load.sh [--rates "500 1000 2000 5000"] [--duration 10] [--connections 64]
-#                 [--limit-mode eventual|strict] [--durable-events]
+#                 [--limit-mode eventual|strict] [--durable-events] [--layout serve|split]
+#                 [--backend embedded|aws]
+#
+# --layout serve (default) runs `tollgate serve`: proxy and consumer in one process.
+# --layout split runs the standalone `tollgate-proxy` and `tollgate-metering` side by side
+# on the same database; the table then shows the proxy process alone.
+# --backend aws runs Tollgate on DynamoDB, Kinesis and S3 emulated by moto
+# (tests/emulators/moto.sh, started and stopped by the script). moto answers one request
+# at a time, so this measures the proxy's own path, not AWS's latency.
 #
 # Installs what it needs when missing: nginx (Debian package) and oha (cargo install,
 # pinned, into ~/.cache/tollgate-bench).
@@ -19,6 +27,8 @@ duration=10
 connections=64
 limit_mode="eventual"
 durable=()
+layout="serve"
+backend="embedded"
 while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates="${2:?}"; shift 2 ;;
@@ -26,11 +36,21 @@ while [ $# -gt 0 ]; do
     --connections) connections="${2:?}"; shift 2 ;;
     --limit-mode) limit_mode="${2:?}"; shift 2 ;;
     --durable-events) durable=(--durable-events); shift ;;
+    --layout) layout="${2:?}"; shift 2 ;;
+    --backend) backend="${2:?}"; shift 2 ;;
     *) echo "load.sh: unknown argument $1" >&2; sed -n '2,10p' "$0" >&2; exit 2 ;;
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 120 ] ||
   { echo "load.sh: --duration must be 1 to 120 seconds" >&2; exit 2; }
+case "$layout" in
+  serve | split) ;;
+  *) echo "load.sh: --layout must be serve or split" >&2; exit 2 ;;
+esac
+case "$backend" in
+  embedded | aws) ;;
+  *) echo "load.sh: --backend must be embedded or aws" >&2; exit 2 ;;
+esac
 
 tools="${TOLLGATE_BENCH_HOME:-$HOME/.cache/tollgate-bench}"
 oha="$tools/bin/oha"
@@ -47,13 +67,15 @@ fi
 nginx_binary="$(command -v nginx || echo /usr/sbin/nginx)"
 
 echo "== building (release)" >&2
-cargo build --quiet --release -p tollgate -p tests --bin tollgate --bin fake-bedrock >&2
+cargo build --quiet --release -p tollgate -p proxy -p metering -p tests \
+  --bin tollgate --bin tollgate-proxy --bin tollgate-metering --bin fake-bedrock >&2
 
 work="$(mktemp -d)"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ "$backend" = aws ] && "$repository/tests/emulators/moto.sh" stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -123,11 +145,44 @@ for _ in $(seq 1 100); do
 done
 
 data="$work/tollgate-data"
+if [ "$backend" = aws ]; then
+  echo "== starting moto" >&2
+  export TOLLGATE_EMULATOR_STATE="$work/moto"
+  endpoint="$("$repository/tests/emulators/moto.sh" start)"
+  python="${TOLLGATE_EMULATOR_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-emulators}/moto-5.2.5/bin/python"
+  export TOLLGATE_BACKEND=aws TOLLGATE_AWS_ENDPOINT_URL="$endpoint"
+  export TOLLGATE_REGISTRY_TABLE=bench-registry TOLLGATE_COUNTERS_TABLE=bench-counters
+  export TOLLGATE_STREAM_NAME=bench-events TOLLGATE_BUCKET=bench-usage TOLLGATE_FIREHOSE_STREAM=""
+  "$python" - "$endpoint" <<'PY'
+import sys, time, boto3
+session = dict(endpoint_url=sys.argv[1], region_name="us-east-1")
+dynamo = boto3.client("dynamodb", **session)
+for table in ("bench-registry", "bench-counters"):
+    dynamo.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+kinesis = boto3.client("kinesis", **session)
+kinesis.create_stream(StreamName="bench-events", ShardCount=1)
+while kinesis.describe_stream_summary(StreamName="bench-events")["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+    time.sleep(0.05)
+boto3.client("s3", **session).create_bucket(Bucket="bench-usage")
+PY
+fi
 created="$("$repository/target/release/tollgate" --data-dir "$data" --json create --name "Bench Co" \
   --email bench@example.com --daily-limit 1000000000 --daily-token-limit 1000000000000)"
 token="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])' <<<"$created")"
-tollgate_url="$(start_listening "$work/tollgate.log" "$repository/target/release/tollgate" --data-dir "$data" serve \
-  --listen 127.0.0.1:0 --upstream bedrock --bedrock-endpoint-url "$fake_url" --limit-mode "$limit_mode" "${durable[@]}")"
+proxy_flags=(--listen 127.0.0.1:0 --upstream bedrock --bedrock-endpoint-url "$fake_url" --limit-mode "$limit_mode" "${durable[@]}")
+metering_pid=""
+if [ "$layout" = serve ]; then
+  tollgate_url="$(start_listening "$work/tollgate.log" "$repository/target/release/tollgate" --data-dir "$data" serve \
+    "${proxy_flags[@]}")"
+else
+  tollgate_url="$(start_listening "$work/tollgate.log" "$repository/target/release/tollgate-proxy" --data-dir "$data" \
+    "${proxy_flags[@]}")"
+  "$repository/target/release/tollgate-metering" --data-dir "$data" >"$work/metering.log" 2>&1 &
+  metering_pid=$!
+  pids+=("$metering_pid")
+fi
 tollgate_pid="$(cat "$work/tollgate.log.pid")"
 pids+=("$tollgate_pid")
 
@@ -201,13 +256,17 @@ for rate in $rates max; do
   measure tollgate "$rate" "$tollgate_url$route" bearer "$tollgate_pid" >>"$results"
 done
 peak_rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$tollgate_pid/status")"
+if [ -n "$metering_pid" ]; then
+  sleep 2 # let the consumer catch up before reading its CPU time
+  echo "metering consumer (separate process): $(cpu_seconds "$metering_pid") CPU seconds over the run, RSS $(($(rss_kib "$metering_pid") / 1024)) MB" >&2
+fi
 
-python3 - "$results" "$limit_mode" "${#durable[@]}" "$peak_rss" "$connections" "$duration" <<'PY'
+python3 - "$results" "$limit_mode" "${#durable[@]}" "$peak_rss" "$connections" "$duration" "$layout" "$backend" <<'PY'
 import json, sys
-path, mode, durable, peak, connections, duration = sys.argv[1:]
+path, mode, durable, peak, connections, duration, layout, backend = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
 by = {(row["target"], row["rate"]): row for row in rows}
-print(f"Tollgate ({mode} limits{', durable events' if durable != '0' else ''}, embedded store) vs the fake Bedrock directly vs nginx;")
+print(f"Tollgate ({layout}; {mode} limits{', durable events' if durable != '0' else ''}, {backend} backend) vs the fake Bedrock directly vs nginx;")
 print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates.")
 print()
 print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'rss MB':>7}")
