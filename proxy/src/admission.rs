@@ -4,13 +4,14 @@
 //! levels it decides on:
 //! - **eventual**: the counter projection (read through a short cache) merged with what
 //!   this process admitted and settled since, plus a per-process minute count. No store
-//!   write on the request path. One proxy enforces exactly; several proxies can overshoot
+//!   write on the request path, and at most one counter read in flight per customer: calls
+//!   arriving during a refresh decide on the previous reading. One proxy enforces exactly; several proxies can overshoot
 //!   by what the consumer has not yet counted.
 //! - **strict**: an atomic reservation in the [`Quotas`] store before forwarding (one
 //!   request, and for token budgets `max_tokens` plus an input estimate), settled to the
 //!   actual token count when the call ends. Concurrent requests never pass a cap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,6 +149,23 @@ pub struct Limiter {
     quotas: Arc<dyn Quotas>,
     settings: AdmissionSettings,
     customers: Mutex<HashMap<String, CustomerTally>>,
+    /// Customers whose counters are being read now.
+    refreshing: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A customer's claim on the one counter read in flight; released when dropped, also when
+/// the call that made it is cancelled mid-read.
+struct RefreshClaim {
+    refreshing: Arc<Mutex<HashSet<String>>>,
+    customer_id: String,
+}
+
+impl Drop for RefreshClaim {
+    fn drop(&mut self) {
+        if let Ok(mut refreshing) = self.refreshing.lock() {
+            refreshing.remove(&self.customer_id);
+        }
+    }
 }
 
 impl std::fmt::Debug for Limiter {
@@ -231,6 +249,7 @@ impl Limiter {
             quotas,
             settings,
             customers: Mutex::new(HashMap::new()),
+            refreshing: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -387,14 +406,30 @@ impl Limiter {
         limits: &Limits,
         today: NaiveDate,
     ) -> Option<(Level, Level)> {
-        if let Ok(customers) = self.customers.lock()
-            && let Some(tally) = customers.get(customer_id)
-            && tally.day == Some(today)
-            && let Some((read_at, day, month)) = tally.store_read
+        let previous = self.customers.lock().ok().and_then(|customers| {
+            customers
+                .get(customer_id)
+                .filter(|tally| tally.day == Some(today))
+                .and_then(|tally| tally.store_read)
+        });
+        if let Some((read_at, day, month)) = previous
             && read_at.elapsed() < self.settings.counter_cache_ttl
         {
             return Some((day, month));
         }
+        let claimed = self
+            .refreshing
+            .lock()
+            .map(|mut refreshing| refreshing.insert(customer_id.to_owned()))
+            .unwrap_or(false);
+        if !claimed {
+            // Another call is reading them: decide on the previous reading meanwhile.
+            return previous.map(|(_, day, month)| (day, month));
+        }
+        let _claim = RefreshClaim {
+            refreshing: Arc::clone(&self.refreshing),
+            customer_id: customer_id.to_owned(),
+        };
         let monthly = LimitKind::MonthlyRequests.cap(limits).is_some()
             || LimitKind::MonthlyTokens.cap(limits).is_some();
         let from = if monthly { month_start(today) } else { today };
@@ -657,6 +692,111 @@ mod tests {
             counters.reads.load(std::sync::atomic::Ordering::SeqCst),
             2,
             "one read per cache period, changed or not"
+        );
+    }
+
+    /// Counters whose reads wait until the test lets them through.
+    struct GatedCounters {
+        inner: MemoryStore,
+        reads: std::sync::atomic::AtomicUsize,
+        gate: tokio::sync::Semaphore,
+    }
+
+    #[async_trait::async_trait]
+    impl store::Counters for GatedCounters {
+        async fn apply(&self, events: &[store::SourcedEvent]) -> store::Result<store::ApplyReport> {
+            self.inner.apply(events).await
+        }
+        async fn read_daily(
+            &self,
+            customer_id: &str,
+            from: NaiveDate,
+            to: NaiveDate,
+        ) -> store::Result<Vec<schemas::DailyUsage>> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _permit = self.gate.acquire().await;
+            self.inner.read_daily(customer_id, from, to).await
+        }
+        async fn read_hourly(
+            &self,
+            customer_id: &str,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> store::Result<Vec<schemas::HourlyUsage>> {
+            self.inner.read_hourly(customer_id, from, to).await
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_during_a_slow_counter_read_do_not_read_again_or_wait() {
+        let counters = Arc::new(GatedCounters {
+            inner: MemoryStore::new(),
+            reads: std::sync::atomic::AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let limiter = Arc::new(Limiter::new(
+            counters.clone(),
+            Arc::new(MemoryStore::new()),
+            AdmissionSettings {
+                default_mode: EnforcementMode::Eventual,
+                default_output_reservation: 100,
+                counter_cache_ttl: Duration::from_secs(60),
+            },
+        ));
+        let capped = customer(Limits {
+            daily_request_limit: Some(5),
+            ..Limits::default()
+        });
+        let now = Utc::now();
+        let first = tokio::spawn({
+            let (limiter, capped) = (Arc::clone(&limiter), capped.clone());
+            async move { limiter.admit(&capped, b"{}", now).await }
+        });
+        while counters.reads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The first read hangs; the next calls decide on this proxy's own count at once.
+        for _ in 0..5 {
+            let admission =
+                tokio::time::timeout(Duration::from_secs(5), limiter.admit(&capped, b"{}", now))
+                    .await
+                    .expect("a call waited for another call's counter read");
+            assert!(admitted(&admission));
+        }
+        assert!(!admitted(&limiter.admit(&capped, b"{}", now).await));
+        assert_eq!(counters.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The cap holds across the slow read: the first call, decided last, is refused.
+        counters.gate.add_permits(100);
+        assert!(!admitted(&first.await.unwrap()));
+
+        // A read cancelled mid-way (its call dropped) releases its claim.
+        let cancelled = Arc::new(GatedCounters {
+            inner: MemoryStore::new(),
+            reads: std::sync::atomic::AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let limiter = Limiter::new(
+            cancelled.clone(),
+            Arc::new(MemoryStore::new()),
+            AdmissionSettings {
+                default_mode: EnforcementMode::Eventual,
+                default_output_reservation: 100,
+                counter_cache_ttl: Duration::from_secs(60),
+            },
+        );
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(50),
+            limiter.admit(&capped, b"{}", now),
+        )
+        .await;
+        assert!(dropped.is_err(), "the read is gated");
+        cancelled.gate.add_permits(100);
+        assert!(admitted(&limiter.admit(&capped, b"{}", now).await));
+        assert_eq!(
+            cancelled.reads.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the next call reads again"
         );
     }
 
