@@ -18,6 +18,7 @@ echo "bench                                    time (median)    events/s (median
 # on a line of its own.
 awk '
   /^consumer\// { name = $1 }
+  /%/ { next }
   /time:/ { time = $(NF-3) " " $(NF-2) }
   /thrpt:/ {
     value = $(NF-3); unit = $(NF-2)
