@@ -234,7 +234,26 @@ impl UsageEvent {
     }
 
     /// Decodes versioned JSON. Corrupt input or an unknown version is a typed error, never a panic.
+    ///
+    /// A JSON object that parses as a current-version event is decoded in one pass; anything
+    /// else goes through the version probe first, so every error stays what it was.
     pub fn decode_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let is_object = bytes
+            .iter()
+            .find(|byte| !matches!(byte, b' ' | b'\n' | b'\t' | b'\r'))
+            == Some(&b'{');
+        if is_object
+            && let Ok(event) = serde_json::from_slice::<Self>(bytes)
+            && event.schema_version == USAGE_EVENT_SCHEMA_VERSION
+        {
+            return Ok(event);
+        }
+        Self::decode_json_probing_version(bytes)
+    }
+
+    /// Reads `schema_version` alone first, then the whole event: a missing or unknown
+    /// version is reported as such, not as a field error.
+    fn decode_json_probing_version(bytes: &[u8]) -> Result<Self, DecodeError> {
         let probe: VersionProbe =
             serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))?;
         let version = probe
