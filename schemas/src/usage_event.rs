@@ -4,6 +4,7 @@
 //! it into the struct (whose serde form is the JSON encoding), the Arrow schema, and the
 //! conversions to and from an Arrow `RecordBatch`.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -142,10 +143,10 @@ macro_rules! define_usage_event {
                 .collect()
         }
 
-        /// Converts events to one Arrow batch, one row per event, in order.
-        pub fn events_to_record_batch(events: &[UsageEvent]) -> Result<RecordBatch, DecodeError> {
+        /// Converts events (owned or borrowed) to one Arrow batch, one row per event, in order.
+        pub fn events_to_record_batch<E: Borrow<UsageEvent>>(events: &[E]) -> Result<RecordBatch, DecodeError> {
             let columns: Vec<ArrayRef> = vec![ $(
-                <$field_type as ArrowColumn>::build_column(events.iter().map(|event| &event.$field))
+                <$field_type as ArrowColumn>::build_column(events.iter().map(|event| &event.borrow().$field))
             ),+ ];
             RecordBatch::try_new(Arc::new(usage_event_arrow_schema()), columns)
                 .map_err(|error| DecodeError::Arrow(error.to_string()))
