@@ -58,13 +58,13 @@ impl UsageObjectKey {
     }
 }
 
-/// Groups events by UTC day, keeping their order.
+/// Groups events by UTC day, keeping their order. The events are borrowed, not copied.
 pub fn group_by_day<'a>(
     events: impl IntoIterator<Item = &'a UsageEvent>,
-) -> BTreeMap<NaiveDate, Vec<UsageEvent>> {
-    let mut days: BTreeMap<NaiveDate, Vec<UsageEvent>> = BTreeMap::new();
+) -> BTreeMap<NaiveDate, Vec<&'a UsageEvent>> {
+    let mut days: BTreeMap<NaiveDate, Vec<&'a UsageEvent>> = BTreeMap::new();
     for event in events {
-        days.entry(event.day()).or_default().push(event.clone());
+        days.entry(event.day()).or_default().push(event);
     }
     days
 }

@@ -1,5 +1,7 @@
 //! Parquet bytes from usage events and back: ZSTD, fixed row groups, pure (bytes in memory).
 
+use std::borrow::Borrow;
+
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -16,8 +18,9 @@ fn parquet_error(error: impl std::fmt::Display) -> DecodeError {
     DecodeError::Parquet(error.to_string())
 }
 
-/// Encodes events as one Parquet file. The same events in the same order give the same bytes.
-pub fn encode_events_parquet(events: &[UsageEvent]) -> Result<Bytes, DecodeError> {
+/// Encodes events (owned or borrowed) as one Parquet file. The same events in the same
+/// order give the same bytes.
+pub fn encode_events_parquet<E: Borrow<UsageEvent>>(events: &[E]) -> Result<Bytes, DecodeError> {
     let batch = events_to_record_batch(events)?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))

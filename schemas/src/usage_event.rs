@@ -4,6 +4,7 @@
 //! it into the struct (whose serde form is the JSON encoding), the Arrow schema, and the
 //! conversions to and from an Arrow `RecordBatch`.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -142,10 +143,10 @@ macro_rules! define_usage_event {
                 .collect()
         }
 
-        /// Converts events to one Arrow batch, one row per event, in order.
-        pub fn events_to_record_batch(events: &[UsageEvent]) -> Result<RecordBatch, DecodeError> {
+        /// Converts events (owned or borrowed) to one Arrow batch, one row per event, in order.
+        pub fn events_to_record_batch<E: Borrow<UsageEvent>>(events: &[E]) -> Result<RecordBatch, DecodeError> {
             let columns: Vec<ArrayRef> = vec![ $(
-                <$field_type as ArrowColumn>::build_column(events.iter().map(|event| &event.$field))
+                <$field_type as ArrowColumn>::build_column(events.iter().map(|event| &event.borrow().$field))
             ),+ ];
             RecordBatch::try_new(Arc::new(usage_event_arrow_schema()), columns)
                 .map_err(|error| DecodeError::Arrow(error.to_string()))
@@ -234,7 +235,26 @@ impl UsageEvent {
     }
 
     /// Decodes versioned JSON. Corrupt input or an unknown version is a typed error, never a panic.
+    ///
+    /// A JSON object that parses as a current-version event is decoded in one pass; anything
+    /// else goes through the version probe first, so every error stays what it was.
     pub fn decode_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let is_object = bytes
+            .iter()
+            .find(|byte| !matches!(byte, b' ' | b'\n' | b'\t' | b'\r'))
+            == Some(&b'{');
+        if is_object
+            && let Ok(event) = serde_json::from_slice::<Self>(bytes)
+            && event.schema_version == USAGE_EVENT_SCHEMA_VERSION
+        {
+            return Ok(event);
+        }
+        Self::decode_json_probing_version(bytes)
+    }
+
+    /// Reads `schema_version` alone first, then the whole event: a missing or unknown
+    /// version is reported as such, not as a field error.
+    fn decode_json_probing_version(bytes: &[u8]) -> Result<Self, DecodeError> {
         let probe: VersionProbe =
             serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))?;
         let version = probe

@@ -199,7 +199,57 @@ fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
         )
 }
 
+/// The one-pass decode gives exactly what the version probe followed by a full decode gives,
+/// errors included.
+fn assert_same_as_probing(bytes: &[u8]) {
+    assert_eq!(
+        UsageEvent::decode_json(bytes),
+        UsageEvent::decode_json_probing_version(bytes),
+        "{:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+#[test]
+fn one_pass_decode_matches_the_version_probe() {
+    let valid = sample_event(1).encode_json().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&valid).unwrap();
+    let with_version = |version: serde_json::Value| {
+        let mut changed = json.clone();
+        changed["schema_version"] = version;
+        changed.to_string().into_bytes()
+    };
+    let as_array = serde_json::Value::Array(json.as_object().unwrap().values().cloned().collect());
+    let text = String::from_utf8(valid.clone()).unwrap();
+    for bytes in [
+        valid.clone(),
+        format!(" \n\t{text}\r\n").into_bytes(),
+        with_version(serde_json::json!(2)),
+        with_version(serde_json::json!(70000)),
+        with_version(serde_json::json!(1.0)),
+        with_version(serde_json::json!(-1)),
+        with_version(serde_json::json!("1")),
+        with_version(serde_json::Value::Null),
+        as_array.to_string().into_bytes(),
+        text.replacen('{', r#"{"customer_id":"other","#, 1)
+            .into_bytes(),
+        text.replacen('{', r#"{"schema_version":1,"#, 1)
+            .into_bytes(),
+        format!("{text} {{}}").into_bytes(),
+        b"[]".to_vec(),
+        b"{}".to_vec(),
+    ] {
+        assert_same_as_probing(&bytes);
+    }
+    assert!(UsageEvent::decode_json(&as_array.to_string().into_bytes()).is_err());
+}
+
 proptest! {
+    #[test]
+    fn one_pass_decode_matches_the_version_probe_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        assert_same_as_probing(&bytes);
+    }
+
     #[test]
     fn any_event_round_trips_through_every_format(events in proptest::collection::vec(arbitrary_event(), 0..20)) {
         for event in &events {
