@@ -4,8 +4,9 @@
 //! levels it decides on:
 //! - **eventual**: the counter projection (read through a short cache) merged with what
 //!   this process admitted and settled since, plus a per-process minute count. No store
-//!   write on the request path, and at most one counter read in flight per customer: calls
-//!   arriving during a refresh decide on the previous reading. One proxy enforces exactly; several proxies can overshoot
+//!   write on the request path, and no counter read either once a customer has one: an
+//!   expired reading is refreshed in the background (one read in flight per customer)
+//!   while calls decide on it. Only a customer's first call waits for a read. One proxy enforces exactly; several proxies can overshoot
 //!   by what the consumer has not yet counted.
 //! - **strict**: an atomic reservation in the [`Quotas`] store before forwarding (one
 //!   request, and for token budgets `max_tokens` plus an input estimate), settled to the
@@ -143,12 +144,48 @@ impl CustomerTally {
     }
 }
 
+/// Reads a customer's counters from `from` to `today` and records the reading in their
+/// tally: today's and the range's levels, or `None` (logged) when the read fails.
+async fn read_levels(
+    counters: Arc<dyn Counters>,
+    customers: Arc<Mutex<HashMap<String, CustomerTally>>>,
+    customer_id: String,
+    from: NaiveDate,
+    today: NaiveDate,
+) -> Option<(Level, Level)> {
+    match counters.read_daily(&customer_id, from, today).await {
+        Ok(cells) => {
+            let (day, month) = (
+                level_of_counts(&cells, today, today),
+                level_of_counts(&cells, from, today),
+            );
+            if let Ok(mut customers) = customers.lock() {
+                let tally = customers.entry(customer_id).or_default();
+                if tally.day.is_some_and(|day| day > today) {
+                    // A new day began while this read was in flight: it is out of date.
+                    return Some((day, month));
+                }
+                tally.roll_to(today);
+                // Every reading restarts the cache's clock, changed or not: merging takes
+                // the larger level, so an unchanged reading confirms what the tally holds.
+                tally.store_read = Some((Instant::now(), day, month));
+                tally.merge_store(day, month);
+            }
+            Some((day, month))
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, customer_id, "counter read failed; admitting on this proxy's own count");
+            None
+        }
+    }
+}
+
 /// Decides on calls and settles them.
 pub struct Limiter {
     counters: Arc<dyn Counters>,
     quotas: Arc<dyn Quotas>,
     settings: AdmissionSettings,
-    customers: Mutex<HashMap<String, CustomerTally>>,
+    customers: Arc<Mutex<HashMap<String, CustomerTally>>>,
     /// Customers whose counters are being read now.
     refreshing: Arc<Mutex<HashSet<String>>>,
 }
@@ -248,7 +285,7 @@ impl Limiter {
             counters,
             quotas,
             settings,
-            customers: Mutex::new(HashMap::new()),
+            customers: Arc::new(Mutex::new(HashMap::new())),
             refreshing: Arc::new(Mutex::new(HashSet::new())),
         }
     }
@@ -426,23 +463,32 @@ impl Limiter {
             // Another call is reading them: decide on the previous reading meanwhile.
             return previous.map(|(_, day, month)| (day, month));
         }
-        let _claim = RefreshClaim {
+        let claim = RefreshClaim {
             refreshing: Arc::clone(&self.refreshing),
             customer_id: customer_id.to_owned(),
         };
         let monthly = LimitKind::MonthlyRequests.cap(limits).is_some()
             || LimitKind::MonthlyTokens.cap(limits).is_some();
         let from = if monthly { month_start(today) } else { today };
-        match self.counters.read_daily(customer_id, from, today).await {
-            Ok(cells) => Some((
-                level_of_counts(&cells, today, today),
-                level_of_counts(&cells, from, today),
-            )),
-            Err(error) => {
-                tracing::warn!(error = %error, customer_id, "counter read failed; admitting on this proxy's own count");
-                None
-            }
+        let read = read_levels(
+            Arc::clone(&self.counters),
+            Arc::clone(&self.customers),
+            customer_id.to_owned(),
+            from,
+            today,
+        );
+        if let Some((_, day, month)) = previous
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // Decide on the expired reading now; the fresh one serves the calls after it.
+            runtime.spawn(async move {
+                let _claim = claim;
+                read.await;
+            });
+            return Some((day, month));
         }
+        let _claim = claim;
+        read.await
     }
 
     async fn admit_eventual(
@@ -466,9 +512,6 @@ impl Limiter {
         let tally = customers.entry(grant.customer_id.clone()).or_default();
         tally.roll_to(today);
         if let Some((day, month)) = store {
-            // Every read restarts the cache's clock, changed or not: merging takes the
-            // larger level, so an unchanged reading only confirms what the tally holds.
-            tally.store_read = Some((Instant::now(), day, month));
             tally.merge_store(day, month);
         }
         let minute = WindowKind::Minute.containing(now).starts_at;
@@ -688,6 +731,7 @@ mod tests {
         for _ in 0..20 {
             assert!(admitted(&limiter.admit(&capped, b"{}", now).await));
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(
             counters.reads.load(std::sync::atomic::Ordering::SeqCst),
             2,
@@ -714,7 +758,9 @@ mod tests {
             to: NaiveDate,
         ) -> store::Result<Vec<schemas::DailyUsage>> {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _permit = self.gate.acquire().await;
+            if let Ok(permit) = self.gate.acquire().await {
+                permit.forget();
+            }
             self.inner.read_daily(customer_id, from, to).await
         }
         async fn read_hourly(
@@ -797,6 +843,61 @@ mod tests {
             cancelled.reads.load(std::sync::atomic::Ordering::SeqCst),
             2,
             "the next call reads again"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_reading_is_refreshed_in_the_background_while_calls_use_it() {
+        let counters = Arc::new(GatedCounters {
+            inner: MemoryStore::new(),
+            reads: std::sync::atomic::AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(1),
+        });
+        let limiter = Limiter::new(
+            counters.clone(),
+            Arc::new(MemoryStore::new()),
+            AdmissionSettings {
+                default_mode: EnforcementMode::Eventual,
+                default_output_reservation: 100,
+                counter_cache_ttl: Duration::from_millis(200),
+            },
+        );
+        let capped = customer(Limits {
+            daily_request_limit: Some(1_000),
+            ..Limits::default()
+        });
+        let now = Utc::now();
+        assert!(admitted(&limiter.admit(&capped, b"{}", now).await));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The reading has expired and the next read hangs: calls do not wait for it.
+        for _ in 0..3 {
+            let admission =
+                tokio::time::timeout(Duration::from_secs(5), limiter.admit(&capped, b"{}", now))
+                    .await
+                    .expect("a call waited for the counters' refresh");
+            assert!(admitted(&admission));
+        }
+        // Let the background refresh start (it is spawned on this test's one thread).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(counters.reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(admitted(&limiter.admit(&capped, b"{}", now).await));
+        assert_eq!(
+            counters.reads.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "one read in flight"
+        );
+        counters.gate.add_permits(1);
+        for _ in 0..500 {
+            if limiter.refreshing.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(limiter.refreshing.lock().unwrap().is_empty());
+        let read_at = limiter.customers.lock().unwrap()["c"].store_read.unwrap().0;
+        assert!(
+            read_at.elapsed() < Duration::from_millis(200),
+            "the fresh reading is kept"
         );
     }
 
