@@ -118,15 +118,40 @@ const AUTH_CACHE_CAPACITY: usize = 100_000;
 
 /// The registry's records of recently seen tokens, kept for a short time so a steady
 /// caller costs no registry read per call. Only found records are kept: an unknown token
-/// is looked up every time, so a new key works at once. A revocation, a disabled customer
-/// or new limits reach the proxy when the entry expires, within the time to live.
+/// is looked up every time, so a new key works at once.
+///
+/// An entry older than the time to live is refreshed in the background by the first call
+/// that finds it, and calls keep using it until the fresh records arrive, so no call waits
+/// on the registry once its token is known. An entry older than twice the time to live is
+/// not used at all. A revocation, a disabled customer or new limits therefore reach the
+/// proxy within the time to live plus one registry read, and never later than twice it.
 #[derive(Debug)]
 pub struct AuthCache {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<TokenHash, (Instant, Arc<Caller>)>>,
+    entries: Mutex<HashMap<TokenHash, CacheEntry>>,
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    fetched_at: Instant,
+    caller: Arc<Caller>,
+    /// A background refresh of this entry is in flight.
+    refreshing: bool,
+}
+
+/// What the cache holds for a token at some instant.
+#[derive(Debug)]
+pub enum Cached {
+    /// Younger than the time to live.
+    Fresh(Arc<Caller>),
+    /// Older, but usable while it is refreshed; `refresh` is true for the one call that
+    /// should start the refresh.
+    Stale { caller: Arc<Caller>, refresh: bool },
+    /// Nothing usable.
+    Missing,
 }
 
 impl AuthCache {
@@ -148,18 +173,24 @@ impl AuthCache {
 
     /// Authenticates a request as [`authenticate`] does, from the cache when it can.
     pub async fn authenticate(
-        &self,
-        registry: &dyn Registry,
+        self: &Arc<Self>,
+        registry: &Arc<dyn Registry>,
         headers: &HeaderMap,
         now: DateTime<Utc>,
     ) -> Result<Arc<Caller>, ApiError> {
         let token = bearer_token(headers)?;
         let token_hash = token.hash();
         let caller = match self.get(&token_hash, Instant::now()) {
-            Some(caller) => caller,
-            None => {
+            Cached::Fresh(caller) => caller,
+            Cached::Stale { caller, refresh } => {
+                if refresh {
+                    self.refresh_in_background(Arc::clone(registry), token_hash);
+                }
+                caller
+            }
+            Cached::Missing => {
                 let fetched_at = Instant::now();
-                let caller = Arc::new(lookup(registry, &token_hash).await?);
+                let caller = Arc::new(lookup(registry.as_ref(), &token_hash).await?);
                 self.insert(token_hash, Arc::clone(&caller), fetched_at);
                 caller
             }
@@ -168,19 +199,52 @@ impl AuthCache {
         Ok(caller)
     }
 
-    /// The cached records of a token, if they are younger than the time to live at `now`.
-    pub fn get(&self, token_hash: &TokenHash, now: Instant) -> Option<Arc<Caller>> {
-        let found = self
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(token_hash)
-            .filter(|(fetched_at, _)| now.saturating_duration_since(*fetched_at) < self.ttl)
-            .map(|(_, caller)| Arc::clone(caller));
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
+    fn refresh_in_background(self: &Arc<Self>, registry: Arc<dyn Registry>, token_hash: TokenHash) {
+        let cache = Arc::clone(self);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            cache.end_refresh(&token_hash);
+            return;
+        };
+        runtime.spawn(async move {
+            let fetched_at = Instant::now();
+            match lookup(registry.as_ref(), &token_hash).await {
+                Ok(caller) => cache.insert(token_hash, Arc::new(caller), fetched_at),
+                Err(error) if error.status == axum::http::StatusCode::UNAUTHORIZED => {
+                    // The key or its customer is gone from the registry.
+                    cache.remove(&token_hash);
+                }
+                // The registry is unavailable: the entry serves until twice the time to
+                // live, and the next call past it tries again.
+                Err(_) => cache.end_refresh(&token_hash),
+            }
+        });
+    }
+
+    /// What the cache holds for a token at `now`; marks a stale entry as refreshing for
+    /// the one call told to refresh it.
+    pub fn get(&self, token_hash: &TokenHash, now: Instant) -> Cached {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = match entries.get_mut(token_hash) {
+            Some(entry) => {
+                let age = now.saturating_duration_since(entry.fetched_at);
+                if age < self.ttl {
+                    Cached::Fresh(Arc::clone(&entry.caller))
+                } else if age < self.ttl.saturating_mul(2) {
+                    let refresh = !entry.refreshing;
+                    entry.refreshing = true;
+                    Cached::Stale {
+                        caller: Arc::clone(&entry.caller),
+                        refresh,
+                    }
+                } else {
+                    Cached::Missing
+                }
+            }
+            None => Cached::Missing,
+        };
+        let counter = match found {
+            Cached::Missing => &self.misses,
+            _ => &self.hits,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
@@ -193,13 +257,39 @@ impl AuthCache {
         }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= self.capacity && !entries.contains_key(&token_hash) {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| fetched_at.saturating_duration_since(*at) < ttl);
+            let usable = self.ttl.saturating_mul(2);
+            entries
+                .retain(|_, entry| fetched_at.saturating_duration_since(entry.fetched_at) < usable);
             if entries.len() >= self.capacity {
                 entries.clear();
             }
         }
-        entries.insert(token_hash, (fetched_at, caller));
+        entries.insert(
+            token_hash,
+            CacheEntry {
+                fetched_at,
+                caller,
+                refreshing: false,
+            },
+        );
+    }
+
+    fn remove(&self, token_hash: &TokenHash) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token_hash);
+    }
+
+    fn end_refresh(&self, token_hash: &TokenHash) {
+        if let Some(entry) = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(token_hash)
+        {
+            entry.refreshing = false;
+        }
     }
 
     /// Tokens held now, expired ones included until they are replaced or dropped.

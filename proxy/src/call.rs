@@ -70,7 +70,7 @@ pub async fn handle_call(
 
     let caller = match state
         .auth
-        .authenticate(state.registry.as_ref(), &parts.headers, accepted_at)
+        .authenticate(&state.registry, &parts.headers, accepted_at)
         .await
     {
         Ok(caller) => caller,

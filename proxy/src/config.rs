@@ -32,8 +32,8 @@ pub struct ProxyConfig {
     /// Answer only after the call's usage event is durable in the log. Required on Lambda,
     /// where the process may be frozen as soon as the response is sent.
     pub durable_events: bool,
-    /// How long the registry's records of a token are reused; zero reads them on every
-    /// call. Revocations, disabled customers and new limits take effect within it.
+    /// How long the registry's records of a token are reused before a background refresh;
+    /// zero reads them on every call. See [`crate::auth::AuthCache`].
     pub auth_cache_ttl: Duration,
 }
 

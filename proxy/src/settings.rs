@@ -110,9 +110,10 @@ pub struct ProxyArgs {
     /// are always spooled).
     #[arg(long, env = "TOLLGATE_SPOOL_MAX_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub spool_max_mb: u64,
-    /// How long, in milliseconds, a token's key and customer records are reused before the
-    /// registry is read again (0 reads it on every call). A revoked key, a disabled
-    /// customer or new limits take effect within this time.
+    /// How long, in milliseconds, a token's key and customer records are reused before they
+    /// are refreshed in the background; never used past twice this (0 reads the registry on
+    /// every call). A revoked key, a disabled customer or new limits take effect within
+    /// this time plus one registry read.
     #[arg(long, env = "TOLLGATE_AUTH_CACHE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=300_000))]
     pub auth_cache_ms: u64,
     /// PEM certificate chain; with --tls-key the server speaks HTTPS only.

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
-use proxy::auth::{AuthCache, authenticate};
+use proxy::auth::{AuthCache, Cached, authenticate};
 use schemas::plan::{Plan, PlanAssignment};
 use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
+use std::sync::Arc;
 use store::memory::MemoryStore;
 use store::{KeyUse, Registry};
 
@@ -257,10 +258,12 @@ async fn a_key_works_until_its_expiry_on_the_callers_clock() {
 #[tokio::test]
 async fn the_cache_spares_registry_reads_until_its_entries_expire() {
     let (registry, token) = registry_with_key(None).await;
-    let cache = AuthCache::new(std::time::Duration::from_millis(300));
+    let registry = Arc::new(registry);
+    let shared: Arc<dyn Registry> = registry.clone();
+    let cache = Arc::new(AuthCache::new(std::time::Duration::from_millis(300)));
     for _ in 0..5 {
         let caller = cache
-            .authenticate(&registry, &bearer(&token), Utc::now())
+            .authenticate(&shared, &bearer(&token), Utc::now())
             .await
             .unwrap();
         assert_eq!(caller.customer.customer_id, "c");
@@ -271,19 +274,60 @@ async fn the_cache_spares_registry_reads_until_its_entries_expire() {
         "five calls, one key and one customer read"
     );
 
-    // A revocation is seen once the entry is older than the time to live.
+    // A revocation: the first call past the time to live is still served from the cache
+    // and refreshes it in the background; the calls after it see the revocation.
     registry
         .revoke_key("c", "key_c", &audit_for("c", "revoke"))
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
-    let refused = cache
-        .authenticate(&registry, &bearer(&token), Utc::now())
-        .await
-        .unwrap_err();
+    assert!(
+        cache
+            .authenticate(&shared, &bearer(&token), Utc::now())
+            .await
+            .is_ok()
+    );
+    let mut refused = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if let Err(error) = cache
+            .authenticate(&shared, &bearer(&token), Utc::now())
+            .await
+        {
+            refused = Some(error);
+            break;
+        }
+    }
+    let refused = refused.expect("the refreshed records show the revocation");
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.message.contains("revoked"), "{}", refused.message);
-    assert_eq!(registry.reads.load(Ordering::SeqCst), 4);
+    assert_eq!(
+        registry.reads.load(Ordering::SeqCst),
+        4,
+        "one background refresh: a key and a customer read"
+    );
+
+    // Past twice the time to live nothing cached is used: the call reads the registry.
+    let other = Arc::new(AuthCache::new(std::time::Duration::from_millis(100)));
+    let (second, second_token) = registry_with_key(None).await;
+    let second: Arc<dyn Registry> = Arc::new(second);
+    assert!(
+        other
+            .authenticate(&second, &bearer(&second_token), Utc::now())
+            .await
+            .is_ok()
+    );
+    second
+        .revoke_key("c", "key_c", &audit_for("c", "revoke"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    assert!(
+        other
+            .authenticate(&second, &bearer(&second_token), Utc::now())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -293,19 +337,17 @@ async fn a_cached_key_still_expires_on_time_and_a_disabled_customer_is_refused()
         .unwrap()
         .trunc_subsecs(3);
     let (registry, token) = registry_with_key(Some(expires_at)).await;
-    let cache = AuthCache::new(std::time::Duration::from_secs(3600));
+    let registry = Arc::new(registry);
+    let shared: Arc<dyn Registry> = registry.clone();
+    let cache = Arc::new(AuthCache::new(std::time::Duration::from_secs(3600)));
     assert!(
         cache
-            .authenticate(
-                &registry,
-                &bearer(&token),
-                expires_at - Duration::seconds(1)
-            )
+            .authenticate(&shared, &bearer(&token), expires_at - Duration::seconds(1))
             .await
             .is_ok()
     );
     let expired = cache
-        .authenticate(&registry, &bearer(&token), expires_at)
+        .authenticate(&shared, &bearer(&token), expires_at)
         .await
         .unwrap_err();
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
@@ -316,11 +358,11 @@ async fn a_cached_key_still_expires_on_time_and_a_disabled_customer_is_refused()
     );
 
     // Without a time to live, every call reads the registry and sees changes at once.
-    let uncached = AuthCache::new(std::time::Duration::ZERO);
+    let uncached = Arc::new(AuthCache::new(std::time::Duration::ZERO));
     let before = expires_at - Duration::seconds(1);
     assert!(
         uncached
-            .authenticate(&registry, &bearer(&token), before)
+            .authenticate(&shared, &bearer(&token), before)
             .await
             .is_ok()
     );
@@ -329,7 +371,7 @@ async fn a_cached_key_still_expires_on_time_and_a_disabled_customer_is_refused()
         .await
         .unwrap();
     let disabled = uncached
-        .authenticate(&registry, &bearer(&token), before)
+        .authenticate(&shared, &bearer(&token), before)
         .await
         .unwrap_err();
     assert_eq!(disabled.status, StatusCode::FORBIDDEN);
@@ -340,10 +382,12 @@ async fn a_cached_key_still_expires_on_time_and_a_disabled_customer_is_refused()
 #[tokio::test]
 async fn an_unknown_token_is_not_cached_so_a_new_key_works_at_once() {
     let (registry, _token) = registry_with_key(None).await;
-    let cache = AuthCache::new(std::time::Duration::from_secs(3600));
+    let registry = Arc::new(registry);
+    let shared: Arc<dyn Registry> = registry.clone();
+    let cache = Arc::new(AuthCache::new(std::time::Duration::from_secs(3600)));
     let new_token = format_generated_token(&[7u8; 32]);
     let unknown = cache
-        .authenticate(&registry, &bearer(new_token.expose()), Utc::now())
+        .authenticate(&shared, &bearer(new_token.expose()), Utc::now())
         .await
         .unwrap_err();
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
@@ -367,7 +411,7 @@ async fn an_unknown_token_is_not_cached_so_a_new_key_works_at_once() {
         .unwrap();
     assert!(
         cache
-            .authenticate(&registry, &bearer(new_token.expose()), Utc::now())
+            .authenticate(&shared, &bearer(new_token.expose()), Utc::now())
             .await
             .is_ok()
     );
@@ -415,16 +459,24 @@ fn the_cache_stays_within_its_capacity() {
         start + std::time::Duration::from_secs(5),
     );
     // The first entry has expired by the third insert, so only it makes room.
-    let later = start + std::time::Duration::from_secs(12);
+    // Entries are usable for twice the time to live.
+    let later = start + std::time::Duration::from_secs(21);
     cache.insert(hash(3), caller("c"), later);
     assert_eq!(cache.len(), 2);
-    assert!(cache.get(&hash(1), later).is_none());
-    assert!(cache.get(&hash(2), later).is_some());
+    assert!(matches!(cache.get(&hash(1), later), Cached::Missing));
+    assert!(matches!(
+        cache.get(&hash(2), later),
+        Cached::Stale { refresh: true, .. }
+    ));
+    assert!(matches!(
+        cache.get(&hash(2), later),
+        Cached::Stale { refresh: false, .. }
+    ));
     // Nothing has expired: the cache starts over rather than grow.
     cache.insert(hash(4), caller("d"), later);
     assert_eq!(cache.len(), 1);
-    assert_eq!(
-        cache.get(&hash(4), later).unwrap().customer.customer_id,
-        "d"
-    );
+    let Cached::Fresh(fresh) = cache.get(&hash(4), later) else {
+        panic!("the new entry is fresh")
+    };
+    assert_eq!(fresh.customer.customer_id, "d");
 }

@@ -228,14 +228,14 @@ async fn metered_calls_match_usage_and_parquet_exactly() {
     );
 }
 
-/// The running proxy's auth cache in these tests: a key, customer or limits change reaches
-/// it once its entry is older than this (the default is 5 s).
+/// The running proxy's auth cache in these tests (the default is 5 s): an entry is
+/// refreshed in the background once older than this, and not used once twice as old.
 const AUTH_CACHE_MS: &str = "200";
 
-/// Waits until every auth cache entry made before now has expired.
+/// Waits until no auth cache entry made before now can be used.
 async fn past_auth_cache() {
     let ttl: u64 = AUTH_CACHE_MS.parse().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(ttl + 100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2 * ttl + 100)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
