@@ -7,12 +7,17 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::DecodeError;
 use crate::usage_event::{UsageEvent, events_from_record_batch, events_to_record_batch};
 
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Columns whose values are unique per row (or nearly): a dictionary would hold every
+/// value once more and then fall back to plain pages, so they are written plain.
+pub const UNIQUE_COLUMNS: [&str; 3] = ["event_id", "request_id", "upstream_request_id"];
 
 fn parquet_error(error: impl std::fmt::Display) -> DecodeError {
     DecodeError::Parquet(error.to_string())
@@ -22,11 +27,14 @@ fn parquet_error(error: impl std::fmt::Display) -> DecodeError {
 /// order give the same bytes.
 pub fn encode_events_parquet<E: Borrow<UsageEvent>>(events: &[E]) -> Result<Bytes, DecodeError> {
     let batch = events_to_record_batch(events)?;
-    let properties = WriterProperties::builder()
+    let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by("tollgate".to_owned())
-        .build();
+        .set_created_by("tollgate".to_owned());
+    for column in UNIQUE_COLUMNS {
+        properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    let properties = properties.build();
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
         .map_err(parquet_error)?;

@@ -32,6 +32,22 @@ fn sample_event(seq: u64) -> UsageEvent {
 }
 
 #[test]
+fn unique_columns_are_written_without_a_dictionary_and_others_with_one() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let events: Vec<UsageEvent> = (1..=50).map(sample_event).collect();
+    let bytes = encode_events_parquet(&events).unwrap();
+    let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+    let row_group = reader.metadata().row_group(0);
+    for column in row_group.columns() {
+        let name = column.column_path().string();
+        let has_dictionary = column.dictionary_page_offset().is_some();
+        let unique = crate::parquet_codec::UNIQUE_COLUMNS.contains(&name.as_str());
+        assert_eq!(has_dictionary, !unique, "column {name}");
+    }
+    assert_eq!(decode_events_parquet(bytes).unwrap(), events);
+}
+
+#[test]
 fn json_arrow_parquet_round_trip_is_lossless() {
     let mut events: Vec<UsageEvent> = (1..=5).map(sample_event).collect();
     events[1].upstream_request_id = None;
