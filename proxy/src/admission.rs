@@ -674,51 +674,10 @@ mod tests {
         assert_eq!(grant.rate.map(|rate| rate.remaining), Some(0));
     }
 
-    /// Counters that count the reads they serve.
-    struct CountingCounters {
-        inner: MemoryStore,
-        reads: std::sync::atomic::AtomicUsize,
-    }
-
-    #[async_trait::async_trait]
-    impl store::Counters for CountingCounters {
-        async fn apply(&self, events: &[store::SourcedEvent]) -> store::Result<store::ApplyReport> {
-            self.inner.apply(events).await
-        }
-        async fn read_daily(
-            &self,
-            customer_id: &str,
-            from: NaiveDate,
-            to: NaiveDate,
-        ) -> store::Result<Vec<schemas::DailyUsage>> {
-            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.inner.read_daily(customer_id, from, to).await
-        }
-        async fn read_hourly(
-            &self,
-            customer_id: &str,
-            from: DateTime<Utc>,
-            to: DateTime<Utc>,
-        ) -> store::Result<Vec<schemas::HourlyUsage>> {
-            self.inner.read_hourly(customer_id, from, to).await
-        }
-    }
-
     #[tokio::test]
     async fn eventual_mode_reads_unchanged_counters_once_per_cache_period() {
-        let counters = Arc::new(CountingCounters {
-            inner: MemoryStore::new(),
-            reads: std::sync::atomic::AtomicUsize::new(0),
-        });
-        let limiter = Limiter::new(
-            counters.clone(),
-            Arc::new(MemoryStore::new()),
-            AdmissionSettings {
-                default_mode: EnforcementMode::Eventual,
-                default_output_reservation: 100,
-                counter_cache_ttl: Duration::from_secs(1),
-            },
-        );
+        let counters = GatedCounters::new(tokio::sync::Semaphore::MAX_PERMITS);
+        let limiter = eventual_limiter(counters.clone(), Duration::from_secs(1));
         let capped = customer(Limits {
             daily_request_limit: Some(1_000),
             ..Limits::default()
@@ -773,22 +732,33 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn calls_during_a_slow_counter_read_do_not_read_again_or_wait() {
-        let counters = Arc::new(GatedCounters {
-            inner: MemoryStore::new(),
-            reads: std::sync::atomic::AtomicUsize::new(0),
-            gate: tokio::sync::Semaphore::new(0),
-        });
-        let limiter = Arc::new(Limiter::new(
-            counters.clone(),
+    impl GatedCounters {
+        /// Counters that serve `permits` reads, then wait for more.
+        fn new(permits: usize) -> Arc<Self> {
+            Arc::new(Self {
+                inner: MemoryStore::new(),
+                reads: std::sync::atomic::AtomicUsize::new(0),
+                gate: tokio::sync::Semaphore::new(permits),
+            })
+        }
+    }
+
+    fn eventual_limiter(counters: Arc<GatedCounters>, ttl: Duration) -> Limiter {
+        Limiter::new(
+            counters,
             Arc::new(MemoryStore::new()),
             AdmissionSettings {
                 default_mode: EnforcementMode::Eventual,
                 default_output_reservation: 100,
-                counter_cache_ttl: Duration::from_secs(60),
+                counter_cache_ttl: ttl,
             },
-        ));
+        )
+    }
+
+    #[tokio::test]
+    async fn calls_during_a_slow_counter_read_do_not_read_again_or_wait() {
+        let counters = GatedCounters::new(0);
+        let limiter = Arc::new(eventual_limiter(counters.clone(), Duration::from_secs(60)));
         let capped = customer(Limits {
             daily_request_limit: Some(5),
             ..Limits::default()
@@ -817,20 +787,8 @@ mod tests {
         assert!(!admitted(&first.await.unwrap()));
 
         // A read cancelled mid-way (its call dropped) releases its claim.
-        let cancelled = Arc::new(GatedCounters {
-            inner: MemoryStore::new(),
-            reads: std::sync::atomic::AtomicUsize::new(0),
-            gate: tokio::sync::Semaphore::new(0),
-        });
-        let limiter = Limiter::new(
-            cancelled.clone(),
-            Arc::new(MemoryStore::new()),
-            AdmissionSettings {
-                default_mode: EnforcementMode::Eventual,
-                default_output_reservation: 100,
-                counter_cache_ttl: Duration::from_secs(60),
-            },
-        );
+        let cancelled = GatedCounters::new(0);
+        let limiter = eventual_limiter(cancelled.clone(), Duration::from_secs(60));
         let dropped = tokio::time::timeout(
             Duration::from_millis(50),
             limiter.admit(&capped, b"{}", now),
@@ -848,20 +806,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_reading_is_refreshed_in_the_background_while_calls_use_it() {
-        let counters = Arc::new(GatedCounters {
-            inner: MemoryStore::new(),
-            reads: std::sync::atomic::AtomicUsize::new(0),
-            gate: tokio::sync::Semaphore::new(1),
-        });
-        let limiter = Limiter::new(
-            counters.clone(),
-            Arc::new(MemoryStore::new()),
-            AdmissionSettings {
-                default_mode: EnforcementMode::Eventual,
-                default_output_reservation: 100,
-                counter_cache_ttl: Duration::from_millis(200),
-            },
-        );
+        let counters = GatedCounters::new(1);
+        let limiter = eventual_limiter(counters.clone(), Duration::from_millis(200));
         let capped = customer(Limits {
             daily_request_limit: Some(1_000),
             ..Limits::default()

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use schemas::{Operation, Outcome};
 use tests::fake_bedrock::FakeBedrock;
-use tests::harness::{Tollgate, spec_body};
+use tests::harness::{ServeProcess, Tollgate, spec_body};
 
 const MODEL_ID: &str = "anthropic.claude-3-sonnet-20240229-v1:0";
 
@@ -232,6 +232,18 @@ async fn metered_calls_match_usage_and_parquet_exactly() {
 /// refreshed in the background once older than this, and not used once twice as old.
 const AUTH_CACHE_MS: &str = "200";
 
+/// `tollgate serve` against the fake Bedrock with the tests' short auth cache.
+fn serve_with_short_auth_cache(tollgate: &Tollgate, fake: &FakeBedrock) -> ServeProcess {
+    tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &fake.endpoint_url(),
+        "--auth-cache-ms",
+        AUTH_CACHE_MS,
+    ])
+}
+
 /// Waits until no auth cache entry made before now can be used.
 async fn past_auth_cache() {
     let ttl: u64 = AUTH_CACHE_MS.parse().unwrap();
@@ -243,14 +255,7 @@ async fn update_token_switches_keys_while_serving_and_errors_pass_through() {
     let tollgate = Tollgate::new();
     let fake = FakeBedrock::start().await;
     let (customer_id, old_token) = tollgate.create_customer("Rotating Co", None);
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &fake.endpoint_url(),
-        "--auth-cache-ms",
-        AUTH_CACHE_MS,
-    ]);
+    let server = serve_with_short_auth_cache(&tollgate, &fake);
     let endpoint = format!("{}/prod/bedrock", server.base_url);
     let client = reqwest::Client::new();
     let call = |token: String| {
@@ -317,14 +322,7 @@ async fn keys_rotate_with_a_grace_period_and_customers_can_be_disabled_and_delet
     let fake = FakeBedrock::start().await;
     let (customer_id, first_token) = tollgate.create_customer("Lifecycle Co", None);
     let first_token_copy = first_token.clone();
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &fake.endpoint_url(),
-        "--auth-cache-ms",
-        AUTH_CACHE_MS,
-    ]);
+    let server = serve_with_short_auth_cache(&tollgate, &fake);
     let endpoint = format!("{}/prod/bedrock", server.base_url);
     let client = reqwest::Client::new();
     let status_of = |token: String| {
