@@ -259,7 +259,9 @@ impl Intercept for MeterInterceptor {
         if !succeeded {
             return Ok(());
         }
-        let planned = cfg.load::<PlannedUnits>().cloned().unwrap_or_default();
+        let Some(planned) = cfg.load::<PlannedUnits>() else {
+            return Ok(());
+        };
         for (unit, amount) in &planned.on_success {
             self.meter.add_units(service, operation, unit, *amount);
         }
