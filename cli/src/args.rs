@@ -2,7 +2,8 @@
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
-use schemas::{EnforcementMode, LimitKind, Limits};
+use control::limits::{Cap, LimitChanges, LimitSetting};
+use schemas::EnforcementMode;
 
 /// Tollgate: meter, limit and bill Amazon Bedrock usage per customer.
 #[derive(Debug, Parser)]
@@ -118,12 +119,12 @@ pub struct RevokeTokenArgs {
 pub struct UsageArgs {
     #[arg(long)]
     pub customer_id: String,
-    /// First day, inclusive (YYYY-MM-DD, UTC).
+    /// First day, inclusive (YYYY-MM-DD, UTC) [default: the first of the end date's month].
     #[arg(long, value_parser = parse_date)]
-    pub start_date: NaiveDate,
-    /// Last day, inclusive (YYYY-MM-DD, UTC).
+    pub start_date: Option<NaiveDate>,
+    /// Last day, inclusive (YYYY-MM-DD, UTC) [default: today].
     #[arg(long, value_parser = parse_date)]
-    pub end_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Args)]
@@ -287,19 +288,19 @@ pub struct UpdateLimitsArgs {
 pub struct LimitFlags {
     /// Requests per UTC day; `none` for unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
-    pub daily_limit: Option<LimitValue>,
+    pub daily_limit: Option<Cap>,
     /// Requests per UTC calendar month; `none` for unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
-    pub monthly_limit: Option<LimitValue>,
+    pub monthly_limit: Option<Cap>,
     /// Tokens (input plus output) per UTC day; `none` for unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
-    pub daily_token_limit: Option<LimitValue>,
+    pub daily_token_limit: Option<Cap>,
     /// Tokens (input plus output) per UTC calendar month; `none` for unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
-    pub monthly_token_limit: Option<LimitValue>,
+    pub monthly_token_limit: Option<Cap>,
     /// Requests per UTC minute; `none` for unlimited.
     #[arg(long = "rpm", visible_alias = "requests-per-minute", value_parser = parse_limit, value_name = "N|none", allow_negative_numbers = true)]
-    pub requests_per_minute: Option<LimitValue>,
+    pub requests_per_minute: Option<Cap>,
     /// Models the customer may call: comma-separated ids or patterns with `*`; `all` for every model.
     #[arg(long, value_parser = parse_models, value_name = "LIST|all")]
     pub allowed_models: Option<ModelsValue>,
@@ -322,16 +323,16 @@ pub enum ClearTarget {
     Enforcement,
 }
 
-impl ClearTarget {
-    fn flag(self) -> &'static str {
-        match self {
-            Self::DailyLimit => "--daily-limit",
-            Self::MonthlyLimit => "--monthly-limit",
-            Self::DailyTokenLimit => "--daily-token-limit",
-            Self::MonthlyTokenLimit => "--monthly-token-limit",
-            Self::Rpm => "--rpm",
-            Self::AllowedModels => "--allowed-models",
-            Self::Enforcement => "--enforcement",
+impl From<ClearTarget> for LimitSetting {
+    fn from(target: ClearTarget) -> Self {
+        match target {
+            ClearTarget::DailyLimit => Self::DailyRequests,
+            ClearTarget::MonthlyLimit => Self::MonthlyRequests,
+            ClearTarget::DailyTokenLimit => Self::DailyTokens,
+            ClearTarget::MonthlyTokenLimit => Self::MonthlyTokens,
+            ClearTarget::Rpm => Self::RequestsPerMinute,
+            ClearTarget::AllowedModels => Self::AllowedModels,
+            ClearTarget::Enforcement => Self::Enforcement,
         }
     }
 }
@@ -354,83 +355,17 @@ pub fn parse_enforcement(text: &str) -> Result<EnforcementValue, String> {
 }
 
 impl LimitFlags {
-    /// Whether no flag was given.
-    pub fn is_empty(&self) -> bool {
-        self.changes().is_empty() && self.allowed_models.is_none() && self.enforcement.is_none()
-    }
-
-    fn changes(&self) -> Vec<(LimitKind, LimitValue, ClearTarget)> {
-        [
-            (
-                LimitKind::DailyRequests,
-                self.daily_limit,
-                ClearTarget::DailyLimit,
-            ),
-            (
-                LimitKind::MonthlyRequests,
-                self.monthly_limit,
-                ClearTarget::MonthlyLimit,
-            ),
-            (
-                LimitKind::DailyTokens,
-                self.daily_token_limit,
-                ClearTarget::DailyTokenLimit,
-            ),
-            (
-                LimitKind::MonthlyTokens,
-                self.monthly_token_limit,
-                ClearTarget::MonthlyTokenLimit,
-            ),
-            (
-                LimitKind::RequestsPerMinute,
-                self.requests_per_minute,
-                ClearTarget::Rpm,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(kind, value, target)| value.map(|value| (kind, value, target)))
-        .collect()
-    }
-
-    fn sets(&self, target: ClearTarget) -> bool {
-        match target {
-            ClearTarget::AllowedModels => self.allowed_models.is_some(),
-            ClearTarget::Enforcement => self.enforcement.is_some(),
-            other => self.changes().iter().any(|(_, _, target)| *target == other),
+    /// The changes the flags ask for.
+    pub fn changes(&self) -> LimitChanges {
+        LimitChanges {
+            daily_request_limit: self.daily_limit,
+            monthly_request_limit: self.monthly_limit,
+            daily_token_limit: self.daily_token_limit,
+            monthly_token_limit: self.monthly_token_limit,
+            requests_per_minute: self.requests_per_minute,
+            allowed_models: self.allowed_models.clone().map(|models| models.0),
+            enforcement: self.enforcement.map(|enforcement| enforcement.0),
         }
-    }
-
-    /// Applies the flags, then removes every cleared limit. Setting and clearing the same
-    /// limit is an error.
-    pub fn apply(&self, limits: &mut Limits, clear: &[ClearTarget]) -> Result<(), String> {
-        if let Some(target) = clear.iter().find(|target| self.sets(**target)) {
-            let flag = target.flag();
-            return Err(format!(
-                "{flag} is both set and cleared; give either {flag} or --clear {}",
-                &flag[2..]
-            ));
-        }
-        for (kind, value, _) in self.changes() {
-            kind.set_cap(limits, value.as_option());
-        }
-        if let Some(models) = &self.allowed_models {
-            limits.allowed_models = models.0.clone();
-        }
-        if let Some(enforcement) = self.enforcement {
-            limits.enforcement = enforcement.0;
-        }
-        for target in clear {
-            match target {
-                ClearTarget::DailyLimit => limits.daily_request_limit = None,
-                ClearTarget::MonthlyLimit => limits.monthly_request_limit = None,
-                ClearTarget::DailyTokenLimit => limits.daily_token_limit = None,
-                ClearTarget::MonthlyTokenLimit => limits.monthly_token_limit = None,
-                ClearTarget::Rpm => limits.requests_per_minute = None,
-                ClearTarget::AllowedModels => limits.allowed_models = None,
-                ClearTarget::Enforcement => limits.enforcement = None,
-            }
-        }
-        Ok(())
     }
 }
 
@@ -486,23 +421,6 @@ pub fn parse_sha256(text: &str) -> Result<String, String> {
     }
 }
 
-/// A limit value: a number, or no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitValue {
-    Limit(u64),
-    Unlimited,
-}
-
-impl LimitValue {
-    /// As stored.
-    pub fn as_option(self) -> Option<u64> {
-        match self {
-            Self::Limit(limit) => Some(limit),
-            Self::Unlimited => None,
-        }
-    }
-}
-
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
@@ -536,13 +454,13 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Parses a limit: a whole number, or `none`.
-pub fn parse_limit(text: &str) -> Result<LimitValue, String> {
+pub fn parse_limit(text: &str) -> Result<Cap, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("unlimited") {
-        return Ok(LimitValue::Unlimited);
+        return Ok(Cap::Unlimited);
     }
     text.parse::<u64>()
-        .map(LimitValue::Limit)
+        .map(Cap::Limit)
         .map_err(|_| format!("invalid limit {text:?}: use a whole number such as 1000, or `none`"))
 }
 
@@ -558,8 +476,8 @@ mod tests {
         );
         assert!(parse_date("2023-13-01").unwrap_err().contains("YYYY-MM-DD"));
         assert!(parse_date("04/01/2023").is_err());
-        assert_eq!(parse_limit("1000"), Ok(LimitValue::Limit(1000)));
-        assert_eq!(parse_limit("none"), Ok(LimitValue::Unlimited));
+        assert_eq!(parse_limit("1000"), Ok(Cap::Limit(1000)));
+        assert_eq!(parse_limit("none"), Ok(Cap::Unlimited));
         assert!(parse_limit("-5").unwrap_err().contains("whole number"));
         assert_eq!(
             parse_duration("90d"),
@@ -595,47 +513,30 @@ mod tests {
     }
 
     #[test]
-    fn limit_flags_set_and_clear_exactly_what_they_name() {
-        let mut limits = Limits {
-            daily_request_limit: Some(10),
-            requests_per_minute: Some(5),
-            allowed_models: Some(vec!["anthropic.*".into()]),
-            ..Limits::default()
-        };
+    fn limit_flags_become_exactly_the_changes_they_name() {
         let flags = LimitFlags {
-            monthly_limit: Some(LimitValue::Limit(300)),
-            daily_token_limit: Some(LimitValue::Limit(50_000)),
+            monthly_limit: Some(Cap::Limit(300)),
+            requests_per_minute: Some(Cap::Unlimited),
+            allowed_models: Some(ModelsValue(None)),
             enforcement: Some(EnforcementValue(Some(EnforcementMode::Strict))),
             ..LimitFlags::default()
         };
-        assert!(!flags.is_empty());
-        assert!(LimitFlags::default().is_empty());
-        flags
-            .apply(&mut limits, &[ClearTarget::Rpm, ClearTarget::AllowedModels])
-            .unwrap();
         assert_eq!(
-            limits,
-            Limits {
-                daily_request_limit: Some(10),
-                monthly_request_limit: Some(300),
-                daily_token_limit: Some(50_000),
-                enforcement: Some(EnforcementMode::Strict),
-                ..Limits::default()
+            flags.changes(),
+            LimitChanges {
+                monthly_request_limit: Some(Cap::Limit(300)),
+                requests_per_minute: Some(Cap::Unlimited),
+                allowed_models: Some(None),
+                enforcement: Some(Some(EnforcementMode::Strict)),
+                ..LimitChanges::default()
             }
         );
-        let before = limits.clone();
-        let conflicting = LimitFlags {
-            daily_limit: Some(LimitValue::Limit(1)),
-            ..LimitFlags::default()
-        };
-        let error = conflicting
-            .apply(&mut limits, &[ClearTarget::DailyLimit])
-            .unwrap_err();
-        assert!(
-            error.contains("--daily-limit is both set and cleared"),
-            "{error}"
+        assert!(LimitFlags::default().changes().is_empty());
+        assert_eq!(
+            LimitSetting::from(ClearTarget::Rpm).name(),
+            "rpm",
+            "the setting is named as the flag"
         );
-        assert_eq!(limits, before, "a refused change changes nothing");
     }
 
     #[test]

@@ -9,15 +9,16 @@
 //! | 4 | conflict: the token is already in use, or the customer is deleted |
 //! | 5 | a store or AWS service is unavailable right now; retrying may succeed |
 //! | 6 | `reconcile` found drift between the raw events, the counters and Parquet |
+//!
+//! The control layer's error kinds ([`control::ControlError`]) map here once.
 
+use control::ControlError;
 use store::StoreError;
 
-/// What kind of failure a command ended with.
+/// What kind of failure the CLI itself raised (the control layer's have their own kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     Usage,
-    NotFound,
-    Conflict,
     Drift,
 }
 
@@ -38,24 +39,6 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-/// An unknown id (exit 3).
-pub fn not_found(message: impl Into<String>) -> anyhow::Error {
-    CliFailure {
-        kind: FailureKind::NotFound,
-        message: message.into(),
-    }
-    .into()
-}
-
-/// A conflicting state (exit 4).
-pub fn conflict(message: impl Into<String>) -> anyhow::Error {
-    CliFailure {
-        kind: FailureKind::Conflict,
-        message: message.into(),
-    }
-    .into()
-}
-
 /// The projections disagree with the raw events (exit 6).
 pub fn drift(message: impl Into<String>) -> anyhow::Error {
     CliFailure {
@@ -65,16 +48,28 @@ pub fn drift(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// The exit code of a control-layer failure.
+pub fn control_exit_code(error: &ControlError) -> u8 {
+    match error {
+        ControlError::Invalid { .. } => 2,
+        ControlError::NotFound { .. } => 3,
+        ControlError::Conflict { .. } => 4,
+        ControlError::Unavailable(_) => 5,
+        ControlError::Internal(_) => 1,
+    }
+}
+
 /// The exit code of a failed command.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if let Some(failure) = cause.downcast_ref::<CliFailure>() {
             return match failure.kind {
                 FailureKind::Usage => 2,
-                FailureKind::NotFound => 3,
-                FailureKind::Conflict => 4,
                 FailureKind::Drift => 6,
             };
+        }
+        if let Some(control) = cause.downcast_ref::<ControlError>() {
+            return control_exit_code(control);
         }
         if let Some(store) = cause.downcast_ref::<StoreError>() {
             return match store {
@@ -96,8 +91,16 @@ mod tests {
     #[test]
     fn failures_map_to_their_documented_codes() {
         assert_eq!(exit_code(&usage("bad")), 2);
-        assert_eq!(exit_code(&not_found("who")), 3);
-        assert_eq!(exit_code(&conflict("taken")), 4);
+        assert_eq!(exit_code(&drift("differs")), 6);
+        let control = |error: ControlError| exit_code(&anyhow::Error::new(error));
+        assert_eq!(control(ControlError::invalid("field", "bad")), 2);
+        assert_eq!(control(ControlError::not_found("who")), 3);
+        assert_eq!(control(ControlError::conflict("taken")), 4);
+        assert_eq!(
+            control(ControlError::from(StoreError::Unavailable("down".into()))),
+            5
+        );
+        assert_eq!(control(ControlError::internal("odd")), 1);
         assert_eq!(
             exit_code(&anyhow::Error::new(StoreError::Unavailable("down".into()))),
             5

@@ -1,147 +1,139 @@
-//! One module per group of commands; each takes the ports it needs and calls the libraries.
+//! One module per command (or per group of commands on one subject), named after it. Each
+//! parses nothing and decides nothing: it turns its arguments into a control-layer call
+//! and renders the result through `crate::output`.
 
-mod admin;
-mod customers;
-mod invoices;
-mod plans;
+mod admin_token;
+mod alerts;
+mod assign_plan;
+mod audit;
+mod compact;
+mod create;
+mod dashboard;
+mod disable_enable_delete;
+mod invoice;
+mod list;
+mod list_keys;
+mod plan;
 mod reconcile;
+mod replay;
+mod report;
+mod revoke_token;
 mod serve;
-pub(crate) mod usage;
+mod show;
+mod update_limits;
+mod update_token;
+mod usage;
 
 use anyhow::Context;
+use control::Actor;
 use schemas::CustomerStatus;
-use store::backend::{BackendSettings, Ports};
+use store::backend::{BackendArgs, BackendSettings, Ports};
 
 use crate::args::{Cli, Command, PlanCommand};
 
-/// Runs a parsed command.
+/// Runs a parsed command: the ones that need no store at once, the others on the
+/// configured backend's ports.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let actor = cli
-        .actor
-        .clone()
-        .filter(|actor| !actor.trim().is_empty())
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .unwrap_or_else(|| "unknown".to_owned());
-    if let Command::Plan(command @ PlanCommand::Validate { .. }) = &cli.command {
-        return plans::run(command, cli.json);
-    }
-    if matches!(cli.command, Command::AdminToken) {
-        return customers::admin_token(cli.json);
+    let actor = actor_from(cli.actor.as_deref());
+    let json = cli.json;
+    match &cli.command {
+        Command::Plan(PlanCommand::Validate { file }) => return plan::validate(file, json),
+        Command::AdminToken => return admin_token::run(json),
+        _ => {}
     }
     let settings = cli
         .backend
         .settings()
         .map_err(|error| crate::exit::usage(error.to_string()))?;
     let ports = open_ports(&settings).await?;
-    match cli.command {
-        Command::Create(args) => {
-            customers::create(ports.registry.as_ref(), &actor, args, cli.json).await
-        }
-        Command::List => customers::list(ports.registry.as_ref(), cli.json).await,
-        Command::Usage(args) => usage::show_usage(&ports, args, cli.json).await,
-        Command::UpdateToken(args) => {
-            customers::update_token(ports.registry.as_ref(), &actor, args, cli.json).await
-        }
-        Command::UpdateLimits(args) => {
-            customers::update_limits(ports.registry.as_ref(), &actor, args, cli.json).await
-        }
-        Command::Show(args) => {
-            customers::show(ports.registry.as_ref(), &args.customer_id, cli.json).await
-        }
-        Command::ListKeys(args) => {
-            customers::list_keys(ports.registry.as_ref(), &args.customer_id, cli.json).await
-        }
-        Command::RevokeToken(args) => {
-            customers::revoke_token(ports.registry.as_ref(), &actor, args, cli.json).await
-        }
+    let session = Session {
+        settings: &settings,
+        backend: &cli.backend,
+        ports: &ports,
+        actor: &actor,
+        json,
+    };
+    run_on_ports(cli.command, &session).await
+}
+
+/// What every command on open ports may use.
+struct Session<'a> {
+    settings: &'a BackendSettings,
+    backend: &'a BackendArgs,
+    ports: &'a Ports,
+    actor: &'a Actor,
+    json: bool,
+}
+
+/// The actor the audit trail records: `--actor` / `TOLLGATE_ACTOR` unless blank, else the
+/// OS user, else `unknown`.
+fn actor_from(flag: Option<&str>) -> Actor {
+    let name = flag
+        .filter(|actor| !actor.trim().is_empty())
+        .map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned());
+    Actor::operator(name)
+}
+
+/// How old a batch file must be before compaction may merge it: the oldest record
+/// metering still retries.
+fn settle_after(backend: &BackendArgs) -> std::time::Duration {
+    std::time::Duration::from_secs(backend.max_record_age_hours * 3600)
+}
+
+/// Runs a command on open ports: one control-layer call and its rendering.
+async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result<()> {
+    let Session {
+        ports, actor, json, ..
+    } = *session;
+    let registry = ports.registry.as_ref();
+    match command {
+        Command::Create(args) => create::run(registry, actor, args, json).await,
+        Command::List => list::run(registry, json).await,
+        Command::Show(args) => show::run(registry, &args.customer_id, json).await,
+        Command::Usage(args) => usage::run(ports, args, json).await,
+        Command::UpdateToken(args) => update_token::run(registry, actor, args, json).await,
+        Command::UpdateLimits(args) => update_limits::run(registry, actor, args, json).await,
+        Command::ListKeys(args) => list_keys::run(registry, &args.customer_id, json).await,
+        Command::RevokeToken(args) => revoke_token::run(registry, actor, args, json).await,
         Command::Disable(args) => {
-            customers::set_status(
-                ports.registry.as_ref(),
-                &actor,
-                &args.customer_id,
-                CustomerStatus::Disabled,
-                cli.json,
-            )
-            .await
+            set_status(session, &args.customer_id, CustomerStatus::Disabled).await
         }
         Command::Enable(args) => {
-            customers::set_status(
-                ports.registry.as_ref(),
-                &actor,
-                &args.customer_id,
-                CustomerStatus::Active,
-                cli.json,
-            )
-            .await
+            set_status(session, &args.customer_id, CustomerStatus::Active).await
         }
         Command::Delete(args) => {
-            customers::set_status(
-                ports.registry.as_ref(),
-                &actor,
-                &args.customer_id,
-                CustomerStatus::Deleted,
-                cli.json,
-            )
-            .await
+            set_status(session, &args.customer_id, CustomerStatus::Deleted).await
         }
-        Command::Reconcile(args) => reconcile::reconcile(&ports, args, cli.json).await,
-        Command::Replay(args) => reconcile::replay(&settings, &ports, args, cli.json).await,
-        Command::Plan(command) => {
-            plans::run_stored(ports.registry.as_ref(), &actor, &command, cli.json).await
-        }
-        Command::Invoice(args) => invoices::invoice(&ports, args, cli.json).await,
-        Command::Report(args) => invoices::report(&ports, args, cli.json).await,
-        Command::AdminToken => customers::admin_token(cli.json),
-        Command::Alerts(args) => {
-            let since = chrono::Utc::now()
-                - chrono::Duration::from_std(args.since)
-                    .map_err(|_| crate::exit::usage("--since is too long"))?;
-            let alerts = ports.alerts.since(since).await?;
-            if cli.json {
-                return crate::output::print_json(&alerts);
-            }
-            if alerts.is_empty() {
-                crate::output::print_lines(&["no alerts in that time".into()]);
-                return Ok(());
-            }
-            crate::output::print_table(
-                &["raised", "rule", "customer_id", "window", "message"],
-                alerts
-                    .iter()
-                    .map(|recorded| {
-                        vec![
-                            recorded
-                                .raised_at
-                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                            recorded.alert.rule.clone(),
-                            recorded.alert.customer_id.clone(),
-                            recorded.alert.window.clone(),
-                            recorded.alert.message.clone(),
-                        ]
-                    })
-                    .collect(),
-            );
-            Ok(())
-        }
-        Command::AssignPlan(args) => {
-            plans::assign(ports.registry.as_ref(), &actor, args, cli.json).await
-        }
+        Command::Audit(args) => audit::run(registry, args.customer_id.as_deref(), json).await,
+        Command::Plan(PlanCommand::Validate { file }) => plan::validate(&file, json),
+        Command::Plan(PlanCommand::Add { file }) => plan::add(registry, actor, &file, json).await,
+        Command::Plan(PlanCommand::List) => plan::list(registry, json).await,
+        Command::AssignPlan(args) => assign_plan::run(registry, actor, args, json).await,
+        Command::Invoice(args) => invoice::run(ports, args, json).await,
+        Command::Report(args) => report::run(ports, args, json).await,
+        Command::Alerts(args) => alerts::run(ports.alerts.as_ref(), args, json).await,
+        Command::AdminToken => admin_token::run(json),
+        Command::Reconcile(args) => reconcile::run(ports, args, json).await,
+        Command::Replay(args) => replay::run(session.settings, ports, args, json).await,
         Command::Compact(args) => {
-            let settle_after =
-                std::time::Duration::from_secs(cli.backend.max_record_age_hours * 3600);
-            reconcile::compact(&ports, args, settle_after, cli.json).await
+            compact::run(ports, args, settle_after(session.backend), json).await
         }
-        Command::Audit(args) => {
-            customers::audit(
-                ports.registry.as_ref(),
-                args.customer_id.as_deref(),
-                cli.json,
-            )
-            .await
+        Command::Serve(args) => {
+            serve::serve(ports.clone(), *args, &session.backend.data_dir, json).await
         }
-        Command::Serve(args) => serve::serve(ports, *args, &cli.backend.data_dir, cli.json).await,
     }
+}
+
+async fn set_status(
+    session: &Session<'_>,
+    customer_id: &str,
+    status: CustomerStatus,
+) -> anyhow::Result<()> {
+    let registry = session.ports.registry.as_ref();
+    disable_enable_delete::run(registry, session.actor, customer_id, status, session.json).await
 }
 
 /// Opens the configured backend, with an error that names what is wrong.
@@ -156,36 +148,4 @@ pub async fn open_ports(settings: &BackendSettings) -> anyhow::Result<Ports> {
             aws.region.as_deref().unwrap_or("from the AWS chain")
         ),
     })
-}
-
-/// Refuses a reversed date range or one longer than `max_days`.
-pub(crate) fn check_date_range(
-    start: chrono::NaiveDate,
-    end: chrono::NaiveDate,
-    max_days: i64,
-) -> anyhow::Result<()> {
-    if end < start {
-        return Err(crate::exit::usage(format!(
-            "--end-date {end} is before --start-date {start}; swap them"
-        )));
-    }
-    if (end - start).num_days() > max_days {
-        return Err(crate::exit::usage(format!(
-            "the date range is longer than {max_days} days; ask for a shorter range"
-        )));
-    }
-    Ok(())
-}
-
-/// Refuses a customer id the registry does not know.
-pub(crate) async fn check_customer_exists(
-    registry: &dyn store::Registry,
-    customer_id: &str,
-) -> anyhow::Result<()> {
-    if registry.customer(customer_id).await?.is_none() {
-        return Err(crate::exit::not_found(format!(
-            "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
-        )));
-    }
-    Ok(())
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use metering::MeteringConsumer;
 use proxy::server::{ProxyPorts, shutdown_signal, start_proxy_with};
 
-use super::admin;
+use super::dashboard;
 use serde::Serialize;
 use store::backend::Ports;
 
@@ -46,7 +46,7 @@ pub async fn serve(
     let admin = args
         .admin_token_sha256
         .clone()
-        .map(|hash| admin::admin_router(ports.clone(), schemas::TokenHash::from_stored(hash)));
+        .map(|hash| dashboard::admin_router(ports.clone(), schemas::TokenHash::from_stored(hash)));
     let dashboard = admin.is_some();
     let proxy = start_proxy_with(config, proxy_ports, admin).await?;
     let shutdown = shutdown_signal();

@@ -1,7 +1,8 @@
-//! The operator's live dashboard, `/admin/` on `tollgate serve`: the report's views over
-//! the last 30 days, refreshed every 10 seconds while traffic flows. It takes the admin
-//! credential (Bearer, or Basic with any user name), never a customer token: a customer
-//! token gets 403, anything else 401.
+//! The operator's live dashboard, `/admin/` on `tollgate serve --admin-token-sha256`: the
+//! report's views over the last 30 days (`control::reports::dashboard_report`), refreshed
+//! every 10 seconds while traffic flows. It takes the admin credential (Bearer, or Basic
+//! with any user name), never a customer token: a customer token gets 403, anything else
+//! 401.
 
 use std::sync::Arc;
 
@@ -14,8 +15,6 @@ use base64::Engine;
 use schemas::TokenHash;
 use store::backend::Ports;
 
-/// Days the dashboard shows, ending today.
-pub const DASHBOARD_DAYS: u64 = 30;
 /// Seconds between refreshes of the dashboard page.
 pub const REFRESH_SECONDS: u32 = 10;
 
@@ -77,22 +76,13 @@ async fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Respon
     }
 }
 
-async fn current_report(state: &AdminState) -> anyhow::Result<metering::report::Report> {
-    let end = chrono::Utc::now().date_naive();
-    let start = end - chrono::Days::new(DASHBOARD_DAYS - 1);
-    let mut usage = Vec::new();
-    for customer in state.ports.registry.list_customers().await? {
-        usage.push(metering::report::CustomerUsage {
-            cells: state
-                .ports
-                .counters
-                .read_daily(&customer.customer_id, start, end)
-                .await?,
-            customer_id: customer.customer_id,
-            name: customer.name,
-        });
-    }
-    Ok(metering::report::build_report(start, end, &usage))
+async fn current_report(state: &AdminState) -> control::Result<metering::report::Report> {
+    control::reports::dashboard_report(
+        state.ports.registry.as_ref(),
+        state.ports.counters.as_ref(),
+        chrono::Utc::now().date_naive(),
+    )
+    .await
 }
 
 async fn dashboard(State(state): State<AdminState>, headers: HeaderMap) -> Response {

@@ -1,0 +1,102 @@
+//! `tollgate plan validate`, `tollgate plan add` and `tollgate plan list`.
+
+use anyhow::Context;
+use control::Actor;
+use control::plans::{list_plans, parse_plan, store_plan};
+use schemas::plan::Plan;
+use serde::Serialize;
+use store::Registry;
+
+use crate::output::{print_json, print_lines, print_table};
+
+#[derive(Serialize)]
+struct Valid<'a> {
+    valid: bool,
+    id: &'a str,
+    version: u32,
+    name: &'a str,
+    currency: &'a str,
+    charges: usize,
+}
+
+/// Reads and validates a plan file (TOML, see docs/pricing.md).
+pub fn load_plan(file: &std::path::Path) -> anyhow::Result<Plan> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the plan {}", file.display()))?;
+    Ok(parse_plan(&text, &file.display().to_string())?)
+}
+
+/// `tollgate plan validate` (no store needed).
+pub fn validate(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let plan = load_plan(file)?;
+    if json {
+        return print_json(&Valid {
+            valid: true,
+            id: &plan.id,
+            version: plan.version,
+            name: &plan.name,
+            currency: &plan.currency,
+            charges: plan.charges.len(),
+        });
+    }
+    print_lines(&[format!(
+        "{} is valid: plan {} version {} ({}), {} charges in {}",
+        file.display(),
+        plan.id,
+        plan.version,
+        plan.name,
+        plan.charges.len(),
+        plan.currency
+    )]);
+    Ok(())
+}
+
+/// `tollgate plan add`.
+pub async fn add(
+    registry: &dyn Registry,
+    actor: &Actor,
+    file: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let plan = load_plan(file)?;
+    store_plan(registry, actor, &plan).await?;
+    if json {
+        return print_json(&plan);
+    }
+    print_lines(&[format!(
+        "stored plan {} version {} ({}); assign it with `tollgate assign-plan --customer-id ID --plan-id {} --effective-from YYYY-MM-01`",
+        plan.id, plan.version, plan.name, plan.id
+    )]);
+    Ok(())
+}
+
+/// `tollgate plan list`.
+pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
+    let plans = list_plans(registry).await?;
+    if json {
+        return print_json(&plans);
+    }
+    if plans.is_empty() {
+        print_lines(&[
+            "No plans yet. Store one with `tollgate plan add FILE` (examples in docs/plans/)."
+                .into(),
+        ]);
+        return Ok(());
+    }
+    print_table(
+        &["plan_id", "version", "name", "currency", "charges"],
+        plans
+            .iter()
+            .map(|plan| {
+                vec![
+                    plan.id.clone(),
+                    plan.version.to_string(),
+                    plan.name.clone(),
+                    plan.currency.clone(),
+                    plan.charges.len().to_string(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `tollgate report`: a self-contained HTML usage report with charts, and CSV files.
+
+use control::reports::{ReportRequest, usage_report};
+use store::backend::Ports;
+
+use crate::args::ReportArgs;
+use crate::output::{create_directory, print_json, print_lines, write_file};
+
+/// `tollgate report`.
+pub async fn run(ports: &Ports, args: ReportArgs, json: bool) -> anyhow::Result<()> {
+    let request = ReportRequest {
+        start_date: args.start_date,
+        end_date: args.end_date,
+        customer_id: args.customer_id.clone(),
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("reading usage {bar:40} {pos}/{len} customers")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = {
+        let bar = bar.clone();
+        move |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let built = usage_report(
+        ports.registry.as_ref(),
+        ports.counters.as_ref(),
+        &request,
+        &progress,
+    )
+    .await?;
+    bar.finish_and_clear();
+    write_file(&args.out, metering::report::to_html(&built.report))?;
+    if let Some(directory) = &args.csv {
+        create_directory(directory)?;
+        for (name, contents) in metering::report::to_csv_files(&built.report) {
+            write_file(&directory.join(name), contents)?;
+        }
+    }
+    if json {
+        return print_json(&built.report);
+    }
+    print_lines(&[format!(
+        "wrote {} ({} customers, {} to {}){}",
+        args.out.display(),
+        built.customers,
+        args.start_date,
+        args.end_date,
+        args.csv
+            .as_ref()
+            .map(|directory| format!(" and CSV files in {}", directory.display()))
+            .unwrap_or_default()
+    )]);
+    Ok(())
+}
