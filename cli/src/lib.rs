@@ -1,5 +1,6 @@
-//! The operator CLI: customer management, usage, and `serve`, which runs the proxy and the
-//! metering consumer together on the embedded default.
+//! The operator CLI: parses arguments (`args`), calls one `control` use case per command
+//! (`commands`), and renders its result (`output`, the only module that prints). `serve`
+//! runs the proxy and the metering consumer together on the embedded default.
 
 pub mod args;
 pub mod commands;

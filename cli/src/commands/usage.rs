@@ -19,6 +19,17 @@ fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String
     ]
 }
 
+/// The `complete through` line, saying why it trails the newest event.
+fn completeness_line(complete_through: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match complete_through {
+        Some(at) => format!(
+            "complete through {} (events after that may still arrive: it trails the newest event by {COMPLETENESS_ALLOWANCE_MINUTES} minutes, an allowance for calls still in flight)",
+            seconds(&at)
+        ),
+        None => "complete through: nothing metered yet".into(),
+    }
+}
+
 /// `tollgate usage`: without dates, the current month to date (UTC).
 pub async fn run(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<()> {
     let query = UsageQuery {
@@ -58,13 +69,7 @@ pub async fn run(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<(
         ],
         rows,
     );
-    print_lines(&[match usage.complete_through {
-        Some(at) => format!(
-            "complete through {} (events after that may still arrive: it trails the newest event by {COMPLETENESS_ALLOWANCE_MINUTES} minutes, an allowance for calls still in flight)",
-            seconds(&at)
-        ),
-        None => "complete through: nothing metered yet".into(),
-    }]);
+    print_lines(&[completeness_line(usage.complete_through)]);
     for gap in &usage.gaps {
         print_lines(&[format!(
             "gap: proxy instance {} is missing instance_seq {}..={}",
@@ -72,4 +77,24 @@ pub async fn run(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<(
         )]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_completeness_line_explains_the_allowance() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-05T11:50:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            completeness_line(Some(at)),
+            "complete through 2026-11-05T11:50:00Z (events after that may still arrive: it trails the newest event by 10 minutes, an allowance for calls still in flight)"
+        );
+        assert_eq!(
+            completeness_line(None),
+            "complete through: nothing metered yet"
+        );
+    }
 }
