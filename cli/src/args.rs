@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use control::limits::{Cap, LimitChanges, LimitSetting};
-use schemas::EnforcementMode;
+use schemas::{EnforcementMode, SecretToken};
 
 /// Tollgate: meter, limit and bill Amazon Bedrock usage per customer.
 #[derive(Debug, Parser)]
@@ -84,8 +84,8 @@ pub struct CreateArgs {
     #[arg(long)]
     pub email: String,
     /// Use this token instead of generating one (at least 32 characters, e.g. `openssl rand -base64 32`).
-    #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub token: Option<SecretToken>,
     #[command(flatten)]
     pub limits: LimitFlags,
     /// The first key expires after this long (`90d`, `12h`); never when omitted.
@@ -260,8 +260,8 @@ pub struct UpdateTokenArgs {
     #[arg(long)]
     pub customer_id: String,
     /// Use this token instead of generating one (at least 32 characters).
-    #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[arg(long, env = "TOLLGATE_NEW_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub token: Option<SecretToken>,
     /// How long the previous keys keep working (`24h`, `7d`; `0` revokes them at once).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "24h")]
     pub grace_period: std::time::Duration,
@@ -419,6 +419,11 @@ pub fn parse_sha256(text: &str) -> Result<String, String> {
     } else {
         Err("give the 64 hex digits printed by `tollgate admin-token`".into())
     }
+}
+
+/// Holds a secret as given, so that it never shows in debug output.
+pub fn parse_secret(text: &str) -> Result<SecretToken, String> {
+    Ok(SecretToken::new(text.to_owned()))
 }
 
 /// Parses `YYYY-MM-DD`.

@@ -2,7 +2,7 @@
 //! `delete`.
 
 use chrono::{SubsecRound, Utc};
-use schemas::{Customer, CustomerStatus, Limits};
+use schemas::{Customer, CustomerStatus, Limits, SecretToken};
 use store::{Registry, StoreError};
 
 use crate::audit::{Actor, actions, audit_entry};
@@ -15,8 +15,8 @@ use crate::limits::LimitChanges;
 pub struct NewCustomer {
     pub name: String,
     pub email: String,
-    /// A token to use instead of a generated one (at least 32 characters). Secret.
-    pub token: Option<String>,
+    /// A token to use instead of a generated one (at least 32 characters).
+    pub token: Option<SecretToken>,
     pub limits: LimitChanges,
     /// The first key expires after this long; never when `None`.
     pub key_expires_in: Option<std::time::Duration>,
@@ -258,14 +258,14 @@ mod tests {
             ControlError::Invalid { field: "email", .. }
         ));
         let mut short = NewCustomer::named("Acme", "a@acme.example");
-        short.token = Some("tooshort".into());
+        short.token = Some(SecretToken::new("tooshort".into()));
         let short = create_customer(&store, &operator(), short)
             .await
             .unwrap_err();
         assert!(short.to_string().contains("at least 32"), "{short}");
         let token = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJ0A==";
         let mut supplied = NewCustomer::named("Acme", "a@acme.example");
-        supplied.token = Some(token.into());
+        supplied.token = Some(SecretToken::new(token.into()));
         let issued = create_customer(&store, &operator(), supplied.clone())
             .await
             .unwrap();

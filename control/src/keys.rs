@@ -114,8 +114,8 @@ pub fn key_views(keys: &[ApiKey], now: DateTime<Utc>) -> Vec<KeyView> {
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub customer_id: String,
-    /// A token to use instead of a generated one (at least 32 characters). Secret.
-    pub token: Option<String>,
+    /// A token to use instead of a generated one (at least 32 characters).
+    pub token: Option<SecretToken>,
     /// How long the previous keys keep working; zero revokes them at once.
     pub grace_period: std::time::Duration,
     /// The new key expires after this long; never when `None`.
@@ -136,10 +136,10 @@ pub(crate) fn generated_token() -> Result<SecretToken> {
 }
 
 /// A supplied token, checked, or a newly generated one; `true` when generated.
-pub(crate) fn token_or_generated(supplied: Option<String>) -> Result<(SecretToken, bool)> {
+pub(crate) fn token_or_generated(supplied: Option<SecretToken>) -> Result<(SecretToken, bool)> {
     match supplied {
         Some(token) => {
-            let token = token.trim().to_owned();
+            let token = token.expose().trim().to_owned();
             check_token_shape(&token).map_err(|error| {
                 ControlError::invalid(
                     "token",
@@ -325,13 +325,14 @@ mod tests {
 
     #[test]
     fn supplied_tokens_are_checked_and_generated_ones_are_fresh() {
-        assert!(token_or_generated(Some("short".into())).is_err());
+        assert!(token_or_generated(Some(SecretToken::new("short".into()))).is_err());
         let (first, generated) = token_or_generated(None).unwrap();
         let (second, _) = token_or_generated(None).unwrap();
         assert!(generated);
         assert_ne!(first, second);
         let supplied = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJ0A==".to_owned();
-        let (token, generated) = token_or_generated(Some(supplied.clone())).unwrap();
+        let (token, generated) =
+            token_or_generated(Some(SecretToken::new(format!(" {supplied} ")))).unwrap();
         assert!(!generated);
         assert_eq!(token.expose(), supplied);
     }
