@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod error;
 pub mod invoice;
 pub mod lambda;
+pub mod object_keys;
 pub mod parquet_sink;
 pub mod quarantine;
 pub mod rating;
