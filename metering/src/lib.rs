@@ -9,6 +9,7 @@ pub mod apply;
 pub mod compact;
 pub mod consumer;
 pub mod error;
+mod fault;
 pub mod invoice;
 pub mod lambda;
 pub mod object_keys;
