@@ -94,15 +94,6 @@ impl PassReport {
     }
 }
 
-/// Fault injection for the crash tests: when `TOLLGATE_FAULT` names this point, the
-/// process aborts there, as a crash would. Never set outside tests.
-fn fault_point(point: &str) {
-    if std::env::var("TOLLGATE_FAULT").is_ok_and(|fault| fault == point) {
-        tracing::error!(point, "TOLLGATE_FAULT: aborting the process here");
-        std::process::abort();
-    }
-}
-
 /// The dedupe source of a log entry: `partition/position`.
 pub fn source_of(entry: &LogEntry) -> String {
     format!("{}/{}", entry.partition, entry.position)
@@ -248,11 +239,11 @@ impl BatchApplier {
         }
 
         if !sourced.is_empty() {
-            fault_point("abort-before-counters");
+            crate::fault::crash_point("abort-before-counters");
         }
         let applied = self.counters.apply(&sourced).await?;
         if !sourced.is_empty() {
-            fault_point("abort-after-counters");
+            crate::fault::crash_point("abort-after-counters");
         }
         let owned: Vec<&UsageEvent> = sourced
             .iter()

@@ -35,7 +35,7 @@ use schemas::parquet_codec::{decode_events_parquet, encode_events_parquet};
 use store::EventLog;
 use uuid::Uuid;
 
-use crate::parquet_sink::USAGE_PREFIX;
+use crate::object_keys::{CompactedObjectKey, DayFile, classify_day_file, usage_day_prefix};
 use crate::{MeteringError, Result};
 
 /// Smallest merged file when a day has more than this much data.
@@ -77,35 +77,6 @@ pub struct CompactionReport {
     pub bytes_written: u64,
 }
 
-/// A day's file, as compaction sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DayFile {
-    /// `part-<partition>-<first position>.parquet`, written by the consumer.
-    Batch {
-        partition: String,
-        first_position: String,
-    },
-    /// Written by compaction or replay; never rewritten.
-    Final,
-}
-
-/// Classifies a file name of a day's directory; `None` for what is not usage Parquet.
-pub fn classify(name: &str) -> Option<DayFile> {
-    let stem = name.strip_suffix(".parquet")?;
-    if name.starts_with('_') || name.starts_with('.') {
-        return None;
-    }
-    if stem.starts_with("compacted-") || stem.starts_with("replay-") {
-        return Some(DayFile::Final);
-    }
-    let rest = stem.strip_prefix("part-")?;
-    let (partition, first_position) = rest.rsplit_once('-')?;
-    Some(DayFile::Batch {
-        partition: partition.to_owned(),
-        first_position: first_position.to_owned(),
-    })
-}
-
 /// Orders log positions: numeric strings by value (Kinesis sequence numbers and the
 /// embedded log's zero-padded numbers), others as text.
 pub fn position_at_or_after(position: &str, reference: &str) -> bool {
@@ -133,10 +104,6 @@ pub fn digest(ids: &[Uuid]) -> String {
         }
     }
     format!("{hash:016x}")
-}
-
-fn day_prefix(day: NaiveDate) -> Path {
-    Path::from(format!("{USAGE_PREFIX}/dt={}", day.format("%Y-%m-%d")))
 }
 
 async fn is_settled(
@@ -182,7 +149,10 @@ pub async fn compact_day(
     day: NaiveDate,
     settings: &CompactionSettings,
 ) -> Result<CompactionReport> {
-    let listed: Vec<ObjectMeta> = objects.list(Some(&day_prefix(day))).try_collect().await?;
+    let listed: Vec<ObjectMeta> = objects
+        .list(Some(&usage_day_prefix(day)))
+        .try_collect()
+        .await?;
     let mut report = CompactionReport {
         day,
         ..CompactionReport::default()
@@ -192,7 +162,7 @@ pub async fn compact_day(
         let Some(name) = meta.location.filename() else {
             continue;
         };
-        match classify(name) {
+        match classify_day_file(name) {
             Some(DayFile::Final) => inputs.push(meta),
             Some(DayFile::Batch {
                 partition,
@@ -239,11 +209,13 @@ pub async fn compact_day(
     let per_file = rows.len().div_ceil(files);
     let outputs: Vec<Path> = (0..files)
         .map(|index| {
-            Path::from(format!(
-                "{}/compacted-{digest}-{}of{files}.parquet",
-                day_prefix(day),
-                index + 1
-            ))
+            CompactedObjectKey {
+                day,
+                digest: digest.clone(),
+                index: index + 1,
+                count: files,
+            }
+            .to_path()
         })
         .collect();
     let already_done = inputs.len() == outputs.len()
@@ -274,28 +246,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn day_files_are_told_apart_by_name() {
-        assert_eq!(
-            classify("part-shardId-000000000001-49655.parquet"),
-            Some(DayFile::Batch {
-                partition: "shardId-000000000001".into(),
-                first_position: "49655".into()
-            })
-        );
-        assert_eq!(
-            classify("part-0-00000000000000000042.parquet"),
-            Some(DayFile::Batch {
-                partition: "0".into(),
-                first_position: "00000000000000000042".into()
-            })
-        );
-        assert_eq!(classify("compacted-abc-1of1.parquet"), Some(DayFile::Final));
-        assert_eq!(classify("replay-00000.parquet"), Some(DayFile::Final));
-        assert_eq!(classify("_manifest.json"), None);
-        assert_eq!(classify("notes.txt"), None);
-    }
-
-    #[test]
     fn positions_compare_as_numbers() {
         assert!(position_at_or_after(
             "00000000000000000042",
@@ -323,7 +273,8 @@ mod tests {
 #[cfg(test)]
 mod compaction_tests {
     use super::*;
-    use crate::parquet_sink::{UsageObjectKey, write_usage_parquet};
+    use crate::object_keys::BatchObjectKey;
+    use crate::parquet_sink::write_usage_parquet;
     use object_store::memory::InMemory;
     use store::memory::MemoryStore;
 
@@ -355,7 +306,7 @@ mod compaction_tests {
 
     async fn day_files(objects: &Arc<dyn ObjectStore>) -> Vec<(String, bytes::Bytes)> {
         let listed: Vec<ObjectMeta> = objects
-            .list(Some(&day_prefix(day())))
+            .list(Some(&usage_day_prefix(day())))
             .try_collect()
             .await
             .unwrap();
@@ -448,7 +399,7 @@ mod compaction_tests {
             .await
             .unwrap();
         assert_eq!((report.files_merged, report.files_not_settled), (1, 1));
-        let pending = UsageObjectKey {
+        let pending = BatchObjectKey {
             day: day(),
             partition: "0".into(),
             first_position: format!("{:020}", 7),

@@ -6,15 +6,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::UsageEvent;
 use store::backend::Ports;
 
+use crate::object_keys::archive_prefix;
 use crate::{MeteringError, Result};
-
-/// Where the raw archive lives in the bucket (the Firehose delivery stream's prefix).
-pub const ARCHIVE_PREFIX: &str = "archive";
 
 /// Raw records, decoded, with the count of those that are not usage events.
 pub fn decode_all(records: impl IntoIterator<Item = Bytes>) -> (Vec<UsageEvent>, usize) {
@@ -51,10 +48,7 @@ pub async fn log_records(ports: &Ports) -> Result<Vec<Bytes>> {
 
 /// Every record of the raw archive (newline-delimited JSON objects, gzip or not).
 pub async fn archive_records(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Bytes>> {
-    let listed: Vec<_> = objects
-        .list(Some(&Path::from(ARCHIVE_PREFIX)))
-        .try_collect()
-        .await?;
+    let listed: Vec<_> = objects.list(Some(&archive_prefix())).try_collect().await?;
     let mut records = Vec::new();
     for meta in listed {
         let body = objects.get(&meta.location).await?.bytes().await?;

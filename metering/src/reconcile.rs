@@ -13,14 +13,13 @@ use chrono::NaiveDate;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
 use schemas::parquet_codec::decode_events_parquet;
 use schemas::usage_counts::aggregate_events;
 use schemas::{UsageCounts, UsageEvent};
 use store::backend::Ports;
 use uuid::Uuid;
 
-use crate::parquet_sink::USAGE_PREFIX;
+use crate::object_keys::usage_day_prefix;
 use crate::raw::meterable_events;
 use crate::{MeteringError, Result};
 
@@ -171,7 +170,7 @@ pub async fn parquet_events(
 ) -> Result<Vec<UsageEvent>> {
     let mut events = Vec::new();
     for day in from.iter_days().take_while(|day| *day <= to) {
-        let prefix = Path::from(format!("{USAGE_PREFIX}/dt={}", day.format("%Y-%m-%d")));
+        let prefix = usage_day_prefix(day);
         let listed: Vec<_> = objects.list(Some(&prefix)).try_collect().await?;
         for meta in listed {
             let body = objects.get(&meta.location).await?.bytes().await?;
