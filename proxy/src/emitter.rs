@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use schemas::UsageEvent;
 use store::metrics::Sample;
-use store::{EventLog, LogRecord, Spool};
+use store::{EventAppender, LogRecord, Spool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -182,13 +182,13 @@ impl std::fmt::Debug for EventEmitter {
 
 impl EventEmitter {
     /// Starts the writer task over `log`. `instance` names this proxy process.
-    pub fn start(log: Arc<dyn EventLog>, instance: String) -> (Self, EmitterHandle) {
+    pub fn start(log: Arc<dyn EventAppender>, instance: String) -> (Self, EmitterHandle) {
         Self::start_with(log, instance, None)
     }
 
     /// Starts the writer task, and with a spool its drainer.
     pub fn start_with(
-        log: Arc<dyn EventLog>,
+        log: Arc<dyn EventAppender>,
         instance: String,
         spool: Option<SpoolSetup>,
     ) -> (Self, EmitterHandle) {
@@ -324,7 +324,7 @@ struct Writer {
 impl Writer {
     /// Makes a batch durable: in the log, or in the spool when the log does not take it in
     /// time (and always in the spool while it holds older records, to keep the order).
-    async fn deliver(&self, log: &dyn EventLog, records: Vec<LogRecord>) {
+    async fn deliver(&self, log: &dyn EventAppender, records: Vec<LogRecord>) {
         let Some(spool) = &self.spool else {
             append_until_durable(log, records, &self.stats).await;
             return;
@@ -364,7 +364,7 @@ impl Writer {
 }
 
 async fn write_events(
-    log: Arc<dyn EventLog>,
+    log: Arc<dyn EventAppender>,
     mut receiver: mpsc::Receiver<PendingEvent>,
     mut close: oneshot::Receiver<()>,
     writer: Writer,
@@ -413,7 +413,7 @@ async fn write_events(
 /// Moves spooled records to the log, oldest first: the orphaned spools, then this
 /// process's own. Stops when told to (what is left stays on disk).
 async fn drain_spools(
-    log: Arc<dyn EventLog>,
+    log: Arc<dyn EventAppender>,
     setup: SpoolSetup,
     stats: Arc<EmitterStats>,
     wake: Arc<tokio::sync::Notify>,
@@ -482,7 +482,7 @@ async fn drain_spools(
 /// Appends records, retrying only the failed ones, until they are durable or `deadline`
 /// has passed; returns the records still not in the log. The first attempt is always made.
 pub async fn append_within(
-    log: &dyn EventLog,
+    log: &dyn EventAppender,
     mut records: Vec<LogRecord>,
     deadline: Duration,
     stats: &EmitterStats,
@@ -507,7 +507,7 @@ pub async fn append_within(
 
 /// One append; returns the records that did not make it.
 async fn append_once(
-    log: &dyn EventLog,
+    log: &dyn EventAppender,
     records: Vec<LogRecord>,
     stats: &EmitterStats,
 ) -> Vec<LogRecord> {
@@ -548,7 +548,7 @@ async fn append_once(
 
 /// Appends records, retrying only the failed ones, until all are durable.
 pub async fn append_until_durable(
-    log: &dyn EventLog,
+    log: &dyn EventAppender,
     mut records: Vec<LogRecord>,
     stats: &EmitterStats,
 ) {

@@ -10,8 +10,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use store::backend::Ports;
 use store::spool::{FileSpool, SpoolSlot};
-use store::{Counters, EventLog, ModelRuntime, Quotas, Registry};
+use store::{Counters, EventAppender, ModelRuntime, Quotas, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,8 +36,23 @@ pub struct ProxyPorts {
     pub counters: Arc<dyn Counters>,
     /// Strict-mode limit windows.
     pub quotas: Arc<dyn Quotas>,
-    pub event_log: Arc<dyn EventLog>,
+    /// The producer side of the event log: the proxy can append, never read or checkpoint.
+    pub event_appender: Arc<dyn EventAppender>,
     pub runtime: Arc<dyn ModelRuntime>,
+}
+
+impl ProxyPorts {
+    /// The proxy's ports out of a backend's, with the model runtime it forwards to. The one
+    /// place the proxy's ports are assembled (the binaries and `tollgate serve` use it).
+    pub fn from_backend(ports: &Ports, runtime: Arc<dyn ModelRuntime>) -> Self {
+        Self {
+            registry: ports.registry.clone(),
+            counters: ports.counters.clone(),
+            quotas: ports.quotas.clone(),
+            event_appender: ports.event_appender.clone(),
+            runtime,
+        }
+    }
 }
 
 impl std::fmt::Debug for ProxyPorts {
@@ -149,7 +165,7 @@ pub fn build_state(
 ) -> Result<(ProxyState, EventEmitter), StartError> {
     let spool = config.spool.as_ref().map(open_spool).transpose()?;
     let (emitter, emitter_handle) =
-        EventEmitter::start_with(ports.event_log, new_instance_name(), spool);
+        EventEmitter::start_with(ports.event_appender, new_instance_name(), spool);
     let state = ProxyState {
         key_uses: Arc::new(KeyUseRecorder::new(
             ports.registry.clone(),

@@ -62,13 +62,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         spool: None,
         ..arguments.proxy.proxy_config(None)
     };
-    let proxy_ports = ProxyPorts {
-        registry: ports.registry,
-        counters: ports.counters,
-        quotas: ports.quotas,
-        event_log: ports.event_log,
-        runtime: arguments.proxy.model_runtime().await?,
-    };
+    let proxy_ports = ProxyPorts::from_backend(&ports, arguments.proxy.model_runtime().await?);
     let (state, _emitter) = build_state(config, proxy_ports)?;
     // The stage is removed before routing (an axum layer would run after it).
     let service = tower::ServiceExt::map_request(build_router(state), strip_stage);

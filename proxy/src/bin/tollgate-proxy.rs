@@ -31,13 +31,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(arguments: Arguments) -> anyhow::Result<()> {
     let ports = arguments.backend.settings()?.open().await?;
-    let proxy_ports = ProxyPorts {
-        registry: ports.registry,
-        counters: ports.counters,
-        quotas: ports.quotas,
-        event_log: ports.event_log,
-        runtime: arguments.proxy.model_runtime().await?,
-    };
+    let proxy_ports = ProxyPorts::from_backend(&ports, arguments.proxy.model_runtime().await?);
     let config = arguments
         .proxy
         .proxy_config(Some(&arguments.backend.data_dir));
