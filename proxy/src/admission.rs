@@ -75,16 +75,11 @@ impl Settlement {
         Self { limiter, grant }
     }
 
-    /// Settles with the call's actual tokens (input plus output), in the background.
-    pub fn settle(self, actual_tokens: u64) {
-        if let Some(write) = self.limiter.settle(self.grant, actual_tokens) {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(write);
-                }
-                Err(_) => tracing::error!("no runtime to settle a token reservation"),
-            }
-        }
+    /// Settles with the call's actual tokens (input plus output). Eventual mode counts them
+    /// at once; strict mode returns the store write that moves the reservation to them,
+    /// which the caller must run (the emitter runs it with the call's event).
+    pub fn settle(self, actual_tokens: u64) -> Option<BoxFuture<'static, ()>> {
+        self.limiter.settle(self.grant, actual_tokens)
     }
 }
 

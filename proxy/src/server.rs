@@ -21,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admission::Limiter;
 use crate::auth::AuthCache;
 use crate::config::{ProxyConfig, SpoolConfig};
-use crate::emitter::{EventEmitter, SpoolSetup};
+use crate::emitter::{Durability, EventEmitter, SpoolSetup};
 use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::ProxyState;
@@ -164,8 +164,13 @@ pub fn build_state(
     ports: ProxyPorts,
 ) -> Result<(ProxyState, EventEmitter), StartError> {
     let spool = config.spool.as_ref().map(open_spool).transpose()?;
+    let durability = if config.durable_events {
+        Durability::BeforeAnswer
+    } else {
+        Durability::Queued
+    };
     let (emitter, emitter_handle) =
-        EventEmitter::start_with(ports.event_appender, new_instance_name(), spool);
+        EventEmitter::start_with(ports.event_appender, new_instance_name(), durability, spool);
     let state = ProxyState {
         key_uses: Arc::new(KeyUseRecorder::new(
             ports.registry.clone(),
@@ -190,7 +195,8 @@ pub async fn start_proxy(
 }
 
 /// Like [`start_proxy`], with extra routes served next to the proxy's (the operator's
-/// dashboard under `/admin/` in `tollgate serve`). They authenticate on their own.
+/// dashboard under `/admin/` in `tollgate serve`). They are merged outside the customers'
+/// authentication layer, deliberately: they authenticate on their own (the admin token).
 pub async fn start_proxy_with(
     config: ProxyConfig,
     ports: ProxyPorts,

@@ -72,6 +72,18 @@ async fn unknown_routes_answer_404_without_asking_for_a_token() {
         ),
         ("GET", "/model/m/invoke", "GET /model/m/invoke"),
         ("POST", "/prod/nope", "POST /prod/nope"),
+        ("GET", "/prod/model/m/invoke", "GET /prod/model/m/invoke"),
+        (
+            "PUT",
+            "/prod/model/m/converse",
+            "PUT /prod/model/m/converse",
+        ),
+        ("POST", "/prod/model/m", "POST /prod/model/m"),
+        (
+            "POST",
+            "/model/m/invoke/extra",
+            "POST /model/m/invoke/extra",
+        ),
     ] {
         for authorization in [None, Some("Bearer nonsense")] {
             let (status, body, _) = answer(method, path, authorization).await;

@@ -96,7 +96,7 @@ async fn the_emitter_flushes_everything_queued_when_it_finishes() {
     let store = Arc::new(MemoryStore::new());
     let (emitter, handle) = EventEmitter::start(store.clone(), "test-instance".into());
     for seq in 1..=1200 {
-        handle.emit(sample_event(seq)).await;
+        handle.record(sample_event(seq), None).await;
     }
     drop(handle);
     emitter.finish(Duration::from_secs(5)).await;
@@ -113,7 +113,7 @@ async fn the_emitter_flushes_everything_queued_when_it_finishes() {
 async fn finishing_with_a_handle_still_held_flushes_what_was_queued() {
     let store = Arc::new(MemoryStore::new());
     let (emitter, handle) = EventEmitter::start(store.clone(), "test-instance".into());
-    handle.emit(sample_event(1)).await;
+    handle.record(sample_event(1), None).await;
     emitter.finish(Duration::from_millis(50)).await;
     assert_eq!(store.read("0", None, 10).await.unwrap().entries.len(), 1);
     drop(handle);
