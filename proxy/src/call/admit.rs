@@ -84,7 +84,7 @@ pub async fn admit(
             ));
         }
     };
-    let rate = grant.rate;
+    let rate = grant.rate();
     Ok(Admitted {
         settlement: Settlement::new(state.limiter.clone(), grant),
         rate,
