@@ -2,9 +2,9 @@
 //!
 //! The decision is the pure [`schemas::quota::evaluate`]; the modes supply the window
 //! levels it decides on:
-//! - [`eventual`]: the counter projection through a short cache, merged with this
+//! - `eventual`: the counter projection through a short cache, merged with this
 //!   process's own counts; no store write on the request path;
-//! - [`strict`]: an atomic reservation in the [`Quotas`] store before forwarding, settled
+//! - `strict`: an atomic reservation in the [`Quotas`] store before forwarding, settled
 //!   to the actual token count when the call ends.
 //!
 //! [`Limiter`] chooses the mode per customer and delegates.
