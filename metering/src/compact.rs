@@ -32,7 +32,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use schemas::UsageEvent;
 use schemas::parquet_codec::{decode_events_parquet, encode_events_parquet};
-use store::EventLog;
+use store::Checkpoints;
 use uuid::Uuid;
 
 use crate::object_keys::{CompactedObjectKey, DayFile, classify_day_file, usage_day_prefix};
@@ -45,7 +45,7 @@ pub const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 #[derive(Clone)]
 pub struct CompactionSettings {
     /// The polling consumer's checkpoints, if it runs.
-    pub event_log: Option<Arc<dyn EventLog>>,
+    pub checkpoints: Option<Arc<dyn Checkpoints>>,
     pub consumer_name: String,
     /// A batch file older than this can no longer be rewritten.
     pub settle_after: Duration,
@@ -116,10 +116,10 @@ async fn is_settled(
     if age.to_std().is_ok_and(|age| age >= settings.settle_after) {
         return Ok(true);
     }
-    let Some(log) = &settings.event_log else {
+    let Some(checkpoints) = &settings.checkpoints else {
         return Ok(false);
     };
-    let checkpoint = log
+    let checkpoint = checkpoints
         .load_checkpoint(&settings.consumer_name, partition)
         .await?;
     Ok(checkpoint.is_some_and(|checkpoint| position_at_or_after(&checkpoint, first_position)))
@@ -373,7 +373,7 @@ mod compaction_tests {
 
     fn settings(log: Arc<MemoryStore>) -> CompactionSettings {
         CompactionSettings {
-            event_log: Some(log),
+            checkpoints: Some(log),
             consumer_name: "metering".into(),
             settle_after: Duration::from_secs(7 * 24 * 3600),
             target_file_bytes: TARGET_FILE_BYTES,

@@ -31,11 +31,11 @@ pub fn decode_all(records: impl IntoIterator<Item = Bytes>) -> (Vec<UsageEvent>,
 /// Every record of the embedded event log, every partition from its start.
 pub async fn log_records(ports: &Ports) -> Result<Vec<Bytes>> {
     let mut records = Vec::new();
-    for partition in ports.event_log.partitions().await? {
+    for partition in ports.event_reader.partitions().await? {
         let mut after: Option<String> = None;
         loop {
             let batch = ports
-                .event_log
+                .event_reader
                 .read(&partition.id, after.as_deref(), 10_000)
                 .await?;
             let Some(last) = batch.entries.last() else {
