@@ -64,7 +64,7 @@ pub async fn compact(
     settle_after: std::time::Duration,
 ) -> Result<CompactionReport> {
     let settings = CompactionSettings {
-        event_log: Some(ports.event_log.clone()),
+        checkpoints: Some(ports.checkpoints.clone()),
         consumer_name: metering::ConsumerSettings::default().consumer_name,
         settle_after,
         target_file_bytes: TARGET_FILE_BYTES,
@@ -103,7 +103,7 @@ mod tests {
             partition_key: issued.customer_id.clone(),
             data: event.encode_json().unwrap().into(),
         };
-        ports.event_log.append(&[record]).await.unwrap();
+        ports.event_appender.append(&[record]).await.unwrap();
         (issued.customer_id, today)
     }
 

@@ -32,7 +32,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use schemas::UsageEvent;
 use schemas::parquet_codec::{decode_events_parquet, encode_events_parquet};
-use store::EventLog;
+use store::Checkpoints;
 use uuid::Uuid;
 
 use crate::object_keys::{CompactedObjectKey, DayFile, classify_day_file, usage_day_prefix};
@@ -45,7 +45,7 @@ pub const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 #[derive(Clone)]
 pub struct CompactionSettings {
     /// The polling consumer's checkpoints, if it runs.
-    pub event_log: Option<Arc<dyn EventLog>>,
+    pub checkpoints: Option<Arc<dyn Checkpoints>>,
     pub consumer_name: String,
     /// A batch file older than this can no longer be rewritten.
     pub settle_after: Duration,
@@ -116,10 +116,10 @@ async fn is_settled(
     if age.to_std().is_ok_and(|age| age >= settings.settle_after) {
         return Ok(true);
     }
-    let Some(log) = &settings.event_log else {
+    let Some(checkpoints) = &settings.checkpoints else {
         return Ok(false);
     };
-    let checkpoint = log
+    let checkpoint = checkpoints
         .load_checkpoint(&settings.consumer_name, partition)
         .await?;
     Ok(checkpoint.is_some_and(|checkpoint| position_at_or_after(&checkpoint, first_position)))
@@ -143,20 +143,59 @@ pub fn scheduled_days(
     days
 }
 
-/// Compacts one day under `objects`.
+/// Compacts one day under `objects`: reads its settled files, drops repeated events,
+/// writes the merged files, then deletes the inputs that are not among the outputs.
 pub async fn compact_day(
     objects: &Arc<dyn ObjectStore>,
     day: NaiveDate,
     settings: &CompactionSettings,
 ) -> Result<CompactionReport> {
-    let listed: Vec<ObjectMeta> = objects
-        .list(Some(&usage_day_prefix(day)))
-        .try_collect()
-        .await?;
     let mut report = CompactionReport {
         day,
         ..CompactionReport::default()
     };
+    let inputs = settled_inputs(objects, day, settings, &mut report).await?;
+    let (rows, input_bytes) = unique_rows(objects, &inputs, &mut report).await?;
+    if rows.is_empty() {
+        return Ok(report);
+    }
+    let outputs = output_paths(day, &rows, input_bytes, settings.target_file_bytes);
+    let already_done = inputs.len() == outputs.len()
+        && inputs
+            .iter()
+            .zip(&outputs)
+            .all(|(input, output)| &input.location == output);
+    if already_done {
+        return Ok(report);
+    }
+    let per_file = rows.len().div_ceil(outputs.len());
+    for (chunk, output) in rows.chunks(per_file).zip(&outputs) {
+        let bytes = encode_events_parquet(chunk)?;
+        report.bytes_written += bytes.len() as u64;
+        objects.put(output, PutPayload::from(bytes)).await?;
+        report.files_written += 1;
+    }
+    for input in &inputs {
+        if !outputs.contains(&input.location) {
+            objects.delete(&input.location).await?;
+            report.files_merged += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// The day's files that can be merged (final ones, and batch files that can no longer be
+/// rewritten), in key order; the others are counted in `files_not_settled`.
+async fn settled_inputs(
+    objects: &Arc<dyn ObjectStore>,
+    day: NaiveDate,
+    settings: &CompactionSettings,
+    report: &mut CompactionReport,
+) -> Result<Vec<ObjectMeta>> {
+    let listed: Vec<ObjectMeta> = objects
+        .list(Some(&usage_day_prefix(day)))
+        .try_collect()
+        .await?;
     let mut inputs: Vec<ObjectMeta> = Vec::new();
     for meta in listed {
         let Some(name) = meta.location.filename() else {
@@ -178,10 +217,18 @@ pub async fn compact_day(
         }
     }
     inputs.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(inputs)
+}
 
+/// Every row of `inputs`, each `event_id` once, sorted by it; and the inputs' total size.
+async fn unique_rows(
+    objects: &Arc<dyn ObjectStore>,
+    inputs: &[ObjectMeta],
+    report: &mut CompactionReport,
+) -> Result<(Vec<UsageEvent>, u64)> {
     let mut rows: Vec<UsageEvent> = Vec::new();
     let mut input_bytes = 0u64;
-    for meta in &inputs {
+    for meta in inputs {
         let body = objects.get(&meta.location).await?.bytes().await?;
         input_bytes += meta.size;
         rows.extend(decode_events_parquet(body).map_err(|error| {
@@ -197,17 +244,23 @@ pub async fn compact_day(
     report.duplicates_dropped = report.rows_read - rows.len();
     rows.sort_by_key(|event| event.event_id);
     report.events = rows.len();
-    if rows.is_empty() {
-        return Ok(report);
-    }
+    Ok((rows, input_bytes))
+}
 
-    let files = usize::try_from((input_bytes / settings.target_file_bytes.max(1)).max(1))
+/// The merged files' keys: one per `target_file_bytes` of input (at least one, at most one
+/// per row), named after a digest of the rows' ids.
+fn output_paths(
+    day: NaiveDate,
+    rows: &[UsageEvent],
+    input_bytes: u64,
+    target_file_bytes: u64,
+) -> Vec<Path> {
+    let files = usize::try_from((input_bytes / target_file_bytes.max(1)).max(1))
         .unwrap_or(1)
         .min(rows.len());
     let ids: Vec<Uuid> = rows.iter().map(|event| event.event_id).collect();
     let digest = digest(&ids);
-    let per_file = rows.len().div_ceil(files);
-    let outputs: Vec<Path> = (0..files)
+    (0..files)
         .map(|index| {
             CompactedObjectKey {
                 day,
@@ -217,28 +270,7 @@ pub async fn compact_day(
             }
             .to_path()
         })
-        .collect();
-    let already_done = inputs.len() == outputs.len()
-        && inputs
-            .iter()
-            .zip(&outputs)
-            .all(|(input, output)| &input.location == output);
-    if already_done {
-        return Ok(report);
-    }
-    for (chunk, output) in rows.chunks(per_file).zip(&outputs) {
-        let bytes = encode_events_parquet(chunk)?;
-        report.bytes_written += bytes.len() as u64;
-        objects.put(output, PutPayload::from(bytes)).await?;
-        report.files_written += 1;
-    }
-    for input in &inputs {
-        if !outputs.contains(&input.location) {
-            objects.delete(&input.location).await?;
-            report.files_merged += 1;
-        }
-    }
-    Ok(report)
+        .collect()
 }
 
 #[cfg(test)]
@@ -341,7 +373,7 @@ mod compaction_tests {
 
     fn settings(log: Arc<MemoryStore>) -> CompactionSettings {
         CompactionSettings {
-            event_log: Some(log),
+            checkpoints: Some(log),
             consumer_name: "metering".into(),
             settle_after: Duration::from_secs(7 * 24 * 3600),
             target_file_bytes: TARGET_FILE_BYTES,

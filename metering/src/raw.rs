@@ -1,6 +1,7 @@
 //! The raw events, as the source of truth for reconciliation and replay: the embedded event
 //! log from its start, or the raw archive that Firehose keeps in S3 on AWS.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::UsageEvent;
 use store::backend::Ports;
+use uuid::Uuid;
 
 use crate::object_keys::archive_prefix;
 use crate::{MeteringError, Result};
@@ -29,11 +31,11 @@ pub fn decode_all(records: impl IntoIterator<Item = Bytes>) -> (Vec<UsageEvent>,
 /// Every record of the embedded event log, every partition from its start.
 pub async fn log_records(ports: &Ports) -> Result<Vec<Bytes>> {
     let mut records = Vec::new();
-    for partition in ports.event_log.partitions().await? {
+    for partition in ports.event_reader.partitions().await? {
         let mut after: Option<String> = None;
         loop {
             let batch = ports
-                .event_log
+                .event_reader
                 .read(&partition.id, after.as_deref(), 10_000)
                 .await?;
             let Some(last) = batch.entries.last() else {
@@ -44,6 +46,18 @@ pub async fn log_records(ports: &Ports) -> Result<Vec<Bytes>> {
         }
     }
     Ok(records)
+}
+
+/// Keeps the first event of each `event_id`; returns them and how many were dropped.
+pub fn unique_events(events: Vec<UsageEvent>) -> (Vec<UsageEvent>, usize) {
+    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    let total = events.len();
+    let unique: Vec<UsageEvent> = events
+        .into_iter()
+        .filter(|event| seen.insert(event.event_id))
+        .collect();
+    let dropped = total - unique.len();
+    (unique, dropped)
 }
 
 /// Every record of the raw archive (newline-delimited JSON objects, gzip or not).
@@ -104,8 +118,8 @@ pub async fn meterable_events(ports: &Ports) -> Result<RawEvents> {
     let records = raw_records(ports).await?;
     let count = records.len();
     let (decoded, undecodable) = decode_all(records);
-    let (unique, duplicates) = crate::reconcile::unique_events(decoded);
-    let customers: std::collections::HashSet<String> = ports
+    let (unique, duplicates) = unique_events(decoded);
+    let customers: HashSet<String> = ports
         .registry
         .list_customers()
         .await?

@@ -16,7 +16,10 @@ use schemas::{
 use uuid::Uuid;
 
 use crate::counters::{ApplyReport, Counters, SourcedEvent};
-use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
+use crate::event_log::{
+    AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord, PartitionInfo,
+    ReadBatch,
+};
 use crate::quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 use crate::registry::{KeyUse, Registry};
 use crate::watermarks::{SeqObservation, Watermarks, fold_observations};
@@ -78,7 +81,7 @@ fn parse_position(position: &str) -> Result<usize> {
 }
 
 #[async_trait]
-impl EventLog for MemoryStore {
+impl EventAppender for MemoryStore {
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
         let mut state = self.state()?;
         let mut results = Vec::with_capacity(records.len());
@@ -88,7 +91,10 @@ impl EventLog for MemoryStore {
         }
         Ok(results)
     }
+}
 
+#[async_trait]
+impl EventReader for MemoryStore {
     async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
         Ok(vec![PartitionInfo {
             id: MEMORY_PARTITION.to_owned(),
@@ -125,7 +131,10 @@ impl EventLog for MemoryStore {
             end_of_partition: false,
         })
     }
+}
 
+#[async_trait]
+impl Checkpoints for MemoryStore {
     async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>> {
         Ok(self
             .state()?
@@ -596,8 +605,11 @@ mod tests {
     use crate::contract;
 
     #[tokio::test]
-    async fn memory_event_log_contract() {
-        contract::event_log::run_all(&MemoryStore::new()).await;
+    async fn memory_event_log_contracts() {
+        let store = MemoryStore::new();
+        contract::event_appender::run_all(&store).await;
+        contract::event_reader::run_all(&store, &store).await;
+        contract::checkpoints::run_all(&store, MEMORY_PARTITION).await;
     }
 
     #[tokio::test]
