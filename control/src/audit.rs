@@ -5,8 +5,8 @@ use chrono::{SubsecRound, Utc};
 use schemas::AuditEntry;
 use store::Registry;
 
-use crate::customers::existing_customer;
 use crate::error::Result;
+use crate::lookup::existing_customer;
 
 /// Who performs an administrative action, as the audit trail records it. The CLI passes
 /// `--actor`, `TOLLGATE_ACTOR` or the OS user; the admin API passes

@@ -3,12 +3,13 @@
 
 use chrono::{SubsecRound, Utc};
 use schemas::{Customer, CustomerStatus, Limits, SecretToken};
-use store::{Registry, StoreError};
+use store::Registry;
 
 use crate::audit::{Actor, actions, audit_entry};
 use crate::error::{ControlError, Result, WhileDoing};
 use crate::keys::{IssuedKey, KeyView, key_views, new_key, token_in_use, token_or_generated};
 use crate::limits::LimitChanges;
+use crate::lookup::{existing_customer, unknown_customer};
 
 /// A customer to create, with its first key.
 #[derive(Debug, Clone, Default)]
@@ -38,29 +39,6 @@ impl NewCustomer {
 pub struct CustomerDetails {
     pub customer: Customer,
     pub keys: Vec<KeyView>,
-}
-
-/// `NotFound` naming an unknown customer id and how to list the known ones.
-pub fn unknown_customer_id(customer_id: &str) -> ControlError {
-    ControlError::not_found(format!(
-        "unknown customer id {customer_id:?}; run `tollgate list` to see customer ids"
-    ))
-}
-
-/// A store failure on a customer: `NotFound` becomes [`unknown_customer_id`].
-pub(crate) fn unknown_customer(customer_id: &str, error: StoreError) -> ControlError {
-    match error {
-        StoreError::NotFound { .. } => unknown_customer_id(customer_id),
-        other => ControlError::from(other),
-    }
-}
-
-/// The stored customer, or `NotFound` naming the id.
-pub async fn existing_customer(registry: &dyn Registry, customer_id: &str) -> Result<Customer> {
-    registry
-        .customer(customer_id)
-        .await?
-        .ok_or_else(|| unknown_customer_id(customer_id))
 }
 
 fn check_name_and_email(name: &str, email: &str) -> Result<()> {

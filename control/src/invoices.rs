@@ -8,8 +8,8 @@ use schemas::Customer;
 use schemas::plan::Plan;
 use store::{Counters, Registry, Watermarks};
 
-use crate::customers::existing_customer;
 use crate::error::{ControlError, Result};
+use crate::lookup::existing_customer;
 use crate::plans::plan_for_period;
 use crate::usage::completeness;
 

@@ -8,8 +8,8 @@ use serde::{Serialize, Serializer};
 use store::{Registry, StoreError};
 
 use crate::audit::{Actor, actions, audit_entry};
-use crate::customers::{existing_customer, unknown_customer};
 use crate::error::{ControlError, Result};
+use crate::lookup::{existing_customer, unknown_customer};
 
 /// A key just issued. `generated_token` is the token when Tollgate generated it: it is
 /// shown to the operator once and never stored (only its hash is). A supplied token is

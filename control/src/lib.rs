@@ -15,6 +15,7 @@ pub mod error;
 pub mod invoices;
 pub mod keys;
 pub mod limits;
+pub mod lookup;
 pub mod plans;
 pub mod projections;
 pub mod reports;

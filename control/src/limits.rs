@@ -6,8 +6,8 @@ use serde::Serialize;
 use store::Registry;
 
 use crate::audit::{Actor, actions, audit_entry};
-use crate::customers::{existing_customer, unknown_customer};
 use crate::error::{ControlError, Result};
+use crate::lookup::{existing_customer, unknown_customer};
 
 /// A cap's new value: a number, or no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

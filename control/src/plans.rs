@@ -7,8 +7,8 @@ use schemas::plan::{Plan, PlanAssignment, assignment_on};
 use store::{Registry, StoreError};
 
 use crate::audit::{Actor, actions, audit_entry};
-use crate::customers::existing_customer;
 use crate::error::{ControlError, Result};
+use crate::lookup::existing_customer;
 
 /// `plan validate`: parses and checks a plan (TOML, see docs/pricing.md). `Invalid` with
 /// the line or field and the fix, prefixed by `source` (the file name).

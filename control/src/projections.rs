@@ -8,9 +8,9 @@ use metering::reconcile::Reconciliation;
 use metering::replay::{ReplayReport, ReplayTarget};
 use store::backend::Ports;
 
-use crate::customers::existing_customer;
 use crate::dates::check_date_range;
 use crate::error::Result;
+use crate::lookup::existing_customer;
 
 /// Longest range one `reconcile` reads.
 pub const MAX_RECONCILE_DAYS: i64 = 366;

@@ -6,9 +6,9 @@ use metering::report::{CustomerUsage, Report, build_report};
 use schemas::Customer;
 use store::{Counters, Registry};
 
-use crate::customers::existing_customer;
 use crate::dates::check_date_range;
 use crate::error::Result;
+use crate::lookup::existing_customer;
 
 /// Longest range one report reads.
 pub const MAX_REPORT_DAYS: i64 = 366;

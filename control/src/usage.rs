@@ -8,9 +8,9 @@ use schemas::{DailyUsage, UsageCounts};
 use serde::Serialize;
 use store::{Counters, Registry, Watermarks};
 
-use crate::customers::existing_customer;
 use crate::dates::{check_date_range, month_to_date_unless_given};
 use crate::error::{Result, WhileDoing};
+use crate::lookup::existing_customer;
 
 /// Longest range one `usage` query reads.
 pub const MAX_USAGE_RANGE_DAYS: i64 = 3660;
