@@ -12,7 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use store::backend::Ports;
 use store::spool::{FileSpool, SpoolSlot};
-use store::{Counters, EventAppender, ModelRuntime, Quotas, Registry};
+use store::{Counters, EventAppender, Quotas, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,6 +26,7 @@ use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::ProxyState;
 use crate::tls::load_server_config;
+use crate::upstream::ModelRuntime;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -6,7 +6,6 @@
 //! - [`Registry`]: customers, keys (looked up by token hash) and limits;
 //! - [`Counters`]: per customer, day and model counters, applied idempotently by `event_id`;
 //! - [`Quotas`]: atomic reservations against limit windows (strict enforcement);
-//! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation);
 //! - [`Counters`] also keeps hourly cells per customer, the alert rules' history;
 //! - [`Alerts`]: raised alerts, recorded once per rule, customer and window;
 //! - [`Notifier`]: where alerts are delivered (log, signed webhook, SNS).
@@ -18,20 +17,17 @@ pub mod alerts;
 pub mod archive;
 pub mod aws;
 pub mod backend;
-pub mod bedrock;
 pub mod counters;
 pub mod embedded;
 pub mod error;
 pub mod event_log;
 pub mod memory;
 pub mod metrics;
-pub mod model_runtime;
 pub mod notify;
 pub mod objects;
 pub mod process;
 pub mod quotas;
 pub mod registry;
-pub mod simulated;
 pub mod spool;
 pub mod watermarks;
 
@@ -45,9 +41,6 @@ pub use error::{Result, StoreError};
 pub use event_log::{
     AppendFailure, AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord,
     PartitionInfo, ReadBatch,
-};
-pub use model_runtime::{
-    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
 pub use notify::Notifier;
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};

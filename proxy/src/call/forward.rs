@@ -15,7 +15,6 @@ use schemas::bedrock_usage::{
     INPUT_TOKEN_HEADER, OUTPUT_TOKEN_HEADER, TokenUsage, usage_from_body, usage_from_headers,
 };
 use schemas::{Operation, Outcome};
-use store::{ModelInvocation, RuntimeError, UpstreamBody, UpstreamResponse};
 use tokio::sync::oneshot;
 
 use crate::admission::Settlement;
@@ -26,6 +25,7 @@ use crate::call::response_headers::with_request_id;
 use crate::call::stream_meter::{MeteredStream, StreamMeter};
 use crate::error_response::ApiError;
 use crate::state::ProxyState;
+use crate::upstream::{ModelInvocation, RuntimeError, UpstreamBody, UpstreamResponse};
 
 /// Request headers Bedrock needs: content type, accept, and every `x-amzn-bedrock-*`.
 pub fn forwarded_headers(headers: &HeaderMap, operation: Operation) -> Vec<(String, String)> {
