@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
-use schemas::quota::{EnforcementMode, LimitHit, RateLimitStatus, has_caps};
+use schemas::EnforcementMode;
+use schemas::quota::{LimitHit, RateLimitStatus, has_caps};
 use schemas::{Customer, Limits};
 use store::{Counters, Quotas};
 

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use schemas::quota::{EnforcementMode, Level, LimitKind, WindowKind};
+use schemas::EnforcementMode;
+use schemas::quota::{Level, LimitKind, WindowKind};
 use schemas::{Customer, Limits};
 
 use super::*;
