@@ -287,36 +287,9 @@ async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
-            let served = match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            let connection = builder
-                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                            watcher.watch(connection.into_owned()).await
-                        }
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, error = %error, "tls handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "tls handshake timed out");
-                            return;
-                        }
-                    }
-                }
-                None => {
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-            };
-            if let Err(error) = served {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(serve_connection(
+            stream, peer, tls, builder, service, watcher,
+        ));
     }
 
     drop(listener);
@@ -331,4 +304,42 @@ async fn serve(
     key_use_ticker.abort();
     key_uses.flush().await;
     tracing::info!("proxy stopped");
+}
+
+/// Serves one accepted connection (after its TLS handshake, when there is TLS) until it
+/// ends or graceful shutdown closes it.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    service: TowerToHyperService<axum::Router>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let served = match tls {
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, error = %error, "tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "tls handshake timed out");
+                    return;
+                }
+            }
+        }
+        None => {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            watcher.watch(connection.into_owned()).await
+        }
+    };
+    if let Err(error) = served {
+        tracing::debug!(%peer, error = %error, "connection ended with an error");
+    }
 }
