@@ -19,6 +19,7 @@ pub mod aws;
 pub mod backend;
 pub mod bedrock;
 pub mod counters;
+pub mod dedupe;
 pub mod embedded;
 pub mod error;
 pub mod event_log;

@@ -16,6 +16,7 @@ use schemas::{
 use uuid::Uuid;
 
 use crate::counters::{ApplyReport, Counters, SourcedEvent};
+use crate::dedupe::classify_batch;
 use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
 use crate::quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 use crate::registry::{KeyUse, Registry};
@@ -519,33 +520,19 @@ impl Quotas for MemoryStore {
 impl Counters for MemoryStore {
     async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
         let mut state = self.state()?;
-        let mut report = ApplyReport::default();
-        let mut newly_counted = Vec::new();
-        for sourced in events {
-            let event_id = sourced.event.event_id;
-            match state.dedupe_marks.get(&event_id) {
-                Some(owner) if owner == &sourced.source => {
-                    report.owned.push(true);
-                }
-                Some(_) => {
-                    report.duplicates += 1;
-                    report.owned.push(false);
-                }
-                None => {
-                    state.dedupe_marks.insert(event_id, sourced.source.clone());
-                    report.owned.push(true);
-                    report.counted += 1;
-                    newly_counted.push(&sourced.event);
-                }
-            }
+        let classified = classify_batch(events, &state.dedupe_marks);
+        for sourced in classified.new_marks() {
+            state
+                .dedupe_marks
+                .insert(sourced.event.event_id, sourced.source.clone());
         }
-        for (key, counts) in aggregate_hourly(newly_counted.iter().copied()) {
+        for (key, counts) in aggregate_hourly(classified.counted_events()) {
             state.hourly.entry(key).or_default().add(&counts);
         }
-        for (key, counts) in aggregate_events(newly_counted) {
+        for (key, counts) in aggregate_events(classified.counted_events()) {
             state.cells.entry(key).or_default().add(&counts);
         }
-        Ok(report)
+        Ok(classified.report())
     }
 
     async fn read_daily(
