@@ -88,6 +88,44 @@ fn insert_key(transaction: &rusqlite::Transaction<'_>, key: &ApiKey) -> Result<(
     }
 }
 
+/// The keys matching `condition` (over `api_keys`, with `values`), read in a transaction.
+fn select_keys(
+    transaction: &rusqlite::Transaction<'_>,
+    condition: &str,
+    values: impl rusqlite::Params,
+) -> Result<Vec<ApiKey>> {
+    let mut select = transaction.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE {condition} ORDER BY created_at_ms, key_id"
+    ))?;
+    let rows = select.query_map(values, key_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Retires `keys` as [`ApiKey::retired`] decides (revoked at once when `at` is `None`,
+/// otherwise expiring at `at` unless they expire earlier) and writes each back; returns
+/// them as stored now.
+fn retire_keys(
+    transaction: &rusqlite::Transaction<'_>,
+    keys: Vec<ApiKey>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<ApiKey>> {
+    let mut update = transaction.prepare_cached(
+        "UPDATE api_keys SET status = ?1, expires_at_ms = ?2 WHERE key_id = ?3 AND customer_id = ?4",
+    )?;
+    let mut retired_keys = Vec::with_capacity(keys.len());
+    for key in keys {
+        let retired = key.retired(at);
+        update.execute(params![
+            retired.status.as_str(),
+            retired.expires_at.map(|expires| expires.timestamp_millis()),
+            retired.key_id,
+            retired.customer_id,
+        ])?;
+        retired_keys.push(retired);
+    }
+    Ok(retired_keys)
+}
+
 /// An audit entry ready for the `audit_log` table: serialized before any connection is used.
 struct AuditRow {
     audit_id: String,
@@ -250,25 +288,12 @@ impl Registry for EmbeddedStore {
                     new_key.customer_id
                 )));
             }
-            match retire_old_keys_at {
-                None => transaction.execute(
-                    "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND status = ?3",
-                    params![
-                        KeyStatus::Revoked.as_str(),
-                        new_key.customer_id,
-                        KeyStatus::Active.as_str()
-                    ],
-                )?,
-                Some(at) => transaction.execute(
-                    "UPDATE api_keys SET expires_at_ms = MIN(COALESCE(expires_at_ms, ?1), ?1)
-                     WHERE customer_id = ?2 AND status = ?3",
-                    params![
-                        at.timestamp_millis(),
-                        new_key.customer_id,
-                        KeyStatus::Active.as_str()
-                    ],
-                )?,
-            };
+            let active_keys = select_keys(
+                &transaction,
+                "customer_id = ?1 AND status = ?2",
+                params![new_key.customer_id, KeyStatus::Active.as_str()],
+            )?;
+            retire_keys(&transaction, active_keys, retire_old_keys_at)?;
             insert_key(&transaction, &new_key)?;
             audit.insert(&transaction)?;
             transaction.commit()?;
@@ -288,20 +313,16 @@ impl Registry for EmbeddedStore {
         self.with_connection(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let updated = transaction.execute(
-                "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND key_id = ?3",
-                params![KeyStatus::Revoked.as_str(), customer_id, key_id],
+            let key = select_keys(
+                &transaction,
+                "customer_id = ?1 AND key_id = ?2",
+                params![customer_id, key_id],
             )?;
-            if updated == 0 {
+            let Some(revoked) = retire_keys(&transaction, key, None)?.pop() else {
                 return Err(StoreError::not_found(format!(
                     "key {key_id} of customer {customer_id}"
                 )));
-            }
-            let revoked = transaction.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?1"),
-                params![key_id],
-                key_from_row,
-            )?;
+            };
             audit.insert(&transaction)?;
             transaction.commit()?;
             Ok(revoked)
@@ -328,10 +349,8 @@ impl Registry for EmbeddedStore {
                 return Err(StoreError::not_found(format!("customer {customer_id}")));
             }
             if status == CustomerStatus::Deleted {
-                transaction.execute(
-                    "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2",
-                    params![KeyStatus::Revoked.as_str(), customer_id],
-                )?;
+                let keys = select_keys(&transaction, "customer_id = ?1", params![customer_id])?;
+                retire_keys(&transaction, keys, None)?;
             }
             audit.insert(&transaction)?;
             transaction.commit()?;

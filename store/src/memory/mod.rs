@@ -255,7 +255,7 @@ impl Registry for MemoryStore {
             .ok_or_else(|| {
                 StoreError::not_found(format!("key {key_id} of customer {customer_id}"))
             })?;
-        key.status = KeyStatus::Revoked;
+        *key = key.retired(None);
         let revoked = key.clone();
         state.audit.push(audit.clone());
         Ok(revoked)
@@ -279,7 +279,7 @@ impl Registry for MemoryStore {
                 .iter_mut()
                 .filter(|key| key.customer_id == customer_id)
             {
-                key.status = KeyStatus::Revoked;
+                *key = key.retired(None);
             }
         }
         state.audit.push(audit.clone());
