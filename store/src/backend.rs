@@ -13,7 +13,7 @@ use crate::archive::Archive;
 use crate::aws::{AwsBackend, AwsSettings};
 use crate::embedded::EmbeddedStore;
 use crate::objects::local_object_store;
-use crate::{Alerts, Counters, EventLog, Quotas, Registry, Result, StoreError, Watermarks};
+use crate::{Alerts, Counters, EventLog, Plans, Quotas, Registry, Result, StoreError, Watermarks};
 
 /// Which set of backends to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +155,8 @@ impl BackendArgs {
 #[derive(Clone)]
 pub struct Ports {
     pub registry: Arc<dyn Registry>,
+    /// The plan catalogue and plan assignments.
+    pub plans: Arc<dyn Plans>,
     pub counters: Arc<dyn Counters>,
     /// Strict-mode limit windows.
     pub quotas: Arc<dyn Quotas>,
@@ -190,6 +192,7 @@ impl BackendSettings {
                 let objects = local_object_store(data_dir)?;
                 Ok(Ports {
                     registry: store.clone(),
+                    plans: store.clone(),
                     counters: store.clone(),
                     quotas: store.clone(),
                     watermarks: store.clone(),
@@ -210,6 +213,7 @@ impl BackendSettings {
                 backend.verify().await?;
                 Ok(Ports {
                     registry: backend.registry.clone(),
+                    plans: backend.plans.clone(),
                     counters: backend.counters.clone(),
                     quotas: backend.quotas.clone(),
                     watermarks: backend.watermarks.clone(),

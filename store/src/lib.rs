@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model_runtime;
 pub mod notify;
 pub mod objects;
+pub mod plans;
 pub mod process;
 pub mod quotas;
 pub mod registry;
@@ -49,6 +50,7 @@ pub use model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
 pub use notify::Notifier;
+pub use plans::Plans;
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 pub use registry::{KeyUse, Registry};
 pub use spool::{Spool, SpoolLevel};

@@ -1,4 +1,5 @@
-//! `Registry` on DynamoDB: one table, keys `pk` (S) and `sk` (S).
+//! `Registry` on DynamoDB: one table, keys `pk` (S) and `sk` (S), shared with `Plans`
+//! (`dynamo_plans`, whose items are listed here too).
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
@@ -29,16 +30,15 @@ use super::attributes::{
 use super::errors::aws_error;
 use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
-use schemas::plan::{Plan, PlanAssignment};
 
 /// Customers, keys and limits in one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
     client: Client,
-    table: String,
+    pub(super) table: String,
 }
 
-fn customer_pk(customer_id: &str) -> String {
+pub(super) fn customer_pk(customer_id: &str) -> String {
     format!("CUSTOMER#{customer_id}")
 }
 
@@ -169,16 +169,7 @@ fn check_transaction_size(actions: usize, what: impl FnOnce() -> String) -> Resu
     Ok(())
 }
 
-fn plan_key(plan_id: &str, version: u32) -> Item {
-    key(format!("PLAN#{plan_id}"), format!("VERSION#{version:010}"))
-}
-
-fn plan_from_item(item: &Item) -> Result<Plan> {
-    serde_json::from_str(&get_string(item, "plan")?)
-        .map_err(|error| StoreError::Corrupt(format!("stored plan: {error}")))
-}
-
-fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
+pub(super) fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
     built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
 }
 
@@ -211,7 +202,7 @@ impl DynamoRegistry {
         }
     }
 
-    fn put_if_absent(&self, item: Item) -> Result<TransactWriteItem> {
+    pub(super) fn put_if_absent(&self, item: Item) -> Result<TransactWriteItem> {
         let put = build(
             Put::builder()
                 .table_name(&self.table)
@@ -223,11 +214,11 @@ impl DynamoRegistry {
     }
 
     /// The put of an audit entry, the last action of an audited change.
-    fn audit_put(&self, entry: &AuditEntry) -> Result<TransactWriteItem> {
+    pub(super) fn audit_put(&self, entry: &AuditEntry) -> Result<TransactWriteItem> {
         self.put_if_absent(audit_item(entry)?)
     }
 
-    fn put(&self, item: Item) -> Result<TransactWriteItem> {
+    pub(super) fn put(&self, item: Item) -> Result<TransactWriteItem> {
         let put = build(
             Put::builder()
                 .table_name(&self.table)
@@ -238,7 +229,11 @@ impl DynamoRegistry {
     }
 
     /// A customer's items whose sort key starts with `prefix` (a consistent query).
-    async fn customer_items(&self, customer_id: &str, prefix: &str) -> Result<Vec<Item>> {
+    pub(super) async fn customer_items(
+        &self,
+        customer_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<Item>> {
         self.client
             .query()
             .table_name(&self.table)
@@ -255,7 +250,7 @@ impl DynamoRegistry {
     }
 
     /// Every item of one `entity` kind (a consistent, paginated scan).
-    async fn scan_entity(&self, entity: &str) -> Result<Vec<Item>> {
+    pub(super) async fn scan_entity(&self, entity: &str) -> Result<Vec<Item>> {
         scan_entity(&self.client, &self.table, entity).await
     }
 
@@ -279,7 +274,7 @@ impl DynamoRegistry {
             .build())
     }
 
-    async fn get(&self, item_key: Item) -> Result<Option<Item>> {
+    pub(super) async fn get(&self, item_key: Item) -> Result<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -292,7 +287,7 @@ impl DynamoRegistry {
         Ok(output.item)
     }
 
-    async fn transact(
+    pub(super) async fn transact(
         &self,
         actions: Vec<TransactWriteItem>,
     ) -> std::result::Result<(), TransactFailure> {
@@ -309,7 +304,7 @@ impl DynamoRegistry {
     }
 }
 
-enum TransactFailure {
+pub(super) enum TransactFailure {
     /// Per action: whether its condition failed (at least one did).
     Conditions(Vec<bool>),
     Store(StoreError),
@@ -603,130 +598,6 @@ impl Registry for DynamoRegistry {
                 TransactFailure::Conditions(_) => audit_conflict(audit),
                 TransactFailure::Store(error) => error,
             })
-    }
-
-    async fn put_plan(&self, plan: &Plan, audit: &AuditEntry) -> Result<()> {
-        for _ in 0..2 {
-            if let Some(stored) = self.plan(&plan.id, plan.version).await? {
-                if &stored == plan {
-                    return Ok(());
-                }
-                return Err(StoreError::Conflict(format!(
-                    "plan {} version {} is stored with other content; raise the version",
-                    plan.id, plan.version
-                )));
-            }
-            let mut item = plan_key(&plan.id, plan.version);
-            item.insert("entity".into(), string("plan"));
-            item.insert(
-                "plan".into(),
-                string(
-                    serde_json::to_string(plan)
-                        .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-                ),
-            );
-            match self
-                .transact(vec![self.put_if_absent(item)?, self.audit_put(audit)?])
-                .await
-            {
-                Ok(()) => return Ok(()),
-                // Stored meanwhile by someone else: compare with what is there now.
-                Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => {}
-                Err(TransactFailure::Conditions(_)) => {
-                    return Err(StoreError::Conflict(
-                        "that audit entry already exists; nothing was changed".into(),
-                    ));
-                }
-                Err(TransactFailure::Store(error)) => return Err(error),
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "plan {} version {} changed while it was stored; try again",
-            plan.id, plan.version
-        )))
-    }
-
-    async fn plan(&self, plan_id: &str, version: u32) -> Result<Option<Plan>> {
-        self.get(plan_key(plan_id, version))
-            .await?
-            .as_ref()
-            .map(plan_from_item)
-            .transpose()
-    }
-
-    async fn plans(&self) -> Result<Vec<Plan>> {
-        let mut plans = self
-            .scan_entity("plan")
-            .await?
-            .iter()
-            .map(plan_from_item)
-            .collect::<Result<Vec<_>>>()?;
-        plans.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
-        Ok(plans)
-    }
-
-    async fn assign_plan(&self, assignment: &PlanAssignment, audit: &AuditEntry) -> Result<()> {
-        let exists = |item_key: Item| -> Result<TransactWriteItem> {
-            Ok(TransactWriteItem::builder()
-                .condition_check(build(
-                    ConditionCheck::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(item_key))
-                        .condition_expression("attribute_exists(pk)")
-                        .build(),
-                )?)
-                .build())
-        };
-        let mut item = key(
-            customer_pk(&assignment.customer_id),
-            format!("ASSIGN#{}", assignment.effective_from),
-        );
-        item.insert("entity".into(), string("plan_assignment"));
-        item.insert("plan_id".into(), string(&assignment.plan_id));
-        item.insert("plan_version".into(), number(assignment.plan_version));
-        let actions = vec![
-            exists(key(customer_pk(&assignment.customer_id), "PROFILE"))?,
-            exists(plan_key(&assignment.plan_id, assignment.plan_version))?,
-            self.put(item)?,
-            self.audit_put(audit)?,
-        ];
-        match self.transact(actions).await {
-            Ok(()) => Ok(()),
-            Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => Err(
-                StoreError::not_found(format!("customer {}", assignment.customer_id)),
-            ),
-            Err(TransactFailure::Conditions(failed)) if failed.get(1) == Some(&true) => {
-                Err(StoreError::not_found(format!(
-                    "plan {} version {}",
-                    assignment.plan_id, assignment.plan_version
-                )))
-            }
-            Err(TransactFailure::Conditions(_)) => Err(StoreError::Conflict(
-                "that audit entry already exists; nothing was changed".into(),
-            )),
-            Err(TransactFailure::Store(error)) => Err(error),
-        }
-    }
-
-    async fn plan_assignments(&self, customer_id: &str) -> Result<Vec<PlanAssignment>> {
-        let items: Vec<Item> = self.customer_items(customer_id, "ASSIGN#").await?;
-        items
-            .iter()
-            .map(|item| {
-                let sk = get_string(item, "sk")?;
-                let date = sk.trim_start_matches("ASSIGN#");
-                Ok(PlanAssignment {
-                    customer_id: customer_id.to_owned(),
-                    plan_id: get_string(item, "plan_id")?,
-                    plan_version: u32::try_from(get_number(item, "plan_version")?).map_err(
-                        |_| StoreError::Corrupt("plan assignment version out of range".into()),
-                    )?,
-                    effective_from: date.parse().map_err(|_| {
-                        StoreError::Corrupt(format!("plan assignment date {date:?}"))
-                    })?,
-                })
-            })
-            .collect()
     }
 
     async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {

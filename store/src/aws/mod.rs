@@ -1,4 +1,4 @@
-//! The AWS backends: Kinesis (event log), DynamoDB (registry, counters, checkpoints),
+//! The AWS backends: Kinesis (event log), DynamoDB (registry, plans, counters, checkpoints),
 //! Firehose (raw archive), S3 (Parquet, quarantine) through `object_store`, and SNS (alerts).
 //!
 //! Each client is built once from one [`AwsSettings`]; `endpoint_url` points every service
@@ -8,6 +8,7 @@
 mod attributes;
 pub mod dynamo_alerts;
 pub mod dynamo_counters;
+pub mod dynamo_plans;
 pub mod dynamo_quotas;
 pub mod dynamo_registry;
 pub mod dynamo_watermarks;
@@ -22,6 +23,7 @@ pub mod sns_notifier;
 
 pub use dynamo_alerts::DynamoAlerts;
 pub use dynamo_counters::DynamoCounters;
+pub use dynamo_plans::DynamoPlans;
 pub use dynamo_quotas::DynamoQuotas;
 pub use dynamo_registry::DynamoRegistry;
 pub use dynamo_watermarks::DynamoWatermarks;

@@ -13,8 +13,8 @@ use super::meter::process_meter;
 use super::meter_hooks::MeterInterceptor;
 use super::s3_objects::s3_object_store;
 use super::{
-    DynamoAlerts, DynamoCounters, DynamoQuotas, DynamoRegistry, DynamoWatermarks, FirehoseArchive,
-    KinesisEventLog,
+    DynamoAlerts, DynamoCounters, DynamoPlans, DynamoQuotas, DynamoRegistry, DynamoWatermarks,
+    FirehoseArchive, KinesisEventLog,
 };
 use crate::{Result, StoreError};
 
@@ -47,6 +47,7 @@ pub struct AwsSettings {
 /// The AWS backends, each client built once.
 pub struct AwsBackend {
     pub registry: Arc<DynamoRegistry>,
+    pub plans: Arc<DynamoPlans>,
     pub counters: Arc<DynamoCounters>,
     pub quotas: Arc<DynamoQuotas>,
     pub watermarks: Arc<DynamoWatermarks>,
@@ -121,6 +122,7 @@ impl AwsBackend {
                 dynamo.clone(),
                 &settings.registry_table,
             )),
+            plans: Arc::new(DynamoPlans::new(dynamo.clone(), &settings.registry_table)),
             counters: Arc::new(DynamoCounters::new(
                 dynamo.clone(),
                 &settings.counters_table,

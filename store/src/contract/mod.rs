@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod counters;
 pub mod event_log;
 pub mod notify;
+pub mod plans;
 pub mod quotas;
 pub mod registry;
 pub mod spool;

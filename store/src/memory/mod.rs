@@ -5,6 +5,7 @@
 mod alerts;
 mod counters;
 mod event_log;
+mod plans;
 mod quotas;
 mod registry;
 mod watermarks;
@@ -81,6 +82,12 @@ mod tests {
     #[tokio::test]
     async fn memory_registry_contract() {
         contract::registry::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_plans_contract() {
+        let store = MemoryStore::new();
+        contract::plans::run_all(&store, &store).await;
     }
 
     #[tokio::test]
