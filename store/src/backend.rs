@@ -128,7 +128,7 @@ impl BackendArgs {
                     .clone()
                     .filter(|bucket| !bucket.trim().is_empty())
                     .ok_or_else(|| {
-                        StoreError::Aws(
+                        StoreError::Config(
                             "--backend aws needs an S3 bucket: set --bucket or TOLLGATE_BUCKET"
                                 .into(),
                         )

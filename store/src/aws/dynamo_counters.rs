@@ -30,7 +30,7 @@ use schemas::{DailyUsage, HourlyUsage, UsageCounts};
 use uuid::Uuid;
 
 use super::attributes::{Item, get_count, get_string, key, number, string};
-use super::errors::aws_error;
+use super::errors::{aws_error, rejected};
 use crate::counters::{ApplyReport, Counters, HOURLY_RETENTION_DAYS, SourcedEvent};
 use crate::dedupe::classify_batch;
 use crate::{Result, StoreError};
@@ -65,7 +65,7 @@ fn mark_key(event_id: Uuid) -> Item {
 }
 
 fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
-    built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
+    built.map_err(|error| rejected(format!("invalid request: {error}")))
 }
 
 /// Splits a (customer, day) group of events into transactions of at most 100 actions:
@@ -257,7 +257,7 @@ impl DynamoCounters {
                 let TransactWriteItemsError::TransactionCanceledException(cancelled) =
                     context.err()
                 else {
-                    return Err(StoreError::Aws("unexpected transaction error".into()));
+                    return Err(rejected("unexpected transaction error"));
                 };
                 let failed: Vec<bool> = cancelled
                     .cancellation_reasons()

@@ -27,7 +27,7 @@ use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, T
 use super::attributes::{
     Item, get_number, get_optional_number, get_string, key, number, scan_entity, string, timestamp,
 };
-use super::errors::aws_error;
+use super::errors::{aws_error, rejected};
 use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
 
@@ -161,7 +161,7 @@ const MAX_TRANSACTION_ACTIONS: usize = 100;
 /// Refuses a transaction of `actions` actions that DynamoDB would reject, naming `what`.
 fn check_transaction_size(actions: usize, what: impl FnOnce() -> String) -> Result<()> {
     if actions > MAX_TRANSACTION_ACTIONS {
-        return Err(StoreError::Aws(format!(
+        return Err(rejected(format!(
             "{} needs {actions} writes in one DynamoDB transaction, more than its limit of {MAX_TRANSACTION_ACTIONS}; nothing was changed",
             what()
         )));
@@ -170,7 +170,7 @@ fn check_transaction_size(actions: usize, what: impl FnOnce() -> String) -> Resu
 }
 
 pub(super) fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
-    built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
+    built.map_err(|error| rejected(format!("invalid request: {error}")))
 }
 
 /// Which actions of a cancelled transaction failed their condition; `None` unless the

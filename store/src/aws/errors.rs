@@ -1,4 +1,6 @@
-//! AWS SDK errors mapped to `StoreError`, classified as retryable or not.
+//! AWS SDK errors mapped to `StoreError` kinds: throttling, 5xx, timeouts and dispatch
+//! failures are `Unavailable` (retryable), a missing resource is `NotFound`, any other
+//! refusal is `Rejected`. Messages of refusals start with `aws:`.
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -50,6 +52,11 @@ where
     if retryable {
         StoreError::Unavailable(format!("{operation} on {resource}: {message}"))
     } else {
-        StoreError::Aws(format!("{operation} on {resource}: {message}"))
+        rejected(format!("{operation} on {resource}: {message}"))
     }
+}
+
+/// A call AWS refused, or that cannot be made, for a reason retrying will not fix.
+pub fn rejected(message: impl std::fmt::Display) -> StoreError {
+    StoreError::Rejected(format!("aws: {message}"))
 }

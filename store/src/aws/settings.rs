@@ -88,11 +88,13 @@ impl AwsBackend {
             .region()
             .map(|region| region.as_ref().to_owned())
             .ok_or_else(|| {
-                StoreError::Aws("no AWS region configured; set AWS_REGION or --aws-region".into())
+                StoreError::Config(
+                    "no AWS region configured; set AWS_REGION or --aws-region".into(),
+                )
             })?;
         let credentials = shared
             .credentials_provider()
-            .ok_or_else(|| StoreError::Aws("no AWS credentials provider available".into()))?;
+            .ok_or_else(|| StoreError::Config("no AWS credentials provider available".into()))?;
         // Every client reports its requests and billable units to the process's meter.
         let metered = MeterInterceptor::new(process_meter());
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
@@ -195,7 +197,7 @@ impl AwsBackend {
             Duration::from_secs(u64::try_from(retention_hours).unwrap_or(0) * 3600),
             self.settings.max_record_age,
         )
-        .map_err(StoreError::Aws)?;
+        .map_err(StoreError::Config)?;
         if let Some(name) = &self.settings.firehose_stream {
             self.firehose
                 .describe_delivery_stream()

@@ -7,7 +7,7 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 use schemas::alert::RecordedAlert;
 
-use super::errors::aws_error;
+use super::errors::{aws_error, rejected};
 use super::meter::process_meter;
 use super::meter_hooks::MeterInterceptor;
 use crate::notify::Notifier;
@@ -46,7 +46,7 @@ fn attribute(value: &str) -> Result<MessageAttributeValue> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|error| StoreError::Aws(format!("invalid SNS message attribute: {error}")))
+        .map_err(|error| rejected(format!("invalid SNS message attribute: {error}")))
 }
 
 impl SnsNotifier {

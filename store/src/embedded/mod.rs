@@ -6,6 +6,7 @@
 
 mod alerts;
 mod counters;
+mod errors;
 mod event_log;
 mod plans;
 mod quotas;
