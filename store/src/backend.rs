@@ -168,8 +168,6 @@ pub struct Ports {
     pub objects: Arc<dyn ObjectStore>,
     /// The raw archive; `None` on the embedded backend, whose event log is the archive.
     pub archive: Option<Arc<dyn Archive>>,
-    /// The AWS configuration on the AWS backend, for clients built later (SNS alerts).
-    pub aws_config: Option<aws_config::SdkConfig>,
     /// A human-readable description, for start-up messages.
     pub description: String,
 }
@@ -200,7 +198,6 @@ impl BackendSettings {
                     event_log: store,
                     objects,
                     archive: None,
-                    aws_config: None,
                     description: format!(
                         "embedded (database {}, data {})",
                         database.display(),
@@ -224,7 +221,6 @@ impl BackendSettings {
                         .archive
                         .clone()
                         .map(|archive| archive as Arc<dyn Archive>),
-                    aws_config: Some(backend.sdk_config.clone()),
                     description: format!(
                         "aws (tables {} and {}, stream {}, bucket {})",
                         settings.registry_table,

@@ -147,7 +147,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Serve(args) => serve::serve(ports, *args, &cli.backend.data_dir, cli.json).await,
+        Command::Serve(args) => {
+            serve::serve(ports, &settings, *args, &cli.backend.data_dir, cli.json).await
+        }
     }
 }
 

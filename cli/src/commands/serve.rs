@@ -8,7 +8,7 @@ use proxy::server::{ProxyPorts, shutdown_signal, start_proxy_with};
 
 use super::admin;
 use serde::Serialize;
-use store::backend::Ports;
+use store::backend::{BackendSettings, Ports};
 
 use crate::args::ServeArgs;
 use crate::output::{print_json, print_lines};
@@ -23,12 +23,13 @@ struct Listening {
 /// `tollgate serve`.
 pub async fn serve(
     ports: Ports,
+    settings: &BackendSettings,
     args: ServeArgs,
     data_dir: &std::path::Path,
     json: bool,
 ) -> anyhow::Result<()> {
     // Alert destinations are checked before anything listens.
-    let alerts = args.metering.alerts.engine(&ports)?;
+    let alerts = args.metering.alerts.engine(&ports, settings).await?;
     let alert_destinations = alerts.as_ref().map(|engine| engine.destinations());
     let config = args.proxy.proxy_config(Some(data_dir));
     let scheme = if config.tls.is_some() {

@@ -28,10 +28,10 @@ struct Arguments {
 async fn main() -> Result<(), Error> {
     store::process::init_logging("info");
     let arguments = Arguments::parse();
-    let ports = arguments.backend.settings()?.open().await?;
-    let applier = Arc::new(
-        BatchApplier::from_ports(&ports).with_alert_engine(arguments.alerts.engine(&ports)?),
-    );
+    let settings = arguments.backend.settings()?;
+    let ports = settings.open().await?;
+    let alerts = arguments.alerts.engine(&ports, &settings).await?;
+    let applier = Arc::new(BatchApplier::from_ports(&ports).with_alert_engine(alerts));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let applier = Arc::clone(&applier);
         async move {

@@ -23,12 +23,12 @@ struct Arguments {
 async fn main() -> std::process::ExitCode {
     init_logging("warn,metering=info");
     let arguments = Arguments::parse();
-    let ports = match arguments.backend.settings() {
-        Ok(settings) => settings.open().await,
+    let opened = match arguments.backend.settings() {
+        Ok(settings) => settings.open().await.map(|ports| (settings, ports)),
         Err(error) => Err(error),
     };
-    let ports = match ports {
-        Ok(ports) => ports,
+    let (settings, ports) = match opened {
+        Ok(opened) => opened,
         Err(error) => {
             report_fatal(&error);
             return std::process::ExitCode::FAILURE;
@@ -36,7 +36,7 @@ async fn main() -> std::process::ExitCode {
     };
     let shutdown = shutdown_signal();
     announce(&format!("metering {}", ports.description));
-    let alerts = match arguments.metering.alerts.engine(&ports) {
+    let alerts = match arguments.metering.alerts.engine(&ports, &settings).await {
         Ok(alerts) => alerts,
         Err(error) => {
             report_fatal(&error);

@@ -56,8 +56,6 @@ pub struct AwsBackend {
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
     pub settings: AwsSettings,
-    /// The shared AWS configuration, for clients built later (SNS alerts).
-    pub sdk_config: aws_config::SdkConfig,
     dynamo: aws_sdk_dynamodb::Client,
     kinesis: aws_sdk_kinesis::Client,
     firehose: aws_sdk_firehose::Client,
@@ -72,18 +70,24 @@ impl std::fmt::Debug for AwsBackend {
     }
 }
 
+/// The AWS configuration every client of these settings is built from: the standard chain
+/// (credentials, region), the configured region and endpoint, and five attempts per call.
+pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(5));
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint_url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(endpoint_url);
+    }
+    loader.load().await
+}
+
 impl AwsBackend {
     /// Loads AWS configuration from the standard chain and builds every client.
     pub async fn connect(settings: AwsSettings) -> Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(5));
-        if let Some(region) = &settings.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint_url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(endpoint_url);
-        }
-        let shared = loader.load().await;
+        let shared = load_sdk_config(&settings).await;
         let region = shared
             .region()
             .map(|region| region.as_ref().to_owned())
@@ -148,7 +152,6 @@ impl AwsBackend {
                 .map(|name| Arc::new(FirehoseArchive::new(firehose.clone(), name))),
             objects,
             settings,
-            sdk_config: shared.clone(),
             dynamo,
             kinesis,
             firehose,
