@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use schemas::UsageEvent;
-use store::metrics::Sample;
 use store::{EventLog, LogRecord, Spool};
+use telemetry::metrics::Sample;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 

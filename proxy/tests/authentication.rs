@@ -395,7 +395,7 @@ async fn an_unknown_token_is_not_cached_so_a_new_key_works_at_once() {
             .await
             .is_ok()
     );
-    let rendered = store::metrics::render(&cache.samples());
+    let rendered = telemetry::metrics::render(&cache.samples());
     assert!(
         rendered.contains("tollgate_proxy_auth_cache_misses_total 2"),
         "{rendered}"

@@ -56,14 +56,14 @@ pub async fn serve(
     let metrics = match args.metrics.metrics_listen {
         Some(listen) => {
             let (proxy_source, consumer_source) = (proxy.sample_source(), consumer.sample_source());
-            let source: store::metrics::SampleSource = Arc::new(move || {
+            let source: telemetry::metrics::SampleSource = Arc::new(move || {
                 let mut samples = proxy_source();
                 samples.extend(consumer_source());
                 // AWS requests and billable units (empty on the embedded backend).
                 samples.extend(store::aws::meter::process_meter().samples());
                 samples
             });
-            let (address, task) = store::metrics::serve_metrics(listen, source)
+            let (address, task) = telemetry::metrics::serve_metrics(listen, source)
                 .await
                 .with_context(|| {
                     format!("cannot serve metrics on {listen}; choose another --metrics-listen")

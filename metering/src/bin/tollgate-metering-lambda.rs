@@ -26,7 +26,7 @@ struct Arguments {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    store::process::init_logging("info");
+    telemetry::process::init_logging("info");
     let arguments = Arguments::parse();
     let settings = arguments.backend.settings()?;
     let ports = settings.open().await?;
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Error> {
         let applier = Arc::clone(&applier);
         async move {
             let (response, report) = handle_kinesis_event(&applier, event.payload).await;
-            store::process::announce(&metering::lambda::embedded_metrics(
+            telemetry::process::announce(&metering::lambda::embedded_metrics(
                 &report,
                 response.batch_item_failures.len(),
                 chrono::Utc::now().timestamp_millis(),

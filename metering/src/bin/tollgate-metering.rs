@@ -5,7 +5,7 @@ use clap::Parser;
 use metering::MeteringConsumer;
 use metering::settings::MeteringArgs;
 use store::backend::BackendArgs;
-use store::process::{announce, init_logging, report_fatal, shutdown_signal};
+use telemetry::process::{announce, init_logging, report_fatal, shutdown_signal};
 
 /// Tollgate's metering consumer as a long-running process.
 #[derive(Debug, Parser)]
@@ -16,7 +16,7 @@ struct Arguments {
     #[command(flatten)]
     metering: MeteringArgs,
     #[command(flatten)]
-    metrics: store::metrics::MetricsArgs,
+    metrics: telemetry::metrics::MetricsArgs,
 }
 
 #[tokio::main]
@@ -49,7 +49,7 @@ async fn main() -> std::process::ExitCode {
     let consumer =
         MeteringConsumer::from_ports(&ports, arguments.metering.consumer_settings(), alerts);
     if let Some(listen) = arguments.metrics.metrics_listen {
-        match store::metrics::serve_metrics(listen, consumer.sample_source()).await {
+        match telemetry::metrics::serve_metrics(listen, consumer.sample_source()).await {
             Ok((address, _task)) => announce(&format!("metrics on http://{address}/metrics")),
             Err(error) => {
                 report_fatal(&format!(

@@ -52,7 +52,7 @@ fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    store::process::init_logging("info");
+    telemetry::process::init_logging("info");
     let arguments = Arguments::parse();
     let ports = arguments.backend.settings()?.open().await?;
     let config = ProxyConfig {

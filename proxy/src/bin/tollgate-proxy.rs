@@ -5,7 +5,7 @@ use clap::Parser;
 use proxy::server::{ProxyPorts, shutdown_signal, start_proxy};
 use proxy::settings::ProxyArgs;
 use store::backend::BackendArgs;
-use store::process::{announce, init_logging, report_fatal};
+use telemetry::process::{announce, init_logging, report_fatal};
 
 /// Tollgate's proxy alone: authenticate, admit, forward, emit usage events.
 #[derive(Debug, Parser)]
@@ -16,7 +16,7 @@ struct Arguments {
     #[command(flatten)]
     proxy: ProxyArgs,
     #[command(flatten)]
-    metrics: store::metrics::MetricsArgs,
+    metrics: telemetry::metrics::MetricsArgs,
 }
 
 #[tokio::main]
@@ -50,7 +50,7 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     announce(&format!("listening on {scheme}://{}", running.local_addr));
     if let Some(listen) = arguments.metrics.metrics_listen {
-        let (address, _task) = store::metrics::serve_metrics(listen, running.sample_source())
+        let (address, _task) = telemetry::metrics::serve_metrics(listen, running.sample_source())
             .await
             .map_err(|error| {
                 anyhow::anyhow!(
