@@ -44,7 +44,7 @@ impl StoreError {
         }
     }
 
-    /// Shorthand for [`StoreError::NotFound`]: "<what> not found".
+    /// Shorthand for [`StoreError::NotFound`]: "`<what>` not found".
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         Self::NotFound {
             what: format!("{what} not found"),

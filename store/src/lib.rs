@@ -2,16 +2,23 @@
 //!
 //! Each external system sits behind one small trait:
 //! - [`EventLog`]: the append-only log of usage events, read per partition from a checkpoint;
-//! - [`Registry`]: customers, keys (looked up by token hash) and limits;
-//! - [`Counters`]: per customer, day and model counters, applied idempotently by `event_id`;
+//! - [`Registry`]: customers, keys (looked up by token hash), limits and the audit trail;
+//! - [`Plans`]: the plan catalogue (immutable plan versions) and plan assignments;
+//! - [`Counters`]: per customer, day and model counters, and per customer and hour (the
+//!   alert rules' history), applied exactly once per `event_id` by the rules in [`dedupe`];
 //! - [`Quotas`]: atomic reservations against limit windows (strict enforcement);
-//! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation);
-//! - [`Counters`] also keeps hourly cells per customer, the alert rules' history;
+//! - [`Watermarks`]: per proxy instance progress of the consumer;
 //! - [`Alerts`]: raised alerts, recorded once per rule, customer and window;
-//! - [`Notifier`]: where alerts are delivered (log, signed webhook, SNS).
+//! - [`Notifier`]: where alerts are delivered (log, signed webhook, SNS);
+//! - [`Archive`]: the raw archive of every event (Firehose on AWS);
+//! - [`Spool`]: the proxy's local buffer of events the log has not taken yet;
+//! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation).
 //!
 //! Parquet, archive and quarantine objects go through the `object_store` crate directly.
-//! Backends: [`embedded`] (one SQLite file, the default), [`memory`] (tests), and later `aws`.
+//! Backends: [`embedded`] (one SQLite file, the default), [`aws`] (DynamoDB, Kinesis,
+//! Firehose, S3, SNS) and [`memory`] (tests); [`backend`] opens one backend's [`backend::Ports`]
+//! from the configuration. Every failure is a [`StoreError`] of one kind (not found,
+//! conflict, corrupt, unavailable, rejected, config), whatever the backend.
 
 pub mod alerts;
 pub mod archive;
