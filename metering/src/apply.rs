@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use object_store::ObjectStore;
 use schemas::UsageEvent;
-use store::{Archive, Counters, LogEntry, Registry, SeqObservation, SourcedEvent, Watermarks};
+use store::{
+    ApplyReport, Archive, Counters, LogEntry, Registry, SeqObservation, SourcedEvent, Watermarks,
+};
 
 use crate::Result;
 use crate::alert_engine::AlertEngine;
@@ -91,15 +93,6 @@ impl PassReport {
         self.events_counted += other.events_counted;
         self.duplicates_skipped += other.duplicates_skipped;
         self.records_quarantined += other.records_quarantined;
-    }
-}
-
-/// Fault injection for the crash tests: when `TOLLGATE_FAULT` names this point, the
-/// process aborts there, as a crash would. Never set outside tests.
-fn fault_point(point: &str) {
-    if std::env::var("TOLLGATE_FAULT").is_ok_and(|fault| fault == point) {
-        tracing::error!(point, "TOLLGATE_FAULT: aborting the process here");
-        std::process::abort();
     }
 }
 
@@ -209,19 +202,60 @@ impl BatchApplier {
 
     /// Applies `entries` (in log order, all from `partition`). The Parquet objects are named
     /// after the first entry's position, so applying the same run again rewrites them.
+    ///
+    /// The steps, in order: decode (quarantining what cannot be metered), archive the raw
+    /// records, count the events (idempotent by `event_id`), write Parquet for the events
+    /// this run owns, record the instances' sequence numbers, evaluate the alert rules.
     pub async fn apply_entries(&self, partition: &str, entries: &[LogEntry]) -> Result<PassReport> {
         let Some(first) = entries.first() else {
             return Ok(PassReport::default());
         };
-        let mut sourced = Vec::with_capacity(entries.len());
-        let mut raw_records = Vec::with_capacity(entries.len());
-        let mut quarantined = 0;
-        let mut observations = Vec::with_capacity(entries.len());
+        let run = self.decode_run(partition, entries).await?;
+        if let Some(archive) = &self.archive {
+            archive_records(archive.as_ref(), &run.raw_records).await?;
+        }
+        let applied = self.count_events(&run.sourced).await?;
+        let owned: Vec<&UsageEvent> = run
+            .sourced
+            .iter()
+            .zip(&applied.owned)
+            .filter(|(_, owned)| **owned)
+            .map(|(sourced, _)| &sourced.event)
+            .collect();
+        let written =
+            write_usage_parquet(&self.objects, partition, &first.position, &owned).await?;
+        if let Some(watermarks) = &self.watermarks {
+            watermarks.observe(&run.observations).await?;
+        }
+        if let Some(engine) = &self.alert_engine
+            && !owned.is_empty()
+        {
+            engine.evaluate(&owned).await?;
+        }
+        let report = PassReport {
+            records_read: entries.len(),
+            events_counted: applied.counted,
+            duplicates_skipped: applied.duplicates,
+            records_quarantined: run.quarantined,
+        };
+        self.record_pass(partition, &report, written.len());
+        Ok(report)
+    }
+
+    /// Decodes a run of entries. What cannot be metered (undecodable, unknown customer) is
+    /// quarantined with its reason; the sequence numbers of every decodable event are kept,
+    /// quarantined or not, so the completeness watermark accounts for them.
+    async fn decode_run(&self, partition: &str, entries: &[LogEntry]) -> Result<DecodedRun> {
+        let mut run = DecodedRun {
+            sourced: Vec::with_capacity(entries.len()),
+            raw_records: Vec::with_capacity(entries.len()),
+            observations: Vec::with_capacity(entries.len()),
+            quarantined: 0,
+        };
         for entry in entries {
             let decoded = UsageEvent::decode_json(&entry.data);
             if let Ok(event) = &decoded {
-                // Quarantined events are accounted for too: they are not lost.
-                observations.push(SeqObservation {
+                run.observations.push(SeqObservation {
                     proxy_instance: event.proxy_instance.clone(),
                     instance_seq: event.instance_seq,
                     occurred_at: event.occurred_at,
@@ -229,8 +263,8 @@ impl BatchApplier {
             }
             let reason = match decoded {
                 Ok(event) if self.customer_is_known(&event.customer_id).await? => {
-                    raw_records.push(entry.data.clone());
-                    sourced.push(SourcedEvent {
+                    run.raw_records.push(entry.data.clone());
+                    run.sourced.push(SourcedEvent {
                         source: source_of(entry),
                         event,
                     });
@@ -241,66 +275,60 @@ impl BatchApplier {
             };
             tracing::error!(partition, position = %entry.position, reason = %reason, "usage record quarantined");
             quarantine_record(&self.objects, entry, &reason).await?;
-            quarantined += 1;
+            run.quarantined += 1;
         }
-        if let Some(archive) = &self.archive {
-            archive_records(archive.as_ref(), &raw_records).await?;
-        }
+        Ok(run)
+    }
 
-        if !sourced.is_empty() {
-            fault_point("abort-before-counters");
+    /// Counts the events in the counters, exactly once per `event_id`, between the crash
+    /// points the fault tests use.
+    async fn count_events(&self, sourced: &[SourcedEvent]) -> Result<ApplyReport> {
+        if sourced.is_empty() {
+            return Ok(self.counters.apply(sourced).await?);
         }
-        let applied = self.counters.apply(&sourced).await?;
-        if !sourced.is_empty() {
-            fault_point("abort-after-counters");
-        }
-        let owned: Vec<&UsageEvent> = sourced
-            .iter()
-            .zip(&applied.owned)
-            .filter(|(_, owned)| **owned)
-            .map(|(sourced, _)| &sourced.event)
-            .collect();
-        let written =
-            write_usage_parquet(&self.objects, partition, &first.position, &owned).await?;
-        if let Some(watermarks) = &self.watermarks {
-            watermarks.observe(&observations).await?;
-        }
-        if let Some(engine) = &self.alert_engine
-            && !owned.is_empty()
-        {
-            engine.evaluate(&owned).await?;
-        }
+        crate::fault::crash_point("abort-before-counters");
+        let applied = self.counters.apply(sourced).await?;
+        crate::fault::crash_point("abort-after-counters");
+        Ok(applied)
+    }
 
+    /// Adds a pass to the consumer's statistics.
+    fn record_pass(&self, partition: &str, report: &PassReport, parquet_objects: usize) {
         let stats = &self.stats;
         stats
             .records_read
-            .fetch_add(count(entries.len()), Ordering::Relaxed);
+            .fetch_add(count(report.records_read), Ordering::Relaxed);
         stats
             .events_counted
-            .fetch_add(count(applied.counted), Ordering::Relaxed);
+            .fetch_add(count(report.events_counted), Ordering::Relaxed);
         stats
             .duplicates_skipped
-            .fetch_add(count(applied.duplicates), Ordering::Relaxed);
+            .fetch_add(count(report.duplicates_skipped), Ordering::Relaxed);
         stats
             .records_quarantined
-            .fetch_add(count(quarantined), Ordering::Relaxed);
+            .fetch_add(count(report.records_quarantined), Ordering::Relaxed);
         stats
             .parquet_objects_written
-            .fetch_add(count(written.len()), Ordering::Relaxed);
-        if applied.duplicates > 0 {
+            .fetch_add(count(parquet_objects), Ordering::Relaxed);
+        if report.duplicates_skipped > 0 {
             tracing::info!(
                 partition,
-                duplicates = applied.duplicates,
+                duplicates = report.duplicates_skipped,
                 "duplicate usage events skipped"
             );
         }
-        Ok(PassReport {
-            records_read: entries.len(),
-            events_counted: applied.counted,
-            duplicates_skipped: applied.duplicates,
-            records_quarantined: quarantined,
-        })
     }
+}
+
+/// A run of log entries, decoded.
+struct DecodedRun {
+    /// The events to count, each with its log position as its dedupe source.
+    sourced: Vec<SourcedEvent>,
+    /// Their records as read, for the archive.
+    raw_records: Vec<Bytes>,
+    /// The sequence number of every decodable event, quarantined or not.
+    observations: Vec<SeqObservation>,
+    quarantined: usize,
 }
 
 async fn archive_records(archive: &dyn Archive, records: &[Bytes]) -> Result<()> {

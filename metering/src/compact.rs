@@ -32,10 +32,10 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use schemas::UsageEvent;
 use schemas::parquet_codec::{decode_events_parquet, encode_events_parquet};
-use store::EventLog;
+use store::Checkpoints;
 use uuid::Uuid;
 
-use crate::parquet_sink::USAGE_PREFIX;
+use crate::object_keys::{CompactedObjectKey, DayFile, classify_day_file, usage_day_prefix};
 use crate::{MeteringError, Result};
 
 /// Smallest merged file when a day has more than this much data.
@@ -45,7 +45,7 @@ pub const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 #[derive(Clone)]
 pub struct CompactionSettings {
     /// The polling consumer's checkpoints, if it runs.
-    pub event_log: Option<Arc<dyn EventLog>>,
+    pub checkpoints: Option<Arc<dyn Checkpoints>>,
     pub consumer_name: String,
     /// A batch file older than this can no longer be rewritten.
     pub settle_after: Duration,
@@ -77,35 +77,6 @@ pub struct CompactionReport {
     pub bytes_written: u64,
 }
 
-/// A day's file, as compaction sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DayFile {
-    /// `part-<partition>-<first position>.parquet`, written by the consumer.
-    Batch {
-        partition: String,
-        first_position: String,
-    },
-    /// Written by compaction or replay; never rewritten.
-    Final,
-}
-
-/// Classifies a file name of a day's directory; `None` for what is not usage Parquet.
-pub fn classify(name: &str) -> Option<DayFile> {
-    let stem = name.strip_suffix(".parquet")?;
-    if name.starts_with('_') || name.starts_with('.') {
-        return None;
-    }
-    if stem.starts_with("compacted-") || stem.starts_with("replay-") {
-        return Some(DayFile::Final);
-    }
-    let rest = stem.strip_prefix("part-")?;
-    let (partition, first_position) = rest.rsplit_once('-')?;
-    Some(DayFile::Batch {
-        partition: partition.to_owned(),
-        first_position: first_position.to_owned(),
-    })
-}
-
 /// Orders log positions: numeric strings by value (Kinesis sequence numbers and the
 /// embedded log's zero-padded numbers), others as text.
 pub fn position_at_or_after(position: &str, reference: &str) -> bool {
@@ -135,10 +106,6 @@ pub fn digest(ids: &[Uuid]) -> String {
     format!("{hash:016x}")
 }
 
-fn day_prefix(day: NaiveDate) -> Path {
-    Path::from(format!("{USAGE_PREFIX}/dt={}", day.format("%Y-%m-%d")))
-}
-
 async fn is_settled(
     settings: &CompactionSettings,
     meta: &ObjectMeta,
@@ -149,10 +116,10 @@ async fn is_settled(
     if age.to_std().is_ok_and(|age| age >= settings.settle_after) {
         return Ok(true);
     }
-    let Some(log) = &settings.event_log else {
+    let Some(checkpoints) = &settings.checkpoints else {
         return Ok(false);
     };
-    let checkpoint = log
+    let checkpoint = checkpoints
         .load_checkpoint(&settings.consumer_name, partition)
         .await?;
     Ok(checkpoint.is_some_and(|checkpoint| position_at_or_after(&checkpoint, first_position)))
@@ -176,76 +143,23 @@ pub fn scheduled_days(
     days
 }
 
-/// Compacts one day under `objects`.
+/// Compacts one day under `objects`: reads its settled files, drops repeated events,
+/// writes the merged files, then deletes the inputs that are not among the outputs.
 pub async fn compact_day(
     objects: &Arc<dyn ObjectStore>,
     day: NaiveDate,
     settings: &CompactionSettings,
 ) -> Result<CompactionReport> {
-    let listed: Vec<ObjectMeta> = objects.list(Some(&day_prefix(day))).try_collect().await?;
     let mut report = CompactionReport {
         day,
         ..CompactionReport::default()
     };
-    let mut inputs: Vec<ObjectMeta> = Vec::new();
-    for meta in listed {
-        let Some(name) = meta.location.filename() else {
-            continue;
-        };
-        match classify(name) {
-            Some(DayFile::Final) => inputs.push(meta),
-            Some(DayFile::Batch {
-                partition,
-                first_position,
-            }) => {
-                if is_settled(settings, &meta, &partition, &first_position).await? {
-                    inputs.push(meta);
-                } else {
-                    report.files_not_settled += 1;
-                }
-            }
-            None => {}
-        }
-    }
-    inputs.sort_by(|a, b| a.location.cmp(&b.location));
-
-    let mut rows: Vec<UsageEvent> = Vec::new();
-    let mut input_bytes = 0u64;
-    for meta in &inputs {
-        let body = objects.get(&meta.location).await?.bytes().await?;
-        input_bytes += meta.size;
-        rows.extend(decode_events_parquet(body).map_err(|error| {
-            MeteringError::Invalid(format!(
-                "{} cannot be read ({error}); move it aside and compact again",
-                meta.location
-            ))
-        })?);
-    }
-    report.rows_read = rows.len();
-    let mut seen = HashSet::with_capacity(rows.len());
-    rows.retain(|event| seen.insert(event.event_id));
-    report.duplicates_dropped = report.rows_read - rows.len();
-    rows.sort_by_key(|event| event.event_id);
-    report.events = rows.len();
+    let inputs = settled_inputs(objects, day, settings, &mut report).await?;
+    let (rows, input_bytes) = unique_rows(objects, &inputs, &mut report).await?;
     if rows.is_empty() {
         return Ok(report);
     }
-
-    let files = usize::try_from((input_bytes / settings.target_file_bytes.max(1)).max(1))
-        .unwrap_or(1)
-        .min(rows.len());
-    let ids: Vec<Uuid> = rows.iter().map(|event| event.event_id).collect();
-    let digest = digest(&ids);
-    let per_file = rows.len().div_ceil(files);
-    let outputs: Vec<Path> = (0..files)
-        .map(|index| {
-            Path::from(format!(
-                "{}/compacted-{digest}-{}of{files}.parquet",
-                day_prefix(day),
-                index + 1
-            ))
-        })
-        .collect();
+    let outputs = output_paths(day, &rows, input_bytes, settings.target_file_bytes);
     let already_done = inputs.len() == outputs.len()
         && inputs
             .iter()
@@ -254,6 +168,7 @@ pub async fn compact_day(
     if already_done {
         return Ok(report);
     }
+    let per_file = rows.len().div_ceil(outputs.len());
     for (chunk, output) in rows.chunks(per_file).zip(&outputs) {
         let bytes = encode_events_parquet(chunk)?;
         report.bytes_written += bytes.len() as u64;
@@ -269,31 +184,98 @@ pub async fn compact_day(
     Ok(report)
 }
 
+/// The day's files that can be merged (final ones, and batch files that can no longer be
+/// rewritten), in key order; the others are counted in `files_not_settled`.
+async fn settled_inputs(
+    objects: &Arc<dyn ObjectStore>,
+    day: NaiveDate,
+    settings: &CompactionSettings,
+    report: &mut CompactionReport,
+) -> Result<Vec<ObjectMeta>> {
+    let listed: Vec<ObjectMeta> = objects
+        .list(Some(&usage_day_prefix(day)))
+        .try_collect()
+        .await?;
+    let mut inputs: Vec<ObjectMeta> = Vec::new();
+    for meta in listed {
+        let Some(name) = meta.location.filename() else {
+            continue;
+        };
+        match classify_day_file(name) {
+            Some(DayFile::Final) => inputs.push(meta),
+            Some(DayFile::Batch {
+                partition,
+                first_position,
+            }) => {
+                if is_settled(settings, &meta, &partition, &first_position).await? {
+                    inputs.push(meta);
+                } else {
+                    report.files_not_settled += 1;
+                }
+            }
+            None => {}
+        }
+    }
+    inputs.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(inputs)
+}
+
+/// Every row of `inputs`, each `event_id` once, sorted by it; and the inputs' total size.
+async fn unique_rows(
+    objects: &Arc<dyn ObjectStore>,
+    inputs: &[ObjectMeta],
+    report: &mut CompactionReport,
+) -> Result<(Vec<UsageEvent>, u64)> {
+    let mut rows: Vec<UsageEvent> = Vec::new();
+    let mut input_bytes = 0u64;
+    for meta in inputs {
+        let body = objects.get(&meta.location).await?.bytes().await?;
+        input_bytes += meta.size;
+        rows.extend(decode_events_parquet(body).map_err(|error| {
+            MeteringError::Invalid(format!(
+                "{} cannot be read ({error}); move it aside and compact again",
+                meta.location
+            ))
+        })?);
+    }
+    report.rows_read = rows.len();
+    let mut seen = HashSet::with_capacity(rows.len());
+    rows.retain(|event| seen.insert(event.event_id));
+    report.duplicates_dropped = report.rows_read - rows.len();
+    rows.sort_by_key(|event| event.event_id);
+    report.events = rows.len();
+    Ok((rows, input_bytes))
+}
+
+/// The merged files' keys: one per `target_file_bytes` of input (at least one, at most one
+/// per row), named after a digest of the rows' ids.
+fn output_paths(
+    day: NaiveDate,
+    rows: &[UsageEvent],
+    input_bytes: u64,
+    target_file_bytes: u64,
+) -> Vec<Path> {
+    let files = usize::try_from((input_bytes / target_file_bytes.max(1)).max(1))
+        .unwrap_or(1)
+        .min(rows.len());
+    let ids: Vec<Uuid> = rows.iter().map(|event| event.event_id).collect();
+    let digest = digest(&ids);
+    (0..files)
+        .map(|index| {
+            CompactedObjectKey {
+                day,
+                digest: digest.clone(),
+                index: index + 1,
+                count: files,
+            }
+            .to_path()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn day_files_are_told_apart_by_name() {
-        assert_eq!(
-            classify("part-shardId-000000000001-49655.parquet"),
-            Some(DayFile::Batch {
-                partition: "shardId-000000000001".into(),
-                first_position: "49655".into()
-            })
-        );
-        assert_eq!(
-            classify("part-0-00000000000000000042.parquet"),
-            Some(DayFile::Batch {
-                partition: "0".into(),
-                first_position: "00000000000000000042".into()
-            })
-        );
-        assert_eq!(classify("compacted-abc-1of1.parquet"), Some(DayFile::Final));
-        assert_eq!(classify("replay-00000.parquet"), Some(DayFile::Final));
-        assert_eq!(classify("_manifest.json"), None);
-        assert_eq!(classify("notes.txt"), None);
-    }
 
     #[test]
     fn positions_compare_as_numbers() {
@@ -323,7 +305,8 @@ mod tests {
 #[cfg(test)]
 mod compaction_tests {
     use super::*;
-    use crate::parquet_sink::{UsageObjectKey, write_usage_parquet};
+    use crate::object_keys::BatchObjectKey;
+    use crate::parquet_sink::write_usage_parquet;
     use object_store::memory::InMemory;
     use store::memory::MemoryStore;
 
@@ -355,7 +338,7 @@ mod compaction_tests {
 
     async fn day_files(objects: &Arc<dyn ObjectStore>) -> Vec<(String, bytes::Bytes)> {
         let listed: Vec<ObjectMeta> = objects
-            .list(Some(&day_prefix(day())))
+            .list(Some(&usage_day_prefix(day())))
             .try_collect()
             .await
             .unwrap();
@@ -390,7 +373,7 @@ mod compaction_tests {
 
     fn settings(log: Arc<MemoryStore>) -> CompactionSettings {
         CompactionSettings {
-            event_log: Some(log),
+            checkpoints: Some(log),
             consumer_name: "metering".into(),
             settle_after: Duration::from_secs(7 * 24 * 3600),
             target_file_bytes: TARGET_FILE_BYTES,
@@ -448,7 +431,7 @@ mod compaction_tests {
             .await
             .unwrap();
         assert_eq!((report.files_merged, report.files_not_settled), (1, 1));
-        let pending = UsageObjectKey {
+        let pending = BatchObjectKey {
             day: day(),
             partition: "0".into(),
             first_position: format!("{:020}", 7),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use store::backend::Ports;
-use store::{Counters, EventLog, ReadBatch};
+use store::{Checkpoints, Counters, EventReader, ReadBatch};
 
 use crate::Result;
 use crate::alert_engine::AlertEngine;
@@ -42,7 +42,8 @@ impl Default for ConsumerSettings {
 
 /// The metering consumer over one log, counters and object store.
 pub struct MeteringConsumer {
-    log: Arc<dyn EventLog>,
+    log: Arc<dyn EventReader>,
+    checkpoints: Arc<dyn Checkpoints>,
     applier: BatchApplier,
     settings: ConsumerSettings,
     pub stats: Arc<ConsumerStats>,
@@ -62,12 +63,18 @@ impl std::fmt::Debug for MeteringConsumer {
 impl MeteringConsumer {
     /// A consumer over the given ports.
     pub fn new(
-        log: Arc<dyn EventLog>,
+        log: Arc<dyn EventReader>,
+        checkpoints: Arc<dyn Checkpoints>,
         counters: Arc<dyn Counters>,
         objects: Arc<dyn ObjectStore>,
         settings: ConsumerSettings,
     ) -> Self {
-        Self::with_applier(log, BatchApplier::new(counters, objects), settings)
+        Self::with_applier(
+            log,
+            checkpoints,
+            BatchApplier::new(counters, objects),
+            settings,
+        )
     }
 
     /// A consumer over a backend's ports: archive and unknown-customer checks included, and
@@ -78,7 +85,8 @@ impl MeteringConsumer {
         alerts: Option<Arc<AlertEngine>>,
     ) -> Self {
         Self::with_applier(
-            ports.event_log.clone(),
+            ports.event_reader.clone(),
+            ports.checkpoints.clone(),
             BatchApplier::from_ports(ports).with_alert_engine(alerts),
             settings,
         )
@@ -99,12 +107,14 @@ impl MeteringConsumer {
 
     /// A consumer applying with a prepared applier.
     pub fn with_applier(
-        log: Arc<dyn EventLog>,
+        log: Arc<dyn EventReader>,
+        checkpoints: Arc<dyn Checkpoints>,
         applier: BatchApplier,
         settings: ConsumerSettings,
     ) -> Self {
         Self {
             log,
+            checkpoints,
             stats: Arc::clone(&applier.stats),
             applier,
             settings,
@@ -203,7 +213,7 @@ impl MeteringConsumer {
 
     async fn process_next_batch(&self, partition: &str) -> Result<(PassReport, bool)> {
         let name = &self.settings.consumer_name;
-        let checkpoint = self.log.load_checkpoint(name, partition).await?;
+        let checkpoint = self.checkpoints.load_checkpoint(name, partition).await?;
         let batch = self
             .log
             .read(
@@ -220,7 +230,7 @@ impl MeteringConsumer {
             return Ok((PassReport::default(), end_of_partition));
         };
         let report = self.applier.apply_entries(partition, &entries).await?;
-        self.log
+        self.checkpoints
             .commit_checkpoint(name, partition, &last.position)
             .await?;
         Ok((report, end_of_partition))

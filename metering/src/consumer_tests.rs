@@ -10,7 +10,7 @@ use schemas::Outcome;
 use schemas::UsageEvent;
 use schemas::parquet_codec::decode_events_parquet;
 use store::memory::MemoryStore;
-use store::{Counters, EventLog, LogRecord, SourcedEvent};
+use store::{Checkpoints, Counters, EventAppender, EventReader, LogRecord, SourcedEvent};
 
 use crate::apply::source_of;
 
@@ -26,6 +26,7 @@ fn fixture() -> Fixture {
     let store = Arc::new(MemoryStore::new());
     let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let consumer = MeteringConsumer::new(
+        store.clone(),
         store.clone(),
         store.clone(),
         objects.clone(),
@@ -256,6 +257,7 @@ async fn the_embedded_backend_and_local_files_meter_the_same_way() {
     let consumer = MeteringConsumer::new(
         embedded.clone(),
         embedded.clone(),
+        embedded.clone(),
         objects.clone(),
         ConsumerSettings::default(),
     );
@@ -323,8 +325,12 @@ async fn events_of_unknown_customers_are_quarantined_and_known_ones_archived() {
     let applier = crate::BatchApplier::new(store.clone(), objects.clone())
         .with_archive(Some(archive.clone()))
         .with_registry(Some(store.clone()));
-    let consumer =
-        MeteringConsumer::with_applier(store.clone(), applier, ConsumerSettings::default());
+    let consumer = MeteringConsumer::with_applier(
+        store.clone(),
+        store.clone(),
+        applier,
+        ConsumerSettings::default(),
+    );
     let known = event("known", 2);
     let stranger = event("stranger", 3);
     store
@@ -359,10 +365,7 @@ struct ReshardedLog {
 }
 
 #[async_trait::async_trait]
-impl EventLog for ReshardedLog {
-    async fn append(&self, _records: &[LogRecord]) -> store::Result<Vec<store::AppendResult>> {
-        Ok(Vec::new())
-    }
+impl EventReader for ReshardedLog {
     async fn partitions(&self) -> store::Result<Vec<store::PartitionInfo>> {
         Ok(vec![
             store::PartitionInfo {
@@ -406,6 +409,10 @@ impl EventLog for ReshardedLog {
             entries,
         })
     }
+}
+
+#[async_trait::async_trait]
+impl Checkpoints for ReshardedLog {
     async fn load_checkpoint(
         &self,
         _consumer: &str,
@@ -438,6 +445,7 @@ async fn parent_partitions_are_read_to_their_end_before_their_children() {
     let store = Arc::new(MemoryStore::new());
     let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let consumer = MeteringConsumer::new(
+        log.clone(),
         log.clone(),
         store.clone(),
         objects,

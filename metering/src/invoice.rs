@@ -191,9 +191,21 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A printable (A4), self-contained HTML invoice: no external assets.
-pub fn to_html(invoice: &Invoice) -> String {
-    let rows: String = invoice
+/// The invoice page's stylesheet, inlined so the page needs nothing else.
+const INVOICE_STYLE: &str = "@page { size: A4; margin: 18mm; }\n\
+body { font-family: Helvetica, Arial, sans-serif; font-size: 10pt; color: #111; max-width: 174mm; margin: 0 auto; }\n\
+h1 { font-size: 18pt; margin: 0 0 4mm; }\n\
+table { width: 100%; border-collapse: collapse; margin-top: 6mm; }\n\
+th, td { padding: 1.5mm 2mm; border-bottom: 0.2mm solid #ccc; text-align: left; vertical-align: top; }\n\
+td.n, th.n { text-align: right; white-space: nowrap; }\n\
+tfoot td { font-weight: bold; border-top: 0.4mm solid #111; border-bottom: none; }\n\
+tfoot tr.subtotal td { font-weight: normal; border-top: none; }\n\
+.meta td { border: none; padding: 0.5mm 2mm 0.5mm 0; }\n\
+.draft { color: #b00; font-weight: bold; }\n";
+
+/// One table row per invoice line.
+fn line_rows(invoice: &Invoice) -> String {
+    invoice
         .lines
         .iter()
         .map(|line| {
@@ -206,8 +218,12 @@ pub fn to_html(invoice: &Invoice) -> String {
                 line.amount
             )
         })
-        .collect();
-    let subtotals: String = invoice
+        .collect()
+}
+
+/// One footer row per charge subtotal.
+fn subtotal_rows(invoice: &Invoice) -> String {
+    invoice
         .subtotals
         .iter()
         .map(|subtotal| {
@@ -217,7 +233,13 @@ pub fn to_html(invoice: &Invoice) -> String {
                 subtotal.amount
             )
         })
-        .collect();
+        .collect()
+}
+
+/// A printable (A4), self-contained HTML invoice: no external assets.
+pub fn to_html(invoice: &Invoice) -> String {
+    let rows = line_rows(invoice);
+    let subtotals = subtotal_rows(invoice);
     let draft = match invoice.status {
         InvoiceStatus::Draft => {
             "<p class=\"draft\">DRAFT: usage of this period may still arrive</p>"
@@ -235,17 +257,7 @@ pub fn to_html(invoice: &Invoice) -> String {
 <meta charset="utf-8">
 <title>Invoice {number}</title>
 <style>
-@page {{ size: A4; margin: 18mm; }}
-body {{ font-family: Helvetica, Arial, sans-serif; font-size: 10pt; color: #111; max-width: 174mm; margin: 0 auto; }}
-h1 {{ font-size: 18pt; margin: 0 0 4mm; }}
-table {{ width: 100%; border-collapse: collapse; margin-top: 6mm; }}
-th, td {{ padding: 1.5mm 2mm; border-bottom: 0.2mm solid #ccc; text-align: left; vertical-align: top; }}
-td.n, th.n {{ text-align: right; white-space: nowrap; }}
-tfoot td {{ font-weight: bold; border-top: 0.4mm solid #111; border-bottom: none; }}
-tfoot tr.subtotal td {{ font-weight: normal; border-top: none; }}
-.meta td {{ border: none; padding: 0.5mm 2mm 0.5mm 0; }}
-.draft {{ color: #b00; font-weight: bold; }}
-</style>
+{style}</style>
 </head>
 <body>
 <h1>Invoice {number}</h1>
@@ -268,6 +280,7 @@ tfoot tr.subtotal td {{ font-weight: normal; border-top: none; }}
 </html>
 "#,
         number = escape(&invoice.invoice_number),
+        style = INVOICE_STYLE,
         draft = draft,
         name = escape(&invoice.customer.name),
         email = escape(&invoice.customer.email),

@@ -6,22 +6,20 @@
 //! records and unknown customers are quarantined, not counted), so a healthy installation
 //! shows no drift at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
 use schemas::parquet_codec::decode_events_parquet;
 use schemas::usage_counts::aggregate_events;
 use schemas::{UsageCounts, UsageEvent};
 use store::backend::Ports;
-use uuid::Uuid;
 
-use crate::parquet_sink::USAGE_PREFIX;
-use crate::raw::meterable_events;
+use crate::object_keys::usage_day_prefix;
+use crate::raw::{meterable_events, unique_events};
 use crate::{MeteringError, Result};
 
 /// Totals per (customer, day).
@@ -63,18 +61,6 @@ impl Reconciliation {
     pub fn has_drift(&self) -> bool {
         !self.drift.is_empty() || self.parquet_duplicates > 0
     }
-}
-
-/// Keeps the first event of each `event_id`; returns them and how many were dropped.
-pub fn unique_events(events: Vec<UsageEvent>) -> (Vec<UsageEvent>, usize) {
-    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
-    let total = events.len();
-    let unique: Vec<UsageEvent> = events
-        .into_iter()
-        .filter(|event| seen.insert(event.event_id))
-        .collect();
-    let dropped = total - unique.len();
-    (unique, dropped)
 }
 
 /// Totals per customer and day of some events.
@@ -171,7 +157,7 @@ pub async fn parquet_events(
 ) -> Result<Vec<UsageEvent>> {
     let mut events = Vec::new();
     for day in from.iter_days().take_while(|day| *day <= to) {
-        let prefix = Path::from(format!("{USAGE_PREFIX}/dt={}", day.format("%Y-%m-%d")));
+        let prefix = usage_day_prefix(day);
         let listed: Vec<_> = objects.list(Some(&prefix)).try_collect().await?;
         for meta in listed {
             let body = objects.get(&meta.location).await?.bytes().await?;

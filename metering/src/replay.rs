@@ -12,14 +12,14 @@
 
 use std::sync::Arc;
 
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use schemas::parquet_codec::encode_events_parquet;
 use store::backend::Ports;
 use store::{Counters, SourcedEvent};
 
 use crate::Result;
-use crate::parquet_sink::{USAGE_PREFIX, group_by_day};
+use crate::object_keys::ReplayObjectKey;
+use crate::parquet_sink::group_by_day;
 use crate::raw::meterable_events;
 
 /// Events per replayed Parquet file (large files, as Athena prefers).
@@ -51,14 +51,6 @@ pub struct ReplayReport {
     pub newly_counted: usize,
     pub days: usize,
     pub parquet_objects: usize,
-}
-
-/// The replayed Parquet object for `day`, file `index`.
-pub fn replay_object_path(day: chrono::NaiveDate, index: usize) -> Path {
-    Path::from(format!(
-        "{USAGE_PREFIX}/dt={}/replay-{index:05}.parquet",
-        day.format("%Y-%m-%d")
-    ))
 }
 
 /// Replays every raw event of `source` into `target`. `progress(done, total)` is called
@@ -93,7 +85,10 @@ pub async fn replay(
             let bytes = encode_events_parquet(chunk)?;
             target
                 .objects
-                .put(&replay_object_path(*day, index), PutPayload::from(bytes))
+                .put(
+                    &ReplayObjectKey { day: *day, index }.to_path(),
+                    PutPayload::from(bytes),
+                )
                 .await?;
             parquet_objects += 1;
         }

@@ -2,8 +2,11 @@
 //! customer's limits, forward it to the model runtime, answer, and emit exactly one
 //! usage event per call that reached the runtime or was refused for limits.
 //!
-//! The binary and `tollgate serve` call [`server::run_proxy`]; everything else here is a
-//! library so tests and the benchmark can assemble the same proxy in-process.
+//! The binaries call [`standalone::run_server`] and [`lambda::run_lambda`], and
+//! `tollgate serve` calls [`server::start_proxy_with`]; each assembles the proxy's ports
+//! with [`server::ProxyPorts::from_backend`]. Everything else here is a library so tests
+//! and the benchmark can assemble the same proxy in-process. The call path is [`call`],
+//! one stage per module.
 
 pub mod admission;
 pub mod auth;
@@ -11,14 +14,14 @@ pub mod call;
 pub mod config;
 pub mod emitter;
 pub mod error_response;
-pub mod forward;
 pub mod key_use;
-pub mod metered_stream;
+pub mod lambda;
 pub mod native_routes;
 pub mod router;
 pub mod server;
 pub mod settings;
 pub mod spec_route;
+pub mod standalone;
 pub mod state;
 pub mod tls;
 

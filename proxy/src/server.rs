@@ -10,8 +10,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use store::backend::Ports;
 use store::spool::{FileSpool, SpoolSlot};
-use store::{Counters, EventLog, ModelRuntime, Quotas, Registry};
+use store::{Counters, EventAppender, ModelRuntime, Quotas, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admission::Limiter;
 use crate::auth::AuthCache;
 use crate::config::{ProxyConfig, SpoolConfig};
-use crate::emitter::{EventEmitter, SpoolSetup};
+use crate::emitter::{Durability, EventEmitter, SpoolSetup};
 use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::ProxyState;
@@ -35,8 +36,23 @@ pub struct ProxyPorts {
     pub counters: Arc<dyn Counters>,
     /// Strict-mode limit windows.
     pub quotas: Arc<dyn Quotas>,
-    pub event_log: Arc<dyn EventLog>,
+    /// The producer side of the event log: the proxy can append, never read or checkpoint.
+    pub event_appender: Arc<dyn EventAppender>,
     pub runtime: Arc<dyn ModelRuntime>,
+}
+
+impl ProxyPorts {
+    /// The proxy's ports out of a backend's, with the model runtime it forwards to. The one
+    /// place the proxy's ports are assembled (the binaries and `tollgate serve` use it).
+    pub fn from_backend(ports: &Ports, runtime: Arc<dyn ModelRuntime>) -> Self {
+        Self {
+            registry: ports.registry.clone(),
+            counters: ports.counters.clone(),
+            quotas: ports.quotas.clone(),
+            event_appender: ports.event_appender.clone(),
+            runtime,
+        }
+    }
 }
 
 impl std::fmt::Debug for ProxyPorts {
@@ -148,8 +164,13 @@ pub fn build_state(
     ports: ProxyPorts,
 ) -> Result<(ProxyState, EventEmitter), StartError> {
     let spool = config.spool.as_ref().map(open_spool).transpose()?;
+    let durability = if config.durable_events {
+        Durability::BeforeAnswer
+    } else {
+        Durability::Queued
+    };
     let (emitter, emitter_handle) =
-        EventEmitter::start_with(ports.event_log, new_instance_name(), spool);
+        EventEmitter::start_with(ports.event_appender, new_instance_name(), durability, spool);
     let state = ProxyState {
         key_uses: Arc::new(KeyUseRecorder::new(
             ports.registry.clone(),
@@ -174,7 +195,8 @@ pub async fn start_proxy(
 }
 
 /// Like [`start_proxy`], with extra routes served next to the proxy's (the operator's
-/// dashboard under `/admin/` in `tollgate serve`). They authenticate on their own.
+/// dashboard under `/admin/` in `tollgate serve`). They are merged outside the customers'
+/// authentication layer, deliberately: they authenticate on their own (the admin token).
 pub async fn start_proxy_with(
     config: ProxyConfig,
     ports: ProxyPorts,

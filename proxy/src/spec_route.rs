@@ -1,143 +1,26 @@
 //! `POST /prod/bedrock` and `POST /bedrock`: the spec's endpoint. The body is the model's
 //! native body plus `modelId`, which is taken out before forwarding.
 
-use std::time::Duration;
-
-use axum::body::Body;
+use axum::Extension;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
-use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use schemas::Operation;
 
-use crate::call::{ModelSource, handle_call};
-use crate::error_response::ApiError;
+use crate::call::{Authenticated, ModelSource, handle_call};
 use crate::state::ProxyState;
 
-/// Longest model id accepted (ARNs of inference profiles are well under this).
-pub const MAX_MODEL_ID_CHARS: usize = 2048;
-
-/// Splits the spec's body into the model id and the model's own body.
-pub fn split_spec_body(body: &[u8]) -> Result<(String, Bytes), ApiError> {
-    let document: serde_json::Value = serde_json::from_slice(body).map_err(|error| {
-        ApiError::validation(format!(
-            "request body is not valid JSON ({error}); send the model's JSON body with a \"modelId\" field"
-        ))
-    })?;
-    let serde_json::Value::Object(mut fields) = document else {
-        return Err(ApiError::validation(
-            "request body must be a JSON object with a \"modelId\" field and the model's parameters",
-        ));
-    };
-    let model_id = match fields.remove("modelId") {
-        Some(serde_json::Value::String(model_id)) => model_id,
-        Some(_) => {
-            return Err(ApiError::validation(
-                "\"modelId\" must be a string, for example \"anthropic.claude-3-sonnet-20240229-v1:0\"",
-            ));
-        }
-        None => {
-            return Err(ApiError::validation(
-                "request body has no \"modelId\"; add the Bedrock model id, for example \"modelId\": \"anthropic.claude-3-sonnet-20240229-v1:0\"",
-            ));
-        }
-    };
-    validate_model_id(&model_id)?;
-    let model_body = serde_json::to_vec(&serde_json::Value::Object(fields)).map_err(|error| {
-        ApiError::validation(format!("request body could not be re-encoded: {error}"))
-    })?;
-    Ok((model_id, Bytes::from(model_body)))
-}
-
-/// Checks a model id's shape (not whether the model exists: Bedrock answers that).
-pub fn validate_model_id(model_id: &str) -> Result<(), ApiError> {
-    if model_id.trim().is_empty() {
-        return Err(ApiError::validation(
-            "\"modelId\" is empty; give a Bedrock model id",
-        ));
-    }
-    if model_id.len() > MAX_MODEL_ID_CHARS {
-        return Err(ApiError::validation(format!(
-            "\"modelId\" is longer than {MAX_MODEL_ID_CHARS} characters"
-        )));
-    }
-    if model_id
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::validation(
-            "\"modelId\" contains whitespace or control characters",
-        ));
-    }
-    Ok(())
-}
-
-/// Reads the whole body within the size limit and the body timeout.
-pub async fn read_body_limited(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| ApiError::body_timeout())?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::payload_too_large(limit))
-        }
-        Err(error) => Err(ApiError::validation(format!(
-            "request body could not be read: {error}"
-        ))),
-    }
-}
-
 /// The handler of the spec's endpoint: the model id comes from the body.
-pub async fn invoke_spec_route(State(state): State<ProxyState>, request: Request) -> Response {
-    handle_call(state, request, Operation::Invoke, ModelSource::SpecBody).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_id_is_taken_out_of_the_spec_body() {
-        let body = br#"{"modelId":"anthropic.claude-3-sonnet-20240229-v1:0","anthropic_version":"bedrock-2023-05-31","max_tokens":1000,"messages":[]}"#;
-        let (model_id, model_body) = split_spec_body(body).unwrap();
-        assert_eq!(model_id, "anthropic.claude-3-sonnet-20240229-v1:0");
-        let forwarded: serde_json::Value = serde_json::from_slice(&model_body).unwrap();
-        assert!(forwarded.get("modelId").is_none());
-        assert_eq!(forwarded["max_tokens"], 1000);
-        assert_eq!(forwarded["anthropic_version"], "bedrock-2023-05-31");
-    }
-
-    #[test]
-    fn malformed_spec_bodies_get_validation_errors_that_say_what_to_fix() {
-        for (body, expected) in [
-            (&b"not json"[..], "not valid JSON"),
-            (b"[1,2]", "must be a JSON object"),
-            (b"{}", "has no \"modelId\""),
-            (br#"{"modelId":5}"#, "must be a string"),
-            (br#"{"modelId":""}"#, "is empty"),
-            (br#"{"modelId":"a b"}"#, "whitespace"),
-        ] {
-            let error = split_spec_body(body).unwrap_err();
-            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
-            assert!(
-                error.message.contains(expected),
-                "{body:?}: {}",
-                error.message
-            );
-        }
-    }
+pub async fn invoke_spec_route(
+    State(state): State<ProxyState>,
+    Extension(call): Extension<Authenticated>,
+    request: Request,
+) -> Response {
+    handle_call(
+        state,
+        call,
+        request,
+        Operation::Invoke,
+        ModelSource::SpecBody,
+    )
+    .await
 }

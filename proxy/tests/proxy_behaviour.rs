@@ -18,8 +18,8 @@ use schemas::{
 };
 use store::memory::MemoryStore;
 use store::{
-    AppendFailure, AppendResult, EventLog, LogRecord, ModelInvocation, ModelRuntime, Registry,
-    RuntimeError, UpstreamBody, UpstreamResponse,
+    AppendFailure, AppendResult, EventAppender, EventReader, LogRecord, ModelInvocation,
+    ModelRuntime, Registry, RuntimeError, UpstreamBody, UpstreamResponse,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -31,7 +31,7 @@ struct FlakyLog {
 }
 
 #[async_trait]
-impl EventLog for FlakyLog {
+impl EventAppender for FlakyLog {
     async fn append(&self, records: &[LogRecord]) -> store::Result<Vec<AppendResult>> {
         if self.whole_failures_left.load(Ordering::SeqCst) > 0 {
             self.whole_failures_left.fetch_sub(1, Ordering::SeqCst);
@@ -50,34 +50,6 @@ impl EventLog for FlakyLog {
             }
         }
         Ok(results)
-    }
-    async fn partitions(&self) -> store::Result<Vec<store::PartitionInfo>> {
-        self.inner.partitions().await
-    }
-    async fn read(
-        &self,
-        partition: &str,
-        after: Option<&str>,
-        max_records: usize,
-    ) -> store::Result<store::ReadBatch> {
-        self.inner.read(partition, after, max_records).await
-    }
-    async fn load_checkpoint(
-        &self,
-        consumer: &str,
-        partition: &str,
-    ) -> store::Result<Option<String>> {
-        self.inner.load_checkpoint(consumer, partition).await
-    }
-    async fn commit_checkpoint(
-        &self,
-        consumer: &str,
-        partition: &str,
-        position: &str,
-    ) -> store::Result<()> {
-        self.inner
-            .commit_checkpoint(consumer, partition, position)
-            .await
     }
 }
 
@@ -124,7 +96,7 @@ async fn the_emitter_flushes_everything_queued_when_it_finishes() {
     let store = Arc::new(MemoryStore::new());
     let (emitter, handle) = EventEmitter::start(store.clone(), "test-instance".into());
     for seq in 1..=1200 {
-        handle.emit(sample_event(seq)).await;
+        handle.record(sample_event(seq), None).await;
     }
     drop(handle);
     emitter.finish(Duration::from_secs(5)).await;
@@ -141,7 +113,7 @@ async fn the_emitter_flushes_everything_queued_when_it_finishes() {
 async fn finishing_with_a_handle_still_held_flushes_what_was_queued() {
     let store = Arc::new(MemoryStore::new());
     let (emitter, handle) = EventEmitter::start(store.clone(), "test-instance".into());
-    handle.emit(sample_event(1)).await;
+    handle.record(sample_event(1), None).await;
     emitter.finish(Duration::from_millis(50)).await;
     assert_eq!(store.read("0", None, 10).await.unwrap().entries.len(), 1);
     drop(handle);
@@ -213,7 +185,7 @@ async fn proxy_with(
         registry: store.clone(),
         counters: store.clone(),
         quotas: store.clone(),
-        event_log: store,
+        event_appender: store,
         runtime,
     };
     let config = ProxyConfig {

@@ -18,8 +18,8 @@ use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, UsageEvent};
 use store::memory::MemoryStore;
 use store::{
-    AppendResult, EventLog, LogRecord, ModelInvocation, ModelRuntime, Registry, RuntimeError,
-    UpstreamBody, UpstreamResponse,
+    AppendResult, EventAppender, EventReader, LogRecord, ModelInvocation, ModelRuntime, Registry,
+    RuntimeError, UpstreamBody, UpstreamResponse,
 };
 
 /// The memory log, switchable off: while down, every append fails as a whole.
@@ -29,7 +29,7 @@ struct SwitchableLog {
 }
 
 #[async_trait]
-impl EventLog for SwitchableLog {
+impl EventAppender for SwitchableLog {
     async fn append(&self, records: &[LogRecord]) -> store::Result<Vec<AppendResult>> {
         if self.down.load(Ordering::SeqCst) {
             return Err(store::StoreError::Unavailable(
@@ -37,34 +37,6 @@ impl EventLog for SwitchableLog {
             ));
         }
         self.inner.append(records).await
-    }
-    async fn partitions(&self) -> store::Result<Vec<store::PartitionInfo>> {
-        self.inner.partitions().await
-    }
-    async fn read(
-        &self,
-        partition: &str,
-        after: Option<&str>,
-        max_records: usize,
-    ) -> store::Result<store::ReadBatch> {
-        self.inner.read(partition, after, max_records).await
-    }
-    async fn load_checkpoint(
-        &self,
-        consumer: &str,
-        partition: &str,
-    ) -> store::Result<Option<String>> {
-        self.inner.load_checkpoint(consumer, partition).await
-    }
-    async fn commit_checkpoint(
-        &self,
-        consumer: &str,
-        partition: &str,
-        position: &str,
-    ) -> store::Result<()> {
-        self.inner
-            .commit_checkpoint(consumer, partition, position)
-            .await
     }
 }
 
@@ -149,7 +121,7 @@ async fn start(setup: &Setup, spool_dir: &Path, limit_bytes: u64) -> RunningProx
             registry: setup.store.clone(),
             counters: setup.store.clone(),
             quotas: setup.store.clone(),
-            event_log: setup.log.clone(),
+            event_appender: setup.log.clone(),
             runtime: Arc::new(InstantModel),
         },
     )

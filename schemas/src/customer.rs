@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::quota::EnforcementMode;
 use crate::token::TokenHash;
 
 /// Whether a customer may call the proxy.
@@ -32,6 +31,39 @@ impl CustomerStatus {
             "active" => Some(Self::Active),
             "disabled" => Some(Self::Disabled),
             "deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// How a customer's limits are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforcementMode {
+    /// Against the counter projection plus the proxy's own not-yet-counted requests. No
+    /// store write on the request path; several proxies can overshoot by what the
+    /// consumer has not yet counted.
+    Eventual,
+    /// Against an atomic reservation in the store before forwarding. Never overshoots
+    /// request limits; token budgets reserve `max_tokens` plus an input estimate and settle
+    /// to the actual count.
+    Strict,
+}
+
+impl EnforcementMode {
+    /// The stored and command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Eventual => "eventual",
+            Self::Strict => "strict",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "eventual" => Some(Self::Eventual),
+            "strict" => Some(Self::Strict),
             _ => None,
         }
     }

@@ -20,9 +20,9 @@ pub mod usage_event;
 pub mod watermark;
 
 pub use audit::AuditEntry;
-pub use customer::{ApiKey, Customer, CustomerStatus, KeyStatus, Limits};
+pub use customer::{ApiKey, Customer, CustomerStatus, EnforcementMode, KeyStatus, Limits};
 pub use error::DecodeError;
-pub use quota::{EnforcementMode, LimitKind};
+pub use quota::LimitKind;
 pub use token::{SecretToken, TokenHash, TokenShape};
 pub use usage_counts::{CounterKey, DailyUsage, HourlyUsage, UsageCounts};
 pub use usage_event::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};

@@ -290,65 +290,11 @@ impl Plan {
         let mut commitments = 0;
         for (index, charge) in self.charges.iter().enumerate() {
             let path = format!("charges[{index}]");
-            match charge {
-                Charge::PerRequest { unit_price, .. } => {
-                    not_negative(format!("{path}.unit_price"), unit_price)?;
-                }
-                Charge::PerToken { models, .. } => {
-                    if models.is_empty() {
-                        return Err(at(
-                            format!("{path}.models"),
-                            "give at least one model price",
-                        ));
-                    }
-                    for (model_index, model) in models.iter().enumerate() {
-                        let model_path = format!("{path}.models[{model_index}]");
-                        if model.pattern.trim().is_empty() {
-                            return Err(at(
-                                format!("{model_path}.pattern"),
-                                "give a model id or a pattern with *",
-                            ));
-                        }
-                        for (field, value) in [
-                            ("input_per_million", &model.input_per_million),
-                            ("output_per_million", &model.output_per_million),
-                            ("cache_read_per_million", &model.cache_read_per_million),
-                            ("cache_write_per_million", &model.cache_write_per_million),
-                        ] {
-                            not_negative(format!("{model_path}.{field}"), value)?;
-                        }
-                    }
-                }
-                Charge::Graduated { tiers, .. } | Charge::Volume { tiers, .. } => {
-                    check_tiers(&path, tiers)?;
-                }
-                Charge::Package {
-                    package_size,
-                    package_price,
-                    ..
-                } => {
-                    if *package_size == 0 {
-                        return Err(at(
-                            format!("{path}.package_size"),
-                            "a package holds at least 1 unit",
-                        ));
-                    }
-                    not_negative(format!("{path}.package_price"), package_price)?;
-                }
-                Charge::Subscription {
-                    fee,
-                    overage_unit_price,
-                    ..
-                } => {
-                    not_negative(format!("{path}.fee"), fee)?;
-                    not_negative(format!("{path}.overage_unit_price"), overage_unit_price)?;
-                }
-                Charge::MinimumCommitment { amount, .. } => {
-                    not_negative(format!("{path}.amount"), amount)?;
-                    commitments += 1;
-                    if commitments > 1 {
-                        return Err(at(path, "a plan has at most one minimum commitment"));
-                    }
+            validate_charge(&path, charge)?;
+            if matches!(charge, Charge::MinimumCommitment { .. }) {
+                commitments += 1;
+                if commitments > 1 {
+                    return Err(at(path, "a plan has at most one minimum commitment"));
                 }
             }
         }
@@ -361,6 +307,68 @@ impl Plan {
             .iter()
             .find(|model| wildcard_match(&model.pattern, model_id))
     }
+}
+
+/// Checks one charge's own fields; `path` names it in errors (`charges[2]`).
+fn validate_charge(path: &str, charge: &Charge) -> Result<(), PlanError> {
+    match charge {
+        Charge::PerRequest { unit_price, .. } => {
+            not_negative(format!("{path}.unit_price"), unit_price)
+        }
+        Charge::PerToken { models, .. } => validate_model_prices(path, models),
+        Charge::Graduated { tiers, .. } | Charge::Volume { tiers, .. } => check_tiers(path, tiers),
+        Charge::Package {
+            package_size,
+            package_price,
+            ..
+        } => {
+            if *package_size == 0 {
+                return Err(at(
+                    format!("{path}.package_size"),
+                    "a package holds at least 1 unit",
+                ));
+            }
+            not_negative(format!("{path}.package_price"), package_price)
+        }
+        Charge::Subscription {
+            fee,
+            overage_unit_price,
+            ..
+        } => {
+            not_negative(format!("{path}.fee"), fee)?;
+            not_negative(format!("{path}.overage_unit_price"), overage_unit_price)
+        }
+        Charge::MinimumCommitment { amount, .. } => not_negative(format!("{path}.amount"), amount),
+    }
+}
+
+/// Checks a per-token charge's model prices: at least one, each with a pattern and no
+/// negative price.
+fn validate_model_prices(path: &str, models: &[ModelPrice]) -> Result<(), PlanError> {
+    if models.is_empty() {
+        return Err(at(
+            format!("{path}.models"),
+            "give at least one model price",
+        ));
+    }
+    for (model_index, model) in models.iter().enumerate() {
+        let model_path = format!("{path}.models[{model_index}]");
+        if model.pattern.trim().is_empty() {
+            return Err(at(
+                format!("{model_path}.pattern"),
+                "give a model id or a pattern with *",
+            ));
+        }
+        for (field, value) in [
+            ("input_per_million", &model.input_per_million),
+            ("output_per_million", &model.output_per_million),
+            ("cache_read_per_million", &model.cache_read_per_million),
+            ("cache_write_per_million", &model.cache_write_per_million),
+        ] {
+            not_negative(format!("{model_path}.{field}"), value)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

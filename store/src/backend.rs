@@ -13,7 +13,10 @@ use crate::archive::Archive;
 use crate::aws::{AwsBackend, AwsSettings};
 use crate::embedded::EmbeddedStore;
 use crate::objects::local_object_store;
-use crate::{Alerts, Counters, EventLog, Plans, Quotas, Registry, Result, StoreError, Watermarks};
+use crate::{
+    Alerts, Checkpoints, Counters, EventAppender, EventReader, Plans, Quotas, Registry, Result,
+    StoreError, Watermarks,
+};
 
 /// Which set of backends to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,7 +167,12 @@ pub struct Ports {
     pub watermarks: Arc<dyn Watermarks>,
     /// Raised alerts, each recorded once.
     pub alerts: Arc<dyn Alerts>,
-    pub event_log: Arc<dyn EventLog>,
+    /// The producer side of the event log (the proxy's only view of it).
+    pub event_appender: Arc<dyn EventAppender>,
+    /// The consumer side of the event log.
+    pub event_reader: Arc<dyn EventReader>,
+    /// Where each consumer of the event log has got to.
+    pub checkpoints: Arc<dyn Checkpoints>,
     pub objects: Arc<dyn ObjectStore>,
     /// The raw archive; `None` on the embedded backend, whose event log is the archive.
     pub archive: Option<Arc<dyn Archive>>,
@@ -195,7 +203,9 @@ impl BackendSettings {
                     quotas: store.clone(),
                     watermarks: store.clone(),
                     alerts: store.clone(),
-                    event_log: store,
+                    event_appender: store.clone(),
+                    event_reader: store.clone(),
+                    checkpoints: store,
                     objects,
                     archive: None,
                     description: format!(
@@ -215,7 +225,9 @@ impl BackendSettings {
                     quotas: backend.quotas.clone(),
                     watermarks: backend.watermarks.clone(),
                     alerts: backend.alerts.clone(),
-                    event_log: backend.event_log.clone(),
+                    event_appender: backend.event_log.clone(),
+                    event_reader: backend.event_log.clone(),
+                    checkpoints: backend.checkpoints.clone(),
                     objects: backend.objects.clone(),
                     archive: backend
                         .archive

@@ -1,4 +1,6 @@
-//! The `EventLog` port: an append-only, partitioned log of usage-event records.
+//! The event log's ports: an append-only, partitioned log of usage-event records, seen
+//! through three narrow traits. Producers (the proxy) hold only an [`EventAppender`];
+//! consumers read with an [`EventReader`] and keep their place in [`Checkpoints`].
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -51,25 +53,28 @@ pub struct AppendFailure {
 /// The outcome of one record of an append: its position, or why it failed.
 pub type AppendResult = std::result::Result<String, AppendFailure>;
 
-/// An append-only, partitioned log.
+/// The producer side of the log: appends batches of records.
 ///
-/// Contracts every backend keeps:
-/// - `append` returns exactly one result per input record, in input order. A record with
-///   an `Ok` result is durable; one with an `Err` result was not written and may be
-///   retried alone. An `Err` from the call itself means nothing is known about the
-///   batch, so callers retry it whole (consumers dedupe by `event_id`).
+/// Contract: `append` returns exactly one result per input record, in input order. A
+/// record with an `Ok` result (its position) is durable; one with an `Err` result was not
+/// written and may be retried alone. An `Err` from the call itself means nothing is known
+/// about the batch, so callers retry it whole (consumers dedupe by `event_id`).
+#[async_trait]
+pub trait EventAppender: Send + Sync {
+    /// Appends records; one result per record, in order.
+    async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>>;
+}
+
+/// The consumer side of the log: its partitions and their records.
+///
+/// Contracts:
+/// - `partitions` lists the partitions, each with its parents, parents before children.
 /// - Within a partition, `read` returns records in append order, after `after`
 ///   (exclusive), at most `max_records` of them. `after = None` reads from the start.
 ///   A read may return fewer records than exist; only `end_of_partition` says the
 ///   partition is finished.
-/// - `partitions` lists the partitions, each with its parents, parents before children.
-/// - Checkpoints are per consumer name and partition. `load_checkpoint` returns `Ok(None)`
-///   when nothing was committed. A committed checkpoint survives restarts.
 #[async_trait]
-pub trait EventLog: Send + Sync {
-    /// Appends records; one result per record, in order.
-    async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>>;
-
+pub trait EventReader: Send + Sync {
     /// The partitions that currently exist, in a stable order.
     async fn partitions(&self) -> Result<Vec<PartitionInfo>>;
 
@@ -80,7 +85,15 @@ pub trait EventLog: Send + Sync {
         after: Option<&str>,
         max_records: usize,
     ) -> Result<ReadBatch>;
+}
 
+/// Where each consumer of the log has got to, per partition.
+///
+/// Contract: checkpoints are per consumer name and partition. `load_checkpoint` returns
+/// `Ok(None)` when nothing was committed. A committed checkpoint survives restarts, and a
+/// later commit replaces an earlier one.
+#[async_trait]
+pub trait Checkpoints: Send + Sync {
     /// The last committed position of `consumer` in `partition`.
     async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>>;
 

@@ -1,7 +1,8 @@
 //! Tollgate's ports and their backends.
 //!
 //! Each external system sits behind one small trait:
-//! - [`EventLog`]: the append-only log of usage events, read per partition from a checkpoint;
+//! - [`EventAppender`], [`EventReader`] and [`Checkpoints`]: the append-only log of usage
+//!   events, appended by the proxy, read per partition by consumers from their checkpoints;
 //! - [`Registry`]: customers, keys (looked up by token hash), limits and the audit trail;
 //! - [`Plans`]: the plan catalogue (immutable plan versions) and plan assignments;
 //! - [`Counters`]: per customer, day and model counters, and per customer and hour (the
@@ -49,7 +50,8 @@ pub use archive::Archive;
 pub use counters::{ApplyReport, Counters, SourcedEvent};
 pub use error::{Result, StoreError};
 pub use event_log::{
-    AppendFailure, AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch,
+    AppendFailure, AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord,
+    PartitionInfo, ReadBatch,
 };
 pub use model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,

@@ -298,16 +298,21 @@ impl Tollgate {
 }
 
 /// Spawns a command and waits for a stdout line starting with `prefix`; `base_url` holds
-/// the rest of that line.
+/// the rest of that line. The process's log (stderr) goes to the test's captured output, so
+/// it is shown only when the test fails: tests that inject faults on purpose would
+/// otherwise fill the suite's log with the errors they cause.
 fn spawn_until_line(mut command: Command, prefix: &'static str) -> ServeProcess {
     let mut process = ServeProcess {
         child: command
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the process starts"),
         base_url: String::new(),
     };
+    if let Some(stderr) = process.child.stderr.take() {
+        forward_to_captured_output(stderr);
+    }
     let stdout = process.child.stdout.take().expect("piped stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -323,6 +328,18 @@ fn spawn_until_line(mut command: Command, prefix: &'static str) -> ServeProcess 
         .recv_timeout(Duration::from_secs(60))
         .unwrap_or_else(|_| panic!("the process printed {prefix:?} within 60 s"));
     process
+}
+
+/// Copies a child's stderr, line by line, to this test's output. The test harness captures
+/// what a test thread and the threads it spawns print, and shows it only for a failed test.
+#[allow(clippy::print_stderr)] // printing is the point: eprintln! is what the harness captures
+fn forward_to_captured_output(stderr: std::process::ChildStderr) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+        }
+    });
 }
 
 /// Every row of every usage Parquet file under a data directory, sorted by `event_id`.

@@ -13,7 +13,7 @@ use schemas::alert::RecordedAlert;
 use schemas::usage_counts::{hour_id, hour_start};
 use store::contract::notify::Receiver;
 use store::notify::webhook::signature;
-use store::{EventLog, LogRecord};
+use store::{EventAppender, LogRecord};
 use tests::fake_bedrock::{Behavior, FakeBedrock};
 use tests::harness::Tollgate;
 

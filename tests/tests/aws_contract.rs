@@ -66,9 +66,18 @@ async fn dynamo_quotas_hold_across_clients() {
 }
 
 #[tokio::test]
-async fn kinesis_event_log_contract() {
+async fn kinesis_event_log_contracts() {
     let backend = backend(2).await;
-    store::contract::event_log::run_all(backend.event_log.as_ref()).await;
+    store::contract::event_appender::run_all(backend.event_log.as_ref()).await;
+    store::contract::event_reader::run_all(backend.event_log.as_ref(), backend.event_log.as_ref())
+        .await;
+}
+
+#[tokio::test]
+async fn dynamo_checkpoints_contract() {
+    let backend = backend(1).await;
+    store::contract::checkpoints::run_all(backend.checkpoints.as_ref(), "shardId-000000000000")
+        .await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use schemas::Outcome;
 use store::aws::AwsBackend;
 use store::aws::meter::{kinesis_on_demand_kib, process_meter};
 use store::contract::{day, event_on, unique};
-use store::{Counters, EventLog, LogRecord, SourcedEvent};
+use store::{Counters, EventAppender, LogRecord, SourcedEvent};
 use tests::aws_env::create_resources;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -194,7 +194,7 @@ async fn kill_9_loss_window_is_measured() {
 /// the Parquet rows are written once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_killed_around_its_counter_commit_counts_each_event_once() {
-    use store::EventLog;
+    use store::EventAppender;
     for point in ["abort-before-counters", "abort-after-counters"] {
         let tollgate = Tollgate::new();
         let (customer_id, _) = tollgate.create_customer("Abort Co", None);

@@ -475,9 +475,9 @@ fn the_stream_archive_and_schedule_are_as_documented() {
     assert_eq!(destination["CompressionFormat"], "GZIP");
     let prefix = destination["Prefix"].as_str().unwrap();
     assert!(
-        prefix.starts_with(&format!("{}/dt=", metering::raw::ARCHIVE_PREFIX)),
+        prefix.starts_with(&format!("{}/dt=", metering::object_keys::ARCHIVE_PREFIX)),
         "replay and reconcile read the archive under {}/: {prefix}",
-        metering::raw::ARCHIVE_PREFIX
+        metering::object_keys::ARCHIVE_PREFIX
     );
     let schedule = &all["CompactSchedule"]["Properties"];
     assert_eq!(schedule["ScheduleExpression"], "cron(0 1 * * ? *)");

@@ -556,7 +556,7 @@ async fn last_use_is_coalesced_and_written_on_shutdown() {
 /// with its payload, the events after it are counted, and the quarantine count is a metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_is_quarantined_and_counted_as_a_metric() {
-    use store::EventLog;
+    use store::EventAppender;
     let tollgate = Tollgate::new();
     let (customer_id, token) = tollgate.create_customer("Poison Co", None);
     let metrics_port = {
@@ -657,7 +657,7 @@ fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// projection loses data, and reports sequence gaps per proxy instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_finds_no_drift_then_names_what_was_lost() {
-    use store::EventLog;
+    use store::EventAppender;
     let tollgate = Tollgate::new();
     let (customer_id, token) = tollgate.create_customer("Reconcile Co", Some(3));
     let server = tollgate.serve(&["--upstream", "simulated"]);

@@ -22,7 +22,7 @@ use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits};
 use store::aws::{AwsBackend, AwsSettings};
 use store::backend::{BackendSettings, Ports};
 use store::bedrock::{BedrockRuntime, BedrockSettings};
-use store::{EventLog, LogEntry, Registry};
+use store::{EventReader, LogEntry, Registry};
 use tests::aws_env::create_resources;
 use tests::fake_bedrock::FakeBedrock;
 use tests::harness::spec_body;
@@ -133,7 +133,7 @@ fn http_api_event(token: &str, body: &str) -> String {
     .to_string()
 }
 
-async fn read_stream(log: &dyn EventLog) -> Vec<LogEntry> {
+async fn read_stream(log: &dyn EventReader) -> Vec<LogEntry> {
     let mut entries = Vec::new();
     for partition in log.partitions().await.unwrap() {
         let batch = log.read(&partition.id, None, 1000).await.unwrap();
@@ -213,13 +213,7 @@ async fn lambda_router(ports: &Ports, fake: &FakeBedrock) -> (axum::Router, prox
             durable_events: true,
             ..ProxyConfig::default()
         },
-        ProxyPorts {
-            registry: ports.registry.clone(),
-            counters: ports.counters.clone(),
-            quotas: ports.quotas.clone(),
-            event_log: ports.event_log.clone(),
-            runtime: Arc::new(runtime),
-        },
+        ProxyPorts::from_backend(ports, Arc::new(runtime)),
     )
     .unwrap();
     (build_router(state), emitter)
@@ -248,7 +242,7 @@ async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
         let response = router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200, "event {index}");
         assert_eq!(
-            read_stream(ports.event_log.as_ref()).await.len(),
+            read_stream(ports.event_reader.as_ref()).await.len(),
             index + 1,
             "durable before the response"
         );
@@ -264,7 +258,7 @@ async fn proxy_and_metering_lambdas_handle_real_event_payloads() {
     assert_eq!(fake.answered().len(), 3);
 
     // The metering Lambda: a Kinesis event built from what the stream holds, plus a poison record.
-    let entries = read_stream(ports.event_log.as_ref()).await;
+    let entries = read_stream(ports.event_reader.as_ref()).await;
     assert_eq!(entries.len(), 3);
     let poison = LogEntry {
         data: bytes::Bytes::from_static(b"this is not a usage event"),
@@ -369,7 +363,7 @@ async fn on_lambda_a_stream_ends_only_after_its_event_is_in_kinesis() {
         .await
         .unwrap();
     assert!(!streamed.is_empty());
-    let entries = read_stream(ports.event_log.as_ref()).await;
+    let entries = read_stream(ports.event_reader.as_ref()).await;
     assert_eq!(
         entries.len(),
         1,

@@ -10,7 +10,7 @@ use schemas::UsageEvent;
 use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
 use store::aws::AwsBackend;
 use store::model_runtime::encode_path_segment;
-use store::{EventLog, LogEntry};
+use store::{EventReader, LogEntry};
 use tests::aws_env::create_resources;
 use tests::fake_bedrock::FakeBedrock;
 use tests::harness::{Tollgate, spec_body};
@@ -53,7 +53,7 @@ fn rest_event(
     })
 }
 
-async fn stream_events(log: &dyn EventLog) -> Vec<UsageEvent> {
+async fn stream_events(log: &dyn EventReader) -> Vec<UsageEvent> {
     let mut entries: Vec<LogEntry> = Vec::new();
     for partition in log.partitions().await.unwrap() {
         entries.extend(log.read(&partition.id, None, 1000).await.unwrap().entries);

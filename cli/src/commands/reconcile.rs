@@ -144,7 +144,7 @@ pub async fn compact(
     json: bool,
 ) -> anyhow::Result<()> {
     let settings = metering::compact::CompactionSettings {
-        event_log: Some(ports.event_log.clone()),
+        checkpoints: Some(ports.checkpoints.clone()),
         consumer_name: metering::ConsumerSettings::default().consumer_name,
         settle_after,
         target_file_bytes: metering::compact::TARGET_FILE_BYTES,

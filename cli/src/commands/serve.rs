@@ -37,13 +37,7 @@ pub async fn serve(
     } else {
         "http"
     };
-    let proxy_ports = ProxyPorts {
-        registry: ports.registry.clone(),
-        counters: ports.counters.clone(),
-        quotas: ports.quotas.clone(),
-        event_log: ports.event_log.clone(),
-        runtime: args.proxy.model_runtime().await?,
-    };
+    let proxy_ports = ProxyPorts::from_backend(&ports, args.proxy.model_runtime().await?);
     let admin = args
         .admin_token_sha256
         .clone()

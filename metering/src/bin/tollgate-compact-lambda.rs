@@ -46,7 +46,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let settings = CompactionSettings {
                 // The Kinesis event source mapping keeps no checkpoint here: only age settles.
-                event_log: None,
+                checkpoints: None,
                 consumer_name: metering::ConsumerSettings::default().consumer_name,
                 settle_after,
                 target_file_bytes: TARGET_FILE_BYTES,

@@ -7,70 +7,10 @@
 //! Configuration comes from the same `TOLLGATE_*` environment variables as every binary.
 
 use clap::Parser;
-use lambda_http::request::RequestContext;
-use proxy::build_router;
-use proxy::config::ProxyConfig;
-use proxy::router::path_without_stage;
-use proxy::server::{ProxyPorts, build_state};
-use proxy::settings::ProxyArgs;
-use store::backend::BackendArgs;
-
-/// Configuration, read from the environment.
-#[derive(Debug, Parser)]
-#[command(name = "tollgate-proxy-lambda", version)]
-struct Arguments {
-    #[command(flatten)]
-    backend: BackendArgs,
-    #[command(flatten)]
-    proxy: ProxyArgs,
-}
-
-/// Routes `/{stage}/…` as `/…` whatever the API Gateway stage is called (the router also
-/// knows `/prod/…` for servers behind a `prod` path).
-fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
-    let stage = match request.extensions().get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
-        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
-        _ => None,
-    };
-    let Some(stage) = stage else {
-        return request;
-    };
-    let uri = request.uri();
-    let Some(path) = path_without_stage(uri.path(), &stage) else {
-        return request;
-    };
-    let rewritten = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
-    };
-    if let Ok(uri) = rewritten.parse() {
-        *request.uri_mut() = uri;
-    }
-    request
-}
+use proxy::lambda::{LambdaArguments, run_lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::process::init_logging("info");
-    let arguments = Arguments::parse();
-    let ports = arguments.backend.settings()?.open().await?;
-    let config = ProxyConfig {
-        durable_events: true,
-        tls: None,
-        // Lambda answers only once each event is in the log; its disk does not outlive it.
-        spool: None,
-        ..arguments.proxy.proxy_config(None)
-    };
-    let proxy_ports = ProxyPorts {
-        registry: ports.registry,
-        counters: ports.counters,
-        quotas: ports.quotas,
-        event_log: ports.event_log,
-        runtime: arguments.proxy.model_runtime().await?,
-    };
-    let (state, _emitter) = build_state(config, proxy_ports)?;
-    // The stage is removed before routing (an axum layer would run after it).
-    let service = tower::ServiceExt::map_request(build_router(state), strip_stage);
-    lambda_http::run_with_streaming_response(service).await
+    run_lambda(LambdaArguments::parse()).await
 }

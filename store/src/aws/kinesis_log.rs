@@ -1,4 +1,5 @@
-//! `EventLog` on a Kinesis Data Stream, with checkpoints in DynamoDB.
+//! The event log's appender and reader on a Kinesis Data Stream (checkpoints live in
+//! DynamoDB, in [`super::dynamo_checkpoints`]).
 //!
 //! - Producer: `PutRecords` in batches of at most 500 records and 5 MiB, partition key =
 //!   the record's (the customer id). Each record gets its own result, so the caller retries
@@ -8,23 +9,20 @@
 //!   number. The next iterator is cached per shard, so a consumer that reads on from where
 //!   it stopped makes one `GetRecords` call per read. A closed shard read to its end
 //!   reports `end_of_partition`.
-//! - Checkpoints: items `CHECKPOINT#<consumer>` / `PARTITION#<shard>` in the counters table.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::Client as DynamoClient;
 use aws_sdk_kinesis::Client as KinesisClient;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use bytes::Bytes;
-use chrono::Utc;
 
-use super::attributes::{get_string, key, number, string};
 use super::errors::{aws_error, is_retryable_code};
 use crate::event_log::{
-    AppendFailure, AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch,
+    AppendFailure, AppendResult, EventAppender, EventReader, LogEntry, LogRecord, PartitionInfo,
+    ReadBatch,
 };
 use crate::{Result, StoreError};
 
@@ -94,25 +92,16 @@ pub fn order_parents_first(mut partitions: Vec<PartitionInfo>) -> Vec<PartitionI
 pub struct KinesisEventLog {
     kinesis: KinesisClient,
     stream_name: String,
-    dynamo: DynamoClient,
-    checkpoint_table: String,
     /// Per shard: the position the cached iterator continues after, and the iterator.
     iterators: Mutex<HashMap<String, (Option<String>, String)>>,
 }
 
 impl KinesisEventLog {
-    /// A log over `stream_name`, with checkpoints in `checkpoint_table`.
-    pub fn new(
-        kinesis: KinesisClient,
-        stream_name: impl Into<String>,
-        dynamo: DynamoClient,
-        checkpoint_table: impl Into<String>,
-    ) -> Self {
+    /// A log over `stream_name`.
+    pub fn new(kinesis: KinesisClient, stream_name: impl Into<String>) -> Self {
         Self {
             kinesis,
             stream_name: stream_name.into(),
-            dynamo,
-            checkpoint_table: checkpoint_table.into(),
             iterators: Mutex::new(HashMap::new()),
         }
     }
@@ -233,7 +222,7 @@ fn failed_batch(count: usize, retryable: bool, message: String) -> Vec<AppendRes
 }
 
 #[async_trait]
-impl EventLog for KinesisEventLog {
+impl EventAppender for KinesisEventLog {
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
         let mut results = Vec::with_capacity(records.len());
         for batch in split_put_batches(records) {
@@ -241,7 +230,10 @@ impl EventLog for KinesisEventLog {
         }
         Ok(results)
     }
+}
 
+#[async_trait]
+impl EventReader for KinesisEventLog {
     async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
         let mut partitions = Vec::new();
         let mut next_token: Option<String> = None;
@@ -344,51 +336,6 @@ impl EventLog for KinesisEventLog {
                 end_of_partition,
             });
         }
-    }
-
-    async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>> {
-        let output = self
-            .dynamo
-            .get_item()
-            .table_name(&self.checkpoint_table)
-            .set_key(Some(key(
-                format!("CHECKPOINT#{consumer}"),
-                format!("PARTITION#{partition}"),
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| aws_error("GetItem", &self.checkpoint_table, error))?;
-        output
-            .item
-            .as_ref()
-            .map(|item| get_string(item, "position"))
-            .transpose()
-    }
-
-    async fn commit_checkpoint(
-        &self,
-        consumer: &str,
-        partition: &str,
-        position: &str,
-    ) -> Result<()> {
-        let mut item = key(
-            format!("CHECKPOINT#{consumer}"),
-            format!("PARTITION#{partition}"),
-        );
-        item.insert("position".into(), string(position));
-        item.insert(
-            "updated_at_ms".into(),
-            number(Utc::now().timestamp_millis()),
-        );
-        self.dynamo
-            .put_item()
-            .table_name(&self.checkpoint_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|error| aws_error("PutItem", &self.checkpoint_table, error))?;
-        Ok(())
     }
 }
 

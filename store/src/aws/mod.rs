@@ -1,4 +1,5 @@
-//! The AWS backends: Kinesis (event log), DynamoDB (registry, plans, counters, checkpoints),
+//! The AWS backends: Kinesis (event log appender and reader), DynamoDB (registry, plans,
+//! counters, checkpoints),
 //! Firehose (raw archive), S3 (Parquet, quarantine) through `object_store`, and SNS (alerts).
 //!
 //! Each client is built once from one [`AwsSettings`]; `endpoint_url` points every service
@@ -7,6 +8,7 @@
 
 mod attributes;
 pub mod dynamo_alerts;
+pub mod dynamo_checkpoints;
 pub mod dynamo_counters;
 pub mod dynamo_plans;
 pub mod dynamo_quotas;
@@ -22,6 +24,7 @@ pub mod settings;
 pub mod sns_notifier;
 
 pub use dynamo_alerts::DynamoAlerts;
+pub use dynamo_checkpoints::DynamoCheckpoints;
 pub use dynamo_counters::DynamoCounters;
 pub use dynamo_plans::DynamoPlans;
 pub use dynamo_quotas::DynamoQuotas;

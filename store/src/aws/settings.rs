@@ -13,8 +13,8 @@ use super::meter::process_meter;
 use super::meter_hooks::MeterInterceptor;
 use super::s3_objects::s3_object_store;
 use super::{
-    DynamoAlerts, DynamoCounters, DynamoPlans, DynamoQuotas, DynamoRegistry, DynamoWatermarks,
-    FirehoseArchive, KinesisEventLog,
+    DynamoAlerts, DynamoCheckpoints, DynamoCounters, DynamoPlans, DynamoQuotas, DynamoRegistry,
+    DynamoWatermarks, FirehoseArchive, KinesisEventLog,
 };
 use crate::{Result, StoreError};
 
@@ -53,6 +53,7 @@ pub struct AwsBackend {
     pub watermarks: Arc<DynamoWatermarks>,
     pub alerts: Arc<DynamoAlerts>,
     pub event_log: Arc<KinesisEventLog>,
+    pub checkpoints: Arc<DynamoCheckpoints>,
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
     pub settings: AwsSettings,
@@ -140,9 +141,8 @@ impl AwsBackend {
                 dynamo.clone(),
                 &settings.counters_table,
             )),
-            event_log: Arc::new(KinesisEventLog::new(
-                kinesis.clone(),
-                &settings.stream_name,
+            event_log: Arc::new(KinesisEventLog::new(kinesis.clone(), &settings.stream_name)),
+            checkpoints: Arc::new(DynamoCheckpoints::new(
                 dynamo.clone(),
                 &settings.counters_table,
             )),

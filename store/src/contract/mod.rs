@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod alerts;
+pub mod checkpoints;
 pub mod counters;
-pub mod event_log;
+pub mod event_appender;
+pub mod event_reader;
 pub mod notify;
 pub mod plans;
 pub mod quotas;

@@ -1,4 +1,5 @@
-//! `EventLog` on SQLite: one table, one partition, positions are zero-padded sequence numbers.
+//! The event log on SQLite (appender, reader and checkpoints): one table, one partition,
+//! positions are zero-padded sequence numbers.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -6,7 +7,10 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 
 use super::{EMBEDDED_PARTITION, EmbeddedStore};
-use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
+use crate::event_log::{
+    AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord, PartitionInfo,
+    ReadBatch,
+};
 use crate::{Result, StoreError};
 
 fn format_position(seq: i64) -> String {
@@ -20,7 +24,7 @@ fn parse_position(position: &str) -> Result<i64> {
 }
 
 #[async_trait]
-impl EventLog for EmbeddedStore {
+impl EventAppender for EmbeddedStore {
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
         if records.is_empty() {
             return Ok(Vec::new());
@@ -44,7 +48,10 @@ impl EventLog for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl EventReader for EmbeddedStore {
     async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
         Ok(vec![PartitionInfo {
             id: EMBEDDED_PARTITION.to_owned(),
@@ -82,7 +89,10 @@ impl EventLog for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Checkpoints for EmbeddedStore {
     async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>> {
         let (consumer, partition) = (consumer.to_owned(), partition.to_owned());
         self.with_connection(move |connection| {

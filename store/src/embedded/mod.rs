@@ -133,9 +133,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn embedded_event_log_contract() {
+    async fn embedded_event_log_contracts() {
         let (_directory, store) = temp_store();
-        contract::event_log::run_all(&store).await;
+        contract::event_appender::run_all(&store).await;
+        contract::event_reader::run_all(&store, &store).await;
+        contract::checkpoints::run_all(&store, EMBEDDED_PARTITION).await;
     }
 
     #[tokio::test]
@@ -185,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn database_is_in_wal_mode_and_survives_reopen() {
-        use crate::EventLog;
+        use crate::Checkpoints;
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("nested").join("tollgate.db");
         let store = EmbeddedStore::open(&path).unwrap();

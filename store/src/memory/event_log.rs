@@ -1,9 +1,12 @@
-//! `EventLog` in memory: one partition, positions are 1-based indexes, zero-padded.
+//! The event log in memory (appender, reader, checkpoints): one partition, positions are 1-based indexes, zero-padded.
 
 use async_trait::async_trait;
 
 use super::{MEMORY_PARTITION, MemoryStore};
-use crate::event_log::{AppendResult, EventLog, LogEntry, LogRecord, PartitionInfo, ReadBatch};
+use crate::event_log::{
+    AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord, PartitionInfo,
+    ReadBatch,
+};
 use crate::{Result, StoreError};
 
 fn format_position(index: usize) -> String {
@@ -17,7 +20,7 @@ fn parse_position(position: &str) -> Result<usize> {
 }
 
 #[async_trait]
-impl EventLog for MemoryStore {
+impl EventAppender for MemoryStore {
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
         let mut state = self.state()?;
         let mut results = Vec::with_capacity(records.len());
@@ -27,7 +30,10 @@ impl EventLog for MemoryStore {
         }
         Ok(results)
     }
+}
 
+#[async_trait]
+impl EventReader for MemoryStore {
     async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
         Ok(vec![PartitionInfo {
             id: MEMORY_PARTITION.to_owned(),
@@ -64,7 +70,10 @@ impl EventLog for MemoryStore {
             end_of_partition: false,
         })
     }
+}
 
+#[async_trait]
+impl Checkpoints for MemoryStore {
     async fn load_checkpoint(&self, consumer: &str, partition: &str) -> Result<Option<String>> {
         Ok(self
             .state()?

@@ -75,8 +75,11 @@ mod tests {
     use crate::contract;
 
     #[tokio::test]
-    async fn memory_event_log_contract() {
-        contract::event_log::run_all(&MemoryStore::new()).await;
+    async fn memory_event_log_contracts() {
+        let store = MemoryStore::new();
+        contract::event_appender::run_all(&store).await;
+        contract::event_reader::run_all(&store, &store).await;
+        contract::checkpoints::run_all(&store, MEMORY_PARTITION).await;
     }
 
     #[tokio::test]

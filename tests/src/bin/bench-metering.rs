@@ -107,12 +107,12 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
             data: event.encode_json().unwrap().into(),
         });
         if records.len() == 1000 {
-            ports.event_log.append(&records).await.unwrap();
+            ports.event_appender.append(&records).await.unwrap();
             records.clear();
         }
     }
     if !records.is_empty() {
-        ports.event_log.append(&records).await.unwrap();
+        ports.event_appender.append(&records).await.unwrap();
     }
     (ports, customers)
 }
@@ -132,7 +132,8 @@ async fn run(label: &str, options: &Options, alerts: bool) {
     });
     let applier = BatchApplier::from_ports(&ports).with_alert_engine(engine.clone());
     let consumer = MeteringConsumer::with_applier(
-        ports.event_log.clone(),
+        ports.event_reader.clone(),
+        ports.checkpoints.clone(),
         applier,
         ConsumerSettings::default(),
     );

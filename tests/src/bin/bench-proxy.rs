@@ -238,13 +238,14 @@ async fn main() {
             registry: store.clone(),
             counters: store.clone(),
             quotas: store.clone(),
-            event_log: store.clone(),
+            event_appender: store.clone(),
             runtime: Arc::new(BedrockRuntime::connect(&settings).await.unwrap()),
         },
     )
     .await
     .unwrap();
     let consumer = Arc::new(MeteringConsumer::new(
+        store.clone(),
         store.clone(),
         store.clone(),
         objects,

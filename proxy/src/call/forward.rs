@@ -1,136 +1,56 @@
-//! Forwarding an admitted call to the model runtime, answering, and emitting its event.
+//! The forward stage: send an admitted call to the model runtime, answer the client, and
+//! meter the answer (settle the admission, record the event).
 //!
-//! The upstream call and the event emission run in their own task, so the event is
-//! written even when the client disconnects mid-call (it is then `client_aborted`).
+//! The upstream call and the metering run in their own task, so the event is written
+//! even when the client disconnects mid-call (it is then `client_aborted`).
 
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use schemas::bedrock_stream::StreamKind;
 use schemas::bedrock_usage::{
     INPUT_TOKEN_HEADER, OUTPUT_TOKEN_HEADER, TokenUsage, usage_from_body, usage_from_headers,
 };
-use schemas::usage_event::truncate_to_millis;
-use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+use schemas::{Operation, Outcome};
 use store::{ModelInvocation, RuntimeError, UpstreamBody, UpstreamResponse};
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use crate::admission::Settlement;
-use crate::emitter::EmitterHandle;
+use crate::call::meter::{
+    AnswerFacts, EventDraft, UpstreamFacts, call_event, outcome_for_status, settle_admission,
+};
+use crate::call::response_headers::with_request_id;
+use crate::call::stream_meter::{MeteredStream, StreamMeter};
 use crate::error_response::ApiError;
-use crate::metered_stream::{MeteredStream, StreamMeter};
 use crate::state::ProxyState;
 
-/// What is known about a call before it is answered.
-#[derive(Debug, Clone)]
-pub struct EventDraft {
-    pub event_id: Uuid,
-    pub request_id: String,
-    pub accepted_at: DateTime<Utc>,
-    pub started: Instant,
-    pub customer_id: String,
-    pub key_id: String,
-    pub model_id: String,
-    pub operation: Operation,
-    pub request_bytes: u64,
-    /// The admission to settle with the call's tokens; `None` for a refused call.
-    pub settlement: Option<Settlement>,
-}
-
-/// What the answer adds to the event.
-#[derive(Debug, Clone, Default)]
-pub struct UpstreamFacts {
-    pub upstream_request_id: Option<String>,
-    pub upstream_latency_ms: Option<u64>,
-    pub usage: TokenUsage,
-}
-
-fn millis(duration: std::time::Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-impl EventDraft {
-    /// The event of a call Bedrock was not asked about (a limit rejection).
-    pub fn complete(
-        self,
-        emitter: &EmitterHandle,
-        status: u16,
-        outcome: Outcome,
-        response_bytes: u64,
-    ) -> UsageEvent {
-        self.complete_with(
-            emitter,
-            status,
-            outcome,
-            response_bytes,
-            UpstreamFacts::default(),
-        )
-    }
-
-    /// The event of a finished call.
-    pub fn complete_with(
-        self,
-        emitter: &EmitterHandle,
-        status: u16,
-        outcome: Outcome,
-        response_bytes: u64,
-        upstream: UpstreamFacts,
-    ) -> UsageEvent {
-        if let Some(settlement) = self.settlement {
-            settlement.settle(
-                upstream
-                    .usage
-                    .input_tokens
-                    .saturating_add(upstream.usage.output_tokens),
-            );
-        }
-        UsageEvent {
-            event_id: self.event_id,
-            schema_version: USAGE_EVENT_SCHEMA_VERSION,
-            occurred_at: truncate_to_millis(self.accepted_at),
-            customer_id: self.customer_id,
-            key_id: self.key_id,
-            request_id: self.request_id,
-            upstream_request_id: upstream.upstream_request_id,
-            model_id: self.model_id,
-            operation: self.operation,
-            status,
-            outcome,
-            input_tokens: upstream.usage.input_tokens,
-            output_tokens: upstream.usage.output_tokens,
-            cache_read_tokens: upstream.usage.cache_read_tokens,
-            cache_write_tokens: upstream.usage.cache_write_tokens,
-            latency_ms: millis(self.started.elapsed()),
-            upstream_latency_ms: upstream.upstream_latency_ms,
-            request_bytes: self.request_bytes,
-            response_bytes,
-            proxy_instance: emitter.instance().to_owned(),
-            instance_seq: emitter.next_sequence(),
+/// Request headers Bedrock needs: content type, accept, and every `x-amzn-bedrock-*`.
+pub fn forwarded_headers(headers: &HeaderMap, operation: Operation) -> Vec<(String, String)> {
+    let mut forwarded = Vec::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        if (name == "content-type" || name == "accept" || name.starts_with("x-amzn-bedrock-"))
+            && let Ok(value) = value.to_str()
+        {
+            forwarded.push((name.to_owned(), value.to_owned()));
         }
     }
-}
-
-/// How the status of an answer from Bedrock is classified: anything but 2xx is an
-/// `upstream_error` (Bedrock's throttling, validation, model and service errors alike).
-pub fn outcome_for_status(status: u16) -> Outcome {
-    if (200..=299).contains(&status) {
-        Outcome::Success
-    } else {
-        Outcome::UpstreamError
+    if !forwarded.iter().any(|(name, _)| name == "content-type") {
+        forwarded.push(("content-type".to_owned(), "application/json".to_owned()));
     }
-}
-
-/// Sets Tollgate's request id on a response.
-pub fn with_request_id(mut response: Response, request_id: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-amzn-requestid", value);
+    if !forwarded.iter().any(|(name, _)| name == "accept") {
+        let accept = match operation {
+            Operation::InvokeStream | Operation::ConverseStream => {
+                "application/vnd.amazon.eventstream"
+            }
+            Operation::Invoke | Operation::Converse => "application/json",
+        };
+        forwarded.push(("accept".to_owned(), accept.to_owned()));
     }
-    response
+    forwarded
 }
 
 /// Response headers passed back from Bedrock (content type, error type, Bedrock's own).
@@ -242,17 +162,17 @@ fn respond_complete(
     }
 }
 
-/// Forwards an admitted call, answers it, and emits its event exactly once.
-pub async fn forward_and_emit(
+/// Forwards an admitted call, answers it, and meters it exactly once.
+pub async fn forward_and_meter(
     state: &ProxyState,
     draft: EventDraft,
+    settlement: Settlement,
     invocation: ModelInvocation,
 ) -> Response {
     let (response_sender, response_receiver) = oneshot::channel();
     let runtime = state.runtime.clone();
     let emitter = state.emitter.clone();
-    let durable = state.config.durable_events;
-    let request_id = draft.request_id.clone();
+    let request_id = draft.start.request_id.clone();
     let operation = invocation.operation;
     tokio::spawn(async move {
         let started_upstream = Instant::now();
@@ -279,8 +199,8 @@ pub async fn forward_and_emit(
                     upstream_latency_ms: millis_of(upstream_latency),
                     status,
                     draft,
+                    settlement,
                     emitter,
-                    durable,
                 };
                 let mut response =
                     Response::new(Body::from_stream(MeteredStream::new(stream, kind, meter)));
@@ -305,26 +225,25 @@ pub async fn forward_and_emit(
             Err(error) => Err(error),
         };
         let (response, status, response_bytes, facts) = respond_complete(result, started_upstream);
-        if durable {
-            let event = draft.complete_with(
-                &emitter,
-                status,
-                outcome_for_status(status),
-                response_bytes,
-                facts,
-            );
-            emitter.emit_durable(event).await;
-            let _ = response_sender.send(response);
-            return;
-        }
-        let delivered = response_sender.send(response).is_ok();
-        let outcome = if delivered {
-            outcome_for_status(status)
-        } else {
-            Outcome::ClientAborted
-        };
-        let event = draft.complete_with(&emitter, status, outcome, response_bytes, facts);
-        emitter.emit(event).await;
+        emitter
+            .answer_and_record(
+                move || response_sender.send(response).is_ok(),
+                move |delivered| {
+                    let closing_write = settle_admission(settlement, &facts.usage);
+                    let outcome = if delivered {
+                        outcome_for_status(status)
+                    } else {
+                        Outcome::ClientAborted
+                    };
+                    let answer = AnswerFacts {
+                        status,
+                        outcome,
+                        response_bytes,
+                    };
+                    (call_event(draft, answer, facts), closing_write)
+                },
+            )
+            .await;
     });
     match response_receiver.await {
         Ok(response) => with_request_id(response, &request_id),
@@ -336,23 +255,9 @@ pub async fn forward_and_emit(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_map_to_outcomes() {
-        assert_eq!(outcome_for_status(200), Outcome::Success);
-        assert_eq!(outcome_for_status(400), Outcome::UpstreamError);
-        assert_eq!(outcome_for_status(404), Outcome::UpstreamError);
-        assert_eq!(outcome_for_status(429), Outcome::UpstreamError);
-        assert_eq!(outcome_for_status(500), Outcome::UpstreamError);
-        assert_eq!(outcome_for_status(503), Outcome::UpstreamError);
-    }
-}
-
-#[cfg(test)]
 mod error_mapping_tests {
     use super::*;
+    use crate::call::meter::outcome_for_status;
 
     #[test]
     fn bedrock_errors_map_to_what_the_client_sees() {

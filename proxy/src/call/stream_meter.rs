@@ -8,6 +8,9 @@
 //! the event is then `client_aborted` with those tokens. Bedrock bills the operator for the
 //! tokens it generated, so this bills the customer for the same tokens. If the drain times
 //! out, the event carries the tokens reported so far.
+//!
+//! The stream ends for the client once its event is recorded as the emitter's durability
+//! requires (on Lambda: durable in the log).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -21,54 +24,54 @@ use schemas::Outcome;
 use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
 use store::RuntimeError;
 
-use crate::emitter::EmitterHandle;
-use crate::forward::{EventDraft, UpstreamFacts};
+use crate::admission::Settlement;
+use crate::call::meter::{AnswerFacts, EventDraft, UpstreamFacts, call_event, settle_admission};
+use crate::emitter::{ClosingWrite, EmitterHandle};
 
 /// Longest the proxy keeps reading a stream whose client has gone.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
-/// What is needed to write the stream's event.
+/// What is needed to settle the call and write the stream's event.
 #[derive(Debug)]
 pub struct StreamMeter {
     pub draft: EventDraft,
+    pub settlement: Settlement,
     pub emitter: EmitterHandle,
     pub status: u16,
     pub upstream_request_id: Option<String>,
     pub upstream_latency_ms: u64,
-    /// End the client's stream only once the event is durable in the log (Lambda).
-    pub durable: bool,
 }
 
 impl StreamMeter {
-    fn event(
+    /// Settles the call with the tokens the stream reported, then builds its event.
+    fn close(
         self,
         tap: &StreamUsageTap,
         outcome: Outcome,
         response_bytes: u64,
-    ) -> (EmitterHandle, schemas::UsageEvent) {
+    ) -> (EmitterHandle, schemas::UsageEvent, Option<ClosingWrite>) {
         let facts = UpstreamFacts {
-            upstream_request_id: self.upstream_request_id.clone(),
+            upstream_request_id: self.upstream_request_id,
             upstream_latency_ms: Some(self.upstream_latency_ms),
             usage: tap.observation().usage(),
         };
-        let emitter = self.emitter.clone();
-        let event =
-            self.draft
-                .complete_with(&self.emitter, self.status, outcome, response_bytes, facts);
-        (emitter, event)
+        let closing_write = settle_admission(self.settlement, &facts.usage);
+        let answer = AnswerFacts {
+            status: self.status,
+            outcome,
+            response_bytes,
+        };
+        (
+            self.emitter,
+            call_event(self.draft, answer, facts),
+            closing_write,
+        )
     }
 
-    /// Queues the event without waiting (used where nothing can wait: drops and drains).
-    fn emit(self, tap: &StreamUsageTap, outcome: Outcome, response_bytes: u64) {
-        let (emitter, event) = self.event(tap, outcome, response_bytes);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move { emitter.emit(event).await });
-            }
-            Err(_) => {
-                tracing::error!(event_id = %event.event_id, "no runtime to emit a stream's usage event")
-            }
-        }
+    /// Meters a stream whose client has gone: nothing waits for the event.
+    fn record_in_background(self, tap: &StreamUsageTap, outcome: Outcome, response_bytes: u64) {
+        let (emitter, event, closing_write) = self.close(tap, outcome, response_bytes);
+        emitter.record_in_background(event, closing_write);
     }
 }
 
@@ -78,9 +81,9 @@ pub struct MeteredStream {
     tap: Option<StreamUsageTap>,
     meter: Option<StreamMeter>,
     response_bytes: u64,
-    /// In durable mode: the write of the event, which the end of the stream waits for.
-    durable_write: Option<BoxFuture<'static, ()>>,
-    /// What to yield once the durable write is done (`None` = end of stream).
+    /// The recording of the event, which the end of the stream waits for.
+    pending_record: Option<BoxFuture<'static, ()>>,
+    /// What to yield once the event is recorded (`None` = end of stream).
     after_write: Option<Option<Result<Bytes, std::io::Error>>>,
 }
 
@@ -105,7 +108,7 @@ impl MeteredStream {
             tap: Some(StreamUsageTap::new(kind)),
             meter: Some(meter),
             response_bytes: 0,
-            durable_write: None,
+            pending_record: None,
             after_write: None,
         }
     }
@@ -119,37 +122,34 @@ impl MeteredStream {
             } else {
                 outcome
             };
-            if meter.durable {
-                let (emitter, event) = meter.event(tap, outcome, self.response_bytes);
-                self.durable_write = Some(async move { emitter.emit_durable(event).await }.boxed());
-            } else {
-                meter.emit(tap, outcome, self.response_bytes);
-            }
+            let (emitter, event, closing_write) = meter.close(tap, outcome, self.response_bytes);
+            self.pending_record =
+                Some(async move { emitter.record(event, closing_write).await }.boxed());
         }
     }
 
-    /// Ends the client's stream with `last`, after the durable write if there is one.
+    /// Ends the client's stream with `last`, once the event is recorded.
     fn end_with(
         &mut self,
         last: Option<Result<Bytes, std::io::Error>>,
         context: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, std::io::Error>>> {
-        if self.durable_write.is_none() {
+        if self.pending_record.is_none() {
             return Poll::Ready(last);
         }
         self.after_write = Some(last);
-        self.poll_durable_write(context)
+        self.poll_pending_record(context)
     }
 
-    fn poll_durable_write(
+    fn poll_pending_record(
         &mut self,
         context: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, std::io::Error>>> {
-        if let Some(write) = self.durable_write.as_mut() {
-            if write.as_mut().poll(context).is_pending() {
+        if let Some(record) = self.pending_record.as_mut() {
+            if record.as_mut().poll(context).is_pending() {
                 return Poll::Pending;
             }
-            self.durable_write = None;
+            self.pending_record = None;
         }
         Poll::Ready(self.after_write.take().flatten())
     }
@@ -159,8 +159,8 @@ impl Stream for MeteredStream {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.durable_write.is_some() {
-            return self.poll_durable_write(context);
+        if self.pending_record.is_some() {
+            return self.poll_pending_record(context);
         }
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
@@ -191,10 +191,10 @@ impl Stream for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        if let Some(write) = self.durable_write.take() {
-            // The client left while the event was being made durable: finish the write.
+        if let Some(record) = self.pending_record.take() {
+            // The client left while the event was being recorded: finish recording it.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(write);
+                runtime.spawn(record);
             }
         }
         let (Some(meter), Some(mut tap)) = (self.meter.take(), self.tap.take()) else {
@@ -202,11 +202,11 @@ impl Drop for MeteredStream {
         };
         let response_bytes = self.response_bytes;
         let Some(mut inner) = self.inner.take() else {
-            meter.emit(&tap, Outcome::ClientAborted, response_bytes);
+            meter.record_in_background(&tap, Outcome::ClientAborted, response_bytes);
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            meter.emit(&tap, Outcome::ClientAborted, response_bytes);
+            meter.record_in_background(&tap, Outcome::ClientAborted, response_bytes);
             return;
         };
         runtime.spawn(async move {
@@ -219,7 +219,7 @@ impl Drop for MeteredStream {
             if drained.is_err() {
                 tracing::warn!("stream of a departed client did not end in time; metering the tokens reported so far");
             }
-            meter.emit(&tap, Outcome::ClientAborted, response_bytes);
+            meter.record_in_background(&tap, Outcome::ClientAborted, response_bytes);
         });
     }
 }

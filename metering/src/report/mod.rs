@@ -1,0 +1,173 @@
+//! Usage reports: the spec's views (calls per customer per day, monthly usage per customer,
+//! trends, most active customers) plus tokens by model and error and rejection rates, as
+//! data, as SVG charts and as one self-contained HTML page. Pure: the caller reads the
+//! counters.
+
+mod render;
+mod views;
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use schemas::DailyUsage;
+use serde::Serialize;
+
+pub use render::{to_csv_files, to_html};
+
+/// One customer's counters for the report's range.
+#[derive(Debug, Clone)]
+pub struct CustomerUsage {
+    pub customer_id: String,
+    pub name: String,
+    pub cells: Vec<DailyUsage>,
+}
+
+/// A table: a title, column names and rows of cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Everything a report shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub calls_per_customer_per_day: Table,
+    pub monthly_usage_per_customer: Table,
+    pub daily_trend: Table,
+    pub most_active_customers: Table,
+    pub tokens_by_model: Table,
+    pub error_and_rejection_rates: Table,
+}
+
+impl Report {
+    /// The tables in display order.
+    pub fn tables(&self) -> [&Table; 6] {
+        [
+            &self.calls_per_customer_per_day,
+            &self.monthly_usage_per_customer,
+            &self.daily_trend,
+            &self.most_active_customers,
+            &self.tokens_by_model,
+            &self.error_and_rejection_rates,
+        ]
+    }
+}
+
+/// Builds the report's tables.
+pub fn build_report(start: NaiveDate, end: NaiveDate, customers: &[CustomerUsage]) -> Report {
+    let days: Vec<NaiveDate> = start.iter_days().take_while(|day| *day <= end).collect();
+    let daily = views::daily_totals(&days, customers);
+    Report {
+        start,
+        end,
+        calls_per_customer_per_day: views::calls_per_customer_per_day(&days, customers),
+        monthly_usage_per_customer: views::monthly_usage_per_customer(customers),
+        daily_trend: views::daily_trend(&daily),
+        most_active_customers: views::most_active_customers(customers),
+        tokens_by_model: views::tokens_by_model(customers),
+        error_and_rejection_rates: views::error_and_rejection_rates(&daily),
+    }
+}
+
+/// The customers with any usage in the report, for tests and summaries.
+pub fn customers_with_usage(customers: &[CustomerUsage]) -> BTreeSet<String> {
+    customers
+        .iter()
+        .filter(|customer| !customer.cells.is_empty())
+        .map(|customer| customer.customer_id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use schemas::UsageCounts;
+
+    use super::*;
+
+    fn cell(day: u32, model: &str, requests: u64, errors: u64, rejected: u64) -> DailyUsage {
+        DailyUsage {
+            day: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+            model_id: model.into(),
+            counts: UsageCounts {
+                requests,
+                errors,
+                rejected,
+                input_tokens: requests * 10,
+                output_tokens: requests * 2,
+                ..UsageCounts::default()
+            },
+        }
+    }
+
+    fn customers() -> Vec<CustomerUsage> {
+        vec![
+            CustomerUsage {
+                customer_id: "a".into(),
+                name: "Alpha <A>".into(),
+                cells: vec![cell(1, "m1", 10, 1, 0), cell(2, "m1", 30, 0, 5)],
+            },
+            CustomerUsage {
+                customer_id: "b".into(),
+                name: "Beta".into(),
+                cells: vec![cell(2, "m2", 5, 0, 0)],
+            },
+        ]
+    }
+
+    #[test]
+    fn every_view_is_computed_from_the_counters() {
+        let report = build_report(
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+            &customers(),
+        );
+        assert_eq!(
+            report.calls_per_customer_per_day.rows,
+            vec![
+                vec!["2026-11-01", "10", "0"],
+                vec!["2026-11-02", "30", "5"],
+                vec!["2026-11-03", "0", "0"],
+            ]
+        );
+        assert_eq!(report.most_active_customers.rows[0][0], "Alpha <A>");
+        assert_eq!(report.most_active_customers.rows[0][1], "40");
+        // Day 2: 35 admitted, 5 rejected: 5 / 40 = 12.5%.
+        assert_eq!(
+            report.error_and_rejection_rates.rows[1],
+            vec!["2026-11-02", "0.0", "12.5"]
+        );
+        // Day 1: 1 error in 10 admitted = 10.0%.
+        assert_eq!(report.error_and_rejection_rates.rows[0][1], "10.0");
+        assert_eq!(report.tokens_by_model.rows[1], vec!["m2", "50", "10"]);
+        let html = to_html(&report);
+        for table in report.tables() {
+            assert!(
+                html.contains(&format!("id=\"chart-{}\"", table.id)),
+                "{}",
+                table.id
+            );
+            assert!(
+                html.contains(&format!("id=\"table-{}\"", table.id)),
+                "{}",
+                table.id
+            );
+        }
+        assert!(html.contains("Alpha &lt;A&gt;"));
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "self-contained"
+        );
+        let files = to_csv_files(&report);
+        assert_eq!(files.len(), 6);
+        assert!(
+            files[0]
+                .1
+                .starts_with("day,Alpha <A>,Beta\n2026-11-01,10,0\n")
+        );
+    }
+}

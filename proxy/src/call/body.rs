@@ -1,0 +1,192 @@
+//! The body stage: read the request body within its size limit and timeout, find the
+//! model (in the spec's body, or in Bedrock's path), check the model id's shape and the
+//! customer's model allow-list.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::auth::Caller;
+use crate::config::ProxyConfig;
+use crate::error_response::ApiError;
+
+/// Where a call names its model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The spec's endpoint: `modelId` inside the JSON body, removed before forwarding.
+    SpecBody,
+    /// Bedrock's own routes: the (already percent-decoded) path segment; the body is
+    /// forwarded unchanged.
+    Path(String),
+}
+
+/// A call whose body was read and validated.
+#[derive(Debug, Clone)]
+pub struct ValidatedBody {
+    pub model_id: String,
+    /// What is sent to the model.
+    pub model_body: Bytes,
+    /// The size of the body the client sent.
+    pub request_bytes: u64,
+}
+
+/// Reads the body and checks it: size and time limits, the model id (from `source`) and
+/// its shape, and the customer's model allow-list. The error is the client's answer.
+pub async fn read_and_validate(
+    config: &ProxyConfig,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+    source: ModelSource,
+) -> Result<ValidatedBody, ApiError> {
+    let body = read_body_limited(
+        body,
+        headers,
+        config.max_body_bytes,
+        config.body_read_timeout,
+    )
+    .await?;
+    let (model_id, model_body) = match source {
+        ModelSource::SpecBody => split_spec_body(&body)?,
+        ModelSource::Path(model_id) => {
+            validate_model_id(&model_id)?;
+            (model_id, body.clone())
+        }
+    };
+    if !caller.customer.limits.allows_model(&model_id) {
+        tracing::info!(customer_id = %caller.customer.customer_id, model_id, "request refused: model not allowed");
+        return Err(ApiError::forbidden(format!(
+            "model {model_id} is not enabled for this account; ask your provider to enable it"
+        )));
+    }
+    Ok(ValidatedBody {
+        model_id,
+        model_body,
+        request_bytes: u64::try_from(body.len()).unwrap_or(u64::MAX),
+    })
+}
+
+/// Longest model id accepted (ARNs of inference profiles are well under this).
+pub const MAX_MODEL_ID_CHARS: usize = 2048;
+
+/// Splits the spec's body into the model id and the model's own body.
+pub fn split_spec_body(body: &[u8]) -> Result<(String, Bytes), ApiError> {
+    let document: serde_json::Value = serde_json::from_slice(body).map_err(|error| {
+        ApiError::validation(format!(
+            "request body is not valid JSON ({error}); send the model's JSON body with a \"modelId\" field"
+        ))
+    })?;
+    let serde_json::Value::Object(mut fields) = document else {
+        return Err(ApiError::validation(
+            "request body must be a JSON object with a \"modelId\" field and the model's parameters",
+        ));
+    };
+    let model_id = match fields.remove("modelId") {
+        Some(serde_json::Value::String(model_id)) => model_id,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "\"modelId\" must be a string, for example \"anthropic.claude-3-sonnet-20240229-v1:0\"",
+            ));
+        }
+        None => {
+            return Err(ApiError::validation(
+                "request body has no \"modelId\"; add the Bedrock model id, for example \"modelId\": \"anthropic.claude-3-sonnet-20240229-v1:0\"",
+            ));
+        }
+    };
+    validate_model_id(&model_id)?;
+    let model_body = serde_json::to_vec(&serde_json::Value::Object(fields)).map_err(|error| {
+        ApiError::validation(format!("request body could not be re-encoded: {error}"))
+    })?;
+    Ok((model_id, Bytes::from(model_body)))
+}
+
+/// Checks a model id's shape (not whether the model exists: Bedrock answers that).
+pub fn validate_model_id(model_id: &str) -> Result<(), ApiError> {
+    if model_id.trim().is_empty() {
+        return Err(ApiError::validation(
+            "\"modelId\" is empty; give a Bedrock model id",
+        ));
+    }
+    if model_id.len() > MAX_MODEL_ID_CHARS {
+        return Err(ApiError::validation(format!(
+            "\"modelId\" is longer than {MAX_MODEL_ID_CHARS} characters"
+        )));
+    }
+    if model_id
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::validation(
+            "\"modelId\" contains whitespace or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the whole body within the size limit and the body timeout.
+pub async fn read_body_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ApiError::body_timeout())?;
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(error) => Err(ApiError::validation(format!(
+            "request body could not be read: {error}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_id_is_taken_out_of_the_spec_body() {
+        let body = br#"{"modelId":"anthropic.claude-3-sonnet-20240229-v1:0","anthropic_version":"bedrock-2023-05-31","max_tokens":1000,"messages":[]}"#;
+        let (model_id, model_body) = split_spec_body(body).unwrap();
+        assert_eq!(model_id, "anthropic.claude-3-sonnet-20240229-v1:0");
+        let forwarded: serde_json::Value = serde_json::from_slice(&model_body).unwrap();
+        assert!(forwarded.get("modelId").is_none());
+        assert_eq!(forwarded["max_tokens"], 1000);
+        assert_eq!(forwarded["anthropic_version"], "bedrock-2023-05-31");
+    }
+
+    #[test]
+    fn malformed_spec_bodies_get_validation_errors_that_say_what_to_fix() {
+        for (body, expected) in [
+            (&b"not json"[..], "not valid JSON"),
+            (b"[1,2]", "must be a JSON object"),
+            (b"{}", "has no \"modelId\""),
+            (br#"{"modelId":5}"#, "must be a string"),
+            (br#"{"modelId":""}"#, "is empty"),
+            (br#"{"modelId":"a b"}"#, "whitespace"),
+        ] {
+            let error = split_spec_body(body).unwrap_err();
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                error.message.contains(expected),
+                "{body:?}: {}",
+                error.message
+            );
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The handle requests record their usage events with; it alone decides how durable an
+//! event is before its call is answered ([`Durability`]), and stamps each event with this
+//! process's instance and sequence number.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
+use schemas::UsageEvent;
+use store::Spool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::spool_route::Backpressure;
+
+/// A store write that closes a call together with its event (a strict reservation's
+/// settlement): it runs in the background, or before the answer when events do.
+pub type ClosingWrite = BoxFuture<'static, ()>;
+
+/// What a call's answer waits for. The emitter alone decides; callers record events
+/// through [`EmitterHandle::record`] and [`EmitterHandle::answer_and_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Events are queued for the log and the answer does not wait for it (servers, whose
+    /// spool keeps what the log does not take in time).
+    #[default]
+    Queued,
+    /// The answer waits until the event, and the call's closing write, are durable
+    /// (Lambda, whose process may be frozen as soon as it answers).
+    BeforeAnswer,
+}
+
+/// The handle requests use to emit events.
+#[derive(Clone)]
+pub struct EmitterHandle {
+    sender: mpsc::Sender<PendingEvent>,
+    sequence: Arc<AtomicU64>,
+    instance: Arc<str>,
+    durability: Durability,
+    spool: Option<(Arc<dyn Spool>, u64)>,
+    backpressure: Arc<Backpressure>,
+}
+
+impl std::fmt::Debug for EmitterHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EmitterHandle")
+            .field("instance", &self.instance)
+            .finish()
+    }
+}
+
+impl EmitterHandle {
+    /// A handle queueing into `sender`, its sequence starting at 1.
+    pub(super) fn new(
+        sender: mpsc::Sender<PendingEvent>,
+        instance: String,
+        durability: Durability,
+        spool: Option<(Arc<dyn Spool>, u64)>,
+        backpressure: Arc<Backpressure>,
+    ) -> Self {
+        Self {
+            sender,
+            sequence: Arc::new(AtomicU64::new(0)),
+            instance: Arc::from(instance),
+            durability,
+            spool,
+            backpressure,
+        }
+    }
+
+    /// This proxy process's id, written into every event.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Whether metering is backed up: the spool holds more than its limit, or cannot be
+    /// written. New calls are then refused (503) instead of served unmetered.
+    pub fn is_backed_up(&self) -> bool {
+        self.backpressure.spool_failing.load(Ordering::Relaxed)
+            || self
+                .spool
+                .as_ref()
+                .is_some_and(|(spool, limit)| spool.level().bytes > *limit)
+    }
+
+    /// The spool, when there is one.
+    pub fn spool(&self) -> Option<Arc<dyn Spool>> {
+        self.spool.as_ref().map(|(spool, _)| Arc::clone(spool))
+    }
+
+    /// How durable an event is before its call is answered.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The next `instance_seq`, starting at 1.
+    fn next_sequence(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Stamps this process's `proxy_instance` and the next `instance_seq` (gapless, 1, 2,
+    /// 3… per process, taken when the call's event is recorded at the end of the call).
+    fn stamp(&self, mut event: UsageEvent) -> UsageEvent {
+        event.proxy_instance = self.instance.to_string();
+        event.instance_seq = self.next_sequence();
+        event
+    }
+
+    /// Records a call's event, with its closing write, as the durability requires before
+    /// the call is answered: queued (waiting only while the queue is full) with the write
+    /// in the background, or both durable when this returns.
+    pub async fn record(&self, event: UsageEvent, closing_write: Option<ClosingWrite>) {
+        let event = self.stamp(event);
+        match self.durability {
+            Durability::Queued => {
+                if let Some(write) = closing_write {
+                    run_in_background(write);
+                }
+                self.queue(event).await;
+            }
+            Durability::BeforeAnswer => {
+                let write = async {
+                    if let Some(write) = closing_write {
+                        write.await;
+                    }
+                };
+                futures::join!(write, self.queue_durable(event));
+            }
+        }
+    }
+
+    /// Records the event of a call nobody waits for (its client has gone): queued, with
+    /// the closing write, in the background.
+    pub fn record_in_background(&self, event: UsageEvent, closing_write: Option<ClosingWrite>) {
+        let event = self.stamp(event);
+        if let Some(write) = closing_write {
+            run_in_background(write);
+        }
+        let handle = self.clone();
+        run_in_background(Box::pin(async move { handle.queue(event).await }));
+    }
+
+    /// Answers a call and records its event, in the order the durability requires.
+    /// `answer` delivers the answer and says whether the client took it; `event_for`
+    /// builds the event (and settles the call) knowing that.
+    /// - [`Durability::Queued`]: the answer goes first; an answer the client did not take
+    ///   is recorded as such (`client_aborted`).
+    /// - [`Durability::BeforeAnswer`]: the event of a delivered answer is made durable
+    ///   first, then the client is answered.
+    pub async fn answer_and_record(
+        &self,
+        answer: impl FnOnce() -> bool,
+        event_for: impl FnOnce(bool) -> (UsageEvent, Option<ClosingWrite>),
+    ) {
+        match self.durability {
+            Durability::Queued => {
+                let delivered = answer();
+                let (event, closing_write) = event_for(delivered);
+                self.record(event, closing_write).await;
+            }
+            Durability::BeforeAnswer => {
+                let (event, closing_write) = event_for(true);
+                self.record(event, closing_write).await;
+                answer();
+            }
+        }
+    }
+
+    /// Queues an event for the log and returns at once. Waits only when the queue is full;
+    /// fails (and logs) only after shutdown.
+    async fn queue(&self, event: UsageEvent) {
+        let event_id = event.event_id;
+        let pending = PendingEvent {
+            event,
+            durable: None,
+        };
+        if self.sender.send(pending).await.is_err() {
+            tracing::error!(%event_id, "usage event emitted after the emitter stopped; it was not logged");
+        }
+    }
+
+    /// Queues an event and waits until it is durable in the log (batched with concurrent
+    /// events, so the log sees one append per batch, not one per request).
+    async fn queue_durable(&self, event: UsageEvent) {
+        let event_id = event.event_id;
+        let (acknowledge, acknowledged) = oneshot::channel();
+        let pending = PendingEvent {
+            event,
+            durable: Some(acknowledge),
+        };
+        if self.sender.send(pending).await.is_err() || acknowledged.await.is_err() {
+            tracing::error!(%event_id, "usage event emitted after the emitter stopped; it was not logged");
+        }
+    }
+}
+
+/// Runs a write on the current runtime without waiting for it.
+fn run_in_background(write: ClosingWrite) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(write);
+        }
+        Err(_) => tracing::error!("no runtime to run a usage event's write"),
+    }
+}
+
+/// An event on its way to the log, with whom to tell once it is durable.
+#[derive(Debug)]
+pub(super) struct PendingEvent {
+    pub(super) event: UsageEvent,
+    pub(super) durable: Option<oneshot::Sender<()>>,
+}

@@ -1,0 +1,52 @@
+//! The standalone proxy server (`tollgate-proxy`): `tollgate serve` without the metering
+//! consumer, for running the consumer (`tollgate-metering`) as a separate process, on
+//! either backend. The binary parses [`ServerArguments`] and calls [`run_server`].
+
+use clap::Parser;
+use store::backend::BackendArgs;
+use telemetry::process::announce;
+
+use crate::server::{ProxyPorts, shutdown_signal, start_proxy};
+use crate::settings::ProxyArgs;
+
+/// Tollgate's proxy alone: authenticate, admit, forward, emit usage events.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate-proxy", version)]
+pub struct ServerArguments {
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    proxy: ProxyArgs,
+    #[command(flatten)]
+    metrics: telemetry::metrics::MetricsArgs,
+}
+
+/// Runs the standalone proxy until SIGTERM or Ctrl-C: opens the backend, assembles the
+/// proxy's ports, listens, and serves metrics when asked.
+pub async fn run_server(arguments: ServerArguments) -> anyhow::Result<()> {
+    let ports = arguments.backend.settings()?.open().await?;
+    let proxy_ports = ProxyPorts::from_backend(&ports, arguments.proxy.model_runtime().await?);
+    let config = arguments
+        .proxy
+        .proxy_config(Some(&arguments.backend.data_dir));
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let running = start_proxy(config, proxy_ports).await?;
+    let shutdown = shutdown_signal();
+    announce(&format!("listening on {scheme}://{}", running.local_addr));
+    if let Some(listen) = arguments.metrics.metrics_listen {
+        let (address, _task) = telemetry::metrics::serve_metrics(listen, running.sample_source())
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot serve metrics on {listen}: {error}; choose another --metrics-listen"
+                )
+            })?;
+        announce(&format!("metrics on http://{address}/metrics"));
+    }
+    running.run_until(shutdown).await;
+    Ok(())
+}
