@@ -19,15 +19,21 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
-use super::attributes::{
-    Item, get_number, get_optional_number, get_string, key, number, scan_entity, string, timestamp,
-};
+use super::attributes::{Item, get_string, key, number, scan_entity, string};
 use super::errors::{aws_error, rejected};
+pub(super) use super::registry_items::customer_pk;
+use super::registry_items::{
+    audit_item, customer_from_item, customer_item, key_from_item, key_item, key_pk, limits_json,
+    pointer_item,
+};
+pub(super) use super::registry_transactions::TransactFailure;
+use super::registry_transactions::{
+    check_transaction_size, failed_at, failed_conditions, failed_last,
+};
 use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
 
@@ -38,115 +44,6 @@ pub struct DynamoRegistry {
     pub(super) table: String,
 }
 
-pub(super) fn customer_pk(customer_id: &str) -> String {
-    format!("CUSTOMER#{customer_id}")
-}
-
-fn key_pk(token_hash: &TokenHash) -> String {
-    format!("KEY#{}", token_hash.as_str())
-}
-
-fn pointer_sk(key: &ApiKey) -> String {
-    format!(
-        "KEY#{:013}#{}",
-        key.created_at.timestamp_millis(),
-        key.key_id
-    )
-}
-
-fn customer_item(customer: &Customer) -> Result<Item> {
-    let mut item = key(customer_pk(&customer.customer_id), "PROFILE");
-    item.insert("entity".into(), string("customer"));
-    item.insert("customer_id".into(), string(&customer.customer_id));
-    item.insert("name".into(), string(&customer.name));
-    item.insert("email".into(), string(&customer.email));
-    item.insert("status".into(), string(customer.status.as_str()));
-    item.insert(
-        "created_at_ms".into(),
-        number(customer.created_at.timestamp_millis()),
-    );
-    item.insert("limits".into(), string(limits_json(&customer.limits)?));
-    Ok(item)
-}
-
-fn limits_json(limits: &Limits) -> Result<String> {
-    serde_json::to_string(limits).map_err(|error| StoreError::Corrupt(error.to_string()))
-}
-
-fn customer_from_item(item: &Item) -> Result<Customer> {
-    let status = get_string(item, "status")?;
-    Ok(Customer {
-        customer_id: get_string(item, "customer_id")?,
-        name: get_string(item, "name")?,
-        email: get_string(item, "email")?,
-        status: CustomerStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown customer status {status:?}")))?,
-        created_at: timestamp(get_number(item, "created_at_ms")?)?,
-        limits: serde_json::from_str(&get_string(item, "limits")?)
-            .map_err(|error| StoreError::Corrupt(format!("customer limits: {error}")))?,
-    })
-}
-
-fn key_item(api_key: &ApiKey) -> Item {
-    let mut item = key(key_pk(&api_key.token_hash), "KEY");
-    item.insert("entity".into(), string("key"));
-    item.insert("key_id".into(), string(&api_key.key_id));
-    item.insert("customer_id".into(), string(&api_key.customer_id));
-    item.insert("token_hash".into(), string(api_key.token_hash.as_str()));
-    item.insert("status".into(), string(api_key.status.as_str()));
-    item.insert(
-        "created_at_ms".into(),
-        number(api_key.created_at.timestamp_millis()),
-    );
-    if let Some(expires_at) = api_key.expires_at {
-        item.insert(
-            "expires_at_ms".into(),
-            number(expires_at.timestamp_millis()),
-        );
-    }
-    item
-}
-
-fn pointer_item(api_key: &ApiKey) -> Item {
-    let mut item = key(customer_pk(&api_key.customer_id), pointer_sk(api_key));
-    item.insert("entity".into(), string("key_pointer"));
-    item.insert("token_hash".into(), string(api_key.token_hash.as_str()));
-    item
-}
-
-fn key_from_item(item: &Item) -> Result<ApiKey> {
-    let status = get_string(item, "status")?;
-    Ok(ApiKey {
-        key_id: get_string(item, "key_id")?,
-        customer_id: get_string(item, "customer_id")?,
-        token_hash: TokenHash::from_stored(get_string(item, "token_hash")?),
-        status: KeyStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown key status {status:?}")))?,
-        created_at: timestamp(get_number(item, "created_at_ms")?)?,
-        expires_at: get_optional_number(item, "expires_at_ms")?
-            .map(timestamp)
-            .transpose()?,
-        last_used_at: get_optional_number(item, "last_used_at_ms")?
-            .map(timestamp)
-            .transpose()?,
-    })
-}
-
-fn audit_item(entry: &AuditEntry) -> Result<Item> {
-    let mut item = key(
-        format!("AUDIT#{}", entry.customer_id),
-        format!("{:013}#{}", entry.at.timestamp_millis(), entry.audit_id),
-    );
-    item.insert("entity".into(), string("audit"));
-    item.insert(
-        "entry".into(),
-        string(
-            serde_json::to_string(entry).map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        ),
-    );
-    Ok(item)
-}
-
 /// The error of an audit put whose condition failed: an entry with that id already exists.
 fn audit_conflict(entry: &AuditEntry) -> StoreError {
     StoreError::Conflict(format!(
@@ -155,42 +52,8 @@ fn audit_conflict(entry: &AuditEntry) -> StoreError {
     ))
 }
 
-/// The most actions one `TransactWriteItems` may hold.
-const MAX_TRANSACTION_ACTIONS: usize = 100;
-
-/// Refuses a transaction of `actions` actions that DynamoDB would reject, naming `what`.
-fn check_transaction_size(actions: usize, what: impl FnOnce() -> String) -> Result<()> {
-    if actions > MAX_TRANSACTION_ACTIONS {
-        return Err(rejected(format!(
-            "{} needs {actions} writes in one DynamoDB transaction, more than its limit of {MAX_TRANSACTION_ACTIONS}; nothing was changed",
-            what()
-        )));
-    }
-    Ok(())
-}
-
 pub(super) fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
     built.map_err(|error| rejected(format!("invalid request: {error}")))
-}
-
-/// Which actions of a cancelled transaction failed their condition; `None` unless the
-/// transaction was cancelled because at least one did (a cancellation for another reason,
-/// such as a conflicting concurrent transaction, is an ordinary store error).
-fn failed_conditions(
-    error: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Option<Vec<bool>> {
-    let SdkError::ServiceError(context) = error else {
-        return None;
-    };
-    let TransactWriteItemsError::TransactionCanceledException(cancelled) = context.err() else {
-        return None;
-    };
-    let failed: Vec<bool> = cancelled
-        .cancellation_reasons()
-        .iter()
-        .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-        .collect();
-    failed.contains(&true).then_some(failed)
 }
 
 impl DynamoRegistry {
@@ -302,22 +165,6 @@ impl DynamoRegistry {
                 None => TransactFailure::Store(aws_error("TransactWriteItems", &self.table, error)),
             })
     }
-}
-
-pub(super) enum TransactFailure {
-    /// Per action: whether its condition failed (at least one did).
-    Conditions(Vec<bool>),
-    Store(StoreError),
-}
-
-/// Whether the condition of action `index` failed.
-fn failed_at(failed: &[bool], index: usize) -> bool {
-    failed.get(index) == Some(&true)
-}
-
-/// Whether the condition of the last action (the audit put) failed.
-fn failed_last(failed: &[bool]) -> bool {
-    failed.last() == Some(&true)
 }
 
 #[async_trait]

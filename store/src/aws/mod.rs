@@ -19,6 +19,8 @@ pub mod firehose_archive;
 pub mod kinesis_log;
 pub mod meter;
 pub mod meter_hooks;
+mod registry_items;
+mod registry_transactions;
 pub mod s3_objects;
 pub mod settings;
 pub mod sns_notifier;
