@@ -95,12 +95,12 @@ impl std::fmt::Debug for RunningProxy {
 
 impl RunningProxy {
     /// The proxy's metrics, for `--metrics-listen`.
-    pub fn samples(&self) -> Vec<store::metrics::Sample> {
+    pub fn samples(&self) -> Vec<telemetry::metrics::Sample> {
         (self.sample_source())()
     }
 
     /// A source of the proxy's metrics that outlives this handle.
-    pub fn sample_source(&self) -> store::metrics::SampleSource {
+    pub fn sample_source(&self) -> telemetry::metrics::SampleSource {
         let (stats, spool, auth) = (
             Arc::clone(&self.stats),
             self.spool.clone(),
@@ -129,7 +129,7 @@ impl RunningProxy {
     }
 }
 
-pub use store::process::shutdown_signal;
+pub use telemetry::process::shutdown_signal;
 
 /// A name for this proxy process, unique across restarts.
 pub fn new_instance_name() -> String {

@@ -22,15 +22,12 @@ async fn plan_for(
     if let Some(plan) = what_if {
         return Ok(Some(plan.clone()));
     }
-    let assignments = ports
-        .registry
-        .plan_assignments(&customer.customer_id)
-        .await?;
+    let assignments = ports.plans.plan_assignments(&customer.customer_id).await?;
     let Some(assignment) = assignment_on(&assignments, start) else {
         return Ok(None);
     };
     let plan = ports
-        .registry
+        .plans
         .plan(&assignment.plan_id, assignment.plan_version)
         .await?
         .with_context(|| {

@@ -88,7 +88,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile(args) => reconcile::reconcile(&ports, args, cli.json).await,
         Command::Replay(args) => reconcile::replay(&settings, &ports, args, cli.json).await,
         Command::Plan(command) => {
-            plans::run_stored(ports.registry.as_ref(), &actor, &command, cli.json).await
+            plans::run_stored(ports.plans.as_ref(), &actor, &command, cli.json).await
         }
         Command::Invoice(args) => invoices::invoice(&ports, args, cli.json).await,
         Command::Report(args) => invoices::report(&ports, args, cli.json).await,
@@ -125,7 +125,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::AssignPlan(args) => {
-            plans::assign(ports.registry.as_ref(), &actor, args, cli.json).await
+            plans::assign(
+                ports.registry.as_ref(),
+                ports.plans.as_ref(),
+                &actor,
+                args,
+                cli.json,
+            )
+            .await
         }
         Command::Compact(args) => {
             let settle_after =
@@ -140,7 +147,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Serve(args) => serve::serve(ports, *args, &cli.backend.data_dir, cli.json).await,
+        Command::Serve(args) => {
+            serve::serve(ports, &settings, *args, &cli.backend.data_dir, cli.json).await
+        }
     }
 }
 

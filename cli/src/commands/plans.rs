@@ -7,7 +7,7 @@ use serde::Serialize;
 use chrono::{Datelike, SubsecRound, Utc};
 use schemas::AuditEntry;
 use schemas::plan::PlanAssignment;
-use store::{Registry, StoreError};
+use store::{Plans, Registry, StoreError};
 
 use crate::args::{AssignPlanArgs, PlanCommand};
 use crate::exit;
@@ -83,7 +83,7 @@ fn audit(
 
 /// `tollgate plan add` and `tollgate plan list` (and `validate`).
 pub async fn run_stored(
-    registry: &dyn Registry,
+    plans: &dyn Plans,
     actor: &str,
     command: &PlanCommand,
     json: bool,
@@ -99,7 +99,7 @@ pub async fn run_stored(
                 serde_json::Value::Null,
                 serde_json::json!({ "plan_id": &plan.id, "version": plan.version, "plan": &plan }),
             );
-            registry
+            plans
                 .put_plan(&plan, &entry)
                 .await
                 .map_err(|error| match error {
@@ -116,17 +116,17 @@ pub async fn run_stored(
             Ok(())
         }
         PlanCommand::List => {
-            let plans = registry.plans().await?;
+            let stored_plans = plans.plans().await?;
             if json {
-                return print_json(&plans);
+                return print_json(&stored_plans);
             }
-            if plans.is_empty() {
+            if stored_plans.is_empty() {
                 print_lines(&["No plans yet. Store one with `tollgate plan add FILE` (examples in docs/plans/).".into()]);
                 return Ok(());
             }
             print_table(
                 &["plan_id", "version", "name", "currency", "charges"],
-                plans
+                stored_plans
                     .iter()
                     .map(|plan| {
                         vec![
@@ -147,6 +147,7 @@ pub async fn run_stored(
 /// `tollgate assign-plan`.
 pub async fn assign(
     registry: &dyn Registry,
+    plans: &dyn Plans,
     actor: &str,
     args: AssignPlanArgs,
     json: bool,
@@ -163,7 +164,7 @@ pub async fn assign(
     super::check_customer_exists(registry, &args.customer_id).await?;
     let version = match args.plan_version {
         Some(version) => version,
-        None => registry
+        None => plans
             .plans()
             .await?
             .iter()
@@ -183,7 +184,7 @@ pub async fn assign(
         plan_version: version,
         effective_from: args.effective_from,
     };
-    let before = registry.plan_assignments(&args.customer_id).await?;
+    let before = plans.plan_assignments(&args.customer_id).await?;
     let entry = audit(
         actor,
         "assign-plan",
@@ -191,7 +192,7 @@ pub async fn assign(
         serde_json::json!(before),
         serde_json::json!(assignment),
     );
-    registry
+    plans
         .assign_plan(&assignment, &entry)
         .await
         .map_err(|error| match error {
