@@ -404,7 +404,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub metering: metering::settings::MeteringArgs,
     #[command(flatten)]
-    pub metrics: store::metrics::MetricsArgs,
+    pub metrics: telemetry::metrics::MetricsArgs,
     /// SHA-256 (hex) of the operator's dashboard credential; serves `/admin/` when set.
     /// `tollgate admin-token` makes a credential and prints its hash.
     #[arg(long, env = "TOLLGATE_ADMIN_TOKEN_SHA256", value_name = "HEX", value_parser = parse_sha256)]

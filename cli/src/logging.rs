@@ -8,5 +8,5 @@ pub fn init(verbose: bool) {
     } else {
         "warn,proxy=info,metering=info,tollgate_cli=info"
     };
-    store::process::init_logging(default_filter);
+    telemetry::process::init_logging(default_filter);
 }

@@ -6,7 +6,7 @@ use metering::invoice::{Invoice, build_invoice, month_bounds};
 use metering::rating::PeriodUsage;
 use schemas::Customer;
 use schemas::plan::Plan;
-use store::{Counters, Registry, Watermarks};
+use store::{Counters, Plans, Registry, Watermarks};
 
 use crate::error::{ControlError, Result};
 use crate::lookup::existing_customer;
@@ -64,6 +64,7 @@ async fn period_usage(
 /// without a plan; `Invalid` when a plan cannot price the usage.
 pub async fn invoice_period(
     registry: &dyn Registry,
+    plans: &dyn Plans,
     counters: &dyn Counters,
     watermarks: &dyn Watermarks,
     request: &InvoiceRequest,
@@ -81,7 +82,7 @@ pub async fn invoice_period(
     };
     for customer in &customers {
         let what_if = request.what_if_plan.as_ref();
-        let Some(plan) = plan_for_period(registry, customer, request.period, what_if).await? else {
+        let Some(plan) = plan_for_period(plans, customer, request.period, what_if).await? else {
             run.without_plan.push(customer.customer_id.clone());
             continue;
         };
@@ -143,14 +144,18 @@ mod tests {
             plan_version: None,
             effective_from: period,
         };
-        assign_plan(&store, &operator(), &choice).await.unwrap();
+        assign_plan(&store, &store, &operator(), &choice)
+            .await
+            .unwrap();
 
         let all = InvoiceRequest {
             scope: InvoiceScope::All,
             period,
             what_if_plan: None,
         };
-        let run = invoice_period(&store, &store, &store, &all).await.unwrap();
+        let run = invoice_period(&store, &store, &store, &store, &all)
+            .await
+            .unwrap();
         assert_eq!(run.invoices.len(), 1);
         assert_eq!(run.invoices[0].usage.requests, 5);
         assert_eq!(run.invoices[0].total.to_string(), "0.05");
@@ -161,7 +166,7 @@ mod tests {
             period,
             what_if_plan: None,
         };
-        let error = invoice_period(&store, &store, &store, &without)
+        let error = invoice_period(&store, &store, &store, &store, &without)
             .await
             .unwrap_err();
         assert!(matches!(error, ControlError::NotFound { .. }));
@@ -170,7 +175,7 @@ mod tests {
             what_if_plan: Some(flat_plan(9)),
             ..without
         };
-        let run = invoice_period(&store, &store, &store, &what_if)
+        let run = invoice_period(&store, &store, &store, &store, &what_if)
             .await
             .unwrap();
         assert_eq!(run.invoices[0].plan.version, 9);
@@ -180,7 +185,7 @@ mod tests {
             what_if_plan: None,
         };
         assert!(
-            invoice_period(&store, &store, &store, &unknown)
+            invoice_period(&store, &store, &store, &store, &unknown)
                 .await
                 .is_err()
         );

@@ -4,7 +4,7 @@
 use chrono::{Datelike, NaiveDate};
 use schemas::Customer;
 use schemas::plan::{Plan, PlanAssignment, assignment_on};
-use store::{Registry, StoreError};
+use store::{Plans, Registry, StoreError};
 
 use crate::audit::{Actor, actions, audit_entry};
 use crate::error::{ControlError, Result};
@@ -20,7 +20,7 @@ pub fn parse_plan(text: &str, source: &str) -> Result<Plan> {
 /// `plan add`: stores a plan version with an audit entry (action `plan`, subject
 /// `plan:<id>`). Storing the same version again unchanged changes nothing; with other
 /// content it is `Conflict` (versions are immutable).
-pub async fn store_plan(registry: &dyn Registry, actor: &Actor, plan: &Plan) -> Result<()> {
+pub async fn store_plan(plans: &dyn Plans, actor: &Actor, plan: &Plan) -> Result<()> {
     let entry = audit_entry(
         actor,
         actions::STORE_PLAN,
@@ -28,7 +28,7 @@ pub async fn store_plan(registry: &dyn Registry, actor: &Actor, plan: &Plan) -> 
         serde_json::Value::Null,
         serde_json::json!({ "plan_id": &plan.id, "version": plan.version, "plan": plan }),
     );
-    registry
+    plans
         .put_plan(plan, &entry)
         .await
         .map_err(|error| match error {
@@ -38,8 +38,8 @@ pub async fn store_plan(registry: &dyn Registry, actor: &Actor, plan: &Plan) -> 
 }
 
 /// `plan list`: every stored plan version, by id then version.
-pub async fn list_plans(registry: &dyn Registry) -> Result<Vec<Plan>> {
-    Ok(registry.plans().await?)
+pub async fn list_plans(plans: &dyn Plans) -> Result<Vec<Plan>> {
+    Ok(plans.plans().await?)
 }
 
 /// A plan to assign: `assign-plan`.
@@ -58,6 +58,7 @@ pub struct PlanChoice {
 /// `effective_from` is the first of a month; `NotFound` for an unknown customer or plan.
 pub async fn assign_plan(
     registry: &dyn Registry,
+    plans: &dyn Plans,
     actor: &Actor,
     choice: &PlanChoice,
 ) -> Result<PlanAssignment> {
@@ -77,7 +78,7 @@ pub async fn assign_plan(
     existing_customer(registry, &choice.customer_id).await?;
     let version = match choice.plan_version {
         Some(version) => version,
-        None => newest_version(registry, &choice.plan_id).await?,
+        None => newest_version(plans, &choice.plan_id).await?,
     };
     let assignment = PlanAssignment {
         customer_id: choice.customer_id.clone(),
@@ -85,7 +86,7 @@ pub async fn assign_plan(
         plan_version: version,
         effective_from: choice.effective_from,
     };
-    let before = registry.plan_assignments(&choice.customer_id).await?;
+    let before = plans.plan_assignments(&choice.customer_id).await?;
     let entry = audit_entry(
         actor,
         actions::ASSIGN_PLAN,
@@ -93,7 +94,7 @@ pub async fn assign_plan(
         serde_json::json!(before),
         serde_json::json!(assignment),
     );
-    registry
+    plans
         .assign_plan(&assignment, &entry)
         .await
         .map_err(|error| match error {
@@ -106,8 +107,8 @@ pub async fn assign_plan(
     Ok(assignment)
 }
 
-async fn newest_version(registry: &dyn Registry, plan_id: &str) -> Result<u32> {
-    registry
+async fn newest_version(plans: &dyn Plans, plan_id: &str) -> Result<u32> {
+    plans
         .plans()
         .await?
         .iter()
@@ -124,7 +125,7 @@ async fn newest_version(registry: &dyn Registry, plan_id: &str) -> Result<u32> {
 /// The plan that prices `customer` for the period starting `start`: the what-if plan, or
 /// the assignment in effect on the first day; `None` without either.
 pub async fn plan_for_period(
-    registry: &dyn Registry,
+    plans: &dyn Plans,
     customer: &Customer,
     start: NaiveDate,
     what_if: Option<&Plan>,
@@ -132,11 +133,11 @@ pub async fn plan_for_period(
     if let Some(plan) = what_if {
         return Ok(Some(plan.clone()));
     }
-    let assignments = registry.plan_assignments(&customer.customer_id).await?;
+    let assignments = plans.plan_assignments(&customer.customer_id).await?;
     let Some(assignment) = assignment_on(&assignments, start) else {
         return Ok(None);
     };
-    let plan = registry
+    let plan = plans
         .plan(&assignment.plan_id, assignment.plan_version)
         .await?
         .ok_or_else(|| {
@@ -229,14 +230,14 @@ pub(crate) mod tests {
             plan_version: None,
             effective_from: day(from),
         };
-        let mid_month = assign_plan(&store, &operator(), &choice("flat", "2026-11-15"))
+        let mid_month = assign_plan(&store, &store, &operator(), &choice("flat", "2026-11-15"))
             .await
             .unwrap_err();
         assert!(
             mid_month.to_string().contains("such as 2026-11-01"),
             "{mid_month}"
         );
-        let missing = assign_plan(&store, &operator(), &choice("flat", "2026-11-01"))
+        let missing = assign_plan(&store, &store, &operator(), &choice("flat", "2026-11-01"))
             .await
             .unwrap_err();
         assert!(matches!(missing, ControlError::NotFound { .. }));
@@ -246,7 +247,7 @@ pub(crate) mod tests {
         store_plan(&store, &operator(), &flat_plan(2))
             .await
             .unwrap();
-        let assigned = assign_plan(&store, &operator(), &choice("flat", "2026-11-01"))
+        let assigned = assign_plan(&store, &store, &operator(), &choice("flat", "2026-11-01"))
             .await
             .unwrap();
         assert_eq!(assigned.plan_version, 2);
@@ -266,7 +267,7 @@ pub(crate) mod tests {
         assert_eq!(priced.map(|plan| plan.version), Some(1));
         let mut unknown = choice("flat", "2026-11-01");
         unknown.customer_id = "nobody".into();
-        let unknown = assign_plan(&store, &operator(), &unknown)
+        let unknown = assign_plan(&store, &store, &operator(), &unknown)
             .await
             .unwrap_err();
         assert!(unknown.to_string().contains("unknown customer id"));

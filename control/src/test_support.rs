@@ -18,6 +18,7 @@ pub fn memory_ports() -> (Arc<MemoryStore>, Ports) {
     let store = Arc::new(MemoryStore::new());
     let ports = Ports {
         registry: store.clone(),
+        plans: store.clone(),
         counters: store.clone(),
         quotas: store.clone(),
         watermarks: store.clone(),
@@ -27,7 +28,6 @@ pub fn memory_ports() -> (Arc<MemoryStore>, Ports) {
         checkpoints: store.clone(),
         objects: Arc::new(object_store::memory::InMemory::new()),
         archive: None,
-        aws_config: None,
         description: "memory".into(),
     };
     (store, ports)

@@ -76,15 +76,15 @@ pub struct AlertStats {
 
 impl AlertStats {
     /// The alert metrics.
-    pub fn samples(&self) -> Vec<store::metrics::Sample> {
+    pub fn samples(&self) -> Vec<telemetry::metrics::Sample> {
         vec![
-            store::metrics::Sample {
+            telemetry::metrics::Sample {
                 name: "tollgate_alerts_raised_total",
                 help: "Alerts raised (each rule, customer and window once).",
                 counter: true,
                 value: self.raised.load(Ordering::Relaxed) as f64,
             },
-            store::metrics::Sample {
+            telemetry::metrics::Sample {
                 name: "tollgate_alert_delivery_failures_total",
                 help: "Alert deliveries that failed after every retry.",
                 counter: true,

@@ -35,8 +35,8 @@ pub struct ConsumerStats {
 impl ConsumerStats {
     /// The consumer's metrics; `tollgate_metering_records_quarantined_total` is the one to
     /// alarm on.
-    pub fn samples(&self) -> Vec<store::metrics::Sample> {
-        let counter = |name, help, value: &AtomicU64| store::metrics::Sample {
+    pub fn samples(&self) -> Vec<telemetry::metrics::Sample> {
+        let counter = |name, help, value: &AtomicU64| telemetry::metrics::Sample {
             name,
             help,
             counter: true,

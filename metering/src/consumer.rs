@@ -93,7 +93,7 @@ impl MeteringConsumer {
     }
 
     /// The consumer's metrics (and its alert engine's), for a metrics endpoint.
-    pub fn sample_source(&self) -> store::metrics::SampleSource {
+    pub fn sample_source(&self) -> telemetry::metrics::SampleSource {
         let stats = Arc::clone(&self.stats);
         let alert_stats = self.applier.alert_stats();
         Arc::new(move || {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use store::StoreError;
-use store::backend::Ports;
+use store::backend::{BackendSettings, Ports};
 use store::notify::{LogNotifier, Notifier};
 
 use crate::alert_engine::{AlertEngine, AlertSettings};
@@ -100,8 +100,12 @@ impl AlertArgs {
         }
     }
 
-    /// Where alerts go: the log, and the configured webhook and SNS topic.
-    pub fn notifiers(&self, ports: &Ports) -> Result<Vec<Arc<dyn Notifier>>, StoreError> {
+    /// Where alerts go: the log, and the configured webhook and SNS topic. The SNS client
+    /// is built from the AWS backend's settings.
+    pub async fn notifiers(
+        &self,
+        backend: &BackendSettings,
+    ) -> Result<Vec<Arc<dyn Notifier>>, StoreError> {
         let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
         match (&self.alert_webhook_url, &self.alert_webhook_secret) {
             (Some(_), Some(secret)) if secret.expose().len() < 16 => {
@@ -126,18 +130,25 @@ impl AlertArgs {
             (None, None) => {}
         }
         if let Some(topic_arn) = &self.alert_sns_topic_arn {
-            let config = ports.aws_config.as_ref().ok_or_else(|| {
-                StoreError::Config(
+            let BackendSettings::Aws(aws_settings) = backend else {
+                return Err(StoreError::Config(
                     "--alert-sns-topic-arn needs the AWS backend (--backend aws); use --alert-webhook-url with the embedded backend".into(),
-                )
-            })?;
-            notifiers.push(Arc::new(store::aws::SnsNotifier::new(config, topic_arn)?));
+                ));
+            };
+            notifiers.push(Arc::new(
+                store::aws::SnsNotifier::connect(aws_settings, topic_arn).await?,
+            ));
         }
         Ok(notifiers)
     }
 
-    /// The alert engine over a backend's ports, or `None` with `--no-alerts`.
-    pub fn engine(&self, ports: &Ports) -> Result<Option<Arc<AlertEngine>>, StoreError> {
+    /// The alert engine over a backend's ports (opened from `backend`), or `None` with
+    /// `--no-alerts`.
+    pub async fn engine(
+        &self,
+        ports: &Ports,
+        backend: &BackendSettings,
+    ) -> Result<Option<Arc<AlertEngine>>, StoreError> {
         if self.no_alerts {
             return Ok(None);
         }
@@ -145,7 +156,7 @@ impl AlertArgs {
             ports.registry.clone(),
             ports.counters.clone(),
             ports.alerts.clone(),
-            self.notifiers(ports)?,
+            self.notifiers(backend).await?,
             self.settings(),
         ))))
     }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use schemas::token::check_token_shape;
 use schemas::{ApiKey, Customer, CustomerStatus, SecretToken, TokenHash};
 use store::Registry;
-use store::metrics::Sample;
+use telemetry::metrics::Sample;
 
 use crate::error_response::ApiError;
 

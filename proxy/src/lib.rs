@@ -24,6 +24,7 @@ pub mod spec_route;
 pub mod standalone;
 pub mod state;
 pub mod tls;
+pub mod upstream;
 
 pub use config::ProxyConfig;
 pub use emitter::{EmitterHandle, EventEmitter};

@@ -3,13 +3,13 @@
 //! no route matches answers 404, and a known path with another method too, without
 //! asking for a token.
 
+use crate::upstream::model_runtime::operation_path;
 use axum::Router;
 use axum::http::{Method, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, extract::Path, extract::Request, extract::State};
-use store::model_runtime::operation_path;
 
 use crate::call::Authenticated;
 pub use crate::call::authenticate::OPEN_ROUTES;

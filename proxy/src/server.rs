@@ -12,7 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use store::backend::Ports;
 use store::spool::{FileSpool, SpoolSlot};
-use store::{Counters, EventAppender, ModelRuntime, Quotas, Registry};
+use store::{Counters, EventAppender, Quotas, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,6 +26,7 @@ use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::ProxyState;
 use crate::tls::load_server_config;
+use crate::upstream::ModelRuntime;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -94,12 +95,12 @@ impl std::fmt::Debug for RunningProxy {
 
 impl RunningProxy {
     /// The proxy's metrics, for `--metrics-listen`.
-    pub fn samples(&self) -> Vec<store::metrics::Sample> {
+    pub fn samples(&self) -> Vec<telemetry::metrics::Sample> {
         (self.sample_source())()
     }
 
     /// A source of the proxy's metrics that outlives this handle.
-    pub fn sample_source(&self) -> store::metrics::SampleSource {
+    pub fn sample_source(&self) -> telemetry::metrics::SampleSource {
         let (stats, spool, auth) = (
             Arc::clone(&self.stats),
             self.spool.clone(),
@@ -128,7 +129,7 @@ impl RunningProxy {
     }
 }
 
-pub use store::process::shutdown_signal;
+pub use telemetry::process::shutdown_signal;
 
 /// A name for this proxy process, unique across restarts.
 pub fn new_instance_name() -> String {
@@ -286,36 +287,9 @@ async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
-            let served = match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            let connection = builder
-                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                            watcher.watch(connection.into_owned()).await
-                        }
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, error = %error, "tls handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "tls handshake timed out");
-                            return;
-                        }
-                    }
-                }
-                None => {
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-            };
-            if let Err(error) = served {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(serve_connection(
+            stream, peer, tls, builder, service, watcher,
+        ));
     }
 
     drop(listener);
@@ -330,4 +304,42 @@ async fn serve(
     key_use_ticker.abort();
     key_uses.flush().await;
     tracing::info!("proxy stopped");
+}
+
+/// Serves one accepted connection (after its TLS handshake, when there is TLS) until it
+/// ends or graceful shutdown closes it.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    service: TowerToHyperService<axum::Router>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let served = match tls {
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, error = %error, "tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "tls handshake timed out");
+                    return;
+                }
+            }
+        }
+        None => {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            watcher.watch(connection.into_owned()).await
+        }
+    };
+    if let Err(error) = served {
+        tracing::debug!(%peer, error = %error, "connection ended with an error");
+    }
 }

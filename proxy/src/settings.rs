@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use store::ModelRuntime;
-use store::bedrock::{BedrockRuntime, BedrockSettings, BedrockSetupError};
-use store::simulated::SimulatedRuntime;
 
 use schemas::EnforcementMode;
 
 use crate::admission::AdmissionSettings;
 use crate::config::{ProxyConfig, SpoolConfig, TlsFiles};
+use crate::upstream::bedrock::BedrockSetupError;
+use crate::upstream::{BedrockRuntime, BedrockSettings, ModelRuntime, SimulatedRuntime};
 
 /// Which model runtime the proxy forwards to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

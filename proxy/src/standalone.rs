@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use store::backend::BackendArgs;
-use store::process::announce;
+use telemetry::process::announce;
 
 use crate::server::{ProxyPorts, shutdown_signal, start_proxy};
 use crate::settings::ProxyArgs;
@@ -18,7 +18,7 @@ pub struct ServerArguments {
     #[command(flatten)]
     proxy: ProxyArgs,
     #[command(flatten)]
-    metrics: store::metrics::MetricsArgs,
+    metrics: telemetry::metrics::MetricsArgs,
 }
 
 /// Runs the standalone proxy until SIGTERM or Ctrl-C: opens the backend, assembles the
@@ -38,7 +38,7 @@ pub async fn run_server(arguments: ServerArguments) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     announce(&format!("listening on {scheme}://{}", running.local_addr));
     if let Some(listen) = arguments.metrics.metrics_listen {
-        let (address, _task) = store::metrics::serve_metrics(listen, running.sample_source())
+        let (address, _task) = telemetry::metrics::serve_metrics(listen, running.sample_source())
             .await
             .map_err(|error| {
                 anyhow::anyhow!(

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use store::{ModelRuntime, Registry};
+use store::Registry;
+
+use crate::upstream::ModelRuntime;
 
 use crate::admission::Limiter;
 use crate::auth::AuthCache;

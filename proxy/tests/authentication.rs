@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use proxy::auth::{AuthCache, Cached, authenticate};
-use schemas::plan::{Plan, PlanAssignment};
 use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 use std::sync::Arc;
@@ -87,25 +86,6 @@ impl Registry for CountingRegistry {
         audit: &AuditEntry,
     ) -> store::Result<()> {
         self.inner.set_limits(customer_id, limits, audit).await
-    }
-    async fn put_plan(&self, plan: &Plan, audit: &AuditEntry) -> store::Result<()> {
-        self.inner.put_plan(plan, audit).await
-    }
-    async fn plan(&self, plan_id: &str, version: u32) -> store::Result<Option<Plan>> {
-        self.inner.plan(plan_id, version).await
-    }
-    async fn plans(&self) -> store::Result<Vec<Plan>> {
-        self.inner.plans().await
-    }
-    async fn assign_plan(
-        &self,
-        assignment: &PlanAssignment,
-        audit: &AuditEntry,
-    ) -> store::Result<()> {
-        self.inner.assign_plan(assignment, audit).await
-    }
-    async fn plan_assignments(&self, customer_id: &str) -> store::Result<Vec<PlanAssignment>> {
-        self.inner.plan_assignments(customer_id).await
     }
     async fn record_key_use(&self, uses: &[KeyUse]) -> store::Result<()> {
         self.inner.record_key_use(uses).await
@@ -415,7 +395,7 @@ async fn an_unknown_token_is_not_cached_so_a_new_key_works_at_once() {
             .await
             .is_ok()
     );
-    let rendered = store::metrics::render(&cache.samples());
+    let rendered = telemetry::metrics::render(&cache.samples());
     assert!(
         rendered.contains("tollgate_proxy_auth_cache_misses_total 2"),
         "{rendered}"

@@ -24,7 +24,7 @@ async fn answer(
         counters: store.clone(),
         quotas: store.clone(),
         event_appender: store,
-        runtime: Arc::new(store::simulated::SimulatedRuntime),
+        runtime: Arc::new(proxy::upstream::SimulatedRuntime),
     };
     let (state, _emitter) = build_state(ProxyConfig::default(), ports).unwrap();
     let mut request = Request::builder().method(method).uri(path);

@@ -12,15 +12,15 @@ use chrono::{SubsecRound, Utc};
 use proxy::config::ProxyConfig;
 use proxy::emitter::{EmitterStats, EventEmitter, append_until_durable};
 use proxy::server::{ProxyPorts, start_proxy};
+use proxy::upstream::{
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+};
 use schemas::token::format_generated_token;
 use schemas::{
     ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, Outcome, UsageEvent,
 };
 use store::memory::MemoryStore;
-use store::{
-    AppendFailure, AppendResult, EventAppender, EventReader, LogRecord, ModelInvocation,
-    ModelRuntime, Registry, RuntimeError, UpstreamBody, UpstreamResponse,
-};
+use store::{AppendFailure, AppendResult, EventAppender, EventReader, LogRecord, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A log that refuses whole appends a number of times, then fails every other record once.

@@ -14,13 +14,13 @@ use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
 use proxy::config::{ProxyConfig, SpoolConfig};
 use proxy::server::{ProxyPorts, RunningProxy, start_proxy};
+use proxy::upstream::{
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+};
 use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, UsageEvent};
 use store::memory::MemoryStore;
-use store::{
-    AppendResult, EventAppender, EventReader, LogRecord, ModelInvocation, ModelRuntime, Registry,
-    RuntimeError, UpstreamBody, UpstreamResponse,
-};
+use store::{AppendResult, EventAppender, EventReader, LogRecord, Registry};
 
 /// The memory log, switchable off: while down, every append fails as a whole.
 struct SwitchableLog {

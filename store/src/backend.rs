@@ -14,7 +14,7 @@ use crate::aws::{AwsBackend, AwsSettings};
 use crate::embedded::EmbeddedStore;
 use crate::objects::local_object_store;
 use crate::{
-    Alerts, Checkpoints, Counters, EventAppender, EventReader, Quotas, Registry, Result,
+    Alerts, Checkpoints, Counters, EventAppender, EventReader, Plans, Quotas, Registry, Result,
     StoreError, Watermarks,
 };
 
@@ -131,7 +131,7 @@ impl BackendArgs {
                     .clone()
                     .filter(|bucket| !bucket.trim().is_empty())
                     .ok_or_else(|| {
-                        StoreError::Aws(
+                        StoreError::Config(
                             "--backend aws needs an S3 bucket: set --bucket or TOLLGATE_BUCKET"
                                 .into(),
                         )
@@ -158,6 +158,8 @@ impl BackendArgs {
 #[derive(Clone)]
 pub struct Ports {
     pub registry: Arc<dyn Registry>,
+    /// The plan catalogue and plan assignments.
+    pub plans: Arc<dyn Plans>,
     pub counters: Arc<dyn Counters>,
     /// Strict-mode limit windows.
     pub quotas: Arc<dyn Quotas>,
@@ -174,8 +176,6 @@ pub struct Ports {
     pub objects: Arc<dyn ObjectStore>,
     /// The raw archive; `None` on the embedded backend, whose event log is the archive.
     pub archive: Option<Arc<dyn Archive>>,
-    /// The AWS configuration on the AWS backend, for clients built later (SNS alerts).
-    pub aws_config: Option<aws_config::SdkConfig>,
     /// A human-readable description, for start-up messages.
     pub description: String,
 }
@@ -198,6 +198,7 @@ impl BackendSettings {
                 let objects = local_object_store(data_dir)?;
                 Ok(Ports {
                     registry: store.clone(),
+                    plans: store.clone(),
                     counters: store.clone(),
                     quotas: store.clone(),
                     watermarks: store.clone(),
@@ -207,7 +208,6 @@ impl BackendSettings {
                     checkpoints: store,
                     objects,
                     archive: None,
-                    aws_config: None,
                     description: format!(
                         "embedded (database {}, data {})",
                         database.display(),
@@ -220,6 +220,7 @@ impl BackendSettings {
                 backend.verify().await?;
                 Ok(Ports {
                     registry: backend.registry.clone(),
+                    plans: backend.plans.clone(),
                     counters: backend.counters.clone(),
                     quotas: backend.quotas.clone(),
                     watermarks: backend.watermarks.clone(),
@@ -232,7 +233,6 @@ impl BackendSettings {
                         .archive
                         .clone()
                         .map(|archive| archive as Arc<dyn Archive>),
-                    aws_config: Some(backend.sdk_config.clone()),
                     description: format!(
                         "aws (tables {} and {}, stream {}, bucket {})",
                         settings.registry_table,

@@ -3,35 +3,41 @@
 //! Each external system sits behind one small trait:
 //! - [`EventAppender`], [`EventReader`] and [`Checkpoints`]: the append-only log of usage
 //!   events, appended by the proxy, read per partition by consumers from their checkpoints;
-//! - [`Registry`]: customers, keys (looked up by token hash) and limits;
-//! - [`Counters`]: per customer, day and model counters, applied idempotently by `event_id`;
+//! - [`Registry`]: customers, keys (looked up by token hash), limits and the audit trail;
+//! - [`Plans`]: the plan catalogue (immutable plan versions) and plan assignments;
+//! - [`Counters`]: per customer, day and model counters, and per customer and hour (the
+//!   alert rules' history), applied exactly once per `event_id` by the rules in [`dedupe`];
 //! - [`Quotas`]: atomic reservations against limit windows (strict enforcement);
-//! - [`ModelRuntime`]: the model provider the proxy forwards to (Bedrock, or a simulation);
-//! - [`Counters`] also keeps hourly cells per customer, the alert rules' history;
+//! - [`Watermarks`]: per proxy instance progress of the consumer;
 //! - [`Alerts`]: raised alerts, recorded once per rule, customer and window;
-//! - [`Notifier`]: where alerts are delivered (log, signed webhook, SNS).
+//! - [`Notifier`]: where alerts are delivered (log, signed webhook, SNS);
+//! - [`Archive`]: the raw archive of every event (Firehose on AWS);
+//! - [`Spool`]: the proxy's local buffer of events the log has not taken yet.
+//!
+//! The model provider the proxy forwards to (Bedrock) is the proxy's own port,
+//! `proxy::upstream::ModelRuntime`: nothing else calls it.
 //!
 //! Parquet, archive and quarantine objects go through the `object_store` crate directly.
-//! Backends: [`embedded`] (one SQLite file, the default), [`memory`] (tests), and later `aws`.
+//! Backends: [`embedded`] (one SQLite file, the default), [`aws`] (DynamoDB, Kinesis,
+//! Firehose, S3, SNS) and [`memory`] (tests); [`backend`] opens one backend's [`backend::Ports`]
+//! from the configuration. Every failure is a [`StoreError`] of one kind (not found,
+//! conflict, corrupt, unavailable, rejected, config), whatever the backend.
 
 pub mod alerts;
 pub mod archive;
 pub mod aws;
 pub mod backend;
-pub mod bedrock;
 pub mod counters;
+pub mod dedupe;
 pub mod embedded;
 pub mod error;
 pub mod event_log;
 pub mod memory;
-pub mod metrics;
-pub mod model_runtime;
 pub mod notify;
 pub mod objects;
-pub mod process;
+pub mod plans;
 pub mod quotas;
 pub mod registry;
-pub mod simulated;
 pub mod spool;
 pub mod watermarks;
 
@@ -46,10 +52,8 @@ pub use event_log::{
     AppendFailure, AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord,
     PartitionInfo, ReadBatch,
 };
-pub use model_runtime::{
-    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
-};
 pub use notify::Notifier;
+pub use plans::Plans;
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 pub use registry::{KeyUse, Registry};
 pub use spool::{Spool, SpoolLevel};

@@ -19,3 +19,28 @@ pub fn local_object_store(root: &Path) -> Result<Arc<dyn ObjectStore>> {
     let store = LocalFileSystem::new_with_prefix(root)?;
     Ok(Arc::new(store))
 }
+
+/// Object store errors are `Unavailable` (retryable): every object write is idempotent, and
+/// the local and S3 stores fail mostly for transient reasons. The message starts with
+/// `object store:`.
+impl From<object_store::Error> for StoreError {
+    fn from(error: object_store::Error) -> Self {
+        Self::Unavailable(format!("object store: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_store_errors_are_retryable() {
+        let error = StoreError::from(object_store::Error::Generic {
+            store: "test",
+            source: "refused".into(),
+        });
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(error.is_retryable());
+        assert!(error.to_string().contains("object store: "), "{error}");
+    }
+}

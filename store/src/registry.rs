@@ -1,13 +1,12 @@
-//! The `Registry` port: customers, their keys and their limits.
+//! The `Registry` port: customers, their keys, their limits and the audit trail.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use schemas::plan::{Plan, PlanAssignment};
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, Limits, TokenHash};
 
 use crate::Result;
 
-/// Customers, keys and limits.
+/// Customers, keys, limits and the audit trail (plans are the [`crate::Plans`] port).
 ///
 /// Contracts every backend keeps:
 /// - Token hashes are unique across all keys of all customers; a duplicate is `Conflict`.
@@ -100,23 +99,6 @@ pub trait Registry: Send + Sync {
         limits: &Limits,
         audit: &AuditEntry,
     ) -> Result<()>;
-
-    /// Stores a plan version. Storing the same id and version again with the same content
-    /// changes nothing; with other content it is `Conflict` (versions are immutable).
-    async fn put_plan(&self, plan: &Plan, audit: &AuditEntry) -> Result<()>;
-
-    /// One plan version, or `None`.
-    async fn plan(&self, plan_id: &str, version: u32) -> Result<Option<Plan>>;
-
-    /// Every stored plan version, by id then version.
-    async fn plans(&self) -> Result<Vec<Plan>>;
-
-    /// Assigns a stored plan to a customer from a date on; replaces an assignment with the
-    /// same date. `NotFound` if the customer or the plan version is absent.
-    async fn assign_plan(&self, assignment: &PlanAssignment, audit: &AuditEntry) -> Result<()>;
-
-    /// A customer's plan assignments, by effective date.
-    async fn plan_assignments(&self, customer_id: &str) -> Result<Vec<PlanAssignment>>;
 
     /// Records when keys were last used. A key's `last_used_at` only moves forward (an
     /// older time than the stored one changes nothing); unknown keys are skipped.

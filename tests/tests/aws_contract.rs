@@ -24,6 +24,12 @@ async fn dynamo_registry_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_plans_contract() {
+    let backend = backend(1).await;
+    store::contract::plans::run_all(backend.plans.as_ref(), backend.registry.as_ref()).await;
+}
+
+#[tokio::test]
 async fn dynamo_counters_contract() {
     let backend = backend(1).await;
     store::contract::counters::run_all(backend.counters.as_ref()).await;

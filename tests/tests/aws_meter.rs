@@ -94,7 +94,7 @@ async fn appending_and_counting_events_is_metered_per_request_and_unit() {
     assert_eq!(objects.requests_of("S3", "PutObject"), 1);
     assert_eq!(objects.requests_of("S3", "GetObject"), 1);
 
-    let text = store::metrics::render(&process_meter().samples());
+    let text = telemetry::metrics::render(&process_meter().samples());
     assert!(
         text.contains(
             "tollgate_aws_requests_total{service=\"DynamoDB\",operation=\"TransactWriteItems\"} 2"

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use proxy::upstream::model_runtime::encode_path_segment;
 use schemas::Outcome;
 use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
-use store::model_runtime::encode_path_segment;
 use tests::fake_bedrock::{FakeBedrock, FakeOperation};
 use tests::harness::Tollgate;
 

@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::Utc;
+use proxy::upstream::model_runtime::encode_path_segment;
 use schemas::UsageEvent;
 use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
 use store::aws::AwsBackend;
-use store::model_runtime::encode_path_segment;
 use store::{EventReader, LogEntry};
 use tests::aws_env::create_resources;
 use tests::fake_bedrock::FakeBedrock;

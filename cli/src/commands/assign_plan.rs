@@ -2,7 +2,7 @@
 
 use control::Actor;
 use control::plans::{PlanChoice, assign_plan};
-use store::Registry;
+use store::{Plans, Registry};
 
 use crate::args::AssignPlanArgs;
 use crate::output::{print_json, print_lines};
@@ -10,6 +10,7 @@ use crate::output::{print_json, print_lines};
 /// `tollgate assign-plan`: price a customer with a stored plan from a month's start on.
 pub async fn run(
     registry: &dyn Registry,
+    plans: &dyn Plans,
     actor: &Actor,
     args: AssignPlanArgs,
     json: bool,
@@ -20,7 +21,7 @@ pub async fn run(
         plan_version: args.plan_version,
         effective_from: args.effective_from,
     };
-    let assignment = assign_plan(registry, actor, &choice).await?;
+    let assignment = assign_plan(registry, plans, actor, &choice).await?;
     if json {
         return print_json(&assignment);
     }

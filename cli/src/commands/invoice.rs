@@ -30,6 +30,7 @@ pub async fn run(ports: &Ports, args: InvoiceArgs, json: bool) -> anyhow::Result
     };
     let run = invoice_period(
         ports.registry.as_ref(),
+        ports.plans.as_ref(),
         ports.counters.as_ref(),
         ports.watermarks.as_ref(),
         &request,

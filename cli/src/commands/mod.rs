@@ -88,7 +88,7 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
     let Session {
         ports, actor, json, ..
     } = *session;
-    let registry = ports.registry.as_ref();
+    let (registry, plans) = (ports.registry.as_ref(), ports.plans.as_ref());
     match command {
         Command::Create(args) => create::run(registry, actor, args, json).await,
         Command::List => list::run(registry, json).await,
@@ -109,9 +109,9 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
         }
         Command::Audit(args) => audit::run(registry, args.customer_id.as_deref(), json).await,
         Command::Plan(PlanCommand::Validate { file }) => plan::validate(&file, json),
-        Command::Plan(PlanCommand::Add { file }) => plan::add(registry, actor, &file, json).await,
-        Command::Plan(PlanCommand::List) => plan::list(registry, json).await,
-        Command::AssignPlan(args) => assign_plan::run(registry, actor, args, json).await,
+        Command::Plan(PlanCommand::Add { file }) => plan::add(plans, actor, &file, json).await,
+        Command::Plan(PlanCommand::List) => plan::list(plans, json).await,
+        Command::AssignPlan(args) => assign_plan::run(registry, plans, actor, args, json).await,
         Command::Invoice(args) => invoice::run(ports, args, json).await,
         Command::Report(args) => report::run(ports, args, json).await,
         Command::Alerts(args) => alerts::run(ports.alerts.as_ref(), args, json).await,
@@ -122,7 +122,14 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
             compact::run(ports, args, settle_after(session.backend), json).await
         }
         Command::Serve(args) => {
-            serve::serve(ports.clone(), *args, &session.backend.data_dir, json).await
+            serve::serve(
+                ports.clone(),
+                session.settings,
+                *args,
+                &session.backend.data_dir,
+                json,
+            )
+            .await
         }
     }
 }

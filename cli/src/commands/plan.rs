@@ -5,7 +5,7 @@ use control::Actor;
 use control::plans::{list_plans, parse_plan, store_plan};
 use schemas::plan::Plan;
 use serde::Serialize;
-use store::Registry;
+use store::Plans;
 
 use crate::output::{print_json, print_lines, print_table};
 
@@ -53,13 +53,13 @@ pub fn validate(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
 
 /// `tollgate plan add`.
 pub async fn add(
-    registry: &dyn Registry,
+    plans: &dyn Plans,
     actor: &Actor,
     file: &std::path::Path,
     json: bool,
 ) -> anyhow::Result<()> {
     let plan = load_plan(file)?;
-    store_plan(registry, actor, &plan).await?;
+    store_plan(plans, actor, &plan).await?;
     if json {
         return print_json(&plan);
     }
@@ -71,8 +71,8 @@ pub async fn add(
 }
 
 /// `tollgate plan list`.
-pub async fn list(registry: &dyn Registry, json: bool) -> anyhow::Result<()> {
-    let plans = list_plans(registry).await?;
+pub async fn list(plans: &dyn Plans, json: bool) -> anyhow::Result<()> {
+    let plans = list_plans(plans).await?;
     if json {
         return print_json(&plans);
     }

@@ -8,7 +8,7 @@ use proxy::server::{ProxyPorts, shutdown_signal, start_proxy_with};
 
 use super::dashboard;
 use serde::Serialize;
-use store::backend::Ports;
+use store::backend::{BackendSettings, Ports};
 
 use crate::args::ServeArgs;
 use crate::output::{print_json, print_lines};
@@ -23,12 +23,13 @@ struct Listening {
 /// `tollgate serve`.
 pub async fn serve(
     ports: Ports,
+    settings: &BackendSettings,
     args: ServeArgs,
     data_dir: &std::path::Path,
     json: bool,
 ) -> anyhow::Result<()> {
     // Alert destinations are checked before anything listens.
-    let alerts = args.metering.alerts.engine(&ports)?;
+    let alerts = args.metering.alerts.engine(&ports, settings).await?;
     let alert_destinations = alerts.as_ref().map(|engine| engine.destinations());
     let config = args.proxy.proxy_config(Some(data_dir));
     let scheme = if config.tls.is_some() {
@@ -49,14 +50,14 @@ pub async fn serve(
     let metrics = match args.metrics.metrics_listen {
         Some(listen) => {
             let (proxy_source, consumer_source) = (proxy.sample_source(), consumer.sample_source());
-            let source: store::metrics::SampleSource = Arc::new(move || {
+            let source: telemetry::metrics::SampleSource = Arc::new(move || {
                 let mut samples = proxy_source();
                 samples.extend(consumer_source());
                 // AWS requests and billable units (empty on the embedded backend).
                 samples.extend(store::aws::meter::process_meter().samples());
                 samples
             });
-            let (address, task) = store::metrics::serve_metrics(listen, source)
+            let (address, task) = telemetry::metrics::serve_metrics(listen, source)
                 .await
                 .with_context(|| {
                     format!("cannot serve metrics on {listen}; choose another --metrics-listen")

@@ -37,7 +37,7 @@ fn requested_days(
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    store::process::init_logging("info");
+    telemetry::process::init_logging("info");
     let arguments = Arguments::parse();
     let settle_after = Duration::from_secs(arguments.backend.max_record_age_hours * 3600);
     let ports = arguments.backend.settings()?.open().await?;

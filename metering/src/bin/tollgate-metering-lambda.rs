@@ -26,17 +26,17 @@ struct Arguments {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    store::process::init_logging("info");
+    telemetry::process::init_logging("info");
     let arguments = Arguments::parse();
-    let ports = arguments.backend.settings()?.open().await?;
-    let applier = Arc::new(
-        BatchApplier::from_ports(&ports).with_alert_engine(arguments.alerts.engine(&ports)?),
-    );
+    let settings = arguments.backend.settings()?;
+    let ports = settings.open().await?;
+    let alerts = arguments.alerts.engine(&ports, &settings).await?;
+    let applier = Arc::new(BatchApplier::from_ports(&ports).with_alert_engine(alerts));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let applier = Arc::clone(&applier);
         async move {
             let (response, report) = handle_kinesis_event(&applier, event.payload).await;
-            store::process::announce(&metering::lambda::embedded_metrics(
+            telemetry::process::announce(&metering::lambda::embedded_metrics(
                 &report,
                 response.batch_item_failures.len(),
                 chrono::Utc::now().timestamp_millis(),

@@ -5,7 +5,7 @@ use clap::Parser;
 use metering::MeteringConsumer;
 use metering::settings::MeteringArgs;
 use store::backend::BackendArgs;
-use store::process::{announce, init_logging, report_fatal, shutdown_signal};
+use telemetry::process::{announce, init_logging, report_fatal, shutdown_signal};
 
 /// Tollgate's metering consumer as a long-running process.
 #[derive(Debug, Parser)]
@@ -16,19 +16,19 @@ struct Arguments {
     #[command(flatten)]
     metering: MeteringArgs,
     #[command(flatten)]
-    metrics: store::metrics::MetricsArgs,
+    metrics: telemetry::metrics::MetricsArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     init_logging("warn,metering=info");
     let arguments = Arguments::parse();
-    let ports = match arguments.backend.settings() {
-        Ok(settings) => settings.open().await,
+    let opened = match arguments.backend.settings() {
+        Ok(settings) => settings.open().await.map(|ports| (settings, ports)),
         Err(error) => Err(error),
     };
-    let ports = match ports {
-        Ok(ports) => ports,
+    let (settings, ports) = match opened {
+        Ok(opened) => opened,
         Err(error) => {
             report_fatal(&error);
             return std::process::ExitCode::FAILURE;
@@ -36,7 +36,7 @@ async fn main() -> std::process::ExitCode {
     };
     let shutdown = shutdown_signal();
     announce(&format!("metering {}", ports.description));
-    let alerts = match arguments.metering.alerts.engine(&ports) {
+    let alerts = match arguments.metering.alerts.engine(&ports, &settings).await {
         Ok(alerts) => alerts,
         Err(error) => {
             report_fatal(&error);
@@ -49,7 +49,7 @@ async fn main() -> std::process::ExitCode {
     let consumer =
         MeteringConsumer::from_ports(&ports, arguments.metering.consumer_settings(), alerts);
     if let Some(listen) = arguments.metrics.metrics_listen {
-        match store::metrics::serve_metrics(listen, consumer.sample_source()).await {
+        match telemetry::metrics::serve_metrics(listen, consumer.sample_source()).await {
             Ok((address, _task)) => announce(&format!("metrics on http://{address}/metrics")),
             Err(error) => {
                 report_fatal(&format!(

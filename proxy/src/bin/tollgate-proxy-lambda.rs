@@ -11,6 +11,6 @@ use proxy::lambda::{LambdaArguments, run_lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    store::process::init_logging("info");
+    telemetry::process::init_logging("info");
     run_lambda(LambdaArguments::parse()).await
 }

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use proxy::standalone::{ServerArguments, run_server};
-use store::process::{init_logging, report_fatal};
+use telemetry::process::{init_logging, report_fatal};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

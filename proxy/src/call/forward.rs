@@ -4,18 +4,19 @@
 //! The upstream call and the metering run in their own task, so the event is written
 //! even when the client disconnects mid-call (it is then `client_aborted`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use schemas::bedrock_stream::StreamKind;
 use schemas::bedrock_usage::{
     INPUT_TOKEN_HEADER, OUTPUT_TOKEN_HEADER, TokenUsage, usage_from_body, usage_from_headers,
 };
 use schemas::{Operation, Outcome};
-use store::{ModelInvocation, RuntimeError, UpstreamBody, UpstreamResponse};
 use tokio::sync::oneshot;
 
 use crate::admission::Settlement;
@@ -24,8 +25,12 @@ use crate::call::meter::{
 };
 use crate::call::response_headers::with_request_id;
 use crate::call::stream_meter::{MeteredStream, StreamMeter};
+use crate::emitter::EmitterHandle;
 use crate::error_response::ApiError;
 use crate::state::ProxyState;
+use crate::upstream::{
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+};
 
 /// Request headers Bedrock needs: content type, accept, and every `x-amzn-bedrock-*`.
 pub fn forwarded_headers(headers: &HeaderMap, operation: Operation) -> Vec<(String, String)> {
@@ -170,81 +175,15 @@ pub async fn forward_and_meter(
     invocation: ModelInvocation,
 ) -> Response {
     let (response_sender, response_receiver) = oneshot::channel();
-    let runtime = state.runtime.clone();
-    let emitter = state.emitter.clone();
     let request_id = draft.start.request_id.clone();
-    let operation = invocation.operation;
-    tokio::spawn(async move {
-        let started_upstream = Instant::now();
-        let result = match runtime.send(invocation).await {
-            Ok(UpstreamResponse {
-                status,
-                headers,
-                body: UpstreamBody::Stream(stream),
-                upstream_latency,
-            }) => {
-                let upstream = UpstreamResponse {
-                    status,
-                    headers,
-                    body: UpstreamBody::Complete(Bytes::new()),
-                    upstream_latency,
-                };
-                let kind = if operation == Operation::ConverseStream {
-                    StreamKind::ConverseStream
-                } else {
-                    StreamKind::InvokeWithResponseStream
-                };
-                let meter = StreamMeter {
-                    upstream_request_id: upstream.header("x-amzn-requestid").map(str::to_owned),
-                    upstream_latency_ms: millis_of(upstream_latency),
-                    status,
-                    draft,
-                    settlement,
-                    emitter,
-                };
-                let mut response =
-                    Response::new(Body::from_stream(MeteredStream::new(stream, kind, meter)));
-                passthrough_headers(&upstream, &mut response);
-                let _ = response_sender.send(response);
-                return;
-            }
-            Ok(UpstreamResponse {
-                status,
-                headers,
-                body: UpstreamBody::Complete(body),
-                upstream_latency,
-            }) => Ok((
-                UpstreamResponse {
-                    status,
-                    headers,
-                    body: UpstreamBody::Complete(Bytes::new()),
-                    upstream_latency,
-                },
-                body,
-            )),
-            Err(error) => Err(error),
-        };
-        let (response, status, response_bytes, facts) = respond_complete(result, started_upstream);
-        emitter
-            .answer_and_record(
-                move || response_sender.send(response).is_ok(),
-                move |delivered| {
-                    let closing_write = settle_admission(settlement, &facts.usage);
-                    let outcome = if delivered {
-                        outcome_for_status(status)
-                    } else {
-                        Outcome::ClientAborted
-                    };
-                    let answer = AnswerFacts {
-                        status,
-                        outcome,
-                        response_bytes,
-                    };
-                    (call_event(draft, answer, facts), closing_write)
-                },
-            )
-            .await;
-    });
+    tokio::spawn(forward_in_background(
+        state.runtime.clone(),
+        state.emitter.clone(),
+        draft,
+        settlement,
+        invocation,
+        response_sender,
+    ));
     match response_receiver.await {
         Ok(response) => with_request_id(response, &request_id),
         Err(_) => with_request_id(
@@ -252,6 +191,99 @@ pub async fn forward_and_meter(
             &request_id,
         ),
     }
+}
+
+/// The forwarding task: calls the runtime and hands the answer to `response_sender`. A
+/// stream is metered as it ends; a complete answer (or a failure) is answered and metered
+/// here, in the order the emitter's durability requires.
+async fn forward_in_background(
+    runtime: Arc<dyn ModelRuntime>,
+    emitter: EmitterHandle,
+    draft: EventDraft,
+    settlement: Settlement,
+    invocation: ModelInvocation,
+    response_sender: oneshot::Sender<Response>,
+) {
+    let started_upstream = Instant::now();
+    let operation = invocation.operation;
+    let result = match runtime.send(invocation).await {
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body: UpstreamBody::Stream(stream),
+            upstream_latency,
+        }) => {
+            let upstream = UpstreamResponse {
+                status,
+                headers,
+                body: UpstreamBody::Complete(Bytes::new()),
+                upstream_latency,
+            };
+            let meter = StreamMeter {
+                upstream_request_id: upstream.header("x-amzn-requestid").map(str::to_owned),
+                upstream_latency_ms: millis_of(upstream_latency),
+                status,
+                draft,
+                settlement,
+                emitter,
+            };
+            let _ = response_sender.send(stream_answer(&upstream, stream, operation, meter));
+            return;
+        }
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body: UpstreamBody::Complete(body),
+            upstream_latency,
+        }) => Ok((
+            UpstreamResponse {
+                status,
+                headers,
+                body: UpstreamBody::Complete(Bytes::new()),
+                upstream_latency,
+            },
+            body,
+        )),
+        Err(error) => Err(error),
+    };
+    let (response, status, response_bytes, facts) = respond_complete(result, started_upstream);
+    emitter
+        .answer_and_record(
+            move || response_sender.send(response).is_ok(),
+            move |delivered| {
+                let closing_write = settle_admission(settlement, &facts.usage);
+                let outcome = if delivered {
+                    outcome_for_status(status)
+                } else {
+                    Outcome::ClientAborted
+                };
+                let answer = AnswerFacts {
+                    status,
+                    outcome,
+                    response_bytes,
+                };
+                (call_event(draft, answer, facts), closing_write)
+            },
+        )
+        .await;
+}
+
+/// The client's response to a streamed answer: Bedrock's headers, and its stream metered
+/// on the way.
+fn stream_answer(
+    upstream: &UpstreamResponse,
+    stream: BoxStream<'static, Result<Bytes, RuntimeError>>,
+    operation: Operation,
+    meter: StreamMeter,
+) -> Response {
+    let kind = if operation == Operation::ConverseStream {
+        StreamKind::ConverseStream
+    } else {
+        StreamKind::InvokeWithResponseStream
+    };
+    let mut response = Response::new(Body::from_stream(MeteredStream::new(stream, kind, meter)));
+    passthrough_headers(upstream, &mut response);
+    response
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ pub mod stream_meter;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use schemas::Operation;
-use store::ModelInvocation;
 
 pub use authenticate::Authenticated;
 pub use body::ModelSource;
@@ -32,6 +31,7 @@ use crate::call::response_headers::{with_rate_limit, with_request_id};
 use crate::call::start::CallStart;
 use crate::error_response::ApiError;
 use crate::state::ProxyState;
+use crate::upstream::ModelInvocation;
 
 /// Runs one authenticated call through the stages.
 pub async fn handle_call(

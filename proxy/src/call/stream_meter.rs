@@ -22,11 +22,11 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use schemas::Outcome;
 use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
-use store::RuntimeError;
 
 use crate::admission::Settlement;
 use crate::call::meter::{AnswerFacts, EventDraft, UpstreamFacts, call_event, settle_admission};
 use crate::emitter::{ClosingWrite, EmitterHandle};
+use crate::upstream::RuntimeError;
 
 /// Longest the proxy keeps reading a stream whose client has gone.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(60);

@@ -210,3 +210,86 @@ pub(super) struct PendingEvent {
     pub(super) event: UsageEvent,
     pub(super) durable: Option<oneshot::Sender<()>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use schemas::Outcome;
+    use store::EventReader;
+    use store::memory::MemoryStore;
+
+    use super::*;
+    use crate::emitter::EventEmitter;
+
+    fn event() -> UsageEvent {
+        store::contract::event_on("c", Utc::now().date_naive(), "m", Outcome::Success, 1, 1)
+    }
+
+    /// Runs `answer_and_record` and returns the order of the steps as they happened.
+    async fn steps_of(durability: Durability, delivered: bool) -> (Vec<String>, Vec<UsageEvent>) {
+        let store = Arc::new(MemoryStore::new());
+        let (emitter, handle) =
+            EventEmitter::start_with(store.clone(), "instance".into(), durability, None);
+        let steps = Arc::new(Mutex::new(Vec::new()));
+        let (answer_steps, event_steps, write_steps) =
+            (steps.clone(), steps.clone(), steps.clone());
+        handle
+            .answer_and_record(
+                move || {
+                    answer_steps.lock().unwrap().push("answer".to_owned());
+                    delivered
+                },
+                move |delivered| {
+                    event_steps
+                        .lock()
+                        .unwrap()
+                        .push(format!("event (delivered: {delivered})"));
+                    let write: ClosingWrite = Box::pin(async move {
+                        write_steps.lock().unwrap().push("closing write".to_owned());
+                    });
+                    (event(), Some(write))
+                },
+            )
+            .await;
+        drop(handle);
+        emitter.finish(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let events = store
+            .read("0", None, 10)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .map(|entry| UsageEvent::decode_json(&entry.data).unwrap())
+            .collect();
+        let steps = steps.lock().unwrap().clone();
+        (steps, events)
+    }
+
+    #[tokio::test]
+    async fn queued_answers_first_and_learns_whether_the_client_took_the_answer() {
+        let (steps, events) = steps_of(Durability::Queued, false).await;
+        assert_eq!(steps[..2], ["answer", "event (delivered: false)"]);
+        assert!(steps.contains(&"closing write".to_owned()));
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].proxy_instance.as_str(), events[0].instance_seq),
+            ("instance", 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn before_answer_makes_the_event_and_the_closing_write_durable_first() {
+        let (steps, events) = steps_of(Durability::BeforeAnswer, true).await;
+        assert_eq!(
+            steps,
+            ["event (delivered: true)", "closing write", "answer"],
+            "the closing write runs, and the event is durable, before the answer"
+        );
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].instance_seq, 1);
+    }
+}

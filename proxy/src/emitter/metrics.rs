@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use store::Spool;
-use store::metrics::Sample;
+use telemetry::metrics::Sample;
 
 /// Counts of what the emitter did, for logs and tests.
 #[derive(Debug, Default)]

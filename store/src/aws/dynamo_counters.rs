@@ -30,8 +30,9 @@ use schemas::{DailyUsage, HourlyUsage, UsageCounts};
 use uuid::Uuid;
 
 use super::attributes::{Item, get_count, get_string, key, number, string};
-use super::errors::aws_error;
+use super::errors::{aws_error, rejected};
 use crate::counters::{ApplyReport, Counters, HOURLY_RETENTION_DAYS, SourcedEvent};
+use crate::dedupe::classify_batch;
 use crate::{Result, StoreError};
 
 /// Most actions in one DynamoDB transaction.
@@ -64,7 +65,7 @@ fn mark_key(event_id: Uuid) -> Item {
 }
 
 fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
-    built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
+    built.map_err(|error| rejected(format!("invalid request: {error}")))
 }
 
 /// Splits a (customer, day) group of events into transactions of at most 100 actions:
@@ -256,7 +257,7 @@ impl DynamoCounters {
                 let TransactWriteItemsError::TransactionCanceledException(cancelled) =
                     context.err()
                 else {
-                    return Err(StoreError::Aws("unexpected transaction error".into()));
+                    return Err(rejected("unexpected transaction error"));
                 };
                 let failed: Vec<bool> = cancelled
                     .cancellation_reasons()
@@ -293,12 +294,13 @@ impl DynamoCounters {
             .transpose()
     }
 
-    /// Writes one (customer, day) chunk; returns the owner source of every event in it.
+    /// Writes one (customer, day) chunk of new marks with their counts. A mark whose
+    /// condition fails is read back and recorded in `stored_marks` (its event is not
+    /// written); the rest of the chunk is written again.
     async fn apply_chunk(
         &self,
         chunk: Vec<&SourcedEvent>,
-        owners: &mut HashMap<Uuid, String>,
-        report: &mut ApplyReport,
+        stored_marks: &mut HashMap<Uuid, String>,
     ) -> Result<()> {
         let mut pending = chunk;
         for _ in 0..MAX_CONDITION_ROUNDS {
@@ -306,20 +308,14 @@ impl DynamoCounters {
                 return Ok(());
             }
             match self.write_group(&pending).await? {
-                GroupWrite::Written => {
-                    for sourced in &pending {
-                        owners.insert(sourced.event.event_id, sourced.source.clone());
-                    }
-                    report.counted += pending.len();
-                    return Ok(());
-                }
+                GroupWrite::Written => return Ok(()),
                 GroupWrite::ConditionsFailed(failed) => {
                     let mut still_pending = Vec::new();
                     for (index, sourced) in pending.into_iter().enumerate() {
                         if failed.get(index).copied().unwrap_or(false) {
                             match self.mark_owner(sourced.event.event_id).await? {
                                 Some(owner) => {
-                                    owners.insert(sourced.event.event_id, owner);
+                                    stored_marks.insert(sourced.event.event_id, owner);
                                 }
                                 None => still_pending.push(sourced),
                             }
@@ -340,36 +336,26 @@ impl DynamoCounters {
 
 #[async_trait]
 impl Counters for DynamoCounters {
+    /// Marks are not read first: every first occurrence is written with a conditional put
+    /// (as if no mark were stored), and a failed condition reveals a stored mark. Once every
+    /// chunk is written, the batch is classified against the marks so revealed: exactly the
+    /// events written are its new ones.
     async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
-        let mut report = ApplyReport::default();
-        let mut first_occurrences: Vec<&SourcedEvent> = Vec::new();
-        let mut seen: HashMap<Uuid, ()> = HashMap::new();
-        for sourced in events {
-            if seen.insert(sourced.event.event_id, ()).is_none() {
-                first_occurrences.push(sourced);
-            }
-        }
+        let optimistic = classify_batch(events, &HashMap::new());
         let mut groups: BTreeMap<(String, NaiveDate), Vec<&SourcedEvent>> = BTreeMap::new();
-        for sourced in first_occurrences {
+        for sourced in optimistic.new_marks() {
             groups
                 .entry((sourced.event.customer_id.clone(), sourced.event.day()))
                 .or_default()
                 .push(sourced);
         }
-        let mut owners: HashMap<Uuid, String> = HashMap::new();
+        let mut stored_marks: HashMap<Uuid, String> = HashMap::new();
         for group in groups.into_values() {
             for chunk in chunk_for_transactions(&group) {
-                self.apply_chunk(chunk, &mut owners, &mut report).await?;
+                self.apply_chunk(chunk, &mut stored_marks).await?;
             }
         }
-        for sourced in events {
-            let owned = owners.get(&sourced.event.event_id) == Some(&sourced.source);
-            report.owned.push(owned);
-            if !owned {
-                report.duplicates += 1;
-            }
-        }
-        Ok(report)
+        Ok(classify_batch(events, &stored_marks).report())
     }
 
     async fn read_daily(

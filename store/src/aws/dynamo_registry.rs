@@ -1,4 +1,5 @@
-//! `Registry` on DynamoDB: one table, keys `pk` (S) and `sk` (S).
+//! `Registry` on DynamoDB: one table, keys `pk` (S) and `sk` (S), shared with `Plans`
+//! (`dynamo_plans`, whose items are listed here too).
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
@@ -18,133 +19,29 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};
 
-use super::attributes::{
-    Item, get_number, get_optional_number, get_string, key, number, scan_entity, string, timestamp,
+use super::attributes::{Item, get_string, key, number, scan_entity, string};
+use super::errors::{aws_error, rejected};
+pub(super) use super::registry_items::customer_pk;
+use super::registry_items::{
+    audit_item, customer_from_item, customer_item, key_from_item, key_item, key_pk, limits_json,
+    pointer_item,
 };
-use super::errors::aws_error;
+pub(super) use super::registry_transactions::TransactFailure;
+use super::registry_transactions::{
+    check_transaction_size, failed_at, failed_conditions, failed_last,
+};
 use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
-use schemas::plan::{Plan, PlanAssignment};
 
 /// Customers, keys and limits in one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
     client: Client,
-    table: String,
-}
-
-fn customer_pk(customer_id: &str) -> String {
-    format!("CUSTOMER#{customer_id}")
-}
-
-fn key_pk(token_hash: &TokenHash) -> String {
-    format!("KEY#{}", token_hash.as_str())
-}
-
-fn pointer_sk(key: &ApiKey) -> String {
-    format!(
-        "KEY#{:013}#{}",
-        key.created_at.timestamp_millis(),
-        key.key_id
-    )
-}
-
-fn customer_item(customer: &Customer) -> Result<Item> {
-    let mut item = key(customer_pk(&customer.customer_id), "PROFILE");
-    item.insert("entity".into(), string("customer"));
-    item.insert("customer_id".into(), string(&customer.customer_id));
-    item.insert("name".into(), string(&customer.name));
-    item.insert("email".into(), string(&customer.email));
-    item.insert("status".into(), string(customer.status.as_str()));
-    item.insert(
-        "created_at_ms".into(),
-        number(customer.created_at.timestamp_millis()),
-    );
-    item.insert("limits".into(), string(limits_json(&customer.limits)?));
-    Ok(item)
-}
-
-fn limits_json(limits: &Limits) -> Result<String> {
-    serde_json::to_string(limits).map_err(|error| StoreError::Corrupt(error.to_string()))
-}
-
-fn customer_from_item(item: &Item) -> Result<Customer> {
-    let status = get_string(item, "status")?;
-    Ok(Customer {
-        customer_id: get_string(item, "customer_id")?,
-        name: get_string(item, "name")?,
-        email: get_string(item, "email")?,
-        status: CustomerStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown customer status {status:?}")))?,
-        created_at: timestamp(get_number(item, "created_at_ms")?)?,
-        limits: serde_json::from_str(&get_string(item, "limits")?)
-            .map_err(|error| StoreError::Corrupt(format!("customer limits: {error}")))?,
-    })
-}
-
-fn key_item(api_key: &ApiKey) -> Item {
-    let mut item = key(key_pk(&api_key.token_hash), "KEY");
-    item.insert("entity".into(), string("key"));
-    item.insert("key_id".into(), string(&api_key.key_id));
-    item.insert("customer_id".into(), string(&api_key.customer_id));
-    item.insert("token_hash".into(), string(api_key.token_hash.as_str()));
-    item.insert("status".into(), string(api_key.status.as_str()));
-    item.insert(
-        "created_at_ms".into(),
-        number(api_key.created_at.timestamp_millis()),
-    );
-    if let Some(expires_at) = api_key.expires_at {
-        item.insert(
-            "expires_at_ms".into(),
-            number(expires_at.timestamp_millis()),
-        );
-    }
-    item
-}
-
-fn pointer_item(api_key: &ApiKey) -> Item {
-    let mut item = key(customer_pk(&api_key.customer_id), pointer_sk(api_key));
-    item.insert("entity".into(), string("key_pointer"));
-    item.insert("token_hash".into(), string(api_key.token_hash.as_str()));
-    item
-}
-
-fn key_from_item(item: &Item) -> Result<ApiKey> {
-    let status = get_string(item, "status")?;
-    Ok(ApiKey {
-        key_id: get_string(item, "key_id")?,
-        customer_id: get_string(item, "customer_id")?,
-        token_hash: TokenHash::from_stored(get_string(item, "token_hash")?),
-        status: KeyStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown key status {status:?}")))?,
-        created_at: timestamp(get_number(item, "created_at_ms")?)?,
-        expires_at: get_optional_number(item, "expires_at_ms")?
-            .map(timestamp)
-            .transpose()?,
-        last_used_at: get_optional_number(item, "last_used_at_ms")?
-            .map(timestamp)
-            .transpose()?,
-    })
-}
-
-fn audit_item(entry: &AuditEntry) -> Result<Item> {
-    let mut item = key(
-        format!("AUDIT#{}", entry.customer_id),
-        format!("{:013}#{}", entry.at.timestamp_millis(), entry.audit_id),
-    );
-    item.insert("entity".into(), string("audit"));
-    item.insert(
-        "entry".into(),
-        string(
-            serde_json::to_string(entry).map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        ),
-    );
-    Ok(item)
+    pub(super) table: String,
 }
 
 /// The error of an audit put whose condition failed: an entry with that id already exists.
@@ -155,51 +52,8 @@ fn audit_conflict(entry: &AuditEntry) -> StoreError {
     ))
 }
 
-/// The most actions one `TransactWriteItems` may hold.
-const MAX_TRANSACTION_ACTIONS: usize = 100;
-
-/// Refuses a transaction of `actions` actions that DynamoDB would reject, naming `what`.
-fn check_transaction_size(actions: usize, what: impl FnOnce() -> String) -> Result<()> {
-    if actions > MAX_TRANSACTION_ACTIONS {
-        return Err(StoreError::Aws(format!(
-            "{} needs {actions} writes in one DynamoDB transaction, more than its limit of {MAX_TRANSACTION_ACTIONS}; nothing was changed",
-            what()
-        )));
-    }
-    Ok(())
-}
-
-fn plan_key(plan_id: &str, version: u32) -> Item {
-    key(format!("PLAN#{plan_id}"), format!("VERSION#{version:010}"))
-}
-
-fn plan_from_item(item: &Item) -> Result<Plan> {
-    serde_json::from_str(&get_string(item, "plan")?)
-        .map_err(|error| StoreError::Corrupt(format!("stored plan: {error}")))
-}
-
-fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
-    built.map_err(|error| StoreError::Aws(format!("invalid request: {error}")))
-}
-
-/// Which actions of a cancelled transaction failed their condition; `None` unless the
-/// transaction was cancelled because at least one did (a cancellation for another reason,
-/// such as a conflicting concurrent transaction, is an ordinary store error).
-fn failed_conditions(
-    error: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Option<Vec<bool>> {
-    let SdkError::ServiceError(context) = error else {
-        return None;
-    };
-    let TransactWriteItemsError::TransactionCanceledException(cancelled) = context.err() else {
-        return None;
-    };
-    let failed: Vec<bool> = cancelled
-        .cancellation_reasons()
-        .iter()
-        .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-        .collect();
-    failed.contains(&true).then_some(failed)
+pub(super) fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
+    built.map_err(|error| rejected(format!("invalid request: {error}")))
 }
 
 impl DynamoRegistry {
@@ -211,7 +65,7 @@ impl DynamoRegistry {
         }
     }
 
-    fn put_if_absent(&self, item: Item) -> Result<TransactWriteItem> {
+    pub(super) fn put_if_absent(&self, item: Item) -> Result<TransactWriteItem> {
         let put = build(
             Put::builder()
                 .table_name(&self.table)
@@ -223,11 +77,11 @@ impl DynamoRegistry {
     }
 
     /// The put of an audit entry, the last action of an audited change.
-    fn audit_put(&self, entry: &AuditEntry) -> Result<TransactWriteItem> {
+    pub(super) fn audit_put(&self, entry: &AuditEntry) -> Result<TransactWriteItem> {
         self.put_if_absent(audit_item(entry)?)
     }
 
-    fn put(&self, item: Item) -> Result<TransactWriteItem> {
+    pub(super) fn put(&self, item: Item) -> Result<TransactWriteItem> {
         let put = build(
             Put::builder()
                 .table_name(&self.table)
@@ -238,7 +92,11 @@ impl DynamoRegistry {
     }
 
     /// A customer's items whose sort key starts with `prefix` (a consistent query).
-    async fn customer_items(&self, customer_id: &str, prefix: &str) -> Result<Vec<Item>> {
+    pub(super) async fn customer_items(
+        &self,
+        customer_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<Item>> {
         self.client
             .query()
             .table_name(&self.table)
@@ -255,7 +113,7 @@ impl DynamoRegistry {
     }
 
     /// Every item of one `entity` kind (a consistent, paginated scan).
-    async fn scan_entity(&self, entity: &str) -> Result<Vec<Item>> {
+    pub(super) async fn scan_entity(&self, entity: &str) -> Result<Vec<Item>> {
         scan_entity(&self.client, &self.table, entity).await
     }
 
@@ -279,7 +137,7 @@ impl DynamoRegistry {
             .build())
     }
 
-    async fn get(&self, item_key: Item) -> Result<Option<Item>> {
+    pub(super) async fn get(&self, item_key: Item) -> Result<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -292,7 +150,7 @@ impl DynamoRegistry {
         Ok(output.item)
     }
 
-    async fn transact(
+    pub(super) async fn transact(
         &self,
         actions: Vec<TransactWriteItem>,
     ) -> std::result::Result<(), TransactFailure> {
@@ -307,22 +165,6 @@ impl DynamoRegistry {
                 None => TransactFailure::Store(aws_error("TransactWriteItems", &self.table, error)),
             })
     }
-}
-
-enum TransactFailure {
-    /// Per action: whether its condition failed (at least one did).
-    Conditions(Vec<bool>),
-    Store(StoreError),
-}
-
-/// Whether the condition of action `index` failed.
-fn failed_at(failed: &[bool], index: usize) -> bool {
-    failed.get(index) == Some(&true)
-}
-
-/// Whether the condition of the last action (the audit put) failed.
-fn failed_last(failed: &[bool]) -> bool {
-    failed.last() == Some(&true)
 }
 
 #[async_trait]
@@ -603,130 +445,6 @@ impl Registry for DynamoRegistry {
                 TransactFailure::Conditions(_) => audit_conflict(audit),
                 TransactFailure::Store(error) => error,
             })
-    }
-
-    async fn put_plan(&self, plan: &Plan, audit: &AuditEntry) -> Result<()> {
-        for _ in 0..2 {
-            if let Some(stored) = self.plan(&plan.id, plan.version).await? {
-                if &stored == plan {
-                    return Ok(());
-                }
-                return Err(StoreError::Conflict(format!(
-                    "plan {} version {} is stored with other content; raise the version",
-                    plan.id, plan.version
-                )));
-            }
-            let mut item = plan_key(&plan.id, plan.version);
-            item.insert("entity".into(), string("plan"));
-            item.insert(
-                "plan".into(),
-                string(
-                    serde_json::to_string(plan)
-                        .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-                ),
-            );
-            match self
-                .transact(vec![self.put_if_absent(item)?, self.audit_put(audit)?])
-                .await
-            {
-                Ok(()) => return Ok(()),
-                // Stored meanwhile by someone else: compare with what is there now.
-                Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => {}
-                Err(TransactFailure::Conditions(_)) => {
-                    return Err(StoreError::Conflict(
-                        "that audit entry already exists; nothing was changed".into(),
-                    ));
-                }
-                Err(TransactFailure::Store(error)) => return Err(error),
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "plan {} version {} changed while it was stored; try again",
-            plan.id, plan.version
-        )))
-    }
-
-    async fn plan(&self, plan_id: &str, version: u32) -> Result<Option<Plan>> {
-        self.get(plan_key(plan_id, version))
-            .await?
-            .as_ref()
-            .map(plan_from_item)
-            .transpose()
-    }
-
-    async fn plans(&self) -> Result<Vec<Plan>> {
-        let mut plans = self
-            .scan_entity("plan")
-            .await?
-            .iter()
-            .map(plan_from_item)
-            .collect::<Result<Vec<_>>>()?;
-        plans.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
-        Ok(plans)
-    }
-
-    async fn assign_plan(&self, assignment: &PlanAssignment, audit: &AuditEntry) -> Result<()> {
-        let exists = |item_key: Item| -> Result<TransactWriteItem> {
-            Ok(TransactWriteItem::builder()
-                .condition_check(build(
-                    ConditionCheck::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(item_key))
-                        .condition_expression("attribute_exists(pk)")
-                        .build(),
-                )?)
-                .build())
-        };
-        let mut item = key(
-            customer_pk(&assignment.customer_id),
-            format!("ASSIGN#{}", assignment.effective_from),
-        );
-        item.insert("entity".into(), string("plan_assignment"));
-        item.insert("plan_id".into(), string(&assignment.plan_id));
-        item.insert("plan_version".into(), number(assignment.plan_version));
-        let actions = vec![
-            exists(key(customer_pk(&assignment.customer_id), "PROFILE"))?,
-            exists(plan_key(&assignment.plan_id, assignment.plan_version))?,
-            self.put(item)?,
-            self.audit_put(audit)?,
-        ];
-        match self.transact(actions).await {
-            Ok(()) => Ok(()),
-            Err(TransactFailure::Conditions(failed)) if failed.first() == Some(&true) => Err(
-                StoreError::not_found(format!("customer {}", assignment.customer_id)),
-            ),
-            Err(TransactFailure::Conditions(failed)) if failed.get(1) == Some(&true) => {
-                Err(StoreError::not_found(format!(
-                    "plan {} version {}",
-                    assignment.plan_id, assignment.plan_version
-                )))
-            }
-            Err(TransactFailure::Conditions(_)) => Err(StoreError::Conflict(
-                "that audit entry already exists; nothing was changed".into(),
-            )),
-            Err(TransactFailure::Store(error)) => Err(error),
-        }
-    }
-
-    async fn plan_assignments(&self, customer_id: &str) -> Result<Vec<PlanAssignment>> {
-        let items: Vec<Item> = self.customer_items(customer_id, "ASSIGN#").await?;
-        items
-            .iter()
-            .map(|item| {
-                let sk = get_string(item, "sk")?;
-                let date = sk.trim_start_matches("ASSIGN#");
-                Ok(PlanAssignment {
-                    customer_id: customer_id.to_owned(),
-                    plan_id: get_string(item, "plan_id")?,
-                    plan_version: u32::try_from(get_number(item, "plan_version")?).map_err(
-                        |_| StoreError::Corrupt("plan assignment version out of range".into()),
-                    )?,
-                    effective_from: date.parse().map_err(|_| {
-                        StoreError::Corrupt(format!("plan assignment date {date:?}"))
-                    })?,
-                })
-            })
-            .collect()
     }
 
     async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {

@@ -1,4 +1,6 @@
-//! AWS SDK errors mapped to `StoreError`, classified as retryable or not.
+//! AWS SDK errors mapped to `StoreError` kinds: throttling, 5xx, timeouts and dispatch
+//! failures are `Unavailable` (retryable), a missing resource is `NotFound`, any other
+//! refusal is `Rejected`. Messages of refusals start with `aws:`.
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -50,6 +52,61 @@ where
     if retryable {
         StoreError::Unavailable(format!("{operation} on {resource}: {message}"))
     } else {
-        StoreError::Aws(format!("{operation} on {resource}: {message}"))
+        rejected(format!("{operation} on {resource}: {message}"))
+    }
+}
+
+/// A call AWS refused, or that cannot be made, for a reason retrying will not fix.
+pub fn rejected(message: impl std::fmt::Display) -> StoreError {
+    StoreError::Rejected(format!("aws: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(code: &str, status: u16) -> StoreError {
+        let error = GetItemError::generic(ErrorMetadata::builder().code(code).build());
+        let response = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        aws_error("GetItem", "table", SdkError::service_error(error, response))
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_unavailable() {
+        for code in [
+            "ThrottlingException",
+            "InternalServerError",
+            "ServiceUnavailable",
+        ] {
+            let error = service_error(code, 500);
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+            assert!(error.is_retryable());
+        }
+        let timeout = aws_error::<GetItemError, Response>(
+            "GetItem",
+            "table",
+            SdkError::timeout_error("too slow"),
+        );
+        assert!(timeout.is_retryable(), "{timeout:?}");
+    }
+
+    #[test]
+    fn refusals_are_rejected_and_missing_resources_not_found() {
+        let refused = service_error("AccessDeniedException", 400);
+        assert!(matches!(refused, StoreError::Rejected(_)), "{refused:?}");
+        assert!(!refused.is_retryable());
+        assert!(
+            refused.to_string().starts_with("aws: GetItem on table"),
+            "{refused}"
+        );
+        let missing = service_error("ResourceNotFoundException", 400);
+        assert!(
+            matches!(missing, StoreError::NotFound { .. }),
+            "{missing:?}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use bytes::Bytes;
 
-use super::errors::{aws_error, is_retryable_code};
+use super::errors::{aws_error, is_retryable_code, rejected};
 use crate::archive::Archive;
 use crate::{Result, StoreError};
 
@@ -64,7 +64,7 @@ impl FirehoseArchive {
                 .iter()
                 .map(|line| Record::builder().data(Blob::new(line.to_vec())).build())
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|error| StoreError::Aws(format!("invalid firehose record: {error}")))?;
+                .map_err(|error| rejected(format!("invalid firehose record: {error}")))?;
             let output = self
                 .client
                 .put_record_batch()
@@ -80,7 +80,7 @@ impl FirehoseArchive {
             for (line, response) in pending.into_iter().zip(output.request_responses()) {
                 if let Some(code) = response.error_code() {
                     if !is_retryable_code(Some(code)) && code != "ServiceUnavailableException" {
-                        return Err(StoreError::Aws(format!(
+                        return Err(rejected(format!(
                             "PutRecordBatch on {} refused a record: {code}: {}",
                             self.delivery_stream,
                             response.error_message().unwrap_or_default()

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use crate::metrics::Sample;
+use telemetry::metrics::Sample;
 
 /// A Kinesis PUT payload unit (provisioned mode) covers this much of one record.
 pub const KINESIS_PUT_PAYLOAD_UNIT_BYTES: u64 = 25 * 1024;
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(later.requests.len(), 1);
         assert!(later.units.is_empty());
 
-        let text = crate::metrics::render(&meter.samples());
+        let text = telemetry::metrics::render(&meter.samples());
         assert!(text.contains(
             "tollgate_aws_requests_total{service=\"Kinesis\",operation=\"PutRecords\"} 3\n"
         ));

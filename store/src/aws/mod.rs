@@ -1,5 +1,5 @@
-//! The AWS backends: Kinesis (event log appender and reader), DynamoDB (registry, counters,
-//! checkpoints),
+//! The AWS backends: Kinesis (event log appender and reader), DynamoDB (registry, plans,
+//! counters, checkpoints),
 //! Firehose (raw archive), S3 (Parquet, quarantine) through `object_store`, and SNS (alerts).
 //!
 //! Each client is built once from one [`AwsSettings`]; `endpoint_url` points every service
@@ -10,6 +10,7 @@ mod attributes;
 pub mod dynamo_alerts;
 pub mod dynamo_checkpoints;
 pub mod dynamo_counters;
+pub mod dynamo_plans;
 pub mod dynamo_quotas;
 pub mod dynamo_registry;
 pub mod dynamo_watermarks;
@@ -18,6 +19,8 @@ pub mod firehose_archive;
 pub mod kinesis_log;
 pub mod meter;
 pub mod meter_hooks;
+mod registry_items;
+mod registry_transactions;
 pub mod s3_objects;
 pub mod settings;
 pub mod sns_notifier;
@@ -25,6 +28,7 @@ pub mod sns_notifier;
 pub use dynamo_alerts::DynamoAlerts;
 pub use dynamo_checkpoints::DynamoCheckpoints;
 pub use dynamo_counters::DynamoCounters;
+pub use dynamo_plans::DynamoPlans;
 pub use dynamo_quotas::DynamoQuotas;
 pub use dynamo_registry::DynamoRegistry;
 pub use dynamo_watermarks::DynamoWatermarks;

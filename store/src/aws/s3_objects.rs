@@ -59,7 +59,7 @@ pub fn s3_object_store(
             .with_virtual_hosted_style_request(false);
     }
     let store = builder.build().map_err(|error| {
-        StoreError::Aws(format!("cannot configure S3 bucket {bucket}: {error}"))
+        StoreError::Config(format!("cannot configure S3 bucket {bucket}: {error}"))
     })?;
     let prefix = prefix.trim_matches('/');
     if prefix.is_empty() {

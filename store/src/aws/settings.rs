@@ -13,7 +13,7 @@ use super::meter::process_meter;
 use super::meter_hooks::MeterInterceptor;
 use super::s3_objects::s3_object_store;
 use super::{
-    DynamoAlerts, DynamoCheckpoints, DynamoCounters, DynamoQuotas, DynamoRegistry,
+    DynamoAlerts, DynamoCheckpoints, DynamoCounters, DynamoPlans, DynamoQuotas, DynamoRegistry,
     DynamoWatermarks, FirehoseArchive, KinesisEventLog,
 };
 use crate::{Result, StoreError};
@@ -47,6 +47,7 @@ pub struct AwsSettings {
 /// The AWS backends, each client built once.
 pub struct AwsBackend {
     pub registry: Arc<DynamoRegistry>,
+    pub plans: Arc<DynamoPlans>,
     pub counters: Arc<DynamoCounters>,
     pub quotas: Arc<DynamoQuotas>,
     pub watermarks: Arc<DynamoWatermarks>,
@@ -56,8 +57,6 @@ pub struct AwsBackend {
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
     pub settings: AwsSettings,
-    /// The shared AWS configuration, for clients built later (SNS alerts).
-    pub sdk_config: aws_config::SdkConfig,
     dynamo: aws_sdk_dynamodb::Client,
     kinesis: aws_sdk_kinesis::Client,
     firehose: aws_sdk_firehose::Client,
@@ -72,27 +71,35 @@ impl std::fmt::Debug for AwsBackend {
     }
 }
 
+/// The AWS configuration every client of these settings is built from: the standard chain
+/// (credentials, region), the configured region and endpoint, and five attempts per call.
+pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(5));
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint_url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(endpoint_url);
+    }
+    loader.load().await
+}
+
 impl AwsBackend {
     /// Loads AWS configuration from the standard chain and builds every client.
     pub async fn connect(settings: AwsSettings) -> Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(5));
-        if let Some(region) = &settings.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint_url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(endpoint_url);
-        }
-        let shared = loader.load().await;
+        let shared = load_sdk_config(&settings).await;
         let region = shared
             .region()
             .map(|region| region.as_ref().to_owned())
             .ok_or_else(|| {
-                StoreError::Aws("no AWS region configured; set AWS_REGION or --aws-region".into())
+                StoreError::Config(
+                    "no AWS region configured; set AWS_REGION or --aws-region".into(),
+                )
             })?;
         let credentials = shared
             .credentials_provider()
-            .ok_or_else(|| StoreError::Aws("no AWS credentials provider available".into()))?;
+            .ok_or_else(|| StoreError::Config("no AWS credentials provider available".into()))?;
         // Every client reports its requests and billable units to the process's meter.
         let metered = MeterInterceptor::new(process_meter());
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
@@ -122,6 +129,7 @@ impl AwsBackend {
                 dynamo.clone(),
                 &settings.registry_table,
             )),
+            plans: Arc::new(DynamoPlans::new(dynamo.clone(), &settings.registry_table)),
             counters: Arc::new(DynamoCounters::new(
                 dynamo.clone(),
                 &settings.counters_table,
@@ -144,7 +152,6 @@ impl AwsBackend {
                 .map(|name| Arc::new(FirehoseArchive::new(firehose.clone(), name))),
             objects,
             settings,
-            sdk_config: shared.clone(),
             dynamo,
             kinesis,
             firehose,
@@ -193,7 +200,7 @@ impl AwsBackend {
             Duration::from_secs(u64::try_from(retention_hours).unwrap_or(0) * 3600),
             self.settings.max_record_age,
         )
-        .map_err(StoreError::Aws)?;
+        .map_err(StoreError::Config)?;
         if let Some(name) = &self.settings.firehose_stream {
             self.firehose
                 .describe_delivery_stream()

@@ -7,9 +7,10 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 use schemas::alert::RecordedAlert;
 
-use super::errors::aws_error;
+use super::errors::{aws_error, rejected};
 use super::meter::process_meter;
 use super::meter_hooks::MeterInterceptor;
+use super::settings::{AwsSettings, load_sdk_config};
 use crate::notify::Notifier;
 use crate::{Result, StoreError};
 
@@ -46,18 +47,32 @@ fn attribute(value: &str) -> Result<MessageAttributeValue> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|error| StoreError::Aws(format!("invalid SNS message attribute: {error}")))
+        .map_err(|error| rejected(format!("invalid SNS message attribute: {error}")))
+}
+
+/// Refuses a topic ARN that is not of the form `arn:aws:sns:REGION:ACCOUNT:TOPIC`.
+fn check_topic_arn(topic_arn: &str) -> Result<()> {
+    if !topic_arn.starts_with("arn:") || topic_arn.split(':').count() != 6 {
+        return Err(StoreError::Config(format!(
+            "{topic_arn:?} is not an SNS topic ARN; give arn:aws:sns:REGION:ACCOUNT:TOPIC"
+        )));
+    }
+    Ok(())
 }
 
 impl SnsNotifier {
-    /// A notifier publishing to `topic_arn` with the shared AWS configuration.
+    /// A notifier publishing to `topic_arn`, its client built from the AWS backend's
+    /// settings (the same chain, region and endpoint as the backend's clients).
+    pub async fn connect(settings: &AwsSettings, topic_arn: impl Into<String>) -> Result<Self> {
+        let topic_arn = topic_arn.into();
+        check_topic_arn(&topic_arn)?;
+        Self::new(&load_sdk_config(settings).await, topic_arn)
+    }
+
+    /// A notifier publishing to `topic_arn` with the given AWS configuration.
     pub fn new(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Result<Self> {
         let topic_arn = topic_arn.into();
-        if !topic_arn.starts_with("arn:") || topic_arn.split(':').count() != 6 {
-            return Err(StoreError::Config(format!(
-                "{topic_arn:?} is not an SNS topic ARN; give arn:aws:sns:REGION:ACCOUNT:TOPIC"
-            )));
-        }
+        check_topic_arn(&topic_arn)?;
         Ok(Self {
             client: Client::from_conf(
                 aws_sdk_sns::config::Builder::from(config)

@@ -1,14 +1,18 @@
 //! `Counters` on SQLite: the dedupe marks and the counter upserts (daily and hourly) commit
 //! in one transaction. Hourly cells older than the retention are pruned as new ones arrive.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use schemas::usage_counts::{aggregate_events, aggregate_hourly, hour_id, parse_hour_id};
 use schemas::{DailyUsage, HourlyUsage, UsageCounts};
+use uuid::Uuid;
 
 use super::EmbeddedStore;
 use crate::counters::{ApplyReport, Counters, HOURLY_RETENTION_DAYS, SourcedEvent};
+use crate::dedupe::{BatchMarks, classify_batch, distinct_event_ids};
 use crate::{Result, StoreError};
 
 fn to_sql_count(value: u64) -> i64 {
@@ -60,6 +64,84 @@ fn counts_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<UsageCou
     })
 }
 
+/// The stored dedupe marks of the batch's `event_id`s.
+fn stored_marks(
+    transaction: &Transaction<'_>,
+    events: &[SourcedEvent],
+) -> Result<HashMap<Uuid, String>> {
+    let mut find_mark =
+        transaction.prepare_cached("SELECT source FROM counter_dedupe WHERE event_id = ?1")?;
+    let mut stored_marks = HashMap::new();
+    for event_id in distinct_event_ids(events) {
+        let owner: Option<String> = find_mark
+            .query_row(params![event_id.hyphenated().to_string()], |row| row.get(0))
+            .optional()?;
+        if let Some(owner) = owner {
+            stored_marks.insert(event_id, owner);
+        }
+    }
+    Ok(stored_marks)
+}
+
+/// Writes the batch's new marks and adds their events to the daily and hourly cells.
+fn write_marks_and_counts(
+    transaction: &Transaction<'_>,
+    classified: &BatchMarks<'_>,
+) -> Result<()> {
+    let now = Utc::now().timestamp_millis();
+    let mut insert_mark = transaction.prepare_cached(
+        "INSERT INTO counter_dedupe (event_id, source, applied_at_ms) VALUES (?1, ?2, ?3)",
+    )?;
+    for sourced in classified.new_marks() {
+        let key = sourced.event.event_id.hyphenated().to_string();
+        insert_mark.execute(params![key, sourced.source, now])?;
+    }
+    let mut upsert = transaction.prepare_cached(&format!(
+        "INSERT INTO usage_counters (customer_id, day, model_id, {COUNT_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (customer_id, day, model_id) DO UPDATE SET {ADD_COUNTS}"
+    ))?;
+    for (key, counts) in aggregate_events(classified.counted_events()) {
+        let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
+        upsert.execute(params![
+            key.customer_id,
+            key.day.to_string(),
+            key.model_id,
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6
+        ])?;
+    }
+    let mut upsert_hour = transaction.prepare_cached(&format!(
+        "INSERT INTO usage_hourly (customer_id, hour, {COUNT_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (customer_id, hour) DO UPDATE SET {ADD_COUNTS}"
+    ))?;
+    for ((customer_id, hour), counts) in aggregate_hourly(classified.counted_events()) {
+        let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
+        upsert_hour.execute(params![
+            customer_id,
+            hour_id(hour),
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6
+        ])?;
+    }
+    let oldest_kept = Utc::now() - chrono::Duration::days(HOURLY_RETENTION_DAYS);
+    transaction
+        .prepare_cached("DELETE FROM usage_hourly WHERE hour < ?1")?
+        .execute(params![hour_id(oldest_kept)])?;
+    Ok(())
+}
+
 #[async_trait]
 impl Counters for EmbeddedStore {
     async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
@@ -68,64 +150,12 @@ impl Counters for EmbeddedStore {
         }
         let events = events.to_vec();
         self.with_connection(move |connection| {
-            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let now = Utc::now().timestamp_millis();
-            let mut report = ApplyReport::default();
-            let mut newly_counted = Vec::new();
-            {
-                let mut find_mark =
-                    transaction.prepare_cached("SELECT source FROM counter_dedupe WHERE event_id = ?1")?;
-                let mut insert_mark = transaction.prepare_cached(
-                    "INSERT INTO counter_dedupe (event_id, source, applied_at_ms) VALUES (?1, ?2, ?3)",
-                )?;
-                for sourced in &events {
-                    let event_id = sourced.event.event_id;
-                    let key = event_id.hyphenated().to_string();
-                    let owner: Option<String> = find_mark.query_row(params![key], |row| row.get(0)).optional()?;
-                    match owner {
-                        Some(owner) if owner == sourced.source => {
-                            report.owned.push(true);
-                        }
-                        Some(_) => {
-                            report.duplicates += 1;
-                            report.owned.push(false);
-                        }
-                        None => {
-                            insert_mark.execute(params![key, sourced.source, now])?;
-                            report.owned.push(true);
-                            report.counted += 1;
-                            newly_counted.push(&sourced.event);
-                        }
-                    }
-                }
-                let mut upsert = transaction.prepare_cached(&format!(
-                    "INSERT INTO usage_counters (customer_id, day, model_id, {COUNT_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (customer_id, day, model_id) DO UPDATE SET {ADD_COUNTS}"
-                ))?;
-                for (key, counts) in aggregate_events(newly_counted.iter().copied()) {
-                    let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
-                    upsert.execute(params![
-                        key.customer_id,
-                        key.day.to_string(),
-                        key.model_id,
-                        c0, c1, c2, c3, c4, c5, c6
-                    ])?;
-                }
-                let mut upsert_hour = transaction.prepare_cached(&format!(
-                    "INSERT INTO usage_hourly (customer_id, hour, {COUNT_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (customer_id, hour) DO UPDATE SET {ADD_COUNTS}"
-                ))?;
-                for ((customer_id, hour), counts) in aggregate_hourly(newly_counted) {
-                    let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
-                    upsert_hour.execute(params![customer_id, hour_id(hour), c0, c1, c2, c3, c4, c5, c6])?;
-                }
-                let oldest_kept = Utc::now() - chrono::Duration::days(HOURLY_RETENTION_DAYS);
-                transaction
-                    .prepare_cached("DELETE FROM usage_hourly WHERE hour < ?1")?
-                    .execute(params![hour_id(oldest_kept)])?;
-            }
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let stored_marks = stored_marks(&transaction, &events)?;
+            let classified = classify_batch(&events, &stored_marks);
+            write_marks_and_counts(&transaction, &classified)?;
+            let report = classified.report();
             transaction.commit()?;
             Ok(report)
         })

@@ -6,7 +6,9 @@
 
 mod alerts;
 mod counters;
+mod errors;
 mod event_log;
+mod plans;
 mod quotas;
 mod registry;
 mod schema;
@@ -142,6 +144,12 @@ mod tests {
     async fn embedded_registry_contract() {
         let (_directory, store) = temp_store();
         contract::registry::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_plans_contract() {
+        let (_directory, store) = temp_store();
+        contract::plans::run_all(&store, &store).await;
     }
 
     #[tokio::test]

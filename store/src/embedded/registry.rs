@@ -9,7 +9,6 @@ use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, T
 use super::EmbeddedStore;
 use crate::registry::{KeyUse, Registry};
 use crate::{Result, StoreError};
-use schemas::plan::{Plan, PlanAssignment};
 
 const CUSTOMER_COLUMNS: &str = "customer_id, name, email, status, created_at_ms, limits_json";
 const KEY_COLUMNS: &str =
@@ -88,8 +87,46 @@ fn insert_key(transaction: &rusqlite::Transaction<'_>, key: &ApiKey) -> Result<(
     }
 }
 
+/// The keys matching `condition` (over `api_keys`, with `values`), read in a transaction.
+fn select_keys(
+    transaction: &rusqlite::Transaction<'_>,
+    condition: &str,
+    values: impl rusqlite::Params,
+) -> Result<Vec<ApiKey>> {
+    let mut select = transaction.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE {condition} ORDER BY created_at_ms, key_id"
+    ))?;
+    let rows = select.query_map(values, key_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Retires `keys` as [`ApiKey::retired`] decides (revoked at once when `at` is `None`,
+/// otherwise expiring at `at` unless they expire earlier) and writes each back; returns
+/// them as stored now.
+fn retire_keys(
+    transaction: &rusqlite::Transaction<'_>,
+    keys: Vec<ApiKey>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<ApiKey>> {
+    let mut update = transaction.prepare_cached(
+        "UPDATE api_keys SET status = ?1, expires_at_ms = ?2 WHERE key_id = ?3 AND customer_id = ?4",
+    )?;
+    let mut retired_keys = Vec::with_capacity(keys.len());
+    for key in keys {
+        let retired = key.retired(at);
+        update.execute(params![
+            retired.status.as_str(),
+            retired.expires_at.map(|expires| expires.timestamp_millis()),
+            retired.key_id,
+            retired.customer_id,
+        ])?;
+        retired_keys.push(retired);
+    }
+    Ok(retired_keys)
+}
+
 /// An audit entry ready for the `audit_log` table: serialized before any connection is used.
-struct AuditRow {
+pub(super) struct AuditRow {
     audit_id: String,
     at_ms: i64,
     customer_id: String,
@@ -97,7 +134,7 @@ struct AuditRow {
 }
 
 impl AuditRow {
-    fn of(entry: &AuditEntry) -> Result<Self> {
+    pub(super) fn of(entry: &AuditEntry) -> Result<Self> {
         Ok(Self {
             audit_id: entry.audit_id.to_string(),
             at_ms: entry.at.timestamp_millis(),
@@ -108,7 +145,7 @@ impl AuditRow {
     }
 
     /// Inserts the entry; inside a transaction, it commits or rolls back with the change.
-    fn insert(&self, connection: &rusqlite::Connection) -> Result<()> {
+    pub(super) fn insert(&self, connection: &rusqlite::Connection) -> Result<()> {
         let inserted = connection.execute(
             "INSERT INTO audit_log (audit_id, at_ms, customer_id, entry_json) VALUES (?1, ?2, ?3, ?4)",
             params![self.audit_id, self.at_ms, self.customer_id, self.json],
@@ -250,25 +287,12 @@ impl Registry for EmbeddedStore {
                     new_key.customer_id
                 )));
             }
-            match retire_old_keys_at {
-                None => transaction.execute(
-                    "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND status = ?3",
-                    params![
-                        KeyStatus::Revoked.as_str(),
-                        new_key.customer_id,
-                        KeyStatus::Active.as_str()
-                    ],
-                )?,
-                Some(at) => transaction.execute(
-                    "UPDATE api_keys SET expires_at_ms = MIN(COALESCE(expires_at_ms, ?1), ?1)
-                     WHERE customer_id = ?2 AND status = ?3",
-                    params![
-                        at.timestamp_millis(),
-                        new_key.customer_id,
-                        KeyStatus::Active.as_str()
-                    ],
-                )?,
-            };
+            let active_keys = select_keys(
+                &transaction,
+                "customer_id = ?1 AND status = ?2",
+                params![new_key.customer_id, KeyStatus::Active.as_str()],
+            )?;
+            retire_keys(&transaction, active_keys, retire_old_keys_at)?;
             insert_key(&transaction, &new_key)?;
             audit.insert(&transaction)?;
             transaction.commit()?;
@@ -288,20 +312,16 @@ impl Registry for EmbeddedStore {
         self.with_connection(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let updated = transaction.execute(
-                "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2 AND key_id = ?3",
-                params![KeyStatus::Revoked.as_str(), customer_id, key_id],
+            let key = select_keys(
+                &transaction,
+                "customer_id = ?1 AND key_id = ?2",
+                params![customer_id, key_id],
             )?;
-            if updated == 0 {
+            let Some(revoked) = retire_keys(&transaction, key, None)?.pop() else {
                 return Err(StoreError::not_found(format!(
                     "key {key_id} of customer {customer_id}"
                 )));
-            }
-            let revoked = transaction.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?1"),
-                params![key_id],
-                key_from_row,
-            )?;
+            };
             audit.insert(&transaction)?;
             transaction.commit()?;
             Ok(revoked)
@@ -328,10 +348,8 @@ impl Registry for EmbeddedStore {
                 return Err(StoreError::not_found(format!("customer {customer_id}")));
             }
             if status == CustomerStatus::Deleted {
-                transaction.execute(
-                    "UPDATE api_keys SET status = ?1 WHERE customer_id = ?2",
-                    params![KeyStatus::Revoked.as_str(), customer_id],
-                )?;
+                let keys = select_keys(&transaction, "customer_id = ?1", params![customer_id])?;
+                retire_keys(&transaction, keys, None)?;
             }
             audit.insert(&transaction)?;
             transaction.commit()?;
@@ -387,162 +405,6 @@ impl Registry for EmbeddedStore {
             audit.insert(&transaction)?;
             transaction.commit()?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn put_plan(&self, plan: &Plan, audit: &AuditEntry) -> Result<()> {
-        let json =
-            serde_json::to_string(plan).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        let (plan_id, version) = (plan.id.clone(), plan.version);
-        let wanted = plan.clone();
-        let audit = AuditRow::of(audit)?;
-        self.with_connection(move |connection| {
-            let transaction =
-                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let stored: Option<String> = transaction
-                .query_row(
-                    "SELECT plan_json FROM plans WHERE plan_id = ?1 AND version = ?2",
-                    params![plan_id, version],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if let Some(stored) = stored {
-                let stored: Plan = serde_json::from_str(&stored)
-                    .map_err(|error| StoreError::Corrupt(format!("stored plan: {error}")))?;
-                if stored == wanted {
-                    return Ok(());
-                }
-                return Err(StoreError::Conflict(format!(
-                    "plan {plan_id} version {version} is stored with other content; raise the version"
-                )));
-            }
-            transaction.execute(
-                "INSERT INTO plans (plan_id, version, plan_json) VALUES (?1, ?2, ?3)",
-                params![plan_id, version, json],
-            )?;
-            audit.insert(&transaction)?;
-            transaction.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn plan(&self, plan_id: &str, version: u32) -> Result<Option<Plan>> {
-        let plan_id = plan_id.to_owned();
-        self.with_connection(move |connection| {
-            let stored: Option<String> = connection
-                .query_row(
-                    "SELECT plan_json FROM plans WHERE plan_id = ?1 AND version = ?2",
-                    params![plan_id, version],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            stored
-                .map(|json| {
-                    serde_json::from_str(&json)
-                        .map_err(|error| StoreError::Corrupt(format!("stored plan: {error}")))
-                })
-                .transpose()
-        })
-        .await
-    }
-
-    async fn plans(&self) -> Result<Vec<Plan>> {
-        self.with_connection(|connection| {
-            let mut select = connection
-                .prepare_cached("SELECT plan_json FROM plans ORDER BY plan_id, version")?;
-            let rows = select.query_map([], |row| row.get::<_, String>(0))?;
-            let mut plans = Vec::new();
-            for row in rows {
-                plans.push(
-                    serde_json::from_str(&row?)
-                        .map_err(|error| StoreError::Corrupt(format!("stored plan: {error}")))?,
-                );
-            }
-            Ok(plans)
-        })
-        .await
-    }
-
-    async fn assign_plan(&self, assignment: &PlanAssignment, audit: &AuditEntry) -> Result<()> {
-        let assignment = assignment.clone();
-        let audit = AuditRow::of(audit)?;
-        self.with_connection(move |connection| {
-            let transaction =
-                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let customer: Option<i64> = transaction
-                .query_row(
-                    "SELECT 1 FROM customers WHERE customer_id = ?1",
-                    params![assignment.customer_id],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if customer.is_none() {
-                return Err(StoreError::not_found(format!(
-                    "customer {}",
-                    assignment.customer_id
-                )));
-            }
-            let plan: Option<i64> = transaction
-                .query_row(
-                    "SELECT 1 FROM plans WHERE plan_id = ?1 AND version = ?2",
-                    params![assignment.plan_id, assignment.plan_version],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if plan.is_none() {
-                return Err(StoreError::not_found(format!(
-                    "plan {} version {}",
-                    assignment.plan_id, assignment.plan_version
-                )));
-            }
-            transaction.execute(
-                "INSERT INTO plan_assignments (customer_id, effective_from, plan_id, version)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (customer_id, effective_from) DO UPDATE SET
-                    plan_id = excluded.plan_id, version = excluded.version",
-                params![
-                    assignment.customer_id,
-                    assignment.effective_from.to_string(),
-                    assignment.plan_id,
-                    assignment.plan_version
-                ],
-            )?;
-            audit.insert(&transaction)?;
-            transaction.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn plan_assignments(&self, customer_id: &str) -> Result<Vec<PlanAssignment>> {
-        let customer_id = customer_id.to_owned();
-        self.with_connection(move |connection| {
-            let mut select = connection.prepare_cached(
-                "SELECT effective_from, plan_id, version FROM plan_assignments
-                 WHERE customer_id = ?1 ORDER BY effective_from",
-            )?;
-            let rows = select.query_map(params![customer_id], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, u32>(2)?,
-                ))
-            })?;
-            let mut assignments = Vec::new();
-            for row in rows {
-                let (effective_from, plan_id, plan_version) = row?;
-                assignments.push(PlanAssignment {
-                    customer_id: customer_id.clone(),
-                    plan_id,
-                    plan_version,
-                    effective_from: effective_from.parse().map_err(|_| {
-                        StoreError::Corrupt(format!("plan assignment date {effective_from:?}"))
-                    })?,
-                });
-            }
-            Ok(assignments)
         })
         .await
     }

@@ -20,11 +20,11 @@ use chrono::{SubsecRound, Utc};
 use metering::{ConsumerSettings, MeteringConsumer};
 use proxy::config::ProxyConfig;
 use proxy::server::{ProxyPorts, start_proxy};
+use proxy::upstream::{BedrockRuntime, BedrockSettings, ModelInvocation, ModelRuntime};
 use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits};
-use store::bedrock::{BedrockRuntime, BedrockSettings};
 use store::embedded::EmbeddedStore;
-use store::{Counters, ModelInvocation, ModelRuntime, Registry};
+use store::{Counters, Registry};
 use tests::fake_bedrock::FakeBedrock;
 use tests::harness::spec_body;
 

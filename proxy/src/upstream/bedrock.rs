@@ -23,7 +23,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use futures::StreamExt;
 
-use crate::model_runtime::{
+use super::model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
     encode_path_segment, is_streaming, operation_path,
 };

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use schemas::Operation;
 use schemas::bedrock_stream::{encode_event, encode_invoke_chunk};
 
-use crate::model_runtime::{
+use super::model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
 

@@ -1,0 +1,16 @@
+//! The model provider the proxy forwards calls to: the [`ModelRuntime`] port, and its two
+//! implementations, Amazon Bedrock (SigV4-signed, byte for byte) and a deterministic
+//! simulation for trying Tollgate without AWS.
+//!
+//! The port lives here, not in `store`: only the proxy forwards calls, and `store` holds
+//! the storage ports and their backends.
+
+pub mod bedrock;
+pub mod model_runtime;
+pub mod simulated;
+
+pub use bedrock::{BedrockRuntime, BedrockSettings};
+pub use model_runtime::{
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+};
+pub use simulated::SimulatedRuntime;

@@ -1,0 +1,143 @@
+//! The file spool's own tests, beside the spool contract suite.
+
+use super::format::HEADER_BYTES;
+use super::*;
+use crate::contract::spool::{numbered, run_all};
+
+fn spool_in(directory: &Path) -> Arc<FileSpool> {
+    Arc::new(FileSpool::open(directory).unwrap())
+}
+
+#[tokio::test]
+async fn file_spool_contract() {
+    let directory = tempfile::tempdir().unwrap();
+    run_all(&spool_in(directory.path())).await;
+    let small = tempfile::tempdir().unwrap();
+    run_all(&Arc::new(
+        FileSpool::open(small.path())
+            .unwrap()
+            .with_segment_bytes(40),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn what_was_pushed_and_not_popped_survives_a_restart_across_segments() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let spool = Arc::new(
+            FileSpool::open(directory.path())
+                .unwrap()
+                .with_segment_bytes(100),
+        );
+        for index in 0..50 {
+            spool.push(&[numbered(index)]).await.unwrap();
+        }
+        spool.pop(17).await.unwrap();
+        let segments = fs::read_dir(directory.path())
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
+            .count();
+        assert!(segments > 1, "records span several segments");
+    }
+    let reopened = Arc::new(
+        FileSpool::open(directory.path())
+            .unwrap()
+            .with_segment_bytes(100),
+    );
+    assert_eq!(Spool::level(&reopened).records, 33);
+    assert_eq!(
+        reopened.peek(1_000).await.unwrap(),
+        (17..50).map(numbered).collect::<Vec<_>>()
+    );
+    reopened.push(&[numbered(50)]).await.unwrap();
+    reopened.pop(33).await.unwrap();
+    assert_eq!(reopened.peek(10).await.unwrap(), vec![numbered(50)]);
+}
+
+#[tokio::test]
+async fn a_write_cut_short_by_a_crash_is_truncated_and_nothing_else_is_lost() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let spool = spool_in(directory.path());
+        spool.push(&[numbered(1), numbered(2)]).await.unwrap();
+    }
+    let segment = segment_path(directory.path(), 1);
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    let torn = encode(&numbered(3)).unwrap();
+    file.write_all(&torn[..torn.len() / 2]).unwrap();
+    drop(file);
+    let reopened = spool_in(directory.path());
+    assert_eq!(
+        reopened.peek(10).await.unwrap(),
+        vec![numbered(1), numbered(2)]
+    );
+    reopened.push(&[numbered(4)]).await.unwrap();
+    assert_eq!(
+        reopened.peek(10).await.unwrap(),
+        vec![numbered(1), numbered(2), numbered(4)]
+    );
+}
+
+#[tokio::test]
+async fn damage_inside_the_spool_is_moved_aside_not_dropped() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let spool = Arc::new(
+            FileSpool::open(directory.path())
+                .unwrap()
+                .with_segment_bytes(30),
+        );
+        for index in 0..4 {
+            spool.push(&[numbered(index)]).await.unwrap();
+        }
+    }
+    // Flip a byte in the first record of the first segment (which holds records 0
+    // and 1): record boundaries after damage cannot be trusted, so the rest of that
+    // segment is moved aside whole.
+    let first = segment_path(directory.path(), 1);
+    let mut bytes = fs::read(&first).unwrap();
+    let segment_len = bytes.len();
+    bytes[HEADER_BYTES as usize + 3] ^= 0xff;
+    fs::write(&first, &bytes).unwrap();
+    let reopened = spool_in(directory.path());
+    let kept: Vec<_> = fs::read_dir(directory.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".corrupt-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged bytes are kept: {kept:?}");
+    assert_eq!(
+        fs::read(directory.path().join(&kept[0])).unwrap().len(),
+        segment_len
+    );
+    assert_eq!(
+        reopened.peek(10).await.unwrap(),
+        (2..4).map(numbered).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_and_free_slots_are_found() {
+    let directory = tempfile::tempdir().unwrap();
+    let held = spool_in(directory.path());
+    let refused = FileSpool::open(directory.path()).unwrap_err();
+    assert!(refused.to_string().contains("--spool-dir"), "{refused}");
+    drop(held);
+    let parent = tempfile::tempdir().unwrap();
+    let first = FileSpool::claim_slot(parent.path()).unwrap();
+    let second = FileSpool::claim_slot(parent.path()).unwrap();
+    assert_ne!(first.directory, second.directory);
+    second.spool.push(&[numbered(1)]).await.unwrap();
+    drop(second);
+    let orphans = FileSpool::orphaned_slots(parent.path()).unwrap();
+    assert_eq!(orphans.len(), 1, "the stopped process's records are found");
+    assert_eq!(orphans[0].spool.peek(5).await.unwrap(), vec![numbered(1)]);
+}
