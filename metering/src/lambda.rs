@@ -7,13 +7,50 @@
 //! quarantined by the applier and never fail the batch.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use bytes::Bytes;
+use clap::Args;
+use lambda_runtime::{LambdaEvent, service_fn};
 use store::LogEntry;
+use store::backend::BackendArgs;
 
 use crate::apply::{BatchApplier, PassReport};
+use crate::settings::AlertArgs;
+
+/// The metering Lambda's configuration, read from the same `TOLLGATE_*` variables as every
+/// binary, the alert rules and destinations (`TOLLGATE_ALERT_*`) included.
+#[derive(Debug, Clone, Args)]
+pub struct LambdaArguments {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+}
+
+/// Runs the metering Lambda: opens the ports once, then applies each Kinesis event the
+/// event source mapping delivers and writes one CloudWatch embedded-metric line per event.
+pub async fn run_lambda(arguments: LambdaArguments) -> Result<(), lambda_runtime::Error> {
+    let settings = arguments.backend.settings()?;
+    let ports = settings.open().await?;
+    let alerts = arguments.alerts.engine(&ports, &settings).await?;
+    let applier = Arc::new(BatchApplier::from_ports(&ports).with_alert_engine(alerts));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
+        let applier = Arc::clone(&applier);
+        async move {
+            let (response, report) = handle_kinesis_event(&applier, event.payload).await;
+            telemetry::process::announce(&embedded_metrics(
+                &report,
+                response.batch_item_failures.len(),
+                chrono::Utc::now().timestamp_millis(),
+            ));
+            Ok::<_, lambda_runtime::Error>(response)
+        }
+    }))
+    .await
+}
 
 /// Records applied together; a failure retries from the start of its run.
 pub const LAMBDA_RUN_RECORDS: usize = 100;
