@@ -1,14 +1,16 @@
 //! `tollgate serve`: the proxy and the metering consumer in one process, on either backend.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use metering::MeteringConsumer;
-use proxy::server::{ProxyPorts, shutdown_signal, start_proxy_with};
+use proxy::server::{ProxyPorts, RunningProxy, shutdown_signal, start_proxy_with};
 
 use super::dashboard;
 use serde::Serialize;
 use store::backend::{BackendSettings, Ports};
+use tokio::task::JoinHandle;
 
 use crate::args::ServeArgs;
 use crate::output::{print_json, print_lines};
@@ -48,22 +50,7 @@ pub async fn serve(
 
     let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings(), alerts);
     let metrics = match args.metrics.metrics_listen {
-        Some(listen) => {
-            let (proxy_source, consumer_source) = (proxy.sample_source(), consumer.sample_source());
-            let source: telemetry::metrics::SampleSource = Arc::new(move || {
-                let mut samples = proxy_source();
-                samples.extend(consumer_source());
-                // AWS requests and billable units (empty on the embedded backend).
-                samples.extend(store::aws::meter::process_meter().samples());
-                samples
-            });
-            let (address, task) = telemetry::metrics::serve_metrics(listen, source)
-                .await
-                .with_context(|| {
-                    format!("cannot serve metrics on {listen}; choose another --metrics-listen")
-                })?;
-            Some((address, task))
-        }
+        Some(listen) => Some(serve_combined_metrics(listen, &proxy, &consumer).await?),
         None => None,
     };
     let (stop_metering, metering_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -80,36 +67,74 @@ pub async fn serve(
         upstream: args.proxy.upstream.as_str(),
         backend: ports.description.clone(),
     };
-    if json {
-        print_json(&listening)?;
-    } else {
-        print_lines(&[
-            format!("listening on {}", listening.listening),
-            format!(
-                "upstream: {}, backend: {}",
-                listening.upstream, listening.backend
-            ),
-            "stop with Ctrl-C; pending usage is flushed and metered before exit".into(),
-        ]);
-        if dashboard {
-            print_lines(&[format!(
-                "operator dashboard at {}/admin/ (admin credential)",
-                listening.listening
-            )]);
-        }
-        if let Some((address, _)) = &metrics {
-            print_lines(&[format!("metrics on http://{address}/metrics")]);
-        }
-        if let Some(destinations) = &alert_destinations {
-            print_lines(&[format!("alerts to {}", destinations.join(", "))]);
-        }
-    }
+    announce(
+        &listening,
+        dashboard,
+        metrics.as_ref().map(|(address, _)| *address),
+        alert_destinations.as_deref(),
+        json,
+    )?;
 
     proxy.run_until(shutdown).await;
     let _ = stop_metering.send(());
     metering.await.context("the metering task failed")?;
     if let Some((_, task)) = metrics {
         task.abort();
+    }
+    Ok(())
+}
+
+/// One `/metrics` endpoint for the proxy's, the consumer's and the AWS meter's samples.
+async fn serve_combined_metrics(
+    listen: SocketAddr,
+    proxy: &RunningProxy,
+    consumer: &MeteringConsumer,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let (proxy_source, consumer_source) = (proxy.sample_source(), consumer.sample_source());
+    let source: telemetry::metrics::SampleSource = Arc::new(move || {
+        let mut samples = proxy_source();
+        samples.extend(consumer_source());
+        // AWS requests and billable units (empty on the embedded backend).
+        samples.extend(store::aws::meter::process_meter().samples());
+        samples
+    });
+    telemetry::metrics::serve_metrics(listen, source)
+        .await
+        .with_context(|| {
+            format!("cannot serve metrics on {listen}; choose another --metrics-listen")
+        })
+}
+
+/// Prints where `serve` listens and what it runs: one JSON object, or lines for a person.
+fn announce(
+    listening: &Listening,
+    dashboard: bool,
+    metrics: Option<SocketAddr>,
+    alert_destinations: Option<&[String]>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(listening);
+    }
+    print_lines(&[
+        format!("listening on {}", listening.listening),
+        format!(
+            "upstream: {}, backend: {}",
+            listening.upstream, listening.backend
+        ),
+        "stop with Ctrl-C; pending usage is flushed and metered before exit".into(),
+    ]);
+    if dashboard {
+        print_lines(&[format!(
+            "operator dashboard at {}/admin/ (admin credential)",
+            listening.listening
+        )]);
+    }
+    if let Some(address) = metrics {
+        print_lines(&[format!("metrics on http://{address}/metrics")]);
+    }
+    if let Some(destinations) = alert_destinations {
+        print_lines(&[format!("alerts to {}", destinations.join(", "))]);
     }
     Ok(())
 }
