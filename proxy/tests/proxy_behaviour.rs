@@ -1,5 +1,6 @@
 //! The proxy in-process over the memory store: event emission through log failures,
 //! events for clients that hang up, and connection timeouts.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;

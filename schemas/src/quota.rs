@@ -438,6 +438,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines)] // one table of every cap at its edge
     fn each_cap_refuses_at_its_edge() {
         let now = at("2026-11-29T10:15:00Z");
         let one = Cost {

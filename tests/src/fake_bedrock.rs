@@ -174,6 +174,7 @@ fn stream_frames(
     frames
 }
 
+#[allow(clippy::too_many_lines)] // one match over every route and injected fault the fake serves
 async fn answer(
     state: Arc<FakeState>,
     operation: FakeOperation,

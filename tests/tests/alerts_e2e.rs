@@ -2,6 +2,7 @@
 //! calls through the proxy to the fake Bedrock, and a crafted history for the anomaly rule.
 //! Each rule fires exactly once, delivered to the webhook and listed by `tollgate alerts`;
 //! a customer with normal traffic raises nothing.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;

@@ -1,6 +1,7 @@
 //! The proxy stopped under load, with a client-side ledger of every 200 it answered: after a
 //! restart, every answered call is in the counters and in Parquet exactly once, or the loss
 //! is measured and reported.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -4,6 +4,7 @@
 //! table is encrypted with point-in-time recovery, every bucket blocks public access and
 //! refuses plain HTTP, no IAM statement allows everything, each named metric has an alarm,
 //! and the Glue table's columns are the `schemas` crate's.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,6 +2,7 @@
 //! DynamoDB, the standalone proxy (AWS backends) forwards to the fake Bedrock and writes
 //! usage events to Kinesis, and the standalone poller drains Kinesis into DynamoDB
 //! counters, Parquet on S3 and the Firehose archive.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,6 +1,7 @@
 //! End to end on the embedded default, with the real binaries: `tollgate create`, then
 //! `tollgate serve --upstream bedrock` against the wire-level fake Bedrock, then calls with
 //! the spec's body, then `tollgate usage` and the Parquet files read back.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;

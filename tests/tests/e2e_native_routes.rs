@@ -2,6 +2,7 @@
 //! operation answered in Bedrock's format, streams passed through frame for frame and
 //! metered to the token, model ids percent-encoded as the SDKs send them, and a client
 //! that leaves mid-stream still metered exactly once.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The HTML invoice and usage report in a real browser: headless Chromium (Debian's `chromium`, installed by
 //! `scripts/test.sh`) renders it, prints it to an A4 PDF, and the total it shows equals the
 //! JSON invoice's total.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;

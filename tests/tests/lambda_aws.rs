@@ -2,6 +2,7 @@
 //! proxy events (REST stage `prod` and HTTP API) through `lambda_http` into the proxy's
 //! router, and Kinesis events built from the records read back from the stream into the
 //! metering handler.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! proxy events in, streamed HTTP integration responses (JSON prelude, 8 NUL bytes, payload)
 //! out, on any stage name, against emulated AWS and the fake Bedrock. Each call's usage
 //! event is in Kinesis by the time its answer has ended.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::Utc;

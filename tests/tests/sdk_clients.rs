@@ -2,6 +2,7 @@
 //! examples, run unchanged against `tollgate serve` over HTTPS with a certificate the test
 //! makes; the proxy forwards to the fake Bedrock. boto3 sends a Bedrock API key only to an
 //! https endpoint, which is why TLS is on.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;

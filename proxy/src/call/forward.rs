@@ -292,6 +292,7 @@ mod error_mapping_tests {
     use crate::call::meter::outcome_for_status;
 
     #[test]
+    #[allow(clippy::too_many_lines)] // one table of every Bedrock error
     fn bedrock_errors_map_to_what_the_client_sees() {
         // (status from Bedrock, x-amzn-errortype) -> (operator problem?, outcome)
         let table = [

@@ -1,4 +1,5 @@
 //! The `Registry` contract suite.
+#![allow(clippy::too_many_lines)] // each contract case is one scenario, read top to bottom
 
 use chrono::{Duration, SubsecRound, Utc};
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, TokenHash};

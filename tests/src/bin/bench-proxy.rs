@@ -112,6 +112,7 @@ fn argument(name: &str, default: usize) -> usize {
 }
 
 #[tokio::main]
+#[allow(clippy::too_many_lines)] // the benchmark script, step by step
 async fn main() {
     for variable in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
         if std::env::var(variable).is_err() {
