@@ -51,5 +51,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== structure (module sizes, import cycles)"
+python3 scripts/check-structure.py
 echo "== cargo test"
 cargo test --workspace --locked
