@@ -6,8 +6,25 @@ use clap::Parser;
 use store::backend::BackendArgs;
 use telemetry::process::announce;
 
-use crate::server::{ProxyPorts, shutdown_signal, start_proxy};
+use crate::server::{ProxyPorts, StartError, shutdown_signal, start_proxy};
 use crate::settings::ProxyArgs;
+use crate::upstream::bedrock::BedrockSetupError;
+
+/// Why the standalone proxy could not start; each message names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Upstream(#[from] BedrockSetupError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("cannot serve metrics on {listen}: {source}; choose another --metrics-listen")]
+    Metrics {
+        listen: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
 
 /// Tollgate's proxy alone: authenticate, admit, forward, emit usage events.
 #[derive(Debug, Parser)]
@@ -23,7 +40,7 @@ pub struct ServerArguments {
 
 /// Runs the standalone proxy until SIGTERM or Ctrl-C: opens the backend, assembles the
 /// proxy's ports, listens, and serves metrics when asked.
-pub async fn run_server(arguments: ServerArguments) -> anyhow::Result<()> {
+pub async fn run_server(arguments: ServerArguments) -> Result<(), ServerError> {
     let ports = arguments.backend.settings()?.open().await?;
     let proxy_ports = ProxyPorts::from_backend(&ports, arguments.proxy.model_runtime().await?);
     let config = arguments
@@ -40,11 +57,7 @@ pub async fn run_server(arguments: ServerArguments) -> anyhow::Result<()> {
     if let Some(listen) = arguments.metrics.metrics_listen {
         let (address, _task) = telemetry::metrics::serve_metrics(listen, running.sample_source())
             .await
-            .map_err(|error| {
-                anyhow::anyhow!(
-                    "cannot serve metrics on {listen}: {error}; choose another --metrics-listen"
-                )
-            })?;
+            .map_err(|source| ServerError::Metrics { listen, source })?;
         announce(&format!("metrics on http://{address}/metrics"));
     }
     running.run_until(shutdown).await;
