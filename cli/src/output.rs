@@ -178,3 +178,27 @@ pub fn create_directory(path: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))
 }
+
+/// A progress bar on stderr for a long job, drawn from `template` (indicatif's syntax), and
+/// the `progress(done, total)` callback the job reports to. Clear it with
+/// `finish_and_clear` when the job ends.
+pub fn progress_bar(
+    template: &str,
+) -> (
+    indicatif::ProgressBar,
+    impl Fn(u64, u64) + Send + Sync + 'static,
+) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = {
+        let bar = bar.clone();
+        move |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    (bar, progress)
+}

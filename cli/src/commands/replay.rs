@@ -22,18 +22,8 @@ pub async fn run(
             args.to_prefix.as_deref(),
         )
         .await?;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} events ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let progress = {
-        let bar = bar.clone();
-        move |done: u64, total: u64| {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
-    };
+    let (bar, progress) =
+        crate::output::progress_bar("replaying {bar:40} {pos}/{len} events ({eta})");
     let replay_target = ReplayTarget {
         counters: target.counters.clone(),
         objects: target.objects.clone(),

@@ -13,18 +13,8 @@ pub async fn run(ports: &Ports, args: ReportArgs, json: bool) -> anyhow::Result<
         end_date: args.end_date,
         customer_id: args.customer_id.clone(),
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("reading usage {bar:40} {pos}/{len} customers")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let progress = {
-        let bar = bar.clone();
-        move |done: u64, total: u64| {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
-    };
+    let (bar, progress) =
+        crate::output::progress_bar("reading usage {bar:40} {pos}/{len} customers");
     let built = usage_report(
         ports.registry.as_ref(),
         ports.counters.as_ref(),
