@@ -87,7 +87,7 @@ pub fn classify_batch<'a>(
     events: &'a [SourcedEvent],
     stored_marks: &HashMap<Uuid, String>,
 ) -> BatchMarks<'a> {
-    let mut claimed_in_batch: HashMap<Uuid, &str> = HashMap::new();
+    let mut claimed_in_batch: HashMap<Uuid, &str> = HashMap::with_capacity(events.len());
     let classes = events
         .iter()
         .map(|sourced| {
