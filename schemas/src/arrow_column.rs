@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 
+use arrow_array::builder::StringBuilder;
 use arrow_array::{
     Array, ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
+use uuid::fmt::Hyphenated;
 
 use crate::DecodeError;
 
@@ -111,12 +113,15 @@ impl ArrowColumn for Uuid {
     fn data_type() -> DataType {
         DataType::Utf8
     }
+    /// Each id is written in its hyphenated lowercase form straight into the column.
     fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
-        Arc::new(
-            values
-                .map(|value| Some(value.hyphenated().to_string()))
-                .collect::<StringArray>(),
-        )
+        let rows = values.size_hint().0;
+        let mut builder = StringBuilder::with_capacity(rows, rows * Hyphenated::LENGTH);
+        let mut text = [0_u8; Hyphenated::LENGTH];
+        for value in values {
+            builder.append_value(value.hyphenated().encode_lower(&mut text));
+        }
+        Arc::new(builder.finish())
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
         let strings = downcast::<StringArray>(column, array, Self::data_type())?;

@@ -17,6 +17,7 @@ pub mod quota;
 pub mod token;
 pub mod usage_counts;
 pub mod usage_event;
+pub(crate) mod usage_event_json;
 pub mod watermark;
 
 pub use audit::AuditEntry;

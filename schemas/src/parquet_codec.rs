@@ -1,7 +1,14 @@
-//! Parquet bytes from usage events and back: ZSTD, fixed row groups, pure (bytes in memory).
+//! Parquet bytes from usage events and back: fixed row groups, an encoding and a codec
+//! chosen per column, pure (bytes in memory).
+//!
+//! The file's columns and types are the Arrow schema of `usage_event`; how each column is
+//! encoded is decided here, once, in [`writer_properties`]. Every encoding used is one that
+//! Athena (Trino), DuckDB and Spark read: dictionary (RLE_DICTIONARY), PLAIN, and ZSTD.
 
 use std::borrow::Borrow;
+use std::sync::Arc;
 
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -10,37 +17,90 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::DecodeError;
-use crate::usage_event::{UsageEvent, events_from_record_batch, events_to_record_batch};
+use crate::usage_event::{
+    UsageEvent, events_from_record_batch, events_to_record_batch, usage_event_arrow_schema,
+};
 
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
-/// Columns whose values are unique per row (or nearly): a dictionary would hold every
-/// value once more and then fall back to plain pages, so they are written plain.
-pub const UNIQUE_COLUMNS: [&str; 3] = ["event_id", "request_id", "upstream_request_id"];
+/// Columns with few distinct values, written with a dictionary: each value once per
+/// column chunk, then small indices. Every other column (ids unique per row, timestamps,
+/// counts and sizes that rarely repeat) is written plain: a dictionary there would hold
+/// nearly every value once more, cost a hash per row, and fall back to plain pages anyway.
+pub const DICTIONARY_COLUMNS: [&str; 8] = [
+    "schema_version",
+    "customer_id",
+    "key_id",
+    "model_id",
+    "operation",
+    "status",
+    "outcome",
+    "proxy_instance",
+];
 
 fn parquet_error(error: impl std::fmt::Display) -> DecodeError {
     DecodeError::Parquet(error.to_string())
 }
 
-/// Encodes events (owned or borrowed) as one Parquet file. The same events in the same
-/// order give the same bytes.
-pub fn encode_events_parquet<E: Borrow<UsageEvent>>(events: &[E]) -> Result<Bytes, DecodeError> {
-    let batch = events_to_record_batch(events)?;
+/// The writer settings of every usage event file: ZSTD, row groups of [`ROW_GROUP_ROWS`],
+/// dictionaries only for [`DICTIONARY_COLUMNS`].
+pub fn writer_properties() -> WriterProperties {
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false)
         .set_created_by("tollgate".to_owned());
-    for column in UNIQUE_COLUMNS {
-        properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    for column in DICTIONARY_COLUMNS {
+        properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), true);
     }
-    let properties = properties.build();
-    let mut buffer = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
+    properties.build()
+}
+
+/// Encodes usage events as Parquet files; built once and reused for every file, so the
+/// schema and the writer settings are not rebuilt per batch.
+#[derive(Debug, Clone)]
+pub struct UsageParquetEncoder {
+    schema: SchemaRef,
+    properties: WriterProperties,
+}
+
+impl Default for UsageParquetEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UsageParquetEncoder {
+    /// An encoder with the settings of [`writer_properties`].
+    pub fn new() -> Self {
+        Self {
+            schema: Arc::new(usage_event_arrow_schema()),
+            properties: writer_properties(),
+        }
+    }
+
+    /// Encodes events (owned or borrowed) as one Parquet file, one row per event in order.
+    /// The same events in the same order give the same bytes.
+    pub fn encode<E: Borrow<UsageEvent>>(&self, events: &[E]) -> Result<Bytes, DecodeError> {
+        let batch = events_to_record_batch(events)?;
+        let mut buffer = Vec::with_capacity(events.len() * 128 + 8 * 1024);
+        let mut writer = ArrowWriter::try_new(
+            &mut buffer,
+            Arc::clone(&self.schema),
+            Some(self.properties.clone()),
+        )
         .map_err(parquet_error)?;
-    writer.write(&batch).map_err(parquet_error)?;
-    writer.close().map_err(parquet_error)?;
-    Ok(Bytes::from(buffer))
+        writer.write(&batch).map_err(parquet_error)?;
+        writer.close().map_err(parquet_error)?;
+        Ok(Bytes::from(buffer))
+    }
+}
+
+/// Encodes events (owned or borrowed) as one Parquet file. The same events in the same
+/// order give the same bytes. A caller writing many files keeps a [`UsageParquetEncoder`].
+pub fn encode_events_parquet<E: Borrow<UsageEvent>>(events: &[E]) -> Result<Bytes, DecodeError> {
+    UsageParquetEncoder::new().encode(events)
 }
 
 /// Decodes every row of a Parquet file written by [`encode_events_parquet`].

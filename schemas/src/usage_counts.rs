@@ -4,9 +4,9 @@
 //! `rejected` only; every admitted call counts in `requests`, and failed ones also in
 //! `errors`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::usage_event::UsageEvent;
@@ -89,17 +89,30 @@ pub struct DailyUsage {
 }
 
 /// Sums events into counter cells. The caller dedupes first; this counts what it is given.
+///
+/// The cells are summed under keys borrowed from the events (no copy per event), then
+/// turned into owned keys once per cell.
 pub fn aggregate_events<'a>(
     events: impl IntoIterator<Item = &'a UsageEvent>,
 ) -> BTreeMap<CounterKey, UsageCounts> {
-    let mut cells: BTreeMap<CounterKey, UsageCounts> = BTreeMap::new();
+    let mut cells: HashMap<(&'a str, NaiveDate, &'a str), UsageCounts> = HashMap::new();
     for event in events {
         cells
-            .entry(CounterKey::of_event(event))
+            .entry((&event.customer_id, event.day(), &event.model_id))
             .or_default()
             .add(&UsageCounts::of_event(event));
     }
     cells
+        .into_iter()
+        .map(|((customer_id, day, model_id), counts)| {
+            let key = CounterKey {
+                customer_id: customer_id.to_owned(),
+                day,
+                model_id: model_id.to_owned(),
+            };
+            (key, counts)
+        })
+        .collect()
 }
 
 /// Sums many cells into one total.
@@ -113,11 +126,9 @@ pub fn total_counts<'a>(counts: impl IntoIterator<Item = &'a UsageCounts>) -> Us
 
 /// The start of the UTC hour containing an instant.
 pub fn hour_start(instant: DateTime<Utc>) -> DateTime<Utc> {
-    instant
-        .with_nanosecond(0)
-        .and_then(|at| at.with_second(0))
-        .and_then(|at| at.with_minute(0))
-        .unwrap_or(instant)
+    const HOUR_MILLIS: i64 = 3_600_000;
+    let millis = instant.timestamp_millis();
+    DateTime::from_timestamp_millis(millis - millis.rem_euclid(HOUR_MILLIS)).unwrap_or(instant)
 }
 
 /// An hour's id, as stored: `2026-11-29T10` (UTC).
@@ -145,17 +156,22 @@ pub struct HourlyUsage {
 }
 
 /// Sums events into (customer, hour) cells. The caller dedupes first.
+///
+/// Summed under the events' own customer ids, copied once per cell.
 pub fn aggregate_hourly<'a>(
     events: impl IntoIterator<Item = &'a UsageEvent>,
 ) -> BTreeMap<(String, DateTime<Utc>), UsageCounts> {
-    let mut cells: BTreeMap<(String, DateTime<Utc>), UsageCounts> = BTreeMap::new();
+    let mut cells: HashMap<(&'a str, DateTime<Utc>), UsageCounts> = HashMap::new();
     for event in events {
         cells
-            .entry((event.customer_id.clone(), hour_start(event.occurred_at)))
+            .entry((&event.customer_id, hour_start(event.occurred_at)))
             .or_default()
             .add(&UsageCounts::of_event(event));
     }
     cells
+        .into_iter()
+        .map(|((customer_id, hour), counts)| ((customer_id.to_owned(), hour), counts))
+        .collect()
 }
 
 #[cfg(test)]
@@ -172,5 +188,85 @@ mod hour_tests {
         assert_eq!(parse_hour_id("2026-11-29T07"), Some(hour));
         assert_eq!(parse_hour_id("2026-11-29T24"), None);
         assert_eq!(parse_hour_id("2026-11-29"), None);
+    }
+
+    /// The aggregation as first written: owned keys, one copy per event.
+    fn reference_cells(events: &[UsageEvent]) -> BTreeMap<CounterKey, UsageCounts> {
+        let mut cells: BTreeMap<CounterKey, UsageCounts> = BTreeMap::new();
+        for event in events {
+            cells
+                .entry(CounterKey::of_event(event))
+                .or_default()
+                .add(&UsageCounts::of_event(event));
+        }
+        cells
+    }
+
+    fn reference_hours(events: &[UsageEvent]) -> BTreeMap<(String, DateTime<Utc>), UsageCounts> {
+        use chrono::Timelike;
+        let mut cells: BTreeMap<(String, DateTime<Utc>), UsageCounts> = BTreeMap::new();
+        for event in events {
+            let hour = event
+                .occurred_at
+                .with_nanosecond(0)
+                .and_then(|at| at.with_second(0))
+                .and_then(|at| at.with_minute(0))
+                .unwrap();
+            cells
+                .entry((event.customer_id.clone(), hour))
+                .or_default()
+                .add(&UsageCounts::of_event(event));
+        }
+        cells
+    }
+
+    fn event(customer: u8, model: u8, millis: i64, tokens: u64, outcome: u8) -> UsageEvent {
+        use crate::usage_event::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION};
+        UsageEvent {
+            event_id: uuid::Uuid::from_u128(u128::from(tokens)),
+            schema_version: USAGE_EVENT_SCHEMA_VERSION,
+            occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
+            customer_id: format!("cust-{customer}"),
+            key_id: "key".into(),
+            request_id: "req".into(),
+            upstream_request_id: None,
+            model_id: format!("model-{model}"),
+            operation: Operation::Invoke,
+            status: 200,
+            outcome: [
+                Outcome::Success,
+                Outcome::ClientError,
+                Outcome::UpstreamError,
+                Outcome::RejectedLimit,
+                Outcome::ClientAborted,
+            ][usize::from(outcome % 5)],
+            input_tokens: tokens,
+            output_tokens: tokens / 3,
+            cache_read_tokens: tokens % 7,
+            cache_write_tokens: u64::MAX - tokens,
+            latency_ms: 1,
+            upstream_latency_ms: None,
+            request_bytes: 1,
+            response_bytes: 1,
+            proxy_instance: "proxy".into(),
+            instance_seq: 1,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn aggregation_matches_the_reference(
+            specs in proptest::collection::vec(
+                (0u8..4, 0u8..3, -10_000_000_000i64..10_000_000_000_000, proptest::num::u64::ANY, 0u8..5),
+                0..200,
+            )
+        ) {
+            let events: Vec<UsageEvent> = specs
+                .into_iter()
+                .map(|(customer, model, millis, tokens, outcome)| event(customer, model, millis, tokens, outcome))
+                .collect();
+            proptest::prop_assert_eq!(aggregate_events(&events), reference_cells(&events));
+            proptest::prop_assert_eq!(aggregate_hourly(&events), reference_hours(&events));
+        }
     }
 }

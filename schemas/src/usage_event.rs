@@ -236,9 +236,14 @@ impl UsageEvent {
 
     /// Decodes versioned JSON. Corrupt input or an unknown version is a typed error, never a panic.
     ///
-    /// A JSON object that parses as a current-version event is decoded in one pass; anything
-    /// else goes through the version probe first, so every error stays what it was.
+    /// A record as producers write it (every field once, plain values) is read in a single
+    /// pass that borrows its strings (`usage_event_json`). Any other JSON object
+    /// that parses as a current-version event is decoded by serde in one pass; anything else
+    /// goes through the version probe first, so every error stays what it was.
     pub fn decode_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if let Some(event) = crate::usage_event_json::decode_plain_event(bytes) {
+            return Ok(event);
+        }
         let is_object = bytes
             .iter()
             .find(|byte| !matches!(byte, b' ' | b'\n' | b'\t' | b'\r'))
@@ -254,7 +259,7 @@ impl UsageEvent {
 
     /// Reads `schema_version` alone first, then the whole event: a missing or unknown
     /// version is reported as such, not as a field error.
-    fn decode_json_probing_version(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn decode_json_probing_version(bytes: &[u8]) -> Result<Self, DecodeError> {
         let probe: VersionProbe =
             serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))?;
         let version = probe

@@ -1,0 +1,4 @@
+//! What the metering benches share.
+#![allow(dead_code)]
+
+pub mod workload;

@@ -1,0 +1,322 @@
+//! A single-pass decoder for the usage event's JSON as producers write it: strings are
+//! read in place (borrowed from the input) and copied once into the event, numbers and the
+//! timestamp are parsed without serde's intermediate values.
+//!
+//! It is a fast path, not a second definition of the format. It accepts only a JSON object
+//! holding each of the event's fields exactly once, with plain values: strings without
+//! escapes, unsigned integers, `null` for the optional fields, and the current
+//! `schema_version`. Anything else, well formed or not, yields `None`, and the caller decodes
+//! with serde, whose answer (the event or the typed error) is the reference. Whatever this
+//! decoder accepts, serde decodes to the same event (proved by tests over mutated records).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::arrow_column::StringEnum;
+use crate::usage_event::{
+    Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent, truncate_to_millis,
+};
+
+/// Decodes one record in a single pass, or `None` when it is not a plain current-version
+/// event (the caller then decodes with serde, which names the problem if there is one).
+pub(crate) fn decode_plain_event(bytes: &[u8]) -> Option<UsageEvent> {
+    // Valid JSON is valid UTF-8 throughout: checking the record once lets every string be
+    // sliced from it without a check of its own.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut reader = Reader {
+        text,
+        bytes,
+        position: 0,
+    };
+    let mut fields = Fields::default();
+    reader.skip_whitespace();
+    reader.expect(b'{')?;
+    loop {
+        reader.skip_whitespace();
+        let name = reader.plain_string_bytes()?;
+        reader.skip_whitespace();
+        reader.expect(b':')?;
+        reader.skip_whitespace();
+        fields.read_value(name, &mut reader)?;
+        reader.skip_whitespace();
+        match reader.next_byte()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    reader.skip_whitespace();
+    if reader.position != bytes.len() {
+        return None;
+    }
+    fields.into_event()
+}
+
+/// A cursor over the record: its text and the same text's bytes.
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.position) {
+            self.position += 1;
+        }
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.position)?;
+        self.position += 1;
+        Some(byte)
+    }
+
+    fn expect(&mut self, wanted: u8) -> Option<()> {
+        (self.next_byte()? == wanted).then_some(())
+    }
+
+    /// The bytes of a string without escapes or control characters, and its end.
+    fn plain_string_range(&mut self) -> Option<(usize, usize)> {
+        self.expect(b'"')?;
+        let start = self.position;
+        let length = plain_string_length(self.bytes.get(start..)?)?;
+        self.position = start + length + 1;
+        Some((start, start + length))
+    }
+
+    /// A string without escapes or control characters, as bytes (field names).
+    fn plain_string_bytes(&mut self) -> Option<&'a [u8]> {
+        let (start, end) = self.plain_string_range()?;
+        self.bytes.get(start..end)
+    }
+
+    /// A string without escapes or control characters, borrowed from the input.
+    fn string(&mut self) -> Option<&'a str> {
+        let (start, end) = self.plain_string_range()?;
+        self.text.get(start..end)
+    }
+
+    /// `null`, consumed; false (nothing consumed) when the value is something else.
+    fn null(&mut self) -> bool {
+        let is_null = self
+            .bytes
+            .get(self.position..self.position + 4)
+            .is_some_and(|word| word == b"null");
+        if is_null {
+            self.position += 4;
+        }
+        is_null
+    }
+
+    /// An unsigned integer as JSON writes it: no sign, no leading zero, no fraction or
+    /// exponent, within u64.
+    fn unsigned(&mut self) -> Option<u64> {
+        let start = self.position;
+        let mut value: u64 = 0;
+        while let Some(byte @ b'0'..=b'9') = self.bytes.get(self.position) {
+            value = value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+            self.position += 1;
+        }
+        let digits = self.position - start;
+        let leading_zero = digits > 1 && self.bytes[start] == b'0';
+        let continues = matches!(
+            self.bytes.get(self.position),
+            Some(b'.' | b'e' | b'E' | b'-' | b'+')
+        );
+        (digits > 0 && !leading_zero && !continues).then_some(value)
+    }
+
+    fn small_unsigned(&mut self) -> Option<u16> {
+        u16::try_from(self.unsigned()?).ok()
+    }
+
+    fn optional_string(&mut self) -> Option<Option<&'a str>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    fn optional_unsigned(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.unsigned().map(Some)
+    }
+}
+
+/// The length of a plain string's contents up to its closing quote; `None` when it holds
+/// an escape or a control character (serde decides those) or never closes.
+fn plain_string_length(text: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let mut offset = 0;
+    // Eight bytes at a time while none of them is a quote, a backslash or below 0x20.
+    while let Some(chunk) = text.get(offset..offset + 8) {
+        let mut word_bytes = [0_u8; 8];
+        word_bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word_bytes);
+        let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
+        let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if quote || backslash || control {
+            break;
+        }
+        offset += 8;
+    }
+    for (index, byte) in text.iter().enumerate().skip(offset) {
+        match byte {
+            b'"' => return Some(index),
+            b'\\' | 0x00..=0x1f => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form producers write; any other form goes through
+/// chrono's RFC 3339 parser, as serde's path does.
+fn parse_occurred_at(text: &str) -> Option<DateTime<Utc>> {
+    parse_canonical_millis(text.as_bytes()).or_else(|| {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|parsed| truncate_to_millis(parsed.with_timezone(&Utc)))
+    })
+}
+
+fn parse_canonical_millis(text: &[u8]) -> Option<DateTime<Utc>> {
+    if text.len() != 24 || [4, 7, 10, 13, 16, 19, 23].map(|index| text[index]) != *b"--T::.Z" {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        text[from..to].iter().try_fold(0_u32, |value, byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + u32::from(byte - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?;
+    let time = date.and_hms_milli_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+        number(20, 23)?,
+    )?;
+    // A leap second (`:60`) is left to chrono's parser, which has its own rules for it.
+    (number(17, 19)? < 60).then(|| DateTime::from_naive_utc_and_offset(time, Utc))
+}
+
+/// The fields read so far; each may be set once.
+#[derive(Default)]
+struct Fields<'a> {
+    event_id: Option<Uuid>,
+    schema_version: Option<u16>,
+    occurred_at: Option<DateTime<Utc>>,
+    customer_id: Option<&'a str>,
+    key_id: Option<&'a str>,
+    request_id: Option<&'a str>,
+    upstream_request_id: Option<Option<&'a str>>,
+    model_id: Option<&'a str>,
+    operation: Option<Operation>,
+    status: Option<u16>,
+    outcome: Option<Outcome>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
+    latency_ms: Option<u64>,
+    upstream_latency_ms: Option<Option<u64>>,
+    request_bytes: Option<u64>,
+    response_bytes: Option<u64>,
+    proxy_instance: Option<&'a str>,
+    instance_seq: Option<u64>,
+}
+
+/// Sets a field read for the first time; a second occurrence (serde's "duplicate field"
+/// error) or an unreadable value is `None`.
+fn set_once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value?);
+    Some(())
+}
+
+impl<'a> Fields<'a> {
+    fn read_value(&mut self, name: &[u8], reader: &mut Reader<'a>) -> Option<()> {
+        match name {
+            b"event_id" => {
+                let id = reader.string().and_then(|text| Uuid::try_parse(text).ok());
+                set_once(&mut self.event_id, id)
+            }
+            b"schema_version" => set_once(&mut self.schema_version, reader.small_unsigned()),
+            b"occurred_at" => {
+                let at = reader.string().and_then(parse_occurred_at);
+                set_once(&mut self.occurred_at, at)
+            }
+            b"customer_id" => set_once(&mut self.customer_id, reader.string()),
+            b"key_id" => set_once(&mut self.key_id, reader.string()),
+            b"request_id" => set_once(&mut self.request_id, reader.string()),
+            b"upstream_request_id" => {
+                set_once(&mut self.upstream_request_id, reader.optional_string())
+            }
+            b"model_id" => set_once(&mut self.model_id, reader.string()),
+            b"operation" => set_once(
+                &mut self.operation,
+                reader.string().and_then(Operation::parse),
+            ),
+            b"status" => set_once(&mut self.status, reader.small_unsigned()),
+            b"outcome" => set_once(&mut self.outcome, reader.string().and_then(Outcome::parse)),
+            b"input_tokens" => set_once(&mut self.input_tokens, reader.unsigned()),
+            b"output_tokens" => set_once(&mut self.output_tokens, reader.unsigned()),
+            b"cache_read_tokens" => set_once(&mut self.cache_read_tokens, reader.unsigned()),
+            b"cache_write_tokens" => set_once(&mut self.cache_write_tokens, reader.unsigned()),
+            b"latency_ms" => set_once(&mut self.latency_ms, reader.unsigned()),
+            b"upstream_latency_ms" => {
+                set_once(&mut self.upstream_latency_ms, reader.optional_unsigned())
+            }
+            b"request_bytes" => set_once(&mut self.request_bytes, reader.unsigned()),
+            b"response_bytes" => set_once(&mut self.response_bytes, reader.unsigned()),
+            b"proxy_instance" => set_once(&mut self.proxy_instance, reader.string()),
+            b"instance_seq" => set_once(&mut self.instance_seq, reader.unsigned()),
+            _ => None,
+        }
+    }
+
+    /// The event, when every field was read and the version is the current one.
+    fn into_event(self) -> Option<UsageEvent> {
+        let schema_version = self.schema_version?;
+        if schema_version != USAGE_EVENT_SCHEMA_VERSION {
+            return None;
+        }
+        Some(UsageEvent {
+            event_id: self.event_id?,
+            schema_version,
+            occurred_at: self.occurred_at?,
+            customer_id: self.customer_id?.to_owned(),
+            key_id: self.key_id?.to_owned(),
+            request_id: self.request_id?.to_owned(),
+            upstream_request_id: self.upstream_request_id?.map(str::to_owned),
+            model_id: self.model_id?.to_owned(),
+            operation: self.operation?,
+            status: self.status?,
+            outcome: self.outcome?,
+            input_tokens: self.input_tokens?,
+            output_tokens: self.output_tokens?,
+            cache_read_tokens: self.cache_read_tokens?,
+            cache_write_tokens: self.cache_write_tokens?,
+            latency_ms: self.latency_ms?,
+            upstream_latency_ms: self.upstream_latency_ms?,
+            request_bytes: self.request_bytes?,
+            response_bytes: self.response_bytes?,
+            proxy_instance: self.proxy_instance?.to_owned(),
+            instance_seq: self.instance_seq?,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "usage_event_json_tests.rs"]
+mod tests;

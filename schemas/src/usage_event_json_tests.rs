@@ -1,0 +1,257 @@
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+
+fn sample_event() -> UsageEvent {
+    UsageEvent {
+        event_id: Uuid::from_u128(0x0193_7a2b_4c5d_7e6f_8a9b_0c1d_2e3f_4a5b),
+        schema_version: USAGE_EVENT_SCHEMA_VERSION,
+        occurred_at: Utc.timestamp_millis_opt(1_764_374_400_123).unwrap(),
+        customer_id: "cust_01JDX".into(),
+        key_id: "key_01JDX".into(),
+        request_id: "0193a7b2-0000-7000-8000-000000000001".into(),
+        upstream_request_id: Some("0193a7b2-0000-7000-8000-000000000002".into()),
+        model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0".into(),
+        operation: Operation::ConverseStream,
+        status: 200,
+        outcome: Outcome::Success,
+        input_tokens: 1_234,
+        output_tokens: 56,
+        cache_read_tokens: 0,
+        cache_write_tokens: 2_048,
+        latency_ms: 812,
+        upstream_latency_ms: Some(800),
+        request_bytes: 4_096,
+        response_bytes: 1_024,
+        proxy_instance: "proxy-ip-10-0-1-17-4242".into(),
+        instance_seq: 18_446_744_073_709_551_615,
+    }
+}
+
+/// The serde decode (the reference), and whether the single pass agrees with it: it either
+/// declines (`None`) or yields exactly serde's event.
+fn assert_agrees_with_serde(bytes: &[u8]) {
+    let reference = UsageEvent::decode_json_probing_version(bytes);
+    if let Some(event) = decode_plain_event(bytes) {
+        assert_eq!(
+            Ok(&event),
+            reference.as_ref(),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    assert_eq!(UsageEvent::decode_json(bytes), reference);
+}
+
+#[test]
+fn records_as_producers_write_them_take_the_single_pass() {
+    let mut event = sample_event();
+    assert_eq!(
+        decode_plain_event(&event.encode_json().unwrap()),
+        Some(event.clone())
+    );
+    event.upstream_request_id = None;
+    event.upstream_latency_ms = None;
+    let pretty = serde_json::to_vec_pretty(&event).unwrap();
+    assert_eq!(decode_plain_event(&pretty), Some(event));
+}
+
+#[test]
+fn other_well_formed_records_fall_back_to_serde_and_decode_the_same() {
+    let text = String::from_utf8(sample_event().encode_json().unwrap()).unwrap();
+    let escaped = text.replace("cust_01JDX", r"cust_\u0030\n");
+    let unknown_field = text.replacen('{', r#"{"region":{"name":[1,2]},"#, 1);
+    let offset_time = text.replace(
+        "2025-11-29T00:00:00.123Z",
+        "2025-11-29T01:00:00.123456+01:00",
+    );
+    let missing_optional = text.replace(r#""upstream_latency_ms":800,"#, "");
+    for record in [&escaped, &unknown_field, &missing_optional] {
+        assert_ne!(record, &text, "the case changes the record");
+        assert_eq!(decode_plain_event(record.as_bytes()), None, "{record}");
+        assert!(
+            UsageEvent::decode_json(record.as_bytes()).is_ok(),
+            "{record}"
+        );
+        assert_agrees_with_serde(record.as_bytes());
+    }
+    assert_eq!(
+        UsageEvent::decode_json(escaped.as_bytes())
+            .unwrap()
+            .customer_id,
+        "cust_0\n"
+    );
+    // Timestamps in other RFC 3339 forms are parsed by chrono, as serde's path parses them.
+    let leap_second = text.replace("2025-11-29T00:00:00.123Z", "2025-11-29T23:59:60.123Z");
+    for record in [&offset_time, &leap_second] {
+        assert!(decode_plain_event(record.as_bytes()).is_some(), "{record}");
+        assert_agrees_with_serde(record.as_bytes());
+    }
+    assert_eq!(
+        UsageEvent::decode_json(offset_time.as_bytes())
+            .unwrap()
+            .occurred_at,
+        sample_event().occurred_at
+    );
+}
+
+#[test]
+fn malformed_records_are_declined_and_get_serdes_error() {
+    let text = String::from_utf8(sample_event().encode_json().unwrap()).unwrap();
+    let cases = [
+        text.replace(r#""schema_version":1"#, r#""schema_version":2"#),
+        text.replace(r#""schema_version":1"#, r#""schema_version":01"#),
+        text.replace(r#""status":200"#, r#""status":70000"#),
+        text.replace(r#""status":200"#, r#""status":200.0"#),
+        text.replace(r#""status":200"#, r#""status":-200"#),
+        text.replace(
+            r#""input_tokens":1234"#,
+            r#""input_tokens":18446744073709551616"#,
+        ),
+        text.replace(r#""input_tokens":1234"#, r#""input_tokens":1e3"#),
+        text.replace(r#""input_tokens":1234"#, r#""input_tokens":null"#),
+        text.replace(
+            r#""operation":"converse_stream""#,
+            r#""operation":"stream""#,
+        ),
+        text.replace("2025-11-29T00:00:00.123Z", "2025-02-30T00:00:00.123Z"),
+        text.replace("2025-11-29T00:00:00.123Z", "2025-11-29T24:00:00.123Z"),
+        text.replace("0193", "z193"),
+        text.replace("cust_01JDX", "cust\u{1}01JDX"),
+        text.replacen('{', r#"{"status":200,"#, 1),
+        format!("{text},"),
+        format!("{text}{{}}"),
+        text.trim_end_matches('}').to_owned(),
+        String::new(),
+        "{}".to_owned(),
+    ];
+    for record in &cases {
+        assert_ne!(record, &text, "the case changes the record");
+        assert_eq!(decode_plain_event(record.as_bytes()), None, "{record}");
+        assert_agrees_with_serde(record.as_bytes());
+    }
+    let invalid_utf8 = text.replace("cust_01JDX", "cust_\u{e9}").into_bytes();
+    let mut broken = invalid_utf8.clone();
+    let accent = broken.iter().position(|byte| *byte == 0xc3).unwrap();
+    broken[accent + 1] = b'x';
+    assert!(decode_plain_event(&invalid_utf8).is_some());
+    assert_eq!(decode_plain_event(&broken), None);
+    assert_agrees_with_serde(&broken);
+}
+
+#[test]
+fn timestamps_in_the_producers_form_parse_as_chrono_parses_them() {
+    for text in [
+        "1970-01-01T00:00:00.000Z",
+        "2024-02-29T23:59:59.999Z",
+        "2026-11-28T12:34:56.789Z",
+        "0001-01-01T00:00:00.001Z",
+        "9999-12-31T23:59:59.999Z",
+    ] {
+        let chrono = DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_canonical_millis(text.as_bytes()),
+            Some(chrono),
+            "{text}"
+        );
+    }
+    for text in [
+        "2024-02-30T00:00:00.000Z",
+        "2024-01-01T00:60:00.000Z",
+        "2024-01-01T00:00:00.000+00:00",
+    ] {
+        assert_eq!(parse_canonical_millis(text.as_bytes()), None, "{text}");
+    }
+}
+
+#[test]
+fn plain_string_length_finds_the_quote_and_declines_escapes_and_controls() {
+    assert_eq!(plain_string_length(br#"abc""#), Some(3));
+    assert_eq!(
+        plain_string_length(br#"0123456789abcdefghij"rest"#),
+        Some(20)
+    );
+    assert_eq!(
+        plain_string_length("aaaaaaa\u{e9}aaaaaaaa\"".as_bytes()),
+        Some(17)
+    );
+    assert_eq!(plain_string_length(br#"0123456789\"abc""#), None);
+    assert_eq!(plain_string_length(b"0123456789\x1fabc\""), None);
+    assert_eq!(plain_string_length(b"0123456789abcdefgh"), None);
+    assert_eq!(plain_string_length(b"\""), Some(0));
+}
+
+/// Bytes that change a record's structure when written over one of its bytes.
+fn interesting_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        prop::sample::select(b"0123456789-+.eE\"\\{}[],: \n\tnulZz\x00\x1f\x7f\xc3\xff".to_vec()),
+        any::<u8>(),
+    ]
+}
+
+/// Edits of a record: (position as a fraction of its length, byte, overwrite or insert or
+/// delete).
+fn edits() -> impl Strategy<Value = Vec<(f64, u8, u8)>> {
+    prop::collection::vec((0.0..1.0_f64, interesting_byte(), 0u8..3), 1..4)
+}
+
+fn apply_edits(mut bytes: Vec<u8>, edits: &[(f64, u8, u8)]) -> Vec<u8> {
+    for (where_at, byte, kind) in edits {
+        let index = ((bytes.len() as f64) * where_at) as usize;
+        match kind {
+            0 if index < bytes.len() => bytes[index] = *byte,
+            1 => bytes.insert(index.min(bytes.len()), *byte),
+            _ if index < bytes.len() => {
+                bytes.remove(index);
+            }
+            _ => {}
+        }
+    }
+    bytes
+}
+
+fn arbitrary_text() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z0-9_.:-]{0,40}", "\\PC{0,12}", ".{0,6}"]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn mutated_records_are_declined_or_decoded_as_serde_decodes_them(edits in edits(), pretty in any::<bool>()) {
+        let event = sample_event();
+        let record = if pretty {
+            serde_json::to_vec_pretty(&event).unwrap()
+        } else {
+            event.encode_json().unwrap()
+        };
+        assert_agrees_with_serde(&apply_edits(record, &edits));
+    }
+
+    #[test]
+    fn any_event_decodes_to_itself(
+        customer_id in arbitrary_text(),
+        model_id in arbitrary_text(),
+        upstream in proptest::option::of(arbitrary_text()),
+        millis in 0i64..253_402_300_799_999,
+        tokens in any::<u64>(),
+        status in any::<u16>(),
+    ) {
+        let event = UsageEvent {
+            customer_id,
+            model_id,
+            upstream_request_id: upstream,
+            occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
+            input_tokens: tokens,
+            status,
+            ..sample_event()
+        };
+        let record = event.encode_json().unwrap();
+        prop_assert_eq!(UsageEvent::decode_json(&record), Ok(event));
+        assert_agrees_with_serde(&record);
+    }
+}
