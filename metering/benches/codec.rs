@@ -25,6 +25,7 @@ use store::contract::registry::{new_customer, new_key};
 use uuid::Uuid;
 
 mod common;
+use common::clock::BenchClock;
 use common::workload::workload;
 
 /// Events in one frame: one producer's batch, as the new log record carries it.
@@ -120,7 +121,7 @@ fn frame_lines() -> (Vec<Vec<u8>>, Vec<u8>) {
     (lines, payload)
 }
 
-fn decoder_benches(criterion: &mut Criterion, lines: &[Vec<u8>]) {
+fn decoder_benches(criterion: &mut Criterion<BenchClock>, lines: &[Vec<u8>]) {
     let mut group = criterion.benchmark_group("codec");
     group
         .sample_size(20)
@@ -206,7 +207,7 @@ fn decompress(codec: &str, compressed: &[u8], output: &mut Vec<u8>, size: usize)
     assert_eq!(written, size);
 }
 
-fn decompression_benches(criterion: &mut Criterion, payload: &[u8], events: usize) {
+fn decompression_benches(criterion: &mut Criterion<BenchClock>, payload: &[u8], events: usize) {
     let frames = compressed_frames(payload);
     eprintln!(
         "frame: {events} events, {} bytes of JSON lines ({} bytes per event)",
@@ -276,11 +277,15 @@ fn decompression_benches(criterion: &mut Criterion, payload: &[u8], events: usiz
     group.finish();
 }
 
-fn codec_benches(criterion: &mut Criterion) {
+fn codec_benches(criterion: &mut Criterion<BenchClock>) {
     let (lines, payload) = frame_lines();
     decoder_benches(criterion, &lines);
     decompression_benches(criterion, &payload, lines.len());
 }
 
-criterion_group!(benches, codec_benches);
+criterion_group! {
+    name = benches;
+    config = common::clock::criterion();
+    targets = codec_benches
+}
 criterion_main!(benches);

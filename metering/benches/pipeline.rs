@@ -24,6 +24,7 @@ use store::memory::MemoryStore;
 use store::{Counters, LogEntry, Registry, SourcedEvent, Watermarks};
 
 mod common;
+use common::clock::BenchClock;
 use common::workload::{PARTITION, REDELIVERY_EVERY, Workload, workload};
 
 /// Batch sizes measured: the consumer's default batch, and ten of them.
@@ -67,7 +68,7 @@ fn sourced_events(entries: &[LogEntry]) -> Vec<SourcedEvent> {
         .collect()
 }
 
-fn consumer_benches(criterion: &mut Criterion) {
+fn consumer_benches(criterion: &mut Criterion<BenchClock>) {
     let runtime = runtime();
     let (registry, customers) = registry_with_customers(&runtime);
     let workloads: Vec<(usize, Workload)> = BATCH_SIZES
@@ -157,5 +158,9 @@ fn consumer_benches(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, consumer_benches);
+criterion_group! {
+    name = benches;
+    config = common::clock::criterion();
+    targets = consumer_benches
+}
 criterion_main!(benches);

@@ -98,7 +98,11 @@ impl PassReport {
 
 /// The dedupe source of a log entry: `partition/position`.
 pub fn source_of(entry: &LogEntry) -> String {
-    format!("{}/{}", entry.partition, entry.position)
+    let mut source = String::with_capacity(entry.partition.len() + 1 + entry.position.len());
+    source.push_str(&entry.partition);
+    source.push('/');
+    source.push_str(&entry.position);
+    source
 }
 
 fn count(value: usize) -> u64 {
@@ -263,7 +267,9 @@ impl BatchApplier {
             }
             let reason = match decoded {
                 Ok(event) if self.customer_is_known(&event.customer_id).await? => {
-                    run.raw_records.push(entry.data.clone());
+                    if self.archive.is_some() {
+                        run.raw_records.push(entry.data.clone());
+                    }
                     run.sourced.push(SourcedEvent {
                         source: source_of(entry),
                         event,
@@ -324,7 +330,7 @@ impl BatchApplier {
 struct DecodedRun {
     /// The events to count, each with its log position as its dedupe source.
     sourced: Vec<SourcedEvent>,
-    /// Their records as read, for the archive.
+    /// Their records as read, for the archive (kept only when there is one).
     raw_records: Vec<Bytes>,
     /// The sequence number of every decodable event, quarantined or not.
     observations: Vec<SeqObservation>,

@@ -25,8 +25,9 @@ pub trait ArrowColumn: Sized {
     fn nullable() -> bool {
         false
     }
-    /// Builds the column from one value per row.
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef
+    /// Builds the column from one value per row (the iterator may be walked twice, to size
+    /// the column before filling it).
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef
     where
         Self: 'a;
     /// Reads every row of the column back. Errors name the column and row.
@@ -69,12 +70,15 @@ impl ArrowColumn for String {
     fn data_type() -> DataType {
         DataType::Utf8
     }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
-        Arc::new(
-            values
-                .map(|value| Some(value.as_str()))
-                .collect::<StringArray>(),
-        )
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
+        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
+            (rows + 1, bytes + value.len())
+        });
+        let mut builder = StringBuilder::with_capacity(rows, bytes);
+        for value in values {
+            builder.append_value(value);
+        }
+        Arc::new(builder.finish())
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
         let strings = downcast::<StringArray>(column, array, Self::data_type())?;
@@ -93,12 +97,15 @@ impl ArrowColumn for Option<String> {
     fn nullable() -> bool {
         true
     }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
-        Arc::new(
-            values
-                .map(|value| value.as_deref())
-                .collect::<StringArray>(),
-        )
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
+        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
+            (rows + 1, bytes + value.as_ref().map_or(0, String::len))
+        });
+        let mut builder = StringBuilder::with_capacity(rows, bytes);
+        for value in values {
+            builder.append_option(value.as_deref());
+        }
+        Arc::new(builder.finish())
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
         let strings = downcast::<StringArray>(column, array, Self::data_type())?;
@@ -114,7 +121,7 @@ impl ArrowColumn for Uuid {
         DataType::Utf8
     }
     /// Each id is written in its hyphenated lowercase form straight into the column.
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
         let rows = values.size_hint().0;
         let mut builder = StringBuilder::with_capacity(rows, rows * Hyphenated::LENGTH);
         let mut text = [0_u8; Hyphenated::LENGTH];
@@ -144,7 +151,7 @@ impl ArrowColumn for u16 {
     fn data_type() -> DataType {
         DataType::Int32
     }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
         Arc::new(
             values
                 .map(|value| Some(i32::from(*value)))
@@ -172,7 +179,7 @@ impl ArrowColumn for u64 {
     fn data_type() -> DataType {
         DataType::Int64
     }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
         Arc::new(
             values
                 .map(|value| Some(u64_to_i64(*value)))
@@ -196,7 +203,7 @@ impl ArrowColumn for Option<u64> {
     fn nullable() -> bool {
         true
     }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
         Arc::new(
             values
                 .map(|value| value.map(u64_to_i64))
@@ -217,7 +224,7 @@ impl ArrowColumn for DateTime<Utc> {
     fn data_type() -> DataType {
         DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
     }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
         let array = values
             .map(|value| Some(value.timestamp_millis()))
             .collect::<TimestampMillisecondArray>()
@@ -259,7 +266,9 @@ macro_rules! string_enum_column {
             fn data_type() -> arrow_schema::DataType {
                 arrow_schema::DataType::Utf8
             }
-            fn build_column<'a>(values: impl Iterator<Item = &'a Self>) -> arrow_array::ArrayRef {
+            fn build_column<'a>(
+                values: impl Iterator<Item = &'a Self> + Clone,
+            ) -> arrow_array::ArrayRef {
                 use $crate::arrow_column::StringEnum;
                 std::sync::Arc::new(
                     values

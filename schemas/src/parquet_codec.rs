@@ -6,14 +6,14 @@
 //! Athena (Trino), DuckDB and Spark read: dictionary (RLE_DICTIONARY), PLAIN, and ZSTD.
 
 use std::borrow::Borrow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::DecodeError;
@@ -39,12 +39,17 @@ pub const DICTIONARY_COLUMNS: [&str; 8] = [
     "proxy_instance",
 ];
 
+/// Columns that no query filters on: no min/max statistics (a string comparison per row).
+pub const UNFILTERED_COLUMNS: [&str; 2] = ["request_id", "upstream_request_id"];
+
 fn parquet_error(error: impl std::fmt::Display) -> DecodeError {
     DecodeError::Parquet(error.to_string())
 }
 
-/// The writer settings of every usage event file: ZSTD, row groups of [`ROW_GROUP_ROWS`],
-/// dictionaries only for [`DICTIONARY_COLUMNS`].
+/// The writer settings of every usage event file: row groups of [`ROW_GROUP_ROWS`];
+/// [`DICTIONARY_COLUMNS`] with a dictionary and uncompressed (their pages are a few small
+/// values and bit-packed indices, and a ZSTD codec costs two contexts per column per file);
+/// every other column plain and ZSTD; no statistics for [`UNFILTERED_COLUMNS`].
 pub fn writer_properties() -> WriterProperties {
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -52,7 +57,13 @@ pub fn writer_properties() -> WriterProperties {
         .set_dictionary_enabled(false)
         .set_created_by("tollgate".to_owned());
     for column in DICTIONARY_COLUMNS {
-        properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), true);
+        properties = properties
+            .set_column_dictionary_enabled(ColumnPath::from(column), true)
+            .set_column_compression(ColumnPath::from(column), Compression::UNCOMPRESSED);
+    }
+    for column in UNFILTERED_COLUMNS {
+        properties = properties
+            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
     properties.build()
 }
@@ -98,9 +109,10 @@ impl UsageParquetEncoder {
 }
 
 /// Encodes events (owned or borrowed) as one Parquet file. The same events in the same
-/// order give the same bytes. A caller writing many files keeps a [`UsageParquetEncoder`].
+/// order give the same bytes. The settings are built once per process.
 pub fn encode_events_parquet<E: Borrow<UsageEvent>>(events: &[E]) -> Result<Bytes, DecodeError> {
-    UsageParquetEncoder::new().encode(events)
+    static ENCODER: LazyLock<UsageParquetEncoder> = LazyLock::new(UsageParquetEncoder::new);
+    ENCODER.encode(events)
 }
 
 /// Decodes every row of a Parquet file written by [`encode_events_parquet`].

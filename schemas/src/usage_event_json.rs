@@ -31,9 +31,15 @@ pub(crate) fn decode_plain_event(bytes: &[u8]) -> Option<UsageEvent> {
     let mut fields = Fields::default();
     reader.skip_whitespace();
     reader.expect(b'{')?;
+    let mut expected_fields = FIELD_ORDER.iter();
     loop {
         reader.skip_whitespace();
-        let name = reader.plain_string_bytes()?;
+        // Producers write the fields in declaration order: the expected name is compared in
+        // place, and any other name is read as a string.
+        let name = match expected_fields.next() {
+            Some(expected) if reader.skip_name(expected) => expected,
+            _ => reader.plain_string_bytes()?,
+        };
         reader.skip_whitespace();
         reader.expect(b':')?;
         reader.skip_whitespace();
@@ -51,6 +57,31 @@ pub(crate) fn decode_plain_event(bytes: &[u8]) -> Option<UsageEvent> {
     }
     fields.into_event()
 }
+
+/// The fields in declaration order, the order serde writes them in.
+const FIELD_ORDER: [&[u8]; 21] = [
+    b"event_id",
+    b"schema_version",
+    b"occurred_at",
+    b"customer_id",
+    b"key_id",
+    b"request_id",
+    b"upstream_request_id",
+    b"model_id",
+    b"operation",
+    b"status",
+    b"outcome",
+    b"input_tokens",
+    b"output_tokens",
+    b"cache_read_tokens",
+    b"cache_write_tokens",
+    b"latency_ms",
+    b"upstream_latency_ms",
+    b"request_bytes",
+    b"response_bytes",
+    b"proxy_instance",
+    b"instance_seq",
+];
 
 /// A cursor over the record: its text and the same text's bytes.
 struct Reader<'a> {
@@ -74,6 +105,20 @@ impl<'a> Reader<'a> {
 
     fn expect(&mut self, wanted: u8) -> Option<()> {
         (self.next_byte()? == wanted).then_some(())
+    }
+
+    /// Consumes the string `"name"` when it is next; false (nothing consumed) otherwise.
+    fn skip_name(&mut self, name: &[u8]) -> bool {
+        let end = self.position + name.len() + 2;
+        let matches = self.bytes.get(self.position..end).is_some_and(|quoted| {
+            quoted[0] == b'"'
+                && quoted[quoted.len() - 1] == b'"'
+                && &quoted[1..quoted.len() - 1] == name
+        });
+        if matches {
+            self.position = end;
+        }
+        matches
     }
 
     /// The bytes of a string without escapes or control characters, and its end.

@@ -59,6 +59,27 @@ fn records_as_producers_write_them_take_the_single_pass() {
 }
 
 #[test]
+fn field_order_is_the_declaration_order() {
+    let columns: Vec<&[u8]> = crate::usage_event::USAGE_EVENT_COLUMNS
+        .iter()
+        .map(|column| column.as_bytes())
+        .collect();
+    assert_eq!(columns, FIELD_ORDER.to_vec());
+}
+
+#[test]
+fn fields_in_another_order_take_the_single_pass_too() {
+    let event = sample_event();
+    let value: serde_json::Value = serde_json::from_slice(&event.encode_json().unwrap()).unwrap();
+    let alphabetical = value.to_string();
+    assert!(
+        alphabetical.starts_with(r#"{"cache_read_tokens""#),
+        "{alphabetical}"
+    );
+    assert_eq!(decode_plain_event(alphabetical.as_bytes()), Some(event));
+}
+
+#[test]
 fn other_well_formed_records_fall_back_to_serde_and_decode_the_same() {
     let text = String::from_utf8(sample_event().encode_json().unwrap()).unwrap();
     let escaped = text.replace("cust_01JDX", r"cust_\u0030\n");

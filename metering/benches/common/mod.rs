@@ -1,4 +1,5 @@
 //! What the metering benches share.
 #![allow(dead_code)]
 
+pub mod clock;
 pub mod workload;
