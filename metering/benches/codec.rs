@@ -19,6 +19,8 @@ use chrono::{DateTime, Utc};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
+use parquet::file::properties::WriterProperties;
+use schemas::parquet_codec::UsageParquetEncoder;
 use schemas::{Operation, Outcome, UsageEvent};
 use serde::{Deserialize, Deserializer};
 use store::contract::registry::{new_customer, new_key};
@@ -277,7 +279,72 @@ fn decompression_benches(criterion: &mut Criterion<BenchClock>, payload: &[u8], 
     group.finish();
 }
 
+/// Parquet writer settings compared on 1000 events: (name, settings).
+fn parquet_variants() -> Vec<(&'static str, WriterProperties)> {
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::schema::types::ColumnPath;
+    let with_codec = |codec: Compression, dictionary_codec: Compression| {
+        let mut builder = schemas::parquet_codec::writer_properties()
+            .into_builder()
+            .set_compression(codec);
+        for column in schemas::parquet_codec::DICTIONARY_COLUMNS {
+            builder = builder.set_column_compression(ColumnPath::from(column), dictionary_codec);
+        }
+        builder.build()
+    };
+    let zstd = Compression::ZSTD(ZstdLevel::default());
+    vec![
+        ("current", schemas::parquet_codec::writer_properties()),
+        ("zstd_all", with_codec(zstd, zstd)),
+        (
+            "snappy_all",
+            with_codec(Compression::SNAPPY, Compression::SNAPPY),
+        ),
+        (
+            "zstd_plain_dictionary_uncompressed",
+            with_codec(zstd, Compression::UNCOMPRESSED),
+        ),
+        (
+            "uncompressed",
+            with_codec(Compression::UNCOMPRESSED, Compression::UNCOMPRESSED),
+        ),
+    ]
+}
+
+fn parquet_benches(criterion: &mut Criterion<BenchClock>) {
+    let customers: Vec<(String, String)> = (0..20)
+        .map(|_| {
+            let customer = new_customer();
+            let key = new_key(&customer.customer_id);
+            (customer.customer_id, key.key_id)
+        })
+        .collect();
+    let events = workload(1_000, &customers).events;
+    let mut group = criterion.benchmark_group("codec");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(events.len() as u64));
+    for (name, properties) in parquet_variants() {
+        let encoder = UsageParquetEncoder::with_properties(properties);
+        let bytes = encoder.encode(&events).unwrap();
+        eprintln!(
+            "parquet {name}: {} bytes for {} events ({} bytes per event)",
+            bytes.len(),
+            events.len(),
+            bytes.len() / events.len()
+        );
+        group.bench_function(BenchmarkId::new("parquet", name), |bench| {
+            bench.iter(|| black_box(encoder.encode(black_box(&events)).unwrap()));
+        });
+    }
+    group.finish();
+}
+
 fn codec_benches(criterion: &mut Criterion<BenchClock>) {
+    parquet_benches(criterion);
     let (lines, payload) = frame_lines();
     decoder_benches(criterion, &lines);
     decompression_benches(criterion, &payload, lines.len());

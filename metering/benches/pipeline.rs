@@ -120,7 +120,7 @@ fn consumer_benches(criterion: &mut Criterion<BenchClock>) {
             },
         );
 
-        // One day's events to Parquet bytes (ZSTD), as the sink writes them.
+        // One day's events to Parquet bytes, as the sink writes them.
         group.bench_with_input(
             BenchmarkId::new("parquet_encode", size),
             load,
