@@ -6,6 +6,9 @@
 # current-thread tokio runtime. Prints one line per bench. See BENCHMARKS.md.
 #
 #   bench/consumer.sh [FILTER]     FILTER is a criterion name filter, e.g. pipeline
+#
+# TOLLGATE_BENCH_CLOCK=cpu counts the bench thread's CPU time instead of wall time, for
+# figures per core on a machine shared with other work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log="$(mktemp)"
