@@ -17,6 +17,7 @@ pub mod quota;
 pub mod token;
 pub mod usage_counts;
 pub mod usage_event;
+pub mod usage_frame;
 pub mod watermark;
 
 pub use audit::AuditEntry;
