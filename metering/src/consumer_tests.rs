@@ -12,8 +12,6 @@ use schemas::parquet_codec::decode_events_parquet;
 use store::memory::MemoryStore;
 use store::{Checkpoints, Counters, EventAppender, EventReader, LogRecord, SourcedEvent};
 
-use crate::apply::source_of;
-
 use super::*;
 
 struct Fixture {
@@ -237,7 +235,8 @@ async fn a_batch_retried_after_a_crash_between_counters_and_parquet_still_writes
     let sourced: Vec<SourcedEvent> = entries
         .iter()
         .map(|entry| SourcedEvent {
-            source: source_of(entry),
+            partition: entry.partition.clone(),
+            position: entry.position.clone(),
             event: UsageEvent::decode_json(&entry.data).unwrap(),
         })
         .collect();

@@ -9,19 +9,28 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::UsageEvent;
+use schemas::usage_frame::{decode_record, split_archive};
 use store::backend::Ports;
 use uuid::Uuid;
 
 use crate::object_keys::archive_prefix;
 use crate::{MeteringError, Result};
 
-/// Raw records, decoded, with the count of those that are not usage events.
+/// Raw records (frames of events, or single events written before frames), decoded, with
+/// the count of what is not a usage event: unreadable records, and undecodable lines.
 pub fn decode_all(records: impl IntoIterator<Item = Bytes>) -> (Vec<UsageEvent>, usize) {
     let mut events = Vec::new();
     let mut undecodable = 0;
     for record in records {
-        match UsageEvent::decode_json(&record) {
-            Ok(event) => events.push(event),
+        match decode_record(&record) {
+            Ok(lines) => {
+                for line in lines {
+                    match line.event {
+                        Ok(event) => events.push(event),
+                        Err(_) => undecodable += 1,
+                    }
+                }
+            }
             Err(_) => undecodable += 1,
         }
     }
@@ -60,7 +69,8 @@ pub fn unique_events(events: Vec<UsageEvent>) -> (Vec<UsageEvent>, usize) {
     (unique, dropped)
 }
 
-/// Every record of the raw archive (newline-delimited JSON objects, gzip or not).
+/// Every record of the raw archive: frames and newline-delimited JSON objects, back to
+/// back, gzip or not.
 pub async fn archive_records(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Bytes>> {
     let listed: Vec<_> = objects.list(Some(&archive_prefix())).try_collect().await?;
     let mut records = Vec::new();
@@ -80,11 +90,7 @@ pub async fn archive_records(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Bytes
         } else {
             body
         };
-        records.extend(
-            text.split(|byte| *byte == b'\n')
-                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-                .map(Bytes::copy_from_slice),
-        );
+        records.extend(split_archive(&text));
     }
     Ok(records)
 }

@@ -4,8 +4,9 @@
 //! Deterministic by construction, so running it twice gives the same result: raw records
 //! are decoded, deduplicated by `event_id` (the first copy wins), filtered like the
 //! consumer filters them (undecodable records and unknown customers are not metered), and
-//! sorted by `event_id`. Counters are applied with the source `replay/<event_id>`, so a
-//! second run counts nothing again. Parquet is written per day as
+//! sorted by `event_id`. Counters are applied as the records of a partition named `replay`,
+//! numbered in that order, so a second run counts nothing again (the producers' numbers are
+//! taken). Parquet is written per day as
 //! `usage/dt=YYYY-MM-DD/replay-NNNNN.parquet`, each file holding up to
 //! [`REPLAY_ROWS_PER_FILE`] events in `event_id` order, so a second run writes the same
 //! files with the same bytes.
@@ -67,10 +68,12 @@ pub async fn replay(
 
     let mut newly_counted = 0;
     for (index, chunk) in events.chunks(APPLY_CHUNK).enumerate() {
-        let sourced: Vec<SourcedEvent> = chunk
-            .iter()
-            .map(|event| SourcedEvent {
-                source: format!("replay/{}", event.event_id),
+        let first_position = index * APPLY_CHUNK + 1;
+        let sourced: Vec<SourcedEvent> = (first_position..)
+            .zip(chunk)
+            .map(|(position, event)| SourcedEvent {
+                partition: "replay".to_owned(),
+                position: position.to_string(),
                 event: event.clone(),
             })
             .collect();

@@ -199,8 +199,8 @@ async fn kill_9_loss_window_is_measured() {
 
 /// Invariant: the metering consumer killed just before or just after its counter commit
 /// (a process abort at that point) counts every event exactly once after a restart: the
-/// batch is read again from the checkpoint, the dedupe marks drop what was counted, and
-/// the Parquet rows are written once.
+/// batch is read again from the checkpoint, the producers' counted ranges drop what was
+/// counted, and the Parquet rows are written once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_killed_around_its_counter_commit_counts_each_event_once() {
     use store::EventAppender;
