@@ -172,12 +172,8 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
     // The Firehose archive on S3 holds every event once.
     let mut archived: Vec<UsageEvent> = Vec::new();
     for body in objects_under(&backend, "archive").await {
-        for line in String::from_utf8(body.to_vec())
-            .unwrap()
-            .lines()
-            .filter(|line| !line.is_empty())
-        {
-            archived.push(UsageEvent::decode_json(line.as_bytes()).unwrap());
+        for record in schemas::usage_frame::split_archive(&body) {
+            archived.extend(schemas::usage_frame::decode_events(&record).unwrap());
         }
     }
     let archived_ids: Vec<_> = archived.iter().map(|event| event.event_id).collect();

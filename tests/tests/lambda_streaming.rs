@@ -61,7 +61,7 @@ async fn stream_events(log: &dyn EventReader) -> Vec<UsageEvent> {
     }
     entries
         .iter()
-        .map(|entry| UsageEvent::decode_json(&entry.data).unwrap())
+        .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
         .collect()
 }
 

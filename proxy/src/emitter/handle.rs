@@ -263,7 +263,7 @@ mod tests {
             .unwrap()
             .entries
             .iter()
-            .map(|entry| UsageEvent::decode_json(&entry.data).unwrap())
+            .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
             .collect();
         let steps = steps.lock().unwrap().clone();
         (steps, events)
