@@ -15,8 +15,9 @@ use object_store::path::Path;
 pub const USAGE_PREFIX: &str = "usage";
 /// The prefix of quarantined records.
 pub const QUARANTINE_PREFIX: &str = "quarantine";
-/// Where the raw archive lives in the bucket (the Firehose delivery stream's prefix).
-pub const ARCHIVE_PREFIX: &str = "archive";
+/// Where the raw archive lives in the bucket by default (the Firehose delivery stream's
+/// prefix; `--archive-prefix` sets another).
+pub const ARCHIVE_PREFIX: &str = store::backend::DEFAULT_ARCHIVE_PREFIX;
 
 /// A key component made safe for every object store: ASCII letters, digits, `-` and `_`
 /// are kept, anything else becomes `_`.
