@@ -71,7 +71,10 @@ impl RawSourceReport {
                 location: stream_name.clone(),
                 retention_hours: Some(retention.as_secs() / 3600),
                 holds_events_since: Some(
-                    now - chrono::Duration::from_std(*retention).unwrap_or(chrono::Duration::MAX),
+                    chrono::Duration::from_std(*retention)
+                        .ok()
+                        .and_then(|retention| now.checked_sub_signed(retention))
+                        .unwrap_or(DateTime::<Utc>::MIN_UTC),
                 ),
             },
         }
