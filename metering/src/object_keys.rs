@@ -15,8 +15,9 @@ use object_store::path::Path;
 pub const USAGE_PREFIX: &str = "usage";
 /// The prefix of quarantined records.
 pub const QUARANTINE_PREFIX: &str = "quarantine";
-/// Where the raw archive lives in the bucket (the Firehose delivery stream's prefix).
-pub const ARCHIVE_PREFIX: &str = "archive";
+/// Where the raw archive lives in the bucket by default (the Firehose delivery stream's
+/// prefix; `--archive-prefix` sets another).
+pub const ARCHIVE_PREFIX: &str = store::backend::DEFAULT_ARCHIVE_PREFIX;
 /// Where the Parquet projection keeps its progress, one object per log partition.
 pub const PARQUET_STATE_PREFIX: &str = "state/parquet";
 

@@ -1,5 +1,6 @@
 //! Replay: rebuilds the counters and the Parquet files into fresh projections from the raw
-//! events (the event log on the embedded backend, the raw archive on AWS).
+//! events (the event log on the embedded backend, the raw archive on AWS, or the Kinesis
+//! stream's window when no archive is configured; the report names the source).
 //!
 //! Deterministic by construction, so running it twice gives the same result: raw records
 //! are decoded, deduplicated by `event_id` (the first copy wins), filtered like the
@@ -21,7 +22,7 @@ use store::{Counters, SourcedEvent};
 use crate::Result;
 use crate::object_keys::ReplayObjectKey;
 use crate::parquet_sink::group_by_day;
-use crate::raw::meterable_events;
+use crate::raw::{RawSourceReport, meterable_events};
 
 /// Events per replayed Parquet file (large files, as Athena prefers).
 pub const REPLAY_ROWS_PER_FILE: usize = 1_000_000;
@@ -44,6 +45,8 @@ impl std::fmt::Debug for ReplayTarget {
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReplayReport {
+    /// Where the raw events were read: the archive, the embedded log or the stream.
+    pub source: RawSourceReport,
     pub raw_records: usize,
     pub duplicates_dropped: usize,
     pub unmeterable: usize,
@@ -97,6 +100,7 @@ pub async fn replay(
         }
     }
     Ok(ReplayReport {
+        source: sorted.source,
         raw_records: sorted.records,
         duplicates_dropped: sorted.duplicates,
         unmeterable: sorted.undecodable + sorted.unknown_customer.len(),

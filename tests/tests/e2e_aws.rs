@@ -193,6 +193,7 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
     let reconciled =
         tollgate.run_json(&["reconcile", "--start-date", &today, "--end-date", &today]);
     assert_eq!(reconciled["raw_events"], 14, "{reconciled}");
+    assert_eq!(reconciled["source"]["kind"], "archive", "{reconciled}");
     assert_eq!(reconciled["drift"], serde_json::json!([]), "{reconciled}");
     assert_eq!(reconciled["parquet_duplicates"], 0);
 

@@ -137,8 +137,10 @@ fn http_api_event(token: &str, body: &str) -> String {
 async fn read_stream(log: &dyn EventReader) -> Vec<LogEntry> {
     let mut entries = Vec::new();
     for partition in log.partitions().await.unwrap() {
-        let batch = log.read(&partition.id, None, 1000).await.unwrap();
-        entries.extend(batch.entries);
+        entries.extend(
+            store::contract::event_reader::read_until_caught_up(log, &partition.id, None, 1000)
+                .await,
+        );
     }
     entries
 }

@@ -57,7 +57,10 @@ fn rest_event(
 async fn stream_events(log: &dyn EventReader) -> Vec<UsageEvent> {
     let mut entries: Vec<LogEntry> = Vec::new();
     for partition in log.partitions().await.unwrap() {
-        entries.extend(log.read(&partition.id, None, 1000).await.unwrap().entries);
+        entries.extend(
+            store::contract::event_reader::read_until_caught_up(log, &partition.id, None, 1000)
+                .await,
+        );
     }
     entries
         .iter()
