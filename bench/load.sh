@@ -5,7 +5,7 @@
 # DURATION seconds; everything stays on 127.0.0.1. See BENCHMARKS.md.
 #
 #   bench/load.sh [--rates "500 1000 2000 5000"] [--duration 10] [--connections 64]
-#                 [--limit-mode eventual|strict] [--durable-events] [--layout serve|split]
+#                 [--limit-mode eventual|strict] [--queued-events] [--layout serve|split]
 #                 [--backend embedded|aws]
 #
 # --layout serve (default) runs `tollgate serve`: proxy and consumer in one process.
@@ -27,6 +27,7 @@ duration=10
 connections=64
 limit_mode="eventual"
 durable=()
+events_label="durable events"
 layout="serve"
 backend="embedded"
 while [ $# -gt 0 ]; do
@@ -35,7 +36,8 @@ while [ $# -gt 0 ]; do
     --duration) duration="${2:?}"; shift 2 ;;
     --connections) connections="${2:?}"; shift 2 ;;
     --limit-mode) limit_mode="${2:?}"; shift 2 ;;
-    --durable-events) durable=(--durable-events); shift ;;
+    --durable-events) durable=(--durable-events=true); shift ;;
+    --queued-events) durable=(--durable-events=false); events_label="queued events"; shift ;;
     --layout) layout="${2:?}"; shift 2 ;;
     --backend) backend="${2:?}"; shift 2 ;;
     *) echo "load.sh: unknown argument $1" >&2; sed -n '2,10p' "$0" >&2; exit 2 ;;
@@ -261,12 +263,12 @@ if [ -n "$metering_pid" ]; then
   echo "metering consumer (separate process): $(cpu_seconds "$metering_pid") CPU seconds over the run, RSS $(($(rss_kib "$metering_pid") / 1024)) MB" >&2
 fi
 
-python3 - "$results" "$limit_mode" "${#durable[@]}" "$peak_rss" "$connections" "$duration" "$layout" "$backend" <<'PY'
+python3 - "$results" "$limit_mode" "$events_label" "$peak_rss" "$connections" "$duration" "$layout" "$backend" <<'PY'
 import json, sys
-path, mode, durable, peak, connections, duration, layout, backend = sys.argv[1:]
+path, mode, events, peak, connections, duration, layout, backend = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
 by = {(row["target"], row["rate"]): row for row in rows}
-print(f"Tollgate ({layout}; {mode} limits{', durable events' if durable != '0' else ''}, {backend} backend) vs the fake Bedrock directly vs nginx;")
+print(f"Tollgate ({layout}; {mode} limits, {events}, {backend} backend) vs the fake Bedrock directly vs nginx;")
 print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates.")
 print()
 print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'rss MB':>7}")

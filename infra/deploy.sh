@@ -144,6 +144,11 @@ Point the operator CLI at the deployed tables (put these in your shell profile):
   export TOLLGATE_BACKEND=aws AWS_REGION=$region
   export TOLLGATE_REGISTRY_TABLE=$registry TOLLGATE_COUNTERS_TABLE=$counters
   export TOLLGATE_STREAM_NAME=$stream TOLLGATE_BUCKET=$bucket TOLLGATE_FIREHOSE_STREAM=
+  export TOLLGATE_ARCHIVE_BUCKET=$bucket TOLLGATE_ARCHIVE_PREFIX=archive
+
+TOLLGATE_FIREHOSE_STREAM is empty because the stack's Firehose archives the stream itself;
+TOLLGATE_ARCHIVE_BUCKET and TOLLGATE_ARCHIVE_PREFIX say where, so that tollgate reconcile
+and replay read that archive, not the stream, which keeps only 24 hours.
 
 Then create the first customer and call the API with the token it prints once:
 

@@ -129,9 +129,12 @@ mod tests {
             ids.push(issued.customer_id);
         }
         let events: Vec<store::SourcedEvent> = (0..5)
-            .map(|index| store::SourcedEvent {
-                source: format!("0/{index}"),
-                event: store::contract::event_on(&ids[0], today, "model-a", Outcome::Success, 1, 1),
+            .map(|index| {
+                store::contract::sourced_at(
+                    "0",
+                    index + 1,
+                    store::contract::event_on(&ids[0], today, "model-a", Outcome::Success, 1, 1),
+                )
             })
             .collect();
         store.apply(&events).await.unwrap();

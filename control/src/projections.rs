@@ -27,8 +27,9 @@ pub struct ReconcileRequest {
 }
 
 /// `reconcile`: compares the raw events (the event log on the embedded backend, the raw
-/// archive on AWS) with the counters and Parquet, per customer and day. Drift is a
-/// result ([`Reconciliation::has_drift`]), not an error. `Invalid` for a reversed or
+/// archive on AWS, or the Kinesis stream's window when no archive is configured; the
+/// result names its source) with the counters and Parquet, per customer and day. Drift is
+/// a result ([`Reconciliation::has_drift`]), not an error. `Invalid` for a reversed or
 /// overlong range, `NotFound` for an unknown customer.
 pub async fn reconcile(ports: &Ports, request: &ReconcileRequest) -> Result<Reconciliation> {
     check_date_range(request.start_date, request.end_date, MAX_RECONCILE_DAYS)?;

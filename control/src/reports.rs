@@ -125,10 +125,7 @@ mod tests {
             4,
         );
         store
-            .apply(&[store::SourcedEvent {
-                source: "0/1".into(),
-                event,
-            }])
+            .apply(&[store::contract::sourced_at("0", 1, event)])
             .await
             .unwrap();
         let calls = std::sync::Mutex::new(Vec::new());

@@ -28,6 +28,9 @@ pub fn memory_ports() -> (Arc<MemoryStore>, Ports) {
         checkpoints: store.clone(),
         objects: Arc::new(object_store::memory::InMemory::new()),
         archive: None,
+        raw_source: store::RawSource::WholeLog {
+            location: "the memory event log".into(),
+        },
         description: "memory".into(),
     };
     (store, ports)

@@ -128,10 +128,11 @@ mod tests {
                 tokens,
                 1,
             );
-            events.push(store::SourcedEvent {
-                source: format!("0/{tokens}"),
+            events.push(store::contract::sourced_at(
+                "0",
+                events.len() as u64 + 1,
                 event,
-            });
+            ));
         }
         store.apply(&events).await.unwrap();
         issued.customer_id

@@ -62,7 +62,8 @@ fn sourced_events(entries: &[LogEntry]) -> Vec<SourcedEvent> {
     entries
         .iter()
         .map(|entry| SourcedEvent {
-            source: metering::source_of(entry),
+            partition: entry.partition.clone(),
+            position: entry.position.clone(),
             event: UsageEvent::decode_json(&entry.data).unwrap(),
         })
         .collect()

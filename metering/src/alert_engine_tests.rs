@@ -109,7 +109,8 @@ impl Fixture {
             .iter()
             .enumerate()
             .map(|(index, event)| SourcedEvent {
-                source: format!("batch{}/{index}", self.batches),
+                partition: format!("batch{}", self.batches),
+                position: (index + 1).to_string(),
                 event: event.clone(),
             })
             .collect();

@@ -5,21 +5,22 @@
 //!
 //! Every step is idempotent, so a run that fails anywhere can be applied again whole.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use schemas::UsageEvent;
+use schemas::usage_frame::decode_record;
 use store::{
-    ApplyReport, Archive, Counters, LogEntry, Registry, SeqObservation, SourcedEvent, Watermarks,
+    ApplyReport, Archive, Counters, EventReader, LogEntry, Registry, SeqObservation, SourcedEvent,
+    Watermarks,
 };
 
 use crate::Result;
 use crate::alert_engine::AlertEngine;
-use crate::parquet_sink::write_usage_parquet;
-use crate::quarantine::quarantine_record;
+use crate::parquet_projection::project_batch;
+use crate::quarantine::{quarantine_line, quarantine_record};
 
 /// Running totals, for logs, metrics and tests.
 #[derive(Debug, Default)]
@@ -96,15 +97,6 @@ impl PassReport {
     }
 }
 
-/// The dedupe source of a log entry: `partition/position`.
-pub fn source_of(entry: &LogEntry) -> String {
-    let mut source = String::with_capacity(entry.partition.len() + 1 + entry.position.len());
-    source.push_str(&entry.partition);
-    source.push('/');
-    source.push_str(&entry.position);
-    source
-}
-
 fn count(value: usize) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
@@ -118,6 +110,9 @@ pub struct BatchApplier {
     watermarks: Option<Arc<dyn Watermarks>>,
     alert_engine: Option<Arc<AlertEngine>>,
     known_customers: Mutex<HashSet<String>>,
+    /// The log, to learn a partition's parents (after a reshard).
+    log: Option<Arc<dyn EventReader>>,
+    parents: Mutex<HashMap<String, Vec<String>>>,
     pub stats: Arc<ConsumerStats>,
 }
 
@@ -143,6 +138,8 @@ impl BatchApplier {
             watermarks: None,
             alert_engine: None,
             known_customers: Mutex::new(HashSet::new()),
+            log: None,
+            parents: Mutex::new(HashMap::new()),
             stats: Arc::new(ConsumerStats::default()),
         }
     }
@@ -153,6 +150,42 @@ impl BatchApplier {
             .with_archive(ports.archive.clone())
             .with_registry(Some(ports.registry.clone()))
             .with_watermarks(Some(ports.watermarks.clone()))
+            .with_log(Some(ports.event_reader.clone()))
+    }
+
+    /// Also looks up a new partition's parents in the log, so Parquet carries their
+    /// producer numbers over a reshard.
+    pub fn with_log(mut self, log: Option<Arc<dyn EventReader>>) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// The partitions `partition` was split or merged from (none without a log, or when
+    /// the log does not list it).
+    async fn parents_of(&self, partition: &str) -> Result<Vec<String>> {
+        let Some(log) = &self.log else {
+            return Ok(Vec::new());
+        };
+        if let Some(parents) = self
+            .parents
+            .lock()
+            .ok()
+            .and_then(|known| known.get(partition).cloned())
+        {
+            return Ok(parents);
+        }
+        let listed = log.partitions().await?;
+        let found = listed
+            .iter()
+            .find(|info| info.id == partition)
+            .map(|info| info.parents.clone())
+            .unwrap_or_default();
+        if let Ok(mut known) = self.parents.lock() {
+            for info in listed {
+                known.insert(info.id, info.parents);
+            }
+        }
+        Ok(found)
     }
 
     /// Also records each applied event's place in its proxy instance's sequence.
@@ -204,14 +237,16 @@ impl BatchApplier {
         Ok(known)
     }
 
-    /// Applies `entries` (in log order, all from `partition`). The Parquet objects are named
-    /// after the first entry's position, so applying the same run again rewrites them.
+    /// Applies `entries` (in log order, all from `partition`). Every step is idempotent by
+    /// log position and producer sequence number, so the same run, or a run that starts at
+    /// the same entry and goes further or stops sooner, can be applied again after a failure.
     ///
     /// The steps, in order: decode (quarantining what cannot be metered), archive the raw
-    /// records, count the events (idempotent by `event_id`), write Parquet for the events
-    /// this run owns, record the instances' sequence numbers, evaluate the alert rules.
+    /// records, count the events (`Counters::apply`), write Parquet (its own progress, see
+    /// `parquet_projection`), record the instances' sequence numbers, evaluate the alert
+    /// rules on the events written.
     pub async fn apply_entries(&self, partition: &str, entries: &[LogEntry]) -> Result<PassReport> {
-        let Some(first) = entries.first() else {
+        let Some(last) = entries.last() else {
             return Ok(PassReport::default());
         };
         let run = self.decode_run(partition, entries).await?;
@@ -219,22 +254,22 @@ impl BatchApplier {
             archive_records(archive.as_ref(), &run.raw_records).await?;
         }
         let applied = self.count_events(&run.sourced).await?;
-        let owned: Vec<&UsageEvent> = run
-            .sourced
-            .iter()
-            .zip(&applied.owned)
-            .filter(|(_, owned)| **owned)
-            .map(|(sourced, _)| &sourced.event)
-            .collect();
-        let written =
-            write_usage_parquet(&self.objects, partition, &first.position, &owned).await?;
+        let parents = self.parents_of(partition).await?;
+        let projected = project_batch(
+            &self.objects,
+            partition,
+            &parents,
+            &last.position,
+            &run.sourced,
+        )
+        .await?;
         if let Some(watermarks) = &self.watermarks {
             watermarks.observe(&run.observations).await?;
         }
         if let Some(engine) = &self.alert_engine
-            && !owned.is_empty()
+            && !projected.written.is_empty()
         {
-            engine.evaluate(&owned).await?;
+            engine.evaluate(&projected.written).await?;
         }
         let report = PassReport {
             records_read: entries.len(),
@@ -242,13 +277,15 @@ impl BatchApplier {
             duplicates_skipped: applied.duplicates,
             records_quarantined: run.quarantined,
         };
-        self.record_pass(partition, &report, written.len());
+        self.record_pass(partition, &report, projected.keys.len());
         Ok(report)
     }
 
-    /// Decodes a run of entries. What cannot be metered (undecodable, unknown customer) is
-    /// quarantined with its reason; the sequence numbers of every decodable event are kept,
-    /// quarantined or not, so the completeness watermark accounts for them.
+    /// Decodes a run of entries: each is a frame of events (or, written before frames, one
+    /// event). What cannot be metered (an unreadable record, an undecodable line, an
+    /// unknown customer, an event without its producer's number) is quarantined with its
+    /// reason; the sequence numbers of every decodable event are kept, quarantined or not,
+    /// so the completeness watermark accounts for them.
     async fn decode_run(&self, partition: &str, entries: &[LogEntry]) -> Result<DecodedRun> {
         let mut run = DecodedRun {
             sourced: Vec::with_capacity(entries.len()),
@@ -257,37 +294,59 @@ impl BatchApplier {
             quarantined: 0,
         };
         for entry in entries {
-            let decoded = UsageEvent::decode_json(&entry.data);
-            if let Ok(event) = &decoded {
-                run.observations.push(SeqObservation {
-                    proxy_instance: event.proxy_instance.clone(),
-                    instance_seq: event.instance_seq,
-                    occurred_at: event.occurred_at,
-                });
-            }
-            let reason = match decoded {
-                Ok(event) if self.customer_is_known(&event.customer_id).await? => {
-                    if self.archive.is_some() {
-                        run.raw_records.push(entry.data.clone());
-                    }
-                    run.sourced.push(SourcedEvent {
-                        source: source_of(entry),
-                        event,
-                    });
+            let lines = match decode_record(&entry.data) {
+                Ok(lines) => lines,
+                Err(error) => {
+                    let reason = error.to_string();
+                    tracing::error!(partition, position = %entry.position, reason = %reason, "usage record quarantined");
+                    quarantine_record(&self.objects, entry, &reason).await?;
+                    run.quarantined += 1;
                     continue;
                 }
-                Ok(event) => format!("unknown customer {:?}", event.customer_id),
-                Err(error) => error.to_string(),
             };
-            tracing::error!(partition, position = %entry.position, reason = %reason, "usage record quarantined");
-            quarantine_record(&self.objects, entry, &reason).await?;
-            run.quarantined += 1;
+            let whole_record = lines.len() == 1;
+            let mut metered_any = false;
+            for (index, line) in lines.into_iter().enumerate() {
+                if let Ok(event) = &line.event {
+                    run.observations.push(SeqObservation {
+                        proxy_instance: event.proxy_instance.clone(),
+                        instance_seq: event.instance_seq,
+                        occurred_at: event.occurred_at,
+                    });
+                }
+                let reason = match line.event {
+                    Ok(event) if event.proxy_instance.is_empty() || event.instance_seq == 0 => {
+                        "the event has no producer sequence number (proxy_instance and instance_seq); it cannot be counted exactly once".to_owned()
+                    }
+                    Ok(event) if self.customer_is_known(&event.customer_id).await? => {
+                        metered_any = true;
+                        run.sourced.push(SourcedEvent {
+                            partition: partition.to_owned(),
+                            position: entry.position.clone(),
+                            event,
+                        });
+                        continue;
+                    }
+                    Ok(event) => format!("unknown customer {:?}", event.customer_id),
+                    Err(error) => error.to_string(),
+                };
+                tracing::error!(partition, position = %entry.position, line = index + 1, reason = %reason, "usage event quarantined");
+                if whole_record {
+                    quarantine_record(&self.objects, entry, &reason).await?;
+                } else {
+                    quarantine_line(&self.objects, entry, index + 1, line.bytes, &reason).await?;
+                }
+                run.quarantined += 1;
+            }
+            if metered_any && self.archive.is_some() {
+                run.raw_records.push(entry.data.clone());
+            }
         }
         Ok(run)
     }
 
-    /// Counts the events in the counters, exactly once per `event_id`, between the crash
-    /// points the fault tests use.
+    /// Counts the events in the counters, exactly once per producer number, between the
+    /// crash points the fault tests use.
     async fn count_events(&self, sourced: &[SourcedEvent]) -> Result<ApplyReport> {
         if sourced.is_empty() {
             return Ok(self.counters.apply(sourced).await?);
@@ -328,7 +387,7 @@ impl BatchApplier {
 
 /// A run of log entries, decoded.
 struct DecodedRun {
-    /// The events to count, each with its log position as its dedupe source.
+    /// The events to count, each with its log position.
     sourced: Vec<SourcedEvent>,
     /// Their records as read, for the archive (kept only when there is one).
     raw_records: Vec<Bytes>,

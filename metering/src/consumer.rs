@@ -131,7 +131,14 @@ impl MeteringConsumer {
 
     /// Processes at most one batch per partition.
     pub async fn run_pass(&self) -> Result<PassReport> {
+        Ok(self.run_pass_to_tips().await?.0)
+    }
+
+    /// Processes at most one batch per partition; also says whether every partition read
+    /// was caught up (an empty read of a partition behind its tip is not the end of it).
+    async fn run_pass_to_tips(&self) -> Result<(PassReport, bool)> {
         let mut total = PassReport::default();
+        let mut all_caught_up = true;
         let partitions = self.log.partitions().await?;
         let present: HashSet<String> = partitions
             .iter()
@@ -149,13 +156,14 @@ impl MeteringConsumer {
             if parent_unfinished {
                 continue;
             }
-            let (report, end_of_partition) = self
+            let (report, tip) = self
                 .process_next_batch(&partition.id)
                 .await
                 .inspect_err(|_| {
                     self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 })?;
-            if end_of_partition {
+            all_caught_up &= tip.caught_up;
+            if tip.end_of_partition {
                 finished.insert(partition.id.clone());
                 if let Ok(mut shared) = self.finished.lock() {
                     shared.insert(partition.id.clone());
@@ -163,15 +171,16 @@ impl MeteringConsumer {
             }
             total.add(&report);
         }
-        Ok(total)
+        Ok((total, all_caught_up))
     }
 
-    /// Runs passes until one reads nothing: everything in the log now is applied.
+    /// Runs passes until one reads nothing and every partition is caught up: everything in
+    /// the log now is applied.
     pub async fn drain(&self) -> Result<PassReport> {
         let mut total = PassReport::default();
         loop {
-            let report = self.run_pass().await?;
-            if report.records_read == 0 {
+            let (report, all_caught_up) = self.run_pass_to_tips().await?;
+            if report.records_read == 0 && all_caught_up {
                 return Ok(total);
             }
             total.add(&report);
@@ -183,8 +192,8 @@ impl MeteringConsumer {
         tokio::pin!(shutdown);
         let mut backoff = self.settings.idle_poll;
         loop {
-            let wait = match self.run_pass().await {
-                Ok(report) if report.records_read > 0 => {
+            let wait = match self.run_pass_to_tips().await {
+                Ok((report, all_caught_up)) if report.records_read > 0 || !all_caught_up => {
                     backoff = self.settings.idle_poll;
                     Duration::ZERO
                 }
@@ -211,7 +220,7 @@ impl MeteringConsumer {
         }
     }
 
-    async fn process_next_batch(&self, partition: &str) -> Result<(PassReport, bool)> {
+    async fn process_next_batch(&self, partition: &str) -> Result<(PassReport, Tip)> {
         let name = &self.settings.consumer_name;
         let checkpoint = self.checkpoints.load_checkpoint(name, partition).await?;
         let batch = self
@@ -224,17 +233,29 @@ impl MeteringConsumer {
             .await?;
         let ReadBatch {
             entries,
+            caught_up,
             end_of_partition,
         } = batch;
+        let tip = Tip {
+            caught_up,
+            end_of_partition,
+        };
         let Some(last) = entries.last() else {
-            return Ok((PassReport::default(), end_of_partition));
+            return Ok((PassReport::default(), tip));
         };
         let report = self.applier.apply_entries(partition, &entries).await?;
         self.checkpoints
             .commit_checkpoint(name, partition, &last.position)
             .await?;
-        Ok((report, end_of_partition))
+        Ok((report, tip))
     }
+}
+
+/// Where a partition's read ended, relative to its tip.
+#[derive(Debug, Clone, Copy)]
+struct Tip {
+    caught_up: bool,
+    end_of_partition: bool,
 }
 
 #[cfg(test)]

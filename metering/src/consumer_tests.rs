@@ -12,8 +12,6 @@ use schemas::parquet_codec::decode_events_parquet;
 use store::memory::MemoryStore;
 use store::{Checkpoints, Counters, EventAppender, EventReader, LogRecord, SourcedEvent};
 
-use crate::apply::source_of;
-
 use super::*;
 
 struct Fixture {
@@ -237,7 +235,8 @@ async fn a_batch_retried_after_a_crash_between_counters_and_parquet_still_writes
     let sourced: Vec<SourcedEvent> = entries
         .iter()
         .map(|entry| SourcedEvent {
-            source: source_of(entry),
+            partition: entry.partition.clone(),
+            position: entry.position.clone(),
             event: UsageEvent::decode_json(&entry.data).unwrap(),
         })
         .collect();
@@ -405,6 +404,7 @@ impl EventReader for ReshardedLog {
             self.reads.lock().unwrap().push(partition.to_owned());
         }
         Ok(store::ReadBatch {
+            caught_up: end == events.len(),
             end_of_partition: closed && end == events.len(),
             entries,
         })
@@ -463,4 +463,29 @@ async fn parent_partitions_are_read_to_their_end_before_their_children() {
         vec!["parent", "parent", "parent", "child"],
         "the child waits for the parent's end"
     );
+}
+
+#[tokio::test]
+async fn draining_reads_on_through_empty_reads_until_caught_up() {
+    let store = Arc::new(MemoryStore::new());
+    let events: Vec<UsageEvent> = (1..=4).map(|tokens| event("cust-e", tokens)).collect();
+    let records: Vec<LogRecord> = events.iter().map(record).collect();
+    store.append(&records).await.unwrap();
+    let log = Arc::new(store::contract::event_reader::EmptyReadsFirst::new(
+        store.clone(),
+        6,
+    ));
+    let consumer = MeteringConsumer::new(
+        log,
+        store.clone(),
+        store.clone(),
+        Arc::new(InMemory::new()),
+        ConsumerSettings::default(),
+    );
+    let report = consumer.drain().await.unwrap();
+    assert_eq!(
+        report.events_counted, 4,
+        "drain does not stop at an empty read"
+    );
+    assert_eq!(requests_of(&store, "cust-e").await, (4, 10));
 }

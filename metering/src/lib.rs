@@ -14,6 +14,7 @@ mod fault;
 pub mod invoice;
 pub mod lambda;
 pub mod object_keys;
+pub mod parquet_projection;
 pub mod parquet_sink;
 pub mod poller;
 pub mod quarantine;
@@ -24,6 +25,6 @@ pub mod replay;
 pub mod report;
 pub mod settings;
 
-pub use apply::{BatchApplier, ConsumerStats, PassReport, source_of};
+pub use apply::{BatchApplier, ConsumerStats, PassReport};
 pub use consumer::{ConsumerSettings, MeteringConsumer};
 pub use error::{MeteringError, Result};

@@ -15,8 +15,11 @@ use object_store::path::Path;
 pub const USAGE_PREFIX: &str = "usage";
 /// The prefix of quarantined records.
 pub const QUARANTINE_PREFIX: &str = "quarantine";
-/// Where the raw archive lives in the bucket (the Firehose delivery stream's prefix).
-pub const ARCHIVE_PREFIX: &str = "archive";
+/// Where the raw archive lives in the bucket by default (the Firehose delivery stream's
+/// prefix; `--archive-prefix` sets another).
+pub const ARCHIVE_PREFIX: &str = store::backend::DEFAULT_ARCHIVE_PREFIX;
+/// Where the Parquet projection keeps its progress, one object per log partition.
+pub const PARQUET_STATE_PREFIX: &str = "state/parquet";
 
 /// A key component made safe for every object store: ASCII letters, digits, `-` and `_`
 /// are kept, anything else becomes `_`.
@@ -35,6 +38,15 @@ fn safe_component(text: &str) -> String {
 /// The directory of one day's usage files: `usage/dt=YYYY-MM-DD`.
 pub fn usage_day_prefix(day: NaiveDate) -> Path {
     Path::from(format!("{USAGE_PREFIX}/dt={}", day.format("%Y-%m-%d")))
+}
+
+/// The Parquet projection's progress through one log partition:
+/// `state/parquet/<partition>.json`.
+pub fn parquet_state_key(partition: &str) -> Path {
+    Path::from(format!(
+        "{PARQUET_STATE_PREFIX}/{}.json",
+        safe_component(partition)
+    ))
 }
 
 /// The prefix of the raw archive.

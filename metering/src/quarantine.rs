@@ -26,14 +26,48 @@ pub async fn quarantine_record(
     entry: &LogEntry,
     reason: &str,
 ) -> Result<()> {
-    let key = quarantine_key(entry);
-    objects
-        .put(&key.payload_path(), PutPayload::from(entry.data.clone()))
-        .await?;
     let description = format!(
         "partition: {}\nposition: {}\npartition_key: {}\nreason: {reason}\n",
         entry.partition, entry.position, entry.partition_key
     );
+    write_quarantined(
+        objects,
+        quarantine_key(entry),
+        entry.data.clone(),
+        description,
+    )
+    .await
+}
+
+/// Writes one event line of a frame (the rest of the frame was metered) and the reason:
+/// under the record's position followed by `-<line>` (counted from 1).
+pub async fn quarantine_line(
+    objects: &Arc<dyn ObjectStore>,
+    entry: &LogEntry,
+    line: usize,
+    bytes: bytes::Bytes,
+    reason: &str,
+) -> Result<()> {
+    let key = QuarantineObjectKey {
+        partition: entry.partition.clone(),
+        position: format!("{}-{line}", entry.position),
+    };
+    let description = format!(
+        "partition: {}\nposition: {}\nline: {line} of the record's frame\npartition_key: {}\nreason: {reason}\n",
+        entry.partition, entry.position, entry.partition_key
+    );
+    write_quarantined(objects, key, bytes, description).await
+}
+
+async fn write_quarantined(
+    objects: &Arc<dyn ObjectStore>,
+    key: QuarantineObjectKey,
+    payload: bytes::Bytes,
+    description: String,
+) -> Result<()> {
+    objects
+        .put(&key.payload_path(), PutPayload::from(payload))
+        .await?;
     objects
         .put(
             &key.reason_path(),

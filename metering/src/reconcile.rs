@@ -1,5 +1,6 @@
-//! Reconciliation: the raw events (the embedded event log, or the raw archive on AWS)
-//! against the two projections, counters and Parquet, per customer and UTC day.
+//! Reconciliation: the raw events (the embedded event log, the raw archive on AWS, or the
+//! Kinesis stream when no archive is configured) against the two projections, counters and
+//! Parquet, per customer and UTC day. The result names the source it read.
 //!
 //! The comparison is pure ([`compare`]); the loaders read what each side holds. Raw events
 //! are deduplicated by `event_id` and filtered like the consumer filters them (undecodable
@@ -19,7 +20,7 @@ use schemas::{UsageCounts, UsageEvent};
 use store::backend::Ports;
 
 use crate::object_keys::usage_day_prefix;
-use crate::raw::{meterable_events, unique_events};
+use crate::raw::{RawSourceReport, meterable_events, unique_events};
 use crate::{MeteringError, Result};
 
 /// Totals per (customer, day).
@@ -47,6 +48,12 @@ pub struct SequenceGap {
 /// What reconciling a range found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Reconciliation {
+    /// Where the raw events were read: the archive, the embedded log or the stream.
+    pub source: RawSourceReport,
+    /// Whether the source can hold every event of the range. False when it is the stream
+    /// and the range starts before the stream's window: older days then show drift that is
+    /// not real.
+    pub source_covers_range: bool,
     pub raw_events: usize,
     pub raw_duplicates: usize,
     pub raw_unmeterable: usize,
@@ -173,7 +180,9 @@ pub async fn parquet_events(
 }
 
 /// Reconciles `from..=to` (UTC days by `occurred_at`), for one customer or all. The raw
-/// side is the event log on the embedded backend and the raw archive on AWS.
+/// side is the ports' raw source: the event log on the embedded backend, the raw archive
+/// on AWS, or the stream when no archive is configured (then `source_covers_range` says
+/// whether the stream's window reaches back to `from`).
 pub async fn reconcile(
     ports: &Ports,
     from: NaiveDate,
@@ -236,6 +245,8 @@ pub async fn reconcile(
     }
 
     Ok(Reconciliation {
+        source_covers_range: sorted.source.covers_days_from(from),
+        source: sorted.source.clone(),
         raw_events: raw.len(),
         raw_duplicates: sorted.duplicates,
         raw_unmeterable: sorted.undecodable + unknown,

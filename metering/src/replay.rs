@@ -1,11 +1,13 @@
 //! Replay: rebuilds the counters and the Parquet files into fresh projections from the raw
-//! events (the event log on the embedded backend, the raw archive on AWS).
+//! events (the event log on the embedded backend, the raw archive on AWS, or the Kinesis
+//! stream's window when no archive is configured; the report names the source).
 //!
 //! Deterministic by construction, so running it twice gives the same result: raw records
 //! are decoded, deduplicated by `event_id` (the first copy wins), filtered like the
 //! consumer filters them (undecodable records and unknown customers are not metered), and
-//! sorted by `event_id`. Counters are applied with the source `replay/<event_id>`, so a
-//! second run counts nothing again. Parquet is written per day as
+//! sorted by `event_id`. Counters are applied as the records of a partition named `replay`,
+//! numbered in that order, so a second run counts nothing again (the producers' numbers are
+//! taken). Parquet is written per day as
 //! `usage/dt=YYYY-MM-DD/replay-NNNNN.parquet`, each file holding up to
 //! [`REPLAY_ROWS_PER_FILE`] events in `event_id` order, so a second run writes the same
 //! files with the same bytes.
@@ -20,7 +22,7 @@ use store::{Counters, SourcedEvent};
 use crate::Result;
 use crate::object_keys::ReplayObjectKey;
 use crate::parquet_sink::group_by_day;
-use crate::raw::meterable_events;
+use crate::raw::{RawSourceReport, meterable_events};
 
 /// Events per replayed Parquet file (large files, as Athena prefers).
 pub const REPLAY_ROWS_PER_FILE: usize = 1_000_000;
@@ -43,6 +45,8 @@ impl std::fmt::Debug for ReplayTarget {
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReplayReport {
+    /// Where the raw events were read: the archive, the embedded log or the stream.
+    pub source: RawSourceReport,
     pub raw_records: usize,
     pub duplicates_dropped: usize,
     pub unmeterable: usize,
@@ -67,10 +71,12 @@ pub async fn replay(
 
     let mut newly_counted = 0;
     for (index, chunk) in events.chunks(APPLY_CHUNK).enumerate() {
-        let sourced: Vec<SourcedEvent> = chunk
-            .iter()
-            .map(|event| SourcedEvent {
-                source: format!("replay/{}", event.event_id),
+        let first_position = index * APPLY_CHUNK + 1;
+        let sourced: Vec<SourcedEvent> = (first_position..)
+            .zip(chunk)
+            .map(|(position, event)| SourcedEvent {
+                partition: "replay".to_owned(),
+                position: position.to_string(),
                 event: event.clone(),
             })
             .collect();
@@ -94,6 +100,7 @@ pub async fn replay(
         }
     }
     Ok(ReplayReport {
+        source: sorted.source,
         raw_records: sorted.records,
         duplicates_dropped: sorted.duplicates,
         unmeterable: sorted.undecodable + sorted.unknown_customer.len(),

@@ -29,8 +29,8 @@ pub struct ProxyConfig {
     pub spool: Option<SpoolConfig>,
     /// How limits are enforced.
     pub admission: AdmissionSettings,
-    /// Answer only after the call's usage event is durable in the log. Required on Lambda,
-    /// where the process may be frozen as soon as the response is sent.
+    /// Answer only after the call's usage event is durable in the log (the default).
+    /// Required on Lambda, where the process may be frozen as soon as the response is sent.
     pub durable_events: bool,
     /// How long the registry's records of a token are reused before a background refresh;
     /// zero reads them on every call. See [`crate::auth::AuthCache`].
@@ -65,7 +65,7 @@ impl Default for ProxyConfig {
             admission: AdmissionSettings::default(),
             key_use_flush_interval: Duration::from_secs(60),
             spool: None,
-            durable_events: false,
+            durable_events: true,
             auth_cache_ttl: Duration::from_secs(5),
         }
     }

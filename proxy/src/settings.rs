@@ -96,9 +96,19 @@ pub struct ProxyArgs {
     #[arg(long, env = "TOLLGATE_KEY_USE_FLUSH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_use_flush_secs: u64,
     /// Answer each call only once its usage event is durable (in the log, or in the
-    /// spool): nothing is lost even if the process is killed with SIGKILL, at the cost of
-    /// one group-committed write in every call's latency. Always on for Lambda.
-    #[arg(long, env = "TOLLGATE_DURABLE_EVENTS")]
+    /// spool), group-committed with every call that queued meanwhile: nothing is lost even
+    /// if the process is killed with SIGKILL. On by default; `--durable-events=false`
+    /// answers first and writes the event right after, which loses the events still in
+    /// memory on SIGKILL (a few milliseconds of calls). Always on for Lambda.
+    #[arg(
+        long,
+        env = "TOLLGATE_DURABLE_EVENTS",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_name = "true|false"
+    )]
     pub durable_events: bool,
     /// Directory of the durable spool for usage events the log does not take in time
     /// [default: <data-dir>/spool]. Each proxy process claims its own `slot-N` under it and

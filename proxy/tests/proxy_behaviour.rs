@@ -17,6 +17,7 @@ use proxy::upstream::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
 use schemas::token::format_generated_token;
+use schemas::usage_frame::decode_events;
 use schemas::{
     ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, Outcome, UsageEvent,
 };
@@ -102,11 +103,12 @@ async fn the_emitter_flushes_everything_queued_when_it_finishes() {
     drop(handle);
     emitter.finish(Duration::from_secs(5)).await;
     let stored = store.read("0", None, 5000).await.unwrap().entries;
-    assert_eq!(stored.len(), 1200);
     let sequences: Vec<u64> = stored
         .iter()
-        .map(|entry| UsageEvent::decode_json(&entry.data).unwrap().instance_seq)
+        .flat_map(|entry| decode_events(&entry.data).unwrap())
+        .map(|event| event.instance_seq)
         .collect();
+    assert_eq!(sequences.len(), 1200);
     assert_eq!(sequences, (1..=1200).collect::<Vec<_>>(), "in order");
 }
 
@@ -220,9 +222,16 @@ async fn a_client_that_hangs_up_mid_call_is_still_metered_as_client_aborted() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.shutdown().await;
 
-    let stored = store.read("0", None, 10).await.unwrap().entries;
+    let stored: Vec<UsageEvent> = store
+        .read("0", None, 10)
+        .await
+        .unwrap()
+        .entries
+        .iter()
+        .flat_map(|entry| decode_events(&entry.data).unwrap())
+        .collect();
     assert_eq!(stored.len(), 1, "exactly one event");
-    let event = UsageEvent::decode_json(&stored[0].data).unwrap();
+    let event = stored[0].clone();
     assert_eq!(event.outcome, Outcome::ClientAborted);
     assert_eq!(
         (event.input_tokens, event.output_tokens),

@@ -146,12 +146,19 @@ async fn call(proxy: &RunningProxy, token: &str) -> (u16, Option<String>) {
 
 /// Every event in the log, and the distinct event ids among them.
 async fn logged(store: &MemoryStore) -> (usize, BTreeSet<String>) {
-    let entries = store.read("0", None, 100_000).await.unwrap().entries;
-    let ids = entries
+    let events: Vec<UsageEvent> = store
+        .read("0", None, 100_000)
+        .await
+        .unwrap()
+        .entries
         .iter()
-        .map(|entry| UsageEvent::decode_json(&entry.data).unwrap().request_id)
+        .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
         .collect();
-    (entries.len(), ids)
+    let ids = events
+        .iter()
+        .map(|event| event.request_id.clone())
+        .collect();
+    (events.len(), ids)
 }
 
 async fn wait_until_logged(store: &MemoryStore, expected: &BTreeSet<String>) {

@@ -1,7 +1,7 @@
 //! The typed error for every decode in this crate: corrupt input never panics.
 
 /// Why a persisted record could not be decoded. Each variant names the problem.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("record is not valid json: {0}")]
     Json(String),
@@ -31,4 +31,6 @@ pub enum DecodeError {
     Arrow(String),
     #[error("parquet error: {0}")]
     Parquet(String),
+    #[error("log record is a damaged frame: {0}")]
+    Frame(String),
 }

@@ -18,6 +18,7 @@ pub mod token;
 pub mod usage_counts;
 pub mod usage_event;
 pub(crate) mod usage_event_json;
+pub mod usage_frame;
 pub mod watermark;
 
 pub use audit::AuditEntry;

@@ -305,4 +305,4 @@ mod rfc3339_millis {
 
 #[cfg(test)]
 #[path = "usage_event_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::*;
 use crate::parquet_codec::{decode_events_parquet, encode_events_parquet};
 
-fn sample_event(seq: u64) -> UsageEvent {
+pub(crate) fn sample_event(seq: u64) -> UsageEvent {
     UsageEvent {
         event_id: Uuid::now_v7(),
         schema_version: USAGE_EVENT_SCHEMA_VERSION,

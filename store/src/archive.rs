@@ -1,10 +1,13 @@
-//! The `Archive` port: the raw, replayable copy of every usage event (Firehose to S3 on
-//! AWS). On the embedded backend the event log itself is the archive.
+//! The raw archive: the `Archive` port that writes the raw, replayable copy of every usage
+//! event (Firehose to S3 on AWS), and [`RawSource`], where reconciliation and replay read
+//! the raw events back. On the embedded backend the event log itself is the archive.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use object_store::ObjectStore;
 
 use crate::{Result, StoreError};
 
@@ -17,6 +20,33 @@ use crate::{Result, StoreError};
 pub trait Archive: Send + Sync {
     /// Archives records, each one JSON document.
     async fn archive(&self, records: &[Bytes]) -> Result<()>;
+}
+
+/// Where reconciliation and replay read the raw events: what the installation keeps of
+/// every event. Chosen by the backend's settings, never by whether this process writes the
+/// archive: on AWS the template's Firehose archives the stream itself.
+#[derive(Debug, Clone)]
+pub enum RawSource {
+    /// The event log, kept from its start (the embedded SQLite log; the memory log).
+    WholeLog {
+        /// Which log, for messages.
+        location: String,
+    },
+    /// The raw archive: objects of newline-delimited JSON events, gzip or not.
+    Archive {
+        /// The archive's objects, rooted at its prefix.
+        objects: Arc<dyn ObjectStore>,
+        /// Where it is (`s3://bucket/prefix/`), for messages.
+        location: String,
+    },
+    /// The event log alone, which keeps each record only for `retention` (a Kinesis stream
+    /// when no archive is configured): events that arrived earlier are not in it.
+    RetainedLog {
+        /// The stream's name.
+        stream_name: String,
+        /// How long the stream keeps a record.
+        retention: Duration,
+    },
 }
 
 /// An archive in memory, for tests.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use object_store::ObjectStore;
 
-use crate::archive::Archive;
+use crate::archive::{Archive, RawSource};
 use crate::aws::{AwsBackend, AwsSettings};
 use crate::embedded::EmbeddedStore;
 use crate::objects::local_object_store;
@@ -17,6 +17,10 @@ use crate::{
     Alerts, Checkpoints, Counters, EventAppender, EventReader, Plans, Quotas, Registry, Result,
     StoreError, Watermarks,
 };
+
+/// Where the raw archive lives in its bucket unless configured otherwise (the template's
+/// Firehose writes `archive/dt=YYYY-MM-DD/`).
+pub const DEFAULT_ARCHIVE_PREFIX: &str = "archive";
 
 /// Which set of backends to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,7 +85,8 @@ pub struct BackendArgs {
         default_value = "tollgate-usage-events"
     )]
     pub stream_name: String,
-    /// AWS: Firehose delivery stream archiving every event (empty disables the archive).
+    /// AWS: Firehose delivery stream the metering consumer archives every event to (empty:
+    /// it does not, as when the template's Firehose archives the stream itself).
     #[arg(
         long,
         global = true,
@@ -89,6 +94,18 @@ pub struct BackendArgs {
         default_value = "tollgate-usage-archive"
     )]
     pub firehose_stream: String,
+    /// AWS: S3 bucket of the raw archive, which reconcile and replay read [default: none;
+    /// they then read the Kinesis stream, which keeps only its retention].
+    #[arg(long, global = true, env = "TOLLGATE_ARCHIVE_BUCKET")]
+    pub archive_bucket: Option<String>,
+    /// AWS: key prefix of the raw archive inside its bucket.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_ARCHIVE_PREFIX",
+        default_value = DEFAULT_ARCHIVE_PREFIX
+    )]
+    pub archive_prefix: String,
     /// AWS: S3 bucket of Parquet usage files and quarantined records.
     #[arg(long, global = true, env = "TOLLGATE_BUCKET")]
     pub bucket: Option<String>,
@@ -106,6 +123,10 @@ pub struct BackendArgs {
 
 /// Typed backend settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per process from the flags; boxing would buy nothing"
+)]
 pub enum BackendSettings {
     Embedded {
         database: PathBuf,
@@ -144,6 +165,11 @@ impl BackendArgs {
                     stream_name: self.stream_name.clone(),
                     firehose_stream: Some(self.firehose_stream.clone())
                         .filter(|name| !name.trim().is_empty()),
+                    archive_bucket: self
+                        .archive_bucket
+                        .clone()
+                        .filter(|bucket| !bucket.trim().is_empty()),
+                    archive_prefix: self.archive_prefix.clone(),
                     bucket,
                     prefix: self.prefix.clone(),
                     dedupe_retention: Duration::from_secs(self.dedupe_retention_days * 24 * 3600),
@@ -174,8 +200,12 @@ pub struct Ports {
     /// Where each consumer of the event log has got to.
     pub checkpoints: Arc<dyn Checkpoints>,
     pub objects: Arc<dyn ObjectStore>,
-    /// The raw archive; `None` on the embedded backend, whose event log is the archive.
+    /// Where the metering consumer writes the raw archive (a Firehose delivery stream);
+    /// `None` when it does not: on the embedded backend, whose event log is the archive, and
+    /// on AWS when the template's Firehose archives the stream itself.
     pub archive: Option<Arc<dyn Archive>>,
+    /// Where reconciliation and replay read the raw events back.
+    pub raw_source: RawSource,
     /// A human-readable description, for start-up messages.
     pub description: String,
 }
@@ -208,6 +238,9 @@ impl BackendSettings {
                     checkpoints: store,
                     objects,
                     archive: None,
+                    raw_source: RawSource::WholeLog {
+                        location: format!("the embedded event log in {}", database.display()),
+                    },
                     description: format!(
                         "embedded (database {}, data {})",
                         database.display(),
@@ -217,7 +250,17 @@ impl BackendSettings {
             }
             Self::Aws(settings) => {
                 let backend = AwsBackend::connect(settings.clone()).await?;
-                backend.verify().await?;
+                let stream_retention = backend.verify().await?;
+                let raw_source = match (&backend.archive_objects, backend.archive_location()) {
+                    (Some(objects), Some(location)) => RawSource::Archive {
+                        objects: objects.clone(),
+                        location,
+                    },
+                    _ => RawSource::RetainedLog {
+                        stream_name: settings.stream_name.clone(),
+                        retention: stream_retention,
+                    },
+                };
                 Ok(Ports {
                     registry: backend.registry.clone(),
                     plans: backend.plans.clone(),
@@ -233,6 +276,7 @@ impl BackendSettings {
                         .archive
                         .clone()
                         .map(|archive| archive as Arc<dyn Archive>),
+                    raw_source,
                     description: format!(
                         "aws (tables {} and {}, stream {}, bucket {})",
                         settings.registry_table,

@@ -37,8 +37,13 @@ pub struct PartitionInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadBatch {
     pub entries: Vec<LogEntry>,
+    /// The read reached the partition's tip: when it ended, no record followed the last
+    /// entry returned (or `after`, when none was). `false` means there may be more to read
+    /// now, even when no entry was returned (a Kinesis shard behind its tip can answer
+    /// empty pages before its records).
+    pub caught_up: bool,
     /// The partition is closed and nothing follows the last entry returned (or `after`,
-    /// when no entry was returned). Open partitions never set it.
+    /// when no entry was returned). Open partitions never set it; it implies `caught_up`.
     pub end_of_partition: bool,
 }
 
@@ -71,8 +76,13 @@ pub trait EventAppender: Send + Sync {
 /// - `partitions` lists the partitions, each with its parents, parents before children.
 /// - Within a partition, `read` returns records in append order, after `after`
 ///   (exclusive), at most `max_records` of them. `after = None` reads from the start.
-///   A read may return fewer records than exist; only `end_of_partition` says the
-///   partition is finished.
+/// - A read is bounded: it returns after a bounded amount of work (Kinesis: a few
+///   `GetRecords` pages), so it may return fewer records than exist, even none while
+///   records follow. An empty batch therefore does not mean the partition is read:
+///   `caught_up` says the read reached the partition's tip, and `end_of_partition` that
+///   a closed partition is finished. A caller that wants everything in a partition now
+///   reads on from the last position (or the same `after` when nothing was returned)
+///   until `caught_up` or `end_of_partition`.
 #[async_trait]
 pub trait EventReader: Send + Sync {
     /// The partitions that currently exist, in a stable order.

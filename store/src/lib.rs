@@ -45,7 +45,7 @@ pub mod watermarks;
 pub mod contract;
 
 pub use alerts::Alerts;
-pub use archive::Archive;
+pub use archive::{Archive, RawSource};
 pub use counters::{ApplyReport, Counters, SourcedEvent};
 pub use error::{Result, StoreError};
 pub use event_log::{

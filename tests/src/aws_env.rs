@@ -128,6 +128,9 @@ pub async fn create_resources(shards: i32) -> AwsSettings {
         counters_table,
         stream_name,
         firehose_stream: Some(firehose_stream),
+        // The delivery stream above writes the archive under `archive/` of the bucket.
+        archive_bucket: Some(bucket.clone()),
+        archive_prefix: "archive".into(),
         bucket,
         prefix: String::new(),
         dedupe_retention: Duration::from_secs(8 * 24 * 3600),

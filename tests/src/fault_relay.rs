@@ -2,10 +2,14 @@
 //! requests whose `X-Amz-Target` starts with a given prefix (for example
 //! `Kinesis_20131202.`) get 503 `ServiceUnavailableException`; everything else passes.
 //! Used to make the event log unavailable while the registry and counters stay up.
+//!
+//! It can also answer Kinesis `GetRecords` with empty pages before passing through, as
+//! Kinesis may do on a shard behind its tip: no records, `MillisBehindLatest` above 0, and
+//! the request's own iterator as the valid `NextShardIterator`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -17,7 +21,34 @@ struct RelayState {
     upstream: String,
     target_prefix: String,
     down: AtomicBool,
+    /// Empty `GetRecords` pages still to answer before passing through.
+    empty_pages_left: AtomicUsize,
+    /// Empty `GetRecords` pages answered so far.
+    empty_pages_served: AtomicUsize,
     client: reqwest::Client,
+}
+
+/// The target of a Kinesis `GetRecords` request.
+const GET_RECORDS_TARGET: &str = "Kinesis_20131202.GetRecords";
+
+/// An empty `GetRecords` page that continues with `request`'s own iterator, or `None` when
+/// the request carries none.
+fn empty_get_records_page(request: &[u8]) -> Option<Response> {
+    let request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    let iterator = request["ShardIterator"].as_str()?;
+    let page = serde_json::json!({
+        "Records": [],
+        "NextShardIterator": iterator,
+        "MillisBehindLatest": 60_000,
+    });
+    Some(
+        (
+            StatusCode::OK,
+            [("content-type", "application/x-amz-json-1.1")],
+            page.to_string(),
+        )
+            .into_response(),
+    )
 }
 
 /// A running relay.
@@ -53,6 +84,18 @@ async fn relay(State(state): State<Arc<RelayState>>, request: Request) -> Respon
     let Ok(body) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
+    if target == GET_RECORDS_TARGET
+        && state
+            .empty_pages_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+        && let Some(page) = empty_get_records_page(&body)
+    {
+        state.empty_pages_served.fetch_add(1, Ordering::SeqCst);
+        return page;
+    }
     let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
     let mut forwarded = state
         .client
@@ -88,6 +131,8 @@ impl FaultRelay {
             upstream: upstream.trim_end_matches('/').to_owned(),
             target_prefix: target_prefix.to_owned(),
             down: AtomicBool::new(false),
+            empty_pages_left: AtomicUsize::new(0),
+            empty_pages_served: AtomicUsize::new(0),
             client: reqwest::Client::new(),
         });
         let router = Router::new().fallback(relay).with_state(Arc::clone(&state));
@@ -109,5 +154,16 @@ impl FaultRelay {
     /// Takes the service down (`true`) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Answers the next `pages` Kinesis `GetRecords` requests with empty pages of a shard
+    /// behind its tip, whatever the service prefix, then passes them through again.
+    pub fn answer_empty_get_records_pages(&self, pages: usize) {
+        self.state.empty_pages_left.store(pages, Ordering::SeqCst);
+    }
+
+    /// How many empty `GetRecords` pages the relay has answered.
+    pub fn empty_get_records_pages_served(&self) -> usize {
+        self.state.empty_pages_served.load(Ordering::SeqCst)
     }
 }

@@ -118,6 +118,11 @@ impl Tollgate {
                     "TOLLGATE_FIREHOSE_STREAM",
                     aws.firehose_stream.clone().unwrap_or_default(),
                 )
+                .env(
+                    "TOLLGATE_ARCHIVE_BUCKET",
+                    aws.archive_bucket.clone().unwrap_or_default(),
+                )
+                .env("TOLLGATE_ARCHIVE_PREFIX", &aws.archive_prefix)
                 .env("TOLLGATE_BUCKET", &aws.bucket)
                 .env("TOLLGATE_PREFIX", &aws.prefix);
         }

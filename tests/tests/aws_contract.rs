@@ -73,6 +73,31 @@ async fn kinesis_event_log_contracts() {
         .await;
 }
 
+/// The reader's contract holds when Kinesis answers empty pages before a shard's records
+/// (a relay in front of the emulator serves them): more of them than one read follows, so
+/// only reading on until caught up finds the records.
+#[tokio::test]
+async fn kinesis_event_reader_contract_holds_through_empty_pages() {
+    let settings = create_resources(2).await;
+    let relay = tests::fault_relay::FaultRelay::start(
+        settings.endpoint_url.as_deref().unwrap(),
+        "Kinesis_20131202.",
+    )
+    .await;
+    let writer = AwsBackend::connect(settings.clone()).await.unwrap();
+    let reader = AwsBackend::connect(AwsSettings {
+        endpoint_url: Some(relay.endpoint_url()),
+        ..settings
+    })
+    .await
+    .unwrap();
+    let empty_pages = 3 * store::aws::kinesis_log::MAX_PAGES_PER_READ;
+    relay.answer_empty_get_records_pages(empty_pages);
+    store::contract::event_reader::run_all(writer.event_log.as_ref(), reader.event_log.as_ref())
+        .await;
+    assert_eq!(relay.empty_get_records_pages_served(), empty_pages);
+}
+
 #[tokio::test]
 async fn dynamo_checkpoints_contract() {
     let backend = backend(1).await;
@@ -142,13 +167,24 @@ async fn missing_resources_are_named_at_start_up() {
     }
     let no_bucket = AwsBackend::connect(AwsSettings {
         bucket: "no-such-bucket-tollgate".into(),
-        ..settings
+        ..settings.clone()
     })
     .await
     .unwrap();
     let error = no_bucket.verify().await.unwrap_err();
     assert!(
         error.to_string().contains("no-such-bucket-tollgate"),
+        "{error}"
+    );
+    let no_archive_bucket = AwsBackend::connect(AwsSettings {
+        archive_bucket: Some("no-such-archive-tollgate".into()),
+        ..settings
+    })
+    .await
+    .unwrap();
+    let error = no_archive_bucket.verify().await.unwrap_err().to_string();
+    assert!(
+        error.contains("no-such-archive-tollgate") && error.contains("TOLLGATE_ARCHIVE_BUCKET"),
         "{error}"
     );
 }

@@ -2,6 +2,7 @@
 //! requests and billable units. Its own test binary, so no other test shares the
 //! process-wide meter. Needs the dummy credentials `scripts/test.sh` exports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::too_many_lines)] // one scenario, read top to bottom
 
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
@@ -48,11 +49,13 @@ async fn appending_and_counting_events_is_metered_per_request_and_unit() {
         ingested_kib as f64
     );
 
+    let shard = unique("shard");
     let sourced: Vec<SourcedEvent> = events
         .iter()
         .enumerate()
         .map(|(index, event)| SourcedEvent {
-            source: format!("shard-0/{index}"),
+            partition: shard.clone(),
+            position: (index + 1).to_string(),
             event: event.clone(),
         })
         .collect();
@@ -60,13 +63,14 @@ async fn appending_and_counting_events_is_metered_per_request_and_unit() {
     let report = backend.counters.apply(&sourced).await.unwrap();
     assert_eq!(report.counted, 150);
     let applied = process_meter().snapshot().since(&before_apply);
-    // 150 dedupe marks and a daily and an hourly cell per transaction: two transactions
-    // of at most 100 actions, every item under 1 KiB, two write units per item.
-    assert_eq!(applied.requests_of("DynamoDB", "TransactWriteItems"), 2);
-    assert_eq!(
-        applied.units_of("DynamoDB", "write_request_units"),
-        2.0 * (150.0 + 4.0)
-    );
+    // Per batch, whatever its size: the producers' ranges read and merged (one BatchGetItem,
+    // one PutItem for the one producer), and one UpdateItem per touched cell (a daily and an
+    // hourly one here). Every item is under 1 KiB: one write unit each. No transaction.
+    assert_eq!(applied.requests_of("DynamoDB", "TransactWriteItems"), 0);
+    assert_eq!(applied.requests_of("DynamoDB", "UpdateItem"), 2);
+    assert_eq!(applied.requests_of("DynamoDB", "PutItem"), 1);
+    assert_eq!(applied.requests_of("DynamoDB", "BatchGetItem"), 1);
+    assert_eq!(applied.units_of("DynamoDB", "write_request_units"), 3.0);
 
     let before_read = process_meter().snapshot();
     let cells = backend
@@ -97,7 +101,7 @@ async fn appending_and_counting_events_is_metered_per_request_and_unit() {
     let text = telemetry::metrics::render(&process_meter().samples());
     assert!(
         text.contains(
-            "tollgate_aws_requests_total{service=\"DynamoDB\",operation=\"TransactWriteItems\"} 2"
+            "tollgate_aws_requests_total{service=\"DynamoDB\",operation=\"UpdateItem\"} 2"
         ),
         "{text}"
     );

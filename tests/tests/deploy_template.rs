@@ -480,6 +480,26 @@ fn the_stream_archive_and_schedule_are_as_documented() {
         "replay and reconcile read the archive under {}/: {prefix}",
         metering::object_keys::ARCHIVE_PREFIX
     );
+    // The functions write no Firehose (the delivery stream reads the stream itself), and
+    // the archive's location is set on its own, to where that delivery stream writes.
+    let environment = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(environment["TOLLGATE_FIREHOSE_STREAM"], "");
+    assert_eq!(
+        intrinsic(&environment["TOLLGATE_ARCHIVE_BUCKET"]),
+        Some(("!Ref".to_owned(), "DataBucket".to_owned()))
+    );
+    assert_eq!(
+        intrinsic(&destination["BucketARN"]),
+        Some(("!GetAtt".to_owned(), "DataBucket.Arn".to_owned()))
+    );
+    assert_eq!(
+        Some(format!(
+            "{}/",
+            environment["TOLLGATE_ARCHIVE_PREFIX"].as_str().unwrap()
+        )),
+        prefix.split_once("dt=").map(|(head, _)| head.to_owned()),
+        "TOLLGATE_ARCHIVE_PREFIX is the delivery stream's prefix"
+    );
     let schedule = &all["CompactSchedule"]["Properties"];
     assert_eq!(schedule["ScheduleExpression"], "cron(0 1 * * ? *)");
     assert_eq!(schedule["ScheduleExpressionTimezone"], "UTC");

@@ -172,12 +172,8 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
     // The Firehose archive on S3 holds every event once.
     let mut archived: Vec<UsageEvent> = Vec::new();
     for body in objects_under(&backend, "archive").await {
-        for line in String::from_utf8(body.to_vec())
-            .unwrap()
-            .lines()
-            .filter(|line| !line.is_empty())
-        {
-            archived.push(UsageEvent::decode_json(line.as_bytes()).unwrap());
+        for record in schemas::usage_frame::split_archive(&body) {
+            archived.extend(schemas::usage_frame::decode_events(&record).unwrap());
         }
     }
     let archived_ids: Vec<_> = archived.iter().map(|event| event.event_id).collect();
@@ -197,6 +193,7 @@ async fn calls_from_several_customers_are_metered_exactly_once_on_aws() {
     let reconciled =
         tollgate.run_json(&["reconcile", "--start-date", &today, "--end-date", &today]);
     assert_eq!(reconciled["raw_events"], 14, "{reconciled}");
+    assert_eq!(reconciled["source"]["kind"], "archive", "{reconciled}");
     assert_eq!(reconciled["drift"], serde_json::json!([]), "{reconciled}");
     assert_eq!(reconciled["parquet_duplicates"], 0);
 

@@ -57,11 +57,14 @@ fn rest_event(
 async fn stream_events(log: &dyn EventReader) -> Vec<UsageEvent> {
     let mut entries: Vec<LogEntry> = Vec::new();
     for partition in log.partitions().await.unwrap() {
-        entries.extend(log.read(&partition.id, None, 1000).await.unwrap().entries);
+        entries.extend(
+            store::contract::event_reader::read_until_caught_up(log, &partition.id, None, 1000)
+                .await,
+        );
     }
     entries
         .iter()
-        .map(|entry| UsageEvent::decode_json(&entry.data).unwrap())
+        .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
         .collect()
 }
 

@@ -1,6 +1,7 @@
 //! `tollgate reconcile`: raw events against the counters and Parquet; exits 6 on drift.
 
 use control::projections::{ReconcileRequest, reconcile};
+use metering::raw::{RawSourceKind, RawSourceReport};
 use metering::reconcile::Reconciliation;
 use store::backend::Ports;
 
@@ -19,16 +20,23 @@ pub async fn run(ports: &Ports, args: ReconcileArgs, json: bool) -> anyhow::Resu
     if json {
         print_json(&found)?;
     } else {
-        let source = if ports.archive.is_some() {
-            "raw archive"
-        } else {
-            "event log"
-        };
-        print_findings(&request, &found, source);
+        print_lines(&source_lines(&found.source));
+        if !found.source_covers_range {
+            print_lines(&[format!(
+                "warning: {} starts before the stream's window, so drift on earlier days is not real; configure the archive to reconcile them",
+                request.start_date
+            )]);
+        }
+        print_findings(&request, &found);
     }
     if found.has_drift() {
+        let window = if found.source_covers_range {
+            ""
+        } else {
+            " (some of it because the stream no longer holds the range's first days)"
+        };
         return Err(exit::drift(format!(
-            "{} numbers differ and {} Parquet rows are duplicated; check the metering consumer's log and quarantine for the cause",
+            "{} numbers differ and {} Parquet rows are duplicated{window}; check the metering consumer's log and quarantine for the cause",
             found.drift.len(),
             found.parquet_duplicates
         )));
@@ -36,9 +44,32 @@ pub async fn run(ports: &Ports, args: ReconcileArgs, json: bool) -> anyhow::Resu
     Ok(())
 }
 
-fn print_findings(request: &ReconcileRequest, found: &Reconciliation, source: &str) {
+/// Which raw events were read, in words: the archive, the embedded log, or the stream with
+/// the window it holds and how to configure the archive.
+pub(crate) fn source_lines(source: &RawSourceReport) -> Vec<String> {
+    match source.kind {
+        RawSourceKind::Archive => vec![format!("raw events: the archive at {}", source.location)],
+        RawSourceKind::EventLog => vec![format!("raw events: {}", source.location)],
+        RawSourceKind::KinesisStream => {
+            let since = source.holds_events_since.map_or_else(
+                || "its retention".to_owned(),
+                |since| since.format("%Y-%m-%d %H:%M UTC").to_string(),
+            );
+            vec![
+                format!(
+                    "raw events: the Kinesis stream {}, because no archive is configured; it keeps {} hours, so it holds only events that arrived since {since}",
+                    source.location,
+                    source.retention_hours.unwrap_or_default()
+                ),
+                "to read the archive, set TOLLGATE_ARCHIVE_BUCKET (and TOLLGATE_ARCHIVE_PREFIX unless it is `archive`) to where its Firehose delivers".into(),
+            ]
+        }
+    }
+}
+
+fn print_findings(request: &ReconcileRequest, found: &Reconciliation) {
     print_lines(&[format!(
-        "{} to {}: {} events in the {source} ({} duplicates dropped, {} not meterable and quarantined); {} Parquet rows ({} duplicated)",
+        "{} to {}: {} raw events ({} duplicates dropped, {} not meterable and quarantined); {} Parquet rows ({} duplicated)",
         request.start_date,
         request.end_date,
         found.raw_events,

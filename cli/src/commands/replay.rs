@@ -33,6 +33,7 @@ pub async fn run(
     if json {
         return print_json(&report);
     }
+    print_lines(&super::reconcile::source_lines(&report.source));
     print_lines(&[
         format!(
             "replayed {} events into {} ({} counted for the first time; {} duplicates dropped, {} not meterable) over {} days, {} Parquet objects",

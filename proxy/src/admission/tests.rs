@@ -255,10 +255,7 @@ async fn eventual_mode_takes_other_proxies_counts_from_the_counters() {
                 100,
             );
             event.occurred_at = now;
-            SourcedEvent {
-                source: format!("p/{index}"),
-                event,
-            }
+            store::contract::sourced_at("p", index as u64 + 1, event)
         })
         .collect();
     store.apply(&events).await.unwrap();

@@ -247,8 +247,10 @@ async fn forward_in_background(
         Err(error) => Err(error),
     };
     let (response, status, response_bytes, facts) = respond_complete(result, started_upstream);
+    let client_waiting = !response_sender.is_closed();
     emitter
         .answer_and_record(
+            move || client_waiting,
             move || response_sender.send(response).is_ok(),
             move |delivered| {
                 let closing_write = settle_admission(settlement, &facts.usage);

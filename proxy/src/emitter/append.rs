@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use schemas::usage_frame::record_event_count;
 use store::{EventAppender, LogRecord};
 
 use super::backoff::{MAX_BACKOFF, with_jitter};
@@ -59,7 +60,8 @@ async fn append_once(
             for (record, result) in records.into_iter().zip(results) {
                 match result {
                     Ok(_) => {
-                        stats.appended.fetch_add(1, Ordering::Relaxed);
+                        let events = record_event_count(&record.data) as u64;
+                        stats.appended.fetch_add(events, Ordering::Relaxed);
                     }
                     Err(failure) => {
                         tracing::warn!(message = %failure.message, retryable = failure.retryable, "usage event append failed; retrying");

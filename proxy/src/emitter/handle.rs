@@ -141,14 +141,18 @@ impl EmitterHandle {
     }
 
     /// Answers a call and records its event, in the order the durability requires.
-    /// `answer` delivers the answer and says whether the client took it; `event_for`
-    /// builds the event (and settles the call) knowing that.
+    /// `client_waiting` says whether the client is still there to be answered; `answer`
+    /// delivers the answer and says whether the client took it; `event_for` builds the
+    /// event (and settles the call) knowing whether the answer reaches the client.
     /// - [`Durability::Queued`]: the answer goes first; an answer the client did not take
     ///   is recorded as such (`client_aborted`).
-    /// - [`Durability::BeforeAnswer`]: the event of a delivered answer is made durable
-    ///   first, then the client is answered.
+    /// - [`Durability::BeforeAnswer`]: the event is made durable first, then the client is
+    ///   answered. A client that hung up before its answer was ready is recorded as
+    ///   `client_aborted`; one that hangs up in the instant between the event and the
+    ///   answer is recorded as answered.
     pub async fn answer_and_record(
         &self,
+        client_waiting: impl FnOnce() -> bool,
         answer: impl FnOnce() -> bool,
         event_for: impl FnOnce(bool) -> (UsageEvent, Option<ClosingWrite>),
     ) {
@@ -159,7 +163,7 @@ impl EmitterHandle {
                 self.record(event, closing_write).await;
             }
             Durability::BeforeAnswer => {
-                let (event, closing_write) = event_for(true);
+                let (event, closing_write) = event_for(client_waiting());
                 self.record(event, closing_write).await;
                 answer();
             }
@@ -229,6 +233,8 @@ mod tests {
     }
 
     /// Runs `answer_and_record` and returns the order of the steps as they happened.
+    /// `delivered` is both whether the client is still waiting and whether it takes the
+    /// answer.
     async fn steps_of(durability: Durability, delivered: bool) -> (Vec<String>, Vec<UsageEvent>) {
         let store = Arc::new(MemoryStore::new());
         let (emitter, handle) =
@@ -238,6 +244,7 @@ mod tests {
             (steps.clone(), steps.clone(), steps.clone());
         handle
             .answer_and_record(
+                move || delivered,
                 move || {
                     answer_steps.lock().unwrap().push("answer".to_owned());
                     delivered
@@ -263,7 +270,7 @@ mod tests {
             .unwrap()
             .entries
             .iter()
-            .map(|entry| UsageEvent::decode_json(&entry.data).unwrap())
+            .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
             .collect();
         let steps = steps.lock().unwrap().clone();
         (steps, events)
@@ -291,5 +298,12 @@ mod tests {
         );
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].instance_seq, 1);
+    }
+
+    #[tokio::test]
+    async fn before_answer_records_a_client_gone_before_its_answer_as_not_delivered() {
+        let (steps, events) = steps_of(Durability::BeforeAnswer, false).await;
+        assert_eq!(steps[0], "event (delivered: false)");
+        assert_eq!(events.len(), 1);
     }
 }

@@ -2,118 +2,69 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | counter cell | `USAGE#<customer_id>` | `DAY#<yyyy-mm-dd>#MODEL#<model_id>` | requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens (numbers, `ADD`ed) |
-//! | hourly cell | `USAGE#<customer_id>` | `HOUR#<yyyy-mm-ddThh>` | the same counts, expires_at (TTL, 35 days after the hour) |
-//! | dedupe mark | `EVENT#<event_id>` | `DEDUPE` | source, applied_at_ms, expires_at (TTL, epoch seconds) |
+//! | counter cell | `USAGE#<customer_id>` | `DAY#<yyyy-mm-dd>#MODEL#<model_id>` | requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens (numbers, `ADD`ed); `at#<partition>` per log partition |
+//! | hourly cell | `USAGE#<customer_id>` | `HOUR#<yyyy-mm-ddThh>` | the same, and expires_at (TTL, 35 days after the hour) |
+//! | producer ranges | `PRODUCER#<proxy_instance>` | `SEQS` | see `dynamo_producers` |
 //! | checkpoint | `CHECKPOINT#<consumer>` | `PARTITION#<partition>` | position, updated_at_ms |
 //!
-//! `apply` groups new events by (customer, day) and writes each group in
-//! `TransactWriteItems`: one conditional `Put` of a dedupe mark per event
-//! (`attribute_not_exists(pk)`) and one `Update … ADD` per daily and hourly cell, so a mark and its
-//! increments commit together. A transaction holds at most 100 actions and never touches an
-//! item twice (cells are merged per transaction). When a condition fails, the marks are read
-//! back to learn which events were already counted, and the rest are written again.
+//! `apply` reads the ranges of the batch's producers, classifies the batch
+//! (`crate::dedupe`), then writes each touched cell with one conditional `UpdateItem`, and
+//! last merges the new numbers into the producers' items. No transaction is needed, because
+//! every cell write is idempotent on its own: it `ADD`s the counts of the batch's events for
+//! that cell and sets `at#<partition>` to the position of the last of them, on condition
+//! that the stored `at#<partition>` is older than the first. When the condition fails (an
+//! earlier attempt of this batch got that far), the cell is read and only the events after
+//! its stamp are added. So a batch cut short anywhere and applied again, whole, in parts or
+//! extended, adds each event to each cell once; once its producers' items hold its numbers,
+//! any later copy of its events is a duplicate. A stamp means "every event of this
+//! partition up to here is in this cell", which holds because every batch starts where
+//! everything before it is in every cell: at the consumer's checkpoint (committed only after
+//! a complete apply), or where another attempt of the same batch started. Two consumers
+//! reading one partition at once keep to that, so they need no lock. See
+//! `docs/exactly-once.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chrono::{NaiveDate, Utc};
-use schemas::usage_counts::{
-    aggregate_events, aggregate_hourly, hour_id, hour_start, parse_hour_id,
-};
+use futures::{StreamExt, TryStreamExt};
+use schemas::usage_counts::parse_hour_id;
 use schemas::{DailyUsage, HourlyUsage, UsageCounts};
-use uuid::Uuid;
 
 use super::attributes::{Item, get_count, get_string, key, number, string};
-use super::errors::{aws_error, rejected};
-use crate::counters::{ApplyReport, Counters, HOURLY_RETENTION_DAYS, SourcedEvent};
-use crate::dedupe::classify_batch;
+use super::dynamo_cells::{CellShare, cell_shares, hour_sk, stamp_attribute, usage_pk};
+use super::dynamo_producers::DynamoProducers;
+use super::errors::aws_error;
+use crate::counters::{ApplyReport, Counters, SourcedEvent};
+use crate::dedupe::{SeqRanges, classify_batch, producers_of, sortable_position};
 use crate::{Result, StoreError};
 
-/// Most actions in one DynamoDB transaction.
-pub const MAX_TRANSACTION_ACTIONS: usize = 100;
-/// How often a group is retried after some of its marks turned out to exist already.
-const MAX_CONDITION_ROUNDS: usize = 8;
+/// Cell writes in flight at once for one batch.
+const CELL_WRITES_IN_FLIGHT: usize = 16;
+/// Rounds of a cell's conditional write before the batch is failed (and retried).
+const MAX_CELL_ROUNDS: usize = 8;
 
-/// Counters, dedupe marks and checkpoints in one DynamoDB table.
+/// Counters, producer ranges and checkpoints in one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoCounters {
     client: Client,
     table: String,
-    dedupe_retention: Duration,
-}
-
-fn usage_pk(customer_id: &str) -> String {
-    format!("USAGE#{customer_id}")
-}
-
-fn cell_sk(day: NaiveDate, model_id: &str) -> String {
-    format!("DAY#{day}#MODEL#{model_id}")
-}
-
-fn hour_sk(hour: chrono::DateTime<Utc>) -> String {
-    format!("HOUR#{}", hour_id(hour))
-}
-
-fn mark_key(event_id: Uuid) -> Item {
-    key(format!("EVENT#{}", event_id.hyphenated()), "DEDUPE")
-}
-
-fn build<T, E: std::fmt::Display>(built: std::result::Result<T, E>) -> Result<T> {
-    built.map_err(|error| rejected(format!("invalid request: {error}")))
-}
-
-/// Splits a (customer, day) group of events into transactions of at most 100 actions:
-/// one per event plus one per distinct model and one per distinct hour among them.
-pub fn chunk_for_transactions<'a>(events: &[&'a SourcedEvent]) -> Vec<Vec<&'a SourcedEvent>> {
-    let mut chunks: Vec<Vec<&SourcedEvent>> = Vec::new();
-    let mut current: Vec<&SourcedEvent> = Vec::new();
-    let mut cells: Vec<String> = Vec::new();
-    for sourced in events {
-        let event_cells = [
-            cell_sk(sourced.event.day(), &sourced.event.model_id),
-            hour_sk(hour_start(sourced.event.occurred_at)),
-        ];
-        let new_cells = event_cells
-            .iter()
-            .filter(|cell| !cells.contains(cell))
-            .count();
-        let actions_after = current.len() + 1 + cells.len() + new_cells;
-        if actions_after > MAX_TRANSACTION_ACTIONS && !current.is_empty() {
-            chunks.push(std::mem::take(&mut current));
-            cells.clear();
-        }
-        for cell in event_cells {
-            if !cells.contains(&cell) {
-                cells.push(cell);
-            }
-        }
-        current.push(sourced);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
-}
-
-enum GroupWrite {
-    Written,
-    /// Per action: whether its condition failed.
-    ConditionsFailed(Vec<bool>),
+    producers: DynamoProducers,
 }
 
 impl DynamoCounters {
-    /// Counters over `table`; dedupe marks expire `dedupe_retention` after they are written.
+    /// Counters over `table`; a producer's ranges expire `dedupe_retention` after its last
+    /// counted event.
     pub fn new(client: Client, table: impl Into<String>, dedupe_retention: Duration) -> Self {
+        let table = table.into();
         Self {
+            producers: DynamoProducers::new(client.clone(), table.clone(), dedupe_retention),
             client,
-            table: table.into(),
-            dedupe_retention,
+            table,
         }
     }
 
@@ -145,217 +96,228 @@ impl DynamoCounters {
         &self.client
     }
 
-    fn mark_put(&self, sourced: &SourcedEvent) -> Result<TransactWriteItem> {
-        let now = Utc::now();
-        let expires_at = now.timestamp()
-            + i64::try_from(self.dedupe_retention.as_secs()).unwrap_or(i64::MAX / 2);
-        let mut item = mark_key(sourced.event.event_id);
-        item.insert("source".into(), string(&sourced.source));
-        item.insert("customer_id".into(), string(&sourced.event.customer_id));
-        item.insert("applied_at_ms".into(), number(now.timestamp_millis()));
-        item.insert("expires_at".into(), number(expires_at));
-        let put = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// One `Update … ADD` of counts into a cell, setting its descriptive attributes.
-    fn counts_update(
-        &self,
-        sort_key: String,
-        customer_id: &str,
-        counts: &UsageCounts,
-        attributes: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
-    ) -> Result<TransactWriteItem> {
-        let mut set = vec!["#customer = :customer".to_owned()];
-        let mut builder = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(usage_pk(customer_id), sort_key)))
-            .expression_attribute_names("#requests", "requests")
-            .expression_attribute_names("#rejected", "rejected")
-            .expression_attribute_names("#errors", "errors")
-            .expression_attribute_names("#input", "input_tokens")
-            .expression_attribute_names("#output", "output_tokens")
-            .expression_attribute_names("#cache_read", "cache_read_tokens")
-            .expression_attribute_names("#cache_write", "cache_write_tokens")
-            .expression_attribute_names("#customer", "customer_id")
-            .expression_attribute_values(":requests", number(counts.requests))
-            .expression_attribute_values(":rejected", number(counts.rejected))
-            .expression_attribute_values(":errors", number(counts.errors))
-            .expression_attribute_values(":input", number(counts.input_tokens))
-            .expression_attribute_values(":output", number(counts.output_tokens))
-            .expression_attribute_values(":cache_read", number(counts.cache_read_tokens))
-            .expression_attribute_values(":cache_write", number(counts.cache_write_tokens))
-            .expression_attribute_values(":customer", string(customer_id));
-        for (name, value) in attributes {
-            set.push(format!("#{name} = :{name}"));
-            builder = builder
-                .expression_attribute_names(format!("#{name}"), *name)
-                .expression_attribute_values(format!(":{name}"), value.clone());
-        }
-        let update = build(
-            builder
-                .update_expression(format!(
-                    "ADD #requests :requests, #rejected :rejected, #errors :errors, #input :input, \
-                     #output :output, #cache_read :cache_read, #cache_write :cache_write SET {}",
-                    set.join(", ")
-                ))
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    async fn write_group(&self, events: &[&SourcedEvent]) -> Result<GroupWrite> {
-        let mut actions = Vec::with_capacity(events.len() + 4);
-        for sourced in events {
-            actions.push(self.mark_put(sourced)?);
-        }
-        for (cell, counts) in aggregate_events(events.iter().map(|sourced| &sourced.event)) {
-            actions.push(self.counts_update(
-                cell_sk(cell.day, &cell.model_id),
-                &cell.customer_id,
-                &counts,
-                &[
-                    ("day", string(cell.day.to_string())),
-                    ("model_id", string(&cell.model_id)),
-                ],
-            )?);
-        }
-        for ((customer_id, hour), counts) in
-            aggregate_hourly(events.iter().map(|sourced| &sourced.event))
-        {
-            let expires_at = (hour + chrono::Duration::days(HOURLY_RETENTION_DAYS)).timestamp();
-            actions.push(self.counts_update(
-                hour_sk(hour),
-                &customer_id,
-                &counts,
-                &[
-                    ("hour", string(hour_id(hour))),
-                    ("expires_at", number(expires_at)),
-                ],
-            )?);
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(GroupWrite::Written),
-            Err(SdkError::ServiceError(context))
-                if matches!(
-                    context.err(),
-                    TransactWriteItemsError::TransactionCanceledException(_)
-                ) =>
-            {
-                let TransactWriteItemsError::TransactionCanceledException(cancelled) =
-                    context.err()
-                else {
-                    return Err(rejected("unexpected transaction error"));
-                };
-                let failed: Vec<bool> = cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-                    .collect();
-                if failed.iter().any(|failed| *failed) {
-                    Ok(GroupWrite::ConditionsFailed(failed))
-                } else {
-                    Err(StoreError::Unavailable(format!(
-                        "TransactWriteItems on {} was cancelled: {cancelled}",
-                        self.table
-                    )))
-                }
-            }
-            Err(error) => Err(aws_error("TransactWriteItems", &self.table, error)),
-        }
-    }
-
-    async fn mark_owner(&self, event_id: Uuid) -> Result<Option<String>> {
+    /// The cell's stamp for its partition, read strongly consistent (`None`: no stamp).
+    async fn read_stamp(&self, share: &CellShare<'_>) -> Result<Option<String>> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(mark_key(event_id)))
+            .set_key(Some(key(
+                usage_pk(share.customer_id),
+                share.sort_key.clone(),
+            )))
             .consistent_read(true)
             .send()
             .await
             .map_err(|error| aws_error("GetItem", &self.table, error))?;
-        output
+        let attribute = stamp_attribute(share.partition);
+        Ok(output
             .item
             .as_ref()
-            .map(|item| get_string(item, "source"))
-            .transpose()
+            .and_then(|item| item.get(&attribute))
+            .and_then(|value| value.as_s().ok())
+            .and_then(|stamp| stamp.get(3..))
+            .map(str::to_owned))
     }
 
-    /// Writes one (customer, day) chunk of new marks with their counts. A mark whose
-    /// condition fails is read back and recorded in `stored_marks` (its event is not
-    /// written); the rest of the chunk is written again.
-    async fn apply_chunk(
-        &self,
-        chunk: Vec<&SourcedEvent>,
-        stored_marks: &mut HashMap<Uuid, String>,
-    ) -> Result<()> {
-        let mut pending = chunk;
-        for _ in 0..MAX_CONDITION_ROUNDS {
-            if pending.is_empty() {
-                return Ok(());
+    /// Adds a cell's share, once; returns how many of its events this call added. The
+    /// first attempt assumes nothing of it is stored yet; a failed condition means an
+    /// earlier or concurrent attempt stored some of it, so the stamp is read and only what
+    /// follows it is added.
+    async fn write_share(&self, share: &CellShare<'_>) -> Result<usize> {
+        let mut stamp: Option<String> = None;
+        let mut expect_stamp = false;
+        for _ in 0..MAX_CELL_ROUNDS {
+            let Some((counts, events, first, last)) = share.after(stamp.as_deref()) else {
+                return Ok(0);
+            };
+            let expected = expect_stamp.then_some(stamp.as_deref()).flatten();
+            if self
+                .update_cell(share, &counts, first, last, expect_stamp, expected)
+                .await?
+            {
+                return Ok(events);
             }
-            match self.write_group(&pending).await? {
-                GroupWrite::Written => return Ok(()),
-                GroupWrite::ConditionsFailed(failed) => {
-                    let mut still_pending = Vec::new();
-                    for (index, sourced) in pending.into_iter().enumerate() {
-                        if failed.get(index).copied().unwrap_or(false) {
-                            match self.mark_owner(sourced.event.event_id).await? {
-                                Some(owner) => {
-                                    stored_marks.insert(sourced.event.event_id, owner);
-                                }
-                                None => still_pending.push(sourced),
-                            }
-                        } else {
-                            still_pending.push(sourced);
-                        }
-                    }
-                    pending = still_pending;
-                }
-            }
+            stamp = self.read_stamp(share).await?;
+            expect_stamp = true;
         }
         Err(StoreError::Unavailable(format!(
-            "counter transaction on {} kept conflicting; retry the batch",
-            self.table
+            "counter cell {} of {} kept changing; the batch is retried",
+            share.sort_key, share.customer_id
         )))
+    }
+
+    /// One conditional `UpdateItem`: `ADD`s the counts and stamps `last`. Without
+    /// `expect_stamp`, on condition that the stamp is absent or before `first`; with it, on
+    /// condition that the stamp is still `expected` (`None`: absent). `false` when the
+    /// condition failed.
+    async fn update_cell(
+        &self,
+        share: &CellShare<'_>,
+        counts: &UsageCounts,
+        first: &str,
+        last: &str,
+        expect_stamp: bool,
+        expected: Option<&str>,
+    ) -> Result<bool> {
+        let mut set = vec![
+            "#customer = :customer".to_owned(),
+            "#stamp = :last".to_owned(),
+        ];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                usage_pk(share.customer_id),
+                share.sort_key.clone(),
+            )))
+            .expression_attribute_names("#stamp", stamp_attribute(share.partition))
+            .expression_attribute_values(":last", string(sortable_position(last)))
+            .expression_attribute_names("#customer", "customer_id")
+            .expression_attribute_values(":customer", string(share.customer_id));
+        let counted = [
+            ("requests", counts.requests),
+            ("rejected", counts.rejected),
+            ("errors", counts.errors),
+            ("input_tokens", counts.input_tokens),
+            ("output_tokens", counts.output_tokens),
+            ("cache_read_tokens", counts.cache_read_tokens),
+            ("cache_write_tokens", counts.cache_write_tokens),
+        ];
+        let mut add = Vec::with_capacity(counted.len());
+        for (name, value) in counted {
+            add.push(format!("#{name} :{name}"));
+            request = request
+                .expression_attribute_names(format!("#{name}"), name)
+                .expression_attribute_values(format!(":{name}"), number(value));
+        }
+        for (name, value) in &share.attributes {
+            set.push(format!("#{name} = :{name}"));
+            request = request
+                .expression_attribute_names(format!("#{name}"), *name)
+                .expression_attribute_values(format!(":{name}"), value.clone());
+        }
+        request = match (expect_stamp, expected) {
+            (false, _) => request
+                .condition_expression("attribute_not_exists(#stamp) OR #stamp < :first")
+                .expression_attribute_values(":first", string(sortable_position(first))),
+            (true, Some(stamp)) => request
+                .condition_expression("#stamp = :stamp")
+                .expression_attribute_values(":stamp", string(sortable_position(stamp))),
+            (true, None) => request.condition_expression("attribute_not_exists(#stamp)"),
+        };
+        let result = request
+            .update_expression(format!("ADD {} SET {}", add.join(", "), set.join(", ")))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(aws_error("UpdateItem", &self.table, error)),
+        }
+    }
+}
+
+/// Where a deliberately interrupted apply stops, as a process dying there would: the fault
+/// tests' way to reach every failure point between the steps of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyStop {
+    /// After this many cell writes (in key order, one at a time), before the producers.
+    AfterCells(usize),
+    /// After every cell and some producers' ranges (this many).
+    AfterProducers(usize),
+}
+
+/// The stop that was reached, as an error (the batch is left as a crash would leave it).
+fn stopped(stop: ApplyStop) -> StoreError {
+    StoreError::Unavailable(format!("apply interrupted on purpose: {stop:?}"))
+}
+
+impl DynamoCounters {
+    /// Applies `events` like `Counters::apply`, but stops at `stop` as if the process died
+    /// there (an `Unavailable` error). For fault tests.
+    #[cfg(any(test, feature = "contract-tests"))]
+    pub async fn apply_interrupted(&self, events: &[SourcedEvent], stop: ApplyStop) -> Result<()> {
+        self.apply_partition(events, Some(stop)).await.map(|_| ())
+    }
+
+    /// Applies the events of one partition, in log order: classifies them against their
+    /// producers' ranges, counts the new ones into their cells, then merges their numbers
+    /// into the producers' ranges.
+    async fn apply_partition(
+        &self,
+        events: &[SourcedEvent],
+        stop: Option<ApplyStop>,
+    ) -> Result<ApplyReport> {
+        let mut stored = self.producers.load(&producers_of(events)).await?;
+        let taken_before: HashMap<String, SeqRanges> = stored
+            .iter()
+            .map(|(producer, stored)| (producer.clone(), stored.ranges.clone()))
+            .collect();
+        let classified = classify_batch(events, &taken_before);
+        let shares = cell_shares(classified.new_events());
+        if let Some(ApplyStop::AfterCells(cells)) = stop {
+            for share in shares.iter().take(cells) {
+                self.write_share(share).await?;
+            }
+            return Err(stopped(ApplyStop::AfterCells(cells)));
+        }
+        let writes: Vec<futures::future::BoxFuture<'_, Result<usize>>> = shares
+            .iter()
+            .map(|share| -> futures::future::BoxFuture<'_, Result<usize>> {
+                Box::pin(async move {
+                    let added = self.write_share(share).await?;
+                    Ok(if share.daily { added } else { 0 })
+                })
+            })
+            .collect();
+        let counted: usize = futures::stream::iter(writes)
+            .buffer_unordered(CELL_WRITES_IN_FLIGHT)
+            .try_collect::<Vec<usize>>()
+            .await?
+            .into_iter()
+            .sum();
+        for (index, (producer, taken)) in classified.taken().into_iter().enumerate() {
+            if stop == Some(ApplyStop::AfterProducers(index)) {
+                return Err(stopped(ApplyStop::AfterProducers(index)));
+            }
+            let known = stored.remove(producer).unwrap_or_default();
+            self.producers.merge(producer, known, &taken).await?;
+        }
+        // Counted: the events this call added to their daily cells (a concurrent attempt
+        // of the same batch may have added some of them first).
+        Ok(ApplyReport {
+            counted,
+            duplicates: events.len() - counted,
+        })
     }
 }
 
 #[async_trait]
 impl Counters for DynamoCounters {
-    /// Marks are not read first: every first occurrence is written with a conditional put
-    /// (as if no mark were stored), and a failed condition reveals a stored mark. Once every
-    /// chunk is written, the batch is classified against the marks so revealed: exactly the
-    /// events written are its new ones.
     async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
-        let optimistic = classify_batch(events, &HashMap::new());
-        let mut groups: BTreeMap<(String, NaiveDate), Vec<&SourcedEvent>> = BTreeMap::new();
-        for sourced in optimistic.new_marks() {
-            groups
-                .entry((sourced.event.customer_id.clone(), sourced.event.day()))
-                .or_default()
-                .push(sourced);
+        let mut report = ApplyReport::default();
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .position(|sourced| sourced.partition != first.partition)
+                .unwrap_or(rest.len());
+            let (partition_events, after) = rest.split_at(run);
+            let applied = self.apply_partition(partition_events, None).await?;
+            report.counted += applied.counted;
+            report.duplicates += applied.duplicates;
+            rest = after;
         }
-        let mut stored_marks: HashMap<Uuid, String> = HashMap::new();
-        for group in groups.into_values() {
-            for chunk in chunk_for_transactions(&group) {
-                self.apply_chunk(chunk, &mut stored_marks).await?;
-            }
-        }
-        Ok(classify_batch(events, &stored_marks).report())
+        Ok(report)
     }
 
     async fn read_daily(
@@ -427,53 +389,4 @@ fn daily_usage_from_item(item: &Item) -> Result<DailyUsage> {
         model_id: get_string(item, "model_id")?,
         counts: counts_from_item(item)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::contract::{day, event_on};
-    use schemas::Outcome;
-
-    fn sourced_with_model(index: usize, model: &str) -> SourcedEvent {
-        SourcedEvent {
-            source: format!("p/{index}"),
-            event: event_on("c", day(0), model, Outcome::Success, 1, 1),
-        }
-    }
-
-    #[test]
-    fn chunks_stay_within_one_hundred_actions() {
-        let events: Vec<SourcedEvent> = (0..250)
-            .map(|index| sourced_with_model(index, &format!("m{}", index % 3)))
-            .collect();
-        let references: Vec<&SourcedEvent> = events.iter().collect();
-        let chunks = chunk_for_transactions(&references);
-        let mut total = 0;
-        for chunk in &chunks {
-            let mut models: Vec<&str> = chunk
-                .iter()
-                .map(|sourced| sourced.event.model_id.as_str())
-                .collect();
-            models.sort_unstable();
-            models.dedup();
-            // Every event of the fixture is in the same hour: one hourly cell.
-            let hourly_cells = 1;
-            assert!(chunk.len() + models.len() + hourly_cells <= MAX_TRANSACTION_ACTIONS);
-            total += chunk.len();
-        }
-        assert_eq!(total, 250);
-        assert_eq!(chunks.len(), 3);
-    }
-
-    #[test]
-    fn many_models_still_fit() {
-        let events: Vec<SourcedEvent> = (0..120)
-            .map(|index| sourced_with_model(index, &format!("m{index}")))
-            .collect();
-        let references: Vec<&SourcedEvent> = events.iter().collect();
-        for chunk in chunk_for_transactions(&references) {
-            assert!(chunk.len() * 2 <= MAX_TRANSACTION_ACTIONS);
-        }
-    }
 }

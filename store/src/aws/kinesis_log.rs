@@ -7,8 +7,10 @@
 //! - Reader: `ListShards` gives the partitions with their parent shards (ordered so parents
 //!   come first), and `GetShardIterator` + `GetRecords` read a shard after a sequence
 //!   number. The next iterator is cached per shard, so a consumer that reads on from where
-//!   it stopped makes one `GetRecords` call per read. A closed shard read to its end
-//!   reports `end_of_partition`.
+//!   it stopped makes one `GetRecords` call per read. Kinesis may answer empty pages
+//!   before a shard's records: a read follows them while `MillisBehindLatest` is above 0,
+//!   up to [`MAX_PAGES_PER_READ`] pages, and says whether it caught up (`MillisBehindLatest`
+//!   0). A closed shard read to its end (no next iterator) reports `end_of_partition`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,8 +34,10 @@ pub const MAX_PUT_RECORDS: usize = 500;
 pub const MAX_PUT_BYTES: usize = 5 * 1024 * 1024;
 /// Most records one `GetRecords` call returns.
 const MAX_GET_RECORDS: usize = 10_000;
-/// Empty `GetRecords` pages followed while the shard is behind its tip.
-const MAX_EMPTY_PAGES: usize = 5;
+/// Most `GetRecords` pages one read makes (a shard reads at most 5 a second). Empty pages
+/// of a shard behind its tip are followed up to this budget; past it the read answers
+/// empty and not caught up, and callers read again.
+pub const MAX_PAGES_PER_READ: usize = 10;
 
 /// Splits records into `PutRecords` batches within the count and size limits, keeping order.
 pub fn split_put_batches(records: &[LogRecord]) -> Vec<&[LogRecord]> {
@@ -272,19 +276,19 @@ impl EventReader for KinesisEventLog {
         after: Option<&str>,
         max_records: usize,
     ) -> Result<ReadBatch> {
-        let limit = i32::try_from(max_records.clamp(1, MAX_GET_RECORDS)).unwrap_or(1000);
+        let limit = max_records.clamp(1, MAX_GET_RECORDS);
         let mut iterator = match self.cached_iterator(partition, after) {
             Some(iterator) => iterator,
             None => self.fresh_iterator(partition, after).await?,
         };
         let mut refreshed = false;
-        let mut empty_pages = 0;
+        let mut pages = 0;
         loop {
             let output = match self
                 .kinesis
                 .get_records()
                 .shard_iterator(&iterator)
-                .limit(limit)
+                .limit(i32::try_from(limit).unwrap_or(1000))
                 .send()
                 .await
             {
@@ -304,44 +308,93 @@ impl EventReader for KinesisEventLog {
                     return Err(aws_error("GetRecords", &self.stream_name, error));
                 }
             };
-            let entries: Vec<LogEntry> = output
-                .records()
-                .iter()
-                .map(|record| LogEntry {
-                    partition: partition.to_owned(),
-                    position: record.sequence_number().to_owned(),
-                    partition_key: record.partition_key().to_owned(),
-                    data: Bytes::copy_from_slice(record.data().as_ref()),
-                })
-                .collect();
-            let behind = output.millis_behind_latest().unwrap_or(0) > 0;
-            let next = output.next_shard_iterator.clone();
-            let last_position = entries
+            pages += 1;
+            let budget = PageBudget {
+                page: pages,
+                max_pages: MAX_PAGES_PER_READ,
+                limit,
+            };
+            let batch = match shard_page(partition, &output, budget) {
+                PageOutcome::FollowEmptyPage(next_iterator) => {
+                    iterator = next_iterator;
+                    continue;
+                }
+                PageOutcome::Answer(batch) => batch,
+            };
+            let last_position = batch
+                .entries
                 .last()
                 .map(|entry| entry.position.clone())
                 .or_else(|| after.map(str::to_owned));
-            if entries.is_empty()
-                && behind
-                && empty_pages < MAX_EMPTY_PAGES
-                && let Some(next_iterator) = &next
-            {
-                empty_pages += 1;
-                iterator = next_iterator.clone();
-                continue;
-            }
-            let end_of_partition = next.is_none();
-            self.cache_iterator(partition, last_position, next);
-            return Ok(ReadBatch {
-                entries,
-                end_of_partition,
-            });
+            self.cache_iterator(partition, last_position, output.next_shard_iterator);
+            return Ok(batch);
         }
     }
+}
+
+/// What to do with one `GetRecords` page.
+#[derive(Debug, PartialEq, Eq)]
+enum PageOutcome {
+    /// An empty page of a shard behind its tip, within the page budget: read the next one.
+    FollowEmptyPage(String),
+    /// The read's answer.
+    Answer(ReadBatch),
+}
+
+/// Where one `GetRecords` page stands in its read.
+#[derive(Debug, Clone, Copy)]
+struct PageBudget {
+    /// This page's number in the read, from 1.
+    page: usize,
+    /// Most pages one read makes.
+    max_pages: usize,
+    /// The records asked for per page.
+    limit: usize,
+}
+
+/// Reads one `GetRecords` page of `shard`. The shard is caught up when `MillisBehindLatest`
+/// is 0 and the page is not full (a full page may have more records at the same instant
+/// after it), and closed and read to its end when no next iterator comes back. Empty pages
+/// of a shard behind its tip are followed up to the budget; past it the read answers empty
+/// and not caught up, and the next read goes on from the cached iterator.
+fn shard_page(
+    shard: &str,
+    output: &aws_sdk_kinesis::operation::get_records::GetRecordsOutput,
+    budget: PageBudget,
+) -> PageOutcome {
+    let entries: Vec<LogEntry> = output
+        .records()
+        .iter()
+        .map(|record| LogEntry {
+            partition: shard.to_owned(),
+            position: record.sequence_number().to_owned(),
+            partition_key: record.partition_key().to_owned(),
+            data: Bytes::copy_from_slice(record.data().as_ref()),
+        })
+        .collect();
+    let end_of_partition = output.next_shard_iterator().is_none();
+    // Kinesis always reports it; a reader that does not is taken at its word that the page
+    // reached the tip.
+    let behind = output.millis_behind_latest().unwrap_or(0) > 0;
+    let caught_up = end_of_partition || (!behind && entries.len() < budget.limit);
+    if entries.is_empty()
+        && !caught_up
+        && budget.page < budget.max_pages
+        && let Some(next_iterator) = output.next_shard_iterator()
+    {
+        return PageOutcome::FollowEmptyPage(next_iterator.to_owned());
+    }
+    PageOutcome::Answer(ReadBatch {
+        entries,
+        caught_up,
+        end_of_partition,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_kinesis::operation::get_records::GetRecordsOutput;
 
     fn record(size: usize) -> LogRecord {
         LogRecord {
@@ -375,6 +428,84 @@ mod tests {
             12
         );
         assert!(split_put_batches(&[]).is_empty());
+    }
+
+    fn page(records: usize, next: Option<&str>, millis_behind: i64) -> GetRecordsOutput {
+        let records = (0..records)
+            .map(|index| {
+                aws_sdk_kinesis::types::Record::builder()
+                    .sequence_number(format!("{index:05}"))
+                    .partition_key("customer")
+                    .data(Blob::new(format!("record-{index}")))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        GetRecordsOutput::builder()
+            .set_records(Some(records))
+            .set_next_shard_iterator(next.map(str::to_owned))
+            .millis_behind_latest(millis_behind)
+            .build()
+            .unwrap()
+    }
+
+    /// The `page`th page of a read of at most 10 pages of 3 records.
+    fn budget(page: usize) -> PageBudget {
+        PageBudget {
+            page,
+            max_pages: 10,
+            limit: 3,
+        }
+    }
+
+    fn answer(outcome: PageOutcome) -> ReadBatch {
+        match outcome {
+            PageOutcome::Answer(batch) => batch,
+            PageOutcome::FollowEmptyPage(next) => panic!("followed to {next}"),
+        }
+    }
+
+    #[test]
+    fn empty_pages_behind_the_tip_are_followed_within_the_budget() {
+        assert_eq!(
+            shard_page("s", &page(0, Some("next"), 5000), budget(1)),
+            PageOutcome::FollowEmptyPage("next".into())
+        );
+        assert_eq!(
+            shard_page("s", &page(0, Some("next"), 5000), budget(9)),
+            PageOutcome::FollowEmptyPage("next".into())
+        );
+        let over_budget = answer(shard_page("s", &page(0, Some("next"), 5000), budget(10)));
+        assert!(over_budget.entries.is_empty());
+        assert!(!over_budget.caught_up, "behind the tip: read again");
+        assert!(!over_budget.end_of_partition);
+    }
+
+    #[test]
+    fn a_page_says_whether_the_shard_is_caught_up_or_ended() {
+        let at_tip = answer(shard_page("s", &page(0, Some("next"), 0), budget(1)));
+        assert!(at_tip.caught_up && !at_tip.end_of_partition);
+
+        let records_behind = answer(shard_page("s", &page(3, Some("next"), 800), budget(1)));
+        assert_eq!(records_behind.entries.len(), 3);
+        assert_eq!(records_behind.entries[2].position, "00002");
+        assert_eq!(records_behind.entries[0].partition, "s");
+        assert!(!records_behind.caught_up, "records, and more behind them");
+
+        let records_at_tip = answer(shard_page("s", &page(2, Some("next"), 0), budget(1)));
+        assert!(records_at_tip.caught_up);
+        let full_page_at_tip = answer(shard_page("s", &page(3, Some("next"), 0), budget(1)));
+        assert!(
+            !full_page_at_tip.caught_up,
+            "a full page may have more records at the same instant after it"
+        );
+
+        // A closed shard: no next iterator, even while MillisBehindLatest is above 0.
+        let closed = answer(shard_page("s", &page(0, None, 7000), budget(1)));
+        assert!(closed.end_of_partition && closed.caught_up);
+        let closed_with_records = answer(shard_page("s", &page(1, None, 0), budget(1)));
+        assert!(closed_with_records.end_of_partition);
+        assert_eq!(closed_with_records.entries.len(), 1);
     }
 
     #[test]

@@ -167,14 +167,31 @@ fn planned_units(input: &Input) -> PlannedUnits {
             })
             .sum();
         planned.on_success = vec![writes(units)];
-    } else if let Some(get) = input.downcast_ref::<dynamodb::get_item::GetItemInput>() {
-        planned.read_consistency = Some(consistency(get.consistent_read()));
-    } else if let Some(query) = input.downcast_ref::<dynamodb::query::QueryInput>() {
-        planned.read_consistency = Some(consistency(query.consistent_read()));
-    } else if let Some(scan) = input.downcast_ref::<dynamodb::scan::ScanInput>() {
-        planned.read_consistency = Some(consistency(scan.consistent_read()));
+    } else {
+        planned.read_consistency = planned_read_consistency(input);
     }
     planned
+}
+
+/// How a DynamoDB read is billed, from its request (`None`: not a DynamoDB read).
+fn planned_read_consistency(input: &Input) -> Option<ReadConsistency> {
+    use aws_sdk_dynamodb::operation as dynamodb;
+    if let Some(get) = input.downcast_ref::<dynamodb::get_item::GetItemInput>() {
+        Some(consistency(get.consistent_read()))
+    } else if let Some(batch) = input.downcast_ref::<dynamodb::batch_get_item::BatchGetItemInput>()
+    {
+        let consistent = batch
+            .request_items()
+            .and_then(|tables| tables.values().next())
+            .and_then(|keys| keys.consistent_read());
+        Some(consistency(consistent))
+    } else if let Some(query) = input.downcast_ref::<dynamodb::query::QueryInput>() {
+        Some(consistency(query.consistent_read()))
+    } else {
+        input
+            .downcast_ref::<dynamodb::scan::ScanInput>()
+            .map(|scan| consistency(scan.consistent_read()))
+    }
 }
 
 /// Units that only the answer shows: DynamoDB reads by the size read, Kinesis bytes read.
@@ -193,6 +210,20 @@ fn answered_units(
     };
     if let Some(get) = output.downcast_ref::<dynamodb::get_item::GetItemOutput>() {
         read(get.item().map_or(0, item_size))
+    } else if let Some(batch) =
+        output.downcast_ref::<dynamodb::batch_get_item::BatchGetItemOutput>()
+    {
+        // Each item of a batch read is billed on its own, rounded up to 4 KiB.
+        consistency.map(|consistency| {
+            let units = batch
+                .responses()
+                .into_iter()
+                .flat_map(|tables| tables.values())
+                .flatten()
+                .map(|item| dynamo_read_units(item_size(item), consistency))
+                .sum::<f64>();
+            (unit::DYNAMO_READ_REQUEST_UNITS, units)
+        })
     } else if let Some(query) = output.downcast_ref::<dynamodb::query::QueryOutput>() {
         read(query.items().iter().map(item_size).sum())
     } else if let Some(scan) = output.downcast_ref::<dynamodb::scan::ScanOutput>() {

@@ -8,9 +8,11 @@
 
 mod attributes;
 pub mod dynamo_alerts;
+mod dynamo_cells;
 pub mod dynamo_checkpoints;
 pub mod dynamo_counters;
 pub mod dynamo_plans;
+pub mod dynamo_producers;
 pub mod dynamo_quotas;
 pub mod dynamo_registry;
 pub mod dynamo_watermarks;

@@ -31,8 +31,14 @@ pub struct AwsSettings {
     pub counters_table: String,
     /// Kinesis Data Stream of usage events.
     pub stream_name: String,
-    /// Firehose delivery stream archiving every event; `None` disables the archive.
+    /// Firehose delivery stream this process archives every event it reads to; `None`
+    /// when it does not (the template's Firehose archives the stream itself).
     pub firehose_stream: Option<String>,
+    /// S3 bucket of the raw archive, which reconciliation and replay read; `None` when no
+    /// archive is configured (they then read the stream, which keeps only its retention).
+    pub archive_bucket: Option<String>,
+    /// Key prefix of the raw archive inside `archive_bucket`.
+    pub archive_prefix: String,
     /// S3 bucket of Parquet usage files and quarantined records.
     pub bucket: String,
     /// Key prefix inside the bucket.
@@ -56,6 +62,8 @@ pub struct AwsBackend {
     pub checkpoints: Arc<DynamoCheckpoints>,
     pub archive: Option<Arc<FirehoseArchive>>,
     pub objects: Arc<dyn ObjectStore>,
+    /// The raw archive's objects, rooted at its prefix, when an archive bucket is set.
+    pub archive_objects: Option<Arc<dyn ObjectStore>>,
     pub settings: AwsSettings,
     dynamo: aws_sdk_dynamodb::Client,
     kinesis: aws_sdk_kinesis::Client,
@@ -122,8 +130,18 @@ impl AwsBackend {
             &settings.prefix,
             &region,
             settings.endpoint_url.as_deref(),
-            credentials,
+            credentials.clone(),
         )?;
+        let archive_objects = match &settings.archive_bucket {
+            Some(bucket) => Some(s3_object_store(
+                bucket,
+                &settings.archive_prefix,
+                &region,
+                settings.endpoint_url.as_deref(),
+                credentials,
+            )?),
+            None => None,
+        };
         Ok(Self {
             registry: Arc::new(DynamoRegistry::new(
                 dynamo.clone(),
@@ -151,6 +169,7 @@ impl AwsBackend {
                 .as_ref()
                 .map(|name| Arc::new(FirehoseArchive::new(firehose.clone(), name))),
             objects,
+            archive_objects,
             settings,
             dynamo,
             kinesis,
@@ -158,8 +177,20 @@ impl AwsBackend {
         })
     }
 
+    /// Where the raw archive is (`s3://bucket/prefix/`), when one is configured.
+    pub fn archive_location(&self) -> Option<String> {
+        let bucket = self.settings.archive_bucket.as_ref()?;
+        let prefix = self.settings.archive_prefix.trim_matches('/');
+        Some(if prefix.is_empty() {
+            format!("s3://{bucket}/")
+        } else {
+            format!("s3://{bucket}/{prefix}/")
+        })
+    }
+
     /// Checks that every configured resource exists; the error names the first one missing.
-    pub async fn verify(&self) -> Result<()> {
+    /// Returns how long the stream keeps a record.
+    pub async fn verify(&self) -> Result<Duration> {
         for (table, variable) in [
             (&self.settings.registry_table, "TOLLGATE_REGISTRY_TABLE"),
             (&self.settings.counters_table, "TOLLGATE_COUNTERS_TABLE"),
@@ -195,9 +226,11 @@ impl AwsBackend {
         let retention_hours = summary
             .stream_description_summary()
             .map_or(24, |description| description.retention_period_hours());
+        let stream_retention =
+            Duration::from_secs(u64::try_from(retention_hours).unwrap_or(0) * 3600);
         check_dedupe_retention(
             self.settings.dedupe_retention,
-            Duration::from_secs(u64::try_from(retention_hours).unwrap_or(0) * 3600),
+            stream_retention,
             self.settings.max_record_age,
         )
         .map_err(StoreError::Config)?;
@@ -216,18 +249,29 @@ impl AwsBackend {
                     )
                 })?;
         }
-        use futures::StreamExt;
-        let mut listing = self.objects.list(None);
-        if let Some(Err(error)) = listing.next().await {
-            return Err(StoreError::NotFound {
-                what: format!(
-                    "S3 bucket {} is not reachable ({error}); create it or fix TOLLGATE_BUCKET",
-                    self.settings.bucket
-                ),
-            });
+        reachable(&self.objects, &self.settings.bucket, "TOLLGATE_BUCKET").await?;
+        if let (Some(objects), Some(bucket)) =
+            (&self.archive_objects, &self.settings.archive_bucket)
+            && *bucket != self.settings.bucket
+        {
+            reachable(objects, bucket, "TOLLGATE_ARCHIVE_BUCKET").await?;
         }
-        Ok(())
+        Ok(stream_retention)
     }
+}
+
+/// Lists one key of `objects`; the error names the bucket and the variable to fix.
+async fn reachable(objects: &Arc<dyn ObjectStore>, bucket: &str, variable: &str) -> Result<()> {
+    use futures::StreamExt;
+    let mut listing = objects.list(None);
+    if let Some(Err(error)) = listing.next().await {
+        return Err(StoreError::NotFound {
+            what: format!(
+                "S3 bucket {bucket} is not reachable ({error}); create it or fix {variable}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Dedupe marks must outlive every copy of a record: the stream can hand a record out again

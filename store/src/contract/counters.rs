@@ -1,9 +1,10 @@
 //! The `Counters` contract suite.
 
-use schemas::{Outcome, UsageCounts};
+use schemas::{Outcome, UsageCounts, UsageEvent};
 
 use super::{day, event_on, unique};
-use crate::counters::{Counters, SourcedEvent};
+use crate::StoreError;
+use crate::counters::{ApplyReport, Counters, SourcedEvent};
 
 /// Runs every scenario against one backend.
 pub async fn run_all(counters: &dyn Counters) {
@@ -13,19 +14,43 @@ pub async fn run_all(counters: &dyn Counters) {
     the_same_event_from_another_source_is_a_duplicate(counters).await;
     duplicates_within_one_batch_count_once(counters).await;
     concurrent_applies_of_one_batch_count_once(counters).await;
+    concurrent_overlapping_batches_count_each_event_once(counters).await;
+    the_same_number_from_two_producers_counts_twice(counters).await;
+    partitions_are_applied_independently(counters).await;
     reads_filter_by_customer_and_day_range(counters).await;
     hourly_cells_count_each_event_once_per_hour(counters).await;
 }
 
-fn sourced(events: &[schemas::UsageEvent], source_prefix: &str) -> Vec<SourcedEvent> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(index, event)| SourcedEvent {
-            source: format!("{source_prefix}/{index}"),
+/// The events as consecutive records of `partition`, one event per record, from position 1.
+fn sourced(events: &[UsageEvent], partition: &str) -> Vec<SourcedEvent> {
+    sourced_from(events, partition, 1)
+}
+
+/// The events as consecutive records of `partition`, from position `first`.
+fn sourced_from(events: &[UsageEvent], partition: &str, first: u64) -> Vec<SourcedEvent> {
+    (first..)
+        .zip(events)
+        .map(|(position, event)| SourcedEvent {
+            partition: partition.to_owned(),
+            position: position.to_string(),
             event: event.clone(),
         })
         .collect()
+}
+
+/// Applies a batch; a retryable refusal (another consumer holds the partition) is retried
+/// until the batch goes through, as the consumers do.
+async fn apply_until_done(counters: &dyn Counters, batch: &[SourcedEvent]) -> ApplyReport {
+    for _ in 0..50 {
+        match counters.apply(batch).await {
+            Ok(report) => return report,
+            Err(StoreError::Unavailable(_) | StoreError::Conflict(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("apply failed: {error}"),
+        }
+    }
+    panic!("apply kept being refused")
 }
 
 async fn total(counters: &dyn Counters, customer_id: &str) -> UsageCounts {
@@ -50,7 +75,6 @@ async fn applying_counts_requests_tokens_errors_and_rejections(counters: &dyn Co
         .unwrap();
     assert_eq!(report.counted, 4);
     assert_eq!(report.duplicates, 0);
-    assert_eq!(report.owned_count(), 4);
 
     let cells = counters
         .read_daily(&customer, day(0), day(1))
@@ -89,11 +113,7 @@ async fn applying_the_same_batch_twice_counts_once(counters: &dyn Counters) {
     counters.apply(&batch).await.unwrap();
     let again = counters.apply(&batch).await.unwrap();
     assert_eq!(again.counted, 0);
-    assert_eq!(
-        again.duplicates, 0,
-        "a retry of the same records is not a duplicate"
-    );
-    assert_eq!(again.owned_count(), 3, "a retry still owns its records");
+    assert_eq!(again.duplicates, 3, "a retry's events are already counted");
     let counts = total(counters, &customer).await;
     assert_eq!(
         (counts.requests, counts.input_tokens, counts.output_tokens),
@@ -108,53 +128,44 @@ async fn overlapping_batches_count_each_event_once(counters: &dyn Counters) {
         .collect();
     let all = sourced(&events, &unique("p"));
     counters.apply(&all[0..3]).await.unwrap();
-    let second = counters.apply(&all[1..4]).await.unwrap();
-    assert_eq!(second.counted, 1);
-    assert_eq!(second.owned_count(), 3);
+    let second = counters.apply(&all[0..4]).await.unwrap();
+    assert_eq!((second.counted, second.duplicates), (1, 3));
+    let third = counters.apply(&all[2..4]).await.unwrap();
+    assert_eq!((third.counted, third.duplicates), (0, 2));
     assert_eq!(total(counters, &customer).await.requests, 4);
 }
 
 async fn the_same_event_from_another_source_is_a_duplicate(counters: &dyn Counters) {
     let customer = unique("cust");
     let event = event_on(&customer, day(4), "model-a", Outcome::Success, 2, 2);
+    let later = event_on(&customer, day(4), "model-a", Outcome::Success, 2, 2);
+    let partition = unique("p");
     counters
-        .apply(&sourced(std::slice::from_ref(&event), &unique("p")))
+        .apply(&sourced(std::slice::from_ref(&event), &partition))
         .await
         .unwrap();
-    let redelivered = counters
+    // The proxy sent the same record again (an append that timed out but had succeeded):
+    // it sits at a later position, next to a new event.
+    let resent = counters
+        .apply(&sourced_from(&[event.clone(), later], &partition, 2))
+        .await
+        .unwrap();
+    assert_eq!((resent.counted, resent.duplicates), (1, 1));
+    // The copy can also land in another partition (a reshard moved its producer's key).
+    let copy_elsewhere = counters
         .apply(&sourced(&[event], &unique("p")))
         .await
         .unwrap();
-    assert_eq!(redelivered.counted, 0);
-    assert_eq!(redelivered.duplicates, 1);
-    assert!(
-        redelivered.owned == vec![false],
-        "a duplicate at another position is not owned"
-    );
-    assert_eq!(total(counters, &customer).await.requests, 1);
+    assert_eq!((copy_elsewhere.counted, copy_elsewhere.duplicates), (0, 1));
+    assert_eq!(total(counters, &customer).await.requests, 2);
 }
 
 async fn duplicates_within_one_batch_count_once(counters: &dyn Counters) {
     let customer = unique("cust");
     let event = event_on(&customer, day(5), "model-a", Outcome::Success, 4, 4);
-    let source = unique("p");
-    let batch = vec![
-        SourcedEvent {
-            source: format!("{source}/1"),
-            event: event.clone(),
-        },
-        SourcedEvent {
-            source: format!("{source}/2"),
-            event,
-        },
-    ];
+    let batch = sourced(&[event.clone(), event], &unique("p"));
     let report = counters.apply(&batch).await.unwrap();
     assert_eq!((report.counted, report.duplicates), (1, 1));
-    assert_eq!(
-        report.owned,
-        vec![true, false],
-        "only the first delivery owns the event"
-    );
     assert_eq!(total(counters, &customer).await.input_tokens, 4);
 }
 
@@ -164,10 +175,62 @@ async fn concurrent_applies_of_one_batch_count_once(counters: &dyn Counters) {
         .map(|_| event_on(&customer, day(6), "model-a", Outcome::Success, 1, 0))
         .collect();
     let batch = sourced(&events, &unique("p"));
-    let (first, second) = tokio::join!(counters.apply(&batch), counters.apply(&batch));
-    let counted = first.unwrap().counted + second.unwrap().counted;
-    assert_eq!(counted, 20);
+    let (first, second) = tokio::join!(
+        apply_until_done(counters, &batch),
+        apply_until_done(counters, &batch)
+    );
+    assert_eq!(first.counted + second.counted, 20);
     assert_eq!(total(counters, &customer).await.requests, 20);
+}
+
+/// Two consumers reading one partition at once, from different places (an operator ran two
+/// metering processes): every event is counted once. A backend may refuse one of them for
+/// a while (a retryable error) but never loses or doubles an event.
+async fn concurrent_overlapping_batches_count_each_event_once(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let events: Vec<_> = (0..30)
+        .map(|_| event_on(&customer, day(7), "model-a", Outcome::Success, 1, 0))
+        .collect();
+    let all = sourced(&events, &unique("p"));
+    let (first, second, third) = tokio::join!(
+        apply_until_done(counters, &all[0..20]),
+        apply_until_done(counters, &all[0..30]),
+        apply_until_done(counters, &all[0..10]),
+    );
+    let after = apply_until_done(counters, &all).await;
+    assert_eq!(after.counted, 0);
+    assert_eq!(first.counted + second.counted + third.counted, 30);
+    assert_eq!(total(counters, &customer).await.requests, 30);
+}
+
+async fn the_same_number_from_two_producers_counts_twice(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let mut first = event_on(&customer, day(8), "model-a", Outcome::Success, 1, 0);
+    let mut second = first.clone();
+    first.proxy_instance = unique("producer");
+    second.proxy_instance = unique("producer");
+    second.event_id = uuid::Uuid::now_v7();
+    first.instance_seq = 1;
+    second.instance_seq = 1;
+    let report = counters
+        .apply(&sourced(&[first, second], &unique("p")))
+        .await
+        .unwrap();
+    assert_eq!((report.counted, report.duplicates), (2, 0));
+    assert_eq!(total(counters, &customer).await.requests, 2);
+}
+
+/// Positions are per partition: the same positions in two partitions are different records.
+async fn partitions_are_applied_independently(counters: &dyn Counters) {
+    let customer = unique("cust");
+    let events: Vec<_> = (0..4)
+        .map(|_| event_on(&customer, day(9), "model-a", Outcome::Success, 1, 0))
+        .collect();
+    let mut batch = sourced(&events[0..2], &unique("p"));
+    batch.extend(sourced(&events[2..4], &unique("p")));
+    let report = counters.apply(&batch).await.unwrap();
+    assert_eq!((report.counted, report.duplicates), (2 + 2, 0));
+    assert_eq!(total(counters, &customer).await.requests, 4);
 }
 
 async fn reads_filter_by_customer_and_day_range(counters: &dyn Counters) {

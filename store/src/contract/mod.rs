@@ -25,7 +25,18 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", Uuid::now_v7().simple())
 }
 
-/// An event of `customer` on `day` (noon UTC) with the given model, outcome and tokens.
+/// The next sequence number of [`contract_producer`].
+static NEXT_CONTRACT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The producer of every event [`event_on`] makes: one per test process, so events made by
+/// different runs against a shared emulator never share a `(producer, seq)`.
+pub fn contract_producer() -> &'static str {
+    static PRODUCER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PRODUCER.get_or_init(|| unique("contract"))
+}
+
+/// An event of `customer` on `day` (noon UTC) with the given model, outcome and tokens,
+/// numbered next in [`contract_producer`]'s sequence.
 pub fn event_on(
     customer_id: &str,
     day: NaiveDate,
@@ -59,8 +70,18 @@ pub fn event_on(
         upstream_latency_ms: None,
         request_bytes: 10,
         response_bytes: 20,
-        proxy_instance: "contract".into(),
-        instance_seq: 1,
+        proxy_instance: contract_producer().to_owned(),
+        instance_seq: NEXT_CONTRACT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+/// `event` as the record at `position` of `partition` (a batch is such records, positions
+/// increasing).
+pub fn sourced_at(partition: &str, position: u64, event: UsageEvent) -> crate::SourcedEvent {
+    crate::SourcedEvent {
+        partition: partition.to_owned(),
+        position: position.to_string(),
+        event,
     }
 }
 

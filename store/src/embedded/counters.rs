@@ -1,5 +1,7 @@
-//! `Counters` on SQLite: the dedupe marks and the counter upserts (daily and hourly) commit
-//! in one transaction. Hourly cells older than the retention are pruned as new ones arrive.
+//! `Counters` on SQLite: the producers' counted ranges (`producer_seqs`) and the counter
+//! upserts (daily and hourly) commit in one transaction, so a batch applied again finds its
+//! numbers taken and counts nothing twice. Hourly cells older than the retention are pruned
+//! as new ones arrive.
 
 use std::collections::HashMap;
 
@@ -8,11 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 use schemas::usage_counts::{aggregate_events, aggregate_hourly, hour_id, parse_hour_id};
 use schemas::{DailyUsage, HourlyUsage, UsageCounts};
-use uuid::Uuid;
 
 use super::EmbeddedStore;
 use crate::counters::{ApplyReport, Counters, HOURLY_RETENTION_DAYS, SourcedEvent};
-use crate::dedupe::{BatchMarks, classify_batch, distinct_event_ids};
+use crate::dedupe::{BatchClasses, SeqRanges, classify_batch, producers_of};
 use crate::{Result, StoreError};
 
 fn to_sql_count(value: u64) -> i64 {
@@ -64,44 +65,53 @@ fn counts_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<UsageCou
     })
 }
 
-/// The stored dedupe marks of the batch's `event_id`s.
-fn stored_marks(
+/// The stored ranges of the batch's producers.
+fn stored_ranges(
     transaction: &Transaction<'_>,
     events: &[SourcedEvent],
-) -> Result<HashMap<Uuid, String>> {
-    let mut find_mark =
-        transaction.prepare_cached("SELECT source FROM counter_dedupe WHERE event_id = ?1")?;
-    let mut stored_marks = HashMap::new();
-    for event_id in distinct_event_ids(events) {
-        let owner: Option<String> = find_mark
-            .query_row(params![event_id.hyphenated().to_string()], |row| row.get(0))
+) -> Result<HashMap<String, SeqRanges>> {
+    let mut find =
+        transaction.prepare_cached("SELECT ranges FROM producer_seqs WHERE producer = ?1")?;
+    let mut stored = HashMap::new();
+    for producer in producers_of(events) {
+        let text: Option<String> = find
+            .query_row(params![producer], |row| row.get(0))
             .optional()?;
-        if let Some(owner) = owner {
-            stored_marks.insert(event_id, owner);
+        if let Some(text) = text {
+            let ranges = text
+                .parse::<SeqRanges>()
+                .map_err(|error| StoreError::Corrupt(format!("producer {producer}: {error}")))?;
+            stored.insert(producer.to_owned(), ranges);
         }
     }
-    Ok(stored_marks)
+    Ok(stored)
 }
 
-/// Writes the batch's new marks and adds their events to the daily and hourly cells.
-fn write_marks_and_counts(
+/// Adds the batch's new events to the daily and hourly cells and their numbers to their
+/// producers' ranges.
+fn write_counts_and_ranges(
     transaction: &Transaction<'_>,
-    classified: &BatchMarks<'_>,
+    classified: &BatchClasses<'_>,
+    stored: &mut HashMap<String, SeqRanges>,
 ) -> Result<()> {
     let now = Utc::now().timestamp_millis();
-    let mut insert_mark = transaction.prepare_cached(
-        "INSERT INTO counter_dedupe (event_id, source, applied_at_ms) VALUES (?1, ?2, ?3)",
+    let mut upsert_ranges = transaction.prepare_cached(
+        "INSERT INTO producer_seqs (producer, ranges, updated_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (producer) DO UPDATE SET ranges = excluded.ranges,
+             updated_at_ms = excluded.updated_at_ms",
     )?;
-    for sourced in classified.new_marks() {
-        let key = sourced.event.event_id.hyphenated().to_string();
-        insert_mark.execute(params![key, sourced.source, now])?;
+    for (producer, taken) in classified.taken() {
+        let ranges = stored.entry(producer.to_owned()).or_default();
+        ranges.extend(&taken);
+        upsert_ranges.execute(params![producer, ranges.to_string(), now])?;
     }
+    let counted = || classified.new_events().map(|sourced| &sourced.event);
     let mut upsert = transaction.prepare_cached(&format!(
         "INSERT INTO usage_counters (customer_id, day, model_id, {COUNT_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (customer_id, day, model_id) DO UPDATE SET {ADD_COUNTS}"
     ))?;
-    for (key, counts) in aggregate_events(classified.counted_events()) {
+    for (key, counts) in aggregate_events(counted()) {
         let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
         upsert.execute(params![
             key.customer_id,
@@ -121,7 +131,7 @@ fn write_marks_and_counts(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (customer_id, hour) DO UPDATE SET {ADD_COUNTS}"
     ))?;
-    for ((customer_id, hour), counts) in aggregate_hourly(classified.counted_events()) {
+    for ((customer_id, hour), counts) in aggregate_hourly(counted()) {
         let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
         upsert_hour.execute(params![
             customer_id,
@@ -152,9 +162,9 @@ impl Counters for EmbeddedStore {
         self.with_connection(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let stored_marks = stored_marks(&transaction, &events)?;
-            let classified = classify_batch(&events, &stored_marks);
-            write_marks_and_counts(&transaction, &classified)?;
+            let mut stored = stored_ranges(&transaction, &events)?;
+            let classified = classify_batch(&events, &stored);
+            write_counts_and_ranges(&transaction, &classified, &mut stored)?;
             let report = classified.report();
             transaction.commit()?;
             Ok(report)

@@ -82,8 +82,12 @@ impl EventReader for EmbeddedStore {
                     data: Bytes::from(row.get::<_, Vec<u8>>(2)?),
                 })
             })?;
+            let entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            // One statement sees every row committed before it: fewer than asked for means
+            // nothing more was there.
             Ok(ReadBatch {
-                entries: rows.collect::<rusqlite::Result<Vec<_>>>()?,
+                caught_up: entries.len() < max_records,
+                entries,
                 end_of_partition: false,
             })
         })

@@ -6,7 +6,7 @@ use crate::{Result, StoreError};
 
 /// The schema version this build writes.
 /// The newest schema: one step per `SCHEMA_V*` below, applied in order.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -129,6 +129,55 @@ CREATE TABLE usage_hourly (
 CREATE INDEX usage_hourly_by_hour ON usage_hourly (hour);
 ";
 
+/// Counted events are remembered per producer as ranges of sequence numbers
+/// (`crate::dedupe`), no longer one mark per event. [`seed_producer_seqs`] fills the new
+/// table from the old marks before they are dropped.
+const SCHEMA_V8: &str = "
+CREATE TABLE producer_seqs (
+    producer TEXT PRIMARY KEY,
+    ranges TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Carries the counted events of a database written before schema 8 over to
+/// `producer_seqs`: every event of the log that has a dedupe mark was counted, so its
+/// producer's number goes into that producer's ranges. Then the marks are dropped. Runs
+/// inside the step's transaction, so an interrupted upgrade leaves the old schema whole.
+fn seed_producer_seqs(connection: &Connection) -> Result<()> {
+    let mut select = connection.prepare(
+        "SELECT json_extract(CAST(event_log.data AS TEXT), '$.proxy_instance'),
+                json_extract(CAST(event_log.data AS TEXT), '$.instance_seq')
+         FROM event_log JOIN counter_dedupe
+           ON counter_dedupe.event_id = json_extract(CAST(event_log.data AS TEXT), '$.event_id')
+         WHERE json_valid(CAST(event_log.data AS TEXT))",
+    )?;
+    let mut producers: std::collections::BTreeMap<String, crate::dedupe::SeqRanges> =
+        std::collections::BTreeMap::new();
+    let rows = select.query_map([], |row| {
+        Ok((
+            row.get::<_, Option<String>>(0)?,
+            row.get::<_, Option<i64>>(1)?,
+        ))
+    })?;
+    for row in rows {
+        if let (Some(producer), Some(seq)) = row?
+            && let Ok(seq) = u64::try_from(seq)
+        {
+            producers.entry(producer).or_default().insert(seq);
+        }
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut insert = connection.prepare(
+        "INSERT INTO producer_seqs (producer, ranges, updated_at_ms) VALUES (?1, ?2, ?3)",
+    )?;
+    for (producer, ranges) in producers {
+        insert.execute(rusqlite::params![producer, ranges.to_string(), now])?;
+    }
+    connection.execute_batch("DROP TABLE counter_dedupe;")?;
+    Ok(())
+}
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -139,13 +188,28 @@ pub fn migrate(connection: &Connection) -> Result<()> {
     }
     // Each step moves the database from the version before it, in its own transaction.
     let steps = [
-        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
     ];
     for (target, step) in (1_i64..).zip(steps) {
         if version < target {
-            connection.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {step} PRAGMA user_version = {target}; COMMIT;"
-            ))?;
+            connection.execute_batch(&format!("BEGIN IMMEDIATE; {step}"))?;
+            let seeded = if target == 8 {
+                seed_producer_seqs(connection)
+            } else {
+                Ok(())
+            };
+            match seeded.and_then(|()| {
+                Ok(
+                    connection
+                        .execute_batch(&format!("PRAGMA user_version = {target}; COMMIT;"))?,
+                )
+            }) {
+                Ok(()) => {}
+                Err(error) => {
+                    let _ = connection.execute_batch("ROLLBACK;");
+                    return Err(error);
+                }
+            }
         }
     }
     Ok(())
@@ -154,6 +218,54 @@ pub fn migrate(connection: &Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_events_of_a_schema_seven_database_become_producer_ranges() {
+        let connection = Connection::open_in_memory().unwrap();
+        let upto_seven = [
+            SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+        ]
+        .join("\n");
+        connection
+            .execute_batch(&format!("{upto_seven} PRAGMA user_version = 7;"))
+            .unwrap();
+        for seq in 1..=5_u64 {
+            let event_id = format!("00000000-0000-7000-8000-00000000000{seq}");
+            let data = format!(
+                r#"{{"event_id":"{event_id}","proxy_instance":"proxy-a","instance_seq":{seq}}}"#
+            );
+            connection
+                .execute(
+                    "INSERT INTO event_log (partition_key, data, appended_at_ms) VALUES ('c', ?1, 0)",
+                    rusqlite::params![data.as_bytes()],
+                )
+                .unwrap();
+            // Events 1, 2, 3 and 5 were counted; 4 was not yet.
+            if seq != 4 {
+                connection
+                    .execute(
+                        "INSERT INTO counter_dedupe (event_id, source, applied_at_ms) VALUES (?1, '0/1', 0)",
+                        rusqlite::params![event_id],
+                    )
+                    .unwrap();
+            }
+        }
+        connection
+            .execute(
+                "INSERT INTO event_log (partition_key, data, appended_at_ms) VALUES ('c', X'00ff', 0)",
+                [],
+            )
+            .unwrap();
+        migrate(&connection).unwrap();
+        let ranges: String = connection
+            .query_row(
+                "SELECT ranges FROM producer_seqs WHERE producer = 'proxy-a'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(ranges, "1-3,5");
+    }
 
     #[test]
     fn a_version_one_database_is_migrated_and_a_newer_one_refused() {
@@ -174,6 +286,15 @@ mod tests {
             .query_row("SELECT count(*) FROM quota_windows", [], |row| row.get(0))
             .unwrap();
         assert_eq!(quota_rows, 0);
+
+        let marks: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'counter_dedupe'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(marks, 0, "the per-event marks are gone");
 
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)

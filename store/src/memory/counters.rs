@@ -1,4 +1,5 @@
-//! `Counters` in memory: dedupe marks and daily and hourly cells, updated under one lock.
+//! `Counters` in memory: producers' counted sequence numbers and the daily and hourly cells,
+//! updated under one lock.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,17 +15,20 @@ use crate::dedupe::classify_batch;
 impl Counters for MemoryStore {
     async fn apply(&self, events: &[SourcedEvent]) -> Result<ApplyReport> {
         let mut state = self.state()?;
-        let classified = classify_batch(events, &state.dedupe_marks);
-        for sourced in classified.new_marks() {
-            state
-                .dedupe_marks
-                .insert(sourced.event.event_id, sourced.source.clone());
-        }
-        for (key, counts) in aggregate_hourly(classified.counted_events()) {
+        let classified = classify_batch(events, &state.producer_seqs);
+        let counted = || classified.new_events().map(|sourced| &sourced.event);
+        for (key, counts) in aggregate_hourly(counted()) {
             state.hourly.entry(key).or_default().add(&counts);
         }
-        for (key, counts) in aggregate_events(classified.counted_events()) {
+        for (key, counts) in aggregate_events(counted()) {
             state.cells.entry(key).or_default().add(&counts);
+        }
+        for (producer, taken) in classified.taken() {
+            state
+                .producer_seqs
+                .entry(producer.to_owned())
+                .or_default()
+                .extend(&taken);
         }
         Ok(classified.report())
     }

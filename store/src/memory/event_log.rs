@@ -52,7 +52,7 @@ impl EventReader for MemoryStore {
         }
         let start = after.map(parse_position).transpose()?.unwrap_or(0);
         let state = self.state()?;
-        let entries = state
+        let entries: Vec<LogEntry> = state
             .log
             .iter()
             .enumerate()
@@ -66,6 +66,7 @@ impl EventReader for MemoryStore {
             })
             .collect();
         Ok(ReadBatch {
+            caught_up: start + entries.len() >= state.log.len(),
             entries,
             end_of_partition: false,
         })

@@ -19,7 +19,6 @@ use schemas::plan::{Plan, PlanAssignment};
 use schemas::quota::Level;
 use schemas::watermark::InstanceProgress;
 use schemas::{ApiKey, AuditEntry, CounterKey, Customer, UsageCounts};
-use uuid::Uuid;
 
 use crate::event_log::LogRecord;
 use crate::{Result, StoreError};
@@ -33,7 +32,7 @@ struct MemoryState {
     checkpoints: HashMap<(String, String), String>,
     customers: BTreeMap<String, Customer>,
     keys: Vec<ApiKey>,
-    dedupe_marks: HashMap<Uuid, String>,
+    producer_seqs: HashMap<String, crate::dedupe::SeqRanges>,
     audit: Vec<AuditEntry>,
     cells: BTreeMap<CounterKey, UsageCounts>,
     hourly: BTreeMap<(String, DateTime<Utc>), UsageCounts>,

@@ -136,9 +136,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let durable = arguments
+    let durable = !arguments
         .iter()
-        .any(|argument| argument == "--durable-events");
+        .any(|argument| argument == "--durable-events=false");
     let requests = argument("--requests", 5000);
     let concurrency = argument("--concurrency", 32).max(1);
     let fake = FakeBedrock::start().await;

@@ -1,0 +1,135 @@
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::{ObjectStore, ObjectStoreExt};
+use schemas::Outcome;
+use schemas::parquet_codec::decode_events_parquet;
+use store::contract::{day, event_on, sourced_at};
+
+use super::*;
+use crate::object_keys::{USAGE_PREFIX, parquet_state_key};
+
+fn events(count: usize) -> Vec<UsageEvent> {
+    (0..count)
+        .map(|_| event_on("c", day(0), "m", Outcome::Success, 1, 1))
+        .collect()
+}
+
+/// The events at positions `first..`, one per record, in `partition`.
+fn batch(partition: &str, first: u64, events: &[UsageEvent]) -> Vec<SourcedEvent> {
+    (first..)
+        .zip(events)
+        .map(|(position, event)| sourced_at(partition, position, event.clone()))
+        .collect()
+}
+
+async fn parquet_rows(objects: &Arc<dyn ObjectStore>) -> Vec<UsageEvent> {
+    let listed: Vec<_> = objects
+        .list(Some(&USAGE_PREFIX.into()))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    for meta in listed {
+        let bytes = objects
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        rows.extend(decode_events_parquet(bytes).unwrap());
+    }
+    rows.sort_by_key(|event| event.event_id);
+    rows
+}
+
+fn sorted(mut events: Vec<UsageEvent>) -> Vec<UsageEvent> {
+    events.sort_by_key(|event| event.event_id);
+    events
+}
+
+#[tokio::test]
+async fn a_crash_between_the_files_and_the_state_is_repaired_by_the_retry() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let all = events(5);
+    let first_try = batch("p", 1, &all[..3]);
+    project_batch(&objects, "p", &[], "3", &first_try)
+        .await
+        .unwrap();
+    // The process died after the files, before the state: as if the state were never written.
+    objects.delete(&parquet_state_key("p")).await.unwrap();
+    let retry = batch("p", 1, &all);
+    let projected = project_batch(&objects, "p", &[], "5", &retry)
+        .await
+        .unwrap();
+    assert_eq!(projected.written.len(), 5);
+    assert_eq!(parquet_rows(&objects).await, sorted(all));
+}
+
+#[tokio::test]
+async fn a_batch_already_written_writes_nothing_and_a_longer_one_only_its_rest() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let all = events(6);
+    project_batch(&objects, "p", &[], "4", &batch("p", 1, &all[..4]))
+        .await
+        .unwrap();
+    let first_four = batch("p", 1, &all[..4]);
+    let again = project_batch(&objects, "p", &[], "4", &first_four)
+        .await
+        .unwrap();
+    assert!(again.written.is_empty() && again.keys.is_empty());
+    let whole = batch("p", 1, &all);
+    let longer = project_batch(&objects, "p", &[], "6", &whole)
+        .await
+        .unwrap();
+    assert_eq!(longer.written.len(), 2);
+    assert_eq!(parquet_rows(&objects).await, sorted(all));
+}
+
+#[tokio::test]
+async fn a_copy_sent_again_at_a_later_position_is_written_once() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let all = events(3);
+    project_batch(&objects, "p", &[], "2", &batch("p", 1, &all[..2]))
+        .await
+        .unwrap();
+    // The proxy sent event 2 again (an ambiguous append), then event 3.
+    let resent = vec![all[1].clone(), all[2].clone()];
+    let resent = batch("p", 3, &resent);
+    let projected = project_batch(&objects, "p", &[], "4", &resent)
+        .await
+        .unwrap();
+    assert_eq!(projected.written, vec![&all[2]]);
+    assert_eq!(parquet_rows(&objects).await, sorted(all));
+}
+
+#[tokio::test]
+async fn a_new_child_partition_starts_from_its_parents_numbers() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let all = events(2);
+    project_batch(&objects, "parent", &[], "1", &batch("parent", 1, &all[..1]))
+        .await
+        .unwrap();
+    // After a reshard the copy of event 1 lands in the child, next to event 2.
+    let in_child = batch("child", 1, &all);
+    let projected = project_batch(&objects, "child", &["parent".to_owned()], "2", &in_child)
+        .await
+        .unwrap();
+    assert_eq!(projected.written, vec![&all[1]]);
+    assert_eq!(parquet_rows(&objects).await, sorted(all));
+}
+
+#[tokio::test]
+async fn a_damaged_state_is_an_error_that_names_the_fix() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    objects
+        .put(&parquet_state_key("p"), b"{not json".to_vec().into())
+        .await
+        .unwrap();
+    let error = project_batch(&objects, "p", &[], "1", &batch("p", 1, &events(1)))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("tollgate replay"), "{error}");
+}

@@ -1,0 +1,289 @@
+//! The event log's record format: one record carries a frame, a batch of usage events from
+//! one producer (a proxy process), as JSON lines, optionally compressed.
+//!
+//! ```text
+//! offset size  field
+//!      0    4  magic "TGUF"
+//!      4    1  frame version (1)
+//!      5    1  codec: 0 none, 1 zstd
+//!      6    2  reserved, zero
+//!      8    4  event count, little-endian
+//!     12    4  payload length in bytes (as stored, after compression), little-endian
+//!     16    …  payload: the events' JSON, one per line, each line ending in '\n'
+//! ```
+//!
+//! One record per batch keeps the log's per-record costs (Kinesis bills each record at
+//! least 1 KiB on demand; 1,000 records/s per shard) per batch, not per event. Records
+//! written before frames existed hold one event's JSON object and are still read
+//! ([`decode_record`]). The header carries its own length, so frames can be told apart and
+//! split again when a raw archive holds them back to back ([`split_archive`]).
+
+use bytes::Bytes;
+
+use crate::UsageEvent;
+use crate::error::DecodeError;
+
+/// The first four bytes of every frame.
+pub const FRAME_MAGIC: [u8; 4] = *b"TGUF";
+/// The frame version this build writes and reads.
+pub const FRAME_VERSION: u8 = 1;
+/// Bytes before the payload.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// The largest payload a frame may declare once decompressed: a Kinesis record holds at
+/// most 1 MiB, and zstd compresses these lines about tenfold.
+pub const MAX_DECOMPRESSED_PAYLOAD: usize = 64 * 1024 * 1024;
+
+/// How a frame's payload is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrameCodec {
+    /// The JSON lines as they are.
+    #[default]
+    None,
+    /// The JSON lines compressed with zstd (level 1: cheap for the proxy, about 10× smaller).
+    Zstd,
+}
+
+impl FrameCodec {
+    fn byte(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Zstd => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Self, DecodeError> {
+        match byte {
+            0 => Ok(Self::None),
+            1 => Ok(Self::Zstd),
+            other => Err(DecodeError::Frame(format!(
+                "unknown codec {other}; this build reads 0 (none) and 1 (zstd): upgrade tollgate"
+            ))),
+        }
+    }
+}
+
+/// The largest payload the proxy puts in one frame before compression: a Kinesis record
+/// holds 1 MiB with its partition key, and an uncompressed frame must fit too.
+pub const MAX_FRAME_LINES_BYTES: usize = 900 * 1024;
+
+/// Builds one frame event by event.
+#[derive(Debug, Default)]
+pub struct FrameBuilder {
+    lines: Vec<u8>,
+    count: u32,
+}
+
+impl FrameBuilder {
+    /// An empty frame.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an event's line. On an encoding error the frame is left as it was.
+    pub fn push(&mut self, event: &UsageEvent) -> Result<(), serde_json::Error> {
+        let before = self.lines.len();
+        if let Err(error) = serde_json::to_writer(&mut self.lines, event) {
+            self.lines.truncate(before);
+            return Err(error);
+        }
+        self.lines.push(b'\n');
+        self.count = self.count.saturating_add(1);
+        Ok(())
+    }
+
+    /// Events added so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether no event was added.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of JSON lines so far, before compression.
+    pub fn lines_bytes(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The frame, its payload stored with `codec`.
+    pub fn finish(self, codec: FrameCodec) -> std::io::Result<Vec<u8>> {
+        let payload = match codec {
+            FrameCodec::None => self.lines,
+            FrameCodec::Zstd => zstd::bulk::compress(&self.lines, 1)?,
+        };
+        let payload_len = u32::try_from(payload.len()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a frame payload is over 4 GiB",
+            )
+        })?;
+        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+        frame.extend_from_slice(&FRAME_MAGIC);
+        frame.push(FRAME_VERSION);
+        frame.push(codec.byte());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&self.count.to_le_bytes());
+        frame.extend_from_slice(&payload_len.to_le_bytes());
+        frame.extend_from_slice(&payload);
+        Ok(frame)
+    }
+}
+
+/// Encodes events into one frame.
+pub fn encode_frame<'a>(
+    events: impl IntoIterator<Item = &'a UsageEvent>,
+    codec: FrameCodec,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut builder = FrameBuilder::new();
+    for event in events {
+        builder.push(event)?;
+    }
+    builder.finish(codec).map_err(serde_json::Error::io)
+}
+
+/// One event line of a record: its bytes (for quarantine) and what they decode to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedLine {
+    pub bytes: Bytes,
+    pub event: Result<UsageEvent, DecodeError>,
+}
+
+/// A frame's header, read and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameHeader {
+    codec: FrameCodec,
+    event_count: usize,
+    payload_len: usize,
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> usize {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word) as usize
+}
+
+/// Whether `bytes` starts like a frame (the magic), whatever follows.
+pub fn is_frame(bytes: &[u8]) -> bool {
+    bytes.starts_with(&FRAME_MAGIC)
+}
+
+/// How many events a record carries: a frame's declared count, 1 for anything else (a
+/// single event, or damage the consumer will report).
+pub fn record_event_count(record: &[u8]) -> usize {
+    if is_frame(record) && record.len() >= FRAME_HEADER_LEN {
+        read_u32(record, 8)
+    } else {
+        1
+    }
+}
+
+fn read_header(bytes: &[u8]) -> Result<FrameHeader, DecodeError> {
+    if bytes.len() < FRAME_HEADER_LEN {
+        return Err(DecodeError::Frame(format!(
+            "frame is cut short: {} bytes, its header alone takes {FRAME_HEADER_LEN}",
+            bytes.len()
+        )));
+    }
+    if bytes[4] != FRAME_VERSION {
+        return Err(DecodeError::Frame(format!(
+            "frame version {} is unknown; this build reads {FRAME_VERSION}: upgrade tollgate",
+            bytes[4]
+        )));
+    }
+    Ok(FrameHeader {
+        codec: FrameCodec::from_byte(bytes[5])?,
+        event_count: read_u32(bytes, 8),
+        payload_len: read_u32(bytes, 12),
+    })
+}
+
+fn payload_lines(header: FrameHeader, payload: &[u8]) -> Result<Bytes, DecodeError> {
+    match header.codec {
+        FrameCodec::None => Ok(Bytes::copy_from_slice(payload)),
+        FrameCodec::Zstd => zstd::bulk::decompress(payload, MAX_DECOMPRESSED_PAYLOAD)
+            .map(Bytes::from)
+            .map_err(|error| {
+                DecodeError::Frame(format!("frame payload is not valid zstd: {error}"))
+            }),
+    }
+}
+
+/// Decodes one log record: a frame of events, or (written before frames) one event's JSON.
+///
+/// `Err` means the record as a whole cannot be read (a damaged header or payload, a count
+/// that does not match its lines); it is quarantined whole. Otherwise each line decodes on
+/// its own, so one bad line never hides the events next to it.
+pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
+    if !is_frame(record) {
+        return Ok(vec![DecodedLine {
+            bytes: record.clone(),
+            event: UsageEvent::decode_json(record),
+        }]);
+    }
+    let header = read_header(record)?;
+    let payload = &record[FRAME_HEADER_LEN..];
+    if payload.len() != header.payload_len {
+        return Err(DecodeError::Frame(format!(
+            "frame declares a {}-byte payload but holds {} bytes",
+            header.payload_len,
+            payload.len()
+        )));
+    }
+    let lines = payload_lines(header, payload)?;
+    let decoded: Vec<DecodedLine> = lines
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| DecodedLine {
+            bytes: lines.slice_ref(line),
+            event: UsageEvent::decode_json(line),
+        })
+        .collect();
+    if decoded.len() != header.event_count {
+        return Err(DecodeError::Frame(format!(
+            "frame declares {} events but holds {} lines",
+            header.event_count,
+            decoded.len()
+        )));
+    }
+    Ok(decoded)
+}
+
+/// Every event of a record, or the first error: for readers that need the record whole
+/// (tests, tools). The consumer uses [`decode_record`], which keeps good lines.
+pub fn decode_events(record: &Bytes) -> Result<Vec<UsageEvent>, DecodeError> {
+    decode_record(record)?
+        .into_iter()
+        .map(|line| line.event)
+        .collect()
+}
+
+/// Splits a raw archive object back into its records: frames (by their declared length)
+/// and the JSON lines of single-event records, in order. Newlines between records are
+/// skipped. A frame whose declared length runs past the end is returned as it is, so the
+/// reader reports it as damaged rather than losing it.
+pub fn split_archive(body: &Bytes) -> Vec<Bytes> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let rest = &body[at..];
+        if rest[0].is_ascii_whitespace() {
+            at += 1;
+            continue;
+        }
+        let end = if is_frame(rest) && rest.len() >= FRAME_HEADER_LEN {
+            (at + FRAME_HEADER_LEN + read_u32(rest, 12)).min(body.len())
+        } else {
+            rest.iter()
+                .position(|byte| *byte == b'\n')
+                .map_or(body.len(), |newline| at + newline)
+        };
+        records.push(body.slice(at..end));
+        at = end;
+    }
+    records
+}
+
+#[cfg(test)]
+#[path = "usage_frame_tests.rs"]
+mod tests;

@@ -1,0 +1,151 @@
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::usage_event::tests::sample_event;
+
+fn events(count: u64) -> Vec<UsageEvent> {
+    (1..=count).map(sample_event).collect()
+}
+
+fn decoded_events(record: &Bytes) -> Vec<UsageEvent> {
+    decode_record(record)
+        .unwrap()
+        .into_iter()
+        .map(|line| line.event.unwrap())
+        .collect()
+}
+
+#[test]
+fn a_frame_round_trips_its_events_in_order_with_either_codec() {
+    let batch = events(40);
+    for codec in [FrameCodec::None, FrameCodec::Zstd] {
+        let frame = Bytes::from(encode_frame(&batch, codec).unwrap());
+        assert!(is_frame(&frame));
+        assert_eq!(decoded_events(&frame), batch, "{codec:?}");
+    }
+}
+
+#[test]
+fn zstd_makes_a_batch_several_times_smaller() {
+    let batch = events(200);
+    let plain = encode_frame(&batch, FrameCodec::None).unwrap();
+    let packed = encode_frame(&batch, FrameCodec::Zstd).unwrap();
+    assert!(
+        packed.len() * 4 < plain.len(),
+        "zstd frame {} bytes against {} plain",
+        packed.len(),
+        plain.len()
+    );
+}
+
+#[test]
+fn a_record_written_before_frames_is_one_event() {
+    let event = sample_event(7);
+    let record = Bytes::from(event.encode_json().unwrap());
+    let lines = decode_record(&record).unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].bytes, record);
+    assert_eq!(lines[0].event.as_ref().unwrap(), &event);
+}
+
+#[test]
+fn one_bad_line_is_reported_alone_and_its_neighbours_decode() {
+    let batch = events(3);
+    let mut lines = Vec::new();
+    for (index, event) in batch.iter().enumerate() {
+        if index == 1 {
+            lines.extend_from_slice(b"{\"schema_version\":1,\"event_id\":\"nope\"}\n");
+        } else {
+            lines.extend_from_slice(&event.encode_json().unwrap());
+            lines.push(b'\n');
+        }
+    }
+    let mut frame = encode_frame(&[], FrameCodec::None).unwrap();
+    frame[8..12].copy_from_slice(&3u32.to_le_bytes());
+    frame[12..16].copy_from_slice(&u32::try_from(lines.len()).unwrap().to_le_bytes());
+    frame.extend_from_slice(&lines);
+    let decoded = decode_record(&Bytes::from(frame)).unwrap();
+    assert_eq!(decoded.len(), 3);
+    assert_eq!(decoded[0].event.as_ref().unwrap(), &batch[0]);
+    assert!(decoded[1].event.is_err());
+    assert!(decoded[1].bytes.starts_with(b"{\"schema_version\":1"));
+    assert_eq!(decoded[2].event.as_ref().unwrap(), &batch[2]);
+}
+
+#[test]
+fn damaged_frames_are_errors_that_name_the_damage() {
+    let frame = encode_frame(&events(5), FrameCodec::Zstd).unwrap();
+    let cut = Bytes::copy_from_slice(&frame[..frame.len() - 3]);
+    assert!(
+        decode_record(&cut)
+            .unwrap_err()
+            .to_string()
+            .contains("payload")
+    );
+
+    let mut wrong_count = frame.clone();
+    wrong_count[8..12].copy_from_slice(&9u32.to_le_bytes());
+    let error = decode_record(&Bytes::from(wrong_count)).unwrap_err();
+    assert!(error.to_string().contains("declares 9 events"), "{error}");
+
+    let mut unknown_codec = frame.clone();
+    unknown_codec[5] = 7;
+    let error = decode_record(&Bytes::from(unknown_codec)).unwrap_err();
+    assert!(error.to_string().contains("unknown codec 7"), "{error}");
+
+    let mut unknown_version = frame.clone();
+    unknown_version[4] = 9;
+    let error = decode_record(&Bytes::from(unknown_version)).unwrap_err();
+    assert!(error.to_string().contains("upgrade tollgate"), "{error}");
+
+    let mut garbled = frame;
+    let last = garbled.len() - 1;
+    garbled[FRAME_HEADER_LEN..last].fill(0xAB);
+    assert!(decode_record(&Bytes::from(garbled)).is_err());
+
+    let header_only = Bytes::from_static(b"TGUF\x01");
+    assert!(
+        decode_record(&header_only)
+            .unwrap_err()
+            .to_string()
+            .contains("cut short")
+    );
+}
+
+#[test]
+fn an_archive_of_frames_and_json_lines_splits_back_into_its_records() {
+    let first = Bytes::from(encode_frame(&events(3), FrameCodec::Zstd).unwrap());
+    let legacy = Bytes::from(sample_event(9).encode_json().unwrap());
+    let second = Bytes::from(encode_frame(&events(2), FrameCodec::None).unwrap());
+    let mut body = Vec::new();
+    body.extend_from_slice(&first);
+    body.push(b'\n');
+    body.extend_from_slice(&legacy);
+    body.push(b'\n');
+    body.extend_from_slice(&second);
+    let records = split_archive(&Bytes::from(body));
+    assert_eq!(records, vec![first, legacy, second]);
+}
+
+proptest! {
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut framed = FRAME_MAGIC.to_vec();
+        framed.extend_from_slice(&bytes);
+        let _ = decode_record(&Bytes::from(framed.clone()));
+        let _ = decode_record(&Bytes::from(bytes.clone()));
+        let _ = split_archive(&Bytes::from(framed));
+        let _ = split_archive(&Bytes::from(bytes));
+    }
+
+    #[test]
+    fn frames_concatenated_without_separators_split_back(counts in proptest::collection::vec(0u64..6, 1..6)) {
+        let frames: Vec<Bytes> = counts
+            .iter()
+            .map(|count| Bytes::from(encode_frame(&events(*count), FrameCodec::Zstd).unwrap()))
+            .collect();
+        let body: Vec<u8> = frames.iter().flat_map(|frame| frame.iter().copied()).collect();
+        prop_assert_eq!(split_archive(&Bytes::from(body)), frames);
+    }
+}
