@@ -218,11 +218,6 @@ define_usage_event! {
     instance_seq: u64,
 }
 
-#[derive(Deserialize)]
-struct VersionProbe {
-    schema_version: Option<serde_json::Value>,
-}
-
 impl UsageEvent {
     /// The UTC calendar day the event counts in.
     pub fn day(&self) -> NaiveDate {
@@ -232,48 +227,6 @@ impl UsageEvent {
     /// Encodes the event as versioned JSON, the format of the event log and the archive.
     pub fn encode_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
-    }
-
-    /// Decodes versioned JSON. Corrupt input or an unknown version is a typed error, never a panic.
-    ///
-    /// A record as producers write it (every field once, plain values) is read in a single
-    /// pass that borrows its strings (`usage_event_json`). Any other JSON object
-    /// that parses as a current-version event is decoded by serde in one pass; anything else
-    /// goes through the version probe first, so every error stays what it was.
-    pub fn decode_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if let Some(event) = crate::usage_event_json::decode_plain_event(bytes) {
-            return Ok(event);
-        }
-        let is_object = bytes
-            .iter()
-            .find(|byte| !matches!(byte, b' ' | b'\n' | b'\t' | b'\r'))
-            == Some(&b'{');
-        if is_object
-            && let Ok(event) = serde_json::from_slice::<Self>(bytes)
-            && event.schema_version == USAGE_EVENT_SCHEMA_VERSION
-        {
-            return Ok(event);
-        }
-        Self::decode_json_probing_version(bytes)
-    }
-
-    /// Reads `schema_version` alone first, then the whole event: a missing or unknown
-    /// version is reported as such, not as a field error.
-    pub(crate) fn decode_json_probing_version(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let probe: VersionProbe =
-            serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))?;
-        let version = probe
-            .schema_version
-            .ok_or(DecodeError::MissingVersion)?
-            .as_u64()
-            .ok_or_else(|| DecodeError::Json("schema_version is not a whole number".into()))?;
-        if version != u64::from(USAGE_EVENT_SCHEMA_VERSION) {
-            return Err(DecodeError::UnknownVersion {
-                found: version,
-                supported: u64::from(USAGE_EVENT_SCHEMA_VERSION),
-            });
-        }
-        serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))
     }
 }
 

@@ -1,6 +1,7 @@
-//! A single-pass decoder for the usage event's JSON as producers write it: strings are
-//! read in place (borrowed from the input) and copied once into the event, numbers and the
-//! timestamp are parsed without serde's intermediate values.
+//! Decoding the usage event's JSON: `UsageEvent::decode_json`, and its single pass over a
+//! record as producers write it. Strings are read in place (borrowed from the input) and
+//! copied once into the event; numbers and the timestamp are parsed without serde's
+//! intermediate values.
 //!
 //! It is a fast path, not a second definition of the format. It accepts only a JSON object
 //! holding each of the event's fields exactly once, with plain values: strings without
@@ -10,12 +11,65 @@
 //! decoder accepts, serde decodes to the same event (proved by tests over mutated records).
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
 use uuid::Uuid;
+
+use crate::DecodeError;
 
 use crate::arrow_column::StringEnum;
 use crate::usage_event::{
     Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent, truncate_to_millis,
 };
+
+/// The record's version alone, read when the single pass declines the record.
+#[derive(Deserialize)]
+struct VersionProbe {
+    schema_version: Option<serde_json::Value>,
+}
+
+impl UsageEvent {
+    /// Decodes versioned JSON. Corrupt input or an unknown version is a typed error, never a panic.
+    ///
+    /// A record as producers write it (every field once, plain values) is read in a single
+    /// pass that borrows its strings (this module). Any other JSON object
+    /// that parses as a current-version event is decoded by serde in one pass; anything else
+    /// goes through the version probe first, so every error stays what it was.
+    pub fn decode_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if let Some(event) = decode_plain_event(bytes) {
+            return Ok(event);
+        }
+        let is_object = bytes
+            .iter()
+            .find(|byte| !matches!(byte, b' ' | b'\n' | b'\t' | b'\r'))
+            == Some(&b'{');
+        if is_object
+            && let Ok(event) = serde_json::from_slice::<Self>(bytes)
+            && event.schema_version == USAGE_EVENT_SCHEMA_VERSION
+        {
+            return Ok(event);
+        }
+        Self::decode_json_probing_version(bytes)
+    }
+
+    /// Reads `schema_version` alone first, then the whole event: a missing or unknown
+    /// version is reported as such, not as a field error.
+    pub(crate) fn decode_json_probing_version(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let probe: VersionProbe =
+            serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))?;
+        let version = probe
+            .schema_version
+            .ok_or(DecodeError::MissingVersion)?
+            .as_u64()
+            .ok_or_else(|| DecodeError::Json("schema_version is not a whole number".into()))?;
+        if version != u64::from(USAGE_EVENT_SCHEMA_VERSION) {
+            return Err(DecodeError::UnknownVersion {
+                found: version,
+                supported: u64::from(USAGE_EVENT_SCHEMA_VERSION),
+            });
+        }
+        serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))
+    }
+}
 
 /// Decodes one record in a single pass, or `None` when it is not a plain current-version
 /// event (the caller then decodes with serde, which names the problem if there is one).
