@@ -7,13 +7,11 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use chrono::{DateTime, Utc};
 use schemas::alert::{Alert, RecordedAlert};
 
 use super::attributes::{get_number, get_string, key, number, scan_entity, string, timestamp};
-use super::errors::aws_error;
+use super::conditional::{Expect, put_item_if};
 use crate::alerts::Alerts;
 use crate::{Result, StoreError};
 
@@ -47,26 +45,7 @@ impl Alerts for DynamoAlerts {
                     .map_err(|error| StoreError::Corrupt(error.to_string()))?,
             ),
         );
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(context))
-                if matches!(
-                    context.err(),
-                    PutItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(aws_error("PutItem", &self.table, error)),
-        }
+        put_item_if(&self.client, &self.table, item, Expect::Absent).await
     }
 
     async fn since(&self, since: DateTime<Utc>) -> Result<Vec<RecordedAlert>> {

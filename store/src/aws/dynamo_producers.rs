@@ -10,12 +10,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use chrono::Utc;
 
 use super::attributes::{Item, get_number, get_string, key, number, string};
+use super::conditional::{Expect, put_item_if};
 use super::errors::{aws_error, rejected};
 use crate::dedupe::SeqRanges;
 use crate::{Result, StoreError};
@@ -178,28 +177,6 @@ impl DynamoProducers {
             "expires_at".into(),
             number(now.timestamp().saturating_add(retention)),
         );
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let request = match version {
-            Some(version) => request
-                .condition_expression("version = :version")
-                .expression_attribute_values(":version", number(version)),
-            None => request.condition_expression("attribute_not_exists(pk)"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(context))
-                if matches!(
-                    context.err(),
-                    PutItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(aws_error("PutItem", &self.table, error)),
-        }
+        put_item_if(&self.client, &self.table, item, Expect::read_at(version)).await
     }
 }

@@ -8,11 +8,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use schemas::watermark::InstanceProgress;
 
 use super::attributes::{Item, get_number, get_string, key, number, scan_entity, string};
+use super::conditional::{Expect, put_item_if};
 use super::errors::aws_error;
 use crate::watermarks::{SeqObservation, Watermarks, fold_observations};
 use crate::{Result, StoreError};
@@ -89,25 +88,8 @@ impl DynamoWatermarks {
                 ),
             );
             item.insert("version".into(), number(version.unwrap_or(0) + 1));
-            let request = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item));
-            let request = match version {
-                Some(version) => request
-                    .condition_expression("version = :version")
-                    .expression_attribute_values(":version", number(version)),
-                None => request.condition_expression("attribute_not_exists(pk)"),
-            };
-            match request.send().await {
-                Ok(_) => return Ok(()),
-                Err(SdkError::ServiceError(context))
-                    if matches!(
-                        context.err(),
-                        PutItemError::ConditionalCheckFailedException(_)
-                    ) => {}
-                Err(error) => return Err(aws_error("PutItem", &self.table, error)),
+            if put_item_if(&self.client, &self.table, item, Expect::read_at(version)).await? {
+                return Ok(());
             }
         }
         Err(StoreError::Unavailable(format!(

@@ -7,6 +7,7 @@
 //! [`meter::process_meter`]. Table designs are in `docs/architecture.md`.
 
 mod attributes;
+mod conditional;
 pub mod dynamo_alerts;
 mod dynamo_cells;
 pub mod dynamo_checkpoints;
