@@ -201,11 +201,24 @@ fn read_header(bytes: &[u8]) -> Result<FrameHeader, DecodeError> {
 fn payload_lines(header: FrameHeader, payload: &[u8]) -> Result<Bytes, DecodeError> {
     match header.codec {
         FrameCodec::None => Ok(Bytes::copy_from_slice(payload)),
-        FrameCodec::Zstd => zstd::bulk::decompress(payload, MAX_DECOMPRESSED_PAYLOAD)
-            .map(Bytes::from)
-            .map_err(|error| {
-                DecodeError::Frame(format!("frame payload is not valid zstd: {error}"))
-            }),
+        FrameCodec::Zstd => {
+            // The zstd frame declares its size: allocate that, not the largest allowed.
+            let size = zstd::zstd_safe::get_frame_content_size(payload)
+                .ok()
+                .flatten()
+                .and_then(|size| usize::try_from(size).ok())
+                .filter(|size| *size <= MAX_DECOMPRESSED_PAYLOAD)
+                .ok_or_else(|| {
+                    DecodeError::Frame(format!(
+                        "frame payload is not a zstd frame declaring a size up to {MAX_DECOMPRESSED_PAYLOAD} bytes"
+                    ))
+                })?;
+            zstd::bulk::decompress(payload, size)
+                .map(Bytes::from)
+                .map_err(|error| {
+                    DecodeError::Frame(format!("frame payload is not valid zstd: {error}"))
+                })
+        }
     }
 }
 
