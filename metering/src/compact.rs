@@ -82,11 +82,7 @@ pub struct CompactionReport {
 pub fn position_at_or_after(position: &str, reference: &str) -> bool {
     let numeric = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
     if numeric(position) && numeric(reference) {
-        let (a, b) = (
-            position.trim_start_matches('0'),
-            reference.trim_start_matches('0'),
-        );
-        (a.len(), a) >= (b.len(), b)
+        store::dedupe::compare_positions(position, reference) != std::cmp::Ordering::Less
     } else {
         position >= reference
     }

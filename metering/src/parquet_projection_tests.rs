@@ -1,14 +1,12 @@
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::Outcome;
-use schemas::parquet_codec::decode_events_parquet;
 use store::contract::{day, event_on, sourced_at};
 
 use super::*;
-use crate::object_keys::{USAGE_PREFIX, parquet_state_key};
+use crate::object_keys::parquet_state_key;
 
 fn events(count: usize) -> Vec<UsageEvent> {
     (0..count)
@@ -25,24 +23,10 @@ fn batch(partition: &str, first: u64, events: &[UsageEvent]) -> Vec<SourcedEvent
 }
 
 async fn parquet_rows(objects: &Arc<dyn ObjectStore>) -> Vec<UsageEvent> {
-    let listed: Vec<_> = objects
-        .list(Some(&USAGE_PREFIX.into()))
-        .try_collect()
+    let rows = crate::reconcile::parquet_events(objects, day(0), day(0))
         .await
         .unwrap();
-    let mut rows = Vec::new();
-    for meta in listed {
-        let bytes = objects
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        rows.extend(decode_events_parquet(bytes).unwrap());
-    }
-    rows.sort_by_key(|event| event.event_id);
-    rows
+    sorted(rows)
 }
 
 fn sorted(mut events: Vec<UsageEvent>) -> Vec<UsageEvent> {
