@@ -30,7 +30,7 @@ impl EventAppender for EmbeddedStore {
             return Ok(Vec::new());
         }
         let records = records.to_vec();
-        self.with_connection(move |connection| {
+        self.with_log_connection(move |connection| {
             let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = Utc::now().timestamp_millis();
             let mut positions = Vec::with_capacity(records.len());

@@ -38,6 +38,12 @@ pub struct EmbeddedStore {
     /// WAL mode a commit then survives a crash of the process (not of the machine) without
     /// an fsync, and reservations do not queue behind the log's and counters' writes.
     quota_connection: Arc<Mutex<Connection>>,
+    /// Appends to the event log, on their own connection with `synchronous=NORMAL` for the
+    /// same reasons: a proxy answers a call only once its event is appended (durable events),
+    /// so an append must not wait for an fsync, nor for the consumer's counter writes on the
+    /// main connection. An appended event survives a kill of the process; a crash of the
+    /// machine can lose the last appends before the next checkpoint of the log.
+    log_connection: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -75,9 +81,13 @@ impl EmbeddedStore {
         quota_connection.busy_timeout(Duration::from_secs(10))?;
         quota_connection.pragma_update(None, "synchronous", "NORMAL")?;
         quota_connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        let log_connection = Connection::open(path)?;
+        log_connection.busy_timeout(Duration::from_secs(10))?;
+        log_connection.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             quota_connection: Arc::new(Mutex::new(quota_connection)),
+            log_connection: Arc::new(Mutex::new(log_connection)),
             path: path.to_owned(),
         })
     }
@@ -94,6 +104,15 @@ impl EmbeddedStore {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         Self::run_on(Arc::clone(&self.connection), work).await
+    }
+
+    /// Runs `work` with the event log's append connection on the blocking pool.
+    async fn with_log_connection<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        Self::run_on(Arc::clone(&self.log_connection), work).await
     }
 
     /// Runs `work` with the quota connection on the blocking pool.
