@@ -82,18 +82,6 @@ pub fn day_totals<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> DayTo
     totals
 }
 
-fn fields(counts: &UsageCounts) -> [(&'static str, u64); 7] {
-    [
-        ("requests", counts.requests),
-        ("rejected", counts.rejected),
-        ("errors", counts.errors),
-        ("input_tokens", counts.input_tokens),
-        ("output_tokens", counts.output_tokens),
-        ("cache_read_tokens", counts.cache_read_tokens),
-        ("cache_write_tokens", counts.cache_write_tokens),
-    ]
-}
-
 /// Every number that differs between the three sides, per customer, day and field.
 pub fn compare(raw: &DayTotals, counters: &DayTotals, parquet: &DayTotals) -> Vec<Drift> {
     let keys: BTreeSet<&(String, NaiveDate)> = raw
@@ -104,9 +92,9 @@ pub fn compare(raw: &DayTotals, counters: &DayTotals, parquet: &DayTotals) -> Ve
     let mut drift = Vec::new();
     for key in keys {
         let zero = UsageCounts::default();
-        let raw_fields = fields(raw.get(key).unwrap_or(&zero));
-        let counter_fields = fields(counters.get(key).unwrap_or(&zero));
-        let parquet_fields = fields(parquet.get(key).unwrap_or(&zero));
+        let raw_fields = raw.get(key).unwrap_or(&zero).named();
+        let counter_fields = counters.get(key).unwrap_or(&zero).named();
+        let parquet_fields = parquet.get(key).unwrap_or(&zero).named();
         for (((field, raw_value), (_, counters_value)), (_, parquet_value)) in raw_fields
             .into_iter()
             .zip(counter_fields)

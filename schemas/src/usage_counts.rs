@@ -55,6 +55,20 @@ impl UsageCounts {
             .saturating_add(other.cache_write_tokens);
     }
 
+    /// Each count with its field name (the column and attribute name everywhere), in
+    /// declaration order.
+    pub fn named(&self) -> [(&'static str, u64); 7] {
+        [
+            ("requests", self.requests),
+            ("rejected", self.rejected),
+            ("errors", self.errors),
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("cache_read_tokens", self.cache_read_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+        ]
+    }
+
     /// Input plus output tokens.
     pub fn total_tokens(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)

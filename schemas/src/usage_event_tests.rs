@@ -319,17 +319,3 @@ fn the_glue_table_matches_the_schema() {
         "every column has a Hive type"
     );
 }
-
-/// Writes a sample file for an external reader (DuckDB in `tests/clients`) to the path in
-/// `TOLLGATE_PARQUET_SAMPLE`; run by hand with `--ignored`.
-#[test]
-#[ignore = "writes a file for an external reader"]
-fn write_a_sample_file_for_external_readers() {
-    let Ok(path) = std::env::var("TOLLGATE_PARQUET_SAMPLE") else {
-        return;
-    };
-    let mut events: Vec<UsageEvent> = (1..=1000).map(sample_event).collect();
-    events[7].upstream_request_id = None;
-    events[7].upstream_latency_ms = None;
-    std::fs::write(path, encode_events_parquet(&events).unwrap()).unwrap();
-}

@@ -176,15 +176,7 @@ impl DynamoCounters {
             .expression_attribute_values(":last", string(sortable_position(last)))
             .expression_attribute_names("#customer", "customer_id")
             .expression_attribute_values(":customer", string(share.customer_id));
-        let counted = [
-            ("requests", counts.requests),
-            ("rejected", counts.rejected),
-            ("errors", counts.errors),
-            ("input_tokens", counts.input_tokens),
-            ("output_tokens", counts.output_tokens),
-            ("cache_read_tokens", counts.cache_read_tokens),
-            ("cache_write_tokens", counts.cache_write_tokens),
-        ];
+        let counted = counts.named();
         let mut add = Vec::with_capacity(counted.len());
         for (name, value) in counted {
             add.push(format!("#{name} :{name}"));
