@@ -272,6 +272,7 @@ impl ParquetProjection {
                 file.append(&day_events)?;
             }
         }
+        let today = crate::parquet_projection::epoch_day_today();
         for (producer, numbers) in classified.taken() {
             progress
                 .working
@@ -279,6 +280,7 @@ impl ParquetProjection {
                 .entry(producer.to_owned())
                 .or_default()
                 .extend(&numbers);
+            progress.working.mark_taken(producer, today);
         }
         progress.working.through = Some(last_position.to_owned());
         progress.working.stored = true;

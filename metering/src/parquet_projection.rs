@@ -40,7 +40,20 @@ struct StoredState {
     /// The files a flush is writing (cleared when it has written them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pending: Vec<String>,
+    /// Per producer, the last UTC day (days since 1970-01-01) it had events taken.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    last_taken_day: BTreeMap<String, i64>,
     updated_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// How long a producer that sends nothing more is remembered, in days: as long as the
+/// DynamoDB counters keep a producer's numbers (`--dedupe-retention-days`' default), which
+/// outlives the stream's retention plus the longest retry of a record.
+pub const PRODUCER_RETENTION_DAYS: i64 = 8;
+
+/// Today as days since 1970-01-01 (UTC).
+pub fn epoch_day_today() -> i64 {
+    Utc::now().timestamp().div_euclid(86_400)
 }
 
 /// The projection's progress through one partition.
@@ -52,6 +65,10 @@ pub struct ParquetState {
     pub stored: bool,
     /// The keys of a flush that had not finished when this state was stored.
     pub pending: Vec<String>,
+    /// Per producer, the last day (since 1970-01-01) it had events taken; producers
+    /// silent for longer than [`PRODUCER_RETENTION_DAYS`] are forgotten, so the state
+    /// does not grow with every proxy instance that ever ran (Lambda instances come and go).
+    pub last_taken_day: HashMap<String, i64>,
 }
 
 impl ParquetState {
@@ -80,6 +97,7 @@ impl ParquetState {
             producers,
             stored: true,
             pending: stored.pending,
+            last_taken_day: stored.last_taken_day.into_iter().collect(),
         })
     }
 
@@ -97,6 +115,7 @@ impl ParquetState {
                 state.absorb_producers(&Self::load(objects, parent).await?);
             }
         }
+        state.forget_silent_producers(epoch_day_today());
         if !state.pending.is_empty() {
             for key in &state.pending {
                 tracing::warn!(partition, key = %key, "deleting a parquet file of a flush that did not finish; its events are written again");
@@ -114,6 +133,30 @@ impl ParquetState {
         Ok(state)
     }
 
+    /// Records that `producer` had events taken on `day`.
+    pub fn mark_taken(&mut self, producer: &str, day: i64) {
+        match self.last_taken_day.get_mut(producer) {
+            Some(last) => *last = (*last).max(day),
+            None => {
+                self.last_taken_day.insert(producer.to_owned(), day);
+            }
+        }
+    }
+
+    /// Forgets the producers that had nothing taken for longer than
+    /// [`PRODUCER_RETENTION_DAYS`] before `today`; a producer without a day yet (a state
+    /// written before days were kept) gets `today`.
+    pub fn forget_silent_producers(&mut self, today: i64) {
+        for producer in self.producers.keys() {
+            self.last_taken_day.entry(producer.clone()).or_insert(today);
+        }
+        let horizon = today - PRODUCER_RETENTION_DAYS;
+        self.last_taken_day.retain(|_, day| *day >= horizon);
+        let kept = &self.last_taken_day;
+        self.producers
+            .retain(|producer, _| kept.contains_key(producer));
+    }
+
     /// Adds another state's producer numbers (a parent partition's, for a new child).
     pub fn absorb_producers(&mut self, other: &Self) {
         for (producer, ranges) in &other.producers {
@@ -129,6 +172,11 @@ impl ParquetState {
         let stored = StoredState {
             through: self.through.clone(),
             pending: self.pending.clone(),
+            last_taken_day: self
+                .last_taken_day
+                .iter()
+                .map(|(producer, day)| (producer.clone(), *day))
+                .collect(),
             producers: self
                 .producers
                 .iter()

@@ -5,6 +5,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::Outcome;
 use store::contract::{day, event_on, sourced_at};
 
+use super::{PRODUCER_RETENTION_DAYS, ParquetState};
 use crate::object_keys::parquet_state_key;
 use crate::parquet_buffer::project_batch;
 use schemas::UsageEvent;
@@ -118,4 +119,32 @@ async fn a_damaged_state_is_an_error_that_names_the_fix() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("tollgate replay"), "{error}");
+}
+
+/// Producers that send nothing more are forgotten after the retention, so the state stays
+/// the size of the live fleet; a state written before days were kept starts counting now.
+#[test]
+fn silent_producers_are_forgotten_after_the_retention() {
+    let mut state = ParquetState::default();
+    for producer in ["old", "recent", "legacy"] {
+        state
+            .producers
+            .entry(producer.to_owned())
+            .or_default()
+            .insert(1);
+    }
+    state.mark_taken("old", 100);
+    state.mark_taken("recent", 100 + PRODUCER_RETENTION_DAYS);
+    state.mark_taken("old", 90); // an earlier day never moves it back
+    state.forget_silent_producers(100 + PRODUCER_RETENTION_DAYS);
+    assert_eq!(state.producers.len(), 3, "still within the retention");
+    state.forget_silent_producers(101 + PRODUCER_RETENTION_DAYS);
+    let mut kept: Vec<&String> = state.producers.keys().collect();
+    kept.sort();
+    assert_eq!(kept, ["legacy", "recent"]);
+    assert_eq!(
+        state.last_taken_day["legacy"],
+        100 + PRODUCER_RETENTION_DAYS,
+        "first seen without a day at the earlier load"
+    );
 }
