@@ -303,23 +303,21 @@ impl ParquetProjection {
 
     /// Writes out the buffers that are due (by size or age).
     pub async fn flush_due(&self) -> Result<FlushReport> {
-        let names: Vec<String> = self.partitions.lock().await.keys().cloned().collect();
-        let mut report = FlushReport::default();
-        for partition in names {
-            if self.is_due(&partition).await {
-                let flushed = self.flush_partition(&partition, true).await?;
-                report.files.extend(flushed.files);
-                report.rows += flushed.rows;
-            }
-        }
-        Ok(report)
+        self.flush_each(true).await
     }
 
     /// Writes out every buffer (at shutdown, or when the log is drained).
     pub async fn flush_all(&self) -> Result<FlushReport> {
+        self.flush_each(false).await
+    }
+
+    async fn flush_each(&self, only_due: bool) -> Result<FlushReport> {
         let names: Vec<String> = self.partitions.lock().await.keys().cloned().collect();
         let mut report = FlushReport::default();
         for partition in names {
+            if only_due && !self.is_due(&partition).await {
+                continue;
+            }
             let flushed = self.flush_partition(&partition, true).await?;
             report.files.extend(flushed.files);
             report.rows += flushed.rows;

@@ -42,22 +42,24 @@ impl BatchApplier {
 
     /// Writes out the Parquet buffers that are due by size or age.
     pub async fn flush_parquet_due(&self) -> Result<()> {
-        let Some(parquet) = &self.parquet else {
-            return Ok(());
-        };
-        let before = parquet.files_written();
-        let flushed = parquet.flush_due().await;
-        self.count_parquet_files(before);
-        flushed.map(|_| ())
+        self.flush_counted(true).await
     }
 
     /// Writes out every Parquet buffer.
     pub async fn flush_parquet(&self) -> Result<()> {
+        self.flush_counted(false).await
+    }
+
+    async fn flush_counted(&self, only_due: bool) -> Result<()> {
         let Some(parquet) = &self.parquet else {
             return Ok(());
         };
         let before = parquet.files_written();
-        let flushed = parquet.flush_all().await;
+        let flushed = if only_due {
+            parquet.flush_due().await
+        } else {
+            parquet.flush_all().await
+        };
         self.count_parquet_files(before);
         flushed.map(|_| ())
     }
