@@ -10,9 +10,10 @@ use chrono::{NaiveDate, Utc};
 use schemas::usage_counts::{hour_id, hour_start};
 use schemas::{CounterKey, UsageCounts};
 
-use super::attributes::{number, string};
+use super::attributes::{Item, key, number, string};
+use super::item_table::{CellUpdate, StampCondition};
 use crate::counters::{HOURLY_RETENTION_DAYS, SourcedEvent};
-use crate::dedupe::compare_positions;
+use crate::dedupe::{compare_positions, sortable_position};
 
 pub(super) fn usage_pk(customer_id: &str) -> String {
     format!("USAGE#{customer_id}")
@@ -61,6 +62,48 @@ impl CellShare<'_> {
         }
         span.map(|(first, last)| (counts, events, first, last))
     }
+}
+
+/// The conditional update that adds `counts` (of the share's events from `first` to
+/// `last`) to the share's cell and stamps it with `last`. Without `expect_stamp`, on
+/// condition that the stamp is absent or before `first`; with it, on condition that the
+/// stamp is still `expected` (`None`: absent).
+pub(super) fn plan_cell_update(
+    share: &CellShare<'_>,
+    counts: &UsageCounts,
+    first: &str,
+    last: &str,
+    expect_stamp: bool,
+    expected: Option<&str>,
+) -> CellUpdate {
+    let mut set = Vec::with_capacity(share.attributes.len() + 1);
+    set.push(("customer_id", string(share.customer_id)));
+    set.extend(share.attributes.iter().cloned());
+    CellUpdate {
+        key: cell_key(share),
+        add: counts.named().to_vec(),
+        set,
+        stamp_attribute: stamp_attribute(share.partition),
+        stamp: sortable_position(last),
+        condition: match (expect_stamp, expected) {
+            (false, _) => StampCondition::AbsentOrBefore(sortable_position(first)),
+            (true, Some(stamp)) => StampCondition::Equals(sortable_position(stamp)),
+            (true, None) => StampCondition::Absent,
+        },
+    }
+}
+
+/// The key of a share's cell.
+pub(super) fn cell_key(share: &CellShare<'_>) -> Item {
+    key(usage_pk(share.customer_id), share.sort_key.clone())
+}
+
+/// The position a cell holds for `partition`, from its stamp (`None`: no stamp).
+pub(super) fn stamp_of(item: &Item, partition: &str) -> Option<String> {
+    item.get(&stamp_attribute(partition))
+        .and_then(|value| value.as_s().ok())
+        .and_then(|stamp| stamp.get(3..))
+        .map(str::to_owned)
 }
 
 /// Groups the batch's new events by the cells they add to, per partition.
