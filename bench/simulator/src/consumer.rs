@@ -111,14 +111,14 @@ impl ShardConsumer {
         {
             return Ok(());
         }
-        let batch: Vec<QueuedRecord> = self
-            .queue
-            .drain(..batch_records.min(self.queue.len()))
-            .collect();
+        let mut batch = batch_records.min(self.queue.len());
         totals.invocations += 1;
-        totals.records += batch.len() as u64;
+        totals.records += batch as u64;
         let mut clock = now_ms as f64 + config.invocation_ms;
-        for run in batch.chunks(config.run_records.max(1)) {
+        while batch > 0 {
+            let run_length = config.run_records.max(1).min(batch);
+            let run: Vec<QueuedRecord> = self.queue.drain(..run_length).collect();
+            batch -= run_length;
             clock = self.apply_run(run, clock, table, config, totals)?;
         }
         totals.busy_ms += clock - now_ms as f64;
@@ -129,18 +129,27 @@ impl ShardConsumer {
     /// Applies one run (twice when it is redelivered); returns the clock after it.
     fn apply_run(
         &mut self,
-        run: &[QueuedRecord],
+        run: Vec<QueuedRecord>,
         clock: f64,
         table: &MemoryTable,
         config: &SimulationConfig,
         totals: &mut ConsumerTotals,
     ) -> anyhow::Result<f64> {
-        let mut sourced = Vec::with_capacity(run.iter().map(|record| record.events.len()).sum());
+        let arrivals: Vec<(u64, usize)> = run
+            .iter()
+            .map(|record| (record.arrival_ms, record.events.len()))
+            .collect();
+        let last_position = run
+            .last()
+            .map(|record| record.position.clone())
+            .unwrap_or_default();
+        let mut sourced = Vec::with_capacity(arrivals.iter().map(|(_, events)| events).sum());
         for record in run {
-            sourced.extend(record.events.iter().map(|event| SourcedEvent {
+            let position = record.position;
+            sourced.extend(record.events.into_iter().map(|event| SourcedEvent {
                 partition: self.partition.clone(),
-                position: record.position.clone(),
-                event: event.clone(),
+                position: position.clone(),
+                event,
             }));
         }
         let observations: Vec<SeqObservation> = sourced
@@ -174,7 +183,7 @@ impl ShardConsumer {
         let report = block_on(apply_events(table, DEDUPE_RETENTION, &sourced))?;
         block_on(observe_on(table, &observations))?;
         if config.consumer == ConsumerKind::Poller {
-            table.put_checkpoint(&self.partition, &run[run.len() - 1].position);
+            table.put_checkpoint(&self.partition, &last_position);
             totals.checkpoints += 1;
         }
         totals.events_counted += report.counted as u64;
@@ -182,10 +191,10 @@ impl ShardConsumer {
         clock += round_trips(&table.usage().since(&retried_from)) * config.dynamo_ms;
         totals.runs += 1;
         self.parquet.add(sourced.len() as u64, clock);
-        for record in run {
-            let lag = clock - record.arrival_ms as f64;
+        for (arrival_ms, events) in arrivals {
+            let lag = clock - arrival_ms as f64;
             totals.max_lag_ms = totals.max_lag_ms.max(lag);
-            totals.lag_ms_sum += lag * record.events.len() as f64;
+            totals.lag_ms_sum += lag * events as f64;
         }
         Ok(clock)
     }
