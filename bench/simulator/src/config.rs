@@ -75,6 +75,10 @@ pub struct SimulationConfig {
     /// Event source mapping batching window (`MeteringBatchingWindowSeconds`).
     #[arg(long, default_value_t = 5.0)]
     pub batching_window_s: f64,
+    /// The consumer starts once every event is appended and drains the backlog (as
+    /// `bench/cost.sh` runs it), instead of keeping up from the start.
+    #[arg(long)]
+    pub consumer_starts_after_appends: bool,
     /// Records per apply (`metering::lambda::LAMBDA_RUN_RECORDS`).
     #[arg(long, default_value_t = 100)]
     pub run_records: usize,

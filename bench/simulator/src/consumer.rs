@@ -1,6 +1,7 @@
 //! One shard's consumer, as the metering Lambda's event source mapping drives it: it waits
 //! for `--batch-records` records or the batching window, invokes, and the invocation applies
-//! the batch in runs of `--run-records` with the real DynamoDB apply
+//! the batch in runs of `--run-records`: it decodes the frames (`schemas::usage_frame`) and
+//! applies them with the real DynamoDB apply
 //! (`store::aws::counter_apply`, `store::aws::dynamo_watermarks`) over the in-memory table.
 //! Invocations of one shard never overlap (`ParallelizationFactor: 1`).
 
@@ -8,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::executor::block_on;
-use schemas::UsageEvent;
+use schemas::usage_frame::decode_events;
 use store::aws::counter_apply::{ApplyStop, CELL_WRITES_IN_FLIGHT, apply_events, apply_partition};
 use store::aws::dynamo_watermarks::observe_on;
 use store::{SeqObservation, SourcedEvent};
@@ -28,7 +29,8 @@ const DEDUPE_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
 struct QueuedRecord {
     position: String,
     arrival_ms: u64,
-    events: Vec<UsageEvent>,
+    data: bytes::Bytes,
+    events: usize,
 }
 
 /// What the consumers did, summed over shards.
@@ -80,6 +82,7 @@ impl ShardConsumer {
         self.queue.push_back(QueuedRecord {
             position: sequence_number(self.index, self.appended),
             arrival_ms: record.arrival_ms,
+            data: record.data,
             events: record.events,
         });
     }
@@ -105,6 +108,9 @@ impl ShardConsumer {
         let Some(oldest) = self.queue.front() else {
             return Ok(());
         };
+        if config.consumer_starts_after_appends && !draining {
+            return Ok(());
+        }
         let waited = now_ms.saturating_sub(oldest.arrival_ms) as f64;
         if (now_ms as f64) < self.busy_until_ms
             || (self.queue.len() < batch_records && waited < window_ms && !draining)
@@ -137,7 +143,7 @@ impl ShardConsumer {
     ) -> anyhow::Result<f64> {
         let arrivals: Vec<(u64, usize)> = run
             .iter()
-            .map(|record| (record.arrival_ms, record.events.len()))
+            .map(|record| (record.arrival_ms, record.events))
             .collect();
         let last_position = run
             .last()
@@ -146,11 +152,15 @@ impl ShardConsumer {
         let mut sourced = Vec::with_capacity(arrivals.iter().map(|(_, events)| events).sum());
         for record in run {
             let position = record.position;
-            sourced.extend(record.events.into_iter().map(|event| SourcedEvent {
-                partition: self.partition.clone(),
-                position: position.clone(),
-                event,
-            }));
+            sourced.extend(
+                decode_events(&record.data)?
+                    .into_iter()
+                    .map(|event| SourcedEvent {
+                        partition: self.partition.clone(),
+                        position: position.clone(),
+                        event,
+                    }),
+            );
         }
         let observations: Vec<SeqObservation> = sourced
             .iter()

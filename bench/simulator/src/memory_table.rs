@@ -283,3 +283,88 @@ fn apply_update(item: &mut Item, update: &CellUpdate) -> u64 {
     );
     item_size(item)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    fn key(pk: &str, sk: &str) -> Item {
+        Item::from([
+            ("pk".to_owned(), AttributeValue::S(pk.into())),
+            ("sk".to_owned(), AttributeValue::S(sk.into())),
+        ])
+    }
+
+    fn update(stamp: &str, condition: StampCondition, padding: usize) -> CellUpdate {
+        CellUpdate {
+            key: key("USAGE#c", "DAY#d"),
+            add: vec![("requests", 2)],
+            set: vec![("model_id", AttributeValue::S("m".repeat(padding)))],
+            stamp_attribute: "at#shard".into(),
+            stamp: stamp.into(),
+            condition,
+        }
+    }
+
+    #[test]
+    fn a_write_costs_a_unit_per_started_kib_of_the_larger_of_before_and_after() {
+        let table = MemoryTable::new();
+        let first = update("0015", StampCondition::AbsentOrBefore("0011".into()), 900);
+        assert!(block_on(table.update_cell(&first)).unwrap());
+        let (_, size) = table.item("USAGE#c", "DAY#d").unwrap();
+        // pk 2+7, sk 2+5, requests 8+2, model_id 8+900, at#shard 8+4.
+        assert_eq!(size, 946);
+        assert_eq!(table.usage().write_units, 1.0);
+        // The same cell grown past 1 KiB costs 2 units.
+        let second = update("0019", StampCondition::AbsentOrBefore("0016".into()), 1_000);
+        assert!(block_on(table.update_cell(&second)).unwrap());
+        assert_eq!(table.usage().write_units, 3.0);
+        assert_eq!(table.usage().writes_by_units, [1, 1, 0, 0]);
+        let (item, _) = table.item("USAGE#c", "DAY#d").unwrap();
+        assert_eq!(item.get("requests"), Some(&AttributeValue::N("4".into())));
+    }
+
+    #[test]
+    fn a_failed_condition_changes_nothing_but_is_billed() {
+        let table = MemoryTable::new();
+        let first = update("0015", StampCondition::AbsentOrBefore("0011".into()), 10);
+        assert!(block_on(table.update_cell(&first)).unwrap());
+        // The stamp is 0015: a write of events from 0013 on must not add them again.
+        let replay = update("0015", StampCondition::AbsentOrBefore("0013".into()), 10);
+        assert!(!block_on(table.update_cell(&replay)).unwrap());
+        let stale = update("0019", StampCondition::Equals("0014".into()), 10);
+        assert!(!block_on(table.update_cell(&stale)).unwrap());
+        let usage = table.usage();
+        assert_eq!((usage.failed_conditions, usage.write_units), (2, 3.0));
+        let (item, _) = table.item("USAGE#c", "DAY#d").unwrap();
+        assert_eq!(item.get("requests"), Some(&AttributeValue::N("2".into())));
+    }
+
+    #[test]
+    fn strong_reads_cost_a_unit_per_started_4_kib_per_key_found_or_not() {
+        let table = MemoryTable::new();
+        let mut item = key("PRODUCER#p", "SEQS");
+        item.insert("ranges".into(), AttributeValue::S("1-9".repeat(1_500)));
+        item.insert("version".into(), AttributeValue::N("1".into()));
+        assert!(block_on(table.put_item_if(item, Expect::Absent)).unwrap());
+        let found = block_on(
+            table.batch_get_items(vec![key("PRODUCER#p", "SEQS"), key("PRODUCER#q", "SEQS")]),
+        )
+        .unwrap();
+        assert_eq!(found.len(), 1);
+        // 4,500 bytes and more: 2 units; the absent key: 1.
+        assert_eq!(table.usage().read_units, 3.0);
+        assert!(
+            block_on(table.get_item(key("PRODUCER#q", "SEQS")))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(table.usage().read_units, 4.0);
+        // A put that expects the wrong version fails and is billed at the stored size.
+        let mut stale = key("PRODUCER#p", "SEQS");
+        stale.insert("version".into(), AttributeValue::N("1".into()));
+        assert!(!block_on(table.put_item_if(stale, Expect::Version(7))).unwrap());
+        assert_eq!(table.usage().write_units, 5.0 + 5.0);
+    }
+}

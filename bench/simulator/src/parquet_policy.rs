@@ -14,6 +14,8 @@ pub struct ParquetBuffer {
     oldest_ms: Option<f64>,
     pub objects: u64,
     pub object_bytes: f64,
+    /// Every event taken, flushed or not.
+    pub events: u64,
 }
 
 impl ParquetBuffer {
@@ -27,7 +29,21 @@ impl ParquetBuffer {
             oldest_ms: None,
             objects: 0,
             object_bytes: 0.0,
+            events: 0,
         }
+    }
+
+    /// Objects an hour once the run is long enough for the policy to settle: at this
+    /// consumer's rate of `events_per_second`, one per run for `PerRun` is what was
+    /// measured, so this is for `Buffered`: one object per the size's fill time or the age,
+    /// whichever is shorter.
+    pub fn steady_objects_per_hour(&self, events_per_second: f64) -> f64 {
+        let bytes_per_second = events_per_second * self.bytes_per_event;
+        if bytes_per_second <= 0.0 {
+            return 0.0;
+        }
+        let fill_seconds = self.flush_bytes / bytes_per_second;
+        3600.0 / fill_seconds.min(self.flush_age_ms / 1000.0)
     }
 
     /// Takes a run of `events` applied at `now_ms`; writes what the policy says is due.
@@ -36,6 +52,7 @@ impl ParquetBuffer {
             return;
         }
         self.buffered_events += events;
+        self.events += events;
         let oldest = *self.oldest_ms.get_or_insert(now_ms);
         let due = match self.flush {
             ParquetFlush::PerRun => true,
@@ -101,5 +118,9 @@ mod tests {
         parquet.flush();
         assert_eq!(parquet.objects, 3, "shutdown writes the rest");
         assert!((parquet.object_bytes - 1_103_000.0).abs() < 1e-6);
+        // 1,000 events/s of 100 bytes fill 1 MiB in 10.5 s: 343 objects an hour; at 10
+        // events/s the minute comes first: 60.
+        assert!((parquet.steady_objects_per_hour(1_000.0) - 343.3).abs() < 0.1);
+        assert!((parquet.steady_objects_per_hour(10.0) - 60.0).abs() < 1e-9);
     }
 }

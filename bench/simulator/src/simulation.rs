@@ -37,6 +37,14 @@ pub fn simulate(config: &SimulationConfig) -> anyhow::Result<Figures> {
     }
     let mut parquet_objects = 0;
     let mut parquet_bytes = 0.0;
+    let seconds = (generated_until_ms as f64 / 1000.0).max(1e-9);
+    let parquet_steady_per_hour = consumers
+        .iter()
+        .map(|consumer| {
+            let rate = consumer.parquet.events as f64 / seconds;
+            consumer.parquet.steady_objects_per_hour(rate)
+        })
+        .sum();
     for consumer in &mut consumers {
         if config.parquet == ParquetFlush::Buffered {
             consumer.parquet.flush();
@@ -56,6 +64,7 @@ pub fn simulate(config: &SimulationConfig) -> anyhow::Result<Figures> {
         load: table.item_load(),
         parquet_objects,
         parquet_bytes,
+        parquet_steady_per_hour,
         config: config.clone(),
     })
 }

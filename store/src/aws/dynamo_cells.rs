@@ -212,4 +212,39 @@ mod tests {
         assert_eq!((later.requests, events, first, last), (1, 1, "10", "10"));
         assert!(day_cell.after(Some("10")).is_none());
     }
+
+    #[test]
+    fn a_cell_update_adds_the_counts_stamps_the_last_position_and_conditions_on_the_first() {
+        let events = [sourced(8, "a", "m"), sourced(12, "a", "m")];
+        let shares = cell_shares(events.iter());
+        let day_cell = shares
+            .iter()
+            .find(|share| share.sort_key.starts_with("DAY#"))
+            .unwrap();
+        let (counts, _, first, last) = day_cell.after(None).unwrap();
+        let update = plan_cell_update(day_cell, &counts, first, last, false, None);
+        assert_eq!(update.key, key("USAGE#a", day_cell.sort_key.clone()));
+        assert_eq!(update.stamp_attribute, "at#shard-0");
+        assert_eq!(update.stamp, "00212");
+        assert_eq!(
+            update.condition,
+            StampCondition::AbsentOrBefore("0018".into())
+        );
+        assert!(update.add.contains(&("requests", 2)));
+        assert!(update.add.contains(&("input_tokens", 4)));
+        let set: Vec<&str> = update.set.iter().map(|(name, _)| *name).collect();
+        assert_eq!(set, ["customer_id", "day", "model_id"]);
+        let after_stamp = plan_cell_update(day_cell, &counts, first, last, true, Some("8"));
+        assert_eq!(after_stamp.condition, StampCondition::Equals("0018".into()));
+        let no_stamp = plan_cell_update(day_cell, &counts, first, last, true, None);
+        assert_eq!(no_stamp.condition, StampCondition::Absent);
+    }
+
+    #[test]
+    fn a_stamp_reads_back_as_the_position_it_holds() {
+        let mut item = key("USAGE#a", "DAY#x");
+        item.insert(stamp_attribute("shard-0"), string(sortable_position("12")));
+        assert_eq!(stamp_of(&item, "shard-0").as_deref(), Some("12"));
+        assert_eq!(stamp_of(&item, "shard-1"), None);
+    }
 }

@@ -122,10 +122,11 @@ impl Figures {
         let consumers = &self.consumers;
         let _ = writeln!(
             out,
-            "parquet ({flush}): {:.0} objects per hour, {:.2} MB each, {:.1} per M events",
+            "parquet ({flush}): {:.0} objects per hour at this rate, {:.1} per M events; this run wrote {} objects of {:.2} MB on average",
             self.parquet_objects_per_hour(),
-            self.parquet_bytes / self.parquet_objects.max(1) as f64 / 1e6,
-            self.per_million(self.parquet_objects as f64)
+            self.per_million(self.parquet_objects_per_hour() * self.simulated_seconds / 3600.0),
+            self.parquet_objects,
+            self.parquet_bytes / self.parquet_objects.max(1) as f64 / 1e6
         );
         let _ = writeln!(
             out,
