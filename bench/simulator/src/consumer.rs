@@ -60,6 +60,8 @@ pub struct ShardConsumer {
     appended: u64,
     busy_until_ms: f64,
     rng: SeededRng,
+    /// Customers this consumer's process has looked up in the registry (it caches them).
+    known_customers: std::collections::HashSet<String>,
     pub parquet: ParquetBuffer,
 }
 
@@ -72,6 +74,7 @@ impl ShardConsumer {
             appended: 0,
             busy_until_ms: 0.0,
             rng: SeededRng::new(config.seed ^ (u64::from(index) + 1).wrapping_mul(0x9E37)),
+            known_customers: std::collections::HashSet::new(),
             parquet: ParquetBuffer::new(config),
         }
     }
@@ -176,6 +179,17 @@ impl ShardConsumer {
             second: (clock / 1000.0) as u64,
             shard: self.index,
         });
+        // The applier checks each customer in the registry once per process (cached), and
+        // the polling consumer reads its checkpoint before each batch.
+        for event in &sourced {
+            if !self.known_customers.contains(&event.event.customer_id) {
+                self.known_customers.insert(event.event.customer_id.clone());
+                table.read_registry_customer(&event.event.customer_id);
+            }
+        }
+        if config.consumer == ConsumerKind::Poller {
+            table.read_checkpoint(&self.partition);
+        }
         if self.rng.next_unit() < config.redelivered_share {
             // The first attempt dies (a timeout) after its cells, before its producers'
             // ranges; the retry applies the whole run again.

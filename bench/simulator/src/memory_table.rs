@@ -130,6 +130,23 @@ impl MemoryTable {
         state.load.clone()
     }
 
+    /// A strongly consistent read of one small item of another table (the registry's
+    /// customer profile): one call, one unit.
+    pub fn read_registry_customer(&self, _customer_id: &str) {
+        let mut state = self.state();
+        state.usage.get_calls += 1;
+        state.bill_strong_read(400);
+    }
+
+    /// The polling consumer's checkpoint read before a batch.
+    pub fn read_checkpoint(&self, partition: &str) {
+        let key = format!("CHECKPOINT#metering|PARTITION#{partition}");
+        let mut state = self.state();
+        state.usage.get_calls += 1;
+        let size = state.items.get(&key).map_or(0, item_size);
+        state.bill_strong_read(size);
+    }
+
     /// The polling consumer's checkpoint put after a run (`DynamoCheckpoints`' item).
     pub fn put_checkpoint(&self, partition: &str, position: &str) {
         let mut item = Item::new();
