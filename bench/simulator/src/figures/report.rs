@@ -61,8 +61,9 @@ impl Figures {
         let records = self.kinesis.records.max(1) as f64;
         let _ = writeln!(
             out,
-            "kinesis: {:.0} records per M events ({:.1} events, {:.0} bytes per record); busiest shard-second {} records (limit {SHARD_RECORDS_PER_SECOND}), {:.2} MB",
+            "kinesis: {:.0} records and {:.0} KiB ingested per M events ({:.1} events, {:.0} bytes per record); busiest shard-second {} records (limit {SHARD_RECORDS_PER_SECOND}), {:.2} MB",
             self.per_million(records),
+            self.per_million(self.kinesis.ingested_kib as f64),
             self.events as f64 / records,
             self.kinesis.bytes as f64 / records,
             self.kinesis.max_shard_records_per_second,
