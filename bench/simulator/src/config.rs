@@ -5,6 +5,10 @@ use clap::{Args, ValueEnum};
 /// How the consumer writes Parquet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ParquetFlush {
+    /// A second function on the stream writes Parquet (`infra/template.yaml`'s
+    /// `ParquetBatchSize` and `ParquetBatchingWindowSeconds`): one object per shard per
+    /// invocation, an invocation at the batch size, the window or Lambda's 6 MB payload.
+    Function,
     /// One object per applied run of records (today's consumer).
     PerRun,
     /// Buffered per shard consumer, flushed at `--parquet-flush-mb` or
@@ -73,7 +77,7 @@ pub struct SimulationConfig {
     #[arg(long, default_value_t = 500)]
     pub batch_records: usize,
     /// Event source mapping batching window (`MeteringBatchingWindowSeconds`).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 1.0)]
     pub batching_window_s: f64,
     /// The consumer starts once every event is appended and drains the backlog (as
     /// `bench/cost.sh` runs it), instead of keeping up from the start.
@@ -86,8 +90,14 @@ pub struct SimulationConfig {
     /// exercises the failed conditions and re-reads.
     #[arg(long, default_value_t = 0.0)]
     pub redelivered_share: f64,
-    #[arg(long, value_enum, default_value_t = ParquetFlush::PerRun)]
+    #[arg(long, value_enum, default_value_t = ParquetFlush::Function)]
     pub parquet: ParquetFlush,
+    /// The Parquet function's batch size in records (`ParquetBatchSize`).
+    #[arg(long, default_value_t = 10_000)]
+    pub parquet_batch_records: u64,
+    /// The Parquet function's batching window (`ParquetBatchingWindowSeconds`).
+    #[arg(long, default_value_t = 300.0)]
+    pub parquet_window_s: f64,
     #[arg(long, default_value_t = 128.0)]
     pub parquet_flush_mb: f64,
     #[arg(long, default_value_t = 5.0)]

@@ -82,6 +82,8 @@ impl ShardConsumer {
     /// Appends a record to the shard (its sequence number is the shard's next).
     pub fn append(&mut self, record: Record) {
         self.appended += 1;
+        self.parquet
+            .add_record(record.bytes, record.events as u64, record.arrival_ms as f64);
         self.queue.push_back(QueuedRecord {
             position: sequence_number(self.index, self.appended),
             arrival_ms: record.arrival_ms,

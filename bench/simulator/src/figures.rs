@@ -132,10 +132,21 @@ impl Figures {
             kinesis_in: self.per_million(
                 self.kinesis.ingested_kib as f64 * 1024.0 / 1e9 * prices::KINESIS_ON_DEMAND_IN_GB,
             ),
-            kinesis_out: self
-                .per_million(self.kinesis.bytes as f64 / 1e9 * prices::KINESIS_ON_DEMAND_OUT_GB),
+            kinesis_out: self.per_million(
+                self.kinesis.bytes as f64 * self.stream_readers() / 1e9
+                    * prices::KINESIS_ON_DEMAND_OUT_GB,
+            ),
             s3: self.per_million(puts as f64 * prices::S3_PUT + gets as f64 * prices::S3_GET),
             lambda: self.per_million(lambda),
+        }
+    }
+
+    /// Functions reading the stream: the counting one, and the Parquet one when it exists.
+    pub fn stream_readers(&self) -> f64 {
+        if self.config.parquet == ParquetFlush::Function {
+            2.0
+        } else {
+            1.0
         }
     }
 
@@ -146,7 +157,7 @@ impl Figures {
             ParquetFlush::PerRun => {
                 self.parquet_objects as f64 * 3600.0 / self.simulated_seconds.max(1e-9)
             }
-            ParquetFlush::Buffered => self.parquet_steady_per_hour,
+            ParquetFlush::Buffered | ParquetFlush::Function => self.parquet_steady_per_hour,
         }
     }
 

@@ -115,6 +115,10 @@ impl Figures {
         );
         let flush = match self.config.parquet {
             ParquetFlush::PerRun => "one per run".to_owned(),
+            ParquetFlush::Function => format!(
+                "a Parquet function per shard, batches of {} records, {} s or Lambda's 6 MB payload",
+                self.config.parquet_batch_records, self.config.parquet_window_s
+            ),
             ParquetFlush::Buffered => format!(
                 "buffered per shard, {} MB or {} min",
                 self.config.parquet_flush_mb, self.config.parquet_flush_minutes
