@@ -10,7 +10,10 @@
 # metering functions do on AWS:
 #   - the proxy: its consumer polls once a day, so it meters nothing during the run;
 #   - the consumer: nobody calls its listener; it applies runs of 100 records (the metering
-#     Lambda's run) and is timed from start until every event is counted.
+#     Lambda's run) and is timed from start until every event is counted. It buffers
+#     Parquet for 2 s (--parquet-flush-secs 2) and is read once it has written it out: the
+#     whole run's events in one flush, as the Parquet function writes one file per shard
+#     per invocation of up to 300 s.
 # moto answers one request at a time on this machine: its latency is not DynamoDB's, so
 # the Lambda duration derived from the drain time is shown with its sensitivity.
 set -euo pipefail
@@ -148,7 +151,7 @@ consumer_metrics="http://127.0.0.1:$consumer_port/metrics"
 started="$(date +%s.%N)"
 start_listening "$work/consumer.log" "$bin/tollgate" serve --listen 127.0.0.1:0 \
   --upstream simulated --metering-batch-records 100 --metering-poll-ms 50 \
-  --metrics-listen "127.0.0.1:$consumer_port" --no-alerts >/dev/null
+  --parquet-flush-secs 2 --metrics-listen "127.0.0.1:$consumer_port" --no-alerts >/dev/null
 pids+=("$(cat "$work/consumer.log.pid")")
 counted=0
 for _ in $(seq 1 12000); do
@@ -157,6 +160,10 @@ for _ in $(seq 1 12000); do
   sleep 0.05
 done
 finished="$(date +%s.%N)"
+for _ in $(seq 1 200); do
+  [ "$(metric "$consumer_metrics" tollgate_metering_parquet_objects_written_total)" -ge 1 ] && break
+  sleep 0.05
+done
 curl -s "$consumer_metrics" >"$work/consumer.prom"
 
 python3 - "$work" "$sent" "$counted" "$started" "$finished" "$profile" "$customers" <<'PY'
