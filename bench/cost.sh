@@ -166,9 +166,10 @@ for _ in $(seq 1 200); do
 done
 curl -s "$consumer_metrics" >"$work/consumer.prom"
 
-python3 - "$work" "$sent" "$counted" "$started" "$finished" "$profile" <<'PY'
+python3 - "$work" "$sent" "$counted" "$started" "$finished" "$profile" "$customers" <<'PY'
 import re, sys
 work, sent, counted, started, finished, profile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+customers = int(sys.argv[7])
 
 # us-east-1 list prices, USD.
 PRICES = {
@@ -280,6 +281,16 @@ measured_invocation = seconds_per_run * LAMBDA_BATCH / LAMBDA_RUN
 lambda_measured = lambda_cost(measured_invocation)
 
 print(f"events sent {sent}, counted {counted}, build {profile}")
+# The same workload shape in the scale simulator (bench/simulate.sh, BENCHMARKS.md): one
+# shard, one producer, the customers one after another, one model, the frames' events per
+# record as measured here, the polling consumer's runs of 100 records.
+records = sum(amount for (s, o, u), amount in proxy[1].items() if u == "records_put")
+per_record = sent / max(records, 1)
+print(f"workload shape: {sent} events from {customers} customers one after another, {records:.0f} records "
+      f"({per_record:.2f} events per record), 1 shard, 1 producer; simulate it with: bench/simulate.sh "
+      f"--events {sent} --shards 1 --producers 1 --producer-lifetime-s 0 --customers {customers} "
+      f"--customer-order sequential --models 1 --consumer poller --consumer-starts-after-appends --run-records 100 --frame-ms 10 "
+      f"--hot-customer-rate {per_record * 100:.0f}")
 print()
 print("| process | service | operation | calls / M events | billable units / M events | $ / M on-demand Kinesis | $ / M provisioned Kinesis | counted as |")
 print("|---|---|---|---|---|---|---|---|")
