@@ -9,8 +9,8 @@
 # Two `tollgate serve --backend aws` processes share the resources, as the proxy and the
 # metering functions do on AWS:
 #   - the proxy: its consumer polls once a day, so it meters nothing during the run;
-#   - the consumer: nobody calls its listener; it applies runs of 100 records (the metering
-#     Lambda's run) and is timed from start until every event is counted. It buffers
+#   - the consumer: nobody calls its listener; it applies runs of 2,500 records (the counting
+#     Lambda applies a batch, of at most MeteringBatchSize 2,500 records, as one run) and is timed from start until every event is counted. It buffers
 #     Parquet for 2 s (--parquet-flush-secs 2) and is read once it has written it out: the
 #     whole run's events in one flush, as the Parquet function writes one file per shard
 #     per invocation of up to 300 s.
@@ -150,7 +150,7 @@ consumer_port="$(free_port)"
 consumer_metrics="http://127.0.0.1:$consumer_port/metrics"
 started="$(date +%s.%N)"
 start_listening "$work/consumer.log" "$bin/tollgate" serve --listen 127.0.0.1:0 \
-  --upstream simulated --metering-batch-records 100 --metering-poll-ms 50 \
+  --upstream simulated --metering-batch-records 2500 --metering-poll-ms 50 \
   --parquet-flush-secs 2 --metrics-listen "127.0.0.1:$consumer_port" --no-alerts >/dev/null
 pids+=("$(cat "$work/consumer.log.pid")")
 counted=0
@@ -195,8 +195,8 @@ PRICES = {
     "api_gateway_rest_request": 3.50 / 1e6,
 }
 LAMBDA_MEMORY_GB = 512 / 1024   # infra/template.yaml MeteringMemoryMB
-LAMBDA_BATCH = 500              # MeteringBatchSize
-LAMBDA_RUN = 100                # metering::lambda applies runs of 100 records
+LAMBDA_BATCH = 2500             # MeteringBatchSize
+LAMBDA_RUN = 2500               # metering::lambda applies a shard's batch as one run
 
 def parse(path):
     requests, units = {}, {}
@@ -283,13 +283,13 @@ lambda_measured = lambda_cost(measured_invocation)
 print(f"events sent {sent}, counted {counted}, build {profile}")
 # The same workload shape in the scale simulator (bench/simulate.sh, BENCHMARKS.md): one
 # shard, one producer, the customers one after another, one model, the frames' events per
-# record as measured here, the polling consumer's runs of 100 records.
+# record as measured here, the polling consumer's runs of 2,500 records.
 records = sum(amount for (s, o, u), amount in proxy[1].items() if u == "records_put")
 per_record = sent / max(records, 1)
 print(f"workload shape: {sent} events from {customers} customers one after another, {records:.0f} records "
       f"({per_record:.2f} events per record), 1 shard, 1 producer; simulate it with: bench/simulate.sh "
       f"--events {sent} --shards 1 --producers 1 --producer-lifetime-s 0 --customers {customers} "
-      f"--customer-order sequential --models 1 --consumer poller --consumer-starts-after-appends --run-records 100 --frame-ms 10 "
+      f"--customer-order sequential --models 1 --consumer poller --consumer-starts-after-appends --run-records 2500 --batch-records 2500 --frame-ms 10 "
       f"--hot-customer-rate {per_record * 100:.0f}")
 print()
 print("| process | service | operation | calls / M events | billable units / M events | $ / M on-demand Kinesis | $ / M provisioned Kinesis | counted as |")

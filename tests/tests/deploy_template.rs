@@ -118,7 +118,9 @@ fn the_metering_mappings_bisect_report_item_failures_and_give_up_in_finite_time(
             &all[mapping]["Properties"]["MaximumBatchingWindowInSeconds"],
         )
     };
-    assert!(window("MeteringEventSourceMapping") <= 1);
+    // Counting batches are applied whole: a window of a few seconds amortises each cell
+    // write over the batch (docs/cost.md, bench/simulate.sh) while limits stay seconds behind.
+    assert!((1..=5).contains(&window("MeteringEventSourceMapping")));
     assert_eq!(window("ParquetEventSourceMapping"), 300);
     assert!(
         number_or_default(

@@ -74,17 +74,17 @@ pub struct SimulationConfig {
     #[arg(long, value_enum, default_value_t = ConsumerKind::Lambda)]
     pub consumer: ConsumerKind,
     /// Event source mapping batch size in records (`MeteringBatchSize`).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 2500)]
     pub batch_records: usize,
     /// Event source mapping batching window (`MeteringBatchingWindowSeconds`).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 5.0)]
     pub batching_window_s: f64,
     /// The consumer starts once every event is appended and drains the backlog (as
     /// `bench/cost.sh` runs it), instead of keeping up from the start.
     #[arg(long)]
     pub consumer_starts_after_appends: bool,
     /// Records per apply (`metering::lambda::LAMBDA_RUN_RECORDS`).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 10_000)]
     pub run_records: usize,
     /// Share of runs applied a second time (a Lambda retry after a timeout or a bisect):
     /// exercises the failed conditions and re-reads.
