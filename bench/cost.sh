@@ -301,7 +301,7 @@ print(f"consumer drain: {sent} events in {elapsed:.1f} s = {seconds_per_run * 10
       f"(moto, one request at a time; GetRecords and checkpoints included)")
 print(f"metering Lambda at {int(LAMBDA_MEMORY_GB * 1024)} MB, batches of {LAMBDA_BATCH}: {invocations:,.0f} invocations / M events")
 print()
-print("| seconds per invocation of 500 | GB-s / M events | Lambda $ / M events |")
+print(f"| seconds per invocation of {LAMBDA_BATCH} | GB-s / M events | Lambda $ / M events |")
 print("|---|---|---|")
 for seconds in (0.1, 0.25, 0.5, measured_invocation, 2.0):
     label = f"{seconds:.2f}" + (" (measured on moto)" if seconds == measured_invocation else "")
