@@ -13,6 +13,7 @@ pub mod error;
 mod fault;
 pub mod invoice;
 pub mod lambda;
+pub mod log_retention;
 pub mod object_keys;
 pub mod parquet_projection;
 pub mod parquet_sink;
