@@ -57,6 +57,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Merge a day's Parquet files into large files of its unique events.
     Compact(CompactArgs),
+    /// Move the embedded log's settled records into the data directory's archive and give
+    /// their space back (`serve` does it every few minutes).
+    ArchiveLog(ArchiveLogArgs),
     /// Work with pricing plans.
     #[command(subcommand)]
     Plan(PlanCommand),
@@ -240,6 +243,13 @@ pub struct CompactArgs {
     /// The UTC day to compact (YYYY-MM-DD).
     #[arg(long, value_parser = parse_date)]
     pub date: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveLogArgs {
+    /// Records appended within this many hours stay in the database.
+    #[arg(long, env = "TOLLGATE_LOG_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(0..=876_000))]
+    pub log_retention_hours: u64,
 }
 
 #[derive(Debug, Args)]

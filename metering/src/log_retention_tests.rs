@@ -4,9 +4,9 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use schemas::usage_frame::{FrameCodec, encode_frame};
 use schemas::{Outcome, UsageEvent};
+use store::LogRecord;
 use store::backend::{BackendSettings, Ports};
 use store::contract::registry::{audit_for, new_customer, new_key};
-use store::LogRecord;
 use uuid::Uuid;
 
 use super::*;

@@ -330,6 +330,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(marks, 0, "the per-event marks are gone");
+        let auto_vacuum: i64 = connection
+            .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            auto_vacuum, AUTO_VACUUM_INCREMENTAL,
+            "an existing database is rewritten to give freed pages back"
+        );
 
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
