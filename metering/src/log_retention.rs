@@ -134,6 +134,7 @@ pub async fn retire_settled_log(
             held_back_by: Some(held_back_by),
             ..PartitionRetention::default()
         };
+        let started = std::time::Instant::now();
         if let Some(through) = &settled {
             let archived = retention
                 .archive_settled(&partition.id, through, appended_before)
@@ -142,13 +143,26 @@ pub async fn retire_settled_log(
             done.files_written = archived.files;
             done.archived_through = archived.archived_through;
         }
+        let archived_in = started.elapsed();
         crash_point("retention_after_archive");
         // Also after a run that archived and crashed before deleting.
         done.records_deleted = retention.delete_archived(&partition.id).await?;
+        tracing::debug!(
+            partition = %partition.id,
+            archive_ms = archived_in.as_millis() as u64,
+            delete_ms = (started.elapsed() - archived_in).as_millis() as u64,
+            "log retention: archived and deleted"
+        );
         done.settled_through = settled;
         report.partitions.push(done);
     }
+    let started = std::time::Instant::now();
     report.bytes_reclaimed = retention.reclaim_space().await?;
+    tracing::debug!(
+        reclaim_ms = started.elapsed().as_millis() as u64,
+        bytes = report.bytes_reclaimed,
+        "log retention: space given back"
+    );
     report.after = retention.footprint().await?;
     Ok(report)
 }

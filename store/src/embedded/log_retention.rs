@@ -2,6 +2,11 @@
 //! raw archive (gzip files of records back to back, under `dt=YYYY-MM-DD/`, as Firehose
 //! writes them), then deleted in short transactions, then the freed pages are returned to
 //! the file system with `PRAGMA incremental_vacuum`.
+//!
+//! Deletes and the vacuum run on the appenders' connection (`synchronous=NORMAL`), so each
+//! short transaction commits without an fsync that appends would wait behind: losing the
+//! last deletes to a machine crash only leaves records that are also archived, which
+//! readers read once and the next run deletes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -22,10 +27,11 @@ const FILE_BYTES: usize = 32 * 1024 * 1024;
 const FILE_RECORDS: i64 = 100_000;
 /// Records deleted per transaction: short enough that appends waiting for the write lock
 /// wait milliseconds, not seconds.
-const DELETE_CHUNK: i64 = 5_000;
-/// Pages returned to the file system per `incremental_vacuum` transaction (4 MiB of
-/// 4 KiB pages).
-const VACUUM_CHUNK_PAGES: i64 = 1_024;
+const DELETE_CHUNK: i64 = 1_000;
+/// Pages returned to the file system per `incremental_vacuum` transaction (1 MiB of
+/// 4 KiB pages): each moves pages from the file's end into free slots, holding the write
+/// lock meanwhile.
+const VACUUM_CHUNK_PAGES: i64 = 256;
 /// The lock file that keeps two retention runs (`serve` and the operator's command) from
 /// archiving the same records at once.
 const LOCK_FILE: &str = "archive.lock";
@@ -295,7 +301,7 @@ impl LogRetention for EmbeddedLogRetention {
         loop {
             let removed = self
                 .store
-                .with_connection(move |connection| {
+                .with_log_connection(move |connection| {
                     Ok(connection.execute(
                         "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
                         params![through, DELETE_CHUNK],
@@ -332,7 +338,7 @@ impl LogRetention for EmbeddedLogRetention {
             steps_left -= 1;
             let free_left: i64 = self
                 .store
-                .with_connection(|connection| {
+                .with_log_connection(|connection| {
                     // Each step of the statement frees one page: step it to its end.
                     let mut vacuum = connection
                         .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_CHUNK_PAGES})"))?;
@@ -347,7 +353,7 @@ impl LogRetention for EmbeddedLogRetention {
         }
         let after: i64 = self
             .store
-            .with_connection(|connection| {
+            .with_log_connection(|connection| {
                 // Copies the log's pages back into the file without waiting for readers; the
                 // write-ahead log is then cut to `journal_size_limit` when it next restarts.
                 connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;

@@ -35,7 +35,7 @@ const STATEMENT_CACHE_CAPACITY: usize = 128;
 
 /// The write-ahead log is cut back to this size when it restarts after a checkpoint, so a
 /// burst of writes (the log's retention deleting a day of records) does not leave it large.
-const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+const WAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Every port on one SQLite database file.
 #[derive(Clone)]

@@ -114,9 +114,10 @@ async fn append_events(ports: &Ports, customers: &[String], events: usize, frame
 }
 
 /// Bytes of the database file and its write-ahead log on disk, and of a folder's files.
-fn on_disk(directory: &Path) -> (u64, u64, u64) {
+fn on_disk(directory: &Path) -> (u64, u64, u64, u64) {
     let size = |path: &Path| std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
-    let database = size(&directory.join("tollgate.db")) + size(&directory.join("tollgate.db-wal"));
+    let database = size(&directory.join("tollgate.db"));
+    let wal = size(&directory.join("tollgate.db-wal"));
     let folder_bytes = |folder: &Path| -> u64 {
         let mut total = 0;
         let mut pending = vec![folder.to_owned()];
@@ -134,6 +135,7 @@ fn on_disk(directory: &Path) -> (u64, u64, u64) {
     };
     (
         database,
+        wal,
         folder_bytes(&directory.join("archive")),
         folder_bytes(&directory.join("usage")),
     )
@@ -188,14 +190,20 @@ async fn run(options: &Options, retention: bool) {
         window: Duration::ZERO,
         ..LogRetentionSettings::default()
     };
-    let (mut appended, mut retention_seconds, mut latencies) = (0, 0.0, Vec::new());
+    let (mut appended, mut retention_seconds) = (0, 0.0);
+    let (mut latencies, mut drain_latencies) = (Vec::new(), Vec::new());
     let started = Instant::now();
     for report_at in &options.report_at {
         while appended < *report_at {
             let step = options.step.min(report_at - appended);
             append_events(&ports, &customers, step, options.frame_events).await;
             appended += step;
-            consumer.drain().await.unwrap();
+            drain_latencies.extend(
+                with_appends_alongside(&ports, &customers, async {
+                    consumer.drain().await.unwrap();
+                })
+                .await,
+            );
             if retention {
                 let retire_started = Instant::now();
                 latencies.extend(
@@ -217,23 +225,28 @@ async fn run(options: &Options, retention: bool) {
             .await
             .unwrap()
             .records;
-        let (database, archive, parquet) = on_disk(directory.path());
+        let (database, wal, archive, parquet) = on_disk(directory.path());
         println!(
-            "{:<14} {:>10} {:>10} {:>11.1} {:>11.1} {:>11.1} {:>9.1} {:>10.1}",
+            "{:<14} {:>10} {:>10} {:>11.1} {:>8.1} {:>11.1} {:>11.1} {:>9.1} {:>10.1}",
             if retention { "on (window 0)" } else { "off" },
             appended,
             records,
             database as f64 / MB,
+            wal as f64 / MB,
             archive as f64 / MB,
             parquet as f64 / MB,
             started.elapsed().as_secs_f64(),
             retention_seconds,
         );
     }
+    let mut lines = vec![("while the consumer drains", drain_latencies)];
     if retention {
+        lines.push(("while retention runs", latencies));
+    }
+    for (label, mut latencies) in lines {
         latencies.sort();
         println!(
-            "appends (one-event frames, 1 ms apart) during retention: {} appends, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "  appends of one-event frames, 1 ms apart, {label}: {} appends, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             latencies.len(),
             quantile(&latencies, 0.5),
             quantile(&latencies, 0.99),
@@ -252,11 +265,12 @@ async fn main() {
         options.events, options.frame_events, options.step
     );
     println!(
-        "{:<14} {:>10} {:>10} {:>11} {:>11} {:>11} {:>9} {:>10}",
+        "{:<14} {:>10} {:>10} {:>11} {:>8} {:>11} {:>11} {:>9} {:>10}",
         "retention",
         "events",
         "log rows",
         "sqlite MB",
+        "wal MB",
         "archive MB",
         "parquet MB",
         "seconds",
