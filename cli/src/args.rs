@@ -248,7 +248,7 @@ pub struct CompactArgs {
 #[derive(Debug, Args)]
 pub struct ArchiveLogArgs {
     /// Records appended within this many hours stay in the database.
-    #[arg(long, env = "TOLLGATE_LOG_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(0..=876_000))]
+    #[arg(long, env = "TOLLGATE_LOG_RETENTION_HOURS", default_value_t = metering::log_retention::DEFAULT_WINDOW_HOURS, value_parser = clap::value_parser!(u64).range(0..=876_000))]
     pub log_retention_hours: u64,
 }
 
@@ -413,6 +413,8 @@ pub struct ServeArgs {
     pub proxy: proxy::settings::ProxyArgs,
     #[command(flatten)]
     pub metering: metering::settings::MeteringArgs,
+    #[command(flatten)]
+    pub log_retention: metering::settings::LogRetentionArgs,
     #[command(flatten)]
     pub metrics: telemetry::metrics::MetricsArgs,
     /// SHA-256 (hex) of the operator's dashboard credential; serves `/admin/` when set.

@@ -23,17 +23,15 @@ pub struct MeteringArgs {
     pub metering_batch_records: u64,
     #[command(flatten)]
     pub alerts: AlertArgs,
-    #[command(flatten)]
-    pub log_retention: LogRetentionArgs,
 }
 
-/// The embedded log's retention (`serve`): settled records older than the window move into
+/// The embedded log's retention (`tollgate serve` runs it next to its consumer): settled records older than the window move into
 /// the data directory's raw archive (`archive/`), which `replay` and `reconcile` read.
 #[derive(Debug, Clone, Args)]
 pub struct LogRetentionArgs {
     /// Embedded: hours a log record stays in the database after it was appended; once every
     /// consumer and the Parquet files are past it, it then moves into `<data-dir>/archive/`.
-    #[arg(long, env = "TOLLGATE_LOG_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(0..=876_000))]
+    #[arg(long, env = "TOLLGATE_LOG_RETENTION_HOURS", default_value_t = crate::log_retention::DEFAULT_WINDOW_HOURS, value_parser = clap::value_parser!(u64).range(0..=876_000))]
     pub log_retention_hours: u64,
     /// Embedded: how often `serve` moves settled log records into the archive, in seconds.
     #[arg(long, env = "TOLLGATE_LOG_RETENTION_CHECK_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]

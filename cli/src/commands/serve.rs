@@ -64,7 +64,7 @@ pub async fn serve(
     });
     // The embedded log's retention, next to the consumer (nothing to do on AWS).
     let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
-    let retention = args.metering.log_retention.settings().map(|settings| {
+    let retention = args.log_retention.settings().map(|settings| {
         tokio::spawn(run_log_retention_until(ports.clone(), settings, async {
             let _ = retention_stopped.await;
         }))
