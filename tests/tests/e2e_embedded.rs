@@ -776,7 +776,8 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
         "{table}"
     );
     assert!(
-        table.contains("raw events: the embedded event log in "),
+        table.contains("raw events: the archive in ")
+            && table.contains(" and the embedded event log in "),
         "reconcile names its source: {table}"
     );
 }
