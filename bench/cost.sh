@@ -10,7 +10,10 @@
 # metering functions do on AWS:
 #   - the proxy: its consumer polls once a day, so it meters nothing during the run;
 #   - the consumer: nobody calls its listener; it applies runs of 100 records (the metering
-#     Lambda's run) and is timed from start until every event is counted.
+#     Lambda's run) and is timed from start until every event is counted. It buffers
+#     Parquet for 2 s (--parquet-flush-secs 2) and is read once it has written it out: the
+#     whole run's events in one flush, as the Parquet function writes one file per shard
+#     per invocation of up to 300 s.
 # moto answers one request at a time on this machine: its latency is not DynamoDB's, so
 # the Lambda duration derived from the drain time is shown with its sensitivity.
 set -euo pipefail
@@ -148,7 +151,7 @@ consumer_metrics="http://127.0.0.1:$consumer_port/metrics"
 started="$(date +%s.%N)"
 start_listening "$work/consumer.log" "$bin/tollgate" serve --listen 127.0.0.1:0 \
   --upstream simulated --metering-batch-records 100 --metering-poll-ms 50 \
-  --metrics-listen "127.0.0.1:$consumer_port" --no-alerts >/dev/null
+  --parquet-flush-secs 2 --metrics-listen "127.0.0.1:$consumer_port" --no-alerts >/dev/null
 pids+=("$(cat "$work/consumer.log.pid")")
 counted=0
 for _ in $(seq 1 12000); do
@@ -157,11 +160,16 @@ for _ in $(seq 1 12000); do
   sleep 0.05
 done
 finished="$(date +%s.%N)"
+for _ in $(seq 1 200); do
+  [ "$(metric "$consumer_metrics" tollgate_metering_parquet_objects_written_total)" -ge 1 ] && break
+  sleep 0.05
+done
 curl -s "$consumer_metrics" >"$work/consumer.prom"
 
-python3 - "$work" "$sent" "$counted" "$started" "$finished" "$profile" <<'PY'
+python3 - "$work" "$sent" "$counted" "$started" "$finished" "$profile" "$customers" <<'PY'
 import re, sys
 work, sent, counted, started, finished, profile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+customers = int(sys.argv[7])
 
 # us-east-1 list prices, USD.
 PRICES = {
@@ -273,6 +281,16 @@ measured_invocation = seconds_per_run * LAMBDA_BATCH / LAMBDA_RUN
 lambda_measured = lambda_cost(measured_invocation)
 
 print(f"events sent {sent}, counted {counted}, build {profile}")
+# The same workload shape in the scale simulator (bench/simulate.sh, BENCHMARKS.md): one
+# shard, one producer, the customers one after another, one model, the frames' events per
+# record as measured here, the polling consumer's runs of 100 records.
+records = sum(amount for (s, o, u), amount in proxy[1].items() if u == "records_put")
+per_record = sent / max(records, 1)
+print(f"workload shape: {sent} events from {customers} customers one after another, {records:.0f} records "
+      f"({per_record:.2f} events per record), 1 shard, 1 producer; simulate it with: bench/simulate.sh "
+      f"--events {sent} --shards 1 --producers 1 --producer-lifetime-s 0 --customers {customers} "
+      f"--customer-order sequential --models 1 --consumer poller --consumer-starts-after-appends --run-records 100 --frame-ms 10 "
+      f"--hot-customer-rate {per_record * 100:.0f}")
 print()
 print("| process | service | operation | calls / M events | billable units / M events | $ / M on-demand Kinesis | $ / M provisioned Kinesis | counted as |")
 print("|---|---|---|---|---|---|---|---|")

@@ -58,16 +58,14 @@ pub async fn replay(
 }
 
 /// `compact`: merges `day`'s Parquet files into large files of its unique events. A batch
-/// file is merged once the polling consumer committed it or it is older than
-/// `settle_after` (the longest a record is retried).
+/// file is merged once Parquet's progress has passed it (or, for a partition without
+/// progress, once it is older than `settle_after`, the longest a record is retried).
 pub async fn compact(
     ports: &Ports,
     day: NaiveDate,
     settle_after: std::time::Duration,
 ) -> Result<CompactionReport> {
     let settings = CompactionSettings {
-        checkpoints: Some(ports.checkpoints.clone()),
-        consumer_name: metering::ConsumerSettings::default().consumer_name,
         settle_after,
         target_file_bytes: TARGET_FILE_BYTES,
     };

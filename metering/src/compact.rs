@@ -7,11 +7,12 @@
 //! and deleting such a file while it can still be rewritten would let the rewrite bring its
 //! rows back next to the merged copy. So a batch file is merged only once it can no longer
 //! change:
-//! - the polling consumer's checkpoint for its partition has reached its first position
-//!   (the batch that starts there was committed and is never read again), or
-//! - it was last written longer ago than the longest a record is retried
-//!   (`--max-record-age-hours`; this covers the Lambda consumer, whose position Kinesis
-//!   keeps).
+//! - the Parquet projection's progress for its partition (`state/parquet/<partition>.json`,
+//!   kept by the server consumer and the Lambda alike) has reached its first position: the
+//!   flush that wrote it finished, and the files of a flush that did not (listed in
+//!   `pending`, after `through`) are never merged; or
+//! - its partition has no progress stored (files written before it existed) and it was last
+//!   written longer ago than the longest a record is retried (`--max-record-age-hours`).
 //!
 //! Merged and replayed files are never rewritten and are always merged. Files a writer adds
 //! while compaction runs are not in its listing and stay untouched for the next run.
@@ -22,7 +23,7 @@
 //! The outputs are written before any input is deleted: a crash in between leaves both,
 //! which the next run merges again; `reconcile` reports the duplicated rows meanwhile.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,10 +33,10 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use schemas::UsageEvent;
 use schemas::parquet_codec::{decode_events_parquet, encode_events_parquet};
-use store::Checkpoints;
 use uuid::Uuid;
 
 use crate::object_keys::{CompactedObjectKey, DayFile, classify_day_file, usage_day_prefix};
+use crate::parquet_projection::ParquetState;
 use crate::{MeteringError, Result};
 
 /// Smallest merged file when a day has more than this much data.
@@ -44,10 +45,8 @@ pub const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 /// How compaction decides which batch files are settled.
 #[derive(Clone)]
 pub struct CompactionSettings {
-    /// The polling consumer's checkpoints, if it runs.
-    pub checkpoints: Option<Arc<dyn Checkpoints>>,
-    pub consumer_name: String,
-    /// A batch file older than this can no longer be rewritten.
+    /// A batch file of a partition without Parquet progress, older than this, can no
+    /// longer be rewritten.
     pub settle_after: Duration,
     /// Smallest merged file (tests lower it).
     pub target_file_bytes: u64,
@@ -57,7 +56,6 @@ impl std::fmt::Debug for CompactionSettings {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("CompactionSettings")
-            .field("consumer_name", &self.consumer_name)
             .field("settle_after", &self.settle_after)
             .finish()
     }
@@ -103,37 +101,43 @@ pub fn digest(ids: &[Uuid]) -> String {
 }
 
 async fn is_settled(
+    objects: &Arc<dyn ObjectStore>,
     settings: &CompactionSettings,
+    progress: &mut HashMap<String, ParquetState>,
     meta: &ObjectMeta,
     partition: &str,
     first_position: &str,
 ) -> Result<bool> {
-    let age = Utc::now() - meta.last_modified;
-    if age.to_std().is_ok_and(|age| age >= settings.settle_after) {
-        return Ok(true);
+    if !progress.contains_key(partition) {
+        let state = ParquetState::load(objects, partition).await?;
+        progress.insert(partition.to_owned(), state);
     }
-    let Some(checkpoints) = &settings.checkpoints else {
-        return Ok(false);
-    };
-    let checkpoint = checkpoints
-        .load_checkpoint(&settings.consumer_name, partition)
-        .await?;
-    Ok(checkpoint.is_some_and(|checkpoint| position_at_or_after(&checkpoint, first_position)))
+    if let Some(state) = progress.get(partition)
+        && state.stored
+    {
+        return Ok(state.covers(first_position));
+    }
+    let age = Utc::now() - meta.last_modified;
+    Ok(age.to_std().is_ok_and(|age| age >= settings.settle_after))
 }
 
-/// The days a daily scheduled run compacts at `now`: yesterday (its settled files), and the
-/// newest day all of whose batch files have settled (the last run that finds new files to
-/// merge for it). Oldest first, without repeats.
+/// The days a scheduled run compacts at `now` (it runs hourly): today and yesterday, whose
+/// files settle as the consumers write them out; and, in the 01:00 run, the newest day all
+/// of whose batch files have settled by age (files of partitions without Parquet progress).
+/// Oldest first, without repeats.
 pub fn scheduled_days(
     now: chrono::DateTime<chrono::Utc>,
     settle_after: Duration,
 ) -> Vec<NaiveDate> {
-    let yesterday = now.date_naive() - chrono::Days::new(1);
+    use chrono::Timelike;
+    let today = now.date_naive();
+    let yesterday = today - chrono::Days::new(1);
     let settled = chrono::Duration::from_std(settle_after)
         .ok()
+        .filter(|_| now.hour() == 1)
         .and_then(|settle| now.checked_sub_signed(settle))
         .map(|horizon| horizon.date_naive() - chrono::Days::new(1));
-    let mut days: Vec<NaiveDate> = settled.into_iter().chain([yesterday]).collect();
+    let mut days: Vec<NaiveDate> = settled.into_iter().chain([yesterday, today]).collect();
     days.sort_unstable();
     days.dedup();
     days
@@ -151,6 +155,9 @@ pub async fn compact_day(
         ..CompactionReport::default()
     };
     let inputs = settled_inputs(objects, day, settings, &mut report).await?;
+    if is_one_compaction(&inputs) {
+        return Ok(report);
+    }
     let (rows, input_bytes) = unique_rows(objects, &inputs, &mut report).await?;
     if rows.is_empty() {
         return Ok(report);
@@ -180,6 +187,34 @@ pub async fn compact_day(
     Ok(report)
 }
 
+/// Whether `inputs` are exactly the files of one earlier compaction (nothing to merge,
+/// and nothing to read to know it).
+fn is_one_compaction(inputs: &[ObjectMeta]) -> bool {
+    let names: Vec<&str> = inputs
+        .iter()
+        .filter_map(|meta| meta.location.filename())
+        .collect();
+    let Some(first) = names.first() else {
+        return false;
+    };
+    let Some((digest, count)) = compacted_digest_and_count(first) else {
+        return false;
+    };
+    names.len() == inputs.len()
+        && count == names.len()
+        && names
+            .iter()
+            .all(|name| compacted_digest_and_count(name).is_some_and(|(other, _)| other == digest))
+}
+
+/// `compacted-<digest>-<i>of<n>.parquet` → (digest, n).
+fn compacted_digest_and_count(name: &str) -> Option<(&str, usize)> {
+    let rest = name.strip_prefix("compacted-")?.strip_suffix(".parquet")?;
+    let (digest, numbering) = rest.rsplit_once('-')?;
+    let (_, count) = numbering.split_once("of")?;
+    Some((digest, count.parse().ok()?))
+}
+
 /// The day's files that can be merged (final ones, and batch files that can no longer be
 /// rewritten), in key order; the others are counted in `files_not_settled`.
 async fn settled_inputs(
@@ -193,6 +228,7 @@ async fn settled_inputs(
         .try_collect()
         .await?;
     let mut inputs: Vec<ObjectMeta> = Vec::new();
+    let mut progress = HashMap::new();
     for meta in listed {
         let Some(name) = meta.location.filename() else {
             continue;
@@ -203,7 +239,16 @@ async fn settled_inputs(
                 partition,
                 first_position,
             }) => {
-                if is_settled(settings, &meta, &partition, &first_position).await? {
+                if is_settled(
+                    objects,
+                    settings,
+                    &mut progress,
+                    &meta,
+                    &partition,
+                    &first_position,
+                )
+                .await?
+                {
                     inputs.push(meta);
                 } else {
                     report.files_not_settled += 1;
@@ -304,7 +349,6 @@ mod compaction_tests {
     use crate::object_keys::BatchObjectKey;
     use crate::parquet_sink::write_usage_parquet;
     use object_store::memory::InMemory;
-    use store::memory::MemoryStore;
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
@@ -367,10 +411,20 @@ mod compaction_tests {
         ids
     }
 
-    fn settings(log: Arc<MemoryStore>) -> CompactionSettings {
+    /// Parquet's progress through partition "0" reaches `through`.
+    async fn settle_through(objects: &Arc<dyn ObjectStore>, through: u64) {
+        ParquetState {
+            through: Some(format!("{through:020}")),
+            stored: true,
+            ..ParquetState::default()
+        }
+        .store(objects, "0")
+        .await
+        .unwrap();
+    }
+
+    fn settings() -> CompactionSettings {
         CompactionSettings {
-            checkpoints: Some(log),
-            consumer_name: "metering".into(),
             settle_after: Duration::from_secs(7 * 24 * 3600),
             target_file_bytes: TARGET_FILE_BYTES,
         }
@@ -381,7 +435,6 @@ mod compaction_tests {
     #[tokio::test]
     async fn a_day_becomes_one_file_of_its_unique_events_and_stays_so() {
         let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let log = Arc::new(MemoryStore::new());
         let all = events(30);
         write_batch(&objects, 1, &all[..10]).await;
         write_batch(&objects, 11, &all[10..20]).await;
@@ -389,13 +442,9 @@ mod compaction_tests {
         let mut third = all[20..].to_vec();
         third.push(all[5].clone());
         write_batch(&objects, 21, &third).await;
-        log.commit_checkpoint("metering", "0", &format!("{:020}", 31))
-            .await
-            .unwrap();
+        settle_through(&objects, 31).await;
 
-        let report = compact_day(&objects, day(), &settings(log.clone()))
-            .await
-            .unwrap();
+        let report = compact_day(&objects, day(), &settings()).await.unwrap();
         assert_eq!(report.files_merged, 3);
         assert_eq!(report.duplicates_dropped, 1);
         assert_eq!(report.files_written, 1);
@@ -406,7 +455,7 @@ mod compaction_tests {
         assert_eq!(files.len(), 1);
         assert!(files[0].0.starts_with("compacted-"), "{}", files[0].0);
 
-        let again = compact_day(&objects, day(), &settings(log)).await.unwrap();
+        let again = compact_day(&objects, day(), &settings()).await.unwrap();
         assert_eq!((again.files_written, again.files_merged), (0, 0));
         assert_eq!(day_files(&objects).await, files, "byte for byte the same");
     }
@@ -416,16 +465,11 @@ mod compaction_tests {
     #[tokio::test]
     async fn a_batch_that_can_still_be_rewritten_waits_for_a_later_run() {
         let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let log = Arc::new(MemoryStore::new());
         let all = events(12);
         write_batch(&objects, 1, &all[..6]).await;
         write_batch(&objects, 7, &all[6..]).await;
-        log.commit_checkpoint("metering", "0", &format!("{:020}", 6))
-            .await
-            .unwrap();
-        let report = compact_day(&objects, day(), &settings(log.clone()))
-            .await
-            .unwrap();
+        settle_through(&objects, 6).await;
+        let report = compact_day(&objects, day(), &settings()).await.unwrap();
         assert_eq!((report.files_merged, report.files_not_settled), (1, 1));
         let pending = BatchObjectKey {
             day: day(),
@@ -438,10 +482,8 @@ mod compaction_tests {
         );
 
         // The batch is committed now; the next run merges everything into one file.
-        log.commit_checkpoint("metering", "0", &format!("{:020}", 12))
-            .await
-            .unwrap();
-        let later = compact_day(&objects, day(), &settings(log)).await.unwrap();
+        settle_through(&objects, 12).await;
+        let later = compact_day(&objects, day(), &settings()).await.unwrap();
         assert_eq!(later.files_not_settled, 0);
         assert_eq!(day_files(&objects).await.len(), 1);
         let mut expected: Vec<Uuid> = all.iter().map(|event| event.event_id).collect();
@@ -453,14 +495,11 @@ mod compaction_tests {
     #[tokio::test]
     async fn a_large_day_is_split_by_the_target_size() {
         let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let log = Arc::new(MemoryStore::new());
         let all = events(3_000);
         for (index, batch) in all.chunks(300).enumerate() {
             write_batch(&objects, (index * 300 + 1) as u64, batch).await;
         }
-        log.commit_checkpoint("metering", "0", &format!("{:020}", 3_000))
-            .await
-            .unwrap();
+        settle_through(&objects, 3_000).await;
         let input: u64 = day_files(&objects)
             .await
             .iter()
@@ -472,7 +511,7 @@ mod compaction_tests {
             day(),
             &CompactionSettings {
                 target_file_bytes: target,
-                ..settings(log)
+                ..settings()
             },
         )
         .await
@@ -492,8 +531,16 @@ mod compaction_tests {
         // A week of retries: 2026-11-21 ended at 22 00:00 and settled at 29 00:00.
         assert_eq!(
             scheduled_days(now, Duration::from_secs(168 * 3600)),
-            vec![day(21), day(28)]
+            vec![day(21), day(28), day(29)]
         );
-        assert_eq!(scheduled_days(now, Duration::ZERO), vec![day(28)]);
+        assert_eq!(scheduled_days(now, Duration::ZERO), vec![day(28), day(29)]);
+        // Other hours compact only the live day and yesterday.
+        let later = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 29, 14, 0, 0)
+            .unwrap();
+        assert_eq!(
+            scheduled_days(later, Duration::from_secs(168 * 3600)),
+            vec![day(28), day(29)]
+        );
     }
 }

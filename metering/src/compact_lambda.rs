@@ -1,6 +1,6 @@
-//! What the compaction Lambda (`tollgate-compact-lambda`) runs, daily at 01:00 UTC from
-//! EventBridge Scheduler: merge the Parquet batch files of yesterday and of the day whose
-//! files have just settled ([`crate::compact::scheduled_days`]). An event
+//! What the compaction Lambda (`tollgate-compact-lambda`) runs, hourly from EventBridge
+//! Scheduler: merge the Parquet batch files of today and yesterday, and at 01:00 UTC of the
+//! day whose files have just settled by age ([`crate::compact::scheduled_days`]). An event
 //! `{"date": "YYYY-MM-DD"}` compacts that day instead.
 
 use std::time::Duration;
@@ -43,9 +43,6 @@ pub async fn run_compact_lambda(arguments: CompactLambdaArguments) -> Result<(),
         let ports = ports.clone();
         async move {
             let settings = CompactionSettings {
-                // The Kinesis event source mapping keeps no checkpoint here: only age settles.
-                checkpoints: None,
-                consumer_name: crate::ConsumerSettings::default().consumer_name,
                 settle_after,
                 target_file_bytes: TARGET_FILE_BYTES,
             };

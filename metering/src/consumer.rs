@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use store::backend::Ports;
+use store::dedupe::compare_positions;
 use store::{Checkpoints, Counters, EventReader, ReadBatch};
 
 use crate::Result;
 use crate::alert_engine::AlertEngine;
 use crate::apply::{BatchApplier, ConsumerStats, PassReport};
+use crate::parquet_buffer::{FlushPolicy, ProjectionClock};
 
 /// How the consumer runs.
 #[derive(Debug, Clone)]
@@ -28,6 +30,11 @@ pub struct ConsumerSettings {
     pub batch_records: usize,
     /// How long to wait when a pass found nothing new.
     pub idle_poll: Duration,
+    /// When buffered Parquet is written out.
+    pub parquet_flush: FlushPolicy,
+    /// How often the current and the previous day's Parquet files are compacted while the
+    /// consumer runs (`None`: never; `tollgate compact` and the compaction Lambda remain).
+    pub compact_every: Option<Duration>,
 }
 
 impl Default for ConsumerSettings {
@@ -36,6 +43,8 @@ impl Default for ConsumerSettings {
             consumer_name: "metering".into(),
             batch_records: 1000,
             idle_poll: Duration::from_millis(200),
+            parquet_flush: FlushPolicy::EVERY_BATCH,
+            compact_every: None,
         }
     }
 }
@@ -72,7 +81,8 @@ impl MeteringConsumer {
         Self::with_applier(
             log,
             checkpoints,
-            BatchApplier::new(counters, objects),
+            BatchApplier::new(counters, objects)
+                .with_parquet_flush(settings.parquet_flush, ProjectionClock::System),
             settings,
         )
     }
@@ -87,7 +97,9 @@ impl MeteringConsumer {
         Self::with_applier(
             ports.event_reader.clone(),
             ports.checkpoints.clone(),
-            BatchApplier::from_ports(ports).with_alert_engine(alerts),
+            BatchApplier::from_ports(ports)
+                .with_alert_engine(alerts)
+                .with_parquet_flush(settings.parquet_flush, ProjectionClock::System),
             settings,
         )
     }
@@ -127,6 +139,12 @@ impl MeteringConsumer {
             .lock()
             .map(|finished| finished.clone())
             .unwrap_or_default()
+    }
+
+    /// Writes out the Parquet buffers due by size or age (the tailing loop does it after
+    /// every pass).
+    pub async fn flush_parquet_due(&self) -> Result<()> {
+        self.applier.flush_parquet_due().await
     }
 
     /// Processes at most one batch per partition.
@@ -174,13 +192,14 @@ impl MeteringConsumer {
         Ok((total, all_caught_up))
     }
 
-    /// Runs passes until one reads nothing and every partition is caught up: everything in
-    /// the log now is applied.
+    /// Runs passes until one reads nothing and every partition is caught up, then writes
+    /// out the Parquet buffers: everything in the log now is applied.
     pub async fn drain(&self) -> Result<PassReport> {
         let mut total = PassReport::default();
         loop {
             let (report, all_caught_up) = self.run_pass_to_tips().await?;
             if report.records_read == 0 && all_caught_up {
+                self.applier.flush_parquet().await?;
                 return Ok(total);
             }
             total.add(&report);
@@ -191,8 +210,19 @@ impl MeteringConsumer {
     pub async fn run_until(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = self.settings.idle_poll;
+        let mut compaction = crate::live_compaction::LiveCompaction::new(
+            self.settings.compact_every,
+            self.applier.objects(),
+        );
         loop {
-            let wait = match self.run_pass_to_tips().await {
+            let pass = self.run_pass_to_tips().await;
+            let flushed = self.flush_parquet_due().await;
+            let pass = match (pass, flushed) {
+                (Ok(done), Ok(())) => Ok(done),
+                (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+            };
+            compaction.run_if_due().await;
+            let wait = match pass {
                 Ok((report, all_caught_up)) if report.records_read > 0 || !all_caught_up => {
                     backoff = self.settings.idle_poll;
                     Duration::ZERO
@@ -220,16 +250,19 @@ impl MeteringConsumer {
         }
     }
 
+    /// Reads and applies a partition's next batch. The read starts at the counters'
+    /// checkpoint, or earlier, at Parquet's progress, when Parquet is behind it (after a
+    /// restart its buffer is gone): records up to the checkpoint then go to Parquet only.
     async fn process_next_batch(&self, partition: &str) -> Result<(PassReport, Tip)> {
         let name = &self.settings.consumer_name;
         let checkpoint = self.checkpoints.load_checkpoint(name, partition).await?;
+        let start = self
+            .applier
+            .read_start(partition, checkpoint.as_deref())
+            .await?;
         let batch = self
             .log
-            .read(
-                partition,
-                checkpoint.as_deref(),
-                self.settings.batch_records,
-            )
+            .read(partition, start.as_deref(), self.settings.batch_records)
             .await?;
         let ReadBatch {
             entries,
@@ -240,10 +273,20 @@ impl MeteringConsumer {
             caught_up,
             end_of_partition,
         };
-        let Some(last) = entries.last() else {
-            return Ok((PassReport::default(), tip));
+        let counted = entries
+            .iter()
+            .take_while(|entry| {
+                checkpoint.as_deref().is_some_and(|checkpoint| {
+                    compare_positions(&entry.position, checkpoint) != std::cmp::Ordering::Greater
+                })
+            })
+            .count();
+        let (behind, ahead) = entries.split_at(counted);
+        let mut report = self.applier.project_parquet_only(partition, behind).await?;
+        let Some(last) = ahead.last() else {
+            return Ok((report, tip));
         };
-        let report = self.applier.apply_entries(partition, &entries).await?;
+        report.add(&self.applier.apply_entries(partition, ahead).await?);
         self.checkpoints
             .commit_checkpoint(name, partition, &last.position)
             .await?;

@@ -489,3 +489,63 @@ async fn draining_reads_on_through_empty_reads_until_caught_up() {
     );
     assert_eq!(requests_of(&store, "cust-e").await, (4, 10));
 }
+
+/// Parquet buffered across batches is not durable: after a crash the consumer reads again
+/// from Parquet's progress, not the counters' checkpoint, and writes every event once
+/// without counting any again.
+#[tokio::test]
+async fn a_buffer_lost_in_a_crash_is_read_again_without_counting_twice() {
+    let store = Arc::new(MemoryStore::new());
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let buffered = || {
+        MeteringConsumer::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            objects.clone(),
+            ConsumerSettings {
+                batch_records: 3,
+                parquet_flush: FlushPolicy {
+                    max_bytes: 1 << 30,
+                    max_age: Duration::from_secs(3600),
+                },
+                ..ConsumerSettings::default()
+            },
+        )
+    };
+    let mut events: Vec<UsageEvent> = (1..=7).map(|tokens| event("cust-a", tokens)).collect();
+    store
+        .append(&events.iter().map(record).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let first = buffered();
+    for _ in 0..3 {
+        first.run_pass().await.unwrap();
+    }
+    assert_eq!(requests_of(&store, "cust-a").await, (7, 28));
+    assert!(parquet_rows(&objects).await.is_empty(), "still buffered");
+    drop(first); // the crash: the buffer is gone, the checkpoint is at 7
+
+    let later: Vec<UsageEvent> = (8..=9).map(|tokens| event("cust-a", tokens)).collect();
+    store
+        .append(&later.iter().map(record).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let restarted = buffered();
+    let report = restarted.drain().await.unwrap();
+    assert_eq!(report.events_counted, 2);
+    assert_eq!(
+        report.duplicates_skipped, 0,
+        "records read again are not counted again"
+    );
+    assert_eq!(requests_of(&store, "cust-a").await, (9, 45));
+    events.extend(later);
+    events.sort_by_key(|event| event.event_id);
+    assert_eq!(parquet_rows(&objects).await, events);
+    let files: Vec<_> = objects
+        .list(Some(&Path::from("usage")))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1, "one file for the whole drain");
+}

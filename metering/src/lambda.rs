@@ -3,7 +3,8 @@
 //! Records arrive in shard order. They are applied in runs of [`LAMBDA_RUN_RECORDS`]; if a
 //! run fails, its first record is reported as the batch item failure and the rest of that
 //! shard is left for the retry, which then starts exactly at the first record not yet
-//! known to be applied. Records that cannot be metered (undecodable, unknown customer) are
+//! known to be applied. Parquet is buffered over the invocation and written once per
+//! shard at its end; if that write fails, the shard's first record is reported instead. Records that cannot be metered (undecodable, unknown customer) are
 //! quarantined by the applier and never fail the batch.
 
 use std::collections::BTreeMap;
@@ -17,7 +18,15 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use store::LogEntry;
 use store::backend::BackendArgs;
 
-use crate::apply::{BatchApplier, PassReport};
+use crate::apply::{BatchApplier, MeteringRole, PassReport};
+use crate::parquet_buffer::{FlushPolicy, ProjectionClock};
+
+/// Parquet in a Lambda invocation: one file per shard and day per invocation (written out
+/// at its end), or more when a batch holds more than this.
+pub const LAMBDA_PARQUET_FLUSH: FlushPolicy = FlushPolicy {
+    max_bytes: 128 * 1024 * 1024,
+    max_age: std::time::Duration::from_secs(u32::MAX as u64),
+};
 use crate::settings::AlertArgs;
 
 /// The metering Lambda's configuration, read from the same `TOLLGATE_*` variables as every
@@ -28,6 +37,11 @@ pub struct LambdaArguments {
     pub backend: BackendArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    /// Which projections this function writes: `all`, or, with two functions on the stream,
+    /// `counters` (short batches: limits stay current) and `parquet` (long batches: large
+    /// files).
+    #[arg(long, env = "TOLLGATE_METERING_ROLE", value_enum, default_value_t = MeteringRole::All)]
+    pub role: MeteringRole,
 }
 
 /// Runs the metering Lambda: opens the ports once, then applies each Kinesis event the
@@ -36,7 +50,12 @@ pub async fn run_lambda(arguments: LambdaArguments) -> Result<(), lambda_runtime
     let settings = arguments.backend.settings()?;
     let ports = settings.open().await?;
     let alerts = arguments.alerts.engine(&ports, &settings).await?;
-    let applier = Arc::new(BatchApplier::from_ports(&ports).with_alert_engine(alerts));
+    let applier = Arc::new(
+        BatchApplier::from_ports(&ports)
+            .with_alert_engine(alerts)
+            .with_role(arguments.role)
+            .with_parquet_flush(LAMBDA_PARQUET_FLUSH, ProjectionClock::System),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let applier = Arc::clone(&applier);
         async move {
@@ -88,18 +107,29 @@ pub async fn handle_kinesis_event(
     let mut response = KinesisEventResponse::default();
     let mut total = PassReport::default();
     for (shard, entries) in shards {
+        let mut failed_at = None;
         for run in entries.chunks(LAMBDA_RUN_RECORDS) {
             match applier.apply_entries(&shard, run).await {
                 Ok(report) => total.add(&report),
                 Err(error) => {
                     let first = run.first().map(|entry| entry.position.clone());
                     tracing::warn!(shard, first_position = ?first, error = %error, "metering run failed; Lambda will retry from its first record");
-                    let mut failure = KinesisBatchItemFailure::default();
-                    failure.item_identifier = first;
-                    response.batch_item_failures.push(failure);
+                    failed_at = first;
                     break;
                 }
             }
+        }
+        // Parquet is written once per shard per invocation; if that fails, the whole
+        // shard's part of the batch comes again (the counters skip what they hold).
+        if let Err(error) = applier.flush_parquet_partition(&shard).await {
+            let first = entries.first().map(|entry| entry.position.clone());
+            tracing::warn!(shard, first_position = ?first, error = %error, "parquet write failed; Lambda will retry the shard's records");
+            failed_at = first;
+        }
+        if let Some(position) = failed_at {
+            let mut failure = KinesisBatchItemFailure::default();
+            failure.item_identifier = Some(position);
+            response.batch_item_failures.push(failure);
         }
     }
     (response, total)

@@ -269,13 +269,11 @@ async fn the_parquet_projection_behind_the_counters_holds_the_log_back() {
     installation.append_frames(8, 2).await;
     // Parquet has written through record 5 (it buffers across batches); the counters'
     // consumer is at record 8.
-    crate::parquet_projection::project_batch(
-        &installation.ports.objects,
-        PARTITION,
-        &[],
-        &position(5),
-        &[],
-    )
+    ParquetState {
+        through: Some(position(5)),
+        ..ParquetState::default()
+    }
+    .store(&installation.ports.objects, PARTITION)
     .await
     .unwrap();
     installation

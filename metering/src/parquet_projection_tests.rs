@@ -5,8 +5,11 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::Outcome;
 use store::contract::{day, event_on, sourced_at};
 
-use super::*;
+use super::{PRODUCER_RETENTION_DAYS, ParquetState};
 use crate::object_keys::parquet_state_key;
+use crate::parquet_buffer::project_batch;
+use schemas::UsageEvent;
+use store::SourcedEvent;
 
 fn events(count: usize) -> Vec<UsageEvent> {
     (0..count)
@@ -48,7 +51,7 @@ async fn a_crash_between_the_files_and_the_state_is_repaired_by_the_retry() {
     let projected = project_batch(&objects, "p", &[], "5", &retry)
         .await
         .unwrap();
-    assert_eq!(projected.written.len(), 5);
+    assert_eq!(projected.len(), 5);
     assert_eq!(parquet_rows(&objects).await, sorted(all));
 }
 
@@ -63,12 +66,12 @@ async fn a_batch_already_written_writes_nothing_and_a_longer_one_only_its_rest()
     let again = project_batch(&objects, "p", &[], "4", &first_four)
         .await
         .unwrap();
-    assert!(again.written.is_empty() && again.keys.is_empty());
+    assert!(again.is_empty());
     let whole = batch("p", 1, &all);
     let longer = project_batch(&objects, "p", &[], "6", &whole)
         .await
         .unwrap();
-    assert_eq!(longer.written.len(), 2);
+    assert_eq!(longer.len(), 2);
     assert_eq!(parquet_rows(&objects).await, sorted(all));
 }
 
@@ -85,7 +88,7 @@ async fn a_copy_sent_again_at_a_later_position_is_written_once() {
     let projected = project_batch(&objects, "p", &[], "4", &resent)
         .await
         .unwrap();
-    assert_eq!(projected.written, vec![&all[2]]);
+    assert_eq!(projected, vec![&all[2]]);
     assert_eq!(parquet_rows(&objects).await, sorted(all));
 }
 
@@ -101,7 +104,7 @@ async fn a_new_child_partition_starts_from_its_parents_numbers() {
     let projected = project_batch(&objects, "child", &["parent".to_owned()], "2", &in_child)
         .await
         .unwrap();
-    assert_eq!(projected.written, vec![&all[1]]);
+    assert_eq!(projected, vec![&all[1]]);
     assert_eq!(parquet_rows(&objects).await, sorted(all));
 }
 
@@ -116,4 +119,32 @@ async fn a_damaged_state_is_an_error_that_names_the_fix() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("tollgate replay"), "{error}");
+}
+
+/// Producers that send nothing more are forgotten after the retention, so the state stays
+/// the size of the live fleet; a state written before days were kept starts counting now.
+#[test]
+fn silent_producers_are_forgotten_after_the_retention() {
+    let mut state = ParquetState::default();
+    for producer in ["old", "recent", "legacy"] {
+        state
+            .producers
+            .entry(producer.to_owned())
+            .or_default()
+            .insert(1);
+    }
+    state.mark_taken("old", 100);
+    state.mark_taken("recent", 100 + PRODUCER_RETENTION_DAYS);
+    state.mark_taken("old", 90); // an earlier day never moves it back
+    state.forget_silent_producers(100 + PRODUCER_RETENTION_DAYS);
+    assert_eq!(state.producers.len(), 3, "still within the retention");
+    state.forget_silent_producers(101 + PRODUCER_RETENTION_DAYS);
+    let mut kept: Vec<&String> = state.producers.keys().collect();
+    kept.sort();
+    assert_eq!(kept, ["legacy", "recent"]);
+    assert_eq!(
+        state.last_taken_day["legacy"],
+        100 + PRODUCER_RETENTION_DAYS,
+        "first seen without a day at the earlier load"
+    );
 }

@@ -21,6 +21,18 @@ pub struct MeteringArgs {
     /// Most log records the consumer reads per partition per batch.
     #[arg(long, env = "TOLLGATE_METERING_BATCH_RECORDS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub metering_batch_records: u64,
+    /// Write buffered Parquet out once its files reach this many MiB (encoded); with
+    /// --parquet-flush-secs this sets the size of the files Athena reads.
+    #[arg(long, env = "TOLLGATE_PARQUET_FLUSH_MB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub parquet_flush_mb: u64,
+    /// Write buffered Parquet out once its oldest event was taken this many seconds ago; 0
+    /// writes every batch at once (many small files: for trying things out and tests).
+    #[arg(long, env = "TOLLGATE_PARQUET_FLUSH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub parquet_flush_secs: u64,
+    /// Compact today's and yesterday's Parquet files this often, in minutes, while the
+    /// consumer runs; 0 never (then run `tollgate compact`).
+    #[arg(long, env = "TOLLGATE_COMPACT_EVERY_MINS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=1440))]
+    pub compact_every_mins: u64,
     #[command(flatten)]
     pub alerts: AlertArgs,
 }
@@ -52,11 +64,26 @@ impl LogRetentionArgs {
 }
 
 impl MeteringArgs {
+    /// When buffered Parquet is written out.
+    pub fn parquet_flush(&self) -> crate::parquet_buffer::FlushPolicy {
+        if self.parquet_flush_secs == 0 {
+            return crate::parquet_buffer::FlushPolicy::EVERY_BATCH;
+        }
+        crate::parquet_buffer::FlushPolicy {
+            max_bytes: usize::try_from(self.parquet_flush_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            max_age: Duration::from_secs(self.parquet_flush_secs),
+        }
+    }
+
     /// The consumer's settings.
     pub fn consumer_settings(&self) -> ConsumerSettings {
         ConsumerSettings {
             idle_poll: Duration::from_millis(self.metering_poll_ms),
             batch_records: usize::try_from(self.metering_batch_records).unwrap_or(1000),
+            parquet_flush: self.parquet_flush(),
+            compact_every: (self.compact_every_mins > 0)
+                .then(|| Duration::from_secs(self.compact_every_mins * 60)),
             ..ConsumerSettings::default()
         }
     }

@@ -120,6 +120,66 @@ impl UsageParquetEncoder {
     }
 }
 
+impl UsageParquetEncoder {
+    /// Starts a file written a batch of events at a time and held in memory (its encoded,
+    /// compressed pages, not the events) until [`UsageParquetFile::finish`].
+    pub fn start_file(&self) -> Result<UsageParquetFile, DecodeError> {
+        let writer = ArrowWriter::try_new(
+            Vec::with_capacity(64 * 1024),
+            Arc::clone(&self.schema),
+            Some(self.properties.clone()),
+        )
+        .map_err(parquet_error)?;
+        Ok(UsageParquetFile { writer, rows: 0 })
+    }
+}
+
+/// A Parquet file being written across batches (see [`UsageParquetEncoder::start_file`]).
+pub struct UsageParquetFile {
+    writer: ArrowWriter<Vec<u8>>,
+    rows: usize,
+}
+
+impl std::fmt::Debug for UsageParquetFile {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("UsageParquetFile")
+            .field("rows", &self.rows)
+            .field("bytes", &self.encoded_bytes())
+            .finish()
+    }
+}
+
+impl UsageParquetFile {
+    /// Appends events (owned or borrowed), in order.
+    pub fn append<E: Borrow<UsageEvent>>(&mut self, events: &[E]) -> Result<(), DecodeError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch = events_to_record_batch(events)?;
+        self.writer.write(&batch).map_err(parquet_error)?;
+        self.rows += events.len();
+        Ok(())
+    }
+
+    /// Rows appended so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// About the size the file would have if finished now: the row groups written plus the
+    /// estimated size of the one in progress.
+    pub fn encoded_bytes(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
+
+    /// Writes the footer and returns the file.
+    pub fn finish(self) -> Result<Bytes, DecodeError> {
+        let buffer = self.writer.into_inner().map_err(parquet_error)?;
+        Ok(Bytes::from(buffer))
+    }
+}
+
 /// Encodes events (owned or borrowed) as one Parquet file. The same events in the same
 /// order give the same bytes. The settings are built once per process.
 pub fn encode_events_parquet<E: Borrow<UsageEvent>>(events: &[E]) -> Result<Bytes, DecodeError> {

@@ -55,6 +55,23 @@ fn only_the_dictionary_columns_are_written_with_a_dictionary() {
 }
 
 #[test]
+fn a_file_written_across_batches_holds_every_row_in_order_and_grows_as_it_is_written() {
+    let encoder = crate::parquet_codec::UsageParquetEncoder::new();
+    let events: Vec<UsageEvent> = (1..=300).map(sample_event).collect();
+    let mut file = encoder.start_file().unwrap();
+    file.append::<UsageEvent>(&[]).unwrap();
+    let mut sizes = Vec::new();
+    for chunk in events.chunks(70) {
+        file.append(chunk).unwrap();
+        sizes.push(file.encoded_bytes());
+    }
+    assert_eq!(file.rows(), 300);
+    assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]), "{sizes:?}");
+    let bytes = file.finish().unwrap();
+    assert_eq!(decode_events_parquet(bytes).unwrap(), events);
+}
+
+#[test]
 fn json_arrow_parquet_round_trip_is_lossless() {
     let mut events: Vec<UsageEvent> = (1..=5).map(sample_event).collect();
     events[1].upstream_request_id = None;

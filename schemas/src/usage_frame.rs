@@ -19,6 +19,7 @@
 //! split again when a raw archive holds them back to back ([`split_archive`]).
 
 use bytes::Bytes;
+use std::cell::RefCell;
 
 use crate::UsageEvent;
 use crate::error::DecodeError;
@@ -110,7 +111,7 @@ impl FrameBuilder {
     pub fn finish(self, codec: FrameCodec) -> std::io::Result<Vec<u8>> {
         let payload = match codec {
             FrameCodec::None => self.lines,
-            FrameCodec::Zstd => zstd::bulk::compress(&self.lines, 1)?,
+            FrameCodec::Zstd => with_compressor(|compressor| compressor.compress(&self.lines))?,
         };
         let payload_len = u32::try_from(payload.len()).map_err(|_| {
             std::io::Error::new(
@@ -128,6 +129,45 @@ impl FrameBuilder {
         frame.extend_from_slice(&payload);
         Ok(frame)
     }
+}
+
+thread_local! {
+    /// One zstd context per thread, reused: creating one costs more than compressing or
+    /// decompressing a small frame (a frame of one event is about 700 bytes).
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` with this thread's compression context (level 1), made on first use.
+fn with_compressor<T>(
+    work: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(1)?);
+        }
+        match slot.as_mut() {
+            Some(compressor) => work(compressor),
+            None => Err(std::io::Error::other("no zstd compression context")),
+        }
+    })
+}
+
+/// Runs `work` with this thread's decompression context, made on first use.
+fn with_decompressor<T>(
+    work: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => work(decompressor),
+            None => Err(std::io::Error::other("no zstd decompression context")),
+        }
+    })
 }
 
 /// Encodes events into one frame.
@@ -213,7 +253,7 @@ fn payload_lines(header: FrameHeader, payload: &[u8]) -> Result<Bytes, DecodeErr
                         "frame payload is not a zstd frame declaring a size up to {MAX_DECOMPRESSED_PAYLOAD} bytes"
                     ))
                 })?;
-            zstd::bulk::decompress(payload, size)
+            with_decompressor(|decompressor| decompressor.decompress(payload, size))
                 .map(Bytes::from)
                 .map_err(|error| {
                     DecodeError::Frame(format!("frame payload is not valid zstd: {error}"))

@@ -103,6 +103,9 @@ impl Tollgate {
             .env("AWS_CONFIG_FILE", &self.empty_aws_file)
             .env("AWS_SHARED_CREDENTIALS_FILE", &self.empty_aws_file)
             .env("RUST_LOG", "warn,proxy=info,metering=info")
+            // Tests read Parquet while the consumer runs: write it every batch, unless a
+            // test sets the default buffering back (`serve_with_env`).
+            .env("TOLLGATE_PARQUET_FLUSH_SECS", "0")
             .stdin(Stdio::null());
         if let Some(aws) = &self.aws {
             command

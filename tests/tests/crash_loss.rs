@@ -50,7 +50,9 @@ async fn run_under_load_on(tollgate: Tollgate, extra_flags: &[&str], stop: Stop)
     ];
     flags.extend(extra_flags.iter().map(|flag| (*flag).to_owned()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = tollgate.serve(&flags);
+    // Default settings: Parquet buffered for minutes (the harness writes it every batch).
+    let defaults = [("TOLLGATE_PARQUET_FLUSH_SECS", "300")];
+    let server = tollgate.serve_with_env(&defaults, &flags);
     let endpoint = format!("{}/prod/bedrock", server.base_url);
 
     let ledger = Arc::new(Mutex::new(BTreeSet::new()));
@@ -116,26 +118,33 @@ async fn run_under_load_on(tollgate: Tollgate, extra_flags: &[&str], stop: Stop)
     let ledger = ledger.lock().await.clone();
     assert!(ledger.len() > 50, "the load ran: {} answered", ledger.len());
 
-    // Restart: the spool left behind is sent, and metering catches up from its checkpoint.
-    let restarted = tollgate.serve(&flags);
+    // Restart: the spool left behind is sent, and metering catches up from its checkpoint
+    // (and Parquet from its own progress: its buffer died with the process). Once the
+    // counters are steady, a SIGTERM writes the Parquet buffer out.
+    let restarted = tollgate.serve_with_env(&defaults, &flags);
     let deadline = Instant::now() + Duration::from_secs(90);
-    let mut previous = usize::MAX;
-    let rows = loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let rows = tollgate.stored_parquet_rows().await;
+    let mut previous = u64::MAX;
+    let counted = loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let totals = tollgate.usage_today(&customer_id)["totals"].clone();
         let counted = totals["requests"].as_u64().unwrap() + totals["rejected"].as_u64().unwrap();
-        if rows.len() == previous && counted == rows.len() as u64 {
-            break rows;
+        if counted == previous && counted > 0 {
+            break counted;
         }
         assert!(
             Instant::now() < deadline,
-            "metering never settled: {} rows, counters {counted}",
-            rows.len()
+            "metering never settled: counters {counted}, {} answered",
+            ledger.len()
         );
-        previous = rows.len();
+        previous = counted;
     };
     assert!(restarted.terminate().success());
+    let rows = tollgate.stored_parquet_rows().await;
+    assert_eq!(
+        rows.len() as u64,
+        counted,
+        "Parquet holds exactly what the counters counted"
+    );
 
     let event_ids: BTreeSet<_> = rows.iter().map(|row| row.event_id).collect();
     assert_eq!(event_ids.len(), rows.len(), "no event is counted twice");
@@ -198,14 +207,19 @@ async fn kill_9_loss_window_without_durable_events_is_measured() {
     );
 }
 
-/// Invariant: the metering consumer killed just before or just after its counter commit
-/// (a process abort at that point) counts every event exactly once after a restart: the
-/// batch is read again from the checkpoint, the producers' counted ranges drop what was
-/// counted, and the Parquet rows are written once.
+/// Invariant: the metering consumer killed just before or just after its counter commit,
+/// or in the middle of writing Parquet out (a process abort at that point), counts every
+/// event exactly once after a restart: the batch is read again from the checkpoint (or
+/// Parquet's progress), the producers' counted ranges drop what was counted, the files of
+/// the unfinished flush are deleted, and the Parquet rows are written once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_killed_around_its_counter_commit_counts_each_event_once() {
     use store::EventAppender;
-    for point in ["abort-before-counters", "abort-after-counters"] {
+    for point in [
+        "abort-before-counters",
+        "abort-after-counters",
+        "abort-during-parquet-flush",
+    ] {
         let tollgate = Tollgate::new();
         let (customer_id, _) = tollgate.create_customer("Abort Co", None);
         let log =
@@ -245,12 +259,19 @@ async fn the_consumer_killed_around_its_counter_commit_counts_each_event_once() 
         let counted_before = tollgate.usage_today(&customer_id)["totals"]["requests"]
             .as_u64()
             .unwrap();
-        let expected_before = if point == "abort-after-counters" {
-            10
-        } else {
+        let expected_before = if point == "abort-before-counters" {
             0
+        } else {
+            10
         };
         assert_eq!(counted_before, expected_before, "{point}");
+        if point == "abort-during-parquet-flush" {
+            assert_eq!(
+                tollgate.parquet_rows().len(),
+                10,
+                "the file of the unfinished flush is there"
+            );
+        }
 
         let poller = tollgate.poller();
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -93,11 +93,43 @@ fn cfn_lint_passes_with_no_error_or_warning() {
 }
 
 #[test]
-fn the_metering_mapping_bisects_reports_item_failures_and_gives_up_in_finite_time() {
+fn the_metering_mappings_bisect_report_item_failures_and_give_up_in_finite_time() {
     let template = template();
     let mappings = of_type(&template, "AWS::Lambda::EventSourceMapping");
-    assert_eq!(mappings.len(), 1);
-    let properties = &mappings[0].1["Properties"];
+    let names: Vec<&str> = mappings.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["MeteringEventSourceMapping", "ParquetEventSourceMapping"]
+    );
+    for (_, mapping) in &mappings {
+        a_mapping_bisects_reports_item_failures_and_gives_up(&template, &mapping["Properties"]);
+    }
+    // Two consumers of the stream: counting in short batches (limits stay current), Parquet
+    // in long ones (one file per shard and day per invocation).
+    let all = resources(&template);
+    let role = |function: &str| {
+        all[function]["Properties"]["Environment"]["Variables"]["TOLLGATE_METERING_ROLE"].clone()
+    };
+    assert_eq!(role("MeteringFunction"), "counters");
+    assert_eq!(role("ParquetFunction"), "parquet");
+    let window = |mapping: &str| {
+        number_or_default(
+            &template,
+            &all[mapping]["Properties"]["MaximumBatchingWindowInSeconds"],
+        )
+    };
+    assert!(window("MeteringEventSourceMapping") <= 1);
+    assert_eq!(window("ParquetEventSourceMapping"), 300);
+    assert!(
+        number_or_default(
+            &template,
+            &all["ParquetEventSourceMapping"]["Properties"]["BatchSize"]
+        ) >= 1000
+    );
+}
+
+fn a_mapping_bisects_reports_item_failures_and_gives_up(template: &Value, properties: &Value) {
+    let template = template.clone();
     assert_eq!(properties["BisectBatchOnFunctionError"], Value::Bool(true));
     assert!(
         strings(&properties["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".into())
@@ -144,6 +176,10 @@ fn the_metering_mapping_bisects_reports_item_failures_and_gives_up_in_finite_tim
     );
     assert!(number_or_default(&template, &properties["BatchSize"]) > 1);
     assert!(number_or_default(&template, &properties["MaximumBatchingWindowInSeconds"]) > 0);
+    assert_eq!(
+        properties["ParallelizationFactor"], 1,
+        "one writer per shard"
+    );
     // Dedupe marks outlive a record's last possible delivery: 24 h of stream plus the age.
     let retention_days = template["Parameters"]["DedupeRetentionDays"]["Default"]
         .as_i64()
@@ -501,7 +537,10 @@ fn the_stream_archive_and_schedule_are_as_documented() {
         "TOLLGATE_ARCHIVE_PREFIX is the delivery stream's prefix"
     );
     let schedule = &all["CompactSchedule"]["Properties"];
-    assert_eq!(schedule["ScheduleExpression"], "cron(0 1 * * ? *)");
+    assert_eq!(
+        schedule["ScheduleExpression"], "cron(0 * * * ? *)",
+        "hourly"
+    );
     assert_eq!(schedule["ScheduleExpressionTimezone"], "UTC");
     for output in [
         "ApiUrl",

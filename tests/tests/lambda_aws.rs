@@ -380,3 +380,108 @@ async fn on_lambda_a_stream_ends_only_after_its_event_is_in_kinesis() {
     assert_eq!(event.operation, schemas::Operation::ConverseStream);
     assert_eq!(event.output_tokens, fake.answered()[0].output_tokens);
 }
+
+/// The template's two consumers of the stream: the counting function (short batches) and
+/// the Parquet function (long batches), each handling the same Kinesis events. Counters
+/// count once, Parquet holds each event once in one file per shard and day per
+/// invocation, a redelivery changes neither, and only the counting function quarantines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counting_and_parquet_functions_split_the_work_and_parquet_is_one_file_per_invocation()
+{
+    use metering::apply::MeteringRole;
+    use metering::lambda::LAMBDA_PARQUET_FLUSH;
+    use metering::parquet_buffer::ProjectionClock;
+    let settings = create_resources(1).await;
+    let ports = BackendSettings::Aws(settings.clone()).open().await.unwrap();
+    let (customer_id, _) = customer_with_token(ports.registry.as_ref()).await;
+    let today = Utc::now().date_naive();
+    let records: Vec<store::LogRecord> = (1..=300u64)
+        .map(|seq| {
+            let mut event = store::contract::event_on(
+                &customer_id,
+                today,
+                "m",
+                schemas::Outcome::Success,
+                seq,
+                1,
+            );
+            event.proxy_instance = "proxy-lambda-a".into();
+            event.instance_seq = seq;
+            store::LogRecord {
+                partition_key: event.proxy_instance.clone(),
+                data: bytes::Bytes::from(event.encode_json().unwrap()),
+            }
+        })
+        .collect();
+    ports.event_appender.append(&records).await.unwrap();
+    let entries = read_stream(ports.event_reader.as_ref()).await;
+    assert_eq!(entries.len(), 300);
+    let poison = LogEntry {
+        data: bytes::Bytes::from_static(b"not a usage event"),
+        position: format!("{}9", entries[0].position),
+        ..entries[0].clone()
+    };
+    let event = kinesis_event(&settings, &entries, Some(&poison));
+
+    let counting = BatchApplier::from_ports(&ports).with_role(MeteringRole::Counters);
+    let parquet = BatchApplier::from_ports(&ports)
+        .with_role(MeteringRole::Parquet)
+        .with_parquet_flush(LAMBDA_PARQUET_FLUSH, ProjectionClock::System);
+
+    let (response, report) = handle_kinesis_event(&parquet, event.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        (report.events_counted, report.records_quarantined),
+        (0, 0),
+        "the Parquet function neither counts nor quarantines"
+    );
+    let counted = |ports: &Ports| {
+        let (counters, customer_id) = (ports.counters.clone(), customer_id.clone());
+        async move {
+            counters
+                .read_daily(&customer_id, today, today)
+                .await
+                .unwrap()
+                .iter()
+                .map(|cell| cell.counts.requests)
+                .sum::<u64>()
+        }
+    };
+    assert_eq!(counted(&ports).await, 0);
+    let files: Vec<_> = ports
+        .objects
+        .list(Some(&"usage".into()))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1, "one file for three runs of 100 records");
+    assert_eq!(parquet_row_count(&ports).await, 300);
+
+    let (response, report) = handle_kinesis_event(&counting, event.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        (report.events_counted, report.records_quarantined),
+        (300, 1)
+    );
+    assert_eq!(counted(&ports).await, 300);
+    assert_eq!(
+        parquet_row_count(&ports).await,
+        300,
+        "no Parquet from the counting function"
+    );
+
+    // Redelivered to both (a retry): nothing changes.
+    let (_, again) = handle_kinesis_event(&parquet, event.clone()).await;
+    assert_eq!(again.events_counted, 0);
+    let (_, again) = handle_kinesis_event(&counting, event).await;
+    assert_eq!(again.events_counted, 0);
+    assert_eq!(counted(&ports).await, 300);
+    assert_eq!(parquet_row_count(&ports).await, 300);
+    let files: Vec<_> = ports
+        .objects
+        .list(Some(&"usage".into()))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1);
+}

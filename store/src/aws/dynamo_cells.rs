@@ -10,9 +10,10 @@ use chrono::{NaiveDate, Utc};
 use schemas::usage_counts::{hour_id, hour_start};
 use schemas::{CounterKey, UsageCounts};
 
-use super::attributes::{number, string};
+use super::attributes::{Item, key, number, string};
+use super::item_table::{CellUpdate, StampCondition};
 use crate::counters::{HOURLY_RETENTION_DAYS, SourcedEvent};
-use crate::dedupe::compare_positions;
+use crate::dedupe::{compare_positions, sortable_position};
 
 pub(super) fn usage_pk(customer_id: &str) -> String {
     format!("USAGE#{customer_id}")
@@ -61,6 +62,48 @@ impl CellShare<'_> {
         }
         span.map(|(first, last)| (counts, events, first, last))
     }
+}
+
+/// The conditional update that adds `counts` (of the share's events from `first` to
+/// `last`) to the share's cell and stamps it with `last`. Without `expect_stamp`, on
+/// condition that the stamp is absent or before `first`; with it, on condition that the
+/// stamp is still `expected` (`None`: absent).
+pub(super) fn plan_cell_update(
+    share: &CellShare<'_>,
+    counts: &UsageCounts,
+    first: &str,
+    last: &str,
+    expect_stamp: bool,
+    expected: Option<&str>,
+) -> CellUpdate {
+    let mut set = Vec::with_capacity(share.attributes.len() + 1);
+    set.push(("customer_id", string(share.customer_id)));
+    set.extend(share.attributes.iter().cloned());
+    CellUpdate {
+        key: cell_key(share),
+        add: counts.named().to_vec(),
+        set,
+        stamp_attribute: stamp_attribute(share.partition),
+        stamp: sortable_position(last),
+        condition: match (expect_stamp, expected) {
+            (false, _) => StampCondition::AbsentOrBefore(sortable_position(first)),
+            (true, Some(stamp)) => StampCondition::Equals(sortable_position(stamp)),
+            (true, None) => StampCondition::Absent,
+        },
+    }
+}
+
+/// The key of a share's cell.
+pub(super) fn cell_key(share: &CellShare<'_>) -> Item {
+    key(usage_pk(share.customer_id), share.sort_key.clone())
+}
+
+/// The position a cell holds for `partition`, from its stamp (`None`: no stamp).
+pub(super) fn stamp_of(item: &Item, partition: &str) -> Option<String> {
+    item.get(&stamp_attribute(partition))
+        .and_then(|value| value.as_s().ok())
+        .and_then(|stamp| stamp.get(3..))
+        .map(str::to_owned)
 }
 
 /// Groups the batch's new events by the cells they add to, per partition.
@@ -168,5 +211,40 @@ mod tests {
         let (later, events, first, last) = day_cell.after(Some("9")).unwrap();
         assert_eq!((later.requests, events, first, last), (1, 1, "10", "10"));
         assert!(day_cell.after(Some("10")).is_none());
+    }
+
+    #[test]
+    fn a_cell_update_adds_the_counts_stamps_the_last_position_and_conditions_on_the_first() {
+        let events = [sourced(8, "a", "m"), sourced(12, "a", "m")];
+        let shares = cell_shares(events.iter());
+        let day_cell = shares
+            .iter()
+            .find(|share| share.sort_key.starts_with("DAY#"))
+            .unwrap();
+        let (counts, _, first, last) = day_cell.after(None).unwrap();
+        let update = plan_cell_update(day_cell, &counts, first, last, false, None);
+        assert_eq!(update.key, key("USAGE#a", day_cell.sort_key.clone()));
+        assert_eq!(update.stamp_attribute, "at#shard-0");
+        assert_eq!(update.stamp, "00212");
+        assert_eq!(
+            update.condition,
+            StampCondition::AbsentOrBefore("0018".into())
+        );
+        assert!(update.add.contains(&("requests", 2)));
+        assert!(update.add.contains(&("input_tokens", 4)));
+        let set: Vec<&str> = update.set.iter().map(|(name, _)| *name).collect();
+        assert_eq!(set, ["customer_id", "day", "model_id"]);
+        let after_stamp = plan_cell_update(day_cell, &counts, first, last, true, Some("8"));
+        assert_eq!(after_stamp.condition, StampCondition::Equals("0018".into()));
+        let no_stamp = plan_cell_update(day_cell, &counts, first, last, true, None);
+        assert_eq!(no_stamp.condition, StampCondition::Absent);
+    }
+
+    #[test]
+    fn a_stamp_reads_back_as_the_position_it_holds() {
+        let mut item = key("USAGE#a", "DAY#x");
+        item.insert(stamp_attribute("shard-0"), string(sortable_position("12")));
+        assert_eq!(stamp_of(&item, "shard-0").as_deref(), Some("12"));
+        assert_eq!(stamp_of(&item, "shard-1"), None);
     }
 }

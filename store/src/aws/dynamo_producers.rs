@@ -9,22 +9,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::attributes::{Item, get_number, get_string, key, number, string};
-use super::conditional::{Expect, put_item_if};
-use super::errors::{aws_error, rejected};
+use super::item_table::{Expect, ItemTable};
 use crate::dedupe::SeqRanges;
 use crate::{Result, StoreError};
 
-/// Keys in one `BatchGetItem` (DynamoDB's limit).
-const MAX_BATCH_GET_KEYS: usize = 100;
 /// Rounds of a producer's read-merge-write before the batch is failed (and retried).
 const MAX_MERGE_ATTEMPTS: usize = 16;
-/// Rounds of re-asking for keys DynamoDB left unprocessed.
-const MAX_UNPROCESSED_ROUNDS: usize = 8;
 
 fn producer_key(producer: &str) -> Item {
     key(format!("PRODUCER#{producer}"), "SEQS")
@@ -57,73 +50,54 @@ fn decode(item: &Item) -> Result<(String, StoredRanges)> {
     ))
 }
 
+/// The item holding `producer`'s `ranges` at `version`, written at `now`, expiring
+/// `retention` later.
+pub fn producer_item(
+    producer: &str,
+    ranges: &SeqRanges,
+    version: i64,
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> Item {
+    let retention = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 4);
+    let mut item = producer_key(producer);
+    item.insert("ranges".into(), string(ranges.to_string()));
+    item.insert("version".into(), number(version));
+    item.insert("updated_at_ms".into(), number(now.timestamp_millis()));
+    item.insert(
+        "expires_at".into(),
+        number(now.timestamp().saturating_add(retention)),
+    );
+    item
+}
+
 /// Reads and writes producer ranges in the counters table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct DynamoProducers {
-    client: Client,
-    table: String,
     /// How long a producer's item outlives its last write.
     retention: Duration,
 }
 
 impl DynamoProducers {
-    pub fn new(client: Client, table: impl Into<String>, retention: Duration) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            retention,
-        }
+    pub fn new(retention: Duration) -> Self {
+        Self { retention }
     }
 
     /// The stored ranges of `producers` (strongly consistent); absent producers are missing
     /// from the map.
-    pub async fn load(&self, producers: &[&str]) -> Result<HashMap<String, StoredRanges>> {
+    pub async fn load(
+        &self,
+        items: &dyn ItemTable,
+        producers: &[&str],
+    ) -> Result<HashMap<String, StoredRanges>> {
+        let keys = producers
+            .iter()
+            .map(|producer| producer_key(producer))
+            .collect();
         let mut stored = HashMap::with_capacity(producers.len());
-        for chunk in producers.chunks(MAX_BATCH_GET_KEYS) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|producer| producer_key(producer))
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|error| rejected(format!("invalid request: {error}")))?,
-            );
-            for _ in 0..MAX_UNPROCESSED_ROUNDS {
-                let Some(keys) = request.take() else { break };
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|error| aws_error("BatchGetItem", &self.table, error))?;
-                for item in output
-                    .responses()
-                    .and_then(|responses| responses.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let (producer, ranges) = decode(item)?;
-                    stored.insert(producer, ranges);
-                }
-                request = output
-                    .unprocessed_keys()
-                    .and_then(|unprocessed| unprocessed.get(&self.table))
-                    .filter(|left| !left.keys().is_empty())
-                    .cloned();
-                if request.is_some() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            if request.is_some() {
-                return Err(StoreError::Unavailable(format!(
-                    "DynamoDB left producer ranges unread in {} after {MAX_UNPROCESSED_ROUNDS} rounds; the batch is retried",
-                    self.table
-                )));
-            }
+        for item in items.batch_get_items(keys).await? {
+            let (producer, ranges) = decode(&item)?;
+            stored.insert(producer, ranges);
         }
         Ok(stored)
     }
@@ -132,6 +106,7 @@ impl DynamoProducers {
     /// writer changed the item since, it is read again and the numbers merged into it.
     pub async fn merge(
         &self,
+        items: &dyn ItemTable,
         producer: &str,
         known: StoredRanges,
         taken: &SeqRanges,
@@ -143,14 +118,21 @@ impl DynamoProducers {
             if merged == current.ranges && current.version.is_some() {
                 return Ok(());
             }
-            if self
-                .put_if_unchanged(producer, &merged, current.version)
+            let item = producer_item(
+                producer,
+                &merged,
+                current.version.unwrap_or(0) + 1,
+                Utc::now(),
+                self.retention,
+            );
+            if items
+                .put_item_if(item, Expect::read_at(current.version))
                 .await?
             {
                 return Ok(());
             }
             current = self
-                .load(&[producer])
+                .load(items, &[producer])
                 .await?
                 .remove(producer)
                 .unwrap_or_default();
@@ -158,25 +140,5 @@ impl DynamoProducers {
         Err(StoreError::Unavailable(format!(
             "the ranges of producer {producer} kept changing under {MAX_MERGE_ATTEMPTS} attempts; the batch is retried"
         )))
-    }
-
-    /// Writes the ranges if the item is still at `version`; `false` when it is not.
-    async fn put_if_unchanged(
-        &self,
-        producer: &str,
-        ranges: &SeqRanges,
-        version: Option<i64>,
-    ) -> Result<bool> {
-        let now = Utc::now();
-        let retention = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX / 4);
-        let mut item = producer_key(producer);
-        item.insert("ranges".into(), string(ranges.to_string()));
-        item.insert("version".into(), number(version.unwrap_or(0) + 1));
-        item.insert("updated_at_ms".into(), number(now.timestamp_millis()));
-        item.insert(
-            "expires_at".into(),
-            number(now.timestamp().saturating_add(retention)),
-        );
-        put_item_if(&self.client, &self.table, item, Expect::read_at(version)).await
     }
 }

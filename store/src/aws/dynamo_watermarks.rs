@@ -11,8 +11,7 @@ use aws_sdk_dynamodb::Client;
 use schemas::watermark::InstanceProgress;
 
 use super::attributes::{Item, get_number, get_string, key, number, scan_entity, string};
-use super::conditional::{Expect, put_item_if};
-use super::errors::aws_error;
+use super::item_table::{DynamoItemTable, Expect, ItemTable};
 use crate::watermarks::{SeqObservation, Watermarks, fold_observations};
 use crate::{Result, StoreError};
 
@@ -24,6 +23,7 @@ const MAX_ATTEMPTS: usize = 16;
 pub struct DynamoWatermarks {
     client: Client,
     table: String,
+    items: DynamoItemTable,
 }
 
 fn progress_key(instance: &str) -> Item {
@@ -39,80 +39,79 @@ fn decode(item: &Item) -> Result<(InstanceProgress, i64)> {
 impl DynamoWatermarks {
     /// Progress items in `table` (the counters table).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            items: DynamoItemTable::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
     }
+}
 
-    async fn load(&self, instance: &str) -> Result<(InstanceProgress, Option<i64>)> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(progress_key(instance)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| aws_error("GetItem", &self.table, error))?;
-        match output.item {
-            Some(item) => {
-                let (progress, version) = decode(&item)?;
-                Ok((progress, Some(version)))
-            }
-            None => Ok((InstanceProgress::new(instance), None)),
+async fn load(items: &dyn ItemTable, instance: &str) -> Result<(InstanceProgress, Option<i64>)> {
+    match items.get_item(progress_key(instance)).await? {
+        Some(item) => {
+            let (progress, version) = decode(&item)?;
+            Ok((progress, Some(version)))
         }
+        None => Ok((InstanceProgress::new(instance), None)),
     }
+}
 
-    async fn observe_instance(
-        &self,
-        instance: &str,
-        observations: &[SeqObservation],
-    ) -> Result<()> {
-        for _ in 0..MAX_ATTEMPTS {
-            let (progress, version) = self.load(instance).await?;
-            let mut updated = fold_observations(|_| progress.clone(), observations).into_iter();
-            let Some(updated) = updated.next() else {
-                return Ok(());
-            };
-            if updated == progress {
-                return Ok(());
-            }
-            let mut item = progress_key(instance);
-            item.insert("entity".into(), string("progress"));
-            item.insert(
-                "progress".into(),
-                string(
-                    serde_json::to_string(&updated)
-                        .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-                ),
-            );
-            item.insert("version".into(), number(version.unwrap_or(0) + 1));
-            if put_item_if(&self.client, &self.table, item, Expect::read_at(version)).await? {
-                return Ok(());
-            }
+async fn observe_instance(
+    items: &dyn ItemTable,
+    instance: &str,
+    observations: &[SeqObservation],
+) -> Result<()> {
+    for _ in 0..MAX_ATTEMPTS {
+        let (progress, version) = load(items, instance).await?;
+        let mut updated = fold_observations(|_| progress.clone(), observations).into_iter();
+        let Some(updated) = updated.next() else {
+            return Ok(());
+        };
+        if updated == progress {
+            return Ok(());
         }
-        Err(StoreError::Unavailable(format!(
-            "progress of proxy instance {instance} kept changing under {MAX_ATTEMPTS} attempts; retrying the batch"
-        )))
+        let mut item = progress_key(instance);
+        item.insert("entity".into(), string("progress"));
+        item.insert(
+            "progress".into(),
+            string(
+                serde_json::to_string(&updated)
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            ),
+        );
+        item.insert("version".into(), number(version.unwrap_or(0) + 1));
+        if items.put_item_if(item, Expect::read_at(version)).await? {
+            return Ok(());
+        }
     }
+    Err(StoreError::Unavailable(format!(
+        "progress of proxy instance {instance} kept changing under {MAX_ATTEMPTS} attempts; retrying the batch"
+    )))
+}
+
+/// Records each observation in its proxy instance's progress item in `items`: one read and
+/// one conditional put per instance.
+pub async fn observe_on(items: &dyn ItemTable, observations: &[SeqObservation]) -> Result<()> {
+    let mut by_instance: std::collections::BTreeMap<&str, Vec<SeqObservation>> =
+        std::collections::BTreeMap::new();
+    for observation in observations {
+        by_instance
+            .entry(observation.proxy_instance.as_str())
+            .or_default()
+            .push(observation.clone());
+    }
+    for (instance, observations) in by_instance {
+        observe_instance(items, instance, &observations).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
 impl Watermarks for DynamoWatermarks {
     async fn observe(&self, observations: &[SeqObservation]) -> Result<()> {
-        let mut by_instance: std::collections::BTreeMap<&str, Vec<SeqObservation>> =
-            std::collections::BTreeMap::new();
-        for observation in observations {
-            by_instance
-                .entry(observation.proxy_instance.as_str())
-                .or_default()
-                .push(observation.clone());
-        }
-        for (instance, observations) in by_instance {
-            self.observe_instance(instance, &observations).await?;
-        }
-        Ok(())
+        observe_on(&self.items, observations).await
     }
 
     async fn progress(&self) -> Result<Vec<InstanceProgress>> {

@@ -8,6 +8,7 @@
 
 mod attributes;
 mod conditional;
+pub mod counter_apply;
 pub mod dynamo_alerts;
 mod dynamo_cells;
 pub mod dynamo_checkpoints;
@@ -19,6 +20,7 @@ pub mod dynamo_registry;
 pub mod dynamo_watermarks;
 pub mod errors;
 pub mod firehose_archive;
+pub mod item_table;
 pub mod kinesis_log;
 pub mod meter;
 pub mod meter_hooks;

@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use chrono::{Duration, Utc};
 use metering::alert_engine::{AlertEngine, AlertSettings};
+use metering::parquet_buffer::{FlushPolicy, ProjectionClock};
 use metering::{BatchApplier, ConsumerSettings, MeteringConsumer};
+use schemas::usage_frame::{FrameBuilder, FrameCodec};
 use schemas::{Limits, Outcome};
 use store::LogRecord;
 use store::backend::{BackendSettings, Ports};
@@ -28,6 +30,10 @@ struct Options {
     events: usize,
     customers: usize,
     hours: i64,
+    /// Events per log record (the proxy writes a frame per batch; 1 is a record per event).
+    frame_events: usize,
+    /// Parquet written every batch (`--parquet-flush-secs 0`) instead of buffered.
+    parquet_every_batch: bool,
 }
 
 fn options() -> Options {
@@ -35,6 +41,8 @@ fn options() -> Options {
         events: 100_000,
         customers: 50,
         hours: 24,
+        frame_events: 100,
+        parquet_every_batch: false,
     };
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     for pair in arguments.chunks(2) {
@@ -43,8 +51,13 @@ fn options() -> Options {
             ("--events", Some(value)) => options.events = value.clamp(1, 2_000_000),
             ("--customers", Some(value)) => options.customers = value.clamp(1, 10_000),
             ("--hours", Some(value)) => options.hours = value.clamp(1, 800) as i64,
+            ("--frame-events", Some(value)) => options.frame_events = value.clamp(1, 1000),
+            ("--parquet-flush-secs", Some(0)) => options.parquet_every_batch = true,
+            ("--parquet-flush-secs", Some(_)) => options.parquet_every_batch = false,
             _ => {
-                eprintln!("usage: bench-metering [--events N] [--customers N] [--hours N]");
+                eprintln!(
+                    "usage: bench-metering [--events N] [--customers N] [--hours N] [--frame-events N] [--parquet-flush-secs 0|300]"
+                );
                 std::process::exit(2);
             }
         }
@@ -81,11 +94,11 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
     }
     let now = Utc::now();
     let span_ms = options.hours * 3_600_000;
+    let producers = 8;
     let mut records = Vec::with_capacity(1000);
+    let mut frame = FrameBuilder::new();
     for index in 0..options.events {
         let customer = &customers[index % customers.len()];
-        // One call in fifty fails, all from the first customer: its error-rate alert
-        // fires once in each hour.
         let outcome = if index % 50 == 0 {
             Outcome::UpstreamError
         } else {
@@ -99,13 +112,24 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
             120,
             80,
         );
-        // Oldest first, as a log would hold them.
         let offset = span_ms - span_ms * index as i64 / options.events as i64;
         event.occurred_at = now - Duration::milliseconds(offset);
-        records.push(LogRecord {
-            partition_key: customer.clone(),
-            data: event.encode_json().unwrap().into(),
-        });
+        // Frames of one producer each, as the proxy writes them.
+        let frame_index = index / options.frame_events;
+        event.proxy_instance = format!("bench-proxy-{}", frame_index % producers);
+        event.instance_seq = (frame_index / producers * options.frame_events
+            + index % options.frame_events
+            + 1) as u64;
+        frame.push(&event).unwrap();
+        if frame.len() == options.frame_events || index + 1 == options.events {
+            records.push(LogRecord {
+                partition_key: event.proxy_instance.clone(),
+                data: std::mem::take(&mut frame)
+                    .finish(FrameCodec::Zstd)
+                    .unwrap()
+                    .into(),
+            });
+        }
         if records.len() == 1000 {
             ports.event_appender.append(&records).await.unwrap();
             records.clear();
@@ -130,12 +154,22 @@ async fn run(label: &str, options: &Options, alerts: bool) {
             AlertSettings::default(),
         ))
     });
-    let applier = BatchApplier::from_ports(&ports).with_alert_engine(engine.clone());
+    let parquet_flush = if options.parquet_every_batch {
+        FlushPolicy::EVERY_BATCH
+    } else {
+        FlushPolicy::SERVER_DEFAULT
+    };
+    let applier = BatchApplier::from_ports(&ports)
+        .with_alert_engine(engine.clone())
+        .with_parquet_flush(parquet_flush, ProjectionClock::System);
     let consumer = MeteringConsumer::with_applier(
         ports.event_reader.clone(),
         ports.checkpoints.clone(),
         applier,
-        ConsumerSettings::default(),
+        ConsumerSettings {
+            parquet_flush,
+            ..ConsumerSettings::default()
+        },
     );
     let started = Instant::now();
     let report = consumer.drain().await.unwrap();
@@ -163,8 +197,16 @@ async fn run(label: &str, options: &Options, alerts: bool) {
 async fn main() {
     let options = options();
     println!(
-        "{} events, {} customers, over {} hours; embedded log (SQLite) -> counters + Parquet, batches of 1000",
-        options.events, options.customers, options.hours
+        "{} events, {} customers, over {} hours; embedded log (SQLite) -> counters + Parquet, batches of 1000 records of {} events; Parquet {}",
+        options.events,
+        options.customers,
+        options.hours,
+        options.frame_events,
+        if options.parquet_every_batch {
+            "every batch"
+        } else {
+            "buffered (server default)"
+        }
     );
     println!(
         "{:<28} {:>9} {:>9} {:>12} {:>7}",

@@ -6,11 +6,12 @@
 //! Every step is idempotent, so a run that fails anywhere can be applied again whole.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
+use schemas::UsageEvent;
 use schemas::usage_frame::decode_record;
 use store::{
     ApplyReport, Archive, Counters, EventReader, LogEntry, Registry, SeqObservation, SourcedEvent,
@@ -19,92 +20,21 @@ use store::{
 
 use crate::Result;
 use crate::alert_engine::AlertEngine;
-use crate::parquet_projection::project_batch;
+use crate::parquet_buffer::{FlushPolicy, ParquetProjection};
+
+mod parquet;
+mod stats;
+
 use crate::quarantine::{quarantine_line, quarantine_record};
-
-/// Running totals, for logs, metrics and tests.
-#[derive(Debug, Default)]
-pub struct ConsumerStats {
-    pub records_read: AtomicU64,
-    pub events_counted: AtomicU64,
-    pub duplicates_skipped: AtomicU64,
-    pub records_quarantined: AtomicU64,
-    pub parquet_objects_written: AtomicU64,
-    pub failed_batches: AtomicU64,
-}
-
-impl ConsumerStats {
-    /// The consumer's metrics; `tollgate_metering_records_quarantined_total` is the one to
-    /// alarm on.
-    pub fn samples(&self) -> Vec<telemetry::metrics::Sample> {
-        let counter = |name, help, value: &AtomicU64| telemetry::metrics::Sample {
-            name,
-            help,
-            counter: true,
-            value: value.load(Ordering::Relaxed) as f64,
-        };
-        vec![
-            counter(
-                "tollgate_metering_records_read_total",
-                "Log records read by the metering consumer.",
-                &self.records_read,
-            ),
-            counter(
-                "tollgate_metering_events_counted_total",
-                "Usage events counted for the first time.",
-                &self.events_counted,
-            ),
-            counter(
-                "tollgate_metering_duplicates_skipped_total",
-                "Usage events already counted (redeliveries, producer retries).",
-                &self.duplicates_skipped,
-            ),
-            counter(
-                "tollgate_metering_records_quarantined_total",
-                "Log records that could not be metered and were quarantined with their payload.",
-                &self.records_quarantined,
-            ),
-            counter(
-                "tollgate_metering_parquet_objects_written_total",
-                "Parquet objects written.",
-                &self.parquet_objects_written,
-            ),
-            counter(
-                "tollgate_metering_failed_batches_total",
-                "Batches that failed and will be applied again.",
-                &self.failed_batches,
-            ),
-        ]
-    }
-}
-
-/// What applying one run of entries did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PassReport {
-    pub records_read: usize,
-    pub events_counted: usize,
-    pub duplicates_skipped: usize,
-    pub records_quarantined: usize,
-}
-
-impl PassReport {
-    /// Adds another report's numbers.
-    pub fn add(&mut self, other: &Self) {
-        self.records_read += other.records_read;
-        self.events_counted += other.events_counted;
-        self.duplicates_skipped += other.duplicates_skipped;
-        self.records_quarantined += other.records_quarantined;
-    }
-}
-
-fn count(value: usize) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
-}
+use stats::count;
+pub use stats::{ConsumerStats, MeteringRole, PassReport};
 
 /// Applies runs of log entries to the counters, Parquet and (optionally) the archive.
 pub struct BatchApplier {
     counters: Arc<dyn Counters>,
-    objects: Arc<dyn ObjectStore>,
+    pub(super) objects: Arc<dyn ObjectStore>,
+    role: MeteringRole,
+    pub(super) parquet: Option<ParquetProjection>,
     archive: Option<Arc<dyn Archive>>,
     registry: Option<Arc<dyn Registry>>,
     watermarks: Option<Arc<dyn Watermarks>>,
@@ -131,6 +61,11 @@ impl BatchApplier {
     /// An applier writing counters and Parquet objects.
     pub fn new(counters: Arc<dyn Counters>, objects: Arc<dyn ObjectStore>) -> Self {
         Self {
+            parquet: Some(ParquetProjection::new(
+                Arc::clone(&objects),
+                FlushPolicy::EVERY_BATCH,
+            )),
+            role: MeteringRole::All,
             counters,
             objects,
             archive: None,
@@ -153,6 +88,20 @@ impl BatchApplier {
             .with_log(Some(ports.event_reader.clone()))
     }
 
+    /// The object store Parquet and quarantine are written to.
+    pub fn objects(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.objects)
+    }
+
+    /// Writes only the projections of `role`.
+    pub fn with_role(mut self, role: MeteringRole) -> Self {
+        self.role = role;
+        if role == MeteringRole::Counters {
+            self.parquet = None;
+        }
+        self
+    }
+
     /// Also looks up a new partition's parents in the log, so Parquet carries their
     /// producer numbers over a reshard.
     pub fn with_log(mut self, log: Option<Arc<dyn EventReader>>) -> Self {
@@ -162,7 +111,7 @@ impl BatchApplier {
 
     /// The partitions `partition` was split or merged from (none without a log, or when
     /// the log does not list it).
-    async fn parents_of(&self, partition: &str) -> Result<Vec<String>> {
+    pub(super) async fn parents_of(&self, partition: &str) -> Result<Vec<String>> {
         let Some(log) = &self.log else {
             return Ok(Vec::new());
         };
@@ -237,39 +186,67 @@ impl BatchApplier {
         Ok(known)
     }
 
-    /// Applies `entries` (in log order, all from `partition`). Every step is idempotent by
-    /// log position and producer sequence number, so the same run, or a run that starts at
-    /// the same entry and goes further or stops sooner, can be applied again after a failure.
+    /// Applies `entries` (in log order, all from `partition`) to this applier's
+    /// projections. Every step is idempotent by log position and producer sequence number,
+    /// so the same run, or a run that starts at the same entry and goes further or stops
+    /// sooner, can be applied again after a failure.
     ///
     /// The steps, in order: decode (quarantining what cannot be metered), archive the raw
-    /// records, count the events (`Counters::apply`), write Parquet (its own progress, see
-    /// `parquet_projection`), record the instances' sequence numbers, evaluate the alert
-    /// rules on the events written.
+    /// records, count the events (`Counters::apply`), take them into Parquet (its own
+    /// progress, see `parquet_projection`), record the instances' sequence numbers,
+    /// evaluate the alert rules on the events taken.
     pub async fn apply_entries(&self, partition: &str, entries: &[LogEntry]) -> Result<PassReport> {
+        self.apply_steps(partition, entries, self.role != MeteringRole::Parquet)
+            .await
+    }
+
+    /// Takes `entries` into Parquet only: records the counters already hold, read again
+    /// because Parquet's progress is behind the counters' checkpoint (after a restart, or
+    /// a failed flush). Nothing is quarantined, counted, observed or alerted on again.
+    pub async fn project_parquet_only(
+        &self,
+        partition: &str,
+        entries: &[LogEntry],
+    ) -> Result<PassReport> {
+        self.apply_steps(partition, entries, false).await
+    }
+
+    async fn apply_steps(
+        &self,
+        partition: &str,
+        entries: &[LogEntry],
+        counting: bool,
+    ) -> Result<PassReport> {
         let Some(last) = entries.last() else {
             return Ok(PassReport::default());
         };
-        let run = self.decode_run(partition, entries).await?;
-        if let Some(archive) = &self.archive {
-            archive_records(archive.as_ref(), &run.raw_records).await?;
-        }
-        let applied = self.count_events(&run.sourced).await?;
-        let parents = self.parents_of(partition).await?;
-        let projected = project_batch(
-            &self.objects,
-            partition,
-            &parents,
-            &last.position,
-            &run.sourced,
-        )
-        .await?;
-        if let Some(watermarks) = &self.watermarks {
-            watermarks.observe(&run.observations).await?;
-        }
-        if let Some(engine) = &self.alert_engine
-            && !projected.written.is_empty()
-        {
-            engine.evaluate(&projected.written).await?;
+        let run = self.decode_run(partition, entries, counting).await?;
+        let applied = if counting {
+            if let Some(archive) = &self.archive {
+                archive_records(archive.as_ref(), &run.raw_records).await?;
+            }
+            self.count_events(&run.sourced).await?
+        } else {
+            ApplyReport::default()
+        };
+        let taken = self
+            .take_into_parquet(partition, &last.position, &run.sourced)
+            .await?;
+        if counting {
+            if let Some(watermarks) = &self.watermarks {
+                watermarks.observe(&run.observations).await?;
+            }
+            if let Some(engine) = &self.alert_engine {
+                // Without Parquet, a redelivered run is alerted on again (alerts are
+                // recorded once; only the burst tally of a minute can repeat).
+                let alerting: Vec<&UsageEvent> = match taken {
+                    Some(taken) => taken,
+                    None => run.sourced.iter().map(|sourced| &sourced.event).collect(),
+                };
+                if !alerting.is_empty() {
+                    engine.evaluate(&alerting).await?;
+                }
+            }
         }
         let report = PassReport {
             records_read: entries.len(),
@@ -277,7 +254,7 @@ impl BatchApplier {
             duplicates_skipped: applied.duplicates,
             records_quarantined: run.quarantined,
         };
-        self.record_pass(partition, &report, projected.keys.len());
+        self.record_pass(partition, &report);
         Ok(report)
     }
 
@@ -286,7 +263,14 @@ impl BatchApplier {
     /// unknown customer, an event without its producer's number) is quarantined with its
     /// reason; the sequence numbers of every decodable event are kept, quarantined or not,
     /// so the completeness watermark accounts for them.
-    async fn decode_run(&self, partition: &str, entries: &[LogEntry]) -> Result<DecodedRun> {
+    /// Without `quarantine`, what cannot be metered is only skipped (another pass or
+    /// consumer quarantines it).
+    async fn decode_run(
+        &self,
+        partition: &str,
+        entries: &[LogEntry],
+        quarantine: bool,
+    ) -> Result<DecodedRun> {
         let mut run = DecodedRun {
             sourced: Vec::with_capacity(entries.len()),
             raw_records: Vec::with_capacity(entries.len()),
@@ -296,6 +280,7 @@ impl BatchApplier {
         for entry in entries {
             let lines = match decode_record(&entry.data) {
                 Ok(lines) => lines,
+                Err(_) if !quarantine => continue,
                 Err(error) => {
                     let reason = error.to_string();
                     tracing::error!(partition, position = %entry.position, reason = %reason, "usage record quarantined");
@@ -330,6 +315,9 @@ impl BatchApplier {
                     Ok(event) => format!("unknown customer {:?}", event.customer_id),
                     Err(error) => error.to_string(),
                 };
+                if !quarantine {
+                    continue;
+                }
                 tracing::error!(partition, position = %entry.position, line = index + 1, reason = %reason, "usage event quarantined");
                 if whole_record {
                     quarantine_record(&self.objects, entry, &reason).await?;
@@ -358,7 +346,7 @@ impl BatchApplier {
     }
 
     /// Adds a pass to the consumer's statistics.
-    fn record_pass(&self, partition: &str, report: &PassReport, parquet_objects: usize) {
+    fn record_pass(&self, partition: &str, report: &PassReport) {
         let stats = &self.stats;
         stats
             .records_read
@@ -372,9 +360,6 @@ impl BatchApplier {
         stats
             .records_quarantined
             .fetch_add(count(report.records_quarantined), Ordering::Relaxed);
-        stats
-            .parquet_objects_written
-            .fetch_add(count(parquet_objects), Ordering::Relaxed);
         if report.duplicates_skipped > 0 {
             tracing::info!(
                 partition,
