@@ -57,6 +57,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Merge a day's Parquet files into large files of its unique events.
     Compact(CompactArgs),
+    /// Move the embedded log's settled records into the data directory's archive and give
+    /// their space back (`serve` does it every few minutes).
+    ArchiveLog(ArchiveLogArgs),
     /// Work with pricing plans.
     #[command(subcommand)]
     Plan(PlanCommand),
@@ -243,6 +246,13 @@ pub struct CompactArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ArchiveLogArgs {
+    /// Records appended within this many hours stay in the database.
+    #[arg(long, env = "TOLLGATE_LOG_RETENTION_HOURS", default_value_t = metering::log_retention::DEFAULT_WINDOW_HOURS, value_parser = clap::value_parser!(u64).range(0..=876_000))]
+    pub log_retention_hours: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Embedded: a fresh directory for the rebuilt counters (its own tollgate.db) and Parquet.
     #[arg(long, value_name = "DIR")]
@@ -403,6 +413,8 @@ pub struct ServeArgs {
     pub proxy: proxy::settings::ProxyArgs,
     #[command(flatten)]
     pub metering: metering::settings::MeteringArgs,
+    #[command(flatten)]
+    pub log_retention: metering::settings::LogRetentionArgs,
     #[command(flatten)]
     pub metrics: telemetry::metrics::MetricsArgs,
     /// SHA-256 (hex) of the operator's dashboard credential; serves `/admin/` when set.

@@ -4,12 +4,13 @@
 
 use chrono::NaiveDate;
 use metering::compact::{CompactionReport, CompactionSettings, TARGET_FILE_BYTES, compact_day};
+use metering::log_retention::{LogRetentionSettings, RetentionReport, retire_settled_log};
 use metering::reconcile::Reconciliation;
 use metering::replay::{ReplayReport, ReplayTarget};
 use store::backend::Ports;
 
 use crate::dates::check_date_range;
-use crate::error::Result;
+use crate::error::{ControlError, Result};
 use crate::lookup::existing_customer;
 
 /// Longest range one `reconcile` reads.
@@ -69,6 +70,24 @@ pub async fn compact(
         target_file_bytes: TARGET_FILE_BYTES,
     };
     Ok(compact_day(&ports.objects, day, &settings).await?)
+}
+
+/// `archive-log`: moves the embedded log's settled records appended more than `window`
+/// ago into the data directory's archive, deletes them from the database and gives the
+/// space back (what `serve` does periodically). Running it again changes nothing.
+/// `Invalid` on a backend whose log expires records itself (AWS).
+pub async fn archive_log(ports: &Ports, window: std::time::Duration) -> Result<RetentionReport> {
+    if ports.log_retention.is_none() {
+        return Err(ControlError::Invalid {
+            field: "backend",
+            message: "archive-log moves the embedded log's records; on --backend aws the stream expires records itself and Firehose archives them".into(),
+        });
+    }
+    let settings = LogRetentionSettings {
+        window,
+        ..LogRetentionSettings::default()
+    };
+    Ok(retire_settled_log(ports, &settings, chrono::Utc::now()).await?)
 }
 
 #[cfg(test)]
@@ -166,5 +185,23 @@ mod tests {
             .unwrap();
         assert_eq!(report.day, day);
         assert_eq!((report.files_merged, report.files_written), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn archive_log_is_refused_where_the_log_expires_records_itself() {
+        let (_store, ports) = memory_ports();
+        let refused = archive_log(&ports, std::time::Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ControlError::Invalid {
+                    field: "backend",
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
     }
 }

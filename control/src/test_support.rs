@@ -31,6 +31,7 @@ pub fn memory_ports() -> (Arc<MemoryStore>, Ports) {
         raw_source: store::RawSource::WholeLog {
             location: "the memory event log".into(),
         },
+        log_retention: None,
         description: "memory".into(),
     };
     (store, ports)

@@ -14,6 +14,7 @@ mod fault;
 pub mod invoice;
 pub mod lambda;
 pub mod live_compaction;
+pub mod log_retention;
 pub mod object_keys;
 pub mod parquet_buffer;
 pub mod parquet_projection;

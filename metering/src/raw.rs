@@ -1,9 +1,9 @@
 //! The raw events, as the source of truth for reconciliation and replay: the embedded event
-//! log from its start, the raw archive that Firehose keeps in S3 on AWS, or, when no
+//! log with the archive its retention wrote, the raw archive that Firehose keeps in S3 on AWS, or, when no
 //! archive is configured, the Kinesis stream, which holds only its retention
 //! ([`store::RawSource`]). Every report says which one was read.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -13,8 +13,9 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use schemas::UsageEvent;
 use schemas::usage_frame::{decode_record, split_archive};
-use store::RawSource;
 use store::backend::Ports;
+use store::dedupe::compare_positions;
+use store::{LogArchiveName, RawSource};
 use uuid::Uuid;
 
 use crate::{MeteringError, Result};
@@ -28,9 +29,11 @@ const LOG_READ_RECORDS: usize = 10_000;
 pub enum RawSourceKind {
     /// The raw archive (S3 on AWS).
     Archive,
-    /// The event log kept from its start (the embedded store).
+    /// The event log kept from its start (the memory store).
     #[default]
     EventLog,
+    /// The archive the log's retention wrote, then the log after it (the embedded store).
+    ArchiveAndEventLog,
     /// The Kinesis stream, which keeps only its retention.
     KinesisStream,
 }
@@ -54,6 +57,12 @@ impl RawSourceReport {
         match source {
             RawSource::WholeLog { location } => Self {
                 kind: RawSourceKind::EventLog,
+                location: location.clone(),
+                retention_hours: None,
+                holds_events_since: None,
+            },
+            RawSource::ArchivedLog { location, .. } => Self {
+                kind: RawSourceKind::ArchiveAndEventLog,
                 location: location.clone(),
                 retention_hours: None,
                 holds_events_since: None,
@@ -115,9 +124,18 @@ pub fn decode_all(records: impl IntoIterator<Item = Bytes>) -> (Vec<UsageEvent>,
 /// until a read is caught up with its tip or reaches the end of a closed partition, never
 /// merely until a read returns nothing (a Kinesis shard can answer empty pages first).
 pub async fn log_records(ports: &Ports) -> Result<Vec<Bytes>> {
+    log_records_after(ports, &HashMap::new()).await
+}
+
+/// Every record of the event log after the given position of each partition (from the
+/// start of a partition not given), read as [`log_records`] reads.
+pub async fn log_records_after(
+    ports: &Ports,
+    after_positions: &HashMap<String, String>,
+) -> Result<Vec<Bytes>> {
     let mut records = Vec::new();
     for partition in ports.event_reader.partitions().await? {
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = after_positions.get(&partition.id).cloned();
         loop {
             let batch = ports
                 .event_reader
@@ -153,23 +171,73 @@ pub async fn archive_records(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Bytes
     let listed: Vec<_> = objects.list(None).try_collect().await?;
     let mut records = Vec::new();
     for meta in listed {
-        let body = objects.get(&meta.location).await?.bytes().await?;
+        records.extend(archive_object_records(objects, &meta.location).await?);
+    }
+    Ok(records)
+}
+
+/// The records of one archive object, gzip or not.
+async fn archive_object_records(
+    objects: &Arc<dyn ObjectStore>,
+    location: &object_store::path::Path,
+) -> Result<Vec<Bytes>> {
+    {
+        let body = objects.get(location).await?.bytes().await?;
         let text = if body.starts_with(&[0x1f, 0x8b]) {
             let mut decoded = Vec::new();
             flate2::read::MultiGzDecoder::new(body.as_ref())
                 .read_to_end(&mut decoded)
                 .map_err(|error| {
                     MeteringError::Invalid(format!(
-                        "archive object {} is not valid gzip: {error}",
-                        meta.location
+                        "archive object {location} is not valid gzip: {error}"
                     ))
                 })?;
             Bytes::from(decoded)
         } else {
             body
         };
-        records.extend(split_archive(&text));
+        Ok(split_archive(&text))
     }
+}
+
+/// The embedded log's raw records, in log order: the files its retention archived, by
+/// position, then the log after the highest archived position of each partition. A record
+/// both archived and still in the log (a crash between archiving and deleting) is read
+/// once, from the archive. Files the retention did not write (no positions in their name)
+/// are read first.
+pub async fn archived_log_records(
+    ports: &Ports,
+    archive: &Arc<dyn ObjectStore>,
+) -> Result<Vec<Bytes>> {
+    let listed: Vec<_> = archive.list(None).try_collect().await?;
+    let mut files: Vec<(Option<LogArchiveName>, object_store::path::Path)> = listed
+        .into_iter()
+        .map(|meta| (LogArchiveName::parse(meta.location.as_ref()), meta.location))
+        .collect();
+    files.sort_by(
+        |(left, left_path), (right, right_path)| match (left, right) {
+            (Some(left), Some(right)) => (&left.partition, left.first.len(), &left.first).cmp(&(
+                &right.partition,
+                right.first.len(),
+                &right.first,
+            )),
+            _ => (left.is_some(), left_path).cmp(&(right.is_some(), right_path)),
+        },
+    );
+    let mut records = Vec::new();
+    let mut archived_through: HashMap<String, String> = HashMap::new();
+    for (name, location) in files {
+        records.extend(archive_object_records(archive, &location).await?);
+        if let Some(name) = name {
+            let highest = archived_through
+                .entry(name.partition)
+                .or_insert(name.last.clone());
+            if compare_positions(&name.last, highest) == std::cmp::Ordering::Greater {
+                *highest = name.last;
+            }
+        }
+    }
+    records.extend(log_records_after(ports, &archived_through).await?);
     Ok(records)
 }
 
@@ -178,6 +246,7 @@ pub async fn archive_records(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Bytes
 pub async fn raw_records(ports: &Ports) -> Result<Vec<Bytes>> {
     match &ports.raw_source {
         RawSource::Archive { objects, .. } => archive_records(objects).await,
+        RawSource::ArchivedLog { archive, .. } => archived_log_records(ports, archive).await,
         RawSource::WholeLog { .. } | RawSource::RetainedLog { .. } => log_records(ports).await,
     }
 }
@@ -255,6 +324,7 @@ mod tests {
             raw_source: RawSource::WholeLog {
                 location: "the memory event log".into(),
             },
+            log_retention: None,
             description: "memory".into(),
         }
     }

@@ -10,6 +10,7 @@ use store::notify::{LogNotifier, Notifier};
 
 use crate::alert_engine::{AlertEngine, AlertSettings};
 use crate::consumer::ConsumerSettings;
+use crate::log_retention::LogRetentionSettings;
 
 /// The consumer's flags.
 #[derive(Debug, Clone, Args)]
@@ -34,6 +35,32 @@ pub struct MeteringArgs {
     pub compact_every_mins: u64,
     #[command(flatten)]
     pub alerts: AlertArgs,
+}
+
+/// The embedded log's retention (`tollgate serve` runs it next to its consumer): settled records older than the window move into
+/// the data directory's raw archive (`archive/`), which `replay` and `reconcile` read.
+#[derive(Debug, Clone, Args)]
+pub struct LogRetentionArgs {
+    /// Embedded: hours a log record stays in the database after it was appended; once every
+    /// consumer and the Parquet files are past it, it then moves into `<data-dir>/archive/`.
+    #[arg(long, env = "TOLLGATE_LOG_RETENTION_HOURS", default_value_t = crate::log_retention::DEFAULT_WINDOW_HOURS, value_parser = clap::value_parser!(u64).range(0..=876_000))]
+    pub log_retention_hours: u64,
+    /// Embedded: how often `serve` moves settled log records into the archive, in seconds.
+    #[arg(long, env = "TOLLGATE_LOG_RETENTION_CHECK_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub log_retention_check_seconds: u64,
+    /// Embedded: keep every log record in the database (`serve` archives nothing).
+    #[arg(long, env = "TOLLGATE_LOG_RETENTION_DISABLED")]
+    pub no_log_retention: bool,
+}
+
+impl LogRetentionArgs {
+    /// The retention's settings; `None` when it is turned off.
+    pub fn settings(&self) -> Option<LogRetentionSettings> {
+        (!self.no_log_retention).then(|| LogRetentionSettings {
+            window: Duration::from_secs(self.log_retention_hours * 3600),
+            check_every: Duration::from_secs(self.log_retention_check_seconds),
+        })
+    }
 }
 
 impl MeteringArgs {

@@ -1,6 +1,7 @@
 //! The raw archive: the `Archive` port that writes the raw, replayable copy of every usage
 //! event (Firehose to S3 on AWS), and [`RawSource`], where reconciliation and replay read
-//! the raw events back. On the embedded backend the event log itself is the archive.
+//! the raw events back. On the embedded backend the event log and the archive its retention
+//! writes (`crate::log_retention`) are read together.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +31,15 @@ pub enum RawSource {
     /// The event log, kept from its start (the embedded SQLite log; the memory log).
     WholeLog {
         /// Which log, for messages.
+        location: String,
+    },
+    /// The archive a log's retention wrote (files named by
+    /// [`crate::LogArchiveName`]), then the log after the highest archived position: the
+    /// embedded backend.
+    ArchivedLog {
+        /// The archive's files, rooted at the data directory's `archive/`.
+        archive: Arc<dyn ObjectStore>,
+        /// Where the archive and the log are, for messages.
         location: String,
     },
     /// The raw archive: objects of newline-delimited JSON events, gzip or not.

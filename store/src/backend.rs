@@ -11,7 +11,8 @@ use object_store::ObjectStore;
 
 use crate::archive::{Archive, RawSource};
 use crate::aws::{AwsBackend, AwsSettings};
-use crate::embedded::EmbeddedStore;
+use crate::embedded::{EmbeddedLogRetention, EmbeddedStore};
+use crate::log_retention::LogRetention;
 use crate::objects::local_object_store;
 use crate::{
     Alerts, Checkpoints, Counters, EventAppender, EventReader, Plans, Quotas, Registry, Result,
@@ -206,6 +207,9 @@ pub struct Ports {
     pub archive: Option<Arc<dyn Archive>>,
     /// Where reconciliation and replay read the raw events back.
     pub raw_source: RawSource,
+    /// Moves the log's settled records into the archive: the embedded log, which keeps
+    /// every record until then. `None` on AWS, where the stream expires records itself.
+    pub log_retention: Option<Arc<dyn LogRetention>>,
     /// A human-readable description, for start-up messages.
     pub description: String,
 }
@@ -226,6 +230,12 @@ impl BackendSettings {
             Self::Embedded { database, data_dir } => {
                 let store = Arc::new(EmbeddedStore::open(database)?);
                 let objects = local_object_store(data_dir)?;
+                let archive_root = data_dir.join(DEFAULT_ARCHIVE_PREFIX);
+                let archive = local_object_store(&archive_root)?;
+                let log_retention: Arc<dyn LogRetention> = Arc::new(EmbeddedLogRetention::new(
+                    store.as_ref().clone(),
+                    archive_root.clone(),
+                ));
                 Ok(Ports {
                     registry: store.clone(),
                     plans: store.clone(),
@@ -238,9 +248,15 @@ impl BackendSettings {
                     checkpoints: store,
                     objects,
                     archive: None,
-                    raw_source: RawSource::WholeLog {
-                        location: format!("the embedded event log in {}", database.display()),
+                    raw_source: RawSource::ArchivedLog {
+                        archive,
+                        location: format!(
+                            "the archive in {} and the embedded event log in {}",
+                            archive_root.display(),
+                            database.display()
+                        ),
                     },
+                    log_retention: Some(log_retention),
                     description: format!(
                         "embedded (database {}, data {})",
                         database.display(),
@@ -277,6 +293,7 @@ impl BackendSettings {
                         .clone()
                         .map(|archive| archive as Arc<dyn Archive>),
                     raw_source,
+                    log_retention: None,
                     description: format!(
                         "aws (tables {} and {}, stream {}, bucket {})",
                         settings.registry_table,

@@ -12,7 +12,8 @@
 //! - [`Alerts`]: raised alerts, recorded once per rule, customer and window;
 //! - [`Notifier`]: where alerts are delivered (log, signed webhook, SNS);
 //! - [`Archive`]: the raw archive of every event (Firehose on AWS);
-//! - [`Spool`]: the proxy's local buffer of events the log has not taken yet.
+//! - [`Spool`]: the proxy's local buffer of events the log has not taken yet;
+//! - [`LogRetention`]: moving a log's settled records into the archive (the embedded log).
 //!
 //! The model provider the proxy forwards to (Bedrock) is the proxy's own port,
 //! `proxy::upstream::ModelRuntime`: nothing else calls it.
@@ -32,6 +33,7 @@ pub mod dedupe;
 pub mod embedded;
 pub mod error;
 pub mod event_log;
+pub mod log_retention;
 pub mod memory;
 pub mod notify;
 pub mod objects;
@@ -52,6 +54,7 @@ pub use event_log::{
     AppendFailure, AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord,
     PartitionInfo, ReadBatch,
 };
+pub use log_retention::{ArchivedRecords, LogArchiveName, LogFootprint, LogRetention};
 pub use notify::Notifier;
 pub use plans::Plans;
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};

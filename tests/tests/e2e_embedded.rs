@@ -743,7 +743,10 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
     let range = ["reconcile", "--start-date", &today, "--end-date", &today];
     let healthy = tollgate.run_json(&range);
     assert_eq!(healthy["raw_events"], 7);
-    assert_eq!(healthy["source"]["kind"], "event_log", "{healthy}");
+    assert_eq!(
+        healthy["source"]["kind"], "archive_and_event_log",
+        "{healthy}"
+    );
     assert_eq!(healthy["source_covers_range"], true);
     assert_eq!(healthy["drift"].as_array().unwrap().len(), 0, "{healthy}");
     assert_eq!(
@@ -773,7 +776,8 @@ async fn reconcile_finds_no_drift_then_names_what_was_lost() {
         "{table}"
     );
     assert!(
-        table.contains("raw events: the embedded event log in "),
+        table.contains("raw events: the archive in ")
+            && table.contains(" and the embedded event log in "),
         "reconcile names its source: {table}"
     );
 }

@@ -4,6 +4,7 @@
 
 mod admin_token;
 mod alerts;
+mod archive_log;
 mod assign_plan;
 mod audit;
 mod compact;
@@ -118,6 +119,7 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
         Command::AdminToken => admin_token::run(json),
         Command::Reconcile(args) => reconcile::run(ports, args, json).await,
         Command::Replay(args) => replay::run(session.settings, ports, args, json).await,
+        Command::ArchiveLog(args) => archive_log::run(ports, &args, json).await,
         Command::Compact(args) => {
             compact::run(ports, args, settle_after(session.backend), json).await
         }

@@ -49,7 +49,9 @@ pub async fn run(ports: &Ports, args: ReconcileArgs, json: bool) -> anyhow::Resu
 pub(crate) fn source_lines(source: &RawSourceReport) -> Vec<String> {
     match source.kind {
         RawSourceKind::Archive => vec![format!("raw events: the archive at {}", source.location)],
-        RawSourceKind::EventLog => vec![format!("raw events: {}", source.location)],
+        RawSourceKind::EventLog | RawSourceKind::ArchiveAndEventLog => {
+            vec![format!("raw events: {}", source.location)]
+        }
         RawSourceKind::KinesisStream => {
             let since = source.holds_events_since.map_or_else(
                 || "its retention".to_owned(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use metering::MeteringConsumer;
+use metering::log_retention::run_log_retention_until;
 use proxy::server::{ProxyPorts, RunningProxy, shutdown_signal, start_proxy_with};
 
 use super::dashboard;
@@ -61,6 +62,13 @@ pub async fn serve(
             })
             .await;
     });
+    // The embedded log's retention, next to the consumer (nothing to do on AWS).
+    let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
+    let retention = args.log_retention.settings().map(|settings| {
+        tokio::spawn(run_log_retention_until(ports.clone(), settings, async {
+            let _ = retention_stopped.await;
+        }))
+    });
 
     let listening = Listening {
         listening: format!("{scheme}://{}", proxy.local_addr),
@@ -77,7 +85,11 @@ pub async fn serve(
 
     proxy.run_until(shutdown).await;
     let _ = stop_metering.send(());
+    let _ = stop_retention.send(());
     metering.await.context("the metering task failed")?;
+    if let Some(retention) = retention {
+        retention.await.context("the log retention task failed")?;
+    }
     if let Some((_, task)) = metrics {
         task.abort();
     }

@@ -13,11 +13,11 @@ use crate::event_log::{
 };
 use crate::{Result, StoreError};
 
-fn format_position(seq: i64) -> String {
+pub(super) fn format_position(seq: i64) -> String {
     format!("{seq:020}")
 }
 
-fn parse_position(position: &str) -> Result<i64> {
+pub(super) fn parse_position(position: &str) -> Result<i64> {
     position
         .parse()
         .map_err(|_| StoreError::Corrupt(format!("invalid embedded log position {position:?}")))

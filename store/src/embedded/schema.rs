@@ -6,7 +6,7 @@ use crate::{Result, StoreError};
 
 /// The schema version this build writes.
 /// The newest schema: one step per `SCHEMA_V*` below, applied in order.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -178,6 +178,38 @@ fn seed_producer_seqs(connection: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Schema 9: the file gives pages freed by the log's retention back to the file system
+/// (`auto_vacuum=INCREMENTAL`, then `PRAGMA incremental_vacuum` in short steps). A new
+/// database is created that way ([`prepare_new_database`]); an older one is rewritten once
+/// by `VACUUM`, which cannot run inside a transaction and takes about as long as copying
+/// the file. A crash during it leaves the file as it was, at version 8, and the next open
+/// runs it again.
+fn enable_incremental_vacuum(connection: &Connection) -> Result<()> {
+    let mode: i64 = connection.pragma_query_value(None, "auto_vacuum", |row| row.get(0))?;
+    if mode != AUTO_VACUUM_INCREMENTAL {
+        tracing::info!(
+            "rewriting the database once so that retention can give freed space back (schema 9)"
+        );
+        connection.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    }
+    connection.execute_batch("PRAGMA user_version = 9;")?;
+    Ok(())
+}
+
+/// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
+pub const AUTO_VACUUM_INCREMENTAL: i64 = 2;
+
+/// Sets what must be set before a database's first table: free pages go back to the file
+/// system on `PRAGMA incremental_vacuum`. No effect on a database that has tables.
+pub fn prepare_new_database(connection: &Connection) -> Result<()> {
+    let tables: i64 =
+        connection.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
+    if tables == 0 {
+        connection.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
+    Ok(())
+}
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &Connection) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -211,6 +243,9 @@ pub fn migrate(connection: &Connection) -> Result<()> {
                 }
             }
         }
+    }
+    if version < 9 {
+        enable_incremental_vacuum(connection)?;
     }
     Ok(())
 }
@@ -295,6 +330,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(marks, 0, "the per-event marks are gone");
+        let auto_vacuum: i64 = connection
+            .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            auto_vacuum, AUTO_VACUUM_INCREMENTAL,
+            "an existing database is rewritten to give freed pages back"
+        );
 
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
