@@ -123,6 +123,21 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        // A durable call waits for its append: on a multi-threaded runtime the append runs
+        // on this worker (its other tasks move to another), saving the hand-off to the
+        // blocking pool and back.
+        let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if multi_threaded {
+            let connection = Arc::clone(&self.log_connection);
+            return tokio::task::block_in_place(move || {
+                let mut guard = connection
+                    .lock()
+                    .map_err(|_| StoreError::Task("sqlite connection lock poisoned".into()))?;
+                work(&mut guard)
+            });
+        }
         Self::run_on(Arc::clone(&self.log_connection), work).await
     }
 
