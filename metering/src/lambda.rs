@@ -172,6 +172,36 @@ pub fn embedded_metrics(report: &PassReport, failures: usize, at_millis: i64) ->
 mod metric_tests {
     use super::*;
 
+    /// The values `infra/template.yaml` sets in `TOLLGATE_METERING_ROLE` are the ones the
+    /// function accepts (a value it refused would stop the function at start).
+    #[test]
+    fn the_template_roles_parse_and_a_wrong_one_is_named() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Function {
+            #[command(flatten)]
+            lambda: LambdaArguments,
+        }
+        for (value, role) in [
+            ("all", MeteringRole::All),
+            ("counters", MeteringRole::Counters),
+            ("parquet", MeteringRole::Parquet),
+        ] {
+            let parsed = Function::try_parse_from(["metering", "--role", value]).unwrap();
+            assert_eq!(parsed.lambda.role, role);
+        }
+        let default = Function::try_parse_from(["metering"]).unwrap();
+        assert_eq!(default.lambda.role, MeteringRole::All);
+        let wrong = Function::try_parse_from(["metering", "--role", "everything"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            wrong.contains("counters") && wrong.contains("parquet"),
+            "{wrong}"
+        );
+    }
+
     #[test]
     fn the_metric_line_is_cloudwatch_embedded_metric_format() {
         let report = PassReport {
