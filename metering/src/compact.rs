@@ -197,22 +197,14 @@ fn is_one_compaction(inputs: &[ObjectMeta]) -> bool {
     let Some(first) = names.first() else {
         return false;
     };
-    let Some((digest, count)) = compacted_digest_and_count(first) else {
+    let Some((digest, count)) = CompactedObjectKey::digest_and_count(first) else {
         return false;
     };
     names.len() == inputs.len()
         && count == names.len()
-        && names
-            .iter()
-            .all(|name| compacted_digest_and_count(name).is_some_and(|(other, _)| other == digest))
-}
-
-/// `compacted-<digest>-<i>of<n>.parquet` → (digest, n).
-fn compacted_digest_and_count(name: &str) -> Option<(&str, usize)> {
-    let rest = name.strip_prefix("compacted-")?.strip_suffix(".parquet")?;
-    let (digest, numbering) = rest.rsplit_once('-')?;
-    let (_, count) = numbering.split_once("of")?;
-    Some((digest, count.parse().ok()?))
+        && names.iter().all(|name| {
+            CompactedObjectKey::digest_and_count(name).is_some_and(|(other, _)| other == digest)
+        })
 }
 
 /// The day's files that can be merged (final ones, and batch files that can no longer be

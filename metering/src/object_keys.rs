@@ -105,6 +105,15 @@ impl CompactedObjectKey {
             self.count
         ))
     }
+
+    /// The digest and the file count named in a compacted file's name
+    /// (`compacted-<digest>-<i>of<n>.parquet`); `None` for any other name.
+    pub fn digest_and_count(name: &str) -> Option<(&str, usize)> {
+        let rest = name.strip_prefix("compacted-")?.strip_suffix(".parquet")?;
+        let (digest, numbering) = rest.rsplit_once('-')?;
+        let (_, count) = numbering.split_once("of")?;
+        Some((digest, count.parse().ok()?))
+    }
 }
 
 /// File `index` of a day's replay: `usage/dt=YYYY-MM-DD/replay-NNNNN.parquet`.
@@ -156,8 +165,8 @@ impl QuarantineObjectKey {
 /// A file of a day's usage directory, as compaction sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DayFile {
-    /// A [`BatchObjectKey`], written by the consumer; it may be rewritten until its batch
-    /// is committed.
+    /// A [`BatchObjectKey`], written by the consumer; it may be rewritten until Parquet's
+    /// progress for its partition has passed its first position.
     Batch {
         partition: String,
         first_position: String,
@@ -186,6 +195,29 @@ pub fn classify_day_file(name: &str) -> Option<DayFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compacted_name_gives_back_its_digest_and_count() {
+        let key = CompactedObjectKey {
+            day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            digest: "00ff00ff00ff00ff".into(),
+            index: 2,
+            count: 3,
+        };
+        let path = key.to_path();
+        assert_eq!(
+            CompactedObjectKey::digest_and_count(path.filename().unwrap()),
+            Some(("00ff00ff00ff00ff", 3))
+        );
+        assert_eq!(
+            CompactedObjectKey::digest_and_count("part-0-1.parquet"),
+            None
+        );
+        assert_eq!(
+            CompactedObjectKey::digest_and_count("compacted-x-1ofy.parquet"),
+            None
+        );
+    }
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 29).unwrap()

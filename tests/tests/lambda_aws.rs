@@ -179,13 +179,18 @@ fn kinesis_record(settings: &AwsSettings, entry: &LogEntry, data: &[u8]) -> serd
     })
 }
 
-async fn parquet_row_count(ports: &Ports) -> usize {
-    let listed: Vec<_> = ports
+/// The usage Parquet files under `ports`.
+async fn usage_files(ports: &Ports) -> Vec<object_store::ObjectMeta> {
+    ports
         .objects
         .list(Some(&"usage".into()))
         .try_collect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn parquet_row_count(ports: &Ports) -> usize {
+    let listed = usage_files(ports).await;
     let mut rows = 0;
     for meta in listed {
         let body = ports
@@ -448,13 +453,11 @@ async fn the_counting_and_parquet_functions_split_the_work_and_parquet_is_one_fi
         }
     };
     assert_eq!(counted(&ports).await, 0);
-    let files: Vec<_> = ports
-        .objects
-        .list(Some(&"usage".into()))
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(files.len(), 1, "one file for three runs of 100 records");
+    assert_eq!(
+        usage_files(&ports).await.len(),
+        1,
+        "one file for the invocation's 300 records"
+    );
     assert_eq!(parquet_row_count(&ports).await, 300);
 
     let (response, report) = handle_kinesis_event(&counting, event.clone()).await;
@@ -477,11 +480,5 @@ async fn the_counting_and_parquet_functions_split_the_work_and_parquet_is_one_fi
     assert_eq!(again.events_counted, 0);
     assert_eq!(counted(&ports).await, 300);
     assert_eq!(parquet_row_count(&ports).await, 300);
-    let files: Vec<_> = ports
-        .objects
-        .list(Some(&"usage".into()))
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(files.len(), 1);
+    assert_eq!(usage_files(&ports).await.len(), 1);
 }
