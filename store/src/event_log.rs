@@ -68,6 +68,15 @@ pub type AppendResult = std::result::Result<String, AppendFailure>;
 pub trait EventAppender: Send + Sync {
     /// Appends records; one result per record, in order.
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>>;
+
+    /// Appends records at once on the calling thread, for a log whose append is a short
+    /// local write (the embedded log): a caller waiting for durability then needs no
+    /// hand-off to another thread. `None` when this log has no such path, or cannot append
+    /// without waiting right now (another writer holds it); the caller then uses
+    /// [`EventAppender::append`]. `Some` has `append`'s contract.
+    fn append_now(&self, _records: &[LogRecord]) -> Option<Result<Vec<AppendResult>>> {
+        None
+    }
 }
 
 /// The consumer side of the log: its partitions and their records.

@@ -10,6 +10,8 @@ use schemas::UsageEvent;
 use store::Spool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::group_commit::GroupCommit;
+use super::pending::PendingEvent;
 use super::spool_route::Backpressure;
 
 /// A store write that closes a call together with its event (a strict reservation's
@@ -38,6 +40,8 @@ pub struct EmitterHandle {
     durability: Durability,
     spool: Option<(Arc<dyn Spool>, u64)>,
     backpressure: Arc<Backpressure>,
+    /// Durable events are appended on the callers' threads when the log allows it.
+    group: Option<Arc<GroupCommit>>,
 }
 
 impl std::fmt::Debug for EmitterHandle {
@@ -57,6 +61,7 @@ impl EmitterHandle {
         durability: Durability,
         spool: Option<(Arc<dyn Spool>, u64)>,
         backpressure: Arc<Backpressure>,
+        group: Option<Arc<GroupCommit>>,
     ) -> Self {
         Self {
             sender,
@@ -65,6 +70,7 @@ impl EmitterHandle {
             durability,
             spool,
             backpressure,
+            group,
         }
     }
 
@@ -183,8 +189,10 @@ impl EmitterHandle {
         }
     }
 
-    /// Queues an event and waits until it is durable in the log (batched with concurrent
-    /// events, so the log sees one append per batch, not one per request).
+    /// Makes an event durable and waits for it: appended on this thread with whatever
+    /// joined meanwhile ([`GroupCommit`]) when the log allows it and the spool is empty
+    /// (spooled events go first), otherwise queued for the writer, which batches it with
+    /// concurrent events.
     async fn queue_durable(&self, event: UsageEvent) {
         let event_id = event.event_id;
         let (acknowledge, acknowledged) = oneshot::channel();
@@ -192,9 +200,31 @@ impl EmitterHandle {
             event,
             durable: Some(acknowledge),
         };
-        if self.sender.send(pending).await.is_err() || acknowledged.await.is_err() {
+        let for_writer = match &self.group {
+            Some(group) if !self.spool_holds_records() => group.join(pending),
+            _ => vec![pending],
+        };
+        for pending in for_writer {
+            let event_id = pending.event.event_id;
+            if self.sender.send(pending).await.is_err() {
+                tracing::error!(%event_id, "usage event emitted after the emitter stopped; it was not logged");
+            }
+        }
+        if acknowledged.await.is_err() {
             tracing::error!(%event_id, "usage event emitted after the emitter stopped; it was not logged");
         }
+    }
+
+    /// The group commit, when durable events use it (tests).
+    #[cfg(test)]
+    pub(super) fn group_for_tests(&self) -> Option<Arc<GroupCommit>> {
+        self.group.clone()
+    }
+
+    fn spool_holds_records(&self) -> bool {
+        self.spool
+            .as_ref()
+            .is_some_and(|(spool, _)| spool.level().records > 0)
     }
 }
 
@@ -206,13 +236,6 @@ fn run_in_background(write: ClosingWrite) {
         }
         Err(_) => tracing::error!("no runtime to run a usage event's write"),
     }
-}
-
-/// An event on its way to the log, with whom to tell once it is durable.
-#[derive(Debug)]
-pub(super) struct PendingEvent {
-    pub(super) event: UsageEvent,
-    pub(super) durable: Option<oneshot::Sender<()>>,
 }
 
 #[cfg(test)]

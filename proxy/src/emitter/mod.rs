@@ -17,8 +17,10 @@
 mod append;
 mod backoff;
 mod drainer;
+mod group_commit;
 mod handle;
 mod metrics;
+mod pending;
 mod spool_route;
 mod writer;
 
@@ -32,12 +34,14 @@ use tokio::task::JoinHandle;
 
 pub use append::{APPEND_TIMEOUT, append_until_durable, append_within};
 pub use backoff::{MAX_BACKOFF, with_jitter};
+pub use group_commit::MAX_LEADER_ROUNDS;
 pub use handle::{ClosingWrite, Durability, EmitterHandle};
 pub use metrics::{EmitterStats, emitter_samples};
 pub use spool_route::{DIRECT_DEADLINE, SpoolSetup};
 pub use writer::{BATCH_LINGER, MAX_BATCH_RECORDS};
 
 use drainer::{Drainer, drain_spools};
+use group_commit::GroupCommit;
 use spool_route::{Backpressure, SpoolRoute};
 use writer::write_events;
 
@@ -94,6 +98,10 @@ impl EventEmitter {
                 setup,
             }
         });
+        let group = match durability {
+            Durability::BeforeAnswer => GroupCommit::over(&log, &stats).map(Arc::new),
+            Durability::Queued => None,
+        };
         let task = tokio::spawn(write_events(
             log,
             receiver,
@@ -111,6 +119,7 @@ impl EventEmitter {
             durability,
             spool.map(|setup| (setup.spool, setup.limit_bytes)),
             backpressure,
+            group,
         );
         (
             Self {

@@ -9,6 +9,7 @@ use crate::event_log::{EventAppender, LogRecord};
 pub async fn run_all(appender: &dyn EventAppender) {
     empty_append_returns_no_results(appender).await;
     append_returns_one_distinct_position_per_record(appender).await;
+    append_now_keeps_the_append_contract(appender).await;
 }
 
 async fn empty_append_returns_no_results(appender: &dyn EventAppender) {
@@ -29,4 +30,36 @@ async fn append_returns_one_distinct_position_per_record(appender: &dyn EventApp
     positions.sort();
     positions.dedup();
     assert_eq!(positions.len(), records.len(), "positions are distinct");
+}
+
+/// `append_now`, where a backend has it, returns one result per record like `append`, at
+/// positions after those appended before it.
+async fn append_now_keeps_the_append_contract(appender: &dyn EventAppender) {
+    let key = unique("customer");
+    let record = |index: usize| LogRecord {
+        partition_key: key.clone(),
+        data: Bytes::from(format!("now-{index}")),
+    };
+    assert!(
+        appender
+            .append_now(&[])
+            .is_none_or(|appended| appended.unwrap().is_empty())
+    );
+    let before = appender.append(&[record(0)]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let records: Vec<LogRecord> = (1..4).map(record).collect();
+    let Some(appended) = appender.append_now(&records) else {
+        return;
+    };
+    let positions: Vec<String> = appended
+        .unwrap()
+        .into_iter()
+        .map(|result| result.unwrap())
+        .collect();
+    assert_eq!(positions.len(), records.len(), "one result per record");
+    assert!(
+        positions.windows(2).all(|pair| pair[0] < pair[1]) && positions[0] > before,
+        "positions follow the earlier append, in order: {before} then {positions:?}"
+    );
 }

@@ -6,7 +6,9 @@ use bytes::Bytes;
 use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 
-use super::{EMBEDDED_PARTITION, EmbeddedStore};
+use std::time::Duration;
+
+use super::{EMBEDDED_PARTITION, EmbeddedStore, LOG_BUSY_TIMEOUT};
 use crate::event_log::{
     AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord, PartitionInfo,
     ReadBatch,
@@ -23,6 +25,36 @@ pub(super) fn parse_position(position: &str) -> Result<i64> {
         .map_err(|_| StoreError::Corrupt(format!("invalid embedded log position {position:?}")))
 }
 
+/// Appends records in one transaction; their positions, in order.
+fn append_records(
+    connection: &mut rusqlite::Connection,
+    records: &[LogRecord],
+) -> rusqlite::Result<Vec<AppendResult>> {
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let now = Utc::now().timestamp_millis();
+    let mut positions = Vec::with_capacity(records.len());
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO event_log (partition_key, data, appended_at_ms) VALUES (?1, ?2, ?3)",
+        )?;
+        for record in records {
+            insert.execute(params![record.partition_key, record.data.as_ref(), now])?;
+            positions.push(Ok(format_position(transaction.last_insert_rowid())));
+        }
+    }
+    transaction.commit()?;
+    Ok(positions)
+}
+
+/// Whether SQLite refused because another connection holds the write lock.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 #[async_trait]
 impl EventAppender for EmbeddedStore {
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
@@ -30,23 +62,29 @@ impl EventAppender for EmbeddedStore {
             return Ok(Vec::new());
         }
         let records = records.to_vec();
-        self.with_log_connection(move |connection| {
-            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let now = Utc::now().timestamp_millis();
-            let mut positions = Vec::with_capacity(records.len());
-            {
-                let mut insert = transaction.prepare_cached(
-                    "INSERT INTO event_log (partition_key, data, appended_at_ms) VALUES (?1, ?2, ?3)",
-                )?;
-                for record in &records {
-                    insert.execute(params![record.partition_key, record.data.as_ref(), now])?;
-                    positions.push(Ok(format_position(transaction.last_insert_rowid())));
-                }
-            }
-            transaction.commit()?;
-            Ok(positions)
-        })
-        .await
+        self.with_log_connection(move |connection| Ok(append_records(connection, &records)?))
+            .await
+    }
+
+    /// On the caller's thread, only when the append connection is free and no other
+    /// connection holds the database's write lock (the consumer's counter transactions):
+    /// it never waits for either.
+    fn append_now(&self, records: &[LogRecord]) -> Option<Result<Vec<AppendResult>>> {
+        if records.is_empty() {
+            return Some(Ok(Vec::new()));
+        }
+        let mut connection = self.log_connection.try_lock().ok()?;
+        if let Err(error) = connection.busy_timeout(Duration::ZERO) {
+            return Some(Err(error.into()));
+        }
+        let appended = append_records(&mut connection, records);
+        if let Err(error) = connection.busy_timeout(LOG_BUSY_TIMEOUT) {
+            return Some(Err(error.into()));
+        }
+        match appended {
+            Err(error) if is_busy(&error) => None,
+            appended => Some(appended.map_err(StoreError::from)),
+        }
     }
 }
 

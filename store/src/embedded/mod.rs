@@ -37,6 +37,9 @@ const STATEMENT_CACHE_CAPACITY: usize = 128;
 /// burst of writes (the log's retention deleting a day of records) does not leave it large.
 const WAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
 
+/// How long an append waits for another connection's write transaction to end.
+const LOG_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Every port on one SQLite database file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -49,7 +52,8 @@ pub struct EmbeddedStore {
     /// same reasons: a proxy answers a call only once its event is appended (durable events),
     /// so an append must not wait for an fsync, nor for the consumer's counter writes on the
     /// main connection. An appended event survives a kill of the process; a crash of the
-    /// machine can lose the last appends before the next checkpoint of the log.
+    /// machine can lose the last appends before the next checkpoint of the log. It never
+    /// checkpoints the write-ahead log itself: the main connection's commits do.
     log_connection: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
@@ -92,9 +96,14 @@ impl EmbeddedStore {
         quota_connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
         quota_connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let log_connection = Connection::open(path)?;
-        log_connection.busy_timeout(Duration::from_secs(10))?;
+        log_connection.busy_timeout(LOG_BUSY_TIMEOUT)?;
         log_connection.pragma_update(None, "synchronous", "NORMAL")?;
         log_connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
+        // A commit that fills the write-ahead log past its limit checkpoints it, with an
+        // fsync of the database file: milliseconds that a call waiting for its event would
+        // wait too. Appends leave checkpoints to the main connection (the consumer's and
+        // the registry's commits, off the calls' path).
+        log_connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             quota_connection: Arc::new(Mutex::new(quota_connection)),
@@ -183,6 +192,91 @@ mod tests {
         contract::event_appender::run_all(&store).await;
         contract::event_reader::run_all(&store, &store).await;
         contract::checkpoints::run_all(&store, EMBEDDED_PARTITION).await;
+    }
+
+    #[tokio::test]
+    async fn an_append_now_gives_way_rather_than_wait_for_another_writer() {
+        use crate::{EventAppender, LogRecord};
+        let (_directory, store) = temp_store();
+        let record = LogRecord {
+            partition_key: "p".into(),
+            data: bytes::Bytes::from_static(b"event"),
+        };
+        // Another connection (the consumer's) holds the database's write lock.
+        let other = Connection::open(store.path()).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        assert!(store.append_now(std::slice::from_ref(&record)).is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "it gave way at once instead of waiting for the lock"
+        );
+        other.execute_batch("COMMIT").unwrap();
+        // The append connection is in use on another thread.
+        {
+            let _held = store.log_connection.lock().unwrap();
+            assert!(store.append_now(std::slice::from_ref(&record)).is_none());
+        }
+        // Free again: it appends, and a later append waits for busy writers as before.
+        let appended = store
+            .append_now(std::slice::from_ref(&record))
+            .unwrap()
+            .unwrap();
+        assert_eq!(appended.len(), 1);
+        let timeout: i64 = store
+            .log_connection
+            .lock()
+            .unwrap()
+            .pragma_query_value(None, "busy_timeout", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            timeout, 10_000,
+            "the append connection waits again for other writers"
+        );
+    }
+
+    #[tokio::test]
+    async fn appends_leave_checkpoints_to_the_main_connection() {
+        use crate::{EventAppender, LogRecord};
+        let (_directory, store) = temp_store();
+        let record = LogRecord {
+            partition_key: "p".into(),
+            data: bytes::Bytes::from(vec![7u8; 200]),
+        };
+        let wal = store.path().with_extension("db-wal");
+        let wal_bytes = || std::fs::metadata(&wal).map_or(0, |metadata| metadata.len());
+        // 1,500 commits write more than the 1,000 pages after which a commit checkpoints.
+        for _ in 0..1500 {
+            store
+                .append_now(std::slice::from_ref(&record))
+                .unwrap()
+                .unwrap();
+        }
+        // Checkpointed at 1,000 frames, the log would start over and stay that size.
+        let frame_bytes = 4096 + 24;
+        assert!(
+            wal_bytes() > 1200 * frame_bytes,
+            "no append checkpointed: the log holds {} bytes",
+            wal_bytes()
+        );
+        // A commit on the main connection (the consumer's checkpoint) checkpoints it, so
+        // the next append starts the log over.
+        use crate::Checkpoints;
+        store
+            .commit_checkpoint("c", EMBEDDED_PARTITION, "00000000000000000001")
+            .await
+            .unwrap();
+        store
+            .append_now(std::slice::from_ref(&record))
+            .unwrap()
+            .unwrap();
+        let frames: i64 = store
+            .with_connection(|connection| {
+                Ok(connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?)
+            })
+            .await
+            .unwrap();
+        assert!(frames < 100, "the log started over: {frames} frames");
     }
 
     #[tokio::test]

@@ -22,6 +22,16 @@ fn parse_position(position: &str) -> Result<usize> {
 #[async_trait]
 impl EventAppender for MemoryStore {
     async fn append(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
+        self.append_records(records)
+    }
+
+    fn append_now(&self, records: &[LogRecord]) -> Option<Result<Vec<AppendResult>>> {
+        Some(self.append_records(records))
+    }
+}
+
+impl MemoryStore {
+    fn append_records(&self, records: &[LogRecord]) -> Result<Vec<AppendResult>> {
         let mut state = self.state()?;
         let mut results = Vec::with_capacity(records.len());
         for record in records {
