@@ -69,6 +69,10 @@ impl GroupCommit {
                 let mut group = self.lock();
                 group.appending = false;
                 left.append(&mut group.waiting);
+                drop(group);
+                self.stats
+                    .group_handoffs
+                    .fetch_add(left.len() as u64, Ordering::Relaxed);
                 return left;
             }
             let mut group = self.lock();
@@ -80,7 +84,12 @@ impl GroupCommit {
         }
         let mut group = self.lock();
         group.appending = false;
-        std::mem::take(&mut group.waiting)
+        let left = std::mem::take(&mut group.waiting);
+        drop(group);
+        self.stats
+            .group_handoffs
+            .fetch_add(left.len() as u64, Ordering::Relaxed);
+        left
     }
 
     /// Appends one batch at once and acknowledges it; gives the batch back when the log
@@ -98,6 +107,7 @@ impl GroupCommit {
                 self.stats
                     .appended
                     .fetch_add(events as u64, Ordering::Relaxed);
+                self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
                 for pending in batch {
                     if let Some(acknowledge) = pending.durable {
                         let _ = acknowledge.send(());

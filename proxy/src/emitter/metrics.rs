@@ -15,6 +15,10 @@ pub struct EmitterStats {
     pub spooled: AtomicU64,
     /// Records the drainer moved from a spool to the log.
     pub drained: AtomicU64,
+    /// Appends of durable events made on the callers' threads (group commits).
+    pub group_commits: AtomicU64,
+    /// Durable events handed to the writer because the log could not take them at once.
+    pub group_handoffs: AtomicU64,
 }
 
 /// The emitter's metrics: events appended, retried, spooled and drained, and the spool's
@@ -47,6 +51,16 @@ pub fn emitter_samples(stats: &EmitterStats, spool: Option<&dyn Spool>) -> Vec<S
             "tollgate_proxy_events_drained_total",
             "Spooled usage events sent on to the log.",
             &stats.drained,
+        ),
+        counter(
+            "tollgate_proxy_group_commits_total",
+            "Appends of durable usage events made by the calls waiting for them.",
+            &stats.group_commits,
+        ),
+        counter(
+            "tollgate_proxy_group_commit_handoffs_total",
+            "Durable usage events handed to the writer because the log could not take them at once.",
+            &stats.group_handoffs,
         ),
         counter(
             "tollgate_proxy_event_encode_failures_total",
