@@ -4,7 +4,10 @@
 //! p50, p99 and mean per call.
 //!
 //! - `queued`: `--durable-events=false`; the answer waits only for the queue.
-//! - `durable, group commit`: the default; the call appends its event on its own thread.
+//! - `durable, spool journal`: the default on servers; the call writes its event to the
+//!   spool on its own thread, and the drainer moves it to the log.
+//! - `durable, group commit`: the call appends its event to the log on its own thread (the
+//!   embedded log without a spool).
 //! - `durable, via writer`: the same log with the at-once path hidden, so each event goes
 //!   through the writer task and back (durable events before the group commit).
 //! - `step: encode`, `step: append`: a durable event's two steps alone (one event as a
@@ -26,11 +29,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
-use proxy::emitter::{Durability, EventEmitter};
+use proxy::emitter::{Durability, EventEmitter, SpoolSetup};
 use schemas::usage_frame::{FrameBuilder, FrameCodec};
 use schemas::{Outcome, UsageEvent};
 use store::embedded::EmbeddedStore;
-use store::{AppendResult, EventAppender, LogRecord};
+use store::spool::FileSpool;
+use store::{AppendResult, EventAppender, LogRecord, Spool};
 
 /// The embedded log without its at-once path.
 struct WriterOnly(Arc<EmbeddedStore>);
@@ -52,8 +56,14 @@ fn encode(event: &UsageEvent) -> Vec<u8> {
     frame.finish(FrameCodec::None).unwrap()
 }
 
-/// Per-call durations of `calls` events recorded one after another on a runtime worker.
-fn record_calls(durability: Durability, at_once: bool, calls: usize) -> Vec<Duration> {
+/// Per-call durations of `calls` events recorded one after another on a runtime worker;
+/// with a spool in the same temporary directory when `spooled`.
+fn record_calls(
+    durability: Durability,
+    at_once: bool,
+    spooled: bool,
+    calls: usize,
+) -> Vec<Duration> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -66,8 +76,19 @@ fn record_calls(durability: Durability, at_once: bool, calls: usize) -> Vec<Dura
     } else {
         Arc::new(WriterOnly(store))
     };
+    let spool = spooled.then(|| {
+        let spool: Arc<dyn Spool> = Arc::new(Arc::new(
+            FileSpool::open(&directory.path().join("spool")).unwrap(),
+        ));
+        SpoolSetup {
+            spool,
+            orphans: Vec::new(),
+            limit_bytes: 1 << 30,
+            location: "bench".into(),
+        }
+    });
     runtime.block_on(async move {
-        let (emitter, handle) = EventEmitter::start_with(log, "bench".into(), durability, None);
+        let (emitter, handle) = EventEmitter::start_with(log, "bench".into(), durability, spool);
         let template = event();
         let timings = tokio::spawn(async move {
             let mut timings = Vec::with_capacity(calls);
@@ -129,14 +150,21 @@ fn main() {
     );
     for round in 1..=3 {
         println!("round {round}, {calls} calls per row");
-        print_row("queued", record_calls(Durability::Queued, true, calls));
+        print_row(
+            "queued",
+            record_calls(Durability::Queued, true, true, calls),
+        );
+        print_row(
+            "durable, spool journal",
+            record_calls(Durability::BeforeAnswer, true, true, calls),
+        );
         print_row(
             "durable, group commit",
-            record_calls(Durability::BeforeAnswer, true, calls),
+            record_calls(Durability::BeforeAnswer, true, false, calls),
         );
         print_row(
             "durable, via writer",
-            record_calls(Durability::BeforeAnswer, false, calls),
+            record_calls(Durability::BeforeAnswer, false, false, calls),
         );
         print_row("step: encode", step_calls("encode", calls));
         print_row("step: append", step_calls("append", calls));

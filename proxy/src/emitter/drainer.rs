@@ -1,5 +1,7 @@
 //! The spool drainer: moves spooled records to the log, oldest first, and removes them
-//! once the log has them; spools left by stopped proxies first.
+//! once the log has them; spools left by stopped proxies first. Records come to the spool
+//! when the log does not take them in time, and, on servers, every durable event first
+//! (the group commit's journal).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +14,7 @@ use super::append::append_within;
 use super::backoff::{MAX_BACKOFF, with_jitter};
 use super::metrics::EmitterStats;
 use super::spool_route::{DIRECT_DEADLINE, SpoolSetup};
-use super::writer::MAX_BATCH_RECORDS;
+use super::writer::{BATCH_LINGER, MAX_BATCH_RECORDS};
 
 /// The drainer task and how to wake or stop it.
 pub(super) struct Drainer {
@@ -40,6 +42,7 @@ pub(super) async fn drain_spools(
     let mut backoff = Duration::from_millis(50);
     loop {
         let mut moved_any = false;
+        let mut moved_full_batch = false;
         let mut failed = false;
         for spool in &spools {
             if spool.level().records == 0 {
@@ -65,6 +68,7 @@ pub(super) async fn drain_spools(
                 Ok(()) => {
                     stats.drained.fetch_add(count as u64, Ordering::Relaxed);
                     moved_any = true;
+                    moved_full_batch |= count >= MAX_BATCH_RECORDS;
                 }
                 Err(error) => {
                     tracing::error!(error = %error, "cannot remove delivered records from the spool; retrying");
@@ -74,7 +78,9 @@ pub(super) async fn drain_spools(
         }
         if moved_any && !failed {
             backoff = Duration::from_millis(50);
-            continue;
+            if moved_full_batch {
+                continue;
+            }
         }
         let pause = if failed {
             let pause = with_jitter(backoff);
@@ -85,7 +91,9 @@ pub(super) async fn drain_spools(
         };
         tokio::select! {
             _ = stop.notified() => return,
-            _ = wake.notified() => {}
+            // Durable events are written to the spool one call at a time: wait a moment
+            // for more, so the log receives them in batches.
+            _ = wake.notified() => tokio::time::sleep(BATCH_LINGER).await,
             _ = tokio::time::sleep(pause) => {}
         }
     }

@@ -1,22 +1,31 @@
-//! Group commit on the callers' own threads, for a log that appends locally
-//! ([`EventAppender::append_now`]: the embedded log).
+//! Group commit on the callers' own threads, for durable events.
 //!
-//! A call whose answer waits for its event joins the group. If no append is running, the
-//! call leads: it appends its own event, and then, round after round, every event that
-//! joined while the previous append ran, on its own thread. The others wait for the
-//! leader's word. So at low load a durable event costs one local append and no hand-off
-//! to another thread; under load one append carries many events.
+//! A call whose answer waits for its event joins the group. If no write is running, the
+//! call leads: it writes its own event, and then, round after round, every event that
+//! joined while the previous write ran, on its own thread. The others wait for the
+//! leader's word. So at low load a durable event costs one local write and no hand-off to
+//! another thread; under load one write carries many events.
 //!
-//! Whatever the log does not take at once (another writer holds it, an error) goes to the
-//! writer task with its acknowledgement, which retries it and spools it like any batch.
-//! So does what is still waiting after [`MAX_LEADER_ROUNDS`], so that no leader serves
-//! others for long.
+//! Where the group writes ([`Target`]):
+//! - **The spool, as a journal** (servers: `tollgate serve`, `tollgate-proxy`). A durable
+//!   event is one write to the spool's segment file, without fsync
+//!   ([`store::Spool::push_now`]): it survives a kill of the process, as an append to the
+//!   embedded log does, for a few microseconds instead of a SQLite commit. The drainer
+//!   moves the spool to the log in batches and consumers drop any record it sends twice.
+//! - **The log itself**, when it appends locally ([`EventAppender::append_now`]: the
+//!   embedded log without a spool).
+//!
+//! Whatever the target does not take at once (it is held by another writer, an error)
+//! goes to the writer task with its acknowledgement, which retries it and spools it like
+//! any batch. So does what is still waiting after [`MAX_LEADER_ROUNDS`], so that no leader
+//! serves others for long.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use schemas::usage_frame::record_event_count;
-use store::EventAppender;
+use store::{EventAppender, LogRecord, Spool};
+use tokio::sync::Notify;
 
 use super::metrics::EmitterStats;
 use super::pending::{PendingEvent, encode_batch};
@@ -24,31 +33,62 @@ use super::pending::{PendingEvent, encode_batch};
 /// Most appends one leader makes (its own, then those of calls that joined meanwhile).
 pub const MAX_LEADER_ROUNDS: usize = 8;
 
-/// The group of durable events being appended on callers' threads.
+/// Where a group writes its events at once.
+pub(super) enum Target {
+    /// The spool, as the journal of durable events; the drainer, woken after each write,
+    /// moves them to the log.
+    Spool {
+        spool: Arc<dyn Spool>,
+        wake: Arc<Notify>,
+    },
+    /// The event log.
+    Log(Arc<dyn EventAppender>),
+}
+
+/// The group of durable events being written on callers' threads.
 pub(super) struct GroupCommit {
-    log: Arc<dyn EventAppender>,
+    target: Target,
     stats: Arc<EmitterStats>,
     group: Mutex<Group>,
 }
 
 #[derive(Default)]
 struct Group {
-    /// A leader is appending.
+    /// A leader is writing.
     appending: bool,
-    /// Events that joined while it appends, for its next round.
+    /// Events that joined while it writes, for its next round.
     waiting: Vec<PendingEvent>,
 }
 
 impl GroupCommit {
-    /// A group over `log`, when it appends locally (answers `append_now` for an empty
-    /// batch); `None` otherwise.
-    pub(super) fn over(log: &Arc<dyn EventAppender>, stats: &Arc<EmitterStats>) -> Option<Self> {
-        log.append_now(&[])?.ok()?;
+    /// A group over the spool when it takes writes at once, else over the log when it
+    /// does; `None` when neither does.
+    pub(super) fn over(
+        log: &Arc<dyn EventAppender>,
+        spool: Option<(&Arc<dyn Spool>, &Arc<Notify>)>,
+        stats: &Arc<EmitterStats>,
+    ) -> Option<Self> {
+        let target = match spool {
+            Some((spool, wake)) if matches!(spool.push_now(&[]), Some(Ok(()))) => Target::Spool {
+                spool: Arc::clone(spool),
+                wake: Arc::clone(wake),
+            },
+            _ => {
+                log.append_now(&[])?.ok()?;
+                Target::Log(Arc::clone(log))
+            }
+        };
         Some(Self {
-            log: Arc::clone(log),
+            target,
             stats: Arc::clone(stats),
             group: Mutex::new(Group::default()),
         })
+    }
+
+    /// Whether the group writes to the spool (so every durable event keeps its order
+    /// behind what the spool holds).
+    pub(super) fn journals(&self) -> bool {
+        matches!(self.target, Target::Spool { .. })
     }
 
     /// Joins `pending` (which carries its acknowledgement) to the group. Appends it, and
@@ -92,21 +132,12 @@ impl GroupCommit {
         left
     }
 
-    /// Appends one batch at once and acknowledges it; gives the batch back when the log
+    /// Writes one batch at once and acknowledges it; gives the batch back when the target
     /// did not take every record.
     fn append(&self, batch: Vec<PendingEvent>) -> Result<(), Vec<PendingEvent>> {
         let records = encode_batch(&batch, &self.stats);
-        match self.log.append_now(&records) {
-            Some(Ok(results))
-                if results.len() == records.len() && results.iter().all(Result::is_ok) =>
-            {
-                let events: usize = records
-                    .iter()
-                    .map(|record| record_event_count(&record.data))
-                    .sum();
-                self.stats
-                    .appended
-                    .fetch_add(events as u64, Ordering::Relaxed);
+        match self.write(&records) {
+            Some(Ok(())) => {
                 self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
                 for pending in batch {
                     if let Some(acknowledge) = pending.durable {
@@ -116,12 +147,41 @@ impl GroupCommit {
                 Ok(())
             }
             Some(Err(error)) => {
-                tracing::warn!(error = %error, events = batch.len(), "usage events could not be appended at once; the writer retries them");
+                tracing::warn!(error = %error, events = batch.len(), "usage events could not be written at once; the writer retries them");
                 Err(batch)
             }
-            // Another writer holds the log, or some records failed (the writer sends the
-            // whole batch again; consumers drop the repeats by producer sequence).
-            _ => Err(batch),
+            None => Err(batch),
+        }
+    }
+
+    /// One write to the target: `None` when it cannot take the records at once.
+    fn write(&self, records: &[LogRecord]) -> Option<store::Result<()>> {
+        match &self.target {
+            Target::Spool { spool, wake } => {
+                let pushed = spool.push_now(records);
+                if matches!(pushed, Some(Ok(()))) {
+                    wake.notify_one();
+                }
+                pushed
+            }
+            Target::Log(log) => match log.append_now(records)? {
+                Ok(results)
+                    if results.len() == records.len() && results.iter().all(Result::is_ok) =>
+                {
+                    let events: usize = records
+                        .iter()
+                        .map(|record| record_event_count(&record.data))
+                        .sum();
+                    self.stats
+                        .appended
+                        .fetch_add(events as u64, Ordering::Relaxed);
+                    Some(Ok(()))
+                }
+                // Some records failed: the writer sends the whole batch again (consumers
+                // drop the repeats by producer sequence).
+                Ok(_) => None,
+                Err(error) => Some(Err(error)),
+            },
         }
     }
 
@@ -317,6 +377,76 @@ mod tests {
             (2, 0),
             "the leader's own append, then one for the 40 that joined"
         );
+        drop(handle);
+        emitter.finish(Duration::from_secs(5)).await;
+    }
+
+    /// A log that refuses every append until it is switched on.
+    struct SwitchedLog {
+        store: MemoryStore,
+        on: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl EventAppender for SwitchedLog {
+        async fn append(&self, records: &[LogRecord]) -> store::Result<Vec<AppendResult>> {
+            if self.on.load(Ordering::SeqCst) {
+                self.store.append(records).await
+            } else {
+                Err(store::StoreError::Unavailable("switched off".into()))
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_a_spool_a_durable_event_is_written_there_and_the_drainer_moves_it_to_the_log() {
+        let directory = tempfile::tempdir().unwrap();
+        let spool: Arc<dyn store::Spool> = Arc::new(Arc::new(
+            store::spool::FileSpool::open(directory.path()).unwrap(),
+        ));
+        let log = Arc::new(SwitchedLog {
+            store: MemoryStore::new(),
+            on: std::sync::atomic::AtomicBool::new(false),
+        });
+        let (emitter, handle) = EventEmitter::start_with(
+            log.clone(),
+            "instance".into(),
+            Durability::BeforeAnswer,
+            Some(crate::emitter::SpoolSetup {
+                spool: Arc::clone(&spool),
+                orphans: Vec::new(),
+                limit_bytes: 1 << 20,
+                location: directory.path().display().to_string(),
+            }),
+        );
+        assert!(handle.group_for_tests().unwrap().journals());
+        handle.record(event(), None).await;
+        assert_eq!(
+            spool.level().records,
+            1,
+            "answered once the event is in the spool, while the log refuses it"
+        );
+        log.on.store(true, Ordering::SeqCst);
+        let mut waited = 0;
+        while spool.level().records > 0 && waited < 500 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        let in_log: Vec<UsageEvent> = log
+            .store
+            .read("0", None, 10)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
+            .collect();
+        assert_eq!(
+            in_log.len(),
+            1,
+            "the drainer moved it to the log once the log was back"
+        );
+        assert_eq!(spool.level().records, 0);
         drop(handle);
         emitter.finish(Duration::from_secs(5)).await;
     }

@@ -189,10 +189,10 @@ impl EmitterHandle {
         }
     }
 
-    /// Makes an event durable and waits for it: appended on this thread with whatever
-    /// joined meanwhile ([`GroupCommit`]) when the log allows it and the spool is empty
-    /// (spooled events go first), otherwise queued for the writer, which batches it with
-    /// concurrent events.
+    /// Makes an event durable and waits for it: written on this thread with whatever
+    /// joined meanwhile ([`GroupCommit`]) to the spool, or to the log when it allows it and
+    /// the spool is empty (spooled events go first); otherwise queued for the writer, which
+    /// batches it with concurrent events.
     async fn queue_durable(&self, event: UsageEvent) {
         let event_id = event.event_id;
         let (acknowledge, acknowledged) = oneshot::channel();
@@ -201,7 +201,7 @@ impl EmitterHandle {
             durable: Some(acknowledge),
         };
         let for_writer = match &self.group {
-            Some(group) if !self.spool_holds_records() => group.join(pending),
+            Some(group) if group.journals() || !self.spool_holds_records() => group.join(pending),
             _ => vec![pending],
         };
         for pending in for_writer {

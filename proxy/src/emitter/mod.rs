@@ -99,7 +99,12 @@ impl EventEmitter {
             }
         });
         let group = match durability {
-            Durability::BeforeAnswer => GroupCommit::over(&log, &stats).map(Arc::new),
+            Durability::BeforeAnswer => GroupCommit::over(
+                &log,
+                spool.as_ref().map(|setup| (&setup.spool, &wake)),
+                &stats,
+            )
+            .map(Arc::new),
             Durability::Queued => None,
         };
         let task = tokio::spawn(write_events(

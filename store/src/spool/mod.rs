@@ -32,11 +32,23 @@ pub struct SpoolLevel {
 /// - `peek` returns records from the head, oldest first, in push order, without removing
 ///   them; `pop(n)` removes the first `n` (after they reached the log). A crash between
 ///   the log append and `pop` sends them again: consumers dedupe by `event_id`.
-/// - Reopening the same place finds exactly the records pushed and not popped.
+/// - Reopening the same place after the process stopped (even killed) finds exactly the
+///   records pushed and not popped. After a crash of the machine, records popped shortly
+///   before it may be found again (sent twice; consumers dedupe).
+/// - `push_now`, where a backend has it, keeps the records as `push` does, except that
+///   they survive a kill of the process but not a crash of the machine.
 #[async_trait]
 pub trait Spool: Send + Sync {
     /// Appends records at the tail, durably.
     async fn push(&self, records: &[LogRecord]) -> Result<()>;
+
+    /// Appends records at the tail on the calling thread, written but not synced to disk:
+    /// they survive a kill of the process, not a crash of the machine (as the embedded
+    /// log's appends). For a caller that waits for its records and cannot afford an
+    /// fsync. `None` when this spool has no such path.
+    fn push_now(&self, _records: &[LogRecord]) -> Option<Result<()>> {
+        None
+    }
 
     /// Up to `max` records from the head, oldest first.
     async fn peek(&self, max: usize) -> Result<Vec<LogRecord>>;

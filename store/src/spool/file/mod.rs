@@ -6,10 +6,14 @@
 //! `u16` partition-key length, the key, the data. Segments are named by a growing number
 //! and rolled at [`SEGMENT_BYTES`]; a segment is deleted once the head has passed it.
 //!
-//! Every push ends with `fsync`, so a pushed record survives a crash. On open, a record cut
-//! short at the end of the last segment (a push the crash interrupted, never acknowledged)
-//! is truncated away; a damaged record anywhere else is moved to a `.corrupt` file next to
-//! its segment and reported, never silently dropped.
+//! Every `push` ends with `fsync`, so a pushed record survives a crash of the machine;
+//! `push_now` writes without it (a kill of the process loses nothing; the proxy's durable
+//! events use it). `HEAD` is replaced atomically (rename) but not synced: after a crash of
+//! the machine it may name an earlier record, and what follows is sent again (consumers
+//! drop the repeats). On open, a record cut short at the end of the last segment (a push
+//! the crash interrupted, never acknowledged) is truncated away; a damaged record anywhere
+//! else is moved to a `.corrupt` file next to its segment and reported, never silently
+//! dropped.
 
 mod format;
 mod recovery;
@@ -109,11 +113,20 @@ impl FileSpool {
     }
 
     fn push_blocking(&self, records: &[LogRecord]) -> Result<()> {
-        let mut encoded = Vec::new();
-        for record in records {
-            encoded.extend(encode(record)?);
-        }
+        let encoded = encode_all(records)?;
         let mut state = self.locked()?;
+        self.push_locked(&mut state, &encoded, records.len(), true)
+    }
+
+    /// Writes encoded records at the tail, with an fsync when `sync`, and publishes the
+    /// new level.
+    fn push_locked(
+        &self,
+        state: &mut State,
+        encoded: &[u8],
+        count: usize,
+        sync: bool,
+    ) -> Result<()> {
         let last = state
             .segments
             .back()
@@ -146,17 +159,15 @@ impl FileSpool {
         let Some(file) = state.tail.as_mut() else {
             return Err(StoreError::Task("spool tail missing".into()));
         };
-        file.write_all(&encoded)
-            .and_then(|()| file.sync_data())
+        file.write_all(encoded)
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
             .map_err(|error| io_error("write", &path, error))?;
         if let Some(segment) = state.segments.back_mut() {
             segment.len += encoded.len() as u64;
         }
-        state.level.records += records.len() as u64;
+        state.level.records += count as u64;
         state.level.bytes += encoded.len() as u64;
-        let level = state.level;
-        drop(state);
-        self.publish(level);
+        self.publish(state.level);
         Ok(())
     }
 
@@ -285,11 +296,37 @@ impl Spool for Arc<FileSpool> {
             .map_err(|error| StoreError::Task(error.to_string()))?
     }
 
+    fn push_now(&self, records: &[LogRecord]) -> Option<Result<()>> {
+        if records.is_empty() {
+            return Some(Ok(()));
+        }
+        // Waits for the spool's own short steps (the drainer's read of a few records and
+        // its move of the head), never for an fsync: pushes with one hold the lock only
+        // while the log is failing.
+        let encoded = match encode_all(records) {
+            Ok(encoded) => encoded,
+            Err(error) => return Some(Err(error)),
+        };
+        Some(
+            self.locked()
+                .and_then(|mut state| self.push_locked(&mut state, &encoded, records.len(), false)),
+        )
+    }
+
     fn level(&self) -> SpoolLevel {
         self.level
             .lock()
             .map_or(SpoolLevel::default(), |level| *level)
     }
+}
+
+/// Records in the segment format, one after another.
+fn encode_all(records: &[LogRecord]) -> Result<Vec<u8>> {
+    let mut encoded = Vec::new();
+    for record in records {
+        encoded.extend(encode(record)?);
+    }
+    Ok(encoded)
 }
 
 impl FileSpool {

@@ -7,8 +7,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::format::{Read1, io_error, read_one, segment_path};
+use crate::Result;
 use crate::spool::SpoolLevel;
-use crate::{Result, StoreError};
 
 #[derive(Debug)]
 pub(super) struct Segment {
@@ -37,10 +37,11 @@ pub(super) fn write_head(directory: &Path, head: (u64, u64)) -> Result<()> {
     let mut file =
         File::create(&temporary).map_err(|error| io_error("write", &temporary, error))?;
     file.write_all(format!("{} {}\n", head.0, head.1).as_bytes())
-        .and_then(|()| file.sync_data())
         .map_err(|error| io_error("write", &temporary, error))?;
-    fs::rename(&temporary, &path).map_err(|error| io_error("replace", &path, error))?;
-    sync_directory(directory)
+    // Not synced: the drainer moves the head after every append to the log, and an fsync
+    // each time would cost more than the append. After a crash of the machine the head may
+    // be stale or empty; what follows it is then sent again and dropped by consumers.
+    fs::rename(&temporary, &path).map_err(|error| io_error("replace", &path, error))
 }
 
 fn read_head(directory: &Path) -> Result<Option<(u64, u64)>> {
@@ -53,10 +54,11 @@ fn read_head(directory: &Path) -> Result<Option<(u64, u64)>> {
     let mut parts = text.split_whitespace().map(str::parse::<u64>);
     match (parts.next(), parts.next()) {
         (Some(Ok(number)), Some(Ok(offset))) => Ok(Some((number, offset))),
-        _ => Err(StoreError::Corrupt(format!(
-            "spool head {} is unreadable ({text:?}); move the spool directory aside and restart",
-            path.display()
-        ))),
+        _ => {
+            // A head cut short by a crash of the machine: start from the oldest record.
+            tracing::warn!(head = %path.display(), content = ?text, "spool head unreadable; sending the spool again from its oldest record (consumers drop the repeats)");
+            Ok(None)
+        }
     }
 }
 

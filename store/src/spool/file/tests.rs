@@ -141,3 +141,52 @@ async fn one_process_at_a_time_and_free_slots_are_found() {
     assert_eq!(orphans.len(), 1, "the stopped process's records are found");
     assert_eq!(orphans[0].spool.peek(5).await.unwrap(), vec![numbered(1)]);
 }
+
+#[tokio::test]
+async fn records_pushed_now_are_kept_in_order_with_the_others_and_survive_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let spool = Arc::new(
+            FileSpool::open(directory.path())
+                .unwrap()
+                .with_segment_bytes(60),
+        );
+        spool.push(&[numbered(0)]).await.unwrap();
+        for index in 1..6 {
+            spool.push_now(&[numbered(index)]).unwrap().unwrap();
+        }
+        spool.push(&[numbered(6)]).await.unwrap();
+        assert_eq!(Spool::level(&spool).records, 7);
+        assert_eq!(
+            spool.peek(10).await.unwrap(),
+            (0..7).map(numbered).collect::<Vec<_>>()
+        );
+        spool.pop(2).await.unwrap();
+    }
+    let reopened = spool_in(directory.path());
+    assert_eq!(
+        reopened.peek(10).await.unwrap(),
+        (2..7).map(numbered).collect::<Vec<_>>(),
+        "a restart finds what was pushed now and not popped"
+    );
+}
+
+#[tokio::test]
+async fn a_head_cut_short_by_a_crash_sends_the_spool_again_from_its_oldest_record() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let spool = spool_in(directory.path());
+        spool
+            .push(&[numbered(1), numbered(2), numbered(3)])
+            .await
+            .unwrap();
+        spool.pop(2).await.unwrap();
+    }
+    fs::write(directory.path().join("HEAD"), "").unwrap();
+    let reopened = spool_in(directory.path());
+    assert_eq!(
+        reopened.peek(10).await.unwrap(),
+        (1..4).map(numbered).collect::<Vec<_>>(),
+        "the delivered records come again (consumers drop them); none is lost"
+    );
+}
