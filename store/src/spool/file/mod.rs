@@ -8,9 +8,9 @@
 //!
 //! Every `push` ends with `fsync`, so a pushed record survives a crash of the machine;
 //! `push_now` writes without it (a kill of the process loses nothing; the proxy's durable
-//! events use it). `HEAD` is replaced atomically (rename) but not synced: after a crash of
-//! the machine it may name an earlier record, and what follows is sent again (consumers
-//! drop the repeats). On open, a record cut short at the end of the last segment (a push
+//! events use it). `HEAD` is rewritten in place with one short write, not synced: after a
+//! crash of the machine it may name an earlier record or be unreadable, and the spool is
+//! then sent again from there or from its oldest record (consumers drop the repeats). On open, a record cut short at the end of the last segment (a push
 //! the crash interrupted, never acknowledged) is truncated away; a damaged record anywhere
 //! else is moved to a `.corrupt` file next to its segment and reported, never silently
 //! dropped.
@@ -228,7 +228,7 @@ impl FileSpool {
         state.head = head;
         state.level.records = state.level.records.saturating_sub(records.len() as u64);
         state.level.bytes = state.level.bytes.saturating_sub(bytes);
-        write_head(&self.directory, head)?;
+        write_head(&self.directory, &mut state.head_file, head)?;
         // Delete the segments the head has left behind, and the head segment too when it
         // is fully delivered and not the one being written.
         while let Some(first) = state.segments.front() {
@@ -257,7 +257,8 @@ impl FileSpool {
             let next = last_number + 1;
             state.segments.clear();
             state.head = (next, 0);
-            write_head(&self.directory, state.head)?;
+            let head = state.head;
+            write_head(&self.directory, &mut state.head_file, head)?;
         }
         let level = state.level;
         drop(state);

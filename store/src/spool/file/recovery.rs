@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::format::{Read1, io_error, read_one, segment_path};
@@ -22,6 +22,8 @@ pub(super) struct State {
     /// The first undelivered record: a segment number and an offset in it.
     pub(super) head: (u64, u64),
     pub(super) tail: Option<File>,
+    /// `HEAD`, open for writing once the head first moves.
+    pub(super) head_file: Option<File>,
     pub(super) level: SpoolLevel,
 }
 
@@ -31,17 +33,32 @@ pub(super) fn sync_directory(directory: &Path) -> Result<()> {
         .map_err(|error| io_error("sync", directory, error))
 }
 
-pub(super) fn write_head(directory: &Path, head: (u64, u64)) -> Result<()> {
-    let temporary = directory.join("HEAD.tmp");
+/// Stores the head in `HEAD`, in place: one write of a fixed-width line at its start, on
+/// a handle kept open in `file`. A kill of the process cannot cut one short write, so a
+/// restart reads either the old head or the new one. Not synced: the drainer moves the
+/// head after every append to the log, and an fsync each time would cost more than the
+/// append. After a crash of the machine the head may be stale or unreadable; what
+/// follows it is then sent again and dropped by consumers.
+pub(super) fn write_head(
+    directory: &Path,
+    file: &mut Option<File>,
+    head: (u64, u64),
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
     let path = directory.join("HEAD");
-    let mut file =
-        File::create(&temporary).map_err(|error| io_error("write", &temporary, error))?;
-    file.write_all(format!("{} {}\n", head.0, head.1).as_bytes())
-        .map_err(|error| io_error("write", &temporary, error))?;
-    // Not synced: the drainer moves the head after every append to the log, and an fsync
-    // each time would cost more than the append. After a crash of the machine the head may
-    // be stale or empty; what follows it is then sent again and dropped by consumers.
-    fs::rename(&temporary, &path).map_err(|error| io_error("replace", &path, error))
+    if file.is_none() {
+        let opened = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|error| io_error("open", &path, error))?;
+        *file = Some(opened);
+    }
+    let line = format!("{:020} {:020}\n", head.0, head.1);
+    file.as_ref()
+        .map_or(Ok(()), |handle| handle.write_all_at(line.as_bytes(), 0))
+        .map_err(|error| io_error("write", &path, error))
 }
 
 fn read_head(directory: &Path) -> Result<Option<(u64, u64)>> {
@@ -142,6 +159,7 @@ pub(super) fn recover(directory: &Path) -> Result<State> {
         segments,
         head,
         tail: None,
+        head_file: None,
         level,
     })
 }
