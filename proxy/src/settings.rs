@@ -95,9 +95,10 @@ pub struct ProxyArgs {
     /// key used in the interval, never one per request).
     #[arg(long, env = "TOLLGATE_KEY_USE_FLUSH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_use_flush_secs: u64,
-    /// Answer each call only once its usage event is durable (in the log, or in the
-    /// spool), group-committed with every call that queued meanwhile: nothing is lost even
-    /// if the process is killed with SIGKILL. On by default; `--durable-events=false`
+    /// Answer each call only once its usage event is durable (written to the spool, which
+    /// sends it on to the log, or to the log when there is no spool), group-committed with
+    /// every call that joined meanwhile: nothing is lost even if the process is killed with
+    /// SIGKILL. On by default; `--durable-events=false`
     /// answers first and writes the event right after, which loses the events still in
     /// memory on SIGKILL (a few milliseconds of calls). Always on for Lambda.
     #[arg(
