@@ -237,15 +237,20 @@ mod tests {
         }
 
         async fn events(&self) -> Vec<UsageEvent> {
-            self.store
-                .read("0", None, 1000)
-                .await
-                .unwrap()
-                .entries
-                .iter()
-                .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
-                .collect()
+            events_in(&self.store).await
         }
+    }
+
+    /// The events in a log in memory, decoded from its frames.
+    async fn events_in(store: &MemoryStore) -> Vec<UsageEvent> {
+        store
+            .read("0", None, 1000)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
+            .collect()
     }
 
     struct Gate {
@@ -281,9 +286,11 @@ mod tests {
         store::contract::event_on("c", Utc::now().date_naive(), "m", Outcome::Success, 1, 1)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_durable_event_is_appended_on_the_callers_thread() {
-        let (log, _gate) = LocalLog::new(false, false);
+    /// Records one durable event on a log that appends at once or refuses to; returns the
+    /// appends made at once and through the writer, after checking the event is in the
+    /// log when `record` returns, and only once after shutdown.
+    async fn paths_of_one_durable_event(refuse_now: bool) -> (usize, usize) {
+        let (log, _gate) = LocalLog::new(refuse_now, false);
         let (emitter, handle) = EventEmitter::start_with(
             log.clone(),
             "instance".into(),
@@ -292,39 +299,27 @@ mod tests {
         );
         handle.record(event(), None).await;
         assert_eq!(log.events().await.len(), 1, "durable when record returns");
-        assert_eq!(
-            (
-                log.appends_now.load(Ordering::SeqCst),
-                log.appends.load(Ordering::SeqCst)
-            ),
-            (1, 0),
-            "appended at once, not through the writer"
-        );
         drop(handle);
         emitter.finish(Duration::from_secs(5)).await;
         assert_eq!(log.events().await.len(), 1, "and only once");
+        (
+            log.appends_now.load(Ordering::SeqCst),
+            log.appends.load(Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_durable_event_is_appended_on_the_callers_thread() {
+        assert_eq!(
+            paths_of_one_durable_event(false).await,
+            (1, 0),
+            "appended at once, not through the writer"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_log_that_cannot_append_at_once_gets_the_event_through_the_writer() {
-        let (log, _gate) = LocalLog::new(true, false);
-        let (emitter, handle) = EventEmitter::start_with(
-            log.clone(),
-            "instance".into(),
-            Durability::BeforeAnswer,
-            None,
-        );
-        handle.record(event(), None).await;
-        assert_eq!(log.events().await.len(), 1, "durable when record returns");
-        assert_eq!(
-            (
-                log.appends_now.load(Ordering::SeqCst),
-                log.appends.load(Ordering::SeqCst)
-            ),
-            (0, 1)
-        );
-        drop(handle);
-        emitter.finish(Duration::from_secs(5)).await;
+        assert_eq!(paths_of_one_durable_event(true).await, (0, 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,15 +427,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             waited += 1;
         }
-        let in_log: Vec<UsageEvent> = log
-            .store
-            .read("0", None, 10)
-            .await
-            .unwrap()
-            .entries
-            .iter()
-            .flat_map(|entry| schemas::usage_frame::decode_events(&entry.data).unwrap())
-            .collect();
+        let in_log = events_in(&log.store).await;
         assert_eq!(
             in_log.len(),
             1,
