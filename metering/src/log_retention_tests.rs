@@ -6,7 +6,7 @@ use schemas::usage_frame::{FrameCodec, encode_frame};
 use schemas::{Outcome, UsageEvent};
 use store::LogRecord;
 use store::backend::{BackendSettings, Ports};
-use store::contract::registry::{audit_for, new_customer, new_key};
+use store::contract::registry::register_customers;
 use uuid::Uuid;
 
 use super::*;
@@ -43,17 +43,7 @@ async fn installation() -> Installation {
         data_dir: directory.path().to_owned(),
     };
     let ports = settings.open().await.unwrap();
-    let mut customers = Vec::new();
-    for _ in 0..2 {
-        let customer = new_customer();
-        let key = new_key(&customer.customer_id);
-        ports
-            .registry
-            .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
-            .await
-            .unwrap();
-        customers.push(customer.customer_id);
-    }
+    let customers = register_customers(ports.registry.as_ref(), 2).await;
     Installation {
         directory,
         ports,

@@ -89,6 +89,21 @@ pub fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
     }
 }
 
+/// Registers `count` new customers, each with one key; their ids, in order.
+pub async fn register_customers(registry: &dyn Registry, count: usize) -> Vec<String> {
+    let mut customers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let customer = new_customer();
+        let key = new_key(&customer.customer_id);
+        registry
+            .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
+            .await
+            .unwrap();
+        customers.push(customer.customer_id);
+    }
+    customers
+}
+
 pub fn new_customer() -> Customer {
     Customer {
         customer_id: unique("cust"),

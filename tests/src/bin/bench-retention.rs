@@ -26,7 +26,7 @@ use schemas::Outcome;
 use schemas::usage_frame::{FrameCodec, encode_frame};
 use store::LogRecord;
 use store::backend::{BackendSettings, Ports};
-use store::contract::registry::{audit_for, new_customer, new_key};
+use store::contract::registry::register_customers;
 
 struct Options {
     events: usize,
@@ -66,17 +66,7 @@ async fn installation(directory: &Path) -> (Ports, Vec<String>) {
         data_dir: directory.to_owned(),
     };
     let ports = settings.open().await.unwrap();
-    let mut customers = Vec::new();
-    for _ in 0..50 {
-        let customer = new_customer();
-        let key = new_key(&customer.customer_id);
-        ports
-            .registry
-            .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
-            .await
-            .unwrap();
-        customers.push(customer.customer_id);
-    }
+    let customers = register_customers(ports.registry.as_ref(), 50).await;
     (ports, customers)
 }
 
