@@ -119,7 +119,10 @@ impl Installation {
     }
 
     async fn retire(&self, settings: &LogRetentionSettings) -> RetentionReport {
-        retire_settled_log(&self.ports, settings, Utc::now())
+        // A millisecond ahead: records are old enough when appended strictly before the
+        // window's start, and the ones just appended can share `now`'s millisecond.
+        let now = Utc::now() + chrono::Duration::milliseconds(1);
+        retire_settled_log(&self.ports, settings, now)
             .await
             .unwrap()
     }
