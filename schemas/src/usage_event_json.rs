@@ -85,19 +85,20 @@ pub(crate) fn decode_plain_event(bytes: &[u8]) -> Option<UsageEvent> {
     let mut fields = Fields::default();
     reader.skip_whitespace();
     reader.expect(b'{')?;
-    let mut expected_fields = FIELD_ORDER.iter();
+    let mut expected = 0;
     loop {
         reader.skip_whitespace();
         // Producers write the fields in declaration order: the expected name is compared in
-        // place, and any other name is read as a string.
-        let name = match expected_fields.next() {
-            Some(expected) if reader.skip_name(expected) => expected,
-            _ => reader.plain_string_bytes()?,
+        // place, and any other name is read as a string and looked up.
+        let field = match FIELD_ORDER.get(expected) {
+            Some(name) if reader.skip_name(name) => expected,
+            _ => field_index(reader.plain_string_bytes()?)?,
         };
+        expected += 1;
         reader.skip_whitespace();
         reader.expect(b':')?;
         reader.skip_whitespace();
-        fields.read_value(name, &mut reader)?;
+        fields.read_value(field, &mut reader)?;
         reader.skip_whitespace();
         match reader.next_byte()? {
             b',' => continue,
@@ -137,6 +138,11 @@ const FIELD_ORDER: [&[u8]; 21] = [
     b"instance_seq",
 ];
 
+/// A field's place in [`FIELD_ORDER`]; `None` for a name the event does not have.
+fn field_index(name: &[u8]) -> Option<usize> {
+    FIELD_ORDER.iter().position(|field| *field == name)
+}
+
 /// A cursor over the record: its text and the same text's bytes.
 struct Reader<'a> {
     text: &'a str,
@@ -163,14 +169,14 @@ impl<'a> Reader<'a> {
 
     /// Consumes the string `"name"` when it is next; false (nothing consumed) otherwise.
     fn skip_name(&mut self, name: &[u8]) -> bool {
-        let end = self.position + name.len() + 2;
-        let matches = self.bytes.get(self.position..end).is_some_and(|quoted| {
-            quoted[0] == b'"'
-                && quoted[quoted.len() - 1] == b'"'
-                && &quoted[1..quoted.len() - 1] == name
-        });
+        let rest = self.bytes.get(self.position..).unwrap_or_default();
+        let matches = rest.first() == Some(&b'"')
+            && rest.get(name.len() + 1) == Some(&b'"')
+            && rest
+                .get(1..=name.len())
+                .is_some_and(|text| equal_words(text, name));
         if matches {
-            self.position = end;
+            self.position += name.len() + 2;
         }
         matches
     }
@@ -194,6 +200,54 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<&'a str> {
         let (start, end) = self.plain_string_range()?;
         self.text.get(start..end)
+    }
+
+    /// The string next when it is exactly `length` bytes between its quotes, not consumed
+    /// (see [`Reader::skip_fixed`]); `None` otherwise. Its contents are not checked: the
+    /// caller parses them into a type whose every valid form has no quote, backslash or
+    /// control character.
+    fn peek_fixed(&self, length: usize) -> Option<&'a str> {
+        let start = self.position + 1;
+        let quoted = self.bytes.get(self.position) == Some(&b'"')
+            && self.bytes.get(start + length) == Some(&b'"');
+        if quoted {
+            self.text.get(start..start + length)
+        } else {
+            None
+        }
+    }
+
+    /// Consumes the string [`Reader::peek_fixed`] returned.
+    fn skip_fixed(&mut self, length: usize) {
+        self.position += length + 2;
+    }
+
+    /// A UUID written the hyphenated way (36 characters) is parsed in place; any other
+    /// string is read as one and parsed.
+    fn uuid(&mut self) -> Option<Uuid> {
+        const HYPHENATED: usize = 36;
+        if let Some(id) = self
+            .peek_fixed(HYPHENATED)
+            .and_then(|text| Uuid::try_parse(text).ok())
+        {
+            self.skip_fixed(HYPHENATED);
+            return Some(id);
+        }
+        self.string().and_then(|text| Uuid::try_parse(text).ok())
+    }
+
+    /// A timestamp as producers write it (24 characters) is parsed in place; any other
+    /// string is read as one and parsed with chrono's RFC 3339 parser.
+    fn occurred_at(&mut self) -> Option<DateTime<Utc>> {
+        const CANONICAL: usize = 24;
+        if let Some(at) = self
+            .peek_fixed(CANONICAL)
+            .and_then(|text| parse_canonical_millis(text.as_bytes()))
+        {
+            self.skip_fixed(CANONICAL);
+            return Some(at);
+        }
+        self.string().and_then(parse_occurred_at)
     }
 
     /// `null`, consumed; false (nothing consumed) when the value is something else.
@@ -245,23 +299,58 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether two slices of the same length hold the same bytes, compared eight at a time
+/// (a field name is 6 to 19 bytes: two or three words instead of a call to `memcmp`).
+fn equal_words(left: &[u8], right: &[u8]) -> bool {
+    let length = left.len();
+    if length != right.len() {
+        return false;
+    }
+    if length < 8 {
+        return left == right;
+    }
+    let mut at = 0;
+    // Whole words, then the last eight bytes (overlapping the word before when the length
+    // is not a multiple of eight).
+    while at + 8 < length {
+        if word_at(left, at) != word_at(right, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word_at(left, length - 8) == word_at(right, length - 8)
+}
+
+/// Eight bytes from `at` as one little-endian word; the caller keeps `at + 8` in bounds
+/// (anything short reads as zeros).
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0_u8; 8];
+    if let Some(chunk) = bytes.get(at..at + 8) {
+        word.copy_from_slice(chunk);
+    }
+    u64::from_le_bytes(word)
+}
+
 /// The length of a plain string's contents up to its closing quote; `None` when it holds
 /// an escape or a control character (serde decides those) or never closes.
 fn plain_string_length(text: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    // The high bit of each byte that is zero; exact for the lowest such byte (a borrow can
+    // only mark bytes above a zero one).
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
     let mut offset = 0;
-    // Eight bytes at a time while none of them is a quote, a backslash or below 0x20.
-    while let Some(chunk) = text.get(offset..offset + 8) {
-        let mut word_bytes = [0_u8; 8];
-        word_bytes.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word_bytes);
-        let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
-        let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        if quote || backslash || control {
-            break;
+    // Eight bytes at a time: the first quote, backslash or byte below 0x20 in a word is
+    // found from the lowest marked byte.
+    while offset + 8 <= text.len() {
+        let word = word_at(text, offset);
+        let quote = zero_bytes(word ^ (ONES * u64::from(b'"')));
+        let backslash = zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        let marked = quote | backslash | control;
+        if marked != 0 {
+            let index = offset + (marked.trailing_zeros() / 8) as usize;
+            return (text.get(index) == Some(&b'"')).then_some(index);
         }
         offset += 8;
     }
@@ -344,42 +433,33 @@ fn set_once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
 }
 
 impl<'a> Fields<'a> {
-    fn read_value(&mut self, name: &[u8], reader: &mut Reader<'a>) -> Option<()> {
-        match name {
-            b"event_id" => {
-                let id = reader.string().and_then(|text| Uuid::try_parse(text).ok());
-                set_once(&mut self.event_id, id)
-            }
-            b"schema_version" => set_once(&mut self.schema_version, reader.small_unsigned()),
-            b"occurred_at" => {
-                let at = reader.string().and_then(parse_occurred_at);
-                set_once(&mut self.occurred_at, at)
-            }
-            b"customer_id" => set_once(&mut self.customer_id, reader.string()),
-            b"key_id" => set_once(&mut self.key_id, reader.string()),
-            b"request_id" => set_once(&mut self.request_id, reader.string()),
-            b"upstream_request_id" => {
-                set_once(&mut self.upstream_request_id, reader.optional_string())
-            }
-            b"model_id" => set_once(&mut self.model_id, reader.string()),
-            b"operation" => set_once(
+    /// Reads the value of the field at `field` in [`FIELD_ORDER`].
+    fn read_value(&mut self, field: usize, reader: &mut Reader<'a>) -> Option<()> {
+        match field {
+            0 => set_once(&mut self.event_id, reader.uuid()),
+            1 => set_once(&mut self.schema_version, reader.small_unsigned()),
+            2 => set_once(&mut self.occurred_at, reader.occurred_at()),
+            3 => set_once(&mut self.customer_id, reader.string()),
+            4 => set_once(&mut self.key_id, reader.string()),
+            5 => set_once(&mut self.request_id, reader.string()),
+            6 => set_once(&mut self.upstream_request_id, reader.optional_string()),
+            7 => set_once(&mut self.model_id, reader.string()),
+            8 => set_once(
                 &mut self.operation,
                 reader.string().and_then(Operation::parse),
             ),
-            b"status" => set_once(&mut self.status, reader.small_unsigned()),
-            b"outcome" => set_once(&mut self.outcome, reader.string().and_then(Outcome::parse)),
-            b"input_tokens" => set_once(&mut self.input_tokens, reader.unsigned()),
-            b"output_tokens" => set_once(&mut self.output_tokens, reader.unsigned()),
-            b"cache_read_tokens" => set_once(&mut self.cache_read_tokens, reader.unsigned()),
-            b"cache_write_tokens" => set_once(&mut self.cache_write_tokens, reader.unsigned()),
-            b"latency_ms" => set_once(&mut self.latency_ms, reader.unsigned()),
-            b"upstream_latency_ms" => {
-                set_once(&mut self.upstream_latency_ms, reader.optional_unsigned())
-            }
-            b"request_bytes" => set_once(&mut self.request_bytes, reader.unsigned()),
-            b"response_bytes" => set_once(&mut self.response_bytes, reader.unsigned()),
-            b"proxy_instance" => set_once(&mut self.proxy_instance, reader.string()),
-            b"instance_seq" => set_once(&mut self.instance_seq, reader.unsigned()),
+            9 => set_once(&mut self.status, reader.small_unsigned()),
+            10 => set_once(&mut self.outcome, reader.string().and_then(Outcome::parse)),
+            11 => set_once(&mut self.input_tokens, reader.unsigned()),
+            12 => set_once(&mut self.output_tokens, reader.unsigned()),
+            13 => set_once(&mut self.cache_read_tokens, reader.unsigned()),
+            14 => set_once(&mut self.cache_write_tokens, reader.unsigned()),
+            15 => set_once(&mut self.latency_ms, reader.unsigned()),
+            16 => set_once(&mut self.upstream_latency_ms, reader.optional_unsigned()),
+            17 => set_once(&mut self.request_bytes, reader.unsigned()),
+            18 => set_once(&mut self.response_bytes, reader.unsigned()),
+            19 => set_once(&mut self.proxy_instance, reader.string()),
+            20 => set_once(&mut self.instance_seq, reader.unsigned()),
             _ => None,
         }
     }

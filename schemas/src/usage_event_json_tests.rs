@@ -206,6 +206,65 @@ fn plain_string_length_finds_the_quote_and_declines_escapes_and_controls() {
     assert_eq!(plain_string_length(b"\""), Some(0));
 }
 
+#[test]
+fn plain_string_length_takes_the_first_special_byte_of_a_word() {
+    // A control byte before a quote in the same word declines; a quote before one ends
+    // the string there (what follows is not the string's).
+    assert_eq!(plain_string_length(b"ab\x01cd\"efgh\""), None);
+    assert_eq!(plain_string_length(b"ab\"c\x01defgh"), Some(2));
+    assert_eq!(plain_string_length(b"abcdefg\\\"hijklmnop\""), None);
+    // Every position of the quote in and across words.
+    for length in 0..40 {
+        let mut text = vec![b'x'; length];
+        text.extend_from_slice(b"\"\x00\\tail");
+        assert_eq!(plain_string_length(&text), Some(length), "{length}");
+    }
+}
+
+#[test]
+fn names_compare_whole_at_every_length() {
+    for name in FIELD_ORDER {
+        assert!(equal_words(name, name));
+        for index in 0..name.len() {
+            let mut other = name.to_vec();
+            other[index] ^= 1;
+            assert!(!equal_words(name, &other), "{index}");
+        }
+        assert!(!equal_words(name, &name[1..]));
+    }
+    assert!(equal_words(b"", b""));
+    assert!(!equal_words(b"abc", b"abd"));
+}
+
+#[test]
+fn ids_and_timestamps_of_their_usual_length_but_not_their_form_fall_back() {
+    let event = sample_event();
+    let record = String::from_utf8(event.encode_json().unwrap()).unwrap();
+    let id = event.event_id.to_string();
+    let at = "2025-11-29T00:00:00.123Z";
+    assert!(record.contains(&id) && record.contains(at), "{record}");
+    // A 36-character event id that is not a UUID, one that holds a quote, and one spelled
+    // with an escape; a 24-character timestamp in another form.
+    for (from, to) in [
+        (id.as_str(), "0193a7b2-0000-7000-8000-00000000000g"),
+        (id.as_str(), r#"0193a7b2-0000-7000-8000-0000000000","#),
+        (id.as_str(), r"\u0030193a7b2-0000-7000-8000-0000000"),
+        (at, "2025-11-29T00:00:00.1+00"),
+        (at, "2025-11-29 00:00:00.123Z"),
+    ] {
+        assert_agrees_with_serde(record.replacen(from, to, 1).as_bytes());
+    }
+    // The same values with other spellings serde accepts still decode to the event.
+    let braced = record.replacen(&id, &id.to_uppercase(), 1);
+    assert_eq!(
+        UsageEvent::decode_json(braced.as_bytes()),
+        Ok(event.clone())
+    );
+    assert_agrees_with_serde(braced.as_bytes());
+    let offset = record.replacen(at, "2025-11-29T01:00:00.123+01:00", 1);
+    assert_eq!(UsageEvent::decode_json(offset.as_bytes()), Ok(event));
+}
+
 /// Bytes that change a record's structure when written over one of its bytes.
 fn interesting_byte() -> impl Strategy<Value = u8> {
     prop_oneof![
