@@ -1,5 +1,10 @@
 //! The `tollgate` binary: parse arguments, run the command, report errors.
 
+/// mimalloc rather than the system allocator: the consumer allocates and frees a few
+/// strings per event, and glibc's malloc was a sixth of its time (BENCHMARKS.md, issue 17).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -24,6 +24,10 @@ use store::memory::MemoryStore;
 use store::{Counters, LogEntry, Registry, SourcedEvent, Watermarks};
 
 mod common;
+
+/// The allocator of the production binaries, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::clock::BenchClock;
 use common::workload::{PARTITION, REDELIVERY_EVERY, Workload, workload};
 

@@ -23,6 +23,10 @@
     clippy::cast_precision_loss
 )]
 
+/// The allocator of the production binaries, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

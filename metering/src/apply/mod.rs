@@ -277,6 +277,9 @@ impl BatchApplier {
             observations: Vec::with_capacity(entries.len()),
             quarantined: 0,
         };
+        // The customers this run found known: the shared cache (a lock) and the registry
+        // are asked once per customer per run, not once per event.
+        let mut known_here: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
         for entry in entries {
             let lines = match decode_record(&entry.data) {
                 Ok(lines) => lines,
@@ -303,7 +306,13 @@ impl BatchApplier {
                     Ok(event) if event.proxy_instance.is_empty() || event.instance_seq == 0 => {
                         "the event has no producer sequence number (proxy_instance and instance_seq); it cannot be counted exactly once".to_owned()
                     }
-                    Ok(event) if self.customer_is_known(&event.customer_id).await? => {
+                    Ok(event)
+                        if known_here.contains(&event.customer_id)
+                            || self.customer_is_known(&event.customer_id).await? =>
+                    {
+                        if !known_here.contains(&event.customer_id) {
+                            known_here.insert(event.customer_id.clone());
+                        }
                         metered_any = true;
                         run.sourced.push(SourcedEvent {
                             partition: partition.to_owned(),

@@ -4,6 +4,11 @@
 //! Configuration comes from the same `TOLLGATE_*` environment variables as every binary,
 //! including the alert rules and destinations (`TOLLGATE_ALERT_*`).
 
+/// mimalloc rather than the system allocator: the consumer allocates and frees a few
+/// strings per event, and glibc's malloc was a sixth of its time (BENCHMARKS.md, issue 17).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use metering::lambda::{LambdaArguments, run_lambda};
 

@@ -1,6 +1,11 @@
 //! The standalone metering poller: tails the event log (Kinesis or embedded) from its
 //! checkpoints and applies it to the counters, Parquet and the archive, until SIGTERM.
 
+/// mimalloc rather than the system allocator: the consumer allocates and frees a few
+/// strings per event, and glibc's malloc was a sixth of its time (BENCHMARKS.md, issue 17).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use metering::poller::{PollerArguments, run_poller};
 use telemetry::process::{init_logging, report_fatal};

@@ -6,6 +6,11 @@
 //! since Lambda may freeze the process right after.
 //! Configuration comes from the same `TOLLGATE_*` environment variables as every binary.
 
+/// mimalloc rather than the system allocator: the consumer allocates and frees a few
+/// strings per event, and glibc's malloc was a sixth of its time (BENCHMARKS.md, issue 17).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use proxy::lambda::{LambdaArguments, run_lambda};
 

@@ -40,6 +40,8 @@ pub struct BatchClasses<'a> {
     events: &'a [SourcedEvent],
     /// One class per input event, in input order.
     pub classes: Vec<EventClass>,
+    /// Per producer, the numbers of the events classed new.
+    claimed: BTreeMap<&'a str, SeqRanges>,
 }
 
 impl<'a> BatchClasses<'a> {
@@ -53,16 +55,13 @@ impl<'a> BatchClasses<'a> {
     }
 
     /// Per producer, the numbers this batch takes: what to add to the stored ranges once
-    /// the batch's own writes are done.
+    /// the batch's own writes are done. Producers with nothing new are left out.
     pub fn taken(&self) -> BTreeMap<&'a str, SeqRanges> {
-        let mut taken: BTreeMap<&'a str, SeqRanges> = BTreeMap::new();
-        for sourced in self.new_events() {
-            taken
-                .entry(sourced.event.proxy_instance.as_str())
-                .or_default()
-                .insert(sourced.event.instance_seq);
-        }
-        taken
+        self.claimed
+            .iter()
+            .filter(|(_, ranges)| !ranges.is_empty())
+            .map(|(producer, ranges)| (*producer, ranges.clone()))
+            .collect()
     }
 
     /// What `Counters::apply` reports once the new events are counted.
@@ -92,29 +91,58 @@ pub fn producers_of(events: &[SourcedEvent]) -> Vec<&str> {
 
 /// Classifies every event of a batch against the ranges already taken per producer
 /// (`taken`; a producer absent from it has taken nothing).
+///
+/// A batch holds few producers, each in long runs (a frame is one producer's events), so
+/// the producer of the previous event is tried first and the maps are consulted only when
+/// the producer changes.
 pub fn classify_batch<'a>(
     events: &'a [SourcedEvent],
     taken: &HashMap<String, SeqRanges>,
 ) -> BatchClasses<'a> {
-    let mut claimed: HashMap<&str, SeqRanges> = HashMap::new();
-    let classes = events
-        .iter()
-        .map(|sourced| {
-            let producer = sourced.event.proxy_instance.as_str();
-            let seq = sourced.event.instance_seq;
-            let stored = taken
-                .get(producer)
-                .is_some_and(|ranges| ranges.contains(seq));
-            let in_batch = claimed.entry(producer).or_default();
-            if stored || in_batch.contains(seq) {
-                EventClass::Duplicate
-            } else {
-                in_batch.insert(seq);
-                EventClass::New
-            }
-        })
+    /// A producer of the batch: what it had taken before, and what the batch claims.
+    struct Producer<'t> {
+        stored: Option<&'t SeqRanges>,
+        claimed: SeqRanges,
+    }
+    let mut producers: Vec<(&'a str, Producer<'_>)> = Vec::new();
+    let mut index_of: HashMap<&'a str, usize> = HashMap::new();
+    let mut current: Option<usize> = None;
+    let mut classes = Vec::with_capacity(events.len());
+    for sourced in events {
+        let producer = sourced.event.proxy_instance.as_str();
+        let slot = match current {
+            Some(slot) if producers[slot].0 == producer => slot,
+            _ => *index_of.entry(producer).or_insert_with(|| {
+                producers.push((
+                    producer,
+                    Producer {
+                        stored: taken.get(producer),
+                        claimed: SeqRanges::default(),
+                    },
+                ));
+                producers.len() - 1
+            }),
+        };
+        current = Some(slot);
+        let seq = sourced.event.instance_seq;
+        let entry = &mut producers[slot].1;
+        let stored = entry.stored.is_some_and(|ranges| ranges.contains(seq));
+        if stored || entry.claimed.contains(seq) {
+            classes.push(EventClass::Duplicate);
+        } else {
+            entry.claimed.insert(seq);
+            classes.push(EventClass::New);
+        }
+    }
+    let claimed = producers
+        .into_iter()
+        .map(|(producer, entry)| (producer, entry.claimed))
         .collect();
-    BatchClasses { events, classes }
+    BatchClasses {
+        events,
+        classes,
+        claimed,
+    }
 }
 
 /// Orders two log positions of the same partition. Positions are decimal numbers as

@@ -11,6 +11,11 @@
     clippy::print_stderr
 )]
 
+/// mimalloc rather than the system allocator: the consumer allocates and frees a few
+/// strings per event, and glibc's malloc was a sixth of its time (BENCHMARKS.md, issue 17).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
