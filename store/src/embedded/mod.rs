@@ -126,6 +126,25 @@ impl EmbeddedStore {
         Self::run_on(Arc::clone(&self.connection), work).await
     }
 
+    /// Runs `work` with the main connection on this worker thread, when the runtime is
+    /// multi-threaded (its other tasks move to another worker meanwhile); `None` without
+    /// running it otherwise. Unlike [`EmbeddedStore::with_connection`], `work` may borrow.
+    fn on_this_worker<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Option<Result<T>> {
+        if !multi_threaded_runtime() {
+            return None;
+        }
+        Some(tokio::task::block_in_place(|| {
+            let mut guard = self
+                .connection
+                .lock()
+                .map_err(|_| StoreError::Task("sqlite connection lock poisoned".into()))?;
+            work(&mut guard)
+        }))
+    }
+
     /// Runs `work` with the event log's append connection on the blocking pool.
     async fn with_log_connection<T, F>(&self, work: F) -> Result<T>
     where
@@ -135,10 +154,7 @@ impl EmbeddedStore {
         // A durable call waits for its append: on a multi-threaded runtime the append runs
         // on this worker (its other tasks move to another), saving the hand-off to the
         // blocking pool and back.
-        let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        });
-        if multi_threaded {
+        if multi_threaded_runtime() {
             let connection = Arc::clone(&self.log_connection);
             return tokio::task::block_in_place(move || {
                 let mut guard = connection
@@ -173,6 +189,13 @@ impl EmbeddedStore {
         .await
         .map_err(|error| StoreError::Task(error.to_string()))?
     }
+}
+
+/// Whether this thread runs a multi-threaded tokio runtime, where `block_in_place` may run
+/// blocking work on the current worker.
+fn multi_threaded_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 #[cfg(test)]
@@ -320,6 +343,15 @@ mod tests {
 
     #[tokio::test]
     async fn embedded_counters_contract() {
+        let (_directory, store) = temp_store();
+        contract::counters::run_all(&store).await;
+    }
+
+    /// On a multi-threaded runtime a batch is counted on the calling worker, read where
+    /// it is; the contract holds there too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_counters_contract_on_a_multi_threaded_runtime() {
+        assert!(multi_threaded_runtime());
         let (_directory, store) = temp_store();
         contract::counters::run_all(&store).await;
     }
