@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use object_store::ObjectStore;
 use schemas::UsageEvent;
-use schemas::usage_frame::decode_record;
+use schemas::usage_frame::{decode_record, record_event_count};
 use store::{
     ApplyReport, Archive, Counters, EventReader, LogEntry, Registry, SeqObservation, SourcedEvent,
     Watermarks,
@@ -28,6 +28,9 @@ mod stats;
 use crate::quarantine::{quarantine_line, quarantine_record};
 use stats::count;
 pub use stats::{ConsumerStats, MeteringRole, PassReport};
+
+/// The most events a run reserves room for up front (a run of more grows as it decodes).
+const MAX_RESERVED_EVENTS: usize = 1 << 20;
 
 /// Applies runs of log entries to the counters, Parquet and (optionally) the archive.
 pub struct BatchApplier {
@@ -271,10 +274,18 @@ impl BatchApplier {
         entries: &[LogEntry],
         quarantine: bool,
     ) -> Result<DecodedRun> {
+        // Room for every event the records declare (frames say how many they carry), so
+        // a run of large frames does not grow its vectors by copying; bounded, as a
+        // damaged header can declare anything.
+        let declared: usize = entries
+            .iter()
+            .map(|entry| record_event_count(&entry.data))
+            .fold(0, usize::saturating_add)
+            .min(MAX_RESERVED_EVENTS);
         let mut run = DecodedRun {
-            sourced: Vec::with_capacity(entries.len()),
+            sourced: Vec::with_capacity(declared),
             raw_records: Vec::with_capacity(entries.len()),
-            observations: Vec::with_capacity(entries.len()),
+            observations: Vec::with_capacity(declared),
             quarantined: 0,
         };
         // The customers this run found known: the shared cache (a lock) and the registry

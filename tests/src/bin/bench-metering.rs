@@ -43,7 +43,7 @@ struct Options {
 
 fn options() -> Options {
     let mut options = Options {
-        events: 100_000,
+        events: 1_000_000,
         customers: 50,
         hours: 24,
         frame_events: 100,
