@@ -312,6 +312,20 @@ fn parquet_variants() -> Vec<(&'static str, WriterProperties)> {
             "uncompressed",
             with_codec(Compression::UNCOMPRESSED, Compression::UNCOMPRESSED),
         ),
+        (
+            "no_statistics",
+            schemas::parquet_codec::writer_properties()
+                .into_builder()
+                .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+                .build(),
+        ),
+        (
+            "chunk_statistics",
+            schemas::parquet_codec::writer_properties()
+                .into_builder()
+                .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+                .build(),
+        ),
     ]
 }
 

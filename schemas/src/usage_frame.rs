@@ -238,9 +238,11 @@ fn read_header(bytes: &[u8]) -> Result<FrameHeader, DecodeError> {
     })
 }
 
-fn payload_lines(header: FrameHeader, payload: &[u8]) -> Result<Bytes, DecodeError> {
+/// The frame's JSON lines: the payload itself (shared with the record, not copied) or,
+/// compressed, what it decompresses to.
+fn payload_lines(header: FrameHeader, payload: &Bytes) -> Result<Bytes, DecodeError> {
     match header.codec {
-        FrameCodec::None => Ok(Bytes::copy_from_slice(payload)),
+        FrameCodec::None => Ok(payload.clone()),
         FrameCodec::Zstd => {
             // The zstd frame declares its size: allocate that, not the largest allowed.
             let size = zstd::zstd_safe::get_frame_content_size(payload)
@@ -275,7 +277,7 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
         }]);
     }
     let header = read_header(record)?;
-    let payload = &record[FRAME_HEADER_LEN..];
+    let payload = record.slice(FRAME_HEADER_LEN..);
     if payload.len() != header.payload_len {
         return Err(DecodeError::Frame(format!(
             "frame declares a {}-byte payload but holds {} bytes",
@@ -283,15 +285,20 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
             payload.len()
         )));
     }
-    let lines = payload_lines(header, payload)?;
-    let decoded: Vec<DecodedLine> = lines
-        .split(|byte| *byte == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| DecodedLine {
-            bytes: lines.slice_ref(line),
-            event: UsageEvent::decode_json(line),
-        })
-        .collect();
+    let lines = payload_lines(header, &payload)?;
+    let mut decoded: Vec<DecodedLine> = Vec::with_capacity(header.event_count.min(lines.len()));
+    let mut start = 0;
+    // Line ends found with memchr (SIMD), not byte by byte; a last line without its
+    // newline is read too.
+    let ends = memchr::memchr_iter(b'\n', &lines).chain(std::iter::once(lines.len()));
+    for end in ends {
+        if end > start {
+            let line = lines.slice(start..end);
+            let event = UsageEvent::decode_json(&line);
+            decoded.push(DecodedLine { bytes: line, event });
+        }
+        start = end + 1;
+    }
     if decoded.len() != header.event_count {
         return Err(DecodeError::Frame(format!(
             "frame declares {} events but holds {} lines",

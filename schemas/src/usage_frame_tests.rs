@@ -27,6 +27,39 @@ fn a_frame_round_trips_its_events_in_order_with_either_codec() {
 }
 
 #[test]
+fn lines_are_found_with_or_without_a_last_newline_and_blank_lines_are_skipped() {
+    let batch = events(3);
+    let lines: Vec<Vec<u8>> = batch
+        .iter()
+        .map(|event| event.encode_json().unwrap())
+        .collect();
+    // Header fields at their offsets: magic, version, codec, reserved, count, length.
+    let frame = |payload: Vec<u8>| {
+        let mut frame = FRAME_MAGIC.to_vec();
+        frame.extend_from_slice(&[FRAME_VERSION, 0, 0, 0]);
+        frame.extend_from_slice(&3u32.to_le_bytes());
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        Bytes::from(frame)
+    };
+    let without_last_newline = lines.join(&b'\n');
+    let with_blank_lines = [b"\n".to_vec(), lines.join(&b"\n\n"[..]), b"\n\n".to_vec()].concat();
+    for payload in [without_last_newline, with_blank_lines] {
+        assert_eq!(decoded_events(&frame(payload)), batch);
+    }
+}
+
+#[test]
+fn an_uncompressed_frames_lines_are_the_records_own_bytes() {
+    let record = Bytes::from(encode_frame(&events(2), FrameCodec::None).unwrap());
+    let inside = record.as_ptr_range();
+    for line in decode_record(&record).unwrap() {
+        assert!(inside.contains(&line.bytes.as_ptr()), "a line was copied");
+        assert!(line.event.is_ok());
+    }
+}
+
+#[test]
 fn zstd_makes_a_batch_several_times_smaller() {
     let batch = events(200);
     let plain = encode_frame(&batch, FrameCodec::None).unwrap();
