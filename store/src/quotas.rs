@@ -47,11 +47,13 @@ pub enum Reservation {
     Refused { refused: usize, levels: Vec<Level> },
 }
 
-/// A signed change to one window's tokens (settling a reservation to the actual count).
+/// A signed change to one window's levels: settling a reservation's tokens to the actual
+/// count, or returning the unspent part of a leased block (requests and tokens).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaAdjustment {
     pub window: String,
     pub resets_at: DateTime<Utc>,
+    pub requests: i64,
     pub tokens: i64,
 }
 
@@ -61,14 +63,15 @@ pub struct QuotaAdjustment {
 /// - `reserve` is all or nothing: either every charge fits its caps and all are applied
 ///   together, or none is applied. Concurrent reservations never take a window past a cap.
 /// - An unknown window reads as zero. Levels never read below zero.
-/// - `adjust` adds signed token changes without a cap check (a settlement is never refused).
+/// - `adjust` adds signed request and token changes without a cap check (a settlement or a
+///   returned lease is never refused), in one write.
 /// - Windows are independent per customer.
 #[async_trait]
 pub trait Quotas: Send + Sync {
     /// Applies every charge if every one fits, atomically.
     async fn reserve(&self, customer_id: &str, charges: &[QuotaCharge]) -> Result<Reservation>;
 
-    /// Adds signed token changes to windows.
+    /// Adds signed request and token changes to windows.
     async fn adjust(&self, customer_id: &str, adjustments: &[QuotaAdjustment]) -> Result<()>;
 
     /// The current levels of some windows, in the order asked.

@@ -262,9 +262,18 @@ impl Quotas for DynamoQuotas {
         }
         let mut expression = Expression::default();
         for (index, adjustment) in adjustments.iter().enumerate() {
-            let tokens = expression.name(format!("#t{index}"), format!("t|{}", adjustment.window));
-            let change = expression.value(format!(":t{index}"), number(adjustment.tokens));
-            expression.adds.push(format!("{tokens} {change}"));
+            if adjustment.tokens != 0 {
+                let tokens =
+                    expression.name(format!("#t{index}"), format!("t|{}", adjustment.window));
+                let change = expression.value(format!(":t{index}"), number(adjustment.tokens));
+                expression.adds.push(format!("{tokens} {change}"));
+            }
+            if adjustment.requests != 0 {
+                let requests =
+                    expression.name(format!("#r{index}"), format!("r|{}", adjustment.window));
+                let change = expression.value(format!(":r{index}"), number(adjustment.requests));
+                expression.adds.push(format!("{requests} {change}"));
+            }
             let forget_after = (adjustment.resets_at + WINDOW_GRACE).timestamp();
             expression.touch_window(index, &adjustment.window, forget_after);
         }

@@ -34,6 +34,7 @@ pub async fn run_all(quotas: &dyn Quotas) {
     grants_until_a_cap_and_reports_levels(quotas).await;
     a_refusal_applies_nothing(quotas).await;
     adjustments_settle_tokens_and_never_go_below_zero(quotas).await;
+    a_returned_block_frees_its_requests_and_tokens(quotas).await;
     customers_and_windows_are_independent(quotas).await;
     concurrent_reservations_never_pass_the_cap(&[quotas]).await;
 }
@@ -116,6 +117,7 @@ async fn adjustments_settle_tokens_and_never_go_below_zero(quotas: &dyn Quotas) 
     let adjust = |tokens| QuotaAdjustment {
         window: window.to_owned(),
         resets_at: Utc::now() + Duration::hours(1),
+        requests: 0,
         tokens,
     };
     quotas.adjust(&customer, &[adjust(-700)]).await.unwrap();
@@ -139,6 +141,7 @@ async fn adjustments_settle_tokens_and_never_go_below_zero(quotas: &dyn Quotas) 
     let other = QuotaAdjustment {
         window: "month:2026-03".to_owned(),
         resets_at: Utc::now() + Duration::hours(1),
+        requests: 0,
         tokens: 42,
     };
     quotas.adjust(&customer, &[other]).await.unwrap();
@@ -149,6 +152,54 @@ async fn adjustments_settle_tokens_and_never_go_below_zero(quotas: &dyn Quotas) 
             .unwrap(),
         vec![level(0, 42)]
     );
+}
+
+/// A leased block charged as one reservation; its unspent part returned by one adjustment
+/// of every window it charged, after which others can take it.
+async fn a_returned_block_frees_its_requests_and_tokens(quotas: &dyn Quotas) {
+    let customer = unique("quota");
+    let (day, minute) = ("day:2026-03-03", "minute:2026-03-03T10:00");
+    let block = [
+        charge(day, 10, 1_000, Some(12), Some(1_200)),
+        charge(minute, 10, 0, Some(10), None),
+    ];
+    assert_eq!(
+        quotas.reserve(&customer, &block).await.unwrap(),
+        Reservation::Granted(vec![level(10, 1_000), level(10, 0)])
+    );
+    // Spent 3 requests and 400 tokens of it: 7 and 600 go back, in one write.
+    let back = |window: &str, tokens| QuotaAdjustment {
+        window: window.to_owned(),
+        resets_at: Utc::now() + Duration::hours(1),
+        requests: -7,
+        tokens,
+    };
+    quotas
+        .adjust(&customer, &[back(day, -600), back(minute, 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        quotas
+            .levels(&customer, &[day.to_owned(), minute.to_owned()])
+            .await
+            .unwrap(),
+        vec![level(3, 400), level(3, 0)]
+    );
+    // The returned requests can be reserved again, up to the cap and no further.
+    assert!(matches!(
+        quotas
+            .reserve(&customer, &[charge(day, 9, 800, Some(12), Some(1_200))])
+            .await
+            .unwrap(),
+        Reservation::Granted(_)
+    ));
+    assert!(matches!(
+        quotas
+            .reserve(&customer, &[charge(day, 1, 0, Some(12), Some(1_200))])
+            .await
+            .unwrap(),
+        Reservation::Refused { .. }
+    ));
 }
 
 async fn customers_and_windows_are_independent(quotas: &dyn Quotas) {

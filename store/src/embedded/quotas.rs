@@ -95,10 +95,17 @@ impl Quotas for EmbeddedStore {
                 let forget_after_ms = (adjustment.resets_at + WINDOW_GRACE).timestamp_millis();
                 transaction.execute(
                     "INSERT INTO quota_windows (customer_id, window_id, requests, tokens, forget_after_ms)
-                     VALUES (?1, ?2, 0, max(?3, 0), ?4)
+                     VALUES (?1, ?2, max(?5, 0), max(?3, 0), ?4)
                      ON CONFLICT (customer_id, window_id) DO UPDATE SET
+                        requests = max(requests + ?5, 0),
                         tokens = max(tokens + ?3, 0)",
-                    params![customer_id, adjustment.window, adjustment.tokens, forget_after_ms],
+                    params![
+                        customer_id,
+                        adjustment.window,
+                        adjustment.tokens,
+                        forget_after_ms,
+                        adjustment.requests
+                    ],
                 )?;
             }
             transaction.commit()?;

@@ -46,6 +46,7 @@ impl Quotas for MemoryStore {
                 .quota_windows
                 .entry((customer_id.to_owned(), adjustment.window.clone()))
                 .or_default();
+            level.requests = level.requests.saturating_add_signed(adjustment.requests);
             level.tokens = level.tokens.saturating_add_signed(adjustment.tokens);
         }
         Ok(())
