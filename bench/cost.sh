@@ -4,7 +4,11 @@
 # made (tollgate_aws_requests_total, tollgate_aws_billable_units_total on /metrics), and
 # prints them per million events with us-east-1 list prices.
 #
-#   bench/cost.sh [--events 5000] [--customers 10] [--concurrency 16] [--debug]
+#   bench/cost.sh [--events 5000] [--customers 10] [--concurrency 16] [--strict] [--debug]
+#
+# --strict gives every customer strict daily request and token limits that never refuse,
+# so every call is admitted from quota the proxy leases from DynamoDB, and prints the
+# proxy's quota writes per call.
 #
 # Two `tollgate serve --backend aws` processes share the resources, as the proxy and the
 # metering functions do on AWS:
@@ -22,13 +26,15 @@ events=5000
 customers=10
 concurrency=16
 profile=release
+limit_flags=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) events="$2"; shift 2 ;;
     --customers) customers="$2"; shift 2 ;;
     --concurrency) concurrency="$2"; shift 2 ;;
     --debug) profile=debug; shift ;;
-    *) echo "usage: $0 [--events N] [--customers N] [--concurrency N] [--debug]" >&2; exit 2 ;;
+    --strict) limit_flags=(--daily-limit 1000000000 --daily-token-limit 1000000000000 --enforcement strict); shift ;;
+    *) echo "usage: $0 [--events N] [--customers N] [--concurrency N] [--strict] [--debug]" >&2; exit 2 ;;
   esac
 done
 
@@ -88,7 +94,7 @@ PY
 
 tokens=()
 for index in $(seq 1 "$customers"); do
-  created="$("$bin/tollgate" --json create --name "Cost Co $index" --email "cost$index@example.com")"
+  created="$("$bin/tollgate" --json create --name "Cost Co $index" --email "cost$index@example.com" "${limit_flags[@]}")"
   tokens+=("$(python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])' <<<"$created")")
 done
 
@@ -309,6 +315,13 @@ for seconds in (0.1, 0.25, 0.5, measured_invocation, 2.0):
 print()
 records_put = sum(amount for (s, o, u), amount in proxy[1].items() if u == "records_put")
 firehose = records_put * per_million * 5 * 1024 / 1e9 * PRICES["firehose_gb"]
+quota_writes = proxy[0].get(("DynamoDB", "UpdateItem"), 0)
+quota_wru = proxy[1].get(("DynamoDB", "UpdateItem", "write_request_units"), 0)
+if quota_writes:
+    print(f"strict limits: the proxy made {quota_writes:.0f} quota writes (UpdateItem) for {sent} calls = "
+          f"{quota_writes / sent:.4f} writes per call, {quota_wru * per_million:,.0f} WRU = "
+          f"${quota_wru * PRICES['dynamodb_wru'] * per_million:.4f} per million calls")
+    print()
 for mode in ("on-demand", "provisioned"):
     total = metering_total[mode] + lambda_measured
     print(f"metering path, Kinesis {mode}: AWS calls {metering_total[mode]:.4f} + Lambda {lambda_measured:.4f} "

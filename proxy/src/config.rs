@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use crate::admission::AdmissionSettings;
 
+/// The default cap on a request's header section: 16 KiB, above API Gateway's 10 KB and
+/// far above what any SDK sends (about 1 KB with SigV4 or a bearer token).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// Everything the proxy's HTTP edge needs to know.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -13,6 +17,9 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Largest request header section accepted (request line and every header); larger
+    /// ones get 431 before anything else is done.
+    pub max_header_bytes: usize,
     /// Longest wait for a request's headers, and for the next request on an idle
     /// keep-alive connection (HTTP/1).
     pub header_read_timeout: Duration,
@@ -58,6 +65,7 @@ impl Default for ProxyConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 6 * 1024 * 1024,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),

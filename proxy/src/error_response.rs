@@ -65,6 +65,17 @@ impl ApiError {
         )
     }
 
+    /// 431: the request's header section is over the limit.
+    pub fn headers_too_large(header_bytes: usize, limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "ValidationException",
+            format!(
+                "request headers are {header_bytes} bytes, more than the {limit_bytes}-byte limit; send fewer or shorter headers (the prompt belongs in the body)"
+            ),
+        )
+    }
+
     /// 408: the body did not arrive in time.
     pub fn body_timeout() -> Self {
         Self::new(

@@ -12,7 +12,9 @@
 use clap::Parser;
 use lambda_http::request::RequestContext;
 
+use crate::admission::AdmissionSettings;
 use crate::config::ProxyConfig;
+use crate::header_cap::with_header_cap;
 use crate::router::{build_router, path_without_stage};
 use crate::server::{ProxyPorts, build_state};
 use crate::settings::ProxyArgs;
@@ -56,16 +58,25 @@ fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
 /// Serves API Gateway's requests until the Lambda runtime stops the process.
 pub async fn run_lambda(arguments: LambdaArguments) -> Result<(), lambda_http::Error> {
     let ports = arguments.backend.settings()?.open().await?;
+    let base = arguments.proxy.proxy_config(None);
     let config = ProxyConfig {
         durable_events: true,
         tls: None,
         // Lambda answers only once each event is in the log; its disk does not outlive it.
         spool: None,
-        ..arguments.proxy.proxy_config(None)
+        // An instance can be frozen between calls and reaped without notice, so it holds no
+        // quota lease: strict limits reserve each call in the store.
+        admission: AdmissionSettings {
+            strict_block_max: 1,
+            ..base.admission
+        },
+        ..base
     };
     let proxy_ports = ProxyPorts::from_backend(&ports, arguments.proxy.model_runtime().await?);
+    let max_header_bytes = config.max_header_bytes;
     let (state, _emitter) = build_state(config, proxy_ports)?;
     // The stage is removed before routing (an axum layer would run after it).
-    let service = tower::ServiceExt::map_request(build_router(state), strip_stage);
+    let router = with_header_cap(build_router(state), max_header_bytes);
+    let service = tower::ServiceExt::map_request(router, strip_stage);
     lambda_http::run_with_streaming_response(service).await
 }

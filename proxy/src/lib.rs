@@ -14,6 +14,7 @@ pub mod call;
 pub mod config;
 pub mod emitter;
 pub mod error_response;
+pub mod header_cap;
 pub mod key_use;
 pub mod lambda;
 pub mod native_routes;

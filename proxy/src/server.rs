@@ -22,6 +22,7 @@ use crate::admission::Limiter;
 use crate::auth::AuthCache;
 use crate::config::{ProxyConfig, SpoolConfig};
 use crate::emitter::{Durability, EventEmitter, SpoolSetup};
+use crate::header_cap::with_header_cap;
 use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::ProxyState;
@@ -254,10 +255,13 @@ async fn serve(
     let config = Arc::clone(&state.config);
     let key_uses = Arc::clone(&state.key_uses);
     let key_use_ticker = key_uses.start_ticker();
+    let limiter = Arc::clone(&state.limiter);
+    let lease_sweeper = limiter.start_lease_sweeper();
     let router = match extra_routes {
         Some(extra) => build_router(state).merge(extra),
         None => build_router(state),
     };
+    let router = with_header_cap(router, config.max_header_bytes);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -267,7 +271,12 @@ async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        // A memory bound only (HTTP/2 counts 32 bytes more per field); the cap clients see
+        // is `with_header_cap`'s, the same on both protocols.
+        .max_header_list_size(
+            u32::try_from(config.max_header_bytes.saturating_mul(4)).unwrap_or(u32::MAX),
+        );
     let graceful = GracefulShutdown::new();
 
     loop {
@@ -300,6 +309,9 @@ async fn serve(
     {
         tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish in time; closing");
     }
+    // Calls have ended: the quota this process leased and did not spend goes back.
+    lease_sweeper.abort();
+    limiter.give_back_leases().await;
     emitter.finish(config.shutdown_grace).await;
     key_use_ticker.abort();
     key_uses.flush().await;

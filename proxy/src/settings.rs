@@ -79,6 +79,10 @@ pub struct ProxyArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest request header section accepted (request line and all headers), in bytes;
+    /// larger ones get 431.
+    #[arg(long, env = "TOLLGATE_MAX_HEADER_BYTES", default_value_t = crate::config::DEFAULT_MAX_HEADER_BYTES, value_parser = parse_header_cap)]
+    pub max_header_bytes: usize,
     /// How limits are enforced for customers without their own `--enforcement`.
     #[arg(
         long,
@@ -91,6 +95,11 @@ pub struct ProxyArgs {
     /// `max_tokens` (the reservation is settled to the actual count afterwards).
     #[arg(long, env = "TOLLGATE_DEFAULT_TOKEN_RESERVATION", default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(1..))]
     pub default_token_reservation: u64,
+    /// Strict limits: most calls in one block of quota a proxy leases from the store (one
+    /// store write per block, shrinking to one call as the quota runs out); 1 reserves
+    /// every call in the store.
+    #[arg(long, env = "TOLLGATE_STRICT_BLOCK_MAX", default_value_t = crate::admission::DEFAULT_STRICT_BLOCK_MAX, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub strict_block_max: u64,
     /// Longest time, in seconds, between writes of keys' last-used times (one write per
     /// key used in the interval, never one per request).
     #[arg(long, env = "TOLLGATE_KEY_USE_FLUSH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -150,6 +159,7 @@ impl ProxyArgs {
                 }),
             listen: self.listen,
             max_body_bytes: self.max_body_bytes,
+            max_header_bytes: self.max_header_bytes,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(certificate_chain), Some(private_key)) => Some(TlsFiles {
                     certificate_chain: certificate_chain.clone(),
@@ -162,6 +172,7 @@ impl ProxyArgs {
             admission: AdmissionSettings {
                 default_mode: self.limit_mode.mode(),
                 default_output_reservation: self.default_token_reservation,
+                strict_block_max: self.strict_block_max,
                 ..AdmissionSettings::default()
             },
             ..ProxyConfig::default()
@@ -183,5 +194,21 @@ impl ProxyArgs {
                 .await?,
             ),
         })
+    }
+}
+
+/// `--max-header-bytes`: at least 4 KiB (a SigV4-signed call's headers are about 1.5 KB),
+/// at most 1 MiB.
+fn parse_header_cap(text: &str) -> Result<usize, String> {
+    let bytes: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of bytes; give e.g. 16384"))?;
+    if (4 * 1024..=1024 * 1024).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "{bytes} is outside 4096..=1048576 bytes; the default, 16384, suits every SDK"
+        ))
     }
 }

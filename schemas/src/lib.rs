@@ -11,6 +11,7 @@ pub mod bedrock_stream;
 pub mod bedrock_usage;
 pub mod customer;
 pub mod error;
+pub mod model_id;
 pub mod parquet_codec;
 pub mod plan;
 pub mod quota;

@@ -381,3 +381,119 @@ async fn a_customers_model_allow_list_is_enforced() {
     assert!(server.terminate().success());
     assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_and_malformed_model_ids_are_refused_before_bedrock() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let (customer_id, token) = tollgate.create_customer("Edge Co", None);
+    let server = tollgate.serve_against(&fake, None);
+    let client = reqwest::Client::new();
+    let spec_url = format!("{}/prod/bedrock", server.base_url);
+
+    // A 70 KB header: 431 with the size and the limit, before authentication.
+    let huge = client
+        .post(&spec_url)
+        .bearer_auth(&token)
+        .header("x-padding", "a".repeat(70 * 1024))
+        .json(&tests::harness::spec_body("huge headers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 431);
+    let message = huge.json::<serde_json::Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("more than the 16384-byte limit"),
+        "{message}"
+    );
+    let unauthenticated = client
+        .post(&spec_url)
+        .header("x-padding", "a".repeat(20 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unauthenticated.status(),
+        431,
+        "the cap comes before the token"
+    );
+    // Headers just under the cap pass.
+    let large = client
+        .post(&spec_url)
+        .bearer_auth(&token)
+        .header("x-padding", "a".repeat(14 * 1024))
+        .json(&tests::harness::spec_body("large headers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(large.status(), 200);
+
+    // Model ids that are not Bedrock's: 400 naming the id, on the spec's route and on
+    // Bedrock's own (where the id arrives percent-encoded in the path).
+    for model_id in [
+        "../../admin",
+        "anthropic.claude/../x",
+        "model?id=1",
+        "arn:aws:s3:::bucket/x",
+    ] {
+        let mut body = tests::harness::spec_body("bad id");
+        body["modelId"] = model_id.into();
+        let refused = client
+            .post(&spec_url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{model_id}");
+        let message = refused.json::<serde_json::Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains(&format!("modelId {model_id:?} is not a Bedrock model id")),
+            "{message}"
+        );
+        let native = client
+            .post(format!(
+                "{}/model/{}/converse",
+                server.base_url,
+                encode_path_segment(model_id)
+            ))
+            .bearer_auth(&token)
+            .json(&converse_body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(native.status(), 400, "{model_id}");
+        assert_eq!(native.headers()["x-amzn-errortype"], "ValidationException");
+    }
+    // An inference profile's ARN is a model id.
+    let profile = client
+        .post(format!(
+            "{}/model/{}/converse",
+            server.base_url,
+            encode_path_segment(PROFILE_ARN)
+        ))
+        .bearer_auth(&token)
+        .json(&converse_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(profile.status(), 200);
+
+    assert_eq!(
+        fake.answered().len(),
+        2,
+        "only the two well-formed calls reached Bedrock"
+    );
+    assert!(server.terminate().success());
+    let totals = tollgate.usage_today(&customer_id)["totals"].clone();
+    assert_eq!(
+        totals["requests"], 2,
+        "refused calls are not metered: {totals}"
+    );
+}

@@ -2,11 +2,13 @@
 //! merged with what this process admitted and settled since, plus a per-process minute
 //! count. No store write on the request path, and no counter read either once a customer
 //! has one: an expired reading is refreshed in the background (one read in flight per
-//! customer) while calls decide on it. Only a customer's first call waits for a read. One
-//! proxy enforces exactly; several proxies can overshoot by what the consumer has not yet
-//! counted.
+//! customer) while calls decide on it. Only a customer's first calls (after the proxy
+//! starts, or a new day) wait, for the one first read and at most `first_read_wait`: a call
+//! that arrives while it is in flight waits for it rather than decide on a count of zero.
+//! One proxy enforces exactly; several proxies can overshoot by what the consumer has not
+//! yet counted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use schemas::quota::{
 };
 use schemas::usage_counts::total_counts;
 use store::Counters;
+use tokio::sync::watch;
 
 use super::{Admission, Grant};
 
@@ -102,10 +105,14 @@ async fn read_levels(
     }
 }
 
-/// A customer's claim on the one counter read in flight; released when dropped, also when
-/// the call that made it is cancelled mid-read.
+/// The counter reads in flight, by customer. Calls waiting for a customer's first reading
+/// subscribe to its sender; they wake when the read is done and its claim dropped.
+type ReadsInFlight = Arc<Mutex<HashMap<String, watch::Sender<()>>>>;
+
+/// A customer's claim on the one counter read in flight; released when dropped (the read
+/// done, or its task cancelled), which also wakes the calls waiting for it.
 struct RefreshClaim {
-    refreshing: Arc<Mutex<HashSet<String>>>,
+    refreshing: ReadsInFlight,
     customer_id: String,
 }
 
@@ -115,6 +122,15 @@ impl Drop for RefreshClaim {
             refreshing.remove(&self.customer_id);
         }
     }
+}
+
+/// Whether this call claimed the customer's counter read, or another call holds it.
+enum ReadClaim {
+    Claimed(RefreshClaim),
+    /// Another call is reading; the receiver wakes when it is done.
+    InFlight(watch::Receiver<()>),
+    /// The claims could not be consulted (a poisoned lock).
+    Unknown,
 }
 
 fn level_of_counts(cells: &[schemas::DailyUsage], from: NaiveDate, to: NaiveDate) -> Level {
@@ -136,18 +152,50 @@ pub(super) struct EventualLimiter {
     counter_cache_ttl: Duration,
     pub(super) customers: Arc<Mutex<HashMap<String, CustomerTally>>>,
     /// Customers whose counters are being read now.
-    pub(super) refreshing: Arc<Mutex<HashSet<String>>>,
+    pub(super) refreshing: ReadsInFlight,
+    /// How long calls wait for a customer's first reading.
+    first_read_wait: Duration,
 }
 
 impl EventualLimiter {
-    /// Decides on the counters in `counters`, reusing a reading for `counter_cache_ttl`.
-    pub(super) fn new(counters: Arc<dyn Counters>, counter_cache_ttl: Duration) -> Self {
+    /// Decides on the counters in `counters`, reusing a reading for `counter_cache_ttl`;
+    /// calls wait at most `first_read_wait` for a customer's first reading.
+    pub(super) fn new(
+        counters: Arc<dyn Counters>,
+        counter_cache_ttl: Duration,
+        first_read_wait: Duration,
+    ) -> Self {
         Self {
             counters,
             counter_cache_ttl,
             customers: Arc::new(Mutex::new(HashMap::new())),
-            refreshing: Arc::new(Mutex::new(HashSet::new())),
+            refreshing: Arc::new(Mutex::new(HashMap::new())),
+            first_read_wait,
         }
+    }
+
+    /// The customer's reading of today, if one has been made.
+    fn reading(&self, customer_id: &str, today: NaiveDate) -> Option<(Instant, Level, Level)> {
+        self.customers.lock().ok().and_then(|customers| {
+            customers
+                .get(customer_id)
+                .filter(|tally| tally.day == Some(today))
+                .and_then(|tally| tally.store_read)
+        })
+    }
+
+    fn claim_read(&self, customer_id: &str) -> ReadClaim {
+        let Ok(mut refreshing) = self.refreshing.lock() else {
+            return ReadClaim::Unknown;
+        };
+        if let Some(in_flight) = refreshing.get(customer_id) {
+            return ReadClaim::InFlight(in_flight.subscribe());
+        }
+        refreshing.insert(customer_id.to_owned(), watch::channel(()).0);
+        ReadClaim::Claimed(RefreshClaim {
+            refreshing: Arc::clone(&self.refreshing),
+            customer_id: customer_id.to_owned(),
+        })
     }
 
     /// The tightest limit as it stands, without counting a call.
@@ -193,29 +241,27 @@ impl EventualLimiter {
         limits: &Limits,
         today: NaiveDate,
     ) -> Option<(Level, Level)> {
-        let previous = self.customers.lock().ok().and_then(|customers| {
-            customers
-                .get(customer_id)
-                .filter(|tally| tally.day == Some(today))
-                .and_then(|tally| tally.store_read)
-        });
+        let previous = self.reading(customer_id, today);
         if let Some((read_at, day, month)) = previous
             && read_at.elapsed() < self.counter_cache_ttl
         {
             return Some((day, month));
         }
-        let claimed = self
-            .refreshing
-            .lock()
-            .map(|mut refreshing| refreshing.insert(customer_id.to_owned()))
-            .unwrap_or(false);
-        if !claimed {
+        let claim = match self.claim_read(customer_id) {
+            ReadClaim::Claimed(claim) => claim,
+            ReadClaim::Unknown => return previous.map(|(_, day, month)| (day, month)),
             // Another call is reading them: decide on the previous reading meanwhile.
-            return previous.map(|(_, day, month)| (day, month));
-        }
-        let claim = RefreshClaim {
-            refreshing: Arc::clone(&self.refreshing),
-            customer_id: customer_id.to_owned(),
+            ReadClaim::InFlight(_) if previous.is_some() => {
+                return previous.map(|(_, day, month)| (day, month));
+            }
+            // The customer's first reading is in flight: wait for it rather than decide on
+            // a count of zero, for at most `first_read_wait`.
+            ReadClaim::InFlight(mut done) => {
+                let _ = tokio::time::timeout(self.first_read_wait, done.changed()).await;
+                return self
+                    .reading(customer_id, today)
+                    .map(|(_, day, month)| (day, month));
+            }
         };
         let monthly = LimitKind::MonthlyRequests.cap(limits).is_some()
             || LimitKind::MonthlyTokens.cap(limits).is_some();
@@ -227,18 +273,31 @@ impl EventualLimiter {
             from,
             today,
         );
-        if let Some((_, day, month)) = previous
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let _claim = claim;
+            return read.await;
+        };
+        // The read runs as its own task, so that it finishes (and serves the calls after
+        // this one) even if this call gives up waiting or is cancelled.
+        let task = runtime.spawn(async move {
+            let _claim = claim;
+            read.await
+        });
+        if let Some((_, day, month)) = previous {
             // Decide on the expired reading now; the fresh one serves the calls after it.
-            runtime.spawn(async move {
-                let _claim = claim;
-                read.await;
-            });
             return Some((day, month));
         }
-        let _claim = claim;
-        read.await
+        match tokio::time::timeout(self.first_read_wait, task).await {
+            Ok(Ok(levels)) => levels,
+            _ => {
+                tracing::warn!(
+                    customer_id,
+                    wait_ms = u64::try_from(self.first_read_wait.as_millis()).unwrap_or(u64::MAX),
+                    "the first counter read is slow; admitting on this proxy's own count meanwhile"
+                );
+                None
+            }
+        }
     }
 
     /// Decides on one call of a customer with caps, counting it in this process's tally.

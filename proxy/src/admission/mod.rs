@@ -9,7 +9,9 @@
 //!
 //! [`Limiter`] chooses the mode per customer and delegates.
 
+mod charges;
 mod eventual;
+mod lease;
 mod strict;
 
 use std::sync::Arc;
@@ -25,6 +27,9 @@ use store::{Counters, Quotas};
 use eventual::EventualLimiter;
 use strict::StrictLimiter;
 
+/// The default most calls in one strict-mode block of quota.
+pub const DEFAULT_STRICT_BLOCK_MAX: u64 = 1_000;
+
 /// How admission is configured for a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdmissionSettings {
@@ -34,6 +39,13 @@ pub struct AdmissionSettings {
     pub default_output_reservation: u64,
     /// How long a counter read is reused by eventual mode.
     pub counter_cache_ttl: Duration,
+    /// Eventual mode: how long a customer's calls wait for the first counter read (after
+    /// the proxy starts, or a new day) before deciding on this process's own count.
+    pub first_read_wait: Duration,
+    /// Strict mode: most calls one leased block of quota holds (one store write per
+    /// block); 1 reserves every call in the store, as Lambda does (an instance can be
+    /// frozen or reaped holding a lease).
+    pub strict_block_max: u64,
 }
 
 impl Default for AdmissionSettings {
@@ -42,6 +54,8 @@ impl Default for AdmissionSettings {
             default_mode: EnforcementMode::Eventual,
             default_output_reservation: 4_096,
             counter_cache_ttl: Duration::from_secs(1),
+            first_read_wait: Duration::from_secs(1),
+            strict_block_max: DEFAULT_STRICT_BLOCK_MAX,
         }
     }
 }
@@ -132,9 +146,37 @@ impl Limiter {
     ) -> Self {
         Self {
             default_mode: settings.default_mode,
-            eventual: EventualLimiter::new(counters, settings.counter_cache_ttl),
-            strict: StrictLimiter::new(quotas, settings.default_output_reservation),
+            eventual: EventualLimiter::new(
+                counters,
+                settings.counter_cache_ttl,
+                settings.first_read_wait,
+            ),
+            strict: StrictLimiter::new(
+                quotas,
+                settings.default_output_reservation,
+                settings.strict_block_max,
+            ),
         }
+    }
+
+    /// Gives back, every quarter second, the strict-mode leases no call used for a second,
+    /// so that other proxies can have that quota. Stopped by aborting the handle; then
+    /// [`Limiter::give_back_leases`].
+    pub fn start_lease_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let limiter = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                ticker.tick().await;
+                limiter.strict.give_back_idle(lease::IDLE_RETURN).await;
+            }
+        })
+    }
+
+    /// Gives back every strict-mode lease this process holds (at shutdown, once calls
+    /// have ended): one write per customer holding one.
+    pub async fn give_back_leases(&self) {
+        self.strict.give_back_idle(Duration::ZERO).await;
     }
 
     /// The mode that applies to a customer.

@@ -1,80 +1,64 @@
-//! Strict enforcement: an atomic reservation in the [`Quotas`] store before forwarding
-//! (one request, and for token budgets `max_tokens` plus an input estimate), settled to
-//! the actual token count when the call ends. Concurrent requests never pass a cap.
+//! Strict enforcement: calls are admitted from a block of quota leased from the [`Quotas`]
+//! store (one conditional write per block, see [`super::lease`]): one request each, and
+//! for token budgets `max_tokens` plus an input estimate, settled to the actual count when
+//! the call ends. Concurrent requests never pass a cap, on any number of proxies.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use schemas::quota::{
-    Cost, Decision, Level, LimitHit, LimitKind, RateLimitStatus, WindowKind, evaluate,
-    has_token_caps, requested_max_tokens, tightest, token_reservation,
+    Cost, RateLimitStatus, has_token_caps, requested_max_tokens, tightest, token_reservation,
 };
 use schemas::{Customer, Limits};
 use store::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 
+use super::charges::{block_charges, charges_for, level_for, refuse};
+use super::lease::{Lease, block_requests, block_tokens, next_demand, remaining};
 use super::{Admission, Grant};
 
-/// The windows a customer's caps need, with what each charges and caps.
-fn charges_for(limits: &Limits, now: DateTime<Utc>, reservation: u64) -> Vec<QuotaCharge> {
-    [WindowKind::Minute, WindowKind::Day, WindowKind::Month]
-        .into_iter()
-        .filter_map(|window_kind| {
-            let caps: Vec<LimitKind> = LimitKind::ALL
-                .into_iter()
-                .filter(|kind| kind.window() == window_kind && kind.cap(limits).is_some())
-                .collect();
-            if caps.is_empty() {
-                return None;
-            }
-            let cap_of = |unit: schemas::quota::Unit| {
-                caps.iter()
-                    .find(|kind| kind.unit() == unit)
-                    .and_then(|kind| kind.cap(limits))
-            };
-            let token_cap = cap_of(schemas::quota::Unit::Tokens);
-            let window = window_kind.containing(now);
-            Some(QuotaCharge {
-                window: window.id,
-                resets_at: window.resets_at,
-                requests: 1,
-                tokens: if token_cap.is_some() { reservation } else { 0 },
-                request_cap: cap_of(schemas::quota::Unit::Requests),
-                token_cap,
-            })
-        })
-        .collect()
+/// One customer's lease, and the one block request in flight for it.
+#[derive(Default)]
+struct CustomerLease {
+    lease: Mutex<Option<Lease>>,
+    refill: tokio::sync::Mutex<()>,
+    /// Requests the next block asks for (see [`next_demand`]).
+    demand: AtomicU64,
 }
 
-/// The level a window kind has in `levels`, matched to `charges` by window id.
-fn level_for(
-    charges: &[QuotaCharge],
-    levels: &[Level],
-    now: DateTime<Utc>,
-    kind: WindowKind,
-) -> Level {
-    let id = kind.containing(now).id;
-    charges
-        .iter()
-        .zip(levels)
-        .find(|(charge, _)| charge.window == id)
-        .map(|(_, level)| *level)
-        .unwrap_or_default()
+impl CustomerLease {
+    fn lease(&self) -> std::sync::MutexGuard<'_, Option<Lease>> {
+        self.lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
-/// The strict mode's store and its reservation default.
+/// The strict mode's store, its reservation default and the leases this process holds.
 pub(super) struct StrictLimiter {
     quotas: Arc<dyn Quotas>,
     /// Output tokens a token budget reserves when the body names no `max_tokens`.
     default_output_reservation: u64,
+    /// Most calls one block holds; 1 reserves every call in the store.
+    max_block: u64,
+    leases: Mutex<HashMap<String, Arc<CustomerLease>>>,
 }
 
 impl StrictLimiter {
-    /// Reserves in `quotas`.
-    pub(super) fn new(quotas: Arc<dyn Quotas>, default_output_reservation: u64) -> Self {
+    /// Leases from `quotas`, blocks of at most `max_block` calls.
+    pub(super) fn new(
+        quotas: Arc<dyn Quotas>,
+        default_output_reservation: u64,
+        max_block: u64,
+    ) -> Self {
         Self {
             quotas,
             default_output_reservation,
+            max_block: max_block.max(1),
+            leases: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,7 +79,16 @@ impl StrictLimiter {
         )
     }
 
-    /// Decides on one call of a customer with caps by reserving it in the store.
+    fn customer(&self, customer_id: &str) -> Arc<CustomerLease> {
+        let mut leases = self
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(leases.entry(customer_id.to_owned()).or_default())
+    }
+
+    /// Decides on one call of a customer with caps: from the lease this process holds, or
+    /// from a new block leased from the store.
     pub(super) async fn admit(
         &self,
         customer: &Customer,
@@ -105,44 +98,169 @@ impl StrictLimiter {
         let limits = &customer.limits;
         let reservation = self.reservation_for(limits, model_body);
         let charges = charges_for(limits, now, reservation);
-        let cost = Cost {
-            requests: 1,
-            tokens: reservation,
-        };
-        match self.quotas.reserve(&customer.customer_id, &charges).await {
-            Ok(Reservation::Granted(after)) => Admission::Admit(Grant::Strict {
-                customer_id: customer.customer_id.clone(),
-                reserved: charges
-                    .iter()
-                    .filter(|charge| charge.tokens > 0)
-                    .map(|charge| (charge.window.clone(), charge.resets_at))
-                    .collect(),
-                reserved_tokens: reservation,
-                rate: tightest(
-                    limits,
-                    now,
-                    |kind| level_for(&charges, &after, now, kind),
-                    Cost::default(),
-                ),
-            }),
-            Ok(Reservation::Refused { refused, levels }) => {
-                match evaluate(
-                    limits,
-                    now,
-                    |kind| level_for(&charges, &levels, now, kind),
-                    cost,
-                ) {
-                    Decision::Reject(hit) => Admission::Reject(hit),
-                    Decision::Admit(_) => {
-                        Admission::Reject(refusal_of(limits, &charges, refused, now, cost))
+        let held = self.customer(&customer.customer_id);
+        if let Some(grant) = spend(&held, customer, &charges, reservation, now) {
+            return Admission::Admit(grant);
+        }
+        // One block request at a time per customer; a call that waited may find the lease
+        // refilled by the one before it.
+        let _refill = held.refill.lock().await;
+        if let Some(grant) = spend(&held, customer, &charges, reservation, now) {
+            return Admission::Admit(grant);
+        }
+        self.lease_block(&held, customer, &charges, reservation, now)
+            .await
+    }
+
+    /// Takes a new block from the store and spends this call from it. A lease held in
+    /// other windows (a new minute or day) is given back first.
+    async fn lease_block(
+        &self,
+        held: &CustomerLease,
+        customer: &Customer,
+        charges: &[QuotaCharge],
+        reservation: u64,
+        now: DateTime<Utc>,
+    ) -> Admission {
+        let customer_id = &customer.customer_id;
+        let mut carried = self.carried_lease(held, customer_id, charges).await;
+        let (carried_requests, carried_tokens) = carried
+            .as_ref()
+            .map_or((0, 0), |lease| (lease.requests_left, lease.tokens_left));
+        // What the store had left after the last block, if known; else only the demand.
+        let (mut requests_left, mut tokens_left) =
+            carried.as_ref().map_or((u64::MAX, u64::MAX), |lease| {
+                remaining(charges, &lease.levels)
+            });
+        let demand = held.demand.load(Ordering::Relaxed).max(1);
+        let mut levels = Vec::new();
+        for _ in 0..4 {
+            // At least what this call lacks: if the store has less, it refuses, and its
+            // fresh levels decide between a smaller block and a refusal.
+            let requests = if carried_requests > 0 {
+                0
+            } else {
+                block_requests(demand, requests_left, self.max_block).max(1)
+            };
+            let needed_tokens = reservation.saturating_sub(carried_tokens);
+            let tokens = if needed_tokens == 0 {
+                0
+            } else {
+                block_tokens(reservation, requests.max(1), needed_tokens, tokens_left)
+                    .max(needed_tokens)
+            };
+            let block = block_charges(charges, requests, tokens);
+            match self.quotas.reserve(customer_id, &block).await {
+                Ok(Reservation::Granted(after)) => {
+                    // What was carried is part of the new lease now.
+                    carried = None;
+                    let at = Instant::now();
+                    let mut lease = Lease {
+                        charges: charges.to_vec(),
+                        requests_left: carried_requests.saturating_add(requests),
+                        tokens_left: carried_tokens.saturating_add(tokens),
+                        levels: after,
+                        granted_at: at,
+                        last_used: at,
+                    };
+                    let taken = lease.take(reservation);
+                    let grant = strict_grant(customer, charges, reservation, now, &lease);
+                    *held.lease() = Some(lease);
+                    if taken {
+                        return Admission::Admit(grant);
+                    }
+                    break;
+                }
+                Ok(Reservation::Refused {
+                    levels: refused_levels,
+                    ..
+                }) => {
+                    (requests_left, tokens_left) = remaining(charges, &refused_levels);
+                    levels = refused_levels;
+                    let fits = carried_requests.saturating_add(requests_left) >= 1
+                        && carried_tokens.saturating_add(tokens_left) >= reservation;
+                    if !fits {
+                        break;
                     }
                 }
+                Err(error) => {
+                    *held.lease() = carried;
+                    tracing::error!(error = %error, customer_id, "strict limit store unavailable; refusing the call");
+                    return Admission::Unavailable(
+                        "limits cannot be checked right now; retry in a few seconds".into(),
+                    );
+                }
             }
-            Err(error) => {
-                tracing::error!(error = %error, customer_id = %customer.customer_id, "strict limit store unavailable; refusing the call");
-                Admission::Unavailable(
-                    "limits cannot be checked right now; retry in a few seconds".into(),
-                )
+        }
+        if let Some(lease) = carried {
+            // What is held still serves calls that need less.
+            *held.lease() = Some(lease);
+        }
+        refuse(&customer.limits, charges, &levels, reservation, now)
+    }
+
+    /// The lease held, taken out for refilling when it serves the call's windows (and the
+    /// next block's demand updated); a lease in other windows is given back.
+    async fn carried_lease(
+        &self,
+        held: &CustomerLease,
+        customer_id: &str,
+        charges: &[QuotaCharge],
+    ) -> Option<Lease> {
+        let previous = held.lease().take();
+        let carried = match previous {
+            Some(lease) if lease.serves(charges) => Some(lease),
+            Some(stale) => {
+                self.give_back(customer_id, &stale).await;
+                None
+            }
+            None => None,
+        };
+        if let Some(lease) = &carried {
+            let demand = held.demand.load(Ordering::Relaxed).max(1);
+            held.demand.store(
+                next_demand(demand, lease.granted_at, self.max_block),
+                Ordering::Relaxed,
+            );
+        }
+        carried
+    }
+
+    /// Gives a lease's unspent part back to the store (one write); on failure it stays
+    /// counted until its windows reset.
+    async fn give_back(&self, customer_id: &str, lease: &Lease) {
+        let adjustments = lease.give_back();
+        if adjustments.is_empty() {
+            return;
+        }
+        if let Err(error) = self.quotas.adjust(customer_id, &adjustments).await {
+            tracing::warn!(error = %error, customer_id, requests = lease.requests_left, tokens = lease.tokens_left, "could not give back a quota lease; it stays counted until its window resets");
+        }
+    }
+
+    /// Gives back every lease unused for `idle` (all of them with `Duration::ZERO`, at
+    /// shutdown). A lease whose block request is in flight is left alone.
+    pub(super) async fn give_back_idle(&self, idle: Duration) {
+        let held: Vec<(String, Arc<CustomerLease>)> = self
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(customer_id, held)| (customer_id.clone(), Arc::clone(held)))
+            .collect();
+        for (customer_id, held) in held {
+            let Ok(_refill) = held.refill.try_lock() else {
+                continue;
+            };
+            let lease = {
+                let mut lease = held.lease();
+                match lease.as_ref() {
+                    Some(current) if current.last_used.elapsed() >= idle => lease.take(),
+                    _ => None,
+                }
+            };
+            if let Some(lease) = lease {
+                self.give_back(&customer_id, &lease).await;
             }
         }
     }
@@ -157,7 +275,14 @@ impl StrictLimiter {
     ) -> Option<RateLimitStatus> {
         let charges = charges_for(limits, now, 0);
         let windows: Vec<String> = charges.iter().map(|charge| charge.window.clone()).collect();
-        let levels = self.quotas.levels(customer_id, &windows).await.ok()?;
+        let mut levels = self.quotas.levels(customer_id, &windows).await.ok()?;
+        if let Some(lease) = self.customer(customer_id).lease().as_ref()
+            && lease.serves(&charges)
+        {
+            let mut own = lease.clone();
+            own.levels = levels;
+            levels = own.used_levels();
+        }
         tightest(
             limits,
             now,
@@ -166,8 +291,9 @@ impl StrictLimiter {
         )
     }
 
-    /// The store write that moves a reservation to the actual count; `None` when there is
-    /// nothing to move.
+    /// Settles a call's tokens to the actual count: within the lease it came from when this
+    /// process still holds it (no write), else the store write that moves the reservation;
+    /// `None` when there is nothing to write.
     pub(super) fn settle(
         &self,
         customer_id: String,
@@ -179,12 +305,27 @@ impl StrictLimiter {
         if reserved.is_empty() || delta == 0 {
             return None;
         }
+        let held = self.customer(&customer_id);
+        if let Some(lease) = held.lease().as_mut()
+            && lease.holds_tokens_of(reserved)
+        {
+            let change = u64::try_from(delta.unsigned_abs()).unwrap_or(u64::MAX);
+            if delta < 0 {
+                lease.tokens_left = lease.tokens_left.saturating_add(change);
+                return None;
+            }
+            if lease.tokens_left >= change {
+                lease.tokens_left -= change;
+                return None;
+            }
+        }
         let tokens = i64::try_from(delta).unwrap_or(if delta > 0 { i64::MAX } else { i64::MIN });
         let adjustments: Vec<QuotaAdjustment> = reserved
             .iter()
             .map(|(window, resets_at)| QuotaAdjustment {
                 window: window.clone(),
                 resets_at: *resets_at,
+                requests: 0,
                 tokens,
             })
             .collect();
@@ -197,31 +338,44 @@ impl StrictLimiter {
     }
 }
 
-/// A refusal for the charge the store named, when re-evaluating its levels admits (the
-/// levels changed between the refusal and the read).
-fn refusal_of(
-    limits: &Limits,
+/// Spends one call from the lease held, if it serves the call's windows and holds enough.
+fn spend(
+    held: &CustomerLease,
+    customer: &Customer,
     charges: &[QuotaCharge],
-    refused: usize,
+    reservation: u64,
     now: DateTime<Utc>,
-    cost: Cost,
-) -> LimitHit {
-    let window = charges.get(refused).map(|charge| charge.window.clone());
-    let kind = LimitKind::ALL
-        .into_iter()
-        .find(|kind| kind.cap(limits).is_some() && Some(kind.window().containing(now).id) == window)
-        .unwrap_or(LimitKind::DailyRequests);
-    let resets_at = kind.window().containing(now).resets_at;
-    let limit = kind.cap(limits).unwrap_or(0);
-    LimitHit {
-        kind,
-        limit,
-        used: limit,
-        requested: match kind.unit() {
-            schemas::quota::Unit::Requests => cost.requests,
-            schemas::quota::Unit::Tokens => cost.tokens,
-        },
-        resets_at,
-        retry_after_seconds: schemas::quota::seconds_until(now, resets_at),
+) -> Option<Grant> {
+    let mut lease = held.lease();
+    let lease = lease.as_mut()?;
+    if !lease.serves(charges) || !lease.take(reservation) {
+        return None;
+    }
+    Some(strict_grant(customer, charges, reservation, now, lease))
+}
+
+/// The grant of a call spent from `lease`, with the limit state this process sees.
+fn strict_grant(
+    customer: &Customer,
+    charges: &[QuotaCharge],
+    reservation: u64,
+    now: DateTime<Utc>,
+    lease: &Lease,
+) -> Grant {
+    let used = lease.used_levels();
+    Grant::Strict {
+        customer_id: customer.customer_id.clone(),
+        reserved: charges
+            .iter()
+            .filter(|charge| charge.tokens > 0)
+            .map(|charge| (charge.window.clone(), charge.resets_at))
+            .collect(),
+        reserved_tokens: reservation,
+        rate: tightest(
+            &customer.limits,
+            now,
+            |kind| level_for(charges, &used, now, kind),
+            Cost::default(),
+        ),
     }
 }

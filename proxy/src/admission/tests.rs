@@ -32,6 +32,8 @@ fn limiter(store: Arc<MemoryStore>, mode: EnforcementMode) -> Limiter {
             default_mode: mode,
             default_output_reservation: 100,
             counter_cache_ttl: Duration::from_secs(60),
+            first_read_wait: Duration::from_secs(1),
+            strict_block_max: DEFAULT_STRICT_BLOCK_MAX,
         },
     )
 }
@@ -140,12 +142,98 @@ fn eventual_limiter(counters: Arc<GatedCounters>, ttl: Duration) -> Limiter {
             default_mode: EnforcementMode::Eventual,
             default_output_reservation: 100,
             counter_cache_ttl: ttl,
+            first_read_wait: Duration::from_millis(300),
+            strict_block_max: DEFAULT_STRICT_BLOCK_MAX,
         },
     )
 }
 
+fn reads(counters: &GatedCounters) -> usize {
+    counters.reads.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Starts `calls` admissions of `customer` at once, each on its own task.
+fn admit_at_once(
+    limiter: &Arc<Limiter>,
+    customer: &Customer,
+    now: DateTime<Utc>,
+    calls: usize,
+) -> Vec<tokio::task::JoinHandle<Admission>> {
+    (0..calls)
+        .map(|_| {
+            let (limiter, customer) = (Arc::clone(limiter), customer.clone());
+            tokio::spawn(async move { limiter.admit(&customer, b"{}", now).await })
+        })
+        .collect()
+}
+
+async fn admitted_count(calls: Vec<tokio::task::JoinHandle<Admission>>) -> usize {
+    let mut count = 0;
+    for call in calls {
+        count += usize::from(admitted(&call.await.unwrap()));
+    }
+    count
+}
+
+/// Counters showing `requests` calls of customer `c` today.
+async fn counters_at(requests: u64, now: DateTime<Utc>) -> Arc<GatedCounters> {
+    use store::Counters;
+    let counters = GatedCounters::new(0);
+    let events: Vec<store::SourcedEvent> = (0..requests)
+        .map(|index| {
+            let mut event = store::contract::event_on(
+                "c",
+                now.date_naive(),
+                "m",
+                schemas::Outcome::Success,
+                10,
+                10,
+            );
+            event.occurred_at = now;
+            store::contract::sourced_at("p", index + 1, event)
+        })
+        .collect();
+    counters.inner.apply(&events).await.unwrap();
+    counters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_right_after_a_restart_waits_for_the_first_reading_and_admits_nothing_over_the_limit()
+ {
+    // A customer at 15 of a daily limit of 15, counters caught up, and a proxy that has
+    // just started: 8 concurrent calls all arrive while its first counter read is in flight.
+    let now = Utc::now();
+    let counters = counters_at(15, now).await;
+    let limiter = Arc::new(eventual_limiter(counters.clone(), Duration::from_secs(60)));
+    let at_limit = customer(Limits {
+        daily_request_limit: Some(15),
+        ..Limits::default()
+    });
+    let calls = admit_at_once(&limiter, &at_limit, now, 8);
+    while reads(&counters) == 0 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        calls.iter().all(|call| !call.is_finished()),
+        "calls during the first read wait for it"
+    );
+    counters.gate.add_permits(100);
+    assert_eq!(admitted_count(calls).await, 0, "nothing over the limit");
+    assert_eq!(reads(&counters), 1, "one read served every waiting call");
+
+    // The same burst with room for 3: exactly 3 admitted.
+    let counters = counters_at(12, now).await;
+    counters.gate.add_permits(100);
+    let limiter = Arc::new(eventual_limiter(counters.clone(), Duration::from_secs(60)));
+    let calls = admit_at_once(&limiter, &at_limit, now, 8);
+    assert_eq!(admitted_count(calls).await, 3);
+    assert_eq!(reads(&counters), 1);
+}
+
 #[tokio::test]
-async fn calls_during_a_slow_counter_read_do_not_read_again_or_wait() {
+async fn calls_wait_for_a_slow_first_read_only_up_to_the_bound() {
+    // eventual_limiter waits at most 300 ms for a first reading.
     let counters = GatedCounters::new(0);
     let limiter = Arc::new(eventual_limiter(counters.clone(), Duration::from_secs(60)));
     let capped = customer(Limits {
@@ -153,29 +241,38 @@ async fn calls_during_a_slow_counter_read_do_not_read_again_or_wait() {
         ..Limits::default()
     });
     let now = Utc::now();
-    let first = tokio::spawn({
-        let (limiter, capped) = (Arc::clone(&limiter), capped.clone());
-        async move { limiter.admit(&capped, b"{}", now).await }
-    });
-    while counters.reads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
-    // The first read hangs; the next calls decide on this proxy's own count at once.
-    for _ in 0..5 {
-        let admission =
-            tokio::time::timeout(Duration::from_secs(5), limiter.admit(&capped, b"{}", now))
-                .await
-                .expect("a call waited for another call's counter read");
-        assert!(admitted(&admission));
-    }
-    assert!(!admitted(&limiter.admit(&capped, b"{}", now).await));
-    assert_eq!(counters.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let started = std::time::Instant::now();
+    // The read hangs: past the bound, the calls decide on this proxy's own count (the cap
+    // still holds on it) and no call starts a second read.
+    let admitted_now = admitted_count(admit_at_once(&limiter, &capped, now, 7)).await;
+    assert_eq!(admitted_now, 5);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_eq!(reads(&counters), 1);
+    assert!(!limiter.eventual.refreshing.lock().unwrap().is_empty());
 
-    // The cap holds across the slow read: the first call, decided last, is refused.
+    // The read goes on in the background; once it ends its claim is released and its
+    // reading kept.
     counters.gate.add_permits(100);
-    assert!(!admitted(&first.await.unwrap()));
+    for _ in 0..500 {
+        if limiter.eventual.refreshing.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(limiter.eventual.refreshing.lock().unwrap().is_empty());
+    assert!(
+        limiter.eventual.customers.lock().unwrap()["c"]
+            .store_read
+            .is_some()
+    );
+    assert!(!admitted(&limiter.admit(&capped, b"{}", now).await));
+    assert_eq!(reads(&counters), 1, "the reading is reused");
 
-    // A read cancelled mid-way (its call dropped) releases its claim.
+    // A call dropped while it waits for its read does not leave the read claimed.
     let cancelled = GatedCounters::new(0);
     let limiter = eventual_limiter(cancelled.clone(), Duration::from_secs(60));
     let dropped = tokio::time::timeout(
@@ -186,11 +283,7 @@ async fn calls_during_a_slow_counter_read_do_not_read_again_or_wait() {
     assert!(dropped.is_err(), "the read is gated");
     cancelled.gate.add_permits(100);
     assert!(admitted(&limiter.admit(&capped, b"{}", now).await));
-    assert_eq!(
-        cancelled.reads.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "the next call reads again"
-    );
+    assert_eq!(reads(&cancelled), 1, "the read finished without its call");
 }
 
 #[tokio::test]
@@ -340,8 +433,18 @@ async fn strict_mode_reserves_max_tokens_and_settles_to_the_actual_count() {
         panic!("a second reservation of {reserved} does not fit in 1000")
     };
     assert_eq!(hit.kind, LimitKind::DailyTokens);
-    limiter.settle(grant, 150).unwrap().await;
+    // The call used 150: the 457 it did not use go back into this process's lease, with no
+    // store write, and serve the next calls from there.
+    assert!(limiter.settle(grant, 150).is_none());
     let day = WindowKind::Day.containing(now).id;
+    assert_eq!(
+        store.levels("c", std::slice::from_ref(&day)).await.unwrap(),
+        vec![Level {
+            requests: 1,
+            tokens: reserved
+        }]
+    );
+    limiter.give_back_leases().await;
     assert_eq!(
         store.levels("c", &[day]).await.unwrap(),
         vec![Level {
@@ -365,4 +468,170 @@ async fn the_customers_own_mode_wins_over_the_deployments() {
     assert!(admitted(&limiter.admit(&strict, b"{}", now).await));
     let day = WindowKind::Day.containing(now).id;
     assert_eq!(store.levels("c", &[day]).await.unwrap()[0].requests, 1);
+}
+
+/// A quota store that counts its writes.
+struct CountingQuotas {
+    inner: Arc<MemoryStore>,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl store::Quotas for CountingQuotas {
+    async fn reserve(
+        &self,
+        customer_id: &str,
+        charges: &[store::QuotaCharge],
+    ) -> store::Result<store::Reservation> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.reserve(customer_id, charges).await
+    }
+    async fn adjust(
+        &self,
+        customer_id: &str,
+        adjustments: &[store::QuotaAdjustment],
+    ) -> store::Result<()> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.adjust(customer_id, adjustments).await
+    }
+    async fn levels(&self, customer_id: &str, windows: &[String]) -> store::Result<Vec<Level>> {
+        self.inner.levels(customer_id, windows).await
+    }
+}
+
+fn strict_limiters(
+    store: &Arc<MemoryStore>,
+    count: usize,
+) -> (Vec<Arc<Limiter>>, Arc<CountingQuotas>) {
+    let quotas = Arc::new(CountingQuotas {
+        inner: Arc::clone(store),
+        writes: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let limiters = (0..count)
+        .map(|_| {
+            Arc::new(Limiter::new(
+                store.clone(),
+                quotas.clone(),
+                AdmissionSettings {
+                    default_mode: EnforcementMode::Strict,
+                    ..AdmissionSettings::default()
+                },
+            ))
+        })
+        .collect();
+    (limiters, quotas)
+}
+
+#[tokio::test]
+async fn strict_mode_leases_blocks_and_writes_once_per_block_not_per_call() {
+    let store = Arc::new(MemoryStore::new());
+    let (limiters, quotas) = strict_limiters(&store, 1);
+    let capped = customer(Limits {
+        daily_request_limit: Some(100_000),
+        ..Limits::default()
+    });
+    let now = Utc::now();
+    for _ in 0..5_000 {
+        assert!(admitted(&limiters[0].admit(&capped, b"{}", now).await));
+    }
+    let writes = quotas.writes.load(std::sync::atomic::Ordering::SeqCst);
+    // Blocks of 1, 2, 4, … 512, then 1000s: 10 + 4 blocks for 5,000 calls.
+    assert!(writes <= 16, "{writes} store writes for 5,000 calls");
+    let day = WindowKind::Day.containing(now).id;
+    let held = store.levels("c", std::slice::from_ref(&day)).await.unwrap()[0].requests;
+    assert!(held >= 5_000, "the store counts every block: {held}");
+    // At shutdown the unspent part goes back: the store holds exactly the calls admitted.
+    limiters[0].give_back_leases().await;
+    assert_eq!(store.levels("c", &[day]).await.unwrap()[0].requests, 5_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_of_three_proxies_never_pass_a_cap_and_leave_at_most_a_block() {
+    const LIMIT: u64 = 500;
+    let store = Arc::new(MemoryStore::new());
+    let (limiters, _quotas) = strict_limiters(&store, 3);
+    let capped = customer(Limits {
+        daily_request_limit: Some(LIMIT),
+        ..Limits::default()
+    });
+    let now = Utc::now();
+    // 3 proxies, 8 concurrent clients each, 40 calls per client: 960 calls for 500.
+    let tasks: Vec<_> = (0..24)
+        .map(|client| {
+            let (limiter, capped) = (Arc::clone(&limiters[client % 3]), capped.clone());
+            tokio::spawn(async move {
+                let mut admitted_here = 0_u64;
+                for _ in 0..40 {
+                    admitted_here += u64::from(admitted(&limiter.admit(&capped, b"{}", now).await));
+                }
+                admitted_here
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert!(total <= LIMIT, "no overshoot: {total} admitted of {LIMIT}");
+    let day = WindowKind::Day.containing(now).id;
+    let charged = store.levels("c", std::slice::from_ref(&day)).await.unwrap()[0].requests;
+    assert!(charged <= LIMIT);
+    // Blocks shrink to one call near the cap: what the proxies hold unspent at the end is
+    // at most one block of that size each.
+    assert!(LIMIT - total <= 3, "{} unspent of {LIMIT}", LIMIT - total);
+    for limiter in &limiters {
+        limiter.give_back_leases().await;
+    }
+    assert_eq!(
+        store.levels("c", &[day]).await.unwrap()[0].requests,
+        total,
+        "what was not spent went back"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_lease_goes_back_and_a_new_day_starts_a_new_one() {
+    let store = Arc::new(MemoryStore::new());
+    let (limiters, _quotas) = strict_limiters(&store, 1);
+    let limiter = &limiters[0];
+    let capped = customer(Limits {
+        daily_request_limit: Some(1_000),
+        ..Limits::default()
+    });
+    let day_one = Utc.with_ymd_and_hms(2026, 11, 30, 23, 59, 0).unwrap();
+    for _ in 0..20 {
+        assert!(admitted(&limiter.admit(&capped, b"{}", day_one).await));
+    }
+    let first_day = WindowKind::Day.containing(day_one).id;
+    assert!(
+        store
+            .levels("c", std::slice::from_ref(&first_day))
+            .await
+            .unwrap()[0]
+            .requests
+            > 20
+    );
+    // The next day's first call gives the old day's block back and leases in the new day.
+    let day_two = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 1).unwrap();
+    assert!(admitted(&limiter.admit(&capped, b"{}", day_two).await));
+    assert_eq!(
+        store.levels("c", &[first_day]).await.unwrap()[0].requests,
+        20
+    );
+    // Idle leases go back only once idle for the period.
+    let second_day = WindowKind::Day.containing(day_two).id;
+    limiter.strict.give_back_idle(Duration::from_secs(60)).await;
+    let held = store
+        .levels("c", std::slice::from_ref(&second_day))
+        .await
+        .unwrap()[0]
+        .requests;
+    assert!(held >= 1);
+    limiter.strict.give_back_idle(Duration::ZERO).await;
+    assert_eq!(
+        store.levels("c", &[second_day]).await.unwrap()[0].requests,
+        1
+    );
 }

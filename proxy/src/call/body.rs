@@ -69,9 +69,6 @@ pub async fn read_and_validate(
     })
 }
 
-/// Longest model id accepted (ARNs of inference profiles are well under this).
-pub const MAX_MODEL_ID_CHARS: usize = 2048;
-
 /// Splits the spec's body into the model id and the model's own body.
 pub fn split_spec_body(body: &[u8]) -> Result<(String, Bytes), ApiError> {
     let document: serde_json::Value = serde_json::from_slice(body).map_err(|error| {
@@ -104,27 +101,11 @@ pub fn split_spec_body(body: &[u8]) -> Result<(String, Bytes), ApiError> {
     Ok((model_id, Bytes::from(model_body)))
 }
 
-/// Checks a model id's shape (not whether the model exists: Bedrock answers that).
+/// Checks a model id's shape against Bedrock's documented ids and ARNs (not whether the
+/// model exists: Bedrock answers that), so that no malformed id costs an upstream call.
 pub fn validate_model_id(model_id: &str) -> Result<(), ApiError> {
-    if model_id.trim().is_empty() {
-        return Err(ApiError::validation(
-            "\"modelId\" is empty; give a Bedrock model id",
-        ));
-    }
-    if model_id.len() > MAX_MODEL_ID_CHARS {
-        return Err(ApiError::validation(format!(
-            "\"modelId\" is longer than {MAX_MODEL_ID_CHARS} characters"
-        )));
-    }
-    if model_id
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::validation(
-            "\"modelId\" contains whitespace or control characters",
-        ));
-    }
-    Ok(())
+    schemas::model_id::check_model_id(model_id)
+        .map_err(|error| ApiError::validation(error.to_string()))
 }
 
 /// Reads the whole body within the size limit and the body timeout.
@@ -179,6 +160,10 @@ mod tests {
             (br#"{"modelId":5}"#, "must be a string"),
             (br#"{"modelId":""}"#, "is empty"),
             (br#"{"modelId":"a b"}"#, "whitespace"),
+            (
+                br#"{"modelId":"../../admin"}"#,
+                "modelId \"../../admin\" is not a Bedrock model id",
+            ),
         ] {
             let error = split_spec_body(body).unwrap_err();
             assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
