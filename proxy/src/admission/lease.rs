@@ -87,6 +87,9 @@ pub(super) struct Lease {
     pub charges: Vec<QuotaCharge>,
     pub requests_left: u64,
     pub tokens_left: u64,
+    /// Tokens calls used beyond their reservations and beyond what the lease held, not yet
+    /// written to the store (written with the next block, or when the lease goes back).
+    pub tokens_owed: u64,
     /// The windows' levels in the store right after the last block was taken.
     pub levels: Vec<Level>,
     pub granted_at: Instant,
@@ -94,6 +97,29 @@ pub(super) struct Lease {
 }
 
 impl Lease {
+    /// An empty lease in the windows of `charges`.
+    pub fn empty(charges: &[QuotaCharge]) -> Self {
+        let at = Instant::now();
+        Self {
+            charges: charges.to_vec(),
+            requests_left: 0,
+            tokens_left: 0,
+            tokens_owed: 0,
+            levels: vec![Level::default(); charges.len()],
+            granted_at: at,
+            last_used: at,
+        }
+    }
+
+    /// Adds a block the store granted, with the windows' levels after it.
+    pub fn add_block(&mut self, requests: u64, tokens: u64, levels: Vec<Level>) {
+        self.requests_left = self.requests_left.saturating_add(requests);
+        self.tokens_left = self.tokens_left.saturating_add(tokens);
+        self.levels = levels;
+        self.granted_at = Instant::now();
+        self.last_used = self.granted_at;
+    }
+
     /// Whether a call with `charges` is charged in the same windows under the same caps.
     pub fn serves(&self, charges: &[QuotaCharge]) -> bool {
         self.charges.len() == charges.len()
@@ -124,7 +150,10 @@ impl Lease {
             .map(|(charge, level)| Level {
                 requests: level.requests.saturating_sub(self.requests_left),
                 tokens: if charge.token_cap.is_some() {
-                    level.tokens.saturating_sub(self.tokens_left)
+                    level
+                        .tokens
+                        .saturating_sub(self.tokens_left)
+                        .saturating_add(self.tokens_owed)
                 } else {
                     level.tokens
                 },
@@ -142,13 +171,48 @@ impl Lease {
         token_windows.eq(reserved.iter().map(|(window, _)| window))
     }
 
+    /// Settles a call's tokens inside the lease: what it did not use comes back; what it
+    /// used beyond its reservation is taken from the lease, and past what the lease holds,
+    /// owed (written to the store later, with one write for many calls).
+    pub fn settle(&mut self, reserved: u64, actual: u64) {
+        if actual <= reserved {
+            self.tokens_left = self.tokens_left.saturating_add(reserved - actual);
+            return;
+        }
+        let extra = actual - reserved;
+        let from_lease = extra.min(self.tokens_left);
+        self.tokens_left -= from_lease;
+        self.tokens_owed = self.tokens_owed.saturating_add(extra - from_lease);
+    }
+
+    /// The tokens owed, to be written to the store now; the lease owes nothing after.
+    pub fn take_owed(&mut self) -> Vec<QuotaAdjustment> {
+        let owed = std::mem::take(&mut self.tokens_owed);
+        if owed == 0 {
+            return Vec::new();
+        }
+        self.charges
+            .iter()
+            .filter(|charge| charge.token_cap.is_some())
+            .map(|charge| QuotaAdjustment {
+                window: charge.window.clone(),
+                resets_at: charge.resets_at,
+                requests: 0,
+                tokens: i64::try_from(owed).unwrap_or(i64::MAX),
+            })
+            .collect()
+    }
+
     /// The adjustment that gives the unspent part back to the store; empty when nothing is
     /// left.
     pub fn give_back(&self) -> Vec<QuotaAdjustment> {
-        if self.requests_left == 0 && self.tokens_left == 0 {
+        if self.requests_left == 0 && self.tokens_left == 0 && self.tokens_owed == 0 {
             return Vec::new();
         }
         let negative = |value: u64| -i64::try_from(value).unwrap_or(i64::MAX);
+        let tokens = i64::try_from(self.tokens_owed)
+            .unwrap_or(i64::MAX)
+            .saturating_add(negative(self.tokens_left));
         self.charges
             .iter()
             .map(|charge| QuotaAdjustment {
@@ -156,7 +220,7 @@ impl Lease {
                 resets_at: charge.resets_at,
                 requests: negative(self.requests_left),
                 tokens: if charge.token_cap.is_some() {
-                    negative(self.tokens_left)
+                    tokens
                 } else {
                     0
                 },
@@ -258,6 +322,7 @@ mod tests {
             charges: charges.clone(),
             requests_left: 2,
             tokens_left: 500,
+            tokens_owed: 0,
             levels: vec![
                 Level {
                     requests: 10,
@@ -299,6 +364,23 @@ mod tests {
         assert!(!lease.take(0), "no requests left");
         assert!(lease.give_back().is_empty());
         assert!(lease.holds_tokens_of(&[("day".to_owned(), Utc::now())]));
+        // A call that used 100 less than reserved gives them back; one that used 150 more
+        // takes 100 from the lease and owes 50.
+        lease.settle(200, 100);
+        assert_eq!(lease.tokens_left, 100);
+        lease.settle(200, 350);
+        assert_eq!((lease.tokens_left, lease.tokens_owed), (0, 50));
+        assert_eq!(lease.used_levels()[1].tokens, 3_050);
+        let back = lease.give_back();
+        assert_eq!(
+            (back[1].requests, back[1].tokens),
+            (0, 50),
+            "owed is written back"
+        );
+        let owed = lease.take_owed();
+        assert_eq!(owed.len(), 1);
+        assert_eq!((owed[0].window.as_str(), owed[0].tokens), ("day", 50));
+        assert!(lease.take_owed().is_empty());
         assert!(!lease.holds_tokens_of(&[("minute".to_owned(), Utc::now())]));
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -112,8 +112,10 @@ impl StrictLimiter {
             .await
     }
 
-    /// Takes a new block from the store and spends this call from it. A lease held in
-    /// other windows (a new minute or day) is given back first.
+    /// Takes a new block from the store, adds it to the lease held and spends this call
+    /// from it. The lease stays in place meanwhile, so calls and settlements keep using it
+    /// while the store answers. A lease held in other windows (a new minute or day) is
+    /// given back first.
     async fn lease_block(
         &self,
         held: &CustomerLease,
@@ -123,53 +125,48 @@ impl StrictLimiter {
         now: DateTime<Utc>,
     ) -> Admission {
         let customer_id = &customer.customer_id;
-        let mut carried = self.carried_lease(held, customer_id, charges).await;
-        let (carried_requests, carried_tokens) = carried
-            .as_ref()
-            .map_or((0, 0), |lease| (lease.requests_left, lease.tokens_left));
+        self.prepare_refill(held, customer_id, charges).await;
+        let demand = held.demand.load(Ordering::Relaxed).max(1);
         // What the store had left after the last block, if known; else only the demand.
         let (mut requests_left, mut tokens_left) =
-            carried.as_ref().map_or((u64::MAX, u64::MAX), |lease| {
+            held.lease().as_ref().map_or((u64::MAX, u64::MAX), |lease| {
                 remaining(charges, &lease.levels)
             });
-        let demand = held.demand.load(Ordering::Relaxed).max(1);
         let mut levels = Vec::new();
         for _ in 0..4 {
-            // At least what this call lacks: if the store has less, it refuses, and its
-            // fresh levels decide between a smaller block and a refusal.
-            let requests = if carried_requests > 0 {
-                0
-            } else {
-                block_requests(demand, requests_left, self.max_block).max(1)
-            };
+            let (carried_requests, carried_tokens) = held
+                .lease()
+                .as_ref()
+                .map_or((0, 0), |lease| (lease.requests_left, lease.tokens_left));
+            // Requests and tokens run out at different times (a settlement above its
+            // reservation spends tokens only): each is topped up by a whole block's worth,
+            // and at least by what this call lacks: if the store has less, it refuses, and
+            // its fresh levels decide between a smaller block and a refusal.
+            let block = block_requests(demand, requests_left, self.max_block).max(1);
+            let requests = if carried_requests > 0 { 0 } else { block };
             let needed_tokens = reservation.saturating_sub(carried_tokens);
             let tokens = if needed_tokens == 0 {
                 0
             } else {
-                block_tokens(reservation, requests.max(1), needed_tokens, tokens_left)
-                    .max(needed_tokens)
+                block_tokens(reservation, block, needed_tokens, tokens_left).max(needed_tokens)
             };
+            tracing::debug!(customer_id, requests, tokens, "leasing a block of quota");
             let block = block_charges(charges, requests, tokens);
             match self.quotas.reserve(customer_id, &block).await {
                 Ok(Reservation::Granted(after)) => {
-                    // What was carried is part of the new lease now.
-                    carried = None;
-                    let at = Instant::now();
-                    let mut lease = Lease {
-                        charges: charges.to_vec(),
-                        requests_left: carried_requests.saturating_add(requests),
-                        tokens_left: carried_tokens.saturating_add(tokens),
-                        levels: after,
-                        granted_at: at,
-                        last_used: at,
-                    };
-                    let taken = lease.take(reservation);
-                    let grant = strict_grant(customer, charges, reservation, now, &lease);
-                    *held.lease() = Some(lease);
-                    if taken {
-                        return Admission::Admit(grant);
+                    let mut slot = held.lease();
+                    let lease = slot.get_or_insert_with(|| Lease::empty(charges));
+                    lease.add_block(requests, tokens, after);
+                    if lease.take(reservation) {
+                        return Admission::Admit(strict_grant(
+                            customer,
+                            charges,
+                            reservation,
+                            now,
+                            lease,
+                        ));
                     }
-                    break;
+                    // Calls spent what was carried while the store answered: top up again.
                 }
                 Ok(Reservation::Refused {
                     levels: refused_levels,
@@ -184,7 +181,6 @@ impl StrictLimiter {
                     }
                 }
                 Err(error) => {
-                    *held.lease() = carried;
                     tracing::error!(error = %error, customer_id, "strict limit store unavailable; refusing the call");
                     return Admission::Unavailable(
                         "limits cannot be checked right now; retry in a few seconds".into(),
@@ -192,38 +188,43 @@ impl StrictLimiter {
                 }
             }
         }
-        if let Some(lease) = carried {
-            // What is held still serves calls that need less.
-            *held.lease() = Some(lease);
-        }
         refuse(&customer.limits, charges, &levels, reservation, now)
     }
 
-    /// The lease held, taken out for refilling when it serves the call's windows (and the
-    /// next block's demand updated); a lease in other windows is given back.
-    async fn carried_lease(
+    /// Before a refill: a lease in other windows is given back; for one in the call's
+    /// windows, the next block's demand follows how fast the last one was used.
+    async fn prepare_refill(
         &self,
         held: &CustomerLease,
         customer_id: &str,
         charges: &[QuotaCharge],
-    ) -> Option<Lease> {
-        let previous = held.lease().take();
-        let carried = match previous {
-            Some(lease) if lease.serves(charges) => Some(lease),
-            Some(stale) => {
-                self.give_back(customer_id, &stale).await;
-                None
+    ) {
+        let stale = {
+            let mut slot = held.lease();
+            match slot.as_mut() {
+                Some(lease) if lease.serves(charges) => {
+                    let demand = held.demand.load(Ordering::Relaxed).max(1);
+                    held.demand.store(
+                        next_demand(demand, lease.granted_at, self.max_block),
+                        Ordering::Relaxed,
+                    );
+                    Err(lease.take_owed())
+                }
+                Some(_) => Ok(slot.take()),
+                None => Ok(None),
             }
-            None => None,
         };
-        if let Some(lease) = &carried {
-            let demand = held.demand.load(Ordering::Relaxed).max(1);
-            held.demand.store(
-                next_demand(demand, lease.granted_at, self.max_block),
-                Ordering::Relaxed,
-            );
+        match stale {
+            Ok(Some(stale)) => self.give_back(customer_id, &stale).await,
+            Ok(None) => {}
+            // Tokens calls used beyond the lease: one write for all of them.
+            Err(owed) if !owed.is_empty() => {
+                if let Err(error) = self.quotas.adjust(customer_id, &owed).await {
+                    tracing::error!(error = %error, customer_id, "could not write tokens used beyond their reservations");
+                }
+            }
+            Err(_) => {}
         }
-        carried
     }
 
     /// Gives a lease's unspent part back to the store (one write); on failure it stays
@@ -233,6 +234,12 @@ impl StrictLimiter {
         if adjustments.is_empty() {
             return;
         }
+        tracing::debug!(
+            customer_id,
+            requests = lease.requests_left,
+            tokens = lease.tokens_left,
+            "giving back a quota lease"
+        );
         if let Err(error) = self.quotas.adjust(customer_id, &adjustments).await {
             tracing::warn!(error = %error, customer_id, requests = lease.requests_left, tokens = lease.tokens_left, "could not give back a quota lease; it stays counted until its window resets");
         }
@@ -309,15 +316,8 @@ impl StrictLimiter {
         if let Some(lease) = held.lease().as_mut()
             && lease.holds_tokens_of(reserved)
         {
-            let change = u64::try_from(delta.unsigned_abs()).unwrap_or(u64::MAX);
-            if delta < 0 {
-                lease.tokens_left = lease.tokens_left.saturating_add(change);
-                return None;
-            }
-            if lease.tokens_left >= change {
-                lease.tokens_left -= change;
-                return None;
-            }
+            lease.settle(reserved_tokens, actual_tokens);
+            return None;
         }
         let tokens = i64::try_from(delta).unwrap_or(if delta > 0 { i64::MAX } else { i64::MIN });
         let adjustments: Vec<QuotaAdjustment> = reserved

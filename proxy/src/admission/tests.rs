@@ -175,25 +175,38 @@ async fn admitted_count(calls: Vec<tokio::task::JoinHandle<Admission>>) -> usize
     count
 }
 
-/// Counters showing `requests` calls of customer `c` today.
-async fn counters_at(requests: u64, now: DateTime<Utc>) -> Arc<GatedCounters> {
-    use store::Counters;
-    let counters = GatedCounters::new(0);
-    let events: Vec<store::SourcedEvent> = (0..requests)
+/// `count` counted calls of customer `c` at `now`, each with these token counts.
+fn calls_today(
+    count: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    now: DateTime<Utc>,
+) -> Vec<store::SourcedEvent> {
+    (0..count)
         .map(|index| {
             let mut event = store::contract::event_on(
                 "c",
                 now.date_naive(),
                 "m",
                 schemas::Outcome::Success,
-                10,
-                10,
+                input_tokens,
+                output_tokens,
             );
             event.occurred_at = now;
             store::contract::sourced_at("p", index + 1, event)
         })
-        .collect();
-    counters.inner.apply(&events).await.unwrap();
+        .collect()
+}
+
+/// Counters showing `requests` calls of customer `c` today.
+async fn counters_at(requests: u64, now: DateTime<Utc>) -> Arc<GatedCounters> {
+    use store::Counters;
+    let counters = GatedCounters::new(0);
+    counters
+        .inner
+        .apply(&calls_today(requests, 10, 10, now))
+        .await
+        .unwrap();
     counters
 }
 
@@ -334,24 +347,10 @@ async fn an_expired_reading_is_refreshed_in_the_background_while_calls_use_it() 
 
 #[tokio::test]
 async fn eventual_mode_takes_other_proxies_counts_from_the_counters() {
-    use store::{Counters, SourcedEvent};
+    use store::Counters;
     let store = Arc::new(MemoryStore::new());
     let now = Utc::now();
-    let events: Vec<SourcedEvent> = (0..2)
-        .map(|index| {
-            let mut event = store::contract::event_on(
-                "c",
-                now.date_naive(),
-                "m",
-                schemas::Outcome::Success,
-                400,
-                100,
-            );
-            event.occurred_at = now;
-            store::contract::sourced_at("p", index as u64 + 1, event)
-        })
-        .collect();
-    store.apply(&events).await.unwrap();
+    store.apply(&calls_today(2, 400, 100, now)).await.unwrap();
     let limiter = limiter(store, EnforcementMode::Eventual);
     let requests = customer(Limits {
         monthly_request_limit: Some(3),
@@ -470,10 +469,11 @@ async fn the_customers_own_mode_wins_over_the_deployments() {
     assert_eq!(store.levels("c", &[day]).await.unwrap()[0].requests, 1);
 }
 
-/// A quota store that counts its writes.
+/// A quota store that counts its writes, each taking `delay` (a remote store's latency).
 struct CountingQuotas {
     inner: Arc<MemoryStore>,
     writes: std::sync::atomic::AtomicUsize,
+    delay: Duration,
 }
 
 #[async_trait::async_trait]
@@ -485,6 +485,7 @@ impl store::Quotas for CountingQuotas {
     ) -> store::Result<store::Reservation> {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
         self.inner.reserve(customer_id, charges).await
     }
     async fn adjust(
@@ -494,6 +495,7 @@ impl store::Quotas for CountingQuotas {
     ) -> store::Result<()> {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
         self.inner.adjust(customer_id, adjustments).await
     }
     async fn levels(&self, customer_id: &str, windows: &[String]) -> store::Result<Vec<Level>> {
@@ -505,9 +507,18 @@ fn strict_limiters(
     store: &Arc<MemoryStore>,
     count: usize,
 ) -> (Vec<Arc<Limiter>>, Arc<CountingQuotas>) {
+    strict_limiters_with_delay(store, count, Duration::ZERO)
+}
+
+fn strict_limiters_with_delay(
+    store: &Arc<MemoryStore>,
+    count: usize,
+    delay: Duration,
+) -> (Vec<Arc<Limiter>>, Arc<CountingQuotas>) {
     let quotas = Arc::new(CountingQuotas {
         inner: Arc::clone(store),
         writes: std::sync::atomic::AtomicUsize::new(0),
+        delay,
     });
     let limiters = (0..count)
         .map(|_| {
@@ -633,5 +644,88 @@ async fn an_idle_lease_goes_back_and_a_new_day_starts_a_new_one() {
     assert_eq!(
         store.levels("c", &[second_day]).await.unwrap()[0].requests,
         1
+    );
+}
+
+#[tokio::test]
+async fn tokens_spent_above_reservations_are_topped_up_by_blocks_not_per_call() {
+    let store = Arc::new(MemoryStore::new());
+    let (limiters, quotas) = strict_limiters(&store, 1);
+    let limiter = &limiters[0];
+    let budget = customer(Limits {
+        daily_token_limit: Some(1_000_000_000),
+        ..Limits::default()
+    });
+    let now = Utc::now();
+    let body = br#"{"max_tokens":100}"#;
+    // Every call uses 50 tokens more than it reserved: the lease's tokens run out before
+    // its requests, and each top-up must cover a block of calls, not the next one.
+    for _ in 0..2_000 {
+        let Admission::Admit(grant) = limiter.admit(&budget, body, now).await else {
+            panic!("far under the budget")
+        };
+        let Grant::Strict {
+            reserved_tokens, ..
+        } = &grant
+        else {
+            panic!("a strict grant")
+        };
+        let actual = reserved_tokens + 50;
+        if let Some(write) = limiter.settle(grant, actual) {
+            write.await;
+        }
+    }
+    let writes = quotas.writes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(writes <= 40, "{writes} store writes for 2,000 calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_settlements_during_a_slow_block_request_use_the_lease_in_place() {
+    let store = Arc::new(MemoryStore::new());
+    // Every store write takes 20 ms, as a remote store under load might.
+    let (limiters, quotas) = strict_limiters_with_delay(&store, 1, Duration::from_millis(20));
+    let limiter = Arc::clone(&limiters[0]);
+    let budget = customer(Limits {
+        daily_request_limit: Some(1_000_000_000),
+        daily_token_limit: Some(1_000_000_000_000),
+        ..Limits::default()
+    });
+    let now = Utc::now();
+    // 16 concurrent clients, 32 calls each; half the calls use less than they reserved and
+    // half more, settling while blocks are being requested.
+    let tasks: Vec<_> = (0..16)
+        .map(|client| {
+            let (limiter, budget) = (Arc::clone(&limiter), budget.clone());
+            tokio::spawn(async move {
+                for _ in 0..32 {
+                    let Admission::Admit(grant) =
+                        limiter.admit(&budget, br#"{"max_tokens":100}"#, now).await
+                    else {
+                        panic!("far under the limits")
+                    };
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    let actual = if client % 2 == 0 { 30 } else { 300 };
+                    if let Some(write) = limiter.settle(grant, actual) {
+                        write.await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let writes = quotas.writes.load(std::sync::atomic::Ordering::SeqCst);
+    // Blocks of 1, 2, 4, … 256 for 512 calls, and with each refill one write of the tokens
+    // calls used beyond what the lease held: about 2 writes per block, never one per call.
+    assert!(writes <= 24, "{writes} store writes for 512 calls");
+    limiter.give_back_leases().await;
+    let day = WindowKind::Day.containing(now).id;
+    let level = store.levels("c", &[day]).await.unwrap()[0];
+    assert_eq!(level.requests, 512);
+    assert_eq!(
+        level.tokens,
+        256 * 30 + 256 * 300,
+        "the store holds the actual tokens"
     );
 }
