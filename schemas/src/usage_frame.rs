@@ -103,6 +103,13 @@ impl FrameBuilder {
     }
 
     /// Bytes of JSON lines so far, before compression.
+    /// Appends `count` events already encoded as JSON lines (each ending in `'\n'`), as
+    /// [`frame_lines`] returns them: merging frames without decoding their events.
+    pub fn push_lines(&mut self, lines: &[u8], count: u32) {
+        self.lines.extend_from_slice(lines);
+        self.count = self.count.saturating_add(count);
+    }
+
     pub fn lines_bytes(&self) -> usize {
         self.lines.len()
     }
@@ -262,6 +269,33 @@ fn payload_lines(header: FrameHeader, payload: &Bytes) -> Result<Bytes, DecodeEr
                 })
         }
     }
+}
+
+/// A frame's events as its JSON lines (decompressed, each ending in `'\n'`) and their
+/// count, when the record is a frame that reads whole and whose line count matches its
+/// header; `None` otherwise (a record from before frames, or a damaged one).
+pub fn frame_lines(record: &Bytes) -> Option<(u32, Bytes)> {
+    if !is_frame(record) {
+        return None;
+    }
+    let header = read_header(record).ok()?;
+    let payload = record.slice(FRAME_HEADER_LEN..);
+    if payload.len() != header.payload_len {
+        return None;
+    }
+    let lines = payload_lines(header, &payload).ok()?;
+    // Whole lines only, none blank: then its lines are exactly its events.
+    if lines.last() != Some(&b'\n')
+        || lines.first() == Some(&b'\n')
+        || memchr::memmem::find(&lines, b"\n\n").is_some()
+    {
+        return None;
+    }
+    let count = memchr::memchr_iter(b'\n', &lines).count();
+    if count != header.event_count {
+        return None;
+    }
+    Some((u32::try_from(count).ok()?, lines))
 }
 
 /// Decodes one log record: a frame of events, or (written before frames) one event's JSON.

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::append::append_within;
 use super::backoff::{MAX_BACKOFF, with_jitter};
 use super::metrics::EmitterStats;
+use super::pending::coalesce_frames;
 use super::spool_route::{DIRECT_DEADLINE, SpoolSetup};
 use super::writer::{BATCH_LINGER, MAX_BATCH_RECORDS};
 
@@ -57,6 +58,8 @@ pub(super) async fn drain_spools(
                 }
             };
             let count = records.len();
+            // The journal holds a frame per group commit: the log gets them merged.
+            let records = coalesce_frames(records);
             let leftover = append_within(log.as_ref(), records, DIRECT_DEADLINE, &stats).await;
             if !leftover.is_empty() {
                 // Not all of them are in the log yet; the whole head is sent again later

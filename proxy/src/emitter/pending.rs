@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use schemas::UsageEvent;
-use schemas::usage_frame::{FRAME_HEADER_LEN, FrameBuilder, FrameCodec, MAX_FRAME_LINES_BYTES};
+use schemas::usage_frame::{
+    FRAME_HEADER_LEN, FrameBuilder, FrameCodec, MAX_FRAME_LINES_BYTES, frame_lines,
+};
 use store::LogRecord;
 use tokio::sync::oneshot;
 
@@ -73,6 +75,71 @@ pub(super) fn encode_batch(events: &[PendingEvent], stats: &EmitterStats) -> Vec
     records
 }
 
+/// Merges consecutive records of one producer into as few frames as fit
+/// [`MAX_FRAME_LINES_BYTES`]: the spool holds a frame per group commit, often of one event
+/// at light load, and the log (Kinesis on demand bills each record as at least 1 KiB)
+/// should receive them together. Each event's line is kept byte for byte and in order, so
+/// the consumer sees the same events, in the same order, from the same producer. A record
+/// that is not a readable frame is passed on as it is, in its place; a run of one record
+/// is not re-encoded.
+pub(super) fn coalesce_frames(records: Vec<LogRecord>) -> Vec<LogRecord> {
+    let mut merged: Vec<LogRecord> = Vec::with_capacity(records.len().min(4));
+    let mut run: Option<Run> = None;
+    for record in records {
+        let Some((count, lines)) = frame_lines(&record.data) else {
+            Run::flush(run.take(), &mut merged);
+            merged.push(record);
+            continue;
+        };
+        let joins = run.as_ref().is_some_and(|run| {
+            run.originals[0].partition_key == record.partition_key
+                && run.frame.lines_bytes() + lines.len() <= MAX_FRAME_LINES_BYTES
+        });
+        if !joins {
+            Run::flush(run.take(), &mut merged);
+        }
+        let current = run.get_or_insert_with(|| Run {
+            originals: Vec::new(),
+            frame: FrameBuilder::new(),
+        });
+        current.frame.push_lines(&lines, count);
+        current.originals.push(record);
+    }
+    Run::flush(run, &mut merged);
+    merged
+}
+
+/// Consecutive frames of one producer being merged, and the records they came in.
+struct Run {
+    originals: Vec<LogRecord>,
+    frame: FrameBuilder,
+}
+
+impl Run {
+    fn flush(run: Option<Self>, merged: &mut Vec<LogRecord>) {
+        let Some(Self {
+            mut originals,
+            frame,
+        }) = run
+        else {
+            return;
+        };
+        if originals.len() == 1 {
+            merged.append(&mut originals);
+            return;
+        }
+        let codec = frame_codec(frame.lines_bytes());
+        match frame.finish(codec) {
+            Ok(data) => merged.push(LogRecord {
+                partition_key: std::mem::take(&mut originals[0].partition_key),
+                data: Bytes::from(data),
+            }),
+            // Compression failed: the records go as they came.
+            Err(_) => merged.append(&mut originals),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
@@ -131,5 +198,116 @@ mod tests {
                     .all(|(decoded, pending)| decoded.event_id == pending.event.event_id)
             );
         }
+    }
+
+    /// One record per event, as the group commit journals them at light load.
+    fn one_event_records(producer: &str, first_seq: u64, count: usize) -> Vec<LogRecord> {
+        let stats = EmitterStats::default();
+        pending(count)
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut pending)| {
+                pending.event.proxy_instance = producer.into();
+                pending.event.instance_seq = first_seq + index as u64;
+                encode_batch(std::slice::from_ref(&pending), &stats).remove(0)
+            })
+            .collect()
+    }
+
+    fn events_of(records: &[LogRecord]) -> Vec<(String, u64)> {
+        records
+            .iter()
+            .flat_map(|record| decode_events(&record.data).unwrap())
+            .map(|event| (event.proxy_instance, event.instance_seq))
+            .collect()
+    }
+
+    #[test]
+    fn a_producers_one_event_frames_reach_the_log_as_one_record_in_order() {
+        let records = one_event_records("p", 1, 30);
+        let before = events_of(&records);
+        let merged = coalesce_frames(records);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].partition_key, "p");
+        assert_eq!(codec_byte(&merged[0]), 1, "30 events are compressed");
+        assert_eq!(events_of(&merged), before);
+    }
+
+    #[test]
+    fn merging_keeps_producers_apart_and_other_records_in_their_place() {
+        let mut records = one_event_records("p", 1, 2);
+        let legacy = LogRecord {
+            partition_key: "p".into(),
+            data: Bytes::from(records[0].data.slice(FRAME_HEADER_LEN..).to_vec()),
+        };
+        let damaged = LogRecord {
+            partition_key: "p".into(),
+            data: Bytes::from_static(b"TGUF\x01\x00\x00\x00\x05\x00\x00\x00\x03\x00\x00\x00abc"),
+        };
+        records.push(legacy.clone());
+        let single = one_event_records("p", 3, 1).remove(0);
+        records.push(single.clone());
+        records.extend(one_event_records("q", 1, 3));
+        records.push(damaged.clone());
+        records.extend(one_event_records("q", 4, 2));
+        let merged = coalesce_frames(records);
+        let shape: Vec<(String, usize)> = merged
+            .iter()
+            .map(|record| {
+                (
+                    record.partition_key.clone(),
+                    schemas::usage_frame::record_event_count(&record.data),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("p".to_owned(), 2),
+                ("p".to_owned(), 1),
+                ("p".to_owned(), 1),
+                ("q".to_owned(), 3),
+                ("p".to_owned(), 5),
+                ("q".to_owned(), 2),
+            ]
+        );
+        assert_eq!(
+            merged[1], legacy,
+            "a record from before frames goes as it is"
+        );
+        assert_eq!(
+            merged[4], damaged,
+            "a frame that does not read goes as it is"
+        );
+        assert_eq!(merged[2], single, "a run of one is not re-encoded");
+    }
+
+    #[test]
+    fn merged_frames_stay_within_a_records_size() {
+        let mut big = pending(1).remove(0);
+        big.event.model_id = "m".repeat(300 * 1024);
+        let stats = EmitterStats::default();
+        let records: Vec<LogRecord> = (0..7)
+            .map(|seq| {
+                let mut event = PendingEvent {
+                    event: big.event.clone(),
+                    durable: None,
+                };
+                event.event.instance_seq = seq + 1;
+                encode_batch(std::slice::from_ref(&event), &stats).remove(0)
+            })
+            .collect();
+        let merged = coalesce_frames(records);
+        let counts: Vec<usize> = merged
+            .iter()
+            .map(|record| schemas::usage_frame::record_event_count(&record.data))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![2, 2, 2, 1],
+            "900 KiB of lines at most per frame"
+        );
+        let seqs: Vec<u64> = events_of(&merged).into_iter().map(|(_, seq)| seq).collect();
+        assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
     }
 }
