@@ -263,6 +263,13 @@ impl EventualLimiter {
                     .map(|(_, day, month)| (day, month));
             }
         };
+        // A read that ended between the first look and the claim left its reading: use it.
+        if let Some((read_at, day, month)) = self.reading(customer_id, today)
+            && read_at.elapsed() < self.counter_cache_ttl
+        {
+            drop(claim);
+            return Some((day, month));
+        }
         let monthly = LimitKind::MonthlyRequests.cap(limits).is_some()
             || LimitKind::MonthlyTokens.cap(limits).is_some();
         let from = if monthly { month_start(today) } else { today };
