@@ -271,6 +271,21 @@ fn payload_lines(header: FrameHeader, payload: &Bytes) -> Result<Bytes, DecodeEr
     }
 }
 
+/// A frame's header and its payload's JSON lines (decompressed), when the header reads and
+/// the payload is as long as it declares.
+fn read_frame(record: &Bytes) -> Result<(FrameHeader, Bytes), DecodeError> {
+    let header = read_header(record)?;
+    let payload = record.slice(FRAME_HEADER_LEN..);
+    if payload.len() != header.payload_len {
+        return Err(DecodeError::Frame(format!(
+            "frame declares a {}-byte payload but holds {} bytes",
+            header.payload_len,
+            payload.len()
+        )));
+    }
+    Ok((header, payload_lines(header, &payload)?))
+}
+
 /// A frame's events as its JSON lines (decompressed, each ending in `'\n'`) and their
 /// count, when the record is a frame that reads whole and whose line count matches its
 /// header; `None` otherwise (a record from before frames, or a damaged one).
@@ -278,12 +293,7 @@ pub fn frame_lines(record: &Bytes) -> Option<(u32, Bytes)> {
     if !is_frame(record) {
         return None;
     }
-    let header = read_header(record).ok()?;
-    let payload = record.slice(FRAME_HEADER_LEN..);
-    if payload.len() != header.payload_len {
-        return None;
-    }
-    let lines = payload_lines(header, &payload).ok()?;
+    let (header, lines) = read_frame(record).ok()?;
     // Whole lines only, none blank: then its lines are exactly its events.
     if lines.last() != Some(&b'\n')
         || lines.first() == Some(&b'\n')
@@ -310,16 +320,7 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
             event: UsageEvent::decode_json(record),
         }]);
     }
-    let header = read_header(record)?;
-    let payload = record.slice(FRAME_HEADER_LEN..);
-    if payload.len() != header.payload_len {
-        return Err(DecodeError::Frame(format!(
-            "frame declares a {}-byte payload but holds {} bytes",
-            header.payload_len,
-            payload.len()
-        )));
-    }
-    let lines = payload_lines(header, &payload)?;
+    let (header, lines) = read_frame(record)?;
     let mut decoded: Vec<DecodedLine> = Vec::with_capacity(header.event_count.min(lines.len()));
     let mut start = 0;
     // Line ends found with memchr (SIMD), not byte by byte; a last line without its

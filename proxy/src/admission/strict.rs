@@ -79,12 +79,24 @@ impl StrictLimiter {
         )
     }
 
+    /// The customer's lease state, created on first use (the id is copied only then).
     fn customer(&self, customer_id: &str) -> Arc<CustomerLease> {
-        let mut leases = self
-            .leases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut leases = self.leases();
+        if let Some(held) = leases.get(customer_id) {
+            return Arc::clone(held);
+        }
         Arc::clone(leases.entry(customer_id.to_owned()).or_default())
+    }
+
+    /// The customer's lease state if this process has one; never creates it.
+    fn held_by(&self, customer_id: &str) -> Option<Arc<CustomerLease>> {
+        self.leases().get(customer_id).map(Arc::clone)
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CustomerLease>>> {
+        self.leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Decides on one call of a customer with caps: from the lease this process holds, or
@@ -249,9 +261,7 @@ impl StrictLimiter {
     /// shutdown). A lease whose block request is in flight is left alone.
     pub(super) async fn give_back_idle(&self, idle: Duration) {
         let held: Vec<(String, Arc<CustomerLease>)> = self
-            .leases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .leases()
             .iter()
             .map(|(customer_id, held)| (customer_id.clone(), Arc::clone(held)))
             .collect();
@@ -283,7 +293,8 @@ impl StrictLimiter {
         let charges = charges_for(limits, now, 0);
         let windows: Vec<String> = charges.iter().map(|charge| charge.window.clone()).collect();
         let mut levels = self.quotas.levels(customer_id, &windows).await.ok()?;
-        if let Some(lease) = self.customer(customer_id).lease().as_ref()
+        if let Some(held) = self.held_by(customer_id)
+            && let Some(lease) = held.lease().as_ref()
             && lease.serves(&charges)
         {
             let mut own = lease.clone();
@@ -312,8 +323,8 @@ impl StrictLimiter {
         if reserved.is_empty() || delta == 0 {
             return None;
         }
-        let held = self.customer(&customer_id);
-        if let Some(lease) = held.lease().as_mut()
+        if let Some(held) = self.held_by(&customer_id)
+            && let Some(lease) = held.lease().as_mut()
             && lease.holds_tokens_of(reserved)
         {
             lease.settle(reserved_tokens, actual_tokens);
