@@ -18,15 +18,13 @@ use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use futures::StreamExt;
 
 use super::model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
     encode_path_segment, is_streaming, operation_path,
 };
+use super::sigv4::{RequestSigner, SigningCredentials};
 
 /// Where and how to reach Bedrock.
 #[derive(Debug, Clone, Default)]
@@ -48,7 +46,9 @@ pub struct BedrockSettings {
 pub struct BedrockRuntime {
     http: reqwest::Client,
     endpoint: String,
-    region: String,
+    /// The endpoint's `host[:port]`, as the `host` header carries it and SigV4 signs it.
+    host: String,
+    signer: Arc<RequestSigner>,
     credentials: Arc<CachedCredentials>,
     timeout: Duration,
 }
@@ -135,6 +135,10 @@ pub enum BedrockSetupError {
     NoCredentials,
     #[error("cannot build the HTTP client for Bedrock: {0}")]
     Client(String),
+    #[error(
+        "invalid Bedrock endpoint {0}: give a URL such as https://bedrock-runtime.us-east-1.amazonaws.com"
+    )]
+    Endpoint(String),
 }
 
 impl BedrockRuntime {
@@ -158,6 +162,8 @@ impl BedrockRuntime {
             .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"))
             .trim_end_matches('/')
             .to_owned();
+        let host = endpoint_host(&endpoint)
+            .ok_or_else(|| BedrockSetupError::Endpoint(endpoint.clone()))?;
         let http = reqwest::Client::builder()
             .connect_timeout(nonzero(settings.connect_timeout, Duration::from_secs(5)))
             .read_timeout(nonzero(settings.read_timeout, Duration::from_secs(300)))
@@ -167,45 +173,22 @@ impl BedrockRuntime {
         Ok(Self {
             http,
             endpoint,
-            region,
+            host,
+            signer: Arc::new(RequestSigner::new(region, "bedrock")),
             credentials: Arc::new(CachedCredentials::new(credentials)),
             timeout: nonzero(settings.timeout, Duration::from_secs(300)),
         })
     }
+}
 
-    fn signed_headers(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        identity: &Identity,
-    ) -> Result<Vec<(String, String)>, RuntimeError> {
-        let params = v4::SigningParams::builder()
-            .identity(identity)
-            .region(&self.region)
-            .name("bedrock")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|error| RuntimeError::Failed(format!("cannot sign the request: {error}")))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            url,
-            headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|error| RuntimeError::Failed(format!("cannot sign the request: {error}")))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|error| RuntimeError::Failed(format!("cannot sign the request: {error}")))?
-            .into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect())
-    }
+/// `host[:port]` of an endpoint URL (the port only when the URL gives one).
+fn endpoint_host(endpoint: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(endpoint).ok()?;
+    let host = parsed.host_str()?;
+    Some(match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }
 
 fn nonzero(value: Duration, default: Duration) -> Duration {
@@ -225,38 +208,39 @@ fn transport_error(error: &reqwest::Error, timeout: Duration) -> RuntimeError {
 #[async_trait]
 impl ModelRuntime for BedrockRuntime {
     async fn send(&self, invocation: ModelInvocation) -> Result<UpstreamResponse, RuntimeError> {
-        let url = format!(
-            "{}/model/{}/{}",
-            self.endpoint,
+        let path = format!(
+            "/model/{}/{}",
             encode_path_segment(&invocation.model_id),
             operation_path(invocation.operation)
         );
-        let host = reqwest::Url::parse(&url)
-            .ok()
-            .and_then(|parsed| {
-                parsed.host_str().map(|host| match parsed.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host.to_owned(),
-                })
-            })
-            .ok_or_else(|| {
-                RuntimeError::Failed(format!("invalid Bedrock endpoint {}", self.endpoint))
-            })?;
-        let mut headers = invocation.headers.clone();
-        headers.push(("host".to_owned(), host));
         let credentials = self
             .credentials
             .get()
             .await
             .map_err(|error| RuntimeError::Credentials(error.to_string()))?;
-        let identity: Identity = credentials.into();
-        let signature_headers = self.signed_headers(&url, &headers, &invocation.body, &identity)?;
+        let signature = self.signer.sign(
+            &SigningCredentials {
+                access_key_id: credentials.access_key_id(),
+                secret_access_key: credentials.secret_access_key(),
+                session_token: credentials.session_token(),
+            },
+            SystemTime::now(),
+            &self.host,
+            &path,
+            &invocation.headers,
+            &invocation.body,
+        );
 
-        let mut request = self.http.post(&url);
-        for (name, value) in headers.iter().chain(&signature_headers) {
-            if name != "host" {
-                request = request.header(name, value);
-            }
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.endpoint))
+            .header("authorization", signature.authorization)
+            .header("x-amz-date", signature.amz_date);
+        if let Some(token) = signature.security_token {
+            request = request.header("x-amz-security-token", token);
+        }
+        for (name, value) in &invocation.headers {
+            request = request.header(name, value);
         }
         let started = Instant::now();
         let response =

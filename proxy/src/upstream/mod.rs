@@ -7,6 +7,7 @@
 
 pub mod bedrock;
 pub mod model_runtime;
+pub mod sigv4;
 pub mod simulated;
 
 pub use bedrock::{BedrockRuntime, BedrockSettings};
