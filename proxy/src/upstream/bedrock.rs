@@ -18,8 +18,10 @@ use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use futures::StreamExt;
+use http::{HeaderName, HeaderValue};
+use http_body_util::Full;
 
+use super::https::{HttpsClient, body_stream, https_client, read_body, transport_error};
 use super::model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
     encode_path_segment, is_streaming, operation_path,
@@ -44,13 +46,17 @@ pub struct BedrockSettings {
 /// The Bedrock runtime forwarder, built once.
 #[derive(Debug, Clone)]
 pub struct BedrockRuntime {
-    http: reqwest::Client,
-    endpoint: String,
+    http: HttpsClient,
+    /// The endpoint's scheme and `host[:port]`, as parsed once: `https://host`.
+    origin: String,
+    /// The endpoint's path before `/model/…`; empty for a plain endpoint.
+    base_path: String,
     /// The endpoint's `host[:port]`, as the `host` header carries it and SigV4 signs it.
     host: String,
     signer: Arc<RequestSigner>,
     credentials: Arc<CachedCredentials>,
     timeout: Duration,
+    read_timeout: Duration,
 }
 
 /// Credentials are refreshed this long before they expire.
@@ -156,60 +162,93 @@ impl BedrockRuntime {
         let credentials = shared
             .credentials_provider()
             .ok_or(BedrockSetupError::NoCredentials)?;
+        Self::new(settings, region, credentials)
+    }
+
+    /// The runtime for `region`, signing with `credentials` (cached here).
+    pub fn new(
+        settings: &BedrockSettings,
+        region: String,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<Self, BedrockSetupError> {
         let endpoint = settings
             .endpoint_url
             .clone()
-            .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"))
-            .trim_end_matches('/')
-            .to_owned();
-        let host = endpoint_host(&endpoint)
+            .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"));
+        let parts = EndpointParts::parse(&endpoint)
             .ok_or_else(|| BedrockSetupError::Endpoint(endpoint.clone()))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(nonzero(settings.connect_timeout, Duration::from_secs(5)))
-            .read_timeout(nonzero(settings.read_timeout, Duration::from_secs(300)))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .build()
-            .map_err(|error| BedrockSetupError::Client(error.to_string()))?;
+        let http = https_client(
+            nonzero(settings.connect_timeout, Duration::from_secs(5)),
+            Duration::from_secs(50),
+        )
+        .map_err(|error| BedrockSetupError::Client(error.to_string()))?;
         Ok(Self {
             http,
-            endpoint,
-            host,
+            origin: parts.origin,
+            base_path: parts.base_path,
+            host: parts.host,
             signer: Arc::new(RequestSigner::new(region, "bedrock")),
             credentials: Arc::new(CachedCredentials::new(credentials)),
             timeout: nonzero(settings.timeout, Duration::from_secs(300)),
+            read_timeout: nonzero(settings.read_timeout, Duration::from_secs(300)),
         })
     }
 }
 
-/// `host[:port]` of an endpoint URL (the port only when the URL gives one).
-fn endpoint_host(endpoint: &str) -> Option<String> {
-    let parsed = reqwest::Url::parse(endpoint).ok()?;
-    let host = parsed.host_str()?;
-    Some(match parsed.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
+/// An endpoint URL taken apart once: what requests are sent to and what is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EndpointParts {
+    /// `scheme://host[:port]`, the host lower-cased and a default port left out.
+    origin: String,
+    /// `host[:port]`, as the `host` header carries it.
+    host: String,
+    /// The path before `/model/…`, without a trailing `/`.
+    base_path: String,
+}
+
+impl EndpointParts {
+    fn parse(endpoint: &str) -> Option<Self> {
+        let uri: http::Uri = endpoint.trim().parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        };
+        let authority = uri.authority()?;
+        if authority.as_str().contains('@') || uri.query().is_some() || authority.host().is_empty()
+        {
+            return None;
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => format!("{host}:{port}"),
+            _ => host,
+        };
+        Some(Self {
+            origin: format!("{scheme}://{host}"),
+            host,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
 }
 
 fn nonzero(value: Duration, default: Duration) -> Duration {
     if value.is_zero() { default } else { value }
 }
 
-fn transport_error(error: &reqwest::Error, timeout: Duration) -> RuntimeError {
-    if error.is_timeout() {
-        RuntimeError::Timeout(timeout)
-    } else if error.is_connect() {
-        RuntimeError::Unreachable(error.to_string())
-    } else {
-        RuntimeError::Failed(error.to_string())
-    }
+fn header_value(value: String) -> Result<HeaderValue, RuntimeError> {
+    HeaderValue::try_from(value).map_err(|_| {
+        RuntimeError::Failed("cannot forward a header value that is not visible ASCII".to_owned())
+    })
 }
 
 #[async_trait]
 impl ModelRuntime for BedrockRuntime {
     async fn send(&self, invocation: ModelInvocation) -> Result<UpstreamResponse, RuntimeError> {
         let path = format!(
-            "/model/{}/{}",
+            "{}/model/{}/{}",
+            self.base_path,
             encode_path_segment(&invocation.model_id),
             operation_path(invocation.operation)
         );
@@ -231,48 +270,52 @@ impl ModelRuntime for BedrockRuntime {
             &invocation.body,
         );
 
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.endpoint))
-            .header("authorization", signature.authorization)
-            .header("x-amz-date", signature.amz_date);
-        if let Some(token) = signature.security_token {
-            request = request.header("x-amz-security-token", token);
+        let mut request = http::Request::post(format!("{}{path}", self.origin))
+            .body(Full::new(invocation.body.clone()))
+            .map_err(|error| RuntimeError::Failed(format!("cannot build the request: {error}")))?;
+        let headers = request.headers_mut();
+        let signed = [
+            ("authorization", Some(signature.authorization)),
+            ("x-amz-date", Some(signature.amz_date)),
+            ("x-amz-security-token", signature.security_token),
+        ];
+        for (name, value) in signed {
+            if let Some(value) = value {
+                headers.insert(HeaderName::from_static(name), header_value(value)?);
+            }
         }
         for (name, value) in &invocation.headers {
-            request = request.header(name, value);
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                RuntimeError::Failed(format!("cannot forward the header name {name:?}"))
+            })?;
+            headers.append(name, header_value(value.clone())?);
         }
+
         let started = Instant::now();
-        let response =
-            tokio::time::timeout(self.timeout, request.body(invocation.body.clone()).send())
-                .await
-                .map_err(|_| RuntimeError::Timeout(self.timeout))?
-                .map_err(|error| transport_error(&error, self.timeout))?;
+        let response = tokio::time::timeout(self.timeout, self.http.request(request))
+            .await
+            .map_err(|_| RuntimeError::Timeout(self.timeout))?
+            .map_err(|error| transport_error(&error))?;
         let upstream_latency = started.elapsed();
-        let status = response.status().as_u16();
-        let response_headers: Vec<(String, String)> = response
-            .headers()
+        let (parts, incoming) = response.into_parts();
+        let status = parts.status.as_u16();
+        let response_headers: Vec<(String, String)> = parts
+            .headers
             .iter()
             .filter_map(|(name, value)| {
                 Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
             })
             .collect();
-        let timeout = self.timeout;
         let body = if status == 200 && is_streaming(invocation.operation) {
-            UpstreamBody::Stream(
-                response
-                    .bytes_stream()
-                    .map(move |chunk| chunk.map_err(|error| transport_error(&error, timeout)))
-                    .boxed(),
-            )
+            UpstreamBody::Stream(body_stream(incoming, self.read_timeout))
         } else {
             let remaining = self.timeout.saturating_sub(upstream_latency);
-            UpstreamBody::Complete(
-                tokio::time::timeout(remaining, response.bytes())
-                    .await
-                    .map_err(|_| RuntimeError::Timeout(self.timeout))?
-                    .map_err(|error| transport_error(&error, self.timeout))?,
-            )
+            UpstreamBody::Complete(read_body(incoming, remaining).await.map_err(
+                |error| match error {
+                    RuntimeError::Timeout(_) => RuntimeError::Timeout(self.timeout),
+                    other => other,
+                },
+            )?)
         };
         Ok(UpstreamResponse {
             status,
@@ -332,6 +375,41 @@ mod tests {
             CachedCredentials::new(SharedCredentialsProvider::new(provider)),
             calls,
         )
+    }
+
+    #[test]
+    fn endpoints_are_taken_apart_once_with_default_ports_left_out() {
+        let parts = |endpoint: &str| {
+            EndpointParts::parse(endpoint).map(|parts| (parts.origin, parts.host, parts.base_path))
+        };
+        let owned = |origin: &str, host: &str, base: &str| {
+            Some((origin.to_owned(), host.to_owned(), base.to_owned()))
+        };
+        assert_eq!(
+            parts("https://bedrock-runtime.us-east-1.amazonaws.com"),
+            owned(
+                "https://bedrock-runtime.us-east-1.amazonaws.com",
+                "bedrock-runtime.us-east-1.amazonaws.com",
+                ""
+            )
+        );
+        assert_eq!(
+            parts("HTTPS://VPCE-1.Example.com:443/"),
+            owned("https://vpce-1.example.com", "vpce-1.example.com", "")
+        );
+        assert_eq!(
+            parts("http://127.0.0.1:8080/prefix/"),
+            owned("http://127.0.0.1:8080", "127.0.0.1:8080", "/prefix")
+        );
+        for invalid in [
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "ftp://example.com",
+            "https://user:pass@example.com",
+            "https://example.com/?a=b",
+            "",
+        ] {
+            assert_eq!(parts(invalid), None, "{invalid}");
+        }
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! the storage ports and their backends.
 
 pub mod bedrock;
+pub mod https;
 pub mod model_runtime;
 pub mod sigv4;
 pub mod simulated;
+#[cfg(test)]
+mod transport_tests;
 
 pub use bedrock::{BedrockRuntime, BedrockSettings};
 pub use model_runtime::{
