@@ -77,6 +77,14 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # The servers were started from subshells, so `wait` does not see them: give them up to
+  # 10 s to finish their graceful shutdown (which writes into $work) before removing it.
+  for _ in $(seq 1 100); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
   [ "$backend" = aws ] && "$repository/tests/emulators/moto.sh" stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
