@@ -11,7 +11,6 @@
 //! Reference: "Create a signed AWS API request", AWS Identity and Access Management user
 //! guide (canonical request, string to sign, signing key, signature).
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -102,25 +101,29 @@ impl std::fmt::Debug for RequestSigner {
     }
 }
 
-/// `YYYYMMDD` and `YYYYMMDDTHHMMSSZ` of a UTC time.
+/// Appends `value` as `width` zero-padded decimal digits.
+fn push_digits(text: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (value / 10_u32.pow(place)) % 10;
+        text.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    }
+}
+
+/// `YYYYMMDD` and `YYYYMMDDTHHMMSSZ` of a UTC time (a year past 9999 keeps its last four
+/// digits: no request is signed then).
 fn amz_dates(time: SystemTime) -> (String, String) {
     let time: DateTime<Utc> = time.into();
     let mut date = String::with_capacity(8);
-    let _ = write!(
-        date,
-        "{:04}{:02}{:02}",
-        time.year(),
-        time.month(),
-        time.day()
-    );
+    push_digits(&mut date, u32::try_from(time.year()).unwrap_or(0), 4);
+    push_digits(&mut date, time.month(), 2);
+    push_digits(&mut date, time.day(), 2);
     let mut stamp = String::with_capacity(16);
-    let _ = write!(
-        stamp,
-        "{date}T{:02}{:02}{:02}Z",
-        time.hour(),
-        time.minute(),
-        time.second()
-    );
+    stamp.push_str(&date);
+    stamp.push('T');
+    push_digits(&mut stamp, time.hour(), 2);
+    push_digits(&mut stamp, time.minute(), 2);
+    push_digits(&mut stamp, time.second(), 2);
+    stamp.push('Z');
     (date, stamp)
 }
 
@@ -128,12 +131,15 @@ fn amz_dates(time: SystemTime) -> (String, String) {
 /// and `/`. Applied to a path whose segments are already encoded, this is SigV4's double
 /// encoding (`%` becomes `%25`), which every AWS service but S3 expects.
 fn canonical_uri(path: &str) -> String {
+    const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut encoded = String::with_capacity(path.len() + 16);
     for byte in path.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
             encoded.push(char::from(byte));
         } else {
-            let _ = write!(encoded, "%{byte:02X}");
+            encoded.push('%');
+            encoded.push(char::from(UPPER_HEX[usize::from(byte >> 4)]));
+            encoded.push(char::from(UPPER_HEX[usize::from(byte & 0x0f)]));
         }
     }
     encoded
@@ -155,10 +161,13 @@ fn push_canonical_value(out: &mut String, value: &str) {
     }
 }
 
+/// Lower-case hex, as SigV4 writes hashes and signatures.
 fn hex(bytes: &[u8]) -> String {
+    const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
+        text.push(char::from(LOWER_HEX[usize::from(byte >> 4)]));
+        text.push(char::from(LOWER_HEX[usize::from(byte & 0x0f)]));
     }
     text
 }

@@ -42,6 +42,56 @@ fn first_of_next_month(day: NaiveDate) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MAX)
 }
 
+/// Appends `value` as `width` decimal digits (zero-padded; `value` fits in them).
+fn push_digits(id: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (value / 10_u32.pow(place)) % 10;
+        id.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    }
+}
+
+/// A window id, `{prefix}:YYYY-MM[-DD[THH:MM]]`, written digit by digit: admission asks for
+/// the windows of every capped call, and chrono's formatting parses its pattern each time.
+/// Years outside 0 to 9999 (never a real call's) use chrono's own form.
+fn window_id(prefix: &str, day: NaiveDate, time: Option<(u32, u32)>, with_day: bool) -> String {
+    let Ok(year) = u32::try_from(day.year()) else {
+        return chrono_window_id(prefix, day, time, with_day);
+    };
+    if year > 9999 {
+        return chrono_window_id(prefix, day, time, with_day);
+    }
+    let mut id = String::with_capacity(prefix.len() + 17);
+    id.push_str(prefix);
+    id.push(':');
+    push_digits(&mut id, year, 4);
+    id.push('-');
+    push_digits(&mut id, day.month(), 2);
+    if with_day {
+        id.push('-');
+        push_digits(&mut id, day.day(), 2);
+    }
+    if let Some((hour, minute)) = time {
+        id.push('T');
+        push_digits(&mut id, hour, 2);
+        id.push(':');
+        push_digits(&mut id, minute, 2);
+    }
+    id
+}
+
+fn chrono_window_id(
+    prefix: &str,
+    day: NaiveDate,
+    time: Option<(u32, u32)>,
+    with_day: bool,
+) -> String {
+    match (time, with_day) {
+        (Some((hour, minute)), _) => format!("{prefix}:{}T{hour:02}:{minute:02}", day),
+        (None, true) => format!("{prefix}:{day}"),
+        (None, false) => format!("{prefix}:{}", day.format("%Y-%m")),
+    }
+}
+
 /// The first day of the month containing `day`.
 pub fn month_start(day: NaiveDate) -> NaiveDate {
     day.with_day(1).unwrap_or(day)
@@ -58,14 +108,14 @@ impl WindowKind {
                     + Duration::minutes(i64::from(now.minute()));
                 Window {
                     kind: self,
-                    id: format!("minute:{}", starts_at.format("%Y-%m-%dT%H:%M")),
+                    id: window_id("minute", day, Some((now.hour(), now.minute())), true),
                     starts_at,
                     resets_at: starts_at + Duration::minutes(1),
                 }
             }
             Self::Day => Window {
                 kind: self,
-                id: format!("day:{day}"),
+                id: window_id("day", day, None, true),
                 starts_at: midnight(day),
                 resets_at: midnight(day.succ_opt().unwrap_or(day)),
             },
@@ -73,7 +123,7 @@ impl WindowKind {
                 let first = month_start(day);
                 Window {
                     kind: self,
-                    id: format!("month:{}", first.format("%Y-%m")),
+                    id: window_id("month", first, None, false),
                     starts_at: midnight(first),
                     resets_at: midnight(first_of_next_month(day)),
                 }

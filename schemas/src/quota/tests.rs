@@ -269,3 +269,44 @@ fn set_cap_and_cap_agree_for_every_kind() {
     }
     assert!(!has_caps(&limits));
 }
+
+#[test]
+fn window_ids_are_written_as_chrono_formats_them() {
+    // Stored ids (strict quota rows, counters) must not change with how they are written.
+    let mut instants: Vec<DateTime<Utc>> = [
+        "0001-01-01T00:00:00Z",
+        "0999-09-09T09:09:09Z",
+        "2026-01-02T03:04:05Z",
+        "2026-12-31T23:59:59.999Z",
+        "9999-12-31T23:59:59Z",
+    ]
+    .iter()
+    .map(|text| at(text))
+    .collect();
+    let start = at("2026-02-27T22:58:00Z");
+    instants.extend((0..5_000).map(|step| start + Duration::seconds(step * 977)));
+    for now in instants {
+        let day = now.date_naive();
+        let minute_start = midnight(day)
+            + Duration::hours(i64::from(now.hour()))
+            + Duration::minutes(i64::from(now.minute()));
+        assert_eq!(
+            WindowKind::Minute.containing(now).id,
+            format!("minute:{}", minute_start.format("%Y-%m-%dT%H:%M")),
+            "{now}"
+        );
+        assert_eq!(
+            WindowKind::Day.containing(now).id,
+            format!("day:{day}"),
+            "{now}"
+        );
+        assert_eq!(
+            WindowKind::Month.containing(now).id,
+            format!("month:{}", month_start(day).format("%Y-%m")),
+            "{now}"
+        );
+    }
+    // Past year 9999 chrono's own form is kept.
+    let far = NaiveDate::from_ymd_opt(10_000, 3, 4).unwrap();
+    assert_eq!(window_id("day", far, None, true), format!("day:{far}"));
+}
