@@ -16,6 +16,7 @@
 //! dropped.
 
 mod format;
+mod mirror;
 mod recovery;
 mod slots;
 
@@ -30,6 +31,7 @@ use super::{Spool, SpoolLevel};
 use crate::{LogRecord, Result, StoreError};
 pub use format::SEGMENT_BYTES;
 use format::{Read1, encode, io_error, read_one, segment_path};
+use mirror::{HeadRead, Mirror};
 use recovery::{Segment, State, recover, sync_directory, write_head};
 pub use slots::SpoolSlot;
 
@@ -95,6 +97,15 @@ impl FileSpool {
         self
     }
 
+    /// Keeps at most `bytes` of undelivered records in memory instead of
+    /// [`mirror::MIRROR_BYTES`] (tests).
+    pub fn with_mirror_bytes(mut self, bytes: u64) -> Self {
+        if let Ok(state) = self.state.get_mut() {
+            state.mirror = Mirror::new(state.level.records, bytes);
+        }
+        self
+    }
+
     /// The directory.
     pub fn directory(&self) -> &Path {
         &self.directory
@@ -113,20 +124,21 @@ impl FileSpool {
     }
 
     fn push_blocking(&self, records: &[LogRecord]) -> Result<()> {
-        let encoded = encode_all(records)?;
+        let (encoded, sizes) = encode_all(records)?;
         let mut state = self.locked()?;
-        self.push_locked(&mut state, &encoded, records.len(), true)
+        self.push_locked(&mut state, records, (&encoded, &sizes), true)
     }
 
-    /// Writes encoded records at the tail, with an fsync when `sync`, and publishes the
-    /// new level.
+    /// Writes records, encoded (and each encoding's size), at the tail, with an fsync when
+    /// `sync`, and publishes the new level.
     fn push_locked(
         &self,
         state: &mut State,
-        encoded: &[u8],
-        count: usize,
+        records: &[LogRecord],
+        (encoded, sizes): (&[u8], &[u64]),
         sync: bool,
     ) -> Result<()> {
+        let count = records.len();
         let last = state
             .segments
             .back()
@@ -159,10 +171,18 @@ impl FileSpool {
         let Some(file) = state.tail.as_mut() else {
             return Err(StoreError::Task("spool tail missing".into()));
         };
-        file.write_all(encoded)
-            .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
-            .map_err(|error| io_error("write", &path, error))?;
+        let written = file
+            .write_all(encoded)
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+        if let Err(error) = written {
+            // What reached the file is unknown: read from the files from now on.
+            state.mirror.drop_all();
+            return Err(io_error("write", &path, error));
+        }
         if let Some(segment) = state.segments.back_mut() {
+            state
+                .mirror
+                .written(records, sizes, segment.number, segment.len);
             segment.len += encoded.len() as u64;
         }
         state.level.records += count as u64;
@@ -172,11 +192,10 @@ impl FileSpool {
     }
 
     /// Reads up to `max` records from the head; returns them with the head after them.
-    fn read_from_head(
-        &self,
-        state: &State,
-        max: usize,
-    ) -> Result<(Vec<LogRecord>, (u64, u64), u64)> {
+    fn read_from_head(&self, state: &State, max: usize) -> Result<HeadRead> {
+        if let Some(read) = state.mirror.read(max, state.head) {
+            return Ok(read);
+        }
         let mut records = Vec::new();
         let mut bytes = 0u64;
         let (mut number, mut offset) = state.head;
@@ -228,6 +247,8 @@ impl FileSpool {
         state.head = head;
         state.level.records = state.level.records.saturating_sub(records.len() as u64);
         state.level.bytes = state.level.bytes.saturating_sub(bytes);
+        let remaining = state.level.records;
+        state.mirror.delivered(records.len(), remaining);
         write_head(&self.directory, &mut state.head_file, head)?;
         // Delete the segments the head has left behind, and the head segment too when it
         // is fully delivered and not the one being written.
@@ -304,13 +325,14 @@ impl Spool for Arc<FileSpool> {
         // Waits for the spool's own short steps (the drainer's read of a few records and
         // its move of the head), never for an fsync: pushes with one hold the lock only
         // while the log is failing.
-        let encoded = match encode_all(records) {
+        let (encoded, sizes) = match encode_all(records) {
             Ok(encoded) => encoded,
             Err(error) => return Some(Err(error)),
         };
         Some(
-            self.locked()
-                .and_then(|mut state| self.push_locked(&mut state, &encoded, records.len(), false)),
+            self.locked().and_then(|mut state| {
+                self.push_locked(&mut state, records, (&encoded, &sizes), false)
+            }),
         )
     }
 
@@ -321,13 +343,16 @@ impl Spool for Arc<FileSpool> {
     }
 }
 
-/// Records in the segment format, one after another.
-fn encode_all(records: &[LogRecord]) -> Result<Vec<u8>> {
+/// Records in the segment format, one after another, and each one's size.
+fn encode_all(records: &[LogRecord]) -> Result<(Vec<u8>, Vec<u64>)> {
     let mut encoded = Vec::new();
+    let mut sizes = Vec::with_capacity(records.len());
     for record in records {
-        encoded.extend(encode(record)?);
+        let one = encode(record)?;
+        sizes.push(one.len() as u64);
+        encoded.extend(one);
     }
-    Ok(encoded)
+    Ok((encoded, sizes))
 }
 
 impl FileSpool {

@@ -7,6 +7,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::format::{Read1, io_error, read_one, segment_path};
+use super::mirror::{MIRROR_BYTES, Mirror};
 use crate::Result;
 use crate::spool::SpoolLevel;
 
@@ -25,6 +26,8 @@ pub(super) struct State {
     /// `HEAD`, open for writing once the head first moves.
     pub(super) head_file: Option<File>,
     pub(super) level: SpoolLevel,
+    /// The undelivered records in memory while this process wrote them all.
+    pub(super) mirror: Mirror,
 }
 
 pub(super) fn sync_directory(directory: &Path) -> Result<()> {
@@ -161,5 +164,6 @@ pub(super) fn recover(directory: &Path) -> Result<State> {
         tail: None,
         head_file: None,
         level,
+        mirror: Mirror::new(level.records, MIRROR_BYTES),
     })
 }
