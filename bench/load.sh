@@ -279,9 +279,13 @@ by = {(row["target"], row["rate"]): row for row in rows}
 print(f"Tollgate ({layout}; {mode} limits, {events}, {backend} backend) vs the fake Bedrock directly vs nginx;")
 print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates.")
 print()
-print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'rss MB':>7}")
+# CPU per call: the process's CPU time over the step divided by the calls it answered, the
+# figure least moved by how much of the machine the load generator and the fake take.
+def cpu_per_call(row):
+    return row["cpu"] / 100 / row["rps"] * 1e6 if row["rps"] > 0 else 0.0
+print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'cpu us/call':>11} {'rss MB':>7}")
 for row in rows:
-    print(f"{row['target']:<9} {row['rate']:>5} {row['rps']:>9.0f} {row['p50']:>7.2f} {row['p90']:>7.2f} {row['p99']:>7.2f} {row['errors']:>6} {row['cpu']:>6.0f} {row['rss_mb']:>7.1f}")
+    print(f"{row['target']:<9} {row['rate']:>5} {row['rps']:>9.0f} {row['p50']:>7.2f} {row['p90']:>7.2f} {row['p99']:>7.2f} {row['errors']:>6} {row['cpu']:>6.0f} {cpu_per_call(row):>11.0f} {row['rss_mb']:>7.1f}")
 print()
 print(f"{'rate':>5} {'added p50 ms':>13} {'added p99 ms':>13} {'nginx added p50':>16} {'nginx added p99':>16}")
 for rate in dict.fromkeys(row["rate"] for row in rows):
@@ -295,5 +299,6 @@ saturation = by.get(("tollgate", "max")), by.get(("nginx", "max"))
 if all(saturation) and saturation[1]["rps"] > 0:
     print()
     print(f"saturation: tollgate {saturation[0]['rps']:.0f} req/s, nginx {saturation[1]['rps']:.0f} req/s ({saturation[0]['rps'] / saturation[1]['rps'] * 100:.0f}% of the floor)")
+    print(f"CPU per call at saturation: tollgate {cpu_per_call(saturation[0]):.0f} us, nginx {cpu_per_call(saturation[1]):.0f} us")
 print(f"tollgate peak RSS: {int(peak) / 1024:.1f} MB")
 PY
