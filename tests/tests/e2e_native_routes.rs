@@ -191,6 +191,40 @@ async fn a_client_leaving_mid_stream_is_metered_once_with_bedrocks_final_count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_before_bedrock_answers_is_metered_once_with_bedrocks_count() {
+    use tests::fake_bedrock::Behavior;
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    fake.set_behavior(Behavior::Slow(Duration::from_millis(800)));
+    let (customer_id, token) = tollgate.create_customer("Impatient Co", None);
+    let server = tollgate.serve_against(&fake, None);
+
+    // The client gives up while the proxy is still waiting for Bedrock's answer.
+    let gave_up = reqwest::Client::new()
+        .post(format!("{}/model/m/converse", server.base_url))
+        .bearer_auth(&token)
+        .json(&converse_body())
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(gave_up.unwrap_err().is_timeout());
+
+    // Bedrock still answers the proxy, which meters the call though nobody is listening.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(server.terminate().success());
+    let rows = tollgate.parquet_rows();
+    assert_eq!(rows.len(), 1, "exactly one event");
+    assert_eq!(rows[0].outcome, Outcome::ClientAborted);
+    let answered = fake.answered();
+    assert_eq!(answered.len(), 1, "Bedrock answered the call once");
+    assert_eq!(
+        (rows[0].input_tokens, rows[0].output_tokens),
+        (answered[0].input_tokens, answered[0].output_tokens)
+    );
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bedrock_faults_reach_the_client_in_bedrocks_shape_and_are_metered_as_upstream_errors() {
     use tests::fake_bedrock::Behavior;
     let tollgate = Tollgate::new();

@@ -1,8 +1,9 @@
 //! The forward stage: send an admitted call to the model runtime, answer the client, and
 //! meter the answer (settle the admission, record the event).
 //!
-//! The upstream call and the metering run in their own task, so the event is written
-//! even when the client disconnects mid-call (it is then `client_aborted`).
+//! The upstream call and the metering run in place while the client waits, and carry on
+//! as a task of their own if the client disconnects mid-call (`DetachOnDrop`), so the
+//! event is written either way (it is then `client_aborted`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +21,7 @@ use schemas::{Operation, Outcome};
 use tokio::sync::oneshot;
 
 use crate::admission::Settlement;
+use crate::call::detach::DetachOnDrop;
 use crate::call::meter::{
     AnswerFacts, EventDraft, UpstreamFacts, call_event, outcome_for_status, settle_admission,
 };
@@ -174,9 +176,11 @@ pub async fn forward_and_meter(
     settlement: Settlement,
     invocation: ModelInvocation,
 ) -> Response {
-    let (response_sender, response_receiver) = oneshot::channel();
+    let (response_sender, mut response_receiver) = oneshot::channel();
     let request_id = draft.start.request_id.clone();
-    tokio::spawn(forward_in_background(
+    // Runs here while the client waits; if the client leaves (this future is dropped), the
+    // rest runs as a task of its own, so the call is still metered.
+    let mut forwarding = DetachOnDrop::new(forward_in_background(
         state.runtime.clone(),
         state.emitter.clone(),
         draft,
@@ -184,7 +188,17 @@ pub async fn forward_and_meter(
         invocation,
         response_sender,
     ));
-    match response_receiver.await {
+    let answer = tokio::select! {
+        biased;
+        answer = &mut response_receiver => answer,
+        () = &mut forwarding => response_receiver.await,
+    };
+    // What is left after the answer (usually nothing) finishes here if it can; otherwise
+    // dropping `forwarding` hands it to a task.
+    if !forwarding.is_finished() {
+        let _ = futures::FutureExt::now_or_never(&mut forwarding);
+    }
+    match answer {
         Ok(response) => with_request_id(response, &request_id),
         Err(_) => with_request_id(
             ApiError::unavailable("the request could not be completed; retry it").into_response(),

@@ -12,6 +12,7 @@
 pub mod admit;
 pub mod authenticate;
 pub mod body;
+pub mod detach;
 pub mod forward;
 pub mod meter;
 pub mod response_headers;
