@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bedrock_stream;
 pub mod bedrock_usage;
 pub mod customer;
+pub mod digits;
 pub mod error;
 pub mod model_id;
 pub mod parquet_codec;

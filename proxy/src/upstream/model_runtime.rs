@@ -111,15 +111,27 @@ pub fn is_streaming(operation: Operation) -> bool {
 /// Percent-encodes a model id for a URL path segment, as the AWS SDKs do (`:` → `%3A`,
 /// `/` → `%2F`); only unreserved characters stay as they are.
 pub fn encode_path_segment(segment: &str) -> String {
-    let mut encoded = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
+    let mut encoded = String::with_capacity(segment.len() + 8);
+    push_percent_encoded(&mut encoded, segment, b"");
+    encoded
+}
+
+/// Appends `text` percent-encoded (upper-case hex): unreserved characters and the bytes
+/// in `keep` as they are, every other byte as `%XX`.
+pub fn push_percent_encoded(out: &mut String, text: &str, keep: &[u8]) {
+    const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'.' | b'_' | b'~')
+            || keep.contains(&byte)
+        {
+            out.push(char::from(byte));
         } else {
-            encoded.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(char::from(UPPER_HEX[usize::from(byte >> 4)]));
+            out.push(char::from(UPPER_HEX[usize::from(byte & 0x0f)]));
         }
     }
-    encoded
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use schemas::digits::push_zero_padded;
 use sha2::{Digest, Sha256};
+
+use super::model_runtime::push_percent_encoded;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const BLOCK: usize = 64;
@@ -101,47 +104,30 @@ impl std::fmt::Debug for RequestSigner {
     }
 }
 
-/// Appends `value` as `width` zero-padded decimal digits.
-fn push_digits(text: &mut String, value: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = (value / 10_u32.pow(place)) % 10;
-        text.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
-    }
-}
-
 /// `YYYYMMDD` and `YYYYMMDDTHHMMSSZ` of a UTC time (a year past 9999 keeps its last four
 /// digits: no request is signed then).
 fn amz_dates(time: SystemTime) -> (String, String) {
     let time: DateTime<Utc> = time.into();
     let mut date = String::with_capacity(8);
-    push_digits(&mut date, u32::try_from(time.year()).unwrap_or(0), 4);
-    push_digits(&mut date, time.month(), 2);
-    push_digits(&mut date, time.day(), 2);
+    push_zero_padded(&mut date, u32::try_from(time.year()).unwrap_or(0), 4);
+    push_zero_padded(&mut date, time.month(), 2);
+    push_zero_padded(&mut date, time.day(), 2);
     let mut stamp = String::with_capacity(16);
     stamp.push_str(&date);
     stamp.push('T');
-    push_digits(&mut stamp, time.hour(), 2);
-    push_digits(&mut stamp, time.minute(), 2);
-    push_digits(&mut stamp, time.second(), 2);
+    push_zero_padded(&mut stamp, time.hour(), 2);
+    push_zero_padded(&mut stamp, time.minute(), 2);
+    push_zero_padded(&mut stamp, time.second(), 2);
     stamp.push('Z');
     (date, stamp)
 }
 
-/// Percent-encodes a path for the canonical request: every byte but the unreserved ones
-/// and `/`. Applied to a path whose segments are already encoded, this is SigV4's double
-/// encoding (`%` becomes `%25`), which every AWS service but S3 expects.
+/// The canonical request's path: the request's path percent-encoded once more (every
+/// byte but the unreserved ones and `/`). Its segments are already encoded, so this is
+/// SigV4's double encoding (`%` becomes `%25`), which every AWS service but S3 expects.
 fn canonical_uri(path: &str) -> String {
-    const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut encoded = String::with_capacity(path.len() + 16);
-    for byte in path.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push('%');
-            encoded.push(char::from(UPPER_HEX[usize::from(byte >> 4)]));
-            encoded.push(char::from(UPPER_HEX[usize::from(byte & 0x0f)]));
-        }
-    }
+    push_percent_encoded(&mut encoded, path, b"/");
     encoded
 }
 
@@ -159,17 +145,6 @@ fn push_canonical_value(out: &mut String, value: &str) {
             last_was_space = false;
         }
     }
-}
-
-/// Lower-case hex, as SigV4 writes hashes and signatures.
-fn hex(bytes: &[u8]) -> String {
-    const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(LOWER_HEX[usize::from(byte >> 4)]));
-        text.push(char::from(LOWER_HEX[usize::from(byte & 0x0f)]));
-    }
-    text
 }
 
 impl RequestSigner {
@@ -262,19 +237,19 @@ impl RequestSigner {
         canonical.push_str("\n\n");
         canonical.push_str(&names);
         canonical.push('\n');
-        canonical.push_str(&hex(&Sha256::digest(body)));
+        canonical.push_str(&hex::encode(Sha256::digest(body)));
 
         let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
         let string_to_sign = format!(
             "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-            hex(&Sha256::digest(canonical.as_bytes()))
+            hex::encode(Sha256::digest(canonical.as_bytes()))
         );
         let signature = self.signature(credentials, &date, string_to_sign.as_bytes());
         SignatureHeaders {
             authorization: format!(
                 "{ALGORITHM} Credential={}/{scope}, SignedHeaders={names}, Signature={}",
                 credentials.access_key_id,
-                hex(&signature)
+                hex::encode(signature)
             ),
             amz_date,
             security_token: credentials.session_token.map(str::to_owned),
@@ -461,7 +436,7 @@ mod tests {
     fn hmac_matches_rfc_4231_case_2_and_a_long_key() {
         let mac = hmac(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
-            hex(&mac),
+            hex::encode(mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // RFC 4231 test case 6: a key longer than the block is hashed first.
@@ -470,7 +445,7 @@ mod tests {
             b"Test Using Larger Than Block-Size Key - Hash Key First",
         );
         assert_eq!(
-            hex(&mac),
+            hex::encode(mac),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }

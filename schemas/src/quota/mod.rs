@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::customer::Limits;
+use crate::digits::push_zero_padded;
 
 /// The calendar window a cap applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,14 +43,6 @@ fn first_of_next_month(day: NaiveDate) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MAX)
 }
 
-/// Appends `value` as `width` decimal digits (zero-padded; `value` fits in them).
-fn push_digits(id: &mut String, value: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = (value / 10_u32.pow(place)) % 10;
-        id.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
-    }
-}
-
 /// A window id, `{prefix}:YYYY-MM[-DD[THH:MM]]`, written digit by digit: admission asks for
 /// the windows of every capped call, and chrono's formatting parses its pattern each time.
 /// Years outside 0 to 9999 (never a real call's) use chrono's own form.
@@ -63,18 +56,18 @@ fn window_id(prefix: &str, day: NaiveDate, time: Option<(u32, u32)>, with_day: b
     let mut id = String::with_capacity(prefix.len() + 17);
     id.push_str(prefix);
     id.push(':');
-    push_digits(&mut id, year, 4);
+    push_zero_padded(&mut id, year, 4);
     id.push('-');
-    push_digits(&mut id, day.month(), 2);
+    push_zero_padded(&mut id, day.month(), 2);
     if with_day {
         id.push('-');
-        push_digits(&mut id, day.day(), 2);
+        push_zero_padded(&mut id, day.day(), 2);
     }
     if let Some((hour, minute)) = time {
         id.push('T');
-        push_digits(&mut id, hour, 2);
+        push_zero_padded(&mut id, hour, 2);
         id.push(':');
-        push_digits(&mut id, minute, 2);
+        push_zero_padded(&mut id, minute, 2);
     }
     id
 }
