@@ -36,6 +36,8 @@ pub enum Command {
     UpdateToken(UpdateTokenArgs),
     /// Change a customer's limits.
     UpdateLimits(UpdateLimitsArgs),
+    /// Change a customer's name or email.
+    UpdateCustomer(UpdateCustomerArgs),
     /// Show one customer: profile, limits and keys.
     Show(CustomerIdArgs),
     /// List a customer's keys with their status, creation and expiry.
@@ -69,9 +71,10 @@ pub enum Command {
     Invoice(InvoiceArgs),
     /// Write a self-contained HTML usage report with charts (and CSV files).
     Report(ReportArgs),
-    /// Make a credential for the operator dashboard: prints it once, and its SHA-256 for
-    /// `--admin-token-sha256`.
-    AdminToken,
+    /// Admin credentials for the admin API and the dashboard: `--name N [--role R]` makes
+    /// and stores one (its token printed once), `list` and `revoke N` manage them. Bare,
+    /// prints an unstored credential and its SHA-256 for `serve --admin-token-sha256`.
+    AdminToken(AdminTokenArgs),
     /// List the alerts raised recently.
     Alerts(AlertsArgs),
     /// Run the proxy and the metering consumer together.
@@ -141,6 +144,40 @@ pub struct ReconcileArgs {
     /// Only this customer.
     #[arg(long)]
     pub customer_id: Option<String>,
+}
+
+/// `tollgate admin-token …`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AdminTokenArgs {
+    /// Store a new credential under this name (letters, digits, '.', '_', '-'); the audit
+    /// trail records its changes as `admin-api:<name>`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// What the new credential may do: `admin` (everything) or `viewer` (read only).
+    #[arg(long, value_enum, default_value = "admin", requires = "name")]
+    pub role: AdminRoleArg,
+    #[command(subcommand)]
+    pub command: Option<AdminTokenCommand>,
+}
+
+/// The role flag's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdminRoleArg {
+    Admin,
+    Viewer,
+}
+
+/// `tollgate admin-token list|revoke`.
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// List the stored admin credentials (never their tokens).
+    List,
+    /// Revoke a stored admin credential: it authenticates nothing from now on.
+    Revoke {
+        /// The credential's name.
+        name: String,
+    },
 }
 
 /// `tollgate plan …`.
@@ -281,6 +318,18 @@ pub struct UpdateTokenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UpdateCustomerArgs {
+    #[arg(long)]
+    pub customer_id: String,
+    /// The new name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The new contact email.
+    #[arg(long)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct UpdateLimitsArgs {
     #[arg(long)]
     pub customer_id: String,
@@ -351,17 +400,9 @@ impl From<ClearTarget> for LimitSetting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnforcementValue(pub Option<EnforcementMode>);
 
-/// Parses `strict`, `eventual` or `default`.
+/// Parses `strict`, `eventual` or `default` (`control::inputs::parse_enforcement`).
 pub fn parse_enforcement(text: &str) -> Result<EnforcementValue, String> {
-    let text = text.trim().to_ascii_lowercase();
-    if text == "default" {
-        return Ok(EnforcementValue(None));
-    }
-    EnforcementMode::parse(&text)
-        .map(|mode| EnforcementValue(Some(mode)))
-        .ok_or_else(|| {
-            format!("invalid enforcement mode {text:?}: use strict, eventual or default")
-        })
+    control::inputs::parse_enforcement(text).map(EnforcementValue)
 }
 
 impl LimitFlags {
@@ -383,28 +424,10 @@ impl LimitFlags {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelsValue(pub Option<Vec<String>>);
 
-/// Parses `all`, or a comma-separated list of model ids and patterns.
+/// Parses `all`, or a comma-separated list of model ids and patterns
+/// (`control::inputs::parse_models`).
 pub fn parse_models(text: &str) -> Result<ModelsValue, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("all") {
-        return Ok(ModelsValue(None));
-    }
-    let models: Vec<String> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|model| !model.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if models.is_empty() {
-        return Err("give model ids or patterns separated by commas, such as anthropic.*,amazon.nova-lite-v1:0, or `all`".into());
-    }
-    if let Some(bad) = models
-        .iter()
-        .find(|model| model.chars().any(char::is_whitespace))
-    {
-        return Err(format!("model pattern {bad:?} contains whitespace"));
-    }
-    Ok(ModelsValue(Some(models)))
+    control::inputs::parse_models(text).map(ModelsValue)
 }
 
 #[derive(Debug, Args)]
@@ -438,95 +461,20 @@ pub fn parse_secret(text: &str) -> Result<SecretToken, String> {
     Ok(SecretToken::new(text.to_owned()))
 }
 
-/// Parses `YYYY-MM-DD`.
-pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("invalid date {text:?}: use YYYY-MM-DD, for example 2023-04-01"))
-}
-
-/// Parses a duration: `0`, or a whole number with a unit `s`, `m`, `h` or `d` (`90d`).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let explain = || {
-        format!("invalid duration {text:?}: use a number and a unit, such as 30m, 24h or 90d, or 0")
-    };
-    let unit_at = text.len().checked_sub(1).ok_or_else(explain)?;
-    let (number, unit) = text.split_at(unit_at);
-    let number: u64 = number.parse().map_err(|_| explain())?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(explain()),
-    };
-    let total = number
-        .checked_mul(seconds)
-        .filter(|total| *total <= 100 * 365 * 86_400)
-        .ok_or_else(|| format!("duration {text:?} is longer than 100 years"))?;
-    Ok(std::time::Duration::from_secs(total))
-}
-
-/// Parses a limit: a whole number, or `none`.
-pub fn parse_limit(text: &str) -> Result<Cap, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("unlimited") {
-        return Ok(Cap::Unlimited);
-    }
-    text.parse::<u64>()
-        .map(Cap::Limit)
-        .map_err(|_| format!("invalid limit {text:?}: use a whole number such as 1000, or `none`"))
-}
+pub use control::inputs::{parse_date, parse_duration, parse_limit};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_limits_parse_or_explain() {
-        assert_eq!(
-            parse_date("2023-04-01"),
-            Ok(NaiveDate::from_ymd_opt(2023, 4, 1).unwrap())
-        );
-        assert!(parse_date("2023-13-01").unwrap_err().contains("YYYY-MM-DD"));
-        assert!(parse_date("04/01/2023").is_err());
-        assert_eq!(parse_limit("1000"), Ok(Cap::Limit(1000)));
-        assert_eq!(parse_limit("none"), Ok(Cap::Unlimited));
-        assert!(parse_limit("-5").unwrap_err().contains("whole number"));
-        assert_eq!(
-            parse_duration("90d"),
-            Ok(std::time::Duration::from_secs(90 * 86_400))
-        );
-        assert_eq!(parse_duration("0"), Ok(std::time::Duration::ZERO));
-        assert_eq!(
-            parse_duration("30m"),
-            Ok(std::time::Duration::from_secs(1_800))
-        );
-        for bad in ["", "d", "-5d", "5 days", "5w", "99999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
+    fn the_flags_parse_with_the_control_layers_parsers() {
         assert_eq!(parse_models("all"), Ok(ModelsValue(None)));
-        assert_eq!(
-            parse_models(" anthropic.* , amazon.nova-lite-v1:0 "),
-            Ok(ModelsValue(Some(vec![
-                "anthropic.*".into(),
-                "amazon.nova-lite-v1:0".into()
-            ])))
-        );
-        assert!(parse_models(",").is_err());
         assert_eq!(
             parse_enforcement("Strict"),
             Ok(EnforcementValue(Some(EnforcementMode::Strict)))
         );
-        assert_eq!(parse_enforcement("default"), Ok(EnforcementValue(None)));
-        assert!(
-            parse_enforcement("lax")
-                .unwrap_err()
-                .contains("strict, eventual or default")
-        );
+        assert!(parse_models(",").is_err());
     }
 
     #[test]

@@ -122,6 +122,55 @@ pub async fn show_customer(registry: &dyn Registry, customer_id: &str) -> Result
     })
 }
 
+/// A change of a customer's name or email; `None` keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChanges {
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// `update-customer`: a new name or email, checked as `create` checks them, with an audit
+/// entry (action `profile`, before and after). `Invalid` when nothing is asked, `NotFound`
+/// for an unknown id, `Conflict` for a deleted customer.
+pub async fn update_profile(
+    registry: &dyn Registry,
+    actor: &Actor,
+    customer_id: &str,
+    changes: &ProfileChanges,
+) -> Result<Customer> {
+    if changes == &ProfileChanges::default() {
+        return Err(ControlError::invalid(
+            "name",
+            "nothing to change; give --name or --email",
+        ));
+    }
+    let before = existing_customer(registry, customer_id).await?;
+    if before.status == CustomerStatus::Deleted {
+        return Err(ControlError::conflict(format!(
+            "customer {customer_id} is deleted and cannot be changed; create a new customer instead"
+        )));
+    }
+    let name = changes.name.as_deref().unwrap_or(&before.name).trim();
+    let email = changes.email.as_deref().unwrap_or(&before.email).trim();
+    check_name_and_email(name, email)?;
+    let entry = audit_entry(
+        actor,
+        actions::PROFILE,
+        customer_id,
+        serde_json::json!({ "name": &before.name, "email": &before.email }),
+        serde_json::json!({ "name": name, "email": email }),
+    );
+    registry
+        .set_profile(customer_id, name, email, &entry)
+        .await
+        .map_err(|error| unknown_customer(customer_id, error))?;
+    Ok(Customer {
+        name: name.to_owned(),
+        email: email.to_owned(),
+        ..before
+    })
+}
+
 /// `disable`: the customer's calls are refused (403) until enabled again.
 pub async fn disable_customer(
     registry: &dyn Registry,
@@ -190,6 +239,64 @@ mod tests {
     use crate::limits::Cap;
     use crate::test_support::operator;
     use store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn profiles_change_as_checked_as_at_creation() {
+        let store = MemoryStore::new();
+        let issued = create_customer(
+            &store,
+            &operator(),
+            NewCustomer::named("Acme", "a@acme.example"),
+        )
+        .await
+        .unwrap();
+        let id = &issued.customer_id;
+        let changed = update_profile(
+            &store,
+            &operator(),
+            id,
+            &ProfileChanges {
+                email: Some(" billing@acme.example ".into()),
+                ..ProfileChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (changed.name.as_str(), changed.email.as_str()),
+            ("Acme", "billing@acme.example")
+        );
+        assert_eq!(existing_customer(&store, id).await.unwrap(), changed);
+        for bad in [
+            ProfileChanges::default(),
+            ProfileChanges {
+                email: Some("nope".into()),
+                ..ProfileChanges::default()
+            },
+            ProfileChanges {
+                name: Some(" ".into()),
+                ..ProfileChanges::default()
+            },
+        ] {
+            let error = update_profile(&store, &operator(), id, &bad)
+                .await
+                .unwrap_err();
+            assert!(matches!(error, ControlError::Invalid { .. }), "{bad:?}");
+        }
+        delete_customer(&store, &operator(), id).await.unwrap();
+        let deleted = update_profile(
+            &store,
+            &operator(),
+            id,
+            &ProfileChanges {
+                name: Some("Gone".into()),
+                ..ProfileChanges::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(deleted, ControlError::Conflict { .. }));
+    }
 
     #[test]
     fn names_and_emails_are_checked() {

@@ -9,9 +9,11 @@
 pub mod admin_tokens;
 pub mod alerts;
 pub mod audit;
+pub mod customer_pages;
 pub mod customers;
 pub mod dates;
 pub mod error;
+pub mod inputs;
 pub mod invoices;
 pub mod keys;
 pub mod limits;
@@ -19,6 +21,7 @@ pub mod lookup;
 pub mod plans;
 pub mod projections;
 pub mod reports;
+pub mod summary;
 pub mod usage;
 
 #[cfg(test)]

@@ -17,6 +17,19 @@ pub fn parse_plan(text: &str, source: &str) -> Result<Plan> {
         .map_err(|error| ControlError::invalid("plan", format!("{source}: {error}")))
 }
 
+/// A plan sent as JSON (the admin API): the fields of the TOML file, checked the same way.
+pub fn parse_plan_json(text: &str, source: &str) -> Result<Plan> {
+    let plan: Plan = serde_json::from_str(text).map_err(|error| {
+        ControlError::invalid(
+            "plan",
+            format!("{source}: {error}; see docs/pricing.md for the fields"),
+        )
+    })?;
+    plan.validate()
+        .map_err(|error| ControlError::invalid("plan", format!("{source}: {error}")))?;
+    Ok(plan)
+}
+
 /// `plan add`: stores a plan version with an audit entry (action `plan`, subject
 /// `plan:<id>`). Storing the same version again unchanged changes nothing; with other
 /// content it is `Conflict` (versions are immutable).

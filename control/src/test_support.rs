@@ -19,6 +19,7 @@ pub fn memory_ports() -> (Arc<MemoryStore>, Ports) {
     let ports = Ports {
         registry: store.clone(),
         plans: store.clone(),
+        admin_credentials: store.clone(),
         counters: store.clone(),
         quotas: store.clone(),
         watermarks: store.clone(),

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::usage_counts::total_counts;
 use schemas::watermark::{Gap, InstanceProgress, complete_through};
-use schemas::{DailyUsage, UsageCounts};
+use schemas::{DailyUsage, HourlyUsage, UsageCounts};
 use serde::Serialize;
 use store::{Counters, Registry, Watermarks};
 
@@ -27,7 +27,23 @@ pub struct UsageQuery {
     pub customer_id: String,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
+    /// Per day and model only (`Day`), or also per hour (`Hour`).
+    pub granularity: Granularity,
 }
+
+/// How finely usage is broken down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// Per UTC day and model.
+    #[default]
+    Day,
+    /// Also per UTC hour (all models together), for ranges up to [`MAX_HOURLY_RANGE_DAYS`].
+    Hour,
+}
+
+/// The longest range hourly usage is given for.
+pub const MAX_HOURLY_RANGE_DAYS: i64 = 92;
 
 /// Up to when usage is complete, and the gaps holding it back.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -50,6 +66,9 @@ pub struct CustomerUsage {
     /// Per day and model, by day then model.
     pub days: Vec<DailyUsage>,
     pub totals: UsageCounts,
+    /// Per hour, with `Granularity::Hour` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hours: Option<Vec<HourlyUsage>>,
     pub complete_through: Option<DateTime<Utc>>,
     pub gaps: Vec<Gap>,
 }
@@ -87,6 +106,12 @@ pub async fn customer_usage(
         .await
         .while_doing(|| "cannot read usage counters".into())?;
     let totals = total_counts(days.iter().map(|day| &day.counts));
+    let hours = match query.granularity {
+        Granularity::Day => None,
+        Granularity::Hour => {
+            Some(hourly(counters, &query.customer_id, start_date, end_date).await?)
+        }
+    };
     let Completeness {
         complete_through,
         gaps,
@@ -97,9 +122,32 @@ pub async fn customer_usage(
         end_date,
         days,
         totals,
+        hours,
         complete_through,
         gaps,
     })
+}
+
+/// The customer's hourly cells over whole UTC days.
+async fn hourly(
+    counters: &dyn Counters,
+    customer_id: &str,
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+) -> Result<Vec<HourlyUsage>> {
+    check_date_range(start_date, end_date, MAX_HOURLY_RANGE_DAYS).map_err(|error| {
+        error.while_doing(format!(
+            "hourly usage covers at most {MAX_HOURLY_RANGE_DAYS} days; ask for daily usage or a shorter range"
+        ))
+    })?;
+    let from = start_date.and_time(chrono::NaiveTime::MIN).and_utc();
+    let to = end_date
+        .and_hms_opt(23, 0, 0)
+        .map_or(from, |last| last.and_utc());
+    counters
+        .read_hourly(customer_id, from, to)
+        .await
+        .while_doing(|| "cannot read hourly usage counters".into())
 }
 
 #[cfg(test)]
@@ -169,6 +217,7 @@ mod tests {
             customer_id: customer_id.clone(),
             start_date: Some(today - chrono::Days::new(60)),
             end_date: Some(today),
+            granularity: Granularity::Day,
         };
         let usage = customer_usage(&store, &store, &store, &query)
             .await
@@ -179,6 +228,7 @@ mod tests {
             customer_id,
             start_date: Some(today),
             end_date: Some(today - chrono::Days::new(1)),
+            granularity: Granularity::Day,
         };
         let error = customer_usage(&store, &store, &store, &reversed)
             .await
@@ -192,6 +242,52 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, ControlError::NotFound { .. }));
+    }
+
+    #[tokio::test]
+    async fn hourly_usage_is_given_per_hour_over_short_ranges() {
+        let store = MemoryStore::new();
+        let customer_id = customer_with_usage_today(&store).await;
+        let today = Utc::now().date_naive();
+        let query = UsageQuery {
+            customer_id: customer_id.clone(),
+            start_date: Some(today - chrono::Days::new(1)),
+            end_date: Some(today),
+            granularity: Granularity::Hour,
+        };
+        let usage = customer_usage(&store, &store, &store, &query)
+            .await
+            .unwrap();
+        let hours = usage.hours.unwrap();
+        assert_eq!(hours.len(), 1);
+        assert_eq!(
+            hours[0].hour,
+            today.and_hms_opt(12, 0, 0).unwrap().and_utc()
+        );
+        assert_eq!(hours[0].counts.input_tokens, 10);
+        let daily = customer_usage(
+            &store,
+            &store,
+            &store,
+            &UsageQuery {
+                granularity: Granularity::Day,
+                ..query.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            !serde_json::to_string(&daily).unwrap().contains("\"hours\""),
+            "daily usage serializes as before"
+        );
+        let too_long = UsageQuery {
+            start_date: Some(today - chrono::Days::new(200)),
+            ..query
+        };
+        let error = customer_usage(&store, &store, &store, &too_long)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ControlError::Invalid { .. }), "{error}");
     }
 
     #[tokio::test]

@@ -312,6 +312,7 @@ mod tests {
         Ports {
             registry: store.clone(),
             plans: store.clone(),
+            admin_credentials: store.clone(),
             counters: store.clone(),
             quotas: store.clone(),
             watermarks: store.clone(),

@@ -87,6 +87,17 @@ impl Registry for CountingRegistry {
     ) -> store::Result<()> {
         self.inner.set_limits(customer_id, limits, audit).await
     }
+    async fn set_profile(
+        &self,
+        customer_id: &str,
+        name: &str,
+        email: &str,
+        audit: &AuditEntry,
+    ) -> store::Result<()> {
+        self.inner
+            .set_profile(customer_id, name, email, audit)
+            .await
+    }
     async fn record_key_use(&self, uses: &[KeyUse]) -> store::Result<()> {
         self.inner.record_key_use(uses).await
     }

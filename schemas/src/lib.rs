@@ -4,6 +4,7 @@
 //! Parquet forms are all generated from one field list in [`usage_event`], so a field
 //! cannot be added to one form and forgotten in another.
 
+pub mod admin_credential;
 pub mod alert;
 pub mod arrow_column;
 pub mod audit;
@@ -23,6 +24,7 @@ pub(crate) mod usage_event_json;
 pub mod usage_frame;
 pub mod watermark;
 
+pub use admin_credential::{AdminCredential, AdminRole};
 pub use audit::AuditEntry;
 pub use customer::{ApiKey, Customer, CustomerStatus, EnforcementMode, KeyStatus, Limits};
 pub use error::DecodeError;

@@ -15,8 +15,8 @@ use crate::embedded::{EmbeddedLogRetention, EmbeddedStore};
 use crate::log_retention::LogRetention;
 use crate::objects::local_object_store;
 use crate::{
-    Alerts, Checkpoints, Counters, EventAppender, EventReader, Plans, Quotas, Registry, Result,
-    StoreError, Watermarks,
+    AdminCredentials, Alerts, Checkpoints, Counters, EventAppender, EventReader, Plans, Quotas,
+    Registry, Result, StoreError, Watermarks,
 };
 
 /// Where the raw archive lives in its bucket unless configured otherwise (the template's
@@ -187,6 +187,8 @@ pub struct Ports {
     pub registry: Arc<dyn Registry>,
     /// The plan catalogue and plan assignments.
     pub plans: Arc<dyn Plans>,
+    /// The operator's admin credentials (admin API, console).
+    pub admin_credentials: Arc<dyn AdminCredentials>,
     pub counters: Arc<dyn Counters>,
     /// Strict-mode limit windows.
     pub quotas: Arc<dyn Quotas>,
@@ -227,84 +229,89 @@ impl BackendSettings {
     /// Opens the backend. AWS resources are checked, and a missing one is named.
     pub async fn open(&self) -> Result<Ports> {
         match self {
-            Self::Embedded { database, data_dir } => {
-                let store = Arc::new(EmbeddedStore::open(database)?);
-                let objects = local_object_store(data_dir)?;
-                let archive_root = data_dir.join(DEFAULT_ARCHIVE_PREFIX);
-                let archive = local_object_store(&archive_root)?;
-                let log_retention: Arc<dyn LogRetention> = Arc::new(EmbeddedLogRetention::new(
-                    store.as_ref().clone(),
-                    archive_root.clone(),
-                ));
-                Ok(Ports {
-                    registry: store.clone(),
-                    plans: store.clone(),
-                    counters: store.clone(),
-                    quotas: store.clone(),
-                    watermarks: store.clone(),
-                    alerts: store.clone(),
-                    event_appender: store.clone(),
-                    event_reader: store.clone(),
-                    checkpoints: store,
-                    objects,
-                    archive: None,
-                    raw_source: RawSource::ArchivedLog {
-                        archive,
-                        location: format!(
-                            "the archive in {} and the embedded event log in {}",
-                            archive_root.display(),
-                            database.display()
-                        ),
-                    },
-                    log_retention: Some(log_retention),
-                    description: format!(
-                        "embedded (database {}, data {})",
-                        database.display(),
-                        data_dir.display()
-                    ),
-                })
-            }
-            Self::Aws(settings) => {
-                let backend = AwsBackend::connect(settings.clone()).await?;
-                let stream_retention = backend.verify().await?;
-                let raw_source = match (&backend.archive_objects, backend.archive_location()) {
-                    (Some(objects), Some(location)) => RawSource::Archive {
-                        objects: objects.clone(),
-                        location,
-                    },
-                    _ => RawSource::RetainedLog {
-                        stream_name: settings.stream_name.clone(),
-                        retention: stream_retention,
-                    },
-                };
-                Ok(Ports {
-                    registry: backend.registry.clone(),
-                    plans: backend.plans.clone(),
-                    counters: backend.counters.clone(),
-                    quotas: backend.quotas.clone(),
-                    watermarks: backend.watermarks.clone(),
-                    alerts: backend.alerts.clone(),
-                    event_appender: backend.event_log.clone(),
-                    event_reader: backend.event_log.clone(),
-                    checkpoints: backend.checkpoints.clone(),
-                    objects: backend.objects.clone(),
-                    archive: backend
-                        .archive
-                        .clone()
-                        .map(|archive| archive as Arc<dyn Archive>),
-                    raw_source,
-                    log_retention: None,
-                    description: format!(
-                        "aws (tables {} and {}, stream {}, bucket {})",
-                        settings.registry_table,
-                        settings.counters_table,
-                        settings.stream_name,
-                        settings.bucket
-                    ),
-                })
-            }
+            Self::Embedded { database, data_dir } => open_embedded(database, data_dir),
+            Self::Aws(settings) => open_aws(settings).await,
         }
     }
+}
+
+/// The embedded backend's ports: one SQLite file and a data directory.
+fn open_embedded(database: &std::path::Path, data_dir: &std::path::Path) -> Result<Ports> {
+    let store = Arc::new(EmbeddedStore::open(database)?);
+    let objects = local_object_store(data_dir)?;
+    let archive_root = data_dir.join(DEFAULT_ARCHIVE_PREFIX);
+    let archive = local_object_store(&archive_root)?;
+    let log_retention: Arc<dyn LogRetention> = Arc::new(EmbeddedLogRetention::new(
+        store.as_ref().clone(),
+        archive_root.clone(),
+    ));
+    Ok(Ports {
+        registry: store.clone(),
+        plans: store.clone(),
+        admin_credentials: store.clone(),
+        counters: store.clone(),
+        quotas: store.clone(),
+        watermarks: store.clone(),
+        alerts: store.clone(),
+        event_appender: store.clone(),
+        event_reader: store.clone(),
+        checkpoints: store,
+        objects,
+        archive: None,
+        raw_source: RawSource::ArchivedLog {
+            archive,
+            location: format!(
+                "the archive in {} and the embedded event log in {}",
+                archive_root.display(),
+                database.display()
+            ),
+        },
+        log_retention: Some(log_retention),
+        description: format!(
+            "embedded (database {}, data {})",
+            database.display(),
+            data_dir.display()
+        ),
+    })
+}
+
+/// The AWS backend's ports, its resources checked first.
+async fn open_aws(settings: &AwsSettings) -> Result<Ports> {
+    let backend = AwsBackend::connect(settings.clone()).await?;
+    let stream_retention = backend.verify().await?;
+    let raw_source = match (&backend.archive_objects, backend.archive_location()) {
+        (Some(objects), Some(location)) => RawSource::Archive {
+            objects: objects.clone(),
+            location,
+        },
+        _ => RawSource::RetainedLog {
+            stream_name: settings.stream_name.clone(),
+            retention: stream_retention,
+        },
+    };
+    Ok(Ports {
+        registry: backend.registry.clone(),
+        plans: backend.plans.clone(),
+        admin_credentials: backend.admin_credentials.clone(),
+        counters: backend.counters.clone(),
+        quotas: backend.quotas.clone(),
+        watermarks: backend.watermarks.clone(),
+        alerts: backend.alerts.clone(),
+        event_appender: backend.event_log.clone(),
+        event_reader: backend.event_log.clone(),
+        checkpoints: backend.checkpoints.clone(),
+        objects: backend.objects.clone(),
+        archive: backend
+            .archive
+            .clone()
+            .map(|archive| archive as Arc<dyn Archive>),
+        raw_source,
+        log_retention: None,
+        description: format!(
+            "aws (tables {} and {}, stream {}, bucket {})",
+            settings.registry_table, settings.counters_table, settings.stream_name, settings.bucket
+        ),
+    })
 }
 
 /// Where a replay writes: fresh projections, never the live ones.

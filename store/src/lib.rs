@@ -24,6 +24,7 @@
 //! from the configuration. Every failure is a [`StoreError`] of one kind (not found,
 //! conflict, corrupt, unavailable, rejected, config), whatever the backend.
 
+pub mod admin_credentials;
 pub mod alerts;
 pub mod archive;
 pub mod aws;
@@ -46,6 +47,7 @@ pub mod watermarks;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 
+pub use admin_credentials::AdminCredentials;
 pub use alerts::Alerts;
 pub use archive::{Archive, RawSource};
 pub use counters::{ApplyReport, Counters, SourcedEvent};

@@ -100,6 +100,18 @@ pub trait Registry: Send + Sync {
         audit: &AuditEntry,
     ) -> Result<()>;
 
+    /// Replaces a customer's name and email. `NotFound` if the customer is absent.
+    ///
+    /// The audit entry is written in the same atomic change; if the change fails, no entry
+    /// is written.
+    async fn set_profile(
+        &self,
+        customer_id: &str,
+        name: &str,
+        email: &str,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+
     /// Records when keys were last used. A key's `last_used_at` only moves forward (an
     /// older time than the stored one changes nothing); unknown keys are skipped.
     async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()>;

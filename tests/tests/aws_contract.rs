@@ -30,6 +30,16 @@ async fn dynamo_plans_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_admin_credentials_contract() {
+    let backend = backend(1).await;
+    store::contract::admin_credentials::run_all(
+        backend.admin_credentials.as_ref(),
+        backend.registry.as_ref(),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn dynamo_counters_contract() {
     let backend = backend(1).await;
     store::contract::counters::run_all(backend.counters.as_ref()).await;

@@ -1,10 +1,8 @@
-//! The operator's live dashboard, `/admin/` on `tollgate serve --admin-token-sha256`: the
+//! The operator's live dashboard, `/admin/` on `tollgate serve`: the
 //! report's views over the last 30 days (`control::reports::dashboard_report`), refreshed
 //! every 10 seconds while traffic flows. It takes the admin credential (Bearer, or Basic
 //! with any user name), never a customer token: a customer token gets 403, anything else
 //! 401.
-
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -12,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
+use control::admin_tokens::{Presented, identify};
 use schemas::TokenHash;
 use store::backend::Ports;
 
@@ -21,7 +20,7 @@ pub const REFRESH_SECONDS: u32 = 10;
 #[derive(Clone)]
 struct AdminState {
     ports: Ports,
-    admin: Arc<TokenHash>,
+    configured: Option<TokenHash>,
 }
 
 /// The presented credential: a Bearer token, or the password of Basic authentication.
@@ -53,26 +52,34 @@ fn refused(status: StatusCode, message: &str) -> Response {
     response
 }
 
+/// Any live admin credential (admin or viewer: the dashboard only reads), or the
+/// configured one; a customer token gets 403, anything else 401.
 async fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+    let needs = "the operator dashboard needs an admin credential";
     let Some(token) = presented(headers) else {
-        return Err(refused(
-            StatusCode::UNAUTHORIZED,
-            "the operator dashboard needs the admin credential",
-        ));
+        return Err(refused(StatusCode::UNAUTHORIZED, needs));
     };
-    let hash = TokenHash::of(&token);
-    if hash.matches(&state.admin) {
-        return Ok(());
-    }
-    match state.ports.registry.key_by_token_hash(&hash).await {
-        Ok(Some(_)) => Err(refused(
+    let who = identify(
+        state.ports.admin_credentials.as_ref(),
+        state.ports.registry.as_ref(),
+        state.configured.as_ref(),
+        &token,
+    )
+    .await;
+    match who {
+        Ok(Presented::Admin { .. }) => Ok(()),
+        Ok(Presented::CustomerToken) => Err(refused(
             StatusCode::FORBIDDEN,
             "customer tokens cannot open the operator dashboard",
         )),
-        _ => Err(refused(
-            StatusCode::UNAUTHORIZED,
-            "the operator dashboard needs the admin credential",
-        )),
+        Ok(_) => Err(refused(StatusCode::UNAUTHORIZED, needs)),
+        Err(error) => {
+            tracing::error!(error = %error, "dashboard could not check the credential");
+            Err(refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the credential cannot be checked right now; retry",
+            ))
+        }
     }
 }
 
@@ -128,14 +135,16 @@ async fn report_json(State(state): State<AdminState>, headers: HeaderMap) -> Res
     }
 }
 
-/// The dashboard's routes, for [`proxy::server::start_proxy_with`].
-pub fn admin_router(ports: Ports, admin: TokenHash) -> Router {
+/// The dashboard's routes and the admin API's, for [`proxy::server::start_proxy_with`].
+pub fn admin_router(ports: Ports, configured: Option<TokenHash>) -> Router {
+    let api = admin::router(admin::AdminState {
+        ports: ports.clone(),
+        configured: configured.clone(),
+    });
     Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/", get(dashboard))
         .route("/admin/report.json", get(report_json))
-        .with_state(AdminState {
-            ports,
-            admin: Arc::new(admin),
-        })
+        .with_state(AdminState { ports, configured })
+        .merge(api)
 }

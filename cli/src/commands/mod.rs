@@ -21,6 +21,7 @@ mod report;
 mod revoke_token;
 mod serve;
 mod show;
+mod update_customer;
 mod update_limits;
 mod update_token;
 mod usage;
@@ -39,7 +40,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match &cli.command {
         Command::Plan(PlanCommand::Validate { file }) => return plan::validate(file, json),
-        Command::AdminToken => return admin_token::run(json),
+        Command::AdminToken(args) if !admin_token::needs_store(args) => {
+            return admin_token::run_unstored(json);
+        }
         _ => {}
     }
     let settings = cli
@@ -97,6 +100,7 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
         Command::Usage(args) => usage::run(ports, args, json).await,
         Command::UpdateToken(args) => update_token::run(registry, actor, args, json).await,
         Command::UpdateLimits(args) => update_limits::run(registry, actor, args, json).await,
+        Command::UpdateCustomer(args) => update_customer::run(registry, actor, args, json).await,
         Command::ListKeys(args) => list_keys::run(registry, &args.customer_id, json).await,
         Command::RevokeToken(args) => revoke_token::run(registry, actor, args, json).await,
         Command::Disable(args) => {
@@ -116,7 +120,9 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
         Command::Invoice(args) => invoice::run(ports, args, json).await,
         Command::Report(args) => report::run(ports, args, json).await,
         Command::Alerts(args) => alerts::run(ports.alerts.as_ref(), args, json).await,
-        Command::AdminToken => admin_token::run(json),
+        Command::AdminToken(args) => {
+            admin_token::run(ports.admin_credentials.as_ref(), actor, args, json).await
+        }
         Command::Reconcile(args) => reconcile::run(ports, args, json).await,
         Command::Replay(args) => replay::run(session.settings, ports, args, json).await,
         Command::ArchiveLog(args) => archive_log::run(ports, &args, json).await,

@@ -41,12 +41,12 @@ pub async fn serve(
         "http"
     };
     let proxy_ports = ProxyPorts::from_backend(&ports, args.proxy.model_runtime().await?);
-    let admin = args
+    let configured = args
         .admin_token_sha256
         .clone()
-        .map(|hash| dashboard::admin_router(ports.clone(), schemas::TokenHash::from_stored(hash)));
-    let dashboard = admin.is_some();
-    let proxy = start_proxy_with(config, proxy_ports, admin).await?;
+        .map(schemas::TokenHash::from_stored);
+    let admin = dashboard::admin_router(ports.clone(), configured);
+    let proxy = start_proxy_with(config, proxy_ports, Some(admin)).await?;
     let shutdown = shutdown_signal();
 
     let consumer = MeteringConsumer::from_ports(&ports, args.metering.consumer_settings(), alerts);
@@ -77,7 +77,6 @@ pub async fn serve(
     };
     announce(
         &listening,
-        dashboard,
         metrics.as_ref().map(|(address, _)| *address),
         alert_destinations.as_deref(),
         json,
@@ -120,7 +119,6 @@ async fn serve_combined_metrics(
 /// Prints where `serve` listens and what it runs: one JSON object, or lines for a person.
 fn announce(
     listening: &Listening,
-    dashboard: bool,
     metrics: Option<SocketAddr>,
     alert_destinations: Option<&[String]>,
     json: bool,
@@ -136,12 +134,10 @@ fn announce(
         ),
         "stop with Ctrl-C; pending usage is flushed and metered before exit".into(),
     ]);
-    if dashboard {
-        print_lines(&[format!(
-            "operator dashboard at {}/admin/ (admin credential)",
-            listening.listening
-        )]);
-    }
+    print_lines(&[format!(
+        "admin API at {0}/admin/api/v1/, dashboard at {0}/admin/ (an admin credential: `tollgate admin-token --name NAME`)",
+        listening.listening
+    )]);
     if let Some(address) = metrics {
         print_lines(&[format!("metrics on http://{address}/metrics")]);
     }

@@ -36,6 +36,7 @@ pub async fn run(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<(
         customer_id: args.customer_id,
         start_date: args.start_date,
         end_date: args.end_date,
+        granularity: control::usage::Granularity::Day,
     };
     let usage = customer_usage(
         ports.registry.as_ref(),

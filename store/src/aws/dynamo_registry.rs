@@ -45,7 +45,7 @@ pub struct DynamoRegistry {
 }
 
 /// The error of an audit put whose condition failed: an entry with that id already exists.
-fn audit_conflict(entry: &AuditEntry) -> StoreError {
+pub(super) fn audit_conflict(entry: &AuditEntry) -> StoreError {
     StoreError::Conflict(format!(
         "audit entry {} of customer {} already exists; nothing was changed",
         entry.audit_id, entry.customer_id
@@ -422,29 +422,19 @@ impl Registry for DynamoRegistry {
         limits: &Limits,
         audit: &AuditEntry,
     ) -> Result<()> {
-        let update = build(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(customer_pk(customer_id), "PROFILE")))
-                .update_expression("SET #limits = :limits")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#limits", "limits")
-                .expression_attribute_values(":limits", string(limits_json(limits)?))
-                .build(),
-        )?;
-        let actions = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.audit_put(audit)?,
-        ];
-        self.transact(actions)
-            .await
-            .map_err(|failure| match failure {
-                TransactFailure::Conditions(failed) if failed_at(&failed, 0) => {
-                    StoreError::not_found(format!("customer {customer_id}"))
-                }
-                TransactFailure::Conditions(_) => audit_conflict(audit),
-                TransactFailure::Store(error) => error,
-            })
+        let values = [("limits", string(limits_json(limits)?))];
+        self.update_profile(customer_id, &values, audit).await
+    }
+
+    async fn set_profile(
+        &self,
+        customer_id: &str,
+        name: &str,
+        email: &str,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        let values = [("name", string(name)), ("email", string(email))];
+        self.update_profile(customer_id, &values, audit).await
     }
 
     async fn record_key_use(&self, uses: &[KeyUse]) -> Result<()> {

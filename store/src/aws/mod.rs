@@ -9,6 +9,7 @@
 mod attributes;
 mod conditional;
 pub mod counter_apply;
+pub mod dynamo_admin_credentials;
 pub mod dynamo_alerts;
 mod dynamo_cells;
 pub mod dynamo_checkpoints;
@@ -25,11 +26,13 @@ pub mod kinesis_log;
 pub mod meter;
 pub mod meter_hooks;
 mod registry_items;
+mod registry_profile;
 mod registry_transactions;
 pub mod s3_objects;
 pub mod settings;
 pub mod sns_notifier;
 
+pub use dynamo_admin_credentials::DynamoAdminCredentials;
 pub use dynamo_alerts::DynamoAlerts;
 pub use dynamo_checkpoints::DynamoCheckpoints;
 pub use dynamo_counters::DynamoCounters;

@@ -54,6 +54,8 @@ pub struct AwsSettings {
 pub struct AwsBackend {
     pub registry: Arc<DynamoRegistry>,
     pub plans: Arc<DynamoPlans>,
+    /// The operator's admin credentials, in the registry's table.
+    pub admin_credentials: Arc<super::DynamoAdminCredentials>,
     pub counters: Arc<DynamoCounters>,
     pub quotas: Arc<DynamoQuotas>,
     pub watermarks: Arc<DynamoWatermarks>,
@@ -93,6 +95,34 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The DynamoDB, Kinesis and Firehose clients, each reporting its requests and billable
+/// units to the process's meter.
+fn metered_clients(
+    shared: &aws_config::SdkConfig,
+) -> (
+    aws_sdk_dynamodb::Client,
+    aws_sdk_kinesis::Client,
+    aws_sdk_firehose::Client,
+) {
+    let metered = MeterInterceptor::new(process_meter());
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(shared)
+            .interceptor(metered)
+            .build(),
+    );
+    let kinesis = aws_sdk_kinesis::Client::from_conf(
+        aws_sdk_kinesis::config::Builder::from(shared)
+            .interceptor(metered)
+            .build(),
+    );
+    let firehose = aws_sdk_firehose::Client::from_conf(
+        aws_sdk_firehose::config::Builder::from(shared)
+            .interceptor(metered)
+            .build(),
+    );
+    (dynamo, kinesis, firehose)
+}
+
 impl AwsBackend {
     /// Loads AWS configuration from the standard chain and builds every client.
     pub async fn connect(settings: AwsSettings) -> Result<Self> {
@@ -108,23 +138,7 @@ impl AwsBackend {
         let credentials = shared
             .credentials_provider()
             .ok_or_else(|| StoreError::Config("no AWS credentials provider available".into()))?;
-        // Every client reports its requests and billable units to the process's meter.
-        let metered = MeterInterceptor::new(process_meter());
-        let dynamo = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&shared)
-                .interceptor(metered)
-                .build(),
-        );
-        let kinesis = aws_sdk_kinesis::Client::from_conf(
-            aws_sdk_kinesis::config::Builder::from(&shared)
-                .interceptor(metered)
-                .build(),
-        );
-        let firehose = aws_sdk_firehose::Client::from_conf(
-            aws_sdk_firehose::config::Builder::from(&shared)
-                .interceptor(metered)
-                .build(),
-        );
+        let (dynamo, kinesis, firehose) = metered_clients(&shared);
         let objects = s3_object_store(
             &settings.bucket,
             &settings.prefix,
@@ -148,6 +162,10 @@ impl AwsBackend {
                 &settings.registry_table,
             )),
             plans: Arc::new(DynamoPlans::new(dynamo.clone(), &settings.registry_table)),
+            admin_credentials: Arc::new(super::DynamoAdminCredentials::new(
+                dynamo.clone(),
+                &settings.registry_table,
+            )),
             counters: Arc::new(DynamoCounters::new(
                 dynamo.clone(),
                 &settings.counters_table,

@@ -4,6 +4,7 @@
 //! they can also run against shared emulator tables.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admin_credentials;
 pub mod alerts;
 pub mod checkpoints;
 pub mod counters;

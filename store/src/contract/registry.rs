@@ -21,6 +21,57 @@ pub async fn run_all(registry: &dyn Registry) {
     a_failed_change_writes_no_audit_entry_and_a_successful_one_exactly_its_own(registry).await;
     absent_records_read_as_none_and_mutations_fail(registry).await;
     last_use_only_moves_forward(registry).await;
+    profiles_are_replaced_with_their_entry(registry).await;
+}
+
+async fn profiles_are_replaced_with_their_entry(registry: &dyn Registry) {
+    let customer = new_customer();
+    registry
+        .create_customer(
+            &customer,
+            &new_key(&customer.customer_id),
+            &audit_for(&customer.customer_id, "create"),
+        )
+        .await
+        .unwrap();
+    registry
+        .set_profile(
+            &customer.customer_id,
+            "Renamed Ltd",
+            "billing@renamed.example",
+            &audit_for(&customer.customer_id, "profile"),
+        )
+        .await
+        .unwrap();
+    let stored = registry
+        .customer(&customer.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "Renamed Ltd");
+    assert_eq!(stored.email, "billing@renamed.example");
+    assert_eq!(stored.limits, customer.limits, "limits are untouched");
+    assert_eq!(stored.status, customer.status);
+    let trail = registry
+        .audit_entries(Some(&customer.customer_id))
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 2);
+    let absent = unique("absent");
+    let refused = registry
+        .set_profile(&absent, "X", "x@x.example", &audit_for(&absent, "profile"))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound { .. })),
+        "{refused:?}"
+    );
+    assert!(
+        registry
+            .audit_entries(Some(&absent))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn last_use_only_moves_forward(registry: &dyn Registry) {

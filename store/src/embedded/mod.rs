@@ -4,6 +4,7 @@
 //! mutex; other processes (the CLI while `serve` runs) share the file through WAL and a
 //! busy timeout.
 
+mod admin_credentials;
 mod alerts;
 mod counters;
 mod errors;
@@ -312,6 +313,12 @@ mod tests {
     async fn embedded_plans_contract() {
         let (_directory, store) = temp_store();
         contract::plans::run_all(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_admin_credentials_contract() {
+        let (_directory, store) = temp_store();
+        contract::admin_credentials::run_all(&store, &store).await;
     }
 
     #[tokio::test]

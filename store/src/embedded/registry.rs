@@ -14,13 +14,13 @@ const CUSTOMER_COLUMNS: &str = "customer_id, name, email, status, created_at_ms,
 const KEY_COLUMNS: &str =
     "key_id, customer_id, token_hash, status, created_at_ms, expires_at_ms, last_used_at_ms";
 
-fn timestamp(millis: i64) -> rusqlite::Result<DateTime<Utc>> {
+pub(super) fn timestamp(millis: i64) -> rusqlite::Result<DateTime<Utc>> {
     Utc.timestamp_millis_opt(millis)
         .single()
         .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, millis))
 }
 
-fn corrupt_text(column: usize, what: &str, value: &str) -> rusqlite::Error {
+pub(super) fn corrupt_text(column: usize, what: &str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         column,
         rusqlite::types::Type::Text,
@@ -162,6 +162,35 @@ impl AuditRow {
             }
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+impl EmbeddedStore {
+    /// Runs `statement` (`?1` the customer id, then `values`) on one customer's row with
+    /// its audit row, in one transaction. `NotFound` if no row changed.
+    async fn update_customer(
+        &self,
+        customer_id: &str,
+        statement: &'static str,
+        values: Vec<String>,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        let customer_id = customer_id.to_owned();
+        let audit = AuditRow::of(audit)?;
+        self.with_connection(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut parameters: Vec<&dyn rusqlite::ToSql> = vec![&customer_id];
+            parameters.extend(values.iter().map(|value| value as &dyn rusqlite::ToSql));
+            let updated = transaction.execute(statement, parameters.as_slice())?;
+            if updated == 0 {
+                return Err(StoreError::not_found(format!("customer {customer_id}")));
+            }
+            audit.insert(&transaction)?;
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -389,23 +418,29 @@ impl Registry for EmbeddedStore {
         limits: &Limits,
         audit: &AuditEntry,
     ) -> Result<()> {
-        let customer_id = customer_id.to_owned();
         let limits = limits_json(limits)?;
-        let audit = AuditRow::of(audit)?;
-        self.with_connection(move |connection| {
-            let transaction =
-                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let updated = transaction.execute(
-                "UPDATE customers SET limits_json = ?1 WHERE customer_id = ?2",
-                params![limits, customer_id],
-            )?;
-            if updated == 0 {
-                return Err(StoreError::not_found(format!("customer {customer_id}")));
-            }
-            audit.insert(&transaction)?;
-            transaction.commit()?;
-            Ok(())
-        })
+        self.update_customer(
+            customer_id,
+            "UPDATE customers SET limits_json = ?2 WHERE customer_id = ?1",
+            vec![limits],
+            audit,
+        )
+        .await
+    }
+
+    async fn set_profile(
+        &self,
+        customer_id: &str,
+        name: &str,
+        email: &str,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        self.update_customer(
+            customer_id,
+            "UPDATE customers SET name = ?2, email = ?3 WHERE customer_id = ?1",
+            vec![name.to_owned(), email.to_owned()],
+            audit,
+        )
         .await
     }
 

@@ -6,7 +6,7 @@ use crate::{Result, StoreError};
 
 /// The schema version this build writes.
 /// The newest schema: one step per `SCHEMA_V*` below, applied in order.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -196,6 +196,20 @@ fn enable_incremental_vacuum(connection: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Schema 10: named admin credentials (`AdminCredentials`), by name and by token hash.
+const SCHEMA_V10: &str = "
+CREATE TABLE admin_credentials (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+) WITHOUT ROWID;
+";
+
+/// Steps after schema 9, each applied in its own transaction: (version, statements).
+const LATER_STEPS: [(i64, &str); 1] = [(10, SCHEMA_V10)];
+
 /// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
 pub const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 
@@ -246,6 +260,17 @@ pub fn migrate(connection: &Connection) -> Result<()> {
     }
     if version < 9 {
         enable_incremental_vacuum(connection)?;
+    }
+    for (target, step) in LATER_STEPS {
+        if version < target {
+            let applied = connection.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {step} PRAGMA user_version = {target}; COMMIT;"
+            ));
+            if let Err(error) = applied {
+                let _ = connection.execute_batch("ROLLBACK;");
+                return Err(error.into());
+            }
+        }
     }
     Ok(())
 }

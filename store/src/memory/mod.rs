@@ -2,6 +2,7 @@
 //! contracts as the durable backends (it passes the same contract suites). One file per
 //! port, as in `embedded/` and `aws/`.
 
+mod admin_credentials;
 mod alerts;
 mod counters;
 mod event_log;
@@ -41,6 +42,7 @@ struct MemoryState {
     plans: BTreeMap<(String, u32), Plan>,
     assignments: BTreeMap<(String, NaiveDate), PlanAssignment>,
     alerts: Vec<RecordedAlert>,
+    admin_credentials: BTreeMap<String, schemas::AdminCredential>,
 }
 
 /// Every port, in memory.
@@ -90,6 +92,12 @@ mod tests {
     async fn memory_plans_contract() {
         let store = MemoryStore::new();
         contract::plans::run_all(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn memory_admin_credentials_contract() {
+        let store = MemoryStore::new();
+        contract::admin_credentials::run_all(&store, &store).await;
     }
 
     #[tokio::test]

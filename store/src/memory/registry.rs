@@ -162,6 +162,24 @@ impl Registry for MemoryStore {
         Ok(entries)
     }
 
+    async fn set_profile(
+        &self,
+        customer_id: &str,
+        name: &str,
+        email: &str,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        let mut state = self.state()?;
+        let customer = state
+            .customers
+            .get_mut(customer_id)
+            .ok_or_else(|| StoreError::not_found(format!("customer {customer_id}")))?;
+        name.clone_into(&mut customer.name);
+        email.clone_into(&mut customer.email);
+        state.audit.push(audit.clone());
+        Ok(())
+    }
+
     async fn set_limits(
         &self,
         customer_id: &str,

@@ -1,0 +1,188 @@
+//! Read-only routes over usage: a customer's usage and invoice, the summary across
+//! customers, alerts and the audit trail, as `tollgate usage`, `invoice`, `alerts` and
+//! `audit`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use control::alerts::recent_alerts;
+use control::audit::audit_page;
+use control::inputs::parse_date;
+use control::invoices::{InvoiceRequest, InvoiceScope, invoice_period};
+use control::summary::summary;
+use control::usage::{Granularity, UsageQuery, customer_usage};
+use serde::Deserialize;
+
+use crate::AdminState;
+use crate::customers::duration_field;
+use crate::error::{ApiError, ApiResult};
+use crate::ids;
+use crate::json::{ok, query};
+
+fn date_field(field: &str, text: Option<&str>) -> ApiResult<Option<NaiveDate>> {
+    text.map(|text| parse_date(text).map_err(|message| ApiError::validation(field, message)))
+        .transpose()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    granularity: Option<Granularity>,
+}
+
+/// `GET /customers/{id}/usage`.
+pub async fn usage(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = ids::customer_id(&id)?;
+    let params: UsageParams = query(raw.as_deref())?;
+    let usage = customer_usage(
+        state.ports.registry.as_ref(),
+        state.ports.counters.as_ref(),
+        state.ports.watermarks.as_ref(),
+        &UsageQuery {
+            customer_id: id.to_owned(),
+            start_date: date_field("start_date", params.start_date.as_deref())?,
+            end_date: date_field("end_date", params.end_date.as_deref())?,
+            granularity: params.granularity.unwrap_or_default(),
+        },
+    )
+    .await?;
+    Ok(ok(&usage))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SummaryParams {
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// `GET /summary`.
+pub async fn totals(
+    State(state): State<AdminState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let params: SummaryParams = query(raw.as_deref())?;
+    let totals = summary(
+        state.ports.registry.as_ref(),
+        state.ports.counters.as_ref(),
+        state.ports.watermarks.as_ref(),
+        date_field("start_date", params.start_date.as_deref())?,
+        date_field("end_date", params.end_date.as_deref())?,
+    )
+    .await?;
+    Ok(ok(&totals))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum InvoiceFormat {
+    #[default]
+    Json,
+    Html,
+    Csv,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvoiceParams {
+    format: Option<InvoiceFormat>,
+}
+
+/// `GET /customers/{id}/invoices/{YYYY-MM}`.
+pub async fn invoice(
+    State(state): State<AdminState>,
+    Path((id, period)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = ids::customer_id(&id)?;
+    let params: InvoiceParams = query(raw.as_deref())?;
+    let period = metering::invoice::parse_period(&period).ok_or_else(|| {
+        ApiError::validation(
+            "period",
+            format!("invalid period {period:?}: use YYYY-MM, for example 2026-11"),
+        )
+    })?;
+    let run = invoice_period(
+        state.ports.registry.as_ref(),
+        state.ports.plans.as_ref(),
+        state.ports.counters.as_ref(),
+        state.ports.watermarks.as_ref(),
+        &InvoiceRequest {
+            scope: InvoiceScope::Customer(id.to_owned()),
+            period,
+            what_if_plan: None,
+        },
+    )
+    .await?;
+    let invoice = run
+        .invoices
+        .first()
+        .ok_or_else(|| ApiError::internal("no invoice was priced"))?;
+    Ok(match params.format.unwrap_or_default() {
+        InvoiceFormat::Json => ok(invoice),
+        InvoiceFormat::Html => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            metering::invoice::to_html(invoice),
+        )
+            .into_response(),
+        InvoiceFormat::Csv => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            metering::invoice::to_csv(std::slice::from_ref(invoice)),
+        )
+            .into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertParams {
+    since: Option<String>,
+}
+
+/// `GET /alerts`: as `tollgate alerts`, `since` a duration (default `7d`).
+pub async fn alerts(
+    State(state): State<AdminState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let params: AlertParams = query(raw.as_deref())?;
+    let since =
+        duration_field("since", Some(params.since.as_deref().unwrap_or("7d")))?.unwrap_or_default();
+    let alerts = recent_alerts(state.ports.alerts.as_ref(), since, chrono::Utc::now()).await?;
+    Ok(ok(&serde_json::json!({ "alerts": alerts })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    customer_id: Option<String>,
+    limit: Option<usize>,
+    next_token: Option<String>,
+}
+
+/// `GET /audit`: as `tollgate audit`, a page at a time.
+pub async fn audit(
+    State(state): State<AdminState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let params: AuditParams = query(raw.as_deref())?;
+    let customer_id = params
+        .customer_id
+        .as_deref()
+        .map(ids::customer_id)
+        .transpose()?;
+    let page = audit_page(
+        state.ports.registry.as_ref(),
+        customer_id,
+        params.limit,
+        params.next_token.as_deref(),
+    )
+    .await?;
+    Ok(ok(&page))
+}
