@@ -107,6 +107,18 @@ impl ApiError {
         )
     }
 
+    /// A 409: the first request with this `Idempotency-Key` has no answer yet.
+    pub fn idempotency_key_in_use(since: chrono::DateTime<chrono::Utc>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            format!(
+                "a request with this Idempotency-Key started at {} has no answer yet: retry in a few seconds; if it stays so, the server stopped while making it, so check whether the change was made (GET the resource, or the audit trail) before retrying with a new key",
+                since.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        )
+    }
+
     /// A 503 with `Retry-After`.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod customers;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod json;
 pub mod keys;
@@ -141,8 +142,10 @@ async fn unknown_route(request: Request) -> Response {
 
 /// The admin API's router, with its state: merge it into the proxy's router.
 pub fn router(state: AdminState) -> Router {
+    // Layers run outside in: authentication, then idempotency, then the handler.
     let authenticated = routes()
         .into_router()
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .route_layer(from_fn_with_state(state.clone(), auth::authorize));
     Router::new()
         .route(&format!("{PREFIX}/openapi.json"), get(openapi::document))

@@ -30,6 +30,7 @@ fn ports(store: &Arc<MemoryStore>) -> Ports {
         registry: store.clone(),
         plans: store.clone(),
         admin_credentials: store.clone(),
+        idempotency: store.clone(),
         counters: store.clone(),
         quotas: store.clone(),
         watermarks: store.clone(),
@@ -600,4 +601,99 @@ async fn plans_usage_summary_and_invoices_answer_as_the_cli() {
     assert_eq!(summary.json["active_customers"], 0);
     let alerts = api.admin(Method::GET, "/alerts?since=24h", None).await;
     assert_eq!(alerts.json["alerts"], json!([]));
+}
+
+#[tokio::test]
+async fn a_retried_post_with_its_idempotency_key_returns_the_first_answer_and_makes_nothing_new() {
+    let api = api().await;
+    let post = |key: &str, body: Value, token: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("{PREFIX}/customers"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let body = json!({"name": "Once", "email": "once@example.com"});
+    let first = api.send(post("signup-7", body.clone(), &api.admin)).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert!(!first.headers.contains_key("idempotent-replayed"));
+    let retry = api.send(post("signup-7", body.clone(), &api.admin)).await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert_eq!(retry.json, first.json, "the same customer, key and token");
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    let customers = api.admin(Method::GET, "/customers", None).await;
+    assert_eq!(
+        customers.json["customers"].as_array().unwrap().len(),
+        1,
+        "one customer"
+    );
+    // The key with another body: refused, nothing made.
+    let other = api
+        .send(post(
+            "signup-7",
+            json!({"name": "Twice", "email": "t@example.com"}),
+            &api.admin,
+        ))
+        .await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&other), "idempotency_key_reused");
+    // A key of the wrong shape.
+    let bad = api.send(post(" ", body.clone(), &api.admin)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json["error"]["field"], "Idempotency-Key");
+    // Keys are per credential: another admin credential's same key is its own request.
+    let second_admin = create_admin_credential(
+        api.store.as_ref(),
+        &Actor::operator("alice"),
+        "billing",
+        AdminRole::Admin,
+    )
+    .await
+    .unwrap();
+    let theirs = api
+        .send(post("signup-7", body, second_admin.token.expose()))
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+    assert_ne!(theirs.json["customer_id"], first.json["customer_id"]);
+    // Rotation too: a retried rotation issues one key.
+    let id = first.json["customer_id"].as_str().unwrap();
+    let rotate = || {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("{PREFIX}/customers/{id}/keys"))
+            .header("authorization", format!("Bearer {}", api.admin))
+            .header("idempotency-key", "rotate-1")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let rotated = api.send(rotate()).await;
+    let again = api.send(rotate()).await;
+    assert_eq!(rotated.json, again.json);
+    let keys = api
+        .admin(Method::GET, &format!("/customers/{id}/keys"), None)
+        .await;
+    assert_eq!(
+        keys.json["keys"].as_array().unwrap().len(),
+        2,
+        "the first key and one new"
+    );
+    // The stored answer holds the token sealed, never in the clear.
+    let token = first.json["token"].as_str().unwrap();
+    let lookup = control::idempotency::lookup("ops", "signup-7");
+    let claim = store::IdempotencyKeys::claim(api.store.as_ref(), &lookup, "", chrono::Utc::now())
+        .await
+        .unwrap();
+    let store::idempotency::Claim::Existing(record) = claim else {
+        panic!("the key's record is stored under its lookup");
+    };
+    let (status, sealed) = record.answer.unwrap();
+    assert_eq!(status, 201);
+    assert!(
+        !sealed
+            .windows(token.len())
+            .any(|window| window == token.as_bytes())
+    );
 }

@@ -13,6 +13,7 @@ pub mod customer_pages;
 pub mod customers;
 pub mod dates;
 pub mod error;
+pub mod idempotency;
 pub mod inputs;
 pub mod invoices;
 pub mod keys;

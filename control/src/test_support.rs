@@ -20,6 +20,7 @@ pub fn memory_ports() -> (Arc<MemoryStore>, Ports) {
         registry: store.clone(),
         plans: store.clone(),
         admin_credentials: store.clone(),
+        idempotency: store.clone(),
         counters: store.clone(),
         quotas: store.clone(),
         watermarks: store.clone(),

@@ -313,6 +313,7 @@ mod tests {
             registry: store.clone(),
             plans: store.clone(),
             admin_credentials: store.clone(),
+            idempotency: store.clone(),
             counters: store.clone(),
             quotas: store.clone(),
             watermarks: store.clone(),

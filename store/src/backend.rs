@@ -15,8 +15,8 @@ use crate::embedded::{EmbeddedLogRetention, EmbeddedStore};
 use crate::log_retention::LogRetention;
 use crate::objects::local_object_store;
 use crate::{
-    AdminCredentials, Alerts, Checkpoints, Counters, EventAppender, EventReader, Plans, Quotas,
-    Registry, Result, StoreError, Watermarks,
+    AdminCredentials, Alerts, Checkpoints, Counters, EventAppender, EventReader, IdempotencyKeys,
+    Plans, Quotas, Registry, Result, StoreError, Watermarks,
 };
 
 /// Where the raw archive lives in its bucket unless configured otherwise (the template's
@@ -189,6 +189,8 @@ pub struct Ports {
     pub plans: Arc<dyn Plans>,
     /// The operator's admin credentials (admin API, console).
     pub admin_credentials: Arc<dyn AdminCredentials>,
+    /// The admin API's idempotency keys.
+    pub idempotency: Arc<dyn IdempotencyKeys>,
     pub counters: Arc<dyn Counters>,
     /// Strict-mode limit windows.
     pub quotas: Arc<dyn Quotas>,
@@ -249,6 +251,7 @@ fn open_embedded(database: &std::path::Path, data_dir: &std::path::Path) -> Resu
         registry: store.clone(),
         plans: store.clone(),
         admin_credentials: store.clone(),
+        idempotency: store.clone(),
         counters: store.clone(),
         quotas: store.clone(),
         watermarks: store.clone(),
@@ -293,6 +296,7 @@ async fn open_aws(settings: &AwsSettings) -> Result<Ports> {
         registry: backend.registry.clone(),
         plans: backend.plans.clone(),
         admin_credentials: backend.admin_credentials.clone(),
+        idempotency: backend.idempotency.clone(),
         counters: backend.counters.clone(),
         quotas: backend.quotas.clone(),
         watermarks: backend.watermarks.clone(),

@@ -34,6 +34,7 @@ pub mod dedupe;
 pub mod embedded;
 pub mod error;
 pub mod event_log;
+pub mod idempotency;
 pub mod log_retention;
 pub mod memory;
 pub mod notify;
@@ -56,6 +57,7 @@ pub use event_log::{
     AppendFailure, AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord,
     PartitionInfo, ReadBatch,
 };
+pub use idempotency::IdempotencyKeys;
 pub use log_retention::{ArchivedRecords, LogArchiveName, LogFootprint, LogRetention};
 pub use notify::Notifier;
 pub use plans::Plans;

@@ -40,6 +40,12 @@ async fn dynamo_admin_credentials_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_idempotency_contract() {
+    let backend = backend(1).await;
+    store::contract::idempotency::run_all(backend.idempotency.as_ref()).await;
+}
+
+#[tokio::test]
 async fn dynamo_counters_contract() {
     let backend = backend(1).await;
     store::contract::counters::run_all(backend.counters.as_ref()).await;

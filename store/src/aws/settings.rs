@@ -54,6 +54,8 @@ pub struct AwsSettings {
 pub struct AwsBackend {
     pub registry: Arc<DynamoRegistry>,
     pub plans: Arc<DynamoPlans>,
+    /// The admin API's idempotency keys, in the counters table (TTL).
+    pub idempotency: Arc<super::DynamoIdempotency>,
     /// The operator's admin credentials, in the registry's table.
     pub admin_credentials: Arc<super::DynamoAdminCredentials>,
     pub counters: Arc<DynamoCounters>,
@@ -162,6 +164,10 @@ impl AwsBackend {
                 &settings.registry_table,
             )),
             plans: Arc::new(DynamoPlans::new(dynamo.clone(), &settings.registry_table)),
+            idempotency: Arc::new(super::DynamoIdempotency::new(
+                dynamo.clone(),
+                &settings.counters_table,
+            )),
             admin_credentials: Arc::new(super::DynamoAdminCredentials::new(
                 dynamo.clone(),
                 &settings.registry_table,

@@ -10,6 +10,7 @@ pub mod checkpoints;
 pub mod counters;
 pub mod event_appender;
 pub mod event_reader;
+pub mod idempotency;
 pub mod notify;
 pub mod plans;
 pub mod quotas;

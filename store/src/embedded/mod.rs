@@ -9,6 +9,7 @@ mod alerts;
 mod counters;
 mod errors;
 mod event_log;
+mod idempotency;
 mod log_retention;
 mod plans;
 mod quotas;
@@ -313,6 +314,12 @@ mod tests {
     async fn embedded_plans_contract() {
         let (_directory, store) = temp_store();
         contract::plans::run_all(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_idempotency_contract() {
+        let (_directory, store) = temp_store();
+        contract::idempotency::run_all(&store).await;
     }
 
     #[tokio::test]

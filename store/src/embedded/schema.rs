@@ -6,7 +6,7 @@ use crate::{Result, StoreError};
 
 /// The schema version this build writes.
 /// The newest schema: one step per `SCHEMA_V*` below, applied in order.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -207,8 +207,20 @@ CREATE TABLE admin_credentials (
 ) WITHOUT ROWID;
 ";
 
+/// Schema 11: the admin API's idempotency keys (`IdempotencyKeys`), kept a day.
+const SCHEMA_V11: &str = "
+CREATE TABLE idempotency_keys (
+    lookup TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    status INTEGER,
+    answer BLOB
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms);
+";
+
 /// Steps after schema 9, each applied in its own transaction: (version, statements).
-const LATER_STEPS: [(i64, &str); 1] = [(10, SCHEMA_V10)];
+const LATER_STEPS: [(i64, &str); 2] = [(10, SCHEMA_V10), (11, SCHEMA_V11)];
 
 /// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
 pub const AUTO_VACUUM_INCREMENTAL: i64 = 2;

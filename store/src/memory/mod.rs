@@ -6,6 +6,7 @@ mod admin_credentials;
 mod alerts;
 mod counters;
 mod event_log;
+mod idempotency;
 mod plans;
 mod quotas;
 mod registry;
@@ -43,6 +44,7 @@ struct MemoryState {
     assignments: BTreeMap<(String, NaiveDate), PlanAssignment>,
     alerts: Vec<RecordedAlert>,
     admin_credentials: BTreeMap<String, schemas::AdminCredential>,
+    idempotency: HashMap<String, crate::idempotency::IdempotencyRecord>,
 }
 
 /// Every port, in memory.
@@ -98,6 +100,11 @@ mod tests {
     async fn memory_admin_credentials_contract() {
         let store = MemoryStore::new();
         contract::admin_credentials::run_all(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn memory_idempotency_contract() {
+        contract::idempotency::run_all(&MemoryStore::new()).await;
     }
 
     #[tokio::test]
