@@ -17,7 +17,7 @@ done
   { echo "cold-start.sh: --runs must be 1 to 200" >&2; exit 2; }
 
 echo "== building (release)" >&2
-cargo build --quiet --release -p tollgate -p proxy -p tests --bin tollgate --bin tollgate-proxy --bin fake-bedrock >&2
+cargo build --quiet --release -p tollgate -p tests --bin tollgate --bin tollgate-proxy --bin fake-bedrock >&2
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export RUST_LOG="${RUST_LOG:-error}"
 

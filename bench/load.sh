@@ -69,7 +69,7 @@ fi
 nginx_binary="$(command -v nginx || echo /usr/sbin/nginx)"
 
 echo "== building (release)" >&2
-cargo build --quiet --release -p tollgate -p proxy -p metering -p tests \
+cargo build --quiet --release -p tollgate -p metering -p tests \
   --bin tollgate --bin tollgate-proxy --bin tollgate-metering --bin fake-bedrock >&2
 
 work="$(mktemp -d)"

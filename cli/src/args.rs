@@ -440,10 +440,28 @@ pub struct ServeArgs {
     pub log_retention: metering::settings::LogRetentionArgs,
     #[command(flatten)]
     pub metrics: telemetry::metrics::MetricsArgs,
-    /// SHA-256 (hex) of the operator's dashboard credential; serves `/admin/` when set.
-    /// `tollgate admin-token` makes a credential and prints its hash.
+    #[command(flatten)]
+    pub admin: AdminCredentialArgs,
+}
+
+/// The admin credential given by its hash, shared by `serve`, `tollgate-proxy` and the
+/// proxy Lambda.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AdminCredentialArgs {
+    /// SHA-256 (hex) of one more admin credential (role admin, named `configured`),
+    /// besides those stored with `tollgate admin-token --name`; a bare `tollgate
+    /// admin-token` makes one and prints its hash.
     #[arg(long, env = "TOLLGATE_ADMIN_TOKEN_SHA256", value_name = "HEX", value_parser = parse_sha256)]
     pub admin_token_sha256: Option<String>,
+}
+
+impl AdminCredentialArgs {
+    /// The configured credential's hash, if any.
+    pub fn configured(&self) -> Option<schemas::TokenHash> {
+        self.admin_token_sha256
+            .clone()
+            .map(schemas::TokenHash::from_stored)
+    }
 }
 
 /// Parses a lowercase or uppercase hex SHA-256.

@@ -18,7 +18,7 @@ use crate::header_cap::with_header_cap;
 use crate::router::{build_router, path_without_stage};
 use crate::server::{ProxyPorts, build_state};
 use crate::settings::ProxyArgs;
-use store::backend::BackendArgs;
+use store::backend::{BackendArgs, Ports};
 
 /// Configuration, read from the environment.
 #[derive(Debug, Parser)]
@@ -55,9 +55,14 @@ fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
     request
 }
 
-/// Serves API Gateway's requests until the Lambda runtime stops the process.
-pub async fn run_lambda(arguments: LambdaArguments) -> Result<(), lambda_http::Error> {
+/// Serves API Gateway's requests until the Lambda runtime stops the process, with
+/// `extra_routes` (given the backend's ports) merged into the proxy's.
+pub async fn run_lambda(
+    arguments: LambdaArguments,
+    extra_routes: impl FnOnce(&Ports) -> Option<axum::Router>,
+) -> Result<(), lambda_http::Error> {
     let ports = arguments.backend.settings()?.open().await?;
+    let extra = extra_routes(&ports);
     let base = arguments.proxy.proxy_config(None);
     let config = ProxyConfig {
         durable_events: true,
@@ -76,7 +81,11 @@ pub async fn run_lambda(arguments: LambdaArguments) -> Result<(), lambda_http::E
     let max_header_bytes = config.max_header_bytes;
     let (state, _emitter) = build_state(config, proxy_ports)?;
     // The stage is removed before routing (an axum layer would run after it).
-    let router = with_header_cap(build_router(state), max_header_bytes);
+    let router = match extra {
+        Some(extra) => build_router(state).merge(extra),
+        None => build_router(state),
+    };
+    let router = with_header_cap(router, max_header_bytes);
     let service = tower::ServiceExt::map_request(router, strip_stage);
     lambda_http::run_with_streaming_response(service).await
 }

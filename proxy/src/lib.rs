@@ -19,6 +19,7 @@ pub mod key_use;
 pub mod lambda;
 pub mod native_routes;
 pub mod router;
+pub mod self_service;
 pub mod server;
 pub mod settings;
 pub mod spec_route;

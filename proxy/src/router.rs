@@ -16,6 +16,7 @@ pub use crate::call::authenticate::OPEN_ROUTES;
 use crate::call::authenticate::authenticate_customer;
 use crate::error_response::ApiError;
 use crate::native_routes::{BEDROCK_OPERATIONS, bedrock_operation, unknown_operation};
+use crate::self_service::own_usage;
 use crate::spec_route::invoke_spec_route;
 use crate::state::ProxyState;
 
@@ -79,6 +80,8 @@ pub fn build_router(state: ProxyState) -> Router {
         .route("/bedrock", post(invoke_spec_route))
         .merge(bedrock_routes(""))
         .merge(bedrock_routes("/prod"))
+        .route("/prod/usage", get(own_usage))
+        .route("/usage", get(own_usage))
         .route("/health", get(health))
         .route_layer(from_fn_with_state(state.clone(), authenticate_customer))
         .fallback(unknown_route)

@@ -181,6 +181,7 @@ pub fn build_state(
         registry: ports.registry,
         auth: Arc::new(AuthCache::new(config.auth_cache_ttl)),
         runtime: ports.runtime,
+        counters: ports.counters.clone(),
         limiter: Arc::new(Limiter::new(ports.counters, ports.quotas, config.admission)),
         emitter: emitter_handle,
         config: Arc::new(config),

@@ -3,10 +3,10 @@
 //! either backend. The binary parses [`ServerArguments`] and calls [`run_server`].
 
 use clap::Parser;
-use store::backend::BackendArgs;
+use store::backend::{BackendArgs, Ports};
 use telemetry::process::announce;
 
-use crate::server::{ProxyPorts, StartError, shutdown_signal, start_proxy};
+use crate::server::{ProxyPorts, StartError, shutdown_signal, start_proxy_with};
 use crate::settings::ProxyArgs;
 use crate::upstream::bedrock::BedrockSetupError;
 
@@ -39,9 +39,14 @@ pub struct ServerArguments {
 }
 
 /// Runs the standalone proxy until SIGTERM or Ctrl-C: opens the backend, assembles the
-/// proxy's ports, listens, and serves metrics when asked.
-pub async fn run_server(arguments: ServerArguments) -> Result<(), ServerError> {
+/// proxy's ports, listens (with `extra_routes`, given the backend's ports: the operator's
+/// routes, which live outside this crate), and serves metrics when asked.
+pub async fn run_server(
+    arguments: ServerArguments,
+    extra_routes: impl FnOnce(&Ports) -> Option<axum::Router>,
+) -> Result<(), ServerError> {
     let ports = arguments.backend.settings()?.open().await?;
+    let extra = extra_routes(&ports);
     let proxy_ports = ProxyPorts::from_backend(&ports, arguments.proxy.model_runtime().await?);
     let config = arguments
         .proxy
@@ -51,7 +56,7 @@ pub async fn run_server(arguments: ServerArguments) -> Result<(), ServerError> {
     } else {
         "http"
     };
-    let running = start_proxy(config, proxy_ports).await?;
+    let running = start_proxy_with(config, proxy_ports, extra).await?;
     let shutdown = shutdown_signal();
     announce(&format!("listening on {scheme}://{}", running.local_addr));
     if let Some(listen) = arguments.metrics.metrics_listen {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use store::Registry;
+use store::{Counters, Registry};
 
 use crate::upstream::ModelRuntime;
 
@@ -18,6 +18,8 @@ pub struct ProxyState {
     pub registry: Arc<dyn Registry>,
     pub auth: Arc<AuthCache>,
     pub runtime: Arc<dyn ModelRuntime>,
+    /// The counter projection, read by `GET /usage`.
+    pub counters: Arc<dyn Counters>,
     pub limiter: Arc<Limiter>,
     pub key_uses: Arc<KeyUseRecorder>,
     pub emitter: EmitterHandle,

@@ -476,9 +476,22 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
     assert_eq!(template["Parameters"]["StageName"]["Default"], "prod");
     let all = resources(&template);
     assert_eq!(all["BedrockResource"]["Properties"]["PathPart"], "bedrock");
+    assert_eq!(all["AdminResource"]["Properties"]["PathPart"], "admin");
+    assert_eq!(
+        all["AdminProxyResource"]["Properties"]["PathPart"],
+        "{proxy+}"
+    );
+    assert_eq!(all["UsageResource"]["Properties"]["PathPart"], "usage");
+    let mut methods = Vec::new();
     for (name, method) in of_type(&template, "AWS::ApiGateway::Method") {
         let integration = &method["Properties"]["Integration"];
-        assert_eq!(method["Properties"]["HttpMethod"], "POST", "{name}");
+        methods.push((
+            name.clone(),
+            method["Properties"]["HttpMethod"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
         assert_eq!(integration["Type"], "AWS_PROXY", "{name}");
         assert_eq!(integration["ResponseTransferMode"], "STREAM", "{name}");
         let uri = intrinsic(&integration["Uri"]).unwrap().1;
@@ -487,6 +500,21 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
             "{name}: {uri}"
         );
     }
+    methods.sort();
+    let expected: Vec<(String, String)> = [
+        ("AdminAnyMethod", "ANY"),
+        ("AdminRootMethod", "GET"),
+        ("BedrockPostMethod", "POST"),
+        ("ModelOperationPostMethod", "POST"),
+        ("UsageGetMethod", "GET"),
+    ]
+    .iter()
+    .map(|(name, method)| ((*name).to_owned(), (*method).to_owned()))
+    .collect();
+    assert_eq!(
+        methods, expected,
+        "the spec's, Bedrock's, the admin and usage routes"
+    );
     let function = &template["Globals"]["Function"];
     assert_eq!(function["Runtime"], "provided.al2023");
     assert_eq!(

@@ -10,6 +10,8 @@ mod audit;
 mod compact;
 mod create;
 mod dashboard;
+
+pub use dashboard::admin_router as operator_routes;
 mod disable_enable_delete;
 mod invoice;
 mod list;

@@ -41,11 +41,7 @@ pub async fn serve(
         "http"
     };
     let proxy_ports = ProxyPorts::from_backend(&ports, args.proxy.model_runtime().await?);
-    let configured = args
-        .admin_token_sha256
-        .clone()
-        .map(schemas::TokenHash::from_stored);
-    let admin = dashboard::admin_router(ports.clone(), configured);
+    let admin = dashboard::admin_router(ports.clone(), args.admin.configured());
     let proxy = start_proxy_with(config, proxy_ports, Some(admin)).await?;
     let shutdown = shutdown_signal();
 

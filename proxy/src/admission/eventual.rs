@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::Limits;
 use schemas::quota::{
-    Cost, Decision, Level, LimitKind, RateLimitStatus, WindowKind, evaluate, month_start, tightest,
+    Cost, Decision, Level, LimitKind, RateLimitStatus, WindowKind, WindowLevels, evaluate,
+    month_start, tightest,
 };
 use schemas::usage_counts::total_counts;
 use store::Counters;
@@ -205,6 +206,18 @@ impl EventualLimiter {
         limits: &Limits,
         now: DateTime<Utc>,
     ) -> Option<RateLimitStatus> {
+        let levels = self.window_levels(customer_id, limits, now).await?;
+        tightest(limits, now, |kind| levels.of(kind), Cost::default())
+    }
+
+    /// What each window holds as this process sees it: the larger of the counters and its
+    /// own tally.
+    pub(super) async fn window_levels(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Option<WindowLevels> {
         let today = now.date_naive();
         let store = self.store_levels(customer_id, limits, today).await;
         let minute = WindowKind::Minute.containing(now).starts_at;
@@ -232,7 +245,11 @@ impl EventualLimiter {
                 tokens: own.tokens.max(counted.tokens),
             }
         };
-        tightest(limits, now, levels, Cost::default())
+        Some(WindowLevels {
+            minute: levels(WindowKind::Minute),
+            day: levels(WindowKind::Day),
+            month: levels(WindowKind::Month),
+        })
     }
 
     async fn store_levels(

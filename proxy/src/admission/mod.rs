@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use schemas::EnforcementMode;
-use schemas::quota::{LimitHit, RateLimitStatus, has_caps};
+use schemas::quota::{LimitHit, LimitStatus, RateLimitStatus, has_caps, statuses};
 use schemas::{Customer, Limits};
 use store::{Counters, Quotas};
 
@@ -221,6 +221,32 @@ impl Limiter {
                 self.eventual.peek(&customer.customer_id, limits, now).await
             }
         }
+    }
+
+    /// Every limit set for the customer, with what its window holds and what remains
+    /// (`GET /usage`). `None` when the levels cannot be read; empty without caps.
+    pub async fn limit_statuses(
+        &self,
+        customer: &Customer,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<LimitStatus>> {
+        let limits = &customer.limits;
+        if !has_caps(limits) {
+            return Some(Vec::new());
+        }
+        let levels = match self.mode_for(limits) {
+            EnforcementMode::Strict => {
+                self.strict
+                    .window_levels(&customer.customer_id, limits, now)
+                    .await?
+            }
+            EnforcementMode::Eventual => {
+                self.eventual
+                    .window_levels(&customer.customer_id, limits, now)
+                    .await?
+            }
+        };
+        Some(statuses(limits, now, &levels))
     }
 
     /// Settles a call once its tokens are known. Eventual: adds them to this process's

@@ -11,7 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use schemas::quota::{
-    Cost, RateLimitStatus, has_token_caps, requested_max_tokens, tightest, token_reservation,
+    Cost, RateLimitStatus, WindowKind, WindowLevels, has_token_caps, requested_max_tokens,
+    tightest, token_reservation,
 };
 use schemas::{Customer, Limits};
 use store::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
@@ -290,6 +291,17 @@ impl StrictLimiter {
         limits: &Limits,
         now: DateTime<Utc>,
     ) -> Option<RateLimitStatus> {
+        let levels = self.window_levels(customer_id, limits, now).await?;
+        tightest(limits, now, |kind| levels.of(kind), Cost::default())
+    }
+
+    /// What each window holds in the store, with this process's lease counted as used.
+    pub(super) async fn window_levels(
+        &self,
+        customer_id: &str,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Option<WindowLevels> {
         let charges = charges_for(limits, now, 0);
         let windows: Vec<String> = charges.iter().map(|charge| charge.window.clone()).collect();
         let mut levels = self.quotas.levels(customer_id, &windows).await.ok()?;
@@ -301,12 +313,12 @@ impl StrictLimiter {
             own.levels = levels;
             levels = own.used_levels();
         }
-        tightest(
-            limits,
-            now,
-            |kind| level_for(&charges, &levels, now, kind),
-            Cost::default(),
-        )
+        let level = |kind| level_for(&charges, &levels, now, kind);
+        Some(WindowLevels {
+            minute: level(WindowKind::Minute),
+            day: level(WindowKind::Day),
+            month: level(WindowKind::Month),
+        })
     }
 
     /// Settles a call's tokens to the actual count: within the lease it came from when this

@@ -387,6 +387,54 @@ pub fn evaluate(
     }
 }
 
+/// What each window holds: the minute's, the day's and the month's levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowLevels {
+    pub minute: Level,
+    pub day: Level,
+    pub month: Level,
+}
+
+impl WindowLevels {
+    /// The level of one window.
+    pub fn of(&self, kind: WindowKind) -> Level {
+        match kind {
+            WindowKind::Minute => self.minute,
+            WindowKind::Day => self.day,
+            WindowKind::Month => self.month,
+        }
+    }
+}
+
+/// One limit as it stands, for a customer reading its own usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitStatus {
+    /// `daily_requests`, `monthly_tokens`, … (as a 429's `limit`).
+    pub limit: &'static str,
+    pub limit_value: u64,
+    pub used: u64,
+    pub remaining: u64,
+    pub resets_at: DateTime<Utc>,
+}
+
+/// Every cap set, in [`LimitKind::ALL`]'s order, with what its window holds.
+pub fn statuses(limits: &Limits, now: DateTime<Utc>, levels: &WindowLevels) -> Vec<LimitStatus> {
+    LimitKind::ALL
+        .iter()
+        .filter_map(|&kind| {
+            let cap = kind.cap(limits)?;
+            let used = used(kind, levels.of(kind.window()));
+            Some(LimitStatus {
+                limit: kind.as_str(),
+                limit_value: cap,
+                used,
+                remaining: cap.saturating_sub(used),
+                resets_at: kind.window().containing(now).resets_at,
+            })
+        })
+        .collect()
+}
+
 /// Whether any request or token cap is set.
 pub fn has_caps(limits: &Limits) -> bool {
     LimitKind::ALL.iter().any(|kind| kind.cap(limits).is_some())

@@ -310,3 +310,52 @@ fn window_ids_are_written_as_chrono_formats_them() {
     let far = NaiveDate::from_ymd_opt(10_000, 3, 4).unwrap();
     assert_eq!(window_id("day", far, None, true), format!("day:{far}"));
 }
+
+#[test]
+fn every_cap_set_is_reported_with_its_use_and_reset() {
+    let now = at("2026-11-29T10:15:20Z");
+    let levels = WindowLevels {
+        minute: Level {
+            requests: 2,
+            tokens: 0,
+        },
+        day: Level {
+            requests: 7,
+            tokens: 900,
+        },
+        month: Level {
+            requests: 40,
+            tokens: 50_000,
+        },
+    };
+    let limits = Limits {
+        daily_request_limit: Some(5),
+        monthly_token_limit: Some(100_000),
+        requests_per_minute: Some(10),
+        ..Limits::default()
+    };
+    let reported = statuses(&limits, now, &levels);
+    let summary: Vec<(&str, u64, u64, u64)> = reported
+        .iter()
+        .map(|status| {
+            (
+                status.limit,
+                status.limit_value,
+                status.used,
+                status.remaining,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("requests_per_minute", 10, 2, 8),
+            ("daily_requests", 5, 7, 0),
+            ("monthly_tokens", 100_000, 50_000, 50_000),
+        ]
+    );
+    assert_eq!(reported[0].resets_at, at("2026-11-29T10:16:00Z"));
+    assert_eq!(reported[1].resets_at, at("2026-11-30T00:00:00Z"));
+    assert_eq!(reported[2].resets_at, at("2026-12-01T00:00:00Z"));
+    assert!(statuses(&Limits::default(), now, &levels).is_empty());
+}

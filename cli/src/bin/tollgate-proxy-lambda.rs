@@ -3,7 +3,8 @@
 //! `InvokeWithResponseStream` (the integration's `ResponseTransferMode: STREAM`), so a
 //! Bedrock stream reaches the client as it is produced, and answers are not capped at
 //! 10 MB or 29 s. Each response ends only after its usage event is durable in Kinesis,
-//! since Lambda may freeze the process right after.
+//! since Lambda may freeze the process right after. The admin API and the dashboard
+//! (`/admin/…`) are served by the same function.
 //! Configuration comes from the same `TOLLGATE_*` environment variables as every binary.
 
 /// mimalloc rather than the system allocator: the consumer allocates and frees a few
@@ -13,9 +14,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use proxy::lambda::{LambdaArguments, run_lambda};
+use tollgate_cli::args::AdminCredentialArgs;
+use tollgate_cli::commands::operator_routes;
+
+/// The proxy Lambda's configuration, with the operator's routes.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate-proxy-lambda", version)]
+struct Arguments {
+    #[command(flatten)]
+    lambda: LambdaArguments,
+    #[command(flatten)]
+    admin: AdminCredentialArgs,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::process::init_logging("info");
-    run_lambda(LambdaArguments::parse()).await
+    let arguments = Arguments::parse();
+    let configured = arguments.admin.configured();
+    let routes = |ports: &store::backend::Ports| Some(operator_routes(ports.clone(), configured));
+    run_lambda(arguments.lambda, routes).await
 }
