@@ -185,3 +185,42 @@ impl IntoResponse for ApiError {
 
 /// The admin API's result alias.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    #[test]
+    fn each_control_error_kind_has_its_status_and_code() {
+        let cases = [
+            (ControlError::invalid("email", "bad"), 400, "validation"),
+            (
+                ControlError::not_found("no such customer"),
+                404,
+                "not_found",
+            ),
+            (ControlError::conflict("in use"), 409, "conflict"),
+            (ControlError::internal("broken"), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error);
+            assert_eq!(api.status.as_u16(), status);
+            assert_eq!(api.code, code);
+        }
+        let unavailable = ApiError::from(ControlError::from(store::StoreError::Unavailable(
+            "dynamodb throttled".into(),
+        )));
+        assert_eq!(unavailable.code, "unavailable");
+        let response = unavailable.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            RETRY_AFTER_SECONDS.to_string().as_str()
+        );
+        let field = ApiError::validation("daily_limit", "not a number");
+        let body: serde_json::Value = serde_json::from_str(&field.body()).unwrap();
+        assert_eq!(body["error"]["field"], "daily_limit");
+        assert_eq!(body["error"]["code"], "validation");
+    }
+}

@@ -697,3 +697,51 @@ async fn a_retried_post_with_its_idempotency_key_returns_the_first_answer_and_ma
             .any(|window| window == token.as_bytes())
     );
 }
+
+#[tokio::test]
+async fn browsers_on_other_origins_get_no_cors_permission() {
+    let api = api().await;
+    let preflight = api
+        .send(
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri(format!("{PREFIX}/customers"))
+                .header("origin", "https://evil.example")
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(!preflight.status.is_success(), "{}", preflight.status);
+    assert!(
+        !preflight
+            .headers
+            .contains_key("access-control-allow-origin")
+    );
+    let read = api
+        .send(
+            Request::builder()
+                .uri(format!("{PREFIX}/customers"))
+                .header("origin", "https://evil.example")
+                .header("authorization", format!("Bearer {}", api.admin))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(!read.headers.contains_key("access-control-allow-origin"));
+    // A form post, what a cross-site page can send without a preflight, is refused unread.
+    let form = api
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("{PREFIX}/customers"))
+                .header("origin", "https://evil.example")
+                .header("authorization", format!("Bearer {}", api.admin))
+                .header("content-type", "text/plain")
+                .body(Body::from(r#"{"name":"X","email":"x@example.com"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}

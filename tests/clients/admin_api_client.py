@@ -75,6 +75,35 @@ call("assignPlan", 200, {"id": customer_id}, body=assignment)
 month = first_of_month[:7]
 invoice = call("getInvoice", 200, {"id": customer_id, "period": month}).json()
 csv = call("getInvoice", 200, {"id": customer_id, "period": month}, query={"format": "csv"}).text
+
+# Every other operation of the document once, so that each route runs on this backend.
+page = call("listCustomers", 200, query={"limit": 1}).json()
+if not page["customers"]:
+    fail(f"listCustomers returned nothing: {page}")
+profile = call("getCustomer", 200, {"id": customer_id}).json()
+if profile["plan"]["plan_id"] != assignment["plan_id"]:
+    fail(f"getCustomer does not show the plan: {profile}")
+renamed = call("updateCustomer", 200, {"id": customer_id}, body=example_body("updateCustomer")).json()
+keys = call("listKeys", 200, {"id": customer_id}).json()["keys"]
+first_key = keys[0]["key_id"]
+revoked = call("revokeKey", 200, {"id": customer_id, "key_id": first_key}).json()
+if revoked["state"] != "revoked":
+    fail(f"revokeKey: {revoked}")
+call("disableCustomer", 200, {"id": customer_id})
+call("enableCustomer", 200, {"id": customer_id})
+plans = call("listPlans", 200).json()["plans"]
+alerts = call("listAlerts", 200, query={"since": "1d"}).json()["alerts"]
+audit = call("listAudit", 200, query={"customer_id": customer_id}).json()["entries"]
+summary = call("getSummary", 200).json()
+call("getOpenApi", 200)
+deleted = call("deleteCustomer", 200, {"id": customer_id}).json()
+called = {
+    "createCustomer", "rotateKey", "updateLimits", "getUsage", "addPlan", "assignPlan", "getInvoice",
+    "listCustomers", "getCustomer", "updateCustomer", "listKeys", "revokeKey", "disableCustomer",
+    "enableCustomer", "listPlans", "listAlerts", "listAudit", "getSummary", "getOpenApi", "deleteCustomer",
+}
+if called != set(operations):
+    fail(f"operations not driven: {set(operations) - called}")
 print(json.dumps({
     "customer_id": customer_id,
     "customer_token": created["token"],
@@ -85,4 +114,10 @@ print(json.dumps({
     "invoice_currency": invoice["currency"],
     "invoice_status": invoice["status"],
     "csv_lines": len(csv.strip().splitlines()),
+    "renamed_email": renamed["email"],
+    "plans": len(plans),
+    "alerts": len(alerts),
+    "audit_actions": [entry["action"] for entry in audit],
+    "summary_customers": summary["customers"],
+    "deleted_status": deleted["status"],
 }))

@@ -233,8 +233,19 @@ async fn the_cli_and_the_api_share_customers_keys_limits_and_the_audit_trail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_document_validates_and_a_client_driving_its_examples_works() {
+    document_client_scenario(Tollgate::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_aws_backend_the_same_client_works_against_dynamodb() {
+    let settings = tests::aws_env::create_resources(1).await;
+    document_client_scenario(Tollgate::on_aws(settings)).await;
+}
+
+/// The document's examples through the Python client, against `tollgate serve` on
+/// `tollgate`'s backend.
+async fn document_client_scenario(tollgate: Tollgate) {
     let python = client_python();
-    let tollgate = Tollgate::new();
     let fake = FakeBedrock::start().await;
     let token = admin_credential(&tollgate, "docs-client", "admin");
     let server = tollgate.serve_against(&fake, None);
@@ -254,12 +265,40 @@ async fn the_served_document_validates_and_a_client_driving_its_examples_works()
     assert_eq!(seen["invoice_currency"], "USD");
     assert_eq!(seen["invoice_status"], "draft");
     assert!(seen["csv_lines"].as_u64().unwrap() >= 2);
-    // The customer the client made is real: its rotated token is served by the proxy, and
-    // the CLI sees the plan the client assigned.
+    assert_eq!(seen["renamed_email"], "billing@acme.example");
+    assert_eq!(seen["plans"], 1);
+    assert_eq!(seen["summary_customers"], 1);
+    assert_eq!(seen["deleted_status"], "deleted");
+    let actions: Vec<&str> = seen["audit_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| action.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create",
+            "rotate",
+            "limits",
+            "assign-plan",
+            "profile",
+            "revoke",
+            "disable",
+            "enable"
+        ]
+    );
+    // The customer the client made is real, and the CLI sees what the client did.
+    // Deleting the customer through the API revoked its keys on the proxy (the token was
+    // never used, so no cached record stands in the way).
     let rotated = seen["rotated_token"].as_str().unwrap();
-    assert_eq!(spec_call(&server.base_url, rotated).await, 200);
+    assert_eq!(spec_call(&server.base_url, rotated).await, 401);
     let customer_id = seen["customer_id"].as_str().unwrap();
     let shown = tollgate.run_json(&["show", "--customer-id", customer_id]);
     assert_eq!(shown["customer"]["name"], "Acme");
+    assert_eq!(
+        shown["customer"]["status"], "deleted",
+        "the client's last step"
+    );
     drop(server);
 }
