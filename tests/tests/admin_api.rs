@@ -302,3 +302,40 @@ async fn document_client_scenario(tollgate: Tollgate) {
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_proxy_serves_the_admin_api_and_own_usage_too() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    let token = admin_credential(&tollgate, "standalone-ops", "viewer");
+    let (customer_id, customer_token) = tollgate.create_customer("Standalone Co", Some(10));
+    let endpoint = fake.endpoint_url();
+    let proxy =
+        tollgate.standalone_proxy(&["--upstream", "bedrock", "--bedrock-endpoint-url", &endpoint]);
+    let api = Admin {
+        client: reqwest::Client::new(),
+        base: proxy.base_url.clone(),
+        token,
+    };
+    let (status, page) = api.send(reqwest::Method::GET, "/customers", None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["customers"][0]["customer_id"], customer_id.as_str());
+    let (status, refused) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/customers/{customer_id}/disable"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "a viewer only reads: {refused}");
+    let usage: Value = reqwest::Client::new()
+        .get(format!("{}/prod/usage", proxy.base_url))
+        .bearer_auth(&customer_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["limits"][0]["limit_value"], 10);
+}
