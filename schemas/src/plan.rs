@@ -36,6 +36,18 @@ impl Metric {
     }
 }
 
+/// Which calls a request-counting charge bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillableCalls {
+    /// Calls that succeeded: a call that failed (a client or upstream error) is not
+    /// charged. The default of every plan version stored from now on.
+    Success,
+    /// Every admitted call, failed ones included: what plan versions stored before `count`
+    /// existed bill, so their invoices stay as they were.
+    Admitted,
+}
+
 /// One tier: units up to `up_to` (inclusive, counted from the start) at `unit_price`;
 /// the last tier has no `up_to`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +80,9 @@ pub enum Charge {
         unit_price: Decimal,
         #[serde(default)]
         free_units: u64,
+        /// Which calls count; `None` only in plan versions stored before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<BillableCalls>,
     },
     /// Tokens priced per model; the first matching pattern prices a model.
     PerToken {
@@ -81,6 +96,8 @@ pub enum Charge {
         tiers: Vec<Tier>,
         #[serde(default)]
         free_units: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<BillableCalls>,
     },
     /// Every unit at the price of the tier the total reaches.
     Volume {
@@ -89,6 +106,8 @@ pub enum Charge {
         tiers: Vec<Tier>,
         #[serde(default)]
         free_units: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<BillableCalls>,
     },
     /// A price per started block of `package_size` units.
     Package {
@@ -98,6 +117,8 @@ pub enum Charge {
         package_price: Decimal,
         #[serde(default)]
         free_units: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<BillableCalls>,
     },
     /// A fixed fee that includes some units; the rest at the overage price.
     Subscription {
@@ -107,12 +128,61 @@ pub enum Charge {
         #[serde(default)]
         included_units: u64,
         overage_unit_price: Decimal,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<BillableCalls>,
     },
     /// The period's total is at least this amount.
     MinimumCommitment {
         description: Option<String>,
         amount: Decimal,
     },
+}
+
+impl Charge {
+    /// What the charge counts; `None` for per-token prices and the minimum commitment.
+    pub fn metric(&self) -> Option<Metric> {
+        match self {
+            Self::PerRequest { .. } => Some(Metric::Requests),
+            Self::Graduated { metric, .. }
+            | Self::Volume { metric, .. }
+            | Self::Package { metric, .. }
+            | Self::Subscription { metric, .. } => Some(*metric),
+            Self::PerToken { .. } | Self::MinimumCommitment { .. } => None,
+        }
+    }
+
+    /// The charge's `count` as written.
+    pub fn count(&self) -> Option<BillableCalls> {
+        match self {
+            Self::PerRequest { count, .. }
+            | Self::Graduated { count, .. }
+            | Self::Volume { count, .. }
+            | Self::Package { count, .. }
+            | Self::Subscription { count, .. } => *count,
+            Self::PerToken { .. } | Self::MinimumCommitment { .. } => None,
+        }
+    }
+
+    /// The charge's `count`, when it counts requests.
+    fn count_mut(&mut self) -> Option<&mut Option<BillableCalls>> {
+        if self.metric() != Some(Metric::Requests) {
+            return None;
+        }
+        match self {
+            Self::PerRequest { count, .. }
+            | Self::Graduated { count, .. }
+            | Self::Volume { count, .. }
+            | Self::Package { count, .. }
+            | Self::Subscription { count, .. } => Some(count),
+            Self::PerToken { .. } | Self::MinimumCommitment { .. } => None,
+        }
+    }
+
+    /// Which calls the charge bills: its `count`, or every admitted call for a version
+    /// stored before `count` existed.
+    pub fn billable_calls(&self) -> BillableCalls {
+        self.count().unwrap_or(BillableCalls::Admitted)
+    }
 }
 
 /// A pricing plan.
@@ -247,7 +317,21 @@ impl Plan {
             at(location, message)
         })?;
         plan.validate()?;
-        Ok(plan)
+        Ok(plan.with_current_defaults())
+    }
+
+    /// The plan as a new version is stored: a request-counting charge without `count`
+    /// bills successful calls. (Versions stored before `count` existed have none, and bill
+    /// every admitted call: [`Charge::billable_calls`].)
+    pub fn with_current_defaults(mut self) -> Self {
+        for charge in &mut self.charges {
+            if let Some(count) = charge.count_mut()
+                && count.is_none()
+            {
+                *count = Some(BillableCalls::Success);
+            }
+        }
+        self
     }
 
     /// The plan as TOML.
@@ -311,6 +395,12 @@ impl Plan {
 
 /// Checks one charge's own fields; `path` names it in errors (`charges[2]`).
 fn validate_charge(path: &str, charge: &Charge) -> Result<(), PlanError> {
+    if charge.metric() != Some(Metric::Requests) && charge.count().is_some() {
+        return Err(at(
+            format!("{path}.count"),
+            "count chooses which calls a requests charge bills; this charge does not count requests: remove count",
+        ));
+    }
     match charge {
         Charge::PerRequest { unit_price, .. } => {
             not_negative(format!("{path}.unit_price"), unit_price)

@@ -3,7 +3,7 @@
 //! rounded lines, so [`super::rate`] applies it last.
 
 use rust_decimal::Decimal;
-use schemas::plan::{Charge, Metric, ModelPrice, Plan, Tier};
+use schemas::plan::{BillableCalls, Charge, Metric, ModelPrice, Plan, Tier};
 
 use super::tiers::{thousands, tier_slices, volume_amount, volume_tier};
 use super::{PeriodUsage, RatingError};
@@ -49,9 +49,36 @@ pub(super) fn charge_name(charge: &Charge) -> String {
     described(description, kind.to_owned())
 }
 
-/// The lines `charge` adds for `usage`; none for the minimum commitment.
+/// The zero line of a charge that bills successful calls only, for the calls that failed.
+fn not_charged_line(failed: u64) -> UnroundedLine {
+    UnroundedLine::priced(
+        "calls that failed (client or upstream error), not charged".into(),
+        Decimal::from(failed),
+        "requests",
+        Decimal::ZERO,
+    )
+}
+
+/// The lines `charge` adds for `usage`; none for the minimum commitment. A charge that
+/// bills successful calls adds a zero line for the calls that failed.
 pub(super) fn charge_lines(
     charge: &Charge,
+    usage: &PeriodUsage,
+) -> Result<Vec<UnroundedLine>, RatingError> {
+    let calls = charge.billable_calls();
+    let mut lines = priced_lines(charge, calls, usage)?;
+    if charge.metric() == Some(Metric::Requests)
+        && calls == BillableCalls::Success
+        && usage.failed_calls() > 0
+    {
+        lines.push(not_charged_line(usage.failed_calls()));
+    }
+    Ok(lines)
+}
+
+fn priced_lines(
+    charge: &Charge,
+    calls: BillableCalls,
     usage: &PeriodUsage,
 ) -> Result<Vec<UnroundedLine>, RatingError> {
     let lines = match charge {
@@ -59,11 +86,12 @@ pub(super) fn charge_lines(
             description,
             unit_price,
             free_units,
+            ..
         } => vec![per_request_line(
             description,
             *unit_price,
             *free_units,
-            usage,
+            usage.total(Metric::Requests, calls),
         )],
         Charge::PerToken {
             description,
@@ -74,26 +102,38 @@ pub(super) fn charge_lines(
             metric,
             tiers,
             free_units,
-        } => graduated_lines(description, *metric, tiers, *free_units, usage),
+            ..
+        } => graduated_lines(
+            description,
+            *metric,
+            tiers,
+            usage.total(*metric, calls).saturating_sub(*free_units),
+        ),
         Charge::Volume {
             description,
             metric,
             tiers,
             free_units,
-        } => vec![volume_line(description, *metric, tiers, *free_units, usage)],
+            ..
+        } => vec![volume_line(
+            description,
+            *metric,
+            tiers,
+            usage.total(*metric, calls).saturating_sub(*free_units),
+        )],
         Charge::Package {
             description,
             metric,
             package_size,
             package_price,
             free_units,
+            ..
         } => vec![package_line(
             description,
             *metric,
             *package_size,
             *package_price,
-            *free_units,
-            usage,
+            usage.total(*metric, calls).saturating_sub(*free_units),
         )],
         Charge::Subscription {
             description,
@@ -101,13 +141,14 @@ pub(super) fn charge_lines(
             metric,
             included_units,
             overage_unit_price,
+            ..
         } => subscription_lines(
             description,
             *fee,
             *metric,
             *included_units,
             *overage_unit_price,
-            usage,
+            usage.total(*metric, calls),
         ),
         Charge::MinimumCommitment { .. } => Vec::new(),
     };
@@ -119,9 +160,9 @@ fn per_request_line(
     description: &Option<String>,
     unit_price: Decimal,
     free_units: u64,
-    usage: &PeriodUsage,
+    requests: u64,
 ) -> UnroundedLine {
-    let units = usage.total(Metric::Requests).saturating_sub(free_units);
+    let units = requests.saturating_sub(free_units);
     UnroundedLine::priced(
         described(description, "API requests".into()),
         Decimal::from(units),
@@ -187,10 +228,8 @@ fn graduated_lines(
     description: &Option<String>,
     metric: Metric,
     tiers: &[Tier],
-    free_units: u64,
-    usage: &PeriodUsage,
+    units: u64,
 ) -> Vec<UnroundedLine> {
-    let units = usage.total(metric).saturating_sub(free_units);
     let mut lines = Vec::new();
     let mut below = 0u64;
     for (count, tier) in tier_slices(tiers, units) {
@@ -217,10 +256,8 @@ fn volume_line(
     description: &Option<String>,
     metric: Metric,
     tiers: &[Tier],
-    free_units: u64,
-    usage: &PeriodUsage,
+    units: u64,
 ) -> UnroundedLine {
-    let units = usage.total(metric).saturating_sub(free_units);
     let price = volume_tier(tiers, units).map_or(Decimal::ZERO, |tier| tier.unit_price);
     UnroundedLine {
         description: described(description, metric.unit().to_owned()),
@@ -237,10 +274,8 @@ fn package_line(
     metric: Metric,
     package_size: u64,
     package_price: Decimal,
-    free_units: u64,
-    usage: &PeriodUsage,
+    units: u64,
 ) -> UnroundedLine {
-    let units = usage.total(metric).saturating_sub(free_units);
     let packages = units.div_ceil(package_size.max(1));
     UnroundedLine::priced(
         described(
@@ -260,7 +295,7 @@ fn subscription_lines(
     metric: Metric,
     included_units: u64,
     overage_unit_price: Decimal,
-    usage: &PeriodUsage,
+    used: u64,
 ) -> Vec<UnroundedLine> {
     let mut lines = vec![UnroundedLine::priced(
         described(
@@ -275,7 +310,7 @@ fn subscription_lines(
         "month",
         fee,
     )];
-    let overage = usage.total(metric).saturating_sub(included_units);
+    let overage = used.saturating_sub(included_units);
     if overage > 0 {
         lines.push(UnroundedLine::priced(
             format!(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use schemas::UsageCounts;
-use schemas::plan::{Charge, Metric, Plan};
+use schemas::plan::{BillableCalls, Charge, Metric, Plan};
 use serde::Serialize;
 
 use charges::{UnroundedLine, charge_lines, charge_name, minimum_commitment_line};
@@ -24,16 +24,27 @@ pub struct PeriodUsage {
 }
 
 impl PeriodUsage {
-    /// The total of a metric over every model.
-    pub fn total(&self, metric: Metric) -> u64 {
+    /// The total of a metric over every model; requests as `calls` counts them.
+    pub fn total(&self, metric: Metric, calls: BillableCalls) -> u64 {
         self.by_model
             .values()
-            .map(|counts| match metric {
-                Metric::Requests => counts.requests,
-                Metric::Tokens => counts.total_tokens(),
-                Metric::InputTokens => counts.input_tokens,
-                Metric::OutputTokens => counts.output_tokens,
+            .map(|counts| match (metric, calls) {
+                (Metric::Requests, BillableCalls::Admitted) => counts.requests,
+                (Metric::Requests, BillableCalls::Success) => {
+                    counts.requests.saturating_sub(counts.errors)
+                }
+                (Metric::Tokens, _) => counts.total_tokens(),
+                (Metric::InputTokens, _) => counts.input_tokens,
+                (Metric::OutputTokens, _) => counts.output_tokens,
             })
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// Admitted calls that failed (a client or upstream error), over every model.
+    pub fn failed_calls(&self) -> u64 {
+        self.by_model
+            .values()
+            .map(|counts| counts.errors)
             .fold(0u64, u64::saturating_add)
     }
 }

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use schemas::UsageCounts;
-use schemas::plan::{Charge, Metric, ModelPrice, Plan, Tier};
+use schemas::plan::{BillableCalls, Charge, Metric, ModelPrice, Plan, Tier};
 
 use super::*;
 
@@ -64,6 +64,7 @@ fn per_request() {
         description: None,
         unit_price: d("0.002"),
         free_units: free,
+        count: None,
     };
     let used = usage(&[("a", 12_345, 0, 0)]);
     assert_eq!(total(vec![charge(0)], &used), d("24.69"));
@@ -134,6 +135,7 @@ fn graduated_tiers_price_each_tier_at_its_own_rate() {
         metric: Metric::Requests,
         tiers: tiers(&[(Some(1_000), "0"), (Some(10_000), "0.002"), (None, "0.001")]),
         free_units: 0,
+        count: None,
     };
     // 25,000 requests: 1,000 × $0 + 9,000 × $0.002 + 15,000 × $0.001 = $0 + $18 + $15 = $33.
     let rated = rate(&plan(vec![charge.clone()]), &usage(&[("a", 25_000, 0, 0)])).unwrap();
@@ -159,6 +161,7 @@ fn volume_tiers_price_every_unit_at_the_reached_rate() {
         metric: Metric::Tokens,
         tiers: tiers(&[(Some(1_000_000), "0.000010"), (None, "0.000008")]),
         free_units: 0,
+        count: None,
     };
     // 800,000 tokens stay in the first tier: 800,000 × $0.00001 = $8.00.
     assert_eq!(
@@ -180,6 +183,7 @@ fn packages_are_charged_per_started_block() {
         package_size: 1_000,
         package_price: d("1.50"),
         free_units: 0,
+        count: None,
     };
     // 2,001 requests start 3 packages of 1,000: 3 × $1.50 = $4.50.
     assert_eq!(
@@ -200,6 +204,7 @@ fn subscription_with_included_units_then_overage() {
         fee: d("49.00"),
         metric: Metric::Requests,
         included_units: 10_000,
+        count: None,
         overage_unit_price: d("0.004"),
     };
     // Within the included 10,000: the fee alone, $49.00.
@@ -220,6 +225,7 @@ fn a_minimum_commitment_tops_the_total_up() {
                 description: None,
                 unit_price: d("0.01"),
                 free_units: 0,
+                count: None,
             },
             Charge::MinimumCommitment {
                 description: None,
@@ -254,6 +260,7 @@ fn rounding_is_half_to_even_per_line_and_lines_add_up() {
         description: None,
         unit_price: d(price),
         free_units: 0,
+        count: None,
     };
     // 5 × $0.001 = $0.005 → $0.00 (half to even); 15 × $0.001 = $0.015 → $0.02.
     assert_eq!(
@@ -331,4 +338,158 @@ proptest! {
         prop_assert!(volume_amount(&rising, units) >= graduated_amount(&rising, units));
         prop_assert!(volume_amount(&falling, units) <= graduated_amount(&falling, units));
     }
+}
+
+/// Two models' usage with failed calls: `(model, admitted requests, of which failed)`.
+fn usage_with_failures(models: &[(&str, u64, u64)]) -> PeriodUsage {
+    PeriodUsage {
+        by_model: models
+            .iter()
+            .map(|(model, requests, errors)| {
+                (
+                    (*model).to_owned(),
+                    UsageCounts {
+                        requests: *requests,
+                        errors: *errors,
+                        ..UsageCounts::default()
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn only_successful_calls_are_billed_unless_the_plan_version_predates_count() {
+    // 1,000 + 600 admitted calls, of which 40 + 20 failed (client or upstream errors).
+    let used = usage_with_failures(&[("a", 1_000, 40), ("b", 600, 20)]);
+    let per_request = |count| Charge::PerRequest {
+        description: None,
+        unit_price: d("0.001"),
+        free_units: 100,
+        count,
+    };
+    // (count, expected total): success bills 1,540 − 100 free = 1,440 × $0.001 = $1.44;
+    // admitted (and a version stored before count, None) bills 1,600 − 100 = 1,500 = $1.50.
+    for (count, expected) in [
+        (Some(BillableCalls::Success), "1.44"),
+        (Some(BillableCalls::Admitted), "1.50"),
+        (None, "1.50"),
+    ] {
+        let rated = rate(&plan(vec![per_request(count)]), &used).unwrap();
+        assert_eq!(rated.total, d(expected), "{count:?}");
+        let zero_line = rated
+            .lines
+            .iter()
+            .find(|line| line.description.contains("not charged"));
+        match count {
+            Some(BillableCalls::Success) => {
+                let line = zero_line.expect("the failed calls are shown");
+                assert_eq!(line.quantity, d("60"));
+                assert_eq!(line.amount, d("0"));
+                assert_eq!(line.unit_price, d("0"));
+            }
+            _ => assert!(zero_line.is_none(), "{count:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_request_counting_charge_bills_only_successful_calls_by_count() {
+    // 1,540 successful calls of 1,600 admitted.
+    let used = usage_with_failures(&[("a", 1_000, 40), ("b", 600, 20)]);
+    let tiers = tiers(&[(Some(1_000), "0.002"), (None, "0.001")]);
+    let success = Some(BillableCalls::Success);
+    let cases = [
+        // 1,540 successful: 1,000 × 0.002 + 540 × 0.001 = 2.54.
+        (
+            Charge::Graduated {
+                description: None,
+                metric: Metric::Requests,
+                tiers: tiers.clone(),
+                free_units: 0,
+                count: success,
+            },
+            "2.54",
+        ),
+        // 1,540 in the second tier: 1,540 × 0.001 = 1.54.
+        (
+            Charge::Volume {
+                description: None,
+                metric: Metric::Requests,
+                tiers,
+                free_units: 0,
+                count: success,
+            },
+            "1.54",
+        ),
+        // 1,540 in packages of 500: 4 × 1.00 = 4.00.
+        (
+            Charge::Package {
+                description: None,
+                metric: Metric::Requests,
+                package_size: 500,
+                package_price: d("1.00"),
+                free_units: 0,
+                count: success,
+            },
+            "4.00",
+        ),
+        // 10 + (1,540 − 1,500) × 0.01 = 10.40.
+        (
+            Charge::Subscription {
+                description: None,
+                fee: d("10"),
+                metric: Metric::Requests,
+                included_units: 1_500,
+                overage_unit_price: d("0.01"),
+                count: success,
+            },
+            "10.40",
+        ),
+    ];
+    for (charge, expected) in cases {
+        assert_eq!(
+            total(vec![charge.clone()], &used),
+            d(expected),
+            "{charge:?}"
+        );
+    }
+}
+
+#[test]
+fn new_plan_versions_bill_successful_calls_and_count_belongs_to_request_charges() {
+    let text = "schema_version = 1\nid = \"p\"\nversion = 2\nname = \"P\"\ncurrency = \"USD\"\n\n[[charges]]\ntype = \"per_request\"\nunit_price = \"0.001\"\n\n[[charges]]\ntype = \"graduated\"\nmetric = \"tokens\"\n[[charges.tiers]]\nunit_price = \"0.000001\"\n";
+    let parsed = Plan::from_toml(text).unwrap();
+    assert_eq!(parsed.charges[0].count(), Some(BillableCalls::Success));
+    assert_eq!(
+        parsed.charges[1].count(),
+        None,
+        "a token charge has no count"
+    );
+    let legacy: Plan = serde_json::from_str(
+        r#"{"schema_version":1,"id":"p","version":1,"name":"P","currency":"USD","charges":[{"type":"per_request","unit_price":"0.001"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(legacy.charges[0].billable_calls(), BillableCalls::Admitted);
+    assert!(
+        !serde_json::to_string(&legacy).unwrap().contains("count"),
+        "a stored legacy version serializes as it was"
+    );
+    let explicit = text.replacen(
+        "unit_price = \"0.001\"",
+        "unit_price = \"0.001\"\ncount = \"admitted\"",
+        1,
+    );
+    assert_eq!(
+        Plan::from_toml(&explicit).unwrap().charges[0].count(),
+        Some(BillableCalls::Admitted)
+    );
+    let misplaced = text.replacen(
+        "metric = \"tokens\"",
+        "metric = \"tokens\"\ncount = \"success\"",
+        1,
+    );
+    let error = Plan::from_toml(&misplaced).unwrap_err();
+    assert!(error.to_string().contains("charges[1].count"), "{error}");
 }
