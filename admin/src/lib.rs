@@ -39,6 +39,8 @@ pub const PREFIX: &str = "/admin/api/v1";
 pub struct AdminState {
     pub ports: Ports,
     pub configured: Option<TokenHash>,
+    /// Bedrock's prices, when the operator configured them (`--model-prices`).
+    pub model_prices: Option<std::sync::Arc<schemas::model_prices::ModelPriceTable>>,
 }
 
 /// The routes as registered: method and path (with `{parameters}`), in order. The

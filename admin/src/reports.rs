@@ -118,6 +118,7 @@ pub async fn invoice(
             scope: InvoiceScope::Customer(id.to_owned()),
             period,
             what_if_plan: None,
+            model_prices: state.model_prices.as_deref().cloned(),
         },
     )
     .await?;

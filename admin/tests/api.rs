@@ -61,6 +61,7 @@ async fn api() -> Api {
         router: router(AdminState {
             ports: ports(&store),
             configured: None,
+            model_prices: None,
         }),
         admin: admin.token.expose().to_owned(),
         viewer: viewer.token.expose().to_owned(),

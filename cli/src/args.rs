@@ -65,6 +65,9 @@ pub enum Command {
     /// Work with pricing plans.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Check Bedrock's price table (the operator's cost of goods).
+    #[command(subcommand)]
+    ModelPrices(ModelPricesCommand),
     /// Price a customer with a stored plan from the start of a month on.
     AssignPlan(AssignPlanArgs),
     /// Price a month of deduplicated usage as an invoice (JSON, CSV or printable HTML).
@@ -180,6 +183,16 @@ pub enum AdminTokenCommand {
     },
 }
 
+/// `tollgate model-prices …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelPricesCommand {
+    /// Check a price table; errors point at the line or field and say the fix.
+    Validate {
+        /// The table (TOML, see docs/model-prices.toml).
+        file: std::path::PathBuf,
+    },
+}
+
 /// `tollgate plan …`.
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
@@ -251,6 +264,10 @@ pub struct InvoiceArgs {
     /// Write to this file (with --all and html: a directory, one file per invoice).
     #[arg(long, value_name = "PATH")]
     pub out: Option<std::path::PathBuf>,
+    /// Bedrock's price table: the JSON invoice then carries `cost_of_goods` (what Bedrock
+    /// charged for the usage, and the margin), for the operator only.
+    #[arg(long, env = "TOLLGATE_MODEL_PRICES", value_name = "FILE")]
+    pub model_prices: Option<std::path::PathBuf>,
 }
 
 /// Parses `YYYY-MM`.
@@ -444,41 +461,12 @@ pub struct ServeArgs {
     pub admin: AdminCredentialArgs,
 }
 
-/// The admin credential given by its hash, shared by `serve`, `tollgate-proxy` and the
-/// proxy Lambda.
-#[derive(Debug, Clone, Default, Args)]
-pub struct AdminCredentialArgs {
-    /// SHA-256 (hex) of one more admin credential (role admin, named `configured`),
-    /// besides those stored with `tollgate admin-token --name`; a bare `tollgate
-    /// admin-token` makes one and prints its hash.
-    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN_SHA256", value_name = "HEX", value_parser = parse_sha256)]
-    pub admin_token_sha256: Option<String>,
-}
-
-impl AdminCredentialArgs {
-    /// The configured credential's hash, if any.
-    pub fn configured(&self) -> Option<schemas::TokenHash> {
-        self.admin_token_sha256
-            .clone()
-            .map(schemas::TokenHash::from_stored)
-    }
-}
-
-/// Parses a lowercase or uppercase hex SHA-256.
-pub fn parse_sha256(text: &str) -> Result<String, String> {
-    let text = text.trim().to_ascii_lowercase();
-    if text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        Ok(text)
-    } else {
-        Err("give the 64 hex digits printed by `tollgate admin-token`".into())
-    }
-}
-
 /// Holds a secret as given, so that it never shows in debug output.
 pub fn parse_secret(text: &str) -> Result<SecretToken, String> {
     Ok(SecretToken::new(text.to_owned()))
 }
 
+pub use crate::operator_args::{AdminCredentialArgs, parse_sha256};
 pub use control::inputs::{parse_date, parse_duration, parse_limit};
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod args;
 pub mod commands;
 pub mod exit;
 pub mod logging;
+pub mod operator_args;
 pub mod output;
 
 use anyhow::Context;

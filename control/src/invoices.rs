@@ -2,9 +2,11 @@
 //! customer's plan (or a what-if plan). Rendering (JSON, CSV, HTML) is the adapter's.
 
 use chrono::NaiveDate;
+use metering::cost::cost_of_usage;
 use metering::invoice::{Invoice, build_invoice, month_bounds};
 use metering::rating::PeriodUsage;
 use schemas::Customer;
+use schemas::model_prices::ModelPriceTable;
 use schemas::plan::Plan;
 use store::{Counters, Plans, Registry, Watermarks};
 
@@ -30,6 +32,8 @@ pub struct InvoiceRequest {
     pub period: NaiveDate,
     /// Price with this plan instead of the assigned one (what-if; changes nothing).
     pub what_if_plan: Option<Plan>,
+    /// Bedrock's prices: each invoice then carries its cost of goods and margin.
+    pub model_prices: Option<ModelPriceTable>,
 }
 
 /// The invoices of a run.
@@ -87,11 +91,17 @@ pub async fn invoice_period(
             continue;
         };
         let usage = period_usage(counters, &customer.customer_id, request.period).await?;
-        run.invoices.push(
-            build_invoice(customer, request.period, &plan, &usage, complete).map_err(|error| {
+        let mut invoice = build_invoice(customer, request.period, &plan, &usage, complete)
+            .map_err(|error| {
                 ControlError::invalid("plan", format!("{}: {error}", customer.customer_id))
-            })?,
-        );
+            })?;
+        if let Some(table) = &request.model_prices {
+            invoice.cost_of_goods = Some(
+                cost_of_usage(table, &usage.by_model)
+                    .with_revenue(invoice.total, &invoice.currency),
+            );
+        }
+        run.invoices.push(invoice);
     }
     if let InvoiceScope::Customer(customer_id) = &request.scope
         && run.invoices.is_empty()
@@ -111,19 +121,19 @@ mod tests {
     use crate::plans::tests::flat_plan;
     use crate::plans::{PlanChoice, assign_plan, store_plan};
     use crate::test_support::operator;
-    use chrono::Datelike;
+    use chrono::{Datelike, NaiveDate};
     use schemas::Outcome;
     use store::memory::MemoryStore;
 
-    #[tokio::test]
-    async fn invoices_price_customers_with_a_plan_and_name_those_without() {
-        let store = MemoryStore::new();
+    /// Customers A (five calls of one input and one output token today, the flat plan
+    /// from the first of the month) and B (no plan); their ids and the period.
+    async fn two_customers_one_with_a_plan(store: &MemoryStore) -> (Vec<String>, NaiveDate) {
         let today = chrono::Utc::now().date_naive();
         let period = today.with_day(1).unwrap();
         let mut ids = Vec::new();
         for name in ["A", "B"] {
             let issued =
-                create_customer(&store, &operator(), NewCustomer::named(name, "x@x.example"))
+                create_customer(store, &operator(), NewCustomer::named(name, "x@x.example"))
                     .await
                     .unwrap();
             ids.push(issued.customer_id);
@@ -138,23 +148,71 @@ mod tests {
             })
             .collect();
         store.apply(&events).await.unwrap();
-        store_plan(&store, &operator(), &flat_plan(1))
-            .await
-            .unwrap();
+        store_plan(store, &operator(), &flat_plan(1)).await.unwrap();
         let choice = PlanChoice {
             customer_id: ids[0].clone(),
             plan_id: "flat".into(),
             plan_version: None,
             effective_from: period,
         };
-        assign_plan(&store, &store, &operator(), &choice)
+        assign_plan(store, store, &operator(), &choice)
             .await
             .unwrap();
+        (ids, period)
+    }
 
+    #[tokio::test]
+    async fn with_bedrocks_prices_an_invoice_carries_its_cost_and_margin_for_the_operator() {
+        let store = MemoryStore::new();
+        let (_, period) = two_customers_one_with_a_plan(&store).await;
+        // With Bedrock's prices: 5 calls × (1 + 1) tokens at $1,000 per million = $0.01,
+        // against $0.05 of revenue: a margin of $0.04.
+        let table = schemas::model_prices::ModelPriceTable::from_toml(
+            "schema_version = 1\ncurrency = \"USD\"\nas_of = \"2026-12-01\"\n\n[[prices]]\npattern = \"model-*\"\ninput_per_million = \"1000\"\noutput_per_million = \"1000\"\nsource = \"https://aws.amazon.com/bedrock/pricing/\"\n",
+        )
+        .unwrap();
+        let priced = InvoiceRequest {
+            model_prices: Some(table),
+            ..InvoiceRequest {
+                scope: InvoiceScope::All,
+                period,
+                what_if_plan: None,
+                model_prices: None,
+            }
+        };
+        let run = invoice_period(&store, &store, &store, &store, &priced)
+            .await
+            .unwrap();
+        let cost = run.invoices[0].cost_of_goods.as_ref().unwrap();
+        assert_eq!(cost.total.to_string(), "0.01");
+        assert_eq!(
+            cost.gross_margin.map(|margin| margin.to_string()),
+            Some("0.04".into())
+        );
+        let without_cost = metering::invoice::Invoice {
+            cost_of_goods: None,
+            ..run.invoices[0].clone()
+        };
+        assert_eq!(
+            metering::invoice::to_html(&run.invoices[0]),
+            metering::invoice::to_html(&without_cost),
+            "never on the customer's page"
+        );
+        assert_eq!(
+            metering::invoice::to_csv(&run.invoices),
+            metering::invoice::to_csv(std::slice::from_ref(&without_cost))
+        );
+    }
+
+    #[tokio::test]
+    async fn invoices_price_customers_with_a_plan_and_name_those_without() {
+        let store = MemoryStore::new();
+        let (ids, period) = two_customers_one_with_a_plan(&store).await;
         let all = InvoiceRequest {
             scope: InvoiceScope::All,
             period,
             what_if_plan: None,
+            model_prices: None,
         };
         let run = invoice_period(&store, &store, &store, &store, &all)
             .await
@@ -163,11 +221,16 @@ mod tests {
         assert_eq!(run.invoices[0].usage.requests, 5);
         assert_eq!(run.invoices[0].total.to_string(), "0.05");
         assert_eq!(run.without_plan, [ids[1].clone()]);
+        assert_eq!(
+            run.invoices[0].cost_of_goods, None,
+            "no price table, no cost"
+        );
 
         let without = InvoiceRequest {
             scope: InvoiceScope::Customer(ids[1].clone()),
             period,
             what_if_plan: None,
+            model_prices: None,
         };
         let error = invoice_period(&store, &store, &store, &store, &without)
             .await
@@ -186,6 +249,7 @@ mod tests {
             scope: InvoiceScope::Customer("nobody".into()),
             period,
             what_if_plan: None,
+            model_prices: None,
         };
         assert!(
             invoice_period(&store, &store, &store, &store, &unknown)

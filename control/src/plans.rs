@@ -17,6 +17,17 @@ pub fn parse_plan(text: &str, source: &str) -> Result<Plan> {
         .map_err(|error| ControlError::invalid("plan", format!("{source}: {error}")))
 }
 
+/// `model-prices validate`: parses and checks Bedrock's price table (TOML, see
+/// docs/model-prices.toml); `Invalid` with the line or field and the fix, prefixed by
+/// `source`.
+pub fn parse_model_prices(
+    text: &str,
+    source: &str,
+) -> Result<schemas::model_prices::ModelPriceTable> {
+    schemas::model_prices::ModelPriceTable::from_toml(text)
+        .map_err(|error| ControlError::invalid("model_prices", format!("{source}: {error}")))
+}
+
 /// A plan sent as JSON (the admin API): the fields of the TOML file, checked the same way.
 pub fn parse_plan_json(text: &str, source: &str) -> Result<Plan> {
     let plan: Plan = serde_json::from_str(text).map_err(|error| {

@@ -56,6 +56,10 @@ pub struct Invoice {
     pub total: Decimal,
     pub usage: UsageCounts,
     pub complete_through: Option<DateTime<Utc>>,
+    /// What Bedrock charged for the usage, and the margin: for the operator only, given
+    /// when a price table is (`--model-prices`); never on the HTML or CSV invoice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_of_goods: Option<crate::cost::CostOfGoods>,
 }
 
 /// The first and last day of the month starting at `start`.
@@ -134,6 +138,7 @@ pub fn build_invoice(
         total: rated.total,
         usage: totals,
         complete_through,
+        cost_of_goods: None,
     })
 }
 

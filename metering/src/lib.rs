@@ -9,6 +9,7 @@ pub mod apply;
 pub mod compact;
 pub mod compact_lambda;
 pub mod consumer;
+pub mod cost;
 pub mod error;
 mod fault;
 pub mod invoice;

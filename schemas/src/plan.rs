@@ -236,14 +236,14 @@ pub struct PlanError {
     pub message: String,
 }
 
-fn at(location: impl Into<String>, message: impl Into<String>) -> PlanError {
+pub(crate) fn at(location: impl Into<String>, message: impl Into<String>) -> PlanError {
     PlanError {
         location: location.into(),
         message: message.into(),
     }
 }
 
-fn line_and_column(text: &str, offset: usize) -> String {
+pub(crate) fn line_and_column(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
@@ -292,7 +292,7 @@ fn check_tiers(path: &str, tiers: &[Tier]) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn not_negative(path: String, value: &Decimal) -> Result<(), PlanError> {
+pub(crate) fn not_negative(path: String, value: &Decimal) -> Result<(), PlanError> {
     if value.is_sign_negative() {
         Err(at(path, "an amount cannot be negative"))
     } else {

@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use proxy::lambda::{LambdaArguments, run_lambda};
 use tollgate_cli::args::AdminCredentialArgs;
-use tollgate_cli::commands::operator_routes;
+use tollgate_cli::commands::{OperatorSettings, operator_routes};
 
 /// The proxy Lambda's configuration, with the operator's routes.
 #[derive(Debug, Parser)]
@@ -31,7 +31,10 @@ struct Arguments {
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::process::init_logging("info");
     let arguments = Arguments::parse();
-    let configured = arguments.admin.configured();
-    let routes = |ports: &store::backend::Ports| Some(operator_routes(ports.clone(), configured));
+    let operator = match OperatorSettings::from_args(&arguments.admin) {
+        Ok(operator) => operator,
+        Err(error) => return Err(error.into()),
+    };
+    let routes = |ports: &store::backend::Ports| Some(operator_routes(ports.clone(), &operator));
     run_lambda(arguments.lambda, routes).await
 }

@@ -11,7 +11,7 @@ use clap::Parser;
 use proxy::standalone::{ServerArguments, run_server};
 use telemetry::process::{init_logging, report_fatal};
 use tollgate_cli::args::AdminCredentialArgs;
-use tollgate_cli::commands::operator_routes;
+use tollgate_cli::commands::{OperatorSettings, operator_routes};
 
 /// Tollgate's proxy alone, with the operator's routes.
 #[derive(Debug, Parser)]
@@ -27,8 +27,14 @@ struct Arguments {
 async fn main() -> std::process::ExitCode {
     init_logging("warn,proxy=info");
     let arguments = Arguments::parse();
-    let configured = arguments.admin.configured();
-    let routes = |ports: &store::backend::Ports| Some(operator_routes(ports.clone(), configured));
+    let operator = match OperatorSettings::from_args(&arguments.admin) {
+        Ok(operator) => operator,
+        Err(error) => {
+            tollgate_cli::output::print_error(&error);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let routes = |ports: &store::backend::Ports| Some(operator_routes(ports.clone(), &operator));
     if let Err(error) = run_server(arguments.server, routes).await {
         report_fatal(&error);
         return std::process::ExitCode::FAILURE;

@@ -135,11 +135,36 @@ async fn report_json(State(state): State<AdminState>, headers: HeaderMap) -> Res
     }
 }
 
+/// What the operator's routes are configured with: the admin credential given by its hash,
+/// and Bedrock's prices.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorSettings {
+    pub configured: Option<TokenHash>,
+    pub model_prices: Option<std::sync::Arc<schemas::model_prices::ModelPriceTable>>,
+}
+
+impl OperatorSettings {
+    /// The settings the flags give; the price table is read and checked now.
+    pub fn from_args(args: &crate::args::AdminCredentialArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            configured: args.configured(),
+            model_prices: args
+                .model_prices
+                .as_deref()
+                .map(super::plan::load_model_prices)
+                .transpose()?
+                .map(std::sync::Arc::new),
+        })
+    }
+}
+
 /// The dashboard's routes and the admin API's, for [`proxy::server::start_proxy_with`].
-pub fn admin_router(ports: Ports, configured: Option<TokenHash>) -> Router {
+pub fn admin_router(ports: Ports, operator: &OperatorSettings) -> Router {
+    let configured = operator.configured.clone();
     let api = admin::router(admin::AdminState {
         ports: ports.clone(),
         configured: configured.clone(),
+        model_prices: operator.model_prices.clone(),
     });
     Router::new()
         .route("/admin", get(dashboard))

@@ -27,6 +27,11 @@ pub async fn run(ports: &Ports, args: InvoiceArgs, json: bool) -> anyhow::Result
         },
         period: args.period,
         what_if_plan,
+        model_prices: args
+            .model_prices
+            .as_deref()
+            .map(super::plan::load_model_prices)
+            .transpose()?,
     };
     let run = invoice_period(
         ports.registry.as_ref(),

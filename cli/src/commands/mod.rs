@@ -11,7 +11,7 @@ mod compact;
 mod create;
 mod dashboard;
 
-pub use dashboard::admin_router as operator_routes;
+pub use dashboard::{OperatorSettings, admin_router as operator_routes};
 mod disable_enable_delete;
 mod invoice;
 mod list;
@@ -33,7 +33,7 @@ use control::Actor;
 use schemas::CustomerStatus;
 use store::backend::{BackendArgs, BackendSettings, Ports};
 
-use crate::args::{Cli, Command, PlanCommand};
+use crate::args::{Cli, Command, ModelPricesCommand, PlanCommand};
 
 /// Runs a parsed command: the ones that need no store at once, the others on the
 /// configured backend's ports.
@@ -42,6 +42,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match &cli.command {
         Command::Plan(PlanCommand::Validate { file }) => return plan::validate(file, json),
+        Command::ModelPrices(ModelPricesCommand::Validate { file }) => {
+            return plan::validate_model_prices(file, json);
+        }
         Command::AdminToken(args) if !admin_token::needs_store(args) => {
             return admin_token::run_unstored(json);
         }
@@ -116,6 +119,9 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
         }
         Command::Audit(args) => audit::run(registry, args.customer_id.as_deref(), json).await,
         Command::Plan(PlanCommand::Validate { file }) => plan::validate(&file, json),
+        Command::ModelPrices(ModelPricesCommand::Validate { file }) => {
+            plan::validate_model_prices(&file, json)
+        }
         Command::Plan(PlanCommand::Add { file }) => plan::add(plans, actor, &file, json).await,
         Command::Plan(PlanCommand::List) => plan::list(plans, json).await,
         Command::AssignPlan(args) => assign_plan::run(registry, plans, actor, args, json).await,

@@ -26,6 +26,34 @@ pub fn load_plan(file: &std::path::Path) -> anyhow::Result<Plan> {
     Ok(parse_plan(&text, &file.display().to_string())?)
 }
 
+/// Reads and checks a model price table file.
+pub fn load_model_prices(
+    file: &std::path::Path,
+) -> anyhow::Result<schemas::model_prices::ModelPriceTable> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the model price table {}", file.display()))?;
+    Ok(control::plans::parse_model_prices(
+        &text,
+        &file.display().to_string(),
+    )?)
+}
+
+/// `tollgate model-prices validate` (no store needed).
+pub fn validate_model_prices(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let table = load_model_prices(file)?;
+    if json {
+        return print_json(&table);
+    }
+    print_lines(&[format!(
+        "{} is valid: {} prices in {}, read {}",
+        file.display(),
+        table.prices.len(),
+        table.currency,
+        table.as_of
+    )]);
+    Ok(())
+}
+
 /// `tollgate plan validate` (no store needed).
 pub fn validate(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let plan = load_plan(file)?;

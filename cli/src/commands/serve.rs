@@ -41,7 +41,8 @@ pub async fn serve(
         "http"
     };
     let proxy_ports = ProxyPorts::from_backend(&ports, args.proxy.model_runtime().await?);
-    let admin = dashboard::admin_router(ports.clone(), args.admin.configured());
+    let operator = dashboard::OperatorSettings::from_args(&args.admin)?;
+    let admin = dashboard::admin_router(ports.clone(), &operator);
     let proxy = start_proxy_with(config, proxy_ports, Some(admin)).await?;
     let shutdown = shutdown_signal();
 
