@@ -234,6 +234,10 @@ pub struct ReportArgs {
     /// Also write each view's data as CSV into this directory.
     #[arg(long, value_name = "DIR")]
     pub csv: Option<std::path::PathBuf>,
+    /// Bedrock's price table: adds the view "revenue, cost and margin by customer" (each
+    /// customer's month under its plan against what Bedrock charged), for the operator.
+    #[arg(long, env = "TOLLGATE_MODEL_PRICES", value_name = "FILE")]
+    pub model_prices: Option<std::path::PathBuf>,
 }
 
 /// How an invoice is written.

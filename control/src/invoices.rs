@@ -46,7 +46,7 @@ pub struct InvoiceRun {
 }
 
 /// The customer's deduplicated usage of the month, per model.
-async fn period_usage(
+pub(crate) async fn period_usage(
     counters: &dyn Counters,
     customer_id: &str,
     start: NaiveDate,

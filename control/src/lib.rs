@@ -19,6 +19,7 @@ pub mod invoices;
 pub mod keys;
 pub mod limits;
 pub mod lookup;
+pub mod margins;
 pub mod plans;
 pub mod projections;
 pub mod reports;

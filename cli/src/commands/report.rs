@@ -1,5 +1,6 @@
 //! `tollgate report`: a self-contained HTML usage report with charts, and CSV files.
 
+use control::margins::{MarginSources, margin_rows};
 use control::reports::{ReportRequest, usage_report};
 use store::backend::Ports;
 
@@ -23,6 +24,25 @@ pub async fn run(ports: &Ports, args: ReportArgs, json: bool) -> anyhow::Result<
     )
     .await?;
     bar.finish_and_clear();
+    let mut built = built;
+    if let Some(file) = &args.model_prices {
+        let table = super::plan::load_model_prices(file)?;
+        let sources = MarginSources {
+            registry: ports.registry.as_ref(),
+            plans: ports.plans.as_ref(),
+            counters: ports.counters.as_ref(),
+            watermarks: ports.watermarks.as_ref(),
+        };
+        let rows = margin_rows(
+            &sources,
+            &table,
+            args.start_date,
+            args.end_date,
+            args.customer_id.as_deref(),
+        )
+        .await?;
+        built.report.revenue_cost_and_margin = Some(metering::report::margin_table(&rows));
+    }
     write_file(&args.out, metering::report::to_html(&built.report))?;
     if let Some(directory) = &args.csv {
         create_directory(directory)?;

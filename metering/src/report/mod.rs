@@ -42,19 +42,87 @@ pub struct Report {
     pub most_active_customers: Table,
     pub tokens_by_model: Table,
     pub error_and_rejection_rates: Table,
+    /// Revenue under each customer's plan, Bedrock's cost and the margin, per customer and
+    /// month: only when the operator gives Bedrock's prices (never in a customer's view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_cost_and_margin: Option<Table>,
+}
+
+/// One customer's month for the margin view: what the plan charged (`None` without a
+/// plan), what Bedrock charged (`None` when nothing could be priced), and why a figure is
+/// missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarginRow {
+    pub customer: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub revenue: Option<(rust_decimal::Decimal, String)>,
+    pub cost: crate::cost::CostOfGoods,
+}
+
+/// The "revenue, cost and margin by customer" table.
+pub fn margin_table(rows: &[MarginRow]) -> Table {
+    let money = |amount: rust_decimal::Decimal, currency: &str| format!("{amount:.2} {currency}");
+    Table {
+        id: "revenue_cost_and_margin",
+        title: "Revenue, Bedrock cost and gross margin by customer and month",
+        columns: [
+            "customer",
+            "month",
+            "revenue",
+            "Bedrock cost",
+            "gross margin",
+            "note",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        rows: rows
+            .iter()
+            .map(|row| {
+                let revenue = row.revenue.as_ref().map_or_else(
+                    || "no plan".to_owned(),
+                    |(amount, currency)| money(*amount, currency),
+                );
+                let cost = if row.cost.complete {
+                    money(row.cost.total, &row.cost.currency)
+                } else {
+                    format!("{} + unpriced", money(row.cost.total, &row.cost.currency))
+                };
+                let margin = row.cost.gross_margin.map_or_else(
+                    || "—".to_owned(),
+                    |margin| money(margin, &row.cost.currency),
+                );
+                let note = match (&row.revenue, &row.cost.margin_note) {
+                    (None, _) => "no plan prices this month".to_owned(),
+                    (Some(_), Some(note)) => note.clone(),
+                    (Some(_), None) => String::new(),
+                };
+                vec![
+                    row.customer.clone(),
+                    row.month.clone(),
+                    revenue,
+                    cost,
+                    margin,
+                    note,
+                ]
+            })
+            .collect(),
+    }
 }
 
 impl Report {
     /// The tables in display order.
-    pub fn tables(&self) -> [&Table; 6] {
-        [
+    pub fn tables(&self) -> Vec<&Table> {
+        let mut tables = vec![
             &self.calls_per_customer_per_day,
             &self.monthly_usage_per_customer,
             &self.daily_trend,
             &self.most_active_customers,
             &self.tokens_by_model,
             &self.error_and_rejection_rates,
-        ]
+        ];
+        tables.extend(self.revenue_cost_and_margin.as_ref());
+        tables
     }
 }
 
@@ -71,6 +139,7 @@ pub fn build_report(start: NaiveDate, end: NaiveDate, customers: &[CustomerUsage
         most_active_customers: views::most_active_customers(customers),
         tokens_by_model: views::tokens_by_model(customers),
         error_and_rejection_rates: views::error_and_rejection_rates(&daily),
+        revenue_cost_and_margin: None,
     }
 }
 

@@ -157,8 +157,12 @@ pub fn to_html(report: &Report) -> String {
             line_chart(&report.error_and_rejection_rates, &[1, 2]),
         ),
     ];
+    let margin = report
+        .revenue_cost_and_margin
+        .as_ref()
+        .map(|table| (table, String::new()));
     let mut body = String::new();
-    for (table, chart) in sections {
+    for (table, chart) in sections.into_iter().chain(margin) {
         let _ = writeln!(
             body,
             "<section id=\"{}\"><h2>{}</h2>{chart}{}</section>",
