@@ -41,6 +41,8 @@ pub struct AdminState {
     pub configured: Option<TokenHash>,
     /// Bedrock's prices, when the operator configured them (`--model-prices`).
     pub model_prices: Option<std::sync::Arc<schemas::model_prices::ModelPriceTable>>,
+    /// The operator as the seller, on invoices (`--seller`).
+    pub seller: Option<std::sync::Arc<schemas::seller::SellerProfile>>,
 }
 
 /// The routes as registered: method and path (with `{parameters}`), in order. The

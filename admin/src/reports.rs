@@ -119,6 +119,7 @@ pub async fn invoice(
             period,
             what_if_plan: None,
             model_prices: state.model_prices.as_deref().cloned(),
+            seller: state.seller.as_deref().cloned(),
         },
     )
     .await?;

@@ -62,6 +62,7 @@ async fn api() -> Api {
             ports: ports(&store),
             configured: None,
             model_prices: None,
+            seller: None,
         }),
         admin: admin.token.expose().to_owned(),
         viewer: viewer.token.expose().to_owned(),

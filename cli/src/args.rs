@@ -272,6 +272,10 @@ pub struct InvoiceArgs {
     /// charged for the usage, and the margin), for the operator only.
     #[arg(long, env = "TOLLGATE_MODEL_PRICES", value_name = "FILE")]
     pub model_prices: Option<std::path::PathBuf>,
+    /// The operator as the seller (docs/seller.toml): legal name, address, tax id, contact
+    /// and payment terms on the invoice.
+    #[arg(long, env = "TOLLGATE_SELLER_PROFILE", value_name = "FILE")]
+    pub seller: Option<std::path::PathBuf>,
 }
 
 /// Parses `YYYY-MM`.

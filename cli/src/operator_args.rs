@@ -16,6 +16,9 @@ pub struct AdminCredentialArgs {
     /// carry their cost of goods and margin.
     #[arg(long, env = "TOLLGATE_MODEL_PRICES", value_name = "FILE")]
     pub model_prices: Option<std::path::PathBuf>,
+    /// The operator as the seller (docs/seller.toml): on invoices from the admin API.
+    #[arg(long, env = "TOLLGATE_SELLER_PROFILE", value_name = "FILE")]
+    pub seller: Option<std::path::PathBuf>,
 }
 
 impl AdminCredentialArgs {

@@ -34,6 +34,8 @@ pub struct InvoiceRequest {
     pub what_if_plan: Option<Plan>,
     /// Bedrock's prices: each invoice then carries its cost of goods and margin.
     pub model_prices: Option<ModelPriceTable>,
+    /// The operator as the seller: its details and payment terms on each invoice.
+    pub seller: Option<schemas::seller::SellerProfile>,
 }
 
 /// The invoices of a run.
@@ -95,6 +97,9 @@ pub async fn invoice_period(
             .map_err(|error| {
                 ControlError::invalid("plan", format!("{}: {error}", customer.customer_id))
             })?;
+        if let Some(seller) = &request.seller {
+            invoice = invoice.issued_by(seller);
+        }
         if let Some(table) = &request.model_prices {
             invoice.cost_of_goods = Some(
                 cost_of_usage(table, &usage.by_model)
@@ -178,6 +183,7 @@ mod tests {
                 period,
                 what_if_plan: None,
                 model_prices: None,
+                seller: None,
             }
         };
         let run = invoice_period(&store, &store, &store, &store, &priced)
@@ -213,6 +219,7 @@ mod tests {
             period,
             what_if_plan: None,
             model_prices: None,
+            seller: None,
         };
         let run = invoice_period(&store, &store, &store, &store, &all)
             .await
@@ -231,6 +238,7 @@ mod tests {
             period,
             what_if_plan: None,
             model_prices: None,
+            seller: None,
         };
         let error = invoice_period(&store, &store, &store, &store, &without)
             .await
@@ -250,6 +258,7 @@ mod tests {
             period,
             what_if_plan: None,
             model_prices: None,
+            seller: None,
         };
         assert!(
             invoice_period(&store, &store, &store, &store, &unknown)

@@ -56,6 +56,7 @@ pub async fn margin_rows(
                 period: month,
                 what_if_plan: None,
                 model_prices: Some(table.clone()),
+                seller: None,
             };
             let invoiced = invoice_period(
                 sources.registry,

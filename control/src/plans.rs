@@ -28,6 +28,13 @@ pub fn parse_model_prices(
         .map_err(|error| ControlError::invalid("model_prices", format!("{source}: {error}")))
 }
 
+/// The operator's seller profile (TOML, see docs/seller.toml); `Invalid` with the line or
+/// field and the fix, prefixed by `source`.
+pub fn parse_seller_profile(text: &str, source: &str) -> Result<schemas::seller::SellerProfile> {
+    schemas::seller::SellerProfile::from_toml(text)
+        .map_err(|error| ControlError::invalid("seller", format!("{source}: {error}")))
+}
+
 /// A plan sent as JSON (the admin API): the fields of the TOML file, checked the same way.
 pub fn parse_plan_json(text: &str, source: &str) -> Result<Plan> {
     let plan: Plan = serde_json::from_str(text).map_err(|error| {

@@ -56,6 +56,16 @@ pub struct Invoice {
     pub total: Decimal,
     pub usage: UsageCounts,
     pub complete_through: Option<DateTime<Utc>>,
+    /// The day after the period: when the invoice is issued.
+    pub issue_date: NaiveDate,
+    /// The issue date plus the seller's payment terms (30 days without a profile).
+    pub due_date: NaiveDate,
+    /// What the customer quotes with the payment: an ISO 11649 creditor reference
+    /// (`RF` and two check digits) over the invoice number.
+    pub payment_reference: String,
+    /// Who issues the invoice, from the operator's seller profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seller: Option<schemas::seller::SellerProfile>,
     /// What Bedrock charged for the usage, and the margin: for the operator only, given
     /// when a price table is (`--model-prices`); never on the HTML or CSV invoice.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,6 +104,40 @@ pub fn invoice_number(customer_id: &str, period_start: NaiveDate) -> String {
     format!("TG-{}-{short}", period_start.format("%Y%m"))
 }
 
+/// The ISO 11649 creditor reference of `reference` (letters and digits; others dropped):
+/// `RF`, two check digits (98 − the number mod 97, letters counting A = 10 … Z = 35, with
+/// `RF00` moved to the end), then the reference.
+pub fn creditor_reference(reference: &str) -> String {
+    let body: String = reference
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|character| character.to_ascii_uppercase())
+        .collect();
+    let remainder = format!("{body}RF00")
+        .chars()
+        .fold(0u32, |remainder, character| {
+            let value = character.to_digit(36).unwrap_or(0);
+            if value >= 10 {
+                (remainder * 100 + value) % 97
+            } else {
+                (remainder * 10 + value) % 97
+            }
+        });
+    format!("RF{:02}{body}", 98 - remainder)
+}
+
+impl Invoice {
+    /// The invoice issued by `seller`: its details, and the due date by its payment terms.
+    pub fn issued_by(mut self, seller: &schemas::seller::SellerProfile) -> Self {
+        self.due_date = self
+            .issue_date
+            .checked_add_days(chrono::Days::new(u64::from(seller.payment_terms_days)))
+            .unwrap_or(self.issue_date);
+        self.seller = Some(seller.clone());
+        self
+    }
+}
+
 /// Prices one customer's month.
 pub fn build_invoice(
     customer: &Customer,
@@ -112,6 +156,7 @@ pub fn build_invoice(
         (Some(through), Some(end)) if through >= end => InvoiceStatus::Final,
         _ => InvoiceStatus::Draft,
     };
+    let issue_date = last.succ_opt().unwrap_or(last);
     let mut totals = UsageCounts::default();
     for counts in usage.by_model.values() {
         totals.add(counts);
@@ -138,6 +183,14 @@ pub fn build_invoice(
         total: rated.total,
         usage: totals,
         complete_through,
+        issue_date,
+        due_date: issue_date
+            .checked_add_days(chrono::Days::new(u64::from(
+                schemas::seller::DEFAULT_PAYMENT_TERMS_DAYS,
+            )))
+            .unwrap_or(issue_date),
+        payment_reference: creditor_reference(&invoice_number(&customer.customer_id, first)),
+        seller: None,
         cost_of_goods: None,
     })
 }
@@ -194,6 +247,23 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+/// The seller's name, address, tax id and contact, at the top of the page.
+fn seller_block(seller: Option<&schemas::seller::SellerProfile>) -> String {
+    let Some(seller) = seller else {
+        return String::new();
+    };
+    let mut lines = vec![format!("<strong>{}</strong>", escape(&seller.legal_name))];
+    lines.extend(seller.address.iter().map(|line| escape(line)));
+    if let Some(tax_id) = &seller.tax_id {
+        lines.push(format!("Tax id {}", escape(tax_id)));
+    }
+    lines.push(escape(&seller.contact_email));
+    format!(
+        "<address class=\"seller\">{}</address>\n",
+        lines.join("<br>")
+    )
 }
 
 /// The invoice page's stylesheet, inlined so the page needs nothing else.
@@ -265,10 +335,13 @@ pub fn to_html(invoice: &Invoice) -> String {
 {style}</style>
 </head>
 <body>
-<h1>Invoice {number}</h1>
+{seller}<h1>Invoice {number}</h1>
 {draft}
 <table class="meta">
 <tr><td>Customer</td><td>{name} &lt;{email}&gt; ({customer_id})</td></tr>
+<tr><td>Issued</td><td>{issue_date}</td></tr>
+<tr><td>Due</td><td>{due_date}</td></tr>
+<tr><td>Payment reference</td><td>{reference}</td></tr>
 <tr><td>Period</td><td>{start} to {end} (UTC)</td></tr>
 <tr><td>Plan</td><td>{plan_name} ({plan_id} version {plan_version})</td></tr>
 <tr><td>Usage complete through</td><td>{complete}</td></tr>
@@ -281,10 +354,24 @@ pub fn to_html(invoice: &Invoice) -> String {
 {subtotals}<tr><td colspan="4">Total ({currency})</td><td class="n" id="total">{total}</td></tr></tfoot>
 </table>
 <p>Amounts are net of taxes.</p>
-</body>
+{instructions}</body>
 </html>
 "#,
         number = escape(&invoice.invoice_number),
+        seller = seller_block(invoice.seller.as_ref()),
+        issue_date = invoice.issue_date,
+        due_date = invoice.due_date,
+        reference = escape(&invoice.payment_reference),
+        instructions = invoice
+            .seller
+            .as_ref()
+            .and_then(|seller| seller.payment_instructions.as_deref())
+            .map(|text| format!(
+                "<p class=\"pay\">Payment: {}, quoting {}</p>\n",
+                escape(text),
+                escape(&invoice.payment_reference)
+            ))
+            .unwrap_or_default(),
         style = INVOICE_STYLE,
         draft = draft,
         name = escape(&invoice.customer.name),
@@ -362,6 +449,58 @@ mod tests {
             invoice_number("cust-2", november)
         );
         assert!(invoice_number("cust-1", november).starts_with("TG-202611-"));
+    }
+
+    #[test]
+    fn payment_references_are_iso_11649_creditor_references() {
+        // The standard's own example.
+        assert_eq!(creditor_reference("539007547034"), "RF18539007547034");
+        let number = invoice_number("cust-1", parse_period("2026-11").unwrap());
+        let reference = creditor_reference(&number);
+        assert!(reference.starts_with("RF"));
+        assert!(!reference.contains('-'));
+        // Valid by the standard's check: moved to the end and read as a number, mod 97 is 1.
+        let rotated = format!("{}{}", &reference[4..], &reference[..4]);
+        let remainder = rotated.chars().fold(0u32, |remainder, character| {
+            let value = character.to_digit(36).unwrap();
+            if value >= 10 {
+                (remainder * 100 + value) % 97
+            } else {
+                (remainder * 10 + value) % 97
+            }
+        });
+        assert_eq!(remainder, 1, "{reference}");
+    }
+
+    #[test]
+    fn an_invoice_is_issued_after_its_period_and_due_by_the_sellers_terms() {
+        let november = parse_period("2026-11").unwrap();
+        let invoice = build_invoice(&customer(), november, &plan(), &usage(0), None).unwrap();
+        assert_eq!(invoice.issue_date.to_string(), "2026-12-01");
+        assert_eq!(
+            invoice.due_date.to_string(),
+            "2026-12-31",
+            "30 days without a profile"
+        );
+        assert_eq!(
+            invoice.total.to_string(),
+            "0.00",
+            "amounts in the currency's minor units"
+        );
+        assert_eq!(invoice.lines[0].amount.to_string(), "0.00");
+        assert!(to_csv(std::slice::from_ref(&invoice)).contains(",total,,,,0.00\n"));
+        let seller = schemas::seller::SellerProfile::from_toml(
+            "schema_version = 1\nlegal_name = \"Reseller <GmbH>\"\naddress = [\"Hauptstrasse 1\", \"10115 Berlin\"]\ntax_id = \"DE123456789\"\ncontact_email = \"billing@reseller.example\"\npayment_terms_days = 14\npayment_instructions = \"IBAN DE89 3704 0044 0532 0130 00\"\n",
+        )
+        .unwrap();
+        let issued = invoice.issued_by(&seller);
+        assert_eq!(issued.due_date.to_string(), "2026-12-15");
+        let html = to_html(&issued);
+        assert!(html.contains("Reseller &lt;GmbH&gt;"), "escaped");
+        assert!(html.contains("10115 Berlin") && html.contains("DE123456789"));
+        assert!(html.contains(&issued.payment_reference));
+        assert!(html.contains("IBAN DE89"));
+        assert!(html.contains("<td>2026-12-15</td>"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod model_prices;
 pub mod parquet_codec;
 pub mod plan;
 pub mod quota;
+pub mod seller;
 pub mod token;
 pub mod usage_counts;
 pub mod usage_event;

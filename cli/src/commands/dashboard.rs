@@ -141,6 +141,7 @@ async fn report_json(State(state): State<AdminState>, headers: HeaderMap) -> Res
 pub struct OperatorSettings {
     pub configured: Option<TokenHash>,
     pub model_prices: Option<std::sync::Arc<schemas::model_prices::ModelPriceTable>>,
+    pub seller: Option<std::sync::Arc<schemas::seller::SellerProfile>>,
 }
 
 impl OperatorSettings {
@@ -154,6 +155,12 @@ impl OperatorSettings {
                 .map(super::plan::load_model_prices)
                 .transpose()?
                 .map(std::sync::Arc::new),
+            seller: args
+                .seller
+                .as_deref()
+                .map(super::plan::load_seller_profile)
+                .transpose()?
+                .map(std::sync::Arc::new),
         })
     }
 }
@@ -165,6 +172,7 @@ pub fn admin_router(ports: Ports, operator: &OperatorSettings) -> Router {
         ports: ports.clone(),
         configured: configured.clone(),
         model_prices: operator.model_prices.clone(),
+        seller: operator.seller.clone(),
     });
     Router::new()
         .route("/admin", get(dashboard))

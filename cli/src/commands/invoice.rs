@@ -32,6 +32,11 @@ pub async fn run(ports: &Ports, args: InvoiceArgs, json: bool) -> anyhow::Result
             .as_deref()
             .map(super::plan::load_model_prices)
             .transpose()?,
+        seller: args
+            .seller
+            .as_deref()
+            .map(super::plan::load_seller_profile)
+            .transpose()?,
     };
     let run = invoice_period(
         ports.registry.as_ref(),

@@ -38,6 +38,18 @@ pub fn load_model_prices(
     )?)
 }
 
+/// Reads and checks the operator's seller profile.
+pub fn load_seller_profile(
+    file: &std::path::Path,
+) -> anyhow::Result<schemas::seller::SellerProfile> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the seller profile {}", file.display()))?;
+    Ok(control::plans::parse_seller_profile(
+        &text,
+        &file.display().to_string(),
+    )?)
+}
+
 /// `tollgate model-prices validate` (no store needed).
 pub fn validate_model_prices(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let table = load_model_prices(file)?;

@@ -90,8 +90,12 @@ pub enum RatingError {
 /// Prices `usage` under `plan`: each charge's lines in plan order, each line rounded once,
 /// then the minimum commitment's top-up, then a subtotal per charge that produced lines.
 pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
+    // Rounded to the currency's minor units and written with all of them ("0.00", not "0").
     let round = |amount: Decimal| {
-        amount.round_dp_with_strategy(plan.minor_units, RoundingStrategy::MidpointNearestEven)
+        let mut rounded =
+            amount.round_dp_with_strategy(plan.minor_units, RoundingStrategy::MidpointNearestEven);
+        rounded.rescale(plan.minor_units);
+        rounded
     };
     let rounded = |line: UnroundedLine, charge: usize| LineItem {
         description: line.description,
@@ -124,8 +128,8 @@ pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
     {
         lines.push(rounded(top_up, index));
     }
-    let subtotals = subtotals_per_charge(plan, &lines);
-    let total = lines.iter().map(|line| line.amount).sum();
+    let subtotals = subtotals_per_charge(plan, &lines, round);
+    let total = round(lines.iter().map(|line| line.amount).sum());
     Ok(Rated {
         currency: plan.currency.clone(),
         lines,
@@ -135,7 +139,11 @@ pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
 }
 
 /// One subtotal per charge that produced lines, in plan order.
-fn subtotals_per_charge(plan: &Plan, lines: &[LineItem]) -> Vec<Subtotal> {
+fn subtotals_per_charge(
+    plan: &Plan,
+    lines: &[LineItem],
+    round: impl Fn(Decimal) -> Decimal,
+) -> Vec<Subtotal> {
     plan.charges
         .iter()
         .enumerate()
@@ -144,7 +152,7 @@ fn subtotals_per_charge(plan: &Plan, lines: &[LineItem]) -> Vec<Subtotal> {
             charged.peek()?;
             Some(Subtotal {
                 charge: charge_name(charge),
-                amount: charged.map(|line| line.amount).sum(),
+                amount: round(charged.map(|line| line.amount).sum()),
             })
         })
         .collect()
