@@ -26,26 +26,7 @@ struct Api {
 }
 
 fn ports(store: &Arc<MemoryStore>) -> Ports {
-    Ports {
-        registry: store.clone(),
-        plans: store.clone(),
-        admin_credentials: store.clone(),
-        idempotency: store.clone(),
-        counters: store.clone(),
-        quotas: store.clone(),
-        watermarks: store.clone(),
-        alerts: store.clone(),
-        event_appender: store.clone(),
-        event_reader: store.clone(),
-        checkpoints: store.clone(),
-        objects: Arc::new(object_store::memory::InMemory::new()),
-        archive: None,
-        raw_source: store::RawSource::WholeLog {
-            location: "the memory event log".into(),
-        },
-        log_retention: None,
-        description: "memory".into(),
-    }
+    Ports::in_memory(store)
 }
 
 async fn api() -> Api {

@@ -310,24 +310,8 @@ mod tests {
 
     fn ports_over(store: &Arc<MemoryStore>, reader: Arc<dyn store::EventReader>) -> Ports {
         Ports {
-            registry: store.clone(),
-            plans: store.clone(),
-            admin_credentials: store.clone(),
-            idempotency: store.clone(),
-            counters: store.clone(),
-            quotas: store.clone(),
-            watermarks: store.clone(),
-            alerts: store.clone(),
-            event_appender: store.clone(),
             event_reader: reader,
-            checkpoints: store.clone(),
-            objects: Arc::new(InMemory::new()),
-            archive: None,
-            raw_source: RawSource::WholeLog {
-                location: "the memory event log".into(),
-            },
-            log_retention: None,
-            description: "memory".into(),
+            ..Ports::in_memory(store)
         }
     }
 

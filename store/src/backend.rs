@@ -218,6 +218,32 @@ pub struct Ports {
     pub description: String,
 }
 
+impl Ports {
+    /// Every port on one memory store, with in-memory objects: for tests and tools.
+    pub fn in_memory(store: &Arc<crate::memory::MemoryStore>) -> Self {
+        Self {
+            registry: store.clone(),
+            plans: store.clone(),
+            admin_credentials: store.clone(),
+            idempotency: store.clone(),
+            counters: store.clone(),
+            quotas: store.clone(),
+            watermarks: store.clone(),
+            alerts: store.clone(),
+            event_appender: store.clone(),
+            event_reader: store.clone(),
+            checkpoints: store.clone(),
+            objects: Arc::new(object_store::memory::InMemory::new()),
+            archive: None,
+            raw_source: RawSource::WholeLog {
+                location: "the memory event log".into(),
+            },
+            log_retention: None,
+            description: "memory".into(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Ports {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
