@@ -119,6 +119,11 @@ impl ApiError {
         )
     }
 
+    /// A 409: the route needs a setting the server was started without.
+    pub fn not_configured(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "not_configured", message)
+    }
+
     /// A 503 with `Retry-After`.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

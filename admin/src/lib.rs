@@ -128,6 +128,7 @@ pub fn routes() -> Routes {
     let routes = route!(routes, POST, "/plans", plans::add);
     let routes = route!(routes, GET, "/alerts", reports::alerts);
     let routes = route!(routes, GET, "/audit", reports::audit);
+    let routes = route!(routes, GET, "/margins", reports::margins);
     route!(routes, GET, "/summary", reports::totals)
 }
 

@@ -5,11 +5,12 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use control::alerts::recent_alerts;
 use control::audit::audit_page;
 use control::inputs::parse_date;
 use control::invoices::{InvoiceRequest, InvoiceScope, invoice_period};
+use control::margins::{MarginSources, margin_rows};
 use control::summary::summary;
 use control::usage::{Granularity, UsageQuery, customer_usage};
 use serde::Deserialize;
@@ -187,4 +188,58 @@ pub async fn audit(
     )
     .await?;
     Ok(ok(&page))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarginParams {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    customer_id: Option<String>,
+}
+
+/// `GET /margins`: revenue under each plan, Bedrock's cost and the gross margin per
+/// customer and month (the report's operator view), when `serve` has `--model-prices`.
+pub async fn margins(
+    State(state): State<AdminState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let params: MarginParams = query(raw.as_deref())?;
+    let Some(table) = state.model_prices.as_deref() else {
+        return Err(ApiError::not_configured(
+            "margins need Bedrock's prices: start the server with --model-prices FILE (see docs/model-prices.toml)",
+        ));
+    };
+    let customer_id = params
+        .customer_id
+        .as_deref()
+        .map(ids::customer_id)
+        .transpose()?;
+    let today = chrono::Utc::now().date_naive();
+    let end = date_field("end_date", params.end_date.as_deref())?.unwrap_or(today);
+    let start = date_field("start_date", params.start_date.as_deref())?
+        .unwrap_or_else(|| end.with_day(1).unwrap_or(end));
+    control::dates::check_date_range(start, end, control::reports::MAX_REPORT_DAYS)?;
+    let sources = MarginSources {
+        registry: state.ports.registry.as_ref(),
+        plans: state.ports.plans.as_ref(),
+        counters: state.ports.counters.as_ref(),
+        watermarks: state.ports.watermarks.as_ref(),
+    };
+    let rows = margin_rows(&sources, table, start, end, customer_id).await?;
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "customer": row.customer,
+                "month": row.month,
+                "revenue": row.revenue.as_ref().map(|(amount, _)| amount.to_string()),
+                "revenue_currency": row.revenue.as_ref().map(|(_, currency)| currency),
+                "cost_of_goods": row.cost,
+            })
+        })
+        .collect();
+    Ok(ok(
+        &serde_json::json!({"start_date": start, "end_date": end, "margins": rows}),
+    ))
 }

@@ -728,3 +728,90 @@ async fn browsers_on_other_origins_get_no_cors_permission() {
         .await;
     assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn margins_need_bedrocks_prices_and_then_show_revenue_cost_and_margin() {
+    let api = api().await;
+    let without = api.admin(Method::GET, "/margins", None).await;
+    assert_eq!(without.status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&without), "not_configured");
+
+    let table = schemas::model_prices::ModelPriceTable::from_toml(
+        "schema_version = 1\ncurrency = \"USD\"\nas_of = \"2026-12-01\"\n\n[[prices]]\npattern = \"model-a\"\ninput_per_million = \"2.00\"\noutput_per_million = \"10.00\"\nsource = \"https://aws.amazon.com/bedrock/pricing/\"\n",
+    )
+    .unwrap();
+    let priced = Api {
+        router: router(AdminState {
+            ports: ports(&api.store),
+            configured: None,
+            model_prices: Some(Arc::new(table)),
+            seller: None,
+        }),
+        admin: api.admin.clone(),
+        viewer: api.viewer.clone(),
+        store: api.store.clone(),
+    };
+    let customer = priced.create("Margined").await;
+    let id = customer["customer_id"].as_str().unwrap().to_owned();
+    // 3 calls of 500,000 input and 100,000 output tokens: 1,500,000 × $2 = $3.00 and
+    // 300,000 × $10 = $3.00, $6.00 of cost; at $0.01 a call the plan earns $0.03.
+    let today = chrono::Utc::now().date_naive();
+    let events: Vec<store::SourcedEvent> = (0..3)
+        .map(|index| {
+            store::contract::sourced_at(
+                "0",
+                index + 1,
+                store::contract::event_on(
+                    &id,
+                    today,
+                    "model-a",
+                    schemas::Outcome::Success,
+                    500_000,
+                    100_000,
+                ),
+            )
+        })
+        .collect();
+    store::Counters::apply(api.store.as_ref(), &events)
+        .await
+        .unwrap();
+    let plan = "schema_version = 1\nid = \"cent\"\nversion = 1\nname = \"Cent\"\ncurrency = \"USD\"\n\n[[charges]]\ntype = \"per_request\"\nunit_price = \"0.01\"\n";
+    let added = priced
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("{PREFIX}/plans"))
+                .header("authorization", format!("Bearer {}", priced.admin))
+                .header("content-type", "application/toml")
+                .body(Body::from(plan))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED);
+    let month = today.format("%Y-%m").to_string();
+    priced
+        .admin(
+            Method::PUT,
+            &format!("/customers/{id}/plan"),
+            Some(json!({"plan_id": "cent", "effective_from": format!("{month}-01")})),
+        )
+        .await;
+    let margins = priced
+        .admin(Method::GET, &format!("/margins?customer_id={id}"), None)
+        .await;
+    assert_eq!(margins.status, StatusCode::OK, "{}", margins.json);
+    let row = &margins.json["margins"][0];
+    assert_eq!(row["month"], month);
+    assert_eq!(row["revenue"], "0.03");
+    assert_eq!(row["cost_of_goods"]["total"], "6.00");
+    assert_eq!(row["cost_of_goods"]["gross_margin"], "-5.97");
+    // The invoice from the API carries the same cost, for the operator.
+    let invoice = priced
+        .admin(
+            Method::GET,
+            &format!("/customers/{id}/invoices/{month}"),
+            None,
+        )
+        .await;
+    assert_eq!(invoice.json["cost_of_goods"]["total"], "6.00");
+}

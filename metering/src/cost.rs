@@ -48,6 +48,13 @@ pub struct CostOfGoods {
     pub margin_note: Option<String>,
 }
 
+/// Rounded half to even to the cent and written with both digits (`0.00`).
+fn cents(amount: Decimal) -> Decimal {
+    let mut rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+    rounded.rescale(2);
+    rounded
+}
+
 fn per_million(tokens: u64, price: Decimal) -> Decimal {
     Decimal::from(tokens) * price / Decimal::from(1_000_000u64)
 }
@@ -92,7 +99,7 @@ pub fn cost_of_usage(
         currency: table.currency.clone(),
         prices_as_of: table.as_of.clone(),
         by_model,
-        total: exact_total.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven),
+        total: cents(exact_total),
         unpriced_models,
         complete,
         gross_margin: None,
@@ -221,6 +228,11 @@ source = "https://aws.amazon.com/bedrock/pricing/"
             counts(0, 5_000, 0, 0),
         )]);
         assert_eq!(cost_of_usage(&table(), &half).total, d("0.08"));
+        assert_eq!(
+            cost_of_usage(&table(), &BTreeMap::new()).total.to_string(),
+            "0.00",
+            "written with both digits"
+        );
     }
 
     #[test]

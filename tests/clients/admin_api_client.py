@@ -95,12 +95,16 @@ plans = call("listPlans", 200).json()["plans"]
 alerts = call("listAlerts", 200, query={"since": "1d"}).json()["alerts"]
 audit = call("listAudit", 200, query={"customer_id": customer_id}).json()["entries"]
 summary = call("getSummary", 200).json()
+margins = call("getMargins", 200, query={"customer_id": customer_id}).json()["margins"]
+if not margins or margins[0]["revenue_currency"] != "USD":
+    fail(f"getMargins: {margins}")
 call("getOpenApi", 200)
 deleted = call("deleteCustomer", 200, {"id": customer_id}).json()
 called = {
     "createCustomer", "rotateKey", "updateLimits", "getUsage", "addPlan", "assignPlan", "getInvoice",
     "listCustomers", "getCustomer", "updateCustomer", "listKeys", "revokeKey", "disableCustomer",
-    "enableCustomer", "listPlans", "listAlerts", "listAudit", "getSummary", "getOpenApi", "deleteCustomer",
+    "enableCustomer", "listPlans", "listAlerts", "listAudit", "getSummary", "getMargins", "getOpenApi",
+    "deleteCustomer",
 }
 if called != set(operations):
     fail(f"operations not driven: {set(operations) - called}")
@@ -119,5 +123,6 @@ print(json.dumps({
     "alerts": len(alerts),
     "audit_actions": [entry["action"] for entry in audit],
     "summary_customers": summary["customers"],
+    "margin_cost": margins[0]["cost_of_goods"]["total"],
     "deleted_status": deleted["status"],
 }))

@@ -248,7 +248,16 @@ async fn document_client_scenario(tollgate: Tollgate) {
     let python = client_python();
     let fake = FakeBedrock::start().await;
     let token = admin_credential(&tollgate, "docs-client", "admin");
-    let server = tollgate.serve_against(&fake, None);
+    let endpoint = fake.endpoint_url();
+    let prices = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/model-prices.toml");
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &endpoint,
+        "--model-prices",
+        &prices.to_string_lossy(),
+    ]);
     let output = Command::new(&python)
         .arg(clients_dir().join("admin_api_client.py"))
         .env("TOLLGATE_URL", &server.base_url)
@@ -268,6 +277,7 @@ async fn document_client_scenario(tollgate: Tollgate) {
     assert_eq!(seen["renamed_email"], "billing@acme.example");
     assert_eq!(seen["plans"], 1);
     assert_eq!(seen["summary_customers"], 1);
+    assert_eq!(seen["margin_cost"], "0.00", "no calls, no cost");
     assert_eq!(seen["deleted_status"], "deleted");
     let actions: Vec<&str> = seen["audit_actions"]
         .as_array()
