@@ -129,6 +129,7 @@ pub fn routes() -> Routes {
     let routes = route!(routes, GET, "/alerts", reports::alerts);
     let routes = route!(routes, GET, "/audit", reports::audit);
     let routes = route!(routes, GET, "/margins", reports::margins);
+    let routes = route!(routes, GET, "/customers/{id}/costs", reports::costs);
     route!(routes, GET, "/summary", reports::totals)
 }
 

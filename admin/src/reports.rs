@@ -10,7 +10,7 @@ use control::alerts::recent_alerts;
 use control::audit::audit_page;
 use control::inputs::parse_date;
 use control::invoices::{InvoiceRequest, InvoiceScope, invoice_period};
-use control::margins::{MarginSources, margin_rows};
+use control::margins::{MarginSources, daily_costs, margin_rows};
 use control::summary::summary;
 use control::usage::{Granularity, UsageQuery, customer_usage};
 use serde::Deserialize;
@@ -242,4 +242,46 @@ pub async fn margins(
     Ok(ok(
         &serde_json::json!({"start_date": start, "end_date": end, "margins": rows}),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostParams {
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// `GET /customers/{id}/costs`: Bedrock's cost of the customer's usage per day and model
+/// (default the month to date), when `serve` has `--model-prices`.
+pub async fn costs(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = ids::customer_id(&id)?;
+    let params: CostParams = query(raw.as_deref())?;
+    let Some(table) = state.model_prices.as_deref() else {
+        return Err(ApiError::not_configured(
+            "costs need Bedrock's prices: start the server with --model-prices FILE (see docs/model-prices.toml)",
+        ));
+    };
+    let today = chrono::Utc::now().date_naive();
+    let end = date_field("end_date", params.end_date.as_deref())?.unwrap_or(today);
+    let start = date_field("start_date", params.start_date.as_deref())?
+        .unwrap_or_else(|| end.with_day(1).unwrap_or(end));
+    let days = daily_costs(
+        state.ports.registry.as_ref(),
+        state.ports.counters.as_ref(),
+        table,
+        id,
+        start,
+        end,
+    )
+    .await?;
+    Ok(ok(&serde_json::json!({
+        "customer_id": id,
+        "start_date": start,
+        "end_date": end,
+        "days": days,
+    })))
 }

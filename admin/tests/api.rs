@@ -805,6 +805,20 @@ async fn margins_need_bedrocks_prices_and_then_show_revenue_cost_and_margin() {
     assert_eq!(row["revenue"], "0.03");
     assert_eq!(row["cost_of_goods"]["total"], "6.00");
     assert_eq!(row["cost_of_goods"]["gross_margin"], "-5.97");
+    let costs = priced
+        .admin(Method::GET, &format!("/customers/{id}/costs"), None)
+        .await;
+    assert_eq!(costs.status, StatusCode::OK, "{}", costs.json);
+    assert_eq!(costs.json["days"][0]["day"], today.to_string());
+    assert_eq!(costs.json["days"][0]["cost"]["total"], "6.00");
+    assert_eq!(
+        costs.json["days"][0]["cost"]["by_model"][0]["input_tokens"],
+        1_500_000
+    );
+    let not_configured = api
+        .admin(Method::GET, &format!("/customers/{id}/costs"), None)
+        .await;
+    assert_eq!(not_configured.status, StatusCode::CONFLICT);
     // The invoice from the API carries the same cost, for the operator.
     let invoice = priced
         .admin(

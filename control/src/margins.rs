@@ -94,6 +94,48 @@ pub async fn margin_rows(
     Ok(rows)
 }
 
+/// One day's cost of a customer's usage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DayCost {
+    pub day: NaiveDate,
+    pub cost: metering::cost::CostOfGoods,
+}
+
+/// Bedrock's cost of a customer's usage per UTC day and model, over `start..=end`: the
+/// console's cost chart. Days without usage are left out. `NotFound` for an unknown
+/// customer, `Invalid` for a reversed or overlong range.
+pub async fn daily_costs(
+    registry: &dyn Registry,
+    counters: &dyn Counters,
+    table: &ModelPriceTable,
+    customer_id: &str,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<Vec<DayCost>> {
+    crate::dates::check_date_range(start, end, crate::reports::MAX_REPORT_DAYS)?;
+    existing_customer(registry, customer_id).await?;
+    let cells = counters.read_daily(customer_id, start, end).await?;
+    let mut by_day: std::collections::BTreeMap<
+        NaiveDate,
+        std::collections::BTreeMap<String, schemas::UsageCounts>,
+    > = std::collections::BTreeMap::new();
+    for cell in cells {
+        by_day
+            .entry(cell.day)
+            .or_default()
+            .entry(cell.model_id)
+            .or_default()
+            .add(&cell.counts);
+    }
+    Ok(by_day
+        .into_iter()
+        .map(|(day, usage)| DayCost {
+            day,
+            cost: cost_of_usage(table, &usage),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +146,48 @@ mod tests {
     use rust_decimal::Decimal;
     use schemas::Outcome;
     use store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn costs_per_day_and_model_worked_by_hand() {
+        let store = MemoryStore::new();
+        three_customers(&store).await;
+        let today = chrono::Utc::now().date_naive();
+        let planned = store.list_customers().await.unwrap()[0].customer_id.clone();
+        let table = ModelPriceTable::from_toml(
+            "schema_version = 1\ncurrency = \"USD\"\nas_of = \"2026-12-01\"\n\n[[prices]]\npattern = \"model-a\"\ninput_per_million = \"0.80\"\noutput_per_million = \"4.00\"\nsource = \"https://aws.amazon.com/bedrock/pricing/\"\n",
+        )
+        .unwrap();
+        let days = daily_costs(
+            &store,
+            &store,
+            &table,
+            &planned,
+            today - chrono::Days::new(3),
+            today,
+        )
+        .await
+        .unwrap();
+        // One day with usage: 1,000,000 input × 0.80 + 200,000 output × 4.00 = $1.60.
+        assert_eq!(days.len(), 1);
+        assert_eq!(days[0].day, today);
+        assert_eq!(days[0].cost.total, Decimal::new(160, 2));
+        assert_eq!(days[0].cost.by_model[0].model_id, "model-a");
+        let unknown = daily_costs(&store, &store, &table, "nobody", today, today)
+            .await
+            .unwrap_err();
+        assert!(matches!(unknown, ControlError::NotFound { .. }));
+        let reversed = daily_costs(
+            &store,
+            &store,
+            &table,
+            &planned,
+            today,
+            today - chrono::Days::new(1),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(reversed, ControlError::Invalid { .. }));
+    }
 
     #[test]
     fn months_cover_the_range() {

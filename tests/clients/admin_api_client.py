@@ -96,6 +96,9 @@ alerts = call("listAlerts", 200, query={"since": "1d"}).json()["alerts"]
 audit = call("listAudit", 200, query={"customer_id": customer_id}).json()["entries"]
 summary = call("getSummary", 200).json()
 margins = call("getMargins", 200, query={"customer_id": customer_id}).json()["margins"]
+costs = call("getCosts", 200, {"id": customer_id}).json()
+if costs["customer_id"] != customer_id or costs["days"]:
+    fail(f"getCosts: a customer without calls has no cost days: {costs}")
 if not margins or margins[0]["revenue_currency"] != "USD":
     fail(f"getMargins: {margins}")
 call("getOpenApi", 200)
@@ -103,7 +106,7 @@ deleted = call("deleteCustomer", 200, {"id": customer_id}).json()
 called = {
     "createCustomer", "rotateKey", "updateLimits", "getUsage", "addPlan", "assignPlan", "getInvoice",
     "listCustomers", "getCustomer", "updateCustomer", "listKeys", "revokeKey", "disableCustomer",
-    "enableCustomer", "listPlans", "listAlerts", "listAudit", "getSummary", "getMargins", "getOpenApi",
+    "enableCustomer", "listPlans", "listAlerts", "listAudit", "getSummary", "getMargins", "getCosts", "getOpenApi",
     "deleteCustomer",
 }
 if called != set(operations):
