@@ -5,7 +5,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use control::alerts::recent_alerts;
 use control::audit::audit_page;
 use control::inputs::parse_date;
@@ -24,6 +24,28 @@ use crate::json::{ok, query};
 fn date_field(field: &str, text: Option<&str>) -> ApiResult<Option<NaiveDate>> {
     text.map(|text| parse_date(text).map_err(|message| ApiError::validation(field, message)))
         .transpose()
+}
+
+/// A range from optional `start_date` and `end_date` fields: the month to date by default,
+/// as every usage query of the control layer.
+fn month_to_date(start: Option<&str>, end: Option<&str>) -> ApiResult<(NaiveDate, NaiveDate)> {
+    Ok(control::dates::month_to_date_unless_given(
+        date_field("start_date", start)?,
+        date_field("end_date", end)?,
+        chrono::Utc::now().date_naive(),
+    ))
+}
+
+/// Bedrock's prices, or 409 for a route (`what`) that needs them.
+fn price_table<'a>(
+    state: &'a AdminState,
+    what: &str,
+) -> ApiResult<&'a schemas::model_prices::ModelPriceTable> {
+    state.model_prices.as_deref().ok_or_else(|| {
+        ApiError::not_configured(format!(
+            "{what} need Bedrock's prices: start the server with --model-prices FILE (see docs/model-prices.toml)"
+        ))
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,21 +227,13 @@ pub async fn margins(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let params: MarginParams = query(raw.as_deref())?;
-    let Some(table) = state.model_prices.as_deref() else {
-        return Err(ApiError::not_configured(
-            "margins need Bedrock's prices: start the server with --model-prices FILE (see docs/model-prices.toml)",
-        ));
-    };
+    let table = price_table(&state, "margins")?;
     let customer_id = params
         .customer_id
         .as_deref()
         .map(ids::customer_id)
         .transpose()?;
-    let today = chrono::Utc::now().date_naive();
-    let end = date_field("end_date", params.end_date.as_deref())?.unwrap_or(today);
-    let start = date_field("start_date", params.start_date.as_deref())?
-        .unwrap_or_else(|| end.with_day(1).unwrap_or(end));
-    control::dates::check_date_range(start, end, control::reports::MAX_REPORT_DAYS)?;
+    let (start, end) = month_to_date(params.start_date.as_deref(), params.end_date.as_deref())?;
     let sources = MarginSources {
         registry: state.ports.registry.as_ref(),
         plans: state.ports.plans.as_ref(),
@@ -260,15 +274,8 @@ pub async fn costs(
 ) -> ApiResult<Response> {
     let id = ids::customer_id(&id)?;
     let params: CostParams = query(raw.as_deref())?;
-    let Some(table) = state.model_prices.as_deref() else {
-        return Err(ApiError::not_configured(
-            "costs need Bedrock's prices: start the server with --model-prices FILE (see docs/model-prices.toml)",
-        ));
-    };
-    let today = chrono::Utc::now().date_naive();
-    let end = date_field("end_date", params.end_date.as_deref())?.unwrap_or(today);
-    let start = date_field("start_date", params.start_date.as_deref())?
-        .unwrap_or_else(|| end.with_day(1).unwrap_or(end));
+    let table = price_table(&state, "costs")?;
+    let (start, end) = month_to_date(params.start_date.as_deref(), params.end_date.as_deref())?;
     let days = daily_costs(
         state.ports.registry.as_ref(),
         state.ports.counters.as_ref(),

@@ -44,6 +44,7 @@ pub async fn margin_rows(
     end: NaiveDate,
     customer_id: Option<&str>,
 ) -> Result<Vec<MarginRow>> {
+    crate::dates::check_date_range(start, end, crate::reports::MAX_REPORT_DAYS)?;
     let customers: Vec<Customer> = match customer_id {
         Some(customer_id) => vec![existing_customer(sources.registry, customer_id).await?],
         None => sources.registry.list_customers().await?,

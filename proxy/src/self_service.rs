@@ -132,12 +132,7 @@ pub async fn own_usage(
             );
         }
     };
-    let limits = state
-        .limiter
-        .limit_statuses(customer, now)
-        .await
-        .unwrap_or_default();
-    let rate = state.limiter.peek(customer, now).await;
+    let (limits, rate) = state.limiter.limit_statuses(customer, now).await;
     let answer = SelfUsage {
         customer_id: customer.customer_id.clone(),
         name: customer.name.clone(),

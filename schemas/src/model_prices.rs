@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::customer::wildcard_match;
-use crate::plan::{PlanError, at, line_and_column, not_negative};
+use crate::plan::{PlanError, at, not_negative, parse_toml};
 
 /// The price table format this build reads.
 pub const MODEL_PRICES_SCHEMA_VERSION: u32 = 1;
@@ -59,17 +59,7 @@ pub struct ModelPriceTable {
 impl ModelPriceTable {
     /// Parses and validates a price table; errors name the line or field and the fix.
     pub fn from_toml(text: &str) -> Result<Self, PlanError> {
-        let table: Self = toml::from_str(text).map_err(|error| {
-            let location = error.span().map_or_else(
-                || "the price table".to_owned(),
-                |span| line_and_column(text, span.start),
-            );
-            let mut message = error.message().trim().to_owned();
-            if message.contains("floating point") {
-                message.push_str("; write prices as strings, such as \"3.00\", so they stay exact");
-            }
-            at(location, message)
-        })?;
+        let table: Self = parse_toml(text, "the price table")?;
         table.validate()?;
         Ok(table)
     }

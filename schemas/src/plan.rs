@@ -243,7 +243,28 @@ pub(crate) fn at(location: impl Into<String>, message: impl Into<String>) -> Pla
     }
 }
 
-pub(crate) fn line_and_column(text: &str, offset: usize) -> String {
+/// Reads one of the operator's TOML files (`what` names it when no line can be given):
+/// a syntax or type error names its line and column, and a float where an exact amount
+/// belongs gets the advice to write it as a string.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> Result<T, PlanError> {
+    toml::from_str(text).map_err(|error| {
+        let location = error
+            .span()
+            .map_or_else(|| what.to_owned(), |span| line_and_column(text, span.start));
+        let mut message = error.message().trim().to_owned();
+        if message.contains("floating point") {
+            message.push_str(
+                "; write amounts and prices as strings, such as \"49.00\", so they stay exact",
+            );
+        }
+        at(location, message)
+    })
+}
+
+fn line_and_column(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
@@ -303,19 +324,7 @@ pub(crate) fn not_negative(path: String, value: &Decimal) -> Result<(), PlanErro
 impl Plan {
     /// Parses and validates a plan; errors name the line or field and the fix.
     pub fn from_toml(text: &str) -> Result<Self, PlanError> {
-        let plan: Self = toml::from_str(text).map_err(|error| {
-            let location = error.span().map_or_else(
-                || "the plan".to_owned(),
-                |span| line_and_column(text, span.start),
-            );
-            let mut message = error.message().trim().to_owned();
-            if message.contains("floating point") {
-                message.push_str(
-                    "; write amounts and prices as strings, such as \"49.00\", so they stay exact",
-                );
-            }
-            at(location, message)
-        })?;
+        let plan: Self = parse_toml(text, "the plan")?;
         plan.validate()?;
         Ok(plan.with_current_defaults())
     }

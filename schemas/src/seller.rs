@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{PlanError, at, line_and_column};
+use crate::plan::{PlanError, at, parse_toml};
 
 /// The seller profile format this build reads.
 pub const SELLER_SCHEMA_VERSION: u32 = 1;
@@ -35,13 +35,7 @@ pub struct SellerProfile {
 impl SellerProfile {
     /// Parses and validates a profile; errors name the line or field and the fix.
     pub fn from_toml(text: &str) -> Result<Self, PlanError> {
-        let profile: Self = toml::from_str(text).map_err(|error| {
-            let location = error.span().map_or_else(
-                || "the seller profile".to_owned(),
-                |span| line_and_column(text, span.start),
-            );
-            at(location, error.message().trim())
-        })?;
+        let profile: Self = parse_toml(text, "the seller profile")?;
         profile.validate()?;
         Ok(profile)
     }

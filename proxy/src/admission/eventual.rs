@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::Limits;
 use schemas::quota::{
-    Cost, Decision, Level, LimitKind, RateLimitStatus, WindowKind, WindowLevels, evaluate,
-    month_start, tightest,
+    Cost, Decision, Level, LimitKind, WindowKind, WindowLevels, evaluate, month_start,
 };
 use schemas::usage_counts::total_counts;
 use store::Counters;
@@ -197,17 +196,6 @@ impl EventualLimiter {
             refreshing: Arc::clone(&self.refreshing),
             customer_id: customer_id.to_owned(),
         })
-    }
-
-    /// The tightest limit as it stands, without counting a call.
-    pub(super) async fn peek(
-        &self,
-        customer_id: &str,
-        limits: &Limits,
-        now: DateTime<Utc>,
-    ) -> Option<RateLimitStatus> {
-        let levels = self.window_levels(customer_id, limits, now).await?;
-        tightest(limits, now, |kind| levels.of(kind), Cost::default())
     }
 
     /// What each window holds as this process sees it: the larger of the counters and its

@@ -20,7 +20,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use schemas::EnforcementMode;
-use schemas::quota::{LimitHit, LimitStatus, RateLimitStatus, has_caps, statuses};
+use schemas::quota::{
+    Cost, LimitHit, LimitStatus, RateLimitStatus, WindowLevels, has_caps, statuses, tightest,
+};
 use schemas::{Customer, Limits};
 use store::{Counters, Quotas};
 
@@ -207,46 +209,51 @@ impl Limiter {
         }
     }
 
-    /// The tightest limit as it stands, without counting a call: for the `RateLimit-*`
-    /// headers of answers the proxy gives before admission (a bad body, a model that is not
-    /// allowed). `None` without caps, or when the levels cannot be read.
-    pub async fn peek(&self, customer: &Customer, now: DateTime<Utc>) -> Option<RateLimitStatus> {
+    /// What each capped window holds now, as the customer's mode sees it. `None` without
+    /// caps, or when the levels cannot be read.
+    async fn window_levels(&self, customer: &Customer, now: DateTime<Utc>) -> Option<WindowLevels> {
         let limits = &customer.limits;
         if !has_caps(limits) {
             return None;
         }
+        let customer_id = &customer.customer_id;
         match self.mode_for(limits) {
-            EnforcementMode::Strict => self.strict.peek(&customer.customer_id, limits, now).await,
+            EnforcementMode::Strict => self.strict.window_levels(customer_id, limits, now).await,
             EnforcementMode::Eventual => {
-                self.eventual.peek(&customer.customer_id, limits, now).await
+                self.eventual.window_levels(customer_id, limits, now).await
             }
         }
     }
 
-    /// Every limit set for the customer, with what its window holds and what remains
-    /// (`GET /usage`). `None` when the levels cannot be read; empty without caps.
+    /// The tightest limit as it stands, without counting a call: for the `RateLimit-*`
+    /// headers of answers the proxy gives before admission (a bad body, a model that is not
+    /// allowed). `None` without caps, or when the levels cannot be read.
+    pub async fn peek(&self, customer: &Customer, now: DateTime<Utc>) -> Option<RateLimitStatus> {
+        let levels = self.window_levels(customer, now).await?;
+        tightest(
+            &customer.limits,
+            now,
+            |kind| levels.of(kind),
+            Cost::default(),
+        )
+    }
+
+    /// Every limit set for the customer, with what its window holds and what remains, and
+    /// the tightest of them (`GET /usage`), from one read of the levels. Empty without caps
+    /// or when the levels cannot be read.
     pub async fn limit_statuses(
         &self,
         customer: &Customer,
         now: DateTime<Utc>,
-    ) -> Option<Vec<LimitStatus>> {
+    ) -> (Vec<LimitStatus>, Option<RateLimitStatus>) {
         let limits = &customer.limits;
-        if !has_caps(limits) {
-            return Some(Vec::new());
+        match self.window_levels(customer, now).await {
+            Some(levels) => (
+                statuses(limits, now, &levels),
+                tightest(limits, now, |kind| levels.of(kind), Cost::default()),
+            ),
+            None => (Vec::new(), None),
         }
-        let levels = match self.mode_for(limits) {
-            EnforcementMode::Strict => {
-                self.strict
-                    .window_levels(&customer.customer_id, limits, now)
-                    .await?
-            }
-            EnforcementMode::Eventual => {
-                self.eventual
-                    .window_levels(&customer.customer_id, limits, now)
-                    .await?
-            }
-        };
-        Some(statuses(limits, now, &levels))
     }
 
     /// Settles a call once its tokens are known. Eventual: adds them to this process's

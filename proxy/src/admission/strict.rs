@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use schemas::quota::{
-    Cost, RateLimitStatus, WindowKind, WindowLevels, has_token_caps, requested_max_tokens,
-    tightest, token_reservation,
+    Cost, WindowKind, WindowLevels, has_token_caps, requested_max_tokens, tightest,
+    token_reservation,
 };
 use schemas::{Customer, Limits};
 use store::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
@@ -281,18 +281,6 @@ impl StrictLimiter {
                 self.give_back(&customer_id, &lease).await;
             }
         }
-    }
-
-    /// The tightest limit as it stands, without counting a call; `None` when the store
-    /// cannot be read.
-    pub(super) async fn peek(
-        &self,
-        customer_id: &str,
-        limits: &Limits,
-        now: DateTime<Utc>,
-    ) -> Option<RateLimitStatus> {
-        let levels = self.window_levels(customer_id, limits, now).await?;
-        tightest(limits, now, |kind| levels.of(kind), Cost::default())
     }
 
     /// What each window holds in the store, with this process's lease counted as used.
