@@ -2,7 +2,7 @@
 # The whole test suite: formatting, lints, and every test of every crate (unit, contract,
 # in-process proxy tests, and end-to-end tests that drive the real `tollgate` binary
 # against the wire-level fake Bedrock, and the official boto3 SDK and the spec's client
-# examples against the proxy, and the HTML invoice rendered in headless Chromium), with the AWS backends tested against a local AWS
+# examples against the proxy, the HTML invoice rendered in headless Chromium, and the operator console driven in Chromium by Selenium), with the AWS backends tested against a local AWS
 # emulator (moto, pinned, installed into a virtualenv by tests/emulators/moto.sh). Runs on
 # a fresh machine: it installs what the tests need that the machine may lack.
 set -euo pipefail
@@ -27,8 +27,10 @@ ensure_command python3 python3
 ensure_command node nodejs
 ensure_command npm npm
 ensure_command chromium chromium
+ensure_command chromedriver chromium-driver
 TOLLGATE_TEST_CHROMIUM="$(command -v chromium)"
-export TOLLGATE_TEST_CHROMIUM
+TOLLGATE_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export TOLLGATE_TEST_CHROMIUM TOLLGATE_TEST_CHROMEDRIVER
 
 echo "== installing the pinned clients (boto3, requests and DuckDB for Python, the AWS SDK for JavaScript v3, cfn-lint)"
 TOLLGATE_TEST_PYTHON="$(tests/clients/python.sh)"

@@ -45,13 +45,54 @@ fn reads_only(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD)
 }
 
-/// The route layer: identifies the caller, refuses strangers (401), customers (403) and
+/// The authority (`host[:port]`) of an `Origin` header, `None` for `null` or a malformed one.
+fn origin_authority(origin: &str) -> Option<&str> {
+    let (_, rest) = origin.split_once("://")?;
+    Some(rest.trim_end_matches('/')).filter(|authority| !authority.is_empty())
+}
+
+/// A change sent by a browser from another site: its `Origin` names neither this server's
+/// `Host` nor the `X-Forwarded-Host` a load balancer passed on. Clients that are not
+/// browsers send no `Origin` and are not concerned. Bearer credentials already keep other
+/// sites out (a browser never adds them on its own); this refuses such a request before
+/// anything else, whatever it carries.
+fn cross_site_change(request: &Request) -> bool {
+    if reads_only(request.method()) {
+        return false;
+    }
+    let headers = request.headers();
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let Some(authority) = origin.to_str().ok().and_then(origin_authority) else {
+        return true;
+    };
+    let named = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .split(',')
+                    .any(|host| host.trim().eq_ignore_ascii_case(authority))
+            })
+    };
+    !(named("host") || named("x-forwarded-host"))
+}
+
+/// The route layer: refuses changes from other sites (403), identifies the caller, refuses strangers (401), customers (403) and
 /// viewers' changes (403), and hands the [`Caller`] to the handler.
 pub async fn authorize(
     State(state): State<AdminState>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    if cross_site_change(&request) {
+        return ApiError::forbidden(
+            "a change sent from another site's page is refused: use the console served by this server, or call the API without an Origin header",
+        )
+        .into_response();
+    }
     let Some(token) = bearer(&request) else {
         return ApiError::unauthorized(
             "the admin API needs an admin credential: send Authorization: Bearer <token> (make one with `tollgate admin-token --name NAME`)",

@@ -30,6 +30,15 @@ struct ListQuery {
     next_token: Option<String>,
     status: Option<CustomerStatus>,
     q: Option<String>,
+    include: Option<Include>,
+}
+
+/// What a list may carry besides the customers.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Include {
+    /// Each customer's daily and monthly caps with what the counters hold against them.
+    LimitUsage,
 }
 
 /// `GET /customers`.
@@ -45,7 +54,22 @@ pub async fn list(State(state): State<AdminState>, RawQuery(raw): RawQuery) -> A
         },
     )
     .await?;
-    Ok(ok(&page))
+    match asked.include {
+        None => Ok(ok(&page)),
+        Some(Include::LimitUsage) => {
+            let usage = control::limit_usage::limit_usage_of(
+                state.ports.counters.as_ref(),
+                &page.customers,
+                chrono::Utc::now(),
+            )
+            .await?;
+            Ok(ok(&serde_json::json!({
+                "customers": page.customers,
+                "next_token": page.next_token,
+                "limit_usage": usage,
+            })))
+        }
+    }
 }
 
 /// The create body's fields that are not limits.

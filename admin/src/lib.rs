@@ -8,6 +8,7 @@
 //! against ([`openapi`]).
 
 pub mod auth;
+pub mod console;
 pub mod customers;
 pub mod error;
 pub mod idempotency;
@@ -16,6 +17,7 @@ pub mod json;
 pub mod keys;
 pub mod limits_body;
 pub mod openapi;
+pub mod overview;
 pub mod plans;
 pub mod reports;
 
@@ -130,7 +132,10 @@ pub fn routes() -> Routes {
     let routes = route!(routes, GET, "/audit", reports::audit);
     let routes = route!(routes, GET, "/margins", reports::margins);
     let routes = route!(routes, GET, "/customers/{id}/costs", reports::costs);
-    route!(routes, GET, "/summary", reports::totals)
+    let routes = route!(routes, GET, "/summary", reports::totals);
+    let routes = route!(routes, GET, "/session", overview::session);
+    let routes = route!(routes, GET, "/overview", overview::figures);
+    route!(routes, GET, "/series", overview::usage_series)
 }
 
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {

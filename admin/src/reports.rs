@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids;
 use crate::json::{ok, query};
 
-fn date_field(field: &str, text: Option<&str>) -> ApiResult<Option<NaiveDate>> {
+pub(crate) fn date_field(field: &str, text: Option<&str>) -> ApiResult<Option<NaiveDate>> {
     text.map(|text| parse_date(text).map_err(|message| ApiError::validation(field, message)))
         .transpose()
 }

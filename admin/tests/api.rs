@@ -3,117 +3,19 @@
 #![allow(clippy::too_many_lines)] // scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+mod common;
 
-use admin::{AdminState, PREFIX, router, routes};
+use std::collections::BTreeSet;
+
+use admin::{PREFIX, routes};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use control::Actor;
 use control::admin_tokens::create_admin_credential;
-use http_body_util::BodyExt;
 use schemas::AdminRole;
 use serde_json::{Value, json};
-use store::backend::Ports;
-use store::memory::MemoryStore;
-use tower::ServiceExt;
 
-struct Api {
-    router: axum::Router,
-    admin: String,
-    viewer: String,
-    store: Arc<MemoryStore>,
-}
-
-fn ports(store: &Arc<MemoryStore>) -> Ports {
-    Ports::in_memory(store)
-}
-
-async fn api() -> Api {
-    let store = Arc::new(MemoryStore::new());
-    let operator = Actor::operator("alice");
-    let admin = create_admin_credential(store.as_ref(), &operator, "ops", AdminRole::Admin)
-        .await
-        .unwrap();
-    let viewer = create_admin_credential(store.as_ref(), &operator, "support", AdminRole::Viewer)
-        .await
-        .unwrap();
-    Api {
-        router: router(AdminState {
-            ports: ports(&store),
-            configured: None,
-            model_prices: None,
-            seller: None,
-        }),
-        admin: admin.token.expose().to_owned(),
-        viewer: viewer.token.expose().to_owned(),
-        store,
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    json: Value,
-}
-
-impl Api {
-    async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    async fn call(
-        &self,
-        token: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{PREFIX}{path}"));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let request = match body {
-            Some(body) => request
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        };
-        self.send(request.unwrap()).await
-    }
-
-    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        self.call(Some(&self.admin.clone()), method, path, body)
-            .await
-    }
-
-    async fn create(&self, name: &str) -> Value {
-        let created = self
-            .admin(
-                Method::POST,
-                "/customers",
-                Some(json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()), "daily_limit": 100})),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-        created.json
-    }
-}
-
-fn error_code(answer: &Answer) -> &str {
-    answer.json["error"]["code"].as_str().unwrap_or("")
-}
+use common::{api, error_code};
 
 /// The document's (method, path) pairs.
 fn documented() -> BTreeSet<(String, String)> {
@@ -726,7 +628,25 @@ async fn browsers_on_other_origins_get_no_cors_permission() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        form.status,
+        StatusCode::FORBIDDEN,
+        "another site's change, refused first"
+    );
+    assert_eq!(error_code(&form), "forbidden");
+    // Without Origin (a client that is not a browser), the same body is refused for its type.
+    let typed = api
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("{PREFIX}/customers"))
+                .header("authorization", format!("Bearer {}", api.admin))
+                .header("content-type", "text/plain")
+                .body(Body::from(r#"{"name":"X","email":"x@example.com"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(typed.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test]
@@ -736,66 +656,14 @@ async fn margins_need_bedrocks_prices_and_then_show_revenue_cost_and_margin() {
     assert_eq!(without.status, StatusCode::CONFLICT);
     assert_eq!(error_code(&without), "not_configured");
 
-    let table = schemas::model_prices::ModelPriceTable::from_toml(
-        "schema_version = 1\ncurrency = \"USD\"\nas_of = \"2026-12-01\"\n\n[[prices]]\npattern = \"model-a\"\ninput_per_million = \"2.00\"\noutput_per_million = \"10.00\"\nsource = \"https://aws.amazon.com/bedrock/pricing/\"\n",
-    )
-    .unwrap();
-    let priced = Api {
-        router: router(AdminState {
-            ports: ports(&api.store),
-            configured: None,
-            model_prices: Some(Arc::new(table)),
-            seller: None,
-        }),
-        admin: api.admin.clone(),
-        viewer: api.viewer.clone(),
-        store: api.store.clone(),
-    };
+    let priced = common::priced(&api);
     let customer = priced.create("Margined").await;
     let id = customer["customer_id"].as_str().unwrap().to_owned();
     // 3 calls of 500,000 input and 100,000 output tokens: 1,500,000 × $2 = $3.00 and
     // 300,000 × $10 = $3.00, $6.00 of cost; at $0.01 a call the plan earns $0.03.
     let today = chrono::Utc::now().date_naive();
-    let events: Vec<store::SourcedEvent> = (0..3)
-        .map(|index| {
-            store::contract::sourced_at(
-                "0",
-                index + 1,
-                store::contract::event_on(
-                    &id,
-                    today,
-                    "model-a",
-                    schemas::Outcome::Success,
-                    500_000,
-                    100_000,
-                ),
-            )
-        })
-        .collect();
-    store::Counters::apply(api.store.as_ref(), &events)
-        .await
-        .unwrap();
-    let plan = "schema_version = 1\nid = \"cent\"\nversion = 1\nname = \"Cent\"\ncurrency = \"USD\"\n\n[[charges]]\ntype = \"per_request\"\nunit_price = \"0.01\"\n";
-    let added = priced
-        .send(
-            Request::builder()
-                .method(Method::POST)
-                .uri(format!("{PREFIX}/plans"))
-                .header("authorization", format!("Bearer {}", priced.admin))
-                .header("content-type", "application/toml")
-                .body(Body::from(plan))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(added.status, StatusCode::CREATED);
-    let month = today.format("%Y-%m").to_string();
-    priced
-        .admin(
-            Method::PUT,
-            &format!("/customers/{id}/plan"),
-            Some(json!({"plan_id": "cent", "effective_from": format!("{month}-01")})),
-        )
-        .await;
+    common::calls(&priced, &id, 3).await;
+    let month = common::cent_plan(&priced, &id).await;
     let margins = priced
         .admin(Method::GET, &format!("/margins?customer_id={id}"), None)
         .await;

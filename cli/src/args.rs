@@ -74,7 +74,7 @@ pub enum Command {
     Invoice(InvoiceArgs),
     /// Write a self-contained HTML usage report with charts (and CSV files).
     Report(ReportArgs),
-    /// Admin credentials for the admin API and the dashboard: `--name N [--role R]` makes
+    /// Admin credentials for the admin API and the console: `--name N [--role R]` makes
     /// and stores one (its token printed once), `list` and `revoke N` manage them. Bare,
     /// prints an unstored credential and its SHA-256 for `serve --admin-token-sha256`.
     AdminToken(AdminTokenArgs),

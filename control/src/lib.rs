@@ -17,12 +17,15 @@ pub mod idempotency;
 pub mod inputs;
 pub mod invoices;
 pub mod keys;
+pub mod limit_usage;
 pub mod limits;
 pub mod lookup;
 pub mod margins;
+pub mod overview;
 pub mod plans;
 pub mod projections;
 pub mod reports;
+pub mod series;
 pub mod summary;
 pub mod usage;
 

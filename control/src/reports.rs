@@ -1,5 +1,5 @@
-//! Usage reports: `tollgate report` over a range of days, and the operator dashboard's
-//! report over the last [`DASHBOARD_DAYS`] days. Rendering (HTML, CSV) is the adapter's.
+//! Usage reports: `tollgate report` over a range of days. Rendering (HTML, CSV) is the
+//! adapter's.
 
 use chrono::NaiveDate;
 use metering::report::{CustomerUsage, Report, build_report};
@@ -12,9 +12,6 @@ use crate::lookup::existing_customer;
 
 /// Longest range one report reads.
 pub const MAX_REPORT_DAYS: i64 = 366;
-
-/// Days the dashboard shows, ending today.
-pub const DASHBOARD_DAYS: u64 = 30;
 
 /// A report: `report`.
 #[derive(Debug, Clone)]
@@ -73,20 +70,6 @@ pub async fn usage_report(
         report: build_report(request.start_date, request.end_date, &usage),
         customers: customers.len(),
     })
-}
-
-/// The dashboard's report: every customer over the [`DASHBOARD_DAYS`] days ending `today`.
-pub async fn dashboard_report(
-    registry: &dyn Registry,
-    counters: &dyn Counters,
-    today: NaiveDate,
-) -> Result<Report> {
-    let start = today - chrono::Days::new(DASHBOARD_DAYS - 1);
-    let mut usage = Vec::new();
-    for customer in registry.list_customers().await? {
-        usage.push(usage_of(counters, &customer, start, today).await?);
-    }
-    Ok(build_report(start, today, &usage))
 }
 
 #[cfg(test)]
@@ -164,12 +147,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, ControlError::Invalid { .. }));
-
-        let dashboard = dashboard_report(&store, &store, today).await.unwrap();
-        assert_eq!(dashboard.end, today);
-        assert_eq!(
-            dashboard.start,
-            today - chrono::Days::new(DASHBOARD_DAYS - 1)
-        );
     }
 }

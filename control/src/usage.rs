@@ -32,7 +32,7 @@ pub struct UsageQuery {
 }
 
 /// How finely usage is broken down.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Granularity {
     /// Per UTC day and model.

@@ -72,7 +72,7 @@ pub fn path_without_stage<'a>(path: &'a str, stage: &str) -> Option<&'a str> {
 ///
 /// Every route declared here is authenticated unless it is on [`OPEN_ROUTES`]: declare a
 /// new route before the layer. Routes merged into the returned router later (the admin
-/// dashboard, see [`crate::server::start_proxy_with`]) are outside the customers' layer
+/// API and console, see [`crate::server::start_proxy_with`]) are outside the customers' layer
 /// and authenticate on their own.
 pub fn build_router(state: ProxyState) -> Router {
     Router::new()

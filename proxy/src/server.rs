@@ -198,7 +198,7 @@ pub async fn start_proxy(
 }
 
 /// Like [`start_proxy`], with extra routes served next to the proxy's (the operator's
-/// dashboard under `/admin/` in `tollgate serve`). They are merged outside the customers'
+/// console and admin API under `/admin/` in `tollgate serve`). They are merged outside the customers'
 /// authentication layer, deliberately: they authenticate on their own (the admin token).
 pub async fn start_proxy_with(
     config: ProxyConfig,

@@ -101,13 +101,25 @@ if costs["customer_id"] != customer_id or costs["days"]:
     fail(f"getCosts: a customer without calls has no cost days: {costs}")
 if not margins or margins[0]["revenue_currency"] != "USD":
     fail(f"getMargins: {margins}")
+session = call("getSession", 200).json()
+if session["role"] != "admin" or not session["may_write"]:
+    fail(f"getSession: {session}")
+overview = call("getOverview", 200).json()
+if overview["month_to_date"]["calls"] != 0 or not overview["prices_configured"]:
+    fail(f"getOverview: {overview}")
+series = call("getSeries", 200, query={"granularity": "day", "customer_id": customer_id}).json()
+if len(series["points"]) != 30 or series["currency"] != "USD":
+    fail(f"getSeries: {series}")
+listed = call("listCustomers", 200, query={"include": "limit_usage", "q": customer_id}).json()
+if "daily_requests" not in [bar["limit"] for bar in listed["limit_usage"][customer_id]]:
+    fail(f"listCustomers with limit_usage: {listed}")
 call("getOpenApi", 200)
 deleted = call("deleteCustomer", 200, {"id": customer_id}).json()
 called = {
     "createCustomer", "rotateKey", "updateLimits", "getUsage", "addPlan", "assignPlan", "getInvoice",
     "listCustomers", "getCustomer", "updateCustomer", "listKeys", "revokeKey", "disableCustomer",
     "enableCustomer", "listPlans", "listAlerts", "listAudit", "getSummary", "getMargins", "getCosts", "getOpenApi",
-    "deleteCustomer",
+    "getSession", "getOverview", "getSeries", "deleteCustomer",
 }
 if called != set(operations):
     fail(f"operations not driven: {set(operations) - called}")

@@ -178,6 +178,20 @@ async fn the_admin_api_and_own_usage_work_through_the_proxy_lambda_on_emulated_a
     assert_eq!(usage["customer_id"], customer_id.as_str());
     assert_eq!(usage["limits"][0]["limit"], "daily_requests");
     assert_eq!(usage["limits"][0]["limit_value"], 3);
+
+    // The operator console, under the stage as a browser asks for it: its assets are
+    // relative, so they resolve under /prod/admin/ too.
+    let page = runtime
+        .invoke(&rest_event("GET", admin_resource, "/admin/", "", &[], None))
+        .await;
+    let (prelude, payload) = page.http_parts();
+    assert_eq!(prelude["statusCode"], 200);
+    assert!(
+        prelude.to_string().contains("default-src 'none'"),
+        "{prelude}"
+    );
+    let html = String::from_utf8_lossy(&payload);
+    assert!(html.contains("src=\"console.js\""), "{html}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

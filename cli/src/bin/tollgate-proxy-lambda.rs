@@ -3,7 +3,7 @@
 //! `InvokeWithResponseStream` (the integration's `ResponseTransferMode: STREAM`), so a
 //! Bedrock stream reaches the client as it is produced, and answers are not capped at
 //! 10 MB or 29 s. Each response ends only after its usage event is durable in Kinesis,
-//! since Lambda may freeze the process right after. The admin API and the dashboard
+//! since Lambda may freeze the process right after. The admin API and the console
 //! (`/admin/…`) are served by the same function.
 //! Configuration comes from the same `TOLLGATE_*` environment variables as every binary.
 

@@ -1,6 +1,6 @@
 //! The standalone proxy server: `tollgate serve` without the metering consumer, for running
 //! the consumer (`tollgate-metering`) as a separate process, on either backend. It serves
-//! the admin API and the dashboard (`/admin/…`) on the same listener, as `serve` does.
+//! the admin API and the console (`/admin/…`) on the same listener, as `serve` does.
 
 /// mimalloc rather than the system allocator: the consumer allocates and frees a few
 /// strings per event, and glibc's malloc was a sixth of its time (BENCHMARKS.md, issue 17).

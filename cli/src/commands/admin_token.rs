@@ -1,4 +1,4 @@
-//! `tollgate admin-token`: admin credentials for the admin API and the dashboard.
+//! `tollgate admin-token`: admin credentials for the admin API and the console.
 
 use control::Actor;
 use control::admin_tokens::{
@@ -46,7 +46,7 @@ pub fn run_unstored(json: bool) -> anyhow::Result<()> {
             admin.token.expose()
         ),
         format!(
-            "start the dashboard with: tollgate serve --admin-token-sha256 {}",
+            "start the server with: tollgate serve --admin-token-sha256 {}",
             admin.sha256.as_str()
         ),
         "or set TOLLGATE_ADMIN_TOKEN_SHA256; only the hash is configured, never the token".into(),

@@ -9,9 +9,9 @@ mod assign_plan;
 mod audit;
 mod compact;
 mod create;
-mod dashboard;
+mod operator;
 
-pub use dashboard::{OperatorSettings, admin_router as operator_routes};
+pub use operator::{OperatorSettings, admin_router as operator_routes};
 mod disable_enable_delete;
 mod invoice;
 mod list;

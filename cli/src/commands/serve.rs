@@ -8,7 +8,7 @@ use metering::MeteringConsumer;
 use metering::log_retention::run_log_retention_until;
 use proxy::server::{ProxyPorts, RunningProxy, shutdown_signal, start_proxy_with};
 
-use super::dashboard;
+use super::operator;
 use serde::Serialize;
 use store::backend::{BackendSettings, Ports};
 use tokio::task::JoinHandle;
@@ -41,8 +41,8 @@ pub async fn serve(
         "http"
     };
     let proxy_ports = ProxyPorts::from_backend(&ports, args.proxy.model_runtime().await?);
-    let operator = dashboard::OperatorSettings::from_args(&args.admin)?;
-    let admin = dashboard::admin_router(ports.clone(), &operator);
+    let operator = operator::OperatorSettings::from_args(&args.admin)?;
+    let admin = operator::admin_router(ports.clone(), &operator);
     let proxy = start_proxy_with(config, proxy_ports, Some(admin)).await?;
     let shutdown = shutdown_signal();
 
@@ -132,7 +132,7 @@ fn announce(
         "stop with Ctrl-C; pending usage is flushed and metered before exit".into(),
     ]);
     print_lines(&[format!(
-        "admin API at {0}/admin/api/v1/, dashboard at {0}/admin/ (an admin credential: `tollgate admin-token --name NAME`)",
+        "admin API at {0}/admin/api/v1/, operator console at {0}/admin/ (an admin credential: `tollgate admin-token --name NAME`)",
         listening.listening
     )]);
     if let Some(address) = metrics {
