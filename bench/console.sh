@@ -7,7 +7,10 @@
 # its data (the figures table, or every customer row with its usage bars). Also times the
 # API calls those pages make. Everything stays on 127.0.0.1. See BENCHMARKS.md.
 #
-#   bench/console.sh [--customers 1000] [--rounds 5]
+#   bench/console.sh [--customers 1000] [--rounds 5] [--binary PATH]
+#
+# --binary runs an already built `tollgate` (a debug build gives an upper bound) instead of
+# building the release one.
 #
 # Needs Debian's chromium and chromium-driver (installed when missing, as root) and the
 # pinned Selenium of tests/clients/python.sh.
@@ -15,10 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 customers=1000
 rounds=5
+binary=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --customers) customers="${2:?}"; shift 2 ;;
     --rounds) rounds="${2:?}"; shift 2 ;;
+    --binary) binary="${2:?}"; shift 2 ;;
     *) echo "unknown argument $1; see the header of bench/console.sh" >&2; exit 2 ;;
   esac
 done
@@ -29,8 +34,10 @@ for package in chromium chromium-driver; do
   fi
 done
 python="$(tests/clients/python.sh)"
-cargo build --release -p tollgate >&2
-binary="$(pwd)/target/release/tollgate"
+if [ -z "${binary:-}" ]; then
+  cargo build --release -p tollgate >&2
+  binary="$(pwd)/target/release/tollgate"
+fi
 work="$(mktemp -d)"
 export TOLLGATE_DATA_DIR="$work/data"
 cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }

@@ -22,15 +22,20 @@ pub struct Caller {
     pub key: ApiKey,
 }
 
-const HOW_TO_AUTHENTICATE: &str = "send the header Authorization: Bearer <token>";
+const HOW_TO_AUTHENTICATE: &str =
+    "send the header Authorization: Bearer <token> (or x-api-key: <token>)";
 
-/// Extracts the bearer token from the `Authorization` header and checks its shape.
+/// Extracts the token from the `Authorization: Bearer` header, or from `x-api-key` (the
+/// Anthropic SDK's header) when there is no `Authorization`, and checks its shape.
 pub fn bearer_token(headers: &HeaderMap) -> Result<SecretToken, ApiError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            ApiError::unauthorized(format!("missing bearer token; {HOW_TO_AUTHENTICATE}"))
-        })?;
+    let Some(header) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return match headers.get("x-api-key") {
+            Some(key) => api_key_token(key),
+            None => Err(ApiError::unauthorized(format!(
+                "missing bearer token; {HOW_TO_AUTHENTICATE}"
+            ))),
+        };
+    };
     let header = header.to_str().map_err(|_| {
         ApiError::unauthorized(format!(
             "authorization header is not text; {HOW_TO_AUTHENTICATE}"
@@ -50,6 +55,24 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<SecretToken, ApiError> {
     check_token_shape(token).map_err(|error| {
         ApiError::unauthorized(format!(
             "malformed bearer token: {error}; check the token you were given"
+        ))
+    })?;
+    Ok(SecretToken::new(token.to_owned()))
+}
+
+/// The token of an `x-api-key` header, with the same checks as a bearer token.
+fn api_key_token(value: &axum::http::HeaderValue) -> Result<SecretToken, ApiError> {
+    let token = value
+        .to_str()
+        .map_err(|_| {
+            ApiError::unauthorized(format!(
+                "x-api-key header is not text; {HOW_TO_AUTHENTICATE}"
+            ))
+        })?
+        .trim();
+    check_token_shape(token).map_err(|error| {
+        ApiError::unauthorized(format!(
+            "malformed x-api-key: {error}; check the token you were given"
         ))
     })?;
     Ok(SecretToken::new(token.to_owned()))
@@ -350,6 +373,29 @@ mod tests {
                 .expose(),
             token
         );
+    }
+
+    #[test]
+    fn an_x_api_key_header_carries_the_token_when_there_is_no_authorization() {
+        let token = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJ0A==";
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_str(token).unwrap());
+        assert_eq!(bearer_token(&headers).unwrap().expose(), token);
+        headers.insert("x-api-key", HeaderValue::from_static("short"));
+        let refused = bearer_token(&headers).unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(
+            refused.message.contains("malformed x-api-key"),
+            "{}",
+            refused.message
+        );
+        assert!(!refused.message.contains("short"), "never echoed");
+        // Authorization wins when both are sent.
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        assert_eq!(bearer_token(&headers).unwrap().expose(), token);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use schemas::model_names::ModelNames;
 
 use crate::admission::AdmissionSettings;
 
@@ -42,6 +45,9 @@ pub struct ProxyConfig {
     /// How long the registry's records of a token are reused before a background refresh;
     /// zero reads them on every call. See [`crate::auth::AuthCache`].
     pub auth_cache_ttl: Duration,
+    /// Model names customers know (`--model-names`), resolved to Bedrock ids on the
+    /// OpenAI- and Anthropic-compatible routes.
+    pub model_names: Arc<ModelNames>,
 }
 
 /// Where the spool lives and how much it may hold before new calls are refused.
@@ -75,6 +81,7 @@ impl Default for ProxyConfig {
             spool: None,
             durable_events: true,
             auth_cache_ttl: Duration::from_secs(5),
+            model_names: Arc::new(ModelNames::default()),
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod auth;
 pub mod call;
+pub mod client_apis;
 pub mod config;
 pub mod emitter;
 pub mod error_response;
@@ -26,6 +27,7 @@ pub mod spec_route;
 pub mod standalone;
 pub mod state;
 pub mod tls;
+pub mod translate;
 pub mod upstream;
 
 pub use config::ProxyConfig;

@@ -3,6 +3,7 @@
 //! no route matches answers 404, and a known path with another method too, without
 //! asking for a token.
 
+use crate::client_apis::{anthropic_messages, client_api_errors};
 use crate::upstream::model_runtime::operation_path;
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -83,9 +84,12 @@ pub fn build_router(state: ProxyState) -> Router {
         .route("/prod/usage", get(own_usage))
         .route("/usage", get(own_usage))
         .route("/health", get(health))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/prod/v1/messages", post(anthropic_messages))
         .route_layer(from_fn_with_state(state.clone(), authenticate_customer))
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
+        .layer(axum::middleware::from_fn(client_api_errors))
         .with_state(state)
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemas::model_names::ModelNames;
+
 use clap::{Args, ValueEnum};
 
 use schemas::EnforcementMode;
@@ -52,9 +54,24 @@ impl LimitMode {
     }
 }
 
+/// Reads and checks a model names file (`--model-names`); the error names the file, the
+/// line or field, and the fix.
+fn model_names_file(path: &str) -> Result<Arc<ModelNames>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|error| format!("cannot read {path}: {error}"))?;
+    ModelNames::from_toml(&text)
+        .map(Arc::new)
+        .map_err(|error| format!("{path}: {error} (see docs/model-names.toml)"))
+}
+
 /// The proxy's flags.
 #[derive(Debug, Clone, Args)]
 pub struct ProxyArgs {
+    /// Model names customers know, for the OpenAI- and Anthropic-compatible routes: a TOML
+    /// file mapping names to Bedrock model ids (docs/model-names.toml). Names it does not
+    /// list go through as Bedrock ids.
+    #[arg(long, env = "TOLLGATE_MODEL_NAMES", value_parser = model_names_file)]
+    pub model_names: Option<Arc<ModelNames>>,
     /// Address to listen on.
     #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -169,6 +186,7 @@ impl ProxyArgs {
             },
             key_use_flush_interval: Duration::from_secs(self.key_use_flush_secs),
             auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
+            model_names: self.model_names.clone().unwrap_or_default(),
             admission: AdmissionSettings {
                 default_mode: self.limit_mode.mode(),
                 default_output_reservation: self.default_token_reservation,

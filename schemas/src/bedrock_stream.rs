@@ -54,18 +54,105 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 const MIN_FRAME_BYTES: usize = 16;
 const PRELUDE_BYTES: usize = 12;
 
-/// Reads usage from event-stream bytes as they pass.
+/// Splits event-stream bytes, fed in any pieces, into whole messages. It keeps at most one
+/// incomplete frame buffered; a frame that cannot be decoded ends it (every later call
+/// returns the same error).
 #[derive(Debug)]
-pub struct StreamUsageTap {
-    kind: StreamKind,
+pub struct FrameReader {
     decoder: MessageFrameDecoder,
     buffer: BytesMut,
     /// Whether the buffer starts at a frame boundary (the decoder holds no prelude).
     at_boundary: bool,
+    broken: Option<String>,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameReader {
+    /// A reader at the start of a stream.
+    pub fn new() -> Self {
+        Self {
+            decoder: MessageFrameDecoder::new(),
+            buffer: BytesMut::new(),
+            at_boundary: true,
+            broken: None,
+        }
+    }
+
+    /// Feeds the next bytes; returns the messages they complete, or why the stream cannot be
+    /// read (then the messages completed before are lost to the caller: it stops anyway).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Message>, String> {
+        if let Some(reason) = &self.broken {
+            return Err(reason.clone());
+        }
+        self.buffer.extend_from_slice(bytes);
+        let mut messages = Vec::new();
+        loop {
+            if self.at_boundary && self.buffer.len() >= 4 {
+                let declared = u32::from_be_bytes([
+                    self.buffer[0],
+                    self.buffer[1],
+                    self.buffer[2],
+                    self.buffer[3],
+                ]);
+                let declared = usize::try_from(declared).unwrap_or(usize::MAX);
+                if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&declared) {
+                    return Err(self.break_with(format!("frame declares {declared} bytes")));
+                }
+            }
+            let prelude_available = self.buffer.len() >= PRELUDE_BYTES;
+            match self.decoder.decode_frame(&mut self.buffer) {
+                Ok(DecodedFrame::Complete(message)) => {
+                    self.at_boundary = true;
+                    messages.push(message);
+                }
+                Ok(DecodedFrame::Incomplete) => {
+                    if prelude_available {
+                        self.at_boundary = false;
+                    }
+                    break;
+                }
+                Err(error) => return Err(self.break_with(error.to_string())),
+            }
+        }
+        if self.buffer.capacity() > 1024 * 1024 && self.buffer.remaining() < 64 * 1024 {
+            self.buffer = BytesMut::from(&self.buffer[..]);
+        }
+        Ok(messages)
+    }
+
+    fn break_with(&mut self, reason: String) -> String {
+        self.broken = Some(reason.clone());
+        self.buffer = BytesMut::new();
+        reason
+    }
+}
+
+/// The model chunk an InvokeModelWithResponseStream `chunk` payload carries (base64 in
+/// `bytes`), decoded as JSON.
+pub fn invoke_chunk(payload: &[u8]) -> Option<Value> {
+    let payload: Value = serde_json::from_slice(payload).ok()?;
+    let encoded = payload.get("bytes")?.as_str()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    serde_json::from_slice(&decoded).ok()
+}
+
+/// Reads usage from event-stream bytes as they pass.
+#[derive(Debug)]
+pub struct StreamUsageTap {
+    kind: StreamKind,
+    reader: FrameReader,
     observation: StreamObservation,
 }
 
-fn header_string<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
+/// A message's string header (`:event-type`, `:message-type`, `:exception-type`).
+pub fn header_string<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
     message
         .headers()
         .iter()
@@ -108,9 +195,7 @@ impl StreamUsageTap {
     pub fn new(kind: StreamKind) -> Self {
         Self {
             kind,
-            decoder: MessageFrameDecoder::new(),
-            buffer: BytesMut::new(),
-            at_boundary: true,
+            reader: FrameReader::new(),
             observation: StreamObservation::default(),
         }
     }
@@ -120,47 +205,14 @@ impl StreamUsageTap {
         if self.observation.undecodable.is_some() {
             return;
         }
-        self.buffer.extend_from_slice(bytes);
-        loop {
-            if self.at_boundary && self.buffer.len() >= 4 {
-                let declared = u32::from_be_bytes([
-                    self.buffer[0],
-                    self.buffer[1],
-                    self.buffer[2],
-                    self.buffer[3],
-                ]);
-                let declared = usize::try_from(declared).unwrap_or(usize::MAX);
-                if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&declared) {
-                    self.stop(format!("frame declares {declared} bytes"));
-                    break;
+        match self.reader.push(bytes) {
+            Ok(messages) => {
+                for message in &messages {
+                    self.observe(message);
                 }
             }
-            let prelude_available = self.buffer.len() >= PRELUDE_BYTES;
-            match self.decoder.decode_frame(&mut self.buffer) {
-                Ok(DecodedFrame::Complete(message)) => {
-                    self.at_boundary = true;
-                    self.observe(&message);
-                }
-                Ok(DecodedFrame::Incomplete) => {
-                    if prelude_available {
-                        self.at_boundary = false;
-                    }
-                    break;
-                }
-                Err(error) => {
-                    self.stop(error.to_string());
-                    break;
-                }
-            }
+            Err(reason) => self.observation.undecodable = Some(reason),
         }
-        if self.buffer.capacity() > 1024 * 1024 && self.buffer.remaining() < 64 * 1024 {
-            self.buffer = BytesMut::from(&self.buffer[..]);
-        }
-    }
-
-    fn stop(&mut self, reason: String) {
-        self.observation.undecodable = Some(reason);
-        self.buffer = BytesMut::new();
     }
 
     /// What the tap has seen.
@@ -177,13 +229,14 @@ impl StreamUsageTap {
             }
             return;
         }
-        let Ok(payload) = serde_json::from_slice::<Value>(message.payload()) else {
-            return;
-        };
         match (self.kind, header_string(message, ":event-type")) {
-            (StreamKind::InvokeWithResponseStream, Some("chunk")) => self.observe_chunk(&payload),
+            (StreamKind::InvokeWithResponseStream, Some("chunk")) => {
+                if let Some(chunk) = invoke_chunk(message.payload()) {
+                    self.observe_chunk(&chunk);
+                }
+            }
             (StreamKind::ConverseStream, Some("metadata")) => {
-                if let Some(usage) = usage_from_body(payload.to_string().as_bytes()) {
+                if let Some(usage) = usage_from_body(message.payload()) {
                     self.observation.final_usage = Some(usage);
                 }
             }
@@ -191,16 +244,7 @@ impl StreamUsageTap {
         }
     }
 
-    fn observe_chunk(&mut self, payload: &Value) {
-        let Some(encoded) = payload.get("bytes").and_then(Value::as_str) else {
-            return;
-        };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
-            return;
-        };
-        let Ok(chunk) = serde_json::from_slice::<Value>(&decoded) else {
-            return;
-        };
+    fn observe_chunk(&mut self, chunk: &Value) {
         if let Some(metrics) = chunk.get("amazon-bedrock-invocationMetrics") {
             self.observation.final_usage = Some(TokenUsage {
                 input_tokens: count(metrics, &["inputTokenCount"]).unwrap_or(0),
@@ -208,7 +252,7 @@ impl StreamUsageTap {
                 cache_read_tokens: count(metrics, &["cacheReadInputTokenCount"]).unwrap_or(0),
                 cache_write_tokens: count(metrics, &["cacheWriteInputTokenCount"]).unwrap_or(0),
             });
-        } else if let Some(running) = anthropic_running_usage(&chunk) {
+        } else if let Some(running) = anthropic_running_usage(chunk) {
             self.observation.running_usage = max_usage(self.observation.running_usage, running);
         }
     }
@@ -232,6 +276,30 @@ pub fn encode_event(event_type: &str, payload: &[u8]) -> Vec<u8> {
         ));
     let mut buffer = Vec::new();
     // Writing into a Vec cannot run out of space; an error here means a malformed message.
+    if aws_smithy_eventstream::frame::write_message_to(&message, &mut buffer).is_err() {
+        buffer.clear();
+    }
+    buffer
+}
+
+/// Encodes an exception event, as Bedrock sends one mid-stream (`throttlingException`, …).
+pub fn encode_exception(exception_type: &str, message: &str) -> Vec<u8> {
+    use aws_smithy_types::event_stream::Header;
+    let payload = serde_json::json!({ "message": message }).to_string();
+    let message = Message::new(payload.into_bytes())
+        .add_header(Header::new(
+            ":exception-type",
+            HeaderValue::String(exception_type.to_owned().into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".to_owned().into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("exception".to_owned().into()),
+        ));
+    let mut buffer = Vec::new();
     if aws_smithy_eventstream::frame::write_message_to(&message, &mut buffer).is_err() {
         buffer.clear();
     }

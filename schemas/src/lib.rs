@@ -14,6 +14,7 @@ pub mod customer;
 pub mod digits;
 pub mod error;
 pub mod model_id;
+pub mod model_names;
 pub mod model_prices;
 pub mod parquet_codec;
 pub mod plan;

@@ -4,7 +4,9 @@
 //! - `POST /model/{modelId}/invoke`: the model's JSON body with `usage`, and the
 //!   `x-amzn-bedrock-input-token-count` / `-output-token-count` headers;
 //! - `POST /model/{modelId}/invoke-with-response-stream`: AWS event-stream frames of `chunk`
-//!   events (base64 model chunks), the last one carrying `amazon-bedrock-invocationMetrics`;
+//!   events (base64 model chunks: Anthropic's `message_start`, `content_block_start`,
+//!   deltas, `content_block_stop`, `message_delta`, `message_stop`), the last one carrying
+//!   `amazon-bedrock-invocationMetrics`;
 //! - `POST /model/{modelId}/converse`: `output`, `stopReason`, `usage`, `metrics`;
 //! - `POST /model/{modelId}/converse-stream`: `messageStart`, `contentBlockDelta`,
 //!   `messageStop` and `metadata` (with `usage`) events.
@@ -131,7 +133,16 @@ fn stream_frames(
         FakeOperation::InvokeStream => {
             frames.push(encode_invoke_chunk(&serde_json::json!({
                 "type": "message_start",
-                "message": {"role": "assistant", "usage": {"input_tokens": input_tokens, "output_tokens": 1}}
+                "message": {
+                    "id": "msg_bdrk_stream", "type": "message", "role": "assistant",
+                    "model": "claude-3-sonnet-20240229", "content": [],
+                    "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": input_tokens, "output_tokens": 1}
+                }
+            })));
+            frames.push(encode_invoke_chunk(&serde_json::json!({
+                "type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}
             })));
             for index in 0..chunks {
                 frames.push(encode_invoke_chunk(&serde_json::json!({
@@ -140,7 +151,10 @@ fn stream_frames(
                 })));
             }
             frames.push(encode_invoke_chunk(&serde_json::json!({
-                "type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output_tokens}
+                "type": "content_block_stop", "index": 0
+            })));
+            frames.push(encode_invoke_chunk(&serde_json::json!({
+                "type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output_tokens}
             })));
             frames.push(encode_invoke_chunk(&serde_json::json!({
                 "type": "message_stop",

@@ -482,6 +482,10 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
         "{proxy+}"
     );
     assert_eq!(all["UsageResource"]["Properties"]["PathPart"], "usage");
+    assert_eq!(
+        all["MessagesResource"]["Properties"]["PathPart"],
+        "messages"
+    );
     let mut methods = Vec::new();
     for (name, method) in of_type(&template, "AWS::ApiGateway::Method") {
         let integration = &method["Properties"]["Integration"];
@@ -505,6 +509,7 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
         ("AdminAnyMethod", "ANY"),
         ("AdminRootMethod", "GET"),
         ("BedrockPostMethod", "POST"),
+        ("MessagesPostMethod", "POST"),
         ("ModelOperationPostMethod", "POST"),
         ("UsageGetMethod", "GET"),
     ]
@@ -513,7 +518,7 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
     .collect();
     assert_eq!(
         methods, expected,
-        "the spec's, Bedrock's, the admin and usage routes"
+        "the spec's, Bedrock's, Anthropic's, the admin and usage routes"
     );
     let function = &template["Globals"]["Function"];
     assert_eq!(function["Runtime"], "provided.al2023");

@@ -21,6 +21,9 @@ pub enum ModelSource {
     /// Bedrock's own routes: the (already percent-decoded) path segment; the body is
     /// forwarded unchanged.
     Path(String),
+    /// Anthropic's Messages API: `model` in the body, a name from the operator's model
+    /// names or a Bedrock id (`crate::translate::anthropic`); `stream` picks the operation.
+    AnthropicMessages,
 }
 
 /// A call whose body was read and validated.
@@ -31,6 +34,8 @@ pub struct ValidatedBody {
     pub model_body: Bytes,
     /// The size of the body the client sent.
     pub request_bytes: u64,
+    /// The operation the body chose, where it chooses (`stream: true`).
+    pub operation: Option<schemas::Operation>,
 }
 
 /// Reads the body and checks it: size and time limits, the model id (from `source`) and
@@ -49,14 +54,35 @@ pub async fn read_and_validate(
         config.body_read_timeout,
     )
     .await?;
+    let mut operation = None;
+    let mut name = None;
     let (model_id, model_body) = match source {
         ModelSource::SpecBody => split_spec_body(&body)?,
         ModelSource::Path(model_id) => {
             validate_model_id(&model_id)?;
             (model_id, body.clone())
         }
+        ModelSource::AnthropicMessages => {
+            let beta = headers
+                .get("anthropic-beta")
+                .and_then(|value| value.to_str().ok());
+            let request =
+                crate::translate::anthropic::messages_request(&body, beta, &config.model_names)?;
+            operation = Some(if request.stream {
+                schemas::Operation::InvokeStream
+            } else {
+                schemas::Operation::Invoke
+            });
+            name = Some(request.model.name);
+            (request.model.model_id, request.body)
+        }
     };
-    if !caller.customer.limits.allows_model(&model_id) {
+    // An allow-list may name the Bedrock id or the name the client used.
+    let allowed = caller.customer.limits.allows_model(&model_id)
+        || name
+            .as_deref()
+            .is_some_and(|name| caller.customer.limits.allows_model(name));
+    if !allowed {
         tracing::info!(customer_id = %caller.customer.customer_id, model_id, "request refused: model not allowed");
         return Err(ApiError::forbidden(format!(
             "model {model_id} is not enabled for this account; ask your provider to enable it"
@@ -66,6 +92,7 @@ pub async fn read_and_validate(
         model_id,
         model_body,
         request_bytes: u64::try_from(body.len()).unwrap_or(u64::MAX),
+        operation,
     })
 }
 

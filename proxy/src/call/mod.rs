@@ -54,6 +54,7 @@ pub async fn handle_call(
             Ok(validated) => validated,
             Err(error) => return refuse_before_admission(&state, &caller, &start, error).await,
         };
+    let operation = validated.operation.unwrap_or(operation);
     let draft = EventDraft {
         start,
         customer_id: caller.customer.customer_id.clone(),

@@ -1,0 +1,200 @@
+//! Anthropic's Messages API over Bedrock, as pure functions: the request body (`model`
+//! resolved to a Bedrock id, `stream` taken out, `anthropic_version` added), the streamed
+//! answer (Bedrock's event-stream `chunk` events back to Anthropic's server-sent events),
+//! and errors in Anthropic's shape. Bedrock's Claude models take and give Anthropic's own
+//! message bodies, so nothing else changes.
+
+use bytes::Bytes;
+use schemas::bedrock_stream::{FrameReader, header_string, invoke_chunk};
+use schemas::model_names::{ModelNames, ResolvedModel};
+use serde_json::{Map, Value, json};
+
+use crate::error_response::ApiError;
+
+/// The version Bedrock's Anthropic models require in the body.
+pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
+
+/// A Messages request, ready for Bedrock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagesRequest {
+    pub model: ResolvedModel,
+    /// `stream: true`: InvokeModelWithResponseStream.
+    pub stream: bool,
+    /// The body Bedrock receives.
+    pub body: Bytes,
+}
+
+fn field_error(message: impl Into<String>) -> ApiError {
+    ApiError::validation(message)
+}
+
+/// Maps a Messages body: `model` (required, a name or a Bedrock id) is resolved and taken
+/// out, `stream` (a boolean) taken out, `anthropic_version` set when absent, and the
+/// `anthropic-beta` header's features given as `anthropic_beta`.
+pub fn messages_request(
+    body: &[u8],
+    beta: Option<&str>,
+    names: &ModelNames,
+) -> Result<MessagesRequest, ApiError> {
+    let document: Value = serde_json::from_slice(body).map_err(|error| {
+        field_error(format!(
+            "request body is not valid JSON ({error}); send a Messages request: {{\"model\": …, \"max_tokens\": …, \"messages\": […]}}"
+        ))
+    })?;
+    let Value::Object(mut fields) = document else {
+        return Err(field_error(
+            "request body must be a JSON object with \"model\", \"max_tokens\" and \"messages\"",
+        ));
+    };
+    let name = match fields.remove("model") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name,
+        Some(_) => {
+            return Err(field_error(
+                "\"model\" must be a non-empty string, for example \"claude-sonnet-4-5\"",
+            ));
+        }
+        None => {
+            return Err(field_error(
+                "request body has no \"model\"; name the model, for example \"model\": \"claude-sonnet-4-5\"",
+            ));
+        }
+    };
+    let stream = match fields.remove("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => stream,
+        Some(_) => return Err(field_error("\"stream\" must be true or false")),
+    };
+    fields
+        .entry("anthropic_version")
+        .or_insert_with(|| Value::String(BEDROCK_ANTHROPIC_VERSION.to_owned()));
+    if let Some(beta) = beta {
+        let features: Vec<Value> = beta
+            .split(',')
+            .map(str::trim)
+            .filter(|feature| !feature.is_empty())
+            .map(|feature| Value::String(feature.to_owned()))
+            .collect();
+        if !features.is_empty() {
+            fields
+                .entry("anthropic_beta")
+                .or_insert(Value::Array(features));
+        }
+    }
+    let model = names.resolve(&name);
+    schemas::model_id::check_model_id(&model.model_id).map_err(|error| {
+        field_error(format!(
+            "{error}; use a Bedrock model id or one of the operator's model names"
+        ))
+    })?;
+    let body = serde_json::to_vec(&Value::Object(fields))
+        .map_err(|error| field_error(format!("request body could not be re-encoded: {error}")))?;
+    Ok(MessagesRequest {
+        model,
+        stream,
+        body: Bytes::from(body),
+    })
+}
+
+/// Anthropic's error type for an HTTP status.
+pub fn error_type(status: u16) -> &'static str {
+    match status {
+        400 | 405 | 415 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        504 => "timeout_error",
+        _ => "api_error",
+    }
+}
+
+/// Anthropic's error body around a message.
+pub fn error_body(status: u16, message: &str) -> Value {
+    json!({"type": "error", "error": {"type": error_type(status), "message": message}})
+}
+
+/// One server-sent event.
+fn sse(event: &str, data: &Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+/// Turns Bedrock's InvokeModelWithResponseStream bytes, fed as they arrive, into
+/// Anthropic's server-sent events: each `chunk`'s model event as `event: <type>`, without
+/// Bedrock's `amazon-bedrock-invocationMetrics`; an exception or undecodable bytes as one
+/// `error` event, after which nothing more is sent.
+#[derive(Debug, Default)]
+pub struct StreamTranslator {
+    reader: FrameReader,
+    ended: bool,
+}
+
+impl StreamTranslator {
+    /// The events `bytes` complete, as text to send (empty when none is complete).
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        if self.ended {
+            return String::new();
+        }
+        let messages = match self.reader.push(bytes) {
+            Ok(messages) => messages,
+            Err(reason) => {
+                self.ended = true;
+                return sse(
+                    "error",
+                    &error_body(
+                        502,
+                        &format!("the model's stream could not be read: {reason}"),
+                    ),
+                );
+            }
+        };
+        let mut out = String::new();
+        for message in &messages {
+            if header_string(message, ":message-type") == Some("exception") {
+                let kind = header_string(message, ":exception-type").unwrap_or("exception");
+                let text = serde_json::from_slice::<Value>(message.payload())
+                    .ok()
+                    .and_then(|payload| payload.get("message")?.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| kind.to_owned());
+                let status = if kind.starts_with("throttling") || kind.contains("Throttling") {
+                    429
+                } else {
+                    500
+                };
+                out.push_str(&sse("error", &error_body(status, &text)));
+                self.ended = true;
+                break;
+            }
+            if header_string(message, ":event-type") != Some("chunk") {
+                continue;
+            }
+            let Some(Value::Object(mut chunk)) = invoke_chunk(message.payload()) else {
+                continue;
+            };
+            chunk.remove("amazon-bedrock-invocationMetrics");
+            let event = chunk
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("message")
+                .to_owned();
+            out.push_str(&sse(&event, &Value::Object(chunk)));
+        }
+        out
+    }
+}
+
+/// A Messages answer's error from any error body Tollgate or Bedrock gave (`{"message"}`),
+/// or from the status alone.
+pub fn error_from(status: u16, body: &[u8]) -> Value {
+    let message = serde_json::from_slice::<Map<String, Value>>(body)
+        .ok()
+        .and_then(|fields| fields.get("message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("the request failed with status {status}"));
+    error_body(status, &message)
+}
+
+#[cfg(test)]
+#[path = "anthropic_tests.rs"]
+mod tests;
