@@ -32,7 +32,7 @@ TOLLGATE_TEST_CHROMIUM="$(command -v chromium)"
 TOLLGATE_TEST_CHROMEDRIVER="$(command -v chromedriver)"
 export TOLLGATE_TEST_CHROMIUM TOLLGATE_TEST_CHROMEDRIVER
 
-echo "== installing the pinned clients (boto3, requests and DuckDB for Python, the AWS SDK for JavaScript v3, cfn-lint)"
+echo "== installing the pinned clients (boto3, requests, DuckDB, Selenium and the Anthropic and OpenAI SDKs for Python, the AWS SDK for JavaScript v3 and openai for node, cfn-lint)"
 TOLLGATE_TEST_PYTHON="$(tests/clients/python.sh)"
 TOLLGATE_TEST_NODE_PATH="$(tests/clients/node.sh)"
 TOLLGATE_TEST_CFN_LINT="$(tests/clients/cfn_lint.sh)"

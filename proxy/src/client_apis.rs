@@ -1,5 +1,6 @@
 //! The client APIs customers already use, on the proxy's call path: Anthropic's Messages
-//! API at `POST /v1/messages` (and under `/prod`). Each call is the same call as a native
+//! API at `POST /v1/messages`, and OpenAI's Chat Completions at `POST /v1/chat/completions`
+//! with `GET /v1/models` (all also under `/prod`). Each call is the same call as a native
 //! one (authenticated, admitted, forwarded, metered to the token from Bedrock's own
 //! counts); only the body on the way in, the stream on the way out and the error shape
 //! differ ([`crate::translate`]).
@@ -9,16 +10,44 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use schemas::Operation;
 
-use crate::call::{Authenticated, ModelSource, handle_call};
+use crate::call::{Authenticated, ClientModel, ModelSource, handle_call};
+use crate::error_response::ApiError;
 use crate::state::ProxyState;
-use crate::translate::anthropic::{StreamTranslator, error_from};
+use crate::translate::anthropic::StreamTranslator;
+use crate::translate::openai::{ChunkTranslator, completion};
 
 /// Largest error body read to re-shape it (Tollgate's and Bedrock's are far smaller).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Largest Converse answer read to translate it (Bedrock's answers are far smaller).
+const MAX_ANSWER_BODY: usize = 32 * 1024 * 1024;
+
+fn is_event_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| {
+            value
+                .as_bytes()
+                .starts_with(b"application/vnd.amazon.eventstream")
+        })
+}
+
+/// Headers of a translated stream.
+fn as_event_stream(parts: &mut axum::http::response::Parts) {
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    parts
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+}
 
 /// `POST /v1/messages`: Anthropic's Messages API on InvokeModel, or with `stream: true`
 /// on InvokeModelWithResponseStream, answered as Anthropic's server-sent events.
@@ -35,15 +64,7 @@ pub async fn anthropic_messages(
         ModelSource::AnthropicMessages,
     )
     .await;
-    let streamed = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| {
-            value
-                .as_bytes()
-                .starts_with(b"application/vnd.amazon.eventstream")
-        });
-    if !response.status().is_success() || !streamed {
+    if !response.status().is_success() || !is_event_stream(&response) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -58,45 +79,141 @@ pub async fn anthropic_messages(
         };
         futures::future::ready((!text.is_empty()).then_some(Ok::<_, std::io::Error>(text)))
     });
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    parts
-        .headers
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    parts.headers.remove(header::CONTENT_LENGTH);
+    as_event_stream(&mut parts);
     Response::from_parts(parts, Body::from_stream(events))
 }
 
-/// Whether a path belongs to Anthropic's API surface.
-fn is_anthropic_path(path: &str) -> bool {
-    let path = path.strip_prefix("/prod").unwrap_or(path);
-    path == "/v1/messages" || path.starts_with("/v1/messages/")
-}
-
-/// A router layer: every error answered on an Anthropic route, by Tollgate (bad token,
-/// bad body, limits) or by Bedrock, in Anthropic's error shape, so the SDK raises its own
-/// error types. Headers such as `Retry-After` and the request id are kept.
-pub async fn client_api_errors(request: Request, next: Next) -> Response {
-    let anthropic = is_anthropic_path(request.uri().path());
-    let response = next.run(request).await;
-    if !anthropic || response.status().is_success() {
+/// `POST /v1/chat/completions`: OpenAI's Chat Completions on Converse, or with
+/// `stream: true` on ConverseStream answered as `chat.completion.chunk` events.
+pub async fn openai_chat(
+    State(state): State<ProxyState>,
+    Extension(call): Extension<Authenticated>,
+    request: Request,
+) -> Response {
+    let id = format!("chatcmpl-{}", call.start.request_id);
+    let created = call.start.accepted_at.timestamp();
+    let response = handle_call(
+        state,
+        call,
+        request,
+        Operation::Converse,
+        ModelSource::OpenAiChat,
+    )
+    .await;
+    if !response.status().is_success() {
         return response;
     }
+    let client = response
+        .extensions()
+        .get::<ClientModel>()
+        .cloned()
+        .unwrap_or(ClientModel {
+            name: String::new(),
+            include_usage: false,
+        });
+    let streamed = is_event_stream(&response);
+    let (mut parts, body) = response.into_parts();
+    if streamed {
+        let mut translator = ChunkTranslator::new(&id, &client.name, created, client.include_usage);
+        let events = body.into_data_stream().filter_map(move |piece| {
+            let text = match piece {
+                Ok(bytes) => translator.push(&bytes),
+                Err(error) => {
+                    tracing::debug!(error = %error, "the model's stream ended early");
+                    String::new()
+                }
+            };
+            futures::future::ready((!text.is_empty()).then_some(Ok::<_, std::io::Error>(text)))
+        });
+        as_event_stream(&mut parts);
+        return Response::from_parts(parts, Body::from_stream(events));
+    }
+    let answer = axum::body::to_bytes(body, MAX_ANSWER_BODY)
+        .await
+        .unwrap_or_default();
+    let Some(translated) = completion(&answer, &id, &client.name, created) else {
+        let mut failure = ApiError::upstream_unusable(
+            "the model's answer was not a Converse answer; retry, or use the native route",
+        )
+        .into_response();
+        if let Some(request_id) = parts.headers.get("x-amzn-requestid") {
+            failure
+                .headers_mut()
+                .insert("x-amzn-requestid", request_id.clone());
+        }
+        return failure;
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(translated.to_string()))
+}
+
+/// `GET /v1/models`: the operator's model names this customer may call (by name or by
+/// Bedrock id), as OpenAI's model list. Not metered: nothing reaches Bedrock.
+pub async fn openai_models(
+    State(state): State<ProxyState>,
+    Extension(call): Extension<Authenticated>,
+) -> Response {
+    let limits = &call.caller.customer.limits;
+    let data: Vec<serde_json::Value> = state
+        .config
+        .model_names
+        .entries()
+        .iter()
+        .filter(|entry| limits.allows_model(&entry.name) || limits.allows_model(&entry.model_id))
+        .map(|entry| {
+            serde_json::json!({"id": entry.name, "object": "model", "created": 0, "owned_by": "tollgate"})
+        })
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+/// Which client API a path belongs to, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    Anthropic,
+    OpenAi,
+}
+
+fn surface_of(path: &str) -> Option<Surface> {
+    let path = path.strip_prefix("/prod").unwrap_or(path);
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        Some(Surface::Anthropic)
+    } else if path == "/v1/chat/completions" || path == "/v1/models" {
+        Some(Surface::OpenAi)
+    } else {
+        None
+    }
+}
+
+/// A router layer: every error answered on a client API's route, by Tollgate (bad token,
+/// bad body, limits) or by Bedrock, in that API's error shape, so its SDK raises its own
+/// error types. Headers such as `Retry-After` and the request id are kept.
+pub async fn client_api_errors(request: Request, next: Next) -> Response {
+    let surface = surface_of(request.uri().path());
+    let response = next.run(request).await;
+    let Some(surface) = surface.filter(|_| !response.status().is_success()) else {
+        return response;
+    };
     let status = response.status();
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
-    let shaped = error_from(status.as_u16(), &bytes).to_string();
+    let shaped = match surface {
+        Surface::Anthropic => crate::translate::anthropic::error_from(status.as_u16(), &bytes),
+        Surface::OpenAi => crate::translate::openai::error_from(status.as_u16(), &bytes),
+    };
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove("x-amzn-errortype");
-    Response::from_parts(parts, Body::from(shaped))
+    Response::from_parts(parts, Body::from(shaped.to_string()))
 }
 
 #[cfg(test)]
@@ -104,21 +221,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn anthropic_paths_are_recognised_with_and_without_the_stage() {
+    fn client_api_paths_are_recognised_with_and_without_the_stage() {
         for path in [
             "/v1/messages",
             "/prod/v1/messages",
             "/v1/messages/count_tokens",
         ] {
-            assert!(is_anthropic_path(path), "{path}");
+            assert_eq!(surface_of(path), Some(Surface::Anthropic), "{path}");
+        }
+        for path in [
+            "/v1/chat/completions",
+            "/prod/v1/chat/completions",
+            "/v1/models",
+        ] {
+            assert_eq!(surface_of(path), Some(Surface::OpenAi), "{path}");
         }
         for path in [
             "/v1/messagesx",
             "/bedrock",
             "/prod/bedrock",
-            "/v1/chat/completions",
+            "/v1/completions",
         ] {
-            assert!(!is_anthropic_path(path), "{path}");
+            assert_eq!(surface_of(path), None, "{path}");
         }
     }
 }

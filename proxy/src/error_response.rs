@@ -132,6 +132,15 @@ impl ApiError {
         )
     }
 
+    /// 502: the model runtime answered something the route cannot translate.
+    pub fn upstream_unusable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "ServiceUnavailableException",
+            message,
+        )
+    }
+
     /// 503: the proxy itself cannot serve right now.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(

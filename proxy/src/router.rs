@@ -3,7 +3,7 @@
 //! no route matches answers 404, and a known path with another method too, without
 //! asking for a token.
 
-use crate::client_apis::{anthropic_messages, client_api_errors};
+use crate::client_apis::{anthropic_messages, client_api_errors, openai_chat, openai_models};
 use crate::upstream::model_runtime::operation_path;
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -86,6 +86,10 @@ pub fn build_router(state: ProxyState) -> Router {
         .route("/health", get(health))
         .route("/v1/messages", post(anthropic_messages))
         .route("/prod/v1/messages", post(anthropic_messages))
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/prod/v1/chat/completions", post(openai_chat))
+        .route("/v1/models", get(openai_models))
+        .route("/prod/v1/models", get(openai_models))
         .route_layer(from_fn_with_state(state.clone(), authenticate_customer))
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)

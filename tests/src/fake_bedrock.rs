@@ -7,7 +7,8 @@
 //!   events (base64 model chunks: Anthropic's `message_start`, `content_block_start`,
 //!   deltas, `content_block_stop`, `message_delta`, `message_stop`), the last one carrying
 //!   `amazon-bedrock-invocationMetrics`;
-//! - `POST /model/{modelId}/converse`: `output`, `stopReason`, `usage`, `metrics`;
+//! - `POST /model/{modelId}/converse`: `output`, `stopReason`, `usage`, `metrics`; offered
+//!   tools (`toolConfig`) it calls the first one, until the conversation holds its result;
 //! - `POST /model/{modelId}/converse-stream`: `messageStart`, `contentBlockDelta`,
 //!   `messageStop` and `metadata` (with `usage`) events.
 //!
@@ -118,6 +119,44 @@ fn is_sigv4_signed(headers: &HeaderMap) -> bool {
     authorization.starts_with("AWS4-HMAC-SHA256 Credential=")
         && authorization.contains("Signature=")
         && headers.contains_key("x-amz-date")
+}
+
+/// The tool a Converse request offers and has not had answered yet: the fake then calls
+/// it (the first tool, with `{"location": "Paris"}`), as a model asked about the weather
+/// would. After a `toolResult` it answers in text.
+fn tool_to_call(request: &serde_json::Value) -> Option<String> {
+    let name = request["toolConfig"]["tools"][0]["toolSpec"]["name"].as_str()?;
+    let answered = request["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|last| last["content"].as_array())
+        .is_some_and(|content| {
+            content
+                .iter()
+                .any(|block| block.get("toolResult").is_some())
+        });
+    (!answered).then(|| name.to_owned())
+}
+
+/// The fake's tool call: its id and input.
+const FAKE_TOOL_USE_ID: &str = "tooluse_fake1";
+
+/// ConverseStream's frames of a tool call.
+fn tool_stream_frames(name: &str, input_tokens: u64, output_tokens: u64) -> Vec<Vec<u8>> {
+    let start = serde_json::json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": FAKE_TOOL_USE_ID, "name": name}}});
+    let delta = serde_json::json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"location\": \"Paris\"}"}}});
+    let metadata = serde_json::json!({
+        "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
+        "metrics": {"latencyMs": 321}
+    });
+    vec![
+        encode_event("messageStart", br#"{"role":"assistant"}"#),
+        encode_event("contentBlockStart", start.to_string().as_bytes()),
+        encode_event("contentBlockDelta", delta.to_string().as_bytes()),
+        encode_event("contentBlockStop", br#"{"contentBlockIndex":0}"#),
+        encode_event("messageStop", br#"{"stopReason":"tool_use"}"#),
+        encode_event("metadata", metadata.to_string().as_bytes()),
+    ]
 }
 
 /// The frames of a streamed answer with `chunks` text pieces.
@@ -247,7 +286,7 @@ async fn answer(
             operation,
             model_id,
             request_id: request_id.clone(),
-            body: request,
+            body: request.clone(),
             input_tokens,
             output_tokens,
         });
@@ -281,9 +320,19 @@ async fn answer(
                 .into_response()
         }
         FakeOperation::Converse => {
+            let (content, stop) = match tool_to_call(&request) {
+                Some(name) => (
+                    serde_json::json!([{"toolUse": {"toolUseId": FAKE_TOOL_USE_ID, "name": name, "input": {"location": "Paris"}}}]),
+                    "tool_use",
+                ),
+                None => (
+                    serde_json::json!([{"text": "The capital of France is Paris."}]),
+                    "end_turn",
+                ),
+            };
             let answer = serde_json::json!({
-                "output": {"message": {"role": "assistant", "content": [{"text": "The capital of France is Paris."}]}},
-                "stopReason": "end_turn",
+                "output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": stop,
                 "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
                 "metrics": {"latencyMs": 321}
             });
@@ -300,8 +349,13 @@ async fn answer(
         FakeOperation::InvokeStream | FakeOperation::ConverseStream => {
             let chunks = *state.stream_chunks.lock().unwrap();
             let padding = "x".repeat(*state.chunk_text_bytes.lock().unwrap());
-            let mut frames =
-                stream_frames(operation, input_tokens, output_tokens, chunks, &padding);
+            let tool = (operation == FakeOperation::ConverseStream)
+                .then(|| tool_to_call(&request))
+                .flatten();
+            let mut frames = match tool {
+                Some(name) => tool_stream_frames(&name, input_tokens, output_tokens),
+                None => stream_frames(operation, input_tokens, output_tokens, chunks, &padding),
+            };
             match behavior {
                 Behavior::CutStreamAfter(count) => frames.truncate(count),
                 Behavior::MalformedChunk => {

@@ -509,8 +509,10 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
         ("AdminAnyMethod", "ANY"),
         ("AdminRootMethod", "GET"),
         ("BedrockPostMethod", "POST"),
+        ("ChatCompletionsPostMethod", "POST"),
         ("MessagesPostMethod", "POST"),
         ("ModelOperationPostMethod", "POST"),
+        ("ModelsGetMethod", "GET"),
         ("UsageGetMethod", "GET"),
     ]
     .iter()
@@ -518,7 +520,7 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
     .collect();
     assert_eq!(
         methods, expected,
-        "the spec's, Bedrock's, Anthropic's, the admin and usage routes"
+        "the spec's, Bedrock's, Anthropic's, OpenAI's, the admin and usage routes"
     );
     let function = &template["Globals"]["Function"];
     assert_eq!(function["Runtime"], "provided.al2023");

@@ -24,6 +24,19 @@ pub enum ModelSource {
     /// Anthropic's Messages API: `model` in the body, a name from the operator's model
     /// names or a Bedrock id (`crate::translate::anthropic`); `stream` picks the operation.
     AnthropicMessages,
+    /// OpenAI's Chat Completions: translated to Converse (`crate::translate::openai`);
+    /// `stream` picks ConverseStream.
+    OpenAiChat,
+}
+
+/// The model as a client API named it, and what its answer needs: put in the response's
+/// extensions by [`crate::call::handle_call`] for the route that translates the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientModel {
+    /// The `model` the client sent.
+    pub name: String,
+    /// OpenAI's `stream_options.include_usage`.
+    pub include_usage: bool,
 }
 
 /// A call whose body was read and validated.
@@ -36,6 +49,8 @@ pub struct ValidatedBody {
     pub request_bytes: u64,
     /// The operation the body chose, where it chooses (`stream: true`).
     pub operation: Option<schemas::Operation>,
+    /// For the client APIs: the model as named, for the answer.
+    pub client: Option<ClientModel>,
 }
 
 /// Reads the body and checks it: size and time limits, the model id (from `source`) and
@@ -55,7 +70,8 @@ pub async fn read_and_validate(
     )
     .await?;
     let mut operation = None;
-    let mut name = None;
+    let mut name: Option<String> = None;
+    let mut include_usage = false;
     let (model_id, model_body) = match source {
         ModelSource::SpecBody => split_spec_body(&body)?,
         ModelSource::Path(model_id) => {
@@ -76,6 +92,17 @@ pub async fn read_and_validate(
             name = Some(request.model.name);
             (request.model.model_id, request.body)
         }
+        ModelSource::OpenAiChat => {
+            let request = crate::translate::openai::chat_request(&body, &config.model_names)?;
+            operation = Some(if request.stream {
+                schemas::Operation::ConverseStream
+            } else {
+                schemas::Operation::Converse
+            });
+            include_usage = request.include_usage;
+            name = Some(request.model.name);
+            (request.model.model_id, request.body)
+        }
     };
     // An allow-list may name the Bedrock id or the name the client used.
     let allowed = caller.customer.limits.allows_model(&model_id)
@@ -93,6 +120,10 @@ pub async fn read_and_validate(
         model_body,
         request_bytes: u64::try_from(body.len()).unwrap_or(u64::MAX),
         operation,
+        client: name.map(|name| ClientModel {
+            name,
+            include_usage,
+        }),
     })
 }
 

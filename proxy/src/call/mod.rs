@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use schemas::Operation;
 
 pub use authenticate::Authenticated;
-pub use body::ModelSource;
+pub use body::{ClientModel, ModelSource};
 
 use crate::auth::Caller;
 use crate::call::meter::EventDraft;
@@ -55,6 +55,7 @@ pub async fn handle_call(
             Err(error) => return refuse_before_admission(&state, &caller, &start, error).await,
         };
     let operation = validated.operation.unwrap_or(operation);
+    let client = validated.client.clone();
     let draft = EventDraft {
         start,
         customer_id: caller.customer.customer_id.clone(),
@@ -73,7 +74,11 @@ pub async fn handle_call(
         body: validated.model_body,
         headers: forward::forwarded_headers(&parts.headers, operation),
     };
-    let response = forward::forward_and_meter(&state, draft, admitted.settlement, invocation).await;
+    let mut response =
+        forward::forward_and_meter(&state, draft, admitted.settlement, invocation).await;
+    if let Some(client) = client {
+        response.extensions_mut().insert(client);
+    }
     with_rate_limit(response, admitted.rate)
 }
 

@@ -2,3 +2,4 @@
 //! functions (the routes that use them are in [`crate::client_apis`]).
 
 pub mod anthropic;
+pub mod openai;

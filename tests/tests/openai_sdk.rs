@@ -1,0 +1,175 @@
+//! The official OpenAI clients (the Python SDK and the npm package, pinned and installed by
+//! `scripts/test.sh`), unchanged, against `tollgate serve` and the wire-level fake Bedrock:
+//! chat, streaming with usage, tools, the model list, the `/prod` stage and errors in
+//! OpenAI's shape. What the clients saw equals what Bedrock answered, and Tollgate metered
+//! every call to the token.
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use tests::fake_bedrock::FakeBedrock;
+use tests::harness::Tollgate;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the suite with `bash scripts/test.sh`, which installs the pinned OpenAI clients"
+        )
+    })
+}
+
+fn clients() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+fn run(command: &mut Command) -> Value {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "the client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_clients_work_unchanged_and_every_call_is_metered_to_the_token() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    fake.set_stream_chunks(4);
+    let (customer_id, token) = tollgate.create_customer("GPT Habits", None);
+    let restricted = tollgate.run_json(&[
+        "create",
+        "--name",
+        "Haiku Only",
+        "--email",
+        "haiku@example.com",
+        "--allowed-models",
+        "claude-3-haiku",
+    ]);
+    let names = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/model-names.toml");
+    let endpoint = fake.endpoint_url();
+    let server = tollgate.serve(&[
+        "--upstream",
+        "bedrock",
+        "--bedrock-endpoint-url",
+        &endpoint,
+        "--model-names",
+        &names.to_string_lossy(),
+    ]);
+    let python = run(Command::new(env("TOLLGATE_TEST_PYTHON"))
+        .arg(clients().join("openai_sdk.py"))
+        .env("TOLLGATE_URL", &server.base_url)
+        .env("TOLLGATE_TOKEN", &token)
+        .env(
+            "TOLLGATE_RESTRICTED_TOKEN",
+            restricted["token"].as_str().unwrap(),
+        ));
+    let python_calls = fake.answered();
+    // chat, stream, tool call, tool answer, /prod, and the restricted customer's call by
+    // the name its allow-list names: six calls reached Bedrock.
+    assert_eq!(
+        python_calls.len(),
+        6,
+        "refusals and the model list never reach Bedrock"
+    );
+    for call in &python_calls[..5] {
+        assert_eq!(call.model_id, "anthropic.claude-3-sonnet-20240229-v1:0");
+    }
+    assert_eq!(
+        python_calls[5].model_id,
+        "anthropic.claude-3-haiku-20240307-v1:0"
+    );
+    assert_eq!(python["restricted_models"], json!(["claude-3-haiku"]));
+    assert_eq!(python["allowed_by_name"], "The capital of France is Paris.");
+    let chat = &python["chat"];
+    assert_eq!(chat["text"], "The capital of France is Paris.");
+    assert_eq!(chat["finish_reason"], "stop");
+    assert_eq!(chat["model"], "claude-3-sonnet");
+    assert_eq!(chat["prompt_tokens"], python_calls[0].input_tokens);
+    assert_eq!(chat["completion_tokens"], python_calls[0].output_tokens);
+    assert_eq!(
+        chat["total_tokens"],
+        python_calls[0].input_tokens + python_calls[0].output_tokens
+    );
+    assert_eq!(
+        python_calls[0].body["system"],
+        json!([{"text": "Answer briefly."}])
+    );
+    assert_eq!(python_calls[0].body["inferenceConfig"]["maxTokens"], 100);
+    let stream = &python["stream"];
+    assert_eq!(stream["text"], "piece 0 piece 1 piece 2 piece 3 ");
+    assert_eq!(stream["finish_reason"], "stop");
+    assert_eq!(stream["prompt_tokens"], python_calls[1].input_tokens);
+    assert_eq!(stream["completion_tokens"], python_calls[1].output_tokens);
+    let tool = &python["tool_call"];
+    assert_eq!(tool["finish_reason"], "tool_calls");
+    assert_eq!(tool["name"], "get_weather");
+    assert_eq!(tool["arguments"], json!({"location": "Paris"}));
+    assert_eq!(
+        python_calls[3].body["messages"][2]["content"][0]["toolResult"]["toolUseId"],
+        tool["id"]
+    );
+    assert_eq!(
+        python["tool_answer"]["text"],
+        "The capital of France is Paris."
+    );
+    assert!(
+        python["models"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("claude-3-sonnet"))
+    );
+    assert_eq!(python["staged"], "The capital of France is Paris.");
+    assert_eq!(python["bad_key"]["status"], 401);
+    assert_eq!(python["bad_key"]["class"], "AuthenticationError");
+    assert_eq!(python["not_allowed"]["status"], 403);
+    assert_eq!(python["not_allowed"]["class"], "PermissionDeniedError");
+    assert_eq!(python["unsupported"]["status"], 400);
+    assert_eq!(python["unsupported"]["param"], "frequency_penalty");
+    assert_eq!(python["unsupported"]["type"], "invalid_request_error");
+
+    let javascript = run(Command::new("node")
+        .arg(clients().join("openai_js.cjs"))
+        .env("NODE_PATH", env("TOLLGATE_TEST_NODE_PATH"))
+        .env("TOLLGATE_URL", &server.base_url)
+        .env("TOLLGATE_TOKEN", &token));
+    let all_calls = fake.answered();
+    assert_eq!(all_calls.len(), 8);
+    let (js_chat, js_stream) = (&all_calls[6], &all_calls[7]);
+    assert_eq!(
+        javascript["chat"]["text"],
+        "The capital of France is Paris."
+    );
+    assert_eq!(
+        javascript["chat"]["usage"]["prompt_tokens"],
+        js_chat.input_tokens
+    );
+    assert_eq!(
+        javascript["stream"]["text"],
+        "piece 0 piece 1 piece 2 piece 3 "
+    );
+    assert_eq!(
+        javascript["stream"]["usage"]["completion_tokens"],
+        js_stream.output_tokens
+    );
+
+    // Metered to the token: seven calls of this customer, Bedrock's own counts.
+    let mine: Vec<_> = all_calls
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != 5)
+        .map(|(_, call)| call)
+        .collect();
+    let input: u64 = mine.iter().map(|call| call.input_tokens).sum();
+    let output: u64 = mine.iter().map(|call| call.output_tokens).sum();
+    let totals = tollgate
+        .wait_for_usage(&customer_id, |totals| totals["requests"] == 7)
+        .await;
+    assert_eq!(totals["input_tokens"], input);
+    assert_eq!(totals["output_tokens"], output);
+    assert!(server.terminate().success());
+}
