@@ -67,11 +67,22 @@ pub async fn anthropic_messages(
     if !response.status().is_success() || !is_event_stream(&response) {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let mut translator = StreamTranslator::default();
+    translated_stream(parts, body, move |bytes| translator.push(bytes))
+}
+
+/// A streamed answer whose event-stream bytes `translate` turns into server-sent events,
+/// piece by piece as they arrive. The metering underneath sees Bedrock's own bytes; if the
+/// client leaves, dropping this stream drops the metered one (a `client_aborted` call).
+fn translated_stream(
+    mut parts: axum::http::response::Parts,
+    body: Body,
+    mut translate: impl FnMut(&[u8]) -> String + Send + 'static,
+) -> Response {
     let events = body.into_data_stream().filter_map(move |piece| {
         let text = match piece {
-            Ok(bytes) => translator.push(&bytes),
+            Ok(bytes) => translate(&bytes),
             Err(error) => {
                 tracing::debug!(error = %error, "the model's stream ended early");
                 String::new()
@@ -115,18 +126,7 @@ pub async fn openai_chat(
     let (mut parts, body) = response.into_parts();
     if streamed {
         let mut translator = ChunkTranslator::new(&id, &client.name, created, client.include_usage);
-        let events = body.into_data_stream().filter_map(move |piece| {
-            let text = match piece {
-                Ok(bytes) => translator.push(&bytes),
-                Err(error) => {
-                    tracing::debug!(error = %error, "the model's stream ended early");
-                    String::new()
-                }
-            };
-            futures::future::ready((!text.is_empty()).then_some(Ok::<_, std::io::Error>(text)))
-        });
-        as_event_stream(&mut parts);
-        return Response::from_parts(parts, Body::from_stream(events));
+        return translated_stream(parts, body, move |bytes| translator.push(bytes));
     }
     let answer = axum::body::to_bytes(body, MAX_ANSWER_BODY)
         .await

@@ -9,6 +9,7 @@
 )]
 
 pub mod aws_env;
+pub mod clients;
 pub mod fake_bedrock;
 pub mod fault_relay;
 pub mod harness;

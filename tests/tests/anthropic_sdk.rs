@@ -6,20 +6,11 @@
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::Value;
+use tests::clients::{clients_dir, pinned, restricted_customer, run_client, serve_for_clients};
 use tests::fake_bedrock::FakeBedrock;
 use tests::harness::Tollgate;
-
-fn python() -> String {
-    std::env::var("TOLLGATE_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "TOLLGATE_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`, which installs the pinned Anthropic SDK"
-        )
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anthropic_sdk_works_unchanged_and_every_call_is_metered_to_the_token() {
@@ -27,41 +18,15 @@ async fn the_anthropic_sdk_works_unchanged_and_every_call_is_metered_to_the_toke
     let fake = FakeBedrock::start().await;
     fake.set_stream_chunks(5);
     let (customer_id, token) = tollgate.create_customer("Claude Fan", None);
-    let restricted = tollgate.run_json(&[
-        "create",
-        "--name",
-        "Nova Only",
-        "--email",
-        "nova@example.com",
-        "--allowed-models",
-        "amazon.nova-*",
-    ]);
-    let names = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/model-names.toml");
-    let endpoint = fake.endpoint_url();
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &endpoint,
-        "--model-names",
-        &names.to_string_lossy(),
-    ]);
-    let output = Command::new(python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/anthropic_sdk.py"))
-        .env("TOLLGATE_URL", &server.base_url)
-        .env("TOLLGATE_TOKEN", &token)
-        .env(
-            "TOLLGATE_RESTRICTED_TOKEN",
-            restricted["token"].as_str().unwrap(),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the SDK failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let restricted = restricted_customer(&tollgate, "Nova Only", "amazon.nova-*");
+    let server = serve_for_clients(&tollgate, &fake, &[]);
+    let seen = run_client(
+        Command::new(pinned("TOLLGATE_TEST_PYTHON"))
+            .arg(clients_dir().join("anthropic_sdk.py"))
+            .env("TOLLGATE_URL", &server.base_url)
+            .env("TOLLGATE_TOKEN", &token)
+            .env("TOLLGATE_RESTRICTED_TOKEN", &restricted),
     );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     // Bedrock got three calls for the resolved id, with its own version and no `model`.
     let answered = fake.answered();

@@ -4,28 +4,11 @@
 //! themselves unchanged.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::Value;
+use tests::clients::{clients_dir, pinned as env, run_client as run, serve_for_clients};
 use tests::fake_bedrock::FakeBedrock;
 use tests::harness::Tollgate;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the suite with `bash scripts/test.sh`, which installs the pinned clients")
-    })
-}
-
-fn run(command: &mut Command) -> Value {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "the client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anthropic_and_openai_sdks_work_over_tls() {
@@ -34,26 +17,22 @@ async fn the_anthropic_and_openai_sdks_work_over_tls() {
     fake.set_stream_chunks(3);
     let (customer_id, token) = tollgate.create_customer("TLS Clients", None);
     let certificate = tests::tls::TestCertificate::generate();
-    let names = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/model-names.toml");
-    let endpoint = fake.endpoint_url();
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &endpoint,
-        "--model-names",
-        &names.to_string_lossy(),
-        "--tls-cert",
-        certificate.certificate_path.to_str().unwrap(),
-        "--tls-key",
-        certificate.key_path.to_str().unwrap(),
-    ]);
+    let server = serve_for_clients(
+        &tollgate,
+        &fake,
+        &[
+            "--tls-cert",
+            certificate.certificate_path.to_str().unwrap(),
+            "--tls-key",
+            certificate.key_path.to_str().unwrap(),
+        ],
+    );
     assert!(
         server.base_url.starts_with("https://"),
         "{}",
         server.base_url
     );
-    let clients = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients");
+    let clients = clients_dir();
     let python = run(Command::new(env("TOLLGATE_TEST_PYTHON"))
         .arg(clients.join("sdks_over_tls.py"))
         .env("TOLLGATE_URL", &server.base_url)

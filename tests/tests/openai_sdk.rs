@@ -6,34 +6,15 @@
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::json;
+use tests::clients::{
+    clients_dir as clients, pinned as env, restricted_customer, run_client as run,
+    serve_for_clients,
+};
 use tests::fake_bedrock::FakeBedrock;
 use tests::harness::Tollgate;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run the suite with `bash scripts/test.sh`, which installs the pinned OpenAI clients"
-        )
-    })
-}
-
-fn clients() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients")
-}
-
-fn run(command: &mut Command) -> Value {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "the client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_clients_work_unchanged_and_every_call_is_metered_to_the_token() {
@@ -41,33 +22,13 @@ async fn the_openai_clients_work_unchanged_and_every_call_is_metered_to_the_toke
     let fake = FakeBedrock::start().await;
     fake.set_stream_chunks(4);
     let (customer_id, token) = tollgate.create_customer("GPT Habits", None);
-    let restricted = tollgate.run_json(&[
-        "create",
-        "--name",
-        "Haiku Only",
-        "--email",
-        "haiku@example.com",
-        "--allowed-models",
-        "claude-3-haiku",
-    ]);
-    let names = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/model-names.toml");
-    let endpoint = fake.endpoint_url();
-    let server = tollgate.serve(&[
-        "--upstream",
-        "bedrock",
-        "--bedrock-endpoint-url",
-        &endpoint,
-        "--model-names",
-        &names.to_string_lossy(),
-    ]);
+    let restricted = restricted_customer(&tollgate, "Haiku Only", "claude-3-haiku");
+    let server = serve_for_clients(&tollgate, &fake, &[]);
     let python = run(Command::new(env("TOLLGATE_TEST_PYTHON"))
         .arg(clients().join("openai_sdk.py"))
         .env("TOLLGATE_URL", &server.base_url)
         .env("TOLLGATE_TOKEN", &token)
-        .env(
-            "TOLLGATE_RESTRICTED_TOKEN",
-            restricted["token"].as_str().unwrap(),
-        ));
+        .env("TOLLGATE_RESTRICTED_TOKEN", &restricted));
     let python_calls = fake.answered();
     // chat, stream, tool call, tool answer, /prod, and the restricted customer's call by
     // the name its allow-list names: six calls reached Bedrock.
