@@ -134,3 +134,58 @@ async fn the_openai_clients_work_unchanged_and_every_call_is_metered_to_the_toke
     assert_eq!(totals["output_tokens"], output);
     assert!(server.terminate().success());
 }
+
+/// A client leaving mid-stream on a translated route: the call is metered once, as
+/// `client_aborted`, with Bedrock's final count, exactly as on the native routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_leaving_translated_streams_are_metered_once_with_bedrocks_count() {
+    let tollgate = Tollgate::new();
+    let fake = FakeBedrock::start().await;
+    fake.set_stream_chunks(400);
+    let (customer_id, token) = tollgate.create_customer("Leaving SDK Co", None);
+    let server = serve_for_clients(&tollgate, &fake, &[]);
+    let bodies = [
+        (
+            "/v1/messages",
+            serde_json::json!({"model": "claude-3-sonnet", "max_tokens": 100, "stream": true,
+                "messages": [{"role": "user", "content": "Tell me a long story"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            serde_json::json!({"model": "claude-3-sonnet", "stream": true,
+                "messages": [{"role": "user", "content": "Tell me a long story"}]}),
+        ),
+    ];
+    for (path, body) in bodies {
+        let mut response = reqwest::Client::new()
+            .post(format!("{}{path}", server.base_url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        let first = response.chunk().await.unwrap().unwrap();
+        assert!(!first.is_empty(), "{path}");
+        drop(response);
+    }
+    // The proxy drains Bedrock's streams to learn the final counts, then meters the calls.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(server.terminate().success());
+    let rows = tollgate.parquet_rows();
+    assert_eq!(rows.len(), 2, "exactly one event per call");
+    for (row, call) in rows.iter().zip(fake.answered()) {
+        assert_eq!(row.outcome, schemas::Outcome::ClientAborted);
+        assert_eq!(
+            (row.input_tokens, row.output_tokens),
+            (call.input_tokens, call.output_tokens)
+        );
+    }
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 2);
+}
