@@ -19,6 +19,7 @@ use crate::error_response::ApiError;
 use crate::state::ProxyState;
 use crate::translate::anthropic::StreamTranslator;
 use crate::translate::openai::{ChunkTranslator, completion};
+use crate::upstream::{ModelInvocation, RuntimeError, UpstreamBody};
 
 /// Largest error body read to re-shape it (Tollgate's and Bedrock's are far smaller).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -92,6 +93,84 @@ fn translated_stream(
     });
     as_event_stream(&mut parts);
     Response::from_parts(parts, Body::from_stream(events))
+}
+
+/// `POST /v1/messages/count_tokens`: Bedrock's CountTokens for a Messages body, answered
+/// as `{"input_tokens": n}`. Authenticated and held to the model allow-list like every call,
+/// but neither admitted against limits nor metered: it runs no model and Bedrock does not
+/// bill it.
+pub async fn anthropic_count_tokens(
+    State(state): State<ProxyState>,
+    Extension(call): Extension<Authenticated>,
+    request: Request,
+) -> Response {
+    let request_id = call.start.request_id.clone();
+    let response = count_tokens(&state, &call, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    crate::call::response_headers::with_request_id(response, &request_id)
+}
+
+async fn count_tokens(
+    state: &ProxyState,
+    call: &Authenticated,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = crate::call::body::read_body_limited(
+        body,
+        &parts.headers,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
+    let beta = parts
+        .headers
+        .get("anthropic-beta")
+        .and_then(|value| value.to_str().ok());
+    let counted =
+        crate::translate::anthropic::count_tokens_request(&body, beta, &state.config.model_names)?;
+    let limits = &call.caller.customer.limits;
+    if !limits.allows_model(&counted.model.model_id) && !limits.allows_model(&counted.model.name) {
+        return Err(ApiError::forbidden(format!(
+            "model {} is not enabled for this account; ask your provider to enable it",
+            counted.model.model_id
+        )));
+    }
+    let invocation = ModelInvocation {
+        operation: Operation::CountTokens,
+        model_id: counted.bedrock_model_id,
+        body: counted.body,
+        headers: vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("accept".to_owned(), "application/json".to_owned()),
+        ],
+    };
+    let upstream = state
+        .runtime
+        .send(invocation)
+        .await
+        .map_err(|error| match error {
+            RuntimeError::Timeout(_) => ApiError::upstream_timeout(),
+            RuntimeError::Credentials(_) => ApiError::upstream_credentials(),
+            RuntimeError::Unreachable(_) | RuntimeError::Failed(_) => {
+                ApiError::upstream_unreachable()
+            }
+        })?;
+    let UpstreamBody::Complete(answer) = upstream.body else {
+        return Err(ApiError::upstream_unusable(
+            "the model provider streamed a token count; retry",
+        ));
+    };
+    if upstream.status != 200 {
+        let status = axum::http::StatusCode::from_u16(upstream.status)
+            .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+        return Ok((status, [(header::CONTENT_TYPE, "application/json")], answer).into_response());
+    }
+    let counted = crate::translate::anthropic::count_tokens_answer(&answer).ok_or_else(|| {
+        ApiError::upstream_unusable("the model provider's token count could not be read; retry")
+    })?;
+    Ok(axum::Json(counted).into_response())
 }
 
 /// `POST /v1/chat/completions`: OpenAI's Chat Completions on Converse, or with

@@ -3,7 +3,9 @@
 //! no route matches answers 404, and a known path with another method too, without
 //! asking for a token.
 
-use crate::client_apis::{anthropic_messages, client_api_errors, openai_chat, openai_models};
+use crate::client_apis::{
+    anthropic_count_tokens, anthropic_messages, client_api_errors, openai_chat, openai_models,
+};
 use crate::upstream::model_runtime::operation_path;
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -86,6 +88,11 @@ pub fn build_router(state: ProxyState) -> Router {
         .route("/health", get(health))
         .route("/v1/messages", post(anthropic_messages))
         .route("/prod/v1/messages", post(anthropic_messages))
+        .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
+        .route(
+            "/prod/v1/messages/count_tokens",
+            post(anthropic_count_tokens),
+        )
         .route("/v1/chat/completions", post(openai_chat))
         .route("/prod/v1/chat/completions", post(openai_chat))
         .route("/v1/models", get(openai_models))

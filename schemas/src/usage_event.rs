@@ -27,6 +27,9 @@ pub enum Operation {
     InvokeStream,
     Converse,
     ConverseStream,
+    /// CountTokens: counts a request's input tokens without running the model. Bedrock
+    /// does not bill it, and the proxy does not meter it (no event carries it).
+    CountTokens,
 }
 
 impl StringEnum for Operation {
@@ -36,6 +39,7 @@ impl StringEnum for Operation {
             Self::InvokeStream => "invoke_stream",
             Self::Converse => "converse",
             Self::ConverseStream => "converse_stream",
+            Self::CountTokens => "count_tokens",
         }
     }
     fn parse(text: &str) -> Option<Self> {
@@ -44,6 +48,7 @@ impl StringEnum for Operation {
             "invoke_stream" => Some(Self::InvokeStream),
             "converse" => Some(Self::Converse),
             "converse_stream" => Some(Self::ConverseStream),
+            "count_tokens" => Some(Self::CountTokens),
             _ => None,
         }
     }

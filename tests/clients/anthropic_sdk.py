@@ -1,5 +1,5 @@
 """The official Anthropic Python SDK, unchanged, against Tollgate: its base URL is the
-proxy and its API key a Tollgate token. Messages, streaming, the /prod stage, and errors
+proxy and its API key a Tollgate token. Messages, streaming, count_tokens, the /prod stage, and errors
 in Anthropic's shape. Prints what the SDK saw as JSON.
 
 Environment: TOLLGATE_URL, TOLLGATE_TOKEN, TOLLGATE_RESTRICTED_TOKEN (a customer allowed
@@ -52,6 +52,15 @@ staged = client(BASE + "/prod").messages.create(
     model="claude-3-sonnet", max_tokens=100, messages=QUESTION, system="Answer briefly."
 )
 seen["staged"] = {"output_tokens": staged.usage.output_tokens}
+counted = client().messages.count_tokens(
+    model="claude-3-sonnet", messages=QUESTION, system="Answer briefly."
+)
+seen["count_tokens"] = counted.input_tokens
+seen["count_not_allowed"] = refusal(
+    lambda: client(key=os.environ["TOLLGATE_RESTRICTED_TOKEN"]).messages.count_tokens(
+        model="claude-3-sonnet", messages=QUESTION
+    )
+)
 seen["bad_key"] = refusal(
     lambda: client(key="tg_" + "A" * 40).messages.create(
         model="claude-3-sonnet", max_tokens=10, messages=QUESTION

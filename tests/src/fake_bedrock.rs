@@ -79,6 +79,8 @@ struct FakeState {
     /// Whether answered calls are kept for `answered()` (off for load benchmarks).
     recording: std::sync::atomic::AtomicBool,
     answered_count: std::sync::atomic::AtomicU64,
+    /// CountTokens calls answered: (model id, the counted body).
+    counted: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 /// A running fake Bedrock on 127.0.0.1.
@@ -383,12 +385,64 @@ async fn answer(
     }
 }
 
+/// CountTokens: `{"input": {"invokeModel": {"body": <base64>}}}` answered with the input
+/// tokens the fake would report for that body; like Bedrock, only for foundation model ids
+/// (an inference profile is refused).
+fn count_tokens(state: &FakeState, headers: &HeaderMap, model_id: &str, body: &[u8]) -> Response {
+    use base64::Engine;
+    if !is_sigv4_signed(headers) {
+        return bedrock_error(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "Missing Authentication Token",
+        );
+    }
+    if model_id.split('.').count() > 2 && !model_id.starts_with("arn:") {
+        return bedrock_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "The provided model doesn't support counting tokens.",
+        );
+    }
+    let inner = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|request| {
+            let encoded = request["input"]["invokeModel"]["body"].as_str()?.to_owned();
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+        });
+    let Some(inner) = inner else {
+        return bedrock_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Malformed input request, please reformat your input and try again.",
+        );
+    };
+    let counted: serde_json::Value = serde_json::from_slice(&inner).unwrap_or_default();
+    state
+        .counted
+        .lock()
+        .unwrap()
+        .push((model_id.to_owned(), counted));
+    let input_tokens = fake_token_counts(&inner).0;
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        serde_json::json!({ "inputTokens": input_tokens }).to_string(),
+    )
+        .into_response()
+}
+
 async fn operation(
     State(state): State<Arc<FakeState>>,
     Path((model_id, operation)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if operation == "count-tokens" {
+        return count_tokens(&state, &headers, &model_id, &body);
+    }
     let operation = match operation.as_str() {
         "invoke" => FakeOperation::Invoke,
         "invoke-with-response-stream" => FakeOperation::InvokeStream,
@@ -418,6 +472,7 @@ impl FakeBedrock {
             refused_unsigned: Mutex::new(0),
             recording: std::sync::atomic::AtomicBool::new(true),
             answered_count: std::sync::atomic::AtomicU64::new(0),
+            counted: Mutex::new(Vec::new()),
         });
         let router = Router::new()
             .route("/model/{model_id}/{operation}", post(operation))
@@ -468,6 +523,11 @@ impl FakeBedrock {
     /// Every call answered with 200 so far.
     pub fn answered(&self) -> Vec<AnsweredCall> {
         self.state.answered.lock().unwrap().clone()
+    }
+
+    /// The CountTokens calls answered: the model id and the counted body (decoded).
+    pub fn counted(&self) -> Vec<(String, serde_json::Value)> {
+        self.state.counted.lock().unwrap().clone()
     }
 
     /// How many calls were refused for lacking a SigV4 signature.

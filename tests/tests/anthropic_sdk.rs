@@ -66,6 +66,19 @@ async fn the_anthropic_sdk_works_unchanged_and_every_call_is_metered_to_the_toke
     assert_eq!(seen["bad_model"]["status"], 400);
     assert_eq!(seen["bad_model"]["type"], "invalid_request_error");
 
+    // count_tokens asked Bedrock's CountTokens about the foundation model, with the
+    // Messages body; it is not metered (Bedrock does not bill it).
+    let counted = fake.counted();
+    assert_eq!(counted.len(), 1, "the refused count never reached Bedrock");
+    assert_eq!(counted[0].0, "anthropic.claude-3-sonnet-20240229-v1:0");
+    assert_eq!(counted[0].1["system"], "Answer briefly.");
+    assert_eq!(counted[0].1["anthropic_version"], "bedrock-2023-05-31");
+    let expected =
+        tests::fake_bedrock::fake_token_counts(&serde_json::to_vec(&counted[0].1).unwrap()).0;
+    assert_eq!(seen["count_tokens"], expected);
+    assert_eq!(seen["count_not_allowed"]["status"], 403);
+    assert_eq!(seen["count_not_allowed"]["type"], "permission_error");
+
     // Metered to the token, the streamed call included.
     let input: u64 = answered.iter().map(|call| call.input_tokens).sum();
     let output: u64 = answered.iter().map(|call| call.output_tokens).sum();

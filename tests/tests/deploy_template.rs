@@ -510,6 +510,7 @@ fn the_api_keeps_the_spec_endpoint_and_streams_from_the_arm64_functions() {
         ("AdminRootMethod", "GET"),
         ("BedrockPostMethod", "POST"),
         ("ChatCompletionsPostMethod", "POST"),
+        ("CountTokensPostMethod", "POST"),
         ("MessagesPostMethod", "POST"),
         ("ModelOperationPostMethod", "POST"),
         ("ModelsGetMethod", "GET"),

@@ -53,7 +53,7 @@ pub fn forwarded_headers(headers: &HeaderMap, operation: Operation) -> Vec<(Stri
             Operation::InvokeStream | Operation::ConverseStream => {
                 "application/vnd.amazon.eventstream"
             }
-            Operation::Invoke | Operation::Converse => "application/json",
+            Operation::Invoke | Operation::Converse | Operation::CountTokens => "application/json",
         };
         forwarded.push(("accept".to_owned(), accept.to_owned()));
     }

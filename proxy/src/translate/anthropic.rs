@@ -95,6 +95,60 @@ pub fn messages_request(
     })
 }
 
+/// A `count_tokens` request, ready for Bedrock's CountTokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountTokensRequest {
+    pub model: ResolvedModel,
+    /// The foundation model CountTokens is asked about (it takes no inference profile).
+    pub bedrock_model_id: String,
+    /// `{"input": {"invokeModel": {"body": <the Messages body, base64>}}}`.
+    pub body: Bytes,
+}
+
+/// Geography prefixes of Bedrock's cross-region inference profiles.
+const PROFILE_PREFIXES: [&str; 8] = [
+    "us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.",
+];
+
+/// The foundation model behind an inference profile id (`us.anthropic.claude-…` →
+/// `anthropic.claude-…`); any other id as it is.
+pub fn base_model_id(model_id: &str) -> &str {
+    PROFILE_PREFIXES
+        .iter()
+        .find_map(|prefix| model_id.strip_prefix(prefix))
+        .filter(|rest| rest.contains('.'))
+        .unwrap_or(model_id)
+}
+
+/// Maps a `count_tokens` body (a Messages body without `max_tokens`) to CountTokens'.
+pub fn count_tokens_request(
+    body: &[u8],
+    beta: Option<&str>,
+    names: &ModelNames,
+) -> Result<CountTokensRequest, ApiError> {
+    use base64::Engine;
+    let request = messages_request(body, beta, names)?;
+    let mut inner: Map<String, Value> = serde_json::from_slice(&request.body)
+        .map_err(|error| field_error(format!("request body could not be read: {error}")))?;
+    // Bedrock reads the body as an InvokeModel body, which names a ceiling of output
+    // tokens; counting input tokens does not depend on it.
+    inner.entry("max_tokens").or_insert(json!(1));
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(Value::Object(inner).to_string());
+    let body = json!({"input": {"invokeModel": {"body": encoded}}}).to_string();
+    Ok(CountTokensRequest {
+        bedrock_model_id: base_model_id(&request.model.model_id).to_owned(),
+        model: request.model,
+        body: Bytes::from(body),
+    })
+}
+
+/// CountTokens' answer (`{"inputTokens": n}`) as Anthropic's (`{"input_tokens": n}`).
+pub fn count_tokens_answer(answer: &[u8]) -> Option<Value> {
+    let answer: Value = serde_json::from_slice(answer).ok()?;
+    Some(json!({ "input_tokens": answer.get("inputTokens")?.as_u64()? }))
+}
+
 /// Anthropic's error type for an HTTP status.
 pub fn error_type(status: u16) -> &'static str {
     match status {

@@ -158,3 +158,41 @@ fn exceptions_and_garbage_end_the_stream_with_one_error_event() {
     assert!(text.contains("could not be read"));
     assert_eq!(broken.push(&stream_bytes()), "", "ended");
 }
+
+#[test]
+fn count_tokens_asks_bedrock_about_the_foundation_model_with_the_body_in_base64() {
+    use base64::Engine;
+    let body = br#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}],"system":"s"}"#;
+    let request = count_tokens_request(body, None, &names()).unwrap();
+    assert_eq!(
+        request.model.model_id,
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    );
+    assert_eq!(
+        request.bedrock_model_id,
+        "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    );
+    let sent: Value = serde_json::from_slice(&request.body).unwrap();
+    let inner = base64::engine::general_purpose::STANDARD
+        .decode(sent["input"]["invokeModel"]["body"].as_str().unwrap())
+        .unwrap();
+    let inner: Value = serde_json::from_slice(&inner).unwrap();
+    assert_eq!(
+        inner,
+        json!({"messages": [{"role": "user", "content": "hi"}], "system": "s",
+               "anthropic_version": "bedrock-2023-05-31", "max_tokens": 1})
+    );
+    assert_eq!(
+        count_tokens_answer(br#"{"inputTokens": 42}"#),
+        Some(json!({"input_tokens": 42}))
+    );
+    assert_eq!(count_tokens_answer(b"{}"), None);
+    for (id, base) in [
+        ("eu.amazon.nova-lite-v1:0", "amazon.nova-lite-v1:0"),
+        ("global.anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0"),
+        ("anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0"),
+        ("us.weird", "us.weird"),
+    ] {
+        assert_eq!(base_model_id(id), base);
+    }
+}

@@ -85,6 +85,7 @@ pub fn operation_path(operation: Operation) -> &'static str {
         Operation::InvokeStream => "invoke-with-response-stream",
         Operation::Converse => "converse",
         Operation::ConverseStream => "converse-stream",
+        Operation::CountTokens => "count-tokens",
     }
 }
 

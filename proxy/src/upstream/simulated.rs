@@ -101,8 +101,19 @@ impl ModelRuntime for SimulatedRuntime {
                 }),
                 Vec::new(),
             ),
+            Operation::CountTokens => json_response(
+                serde_json::json!({ "inputTokens": input_tokens }),
+                Vec::new(),
+            ),
             Operation::InvokeStream => stream_response(vec![
-                encode_invoke_chunk(&serde_json::json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": text}})),
+                encode_invoke_chunk(&serde_json::json!({"type": "message_start", "message": {
+                    "id": "msg_simulated", "type": "message", "role": "assistant", "model": invocation.model_id,
+                    "content": [], "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": input_tokens, "output_tokens": 1}}})),
+                encode_invoke_chunk(&serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+                encode_invoke_chunk(&serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})),
+                encode_invoke_chunk(&serde_json::json!({"type": "content_block_stop", "index": 0})),
+                encode_invoke_chunk(&serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})),
                 encode_invoke_chunk(&serde_json::json!({
                     "type": "message_stop",
                     "amazon-bedrock-invocationMetrics": {"inputTokenCount": input_tokens, "outputTokenCount": output_tokens}
