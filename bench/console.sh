@@ -40,7 +40,10 @@ if [ -z "${binary:-}" ]; then
 fi
 work="$(mktemp -d)"
 export TOLLGATE_DATA_DIR="$work/data"
-cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  if [ -n "${server:-}" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 token="$("$binary" --json admin-token --name bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
