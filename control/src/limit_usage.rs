@@ -6,25 +6,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use schemas::Customer;
 use schemas::quota::{Level, LimitKind, LimitStatus, WindowKind, WindowLevels, month_start};
-use schemas::usage_counts::total_counts;
-use schemas::{Customer, DailyUsage};
 use store::Counters;
 
 use crate::error::{Result, WhileDoing};
-
-fn level(cells: &[DailyUsage], from: chrono::NaiveDate) -> Level {
-    let totals = total_counts(
-        cells
-            .iter()
-            .filter(|cell| cell.day >= from)
-            .map(|cell| &cell.counts),
-    );
-    Level {
-        requests: totals.requests,
-        tokens: totals.total_tokens(),
-    }
-}
 
 /// One customer's daily and monthly caps as they stand at `now`: empty when none is set
 /// (and then the counters are not read).
@@ -53,8 +39,8 @@ pub async fn limit_usage(
         .while_doing(|| format!("cannot read the usage of {}", customer.customer_id))?;
     let levels = WindowLevels {
         minute: Level::default(),
-        day: level(&cells, today),
-        month: level(&cells, from),
+        day: Level::of_days(&cells, today, today),
+        month: Level::of_days(&cells, from, today),
     };
     Ok(schemas::quota::statuses(&customer.limits, now, &levels)
         .into_iter()

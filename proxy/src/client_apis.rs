@@ -3,23 +3,27 @@
 //! with `GET /v1/models` (all also under `/prod`). Each call is the same call as a native
 //! one (authenticated, admitted, forwarded, metered to the token from Bedrock's own
 //! counts); only the body on the way in, the stream on the way out and the error shape
-//! differ ([`crate::translate`]).
+//! differ ([`crate::translate`]). Each API's routes are their own router, with its error
+//! shape as a layer, so no other route pays for it.
 
 use axum::Extension;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use futures::StreamExt;
 use schemas::Operation;
 
+use crate::call::authenticate::authenticate_customer;
 use crate::call::{Authenticated, ClientModel, ModelSource, handle_call};
 use crate::error_response::ApiError;
 use crate::state::ProxyState;
 use crate::translate::anthropic::StreamTranslator;
 use crate::translate::openai::{ChunkTranslator, completion};
-use crate::upstream::{ModelInvocation, RuntimeError, UpstreamBody};
+use crate::upstream::{ModelInvocation, UpstreamBody};
 
 /// Largest error body read to re-shape it (Tollgate's and Bedrock's are far smaller).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -130,13 +134,11 @@ async fn count_tokens(
         .and_then(|value| value.to_str().ok());
     let counted =
         crate::translate::anthropic::count_tokens_request(&body, beta, &state.config.model_names)?;
-    let limits = &call.caller.customer.limits;
-    if !limits.allows_model(&counted.model.model_id) && !limits.allows_model(&counted.model.name) {
-        return Err(ApiError::forbidden(format!(
-            "model {} is not enabled for this account; ask your provider to enable it",
-            counted.model.model_id
-        )));
-    }
+    crate::call::body::check_model_allowed(
+        &call.caller,
+        &counted.model.model_id,
+        Some(&counted.model.name),
+    )?;
     let invocation = ModelInvocation {
         operation: Operation::CountTokens,
         model_id: counted.bedrock_model_id,
@@ -150,13 +152,7 @@ async fn count_tokens(
         .runtime
         .send(invocation)
         .await
-        .map_err(|error| match error {
-            RuntimeError::Timeout(_) => ApiError::upstream_timeout(),
-            RuntimeError::Credentials(_) => ApiError::upstream_credentials(),
-            RuntimeError::Unreachable(_) | RuntimeError::Failed(_) => {
-                ApiError::upstream_unreachable()
-            }
-        })?;
+        .map_err(|error| ApiError::from_runtime(&error))?;
     let UpstreamBody::Complete(answer) = upstream.body else {
         return Err(ApiError::upstream_unusable(
             "the model provider streamed a token count; retry",
@@ -242,7 +238,7 @@ pub async fn openai_models(
         .model_names
         .entries()
         .iter()
-        .filter(|entry| limits.allows_model(&entry.name) || limits.allows_model(&entry.model_id))
+        .filter(|entry| limits.allows_model_or_name(&entry.model_id, &entry.name))
         .map(|entry| {
             serde_json::json!({"id": entry.name, "object": "model", "created": 0, "owned_by": "tollgate"})
         })
@@ -250,42 +246,57 @@ pub async fn openai_models(
     axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }
 
-/// Which client API a path belongs to, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Surface {
-    Anthropic,
-    OpenAi,
+/// Anthropic's routes, under `prefix` (`""` or `"/prod"`), authenticated, their errors in
+/// Anthropic's shape.
+pub fn anthropic_routes(state: &ProxyState, prefix: &str) -> Router<ProxyState> {
+    Router::new()
+        .route(&format!("{prefix}/v1/messages"), post(anthropic_messages))
+        .route(
+            &format!("{prefix}/v1/messages/count_tokens"),
+            post(anthropic_count_tokens),
+        )
+        .route_layer(from_fn_with_state(state.clone(), authenticate_customer))
+        .method_not_allowed_fallback(other_method)
+        .layer(map_response(anthropic_errors))
 }
 
-fn surface_of(path: &str) -> Option<Surface> {
-    let path = path.strip_prefix("/prod").unwrap_or(path);
-    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
-        Some(Surface::Anthropic)
-    } else if path == "/v1/chat/completions" || path == "/v1/models" {
-        Some(Surface::OpenAi)
-    } else {
-        None
-    }
+/// OpenAI's routes, under `prefix`, authenticated, their errors in OpenAI's shape.
+pub fn openai_routes(state: &ProxyState, prefix: &str) -> Router<ProxyState> {
+    Router::new()
+        .route(&format!("{prefix}/v1/chat/completions"), post(openai_chat))
+        .route(&format!("{prefix}/v1/models"), get(openai_models))
+        .route_layer(from_fn_with_state(state.clone(), authenticate_customer))
+        .method_not_allowed_fallback(other_method)
+        .layer(map_response(openai_errors))
 }
 
-/// A router layer: every error answered on a client API's route, by Tollgate (bad token,
-/// bad body, limits) or by Bedrock, in that API's error shape, so its SDK raises its own
-/// error types. Headers such as `Retry-After` and the request id are kept.
-pub async fn client_api_errors(request: Request, next: Next) -> Response {
-    let surface = surface_of(request.uri().path());
-    let response = next.run(request).await;
-    let Some(surface) = surface.filter(|_| !response.status().is_success()) else {
+/// A client API's path with another method: 404, as every unknown route (in the API's
+/// error shape, through the router's layer).
+async fn other_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::unknown_route(method.as_str(), uri.path()).into_response()
+}
+
+async fn anthropic_errors(response: Response) -> Response {
+    reshape_error(response, crate::translate::anthropic::error_from).await
+}
+
+async fn openai_errors(response: Response) -> Response {
+    reshape_error(response, crate::translate::openai::error_from).await
+}
+
+/// An error answered on a client API's route, by Tollgate (bad token, bad body, limits) or
+/// by Bedrock, in that API's shape (`shape`), so its SDK raises its own error types.
+/// Headers such as `Retry-After` and the request id are kept.
+async fn reshape_error(response: Response, shape: fn(u16, &[u8]) -> serde_json::Value) -> Response {
+    if response.status().is_success() {
         return response;
-    };
+    }
     let status = response.status();
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
-    let shaped = match surface {
-        Surface::Anthropic => crate::translate::anthropic::error_from(status.as_u16(), &bytes),
-        Surface::OpenAi => crate::translate::openai::error_from(status.as_u16(), &bytes),
-    };
+    let shaped = shape(status.as_u16(), &bytes);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -293,35 +304,4 @@ pub async fn client_api_errors(request: Request, next: Next) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove("x-amzn-errortype");
     Response::from_parts(parts, Body::from(shaped.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_api_paths_are_recognised_with_and_without_the_stage() {
-        for path in [
-            "/v1/messages",
-            "/prod/v1/messages",
-            "/v1/messages/count_tokens",
-        ] {
-            assert_eq!(surface_of(path), Some(Surface::Anthropic), "{path}");
-        }
-        for path in [
-            "/v1/chat/completions",
-            "/prod/v1/chat/completions",
-            "/v1/models",
-        ] {
-            assert_eq!(surface_of(path), Some(Surface::OpenAi), "{path}");
-        }
-        for path in [
-            "/v1/messagesx",
-            "/bedrock",
-            "/prod/bedrock",
-            "/v1/completions",
-        ] {
-            assert_eq!(surface_of(path), None, "{path}");
-        }
-    }
 }

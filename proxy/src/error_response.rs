@@ -141,6 +141,16 @@ impl ApiError {
         )
     }
 
+    /// The answer when the model runtime gave none: 504 on a timeout, 502 otherwise.
+    pub fn from_runtime(error: &crate::upstream::RuntimeError) -> Self {
+        use crate::upstream::RuntimeError;
+        match error {
+            RuntimeError::Timeout(_) => Self::upstream_timeout(),
+            RuntimeError::Credentials(_) => Self::upstream_credentials(),
+            RuntimeError::Unreachable(_) | RuntimeError::Failed(_) => Self::upstream_unreachable(),
+        }
+    }
+
     /// 503: the proxy itself cannot serve right now.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(

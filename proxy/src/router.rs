@@ -3,9 +3,7 @@
 //! no route matches answers 404, and a known path with another method too, without
 //! asking for a token.
 
-use crate::client_apis::{
-    anthropic_count_tokens, anthropic_messages, client_api_errors, openai_chat, openai_models,
-};
+use crate::client_apis::{anthropic_routes, openai_routes};
 use crate::upstream::model_runtime::operation_path;
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -86,21 +84,13 @@ pub fn build_router(state: ProxyState) -> Router {
         .route("/prod/usage", get(own_usage))
         .route("/usage", get(own_usage))
         .route("/health", get(health))
-        .route("/v1/messages", post(anthropic_messages))
-        .route("/prod/v1/messages", post(anthropic_messages))
-        .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
-        .route(
-            "/prod/v1/messages/count_tokens",
-            post(anthropic_count_tokens),
-        )
-        .route("/v1/chat/completions", post(openai_chat))
-        .route("/prod/v1/chat/completions", post(openai_chat))
-        .route("/v1/models", get(openai_models))
-        .route("/prod/v1/models", get(openai_models))
         .route_layer(from_fn_with_state(state.clone(), authenticate_customer))
+        .merge(anthropic_routes(&state, ""))
+        .merge(anthropic_routes(&state, "/prod"))
+        .merge(openai_routes(&state, ""))
+        .merge(openai_routes(&state, "/prod"))
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
-        .layer(axum::middleware::from_fn(client_api_errors))
         .with_state(state)
 }
 

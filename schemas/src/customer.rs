@@ -104,6 +104,14 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// Whether a call naming its model `name` (a client API's model name), sent to Bedrock
+    /// as `model_id`, is allowed: the allow-list may list either.
+    pub fn allows_model_or_name(&self, model_id: &str, name: &str) -> bool {
+        self.allows_model(model_id) || self.allows_model(name)
+    }
+}
+
 /// Matches `text` against `pattern`, where `*` matches any run of characters (none included).
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();

@@ -17,7 +17,6 @@ use schemas::Limits;
 use schemas::quota::{
     Cost, Decision, Level, LimitKind, WindowKind, WindowLevels, evaluate, month_start,
 };
-use schemas::usage_counts::total_counts;
 use store::Counters;
 use tokio::sync::watch;
 
@@ -81,8 +80,8 @@ async fn read_levels(
     match counters.read_daily(&customer_id, from, today).await {
         Ok(cells) => {
             let (day, month) = (
-                level_of_counts(&cells, today, today),
-                level_of_counts(&cells, from, today),
+                Level::of_days(&cells, today, today),
+                Level::of_days(&cells, from, today),
             );
             if let Ok(mut customers) = customers.lock() {
                 let tally = customers.entry(customer_id).or_default();
@@ -131,19 +130,6 @@ enum ReadClaim {
     InFlight(watch::Receiver<()>),
     /// The claims could not be consulted (a poisoned lock).
     Unknown,
-}
-
-fn level_of_counts(cells: &[schemas::DailyUsage], from: NaiveDate, to: NaiveDate) -> Level {
-    let totals = total_counts(
-        cells
-            .iter()
-            .filter(|cell| (from..=to).contains(&cell.day))
-            .map(|cell| &cell.counts),
-    );
-    Level {
-        requests: totals.requests,
-        tokens: totals.total_tokens(),
-    }
 }
 
 /// The eventual mode's state: per customer tallies and the counter reads in flight.

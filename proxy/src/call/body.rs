@@ -104,17 +104,7 @@ pub async fn read_and_validate(
             (request.model.model_id, request.body)
         }
     };
-    // An allow-list may name the Bedrock id or the name the client used.
-    let allowed = caller.customer.limits.allows_model(&model_id)
-        || name
-            .as_deref()
-            .is_some_and(|name| caller.customer.limits.allows_model(name));
-    if !allowed {
-        tracing::info!(customer_id = %caller.customer.customer_id, model_id, "request refused: model not allowed");
-        return Err(ApiError::forbidden(format!(
-            "model {model_id} is not enabled for this account; ask your provider to enable it"
-        )));
-    }
+    check_model_allowed(caller, &model_id, name.as_deref())?;
     Ok(ValidatedBody {
         model_id,
         model_body,
@@ -125,6 +115,27 @@ pub async fn read_and_validate(
             include_usage,
         }),
     })
+}
+
+/// The customer's model allow-list: 403 unless it allows `model_id`, or the client API's
+/// model `name` that resolved to it.
+pub fn check_model_allowed(
+    caller: &Caller,
+    model_id: &str,
+    name: Option<&str>,
+) -> Result<(), ApiError> {
+    let limits = &caller.customer.limits;
+    let allowed = match name {
+        Some(name) => limits.allows_model_or_name(model_id, name),
+        None => limits.allows_model(model_id),
+    };
+    if allowed {
+        return Ok(());
+    }
+    tracing::info!(customer_id = %caller.customer.customer_id, model_id, "request refused: model not allowed");
+    Err(ApiError::forbidden(format!(
+        "model {model_id} is not enabled for this account; ask your provider to enable it"
+    )))
 }
 
 /// Splits the spec's body into the model id and the model's own body.

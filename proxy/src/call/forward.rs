@@ -151,13 +151,7 @@ fn respond_complete(
         }
         Err(error) => {
             tracing::warn!(error = %error, "model runtime gave no answer");
-            let api_error = match error {
-                RuntimeError::Timeout(_) => ApiError::upstream_timeout(),
-                RuntimeError::Credentials(_) => ApiError::upstream_credentials(),
-                RuntimeError::Unreachable(_) | RuntimeError::Failed(_) => {
-                    ApiError::upstream_unreachable()
-                }
-            };
+            let api_error = ApiError::from_runtime(&error);
             let status = api_error.status.as_u16();
             let response_bytes = u64::try_from(api_error.body().len()).unwrap_or(u64::MAX);
             let facts = UpstreamFacts {

@@ -5,11 +5,12 @@
 //! message bodies, so nothing else changes.
 
 use bytes::Bytes;
-use schemas::bedrock_stream::{FrameReader, header_string, invoke_chunk};
+use schemas::bedrock_stream::invoke_chunk;
 use schemas::model_names::{ModelNames, ResolvedModel};
 use serde_json::{Map, Value, json};
 
 use crate::error_response::ApiError;
+use crate::translate::{EventReader, StreamItem};
 
 /// The version Bedrock's Anthropic models require in the body.
 pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
@@ -181,59 +182,32 @@ fn sse(event: &str, data: &Value) -> String {
 /// `error` event, after which nothing more is sent.
 #[derive(Debug, Default)]
 pub struct StreamTranslator {
-    reader: FrameReader,
-    ended: bool,
+    events: EventReader,
 }
 
 impl StreamTranslator {
     /// The events `bytes` complete, as text to send (empty when none is complete).
     pub fn push(&mut self, bytes: &[u8]) -> String {
-        if self.ended {
-            return String::new();
-        }
-        let messages = match self.reader.push(bytes) {
-            Ok(messages) => messages,
-            Err(reason) => {
-                self.ended = true;
-                return sse(
-                    "error",
-                    &error_body(
-                        502,
-                        &format!("the model's stream could not be read: {reason}"),
-                    ),
-                );
-            }
-        };
         let mut out = String::new();
-        for message in &messages {
-            if header_string(message, ":message-type") == Some("exception") {
-                let kind = header_string(message, ":exception-type").unwrap_or("exception");
-                let text = serde_json::from_slice::<Value>(message.payload())
-                    .ok()
-                    .and_then(|payload| payload.get("message")?.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| kind.to_owned());
-                let status = if kind.starts_with("throttling") || kind.contains("Throttling") {
-                    429
-                } else {
-                    500
-                };
-                out.push_str(&sse("error", &error_body(status, &text)));
-                self.ended = true;
-                break;
+        for item in self.events.push(bytes) {
+            match item {
+                StreamItem::Failure { status, message } => {
+                    out.push_str(&sse("error", &error_body(status, &message)));
+                }
+                StreamItem::Event { kind, payload } if kind == "chunk" => {
+                    let Some(Value::Object(mut chunk)) = invoke_chunk(&payload) else {
+                        continue;
+                    };
+                    chunk.remove("amazon-bedrock-invocationMetrics");
+                    let event = chunk
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("message")
+                        .to_owned();
+                    out.push_str(&sse(&event, &Value::Object(chunk)));
+                }
+                StreamItem::Event { .. } => {}
             }
-            if header_string(message, ":event-type") != Some("chunk") {
-                continue;
-            }
-            let Some(Value::Object(mut chunk)) = invoke_chunk(message.payload()) else {
-                continue;
-            };
-            chunk.remove("amazon-bedrock-invocationMetrics");
-            let event = chunk
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("message")
-                .to_owned();
-            out.push_str(&sse(&event, &Value::Object(chunk)));
         }
         out
     }

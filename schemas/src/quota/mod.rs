@@ -6,6 +6,8 @@
 //! proxy supplies the levels it knows for each window (from the counters in eventual mode,
 //! from an atomic reservation in strict mode) and [`evaluate`] decides.
 
+mod levels;
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,15 +1,15 @@
 //! ConverseStream's events as OpenAI's `chat.completion.chunk` server-sent events.
 
-use schemas::bedrock_stream::{FrameReader, header_string};
 use serde_json::{Value, json};
 
 use super::answer::{error_from, finish_reason, usage_of};
+use crate::translate::{EventReader, StreamItem};
 
 /// Turns ConverseStream's bytes, fed as they arrive, into `chat.completion.chunk` events
 /// and a final `data: [DONE]`; with `include_usage`, a last chunk carries the usage.
 #[derive(Debug)]
 pub struct ChunkTranslator {
-    reader: FrameReader,
+    events: EventReader,
     id: String,
     model: String,
     created: i64,
@@ -22,7 +22,7 @@ pub struct ChunkTranslator {
 impl ChunkTranslator {
     pub fn new(id: &str, model: &str, created: i64, include_usage: bool) -> Self {
         Self {
-            reader: FrameReader::new(),
+            events: EventReader::default(),
             id: id.to_owned(),
             model: model.to_owned(),
             created,
@@ -52,41 +52,25 @@ impl ChunkTranslator {
 
     /// The events `bytes` complete, as text to send.
     pub fn push(&mut self, bytes: &[u8]) -> String {
-        if self.ended {
-            return String::new();
-        }
-        let messages = match self.reader.push(bytes) {
-            Ok(messages) => messages,
-            Err(reason) => {
-                self.ended = true;
-                let error = error_from(
-                    502,
-                    json!({"message": format!("the model's stream could not be read: {reason}")})
-                        .to_string()
-                        .as_bytes(),
-                );
-                return format!("data: {error}\n\n");
-            }
-        };
         let mut out = String::new();
-        for message in &messages {
-            if header_string(message, ":message-type") == Some("exception") {
-                let payload = message.payload();
-                let status = if header_string(message, ":exception-type")
-                    .is_some_and(|kind| kind.to_lowercase().contains("throttling"))
-                {
-                    429
-                } else {
-                    500
-                };
-                out.push_str(&format!("data: {}\n\n", error_from(status, payload)));
-                self.ended = true;
-                break;
+        if self.ended {
+            return out;
+        }
+        for item in self.events.push(bytes) {
+            match item {
+                StreamItem::Failure { status, message } => {
+                    let error =
+                        error_from(status, json!({ "message": message }).to_string().as_bytes());
+                    out.push_str(&format!("data: {error}\n\n"));
+                    self.ended = true;
+                }
+                StreamItem::Event { kind, payload } => {
+                    let Ok(event) = serde_json::from_slice::<Value>(&payload) else {
+                        continue;
+                    };
+                    out.push_str(&self.event(&kind, &event));
+                }
             }
-            let Ok(event) = serde_json::from_slice::<Value>(message.payload()) else {
-                continue;
-            };
-            out.push_str(&self.event(header_string(message, ":event-type").unwrap_or(""), &event));
             if self.ended {
                 break;
             }
