@@ -599,6 +599,18 @@ function invoicePanel(invoice, failure, plan, assign) {
       text: `Operator only: Bedrock cost ${invoice.cost_of_goods.total} ${invoice.cost_of_goods.currency}, gross margin ${invoice.cost_of_goods.gross_margin === null ? `not stated (${invoice.cost_of_goods.margin_note})` : `${invoice.cost_of_goods.gross_margin} ${invoice.cost_of_goods.currency}`}.` }) : null);
 }
 
+const API_NAMES = [["bedrock", "Bedrock runtime"], ["spec", "Spec route"], ["anthropic", "Anthropic Messages"], ["openai", "OpenAI Chat"]];
+
+// The month's admitted calls by the API the customer called (those from before the API was
+// recorded, if any, apart).
+function byApiText(totals) {
+  const byApi = totals.by_api || {};
+  const parts = API_NAMES.filter(([key]) => byApi[key] > 0).map(([key, name]) => `${name} ${count(byApi[key])}`);
+  const recorded = API_NAMES.reduce((sum, [key]) => sum + (byApi[key] || 0), 0);
+  if (totals.requests > recorded) parts.push(`not recorded ${count(totals.requests - recorded)}`);
+  return parts.length ? parts.join(" · ") : "none";
+}
+
 function costPanel(costs, failure) {
   const rows = costs ? costs.days.flatMap((day) => day.cost.by_model.map((model) => ({ day: day.day, currency: day.cost.currency, ...model }))) : [];
   return listPanel("costs", "Bedrock cost by day and model (this month, operator only)", rows,
@@ -649,7 +661,8 @@ async function viewCustomer(target, id) {
       h("dt", { text: "Created" }), h("dd", { text: when(customer.created_at) }),
       totals ? [h("dt", { text: "This month" }), h("dd", { id: "month-usage", "data-requests": totals.requests,
         "data-input-tokens": totals.input_tokens, "data-output-tokens": totals.output_tokens,
-        text: `${count(totals.requests)} calls, ${count(totals.input_tokens)} input and ${count(totals.output_tokens)} output tokens, ${count(totals.errors)} errors, ${count(totals.rejected)} rejected` })] : null),
+        text: `${count(totals.requests)} calls, ${count(totals.input_tokens)} input and ${count(totals.output_tokens)} output tokens, ${count(totals.errors)} errors, ${count(totals.rejected)} rejected` }),
+        h("dt", { text: "Calls by API" }), h("dd", { id: "month-by-api", text: byApiText(totals) })] : null),
     h("div", { class: "actions" }, toggle)),
     h("section", { class: "panel" }, h("h2", { text: "Usage" }),
       rangePicker((range) => chartsInto(holder, range, new Date().toISOString().slice(0, 10), id), "30d"), holder),

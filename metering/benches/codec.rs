@@ -25,7 +25,7 @@ use criterion::{
 };
 use parquet::file::properties::WriterProperties;
 use schemas::parquet_codec::UsageParquetEncoder;
-use schemas::{Operation, Outcome, UsageEvent};
+use schemas::{ApiSurface, Operation, Outcome, UsageEvent};
 use serde::{Deserialize, Deserializer};
 use store::contract::registry::{new_customer, new_key};
 use uuid::Uuid;
@@ -78,6 +78,7 @@ impl BorrowedEvent<'_> {
             upstream_request_id: self.upstream_request_id.map(str::to_owned),
             model_id: self.model_id.to_owned(),
             operation: self.operation,
+            api: Some(ApiSurface::Bedrock),
             status: self.status,
             outcome: self.outcome,
             input_tokens: self.input_tokens,

@@ -302,6 +302,8 @@ mod tests {
                 ("b", "requests", 1, 1, 0),
                 ("b", "input_tokens", 10, 10, 0),
                 ("b", "output_tokens", 5, 5, 0),
+                // The missing row was a call through Bedrock's routes.
+                ("b", "requests_bedrock", 1, 1, 0),
             ]
         );
     }

@@ -32,6 +32,12 @@ pub trait ArrowColumn: Sized {
         Self: 'a;
     /// Reads every row of the column back. Errors name the column and row.
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError>;
+    /// The rows of a file written before the column existed: nulls for a nullable column
+    /// (a field added later is optional, so older files still read), `None` otherwise (the
+    /// caller reports the missing column).
+    fn absent(_rows: usize) -> Option<Vec<Self>> {
+        None
+    }
 }
 
 fn downcast<'a, T: 'static>(
@@ -96,6 +102,9 @@ impl ArrowColumn for Option<String> {
     }
     fn nullable() -> bool {
         true
+    }
+    fn absent(rows: usize) -> Option<Vec<Self>> {
+        Some(vec![None; rows])
     }
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
         let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
@@ -203,6 +212,9 @@ impl ArrowColumn for Option<u64> {
     fn nullable() -> bool {
         true
     }
+    fn absent(rows: usize) -> Option<Vec<Self>> {
+        Some(vec![None; rows])
+    }
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
         Arc::new(
             values
@@ -258,7 +270,8 @@ pub trait StringEnum: Sized + 'static {
     fn parse(text: &str) -> Option<Self>;
 }
 
-/// Implements [`ArrowColumn`] for a [`StringEnum`] as a UTF-8 column.
+/// Implements [`ArrowColumn`] for a [`StringEnum`] as a UTF-8 column, and for an optional
+/// one as a nullable UTF-8 column.
 #[macro_export]
 macro_rules! string_enum_column {
     ($enum_type:ty) => {
@@ -280,21 +293,66 @@ macro_rules! string_enum_column {
                 column: &'static str,
                 array: &dyn arrow_array::Array,
             ) -> Result<Vec<Self>, $crate::DecodeError> {
-                use $crate::arrow_column::StringEnum;
                 let texts =
                     <String as $crate::arrow_column::ArrowColumn>::read_column(column, array)?;
                 texts
                     .iter()
                     .enumerate()
+                    .map(|(row, text)| $crate::arrow_column::parse_enum(column, row, text))
+                    .collect()
+            }
+        }
+
+        impl $crate::arrow_column::ArrowColumn for Option<$enum_type> {
+            fn data_type() -> arrow_schema::DataType {
+                arrow_schema::DataType::Utf8
+            }
+            fn nullable() -> bool {
+                true
+            }
+            fn absent(rows: usize) -> Option<Vec<Self>> {
+                Some(vec![None; rows])
+            }
+            fn build_column<'a>(
+                values: impl Iterator<Item = &'a Self> + Clone,
+            ) -> arrow_array::ArrayRef {
+                use $crate::arrow_column::StringEnum;
+                std::sync::Arc::new(
+                    values
+                        .map(|value| value.as_ref().map(StringEnum::as_str))
+                        .collect::<arrow_array::StringArray>(),
+                )
+            }
+            fn read_column(
+                column: &'static str,
+                array: &dyn arrow_array::Array,
+            ) -> Result<Vec<Self>, $crate::DecodeError> {
+                let texts = <Option<String> as $crate::arrow_column::ArrowColumn>::read_column(
+                    column, array,
+                )?;
+                texts
+                    .iter()
+                    .enumerate()
                     .map(|(row, text)| {
-                        <$enum_type>::parse(text).ok_or_else(|| $crate::DecodeError::InvalidValue {
-                            column,
-                            row,
-                            reason: format!("unknown value {text:?}"),
-                        })
+                        text.as_deref()
+                            .map(|text| $crate::arrow_column::parse_enum(column, row, text))
+                            .transpose()
                     })
                     .collect()
             }
         }
     };
+}
+
+/// Parses a stored enum name; an unknown one is an error naming the column and row.
+pub fn parse_enum<E: StringEnum>(
+    column: &'static str,
+    row: usize,
+    text: &str,
+) -> Result<E, DecodeError> {
+    E::parse(text).ok_or_else(|| DecodeError::InvalidValue {
+        column,
+        row,
+        reason: format!("unknown value {text:?}"),
+    })
 }

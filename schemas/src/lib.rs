@@ -33,5 +33,5 @@ pub use customer::{ApiKey, Customer, CustomerStatus, EnforcementMode, KeyStatus,
 pub use error::DecodeError;
 pub use quota::LimitKind;
 pub use token::{SecretToken, TokenHash, TokenShape};
-pub use usage_counts::{CounterKey, DailyUsage, HourlyUsage, UsageCounts};
-pub use usage_event::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+pub use usage_counts::{ApiRequests, CounterKey, DailyUsage, HourlyUsage, UsageCounts};
+pub use usage_event::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};

@@ -28,12 +28,13 @@ pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// column chunk, then small indices. Every other column (ids unique per row, timestamps,
 /// counts and sizes that rarely repeat) is written plain: a dictionary there would hold
 /// nearly every value once more, cost a hash per row, and fall back to plain pages anyway.
-pub const DICTIONARY_COLUMNS: [&str; 8] = [
+pub const DICTIONARY_COLUMNS: [&str; 9] = [
     "schema_version",
     "customer_id",
     "key_id",
     "model_id",
     "operation",
+    "api",
     "status",
     "outcome",
     "proxy_instance",

@@ -2,19 +2,57 @@
 //!
 //! Counters are kept per (customer, UTC day, model). A rejected call counts in
 //! `rejected` only; every admitted call counts in `requests`, and failed ones also in
-//! `errors`.
+//! `errors`. Admitted calls also count by the API the customer called (`by_api`); events
+//! written before the API was recorded count in `requests` only.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::usage_event::UsageEvent;
+use crate::usage_event::{ApiSurface, UsageEvent};
 
 /// The cells of one batch, summed under keys borrowed from its events: foldhash, as
 /// these maps live for one call and their keys are short strings (SipHash, std's
 /// default, was a tenth of the in-memory counters' time).
 type BatchCells<K> = HashMap<K, UsageCounts, foldhash::fast::RandomState>;
+
+/// Admitted calls by the API the customer called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiRequests {
+    pub bedrock: u64,
+    pub spec: u64,
+    pub anthropic: u64,
+    pub openai: u64,
+}
+
+impl ApiRequests {
+    /// The calls through one API.
+    pub fn of(&self, surface: ApiSurface) -> u64 {
+        match surface {
+            ApiSurface::Bedrock => self.bedrock,
+            ApiSurface::Spec => self.spec,
+            ApiSurface::Anthropic => self.anthropic,
+            ApiSurface::OpenAi => self.openai,
+        }
+    }
+
+    fn slot(&mut self, surface: ApiSurface) -> &mut u64 {
+        match surface {
+            ApiSurface::Bedrock => &mut self.bedrock,
+            ApiSurface::Spec => &mut self.spec,
+            ApiSurface::Anthropic => &mut self.anthropic,
+            ApiSurface::OpenAi => &mut self.openai,
+        }
+    }
+
+    /// The calls through every API.
+    pub fn total(&self) -> u64 {
+        ApiSurface::ALL
+            .into_iter()
+            .fold(0, |total, surface| total.saturating_add(self.of(surface)))
+    }
+}
 
 /// Additive counts for one counter cell.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,49 +67,122 @@ pub struct UsageCounts {
     pub output_tokens: u64,
     pub cache_read_tokens: u64,
     pub cache_write_tokens: u64,
+    /// Admitted calls by API; their sum falls short of `requests` by the calls whose events
+    /// predate the API being recorded.
+    #[serde(default)]
+    pub by_api: ApiRequests,
 }
+
+/// The stored name of every count, in [`UsageCounts::named`] order: the column and
+/// attribute names of every counter store.
+pub const COUNT_NAMES: [&str; 11] = [
+    "requests",
+    "rejected",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "requests_bedrock",
+    "requests_spec",
+    "requests_anthropic",
+    "requests_openai",
+];
 
 impl UsageCounts {
     /// The increments one event contributes.
     pub fn of_event(event: &UsageEvent) -> Self {
+        let admitted = event.outcome.was_admitted();
+        let mut by_api = ApiRequests::default();
+        if let Some(surface) = event.api {
+            *by_api.slot(surface) = u64::from(admitted);
+        }
         Self {
-            requests: u64::from(event.outcome.was_admitted()),
-            rejected: u64::from(!event.outcome.was_admitted()),
+            requests: u64::from(admitted),
+            rejected: u64::from(!admitted),
             errors: u64::from(event.outcome.is_error()),
             input_tokens: event.input_tokens,
             output_tokens: event.output_tokens,
             cache_read_tokens: event.cache_read_tokens,
             cache_write_tokens: event.cache_write_tokens,
+            by_api,
         }
     }
 
     /// Adds another set of counts, saturating.
     pub fn add(&mut self, other: &Self) {
-        self.requests = self.requests.saturating_add(other.requests);
-        self.rejected = self.rejected.saturating_add(other.rejected);
-        self.errors = self.errors.saturating_add(other.errors);
-        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
-        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
-        self.cache_read_tokens = self
-            .cache_read_tokens
-            .saturating_add(other.cache_read_tokens);
-        self.cache_write_tokens = self
-            .cache_write_tokens
-            .saturating_add(other.cache_write_tokens);
+        let mut sums = self.values();
+        for (sum, value) in sums.iter_mut().zip(other.values()) {
+            *sum = sum.saturating_add(value);
+        }
+        *self = Self::from_values(sums);
     }
 
-    /// Each count with its field name (the column and attribute name everywhere), in
-    /// declaration order.
-    pub fn named(&self) -> [(&'static str, u64); 7] {
+    /// Each count, in [`COUNT_NAMES`] order.
+    pub fn values(&self) -> [u64; 11] {
         [
-            ("requests", self.requests),
-            ("rejected", self.rejected),
-            ("errors", self.errors),
-            ("input_tokens", self.input_tokens),
-            ("output_tokens", self.output_tokens),
-            ("cache_read_tokens", self.cache_read_tokens),
-            ("cache_write_tokens", self.cache_write_tokens),
+            self.requests,
+            self.rejected,
+            self.errors,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.by_api.bedrock,
+            self.by_api.spec,
+            self.by_api.anthropic,
+            self.by_api.openai,
         ]
+    }
+
+    /// The counts from values in [`COUNT_NAMES`] order.
+    pub fn from_values(values: [u64; 11]) -> Self {
+        let [
+            requests,
+            rejected,
+            errors,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            bedrock,
+            spec,
+            anthropic,
+            openai,
+        ] = values;
+        Self {
+            requests,
+            rejected,
+            errors,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            by_api: ApiRequests {
+                bedrock,
+                spec,
+                anthropic,
+                openai,
+            },
+        }
+    }
+
+    /// Reads the counts by name (a stored row or item), in [`COUNT_NAMES`] order.
+    pub fn try_from_named<E>(
+        mut read: impl FnMut(&'static str) -> Result<u64, E>,
+    ) -> Result<Self, E> {
+        let mut values = [0; 11];
+        for (value, name) in values.iter_mut().zip(COUNT_NAMES) {
+            *value = read(name)?;
+        }
+        Ok(Self::from_values(values))
+    }
+
+    /// Each count with its stored name (the column and attribute name everywhere), in
+    /// [`COUNT_NAMES`] order.
+    pub fn named(&self) -> [(&'static str, u64); 11] {
+        let values = self.values();
+        std::array::from_fn(|index| (COUNT_NAMES[index], values[index]))
     }
 
     /// Input plus output tokens.
@@ -240,7 +351,7 @@ mod hour_tests {
     }
 
     fn event(customer: u8, model: u8, millis: i64, tokens: u64, outcome: u8) -> UsageEvent {
-        use crate::usage_event::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION};
+        use crate::usage_event::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION};
         UsageEvent {
             event_id: uuid::Uuid::from_u128(u128::from(tokens)),
             schema_version: USAGE_EVENT_SCHEMA_VERSION,
@@ -251,6 +362,14 @@ mod hour_tests {
             upstream_request_id: None,
             model_id: format!("model-{model}"),
             operation: Operation::Invoke,
+            // Every surface, and events from before the surface was recorded.
+            api: [
+                None,
+                Some(ApiSurface::Bedrock),
+                Some(ApiSurface::Spec),
+                Some(ApiSurface::Anthropic),
+                Some(ApiSurface::OpenAi),
+            ][usize::try_from(tokens % 5).unwrap()],
             status: 200,
             outcome: [
                 Outcome::Success,
@@ -270,6 +389,38 @@ mod hour_tests {
             proxy_instance: "proxy".into(),
             instance_seq: 1,
         }
+    }
+
+    #[test]
+    fn admitted_calls_count_by_api_and_older_events_in_requests_only() {
+        use crate::usage_event::Outcome;
+        let mut total = UsageCounts::default();
+        // tokens % 5 picks the API: 0 none, 1 bedrock, 2 spec, 3 anthropic, 4 openai.
+        for tokens in [1, 2, 3, 4, 4, 5] {
+            total.add(&UsageCounts::of_event(&event(0, 0, 0, tokens, 0)));
+        }
+        let mut rejected = event(0, 0, 0, 9, 0);
+        rejected.outcome = Outcome::RejectedLimit;
+        total.add(&UsageCounts::of_event(&rejected));
+        assert_eq!(total.requests, 6);
+        assert_eq!(total.rejected, 1);
+        assert_eq!(
+            total.by_api,
+            ApiRequests {
+                bedrock: 1,
+                spec: 1,
+                anthropic: 1,
+                openai: 2,
+            }
+        );
+        assert_eq!(total.by_api.total(), 5);
+        assert_eq!(total.by_api.of(ApiSurface::OpenAi), 2);
+        let named = total.named();
+        assert_eq!(named[10], ("requests_openai", 2));
+        let read_back = UsageCounts::try_from_named(|name| {
+            Ok::<_, ()>(named.iter().find(|(n, _)| *n == name).unwrap().1)
+        });
+        assert_eq!(read_back, Ok(total));
     }
 
     proptest::proptest! {

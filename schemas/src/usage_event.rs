@@ -55,6 +55,45 @@ impl StringEnum for Operation {
 }
 crate::string_enum_column!(Operation);
 
+/// Which of the proxy's APIs the customer called: the request's shape, whatever Bedrock
+/// operation served it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiSurface {
+    /// Bedrock runtime's own routes (`/model/{modelId}/invoke`, `…/converse`, …), as the
+    /// AWS SDKs call them.
+    Bedrock,
+    /// The original specification's route: `POST /prod/bedrock` with `modelId` in the body.
+    Spec,
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Anthropic,
+    /// OpenAI's Chat Completions API (`POST /v1/chat/completions`).
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl ApiSurface {
+    /// Every surface, in the order reports list them.
+    pub const ALL: [Self; 4] = [Self::Bedrock, Self::Spec, Self::Anthropic, Self::OpenAi];
+}
+
+impl StringEnum for ApiSurface {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Bedrock => "bedrock",
+            Self::Spec => "spec",
+            Self::Anthropic => "anthropic",
+            Self::OpenAi => "openai",
+        }
+    }
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|surface| surface.as_str() == text)
+    }
+}
+crate::string_enum_column!(ApiSurface);
+
 /// How the call ended, from the customer's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,13 +199,15 @@ macro_rules! define_usage_event {
         /// Reads events back from an Arrow batch. Columns are found by name.
         pub fn events_from_record_batch(batch: &RecordBatch) -> Result<Vec<UsageEvent>, DecodeError> {
             $(
-                let column = batch
-                    .column_by_name(stringify!($field))
-                    .ok_or(DecodeError::MissingColumn { column: stringify!($field) })?;
-                let mut $field = <$field_type as ArrowColumn>::read_column(
-                    stringify!($field),
-                    column.as_ref(),
-                )?
+                let mut $field = match batch.column_by_name(stringify!($field)) {
+                    Some(column) => <$field_type as ArrowColumn>::read_column(
+                        stringify!($field),
+                        column.as_ref(),
+                    )?,
+                    // A file written before an optional field existed reads it as absent.
+                    None => <$field_type as ArrowColumn>::absent(batch.num_rows())
+                        .ok_or(DecodeError::MissingColumn { column: stringify!($field) })?,
+                }
                 .into_iter();
             )+
             let mut events = Vec::with_capacity(batch.num_rows());
@@ -203,6 +244,10 @@ define_usage_event! {
     model_id: String,
     /// The Bedrock runtime operation.
     operation: Operation,
+    /// The API the customer called. Absent only in events written before it was recorded
+    /// (their JSON has no `api`, their Parquet files no `api` column).
+    #[serde(default)]
+    api: Option<ApiSurface>,
     /// The HTTP status returned to the client.
     status: u16,
     /// How the call ended.

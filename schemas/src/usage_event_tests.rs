@@ -16,6 +16,7 @@ pub(crate) fn sample_event(seq: u64) -> UsageEvent {
         upstream_request_id: Some("up-1".into()),
         model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
         operation: Operation::Invoke,
+        api: Some(ApiSurface::Bedrock),
         status: 200,
         outcome: Outcome::Success,
         input_tokens: 12,
@@ -184,6 +185,37 @@ fn batch_with_a_missing_or_wrong_column_is_a_typed_error() {
     ));
 }
 
+/// Files written before the API was recorded have no `api` column: they read as events
+/// without one. A required column stays required.
+#[test]
+fn a_file_without_the_api_column_reads_as_events_without_an_api() {
+    use parquet::arrow::ArrowWriter;
+    let events = vec![sample_event(1), sample_event(2)];
+    let batch = events_to_record_batch(&events).unwrap();
+    let schema = batch.schema();
+    let kept: Vec<usize> = (0..schema.fields().len())
+        .filter(|index| schema.field(*index).name() != "api")
+        .collect();
+    let older = batch.project(&kept).unwrap();
+    let mut file = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut file, older.schema(), None).unwrap();
+    writer.write(&older).unwrap();
+    writer.close().unwrap();
+    let read = decode_events_parquet(bytes::Bytes::from(file)).unwrap();
+    let expected: Vec<UsageEvent> = events
+        .into_iter()
+        .map(|event| UsageEvent { api: None, ..event })
+        .collect();
+    assert_eq!(read, expected);
+    let without_model: Vec<usize> = (0..schema.fields().len())
+        .filter(|index| schema.field(*index).name() != "model_id")
+        .collect();
+    assert!(matches!(
+        events_from_record_batch(&batch.project(&without_model).unwrap()),
+        Err(DecodeError::MissingColumn { column: "model_id" })
+    ));
+}
+
 fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
     (
         any::<u128>(),
@@ -209,6 +241,12 @@ fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
             proptest::option::of(0u64..100_000),
         ),
         any::<u16>(),
+        proptest::option::of(prop_oneof![
+            Just(ApiSurface::Bedrock),
+            Just(ApiSurface::Spec),
+            Just(ApiSurface::Anthropic),
+            Just(ApiSurface::OpenAi)
+        ]),
     )
         .prop_map(
             |(
@@ -220,6 +258,7 @@ fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
                 outcome,
                 (tokens, latency, upstream_latency),
                 status,
+                api,
             )| {
                 UsageEvent {
                     event_id: Uuid::from_u128(id),
@@ -232,6 +271,7 @@ fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
                     latency_ms: latency,
                     upstream_latency_ms: upstream_latency,
                     status,
+                    api,
                     model_id: format!("model/{customer}"),
                     ..sample_event(1)
                 }

@@ -14,11 +14,13 @@ import duckdb
 def main() -> None:
     usage_dir, sql_dir = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     connection = duckdb.connect()
-    # The Glue table: every Parquet file under usage/, partitioned by dt=YYYY-MM-DD.
+    # The Glue table: every Parquet file under usage/, partitioned by dt=YYYY-MM-DD. Athena
+    # reads Parquet columns by name, so a file written before a column existed reads it as
+    # NULL: union_by_name does the same here.
     pattern = str(usage_dir / "*" / "*.parquet").replace("'", "''")
     connection.execute(
         "CREATE VIEW usage_events AS SELECT * REPLACE (CAST(dt AS VARCHAR) AS dt) "
-        f"FROM read_parquet('{pattern}', hive_partitioning = true)"
+        f"FROM read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
     )
     results = {}
     for query in sorted(sql_dir.glob("*.sql")):

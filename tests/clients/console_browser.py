@@ -204,6 +204,7 @@ def read_customer_page(console, seen, expected_calls):
     seen["page_requests"] = int(usage.get_attribute("data-requests"))
     seen["page_input_tokens"] = int(usage.get_attribute("data-input-tokens"))
     seen["page_output_tokens"] = int(usage.get_attribute("data-output-tokens"))
+    seen["page_by_api"] = console.find("#month-by-api").text
     seen["invoice_total"] = console.until("#invoice-total").get_attribute("data-value")
     seen["invoice_cost_shown"] = console.present("#invoice-cost")
     seen["chart_series"] = len(console.driver.find_elements(By.CSS_SELECTOR, "#chart-calls path.line"))

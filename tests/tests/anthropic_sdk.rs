@@ -87,6 +87,11 @@ async fn the_anthropic_sdk_works_unchanged_and_every_call_is_metered_to_the_toke
         .await;
     assert_eq!(totals["input_tokens"], input);
     assert_eq!(totals["output_tokens"], output);
+    assert_eq!(
+        totals["by_api"],
+        serde_json::json!({"bedrock": 0, "spec": 0, "anthropic": 3, "openai": 0}),
+        "each call recorded as Anthropic's API"
+    );
     let usage = tollgate.usage_today(&customer_id);
     let models: Vec<&str> = usage["days"]
         .as_array()

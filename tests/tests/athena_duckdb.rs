@@ -123,7 +123,7 @@ async fn the_named_queries_agree_with_the_report() {
         serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         athena.len(),
-        6,
+        7,
         "one result per named query: {:?}",
         athena.keys()
     );
@@ -191,6 +191,38 @@ async fn the_named_queries_agree_with_the_report() {
         assert_eq!(as_text(&row["requests"]), cells[1]);
         assert_eq!(as_text(&row["tokens"]), cells[2]);
     }
+    // Calls by API: every call here used the spec's route. The report lists every API (the
+    // unused ones at 0); the query only those with events.
+    let by_api = csv_rows(&csv.join("calls-by-api.csv"));
+    assert_eq!(by_api[0], ["API", "calls", "share %", "customers"]);
+    let label = |api: &str| match api {
+        "bedrock" => "Bedrock runtime (/model/…)",
+        "spec" => "Tollgate spec (POST /prod/bedrock)",
+        "anthropic" => "Anthropic Messages (/v1/messages)",
+        "openai" => "OpenAI Chat Completions (/v1/chat/completions)",
+        other => panic!("unexpected api {other}"),
+    };
+    let queried: Vec<(String, String, String)> = athena["calls_by_api"]
+        .iter()
+        .map(|row| {
+            (
+                label(row["api"].as_str().unwrap()).to_owned(),
+                as_text(&row["requests"]),
+                as_text(&row["customers"]),
+            )
+        })
+        .collect();
+    let reported: Vec<(String, String, String)> = by_api
+        .iter()
+        .skip(1)
+        .filter(|cells| cells[1] != "0")
+        .map(|cells| (cells[0].clone(), cells[1].clone(), cells[3].clone()))
+        .collect();
+    assert_eq!(queried, reported);
+    assert_eq!(
+        queried,
+        [(label("spec").to_owned(), "9".to_owned(), "2".to_owned())]
+    );
     let monthly = csv_rows(&csv.join("monthly-usage-per-customer.csv"));
     for row in &athena["monthly_usage_per_customer"] {
         let customer = name_of(row["customer_id"].as_str().unwrap());

@@ -63,5 +63,9 @@ async fn the_anthropic_and_openai_sdks_work_over_tls() {
         totals["output_tokens"], output,
         "metered to the token over TLS too"
     );
+    assert_eq!(
+        totals["by_api"],
+        serde_json::json!({"bedrock": 0, "spec": 0, "anthropic": 2, "openai": 4})
+    );
     assert!(server.terminate().success());
 }

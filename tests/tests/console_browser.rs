@@ -140,6 +140,11 @@ async fn an_operator_runs_a_customer_from_the_console_and_it_agrees_with_the_cli
     assert_eq!(seen["page_requests"], totals["requests"]);
     assert_eq!(seen["page_input_tokens"], totals["input_tokens"]);
     assert_eq!(seen["page_output_tokens"], totals["output_tokens"]);
+    assert_eq!(totals["by_api"]["spec"], 8);
+    assert_eq!(
+        seen["page_by_api"], "Spec route 8",
+        "every call used the spec's route"
+    );
     let period = chrono::Utc::now().format("%Y-%m").to_string();
     let invoice =
         tollgate.run_json(&["invoice", "--customer-id", customer_id, "--period", &period]);

@@ -466,7 +466,7 @@ fn the_named_queries_are_the_checked_athena_files() {
             );
         }
     }
-    assert_eq!(files, 6);
+    assert_eq!(files, 7);
     assert_eq!(deployed.len(), files);
 }
 

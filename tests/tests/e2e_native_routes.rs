@@ -133,6 +133,7 @@ async fn every_operation_end_to_end(tollgate: Tollgate, local_parquet: bool) {
     let usage = tollgate.usage_today(&customer_id);
     let answered = fake.answered();
     assert_eq!(usage["totals"]["requests"], 4);
+    assert_eq!(usage["totals"]["by_api"]["bedrock"], 4);
     assert_eq!(
         usage["totals"]["input_tokens"],
         answered.iter().map(|call| call.input_tokens).sum::<u64>()

@@ -178,7 +178,7 @@ async fn the_usage_report_renders_every_chart_with_the_data() {
     );
     assert_eq!(
         std::fs::read_dir(&csv).unwrap().count(),
-        6,
+        7,
         "one CSV per view"
     );
     let trend = std::fs::read_to_string(csv.join("daily-trend.csv")).unwrap();
@@ -202,6 +202,7 @@ async fn the_usage_report_renders_every_chart_with_the_data() {
         "daily-trend",
         "most-active-customers",
         "tokens-by-model",
+        "calls-by-api",
         "error-and-rejection-rates",
     ] {
         assert!(

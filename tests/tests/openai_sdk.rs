@@ -132,6 +132,11 @@ async fn the_openai_clients_work_unchanged_and_every_call_is_metered_to_the_toke
         .await;
     assert_eq!(totals["input_tokens"], input);
     assert_eq!(totals["output_tokens"], output);
+    assert_eq!(
+        totals["by_api"],
+        serde_json::json!({"bedrock": 0, "spec": 0, "anthropic": 0, "openai": 7}),
+        "each call recorded as OpenAI's API"
+    );
     assert!(server.terminate().success());
 }
 

@@ -125,6 +125,11 @@ async fn boto3_and_the_spec_examples_work_unchanged_over_https() {
     assert_eq!(answered.len(), 6);
     assert_eq!(usage["totals"]["requests"], 6);
     assert_eq!(
+        usage["totals"]["by_api"],
+        serde_json::json!({"bedrock": 4, "spec": 2, "anthropic": 0, "openai": 0}),
+        "boto3 on Bedrock's routes, the spec's examples on POST /prod/bedrock"
+    );
+    assert_eq!(
         usage["totals"]["input_tokens"],
         answered.iter().map(|call| call.input_tokens).sum::<u64>()
     );
@@ -192,5 +197,7 @@ async fn the_aws_sdk_for_javascript_v3_works_unchanged_over_https() {
     assert_eq!(seen["converse_stream"]["deltas"], 3);
 
     assert!(server.terminate().success());
-    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 4);
+    let totals = &tollgate.usage_today(&customer_id)["totals"];
+    assert_eq!(totals["requests"], 4);
+    assert_eq!(totals["by_api"]["bedrock"], 4);
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use schemas::usage_frame::{FrameBuilder, FrameCodec};
-use schemas::{Operation, Outcome, UsageEvent};
+use schemas::{ApiSurface, Operation, Outcome, UsageEvent};
 use uuid::Uuid;
 
 use crate::config::{CustomerOrder, SimulationConfig};
@@ -189,6 +189,8 @@ impl Workload {
             upstream_request_id: Some(request.to_string()),
             model_id: model.to_owned(),
             operation: Operation::Invoke,
+            // Spread over the APIs without a draw of its own (the draws stay as they were).
+            api: Some(ApiSurface::ALL[(request.as_u128() % 4) as usize]),
             status: if failed { 500 } else { 200 },
             outcome: if failed {
                 Outcome::UpstreamError

@@ -1,7 +1,8 @@
 //! `tollgate usage`: a customer's counters per day and model, with totals.
 
 use control::usage::{COMPLETENESS_ALLOWANCE_MINUTES, UsageQuery, customer_usage};
-use schemas::UsageCounts;
+use schemas::arrow_column::StringEnum;
+use schemas::{ApiSurface, UsageCounts};
 use store::backend::Ports;
 
 use crate::args::UsageArgs;
@@ -17,6 +18,24 @@ fn counts_row(first: String, second: String, counts: &UsageCounts) -> Vec<String
         counts.errors.to_string(),
         counts.rejected.to_string(),
     ]
+}
+
+/// The `calls by API` line: the admitted calls through each API used, and those from before
+/// the API was recorded.
+fn by_api_line(totals: &UsageCounts) -> String {
+    let mut parts: Vec<String> = ApiSurface::ALL
+        .into_iter()
+        .filter(|surface| totals.by_api.of(*surface) > 0)
+        .map(|surface| format!("{} {}", surface.as_str(), totals.by_api.of(surface)))
+        .collect();
+    let unrecorded = totals.requests.saturating_sub(totals.by_api.total());
+    if unrecorded > 0 {
+        parts.push(format!("not recorded {unrecorded}"));
+    }
+    if parts.is_empty() {
+        parts.push("none".into());
+    }
+    format!("calls by API: {}", parts.join(", "))
 }
 
 /// The `complete through` line, saying why it trails the newest event.
@@ -70,7 +89,10 @@ pub async fn run(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<(
         ],
         rows,
     );
-    print_lines(&[completeness_line(usage.complete_through)]);
+    print_lines(&[
+        by_api_line(&usage.totals),
+        completeness_line(usage.complete_through),
+    ]);
     for gap in &usage.gaps {
         print_lines(&[format!(
             "gap: proxy instance {} is missing instance_seq {}..={}",
@@ -83,6 +105,19 @@ pub async fn run(ports: &Ports, args: UsageArgs, json: bool) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_by_api_line_names_each_api_used_and_older_calls() {
+        let mut totals = UsageCounts {
+            requests: 9,
+            ..UsageCounts::default()
+        };
+        assert_eq!(by_api_line(&totals), "calls by API: not recorded 9");
+        totals.by_api.openai = 5;
+        totals.by_api.spec = 4;
+        assert_eq!(by_api_line(&totals), "calls by API: spec 4, openai 5");
+        assert_eq!(by_api_line(&UsageCounts::default()), "calls by API: none");
+    }
 
     #[test]
     fn the_completeness_line_explains_the_allowance() {

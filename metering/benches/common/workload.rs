@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+use schemas::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 use store::LogEntry;
 use uuid::Uuid;
 
@@ -107,6 +107,8 @@ pub fn realistic_event(
         upstream_request_id: called_bedrock.then(|| Uuid::now_v7().to_string()),
         model_id: model_id.to_owned(),
         operation,
+        // Spread over the APIs without a draw of its own (the draws stay as they were).
+        api: Some(ApiSurface::ALL[(sequences[instance] % 4) as usize]),
         status,
         outcome,
         input_tokens,

@@ -1,7 +1,7 @@
 //! Usage reports: the spec's views (calls per customer per day, monthly usage per customer,
-//! trends, most active customers) plus tokens by model and error and rejection rates, as
-//! data, as SVG charts and as one self-contained HTML page. Pure: the caller reads the
-//! counters.
+//! trends, most active customers) plus tokens by model, calls by API and error and
+//! rejection rates, as data, as SVG charts and as one self-contained HTML page. Pure: the
+//! caller reads the counters.
 
 mod render;
 mod views;
@@ -41,6 +41,7 @@ pub struct Report {
     pub daily_trend: Table,
     pub most_active_customers: Table,
     pub tokens_by_model: Table,
+    pub calls_by_api: Table,
     pub error_and_rejection_rates: Table,
     /// Revenue under each customer's plan, Bedrock's cost and the margin, per customer and
     /// month: only when the operator gives Bedrock's prices (never in a customer's view).
@@ -119,6 +120,7 @@ impl Report {
             &self.daily_trend,
             &self.most_active_customers,
             &self.tokens_by_model,
+            &self.calls_by_api,
             &self.error_and_rejection_rates,
         ];
         tables.extend(self.revenue_cost_and_margin.as_ref());
@@ -138,6 +140,7 @@ pub fn build_report(start: NaiveDate, end: NaiveDate, customers: &[CustomerUsage
         daily_trend: views::daily_trend(&daily),
         most_active_customers: views::most_active_customers(customers),
         tokens_by_model: views::tokens_by_model(customers),
+        calls_by_api: views::calls_by_api(customers),
         error_and_rejection_rates: views::error_and_rejection_rates(&daily),
         revenue_cost_and_margin: None,
     }
@@ -154,7 +157,7 @@ pub fn customers_with_usage(customers: &[CustomerUsage]) -> BTreeSet<String> {
 
 #[cfg(test)]
 mod tests {
-    use schemas::UsageCounts;
+    use schemas::{ApiRequests, UsageCounts};
 
     use super::*;
 
@@ -168,6 +171,19 @@ mod tests {
                 rejected,
                 input_tokens: requests * 10,
                 output_tokens: requests * 2,
+                // Model m2's calls came through OpenAI's API; m1's through Bedrock's, but
+                // for two recorded before the API was.
+                by_api: if model == "m2" {
+                    ApiRequests {
+                        openai: requests,
+                        ..ApiRequests::default()
+                    }
+                } else {
+                    ApiRequests {
+                        bedrock: requests - 2,
+                        ..ApiRequests::default()
+                    }
+                },
                 ..UsageCounts::default()
             },
         }
@@ -213,6 +229,23 @@ mod tests {
         // Day 1: 1 error in 10 admitted = 10.0%.
         assert_eq!(report.error_and_rejection_rates.rows[0][1], "10.0");
         assert_eq!(report.tokens_by_model.rows[1], vec!["m2", "50", "10"]);
+        // 45 calls: 36 through Bedrock's routes (customer a), 5 through OpenAI's (customer
+        // b), 4 from before the API was recorded (customer a, two on each day).
+        assert_eq!(
+            report.calls_by_api.rows,
+            vec![
+                vec!["Bedrock runtime (/model/…)", "36", "80.0", "1"],
+                vec!["Tollgate spec (POST /prod/bedrock)", "0", "0.0", "0"],
+                vec!["Anthropic Messages (/v1/messages)", "0", "0.0", "0"],
+                vec![
+                    "OpenAI Chat Completions (/v1/chat/completions)",
+                    "5",
+                    "11.1",
+                    "1"
+                ],
+                vec!["not recorded (older events)", "4", "8.9", "1"],
+            ]
+        );
         let html = to_html(&report);
         for table in report.tables() {
             assert!(
@@ -232,7 +265,7 @@ mod tests {
             "self-contained"
         );
         let files = to_csv_files(&report);
-        assert_eq!(files.len(), 6);
+        assert_eq!(files.len(), 7);
         assert!(
             files[0]
                 .1

@@ -152,6 +152,7 @@ pub fn to_html(report: &Report) -> String {
             &report.tokens_by_model,
             bar_chart(&report.tokens_by_model, 0, 2),
         ),
+        (&report.calls_by_api, bar_chart(&report.calls_by_api, 0, 1)),
         (
             &report.error_and_rejection_rates,
             line_chart(&report.error_and_rejection_rates, &[1, 2]),

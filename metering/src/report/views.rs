@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use schemas::UsageCounts;
+use schemas::{ApiSurface, UsageCounts};
 
 use super::{CustomerUsage, Table};
 
@@ -201,5 +201,63 @@ pub(super) fn error_and_rejection_rates(daily: &BTreeMap<NaiveDate, UsageCounts>
                 ]
             })
             .collect(),
+    }
+}
+
+/// How reports name each API.
+pub(super) fn api_label(surface: ApiSurface) -> &'static str {
+    match surface {
+        ApiSurface::Bedrock => "Bedrock runtime (/model/…)",
+        ApiSurface::Spec => "Tollgate spec (POST /prod/bedrock)",
+        ApiSurface::Anthropic => "Anthropic Messages (/v1/messages)",
+        ApiSurface::OpenAi => "OpenAI Chat Completions (/v1/chat/completions)",
+    }
+}
+
+/// Admitted calls by the API the customer called, with each API's share and how many
+/// customers used it. Calls whose events predate the API being recorded get a row of
+/// their own when there are any.
+pub(super) fn calls_by_api(customers: &[CustomerUsage]) -> Table {
+    let mut calls = [0_u64; ApiSurface::ALL.len()];
+    let mut users = [0_usize; ApiSurface::ALL.len()];
+    let (mut total, mut unrecorded, mut unrecorded_users) = (0_u64, 0_u64, 0_usize);
+    for customer in customers {
+        let counts =
+            schemas::usage_counts::total_counts(customer.cells.iter().map(|cell| &cell.counts));
+        for (index, surface) in ApiSurface::ALL.into_iter().enumerate() {
+            let through = counts.by_api.of(surface);
+            calls[index] += through;
+            users[index] += usize::from(through > 0);
+        }
+        let missing = counts.requests.saturating_sub(counts.by_api.total());
+        unrecorded += missing;
+        unrecorded_users += usize::from(missing > 0);
+        total += counts.requests;
+    }
+    let row = |label: &str, calls: u64, users: usize| {
+        vec![
+            label.to_owned(),
+            calls.to_string(),
+            percent(calls, total),
+            users.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = ApiSurface::ALL
+        .into_iter()
+        .enumerate()
+        .map(|(index, surface)| row(api_label(surface), calls[index], users[index]))
+        .collect();
+    if unrecorded > 0 {
+        rows.push(row(
+            "not recorded (older events)",
+            unrecorded,
+            unrecorded_users,
+        ));
+    }
+    Table {
+        id: "calls-by-api",
+        title: "Calls by API",
+        columns: columns(["API", "calls", "share %", "customers"]),
+        rows,
     }
 }

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use schemas::ApiSurface;
 
 use crate::auth::Caller;
 use crate::config::ProxyConfig;
@@ -27,6 +28,18 @@ pub enum ModelSource {
     /// OpenAI's Chat Completions: translated to Converse (`crate::translate::openai`);
     /// `stream` picks ConverseStream.
     OpenAiChat,
+}
+
+impl ModelSource {
+    /// The API surface a call of this shape used, for its usage event.
+    pub fn surface(&self) -> ApiSurface {
+        match self {
+            Self::SpecBody => ApiSurface::Spec,
+            Self::Path(_) => ApiSurface::Bedrock,
+            Self::AnthropicMessages => ApiSurface::Anthropic,
+            Self::OpenAiChat => ApiSurface::OpenAi,
+        }
+    }
 }
 
 /// The model as a client API named it, and what its answer needs: put in the response's

@@ -7,7 +7,7 @@
 
 use schemas::bedrock_usage::TokenUsage;
 use schemas::usage_event::truncate_to_millis;
-use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+use schemas::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 
 use crate::admission::Settlement;
 use crate::call::start::CallStart;
@@ -21,6 +21,8 @@ pub struct EventDraft {
     pub key_id: String,
     pub model_id: String,
     pub operation: Operation,
+    /// The API the customer called.
+    pub api: ApiSurface,
     pub request_bytes: u64,
 }
 
@@ -57,6 +59,7 @@ pub fn call_event(draft: EventDraft, answer: AnswerFacts, upstream: UpstreamFact
         upstream_request_id: upstream.upstream_request_id,
         model_id: draft.model_id,
         operation: draft.operation,
+        api: Some(draft.api),
         status: answer.status,
         outcome: answer.outcome,
         input_tokens: upstream.usage.input_tokens,
@@ -110,6 +113,7 @@ mod tests {
             key_id: "k".into(),
             model_id: "m".into(),
             operation: Operation::Converse,
+            api: ApiSurface::OpenAi,
             request_bytes: 12,
         };
         let answer = AnswerFacts {
@@ -121,6 +125,7 @@ mod tests {
         assert_eq!(event.event_id, draft.start.event_id);
         assert_eq!(event.request_id, draft.start.event_id.to_string());
         assert_eq!((event.request_bytes, event.response_bytes), (12, 34));
+        assert_eq!(event.api, Some(ApiSurface::OpenAi));
         assert_eq!((event.proxy_instance.as_str(), event.instance_seq), ("", 0));
     }
 }

@@ -44,6 +44,7 @@ pub async fn handle_call(
 ) -> Response {
     let Authenticated { caller, start } = call;
     let (parts, body) = request.into_parts();
+    let api = source.surface();
     if let Some(refusal) =
         admit::refusal_while_metering_is_backed_up(&state, &caller, &start.request_id)
     {
@@ -62,6 +63,7 @@ pub async fn handle_call(
         key_id: caller.key.key_id.clone(),
         model_id: validated.model_id.clone(),
         operation,
+        api,
         request_bytes: validated.request_bytes,
     };
     let admitted = match admit::admit(&state, &caller, &draft, &validated.model_body).await {

@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | counter cell | `USAGE#<customer_id>` | `DAY#<yyyy-mm-dd>#MODEL#<model_id>` | requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens (numbers, `ADD`ed); `at#<partition>` per log partition |
+//! | counter cell | `USAGE#<customer_id>` | `DAY#<yyyy-mm-dd>#MODEL#<model_id>` | requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, requests_bedrock, requests_spec, requests_anthropic, requests_openai (numbers, `ADD`ed; a missing one reads 0); `at#<partition>` per log partition |
 //! | hourly cell | `USAGE#<customer_id>` | `HOUR#<yyyy-mm-ddThh>` | the same, and expires_at (TTL, 35 days after the hour) |
 //! | producer ranges | `PRODUCER#<proxy_instance>` | `SEQS` | see `dynamo_producers` |
 //! | checkpoint | `CHECKPOINT#<consumer>` | `PARTITION#<partition>` | position, updated_at_ms |
@@ -154,15 +154,7 @@ impl Counters for DynamoCounters {
 }
 
 fn counts_from_item(item: &Item) -> Result<UsageCounts> {
-    Ok(UsageCounts {
-        requests: get_count(item, "requests")?,
-        rejected: get_count(item, "rejected")?,
-        errors: get_count(item, "errors")?,
-        input_tokens: get_count(item, "input_tokens")?,
-        output_tokens: get_count(item, "output_tokens")?,
-        cache_read_tokens: get_count(item, "cache_read_tokens")?,
-        cache_write_tokens: get_count(item, "cache_write_tokens")?,
-    })
+    UsageCounts::try_from_named(|name| get_count(item, name))
 }
 
 fn hourly_usage_from_item(item: &Item) -> Result<HourlyUsage> {

@@ -1,6 +1,6 @@
 //! The `Counters` contract suite.
 
-use schemas::{Outcome, UsageCounts, UsageEvent};
+use schemas::{ApiRequests, ApiSurface, Outcome, UsageCounts, UsageEvent};
 
 use super::{day, event_on, unique};
 use crate::StoreError;
@@ -19,6 +19,7 @@ pub async fn run_all(counters: &dyn Counters) {
     partitions_are_applied_independently(counters).await;
     reads_filter_by_customer_and_day_range(counters).await;
     hourly_cells_count_each_event_once_per_hour(counters).await;
+    admitted_calls_count_by_api_in_daily_and_hourly_cells(counters).await;
 }
 
 /// The events as consecutive records of `partition`, one event per record, from position 1.
@@ -322,4 +323,49 @@ async fn hourly_cells_count_each_event_once_per_hour(counters: &dyn Counters) {
             .is_empty(),
         "an empty range reads nothing"
     );
+}
+
+/// Admitted calls count under the API their event names, in the daily and the hourly cells;
+/// a rejected call under none, and an event written before the API was recorded (no `api`)
+/// in `requests` only. Applied twice, counted once.
+async fn admitted_calls_count_by_api_in_daily_and_hourly_cells(counters: &dyn Counters) {
+    use chrono::Utc;
+    use schemas::usage_counts::hour_start;
+    let customer = unique("cust");
+    let this_hour = hour_start(Utc::now());
+    let through = |api: Option<ApiSurface>, outcome: Outcome| {
+        let mut event = event_on(&customer, this_hour.date_naive(), "m", outcome, 3, 4);
+        event.occurred_at = this_hour;
+        event.api = api;
+        event
+    };
+    let events = vec![
+        through(Some(ApiSurface::Bedrock), Outcome::Success),
+        through(Some(ApiSurface::Spec), Outcome::Success),
+        through(Some(ApiSurface::Anthropic), Outcome::ClientAborted),
+        through(Some(ApiSurface::OpenAi), Outcome::Success),
+        through(Some(ApiSurface::OpenAi), Outcome::UpstreamError),
+        through(Some(ApiSurface::OpenAi), Outcome::RejectedLimit),
+        through(None, Outcome::Success),
+    ];
+    let batch = sourced(&events, &unique("p"));
+    apply_until_done(counters, &batch).await;
+    apply_until_done(counters, &batch).await;
+    let expected = ApiRequests {
+        bedrock: 1,
+        spec: 1,
+        anthropic: 1,
+        openai: 2,
+    };
+    let today = this_hour.date_naive();
+    let daily = counters.read_daily(&customer, today, today).await.unwrap();
+    assert_eq!(daily.len(), 1);
+    assert_eq!(daily[0].counts.by_api, expected);
+    assert_eq!((daily[0].counts.requests, daily[0].counts.rejected), (6, 1));
+    let hourly = counters
+        .read_hourly(&customer, this_hour, this_hour)
+        .await
+        .unwrap();
+    assert_eq!(hourly.len(), 1);
+    assert_eq!(hourly[0].counts.by_api, expected);
 }

@@ -19,7 +19,7 @@ pub mod spool;
 pub mod watermarks;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use schemas::{Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+use schemas::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 use uuid::Uuid;
 
 /// A unique id for one scenario's records.
@@ -58,6 +58,7 @@ pub fn event_on(
         upstream_request_id: None,
         model_id: model_id.to_owned(),
         operation: Operation::Invoke,
+        api: Some(ApiSurface::Bedrock),
         status: if outcome == Outcome::RejectedLimit {
             429
         } else {

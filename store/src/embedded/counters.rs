@@ -4,11 +4,14 @@
 //! as new ones arrive.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
-use schemas::usage_counts::{aggregate_events, aggregate_hourly, hour_id, parse_hour_id};
+use rusqlite::{OptionalExtension, ParamsFromIter, ToSql, Transaction, params, params_from_iter};
+use schemas::usage_counts::{
+    COUNT_NAMES, aggregate_events, aggregate_hourly, hour_id, parse_hour_id,
+};
 use schemas::{DailyUsage, HourlyUsage, UsageCounts};
 
 use super::EmbeddedStore;
@@ -24,44 +27,50 @@ fn from_sql_count(value: i64) -> rusqlite::Result<u64> {
     u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, value))
 }
 
-/// The seven count columns, in `UsageCounts` order.
-const COUNT_COLUMNS: &str = "requests, rejected, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens";
+/// The count columns, in `UsageCounts` order.
+static COUNT_COLUMNS: LazyLock<String> = LazyLock::new(|| COUNT_NAMES.join(", "));
 
-/// `ON CONFLICT … DO UPDATE` adding every count column.
-const ADD_COUNTS: &str = "requests = requests + excluded.requests,
-    rejected = rejected + excluded.rejected,
-    errors = errors + excluded.errors,
-    input_tokens = input_tokens + excluded.input_tokens,
-    output_tokens = output_tokens + excluded.output_tokens,
-    cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-    cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens";
-
-/// The count columns as SQL values, in `COUNT_COLUMNS` order.
-fn count_values(counts: &UsageCounts) -> [i64; 7] {
-    [
-        counts.requests,
-        counts.rejected,
-        counts.errors,
-        counts.input_tokens,
-        counts.output_tokens,
-        counts.cache_read_tokens,
-        counts.cache_write_tokens,
-    ]
-    .map(to_sql_count)
+/// `?first, ?first+1, …`: a placeholder for each count column.
+fn count_placeholders(first: usize) -> String {
+    (first..first + COUNT_NAMES.len())
+        .map(|index| format!("?{index}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Reads the seven count columns starting at column `first`.
+/// `ON CONFLICT … DO UPDATE` adding every count column.
+static ADD_COUNTS: LazyLock<String> = LazyLock::new(|| {
+    COUNT_NAMES
+        .iter()
+        .map(|name| format!("{name} = {name} + excluded.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+/// The count columns as SQL values, in `COUNT_COLUMNS` order.
+fn count_values(counts: &UsageCounts) -> [i64; COUNT_NAMES.len()] {
+    counts.values().map(to_sql_count)
+}
+
+/// A cell's key columns followed by its counts, as statement parameters.
+fn with_counts<'a>(
+    key: &'a [&'a dyn ToSql],
+    counts: &'a [i64],
+) -> ParamsFromIter<impl Iterator<Item = &'a dyn ToSql>> {
+    params_from_iter(
+        key.iter()
+            .copied()
+            .chain(counts.iter().map(|count| count as &dyn ToSql)),
+    )
+}
+
+/// Reads the count columns starting at column `first`.
 fn counts_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<UsageCounts> {
-    let count =
-        |offset: usize| -> rusqlite::Result<u64> { from_sql_count(row.get(first + offset)?) };
-    Ok(UsageCounts {
-        requests: count(0)?,
-        rejected: count(1)?,
-        errors: count(2)?,
-        input_tokens: count(3)?,
-        output_tokens: count(4)?,
-        cache_read_tokens: count(5)?,
-        cache_write_tokens: count(6)?,
+    let mut offset = first;
+    UsageCounts::try_from_named(|_| {
+        let value = from_sql_count(row.get(offset)?);
+        offset += 1;
+        value
     })
 }
 
@@ -107,43 +116,30 @@ fn write_counts_and_ranges(
     }
     let counted = || classified.new_events().map(|sourced| &sourced.event);
     let mut upsert = transaction.prepare_cached(&format!(
-        "INSERT INTO usage_counters (customer_id, day, model_id, {COUNT_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (customer_id, day, model_id) DO UPDATE SET {ADD_COUNTS}"
+        "INSERT INTO usage_counters (customer_id, day, model_id, {columns})
+         VALUES (?1, ?2, ?3, {values})
+         ON CONFLICT (customer_id, day, model_id) DO UPDATE SET {add}",
+        columns = *COUNT_COLUMNS,
+        values = count_placeholders(4),
+        add = *ADD_COUNTS,
     ))?;
     for (key, counts) in aggregate_events(counted()) {
-        let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
-        upsert.execute(params![
-            key.customer_id,
-            key.day.to_string(),
-            key.model_id,
-            c0,
-            c1,
-            c2,
-            c3,
-            c4,
-            c5,
-            c6
-        ])?;
+        let day = key.day.to_string();
+        let cell: [&dyn ToSql; 3] = [&key.customer_id, &day, &key.model_id];
+        upsert.execute(with_counts(&cell, &count_values(&counts)))?;
     }
     let mut upsert_hour = transaction.prepare_cached(&format!(
-        "INSERT INTO usage_hourly (customer_id, hour, {COUNT_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (customer_id, hour) DO UPDATE SET {ADD_COUNTS}"
+        "INSERT INTO usage_hourly (customer_id, hour, {columns})
+         VALUES (?1, ?2, {values})
+         ON CONFLICT (customer_id, hour) DO UPDATE SET {add}",
+        columns = *COUNT_COLUMNS,
+        values = count_placeholders(3),
+        add = *ADD_COUNTS,
     ))?;
     for ((customer_id, hour), counts) in aggregate_hourly(counted()) {
-        let [c0, c1, c2, c3, c4, c5, c6] = count_values(&counts);
-        upsert_hour.execute(params![
-            customer_id,
-            hour_id(hour),
-            c0,
-            c1,
-            c2,
-            c3,
-            c4,
-            c5,
-            c6
-        ])?;
+        let hour = hour_id(hour);
+        let cell: [&dyn ToSql; 2] = [&customer_id, &hour];
+        upsert_hour.execute(with_counts(&cell, &count_values(&counts)))?;
     }
     let oldest_kept = Utc::now() - chrono::Duration::days(HOURLY_RETENTION_DAYS);
     transaction
@@ -194,9 +190,10 @@ impl Counters for EmbeddedStore {
         let customer_id = customer_id.to_owned();
         self.with_connection(move |connection| {
             let mut select = connection.prepare_cached(&format!(
-                "SELECT day, model_id, {COUNT_COLUMNS}
+                "SELECT day, model_id, {columns}
                  FROM usage_counters WHERE customer_id = ?1 AND day >= ?2 AND day <= ?3
-                 ORDER BY day, model_id"
+                 ORDER BY day, model_id",
+                columns = *COUNT_COLUMNS,
             ))?;
             let rows = select.query_map(
                 params![customer_id, from.to_string(), to.to_string()],
@@ -234,9 +231,10 @@ impl Counters for EmbeddedStore {
         let customer_id = customer_id.to_owned();
         self.with_connection(move |connection| {
             let mut select = connection.prepare_cached(&format!(
-                "SELECT hour, {COUNT_COLUMNS}
+                "SELECT hour, {columns}
                  FROM usage_hourly WHERE customer_id = ?1 AND hour >= ?2 AND hour <= ?3
-                 ORDER BY hour"
+                 ORDER BY hour",
+                columns = *COUNT_COLUMNS,
             ))?;
             let rows = select
                 .query_map(params![customer_id, hour_id(from), hour_id(to)], |row| {

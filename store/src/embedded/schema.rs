@@ -6,7 +6,7 @@ use crate::{Result, StoreError};
 
 /// The schema version this build writes.
 /// The newest schema: one step per `SCHEMA_V*` below, applied in order.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE event_log (
@@ -219,8 +219,21 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms);
 ";
 
+/// Schema 12: admitted calls by the API the customer called, in the daily and hourly
+/// counters; cells counted before read zero for each API.
+const SCHEMA_V12: &str = "
+ALTER TABLE usage_counters ADD COLUMN requests_bedrock INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_counters ADD COLUMN requests_spec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_counters ADD COLUMN requests_anthropic INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_counters ADD COLUMN requests_openai INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN requests_bedrock INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN requests_spec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN requests_anthropic INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN requests_openai INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Steps after schema 9, each applied in its own transaction: (version, statements).
-const LATER_STEPS: [(i64, &str); 2] = [(10, SCHEMA_V10), (11, SCHEMA_V11)];
+const LATER_STEPS: [(i64, &str); 3] = [(10, SCHEMA_V10), (11, SCHEMA_V11), (12, SCHEMA_V12)];
 
 /// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
 pub const AUTO_VACUUM_INCREMENTAL: i64 = 2;
@@ -345,11 +358,26 @@ mod tests {
         connection
             .execute_batch(&format!("{SCHEMA_V1} PRAGMA user_version = 1;"))
             .unwrap();
+        connection
+            .execute(
+                "INSERT INTO usage_counters VALUES ('c', '2026-01-01', 'm', 3, 0, 0, 1, 1, 0, 0)",
+                [],
+            )
+            .unwrap();
         migrate(&connection).unwrap();
         let version: i64 = connection
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+        // Cells counted before the API was recorded read zero calls through each API.
+        let by_api: (i64, i64, i64, i64, i64) = connection
+            .query_row(
+                "SELECT requests, requests_bedrock, requests_spec, requests_anthropic, requests_openai FROM usage_counters",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(by_api, (3, 0, 0, 0, 0));
         let audit_rows: i64 = connection
             .query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))
             .unwrap();

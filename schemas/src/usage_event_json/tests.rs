@@ -2,6 +2,7 @@ use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use uuid::Uuid;
 
+use super::reader::{equal_words, parse_canonical_millis, plain_string_length};
 use super::*;
 
 fn sample_event() -> UsageEvent {
@@ -15,6 +16,7 @@ fn sample_event() -> UsageEvent {
         upstream_request_id: Some("0193a7b2-0000-7000-8000-000000000002".into()),
         model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0".into(),
         operation: Operation::ConverseStream,
+        api: Some(ApiSurface::Bedrock),
         status: 200,
         outcome: Outcome::Success,
         input_tokens: 1_234,
@@ -72,10 +74,7 @@ fn fields_in_another_order_take_the_single_pass_too() {
     let event = sample_event();
     let value: serde_json::Value = serde_json::from_slice(&event.encode_json().unwrap()).unwrap();
     let alphabetical = value.to_string();
-    assert!(
-        alphabetical.starts_with(r#"{"cache_read_tokens""#),
-        "{alphabetical}"
-    );
+    assert!(alphabetical.starts_with(r#"{"api""#), "{alphabetical}");
     assert_eq!(decode_plain_event(alphabetical.as_bytes()), Some(event));
 }
 
@@ -118,6 +117,32 @@ fn other_well_formed_records_fall_back_to_serde_and_decode_the_same() {
     );
 }
 
+/// Records written before the API was recorded have no `api`: they still take the single
+/// pass, and decode as serde decodes them, with no API.
+#[test]
+fn records_from_before_the_api_was_recorded_decode_without_one() {
+    let mut event = sample_event();
+    let text = String::from_utf8(event.encode_json().unwrap()).unwrap();
+    let older = text.replace(r#""api":"bedrock","#, "");
+    assert_ne!(older, text);
+    event.api = None;
+    assert_eq!(decode_plain_event(older.as_bytes()), Some(event.clone()));
+    assert_agrees_with_serde(older.as_bytes());
+    let null = text.replace(r#""api":"bedrock""#, r#""api":null"#);
+    assert_eq!(decode_plain_event(null.as_bytes()), Some(event));
+    for surface in ApiSurface::ALL {
+        let mut event = sample_event();
+        event.api = Some(surface);
+        let bytes = event.encode_json().unwrap();
+        assert_eq!(decode_plain_event(&bytes), Some(event));
+    }
+    let openai = text.replace(r#""api":"bedrock""#, r#""api":"openai""#);
+    assert_eq!(
+        UsageEvent::decode_json(openai.as_bytes()).unwrap().api,
+        Some(ApiSurface::OpenAi)
+    );
+}
+
 #[test]
 fn malformed_records_are_declined_and_get_serdes_error() {
     let text = String::from_utf8(sample_event().encode_json().unwrap()).unwrap();
@@ -137,6 +162,9 @@ fn malformed_records_are_declined_and_get_serdes_error() {
             r#""operation":"converse_stream""#,
             r#""operation":"stream""#,
         ),
+        text.replace(r#""api":"bedrock""#, r#""api":"grpc""#),
+        text.replace(r#""api":"bedrock""#, r#""api":7"#),
+        text.replace(r#""api":"bedrock""#, r#""api":"bedrock","api":null"#),
         text.replace("2025-11-29T00:00:00.123Z", "2025-02-30T00:00:00.123Z"),
         text.replace("2025-11-29T00:00:00.123Z", "2025-11-29T24:00:00.123Z"),
         text.replace("0193", "z193"),
