@@ -109,13 +109,25 @@ impl UsageCounts {
         }
     }
 
-    /// Adds another set of counts, saturating.
+    /// Adds another set of counts, saturating. Field by field: it runs once per event in
+    /// every aggregation.
     pub fn add(&mut self, other: &Self) {
-        let mut sums = self.values();
-        for (sum, value) in sums.iter_mut().zip(other.values()) {
-            *sum = sum.saturating_add(value);
-        }
-        *self = Self::from_values(sums);
+        self.requests = self.requests.saturating_add(other.requests);
+        self.rejected = self.rejected.saturating_add(other.rejected);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cache_read_tokens = self
+            .cache_read_tokens
+            .saturating_add(other.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(other.cache_write_tokens);
+        let (mine, theirs) = (&mut self.by_api, &other.by_api);
+        mine.bedrock = mine.bedrock.saturating_add(theirs.bedrock);
+        mine.spec = mine.spec.saturating_add(theirs.spec);
+        mine.anthropic = mine.anthropic.saturating_add(theirs.anthropic);
+        mine.openai = mine.openai.saturating_add(theirs.openai);
     }
 
     /// Each count, in [`COUNT_NAMES`] order.
