@@ -3,6 +3,8 @@
 
 pub mod anthropic;
 pub mod openai;
+#[cfg(test)]
+mod robustness_tests;
 
 use schemas::bedrock_stream::{FrameReader, header_string};
 
