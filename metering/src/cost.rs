@@ -68,10 +68,7 @@ pub fn cost_of_usage(
     let mut unpriced_models = Vec::new();
     let mut exact_total = Decimal::ZERO;
     for (model_id, counts) in usage {
-        let tokens = counts.input_tokens
-            + counts.output_tokens
-            + counts.cache_read_tokens
-            + counts.cache_write_tokens;
+        let tokens = counts.all_tokens();
         if tokens == 0 {
             continue;
         }

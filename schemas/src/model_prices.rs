@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::customer::wildcard_match;
-use crate::plan::{PlanError, at, not_negative, parse_toml};
+use crate::plan::{PlanError, PriceKind, at, check_price, parse_toml};
 
 /// The price table format this build reads.
 pub const MODEL_PRICES_SCHEMA_VERSION: u32 = 1;
@@ -102,7 +102,7 @@ impl ModelPriceTable {
                 ("cache_read_per_million", &price.cache_read_per_million),
                 ("cache_write_per_million", &price.cache_write_per_million),
             ] {
-                not_negative(format!("{path}.{field}"), value)?;
+                check_price(format!("{path}.{field}"), value, PriceKind::PerUnit)?;
             }
             if !price.source.starts_with("https://") {
                 return Err(at(

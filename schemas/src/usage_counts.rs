@@ -197,6 +197,18 @@ impl UsageCounts {
         std::array::from_fn(|index| (COUNT_NAMES[index], values[index]))
     }
 
+    /// Every kind of token (input, output, cache read and cache write), saturating.
+    pub fn all_tokens(&self) -> u64 {
+        [
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+        ]
+        .into_iter()
+        .fold(0, u64::saturating_add)
+    }
+
     /// Input plus output tokens.
     pub fn total_tokens(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)

@@ -180,10 +180,7 @@ fn per_token_lines(
 ) -> Result<Vec<UnroundedLine>, RatingError> {
     let mut lines = Vec::new();
     for (model_id, counts) in &usage.by_model {
-        let used = counts.input_tokens
-            + counts.output_tokens
-            + counts.cache_read_tokens
-            + counts.cache_write_tokens;
+        let used = counts.all_tokens();
         if used == 0 {
             continue;
         }

@@ -85,11 +85,38 @@ pub enum RatingError {
         "model {0} was used but no per_token price in the plan matches it; add a [[charges.models]] pattern for it"
     )]
     UnpricedModel(String),
+    #[error(
+        "plan {plan} is not valid under this build ({reason}); store a corrected version with `tollgate plan add FILE` and assign it"
+    )]
+    InvalidPlan { plan: String, reason: String },
+    #[error(
+        "the invoice's total is too large to represent ({0} charges at their largest prices and this usage); check the plan's prices and charges"
+    )]
+    Overflow(usize),
+}
+
+/// The sum of amounts, or an error when it leaves `Decimal`'s range. Plans' price bounds
+/// (`schemas::plan::MAX_UNIT_PRICE`) keep a line within it; only a plan of thousands of
+/// charges at those bounds could reach this.
+fn checked_sum(
+    mut amounts: impl Iterator<Item = Decimal>,
+    charges: usize,
+) -> Result<Decimal, RatingError> {
+    amounts.try_fold(Decimal::ZERO, |sum, amount| {
+        sum.checked_add(amount)
+            .ok_or(RatingError::Overflow(charges))
+    })
 }
 
 /// Prices `usage` under `plan`: each charge's lines in plan order, each line rounded once,
 /// then the minimum commitment's top-up, then a subtotal per charge that produced lines.
 pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
+    // A plan stored by an older build may hold what this one refuses (a price past the
+    // bounds that keep the arithmetic in range): it is named, never priced.
+    plan.validate().map_err(|error| RatingError::InvalidPlan {
+        plan: format!("{} version {}", plan.id, plan.version),
+        reason: error.to_string(),
+    })?;
     // Rounded to the currency's minor units and written with all of them ("0.00", not "0").
     let round = |amount: Decimal| {
         let mut rounded =
@@ -111,7 +138,8 @@ pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
             lines.push(rounded(line, index));
         }
     }
-    let subtotal: Decimal = lines.iter().map(|line| line.amount).sum();
+    let charges = plan.charges.len();
+    let subtotal = checked_sum(lines.iter().map(|line| line.amount), charges)?;
     if let Some((
         index,
         Charge::MinimumCommitment {
@@ -128,8 +156,8 @@ pub fn rate(plan: &Plan, usage: &PeriodUsage) -> Result<Rated, RatingError> {
     {
         lines.push(rounded(top_up, index));
     }
-    let subtotals = subtotals_per_charge(plan, &lines, round);
-    let total = round(lines.iter().map(|line| line.amount).sum());
+    let subtotals = subtotals_per_charge(plan, &lines, round)?;
+    let total = round(checked_sum(lines.iter().map(|line| line.amount), charges)?);
     Ok(Rated {
         currency: plan.currency.clone(),
         lines,
@@ -143,20 +171,25 @@ fn subtotals_per_charge(
     plan: &Plan,
     lines: &[LineItem],
     round: impl Fn(Decimal) -> Decimal,
-) -> Vec<Subtotal> {
-    plan.charges
-        .iter()
-        .enumerate()
-        .filter_map(|(index, charge)| {
-            let mut charged = lines.iter().filter(|line| line.charge == index).peekable();
-            charged.peek()?;
-            Some(Subtotal {
-                charge: charge_name(charge),
-                amount: round(charged.map(|line| line.amount).sum()),
-            })
-        })
-        .collect()
+) -> Result<Vec<Subtotal>, RatingError> {
+    let mut subtotals = Vec::new();
+    for (index, charge) in plan.charges.iter().enumerate() {
+        let mut charged = lines.iter().filter(|line| line.charge == index).peekable();
+        if charged.peek().is_none() {
+            continue;
+        }
+        subtotals.push(Subtotal {
+            charge: charge_name(charge),
+            amount: round(checked_sum(
+                charged.map(|line| line.amount),
+                plan.charges.len(),
+            )?),
+        });
+    }
+    Ok(subtotals)
 }
 
+#[cfg(test)]
+mod robustness_tests;
 #[cfg(test)]
 mod tests;

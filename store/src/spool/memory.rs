@@ -63,4 +63,12 @@ mod tests {
     async fn memory_spool_contract() {
         crate::contract::spool::run_all(&super::MemorySpool::new()).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_spool_level_settles_under_concurrent_pushes_and_pops() {
+        crate::contract::spool::level_settles_on_the_records_held(std::sync::Arc::new(
+            super::MemorySpool::new(),
+        ))
+        .await;
+    }
 }

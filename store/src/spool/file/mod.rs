@@ -281,9 +281,11 @@ impl FileSpool {
             let head = state.head;
             write_head(&self.directory, &mut state.head_file, head)?;
         }
-        let level = state.level;
+        // Published while the state is still locked, as a push publishes: published after
+        // the lock, a pop's level could land after a newer push's and hide its record
+        // from the drainer (which reads `level`) until the next push.
+        self.publish(state.level);
         drop(state);
-        self.publish(level);
         Ok(())
     }
 }

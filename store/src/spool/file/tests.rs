@@ -306,3 +306,16 @@ async fn a_head_cut_short_by_a_crash_sends_the_spool_again_from_its_oldest_recor
         "the delivered records come again (consumers drop them); none is lost"
     );
 }
+
+/// The level the drainer reads settles on the records held while pushes and pops race
+/// (a pop once published its level after letting go of the lock, over a newer push's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_level_settles_on_the_records_held_under_concurrent_pushes_and_pops() {
+    for _ in 0..5 {
+        let directory = tempfile::tempdir().unwrap();
+        crate::contract::spool::level_settles_on_the_records_held(Arc::new(spool_in(
+            directory.path(),
+        )))
+        .await;
+    }
+}

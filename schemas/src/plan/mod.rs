@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::customer::wildcard_match;
 
+mod checks;
+
+use checks::validate_charge;
+pub use checks::{MAX_FIXED_AMOUNT, MAX_PRICE_DECIMALS, MAX_UNIT_PRICE};
+pub(crate) use checks::{PriceKind, check_price};
+
 /// The plan format this build reads.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
@@ -271,56 +277,6 @@ fn line_and_column(text: &str, offset: usize) -> String {
     format!("line {line}, column {column}")
 }
 
-fn check_tiers(path: &str, tiers: &[Tier]) -> Result<(), PlanError> {
-    if tiers.is_empty() {
-        return Err(at(format!("{path}.tiers"), "give at least one tier"));
-    }
-    let mut previous: Option<u64> = None;
-    for (index, tier) in tiers.iter().enumerate() {
-        let tier_path = format!("{path}.tiers[{index}]");
-        if tier.unit_price.is_sign_negative() {
-            return Err(at(
-                format!("{tier_path}.unit_price"),
-                "a price cannot be negative",
-            ));
-        }
-        let last = index + 1 == tiers.len();
-        match (tier.up_to, last) {
-            (None, false) => {
-                return Err(at(
-                    format!("{tier_path}.up_to"),
-                    "only the last tier may leave up_to out (it is unbounded)",
-                ));
-            }
-            (Some(_), true) => {
-                return Err(at(
-                    format!("{tier_path}.up_to"),
-                    "leave up_to out of the last tier so every unit has a price",
-                ));
-            }
-            (Some(up_to), false) => {
-                if previous.is_some_and(|previous| up_to <= previous) || up_to == 0 {
-                    return Err(at(
-                        format!("{tier_path}.up_to"),
-                        "tier bounds must increase, starting above 0",
-                    ));
-                }
-                previous = Some(up_to);
-            }
-            (None, true) => {}
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn not_negative(path: String, value: &Decimal) -> Result<(), PlanError> {
-    if value.is_sign_negative() {
-        Err(at(path, "an amount cannot be negative"))
-    } else {
-        Ok(())
-    }
-}
-
 impl Plan {
     /// Parses and validates a plan; errors name the line or field and the fix.
     pub fn from_toml(text: &str) -> Result<Self, PlanError> {
@@ -400,74 +356,6 @@ impl Plan {
             .iter()
             .find(|model| wildcard_match(&model.pattern, model_id))
     }
-}
-
-/// Checks one charge's own fields; `path` names it in errors (`charges[2]`).
-fn validate_charge(path: &str, charge: &Charge) -> Result<(), PlanError> {
-    if charge.metric() != Some(Metric::Requests) && charge.count().is_some() {
-        return Err(at(
-            format!("{path}.count"),
-            "count chooses which calls a requests charge bills; this charge does not count requests: remove count",
-        ));
-    }
-    match charge {
-        Charge::PerRequest { unit_price, .. } => {
-            not_negative(format!("{path}.unit_price"), unit_price)
-        }
-        Charge::PerToken { models, .. } => validate_model_prices(path, models),
-        Charge::Graduated { tiers, .. } | Charge::Volume { tiers, .. } => check_tiers(path, tiers),
-        Charge::Package {
-            package_size,
-            package_price,
-            ..
-        } => {
-            if *package_size == 0 {
-                return Err(at(
-                    format!("{path}.package_size"),
-                    "a package holds at least 1 unit",
-                ));
-            }
-            not_negative(format!("{path}.package_price"), package_price)
-        }
-        Charge::Subscription {
-            fee,
-            overage_unit_price,
-            ..
-        } => {
-            not_negative(format!("{path}.fee"), fee)?;
-            not_negative(format!("{path}.overage_unit_price"), overage_unit_price)
-        }
-        Charge::MinimumCommitment { amount, .. } => not_negative(format!("{path}.amount"), amount),
-    }
-}
-
-/// Checks a per-token charge's model prices: at least one, each with a pattern and no
-/// negative price.
-fn validate_model_prices(path: &str, models: &[ModelPrice]) -> Result<(), PlanError> {
-    if models.is_empty() {
-        return Err(at(
-            format!("{path}.models"),
-            "give at least one model price",
-        ));
-    }
-    for (model_index, model) in models.iter().enumerate() {
-        let model_path = format!("{path}.models[{model_index}]");
-        if model.pattern.trim().is_empty() {
-            return Err(at(
-                format!("{model_path}.pattern"),
-                "give a model id or a pattern with *",
-            ));
-        }
-        for (field, value) in [
-            ("input_per_million", &model.input_per_million),
-            ("output_per_million", &model.output_per_million),
-            ("cache_read_per_million", &model.cache_read_per_million),
-            ("cache_write_per_million", &model.cache_write_per_million),
-        ] {
-            not_negative(format!("{model_path}.{field}"), value)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
