@@ -27,27 +27,48 @@ fn from_sql_count(value: i64) -> rusqlite::Result<u64> {
     u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, value))
 }
 
-/// The count columns, in `UsageCounts` order.
-static COUNT_COLUMNS: LazyLock<String> = LazyLock::new(|| COUNT_NAMES.join(", "));
-
-/// `?first, ?first+1, …`: a placeholder for each count column.
-fn count_placeholders(first: usize) -> String {
-    (first..first + COUNT_NAMES.len())
-        .map(|index| format!("?{index}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `columns` with every count column after them, for a statement built once.
+fn with_count_columns(columns: &str) -> String {
+    format!("{columns}, {}", COUNT_NAMES.join(", "))
 }
 
-/// `ON CONFLICT … DO UPDATE` adding every count column.
-static ADD_COUNTS: LazyLock<String> = LazyLock::new(|| {
-    COUNT_NAMES
+/// An upsert of one cell: its key columns, then every count, added on conflict. Built
+/// once per statement (the counts' names come from `COUNT_NAMES`), not once per batch.
+fn upsert_statement(table: &str, key: &[&str]) -> String {
+    let placeholders: Vec<String> = (1..=key.len() + COUNT_NAMES.len())
+        .map(|index| format!("?{index}"))
+        .collect();
+    let add: Vec<String> = COUNT_NAMES
         .iter()
         .map(|name| format!("{name} = {name} + excluded.{name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {add}",
+        columns = with_count_columns(&key.join(", ")),
+        values = placeholders.join(", "),
+        key = key.join(", "),
+        add = add.join(", "),
+    )
+}
+
+static UPSERT_DAILY: LazyLock<String> =
+    LazyLock::new(|| upsert_statement("usage_counters", &["customer_id", "day", "model_id"]));
+static UPSERT_HOURLY: LazyLock<String> =
+    LazyLock::new(|| upsert_statement("usage_hourly", &["customer_id", "hour"]));
+static SELECT_DAILY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM usage_counters WHERE customer_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day, model_id",
+        with_count_columns("day, model_id")
+    )
+});
+static SELECT_HOURLY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM usage_hourly WHERE customer_id = ?1 AND hour >= ?2 AND hour <= ?3 ORDER BY hour",
+        with_count_columns("hour")
+    )
 });
 
-/// The count columns as SQL values, in `COUNT_COLUMNS` order.
+/// The count columns as SQL values, in `COUNT_NAMES` order.
 fn count_values(counts: &UsageCounts) -> [i64; COUNT_NAMES.len()] {
     counts.values().map(to_sql_count)
 }
@@ -115,27 +136,13 @@ fn write_counts_and_ranges(
         upsert_ranges.execute(params![producer, ranges.to_string(), now])?;
     }
     let counted = || classified.new_events().map(|sourced| &sourced.event);
-    let mut upsert = transaction.prepare_cached(&format!(
-        "INSERT INTO usage_counters (customer_id, day, model_id, {columns})
-         VALUES (?1, ?2, ?3, {values})
-         ON CONFLICT (customer_id, day, model_id) DO UPDATE SET {add}",
-        columns = *COUNT_COLUMNS,
-        values = count_placeholders(4),
-        add = *ADD_COUNTS,
-    ))?;
+    let mut upsert = transaction.prepare_cached(&UPSERT_DAILY)?;
     for (key, counts) in aggregate_events(counted()) {
         let day = key.day.to_string();
         let cell: [&dyn ToSql; 3] = [&key.customer_id, &day, &key.model_id];
         upsert.execute(with_counts(&cell, &count_values(&counts)))?;
     }
-    let mut upsert_hour = transaction.prepare_cached(&format!(
-        "INSERT INTO usage_hourly (customer_id, hour, {columns})
-         VALUES (?1, ?2, {values})
-         ON CONFLICT (customer_id, hour) DO UPDATE SET {add}",
-        columns = *COUNT_COLUMNS,
-        values = count_placeholders(3),
-        add = *ADD_COUNTS,
-    ))?;
+    let mut upsert_hour = transaction.prepare_cached(&UPSERT_HOURLY)?;
     for ((customer_id, hour), counts) in aggregate_hourly(counted()) {
         let hour = hour_id(hour);
         let cell: [&dyn ToSql; 2] = [&customer_id, &hour];
@@ -189,12 +196,7 @@ impl Counters for EmbeddedStore {
     ) -> Result<Vec<DailyUsage>> {
         let customer_id = customer_id.to_owned();
         self.with_connection(move |connection| {
-            let mut select = connection.prepare_cached(&format!(
-                "SELECT day, model_id, {columns}
-                 FROM usage_counters WHERE customer_id = ?1 AND day >= ?2 AND day <= ?3
-                 ORDER BY day, model_id",
-                columns = *COUNT_COLUMNS,
-            ))?;
+            let mut select = connection.prepare_cached(&SELECT_DAILY)?;
             let rows = select.query_map(
                 params![customer_id, from.to_string(), to.to_string()],
                 |row| {
@@ -230,12 +232,7 @@ impl Counters for EmbeddedStore {
     ) -> Result<Vec<HourlyUsage>> {
         let customer_id = customer_id.to_owned();
         self.with_connection(move |connection| {
-            let mut select = connection.prepare_cached(&format!(
-                "SELECT hour, {columns}
-                 FROM usage_hourly WHERE customer_id = ?1 AND hour >= ?2 AND hour <= ?3
-                 ORDER BY hour",
-                columns = *COUNT_COLUMNS,
-            ))?;
+            let mut select = connection.prepare_cached(&SELECT_HOURLY)?;
             let rows = select
                 .query_map(params![customer_id, hour_id(from), hour_id(to)], |row| {
                     Ok((row.get::<_, String>(0)?, counts_at(row, 1)?))
