@@ -36,7 +36,7 @@ CALLS_NEW_TOKEN = 6
 CALLS_OLD_TOKEN = 2
 
 
-def browser():
+def browser(profile):
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("TOLLGATE_CHROMIUM", "/usr/bin/chromium")
     for argument in (
@@ -44,7 +44,7 @@ def browser():
         "--no-sandbox",
         "--disable-dev-shm-usage",
         "--window-size=1400,2200",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='tollgate-console-')}",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(argument)
     service = Service(os.environ.get("TOLLGATE_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -305,7 +305,9 @@ def cross_site_tasks(console, seen):
 def main():
     os.makedirs(ARTIFACTS, exist_ok=True)
     os.environ.setdefault("SE_OFFLINE", "true")
-    driver = browser()
+    # Chromium's profile (a few MB per run) is removed with the run, not left in /tmp.
+    profile = tempfile.TemporaryDirectory(prefix="tollgate-console-")
+    driver = browser(profile.name)
     console = Console(driver)
     seen = {}
     try:
@@ -335,6 +337,7 @@ def main():
         seen["screenshots"] = console.shots
         print(json.dumps(seen))
         driver.quit()
+        profile.cleanup()
 
 
 if __name__ == "__main__":
