@@ -25,6 +25,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BASE = os.environ["TOLLGATE_URL"].rstrip("/")
@@ -176,9 +177,13 @@ def operator_tasks(console, seen):
     states = [row.text for row in console.driver.find_elements(By.CSS_SELECTOR, "#keys tbody tr")]
     seen["keys_after_rotation"] = len(states)
 
+    old_form = console.find("#limits-form")
     console.fill("#limit-daily_limit", "500")
-    console.find("#limits-form button[type=submit]").click()
+    old_form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     console.wait.until(lambda _: console.find("#status").text == "Limits saved.")
+    # Saving reloads the customer's page: wait for the new page (the old form gone), or
+    # the plan form below could be replaced between finding it and using it.
+    console.wait.until(staleness_of(old_form))
     console.wait.until(
         lambda _: console.find("#limit-daily_limit").get_attribute("value") == "500"
     )
