@@ -2,7 +2,7 @@
 # Deploys Tollgate's AWS side (infra/template.yaml) with one command, or tears it down.
 #
 #   infra/deploy.sh [--region R] [--stack-name NAME] [--name-prefix P] [--stage S]
-#                   [--alarm-email ADDRESS] [--limit-mode eventual|strict]
+#                   [--alarm-email ADDRESS] [--limit-mode eventual|strict] [--event-format binary|json]
 #                   [--bedrock-region R] [--skip-build] [--dry-run]
 #   infra/deploy.sh teardown [--region R] [--stack-name NAME] [--delete-data] [--dry-run]
 #
@@ -18,6 +18,7 @@ prefix="tollgate"
 stage="prod"
 alarm_email=""
 limit_mode="eventual"
+event_format="binary"
 bedrock_region=""
 skip_build=0
 dry_run=0
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
     --stage) stage="${2:?--stage needs a value}"; shift 2 ;;
     --alarm-email) alarm_email="${2:?--alarm-email needs a value}"; shift 2 ;;
     --limit-mode) limit_mode="${2:?--limit-mode needs a value}"; shift 2 ;;
+    --event-format) event_format="${2:?--event-format needs a value}"; shift 2 ;;
     --bedrock-region) bedrock_region="${2:?--bedrock-region needs a value}"; shift 2 ;;
     --skip-build) skip_build=1; shift ;;
     --dry-run) dry_run=1; shift ;;
@@ -59,6 +61,7 @@ done
 [ -n "$region" ] || fail "no region: give --region or set AWS_REGION" 2
 [[ "$prefix" =~ ^[a-z][a-z0-9-]{1,30}$ ]] || fail "--name-prefix must be 2 to 31 lowercase letters, digits or hyphens, starting with a letter" 2
 [[ "$limit_mode" =~ ^(eventual|strict)$ ]] || fail "--limit-mode must be eventual or strict" 2
+[[ "$event_format" =~ ^(binary|json)$ ]] || fail "--event-format must be binary or json" 2
 
 # Runs a command, or prints it with --dry-run.
 run() {
@@ -107,6 +110,7 @@ deploy() {
     "NamePrefix=$prefix"
     "StageName=$stage"
     "LimitMode=$limit_mode"
+    "EventFormat=$event_format"
     "AlarmEmail=$alarm_email"
     "BedrockRegion=$bedrock_region"
     "ProxyCodeUri=$repository/target/lambda/tollgate-proxy-lambda/"

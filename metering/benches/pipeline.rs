@@ -16,9 +16,9 @@ use criterion::{
 use metering::BatchApplier;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
-use schemas::UsageEvent;
 use schemas::parquet_codec::encode_events_parquet;
 use schemas::usage_counts::{aggregate_events, aggregate_hourly};
+use schemas::usage_frame::{EventFormat, decode_events, decode_record};
 use store::contract::registry::{audit_for, new_customer, new_key};
 use store::memory::MemoryStore;
 use store::{Counters, LogEntry, Registry, SourcedEvent, Watermarks};
@@ -29,7 +29,7 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::clock::BenchClock;
-use common::workload::{PARTITION, REDELIVERY_EVERY, Workload, workload};
+use common::workload::{FRAME_EVENTS, Layout, PARTITION, Workload, workload_in};
 
 /// Batch sizes measured: the consumer's default batch, and ten of them.
 const BATCH_SIZES: [usize; 2] = [1_000, 10_000];
@@ -65,20 +65,55 @@ fn runtime() -> tokio::runtime::Runtime {
 fn sourced_events(entries: &[LogEntry]) -> Vec<SourcedEvent> {
     entries
         .iter()
-        .map(|entry| SourcedEvent {
-            partition: entry.partition.clone(),
-            position: entry.position.clone(),
-            event: UsageEvent::decode_json(&entry.data).unwrap(),
+        .flat_map(|entry| {
+            decode_events(&entry.data)
+                .unwrap()
+                .into_iter()
+                .map(|event| SourcedEvent {
+                    partition: entry.partition.clone(),
+                    position: entry.position.clone(),
+                    event,
+                })
         })
         .collect()
+}
+
+/// The layouts the decode and the whole pipeline are measured on, by bench name: frames
+/// of binary events (what proxies write), frames of JSON lines (what they wrote before
+/// binary frames, and write with `--event-format json`), and one JSON event per record
+/// (before frames; the layout of the figures before 2026-12-03).
+fn layouts() -> [(&'static str, Layout); 3] {
+    [
+        (
+            "",
+            Layout::Frames {
+                format: EventFormat::Binary,
+                events: FRAME_EVENTS,
+            },
+        ),
+        (
+            "_json_frames",
+            Layout::Frames {
+                format: EventFormat::Json,
+                events: FRAME_EVENTS,
+            },
+        ),
+        ("_json_records", Layout::JsonRecords),
+    ]
 }
 
 fn consumer_benches(criterion: &mut Criterion<BenchClock>) {
     let runtime = runtime();
     let (registry, customers) = registry_with_customers(&runtime);
-    let workloads: Vec<(usize, Workload)> = BATCH_SIZES
+    let workloads: Vec<(usize, Vec<(&str, Workload)>)> = BATCH_SIZES
         .iter()
-        .map(|&size| (size, workload(size, &customers)))
+        .map(|&size| {
+            let laid_out = layouts()
+                .into_iter()
+                .map(|(name, layout)| (name, workload_in(size, &customers, layout)))
+                .collect();
+            (size, laid_out)
+        })
         .collect();
 
     let mut group = criterion.benchmark_group("consumer");
@@ -88,17 +123,21 @@ fn consumer_benches(criterion: &mut Criterion<BenchClock>) {
         .measurement_time(Duration::from_secs(3))
         .sampling_mode(SamplingMode::Flat);
 
-    for (size, load) in &workloads {
+    for (size, laid_out) in &workloads {
         group.throughput(Throughput::Elements(*size as u64));
 
-        // Raw record bytes to a validated event, as `apply_entries` decodes each entry.
-        group.bench_with_input(BenchmarkId::new("decode", size), load, |bench, load| {
-            bench.iter(|| {
-                for entry in &load.entries {
-                    black_box(UsageEvent::decode_json(black_box(&entry.data)).unwrap());
-                }
+        // Raw record bytes to validated events, as `apply_entries` decodes each entry.
+        for (name, load) in laid_out {
+            let id = BenchmarkId::new(format!("decode{name}"), size);
+            group.bench_with_input(id, load, |bench, load| {
+                bench.iter(|| {
+                    for entry in &load.entries {
+                        black_box(decode_record(black_box(&entry.data)).unwrap());
+                    }
+                });
             });
-        });
+        }
+        let load = &laid_out[0].1;
 
         // The pure aggregation every counters backend runs on newly counted events.
         group.bench_with_input(BenchmarkId::new("aggregate", size), load, |bench, load| {
@@ -134,9 +173,23 @@ fn consumer_benches(criterion: &mut Criterion<BenchClock>) {
             },
         );
 
-        // The whole path: decode, registry check, dedupe and aggregate into the in-memory
-        // counters, watermarks, Parquet into an in-memory object store.
-        group.bench_with_input(BenchmarkId::new("pipeline", size), load, |bench, load| {
+        pipeline_benches(&mut group, &runtime, &registry, *size, laid_out);
+    }
+    group.finish();
+}
+
+/// The whole path: decode, registry check, dedupe and aggregate into the in-memory
+/// counters, watermarks, Parquet into an in-memory object store, for each layout.
+fn pipeline_benches(
+    group: &mut criterion::BenchmarkGroup<'_, BenchClock>,
+    runtime: &tokio::runtime::Runtime,
+    registry: &Arc<MemoryStore>,
+    size: usize,
+    laid_out: &[(&str, Workload)],
+) {
+    for (name, load) in laid_out {
+        let id = BenchmarkId::new(format!("pipeline{name}"), size);
+        group.bench_with_input(id, load, |bench, load| {
             bench.iter_batched(
                 || {
                     let store = Arc::new(MemoryStore::new());
@@ -150,17 +203,14 @@ fn consumer_benches(criterion: &mut Criterion<BenchClock>) {
                         .block_on(applier.apply_entries(PARTITION, &load.entries))
                         .unwrap();
                     assert_eq!(report.records_quarantined, 0);
-                    assert_eq!(
-                        report.duplicates_skipped,
-                        load.entries.len() / REDELIVERY_EVERY
-                    );
+                    assert_eq!(report.duplicates_skipped, load.duplicates);
+                    assert_eq!(report.events_counted, load.events.len());
                     applier
                 },
                 BatchSize::PerIteration,
             );
         });
     }
-    group.finish();
 }
 
 criterion_group! {

@@ -92,7 +92,13 @@ fn record_calls(
         }
     });
     runtime.block_on(async move {
-        let (emitter, handle) = EventEmitter::start_with(log, "bench".into(), durability, spool);
+        let (emitter, handle) = EventEmitter::start_with(
+            log,
+            "bench".into(),
+            durability,
+            spool,
+            schemas::usage_frame::EventFormat::default(),
+        );
         let template = event();
         let timings = tokio::spawn(async move {
             let mut timings = Vec::with_capacity(calls);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schemas::model_names::ModelNames;
+use schemas::usage_frame::EventFormat;
 
 use crate::admission::AdmissionSettings;
 
@@ -42,6 +43,9 @@ pub struct ProxyConfig {
     /// Answer only after the call's usage event is durable in the log (the default).
     /// Required on Lambda, where the process may be frozen as soon as the response is sent.
     pub durable_events: bool,
+    /// How frames write usage events (`--event-format`): binary unless the consumers reading
+    /// the log are older than binary frames.
+    pub event_format: EventFormat,
     /// How long the registry's records of a token are reused before a background refresh;
     /// zero reads them on every call. See [`crate::auth::AuthCache`].
     pub auth_cache_ttl: Duration,
@@ -80,6 +84,7 @@ impl Default for ProxyConfig {
             key_use_flush_interval: Duration::from_secs(60),
             spool: None,
             durable_events: true,
+            event_format: EventFormat::default(),
             auth_cache_ttl: Duration::from_secs(5),
             model_names: Arc::new(ModelNames::default()),
         }

@@ -171,8 +171,13 @@ pub fn build_state(
     } else {
         Durability::Queued
     };
-    let (emitter, emitter_handle) =
-        EventEmitter::start_with(ports.event_appender, new_instance_name(), durability, spool);
+    let (emitter, emitter_handle) = EventEmitter::start_with(
+        ports.event_appender,
+        new_instance_name(),
+        durability,
+        spool,
+        config.event_format,
+    );
     let state = ProxyState {
         key_uses: Arc::new(KeyUseRecorder::new(
             ports.registry.clone(),

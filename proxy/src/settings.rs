@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schemas::model_names::ModelNames;
+use schemas::usage_frame::EventFormat;
 
 use clap::{Args, ValueEnum};
 
@@ -137,6 +138,17 @@ pub struct ProxyArgs {
         value_name = "true|false"
     )]
     pub durable_events: bool,
+    /// How the event log's records write usage events: `binary` (the default; half the bytes
+    /// of JSON, and cheaper for the metering consumer to read) or `json` (JSON lines, read by
+    /// every consumer version). Consumers of this release read both; choose `json` only
+    /// while consumers older than binary frames still read the log, and upgrade them first.
+    #[arg(
+        long,
+        env = "TOLLGATE_EVENT_FORMAT",
+        default_value = "binary",
+        value_name = "binary|json"
+    )]
+    pub event_format: EventFormat,
     /// Directory of the durable spool for usage events the log does not take in time
     /// [default: <data-dir>/spool]. Each proxy process claims its own `slot-N` under it and
     /// drains slots left by stopped proxies.
@@ -166,6 +178,7 @@ impl ProxyArgs {
     pub fn proxy_config(&self, data_dir: Option<&Path>) -> ProxyConfig {
         ProxyConfig {
             durable_events: self.durable_events,
+            event_format: self.event_format,
             spool: self
                 .spool_dir
                 .clone()

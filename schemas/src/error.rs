@@ -33,4 +33,6 @@ pub enum DecodeError {
     Parquet(String),
     #[error("log record is a damaged frame: {0}")]
     Frame(String),
+    #[error("binary usage event is damaged: {0}")]
+    Binary(String),
 }

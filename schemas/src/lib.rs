@@ -23,6 +23,7 @@ pub mod seller;
 pub mod token;
 pub mod usage_counts;
 pub mod usage_event;
+pub mod usage_event_binary;
 pub(crate) mod usage_event_json;
 pub mod usage_frame;
 pub mod watermark;

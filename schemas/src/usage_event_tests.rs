@@ -216,7 +216,7 @@ fn a_file_without_the_api_column_reads_as_events_without_an_api() {
     ));
 }
 
-fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
+pub(crate) fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
     (
         any::<u128>(),
         0i64..4_102_444_800_000,

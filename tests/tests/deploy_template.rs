@@ -609,6 +609,8 @@ fn the_deploy_script_builds_for_arm64_and_deploys_the_template_with_the_operator
             "ops@acme.example",
             "--limit-mode",
             "strict",
+            "--event-format",
+            "json",
         ])
         .output()
         .unwrap();
@@ -637,6 +639,7 @@ fn the_deploy_script_builds_for_arm64_and_deploys_the_template_with_the_operator
     for parameter in [
         "NamePrefix=acme",
         "LimitMode=strict",
+        "EventFormat=json",
         "AlarmEmail=ops@acme.example",
         "StageName=prod",
     ] {

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use schemas::usage_frame::{EventFormat, FRAME_HEADER_LEN, FrameBuilder, FrameCodec};
 use schemas::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 use store::LogEntry;
 use uuid::Uuid;
@@ -44,6 +45,8 @@ pub struct Workload {
     pub entries: Vec<LogEntry>,
     /// The decoded distinct events, in log order.
     pub events: Vec<UsageEvent>,
+    /// Events in the entries that repeat an earlier one.
+    pub duplicates: usize,
 }
 
 pub fn day_start() -> DateTime<Utc> {
@@ -132,33 +135,105 @@ pub fn realistic_event(
     }
 }
 
-/// `records` log entries spread over one UTC day, encoded with the proxy's encoder
-/// (`UsageEvent::encode_json`); one in [`REDELIVERY_EVERY`] repeats an earlier record.
+/// How a workload's events are laid out in log records.
+#[derive(Debug, Clone, Copy)]
+pub enum Layout {
+    /// One event's JSON per record, as records were written before frames.
+    JsonRecords,
+    /// Frames of one producer's events, up to `events` each, in `format`, compressed as the
+    /// proxy compresses them (zstd above 1 KiB): what proxies write.
+    Frames { format: EventFormat, events: usize },
+}
+
+/// Events per frame in the benches' framed layouts: a group commit's events at a few
+/// thousand calls per second, or a fraction of what the spool's drainer merges.
+pub const FRAME_EVENTS: usize = 100;
+
+/// `records` events spread over one UTC day, laid out as JSON records (one per event);
+/// see [`workload_in`].
 pub fn workload(records: usize, customers: &[(String, String)]) -> Workload {
-    let mut rng = SplitMix(0x7011_6A7E ^ records as u64);
+    workload_in(records, customers, Layout::JsonRecords)
+}
+
+/// `count` events spread over one UTC day, one in [`REDELIVERY_EVERY`] a copy of an
+/// earlier one (the same producer number sent again), laid out in log records as `layout`
+/// says. The same `count` gives the same events whatever the layout.
+pub fn workload_in(count: usize, customers: &[(String, String)], layout: Layout) -> Workload {
+    let mut rng = SplitMix(0x7011_6A7E ^ count as u64);
     let mut sequences = [0_u64; 2];
-    let step_ms = 86_400_000 / records as i64;
+    let step_ms = 86_400_000 / count as i64;
     let start = day_start();
-    let mut events = Vec::with_capacity(records);
-    let mut entries: Vec<LogEntry> = Vec::with_capacity(records);
-    for index in 0..records {
-        let data = if index % REDELIVERY_EVERY == REDELIVERY_EVERY - 1 {
-            entries[index - 7].data.clone()
+    let mut events = Vec::with_capacity(count);
+    let mut stream: Vec<UsageEvent> = Vec::with_capacity(count);
+    for index in 0..count {
+        if index % REDELIVERY_EVERY == REDELIVERY_EVERY - 1 {
+            stream.push(stream[index - 7].clone());
         } else {
             let jitter = rng.between(0, step_ms as u64 - 1) as i64;
             let at = start + chrono::Duration::milliseconds(index as i64 * step_ms + jitter);
             let event = realistic_event(&mut rng, customers, at, &mut sequences);
-            let data = Bytes::from(event.encode_json().unwrap());
-            events.push(event);
-            data
-        };
-        let partition_key = UsageEvent::decode_json(&data).unwrap().customer_id;
-        entries.push(LogEntry {
-            partition: PARTITION.to_owned(),
-            position: format!("{:020}", index + 1),
-            partition_key,
-            data,
-        });
+            events.push(event.clone());
+            stream.push(event);
+        }
     }
-    Workload { entries, events }
+    let entries = match layout {
+        Layout::JsonRecords => stream
+            .iter()
+            .map(|event| (event.customer_id.clone(), event.encode_json().unwrap()))
+            .collect(),
+        Layout::Frames { format, events } => frames(&stream, format, events),
+    };
+    Workload {
+        entries: entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, (partition_key, data))| LogEntry {
+                partition: PARTITION.to_owned(),
+                position: format!("{:020}", index + 1),
+                partition_key,
+                data: Bytes::from(data),
+            })
+            .collect(),
+        duplicates: count / REDELIVERY_EVERY,
+        events,
+    }
+}
+
+/// The stream as frames, each one producer's next events in order (a frame is emitted
+/// when its producer has `per_frame`, and the rest at the end), keyed by the producer.
+fn frames(stream: &[UsageEvent], format: EventFormat, per_frame: usize) -> Vec<(String, Vec<u8>)> {
+    let mut open: Vec<(String, FrameBuilder)> = Vec::new();
+    let mut records = Vec::new();
+    let finish = |producer: String, frame: FrameBuilder, records: &mut Vec<(String, Vec<u8>)>| {
+        let codec = if frame.payload_bytes() > 1024 - FRAME_HEADER_LEN {
+            FrameCodec::Zstd
+        } else {
+            FrameCodec::None
+        };
+        records.push((producer, frame.finish(codec).unwrap()));
+    };
+    for event in stream {
+        let slot = match open
+            .iter()
+            .position(|(producer, _)| *producer == event.proxy_instance)
+        {
+            Some(slot) => slot,
+            None => {
+                open.push((
+                    event.proxy_instance.clone(),
+                    FrameBuilder::with_format(format),
+                ));
+                open.len() - 1
+            }
+        };
+        open[slot].1.push(event).unwrap();
+        if open[slot].1.len() == per_frame {
+            let (producer, frame) = open.swap_remove(slot);
+            finish(producer, frame, &mut records);
+        }
+    }
+    for (producer, frame) in open {
+        finish(producer, frame, &mut records);
+    }
+    records
 }

@@ -23,7 +23,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use schemas::usage_frame::record_event_count;
+use schemas::usage_frame::{EventFormat, record_event_count};
 use store::{EventAppender, LogRecord, Spool};
 use tokio::sync::Notify;
 
@@ -49,6 +49,8 @@ pub(super) enum Target {
 pub(super) struct GroupCommit {
     target: Target,
     stats: Arc<EmitterStats>,
+    /// How the group's frames write events.
+    format: EventFormat,
     group: Mutex<Group>,
 }
 
@@ -67,6 +69,7 @@ impl GroupCommit {
         log: &Arc<dyn EventAppender>,
         spool: Option<(&Arc<dyn Spool>, &Arc<Notify>)>,
         stats: &Arc<EmitterStats>,
+        format: EventFormat,
     ) -> Option<Self> {
         let target = match spool {
             Some((spool, wake)) if matches!(spool.push_now(&[]), Some(Ok(()))) => Target::Spool {
@@ -81,6 +84,7 @@ impl GroupCommit {
         Some(Self {
             target,
             stats: Arc::clone(stats),
+            format,
             group: Mutex::new(Group::default()),
         })
     }
@@ -135,7 +139,7 @@ impl GroupCommit {
     /// Writes one batch at once and acknowledges it; gives the batch back when the target
     /// did not take every record.
     fn append(&self, batch: Vec<PendingEvent>) -> Result<(), Vec<PendingEvent>> {
-        let records = encode_batch(&batch, &self.stats);
+        let records = encode_batch(&batch, self.format, &self.stats);
         match self.write(&records) {
             Some(Ok(())) => {
                 self.stats.group_commits.fetch_add(1, Ordering::Relaxed);
@@ -296,6 +300,7 @@ mod tests {
             "instance".into(),
             Durability::BeforeAnswer,
             None,
+            EventFormat::default(),
         );
         handle.record(event(), None).await;
         assert_eq!(log.events().await.len(), 1, "durable when record returns");
@@ -330,6 +335,7 @@ mod tests {
             "instance".into(),
             Durability::BeforeAnswer,
             None,
+            EventFormat::default(),
         );
         let leader = {
             let handle = handle.clone();
@@ -413,6 +419,7 @@ mod tests {
                 limit_bytes: 1 << 20,
                 location: directory.path().display().to_string(),
             }),
+            EventFormat::default(),
         );
         assert!(handle.group_for_tests().unwrap().journals());
         handle.record(event(), None).await;

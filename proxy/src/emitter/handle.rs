@@ -260,8 +260,13 @@ mod tests {
     /// answer.
     async fn steps_of(durability: Durability, delivered: bool) -> (Vec<String>, Vec<UsageEvent>) {
         let store = Arc::new(MemoryStore::new());
-        let (emitter, handle) =
-            EventEmitter::start_with(store.clone(), "instance".into(), durability, None);
+        let (emitter, handle) = EventEmitter::start_with(
+            store.clone(),
+            "instance".into(),
+            durability,
+            None,
+            schemas::usage_frame::EventFormat::default(),
+        );
         let steps = Arc::new(Mutex::new(Vec::new()));
         let (answer_steps, event_steps, write_steps) =
             (steps.clone(), steps.clone(), steps.clone());

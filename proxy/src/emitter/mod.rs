@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use schemas::usage_frame::EventFormat;
 use store::EventAppender;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -67,15 +68,23 @@ impl EventEmitter {
     /// Starts the writer task over `log`, queueing events. `instance` names this proxy
     /// process.
     pub fn start(log: Arc<dyn EventAppender>, instance: String) -> (Self, EmitterHandle) {
-        Self::start_with(log, instance, Durability::Queued, None)
+        Self::start_with(
+            log,
+            instance,
+            Durability::Queued,
+            None,
+            EventFormat::default(),
+        )
     }
 
-    /// Starts the writer task, and with a spool its drainer.
+    /// Starts the writer task, and with a spool its drainer; frames write events in
+    /// `format`.
     pub fn start_with(
         log: Arc<dyn EventAppender>,
         instance: String,
         durability: Durability,
         spool: Option<SpoolSetup>,
+        format: EventFormat,
     ) -> (Self, EmitterHandle) {
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
         let (close_sender, close_receiver) = oneshot::channel();
@@ -103,6 +112,7 @@ impl EventEmitter {
                 &log,
                 spool.as_ref().map(|setup| (&setup.spool, &wake)),
                 &stats,
+                format,
             )
             .map(Arc::new),
             Durability::Queued => None,
@@ -113,6 +123,7 @@ impl EventEmitter {
             close_receiver,
             SpoolRoute {
                 stats: Arc::clone(&stats),
+                format,
                 spool: spool.as_ref().map(|setup| Arc::clone(&setup.spool)),
                 backpressure: Arc::clone(&backpressure),
                 wake,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use schemas::UsageEvent;
 use schemas::usage_frame::{
-    FRAME_HEADER_LEN, FrameBuilder, FrameCodec, MAX_FRAME_LINES_BYTES, frame_lines,
+    EventFormat, FRAME_HEADER_LEN, FrameBuilder, FrameCodec, MAX_FRAME_PAYLOAD_BYTES, frame_payload,
 };
 use store::LogRecord;
 use tokio::sync::oneshot;
@@ -20,35 +20,40 @@ pub(super) struct PendingEvent {
     pub(super) durable: Option<oneshot::Sender<()>>,
 }
 
-/// A frame whose JSON lines fit in one KiB (with the frame's header) is stored as it is;
-/// a larger one is compressed with zstd, which makes the lines about ten times smaller.
+/// A frame whose events fit in one KiB (with the frame's header) is stored as it is; a
+/// larger one is compressed with zstd, which makes JSON lines about ten times smaller and
+/// binary events about three times.
 /// Kinesis bills each record by the KiB rounded up, so compressing a small frame (one or
 /// two events) saves nothing there, and for one event zstd costs about 8 µs of a durable
 /// call's 25 (`cargo bench -p proxy --bench emitter`).
 pub const COMPRESS_ABOVE_BYTES: usize = 1024 - FRAME_HEADER_LEN;
 
-/// How a frame with `lines_bytes` of JSON lines is stored.
-fn frame_codec(lines_bytes: usize) -> FrameCodec {
-    if lines_bytes > COMPRESS_ABOVE_BYTES {
+/// How a frame with `payload_bytes` of events is stored.
+fn frame_codec(payload_bytes: usize) -> FrameCodec {
+    if payload_bytes > COMPRESS_ABOVE_BYTES {
         FrameCodec::Zstd
     } else {
         FrameCodec::None
     }
 }
 
-/// Encodes a batch as frames (`schemas::usage_frame`): usually one, more only when the
-/// lines pass [`MAX_FRAME_LINES_BYTES`]. Every record's partition key is the producer (this
+/// Encodes a batch as frames of `format` (`schemas::usage_frame`): usually one, more only
+/// when the events pass [`MAX_FRAME_PAYLOAD_BYTES`]. Every record's partition key is the producer (this
 /// process), so its records reach one partition, in order. An event that cannot be
 /// encoded is counted and logged, never sent half-written.
-pub(super) fn encode_batch(events: &[PendingEvent], stats: &EmitterStats) -> Vec<LogRecord> {
+pub(super) fn encode_batch(
+    events: &[PendingEvent],
+    format: EventFormat,
+    stats: &EmitterStats,
+) -> Vec<LogRecord> {
     let mut records = Vec::with_capacity(1);
-    let mut frame = FrameBuilder::new();
+    let mut frame = FrameBuilder::with_format(format);
     let mut producer = String::new();
     let finish = |frame: FrameBuilder, producer: &str, records: &mut Vec<LogRecord>| {
         if frame.is_empty() {
             return;
         }
-        let codec = frame_codec(frame.lines_bytes());
+        let codec = frame_codec(frame.payload_bytes());
         match frame.finish(codec) {
             Ok(data) => records.push(LogRecord {
                 partition_key: producer.to_owned(),
@@ -62,8 +67,12 @@ pub(super) fn encode_batch(events: &[PendingEvent], stats: &EmitterStats) -> Vec
     };
     for pending in events {
         let event = &pending.event;
-        if producer != event.proxy_instance || frame.lines_bytes() >= MAX_FRAME_LINES_BYTES {
-            finish(std::mem::take(&mut frame), &producer, &mut records);
+        if producer != event.proxy_instance || frame.payload_bytes() >= MAX_FRAME_PAYLOAD_BYTES {
+            finish(
+                std::mem::replace(&mut frame, FrameBuilder::with_format(format)),
+                &producer,
+                &mut records,
+            );
             producer.clone_from(&event.proxy_instance);
         }
         if let Err(error) = frame.push(event) {
@@ -75,10 +84,10 @@ pub(super) fn encode_batch(events: &[PendingEvent], stats: &EmitterStats) -> Vec
     records
 }
 
-/// Merges consecutive records of one producer into as few frames as fit
-/// [`MAX_FRAME_LINES_BYTES`]: the spool holds a frame per group commit, often of one event
+/// Merges consecutive records of one producer and one event format into as few frames as
+/// fit [`MAX_FRAME_PAYLOAD_BYTES`]: the spool holds a frame per group commit, often of one event
 /// at light load, and the log (Kinesis on demand bills each record as at least 1 KiB)
-/// should receive them together. Each event's line is kept byte for byte and in order, so
+/// should receive them together. Each event's bytes are kept as they are and in order, so
 /// the consumer sees the same events, in the same order, from the same producer. A record
 /// that is not a readable frame is passed on as it is, in its place; a run of one record
 /// is not re-encoded.
@@ -86,23 +95,25 @@ pub(super) fn coalesce_frames(records: Vec<LogRecord>) -> Vec<LogRecord> {
     let mut merged: Vec<LogRecord> = Vec::with_capacity(records.len().min(4));
     let mut run: Option<Run> = None;
     for record in records {
-        let Some((count, lines)) = frame_lines(&record.data) else {
+        let Some(payload) = frame_payload(&record.data) else {
             Run::flush(run.take(), &mut merged);
             merged.push(record);
             continue;
         };
         let joins = run.as_ref().is_some_and(|run| {
             run.originals[0].partition_key == record.partition_key
-                && run.frame.lines_bytes() + lines.len() <= MAX_FRAME_LINES_BYTES
+                && run.frame.format() == payload.format
+                && run.frame.payload_bytes() + payload.bytes.len() <= MAX_FRAME_PAYLOAD_BYTES
         });
         if !joins {
             Run::flush(run.take(), &mut merged);
         }
         let current = run.get_or_insert_with(|| Run {
             originals: Vec::new(),
-            frame: FrameBuilder::new(),
+            frame: FrameBuilder::with_format(payload.format),
         });
-        current.frame.push_lines(&lines, count);
+        // Same format, checked above or new: always taken.
+        current.frame.push_payload(&payload);
         current.originals.push(record);
     }
     Run::flush(run, &mut merged);
@@ -128,7 +139,7 @@ impl Run {
             merged.append(&mut originals);
             return;
         }
-        let codec = frame_codec(frame.lines_bytes());
+        let codec = frame_codec(frame.payload_bytes());
         match frame.finish(codec) {
             Ok(data) => merged.push(LogRecord {
                 partition_key: std::mem::take(&mut originals[0].partition_key),
@@ -179,7 +190,7 @@ mod tests {
         let stats = EmitterStats::default();
         for (events, codec) in [(1, FrameCodec::None), (20, FrameCodec::Zstd)] {
             let batch = pending(events);
-            let records = encode_batch(&batch, &stats);
+            let records = encode_batch(&batch, EventFormat::Binary, &stats);
             assert_eq!(records.len(), 1);
             assert_eq!(
                 codec_byte(&records[0]),
@@ -209,7 +220,7 @@ mod tests {
             .map(|(index, mut pending)| {
                 pending.event.proxy_instance = producer.into();
                 pending.event.instance_seq = first_seq + index as u64;
-                encode_batch(std::slice::from_ref(&pending), &stats).remove(0)
+                encode_batch(std::slice::from_ref(&pending), EventFormat::Binary, &stats).remove(0)
             })
             .collect()
     }
@@ -238,7 +249,7 @@ mod tests {
         let mut records = one_event_records("p", 1, 2);
         let legacy = LogRecord {
             partition_key: "p".into(),
-            data: Bytes::from(records[0].data.slice(FRAME_HEADER_LEN..).to_vec()),
+            data: Bytes::from(pending(1)[0].event.encode_json().unwrap()),
         };
         let damaged = LogRecord {
             partition_key: "p".into(),
@@ -294,7 +305,7 @@ mod tests {
                     durable: None,
                 };
                 event.event.instance_seq = seq + 1;
-                encode_batch(std::slice::from_ref(&event), &stats).remove(0)
+                encode_batch(std::slice::from_ref(&event), EventFormat::Binary, &stats).remove(0)
             })
             .collect();
         let merged = coalesce_frames(records);
@@ -305,9 +316,37 @@ mod tests {
         assert_eq!(
             counts,
             vec![2, 2, 2, 1],
-            "900 KiB of lines at most per frame"
+            "900 KiB of events at most per frame"
         );
         let seqs: Vec<u64> = events_of(&merged).into_iter().map(|(_, seq)| seq).collect();
         assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn frames_of_the_two_event_formats_are_never_merged_into_one() {
+        let stats = EmitterStats::default();
+        let batch = pending(4);
+        let mut records = Vec::new();
+        for (events, format) in batch.chunks(1).zip([
+            EventFormat::Json,
+            EventFormat::Json,
+            EventFormat::Binary,
+            EventFormat::Binary,
+        ]) {
+            let record = encode_batch(events, format, &stats).remove(0);
+            assert_eq!(record.data[4], format.version());
+            records.push(record);
+        }
+        let merged = coalesce_frames(records);
+        let versions: Vec<(u8, usize)> = merged
+            .iter()
+            .map(|record| {
+                let count = schemas::usage_frame::record_event_count(&record.data);
+                (record.data[4], count)
+            })
+            .collect();
+        assert_eq!(versions, vec![(1, 2), (2, 2)]);
+        let seqs: Vec<u64> = events_of(&merged).into_iter().map(|(_, seq)| seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
     }
 }

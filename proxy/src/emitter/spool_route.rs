@@ -48,6 +48,8 @@ pub(super) struct Backpressure {
 /// time; shared with the rest of the emitter.
 pub(super) struct SpoolRoute {
     pub(super) stats: Arc<EmitterStats>,
+    /// How frames write events.
+    pub(super) format: schemas::usage_frame::EventFormat,
     pub(super) spool: Option<Arc<dyn Spool>>,
     pub(super) backpressure: Arc<Backpressure>,
     /// Wakes the drainer once records are spooled.

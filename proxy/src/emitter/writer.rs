@@ -54,7 +54,7 @@ pub(super) async fn write_events(
                 }
             }
         }
-        let records = encode_batch(&batch, &route.stats);
+        let records = encode_batch(&batch, route.format, &route.stats);
         route.deliver(log.as_ref(), records).await;
         for pending in batch.drain(..) {
             if let Some(acknowledge) = pending.durable {

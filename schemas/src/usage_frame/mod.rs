@@ -1,93 +1,153 @@
 //! The event log's record format: one record carries a frame, a batch of usage events from
-//! one producer (a proxy process), as JSON lines, optionally compressed.
+//! one producer (a proxy process), optionally compressed.
 //!
 //! ```text
 //! offset size  field
 //!      0    4  magic "TGUF"
-//!      4    1  frame version (1)
+//!      4    1  frame version: 1 JSON lines, 2 binary events
 //!      5    1  codec: 0 none, 1 zstd
 //!      6    2  reserved, zero
 //!      8    4  event count, little-endian
 //!     12    4  payload length in bytes (as stored, after compression), little-endian
-//!     16    …  payload: the events' JSON, one per line, each line ending in '\n'
+//!     16    …  payload (decompressed): version 1, the events' JSON, one per line, each line
+//!              ending in '\n'; version 2, each event's binary form
+//!              (`usage_event_binary`) after its length as a little-endian u32
 //! ```
 //!
+//! Proxies write version 2: about half the bytes of JSON lines before compression, and a
+//! consumer reads an event with loads and a copy per string instead of parsing text.
+//! Version 1 frames (written by earlier proxies, or by `--event-format json`) are still
+//! read, and so are records written before frames existed, which hold one event's JSON
+//! object ([`decode_record`]).
+//!
 //! One record per batch keeps the log's per-record costs (Kinesis bills each record at
-//! least 1 KiB on demand; 1,000 records/s per shard) per batch, not per event. Records
-//! written before frames existed hold one event's JSON object and are still read
-//! ([`decode_record`]). The header carries its own length, so frames can be told apart and
-//! split again when a raw archive holds them back to back ([`split_archive`]).
+//! least 1 KiB on demand; 1,000 records/s per shard) per batch, not per event. The header
+//! carries its own length, so frames can be told apart and split again when a raw archive
+//! holds them back to back ([`split_archive`]).
+
+mod compression;
 
 use bytes::Bytes;
-use std::cell::RefCell;
+
+pub use compression::{FrameCodec, MAX_DECOMPRESSED_PAYLOAD};
+use compression::{with_compressor, with_decompressor};
 
 use crate::UsageEvent;
 use crate::error::DecodeError;
+use crate::usage_event_binary;
 
 /// The first four bytes of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"TGUF";
-/// The frame version this build writes and reads.
-pub const FRAME_VERSION: u8 = 1;
-/// Bytes before the payload.
-pub const FRAME_HEADER_LEN: usize = 16;
-/// The largest payload a frame may declare once decompressed: a Kinesis record holds at
-/// most 1 MiB, and zstd compresses these lines about tenfold.
-pub const MAX_DECOMPRESSED_PAYLOAD: usize = 64 * 1024 * 1024;
-
-/// How a frame's payload is stored.
+/// How a frame's events are written, its version byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FrameCodec {
-    /// The JSON lines as they are.
+pub enum EventFormat {
+    /// Version 1: one JSON object per line (`UsageEvent::encode_json`).
+    Json,
+    /// Version 2: each event's binary form after its length (`UsageEvent::encode_binary`).
     #[default]
-    None,
-    /// The JSON lines compressed with zstd (level 1: cheap for the proxy, about 10× smaller).
-    Zstd,
+    Binary,
 }
 
-impl FrameCodec {
-    fn byte(self) -> u8 {
+impl EventFormat {
+    /// The frame version byte of this format.
+    pub fn version(self) -> u8 {
         match self {
-            Self::None => 0,
-            Self::Zstd => 1,
+            Self::Json => 1,
+            Self::Binary => 2,
         }
     }
 
-    fn from_byte(byte: u8) -> Result<Self, DecodeError> {
-        match byte {
-            0 => Ok(Self::None),
-            1 => Ok(Self::Zstd),
+    fn from_version(version: u8) -> Result<Self, DecodeError> {
+        match version {
+            1 => Ok(Self::Json),
+            2 => Ok(Self::Binary),
             other => Err(DecodeError::Frame(format!(
-                "unknown codec {other}; this build reads 0 (none) and 1 (zstd): upgrade tollgate"
+                "frame version {other} is unknown; this build reads 1 (JSON lines) and 2 (binary events): upgrade tollgate"
             ))),
         }
     }
+
+    /// The format's name in settings (`--event-format`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Binary => "binary",
+        }
+    }
 }
+
+impl std::str::FromStr for EventFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "json" => Ok(Self::Json),
+            "binary" => Ok(Self::Binary),
+            other => Err(format!(
+                "unknown event format {other:?}: use binary (the default) or json (for consumers older than binary frames)"
+            )),
+        }
+    }
+}
+/// Bytes before the payload.
+pub const FRAME_HEADER_LEN: usize = 16;
 
 /// The largest payload the proxy puts in one frame before compression: a Kinesis record
 /// holds 1 MiB with its partition key, and an uncompressed frame must fit too.
-pub const MAX_FRAME_LINES_BYTES: usize = 900 * 1024;
+pub const MAX_FRAME_PAYLOAD_BYTES: usize = 900 * 1024;
 
 /// Builds one frame event by event.
 #[derive(Debug, Default)]
 pub struct FrameBuilder {
-    lines: Vec<u8>,
+    format: EventFormat,
+    payload: Vec<u8>,
     count: u32,
 }
 
 impl FrameBuilder {
-    /// An empty frame.
+    /// An empty frame of binary events (version 2).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds an event's line. On an encoding error the frame is left as it was.
-    pub fn push(&mut self, event: &UsageEvent) -> Result<(), serde_json::Error> {
-        let before = self.lines.len();
-        if let Err(error) = serde_json::to_writer(&mut self.lines, event) {
-            self.lines.truncate(before);
-            return Err(error);
+    /// An empty frame of `format`.
+    pub fn with_format(format: EventFormat) -> Self {
+        Self {
+            format,
+            ..Self::default()
         }
-        self.lines.push(b'\n');
+    }
+
+    /// The format of the frame's events.
+    pub fn format(&self) -> EventFormat {
+        self.format
+    }
+
+    /// Adds an event. On an encoding error the frame is left as it was.
+    pub fn push(&mut self, event: &UsageEvent) -> Result<(), serde_json::Error> {
+        let before = self.payload.len();
+        match self.format {
+            EventFormat::Json => {
+                if let Err(error) = serde_json::to_writer(&mut self.payload, event) {
+                    self.payload.truncate(before);
+                    return Err(error);
+                }
+                self.payload.push(b'\n');
+            }
+            EventFormat::Binary => {
+                self.payload.extend_from_slice(&[0; 4]);
+                event.encode_binary(&mut self.payload);
+                let len = self.payload.len() - before - 4;
+                let Ok(len) = u32::try_from(len) else {
+                    self.payload.truncate(before);
+                    return Err(serde_json::Error::io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "a usage event's binary form is over 4 GiB",
+                    )));
+                };
+                self.payload[before..before + 4].copy_from_slice(&len.to_le_bytes());
+            }
+        }
         self.count = self.count.saturating_add(1);
         Ok(())
     }
@@ -102,23 +162,28 @@ impl FrameBuilder {
         self.count == 0
     }
 
-    /// Bytes of JSON lines so far, before compression.
-    /// Appends `count` events already encoded as JSON lines (each ending in `'\n'`), as
-    /// [`frame_lines`] returns them: merging frames without decoding their events.
-    pub fn push_lines(&mut self, lines: &[u8], count: u32) {
-        self.lines.extend_from_slice(lines);
-        self.count = self.count.saturating_add(count);
+    /// Appends another frame's events, as [`frame_payload`] returns them: merging frames
+    /// without decoding their events. Only a payload of this frame's format is taken; one
+    /// of another format is refused (`false`) and the frame is left as it was.
+    pub fn push_payload(&mut self, payload: &FramePayload) -> bool {
+        if payload.format != self.format {
+            return false;
+        }
+        self.payload.extend_from_slice(&payload.bytes);
+        self.count = self.count.saturating_add(payload.count);
+        true
     }
 
-    pub fn lines_bytes(&self) -> usize {
-        self.lines.len()
+    /// Bytes of payload so far, before compression.
+    pub fn payload_bytes(&self) -> usize {
+        self.payload.len()
     }
 
     /// The frame, its payload stored with `codec`.
     pub fn finish(self, codec: FrameCodec) -> std::io::Result<Vec<u8>> {
         let payload = match codec {
-            FrameCodec::None => self.lines,
-            FrameCodec::Zstd => with_compressor(|compressor| compressor.compress(&self.lines))?,
+            FrameCodec::None => self.payload,
+            FrameCodec::Zstd => with_compressor(|compressor| compressor.compress(&self.payload))?,
         };
         let payload_len = u32::try_from(payload.len()).map_err(|_| {
             std::io::Error::new(
@@ -128,7 +193,7 @@ impl FrameBuilder {
         })?;
         let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
         frame.extend_from_slice(&FRAME_MAGIC);
-        frame.push(FRAME_VERSION);
+        frame.push(self.format.version());
         frame.push(codec.byte());
         frame.extend_from_slice(&[0, 0]);
         frame.extend_from_slice(&self.count.to_le_bytes());
@@ -138,58 +203,29 @@ impl FrameBuilder {
     }
 }
 
-thread_local! {
-    /// One zstd context per thread, reused: creating one costs more than compressing or
-    /// decompressing a small frame (a frame of one event is about 700 bytes).
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-}
-
-/// Runs `work` with this thread's compression context (level 1), made on first use.
-fn with_compressor<T>(
-    work: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
-) -> std::io::Result<T> {
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Compressor::new(1)?);
-        }
-        match slot.as_mut() {
-            Some(compressor) => work(compressor),
-            None => Err(std::io::Error::other("no zstd compression context")),
-        }
-    })
-}
-
-/// Runs `work` with this thread's decompression context, made on first use.
-fn with_decompressor<T>(
-    work: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,
-) -> std::io::Result<T> {
-    DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new()?);
-        }
-        match slot.as_mut() {
-            Some(decompressor) => work(decompressor),
-            None => Err(std::io::Error::other("no zstd decompression context")),
-        }
-    })
-}
-
-/// Encodes events into one frame.
+/// Encodes events into one frame of binary events.
 pub fn encode_frame<'a>(
     events: impl IntoIterator<Item = &'a UsageEvent>,
     codec: FrameCodec,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let mut builder = FrameBuilder::new();
+    encode_frame_as(events, EventFormat::Binary, codec)
+}
+
+/// Encodes events into one frame of `format`.
+pub fn encode_frame_as<'a>(
+    events: impl IntoIterator<Item = &'a UsageEvent>,
+    format: EventFormat,
+    codec: FrameCodec,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut builder = FrameBuilder::with_format(format);
     for event in events {
         builder.push(event)?;
     }
     builder.finish(codec).map_err(serde_json::Error::io)
 }
 
-/// One event line of a record: its bytes (for quarantine) and what they decode to.
+/// One event of a record: its bytes (for quarantine: a JSON line, or an event's binary
+/// form without its length) and what they decode to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedLine {
     pub bytes: Bytes,
@@ -199,6 +235,7 @@ pub struct DecodedLine {
 /// A frame's header, read and checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FrameHeader {
+    format: EventFormat,
     codec: FrameCodec,
     event_count: usize,
     payload_len: usize,
@@ -232,20 +269,15 @@ fn read_header(bytes: &[u8]) -> Result<FrameHeader, DecodeError> {
             bytes.len()
         )));
     }
-    if bytes[4] != FRAME_VERSION {
-        return Err(DecodeError::Frame(format!(
-            "frame version {} is unknown; this build reads {FRAME_VERSION}: upgrade tollgate",
-            bytes[4]
-        )));
-    }
     Ok(FrameHeader {
+        format: EventFormat::from_version(bytes[4])?,
         codec: FrameCodec::from_byte(bytes[5])?,
         event_count: read_u32(bytes, 8),
         payload_len: read_u32(bytes, 12),
     })
 }
 
-/// The frame's JSON lines: the payload itself (shared with the record, not copied) or,
+/// The frame's events: the payload itself (shared with the record, not copied) or,
 /// compressed, what it decompresses to.
 fn payload_lines(header: FrameHeader, payload: &Bytes) -> Result<Bytes, DecodeError> {
     match header.codec {
@@ -271,7 +303,7 @@ fn payload_lines(header: FrameHeader, payload: &Bytes) -> Result<Bytes, DecodeEr
     }
 }
 
-/// A frame's header and its payload's JSON lines (decompressed), when the header reads and
+/// A frame's header and its payload (decompressed), when the header reads and
 /// the payload is as long as it declares.
 fn read_frame(record: &Bytes) -> Result<(FrameHeader, Bytes), DecodeError> {
     let header = read_header(record)?;
@@ -286,26 +318,74 @@ fn read_frame(record: &Bytes) -> Result<(FrameHeader, Bytes), DecodeError> {
     Ok((header, payload_lines(header, &payload)?))
 }
 
-/// A frame's events as its JSON lines (decompressed, each ending in `'\n'`) and their
-/// count, when the record is a frame that reads whole and whose line count matches its
-/// header; `None` otherwise (a record from before frames, or a damaged one).
-pub fn frame_lines(record: &Bytes) -> Option<(u32, Bytes)> {
+/// A frame's events as they are stored (decompressed), ready to be appended to another
+/// frame of the same format ([`FrameBuilder::push_payload`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FramePayload {
+    pub format: EventFormat,
+    pub count: u32,
+    pub bytes: Bytes,
+}
+
+/// A frame's events, when the record is a frame that reads whole and holds exactly the
+/// events its header counts (whole JSON lines, none blank; or binary events whose lengths
+/// end at the payload's end); `None` otherwise (a record from before frames, or a damaged
+/// one).
+pub fn frame_payload(record: &Bytes) -> Option<FramePayload> {
     if !is_frame(record) {
         return None;
     }
-    let (header, lines) = read_frame(record).ok()?;
-    // Whole lines only, none blank: then its lines are exactly its events.
-    if lines.last() != Some(&b'\n')
-        || lines.first() == Some(&b'\n')
-        || memchr::memmem::find(&lines, b"\n\n").is_some()
-    {
-        return None;
-    }
-    let count = memchr::memchr_iter(b'\n', &lines).count();
+    let (header, payload) = read_frame(record).ok()?;
+    let count = match header.format {
+        EventFormat::Json => {
+            if payload.last() != Some(&b'\n')
+                || payload.first() == Some(&b'\n')
+                || memchr::memmem::find(&payload, b"\n\n").is_some()
+            {
+                return None;
+            }
+            memchr::memchr_iter(b'\n', &payload).count()
+        }
+        EventFormat::Binary => split_binary(&payload, |_| {}).ok()?,
+    };
     if count != header.event_count {
         return None;
     }
-    Some((u32::try_from(count).ok()?, lines))
+    Some(FramePayload {
+        format: header.format,
+        count: u32::try_from(count).ok()?,
+        bytes: payload,
+    })
+}
+
+/// Calls `each` with a binary payload's events in order (each without its length) and
+/// returns how many there were, or what is damaged: a length that runs past the end, or
+/// bytes too few for a length.
+fn split_binary(payload: &Bytes, mut each: impl FnMut(Bytes)) -> Result<usize, DecodeError> {
+    let mut count = 0;
+    let mut at = 0;
+    while at < payload.len() {
+        let Some(len) = payload.get(at..at + 4) else {
+            return Err(DecodeError::Frame(format!(
+                "event {} of the payload is cut short: {} bytes left, its length takes 4",
+                count + 1,
+                payload.len() - at
+            )));
+        };
+        let len = read_u32(len, 0);
+        let start = at + 4;
+        let Some(end) = start.checked_add(len).filter(|end| *end <= payload.len()) else {
+            return Err(DecodeError::Frame(format!(
+                "event {} of the payload declares {len} bytes but {} remain",
+                count + 1,
+                payload.len() - start
+            )));
+        };
+        each(payload.slice(start..end));
+        count += 1;
+        at = end;
+    }
+    Ok(count)
 }
 
 /// Decodes one log record: a frame of events, or (written before frames) one event's JSON.
@@ -320,12 +400,41 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
             event: UsageEvent::decode_json(record),
         }]);
     }
-    let (header, lines) = read_frame(record)?;
-    let mut decoded: Vec<DecodedLine> = Vec::with_capacity(header.event_count.min(lines.len()));
+    let (header, payload) = read_frame(record)?;
+    let decoded = match header.format {
+        EventFormat::Json => json_lines(&payload, header.event_count),
+        EventFormat::Binary => {
+            // Room for the declared count, bounded by what the payload could hold.
+            let room = header
+                .event_count
+                .min(payload.len() / usage_event_binary::FIXED_LEN);
+            let mut decoded = Vec::with_capacity(room);
+            split_binary(&payload, |bytes| {
+                decoded.push(DecodedLine {
+                    event: UsageEvent::decode_binary(&bytes),
+                    bytes,
+                });
+            })?;
+            decoded
+        }
+    };
+    if decoded.len() != header.event_count {
+        return Err(DecodeError::Frame(format!(
+            "frame declares {} events but holds {}",
+            header.event_count,
+            decoded.len()
+        )));
+    }
+    Ok(decoded)
+}
+
+/// A JSON-lines payload's events, line by line.
+fn json_lines(lines: &Bytes, declared: usize) -> Vec<DecodedLine> {
+    let mut decoded: Vec<DecodedLine> = Vec::with_capacity(declared.min(lines.len()));
     let mut start = 0;
     // Line ends found with memchr (SIMD), not byte by byte; a last line without its
     // newline is read too.
-    let ends = memchr::memchr_iter(b'\n', &lines).chain(std::iter::once(lines.len()));
+    let ends = memchr::memchr_iter(b'\n', lines).chain(std::iter::once(lines.len()));
     for end in ends {
         if end > start {
             let line = lines.slice(start..end);
@@ -334,14 +443,7 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
         }
         start = end + 1;
     }
-    if decoded.len() != header.event_count {
-        return Err(DecodeError::Frame(format!(
-            "frame declares {} events but holds {} lines",
-            header.event_count,
-            decoded.len()
-        )));
-    }
-    Ok(decoded)
+    decoded
 }
 
 /// Every event of a record, or the first error: for readers that need the record whole
@@ -380,5 +482,4 @@ pub fn split_archive(body: &Bytes) -> Vec<Bytes> {
 }
 
 #[cfg(test)]
-#[path = "usage_frame_tests.rs"]
 mod tests;

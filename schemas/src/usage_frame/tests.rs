@@ -16,14 +16,115 @@ fn decoded_events(record: &Bytes) -> Vec<UsageEvent> {
         .collect()
 }
 
+const FORMATS: [EventFormat; 2] = [EventFormat::Json, EventFormat::Binary];
+
 #[test]
-fn a_frame_round_trips_its_events_in_order_with_either_codec() {
+fn a_frame_round_trips_its_events_in_order_in_either_format_with_either_codec() {
     let batch = events(40);
-    for codec in [FrameCodec::None, FrameCodec::Zstd] {
-        let frame = Bytes::from(encode_frame(&batch, codec).unwrap());
-        assert!(is_frame(&frame));
-        assert_eq!(decoded_events(&frame), batch, "{codec:?}");
+    for format in FORMATS {
+        for codec in [FrameCodec::None, FrameCodec::Zstd] {
+            let frame = Bytes::from(encode_frame_as(&batch, format, codec).unwrap());
+            assert!(is_frame(&frame));
+            assert_eq!(frame[4], format.version());
+            assert_eq!(decoded_events(&frame), batch, "{format:?} {codec:?}");
+        }
     }
+}
+
+#[test]
+fn proxies_write_binary_frames_about_half_the_size_of_json_lines() {
+    let batch = events(100);
+    assert_eq!(FrameBuilder::new().format(), EventFormat::Binary);
+    let binary = encode_frame(&batch, FrameCodec::None).unwrap();
+    assert_eq!(binary[4], 2);
+    let json = encode_frame_as(&batch, EventFormat::Json, FrameCodec::None).unwrap();
+    assert!(
+        binary.len() * 10 < json.len() * 6,
+        "{} against {}",
+        binary.len(),
+        json.len()
+    );
+    for format in ["binary", "json"] {
+        assert_eq!(format.parse::<EventFormat>().unwrap().as_str(), format);
+    }
+    let error = "xml".parse::<EventFormat>().unwrap_err();
+    assert!(
+        error.contains("use binary (the default) or json"),
+        "{error}"
+    );
+}
+
+#[test]
+fn one_damaged_binary_event_is_reported_alone_and_its_neighbours_decode() {
+    let batch = events(3);
+    let mut builder = FrameBuilder::new();
+    for event in &batch {
+        builder.push(event).unwrap();
+    }
+    let mut frame = builder.finish(FrameCodec::None).unwrap();
+    // The second event's operation code, past the header, the first event and a length.
+    let first_len = u32::from_le_bytes(frame[16..20].try_into().unwrap()) as usize;
+    let second = FRAME_HEADER_LEN + 4 + first_len + 4;
+    frame[second + 26] = 77;
+    let decoded = decode_record(&Bytes::from(frame)).unwrap();
+    assert_eq!(decoded.len(), 3);
+    assert_eq!(decoded[0].event.as_ref().unwrap(), &batch[0]);
+    let error = decoded[1].event.as_ref().unwrap_err().to_string();
+    assert!(error.contains("operation has code 77"), "{error}");
+    assert_eq!(
+        decoded[1].bytes.len(),
+        first_len,
+        "the event's own bytes, for quarantine"
+    );
+    assert_eq!(decoded[2].event.as_ref().unwrap(), &batch[2]);
+}
+
+#[test]
+fn a_binary_payload_whose_lengths_do_not_add_up_is_a_damaged_frame() {
+    let mut frame = encode_frame(&events(2), FrameCodec::None).unwrap();
+    frame[16..20].copy_from_slice(&100_000u32.to_le_bytes());
+    let error = decode_record(&Bytes::from(frame)).unwrap_err().to_string();
+    assert!(
+        error.contains("event 1 of the payload declares 100000 bytes"),
+        "{error}"
+    );
+
+    let mut frame = encode_frame(&events(1), FrameCodec::None).unwrap();
+    frame.extend_from_slice(&[1, 2]);
+    let len = u32::try_from(frame.len() - FRAME_HEADER_LEN).unwrap();
+    frame[12..16].copy_from_slice(&len.to_le_bytes());
+    let error = decode_record(&Bytes::from(frame)).unwrap_err().to_string();
+    assert!(
+        error.contains("event 2 of the payload is cut short"),
+        "{error}"
+    );
+}
+
+#[test]
+fn frames_merge_by_payload_only_within_one_format() {
+    for format in FORMATS {
+        let (two, three) = (events(2), events(3));
+        let first = Bytes::from(encode_frame_as(&two, format, FrameCodec::Zstd).unwrap());
+        let second = Bytes::from(encode_frame_as(&three, format, FrameCodec::None).unwrap());
+        let mut merged = FrameBuilder::with_format(format);
+        for record in [&first, &second] {
+            let payload = frame_payload(record).unwrap();
+            assert_eq!(payload.format, format);
+            assert!(merged.push_payload(&payload));
+        }
+        assert_eq!(merged.len(), 5);
+        let merged = Bytes::from(merged.finish(FrameCodec::None).unwrap());
+        assert_eq!(decoded_events(&merged), [two, three].concat());
+    }
+    let json =
+        Bytes::from(encode_frame_as(&events(1), EventFormat::Json, FrameCodec::None).unwrap());
+    let mut binary = FrameBuilder::new();
+    assert!(!binary.push_payload(&frame_payload(&json).unwrap()));
+    assert!(binary.is_empty());
+    // A frame whose count disagrees with its events is not merged.
+    let mut wrong = encode_frame(&events(2), FrameCodec::None).unwrap();
+    wrong[8..12].copy_from_slice(&3u32.to_le_bytes());
+    assert_eq!(frame_payload(&Bytes::from(wrong)), None);
 }
 
 #[test]
@@ -36,7 +137,7 @@ fn lines_are_found_with_or_without_a_last_newline_and_blank_lines_are_skipped() 
     // Header fields at their offsets: magic, version, codec, reserved, count, length.
     let frame = |payload: Vec<u8>| {
         let mut frame = FRAME_MAGIC.to_vec();
-        frame.extend_from_slice(&[FRAME_VERSION, 0, 0, 0]);
+        frame.extend_from_slice(&[EventFormat::Json.version(), 0, 0, 0]);
         frame.extend_from_slice(&3u32.to_le_bytes());
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&payload);
@@ -50,20 +151,22 @@ fn lines_are_found_with_or_without_a_last_newline_and_blank_lines_are_skipped() 
 }
 
 #[test]
-fn an_uncompressed_frames_lines_are_the_records_own_bytes() {
-    let record = Bytes::from(encode_frame(&events(2), FrameCodec::None).unwrap());
-    let inside = record.as_ptr_range();
-    for line in decode_record(&record).unwrap() {
-        assert!(inside.contains(&line.bytes.as_ptr()), "a line was copied");
-        assert!(line.event.is_ok());
+fn an_uncompressed_frames_events_are_the_records_own_bytes() {
+    for format in FORMATS {
+        let record = Bytes::from(encode_frame_as(&events(2), format, FrameCodec::None).unwrap());
+        let inside = record.as_ptr_range();
+        for line in decode_record(&record).unwrap() {
+            assert!(inside.contains(&line.bytes.as_ptr()), "an event was copied");
+            assert!(line.event.is_ok());
+        }
     }
 }
 
 #[test]
 fn zstd_makes_a_batch_several_times_smaller() {
     let batch = events(200);
-    let plain = encode_frame(&batch, FrameCodec::None).unwrap();
-    let packed = encode_frame(&batch, FrameCodec::Zstd).unwrap();
+    let plain = encode_frame_as(&batch, EventFormat::Json, FrameCodec::None).unwrap();
+    let packed = encode_frame_as(&batch, EventFormat::Json, FrameCodec::Zstd).unwrap();
     assert!(
         packed.len() * 4 < plain.len(),
         "zstd frame {} bytes against {} plain",
@@ -94,7 +197,7 @@ fn one_bad_line_is_reported_alone_and_its_neighbours_decode() {
             lines.push(b'\n');
         }
     }
-    let mut frame = encode_frame(&[], FrameCodec::None).unwrap();
+    let mut frame = encode_frame_as(&[], EventFormat::Json, FrameCodec::None).unwrap();
     frame[8..12].copy_from_slice(&3u32.to_le_bytes());
     frame[12..16].copy_from_slice(&u32::try_from(lines.len()).unwrap().to_le_bytes());
     frame.extend_from_slice(&lines);
@@ -108,35 +211,36 @@ fn one_bad_line_is_reported_alone_and_its_neighbours_decode() {
 
 #[test]
 fn damaged_frames_are_errors_that_name_the_damage() {
-    let frame = encode_frame(&events(5), FrameCodec::Zstd).unwrap();
-    let cut = Bytes::copy_from_slice(&frame[..frame.len() - 3]);
-    assert!(
-        decode_record(&cut)
-            .unwrap_err()
-            .to_string()
-            .contains("payload")
-    );
+    for format in FORMATS {
+        let frame = encode_frame_as(&events(5), format, FrameCodec::Zstd).unwrap();
+        let cut = Bytes::copy_from_slice(&frame[..frame.len() - 3]);
+        assert!(
+            decode_record(&cut)
+                .unwrap_err()
+                .to_string()
+                .contains("payload")
+        );
 
-    let mut wrong_count = frame.clone();
-    wrong_count[8..12].copy_from_slice(&9u32.to_le_bytes());
-    let error = decode_record(&Bytes::from(wrong_count)).unwrap_err();
-    assert!(error.to_string().contains("declares 9 events"), "{error}");
+        let mut wrong_count = frame.clone();
+        wrong_count[8..12].copy_from_slice(&9u32.to_le_bytes());
+        let error = decode_record(&Bytes::from(wrong_count)).unwrap_err();
+        assert!(error.to_string().contains("declares 9 events"), "{error}");
 
-    let mut unknown_codec = frame.clone();
-    unknown_codec[5] = 7;
-    let error = decode_record(&Bytes::from(unknown_codec)).unwrap_err();
-    assert!(error.to_string().contains("unknown codec 7"), "{error}");
+        let mut unknown_codec = frame.clone();
+        unknown_codec[5] = 7;
+        let error = decode_record(&Bytes::from(unknown_codec)).unwrap_err();
+        assert!(error.to_string().contains("unknown codec 7"), "{error}");
 
-    let mut unknown_version = frame.clone();
-    unknown_version[4] = 9;
-    let error = decode_record(&Bytes::from(unknown_version)).unwrap_err();
-    assert!(error.to_string().contains("upgrade tollgate"), "{error}");
+        let mut unknown_version = frame.clone();
+        unknown_version[4] = 9;
+        let error = decode_record(&Bytes::from(unknown_version)).unwrap_err();
+        assert!(error.to_string().contains("upgrade tollgate"), "{error}");
 
-    let mut garbled = frame;
-    let last = garbled.len() - 1;
-    garbled[FRAME_HEADER_LEN..last].fill(0xAB);
-    assert!(decode_record(&Bytes::from(garbled)).is_err());
-
+        let mut garbled = frame;
+        let last = garbled.len() - 1;
+        garbled[FRAME_HEADER_LEN..last].fill(0xAB);
+        assert!(decode_record(&Bytes::from(garbled)).is_err());
+    }
     let header_only = Bytes::from_static(b"TGUF\x01");
     assert!(
         decode_record(&header_only)
@@ -167,6 +271,15 @@ proptest! {
         let mut framed = FRAME_MAGIC.to_vec();
         framed.extend_from_slice(&bytes);
         let _ = decode_record(&Bytes::from(framed.clone()));
+        let _ = frame_payload(&Bytes::from(framed.clone()));
+        // A well-formed binary header over arbitrary events.
+        let mut binary = FRAME_MAGIC.to_vec();
+        binary.extend_from_slice(&[2, 0, 0, 0]);
+        binary.extend_from_slice(&3u32.to_le_bytes());
+        binary.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_le_bytes());
+        binary.extend_from_slice(&bytes);
+        let _ = decode_record(&Bytes::from(binary.clone()));
+        let _ = frame_payload(&Bytes::from(binary));
         let _ = decode_record(&Bytes::from(bytes.clone()));
         let _ = split_archive(&Bytes::from(framed));
         let _ = split_archive(&Bytes::from(bytes));

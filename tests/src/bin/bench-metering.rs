@@ -24,7 +24,7 @@ use chrono::{Duration, Utc};
 use metering::alert_engine::{AlertEngine, AlertSettings};
 use metering::parquet_buffer::{FlushPolicy, ProjectionClock};
 use metering::{BatchApplier, ConsumerSettings, MeteringConsumer};
-use schemas::usage_frame::{FrameBuilder, FrameCodec};
+use schemas::usage_frame::{EventFormat, FrameBuilder, FrameCodec};
 use schemas::{Limits, Outcome};
 use store::LogRecord;
 use store::backend::{BackendSettings, Ports};
@@ -39,6 +39,8 @@ struct Options {
     frame_events: usize,
     /// Parquet written every batch (`--parquet-flush-secs 0`) instead of buffered.
     parquet_every_batch: bool,
+    /// How frames write events (`--event-format`, binary as the proxy writes them).
+    event_format: EventFormat,
 }
 
 fn options() -> Options {
@@ -48,10 +50,17 @@ fn options() -> Options {
         hours: 24,
         frame_events: 100,
         parquet_every_batch: false,
+        event_format: EventFormat::Binary,
     };
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     for pair in arguments.chunks(2) {
         let value = pair.get(1).and_then(|value| value.parse::<usize>().ok());
+        if pair[0] == "--event-format"
+            && let Some(format) = pair.get(1).and_then(|text| text.parse().ok())
+        {
+            options.event_format = format;
+            continue;
+        }
         match (pair[0].as_str(), value) {
             ("--events", Some(value)) => options.events = value.clamp(1, 2_000_000),
             ("--customers", Some(value)) => options.customers = value.clamp(1, 10_000),
@@ -61,7 +70,7 @@ fn options() -> Options {
             ("--parquet-flush-secs", Some(_)) => options.parquet_every_batch = false,
             _ => {
                 eprintln!(
-                    "usage: bench-metering [--events N] [--customers N] [--hours N] [--frame-events N] [--parquet-flush-secs 0|300]"
+                    "usage: bench-metering [--events N] [--customers N] [--hours N] [--frame-events N] [--parquet-flush-secs 0|300] [--event-format binary|json]"
                 );
                 std::process::exit(2);
             }
@@ -101,7 +110,7 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
     let span_ms = options.hours * 3_600_000;
     let producers = 8;
     let mut records = Vec::with_capacity(1000);
-    let mut frame = FrameBuilder::new();
+    let mut frame = FrameBuilder::with_format(options.event_format);
     for index in 0..options.events {
         let customer = &customers[index % customers.len()];
         let outcome = if index % 50 == 0 {
@@ -129,10 +138,13 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
         if frame.len() == options.frame_events || index + 1 == options.events {
             records.push(LogRecord {
                 partition_key: event.proxy_instance.clone(),
-                data: std::mem::take(&mut frame)
-                    .finish(FrameCodec::Zstd)
-                    .unwrap()
-                    .into(),
+                data: std::mem::replace(
+                    &mut frame,
+                    FrameBuilder::with_format(options.event_format),
+                )
+                .finish(FrameCodec::Zstd)
+                .unwrap()
+                .into(),
             });
         }
         if records.len() == 1000 {
