@@ -13,6 +13,8 @@
 //! - `step: encode`, `step: append`: a durable event's two steps alone (one event as a
 //!   frame, uncompressed as the proxy stores a frame under a KiB; that frame appended at
 //!   once to the embedded log).
+//! - Rows marked `JSON` write frames of JSON lines (`--event-format json`) instead of
+//!   binary events, the default.
 //!
 //! Run with `cargo bench -p proxy --bench emitter [-- CALLS]` (default 20,000 per row, three
 //! rounds, rows interleaved).
@@ -34,7 +36,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
 use proxy::emitter::{Durability, EventEmitter, SpoolSetup};
-use schemas::usage_frame::{FrameBuilder, FrameCodec};
+use schemas::usage_frame::{EventFormat, FrameBuilder, FrameCodec};
 use schemas::{Outcome, UsageEvent};
 use store::embedded::EmbeddedStore;
 use store::spool::FileSpool;
@@ -54,19 +56,20 @@ fn event() -> UsageEvent {
     store::contract::event_on("c", Utc::now().date_naive(), "m", Outcome::Success, 100, 20)
 }
 
-fn encode(event: &UsageEvent) -> Vec<u8> {
-    let mut frame = FrameBuilder::new();
+fn encode(event: &UsageEvent, format: EventFormat) -> Vec<u8> {
+    let mut frame = FrameBuilder::with_format(format);
     frame.push(event).unwrap();
     frame.finish(FrameCodec::None).unwrap()
 }
 
 /// Per-call durations of `calls` events recorded one after another on a runtime worker;
-/// with a spool in the same temporary directory when `spooled`.
+/// with a spool in the same temporary directory when `spooled`; frames in `format`.
 fn record_calls(
     durability: Durability,
     at_once: bool,
     spooled: bool,
     calls: usize,
+    format: EventFormat,
 ) -> Vec<Duration> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -92,13 +95,8 @@ fn record_calls(
         }
     });
     runtime.block_on(async move {
-        let (emitter, handle) = EventEmitter::start_with(
-            log,
-            "bench".into(),
-            durability,
-            spool,
-            schemas::usage_frame::EventFormat::default(),
-        );
+        let (emitter, handle) =
+            EventEmitter::start_with(log, "bench".into(), durability, spool, format);
         let template = event();
         let timings = tokio::spawn(async move {
             let mut timings = Vec::with_capacity(calls);
@@ -116,19 +114,19 @@ fn record_calls(
     })
 }
 
-fn step_calls(step: &str, calls: usize) -> Vec<Duration> {
+fn step_calls(step: &str, calls: usize, format: EventFormat) -> Vec<Duration> {
     let template = event();
     let directory = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&directory.path().join("tollgate.db")).unwrap();
     let record = LogRecord {
         partition_key: "bench".into(),
-        data: Bytes::from(encode(&template)),
+        data: Bytes::from(encode(&template, format)),
     };
     (0..calls)
         .map(|_| {
             let started = Instant::now();
             if step == "encode" {
-                std::hint::black_box(encode(&template));
+                std::hint::black_box(encode(&template, format));
             } else {
                 std::hint::black_box(store.append_now(std::slice::from_ref(&record)));
             }
@@ -158,25 +156,21 @@ fn main() {
         "{:<26} {:>9} {:>9} {:>9}",
         "per call (µs)", "p50", "p99", "mean"
     );
+    let (binary, json) = (EventFormat::Binary, EventFormat::Json);
     for round in 1..=3 {
         println!("round {round}, {calls} calls per row");
-        print_row(
-            "queued",
-            record_calls(Durability::Queued, true, true, calls),
-        );
-        print_row(
-            "durable, spool journal",
-            record_calls(Durability::BeforeAnswer, true, true, calls),
-        );
-        print_row(
-            "durable, group commit",
-            record_calls(Durability::BeforeAnswer, true, false, calls),
-        );
-        print_row(
-            "durable, via writer",
-            record_calls(Durability::BeforeAnswer, false, false, calls),
-        );
-        print_row("step: encode", step_calls("encode", calls));
-        print_row("step: append", step_calls("append", calls));
+        let queued = record_calls(Durability::Queued, true, true, calls, binary);
+        print_row("queued", queued);
+        let journal = record_calls(Durability::BeforeAnswer, true, true, calls, binary);
+        print_row("durable, spool journal", journal);
+        let journal = record_calls(Durability::BeforeAnswer, true, true, calls, json);
+        print_row("durable, journal, JSON", journal);
+        let group = record_calls(Durability::BeforeAnswer, true, false, calls, binary);
+        print_row("durable, group commit", group);
+        let writer = record_calls(Durability::BeforeAnswer, false, false, calls, binary);
+        print_row("durable, via writer", writer);
+        print_row("step: encode", step_calls("encode", calls, binary));
+        print_row("step: encode, JSON", step_calls("encode", calls, json));
+        print_row("step: append", step_calls("append", calls, binary));
     }
 }
