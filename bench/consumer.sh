@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Consumer pipeline per core (criterion, metering/benches/pipeline.rs): events/s for JSON
+# Consumer pipeline per core (criterion, metering/benches/pipeline.rs): events/s for the
 # decode, aggregation into counter cells, dedupe and aggregation through the in-memory
 # counters, Parquet encode, and the whole BatchApplier::apply_entries path (in-memory
-# counters and object store), for batches of 1000 and 10,000 records. One thread: a
-# current-thread tokio runtime. Prints one line per bench. See BENCHMARKS.md.
+# counters and object store), for batches of 1000 and 10,000 events. The decode and the
+# whole path run on frames of binary events as proxies write them (`decode`, `pipeline`),
+# on frames of JSON lines (`*_json_frames`) and on one JSON event per record
+# (`*_json_records`). One thread: a current-thread tokio runtime. Prints one line per
+# bench. See BENCHMARKS.md.
 #
 #   bench/consumer.sh [FILTER]     FILTER is a criterion name filter, e.g. pipeline
 #
