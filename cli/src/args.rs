@@ -62,6 +62,10 @@ pub enum Command {
     /// Move the embedded log's settled records into the data directory's archive and give
     /// their space back (`serve` does it every few minutes).
     ArchiveLog(ArchiveLogArgs),
+    /// What the metering consumer could not meter: `list` it with the reasons, `requeue` it
+    /// through the event log once the cause is fixed (counted once, never twice).
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Work with pricing plans.
     #[command(subcommand)]
     Plan(PlanCommand),
@@ -191,6 +195,18 @@ pub enum ModelPricesCommand {
         /// The table (TOML, see docs/model-prices.toml).
         file: std::path::PathBuf,
     },
+}
+
+/// `tollgate quarantine …`.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List the quarantined records and events with the reason each was set aside.
+    List,
+    /// Append every quarantined record and event to the event log again (after upgrading
+    /// the consumers, or registering a customer), and remove those the log took from
+    /// quarantine. Each event keeps its producer number, so it is counted once; what still
+    /// cannot be metered is quarantined again.
+    Requeue,
 }
 
 /// `tollgate plan …`.

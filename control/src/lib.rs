@@ -24,6 +24,7 @@ pub mod margins;
 pub mod overview;
 pub mod plans;
 pub mod projections;
+pub mod quarantine;
 pub mod reports;
 pub mod series;
 pub mod summary;

@@ -22,6 +22,7 @@ pub mod parquet_projection;
 pub mod parquet_sink;
 pub mod poller;
 pub mod quarantine;
+pub mod quarantine_requeue;
 pub mod rating;
 pub mod raw;
 pub mod reconcile;

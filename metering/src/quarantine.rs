@@ -52,8 +52,12 @@ pub async fn quarantine_line(
         partition: entry.partition.clone(),
         position: format!("{}-{line}", entry.position),
     };
+    // The event's bytes are in the frame's format: `tollgate quarantine requeue` needs it.
+    let format = schemas::usage_frame::record_format(&entry.data)
+        .unwrap_or_default()
+        .as_str();
     let description = format!(
-        "partition: {}\nposition: {}\nline: {line} of the record's frame\npartition_key: {}\nreason: {reason}\n",
+        "partition: {}\nposition: {}\nline: {line} of the record's frame\nformat: {format}\npartition_key: {}\nreason: {reason}\n",
         entry.partition, entry.position, entry.partition_key
     );
     write_quarantined(objects, key, bytes, description).await

@@ -636,6 +636,41 @@ async fn a_poison_record_is_quarantined_and_counted_as_a_metric() {
     assert_eq!(payloads.len(), 1, "{quarantined:?}");
     let kept = std::fs::read_to_string(payloads[0]).unwrap();
     assert!(kept.contains("not-a-uuid"), "the payload is kept: {kept}");
+
+    // The operator lists it, and sends it through the log again: it is still not an
+    // event, so the consumer quarantines it again under its new position, and nothing is
+    // counted twice.
+    let listed = tollgate.run_json(&["quarantine", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert!(
+        listed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("record is not valid json"),
+        "{listed}"
+    );
+    let first_position = listed[0]["position"].as_str().unwrap().to_owned();
+    let requeued = tollgate.run_json(&["quarantine", "requeue"]);
+    assert_eq!(requeued["requeued"], 1, "{requeued}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let listed = tollgate.run_json(&["quarantine", "list"]);
+        let positions: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|item| item["position"].as_str())
+            .collect();
+        if positions.len() == 1 && positions[0] != first_position {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the requeued record was never quarantined again: {listed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(tollgate.usage_today(&customer_id)["totals"]["requests"], 2);
     assert!(server.terminate().success());
 }
 

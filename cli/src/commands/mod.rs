@@ -17,6 +17,7 @@ mod invoice;
 mod list;
 mod list_keys;
 mod plan;
+mod quarantine;
 mod reconcile;
 mod replay;
 mod report;
@@ -33,7 +34,7 @@ use control::Actor;
 use schemas::CustomerStatus;
 use store::backend::{BackendArgs, BackendSettings, Ports};
 
-use crate::args::{Cli, Command, ModelPricesCommand, PlanCommand};
+use crate::args::{Cli, Command, ModelPricesCommand, PlanCommand, QuarantineCommand};
 
 /// Runs a parsed command: the ones that need no store at once, the others on the
 /// configured backend's ports.
@@ -134,6 +135,8 @@ async fn run_on_ports(command: Command, session: &Session<'_>) -> anyhow::Result
         Command::Reconcile(args) => reconcile::run(ports, args, json).await,
         Command::Replay(args) => replay::run(session.settings, ports, args, json).await,
         Command::ArchiveLog(args) => archive_log::run(ports, &args, json).await,
+        Command::Quarantine(QuarantineCommand::List) => quarantine::list(ports, json).await,
+        Command::Quarantine(QuarantineCommand::Requeue) => quarantine::requeue(ports, json).await,
         Command::Compact(args) => {
             compact::run(ports, args, settle_after(session.backend), json).await
         }

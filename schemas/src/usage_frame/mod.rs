@@ -26,11 +26,13 @@
 //! holds them back to back ([`split_archive`]).
 
 mod compression;
+mod records;
 
 use bytes::Bytes;
 
 pub use compression::{FrameCodec, MAX_DECOMPRESSED_PAYLOAD};
 use compression::{with_compressor, with_decompressor};
+pub use records::{record_format, single_event_frame, split_archive};
 
 use crate::UsageEvent;
 use crate::error::DecodeError;
@@ -453,32 +455,6 @@ pub fn decode_events(record: &Bytes) -> Result<Vec<UsageEvent>, DecodeError> {
         .into_iter()
         .map(|line| line.event)
         .collect()
-}
-
-/// Splits a raw archive object back into its records: frames (by their declared length)
-/// and the JSON lines of single-event records, in order. Newlines between records are
-/// skipped. A frame whose declared length runs past the end is returned as it is, so the
-/// reader reports it as damaged rather than losing it.
-pub fn split_archive(body: &Bytes) -> Vec<Bytes> {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while at < body.len() {
-        let rest = &body[at..];
-        if rest[0].is_ascii_whitespace() {
-            at += 1;
-            continue;
-        }
-        let end = if is_frame(rest) && rest.len() >= FRAME_HEADER_LEN {
-            (at + FRAME_HEADER_LEN + read_u32(rest, 12)).min(body.len())
-        } else {
-            rest.iter()
-                .position(|byte| *byte == b'\n')
-                .map_or(body.len(), |newline| at + newline)
-        };
-        records.push(body.slice(at..end));
-        at = end;
-    }
-    records
 }
 
 #[cfg(test)]

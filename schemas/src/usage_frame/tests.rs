@@ -265,6 +265,23 @@ fn an_archive_of_frames_and_json_lines_splits_back_into_its_records() {
     assert_eq!(records, vec![first, legacy, second]);
 }
 
+#[test]
+fn a_quarantined_events_bytes_make_a_frame_of_that_one_event_again() {
+    for format in FORMATS {
+        let event = sample_event(3);
+        let record = Bytes::from(encode_frame_as([&event], format, FrameCodec::Zstd).unwrap());
+        assert_eq!(record_format(&record), Some(format));
+        let line = decode_record(&record).unwrap().remove(0).bytes;
+        let again = Bytes::from(single_event_frame(format, &line).unwrap());
+        assert_eq!(decoded_events(&again), vec![event.clone()], "{format:?}");
+    }
+    assert_eq!(
+        record_format(b"{\"schema_version\":1}"),
+        Some(EventFormat::Json)
+    );
+    assert_eq!(record_format(b"TGUF\x09"), None);
+}
+
 proptest! {
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
