@@ -19,6 +19,7 @@ pub mod limits_body;
 pub mod openapi;
 pub mod overview;
 pub mod plans;
+pub mod quarantine;
 pub mod reports;
 
 use axum::Router;
@@ -135,6 +136,8 @@ pub fn routes() -> Routes {
     let routes = route!(routes, GET, "/summary", reports::totals);
     let routes = route!(routes, GET, "/session", overview::session);
     let routes = route!(routes, GET, "/overview", overview::figures);
+    let routes = route!(routes, GET, "/quarantine", quarantine::list);
+    let routes = route!(routes, POST, "/quarantine/requeue", quarantine::requeue);
     route!(routes, GET, "/series", overview::usage_series)
 }
 

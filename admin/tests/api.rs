@@ -697,3 +697,51 @@ async fn margins_need_bedrocks_prices_and_then_show_revenue_cost_and_margin() {
         .await;
     assert_eq!(invoice.json["cost_of_goods"]["total"], "6.00");
 }
+
+#[tokio::test]
+async fn the_quarantine_is_listed_to_viewers_and_requeued_by_admins() {
+    let base = api().await;
+    let ports = common::ports(&base.store);
+    let api = common::Api {
+        router: admin::router(admin::AdminState {
+            ports: ports.clone(),
+            configured: None,
+            model_prices: None,
+            seller: None,
+        }),
+        ..base
+    };
+    let entry = store::LogEntry {
+        partition: "0".into(),
+        position: "00000000000000000042".into(),
+        partition_key: "proxy-7".into(),
+        data: b"TGUF\x09 a frame from a newer proxy".to_vec().into(),
+    };
+    metering::quarantine::quarantine_record(&ports.objects, &entry, "frame version 9 is unknown")
+        .await
+        .unwrap();
+
+    let listed = api
+        .call(Some(&api.viewer), Method::GET, "/quarantine", None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.json);
+    let items = listed.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["position"], "00000000000000000042");
+    assert_eq!(items[0]["line"], Value::Null);
+    assert_eq!(items[0]["reason"], "frame version 9 is unknown");
+
+    let refused = api
+        .call(Some(&api.viewer), Method::POST, "/quarantine/requeue", None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let requeued = api.admin(Method::POST, "/quarantine/requeue", None).await;
+    assert_eq!(requeued.status, StatusCode::OK, "{}", requeued.json);
+    assert_eq!(requeued.json, json!({ "requeued": 1, "refused": 0 }));
+    let after = api.admin(Method::GET, "/quarantine", None).await;
+    assert_eq!(after.json["items"], json!([]));
+    let partition = ports.event_reader.partitions().await.unwrap().remove(0).id;
+    let log = ports.event_reader.read(&partition, None, 10).await.unwrap();
+    assert_eq!(log.entries.len(), 1);
+    assert_eq!(log.entries[0].data, entry.data);
+}

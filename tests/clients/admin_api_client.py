@@ -113,13 +113,19 @@ if len(series["points"]) != 30 or series["currency"] != "USD":
 listed = call("listCustomers", 200, query={"include": "limit_usage", "q": customer_id}).json()
 if "daily_requests" not in [bar["limit"] for bar in listed["limit_usage"][customer_id]]:
     fail(f"listCustomers with limit_usage: {listed}")
+quarantined = call("listQuarantine", 200).json()["items"]
+if quarantined:
+    fail(f"listQuarantine: nothing was quarantined: {quarantined}")
+requeued = call("requeueQuarantine", 200).json()
+if requeued != {"requeued": 0, "refused": 0}:
+    fail(f"requeueQuarantine: an empty quarantine requeues nothing: {requeued}")
 call("getOpenApi", 200)
 deleted = call("deleteCustomer", 200, {"id": customer_id}).json()
 called = {
     "createCustomer", "rotateKey", "updateLimits", "getUsage", "addPlan", "assignPlan", "getInvoice",
     "listCustomers", "getCustomer", "updateCustomer", "listKeys", "revokeKey", "disableCustomer",
     "enableCustomer", "listPlans", "listAlerts", "listAudit", "getSummary", "getMargins", "getCosts", "getOpenApi",
-    "getSession", "getOverview", "getSeries", "deleteCustomer",
+    "getSession", "getOverview", "getSeries", "deleteCustomer", "listQuarantine", "requeueQuarantine",
 }
 if called != set(operations):
     fail(f"operations not driven: {set(operations) - called}")
