@@ -108,10 +108,19 @@ fn consumer_benches(criterion: &mut Criterion<BenchClock>) {
     let workloads: Vec<(usize, Vec<(&str, Workload)>)> = BATCH_SIZES
         .iter()
         .map(|&size| {
-            let laid_out = layouts()
+            let laid_out: Vec<(&str, Workload)> = layouts()
                 .into_iter()
                 .map(|(name, layout)| (name, workload_in(size, &customers, layout)))
                 .collect();
+            // What each layout puts in the log: the bytes Kinesis would bill.
+            for (name, load) in &laid_out {
+                let bytes: usize = load.entries.iter().map(|entry| entry.data.len()).sum();
+                eprintln!(
+                    "log{name} ({size} events): {} records, {bytes} bytes, {} bytes per event",
+                    load.entries.len(),
+                    bytes / size
+                );
+            }
             (size, laid_out)
         })
         .collect();
