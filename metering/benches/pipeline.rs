@@ -4,7 +4,12 @@
 //! Run with `bench/consumer.sh` (or `cargo bench -p metering --bench pipeline`). Every bench
 //! runs on one thread (a current-thread tokio runtime), so events/s is per core. Nothing
 //! here asserts a speed; criterion prints the figures.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;
