@@ -26,6 +26,9 @@ use crate::object_keys::QUARANTINE_PREFIX;
 /// Records appended per call to the log.
 const APPEND_CHUNK: usize = 100;
 
+/// The partition key of a requeued record whose original key is unknown.
+pub const REQUEUE_PARTITION_KEY: &str = "quarantine-requeue";
+
 /// One quarantined record, or one event of a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarantinedItem {
@@ -109,8 +112,15 @@ fn record_for(item: &QuarantinedItem, payload: Bytes) -> std::io::Result<LogReco
             Bytes::from(single_event_frame(format, &payload)?)
         }
     };
+    // A payload whose description is lost has no key; Kinesis refuses an empty one, and the
+    // consumer reads a record the same under any key.
+    let partition_key = if item.partition_key.is_empty() {
+        REQUEUE_PARTITION_KEY.to_owned()
+    } else {
+        item.partition_key.clone()
+    };
     Ok(LogRecord {
-        partition_key: item.partition_key.clone(),
+        partition_key,
         data,
     })
 }

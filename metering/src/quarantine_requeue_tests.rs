@@ -188,4 +188,37 @@ async fn a_json_line_quarantined_before_binary_frames_is_sent_as_a_json_frame() 
     let events = schemas::usage_frame::decode_events(&record.data).unwrap();
     assert_eq!(events[0].customer_id, "cust-b");
     assert_eq!(setup.store.partitions().await.unwrap().len(), 1);
+
+    // A payload whose description was lost: the record still goes, under a key of its own.
+    let keyless = QuarantinedItem {
+        partition_key: String::new(),
+        line: None,
+        ..item
+    };
+    let record = record_for(&keyless, Bytes::from_static(b"{}")).unwrap();
+    assert_eq!(record.partition_key, REQUEUE_PARTITION_KEY);
+}
+
+#[tokio::test]
+async fn a_payload_without_its_reason_is_listed_and_requeued_too() {
+    let setup = setup();
+    setup
+        .objects
+        .put(
+            &Path::from("quarantine/0/00000000000000000005.payload"),
+            object_store::PutPayload::from_static(b"lost its description"),
+        )
+        .await
+        .unwrap();
+    let listed = list_quarantined(&setup.objects).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].reason.as_str(), listed[0].line), ("", None));
+    let report = requeue_quarantined(&setup.objects, setup.store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(report.requeued, 1);
+    let partition = setup.store.partitions().await.unwrap().remove(0).id;
+    let read = setup.store.read(&partition, None, 10).await.unwrap();
+    assert_eq!(read.entries[0].partition_key, REQUEUE_PARTITION_KEY);
+    assert!(list_quarantined(&setup.objects).await.unwrap().is_empty());
 }

@@ -301,3 +301,136 @@ async fn tollgate_serve_runs_on_the_aws_backend_too_and_alerts_reach_sns() {
     let listed = tollgate.run_json(&["alerts", "--since", "1h"]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
 }
+
+/// An event of a customer the registry did not know yet is quarantined on S3; once the
+/// customer exists, `tollgate quarantine requeue` sends it through Kinesis again and the
+/// poller counts it, once, in DynamoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_event_is_requeued_through_kinesis_and_counted_once_on_aws() {
+    use schemas::usage_frame::{FrameCodec, encode_frame};
+    use store::LogRecord;
+    use store::backend::BackendSettings;
+
+    let settings = create_resources(1).await;
+    let tollgate = Tollgate::on_aws(settings.clone());
+    let ports = BackendSettings::Aws(settings).open().await.unwrap();
+    let (known, _) = tollgate.create_customer("Known Co", None);
+    let late = "0192c1a0-0000-7000-8000-00000000aaaa";
+    let event = |customer: &str, seq: u64| {
+        let mut event = store::contract::event_on(
+            customer,
+            chrono::Utc::now().date_naive(),
+            "model-a",
+            Outcome::Success,
+            10,
+            5,
+        );
+        event.proxy_instance = "proxy-late".into();
+        event.instance_seq = seq;
+        event
+    };
+    let frame = encode_frame(&[event(&known, 1), event(late, 2)], FrameCodec::Zstd).unwrap();
+    ports
+        .event_appender
+        .append(&[LogRecord {
+            partition_key: "proxy-late".into(),
+            data: frame.into(),
+        }])
+        .await
+        .unwrap();
+    let poller = tollgate.poller();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let listed = tollgate.run_json(&["quarantine", "list"]);
+        if listed.as_array().is_some_and(|items| items.len() == 1) {
+            break listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing was quarantined: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(listed[0]["line"], 2, "{listed}");
+    assert_eq!(listed[0]["format"], "binary", "{listed}");
+    assert!(
+        listed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown customer"),
+        "{listed}"
+    );
+
+    // The customer is registered late, with the id its events carry.
+    let mut customer = store::contract::registry::new_customer();
+    customer.customer_id = late.to_owned();
+    let key = store::contract::registry::new_key(late);
+    ports
+        .registry
+        .create_customer(
+            &customer,
+            &key,
+            &store::contract::registry::audit_for(late, "create"),
+        )
+        .await
+        .unwrap();
+    let requeued = tollgate.run_json(&["quarantine", "requeue"]);
+    assert_eq!(requeued["requeued"], 1, "{requeued}");
+    let today = chrono::Utc::now().date_naive().to_string();
+    let requests = |customer: &str| {
+        tollgate.run_json(&[
+            "usage",
+            "--customer-id",
+            customer,
+            "--start-date",
+            &today,
+            "--end-date",
+            &today,
+        ])["totals"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while requests(late) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the requeued event was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Sent twice: counted once.
+    let requeued_again = tollgate.run_json(&["quarantine", "requeue"]);
+    assert_eq!(requeued_again["requeued"], 0, "the quarantine is empty");
+    // The duplicate, then a new event behind it on the one shard: once the new one is
+    // counted, the poller has been past the duplicate.
+    let again = encode_frame(&[event(late, 2), event(&known, 3)], FrameCodec::None).unwrap();
+    ports
+        .event_appender
+        .append(&[LogRecord {
+            partition_key: "proxy-late".into(),
+            data: again.into(),
+        }])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while requests(&known) != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the event after the duplicate was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        requests(late),
+        1,
+        "the requeued event sent again is counted once"
+    );
+    assert!(
+        tollgate
+            .run_json(&["quarantine", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(poller.terminate().success());
+}
