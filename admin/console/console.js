@@ -175,6 +175,7 @@ const routes = [
   [/^#\/customers\/([A-Za-z0-9_.-]+)$/, "customers", viewCustomer],
   [/^#\/new$/, "new", viewCreate],
   [/^#\/alerts$/, "alerts", viewAlerts],
+  [/^#\/quarantine$/, "quarantine", viewQuarantine],
 ];
 
 async function route() {
@@ -726,6 +727,31 @@ async function viewAlerts(target) {
   target.replaceChildren(h("h1", { text: "Alerts" }),
     h("div", { class: "toolbar" }, h("label", { for: "since", text: "Raised in the" }), since), holder);
   await draw("7d");
+}
+
+// ---- quarantine ----------------------------------------------------------------------
+
+async function viewQuarantine(target) {
+  const list = await api("GET", "/quarantine");
+  const requeue = mayWrite() && list.items.length ? h("button", {
+    type: "button", id: "requeue", text: "Send through the log again", onclick: async () => {
+      try {
+        const report = await api("POST", "/quarantine/requeue");
+        say(`${report.requeued} sent through the log again` +
+          (report.refused ? `; ${report.refused} refused by the log, try again.` : "."));
+        await viewQuarantine(target);
+      } catch (failure) { say(failure.message); }
+    } }) : null;
+  target.replaceChildren(h("h1", { text: "Quarantine" }),
+    h("p", { class: "muted", text: "What the metering consumer could not meter, kept with the reason. " +
+      "Once the cause is fixed (the consumers upgraded, a customer registered), send it through the " +
+      "event log again: each event is counted once, and what still cannot be metered comes back here." }),
+    h("div", { class: "actions" }, requeue),
+    listPanel("quarantined", `Quarantined (${list.items.length})`, list.items,
+      [["Partition", (item) => item.partition],
+        ["Position", (item) => item.line ? `${item.position}, event ${item.line}` : item.position],
+        ["Bytes", (item) => String(item.bytes)], ["Reason", (item) => item.reason]],
+      "Nothing is quarantined."));
 }
 
 // ---- start ---------------------------------------------------------------------------

@@ -243,6 +243,26 @@ def read_overview_and_lists(console, seen):
     console.shoot("alerts")
 
 
+def quarantine_tasks(console, seen):
+    """The record the test put in the log is listed with its reason and sent through the
+    log again (the consumer quarantines it again: it is still not an event)."""
+    console.go("#/quarantine", "quarantine")
+    deadline = time.time() + 30
+    while True:
+        rows = console.driver.find_elements(By.CSS_SELECTOR, "#quarantined tbody tr")
+        if rows or time.time() > deadline:
+            break
+        time.sleep(0.3)
+        console.rerender("quarantine")
+    seen["quarantine_rows"] = len(rows)
+    seen["quarantine_reason"] = rows[0].find_elements(By.TAG_NAME, "td")[3].text if rows else ""
+    console.shoot("quarantine")
+    console.find("#requeue").click()
+    console.wait.until(lambda _: "sent through the log again" in console.find("#status").text)
+    seen["requeue_status"] = console.find("#status").text
+    console.go("#/alerts", "alerts")
+
+
 def viewer_tasks(console, seen):
     console.sign_out()
     console.sign_in(VIEWER, view="alerts")
@@ -257,6 +277,8 @@ def viewer_tasks(console, seen):
     ]
     seen["viewer_write_controls"] = [selector for selector in controls if console.present(selector)]
     seen["viewer_limit_input_disabled"] = not console.find("#limit-daily_limit").is_enabled()
+    console.go("#/quarantine", "quarantine")
+    seen["viewer_sees_requeue"] = console.present("#requeue")
     seen["viewer_write_status"] = console.driver.execute_async_script(
         """
         const done = arguments[arguments.length - 1];
@@ -326,6 +348,7 @@ def main():
         seen["call_statuses"] = statuses
         read_customer_page(console, seen, CALLS_NEW_TOKEN + CALLS_OLD_TOKEN)
         read_overview_and_lists(console, seen)
+        quarantine_tasks(console, seen)
         viewer_tasks(console, seen)
         cross_site_tasks(console, seen)
         seen["console_errors"] = [

@@ -96,9 +96,32 @@ async fn an_operator_runs_a_customer_from_the_console_and_it_agrees_with_the_cli
         &prices.to_string_lossy(),
     ]);
 
+    // A record no proxy would write, for the quarantine page to show and requeue.
+    {
+        use store::EventAppender;
+        let log =
+            store::embedded::EmbeddedStore::open(&tollgate.data_dir.join("tollgate.db")).unwrap();
+        log.append(&[store::LogRecord {
+            partition_key: "console-poison".into(),
+            data: bytes::Bytes::from_static(b"not a usage event"),
+        }])
+        .await
+        .unwrap();
+    }
+
     let seen = drive_console(&server.base_url, &admin, &viewer);
 
     assert_eq!(seen["title"], "Tollgate console");
+    assert_eq!(seen["quarantine_rows"], 1, "{seen}");
+    assert!(
+        seen["quarantine_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not valid json"),
+        "{seen}"
+    );
+    assert_eq!(seen["requeue_status"], "1 sent through the log again.");
+    assert_eq!(seen["viewer_sees_requeue"], false);
     assert_eq!(seen["signed_in_as"], "console-ops (admin)");
     assert_eq!(
         seen["call_statuses"],
