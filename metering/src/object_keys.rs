@@ -142,6 +142,20 @@ pub struct QuarantineObjectKey {
     pub position: String,
 }
 
+/// The suffix of a quarantined record's payload object.
+const QUARANTINE_PAYLOAD_SUFFIX: &str = ".payload";
+/// The suffix of the object beside it that says why.
+const QUARANTINE_REASON_SUFFIX: &str = ".reason.txt";
+
+/// The reason object beside a quarantined payload object; `None` for any other object
+/// under the quarantine prefix (a reason object itself, or a stray one).
+pub fn quarantine_reason_path(payload: &Path) -> Option<Path> {
+    payload
+        .as_ref()
+        .strip_suffix(QUARANTINE_PAYLOAD_SUFFIX)
+        .map(|stem| Path::from(format!("{stem}{QUARANTINE_REASON_SUFFIX}")))
+}
+
 impl QuarantineObjectKey {
     fn with_suffix(&self, suffix: &str) -> Path {
         Path::from(format!(
@@ -153,12 +167,12 @@ impl QuarantineObjectKey {
 
     /// Where the record's full payload is kept.
     pub fn payload_path(&self) -> Path {
-        self.with_suffix(".payload")
+        self.with_suffix(QUARANTINE_PAYLOAD_SUFFIX)
     }
 
     /// Where the reason it was quarantined is kept.
     pub fn reason_path(&self) -> Path {
-        self.with_suffix(".reason.txt")
+        self.with_suffix(QUARANTINE_REASON_SUFFIX)
     }
 }
 
@@ -273,6 +287,11 @@ mod tests {
             quarantined.reason_path().as_ref(),
             "quarantine/shard_1/42.reason.txt"
         );
+        assert_eq!(
+            quarantine_reason_path(&quarantined.payload_path()),
+            Some(quarantined.reason_path())
+        );
+        assert_eq!(quarantine_reason_path(&quarantined.reason_path()), None);
         assert_eq!(usage_day_prefix(day()).as_ref(), "usage/dt=2026-11-29");
     }
 

@@ -12,6 +12,16 @@ use store::LogEntry;
 use crate::Result;
 use crate::object_keys::QuarantineObjectKey;
 
+/// A field of a quarantine description: the reason object holds one `name: value` line per
+/// field (`partition`, `position`, `line` for an event of a frame, `format` for an event,
+/// `partition_key`, `reason`), written by [`quarantine_record`] and [`quarantine_line`].
+pub fn description_field<'a>(description: &'a str, name: &str) -> Option<&'a str> {
+    description.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(": "))
+    })
+}
+
 /// The key of a log entry's quarantined objects.
 pub fn quarantine_key(entry: &LogEntry) -> QuarantineObjectKey {
     QuarantineObjectKey {

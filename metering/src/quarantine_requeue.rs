@@ -21,7 +21,8 @@ use store::{EventAppender, LogRecord};
 use schemas::usage_frame::{EventFormat, single_event_frame};
 
 use crate::Result;
-use crate::object_keys::QUARANTINE_PREFIX;
+use crate::object_keys::{QUARANTINE_PREFIX, quarantine_reason_path};
+use crate::quarantine::description_field;
 
 /// Records appended per call to the log.
 const APPEND_CHUNK: usize = 100;
@@ -55,14 +56,6 @@ pub struct RequeueReport {
     pub refused: usize,
 }
 
-/// A `key: value` field of a quarantine description.
-fn field<'a>(description: &'a str, name: &str) -> Option<&'a str> {
-    description.lines().find_map(|line| {
-        line.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix(": "))
-    })
-}
-
 /// Every quarantined item, in key order.
 pub async fn list_quarantined(objects: &Arc<dyn ObjectStore>) -> Result<Vec<QuarantinedItem>> {
     let mut listed: Vec<_> = objects
@@ -72,28 +65,32 @@ pub async fn list_quarantined(objects: &Arc<dyn ObjectStore>) -> Result<Vec<Quar
     listed.sort_by(|a, b| a.location.cmp(&b.location));
     let mut items = Vec::new();
     for meta in listed {
-        let key = meta.location.as_ref();
-        let Some(stem) = key.strip_suffix(".payload") else {
+        let Some(reason_key) = quarantine_reason_path(&meta.location) else {
             continue;
         };
-        let reason_key = Path::from(format!("{stem}.reason.txt"));
         let description = match objects.get(&reason_key).await {
             Ok(found) => String::from_utf8_lossy(&found.bytes().await?).into_owned(),
             Err(object_store::Error::NotFound { .. }) => String::new(),
             Err(error) => return Err(error.into()),
         };
         items.push(QuarantinedItem {
-            payload_key: key.to_owned(),
-            partition: field(&description, "partition").unwrap_or("").to_owned(),
-            position: field(&description, "position").unwrap_or("").to_owned(),
-            line: field(&description, "line")
-                .and_then(|line| line.split_whitespace().next())
-                .and_then(|number| number.parse().ok()),
-            partition_key: field(&description, "partition_key")
+            payload_key: meta.location.to_string(),
+            partition: description_field(&description, "partition")
                 .unwrap_or("")
                 .to_owned(),
-            format: field(&description, "format").map(str::to_owned),
-            reason: field(&description, "reason").unwrap_or("").to_owned(),
+            position: description_field(&description, "position")
+                .unwrap_or("")
+                .to_owned(),
+            line: description_field(&description, "line")
+                .and_then(|line| line.split_whitespace().next())
+                .and_then(|number| number.parse().ok()),
+            partition_key: description_field(&description, "partition_key")
+                .unwrap_or("")
+                .to_owned(),
+            format: description_field(&description, "format").map(str::to_owned),
+            reason: description_field(&description, "reason")
+                .unwrap_or("")
+                .to_owned(),
             bytes: meta.size,
         });
     }
