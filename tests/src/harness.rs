@@ -34,6 +34,24 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     binary
 }
 
+/// Sleeps past the next UTC midnight when it is less than two minutes away.
+fn wait_clear_of_midnight() {
+    let now = chrono::Utc::now();
+    let Some(next_midnight) = now
+        .date_naive()
+        .succ_opt()
+        .and_then(|day| day.and_hms_opt(0, 0, 1))
+    else {
+        return;
+    };
+    let left = next_midnight.and_utc() - now;
+    if left < chrono::Duration::minutes(2)
+        && let Ok(left) = left.to_std()
+    {
+        std::thread::sleep(left);
+    }
+}
+
 /// A Tollgate installation in a temporary directory.
 #[derive(Debug)]
 pub struct Tollgate {
@@ -50,8 +68,11 @@ impl Default for Tollgate {
 }
 
 impl Tollgate {
-    /// A fresh, empty installation.
+    /// A fresh, empty installation. Tests count usage by UTC day, so one that straddles
+    /// midnight would see its traffic split in two: within two minutes of midnight this
+    /// waits until just after it (rarely, and at most two minutes).
     pub fn new() -> Self {
+        wait_clear_of_midnight();
         let directory = tempfile::tempdir().expect("temporary directory");
         let empty_aws_file = directory.path().join("empty-aws-config");
         std::fs::write(&empty_aws_file, "").expect("write an empty AWS config");

@@ -108,10 +108,12 @@ async fn each_rule_fires_exactly_once_and_normal_traffic_stays_quiet() {
     let (failing, failing_token) = tollgate.create_customer("Failing Co", None);
     let (spiky, spiky_token) = tollgate.create_customer("Spiky Co", None);
     let (steady, steady_token) = tollgate.create_customer("Steady Co", Some(1_000));
+    // Clear of the hour's end before seeding: the seeded history is counted against
+    // today and this hour, which must still be today and this hour when the calls run.
+    wait_clear_of_the_hour_end().await;
     let spiky_seeded_today = seed_history(&tollgate, &spiky).await;
     seed_history(&tollgate, &steady).await;
 
-    wait_clear_of_the_hour_end().await;
     let upstream = fake.endpoint_url();
     let webhook = receiver.url("/tollgate-alerts");
     // The secret comes from the environment, as documented.
