@@ -52,6 +52,10 @@ pub struct ProxyConfig {
     /// Model names customers know (`--model-names`), resolved to Bedrock ids on the
     /// OpenAI- and Anthropic-compatible routes.
     pub model_names: Arc<ModelNames>,
+    /// Threads that serve connections, each with a single-threaded runtime of its own
+    /// (`--io-threads`): a connection's calls run start to end on one thread, with no
+    /// hand-off or wake-up of another. Zero serves on the caller's runtime.
+    pub io_threads: usize,
 }
 
 /// Where the spool lives and how much it may hold before new calls are refused.
@@ -87,6 +91,7 @@ impl Default for ProxyConfig {
             event_format: EventFormat::default(),
             auth_cache_ttl: Duration::from_secs(5),
             model_names: Arc::new(ModelNames::default()),
+            io_threads: 0,
         }
     }
 }

@@ -14,12 +14,13 @@ use store::backend::Ports;
 use store::spool::{FileSpool, SpoolSlot};
 use store::{Counters, EventAppender, Quotas, Registry};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Limiter;
 use crate::auth::AuthCache;
+use crate::call;
 use crate::config::{ProxyConfig, SpoolConfig};
 use crate::emitter::{Durability, EventEmitter, SpoolSetup};
 use crate::header_cap::with_header_cap;
@@ -267,7 +268,44 @@ async fn serve(
         Some(extra) => build_router(state).merge(extra),
         None => build_router(state),
     };
-    let router = with_header_cap(router, config.max_header_bytes);
+    let edge = Edge {
+        router: with_header_cap(router, config.max_header_bytes),
+        builder: connection_builder(&config),
+        tls,
+        grace: config.shutdown_grace,
+    };
+    let (stop, stopped) = watch::channel(false);
+    let stop_on_request = async move {
+        let _ = (&mut shutdown).await;
+        let _ = stop.send(true);
+    };
+    if config.io_threads == 0 {
+        tokio::join!(stop_on_request, edge.accept(listener, stopped));
+    } else {
+        tokio::join!(
+            stop_on_request,
+            serve_on_io_threads(config.io_threads, listener, edge, stopped)
+        );
+    }
+    // Calls whose client left run on as tasks: wait for them so they are metered.
+    let left = call::detach::wait_for_detached(config.shutdown_grace).await;
+    if left > 0 {
+        tracing::error!(
+            calls = left,
+            "calls whose client left were still running at shutdown; they are not metered"
+        );
+    }
+    // Calls have ended: the quota this process leased and did not spend goes back.
+    lease_sweeper.abort();
+    limiter.give_back_leases().await;
+    emitter.finish(config.shutdown_grace).await;
+    key_use_ticker.abort();
+    key_uses.flush().await;
+    tracing::info!("proxy stopped");
+}
+
+/// The HTTP/1 and HTTP/2 settings of every served connection.
+fn connection_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -283,45 +321,134 @@ async fn serve(
         .max_header_list_size(
             u32::try_from(config.max_header_bytes.saturating_mul(4)).unwrap_or(u32::MAX),
         );
-    let graceful = GracefulShutdown::new();
+    builder
+}
 
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(error = %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(serve_connection(
-            stream, peer, tls, builder, service, watcher,
-        ));
+/// What serves accepted connections: the routes, the connection settings and TLS.
+#[derive(Clone)]
+struct Edge {
+    router: axum::Router,
+    builder: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    grace: Duration,
+}
+
+impl Edge {
+    /// Accepts connections and serves each as a task of the current runtime until `stop`
+    /// turns true; then waits (at most the grace period) for them to finish.
+    async fn accept(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+                () = stop_requested(&mut stop) => break,
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(serve_connection(
+                stream,
+                peer,
+                self.tls.clone(),
+                self.builder.clone(),
+                TowerToHyperService::new(self.router.clone()),
+                graceful.watcher(),
+            ));
+        }
+        drop(listener);
+        if tokio::time::timeout(self.grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.grace, "in-flight requests did not finish in time; closing");
+        }
     }
+}
 
+/// Returns once `stop` is true (or its sender is gone).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Serves on `threads` threads, each with a single-threaded runtime that accepts from the
+/// same listening socket: a connection and its calls stay on the thread that accepted it.
+/// Returns when every thread has stopped (after `stop`, and after the calls whose client
+/// left, which run on these threads, have finished).
+async fn serve_on_io_threads(
+    threads: usize,
+    listener: TcpListener,
+    edge: Edge,
+    stop: watch::Receiver<bool>,
+) {
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot hand the listening socket to the I/O threads");
+            return;
+        }
+    };
+    let mut finished = Vec::with_capacity(threads);
+    for index in 0..threads {
+        let (done, finished_one) = oneshot::channel::<()>();
+        let spawned = listener.try_clone().and_then(|listener| {
+            let (edge, stop) = (edge.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("tollgate-io-{index}"))
+                .spawn(move || {
+                    run_io_thread(listener, edge, stop);
+                    let _ = done.send(());
+                })
+        });
+        match spawned {
+            Ok(_) => finished.push(finished_one),
+            Err(error) => {
+                tracing::error!(thread = index, error = %error, "cannot start an I/O thread");
+            }
+        }
+    }
+    if finished.is_empty() {
+        tracing::error!("no I/O thread started; serving on the shared runtime");
+        match TcpListener::from_std(listener) {
+            Ok(listener) => edge.accept(listener, stop).await,
+            Err(error) => tracing::error!(error = %error, "cannot serve the listening socket"),
+        }
+        return;
+    }
     drop(listener);
-    drop(router);
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish in time; closing");
+    for finished_one in finished {
+        let _ = finished_one.await;
     }
-    // Calls have ended: the quota this process leased and did not spend goes back.
-    lease_sweeper.abort();
-    limiter.give_back_leases().await;
-    emitter.finish(config.shutdown_grace).await;
-    key_use_ticker.abort();
-    key_uses.flush().await;
-    tracing::info!("proxy stopped");
+}
+
+/// One I/O thread: its own runtime, accepting from its copy of the listening socket.
+fn run_io_thread(listener: std::net::TcpListener, edge: Edge, stop: watch::Receiver<bool>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot start an I/O thread's runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let grace = edge.grace;
+        match TcpListener::from_std(listener) {
+            Ok(listener) => edge.accept(listener, stop).await,
+            Err(error) => {
+                tracing::error!(error = %error, "an I/O thread cannot use the listening socket");
+                return;
+            }
+        }
+        // Forwardings detached on this thread finish here before its runtime stops.
+        call::detach::wait_for_detached(grace).await;
+    });
 }
 
 /// Serves one accepted connection (after its TLS handshake, when there is TLS) until it

@@ -164,6 +164,11 @@ pub struct ProxyArgs {
     /// this time plus one registry read.
     #[arg(long, env = "TOLLGATE_AUTH_CACHE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=300_000))]
     pub auth_cache_ms: u64,
+    /// Threads that serve connections [default: one per CPU]. Each runs a connection's
+    /// calls start to end, as nginx's workers do; 0 serves them on the process's shared
+    /// runtime instead.
+    #[arg(long, env = "TOLLGATE_IO_THREADS", value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub io_threads: Option<u64>,
     /// PEM certificate chain; with --tls-key the server speaks HTTPS only.
     #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -200,6 +205,10 @@ impl ProxyArgs {
             key_use_flush_interval: Duration::from_secs(self.key_use_flush_secs),
             auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             model_names: self.model_names.clone().unwrap_or_default(),
+            io_threads: self.io_threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                |threads| usize::try_from(threads).unwrap_or(1),
+            ),
             admission: AdmissionSettings {
                 default_mode: self.limit_mode.mode(),
                 default_output_reservation: self.default_token_reservation,

@@ -241,6 +241,109 @@ async fn a_client_that_hangs_up_mid_call_is_still_metered_as_client_aborted() {
     assert_eq!(event.upstream_request_id.as_deref(), Some("slow-m"));
 }
 
+/// A client gives up and the proxy is told to stop at once, before Bedrock answers: the
+/// shutdown waits for the call that carries on without its client, which is metered.
+async fn shutdown_right_after_a_client_left_still_meters_its_call(io_threads: usize) {
+    let store = Arc::new(MemoryStore::new());
+    let runtime = Arc::new(SlowRuntime {
+        delay: Duration::from_millis(300),
+    });
+    let config = ProxyConfig {
+        io_threads,
+        ..ProxyConfig::default()
+    };
+    let (proxy, token) = proxy_with(store.clone(), runtime, config).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let result = client
+        .post(format!("http://{}/prod/bedrock", proxy.local_addr))
+        .bearer_auth(&token)
+        .body(r#"{"modelId":"m","prompt":"hi"}"#)
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up");
+    proxy.shutdown().await;
+
+    let stored: Vec<UsageEvent> = store
+        .read("0", None, 10)
+        .await
+        .unwrap()
+        .entries
+        .iter()
+        .flat_map(|entry| decode_events(&entry.data).unwrap())
+        .collect();
+    assert_eq!(
+        stored.len(),
+        1,
+        "exactly one event, written before shutdown returned"
+    );
+    assert_eq!(stored[0].outcome, Outcome::ClientAborted);
+    assert_eq!((stored[0].input_tokens, stored[0].output_tokens), (3, 4));
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_call_whose_client_left_on_the_shared_runtime() {
+    shutdown_right_after_a_client_left_still_meters_its_call(0).await;
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_call_whose_client_left_on_io_threads() {
+    shutdown_right_after_a_client_left_still_meters_its_call(2).await;
+}
+
+/// Calls on I/O threads (each its own single-threaded runtime) are answered and metered,
+/// across several connections, and shutdown flushes every event.
+#[tokio::test]
+async fn calls_served_on_io_threads_are_answered_and_metered_once() {
+    let store = Arc::new(MemoryStore::new());
+    let runtime = Arc::new(SlowRuntime {
+        delay: Duration::from_millis(1),
+    });
+    let config = ProxyConfig {
+        io_threads: 3,
+        ..ProxyConfig::default()
+    };
+    let (proxy, token) = proxy_with(store.clone(), runtime, config).await;
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        // A client per task: eight connections, spread over the threads by the kernel.
+        let (address, token) = (proxy.local_addr, token.clone());
+        calls.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            for _ in 0..5 {
+                let response = client
+                    .post(format!("http://{address}/prod/bedrock"))
+                    .bearer_auth(&token)
+                    .body(r#"{"modelId":"m","prompt":"hi"}"#)
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        }));
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), vec![200; 5]);
+    }
+    proxy.shutdown().await;
+    let stored: Vec<UsageEvent> = store
+        .read("0", None, 100)
+        .await
+        .unwrap()
+        .entries
+        .iter()
+        .flat_map(|entry| decode_events(&entry.data).unwrap())
+        .collect();
+    assert_eq!(stored.len(), 40, "one event per call");
+    let ids: std::collections::BTreeSet<_> = stored.iter().map(|event| event.event_id).collect();
+    assert_eq!(ids.len(), 40, "no event twice");
+    assert!(stored.iter().all(|event| event.outcome == Outcome::Success));
+}
+
 #[tokio::test]
 async fn slow_headers_and_idle_connections_are_closed() {
     let store = Arc::new(MemoryStore::new());

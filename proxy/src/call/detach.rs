@@ -8,7 +8,55 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// Forwardings carried on as tasks whose client left and that have not finished yet, in
+/// this process; shutdown waits for them ([`wait_for_detached`]) so their calls are metered.
+static DETACHED: AtomicUsize = AtomicUsize::new(0);
+static DETACHED_DONE: Notify = Notify::const_new();
+
+/// Counts one detached forwarding from its spawn until it finishes or is dropped.
+struct DetachedGuard;
+
+impl DetachedGuard {
+    fn new() -> Self {
+        DETACHED.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for DetachedGuard {
+    fn drop(&mut self) {
+        if DETACHED.fetch_sub(1, Ordering::SeqCst) == 1 {
+            DETACHED_DONE.notify_waiters();
+        }
+    }
+}
+
+/// Forwardings of this process still running as tasks after their client left.
+pub fn detached_in_flight() -> usize {
+    DETACHED.load(Ordering::SeqCst)
+}
+
+/// Waits, at most `limit`, until no forwarding of this process runs detached; returns how
+/// many still do. Shutdown calls it before the runtimes that run them stop.
+pub async fn wait_for_detached(limit: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let done = DETACHED_DONE.notified();
+        let left = detached_in_flight();
+        if left == 0 {
+            return 0;
+        }
+        if tokio::time::timeout_at(deadline, done).await.is_err() {
+            return detached_in_flight();
+        }
+    }
+}
 
 /// Runs `F` when polled; when dropped before `F` finished, spawns the rest of `F` on the
 /// current tokio runtime.
@@ -63,7 +111,11 @@ where
         if let Some(rest) = self.inner.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(rest);
+                    let guard = DetachedGuard::new();
+                    runtime.spawn(async move {
+                        rest.await;
+                        drop(guard);
+                    });
                 }
                 // Outside a runtime (the process is shutting down): nothing can run it.
                 Err(_) => tracing::error!(
@@ -121,5 +173,24 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the rest of the future did not run after the drop");
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_detached_work_to_finish() {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (started_sender, started) = tokio::sync::oneshot::channel();
+        let mut detached = DetachOnDrop::new(async move {
+            let _ = started_sender.send(());
+            let _ = released.await;
+        });
+        tokio::select! {
+            () = &mut detached => panic!("it waits for the release"),
+            _ = started => {}
+        }
+        drop(detached);
+        // Still running: the wait gives up at its limit and says so.
+        assert!(wait_for_detached(Duration::from_millis(50)).await >= 1);
+        release.send(()).unwrap();
+        assert_eq!(wait_for_detached(Duration::from_secs(5)).await, 0);
     }
 }
