@@ -21,7 +21,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use http::{HeaderName, HeaderValue};
 use http_body_util::Full;
 
-use super::https::{HttpsClient, body_stream, https_client, read_body, transport_error};
+use super::https::{PerThreadClient, body_stream, read_body, transport_error};
 use super::model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
     encode_path_segment, is_streaming, operation_path,
@@ -46,7 +46,7 @@ pub struct BedrockSettings {
 /// The Bedrock runtime forwarder, built once.
 #[derive(Debug, Clone)]
 pub struct BedrockRuntime {
-    http: HttpsClient,
+    http: PerThreadClient,
     /// The endpoint's scheme and `host[:port]`, as parsed once: `https://host`.
     origin: String,
     /// The endpoint's path before `/model/…`; empty for a plain endpoint.
@@ -177,7 +177,7 @@ impl BedrockRuntime {
             .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"));
         let parts = EndpointParts::parse(&endpoint)
             .ok_or_else(|| BedrockSetupError::Endpoint(endpoint.clone()))?;
-        let http = https_client(
+        let http = PerThreadClient::new(
             nonzero(settings.connect_timeout, Duration::from_secs(5)),
             Duration::from_secs(50),
         )

@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::model_runtime::RuntimeError;
 
-/// The pooled client.
+/// A pooled client (one per thread and [`PerThreadClient`]).
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Why the client could not be built.
@@ -27,35 +27,92 @@ pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 #[error("cannot set up TLS for Bedrock: {0}")]
 pub struct ClientSetupError(String);
 
-/// A client that connects within `connect_timeout` and keeps idle connections for
-/// `idle_timeout` (under the 60 s after which AWS endpoints close them).
-pub fn https_client(
-    connect_timeout: Duration,
+/// Upstream clients with a pool of connections per thread, built alike. On the server's
+/// I/O threads (each a single-threaded runtime) a call then uses connections whose tasks
+/// run on its own thread: no hand-off to another thread to write the request or to read
+/// the answer. A shared pool's connection, made by one thread's call, is driven by that
+/// thread for every call that borrows it.
+#[derive(Clone)]
+pub struct PerThreadClient {
+    /// Tells this instance's clients apart from another instance's on the same thread.
+    id: u64,
+    connector: HttpsConnector<HttpConnector>,
     idle_timeout: Duration,
-) -> Result<HttpsClient, ClientSetupError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ClientSetupError(error.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(connect_timeout));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(tcp);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(idle_timeout)
-        .pool_timer(TokioTimer::new())
-        .build(connector))
+}
+
+impl std::fmt::Debug for PerThreadClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PerThreadClient")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// This thread's clients, by [`PerThreadClient::id`] (a process builds one or two).
+    static THREAD_CLIENTS: std::cell::RefCell<Vec<(u64, HttpsClient)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl PerThreadClient {
+    /// Clients that connect within `connect_timeout` and keep idle connections for
+    /// `idle_timeout` (under the 60 s after which AWS endpoints close them).
+    pub fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Result<Self, ClientSetupError> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| ClientSetupError(error.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        Ok(Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            connector,
+            idle_timeout,
+        })
+    }
+
+    /// A client with a pool of its own.
+    fn build(&self) -> HttpsClient {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .build(self.connector.clone())
+    }
+
+    /// Sends `request` through this thread's client (built on the thread's first call).
+    pub fn request(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        THREAD_CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
+                return client.request(request);
+            }
+            let client = self.build();
+            let future = client.request(request);
+            clients.push((self.id, client));
+            future
+        })
+    }
 }
 
 /// A transport failure as the runtime reports it: connection failures as unreachable.
