@@ -26,7 +26,7 @@ use crate::emitter::{Durability, EventEmitter, SpoolSetup};
 use crate::header_cap::with_header_cap;
 use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
-use crate::state::ProxyState;
+use crate::state::{ProxyState, SharedState};
 use crate::tls::load_server_config;
 use crate::upstream::ModelRuntime;
 
@@ -179,7 +179,7 @@ pub fn build_state(
         spool,
         config.event_format,
     );
-    let state = ProxyState {
+    let state = ProxyState::new(SharedState {
         key_uses: Arc::new(KeyUseRecorder::new(
             ports.registry.clone(),
             config.key_use_flush_interval,
@@ -191,7 +191,7 @@ pub fn build_state(
         limiter: Arc::new(Limiter::new(ports.counters, ports.quotas, config.admission)),
         emitter: emitter_handle,
         config: Arc::new(config),
-    };
+    });
     Ok((state, emitter))
 }
 
