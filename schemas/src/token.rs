@@ -63,7 +63,7 @@ pub struct TokenHash(String);
 impl TokenHash {
     /// Hashes a token.
     pub fn of(token: &str) -> Self {
-        Self(hex::encode(Sha256::digest(token.as_bytes())))
+        Self(crate::digits::hex(&Sha256::digest(token.as_bytes())))
     }
     /// Wraps a stored hash.
     pub fn from_stored(hex_digest: String) -> Self {

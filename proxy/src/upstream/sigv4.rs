@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use schemas::digits::push_zero_padded;
+use schemas::digits::{push_hex, push_zero_padded};
 use sha2::{Digest, Sha256};
 
 use super::model_runtime::push_percent_encoded;
@@ -237,19 +237,17 @@ impl RequestSigner {
         canonical.push_str("\n\n");
         canonical.push_str(&names);
         canonical.push('\n');
-        canonical.push_str(&hex::encode(Sha256::digest(body)));
+        push_hex(&mut canonical, &Sha256::digest(body));
 
         let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
+        let mut string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n");
+        push_hex(&mut string_to_sign, &Sha256::digest(canonical.as_bytes()));
         let signature = self.signature(credentials, &date, string_to_sign.as_bytes());
         SignatureHeaders {
             authorization: format!(
                 "{ALGORITHM} Credential={}/{scope}, SignedHeaders={names}, Signature={}",
                 credentials.access_key_id,
-                hex::encode(signature)
+                schemas::digits::hex(&signature)
             ),
             amz_date,
             security_token: credentials.session_token.map(str::to_owned),
