@@ -201,49 +201,22 @@ async fn proxy_with(
     )
 }
 
-#[tokio::test]
-async fn a_client_that_hangs_up_mid_call_is_still_metered_as_client_aborted() {
-    let store = Arc::new(MemoryStore::new());
-    let runtime = Arc::new(SlowRuntime {
-        delay: Duration::from_millis(300),
-    });
-    let (proxy, token) = proxy_with(store.clone(), runtime, ProxyConfig::default()).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let result = client
-        .post(format!("http://{}/prod/bedrock", proxy.local_addr))
-        .bearer_auth(&token)
-        .body(r#"{"modelId":"m","prompt":"hi"}"#)
-        .send()
-        .await;
-    assert!(result.is_err(), "the client gave up");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    proxy.shutdown().await;
-
-    let stored: Vec<UsageEvent> = store
-        .read("0", None, 10)
+/// Every event the proxy wrote to the memory store's log.
+async fn stored_events(store: &MemoryStore, most: usize) -> Vec<UsageEvent> {
+    store
+        .read("0", None, most)
         .await
         .unwrap()
         .entries
         .iter()
         .flat_map(|entry| decode_events(&entry.data).unwrap())
-        .collect();
-    assert_eq!(stored.len(), 1, "exactly one event");
-    let event = stored[0].clone();
-    assert_eq!(event.outcome, Outcome::ClientAborted);
-    assert_eq!(
-        (event.input_tokens, event.output_tokens),
-        (3, 4),
-        "the tokens Bedrock used are billed"
-    );
-    assert_eq!(event.upstream_request_id.as_deref(), Some("slow-m"));
+        .collect()
 }
 
-/// A client gives up and the proxy is told to stop at once, before Bedrock answers: the
-/// shutdown waits for the call that carries on without its client, which is metered.
-async fn shutdown_right_after_a_client_left_still_meters_its_call(io_threads: usize) {
+/// A client gives up before Bedrock answers (300 ms); the proxy is stopped after `wait`.
+/// The call carries on without its client and is metered once, with Bedrock's tokens,
+/// before shutdown returns, whether the proxy stops long after or at once.
+async fn a_client_gives_up_and_the_proxy_stops(io_threads: usize, wait: Duration) {
     let store = Arc::new(MemoryStore::new());
     let runtime = Arc::new(SlowRuntime {
         delay: Duration::from_millis(300),
@@ -264,33 +237,38 @@ async fn shutdown_right_after_a_client_left_still_meters_its_call(io_threads: us
         .send()
         .await;
     assert!(result.is_err(), "the client gave up");
+    tokio::time::sleep(wait).await;
     proxy.shutdown().await;
 
-    let stored: Vec<UsageEvent> = store
-        .read("0", None, 10)
-        .await
-        .unwrap()
-        .entries
-        .iter()
-        .flat_map(|entry| decode_events(&entry.data).unwrap())
-        .collect();
+    let stored = stored_events(&store, 10).await;
     assert_eq!(
         stored.len(),
         1,
         "exactly one event, written before shutdown returned"
     );
-    assert_eq!(stored[0].outcome, Outcome::ClientAborted);
-    assert_eq!((stored[0].input_tokens, stored[0].output_tokens), (3, 4));
+    let event = stored[0].clone();
+    assert_eq!(event.outcome, Outcome::ClientAborted);
+    assert_eq!(
+        (event.input_tokens, event.output_tokens),
+        (3, 4),
+        "the tokens Bedrock used are billed"
+    );
+    assert_eq!(event.upstream_request_id.as_deref(), Some("slow-m"));
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_call_is_still_metered_as_client_aborted() {
+    a_client_gives_up_and_the_proxy_stops(0, Duration::from_millis(500)).await;
 }
 
 #[tokio::test]
 async fn shutdown_waits_for_a_call_whose_client_left_on_the_shared_runtime() {
-    shutdown_right_after_a_client_left_still_meters_its_call(0).await;
+    a_client_gives_up_and_the_proxy_stops(0, Duration::ZERO).await;
 }
 
 #[tokio::test]
 async fn shutdown_waits_for_a_call_whose_client_left_on_io_threads() {
-    shutdown_right_after_a_client_left_still_meters_its_call(2).await;
+    a_client_gives_up_and_the_proxy_stops(2, Duration::ZERO).await;
 }
 
 /// Calls on I/O threads (each its own single-threaded runtime) are answered and metered,
@@ -330,14 +308,7 @@ async fn calls_served_on_io_threads_are_answered_and_metered_once() {
         assert_eq!(call.await.unwrap(), vec![200; 5]);
     }
     proxy.shutdown().await;
-    let stored: Vec<UsageEvent> = store
-        .read("0", None, 100)
-        .await
-        .unwrap()
-        .entries
-        .iter()
-        .flat_map(|entry| decode_events(&entry.data).unwrap())
-        .collect();
+    let stored = stored_events(&store, 100).await;
     assert_eq!(stored.len(), 40, "one event per call");
     let ids: std::collections::BTreeSet<_> = stored.iter().map(|event| event.event_id).collect();
     assert_eq!(ids.len(), 40, "no event twice");
