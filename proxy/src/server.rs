@@ -287,14 +287,6 @@ async fn serve(
             serve_on_io_threads(config.io_threads, listener, edge, stopped)
         );
     }
-    // Calls whose client left run on as tasks: wait for them so they are metered.
-    let left = call::detach::wait_for_detached(config.shutdown_grace).await;
-    if left > 0 {
-        tracing::error!(
-            calls = left,
-            "calls whose client left were still running at shutdown; they are not metered"
-        );
-    }
     // Calls have ended: the quota this process leased and did not spend goes back.
     lease_sweeper.abort();
     limiter.give_back_leases().await;
@@ -335,7 +327,9 @@ struct Edge {
 
 impl Edge {
     /// Accepts connections and serves each as a task of the current runtime until `stop`
-    /// turns true; then waits (at most the grace period) for them to finish.
+    /// turns true; then waits (at most the grace period) for them to finish, and for the
+    /// calls whose client left, which run on as tasks of this runtime, so they are metered
+    /// before it stops.
     async fn accept(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
         let graceful = GracefulShutdown::new();
         loop {
@@ -367,6 +361,13 @@ impl Edge {
         {
             tracing::warn!(grace = ?self.grace, "in-flight requests did not finish in time; closing");
         }
+        let left = call::detach::wait_for_detached(self.grace).await;
+        if left > 0 {
+            tracing::error!(
+                calls = left,
+                "calls whose client left were still running at shutdown; they are not metered"
+            );
+        }
     }
 }
 
@@ -377,8 +378,7 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 
 /// Serves on `threads` threads, each with a single-threaded runtime that accepts from the
 /// same listening socket: a connection and its calls stay on the thread that accepted it.
-/// Returns when every thread has stopped (after `stop`, and after the calls whose client
-/// left, which run on these threads, have finished).
+/// Returns when every thread has stopped (see [`Edge::accept`]).
 async fn serve_on_io_threads(
     threads: usize,
     listener: TcpListener,
@@ -438,16 +438,12 @@ fn run_io_thread(listener: std::net::TcpListener, edge: Edge, stop: watch::Recei
         }
     };
     runtime.block_on(async move {
-        let grace = edge.grace;
         match TcpListener::from_std(listener) {
             Ok(listener) => edge.accept(listener, stop).await,
             Err(error) => {
                 tracing::error!(error = %error, "an I/O thread cannot use the listening socket");
-                return;
             }
         }
-        // Forwardings detached on this thread finish here before its runtime stops.
-        call::detach::wait_for_detached(grace).await;
     });
 }
 

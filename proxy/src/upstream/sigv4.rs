@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use schemas::digits::{push_hex, push_zero_padded};
+use schemas::digits::{hex, push_hex, push_zero_padded};
 use sha2::{Digest, Sha256};
 
 use super::model_runtime::push_percent_encoded;
@@ -247,7 +247,7 @@ impl RequestSigner {
             authorization: format!(
                 "{ALGORITHM} Credential={}/{scope}, SignedHeaders={names}, Signature={}",
                 credentials.access_key_id,
-                schemas::digits::hex(&signature)
+                hex(&signature)
             ),
             amz_date,
             security_token: credentials.session_token.map(str::to_owned),
