@@ -24,7 +24,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use parquet::file::properties::WriterProperties;
-use schemas::parquet_codec::UsageParquetEncoder;
+use schemas::parquet_codec::{UsageParquetEncoder, encode_with_arrow_writer};
 use schemas::{ApiSurface, Operation, Outcome, UsageEvent};
 use serde::{Deserialize, Deserializer};
 use store::contract::registry::{new_customer, new_key};
@@ -346,18 +346,37 @@ fn parquet_benches(criterion: &mut Criterion<BenchClock>) {
         .measurement_time(Duration::from_secs(3))
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Elements(events.len() as u64));
+    // Tollgate's file writer (what the consumer writes), then parquet-rs's Arrow writer
+    // under each setting (the first, `arrow_current`, with the same settings as ours).
+    let encoder = UsageParquetEncoder::new();
+    let bytes = encoder.encode(&events).unwrap();
+    eprintln!(
+        "parquet tollgate_writer: {} bytes for {} events ({} bytes per event)",
+        bytes.len(),
+        events.len(),
+        bytes.len() / events.len()
+    );
+    group.bench_function(BenchmarkId::new("parquet", "tollgate_writer"), |bench| {
+        bench.iter(|| black_box(encoder.encode(black_box(&events)).unwrap()));
+    });
     for (name, properties) in parquet_variants() {
-        let encoder = UsageParquetEncoder::with_properties(properties);
-        let bytes = encoder.encode(&events).unwrap();
+        let bytes = encode_with_arrow_writer(&events, properties.clone()).unwrap();
         eprintln!(
-            "parquet {name}: {} bytes for {} events ({} bytes per event)",
+            "parquet arrow_{name}: {} bytes for {} events ({} bytes per event)",
             bytes.len(),
             events.len(),
             bytes.len() / events.len()
         );
-        group.bench_function(BenchmarkId::new("parquet", name), |bench| {
-            bench.iter(|| black_box(encoder.encode(black_box(&events)).unwrap()));
-        });
+        group.bench_function(
+            BenchmarkId::new("parquet", format!("arrow_{name}")),
+            |bench| {
+                bench.iter(|| {
+                    black_box(
+                        encode_with_arrow_writer(black_box(&events), properties.clone()).unwrap(),
+                    )
+                });
+            },
+        );
     }
     group.finish();
 }

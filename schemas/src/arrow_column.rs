@@ -16,6 +16,7 @@ use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
 use crate::DecodeError;
+use crate::parquet_file::ColumnChunk;
 
 /// A Rust type that is stored as exactly one Arrow column.
 pub trait ArrowColumn: Sized {
@@ -30,6 +31,9 @@ pub trait ArrowColumn: Sized {
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef
     where
         Self: 'a;
+    /// Writes one row's value into the column's Parquet chunk (see [`crate::parquet_file`]),
+    /// as the Arrow writer would store the column built by `build_column`.
+    fn write_parquet(&self, column: &mut ColumnChunk);
     /// Reads every row of the column back. Errors name the column and row.
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError>;
     /// The rows of a file written before the column existed: nulls for a nullable column
@@ -73,6 +77,9 @@ fn u64_to_i64(value: u64) -> i64 {
 }
 
 impl ArrowColumn for String {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        column.push_bytes(self.as_bytes());
+    }
     fn data_type() -> DataType {
         DataType::Utf8
     }
@@ -97,6 +104,12 @@ impl ArrowColumn for String {
 }
 
 impl ArrowColumn for Option<String> {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        match self {
+            Some(value) => column.push_bytes(value.as_bytes()),
+            None => column.push_null(),
+        }
+    }
     fn data_type() -> DataType {
         DataType::Utf8
     }
@@ -126,6 +139,10 @@ impl ArrowColumn for Option<String> {
 }
 
 impl ArrowColumn for Uuid {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        let mut text = [0_u8; Hyphenated::LENGTH];
+        column.push_bytes(self.hyphenated().encode_lower(&mut text).as_bytes());
+    }
     fn data_type() -> DataType {
         DataType::Utf8
     }
@@ -157,6 +174,9 @@ impl ArrowColumn for Uuid {
 }
 
 impl ArrowColumn for u16 {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        column.push_i32(i32::from(*self));
+    }
     fn data_type() -> DataType {
         DataType::Int32
     }
@@ -185,6 +205,9 @@ impl ArrowColumn for u16 {
 }
 
 impl ArrowColumn for u64 {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        column.push_i64(u64_to_i64(*self));
+    }
     fn data_type() -> DataType {
         DataType::Int64
     }
@@ -206,6 +229,12 @@ impl ArrowColumn for u64 {
 }
 
 impl ArrowColumn for Option<u64> {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        match self {
+            Some(value) => column.push_i64(u64_to_i64(*value)),
+            None => column.push_null(),
+        }
+    }
     fn data_type() -> DataType {
         DataType::Int64
     }
@@ -233,6 +262,9 @@ impl ArrowColumn for Option<u64> {
 }
 
 impl ArrowColumn for DateTime<Utc> {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        column.push_i64(self.timestamp_millis());
+    }
     fn data_type() -> DataType {
         DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
     }
@@ -276,6 +308,10 @@ pub trait StringEnum: Sized + 'static {
 macro_rules! string_enum_column {
     ($enum_type:ty) => {
         impl $crate::arrow_column::ArrowColumn for $enum_type {
+            fn write_parquet(&self, column: &mut $crate::parquet_file::ColumnChunk) {
+                use $crate::arrow_column::StringEnum;
+                column.push_static(self.as_str());
+            }
             fn data_type() -> arrow_schema::DataType {
                 arrow_schema::DataType::Utf8
             }
@@ -304,6 +340,13 @@ macro_rules! string_enum_column {
         }
 
         impl $crate::arrow_column::ArrowColumn for Option<$enum_type> {
+            fn write_parquet(&self, column: &mut $crate::parquet_file::ColumnChunk) {
+                use $crate::arrow_column::StringEnum;
+                match self {
+                    Some(value) => column.push_static(value.as_str()),
+                    None => column.push_null(),
+                }
+            }
             fn data_type() -> arrow_schema::DataType {
                 arrow_schema::DataType::Utf8
             }

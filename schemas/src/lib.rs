@@ -17,6 +17,7 @@ pub mod model_id;
 pub mod model_names;
 pub mod model_prices;
 pub mod parquet_codec;
+pub mod parquet_file;
 pub mod plan;
 pub mod quota;
 pub mod seller;

@@ -196,6 +196,22 @@ macro_rules! define_usage_event {
                 .map_err(|error| DecodeError::Arrow(error.to_string()))
         }
 
+        /// Pushes every event's values into the Parquet columns of a file being written
+        /// (one chunk per field, in schema order), a column at a time.
+        pub(crate) fn write_parquet_columns<E: Borrow<UsageEvent>>(
+            events: &[E],
+            columns: &mut [crate::parquet_file::ColumnChunk],
+        ) {
+            let mut columns = columns.iter_mut();
+            $(
+                if let Some(column) = columns.next() {
+                    for event in events {
+                        <$field_type as ArrowColumn>::write_parquet(&event.borrow().$field, column);
+                    }
+                }
+            )+
+        }
+
         /// Reads events back from an Arrow batch. Columns are found by name.
         pub fn events_from_record_batch(batch: &RecordBatch) -> Result<Vec<UsageEvent>, DecodeError> {
             $(

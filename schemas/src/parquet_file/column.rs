@@ -1,0 +1,431 @@
+//! One column chunk being written: values land in the open page as they come, a full page is
+//! compressed at once, and a dictionary column's dictionary and statistics are settled when
+//! the chunk closes.
+
+use std::collections::HashMap;
+
+use super::rle;
+use super::thrift::CompactWriter;
+use super::{ColumnSpec, Physical};
+
+/// Parquet's page types, encodings and codec, as their Thrift numbers.
+pub(crate) const DATA_PAGE: i32 = 0;
+pub(crate) const DICTIONARY_PAGE: i32 = 2;
+pub(crate) const PLAIN: i32 = 0;
+pub(crate) const RLE: i32 = 3;
+pub(crate) const RLE_DICTIONARY: i32 = 8;
+
+/// Values of one column, written a value at a time by the column's Rust type
+/// (`ArrowColumn::write_parquet`).
+pub struct ColumnChunk {
+    spec: ColumnSpec,
+    page_rows: usize,
+    /// Rows in the open page.
+    open_rows: usize,
+    /// The open page's definition levels (optional columns): 1 present, 0 null.
+    levels: Vec<u32>,
+    /// The open page's values, plain-encoded (columns without a dictionary).
+    values: Vec<u8>,
+    /// The open page's dictionary indices.
+    indices: Vec<u32>,
+    dictionary: Dictionary,
+    statistics: Statistics,
+    /// The chunk's data pages so far, each a header and its compressed body.
+    pages: Vec<u8>,
+    data_pages: u32,
+    /// The chunk's size with every page uncompressed (headers included), as Parquet counts it.
+    uncompressed: u64,
+    /// Rows in the chunk, nulls included.
+    rows: u64,
+    snappy: snap::raw::Encoder,
+    scratch: Vec<u8>,
+    /// The compressor's output buffer, kept at the largest page's bound.
+    compressed: Vec<u8>,
+    /// The first page that could not be compressed (reported when the chunk closes).
+    failure: Option<String>,
+}
+
+impl std::fmt::Debug for ColumnChunk {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ColumnChunk")
+            .field("column", &self.spec.name)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+/// A dictionary column's distinct values in first-seen order, plain-encoded.
+#[derive(Default)]
+struct Dictionary {
+    index: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
+    /// Each entry's place in `plain` (the value, after a byte array's length prefix).
+    entries: Vec<(u32, u32)>,
+    plain: Vec<u8>,
+    /// The last value's index: values often repeat the one before.
+    last: Option<u32>,
+    /// Values known by a key (see [`ColumnChunk::push_static`]), with their indices.
+    keyed: Vec<(u64, u32)>,
+}
+
+/// Keyed values remembered per dictionary (more are still found, through the map).
+const KEYED_VALUES: usize = 32;
+
+/// Running minimum and maximum (as the column's plain bytes, or as integers) and nulls.
+#[derive(Default)]
+struct Statistics {
+    nulls: u64,
+    bytes: Option<Bounds>,
+    integers: Option<(i64, i64)>,
+}
+
+/// A closed chunk: its bytes (the dictionary page first) and what the footer says of it.
+pub(crate) struct ClosedChunk {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) dictionary_page_len: Option<usize>,
+    pub(crate) rows: u64,
+    pub(crate) uncompressed: u64,
+    pub(crate) data_pages: u32,
+    /// Statistics to write: nulls, and the minimum and maximum when any value is present.
+    pub(crate) statistics: Option<(u64, Option<Bounds>)>,
+}
+
+/// A column's minimum and maximum, as Parquet stores them (plain bytes, no length).
+pub(crate) type Bounds = (Vec<u8>, Vec<u8>);
+
+impl ColumnChunk {
+    pub(crate) fn new(spec: ColumnSpec, page_rows: usize) -> Self {
+        Self {
+            spec,
+            page_rows: page_rows.max(1),
+            open_rows: 0,
+            levels: Vec::new(),
+            values: Vec::new(),
+            indices: Vec::new(),
+            dictionary: Dictionary::default(),
+            statistics: Statistics::default(),
+            pages: Vec::new(),
+            data_pages: 0,
+            uncompressed: 0,
+            rows: 0,
+            snappy: snap::raw::Encoder::new(),
+            scratch: Vec::new(),
+            compressed: Vec::new(),
+            failure: None,
+        }
+    }
+
+    pub(crate) fn spec(&self) -> &ColumnSpec {
+        &self.spec
+    }
+
+    /// A string or bytes value (a `BYTE_ARRAY` column).
+    pub fn push_bytes(&mut self, value: &[u8]) {
+        if self.spec.optional {
+            self.levels.push(1);
+        }
+        if self.spec.dictionary {
+            self.push_dictionary(value);
+        } else {
+            self.values
+                .extend_from_slice(&(value.len() as u32).to_le_bytes());
+            self.values.extend_from_slice(value);
+            if self.spec.statistics {
+                match &mut self.statistics.bytes {
+                    None => self.statistics.bytes = Some((value.to_vec(), value.to_vec())),
+                    Some((min, max)) => {
+                        // The maximum first: ids made from the time rise row by row.
+                        if value > max.as_slice() {
+                            max.clear();
+                            max.extend_from_slice(value);
+                        } else if value < min.as_slice() {
+                            min.clear();
+                            min.extend_from_slice(value);
+                        }
+                    }
+                }
+            }
+        }
+        self.row_done();
+    }
+
+    /// A string that lives for the whole program (an enum's name): in a dictionary column
+    /// it is found by its address among the few seen, without hashing its bytes.
+    pub fn push_static(&mut self, value: &'static str) {
+        if !self.spec.dictionary {
+            self.push_bytes(value.as_bytes());
+            return;
+        }
+        if self.spec.optional {
+            self.levels.push(1);
+        }
+        self.push_keyed(value.as_ptr() as usize as u64, value.as_bytes());
+        self.row_done();
+    }
+
+    /// A 32-bit integer (an `INT32` column).
+    pub fn push_i32(&mut self, value: i32) {
+        self.push_integer(i64::from(value), &value.to_le_bytes());
+    }
+
+    /// A 64-bit integer (an `INT64` column, timestamps included).
+    pub fn push_i64(&mut self, value: i64) {
+        self.push_integer(value, &value.to_le_bytes());
+    }
+
+    fn push_integer(&mut self, value: i64, plain: &[u8]) {
+        if self.spec.optional {
+            self.levels.push(1);
+        }
+        if self.spec.dictionary {
+            self.push_keyed(value as u64, plain);
+        } else {
+            self.values.extend_from_slice(plain);
+        }
+        let integers = self.statistics.integers.get_or_insert((value, value));
+        integers.0 = integers.0.min(value);
+        integers.1 = integers.1.max(value);
+        self.row_done();
+    }
+
+    /// No value (an optional column's null).
+    pub fn push_null(&mut self) {
+        self.levels.push(0);
+        self.statistics.nulls += 1;
+        self.row_done();
+    }
+
+    /// A dictionary value with a small key of its own (an integer, or a static string's
+    /// address): a linear search among the keys seen, then the dictionary's map.
+    fn push_keyed(&mut self, key: u64, value: &[u8]) {
+        let dictionary = &mut self.dictionary;
+        if let Some(&(_, index)) = dictionary.keyed.iter().find(|(known, _)| *known == key) {
+            self.indices.push(index);
+            return;
+        }
+        let index = match dictionary.index.get(value) {
+            Some(&index) => index,
+            None => dictionary.insert(value, self.spec.physical),
+        };
+        if dictionary.keyed.len() < KEYED_VALUES {
+            dictionary.keyed.push((key, index));
+        }
+        self.indices.push(index);
+    }
+
+    fn push_dictionary(&mut self, value: &[u8]) {
+        let dictionary = &mut self.dictionary;
+        if let Some(last) = dictionary.last
+            && dictionary.value(last) == value
+        {
+            self.indices.push(last);
+            return;
+        }
+        let index = match dictionary.index.get(value) {
+            Some(&index) => index,
+            None => dictionary.insert(value, self.spec.physical),
+        };
+        dictionary.last = Some(index);
+        self.indices.push(index);
+    }
+
+    fn row_done(&mut self) {
+        self.open_rows += 1;
+        if self.open_rows == self.page_rows {
+            self.seal_page();
+        }
+    }
+
+    /// About the bytes the chunk would take if closed now (the open page uncompressed).
+    pub(crate) fn encoded_bytes(&self) -> usize {
+        self.pages.len()
+            + self.values.len()
+            + self.indices.len()
+            + self.levels.len() / 8
+            + self.dictionary.plain.len()
+    }
+
+    /// Compresses the open page into the chunk's pages.
+    fn seal_page(&mut self) {
+        if self.open_rows == 0 {
+            return;
+        }
+        // A required plain column's page is its values as they are; other pages are
+        // assembled (levels, then values or indices) in the scratch buffer.
+        let values_only = !self.spec.optional && !self.spec.dictionary;
+        let mut body = if values_only {
+            std::mem::take(&mut self.values)
+        } else {
+            std::mem::take(&mut self.scratch)
+        };
+        if !values_only {
+            body.clear();
+        }
+        if self.spec.optional {
+            let length_at = body.len();
+            body.extend_from_slice(&[0; 4]);
+            rle::encode(&self.levels, 1, &mut body);
+            let length = (body.len() - length_at - 4) as u32;
+            body[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
+        }
+        let encoding = if self.spec.dictionary {
+            let width = rle::bit_width(self.dictionary.entries.len().saturating_sub(1) as u32);
+            body.push(width);
+            rle::encode(&self.indices, width, &mut body);
+            RLE_DICTIONARY
+        } else {
+            if !values_only {
+                body.extend_from_slice(&self.values);
+            }
+            PLAIN
+        };
+        let rows = self.open_rows as i32;
+        self.write_page(DATA_PAGE, &body, |header| {
+            header.begin_struct(5);
+            header.i32(1, rows);
+            header.i32(2, encoding);
+            header.i32(3, RLE);
+            header.i32(4, RLE);
+            header.end_struct();
+        });
+        self.data_pages += 1;
+        self.rows += self.open_rows as u64;
+        self.open_rows = 0;
+        self.levels.clear();
+        self.indices.clear();
+        body.clear();
+        if values_only {
+            self.values = body;
+        } else {
+            self.values.clear();
+            self.scratch = body;
+        }
+    }
+
+    /// Appends a page (header, then `body` compressed with SNAPPY) to the chunk's pages;
+    /// `page_header` writes the header's fields after the sizes.
+    fn write_page(
+        &mut self,
+        page_type: i32,
+        body: &[u8],
+        page_header: impl FnOnce(&mut CompactWriter<'_>),
+    ) {
+        let mut compressed = std::mem::take(&mut self.compressed);
+        let bound = snap::raw::max_compress_len(body.len());
+        if compressed.len() < bound {
+            compressed.resize(bound, 0);
+        }
+        let written = match self.snappy.compress(body, &mut compressed) {
+            Ok(written) => written,
+            Err(error) => {
+                self.failure.get_or_insert_with(|| {
+                    format!(
+                        "column {}: a page of {} bytes: {error}",
+                        self.spec.name,
+                        body.len()
+                    )
+                });
+                self.compressed = compressed;
+                return;
+            }
+        };
+        let header_at = self.pages.len();
+        let mut header = CompactWriter::new(&mut self.pages);
+        header.i32(1, page_type);
+        header.i32(2, body.len() as i32);
+        header.i32(3, written as i32);
+        page_header(&mut header);
+        header.end_struct();
+        let header_len = self.pages.len() - header_at;
+        self.pages.extend_from_slice(&compressed[..written]);
+        self.compressed = compressed;
+        self.uncompressed += (header_len + body.len()) as u64;
+    }
+
+    /// Closes the chunk (the open page, then the dictionary page) and resets the column for
+    /// the next row group.
+    pub(crate) fn close(&mut self) -> Result<ClosedChunk, String> {
+        self.seal_page();
+        let mut bytes = Vec::new();
+        let mut dictionary_page_len = None;
+        if self.spec.dictionary {
+            let dictionary = std::mem::take(&mut self.dictionary);
+            let entries = dictionary.entries.len() as i32;
+            // The dictionary page goes first: write it into the pages buffer's place.
+            let data_pages = std::mem::take(&mut self.pages);
+            self.write_page(DICTIONARY_PAGE, &dictionary.plain, |header| {
+                header.begin_struct(7);
+                header.i32(1, entries);
+                header.i32(2, PLAIN);
+                header.bool(3, false);
+                header.end_struct();
+            });
+            dictionary_page_len = Some(self.pages.len());
+            bytes = std::mem::take(&mut self.pages);
+            bytes.extend_from_slice(&data_pages);
+            if self.spec.statistics {
+                self.statistics.bytes = dictionary_bounds(&dictionary, self.spec.physical);
+            }
+        } else {
+            bytes.append(&mut self.pages);
+        }
+        let statistics = std::mem::take(&mut self.statistics);
+        let bounds = match self.spec.physical {
+            Physical::ByteArray => statistics.bytes,
+            Physical::Int32 => statistics.integers.map(|(min, max)| {
+                let (min, max) = (min as i32, max as i32);
+                (min.to_le_bytes().to_vec(), max.to_le_bytes().to_vec())
+            }),
+            Physical::Int64 => statistics
+                .integers
+                .map(|(min, max)| (min.to_le_bytes().to_vec(), max.to_le_bytes().to_vec())),
+        };
+        let closed = ClosedChunk {
+            bytes,
+            dictionary_page_len,
+            rows: self.rows,
+            uncompressed: self.uncompressed,
+            data_pages: self.data_pages,
+            statistics: self.spec.statistics.then_some((statistics.nulls, bounds)),
+        };
+        self.rows = 0;
+        self.uncompressed = 0;
+        self.data_pages = 0;
+        match self.failure.take() {
+            Some(failure) => Err(failure),
+            None => Ok(closed),
+        }
+    }
+}
+
+impl Dictionary {
+    fn value(&self, index: u32) -> &[u8] {
+        let (start, len) = self.entries[index as usize];
+        &self.plain[start as usize..(start + len) as usize]
+    }
+
+    fn insert(&mut self, value: &[u8], physical: Physical) -> u32 {
+        let index = self.entries.len() as u32;
+        if physical == Physical::ByteArray {
+            self.plain
+                .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        }
+        self.entries
+            .push((self.plain.len() as u32, value.len() as u32));
+        self.plain.extend_from_slice(value);
+        self.index.insert(value.into(), index);
+        index
+    }
+}
+
+/// The smallest and largest entries of a byte-array dictionary (integer columns keep their
+/// bounds as they go).
+fn dictionary_bounds(dictionary: &Dictionary, physical: Physical) -> Option<Bounds> {
+    if physical != Physical::ByteArray {
+        return None;
+    }
+    let values = (0..dictionary.entries.len() as u32).map(|index| dictionary.value(index));
+    let min = values.clone().min()?;
+    let max = values.max()?;
+    Some((min.to_vec(), max.to_vec()))
+}

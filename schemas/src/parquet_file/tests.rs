@@ -1,0 +1,219 @@
+//! The file writer against parquet-rs: its files read back row for row, and say what the
+//! Arrow writer's files say of the same events (schema, encodings, codec, statistics).
+
+use bytes::Bytes;
+use chrono::{TimeZone, Utc};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use uuid::Uuid;
+
+use crate::parquet_codec::{
+    UsageParquetEncoder, decode_events_parquet, encode_with_arrow_writer, writer_properties,
+};
+use crate::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+
+/// Events with every column varied: nulls in each optional column, long and short strings,
+/// repeated and unique values, extreme integers, times out of order.
+fn varied_events(count: u64) -> Vec<UsageEvent> {
+    (0..count)
+        .map(|index| {
+            let customer = index * 7 % 13;
+            UsageEvent {
+                event_id: Uuid::from_u128(u128::from(index.wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+                schema_version: USAGE_EVENT_SCHEMA_VERSION,
+                occurred_at: Utc
+                    .timestamp_millis_opt(1_764_374_400_000 + (index as i64 % 97) * 61_000)
+                    .unwrap(),
+                customer_id: format!("cust-{customer:03}"),
+                key_id: format!("key_{}", customer * 2 + index % 2),
+                request_id: format!("req-{index}"),
+                upstream_request_id: (index % 5 != 0).then(|| format!("up-{index}")),
+                model_id: if index % 11 == 0 {
+                    // Longer than the 64 bytes the Arrow writer truncates statistics at.
+                    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0".into()
+                } else {
+                    format!("model-{}", index % 4)
+                },
+                operation: [
+                    Operation::Invoke,
+                    Operation::InvokeStream,
+                    Operation::Converse,
+                    Operation::ConverseStream,
+                ][(index % 4) as usize],
+                api: (index % 9 != 3).then_some(ApiSurface::ALL[(index % 4) as usize]),
+                status: [200, 429, 500][(index % 3) as usize],
+                outcome: if index % 3 == 1 {
+                    Outcome::RejectedLimit
+                } else {
+                    Outcome::Success
+                },
+                input_tokens: index * 31,
+                output_tokens: if index == 5 { u64::MAX } else { index },
+                cache_read_tokens: 0,
+                cache_write_tokens: index % 2,
+                latency_ms: 1000 - index % 1000,
+                upstream_latency_ms: (index % 3 != 1).then_some(index % 500),
+                request_bytes: index * 3,
+                response_bytes: 7,
+                proxy_instance: format!("proxy-{}", index / 100),
+                instance_seq: index + 1,
+            }
+        })
+        .collect()
+}
+
+fn metadata(bytes: &Bytes) -> ParquetMetaData {
+    SerializedFileReader::new(bytes.clone())
+        .unwrap()
+        .metadata()
+        .clone()
+}
+
+/// The event with the saturated count reads back as `i64::MAX`, as it does from the Arrow
+/// writer's files; every other event reads back as written.
+fn as_stored(mut events: Vec<UsageEvent>) -> Vec<UsageEvent> {
+    for event in &mut events {
+        event.output_tokens = event.output_tokens.min(i64::MAX as u64);
+    }
+    events
+}
+
+#[test]
+fn files_read_back_row_for_row_across_row_groups_and_pages() {
+    let events = varied_events(1_000);
+    for (row_group_rows, page_rows, batch) in [
+        (64 * 1024, 16 * 1024, 1_000),
+        (100, 7, 33),
+        (256, 256, 1),
+        (999, 1_000, 500),
+        (1, 1, 10),
+    ] {
+        let encoder = UsageParquetEncoder::with_sizes(row_group_rows, page_rows);
+        let mut file = encoder.start_file().unwrap();
+        for chunk in events.chunks(batch) {
+            file.append(chunk).unwrap();
+        }
+        let bytes = file.finish().unwrap();
+        let read = decode_events_parquet(bytes.clone()).unwrap();
+        assert_eq!(
+            read,
+            as_stored(events.clone()),
+            "row groups of {row_group_rows}, pages of {page_rows}"
+        );
+        let groups = metadata(&bytes).num_row_groups();
+        assert_eq!(groups, events.len().div_ceil(row_group_rows));
+    }
+}
+
+#[test]
+fn an_empty_file_reads_as_no_rows() {
+    let bytes = UsageParquetEncoder::new()
+        .encode::<UsageEvent>(&[])
+        .unwrap();
+    assert!(decode_events_parquet(bytes.clone()).unwrap().is_empty());
+    assert_eq!(metadata(&bytes).file_metadata().num_rows(), 0);
+}
+
+#[test]
+fn the_schema_is_the_arrow_writers() {
+    let events = varied_events(50);
+    let ours = UsageParquetEncoder::new().encode(&events).unwrap();
+    let arrow = encode_with_arrow_writer(&events, writer_properties()).unwrap();
+    let (ours_meta, arrow_meta) = (metadata(&ours), metadata(&arrow));
+    assert_eq!(
+        ours_meta.file_metadata().schema_descr().root_schema(),
+        arrow_meta.file_metadata().schema_descr().root_schema()
+    );
+    let arrow_schema = |bytes: &Bytes| {
+        ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .unwrap()
+            .schema()
+            .clone()
+    };
+    assert_eq!(arrow_schema(&ours), arrow_schema(&arrow));
+    assert_eq!(
+        ours_meta.file_metadata().column_orders(),
+        arrow_meta.file_metadata().column_orders()
+    );
+}
+
+#[test]
+fn encodings_codec_and_statistics_are_the_arrow_writers() {
+    let events = varied_events(2_000);
+    let ours = metadata(&UsageParquetEncoder::new().encode(&events).unwrap());
+    let arrow = metadata(&encode_with_arrow_writer(&events, writer_properties()).unwrap());
+    let (ours, arrow) = (ours.row_group(0), arrow.row_group(0));
+    assert_eq!(ours.num_rows(), arrow.num_rows());
+    for (mine, theirs) in ours.columns().iter().zip(arrow.columns()) {
+        let name = mine.column_path().string();
+        assert_eq!(mine.column_path(), theirs.column_path());
+        assert_eq!(mine.compression(), theirs.compression(), "{name}");
+        assert_eq!(mine.num_values(), theirs.num_values(), "{name}");
+        let mut encodings: Vec<_> = mine.encodings().collect();
+        let mut their_encodings: Vec<_> = theirs.encodings().collect();
+        encodings.sort_by_key(|encoding| format!("{encoding:?}"));
+        their_encodings.sort_by_key(|encoding| format!("{encoding:?}"));
+        assert_eq!(encodings, their_encodings, "{name}");
+        assert_eq!(
+            mine.dictionary_page_offset().is_some(),
+            theirs.dictionary_page_offset().is_some(),
+            "{name}"
+        );
+        match (mine.statistics(), theirs.statistics()) {
+            (None, None) => {}
+            (Some(mine), Some(theirs)) => {
+                assert_eq!(mine.null_count_opt(), theirs.null_count_opt(), "{name}");
+                // The Arrow writer truncates long bounds (to 64 bytes) and says they are
+                // inexact; ours are the whole values.
+                if theirs.min_is_exact() {
+                    assert_eq!(mine.min_bytes_opt(), theirs.min_bytes_opt(), "{name}");
+                } else {
+                    let (mine, theirs) = (
+                        mine.min_bytes_opt().unwrap(),
+                        theirs.min_bytes_opt().unwrap(),
+                    );
+                    assert!(mine.starts_with(theirs), "{name}");
+                }
+                if theirs.max_is_exact() {
+                    assert_eq!(mine.max_bytes_opt(), theirs.max_bytes_opt(), "{name}");
+                } else {
+                    let (mine, theirs) = (
+                        mine.max_bytes_opt().unwrap(),
+                        theirs.max_bytes_opt().unwrap(),
+                    );
+                    assert!(
+                        mine <= theirs && mine.starts_with(&theirs[..theirs.len() - 1]),
+                        "{name}"
+                    );
+                }
+                assert!(mine.min_is_exact() && mine.max_is_exact(), "{name}");
+            }
+            (mine, theirs) => panic!("{name}: statistics {mine:?} against {theirs:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_same_events_give_the_same_bytes() {
+    let events = varied_events(300);
+    let encoder = UsageParquetEncoder::new();
+    assert_eq!(
+        encoder.encode(&events).unwrap(),
+        encoder.encode(&events).unwrap()
+    );
+}
+
+#[test]
+fn files_are_about_the_size_of_the_arrow_writers() {
+    let events = varied_events(5_000);
+    let ours = UsageParquetEncoder::new().encode(&events).unwrap().len();
+    let arrow = encode_with_arrow_writer(&events, writer_properties())
+        .unwrap()
+        .len();
+    // The Arrow writer also writes a page index; the pages themselves are alike.
+    assert!(
+        ours <= arrow + arrow / 10,
+        "{ours} bytes against the Arrow writer's {arrow}"
+    );
+}
