@@ -15,6 +15,10 @@ pub(crate) const PLAIN: i32 = 0;
 pub(crate) const RLE: i32 = 3;
 pub(crate) const RLE_DICTIONARY: i32 = 8;
 
+/// A page is sealed at this many bytes of plain values even before its row count, so a
+/// page stays near the 1 MiB readers expect however long the values are.
+const PAGE_BYTES: usize = 1024 * 1024;
+
 /// Values of one column, written a value at a time by the column's Rust type
 /// (`ArrowColumn::write_parquet`).
 pub struct ColumnChunk {
@@ -231,7 +235,7 @@ impl ColumnChunk {
 
     fn row_done(&mut self) {
         self.open_rows += 1;
-        if self.open_rows == self.page_rows {
+        if self.open_rows == self.page_rows || self.values.len() >= PAGE_BYTES {
             self.seal_page();
         }
     }

@@ -217,3 +217,36 @@ fn files_are_about_the_size_of_the_arrow_writers() {
         "{ours} bytes against the Arrow writer's {arrow}"
     );
 }
+
+#[test]
+fn long_values_close_a_page_before_its_row_count() {
+    let mut events = varied_events(600);
+    for (index, event) in events.iter_mut().enumerate() {
+        event.request_id = format!("{index:05}-{}", "r".repeat(4_000));
+    }
+    let bytes = UsageParquetEncoder::with_sizes(64 * 1024, 4 * 1024)
+        .encode(&events)
+        .unwrap();
+    assert_eq!(
+        decode_events_parquet(bytes.clone()).unwrap(),
+        as_stored(events)
+    );
+    let reader = SerializedFileReader::new(bytes).unwrap();
+    let row_group = reader.get_row_group(0).unwrap();
+    let request_id = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|column| column.name() == "request_id")
+        .unwrap();
+    let pages = row_group
+        .get_column_page_reader(request_id)
+        .unwrap()
+        .map(|page| page.unwrap().num_values())
+        .collect::<Vec<_>>();
+    // 600 values of 4,010 bytes (length included): a page closes once it holds 1 MiB,
+    // at its 262nd value.
+    assert_eq!(pages, [262, 262, 76]);
+}
