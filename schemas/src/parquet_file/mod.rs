@@ -38,6 +38,17 @@ pub enum Physical {
     Int64,
 }
 
+impl Physical {
+    /// Parquet's number for the type.
+    fn thrift_type(self) -> i32 {
+        match self {
+            Self::ByteArray => BYTE_ARRAY,
+            Self::Int32 => INT32,
+            Self::Int64 => INT64,
+        }
+    }
+}
+
 /// A column's logical type, when it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logical {
@@ -303,14 +314,7 @@ fn write_file_metadata(
 
 fn write_schema_element(out: &mut CompactWriter<'_>, spec: &ColumnSpec) {
     out.begin_list_struct();
-    out.i32(
-        1,
-        match spec.physical {
-            Physical::ByteArray => BYTE_ARRAY,
-            Physical::Int32 => INT32,
-            Physical::Int64 => INT64,
-        },
-    );
+    out.i32(1, spec.physical.thrift_type());
     out.i32(3, i32::from(spec.optional));
     out.binary(4, spec.name.as_bytes());
     match spec.logical {
@@ -362,14 +366,7 @@ fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
     out.begin_list_struct();
     out.i64(2, chunk.start as i64);
     out.begin_struct(3);
-    out.i32(
-        1,
-        match spec.physical {
-            Physical::ByteArray => BYTE_ARRAY,
-            Physical::Int32 => INT32,
-            Physical::Int64 => INT64,
-        },
-    );
+    out.i32(1, spec.physical.thrift_type());
     let encodings: &[i32] = if spec.dictionary {
         &[PLAIN, RLE, RLE_DICTIONARY]
     } else {
