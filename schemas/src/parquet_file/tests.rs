@@ -250,3 +250,39 @@ fn long_values_close_a_page_before_its_row_count() {
     // at its 262nd value.
     assert_eq!(pages, [262, 262, 76]);
 }
+
+#[test]
+fn columns_with_only_nulls_read_back_as_nulls() {
+    let mut events = varied_events(300);
+    for event in &mut events {
+        event.upstream_request_id = None;
+        event.upstream_latency_ms = None;
+        event.api = None;
+    }
+    let bytes = UsageParquetEncoder::with_sizes(128, 50)
+        .encode(&events)
+        .unwrap();
+    assert_eq!(
+        decode_events_parquet(bytes.clone()).unwrap(),
+        as_stored(events.clone())
+    );
+    let ours = metadata(&bytes);
+    let column = |meta: &ParquetMetaData, name: &str| {
+        let group = meta.row_group(0);
+        let index = group
+            .columns()
+            .iter()
+            .position(|column| column.column_path().string() == name)
+            .unwrap();
+        group.column(index).statistics().cloned()
+    };
+    let ours_api = column(&ours, "api").unwrap();
+    assert_eq!(ours_api.null_count_opt(), Some(128));
+    assert_eq!(ours_api.min_bytes_opt(), None);
+    assert_eq!(
+        column(&ours, "upstream_latency_ms")
+            .unwrap()
+            .null_count_opt(),
+        Some(128)
+    );
+}
