@@ -1,7 +1,9 @@
 //! What a log record's codec costs per event (issue 17, section 4): for one frame of 500
 //! events from the pipeline bench's generator, the JSON decoders (today's
 //! `UsageEvent::decode_json`, serde_json into a struct that borrows its strings, simd-json)
-//! and the decompression of the 500 JSON lines with zstd (levels 1 and 3) and lz4.
+//! and the decompression of the 500 JSON lines with zstd (levels 1 and 3) and lz4; and the
+//! Parquet encode of 1000 events by Tollgate's writer (`codec/parquet/tollgate_writer`)
+//! and by parquet-rs's Arrow writer under several settings (`codec/parquet/arrow_*`).
 //!
 //! Run with `cargo bench -p metering --bench codec`. One thread; events/s is per core. The
 //! compression ratios are printed once, before the benches.
