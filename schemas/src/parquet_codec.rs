@@ -81,6 +81,9 @@ pub fn writer_properties() -> WriterProperties {
 /// encoded 10,000 events 10% slower), and well under the 1 MB readers expect of a page.
 pub const PAGE_ROWS: usize = 4 * 1024;
 
+/// The footer's `created_by`, in the form Parquet recommends (`<application> version <v>`).
+const CREATED_BY: &str = concat!("tollgate version ", env!("CARGO_PKG_VERSION"));
+
 /// Events whose columns are written in one pass over them.
 const EVENTS_PER_PASS: usize = 256;
 
@@ -155,7 +158,7 @@ impl UsageParquetEncoder {
                 self.row_group_rows,
                 self.page_rows,
                 self.key_value.clone(),
-                "tollgate",
+                CREATED_BY,
             ),
             rows: 0,
         })

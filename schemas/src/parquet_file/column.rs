@@ -36,7 +36,11 @@ pub struct ColumnChunk {
     statistics: Statistics,
     /// The chunk's data pages so far, each a header and its compressed body.
     pages: Vec<u8>,
-    data_pages: u32,
+    /// Data pages written plain (a dictionary column's pages before its first value hold
+    /// only nulls, and are plain: there is no dictionary to point into yet).
+    plain_pages: u32,
+    /// Data pages of dictionary indices.
+    dictionary_data_pages: u32,
     /// The chunk's size with every page uncompressed (headers included), as Parquet counts it.
     uncompressed: u64,
     /// Rows in the chunk, nulls included.
@@ -89,7 +93,8 @@ pub(crate) struct ClosedChunk {
     pub(crate) dictionary_page_len: Option<usize>,
     pub(crate) rows: u64,
     pub(crate) uncompressed: u64,
-    pub(crate) data_pages: u32,
+    pub(crate) plain_pages: u32,
+    pub(crate) dictionary_data_pages: u32,
     /// Statistics to write: nulls, and the minimum and maximum when any value is present.
     pub(crate) statistics: Option<(u64, Option<Bounds>)>,
 }
@@ -109,7 +114,8 @@ impl ColumnChunk {
             dictionary: Dictionary::default(),
             statistics: Statistics::default(),
             pages: Vec::new(),
-            data_pages: 0,
+            plain_pages: 0,
+            dictionary_data_pages: 0,
             uncompressed: 0,
             rows: 0,
             snappy: snap::raw::Encoder::new(),
@@ -272,7 +278,10 @@ impl ColumnChunk {
             let length = (body.len() - length_at - 4) as u32;
             body[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
         }
-        let encoding = if self.spec.dictionary {
+        // A dictionary column's page with no value before it in the chunk holds only nulls:
+        // it is written plain (its levels alone), so a chunk of nulls has no empty dictionary.
+        let indexed = self.spec.dictionary && !self.dictionary.entries.is_empty();
+        let encoding = if indexed {
             let width = rle::bit_width(self.dictionary.entries.len().saturating_sub(1) as u32);
             body.push(width);
             rle::encode(&self.indices, width, &mut body);
@@ -292,7 +301,11 @@ impl ColumnChunk {
             header.i32(4, RLE);
             header.end_struct();
         });
-        self.data_pages += 1;
+        if indexed {
+            self.dictionary_data_pages += 1;
+        } else {
+            self.plain_pages += 1;
+        }
         self.rows += self.open_rows as u64;
         self.open_rows = 0;
         self.levels.clear();
@@ -352,8 +365,8 @@ impl ColumnChunk {
         self.seal_page();
         let mut bytes = Vec::new();
         let mut dictionary_page_len = None;
-        if self.spec.dictionary {
-            let dictionary = std::mem::take(&mut self.dictionary);
+        let dictionary = std::mem::take(&mut self.dictionary);
+        if self.spec.dictionary && !dictionary.entries.is_empty() {
             let entries = dictionary.entries.len() as i32;
             // The dictionary page goes first: write it into the pages buffer's place.
             let data_pages = std::mem::take(&mut self.pages);
@@ -389,12 +402,14 @@ impl ColumnChunk {
             dictionary_page_len,
             rows: self.rows,
             uncompressed: self.uncompressed,
-            data_pages: self.data_pages,
+            plain_pages: self.plain_pages,
+            dictionary_data_pages: self.dictionary_data_pages,
             statistics: self.spec.statistics.then_some((statistics.nulls, bounds)),
         };
         self.rows = 0;
         self.uncompressed = 0;
-        self.data_pages = 0;
+        self.plain_pages = 0;
+        self.dictionary_data_pages = 0;
         match self.failure.take() {
             Some(failure) => Err(failure),
             None => Ok(closed),

@@ -123,7 +123,6 @@ pub fn specs_from_arrow(
 /// A column chunk written, as the footer describes it.
 struct ChunkMeta {
     spec: ColumnSpec,
-    start: u64,
     dictionary_page: Option<u64>,
     data_page: u64,
     compressed: u64,
@@ -232,7 +231,6 @@ impl ParquetFileWriter {
             self.out.extend_from_slice(&closed.bytes);
             chunks.push(ChunkMeta {
                 spec: *column.spec(),
-                start: chunk_start,
                 dictionary_page,
                 data_page,
                 compressed: closed.bytes.len() as u64,
@@ -364,10 +362,12 @@ fn write_row_group(out: &mut CompactWriter<'_>, group: &RowGroupMeta) {
 fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
     let spec = &chunk.spec;
     out.begin_list_struct();
-    out.i64(2, chunk.start as i64);
+    // Deprecated: 0 when a chunk's metadata is only in the footer, as here.
+    out.i64(2, 0);
     out.begin_struct(3);
     out.i32(1, spec.physical.thrift_type());
-    let encodings: &[i32] = if spec.dictionary {
+    let closed = &chunk.closed;
+    let encodings: &[i32] = if closed.dictionary_data_pages > 0 {
         &[PLAIN, RLE, RLE_DICTIONARY]
     } else {
         &[PLAIN, RLE]
@@ -388,6 +388,15 @@ fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
     }
     if let Some((nulls, bounds)) = &chunk.closed.statistics {
         out.begin_struct(12);
+        // Integers' bounds also go in the deprecated fields, for readers older than
+        // `min_value`/`max_value` (signed order is these columns' order); never a string's,
+        // which those readers compared as signed bytes.
+        if let Some((min, max)) = bounds
+            && spec.physical != Physical::ByteArray
+        {
+            out.binary(1, max);
+            out.binary(2, min);
+        }
         out.i64(3, *nulls as i64);
         if let Some((min, max)) = bounds {
             out.binary(5, max);
@@ -397,18 +406,18 @@ fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
         }
         out.end_struct();
     }
-    let mut page_kinds = vec![(
-        DATA_PAGE,
-        if spec.dictionary {
-            RLE_DICTIONARY
-        } else {
-            PLAIN
-        },
-        chunk.closed.data_pages,
-    )];
-    if spec.dictionary {
-        page_kinds.insert(0, (DICTIONARY_PAGE, PLAIN, 1));
-    }
+    let page_kinds: Vec<(i32, i32, u32)> = [
+        (
+            DICTIONARY_PAGE,
+            PLAIN,
+            u32::from(chunk.dictionary_page.is_some()),
+        ),
+        (DATA_PAGE, PLAIN, closed.plain_pages),
+        (DATA_PAGE, RLE_DICTIONARY, closed.dictionary_data_pages),
+    ]
+    .into_iter()
+    .filter(|&(_, _, count)| count > 0)
+    .collect();
     out.list(13, ListOf::Struct, page_kinds.len());
     for (page_type, encoding, count) in page_kinds {
         out.begin_list_struct();

@@ -286,3 +286,40 @@ fn columns_with_only_nulls_read_back_as_nulls() {
         Some(128)
     );
 }
+
+#[test]
+fn a_dictionary_column_of_nulls_has_no_dictionary_until_its_first_value() {
+    let mut events = varied_events(300);
+    for (index, event) in events.iter_mut().enumerate() {
+        event.api = (index >= 170).then_some(ApiSurface::OpenAi);
+    }
+    // Row groups of 128 rows, pages of 50: the first row group's api is all null, the
+    // second has two pages of nulls before its first value.
+    let bytes = UsageParquetEncoder::with_sizes(128, 50)
+        .encode(&events)
+        .unwrap();
+    assert_eq!(
+        decode_events_parquet(bytes.clone()).unwrap(),
+        as_stored(events)
+    );
+    let meta = metadata(&bytes);
+    let api = |group: usize| {
+        let group = meta.row_group(group);
+        group
+            .columns()
+            .iter()
+            .find(|column| column.column_path().string() == "api")
+            .unwrap()
+            .clone()
+    };
+    assert!(api(0).dictionary_page_offset().is_none());
+    let encodings: Vec<String> = api(0)
+        .encodings()
+        .map(|encoding| format!("{encoding:?}"))
+        .collect();
+    assert_eq!(encodings, ["PLAIN", "RLE"]);
+    assert!(api(1).dictionary_page_offset().is_some());
+    let stats = api(1).statistics().unwrap().clone();
+    assert_eq!(stats.min_bytes_opt(), Some(&b"openai"[..]));
+    assert_eq!(stats.null_count_opt(), Some(170 - 128));
+}
