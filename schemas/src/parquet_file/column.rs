@@ -87,10 +87,14 @@ struct Statistics {
     integers: Option<(i64, i64)>,
 }
 
-/// A closed chunk: its bytes (the dictionary page first) and what the footer says of it.
+/// What the footer says of a chunk written into the file.
 pub(crate) struct ClosedChunk {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) dictionary_page_len: Option<usize>,
+    /// Where its dictionary page starts in the file, if it has one.
+    pub(crate) dictionary_page: Option<u64>,
+    /// Where its first data page starts.
+    pub(crate) data_page: u64,
+    /// Its bytes in the file, page headers included.
+    pub(crate) compressed: u64,
     pub(crate) rows: u64,
     pub(crate) uncompressed: u64,
     pub(crate) plain_pages: u32,
@@ -293,7 +297,8 @@ impl ColumnChunk {
             PLAIN
         };
         let rows = self.open_rows as i32;
-        self.write_page(DATA_PAGE, &body, |header| {
+        let mut pages = std::mem::take(&mut self.pages);
+        self.write_page(&mut pages, DATA_PAGE, &body, |header| {
             header.begin_struct(5);
             header.i32(1, rows);
             header.i32(2, encoding);
@@ -301,6 +306,7 @@ impl ColumnChunk {
             header.i32(4, RLE);
             header.end_struct();
         });
+        self.pages = pages;
         if indexed {
             self.dictionary_data_pages += 1;
         } else {
@@ -319,10 +325,11 @@ impl ColumnChunk {
         }
     }
 
-    /// Appends a page (header, then `body` compressed with SNAPPY) to the chunk's pages;
+    /// Appends a page (header, then `body` compressed with SNAPPY) to `into`;
     /// `page_header` writes the header's fields after the sizes.
     fn write_page(
         &mut self,
+        into: &mut Vec<u8>,
         page_type: i32,
         body: &[u8],
         page_header: impl FnOnce(&mut CompactWriter<'_>),
@@ -346,46 +353,44 @@ impl ColumnChunk {
                 return;
             }
         };
-        let header_at = self.pages.len();
-        let mut header = CompactWriter::new(&mut self.pages);
+        let header_at = into.len();
+        let mut header = CompactWriter::new(into);
         header.i32(1, page_type);
         header.i32(2, body.len() as i32);
         header.i32(3, written as i32);
         page_header(&mut header);
         header.end_struct();
-        let header_len = self.pages.len() - header_at;
-        self.pages.extend_from_slice(&compressed[..written]);
+        let header_len = into.len() - header_at;
+        into.extend_from_slice(&compressed[..written]);
         self.compressed = compressed;
         self.uncompressed += (header_len + body.len()) as u64;
     }
 
-    /// Closes the chunk (the open page, then the dictionary page) and resets the column for
-    /// the next row group.
-    pub(crate) fn close(&mut self) -> Result<ClosedChunk, String> {
+    /// Closes the chunk: seals the open page, appends the chunk to the file's bytes (the
+    /// dictionary page, if any, then the data pages) and resets the column for the next row
+    /// group.
+    pub(crate) fn close_into(&mut self, file: &mut Vec<u8>) -> Result<ClosedChunk, String> {
         self.seal_page();
-        let mut bytes = Vec::new();
-        let mut dictionary_page_len = None;
+        let start = file.len() as u64;
+        let mut dictionary_page = None;
         let dictionary = std::mem::take(&mut self.dictionary);
         if self.spec.dictionary && !dictionary.entries.is_empty() {
             let entries = dictionary.entries.len() as i32;
-            // The dictionary page goes first: write it into the pages buffer's place.
-            let data_pages = std::mem::take(&mut self.pages);
-            self.write_page(DICTIONARY_PAGE, &dictionary.plain, |header| {
+            dictionary_page = Some(start);
+            self.write_page(file, DICTIONARY_PAGE, &dictionary.plain, |header| {
                 header.begin_struct(7);
                 header.i32(1, entries);
                 header.i32(2, PLAIN);
                 header.bool(3, false);
                 header.end_struct();
             });
-            dictionary_page_len = Some(self.pages.len());
-            bytes = std::mem::take(&mut self.pages);
-            bytes.extend_from_slice(&data_pages);
             if self.spec.statistics {
                 self.statistics.bytes = dictionary_bounds(&dictionary, self.spec.physical);
             }
-        } else {
-            bytes.append(&mut self.pages);
         }
+        let data_page = file.len() as u64;
+        file.extend_from_slice(&self.pages);
+        self.pages.clear();
         let statistics = std::mem::take(&mut self.statistics);
         let bounds = match self.spec.physical {
             Physical::ByteArray => statistics.bytes,
@@ -398,8 +403,9 @@ impl ColumnChunk {
                 .map(|(min, max)| (min.to_le_bytes().to_vec(), max.to_le_bytes().to_vec())),
         };
         let closed = ClosedChunk {
-            bytes,
-            dictionary_page_len,
+            dictionary_page,
+            data_page,
+            compressed: file.len() as u64 - start,
             rows: self.rows,
             uncompressed: self.uncompressed,
             plain_pages: self.plain_pages,

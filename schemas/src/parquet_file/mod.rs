@@ -22,6 +22,16 @@ use thrift::{CompactWriter, ListOf};
 use crate::DecodeError;
 
 const MAGIC: &[u8; 4] = b"PAR1";
+
+/// An unsigned LEB128 varint, as Thrift's compact protocol and the RLE hybrid's run headers
+/// write their counts.
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
 /// Parquet's `Type` and `ConvertedType` numbers used here.
 const INT32: i32 = 1;
 const INT64: i32 = 2;
@@ -123,9 +133,6 @@ pub fn specs_from_arrow(
 /// A column chunk written, as the footer describes it.
 struct ChunkMeta {
     spec: ColumnSpec,
-    dictionary_page: Option<u64>,
-    data_page: u64,
-    compressed: u64,
     closed: ClosedChunk,
 }
 
@@ -224,20 +231,12 @@ impl ParquetFileWriter {
         let start = self.out.len() as u64;
         let mut chunks = Vec::with_capacity(self.columns.len());
         for column in &mut self.columns {
-            let closed = column.close().map_err(DecodeError::Parquet)?;
-            let chunk_start = self.out.len() as u64;
-            let dictionary_page = closed.dictionary_page_len.map(|_| chunk_start);
-            let data_page = chunk_start + closed.dictionary_page_len.unwrap_or(0) as u64;
-            self.out.extend_from_slice(&closed.bytes);
+            let closed = column
+                .close_into(&mut self.out)
+                .map_err(DecodeError::Parquet)?;
             chunks.push(ChunkMeta {
                 spec: *column.spec(),
-                dictionary_page,
-                data_page,
-                compressed: closed.bytes.len() as u64,
-                closed: ClosedChunk {
-                    bytes: Vec::new(),
-                    ..closed
-                },
+                closed,
             });
         }
         self.row_groups.push(RowGroupMeta {
@@ -351,7 +350,11 @@ fn write_row_group(out: &mut CompactWriter<'_>, group: &RowGroupMeta) {
         .iter()
         .map(|chunk| chunk.closed.uncompressed)
         .sum();
-    let compressed: u64 = group.chunks.iter().map(|chunk| chunk.compressed).sum();
+    let compressed: u64 = group
+        .chunks
+        .iter()
+        .map(|chunk| chunk.closed.compressed)
+        .sum();
     out.i64(2, uncompressed as i64);
     out.i64(3, group.rows as i64);
     out.i64(5, group.start as i64);
@@ -379,14 +382,14 @@ fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
     out.list(3, ListOf::Binary, 1);
     out.element_binary(spec.name.as_bytes());
     out.i32(4, SNAPPY);
-    out.i64(5, chunk.closed.rows as i64);
-    out.i64(6, chunk.closed.uncompressed as i64);
-    out.i64(7, chunk.compressed as i64);
-    out.i64(9, chunk.data_page as i64);
-    if let Some(offset) = chunk.dictionary_page {
+    out.i64(5, closed.rows as i64);
+    out.i64(6, closed.uncompressed as i64);
+    out.i64(7, closed.compressed as i64);
+    out.i64(9, closed.data_page as i64);
+    if let Some(offset) = closed.dictionary_page {
         out.i64(11, offset as i64);
     }
-    if let Some((nulls, bounds)) = &chunk.closed.statistics {
+    if let Some((nulls, bounds)) = &closed.statistics {
         out.begin_struct(12);
         // Integers' bounds also go in the deprecated fields, for readers older than
         // `min_value`/`max_value` (signed order is these columns' order); never a string's,
@@ -410,7 +413,7 @@ fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
         (
             DICTIONARY_PAGE,
             PLAIN,
-            u32::from(chunk.dictionary_page.is_some()),
+            u32::from(closed.dictionary_page.is_some()),
         ),
         (DATA_PAGE, PLAIN, closed.plain_pages),
         (DATA_PAGE, RLE_DICTIONARY, closed.dictionary_data_pages),

@@ -2,17 +2,11 @@
 //! indices: runs of eight or more equal values as one repeated value, everything else
 //! bit-packed in groups of eight.
 
+use super::varint;
+
 /// Bits needed to hold every value up to `max` (0 for 0).
 pub(crate) fn bit_width(max: u32) -> u8 {
     (u32::BITS - max.leading_zeros()) as u8
-}
-
-fn varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }
 
 /// Bit-packed groups written under one header at most (readers take any number; this keeps

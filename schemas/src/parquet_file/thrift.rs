@@ -48,12 +48,8 @@ impl<'a> CompactWriter<'a> {
         }
     }
 
-    fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.out.push((value as u8) | 0x80);
-            value >>= 7;
-        }
-        self.out.push(value as u8);
+    fn varint(&mut self, value: u64) {
+        super::varint(self.out, value);
     }
 
     fn zigzag(&mut self, value: i64) {
