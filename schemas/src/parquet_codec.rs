@@ -84,9 +84,6 @@ pub const PAGE_ROWS: usize = 4 * 1024;
 /// The footer's `created_by`, in the form Parquet recommends (`<application> version <v>`).
 const CREATED_BY: &str = concat!("tollgate version ", env!("CARGO_PKG_VERSION"));
 
-/// Events whose columns are written in one pass over them.
-const EVENTS_PER_PASS: usize = 256;
-
 /// The columns of usage event files as [`writer_properties`] encodes them, for the
 /// writer of [`crate::parquet_file`].
 pub fn usage_column_specs() -> Result<Vec<ColumnSpec>, DecodeError> {
@@ -177,10 +174,8 @@ impl UsageParquetFile {
     pub fn append<E: Borrow<UsageEvent>>(&mut self, events: &[E]) -> Result<(), DecodeError> {
         let mut rest = events;
         while !rest.is_empty() {
-            // A few hundred events at a time, column by column: the events stay in the
-            // cache while each of their columns is written.
-            let (now, later) =
-                rest.split_at(self.writer.room().min(rest.len()).min(EVENTS_PER_PASS));
+            // Up to the end of the open row group.
+            let (now, later) = rest.split_at(self.writer.room().min(rest.len()));
             write_parquet_columns(now, self.writer.columns_mut());
             self.writer.rows_pushed(now.len())?;
             self.rows += now.len();

@@ -2,11 +2,10 @@
 //! compressed at once, and a dictionary column's dictionary and statistics are settled when
 //! the chunk closes.
 
-use std::collections::HashMap;
-
+use super::dictionary::Dictionary;
 use super::rle;
 use super::thrift::CompactWriter;
-use super::{ColumnSpec, Physical};
+use super::{Bounds, ColumnSpec, Physical};
 
 /// Parquet's page types, encodings and codec, as their Thrift numbers.
 pub(crate) const DATA_PAGE: i32 = 0;
@@ -34,6 +33,10 @@ pub struct ColumnChunk {
     indices: Vec<u32>,
     dictionary: Dictionary,
     statistics: Statistics,
+    /// The open page's smallest and largest values, as places in `values`: settled into
+    /// `statistics` when the page is sealed, so a new maximum on every row (ids made from
+    /// the time) is not copied row by row.
+    page_bounds: Option<(Span, Span)>,
     /// The chunk's data pages so far, each a header and its compressed body.
     pages: Vec<u8>,
     /// Data pages written plain (a dictionary column's pages before its first value hold
@@ -63,21 +66,11 @@ impl std::fmt::Debug for ColumnChunk {
     }
 }
 
-/// A dictionary column's distinct values in first-seen order, plain-encoded.
-#[derive(Default)]
-struct Dictionary {
-    index: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
-    /// Each entry's place in `plain` (the value, after a byte array's length prefix).
-    entries: Vec<(u32, u32)>,
-    plain: Vec<u8>,
-    /// The last value's index: values often repeat the one before.
-    last: Option<u32>,
-    /// Values known by a key (see [`ColumnChunk::push_static`]), with their indices.
-    keyed: Vec<(u64, u32)>,
-}
+/// The most room a recycled chunk keeps in each of its buffers.
+const KEPT_BYTES: usize = 2 * 1024 * 1024;
 
-/// Keyed values remembered per dictionary (more are still found, through the map).
-const KEYED_VALUES: usize = 32;
+/// A value's place in a page's plain values: its start and length.
+type Span = (usize, usize);
 
 /// Running minimum and maximum (as the column's plain bytes, or as integers) and nulls.
 #[derive(Default)]
@@ -103,9 +96,6 @@ pub(crate) struct ClosedChunk {
     pub(crate) statistics: Option<(u64, Option<Bounds>)>,
 }
 
-/// A column's minimum and maximum, as Parquet stores them (plain bytes, no length).
-pub(crate) type Bounds = (Vec<u8>, Vec<u8>);
-
 impl ColumnChunk {
     pub(crate) fn new(spec: ColumnSpec, page_rows: usize) -> Self {
         Self {
@@ -117,6 +107,7 @@ impl ColumnChunk {
             indices: Vec::new(),
             dictionary: Dictionary::default(),
             statistics: Statistics::default(),
+            page_bounds: None,
             pages: Vec::new(),
             plain_pages: 0,
             dictionary_data_pages: 0,
@@ -133,6 +124,29 @@ impl ColumnChunk {
         &self.spec
     }
 
+    /// Whether this chunk, closed, can serve as a new file's column of `spec`.
+    pub(crate) fn fits(&self, spec: &ColumnSpec, page_rows: usize) -> bool {
+        self.spec == *spec && self.page_rows == page_rows.max(1) && self.open_rows == 0
+    }
+
+    /// Readies a closed chunk for another file: its buffers keep their room, up to
+    /// [`KEPT_BYTES`] each, so a file per batch does not grow and zero them again.
+    pub(crate) fn recycle(&mut self) {
+        for buffer in [
+            &mut self.values,
+            &mut self.pages,
+            &mut self.scratch,
+            &mut self.compressed,
+            &mut self.dictionary.plain,
+        ] {
+            buffer.clear();
+            buffer.shrink_to(KEPT_BYTES);
+        }
+        self.levels.clear();
+        self.indices.clear();
+        self.dictionary.clear();
+    }
+
     /// A string or bytes value (a `BYTE_ARRAY` column).
     pub fn push_bytes(&mut self, value: &[u8]) {
         if self.spec.optional {
@@ -143,24 +157,40 @@ impl ColumnChunk {
         } else {
             self.values
                 .extend_from_slice(&(value.len() as u32).to_le_bytes());
+            let at = (self.values.len(), value.len());
             self.values.extend_from_slice(value);
             if self.spec.statistics {
-                match &mut self.statistics.bytes {
-                    None => self.statistics.bytes = Some((value.to_vec(), value.to_vec())),
-                    Some((min, max)) => {
-                        // The maximum first: ids made from the time rise row by row.
-                        if value > max.as_slice() {
-                            max.clear();
-                            max.extend_from_slice(value);
-                        } else if value < min.as_slice() {
-                            min.clear();
-                            min.extend_from_slice(value);
-                        }
-                    }
-                }
+                self.page_bounds = Some(match self.page_bounds {
+                    None => (at, at),
+                    // The maximum first: ids made from the time rise row by row.
+                    Some((min, max)) if value > span(&self.values, max) => (min, at),
+                    Some((min, max)) if value < span(&self.values, min) => (at, max),
+                    Some(bounds) => bounds,
+                });
             }
         }
         self.row_done();
+    }
+
+    /// Merges the open page's bounds into the chunk's statistics.
+    fn settle_page_bounds(&mut self) {
+        let Some((min, max)) = self.page_bounds.take() else {
+            return;
+        };
+        let (min, max) = (span(&self.values, min), span(&self.values, max));
+        match &mut self.statistics.bytes {
+            None => self.statistics.bytes = Some((min.to_vec(), max.to_vec())),
+            Some((chunk_min, chunk_max)) => {
+                if max > chunk_max.as_slice() {
+                    chunk_max.clear();
+                    chunk_max.extend_from_slice(max);
+                }
+                if min < chunk_min.as_slice() {
+                    chunk_min.clear();
+                    chunk_min.extend_from_slice(min);
+                }
+            }
+        }
     }
 
     /// A string that lives for the whole program (an enum's name): in a dictionary column
@@ -179,22 +209,25 @@ impl ColumnChunk {
 
     /// A 32-bit integer (an `INT32` column).
     pub fn push_i32(&mut self, value: i32) {
-        self.push_integer(i64::from(value), &value.to_le_bytes());
+        self.push_integer(i64::from(value), value.to_le_bytes());
     }
 
     /// A 64-bit integer (an `INT64` column, timestamps included).
     pub fn push_i64(&mut self, value: i64) {
-        self.push_integer(value, &value.to_le_bytes());
+        self.push_integer(value, value.to_le_bytes());
     }
 
-    fn push_integer(&mut self, value: i64, plain: &[u8]) {
+    /// `plain` is an array, so its copy into the page is a store of known width rather
+    /// than a call to `memcpy`.
+    #[inline]
+    fn push_integer<const WIDTH: usize>(&mut self, value: i64, plain: [u8; WIDTH]) {
         if self.spec.optional {
             self.levels.push(1);
         }
         if self.spec.dictionary {
-            self.push_keyed(value as u64, plain);
+            self.push_keyed(value as u64, &plain);
         } else {
-            self.values.extend_from_slice(plain);
+            self.values.extend_from_slice(&plain);
         }
         let integers = self.statistics.integers.get_or_insert((value, value));
         integers.0 = integers.0.min(value);
@@ -212,34 +245,14 @@ impl ColumnChunk {
     /// A dictionary value with a small key of its own (an integer, or a static string's
     /// address): a linear search among the keys seen, then the dictionary's map.
     fn push_keyed(&mut self, key: u64, value: &[u8]) {
-        let dictionary = &mut self.dictionary;
-        if let Some(&(_, index)) = dictionary.keyed.iter().find(|(known, _)| *known == key) {
-            self.indices.push(index);
-            return;
-        }
-        let index = match dictionary.index.get(value) {
-            Some(&index) => index,
-            None => dictionary.insert(value, self.spec.physical),
-        };
-        if dictionary.keyed.len() < KEYED_VALUES {
-            dictionary.keyed.push((key, index));
-        }
+        let index = self
+            .dictionary
+            .index_of_keyed(key, value, self.spec.physical);
         self.indices.push(index);
     }
 
     fn push_dictionary(&mut self, value: &[u8]) {
-        let dictionary = &mut self.dictionary;
-        if let Some(last) = dictionary.last
-            && dictionary.value(last) == value
-        {
-            self.indices.push(last);
-            return;
-        }
-        let index = match dictionary.index.get(value) {
-            Some(&index) => index,
-            None => dictionary.insert(value, self.spec.physical),
-        };
-        dictionary.last = Some(index);
+        let index = self.dictionary.index_of(value, self.spec.physical);
         self.indices.push(index);
     }
 
@@ -264,6 +277,7 @@ impl ColumnChunk {
         if self.open_rows == 0 {
             return;
         }
+        self.settle_page_bounds();
         // A required plain column's page is its values as they are; other pages are
         // assembled (levels, then values or indices) in the scratch buffer.
         let values_only = !self.spec.optional && !self.spec.dictionary;
@@ -284,9 +298,9 @@ impl ColumnChunk {
         }
         // A dictionary column's page with no value before it in the chunk holds only nulls:
         // it is written plain (its levels alone), so a chunk of nulls has no empty dictionary.
-        let indexed = self.spec.dictionary && !self.dictionary.entries.is_empty();
+        let indexed = self.spec.dictionary && !self.dictionary.is_empty();
         let encoding = if indexed {
-            let width = rle::bit_width(self.dictionary.entries.len().saturating_sub(1) as u32);
+            let width = rle::bit_width(self.dictionary.len().saturating_sub(1) as u32);
             body.push(width);
             rle::encode(&self.indices, width, &mut body);
             RLE_DICTIONARY
@@ -374,8 +388,8 @@ impl ColumnChunk {
         let start = file.len() as u64;
         let mut dictionary_page = None;
         let dictionary = std::mem::take(&mut self.dictionary);
-        if self.spec.dictionary && !dictionary.entries.is_empty() {
-            let entries = dictionary.entries.len() as i32;
+        if self.spec.dictionary && !dictionary.is_empty() {
+            let entries = dictionary.len() as i32;
             dictionary_page = Some(start);
             self.write_page(file, DICTIONARY_PAGE, &dictionary.plain, |header| {
                 header.begin_struct(7);
@@ -385,9 +399,12 @@ impl ColumnChunk {
                 header.end_struct();
             });
             if self.spec.statistics {
-                self.statistics.bytes = dictionary_bounds(&dictionary, self.spec.physical);
+                self.statistics.bytes = dictionary.bounds(self.spec.physical);
             }
         }
+        // Emptied, the dictionary keeps its room for the next row group.
+        self.dictionary = dictionary;
+        self.dictionary.clear();
         let data_page = file.len() as u64;
         file.extend_from_slice(&self.pages);
         self.pages.clear();
@@ -423,34 +440,6 @@ impl ColumnChunk {
     }
 }
 
-impl Dictionary {
-    fn value(&self, index: u32) -> &[u8] {
-        let (start, len) = self.entries[index as usize];
-        &self.plain[start as usize..(start + len) as usize]
-    }
-
-    fn insert(&mut self, value: &[u8], physical: Physical) -> u32 {
-        let index = self.entries.len() as u32;
-        if physical == Physical::ByteArray {
-            self.plain
-                .extend_from_slice(&(value.len() as u32).to_le_bytes());
-        }
-        self.entries
-            .push((self.plain.len() as u32, value.len() as u32));
-        self.plain.extend_from_slice(value);
-        self.index.insert(value.into(), index);
-        index
-    }
-}
-
-/// The smallest and largest entries of a byte-array dictionary (integer columns keep their
-/// bounds as they go).
-fn dictionary_bounds(dictionary: &Dictionary, physical: Physical) -> Option<Bounds> {
-    if physical != Physical::ByteArray {
-        return None;
-    }
-    let values = (0..dictionary.entries.len() as u32).map(|index| dictionary.value(index));
-    let min = values.clone().min()?;
-    let max = values.max()?;
-    Some((min.to_vec(), max.to_vec()))
+fn span(values: &[u8], (start, len): Span) -> &[u8] {
+    &values[start..start + len]
 }

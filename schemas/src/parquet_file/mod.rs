@@ -10,8 +10,11 @@
 //! same schema, statistics and rows); the suite's DuckDB test reads them too.
 
 mod column;
+mod dictionary;
 mod rle;
 mod thrift;
+
+use std::sync::Mutex;
 
 use arrow_schema::{DataType, Schema, TimeUnit};
 
@@ -39,6 +42,12 @@ const BYTE_ARRAY: i32 = 6;
 const CONVERTED_UTF8: i32 = 0;
 const CONVERTED_TIMESTAMP_MILLIS: i32 = 9;
 const SNAPPY: i32 = 1;
+
+/// A column's minimum and maximum, as Parquet stores them (plain bytes, no length).
+pub(crate) type Bounds = (Vec<u8>, Vec<u8>);
+
+/// Bytes reserved for a footer (the schema, the Arrow schema and each chunk's metadata).
+const FOOTER_ROOM: usize = 16 * 1024;
 
 /// A column's physical type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,10 +184,12 @@ impl ParquetFileWriter {
         key_value: Vec<(String, String)>,
         created_by: &str,
     ) -> Self {
-        let columns = specs
-            .iter()
-            .map(|spec| ColumnChunk::new(*spec, page_rows))
-            .collect();
+        let columns = spare_columns(&specs, page_rows).unwrap_or_else(|| {
+            specs
+                .iter()
+                .map(|spec| ColumnChunk::new(*spec, page_rows))
+                .collect()
+        });
         let mut out = Vec::with_capacity(64 * 1024);
         out.extend_from_slice(MAGIC);
         Self {
@@ -229,6 +240,10 @@ impl ParquetFileWriter {
             return Ok(());
         }
         let start = self.out.len() as u64;
+        // Room for every chunk at its uncompressed size, so the file grows once rather than
+        // by doubling (each doubling copies what is written so far).
+        let bound: usize = self.columns.iter().map(ColumnChunk::encoded_bytes).sum();
+        self.out.reserve(bound + FOOTER_ROOM);
         let mut chunks = Vec::with_capacity(self.columns.len());
         for column in &mut self.columns {
             let closed = column
@@ -263,7 +278,32 @@ impl ParquetFileWriter {
         let footer_len = (self.out.len() - footer_at) as u32;
         self.out.extend_from_slice(&footer_len.to_le_bytes());
         self.out.extend_from_slice(MAGIC);
-        Ok(self.out)
+        keep_spare_columns(std::mem::take(&mut self.columns));
+        Ok(std::mem::take(&mut self.out))
+    }
+}
+
+/// The columns of the last finished file, emptied, for the next file: their buffers keep
+/// their room (see `ColumnChunk::recycle`). One file's worth, whoever writes it.
+static SPARE_COLUMNS: Mutex<Option<Vec<ColumnChunk>>> = Mutex::new(None);
+
+/// Spare columns that fit `specs` and `page_rows`, if any.
+fn spare_columns(specs: &[ColumnSpec], page_rows: usize) -> Option<Vec<ColumnChunk>> {
+    let mut spare = SPARE_COLUMNS.lock().ok()?;
+    let fits = spare.as_ref().is_some_and(|columns| {
+        columns.len() == specs.len()
+            && columns
+                .iter()
+                .zip(specs)
+                .all(|(column, spec)| column.fits(spec, page_rows))
+    });
+    if fits { spare.take() } else { None }
+}
+
+fn keep_spare_columns(mut columns: Vec<ColumnChunk>) {
+    columns.iter_mut().for_each(ColumnChunk::recycle);
+    if let Ok(mut spare) = SPARE_COLUMNS.lock() {
+        *spare = Some(columns);
     }
 }
 

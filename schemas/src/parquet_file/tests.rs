@@ -4,12 +4,13 @@
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use uuid::Uuid;
 
 use crate::parquet_codec::{
-    UsageParquetEncoder, decode_events_parquet, encode_with_arrow_writer, writer_properties,
+    PAGE_ROWS, ROW_GROUP_ROWS, UsageParquetEncoder, decode_events_parquet,
+    encode_with_arrow_writer, writer_properties,
 };
 use crate::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 
@@ -141,9 +142,27 @@ fn the_schema_is_the_arrow_writers() {
 #[test]
 fn encodings_codec_and_statistics_are_the_arrow_writers() {
     let events = varied_events(2_000);
-    let ours = metadata(&UsageParquetEncoder::new().encode(&events).unwrap());
-    let arrow = metadata(&encode_with_arrow_writer(&events, writer_properties()).unwrap());
-    let (ours, arrow) = (ours.row_group(0), arrow.row_group(0));
+    // One page; many pages (a chunk's bounds merged from its pages'); many row groups.
+    for (row_group_rows, page_rows) in [(ROW_GROUP_ROWS, PAGE_ROWS), (ROW_GROUP_ROWS, 7), (600, 64)]
+    {
+        let ours = metadata(
+            &UsageParquetEncoder::with_sizes(row_group_rows, page_rows)
+                .encode(&events)
+                .unwrap(),
+        );
+        let properties = writer_properties()
+            .into_builder()
+            .set_max_row_group_row_count(Some(row_group_rows))
+            .build();
+        let arrow = metadata(&encode_with_arrow_writer(&events, properties).unwrap());
+        assert_eq!(ours.num_row_groups(), arrow.num_row_groups());
+        for (ours, arrow) in ours.row_groups().iter().zip(arrow.row_groups()) {
+            assert_same_chunk_metadata(ours, arrow);
+        }
+    }
+}
+
+fn assert_same_chunk_metadata(ours: &RowGroupMetaData, arrow: &RowGroupMetaData) {
     assert_eq!(ours.num_rows(), arrow.num_rows());
     for (mine, theirs) in ours.columns().iter().zip(arrow.columns()) {
         let name = mine.column_path().string();
@@ -191,6 +210,24 @@ fn encodings_codec_and_statistics_are_the_arrow_writers() {
             }
             (mine, theirs) => panic!("{name}: statistics {mine:?} against {theirs:?}"),
         }
+    }
+}
+
+#[test]
+fn a_file_written_with_the_last_files_columns_is_the_same_file() {
+    // Each finished file leaves its emptied columns for the next (dictionaries, keyed
+    // values, statistics and buffers included): nothing of one file may reach another.
+    let encoder = UsageParquetEncoder::with_sizes(700, 300);
+    let first = varied_events(1_000);
+    let other: Vec<UsageEvent> = varied_events(2_500).into_iter().skip(1_000).rev().collect();
+    let alone = encoder.encode(&first).unwrap();
+    for _ in 0..3 {
+        let between = encoder.encode(&other).unwrap();
+        assert_eq!(
+            decode_events_parquet(between).unwrap(),
+            as_stored(other.clone())
+        );
+        assert_eq!(encoder.encode(&first).unwrap(), alone);
     }
 }
 
