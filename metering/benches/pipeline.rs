@@ -75,8 +75,8 @@ fn sourced_events(entries: &[LogEntry]) -> Vec<SourcedEvent> {
                 .unwrap()
                 .into_iter()
                 .map(|event| SourcedEvent {
-                    partition: entry.partition.clone(),
-                    position: entry.position.clone(),
+                    partition: entry.partition.as_str().into(),
+                    position: entry.position.as_str().into(),
                     event,
                 })
         })

@@ -109,8 +109,8 @@ impl Fixture {
             .iter()
             .enumerate()
             .map(|(index, event)| SourcedEvent {
-                partition: format!("batch{}", self.batches),
-                position: (index + 1).to_string(),
+                partition: format!("batch{}", self.batches).into(),
+                position: (index + 1).to_string().into(),
                 event: event.clone(),
             })
             .collect();

@@ -235,8 +235,8 @@ async fn a_batch_retried_after_a_crash_between_counters_and_parquet_still_writes
     let sourced: Vec<SourcedEvent> = entries
         .iter()
         .map(|entry| SourcedEvent {
-            partition: entry.partition.clone(),
-            position: entry.position.clone(),
+            partition: entry.partition.as_str().into(),
+            position: entry.position.as_str().into(),
             event: UsageEvent::decode_json(&entry.data).unwrap(),
         })
         .collect();

@@ -258,7 +258,7 @@ impl ParquetProjection {
         if let Some(first) = classified.new_events().next() {
             let now = self.clock.now();
             let buffer = progress.buffer.get_or_insert_with(|| OpenBuffer {
-                first_position: first.position.clone(),
+                first_position: first.position.to_string(),
                 days: BTreeMap::new(),
                 opened_at: now,
             });

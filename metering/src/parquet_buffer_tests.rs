@@ -25,7 +25,7 @@ fn batch(first: u64, events: &[UsageEvent]) -> Vec<SourcedEvent> {
 }
 
 fn last_position(batch: &[SourcedEvent]) -> String {
-    batch.last().unwrap().position.clone()
+    batch.last().unwrap().position.to_string()
 }
 
 async fn file_names(objects: &Arc<dyn ObjectStore>) -> Vec<String> {

@@ -72,11 +72,12 @@ pub async fn replay(
     let mut newly_counted = 0;
     for (index, chunk) in events.chunks(APPLY_CHUNK).enumerate() {
         let first_position = index * APPLY_CHUNK + 1;
+        let partition: std::sync::Arc<str> = "replay".into();
         let sourced: Vec<SourcedEvent> = (first_position..)
             .zip(chunk)
             .map(|(position, event)| SourcedEvent {
-                partition: "replay".to_owned(),
-                position: position.to_string(),
+                partition: partition.clone(),
+                position: position.to_string().into(),
                 event: event.clone(),
             })
             .collect();

@@ -1,6 +1,8 @@
 //! The `Counters` port: per customer, UTC day and model counters, and per customer and UTC
 //! hour counters, each event counted exactly once, by its producer's sequence number.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::{DailyUsage, HourlyUsage, UsageEvent};
@@ -8,12 +10,13 @@ use schemas::{DailyUsage, HourlyUsage, UsageEvent};
 use crate::Result;
 
 /// An event and where it sits in the log: its record's partition and position. The events
-/// of one record (a frame) share a position.
+/// of one record (a frame) share a position, and a run's events their partition: shared
+/// strings, so a run of events does not copy them once per event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcedEvent {
-    pub partition: String,
+    pub partition: Arc<str>,
     /// Decimal, increasing within the partition (see `dedupe::compare_positions`).
-    pub position: String,
+    pub position: Arc<str>,
     pub event: UsageEvent,
 }
 

@@ -1,16 +1,19 @@
 //! The `Watermarks` port: per proxy instance, which `instance_seq` numbers the consumer has
 //! applied (see `schemas::watermark`), for completeness and gap reports.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use schemas::watermark::InstanceProgress;
 
 use crate::Result;
 
-/// One applied event's place in its proxy instance's sequence.
+/// One applied event's place in its proxy instance's sequence. A record's events share
+/// their instance's name (one producer writes a frame), so it is a shared string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeqObservation {
-    pub proxy_instance: String,
+    pub proxy_instance: Arc<str>,
     pub instance_seq: u64,
     pub occurred_at: DateTime<Utc>,
 }
@@ -39,7 +42,7 @@ pub fn fold_observations<'a>(
         std::collections::BTreeMap::new();
     for observation in observations {
         let progress = touched
-            .entry(observation.proxy_instance.as_str())
+            .entry(&*observation.proxy_instance)
             .or_insert_with(|| load(&observation.proxy_instance));
         progress.observe(observation.instance_seq, observation.occurred_at);
     }

@@ -54,8 +54,8 @@ async fn appending_and_counting_events_is_metered_per_request_and_unit() {
         .iter()
         .enumerate()
         .map(|(index, event)| SourcedEvent {
-            partition: shard.clone(),
-            position: (index + 1).to_string(),
+            partition: shard.as_str().into(),
+            position: (index + 1).to_string().into(),
             event: event.clone(),
         })
         .collect();

@@ -155,13 +155,14 @@ impl ShardConsumer {
             .map(|record| record.position.clone())
             .unwrap_or_default();
         let mut sourced = Vec::with_capacity(arrivals.iter().map(|(_, events)| events).sum());
+        let partition: std::sync::Arc<str> = self.partition.as_str().into();
         for record in run {
-            let position = record.position;
+            let position: std::sync::Arc<str> = record.position.into();
             sourced.extend(
                 decode_events(&record.data)?
                     .into_iter()
                     .map(|event| SourcedEvent {
-                        partition: self.partition.clone(),
+                        partition: partition.clone(),
                         position: position.clone(),
                         event,
                     }),
@@ -170,7 +171,7 @@ impl ShardConsumer {
         let observations: Vec<SeqObservation> = sourced
             .iter()
             .map(|sourced| SeqObservation {
-                proxy_instance: sourced.event.proxy_instance.clone(),
+                proxy_instance: sourced.event.proxy_instance.as_str().into(),
                 instance_seq: sourced.event.instance_seq,
                 occurred_at: sourced.event.occurred_at,
             })

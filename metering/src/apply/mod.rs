@@ -189,6 +189,23 @@ impl BatchApplier {
         Ok(known)
     }
 
+    /// Whether the registry knows `customer_id`, asked once per run (`known_here` holds the
+    /// customers this run found known).
+    async fn known_in_run(
+        &self,
+        known_here: &mut HashSet<String, foldhash::fast::RandomState>,
+        customer_id: &str,
+    ) -> Result<bool> {
+        if known_here.contains(customer_id) {
+            return Ok(true);
+        }
+        let known = self.customer_is_known(customer_id).await?;
+        if known {
+            known_here.insert(customer_id.to_owned());
+        }
+        Ok(known)
+    }
+
     /// Applies `entries` (in log order, all from `partition`) to this applier's
     /// projections. Every step is idempotent by log position and producer sequence number,
     /// so the same run, or a run that starts at the same entry and goes further or stops
@@ -291,7 +308,11 @@ impl BatchApplier {
         // The customers this run found known: the shared cache (a lock) and the registry
         // are asked once per customer per run, not once per event.
         let mut known_here: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
+        // One copy of the partition for the run, and of each position for its record's events.
+        let shared_partition: Arc<str> = partition.into();
+        let mut instance: Option<Arc<str>> = None;
         for entry in entries {
+            let position: Arc<str> = entry.position.as_str().into();
             let lines = match decode_record(&entry.data) {
                 Ok(lines) => lines,
                 Err(_) if !quarantine => continue,
@@ -308,7 +329,7 @@ impl BatchApplier {
             for (index, line) in lines.into_iter().enumerate() {
                 if let Ok(event) = &line.event {
                     run.observations.push(SeqObservation {
-                        proxy_instance: event.proxy_instance.clone(),
+                        proxy_instance: shared(&mut instance, &event.proxy_instance),
                         instance_seq: event.instance_seq,
                         occurred_at: event.occurred_at,
                     });
@@ -317,17 +338,11 @@ impl BatchApplier {
                     Ok(event) if event.proxy_instance.is_empty() || event.instance_seq == 0 => {
                         "the event has no producer sequence number (proxy_instance and instance_seq); it cannot be counted exactly once".to_owned()
                     }
-                    Ok(event)
-                        if known_here.contains(&event.customer_id)
-                            || self.customer_is_known(&event.customer_id).await? =>
-                    {
-                        if !known_here.contains(&event.customer_id) {
-                            known_here.insert(event.customer_id.clone());
-                        }
+                    Ok(event) if self.known_in_run(&mut known_here, &event.customer_id).await? => {
                         metered_any = true;
                         run.sourced.push(SourcedEvent {
-                            partition: partition.to_owned(),
-                            position: entry.position.clone(),
+                            partition: Arc::clone(&shared_partition),
+                            position: Arc::clone(&position),
                             event,
                         });
                         continue;
@@ -399,6 +414,15 @@ struct DecodedRun {
     /// The sequence number of every decodable event, quarantined or not.
     observations: Vec<SeqObservation>,
     quarantined: usize,
+}
+
+/// `name` as a shared string: `last` itself when it is the same name (a frame's events
+/// come from one producer, so its name is copied once per frame, not once per event).
+fn shared(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
+    match last {
+        Some(known) if **known == *name => Arc::clone(known),
+        _ => Arc::clone(last.insert(name.into())),
+    }
 }
 
 async fn archive_records(archive: &dyn Archive, records: &[Bytes]) -> Result<()> {

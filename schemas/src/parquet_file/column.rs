@@ -136,11 +136,16 @@ impl ColumnChunk {
             &mut self.values,
             &mut self.pages,
             &mut self.scratch,
-            &mut self.compressed,
             &mut self.dictionary.plain,
         ] {
             buffer.clear();
             buffer.shrink_to(KEPT_BYTES);
+        }
+        // The compressor's output keeps its length too: it is only written into, so
+        // keeping it spares zeroing it again for the next file's first page.
+        if self.compressed.len() > KEPT_BYTES {
+            self.compressed.truncate(KEPT_BYTES);
+            self.compressed.shrink_to_fit();
         }
         self.levels.clear();
         self.indices.clear();

@@ -52,7 +52,7 @@ impl CellShare<'_> {
         let mut events = 0;
         let mut span: Option<(&str, &str)> = None;
         for sourced in &self.events {
-            let position = sourced.position.as_str();
+            let position = &*sourced.position;
             if stamp.is_some_and(|stamp| compare_positions(position, stamp) != Ordering::Greater) {
                 continue;
             }
@@ -137,7 +137,7 @@ pub(super) fn cell_shares<'a>(
         for (daily, sort_key, attributes) in cells {
             shares
                 .entry((
-                    sourced.partition.as_str(),
+                    &*sourced.partition,
                     event.customer_id.as_str(),
                     sort_key.clone(),
                 ))
@@ -146,7 +146,7 @@ pub(super) fn cell_shares<'a>(
                     sort_key,
                     daily,
                     attributes,
-                    partition: sourced.partition.as_str(),
+                    partition: &sourced.partition,
                     events: Vec::new(),
                 })
                 .events
@@ -165,7 +165,7 @@ mod tests {
     fn sourced(position: u64, customer: &str, model: &str) -> SourcedEvent {
         SourcedEvent {
             partition: "shard-0".into(),
-            position: position.to_string(),
+            position: position.to_string().into(),
             event: event_on(customer, day(0), model, Outcome::Success, 2, 3),
         }
     }

@@ -98,7 +98,7 @@ pub async fn observe_on(items: &dyn ItemTable, observations: &[SeqObservation]) 
         std::collections::BTreeMap::new();
     for observation in observations {
         by_instance
-            .entry(observation.proxy_instance.as_str())
+            .entry(&*observation.proxy_instance)
             .or_default()
             .push(observation.clone());
     }

@@ -32,8 +32,8 @@ fn sourced_from(events: &[UsageEvent], partition: &str, first: u64) -> Vec<Sourc
     (first..)
         .zip(events)
         .map(|(position, event)| SourcedEvent {
-            partition: partition.to_owned(),
-            position: position.to_string(),
+            partition: partition.into(),
+            position: position.to_string().into(),
             event: event.clone(),
         })
         .collect()

@@ -82,8 +82,8 @@ pub fn event_on(
 /// increasing).
 pub fn sourced_at(partition: &str, position: u64, event: UsageEvent) -> crate::SourcedEvent {
     crate::SourcedEvent {
-        partition: partition.to_owned(),
-        position: position.to_string(),
+        partition: partition.into(),
+        position: position.to_string().into(),
         event,
     }
 }

@@ -8,7 +8,7 @@ use crate::watermarks::{SeqObservation, Watermarks};
 
 fn seen(instance: &str, seq: u64) -> SeqObservation {
     SeqObservation {
-        proxy_instance: instance.to_owned(),
+        proxy_instance: instance.into(),
         instance_seq: seq,
         occurred_at: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
             + Duration::seconds(i64::try_from(seq).unwrap()),

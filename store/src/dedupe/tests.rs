@@ -16,7 +16,7 @@ fn produced(producer: &str, seq: u64) -> UsageEvent {
 fn sourced(event: &UsageEvent, position: u64) -> SourcedEvent {
     SourcedEvent {
         partition: "p".into(),
-        position: position.to_string(),
+        position: position.to_string().into(),
         event: event.clone(),
     }
 }
