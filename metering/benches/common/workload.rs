@@ -54,10 +54,29 @@ pub fn day_start() -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
 }
 
+/// A UUIDv7 as the proxy makes one at `at`: the millisecond, then random bits.
+fn uuid_v7_at(at: DateTime<Utc>, ids: &mut SplitMix) -> Uuid {
+    let mut random = [0_u8; 10];
+    random[..8].copy_from_slice(&ids.next().to_le_bytes());
+    random[8..].copy_from_slice(&ids.next().to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(at.timestamp_millis() as u64, &random).into_uuid()
+}
+
+/// A random UUID (version 4), the form of Bedrock's request ids.
+fn uuid_v4(ids: &mut SplitMix) -> Uuid {
+    let mut random = [0_u8; 16];
+    random[..8].copy_from_slice(&ids.next().to_le_bytes());
+    random[8..].copy_from_slice(&ids.next().to_le_bytes());
+    uuid::Builder::from_random_bytes(random).into_uuid()
+}
+
 /// A realistic event: one of the customers and models, a time in the day, tokens that fit
-/// the outcome (rejected calls carry none; upstream errors none or few).
+/// the outcome (rejected calls carry none; upstream errors none or few), ids as production
+/// has them (drawn from `ids`, so the other draws do not depend on them): the event and
+/// request ids UUIDv7 of the event's time, Bedrock's request id random.
 pub fn realistic_event(
     rng: &mut SplitMix,
+    ids: &mut SplitMix,
     customers: &[(String, String)],
     occurred_at: DateTime<Utc>,
     sequences: &mut [u64; 2],
@@ -101,13 +120,13 @@ pub fn realistic_event(
     let instance = rng.between(0, 1) as usize;
     sequences[instance] += 1;
     UsageEvent {
-        event_id: Uuid::now_v7(),
+        event_id: uuid_v7_at(occurred_at, ids),
         schema_version: USAGE_EVENT_SCHEMA_VERSION,
         occurred_at,
         customer_id: customer_id.clone(),
         key_id: key_id.clone(),
-        request_id: Uuid::now_v7().to_string(),
-        upstream_request_id: called_bedrock.then(|| Uuid::now_v7().to_string()),
+        request_id: uuid_v7_at(occurred_at, ids).to_string(),
+        upstream_request_id: called_bedrock.then(|| uuid_v4(ids).to_string()),
         model_id: model_id.to_owned(),
         operation,
         // Spread over the APIs without a draw of its own (the draws stay as they were).
@@ -160,6 +179,7 @@ pub fn workload(records: usize, customers: &[(String, String)]) -> Workload {
 /// says. The same `count` gives the same events whatever the layout.
 pub fn workload_in(count: usize, customers: &[(String, String)], layout: Layout) -> Workload {
     let mut rng = SplitMix(0x7011_6A7E ^ count as u64);
+    let mut ids = SplitMix(0x0001_D50F_E7E4 ^ count as u64);
     let mut sequences = [0_u64; 2];
     let step_ms = 86_400_000 / count as i64;
     let start = day_start();
@@ -171,7 +191,7 @@ pub fn workload_in(count: usize, customers: &[(String, String)], layout: Layout)
         } else {
             let jitter = rng.between(0, step_ms as u64 - 1) as i64;
             let at = start + chrono::Duration::milliseconds(index as i64 * step_ms + jitter);
-            let event = realistic_event(&mut rng, customers, at, &mut sequences);
+            let event = realistic_event(&mut rng, &mut ids, customers, at, &mut sequences);
             events.push(event.clone());
             stream.push(event);
         }
