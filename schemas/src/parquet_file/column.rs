@@ -344,8 +344,9 @@ impl ColumnChunk {
         }
     }
 
-    /// Appends a page (header, then `body` compressed with SNAPPY) to `into`;
-    /// `page_header` writes the header's fields after the sizes.
+    /// Appends a page (header, then `body` compressed with SNAPPY, or as it is in an
+    /// uncompressed column) to `into`; `page_header` writes the header's fields after the
+    /// sizes.
     fn write_page(
         &mut self,
         into: &mut Vec<u8>,
@@ -354,12 +355,39 @@ impl ColumnChunk {
         page_header: impl FnOnce(&mut CompactWriter<'_>),
     ) {
         let mut compressed = std::mem::take(&mut self.compressed);
+        let stored = if self.spec.compressed {
+            match self.compress(body, &mut compressed) {
+                Some(written) => &compressed[..written],
+                None => {
+                    self.compressed = compressed;
+                    return;
+                }
+            }
+        } else {
+            body
+        };
+        let header_at = into.len();
+        let mut header = CompactWriter::new(into);
+        header.i32(1, page_type);
+        header.i32(2, body.len() as i32);
+        header.i32(3, stored.len() as i32);
+        page_header(&mut header);
+        header.end_struct();
+        let header_len = into.len() - header_at;
+        into.extend_from_slice(stored);
+        self.compressed = compressed;
+        self.uncompressed += (header_len + body.len()) as u64;
+    }
+
+    /// Compresses `body` into `output` (grown to SNAPPY's bound) and says how many bytes
+    /// it wrote; `None` records the failure, reported when the chunk closes.
+    fn compress(&mut self, body: &[u8], output: &mut Vec<u8>) -> Option<usize> {
         let bound = snap::raw::max_compress_len(body.len());
-        if compressed.len() < bound {
-            compressed.resize(bound, 0);
+        if output.len() < bound {
+            output.resize(bound, 0);
         }
-        let written = match self.snappy.compress(body, &mut compressed) {
-            Ok(written) => written,
+        match self.snappy.compress(body, output) {
+            Ok(written) => Some(written),
             Err(error) => {
                 self.failure.get_or_insert_with(|| {
                     format!(
@@ -368,21 +396,9 @@ impl ColumnChunk {
                         body.len()
                     )
                 });
-                self.compressed = compressed;
-                return;
+                None
             }
-        };
-        let header_at = into.len();
-        let mut header = CompactWriter::new(into);
-        header.i32(1, page_type);
-        header.i32(2, body.len() as i32);
-        header.i32(3, written as i32);
-        page_header(&mut header);
-        header.end_struct();
-        let header_len = into.len() - header_at;
-        into.extend_from_slice(&compressed[..written]);
-        self.compressed = compressed;
-        self.uncompressed += (header_len + body.len()) as u64;
+        }
     }
 
     /// Closes the chunk: seals the open page, appends the chunk to the file's bytes (the

@@ -41,6 +41,7 @@ const INT64: i32 = 2;
 const BYTE_ARRAY: i32 = 6;
 const CONVERTED_UTF8: i32 = 0;
 const CONVERTED_TIMESTAMP_MILLIS: i32 = 9;
+const UNCOMPRESSED: i32 = 0;
 const SNAPPY: i32 = 1;
 
 /// A column's minimum and maximum, as Parquet stores them (plain bytes, no length).
@@ -88,6 +89,9 @@ pub struct ColumnSpec {
     pub dictionary: bool,
     /// Statistics (minimum, maximum, nulls) in the footer.
     pub statistics: bool,
+    /// Pages compressed with SNAPPY; else stored as they are (UNCOMPRESSED), for values
+    /// SNAPPY cannot shrink enough to pay for its time.
+    pub compressed: bool,
 }
 
 impl ColumnSpec {
@@ -114,6 +118,7 @@ impl ColumnSpec {
             optional,
             dictionary: false,
             statistics: true,
+            compressed: true,
         })
     }
 }
@@ -421,7 +426,14 @@ fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
     }
     out.list(3, ListOf::Binary, 1);
     out.element_binary(spec.name.as_bytes());
-    out.i32(4, SNAPPY);
+    out.i32(
+        4,
+        if spec.compressed {
+            SNAPPY
+        } else {
+            UNCOMPRESSED
+        },
+    );
     out.i64(5, closed.rows as i64);
     out.i64(6, closed.uncompressed as i64);
     out.i64(7, closed.compressed as i64);
