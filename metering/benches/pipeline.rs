@@ -24,7 +24,6 @@ use object_store::memory::InMemory;
 use schemas::parquet_codec::encode_events_parquet;
 use schemas::usage_counts::{aggregate_events, aggregate_hourly};
 use schemas::usage_frame::{EventFormat, decode_events, decode_record};
-use store::contract::registry::{audit_for, new_customer, new_key};
 use store::memory::MemoryStore;
 use store::{Counters, LogEntry, Registry, SourcedEvent, Watermarks};
 
@@ -34,7 +33,9 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::clock::BenchClock;
-use common::workload::{FRAME_EVENTS, Layout, PARTITION, Workload, workload_in};
+use common::workload::{
+    FRAME_EVENTS, Layout, PARTITION, Workload, register_customers, workload_in,
+};
 
 /// Batch sizes measured: the consumer's default batch, and ten of them.
 const BATCH_SIZES: [usize; 2] = [1_000, 10_000];
@@ -45,18 +46,7 @@ fn registry_with_customers(
     runtime: &tokio::runtime::Runtime,
 ) -> (Arc<MemoryStore>, Vec<(String, String)>) {
     let registry = Arc::new(MemoryStore::new());
-    let mut customers = Vec::with_capacity(CUSTOMERS);
-    runtime.block_on(async {
-        for _ in 0..CUSTOMERS {
-            let customer = new_customer();
-            let key = new_key(&customer.customer_id);
-            registry
-                .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
-                .await
-                .unwrap();
-            customers.push((customer.customer_id, key.key_id));
-        }
-    });
+    let customers = runtime.block_on(register_customers(&registry, CUSTOMERS));
     (registry, customers)
 }
 

@@ -20,7 +20,6 @@ use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use schemas::parquet_codec::encode_events_parquet;
 use schemas::usage_frame::{EventFormat, decode_events, decode_record};
-use store::contract::registry::{audit_for, new_customer, new_key};
 use store::memory::MemoryStore;
 use store::{Counters, Registry, SourcedEvent, Watermarks};
 
@@ -28,7 +27,7 @@ use store::{Counters, Registry, SourcedEvent, Watermarks};
 #[allow(dead_code)]
 mod workload;
 
-use workload::{FRAME_EVENTS, Layout, PARTITION, Workload, workload_in};
+use workload::{FRAME_EVENTS, Layout, PARTITION, Workload, register_customers, workload_in};
 
 /// The allocator of the production binaries, as in the benches.
 #[global_allocator]
@@ -52,7 +51,7 @@ fn main() {
         .build()
         .unwrap();
     let registry = Arc::new(MemoryStore::new());
-    let customers = runtime.block_on(register_customers(&registry));
+    let customers = runtime.block_on(register_customers(&registry, CUSTOMERS));
     let load = workload_in(
         events,
         &customers,
@@ -93,20 +92,6 @@ fn main() {
             }
         }
     }
-}
-
-async fn register_customers(registry: &MemoryStore) -> Vec<(String, String)> {
-    let mut customers = Vec::with_capacity(CUSTOMERS);
-    for _ in 0..CUSTOMERS {
-        let customer = new_customer();
-        let key = new_key(&customer.customer_id);
-        registry
-            .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
-            .await
-            .unwrap();
-        customers.push((customer.customer_id, key.key_id));
-    }
-    customers
 }
 
 fn sourced_events(load: &Workload) -> Vec<SourcedEvent> {
