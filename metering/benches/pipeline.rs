@@ -24,6 +24,7 @@ use object_store::memory::InMemory;
 use schemas::parquet_codec::encode_events_parquet;
 use schemas::usage_counts::{aggregate_events, aggregate_hourly};
 use schemas::usage_frame::{EventFormat, decode_events, decode_record};
+use store::contract::registry::register_customers_with_keys;
 use store::memory::MemoryStore;
 use store::{Counters, LogEntry, Registry, SourcedEvent, Watermarks};
 
@@ -33,9 +34,7 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::clock::BenchClock;
-use common::workload::{
-    FRAME_EVENTS, Layout, PARTITION, Workload, register_customers, workload_in,
-};
+use common::workload::{FRAME_EVENTS, Layout, PARTITION, Workload, workload_in};
 
 /// Batch sizes measured: the consumer's default batch, and ten of them.
 const BATCH_SIZES: [usize; 2] = [1_000, 10_000];
@@ -46,7 +45,7 @@ fn registry_with_customers(
     runtime: &tokio::runtime::Runtime,
 ) -> (Arc<MemoryStore>, Vec<(String, String)>) {
     let registry = Arc::new(MemoryStore::new());
-    let customers = runtime.block_on(register_customers(&registry, CUSTOMERS));
+    let customers = runtime.block_on(register_customers_with_keys(registry.as_ref(), CUSTOMERS));
     (registry, customers)
 }
 

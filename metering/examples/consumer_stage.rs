@@ -20,6 +20,7 @@ use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use schemas::parquet_codec::encode_events_parquet;
 use schemas::usage_frame::{EventFormat, decode_events, decode_record};
+use store::contract::registry::register_customers_with_keys;
 use store::memory::MemoryStore;
 use store::{Counters, Registry, SourcedEvent, Watermarks};
 
@@ -27,7 +28,7 @@ use store::{Counters, Registry, SourcedEvent, Watermarks};
 #[allow(dead_code)]
 mod workload;
 
-use workload::{FRAME_EVENTS, Layout, PARTITION, Workload, register_customers, workload_in};
+use workload::{FRAME_EVENTS, Layout, PARTITION, Workload, workload_in};
 
 /// The allocator of the production binaries, as in the benches.
 #[global_allocator]
@@ -51,7 +52,7 @@ fn main() {
         .build()
         .unwrap();
     let registry = Arc::new(MemoryStore::new());
-    let customers = runtime.block_on(register_customers(&registry, CUSTOMERS));
+    let customers = runtime.block_on(register_customers_with_keys(registry.as_ref(), CUSTOMERS));
     let load = workload_in(
         events,
         &customers,

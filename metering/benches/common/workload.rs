@@ -40,27 +40,6 @@ impl SplitMix {
     }
 }
 
-/// Registers `count` new customers, each with one key, in `registry` (which the pipeline
-/// checks events against); their ids and their keys' ids, in order.
-pub async fn register_customers(
-    registry: &store::memory::MemoryStore,
-    count: usize,
-) -> Vec<(String, String)> {
-    use store::Registry;
-    use store::contract::registry::{audit_for, new_customer, new_key};
-    let mut customers = Vec::with_capacity(count);
-    for _ in 0..count {
-        let customer = new_customer();
-        let key = new_key(&customer.customer_id);
-        registry
-            .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
-            .await
-            .unwrap();
-        customers.push((customer.customer_id, key.key_id));
-    }
-    customers
-}
-
 /// One bench input: log entries as the consumer reads them, and the events they carry.
 pub struct Workload {
     pub entries: Vec<LogEntry>,

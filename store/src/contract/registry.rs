@@ -142,6 +142,19 @@ pub fn audit_for(customer_id: &str, action: &str) -> AuditEntry {
 
 /// Registers `count` new customers, each with one key; their ids, in order.
 pub async fn register_customers(registry: &dyn Registry, count: usize) -> Vec<String> {
+    register_customers_with_keys(registry, count)
+        .await
+        .into_iter()
+        .map(|(customer_id, _)| customer_id)
+        .collect()
+}
+
+/// Registers `count` new customers, each with one key; their ids and their keys' ids, in
+/// order.
+pub async fn register_customers_with_keys(
+    registry: &dyn Registry,
+    count: usize,
+) -> Vec<(String, String)> {
     let mut customers = Vec::with_capacity(count);
     for _ in 0..count {
         let customer = new_customer();
@@ -150,7 +163,7 @@ pub async fn register_customers(registry: &dyn Registry, count: usize) -> Vec<St
             .create_customer(&customer, &key, &audit_for(&customer.customer_id, "create"))
             .await
             .unwrap();
-        customers.push(customer.customer_id);
+        customers.push((customer.customer_id, key.key_id));
     }
     customers
 }
