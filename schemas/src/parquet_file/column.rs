@@ -124,13 +124,19 @@ impl ColumnChunk {
         &self.spec
     }
 
-    /// Whether this chunk, closed, can serve as a new file's column of `spec`.
+    /// Whether this chunk can serve as a new file's column of `spec`: the same column,
+    /// and nothing in it (every value pushed is in the open page or in a sealed one until
+    /// the chunk is closed).
     pub(crate) fn fits(&self, spec: &ColumnSpec, page_rows: usize) -> bool {
-        self.spec == *spec && self.page_rows == page_rows.max(1) && self.open_rows == 0
+        self.spec == *spec
+            && self.page_rows == page_rows.max(1)
+            && self.open_rows == 0
+            && self.rows == 0
     }
 
-    /// Readies a closed chunk for another file: its buffers keep their room, up to
-    /// [`KEPT_BYTES`] each, so a file per batch does not grow and zero them again.
+    /// Readies a closed chunk (`close_into` left it empty) for another file: its buffers
+    /// keep their room, up to [`KEPT_BYTES`] each, so a file per batch does not grow and
+    /// zero them again.
     pub(crate) fn recycle(&mut self) {
         for buffer in [
             &mut self.values,
@@ -138,7 +144,6 @@ impl ColumnChunk {
             &mut self.scratch,
             &mut self.dictionary.plain,
         ] {
-            buffer.clear();
             buffer.shrink_to(KEPT_BYTES);
         }
         // The compressor's output keeps its length too: it is only written into, so
@@ -147,9 +152,6 @@ impl ColumnChunk {
             self.compressed.truncate(KEPT_BYTES);
             self.compressed.shrink_to_fit();
         }
-        self.levels.clear();
-        self.indices.clear();
-        self.dictionary.clear();
     }
 
     /// A string or bytes value (a `BYTE_ARRAY` column).
