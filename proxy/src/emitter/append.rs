@@ -14,18 +14,39 @@ use super::metrics::EmitterStats;
 /// consumers dedupe by `event_id`).
 pub const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where an append runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOn {
+    /// As a task: the log's `append`, which hands blocking work to the blocking pool.
+    Task,
+    /// On the calling thread when the log can ([`EventAppender::append_now`]), blocking
+    /// it: for a caller with a thread of its own (the spool's drainer).
+    CallingThread,
+}
+
 /// Appends records, retrying only the failed ones, until they are durable or `deadline`
 /// has passed; returns the records still not in the log. The first attempt is always made.
 pub async fn append_within(
     log: &dyn EventAppender,
+    records: Vec<LogRecord>,
+    deadline: Duration,
+    stats: &EmitterStats,
+) -> Vec<LogRecord> {
+    append_within_on(log, records, deadline, stats, AppendOn::Task).await
+}
+
+/// [`append_within`], each attempt made where `on` says.
+pub async fn append_within_on(
+    log: &dyn EventAppender,
     mut records: Vec<LogRecord>,
     deadline: Duration,
     stats: &EmitterStats,
+    on: AppendOn,
 ) -> Vec<LogRecord> {
     let give_up_at = tokio::time::Instant::now() + deadline;
     let mut backoff = Duration::from_millis(50);
     while !records.is_empty() {
-        records = append_once(log, records, stats).await;
+        records = append_once(log, records, stats, on).await;
         if records.is_empty() {
             break;
         }
@@ -40,13 +61,22 @@ pub async fn append_within(
     records
 }
 
-/// One append; returns the records that did not make it.
+/// One append, where `on` says; returns the records that did not make it.
 async fn append_once(
     log: &dyn EventAppender,
     records: Vec<LogRecord>,
     stats: &EmitterStats,
+    on: AppendOn,
 ) -> Vec<LogRecord> {
-    match tokio::time::timeout(APPEND_TIMEOUT, log.append(&records)).await {
+    let now = match on {
+        AppendOn::CallingThread => log.append_now(&records),
+        AppendOn::Task => None,
+    };
+    let answer = match now {
+        Some(answer) => Ok(answer),
+        None => tokio::time::timeout(APPEND_TIMEOUT, log.append(&records)).await,
+    };
+    match answer {
         Ok(Ok(results)) if results.len() != records.len() => {
             tracing::error!(
                 sent = records.len(),
@@ -90,7 +120,7 @@ pub async fn append_until_durable(
 ) {
     let mut backoff = Duration::from_millis(50);
     while !records.is_empty() {
-        records = append_once(log, records, stats).await;
+        records = append_once(log, records, stats, AppendOn::Task).await;
         if !records.is_empty() {
             stats.append_retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(with_jitter(backoff)).await;

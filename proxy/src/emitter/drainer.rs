@@ -10,7 +10,7 @@ use std::time::Duration;
 use store::{EventAppender, Spool};
 use tokio::task::JoinHandle;
 
-use super::append::append_within;
+use super::append::{AppendOn, append_within_on};
 use super::backoff::{MAX_BACKOFF, with_jitter};
 use super::metrics::EmitterStats;
 use super::pending::coalesce_frames;
@@ -25,14 +25,94 @@ pub(super) struct Drainer {
     pub(super) setup: SpoolSetup,
 }
 
+impl Drainer {
+    /// Starts draining `setup`'s spools into `log`. Where every spool and the log can do
+    /// their work on the calling thread (file spools into the embedded log), the drainer
+    /// gets a thread of its own and does each step there: no hand-off to the blocking pool
+    /// and back for each read, append and removal, and no SQLite commit on the shared
+    /// runtime's workers. Otherwise it is a task on the current runtime.
+    pub(super) fn start(
+        log: Arc<dyn EventAppender>,
+        setup: SpoolSetup,
+        stats: Arc<EmitterStats>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let drain = |on| {
+            drain_spools(
+                Arc::clone(&log),
+                setup.clone(),
+                Arc::clone(&stats),
+                Arc::clone(&wake),
+                Arc::clone(&stop),
+                on,
+            )
+        };
+        let task = if works_on_the_calling_thread(log.as_ref(), &setup) {
+            match on_a_thread_of_its_own(drain(AppendOn::CallingThread)) {
+                Ok(task) => task,
+                Err(error) => {
+                    tracing::warn!(error = %error, "no thread for the spool's drainer; it runs as a task");
+                    tokio::spawn(drain(AppendOn::Task))
+                }
+            }
+        } else {
+            tokio::spawn(drain(AppendOn::Task))
+        };
+        Self {
+            task,
+            stop,
+            wake,
+            setup,
+        }
+    }
+}
+
+/// Whether the log appends and every spool reads and removes on the calling thread.
+fn works_on_the_calling_thread(log: &dyn EventAppender, setup: &SpoolSetup) -> bool {
+    log.append_now(&[]).is_some_and(|probe| probe.is_ok())
+        && std::iter::once(&setup.spool)
+            .chain(&setup.orphans)
+            .all(|spool| spool.peek_now(0).is_some())
+}
+
+/// Runs `drain` on a new thread with a single-threaded runtime of its own. The returned
+/// task ends when the drainer does; if the runtime that started it stops first (the task
+/// is dropped), the drainer stops too, as a task of that runtime would.
+fn on_a_thread_of_its_own(
+    drain: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (finished, finished_signal) = tokio::sync::oneshot::channel::<()>();
+    let (starter_alive, starter_gone) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("tollgate-drainer".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                tokio::select! {
+                    () = drain => {}
+                    _ = starter_gone => {}
+                }
+            });
+            let _ = finished.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _starter_alive = starter_alive;
+        let _ = finished_signal.await;
+    }))
+}
+
 /// Moves spooled records to the log, oldest first: the orphaned spools, then this
 /// process's own. Stops when told to (what is left stays on disk).
-pub(super) async fn drain_spools(
+async fn drain_spools(
     log: Arc<dyn EventAppender>,
     setup: SpoolSetup,
     stats: Arc<EmitterStats>,
     wake: Arc<tokio::sync::Notify>,
     stop: Arc<tokio::sync::Notify>,
+    on: AppendOn,
 ) {
     let spools: Vec<Arc<dyn Spool>> = setup
         .orphans
@@ -49,7 +129,15 @@ pub(super) async fn drain_spools(
             if spool.level().records == 0 {
                 continue;
             }
-            let records = match spool.peek(MAX_BATCH_RECORDS).await {
+            let peeked = match on {
+                AppendOn::CallingThread => spool.peek_now(MAX_BATCH_RECORDS),
+                AppendOn::Task => None,
+            };
+            let peeked = match peeked {
+                Some(peeked) => peeked,
+                None => spool.peek(MAX_BATCH_RECORDS).await,
+            };
+            let records = match peeked {
                 Ok(records) => records,
                 Err(error) => {
                     tracing::error!(error = %error, "cannot read the spool; retrying");
@@ -60,14 +148,23 @@ pub(super) async fn drain_spools(
             let count = records.len();
             // The journal holds a frame per group commit: the log gets them merged.
             let records = coalesce_frames(records);
-            let leftover = append_within(log.as_ref(), records, DIRECT_DEADLINE, &stats).await;
+            let leftover =
+                append_within_on(log.as_ref(), records, DIRECT_DEADLINE, &stats, on).await;
             if !leftover.is_empty() {
                 // Not all of them are in the log yet; the whole head is sent again later
                 // (the ones that made it become duplicates, which consumers drop).
                 failed = true;
                 continue;
             }
-            match spool.pop(count).await {
+            let popped = match on {
+                AppendOn::CallingThread => spool.pop_now(count),
+                AppendOn::Task => None,
+            };
+            let popped = match popped {
+                Some(popped) => popped,
+                None => spool.pop(count).await,
+            };
+            match popped {
                 Ok(()) => {
                     stats.drained.fetch_add(count as u64, Ordering::Relaxed);
                     moved_any = true;
@@ -99,5 +196,144 @@ pub(super) async fn drain_spools(
             _ = wake.notified() => tokio::time::sleep(BATCH_LINGER).await,
             _ = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use schemas::usage_frame::EventFormat;
+    use store::memory::MemoryStore;
+    use store::{AppendResult, LogRecord};
+
+    use super::*;
+    use crate::emitter::group_commit::tests::{event, events_in};
+    use crate::emitter::{Durability, EventEmitter};
+
+    /// A log in memory that notes the thread of every append and how it was made.
+    #[derive(Default)]
+    struct ThreadNotingLog {
+        store: MemoryStore,
+        threads_now: Mutex<Vec<Option<String>>>,
+        appends: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl EventAppender for ThreadNotingLog {
+        async fn append(&self, records: &[LogRecord]) -> store::Result<Vec<AppendResult>> {
+            self.appends.fetch_add(1, Ordering::SeqCst);
+            self.store.append(records).await
+        }
+
+        fn append_now(&self, records: &[LogRecord]) -> Option<store::Result<Vec<AppendResult>>> {
+            if !records.is_empty() {
+                let thread = std::thread::current().name().map(str::to_owned);
+                self.threads_now.lock().unwrap().push(thread);
+            }
+            self.store.append_now(records)
+        }
+    }
+
+    fn spool_setup(directory: &std::path::Path) -> (Arc<dyn Spool>, super::SpoolSetup) {
+        let spool: Arc<dyn Spool> =
+            Arc::new(Arc::new(store::spool::FileSpool::open(directory).unwrap()));
+        let setup = super::SpoolSetup {
+            spool: Arc::clone(&spool),
+            orphans: Vec::new(),
+            limit_bytes: 1 << 20,
+            location: directory.display().to_string(),
+        };
+        (spool, setup)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_spool_is_drained_into_a_log_that_appends_at_once_on_a_thread_of_its_own() {
+        let directory = tempfile::tempdir().unwrap();
+        let (spool, setup) = spool_setup(directory.path());
+        let log = Arc::new(ThreadNotingLog::default());
+        let (emitter, handle) = EventEmitter::start_with(
+            log.clone(),
+            "instance".into(),
+            Durability::BeforeAnswer,
+            Some(setup),
+            EventFormat::default(),
+        );
+        let recorded: Vec<_> = (0..50).map(|_| event()).collect();
+        for one in &recorded {
+            handle.record(one.clone(), None).await;
+        }
+        let mut waited = 0;
+        while spool.level().records > 0 && waited < 250 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        let mut in_log: Vec<_> = events_in(&log.store)
+            .await
+            .into_iter()
+            .map(|event| event.event_id)
+            .collect();
+        in_log.sort();
+        let mut expected: Vec<_> = recorded.iter().map(|event| event.event_id).collect();
+        expected.sort();
+        assert_eq!(in_log, expected, "every event in the log, once");
+        let threads = log.threads_now.lock().unwrap().clone();
+        assert!(!threads.is_empty());
+        assert!(
+            threads
+                .iter()
+                .all(|thread| thread.as_deref() == Some("tollgate-drainer")),
+            "appended on the drainer's thread: {threads:?}"
+        );
+        assert_eq!(
+            log.appends.load(Ordering::SeqCst),
+            0,
+            "never through a task"
+        );
+        drop(handle);
+        emitter.finish(Duration::from_secs(5)).await;
+    }
+
+    #[test]
+    fn the_drainers_thread_stops_its_work_when_the_runtime_that_started_it_stops() {
+        let held = Arc::new(());
+        let watched = Arc::downgrade(&held);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            on_a_thread_of_its_own(async move {
+                let _held = held;
+                std::future::pending::<()>().await;
+            })
+            .unwrap();
+        });
+        assert!(watched.upgrade().is_some(), "still running");
+        drop(runtime);
+        let mut waited = 0;
+        while watched.upgrade().is_some() && waited < 250 {
+            std::thread::sleep(Duration::from_millis(20));
+            waited += 1;
+        }
+        assert!(watched.upgrade().is_none(), "the work was dropped");
+    }
+
+    #[tokio::test]
+    async fn the_task_of_a_drainer_on_its_own_thread_ends_when_the_drainer_does() {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = on_a_thread_of_its_own(async move {
+            let _ = stopped.await;
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!task.is_finished());
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("ends")
+            .unwrap();
     }
 }

@@ -201,7 +201,7 @@ impl GroupCommit {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
@@ -246,7 +246,7 @@ mod tests {
     }
 
     /// The events in a log in memory, decoded from its frames.
-    async fn events_in(store: &MemoryStore) -> Vec<UsageEvent> {
+    pub(in crate::emitter) async fn events_in(store: &MemoryStore) -> Vec<UsageEvent> {
         store
             .read("0", None, 1000)
             .await
@@ -286,7 +286,7 @@ mod tests {
         }
     }
 
-    fn event() -> UsageEvent {
+    pub(in crate::emitter) fn event() -> UsageEvent {
         store::contract::event_on("c", Utc::now().date_naive(), "m", Outcome::Success, 1, 1)
     }
 

@@ -41,7 +41,7 @@ pub use metrics::{EmitterStats, emitter_samples};
 pub use spool_route::{DIRECT_DEADLINE, SpoolSetup};
 pub use writer::{BATCH_LINGER, MAX_BATCH_RECORDS};
 
-use drainer::{Drainer, drain_spools};
+use drainer::Drainer;
 use group_commit::GroupCommit;
 use spool_route::{Backpressure, SpoolRoute};
 use writer::write_events;
@@ -92,20 +92,12 @@ impl EventEmitter {
         let backpressure = Arc::new(Backpressure::default());
         let wake = Arc::new(tokio::sync::Notify::new());
         let drainer = spool.clone().map(|setup| {
-            let stop = Arc::new(tokio::sync::Notify::new());
-            let task = tokio::spawn(drain_spools(
+            Drainer::start(
                 Arc::clone(&log),
-                setup.clone(),
+                setup,
                 Arc::clone(&stats),
                 Arc::clone(&wake),
-                Arc::clone(&stop),
-            ));
-            Drainer {
-                task,
-                stop,
-                wake: Arc::clone(&wake),
-                setup,
-            }
+            )
         });
         let group = match durability {
             Durability::BeforeAnswer => GroupCommit::over(

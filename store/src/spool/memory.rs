@@ -20,6 +20,17 @@ impl MemorySpool {
         Self::default()
     }
 
+    fn head(&self, max: usize) -> Result<Vec<LogRecord>> {
+        Ok(self.records()?.iter().take(max).cloned().collect())
+    }
+
+    fn remove_head(&self, count: usize) -> Result<()> {
+        let mut records = self.records()?;
+        let count = count.min(records.len());
+        records.drain(..count);
+        Ok(())
+    }
+
     fn records(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<LogRecord>>> {
         self.records
             .lock()
@@ -35,14 +46,19 @@ impl Spool for MemorySpool {
     }
 
     async fn peek(&self, max: usize) -> Result<Vec<LogRecord>> {
-        Ok(self.records()?.iter().take(max).cloned().collect())
+        self.head(max)
     }
 
     async fn pop(&self, count: usize) -> Result<()> {
-        let mut records = self.records()?;
-        let count = count.min(records.len());
-        records.drain(..count);
-        Ok(())
+        self.remove_head(count)
+    }
+
+    fn peek_now(&self, max: usize) -> Option<Result<Vec<LogRecord>>> {
+        Some(self.head(max))
+    }
+
+    fn pop_now(&self, count: usize) -> Option<Result<()>> {
+        Some(self.remove_head(count))
     }
 
     fn level(&self) -> SpoolLevel {

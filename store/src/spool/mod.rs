@@ -37,6 +37,8 @@ pub struct SpoolLevel {
 ///   before it may be found again (sent twice; consumers dedupe).
 /// - `push_now`, where a backend has it, keeps the records as `push` does, except that
 ///   they survive a kill of the process but not a crash of the machine.
+/// - `peek_now` and `pop_now`, where a backend has them, do what `peek` and `pop` do, on
+///   the calling thread.
 #[async_trait]
 pub trait Spool: Send + Sync {
     /// Appends records at the tail, durably.
@@ -55,6 +57,19 @@ pub trait Spool: Send + Sync {
 
     /// Removes the first `count` records (at most what the spool holds).
     async fn pop(&self, count: usize) -> Result<()>;
+
+    /// [`Spool::peek`] on the calling thread, which it may block on the spool's files: for
+    /// a caller with a thread of its own (the drainer), which saves a hand-off to the
+    /// blocking pool and back. `None` when this spool has no such path.
+    fn peek_now(&self, _max: usize) -> Option<Result<Vec<LogRecord>>> {
+        None
+    }
+
+    /// [`Spool::pop`] on the calling thread, as [`Spool::peek_now`]. `None` when this spool
+    /// has no such path.
+    fn pop_now(&self, _count: usize) -> Option<Result<()>> {
+        None
+    }
 
     /// What the spool holds now.
     fn level(&self) -> SpoolLevel;

@@ -338,6 +338,17 @@ impl Spool for Arc<FileSpool> {
         )
     }
 
+    fn peek_now(&self, max: usize) -> Option<Result<Vec<LogRecord>>> {
+        Some(
+            self.locked()
+                .and_then(|state| Ok(self.read_from_head(&state, max)?.0)),
+        )
+    }
+
+    fn pop_now(&self, count: usize) -> Option<Result<()>> {
+        Some(self.pop_blocking(count))
+    }
+
     fn level(&self) -> SpoolLevel {
         self.level
             .lock()
