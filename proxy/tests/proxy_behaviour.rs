@@ -14,7 +14,7 @@ use proxy::config::ProxyConfig;
 use proxy::emitter::{EmitterStats, EventEmitter, append_until_durable};
 use proxy::server::{ProxyPorts, start_proxy};
 use proxy::upstream::{
-    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
 };
 use schemas::token::format_generated_token;
 use schemas::usage_frame::decode_events;
@@ -133,13 +133,10 @@ impl ModelRuntime for SlowRuntime {
         tokio::time::sleep(self.delay).await;
         Ok(UpstreamResponse {
             status: 200,
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                (
-                    "x-amzn-requestid".into(),
-                    format!("slow-{}", invocation.model_id),
-                ),
-            ],
+            headers: header_map([
+                ("content-type", "application/json".to_owned()),
+                ("x-amzn-requestid", format!("slow-{}", invocation.model_id)),
+            ]),
             body: UpstreamBody::Complete(Bytes::from_static(
                 br#"{"usage":{"input_tokens":3,"output_tokens":4}}"#,
             )),

@@ -15,7 +15,7 @@ use chrono::{SubsecRound, Utc};
 use proxy::config::{ProxyConfig, SpoolConfig};
 use proxy::server::{ProxyPorts, RunningProxy, start_proxy};
 use proxy::upstream::{
-    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
 };
 use schemas::token::format_generated_token;
 use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, UsageEvent};
@@ -48,7 +48,7 @@ impl ModelRuntime for InstantModel {
     async fn send(&self, _: ModelInvocation) -> Result<UpstreamResponse, RuntimeError> {
         Ok(UpstreamResponse {
             status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
+            headers: header_map([("content-type", "application/json")]),
             body: UpstreamBody::Complete(Bytes::from_static(
                 br#"{"usage":{"input_tokens":2,"output_tokens":3}}"#,
             )),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -64,16 +64,12 @@ pub fn forwarded_headers(headers: &HeaderMap, operation: Operation) -> Vec<(Stri
 fn passthrough_headers(upstream: &UpstreamResponse, response: &mut Response) {
     let headers = response.headers_mut();
     for (name, value) in &upstream.headers {
-        let keep = name == "content-type"
-            || name == "x-amzn-errortype"
-            || name.starts_with("x-amzn-bedrock-");
-        if keep
-            && let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            )
+        let text = name.as_str();
+        if text == "content-type"
+            || text == "x-amzn-errortype"
+            || text.starts_with("x-amzn-bedrock-")
         {
-            headers.insert(name, value);
+            headers.insert(name.clone(), value.clone());
         }
     }
 }

@@ -23,8 +23,8 @@ use http_body_util::Full;
 
 use super::https::{PerThreadClient, body_stream, read_body, transport_error};
 use super::model_runtime::{
-    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
-    encode_path_segment, is_streaming, operation_path,
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, is_streaming,
+    operation_path, push_percent_encoded,
 };
 use super::sigv4::{RequestSigner, SigningCredentials};
 
@@ -246,12 +246,18 @@ fn header_value(value: String) -> Result<HeaderValue, RuntimeError> {
 #[async_trait]
 impl ModelRuntime for BedrockRuntime {
     async fn send(&self, invocation: ModelInvocation) -> Result<UpstreamResponse, RuntimeError> {
-        let path = format!(
-            "{}/model/{}/{}",
-            self.base_path,
-            encode_path_segment(&invocation.model_id),
-            operation_path(invocation.operation)
+        // The whole URL in one string; the path, which is signed, is its tail.
+        let operation = operation_path(invocation.operation);
+        let mut url = String::with_capacity(
+            self.origin.len() + self.base_path.len() + invocation.model_id.len() * 3 + 40,
         );
+        url.push_str(&self.origin);
+        url.push_str(&self.base_path);
+        url.push_str("/model/");
+        push_percent_encoded(&mut url, &invocation.model_id, b"");
+        url.push('/');
+        url.push_str(operation);
+        let path = &url[self.origin.len()..];
         let credentials = self
             .credentials
             .get()
@@ -265,12 +271,12 @@ impl ModelRuntime for BedrockRuntime {
             },
             SystemTime::now(),
             &self.host,
-            &path,
+            path,
             &invocation.headers,
             &invocation.body,
         );
 
-        let mut request = http::Request::post(format!("{}{path}", self.origin))
+        let mut request = http::Request::post(url)
             .body(Full::new(invocation.body.clone()))
             .map_err(|error| RuntimeError::Failed(format!("cannot build the request: {error}")))?;
         let headers = request.headers_mut();
@@ -299,13 +305,6 @@ impl ModelRuntime for BedrockRuntime {
         let upstream_latency = started.elapsed();
         let (parts, incoming) = response.into_parts();
         let status = parts.status.as_u16();
-        let response_headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect();
         let body = if status == 200 && is_streaming(invocation.operation) {
             UpstreamBody::Stream(body_stream(incoming, self.read_timeout))
         } else {
@@ -319,7 +318,7 @@ impl ModelRuntime for BedrockRuntime {
         };
         Ok(UpstreamResponse {
             status,
-            headers: response_headers,
+            headers: parts.headers,
             body,
             upstream_latency,
         })

@@ -15,6 +15,6 @@ mod transport_tests;
 
 pub use bedrock::{BedrockRuntime, BedrockSettings};
 pub use model_runtime::{
-    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
 };
 pub use simulated::SimulatedRuntime;

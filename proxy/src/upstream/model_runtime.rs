@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use schemas::Operation;
 
 /// One call to forward: the operation, the model, the client's body and the headers that
@@ -36,21 +37,35 @@ impl std::fmt::Debug for UpstreamBody {
 #[derive(Debug)]
 pub struct UpstreamResponse {
     pub status: u16,
-    /// Response headers, names in lowercase.
-    pub headers: Vec<(String, String)>,
+    /// Response headers, as the provider sent them (names in lowercase).
+    pub headers: HeaderMap,
     pub body: UpstreamBody,
     /// Time until the provider's response headers arrived.
     pub upstream_latency: Duration,
 }
 
 impl UpstreamResponse {
-    /// The first value of a header (name in lowercase).
+    /// The first value of a header (name in lowercase), when it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(header, _)| header == name)
-            .map(|(_, value)| value.as_str())
+        self.headers.get(name).and_then(|value| value.to_str().ok())
     }
+}
+
+/// Response headers from name and value pairs, for answers made rather than received (the
+/// simulated runtime, tests); a pair that is not a valid header is left out.
+pub fn header_map<N: AsRef<str>, V: AsRef<str>>(
+    pairs: impl IntoIterator<Item = (N, V)>,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_ref().as_bytes()),
+            HeaderValue::from_str(value.as_ref()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
 }
 
 /// Why no answer was received at all.

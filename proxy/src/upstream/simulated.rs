@@ -10,7 +10,7 @@ use schemas::Operation;
 use schemas::bedrock_stream::{encode_event, encode_invoke_chunk};
 
 use super::model_runtime::{
-    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
+    ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
 };
 
 /// Answers every call with a fixed message whose token counts derive from the request: input
@@ -38,7 +38,7 @@ fn json_response(
     headers.extend(extra_headers);
     UpstreamResponse {
         status: 200,
-        headers,
+        headers: header_map(headers),
         body: UpstreamBody::Complete(Bytes::from(body.to_string())),
         upstream_latency: Duration::ZERO,
     }
@@ -52,16 +52,16 @@ fn stream_response(frames: Vec<Vec<u8>>) -> UpstreamResponse {
     );
     UpstreamResponse {
         status: 200,
-        headers: vec![
+        headers: header_map([
             (
-                "content-type".to_owned(),
+                "content-type",
                 "application/vnd.amazon.eventstream".to_owned(),
             ),
             (
-                "x-amzn-requestid".to_owned(),
+                "x-amzn-requestid",
                 format!("simulated-{}", uuid::Uuid::now_v7()),
             ),
-        ],
+        ]),
         body: UpstreamBody::Stream(stream.boxed()),
         upstream_latency: Duration::ZERO,
     }
