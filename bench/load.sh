@@ -229,13 +229,25 @@ measure() {
   shift 4
   local watched=("$@") before after rate_flags=()
   [ "$rate" = "max" ] || rate_flags=(-q "$rate" --latency-correction)
+  # Context switches of the watched processes over the step, where perf can count them.
+  local switches="$work/switches.csv" counting=()
+  rm -f "$switches"
+  if [ "$count_switches" = yes ]; then
+    counting=(perf stat -x, -e context-switches -p "$(IFS=,; echo "${watched[*]}")" -o "$switches" --)
+  fi
   before="$(group_cpu_seconds "${watched[@]}")"
-  "$oha" -z "${duration}s" -c "$connections" "${rate_flags[@]}" --no-tui --output-format json \
+  "${counting[@]}" "$oha" -z "${duration}s" -c "$connections" "${rate_flags[@]}" --no-tui --output-format json \
     -m POST "${headers[@]}" -H "Content-Type: application/json" -d "$body" "$url" >"$work/oha.json"
   after="$(group_cpu_seconds "${watched[@]}")"
-  python3 - "$work/oha.json" "$target" "$rate" "$before" "$after" "$duration" "$(rss_kib "${watched[@]}")" <<'PY'
-import json, sys
-path, target, rate, before, after, duration, rss = sys.argv[1:]
+  python3 - "$work/oha.json" "$target" "$rate" "$before" "$after" "$duration" "$(rss_kib "${watched[@]}")" "$switches" <<'PY'
+import json, os, sys
+path, target, rate, before, after, duration, rss, switches = sys.argv[1:]
+context_switches = None
+if os.path.exists(switches):
+    for line in open(switches):
+        fields = line.strip().split(",")
+        if len(fields) > 2 and fields[2] == "context-switches" and fields[0].isdigit():
+            context_switches = int(fields[0])
 result = json.load(open(path))
 summary = result["summary"]
 percentiles = result["latencyPercentiles"]
@@ -254,10 +266,17 @@ print(json.dumps({
     "errors": errors,
     "cpu": (float(after) - float(before)) / float(duration) * 100,
     "rss_mb": int(rss) / 1024,
+    "switches_per_call": context_switches / ok if context_switches is not None and ok else None,
     "not_ok": {code: count for code, count in statuses.items() if code != "200"} | failures,
 }))
 PY
 }
+
+# perf counts context switches where it is installed and allowed to.
+count_switches=no
+if command -v perf >/dev/null 2>&1 && perf stat -x, -e context-switches -o /dev/null -- true >/dev/null 2>&1; then
+  count_switches=yes
+fi
 
 results="$work/results.jsonl"
 for rate in $rates max; do
@@ -283,9 +302,14 @@ print()
 # figure least moved by how much of the machine the load generator and the fake take.
 def cpu_per_call(row):
     return row["cpu"] / 100 / row["rps"] * 1e6 if row["rps"] > 0 else 0.0
-print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'cpu us/call':>11} {'rss MB':>7}")
+# Context switches per call (perf, when it can count them): how often the process's
+# threads sleep and are woken per call, steadier than CPU time between runs.
+def switches(row):
+    value = row.get("switches_per_call")
+    return f"{value:.2f}" if value is not None else "-"
+print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'cpu us/call':>11} {'cs/call':>7} {'rss MB':>7}")
 for row in rows:
-    print(f"{row['target']:<9} {row['rate']:>5} {row['rps']:>9.0f} {row['p50']:>7.2f} {row['p90']:>7.2f} {row['p99']:>7.2f} {row['errors']:>6} {row['cpu']:>6.0f} {cpu_per_call(row):>11.0f} {row['rss_mb']:>7.1f}")
+    print(f"{row['target']:<9} {row['rate']:>5} {row['rps']:>9.0f} {row['p50']:>7.2f} {row['p90']:>7.2f} {row['p99']:>7.2f} {row['errors']:>6} {row['cpu']:>6.0f} {cpu_per_call(row):>11.0f} {switches(row):>7} {row['rss_mb']:>7.1f}")
 print()
 print(f"{'rate':>5} {'added p50 ms':>13} {'added p99 ms':>13} {'nginx added p50':>16} {'nginx added p99':>16}")
 for rate in dict.fromkeys(row["rate"] for row in rows):
