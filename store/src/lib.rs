@@ -63,5 +63,5 @@ pub use notify::Notifier;
 pub use plans::Plans;
 pub use quotas::{QuotaAdjustment, QuotaCharge, Quotas, Reservation};
 pub use registry::{KeyUse, Registry};
-pub use spool::{Spool, SpoolLevel};
+pub use spool::{Spool, SpoolLevel, peek_on, pop_on};
 pub use watermarks::{SeqObservation, Watermarks};

@@ -129,22 +129,16 @@ async fn drain_spools(
             if spool.level().records == 0 {
                 continue;
             }
-            let peeked = match on {
-                AppendOn::CallingThread => spool.peek_now(MAX_BATCH_RECORDS),
-                AppendOn::Task => None,
-            };
-            let peeked = match peeked {
-                Some(peeked) => peeked,
-                None => spool.peek(MAX_BATCH_RECORDS).await,
-            };
-            let records = match peeked {
-                Ok(records) => records,
-                Err(error) => {
-                    tracing::error!(error = %error, "cannot read the spool; retrying");
-                    failed = true;
-                    continue;
-                }
-            };
+            let on_this_thread = on == AppendOn::CallingThread;
+            let records =
+                match store::peek_on(spool.as_ref(), MAX_BATCH_RECORDS, on_this_thread).await {
+                    Ok(records) => records,
+                    Err(error) => {
+                        tracing::error!(error = %error, "cannot read the spool; retrying");
+                        failed = true;
+                        continue;
+                    }
+                };
             let count = records.len();
             // The journal holds a frame per group commit: the log gets them merged.
             let records = coalesce_frames(records);
@@ -156,15 +150,7 @@ async fn drain_spools(
                 failed = true;
                 continue;
             }
-            let popped = match on {
-                AppendOn::CallingThread => spool.pop_now(count),
-                AppendOn::Task => None,
-            };
-            let popped = match popped {
-                Some(popped) => popped,
-                None => spool.pop(count).await,
-            };
-            match popped {
+            match store::pop_on(spool.as_ref(), count, on_this_thread).await {
                 Ok(()) => {
                     stats.drained.fetch_add(count as u64, Ordering::Relaxed);
                     moved_any = true;

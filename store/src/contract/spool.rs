@@ -33,25 +33,15 @@ enum Access {
 
 impl Access {
     async fn peek(self, spool: &dyn Spool, max: usize) -> Vec<LogRecord> {
-        let now = match self {
-            Self::Tasks => None,
-            Self::CallingThread => spool.peek_now(max),
-        };
-        match now {
-            Some(peeked) => peeked.unwrap(),
-            None => spool.peek(max).await.unwrap(),
-        }
+        crate::spool::peek_on(spool, max, matches!(self, Self::CallingThread))
+            .await
+            .unwrap()
     }
 
     async fn pop(self, spool: &dyn Spool, count: usize) {
-        let now = match self {
-            Self::Tasks => None,
-            Self::CallingThread => spool.pop_now(count),
-        };
-        match now {
-            Some(popped) => popped.unwrap(),
-            None => spool.pop(count).await.unwrap(),
-        }
+        crate::spool::pop_on(spool, count, matches!(self, Self::CallingThread))
+            .await
+            .unwrap();
     }
 }
 

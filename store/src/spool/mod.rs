@@ -74,3 +74,23 @@ pub trait Spool: Send + Sync {
     /// What the spool holds now.
     fn level(&self) -> SpoolLevel;
 }
+
+/// [`Spool::peek_now`] when `on_calling_thread` and the spool has it, else [`Spool::peek`].
+pub async fn peek_on(
+    spool: &dyn Spool,
+    max: usize,
+    on_calling_thread: bool,
+) -> Result<Vec<LogRecord>> {
+    if on_calling_thread && let Some(peeked) = spool.peek_now(max) {
+        return peeked;
+    }
+    spool.peek(max).await
+}
+
+/// [`Spool::pop_now`] when `on_calling_thread` and the spool has it, else [`Spool::pop`].
+pub async fn pop_on(spool: &dyn Spool, count: usize, on_calling_thread: bool) -> Result<()> {
+    if on_calling_thread && let Some(popped) = spool.pop_now(count) {
+        return popped;
+    }
+    spool.pop(count).await
+}
