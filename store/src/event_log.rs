@@ -79,6 +79,12 @@ pub trait EventAppender: Send + Sync {
     }
 }
 
+/// Whether `log` appends on the calling thread ([`EventAppender::append_now`]), probed
+/// with an empty batch.
+pub fn appends_on_the_calling_thread(log: &dyn EventAppender) -> bool {
+    matches!(log.append_now(&[]), Some(Ok(_)))
+}
+
 /// The consumer side of the log: its partitions and their records.
 ///
 /// Contracts:

@@ -55,7 +55,7 @@ pub use counters::{ApplyReport, Counters, SourcedEvent};
 pub use error::{Result, StoreError};
 pub use event_log::{
     AppendFailure, AppendResult, Checkpoints, EventAppender, EventReader, LogEntry, LogRecord,
-    PartitionInfo, ReadBatch,
+    PartitionInfo, ReadBatch, appends_on_the_calling_thread,
 };
 pub use idempotency::IdempotencyKeys;
 pub use log_retention::{ArchivedRecords, LogArchiveName, LogFootprint, LogRetention};

@@ -70,7 +70,7 @@ impl Drainer {
 
 /// Whether the log appends and every spool reads and removes on the calling thread.
 fn works_on_the_calling_thread(log: &dyn EventAppender, setup: &SpoolSetup) -> bool {
-    log.append_now(&[]).is_some_and(|probe| probe.is_ok())
+    store::appends_on_the_calling_thread(log)
         && std::iter::once(&setup.spool)
             .chain(&setup.orphans)
             .all(|spool| spool.peek_now(0).is_some())
@@ -120,6 +120,7 @@ async fn drain_spools(
         .cloned()
         .chain(std::iter::once(Arc::clone(&setup.spool)))
         .collect();
+    let on_this_thread = on == AppendOn::CallingThread;
     let mut backoff = Duration::from_millis(50);
     loop {
         let mut moved_any = false;
@@ -129,7 +130,6 @@ async fn drain_spools(
             if spool.level().records == 0 {
                 continue;
             }
-            let on_this_thread = on == AppendOn::CallingThread;
             let records =
                 match store::peek_on(spool.as_ref(), MAX_BATCH_RECORDS, on_this_thread).await {
                     Ok(records) => records,

@@ -76,10 +76,8 @@ impl GroupCommit {
                 spool: Arc::clone(spool),
                 wake: Arc::clone(wake),
             },
-            _ => {
-                log.append_now(&[])?.ok()?;
-                Target::Log(Arc::clone(log))
-            }
+            _ if store::appends_on_the_calling_thread(log.as_ref()) => Target::Log(Arc::clone(log)),
+            _ => return None,
         };
         Some(Self {
             target,
