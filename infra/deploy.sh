@@ -61,7 +61,7 @@ done
 [ -n "$region" ] || fail "no region: give --region or set AWS_REGION" 2
 [[ "$prefix" =~ ^[a-z][a-z0-9-]{1,30}$ ]] || fail "--name-prefix must be 2 to 31 lowercase letters, digits or hyphens, starting with a letter" 2
 [[ "$limit_mode" =~ ^(eventual|strict)$ ]] || fail "--limit-mode must be eventual or strict" 2
-[[ "$event_format" =~ ^(binary|json)$ ]] || fail "--event-format must be binary or json" 2
+[[ "$event_format" =~ ^(binary|binary-v2|json)$ ]] || fail "--event-format must be binary, binary-v2 or json" 2
 
 # Runs a command, or prints it with --dry-run.
 run() {

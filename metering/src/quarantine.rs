@@ -65,7 +65,7 @@ pub async fn quarantine_line(
     // The event's bytes are in the frame's format: `tollgate quarantine requeue` needs it.
     let format = schemas::usage_frame::record_format(&entry.data)
         .unwrap_or_default()
-        .as_str();
+        .quarantine_name();
     let description = format!(
         "partition: {}\nposition: {}\nline: {line} of the record's frame\nformat: {format}\npartition_key: {}\nreason: {reason}\n",
         entry.partition, entry.position, entry.partition_key

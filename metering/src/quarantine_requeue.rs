@@ -102,10 +102,11 @@ fn record_for(item: &QuarantinedItem, payload: Bytes) -> std::io::Result<LogReco
     let data = match item.line {
         None => payload,
         Some(_) => {
-            let format = match item.format.as_deref() {
-                Some("binary") => EventFormat::Binary,
-                _ => EventFormat::Json,
-            };
+            let format = item
+                .format
+                .as_deref()
+                .and_then(EventFormat::from_quarantine_name)
+                .unwrap_or(EventFormat::Json);
             Bytes::from(single_event_frame(format, &payload)?)
         }
     };

@@ -110,7 +110,7 @@ async fn quarantined_events_are_listed_and_requeued_once_their_cause_is_fixed() 
     assert_eq!(listed.len(), 2, "{listed:?}");
     let line = listed.iter().find(|item| item.line.is_some()).unwrap();
     assert_eq!(line.line, Some(2));
-    assert_eq!(line.format.as_deref(), Some("binary"));
+    assert_eq!(line.format.as_deref(), Some("binary-v3"));
     assert_eq!(line.partition_key, "proxy-1");
     assert!(line.reason.contains("unknown customer"), "{line:?}");
     let record = listed.iter().find(|item| item.line.is_none()).unwrap();
@@ -197,6 +197,39 @@ async fn a_json_line_quarantined_before_binary_frames_is_sent_as_a_json_frame() 
     };
     let record = record_for(&keyless, Bytes::from_static(b"{}")).unwrap();
     assert_eq!(record.partition_key, REQUEUE_PARTITION_KEY);
+}
+
+#[test]
+fn each_binary_versions_line_is_sent_in_a_frame_of_its_version() {
+    // Builds before version 3 described a version 2 line as `binary`; this build writes
+    // `binary-v3` for version 3. Each must go back in a frame its bytes decode in.
+    let mut event = event("cust-b", 1);
+    event.request_id = event.event_id.to_string();
+    for (format, name) in [
+        (EventFormat::BinaryV2, "binary"),
+        (EventFormat::Binary, "binary-v3"),
+    ] {
+        let frame =
+            schemas::usage_frame::encode_frame_as([&event], format, FrameCodec::None).unwrap();
+        let line = schemas::usage_frame::decode_record(&Bytes::from(frame))
+            .unwrap()
+            .remove(0)
+            .bytes;
+        let item = QuarantinedItem {
+            payload_key: "quarantine/0/1-1.payload".into(),
+            partition: "0".into(),
+            position: "1".into(),
+            line: Some(1),
+            partition_key: "proxy-1".into(),
+            format: Some(name.into()),
+            reason: "unknown customer".into(),
+            bytes: line.len() as u64,
+        };
+        let record = record_for(&item, line).unwrap();
+        assert_eq!(record.data[4], format.version(), "{name}");
+        let events = schemas::usage_frame::decode_events(&record.data).unwrap();
+        assert_eq!(events, vec![event.clone()], "{name}");
+    }
 }
 
 #[tokio::test]

@@ -43,8 +43,8 @@ pub struct ProxyConfig {
     /// Answer only after the call's usage event is durable in the log (the default).
     /// Required on Lambda, where the process may be frozen as soon as the response is sent.
     pub durable_events: bool,
-    /// How frames write usage events (`--event-format`): binary unless the consumers reading
-    /// the log are older than binary frames.
+    /// How frames write usage events (`--event-format`): binary (version 3) unless the
+    /// consumers reading the log are older than it (`binary-v2`) or than binary frames (`json`).
     pub event_format: EventFormat,
     /// How long the registry's records of a token are reused before a background refresh;
     /// zero reads them on every call. See [`crate::auth::AuthCache`].

@@ -138,15 +138,17 @@ pub struct ProxyArgs {
         value_name = "true|false"
     )]
     pub durable_events: bool,
-    /// How the event log's records write usage events: `binary` (the default; half the bytes
-    /// of JSON, and cheaper for the metering consumer to read) or `json` (JSON lines, read by
-    /// every consumer version). Consumers of this release read both; choose `json` only
-    /// while consumers older than binary frames still read the log, and upgrade them first.
+    /// How the event log's records write usage events: `binary` (the default: version 3
+    /// frames, binary events with compact ids, compressed with LZ4; the fewest bytes and the
+    /// cheapest for the metering consumer to read), `binary-v2` (version 2 frames, with
+    /// zstd, read by consumers since binary frames) or `json` (JSON lines, read by every
+    /// consumer version). Consumers of this release read all three; choose another than
+    /// `binary` only while older consumers still read the log, and upgrade them first.
     #[arg(
         long,
         env = "TOLLGATE_EVENT_FORMAT",
         default_value = "binary",
-        value_name = "binary|json"
+        value_name = "binary|binary-v2|json"
     )]
     pub event_format: EventFormat,
     /// Directory of the durable spool for usage events the log does not take in time

@@ -1,4 +1,4 @@
-//! The usage event's binary form: what a version 2 frame carries (`usage_frame`). Fixed
+//! The usage event's binary form: what version 2 and 3 frames carry (`usage_frame`). Fixed
 //! fields at fixed offsets, then the strings with their lengths, so a consumer reads an
 //! event with a few loads and one copy per string, and the log stores about half the
 //! bytes of the JSON line (before compression).
@@ -12,7 +12,9 @@
 //!     27    1  api (0 absent, see API_CODES)
 //!     28    2  status
 //!     30    1  outcome (see OUTCOME_CODES)
-//!     31    1  flags: bit 0 upstream_request_id present, bit 1 upstream_latency_ms present
+//!     31    1  flags: bit 0 upstream_request_id present, bit 1 upstream_latency_ms present;
+//!              version 3 only: bit 2 request_id is the event id, bit 3 upstream_request_id
+//!              is a UUID carried as its 16 bytes
 //!     32   72  input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
 //!              latency_ms, upstream_latency_ms (0 when absent), request_bytes,
 //!              response_bytes, instance_seq: nine u64
@@ -20,9 +22,18 @@
 //!              model_id, proxy_instance: each a u32 length and its UTF-8 bytes
 //! ```
 //!
+//! **Version 3** (the [`IdForm::Compact`] form, what proxies write) carries the ids that are
+//! UUIDs as UUIDs: `request_id` is not carried when it is the event id's hyphenated form
+//! (the proxy's request id is its event id: flag bit 2), and `upstream_request_id` is its 16
+//! bytes, with no length, when it is a UUID in lowercase hyphenated form (Bedrock's are:
+//! flag bit 3). Those ids were two thirds of an event's random bytes: as text, 72 of them
+//! for the log to store and the consumer to decompress, check as UTF-8 and copy. Either id
+//! in any other form is carried as text, as in version 2.
+//!
 //! Every integer is little-endian. The codes of the enums are fixed here, once, and never
-//! reused; an unknown code is an error that names it. Whatever [`UsageEvent::decode_binary`]
-//! accepts, [`UsageEvent::encode_binary`] writes back byte for byte (tested).
+//! reused; an unknown code is an error that names it. Each event has one form in each
+//! version: whatever [`UsageEvent::decode_binary_as`] accepts, [`UsageEvent::encode_binary_as`]
+//! writes back byte for byte (tested).
 
 use chrono::DateTime;
 use uuid::Uuid;
@@ -35,6 +46,56 @@ pub const FIXED_LEN: usize = 104;
 
 const UPSTREAM_REQUEST_ID: u8 = 1;
 const UPSTREAM_LATENCY: u8 = 2;
+/// Version 3: `request_id` is the event id's hyphenated form, not carried.
+const REQUEST_ID_IS_EVENT_ID: u8 = 4;
+/// Version 3: `upstream_request_id` is a UUID (lowercase, hyphenated), carried as its 16 bytes.
+const UPSTREAM_ID_AS_UUID: u8 = 8;
+
+/// How an event's ids are carried: the binary forms of frame versions 2 and 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdForm {
+    /// Version 2: every id but the event id as text.
+    Text,
+    /// Version 3: ids that are UUIDs as UUIDs (see the module's documentation).
+    Compact,
+}
+
+impl IdForm {
+    fn known_flags(self) -> u8 {
+        match self {
+            Self::Text => UPSTREAM_REQUEST_ID | UPSTREAM_LATENCY,
+            Self::Compact => {
+                UPSTREAM_REQUEST_ID
+                    | UPSTREAM_LATENCY
+                    | REQUEST_ID_IS_EVENT_ID
+                    | UPSTREAM_ID_AS_UUID
+            }
+        }
+    }
+}
+
+/// A UUID's lowercase hyphenated form, the only text form the compact ids stand for.
+fn uuid_text(id: &Uuid) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut text);
+    text
+}
+
+/// The UUID whose lowercase hyphenated form `text` is, if it is one.
+fn uuid_of_text(text: &str) -> Option<Uuid> {
+    if text.len() != uuid::fmt::Hyphenated::LENGTH {
+        return None;
+    }
+    Uuid::try_parse(text)
+        .ok()
+        .filter(|id| uuid_text(id) == text.as_bytes())
+}
+
+/// A UUID's lowercase hyphenated form as a string of its own.
+fn owned_uuid_text(id: &Uuid) -> String {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut text).to_owned()
+}
 
 /// Each operation's code in the binary form.
 const OPERATION_CODES: [(Operation, u8); 5] = [
@@ -95,14 +156,29 @@ fn put_string(out: &mut Vec<u8>, text: &str) {
 }
 
 impl UsageEvent {
-    /// Appends the event's binary form to `out`.
+    /// Appends the event's binary form to `out`: version 3, ids compact.
     pub fn encode_binary(&self, out: &mut Vec<u8>) {
+        self.encode_binary_as(IdForm::Compact, out);
+    }
+
+    /// Appends the event's binary form with its ids in `form` to `out`.
+    pub fn encode_binary_as(&self, form: IdForm, out: &mut Vec<u8>) {
         let mut flags = 0;
         if self.upstream_request_id.is_some() {
             flags |= UPSTREAM_REQUEST_ID;
         }
         if self.upstream_latency_ms.is_some() {
             flags |= UPSTREAM_LATENCY;
+        }
+        let mut upstream_uuid = None;
+        if form == IdForm::Compact {
+            if self.request_id.as_bytes() == uuid_text(&self.event_id) {
+                flags |= REQUEST_ID_IS_EVENT_ID;
+            }
+            upstream_uuid = self.upstream_request_id.as_deref().and_then(uuid_of_text);
+            if upstream_uuid.is_some() {
+                flags |= UPSTREAM_ID_AS_UUID;
+            }
         }
         out.reserve(FIXED_LEN + 6 * 4 + 256);
         out.extend_from_slice(self.event_id.as_bytes());
@@ -128,17 +204,27 @@ impl UsageEvent {
         }
         put_string(out, &self.customer_id);
         put_string(out, &self.key_id);
-        put_string(out, &self.request_id);
-        if let Some(upstream) = &self.upstream_request_id {
+        if flags & REQUEST_ID_IS_EVENT_ID == 0 {
+            put_string(out, &self.request_id);
+        }
+        if let Some(upstream) = upstream_uuid {
+            out.extend_from_slice(upstream.as_bytes());
+        } else if let Some(upstream) = &self.upstream_request_id {
             put_string(out, upstream);
         }
         put_string(out, &self.model_id);
         put_string(out, &self.proxy_instance);
     }
 
-    /// Decodes one event's binary form, all of `bytes`. Damage (a short record, an unknown
-    /// code, a string that is not UTF-8, bytes left over) is a typed error naming it.
+    /// Decodes one event's binary form (version 3, ids compact), all of `bytes`.
     pub fn decode_binary(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_binary_as(IdForm::Compact, bytes)
+    }
+
+    /// Decodes one event's binary form with its ids in `form`, all of `bytes`. Damage (a
+    /// short record, an unknown code, a string that is not UTF-8, bytes left over, an id
+    /// in another form than the event's one) is a typed error naming it.
+    pub fn decode_binary_as(form: IdForm, bytes: &[u8]) -> Result<Self, DecodeError> {
         let Some((fixed, strings)) = bytes.split_first_chunk::<FIXED_LEN>() else {
             return Err(damaged(format!(
                 "{} bytes, the fixed fields alone take {FIXED_LEN}",
@@ -153,11 +239,17 @@ impl UsageEvent {
             });
         }
         let flags = fixed[31];
-        if flags & !(UPSTREAM_REQUEST_ID | UPSTREAM_LATENCY) != 0 {
+        if flags & !form.known_flags() != 0 {
             return Err(damaged(format!(
                 "flags {flags:#04x} set bits this build does not know: upgrade tollgate"
             )));
         }
+        if flags & UPSTREAM_ID_AS_UUID != 0 && flags & UPSTREAM_REQUEST_ID == 0 {
+            return Err(damaged(
+                "upstream_request_id is flagged a UUID but flagged absent".to_owned(),
+            ));
+        }
+        let event_id = Uuid::from_bytes(word(fixed, 0));
         let millis = i64::from_le_bytes(word(fixed, 18));
         let occurred_at = DateTime::from_timestamp_millis(millis)
             .ok_or_else(|| damaged(format!("occurred_at {millis} ms is out of range")))?;
@@ -176,12 +268,8 @@ impl UsageEvent {
         let mut strings = Strings { rest: strings };
         let customer_id = strings.next("customer_id")?;
         let key_id = strings.next("key_id")?;
-        let request_id = strings.next("request_id")?;
-        let upstream_request_id = if flags & UPSTREAM_REQUEST_ID == 0 {
-            None
-        } else {
-            Some(strings.next("upstream_request_id")?)
-        };
+        let request_id = strings.request_id(form, flags, &event_id)?;
+        let upstream_request_id = strings.upstream_request_id(form, flags)?;
         let model_id = strings.next("model_id")?;
         let proxy_instance = strings.next("proxy_instance")?;
         if !strings.rest.is_empty() {
@@ -191,7 +279,7 @@ impl UsageEvent {
             )));
         }
         Ok(Self {
-            event_id: Uuid::from_bytes(word(fixed, 0)),
+            event_id,
             schema_version,
             occurred_at,
             customer_id,
@@ -230,6 +318,61 @@ struct Strings<'a> {
 }
 
 impl Strings<'_> {
+    /// `request_id`: the event id's text when flagged so, else carried as text (which in
+    /// version 3 must not be the event id's).
+    fn request_id(
+        &mut self,
+        form: IdForm,
+        flags: u8,
+        event_id: &Uuid,
+    ) -> Result<String, DecodeError> {
+        if flags & REQUEST_ID_IS_EVENT_ID != 0 {
+            return Ok(owned_uuid_text(event_id));
+        }
+        let text = self.next("request_id")?;
+        if form == IdForm::Compact && text.as_bytes() == uuid_text(event_id) {
+            return Err(damaged(
+                "request_id is the event id as text, which version 3 flags instead".to_owned(),
+            ));
+        }
+        Ok(text)
+    }
+
+    /// `upstream_request_id`, when flagged present: a UUID's 16 bytes when flagged so, else
+    /// text (which in version 3 must not be a UUID's lowercase hyphenated form).
+    fn upstream_request_id(
+        &mut self,
+        form: IdForm,
+        flags: u8,
+    ) -> Result<Option<String>, DecodeError> {
+        if flags & UPSTREAM_ID_AS_UUID != 0 {
+            return Ok(Some(owned_uuid_text(&self.uuid("upstream_request_id")?)));
+        }
+        if flags & UPSTREAM_REQUEST_ID == 0 {
+            return Ok(None);
+        }
+        let text = self.next("upstream_request_id")?;
+        if form == IdForm::Compact && uuid_of_text(&text).is_some() {
+            return Err(damaged(
+                "upstream_request_id is a UUID as text, which version 3 carries as 16 bytes"
+                    .to_owned(),
+            ));
+        }
+        Ok(Some(text))
+    }
+
+    /// A UUID's 16 bytes.
+    fn uuid(&mut self, field: &str) -> Result<Uuid, DecodeError> {
+        let Some((bytes, rest)) = self.rest.split_first_chunk::<16>() else {
+            return Err(damaged(format!(
+                "{field} is cut short: {} bytes, its UUID takes 16",
+                self.rest.len()
+            )));
+        };
+        self.rest = rest;
+        Ok(Uuid::from_bytes(*bytes))
+    }
+
     fn next(&mut self, field: &str) -> Result<String, DecodeError> {
         let Some((len, rest)) = self.rest.split_first_chunk::<4>() else {
             return Err(damaged(format!("{field} is cut short (no length)")));

@@ -10,6 +10,112 @@ fn encoded(event: &UsageEvent) -> Vec<u8> {
     out
 }
 
+fn encoded_as(form: IdForm, event: &UsageEvent) -> Vec<u8> {
+    let mut out = Vec::new();
+    event.encode_binary_as(form, &mut out);
+    out
+}
+
+const FORMS: [IdForm; 2] = [IdForm::Text, IdForm::Compact];
+
+/// An event with ids as the proxy and Bedrock make them: the request id is the event id,
+/// Bedrock's a lowercase UUID.
+fn event_with_uuid_ids() -> UsageEvent {
+    let mut event = sample_event(3);
+    event.request_id = event.event_id.to_string();
+    event.upstream_request_id = Some("9f2c1a3e-5b7d-4e0f-8a6b-2c4d6e8f0a1b".into());
+    event
+}
+
+#[test]
+fn version_3_carries_uuid_ids_as_uuids_and_version_2_as_text() {
+    let event = event_with_uuid_ids();
+    let text = encoded_as(IdForm::Text, &event);
+    let compact = encoded(&event);
+    assert_eq!(compact, encoded_as(IdForm::Compact, &event));
+    assert_eq!((text[31], compact[31]), (3, 3 | 4 | 8));
+    // The request id (4 + 36 bytes) is gone; Bedrock's is 16 bytes instead of 4 + 36.
+    assert_eq!(text.len() - compact.len(), 40 + 24);
+    let upstream = uuid::Uuid::parse_str(event.upstream_request_id.as_deref().unwrap()).unwrap();
+    let after_key = FIXED_LEN + 4 + event.customer_id.len() + 4 + event.key_id.len();
+    assert_eq!(&compact[after_key..after_key + 16], upstream.as_bytes());
+    for (form, bytes) in [(IdForm::Text, &text), (IdForm::Compact, &compact)] {
+        assert_eq!(UsageEvent::decode_binary_as(form, bytes).unwrap(), event);
+    }
+}
+
+#[test]
+fn ids_in_any_other_form_are_carried_as_text_in_version_3() {
+    let base = event_with_uuid_ids();
+    let upper = base.upstream_request_id.as_deref().unwrap().to_uppercase();
+    for (request_id, upstream) in [
+        // Not the event's id, or not in its lowercase hyphenated form.
+        (uuid::Uuid::now_v7().to_string(), upper.clone()),
+        (
+            base.event_id.to_string().to_uppercase(),
+            format!("{{{upper}}}"),
+        ),
+        (
+            base.event_id.simple().to_string(),
+            "9f2c1a3e5b7d4e0f8a6b2c4d6e8f0a1b".into(),
+        ),
+        (String::new(), String::new()),
+    ] {
+        let event = UsageEvent {
+            request_id,
+            upstream_request_id: Some(upstream),
+            ..base.clone()
+        };
+        let bytes = encoded(&event);
+        assert_eq!(bytes[31], 3, "{event:?}");
+        assert_eq!(bytes, encoded_as(IdForm::Text, &event));
+        assert_eq!(UsageEvent::decode_binary(&bytes).unwrap(), event);
+    }
+}
+
+#[test]
+fn an_id_in_the_other_versions_form_is_damage_named() {
+    let event = event_with_uuid_ids();
+    // Version 2 does not know the compact flags.
+    let compact = encoded(&event);
+    let error = UsageEvent::decode_binary_as(IdForm::Text, &compact)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("flags 0x0f set bits this build does not know"),
+        "{error}"
+    );
+    // Version 3 has one form per event: its UUID ids are not text.
+    let text = encoded_as(IdForm::Text, &event);
+    let error = error_of(&text);
+    assert!(
+        error.contains("request_id is the event id as text"),
+        "{error}"
+    );
+    let mut only_upstream = event.clone();
+    only_upstream.request_id = "req-1".into();
+    let error = error_of(&encoded_as(IdForm::Text, &only_upstream));
+    assert!(
+        error.contains("upstream_request_id is a UUID as text"),
+        "{error}"
+    );
+    // A UUID flagged for an absent upstream id, and one cut short.
+    let mut bad = compact.clone();
+    bad[31] &= !1;
+    assert!(error_of(&bad).contains("flagged a UUID but flagged absent"));
+    let mut no_upstream = event;
+    no_upstream.upstream_request_id = None;
+    no_upstream.model_id.clear();
+    no_upstream.proxy_instance.clear();
+    let mut cut = encoded(&no_upstream);
+    cut[31] |= 1 | 8;
+    assert!(
+        error_of(&cut[..cut.len() - 2]).contains("upstream_request_id is cut short: 6 bytes"),
+        "{}",
+        error_of(&cut[..cut.len() - 2])
+    );
+}
+
 #[test]
 fn an_event_reads_back_as_it_was_written() {
     let mut event = sample_event(7);
@@ -133,18 +239,22 @@ fn a_timestamp_before_the_epoch_reads_back() {
 proptest! {
     #[test]
     fn any_event_reads_back_and_writes_the_same_bytes(event in arbitrary_event()) {
-        let bytes = encoded(&event);
-        let decoded = UsageEvent::decode_binary(&bytes).unwrap();
-        prop_assert_eq!(&decoded, &event);
-        prop_assert_eq!(encoded(&decoded), bytes);
+        for form in FORMS {
+            let bytes = encoded_as(form, &event);
+            let decoded = UsageEvent::decode_binary_as(form, &bytes).unwrap();
+            prop_assert_eq!(&decoded, &event);
+            prop_assert_eq!(encoded_as(form, &decoded), bytes);
+        }
     }
 
     #[test]
     fn arbitrary_bytes_are_an_error_or_an_event_that_writes_them_back(
         bytes in proptest::collection::vec(any::<u8>(), 0..400)
     ) {
-        if let Ok(event) = UsageEvent::decode_binary(&bytes) {
-            prop_assert_eq!(encoded(&event), bytes);
+        for form in FORMS {
+            if let Ok(event) = UsageEvent::decode_binary_as(form, &bytes) {
+                prop_assert_eq!(encoded_as(form, &event), bytes.clone());
+            }
         }
     }
 
@@ -155,12 +265,14 @@ proptest! {
         byte in any::<u8>(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let mut bytes = encoded(&event);
-        let at = at.index(bytes.len());
-        bytes[at] = byte;
-        bytes.truncate(bytes.len() - cut.index(bytes.len() / 4 + 1));
-        if let Ok(event) = UsageEvent::decode_binary(&bytes) {
-            prop_assert_eq!(encoded(&event), bytes);
+        for form in FORMS {
+            let mut bytes = encoded_as(form, &event);
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
+            bytes.truncate(bytes.len() - cut.index(bytes.len() / 4 + 1));
+            if let Ok(event) = UsageEvent::decode_binary_as(form, &bytes) {
+                prop_assert_eq!(encoded_as(form, &event), bytes);
+            }
         }
     }
 }

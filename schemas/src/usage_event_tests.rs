@@ -219,10 +219,15 @@ fn a_file_without_the_api_column_reads_as_events_without_an_api() {
 
 pub(crate) fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
     (
-        any::<u128>(),
+        (any::<u128>(), any::<bool>()),
         0i64..4_102_444_800_000,
         "[a-z0-9-]{1,20}",
-        proptest::option::of("[ -~]{0,30}"),
+        // Bedrock's ids are lowercase UUIDs; any other text is carried as it is.
+        proptest::option::of(prop_oneof![
+            "[ -~]{0,30}",
+            any::<u128>().prop_map(|id| Uuid::from_u128(id).to_string()),
+            any::<u128>().prop_map(|id| Uuid::from_u128(id).to_string().to_uppercase()),
+        ]),
         prop_oneof![
             Just(Operation::Invoke),
             Just(Operation::InvokeStream),
@@ -251,7 +256,7 @@ pub(crate) fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
     )
         .prop_map(
             |(
-                id,
+                (id, request_is_event_id),
                 millis,
                 customer,
                 upstream,
@@ -261,8 +266,15 @@ pub(crate) fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
                 status,
                 api,
             )| {
+                let event_id = Uuid::from_u128(id);
                 UsageEvent {
-                    event_id: Uuid::from_u128(id),
+                    event_id,
+                    // The proxy's request id is its event id.
+                    request_id: if request_is_event_id {
+                        event_id.to_string()
+                    } else {
+                        "req-1".into()
+                    },
                     occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
                     customer_id: customer.clone(),
                     upstream_request_id: upstream,

@@ -4,7 +4,7 @@
 //! served (`schemas::usage_frame`, zstd), keyed by its producer id, as the emitter does.
 
 use chrono::{DateTime, TimeZone, Utc};
-use schemas::usage_frame::{FrameBuilder, FrameCodec};
+use schemas::usage_frame::FrameBuilder;
 use schemas::{ApiSurface, Operation, Outcome, UsageEvent};
 use uuid::Uuid;
 
@@ -238,7 +238,8 @@ impl Workload {
             for event in &events {
                 frame.push(event)?;
             }
-            let data = frame.finish(FrameCodec::Zstd)?;
+            let codec = frame.format().compressed_codec();
+            let data = frame.finish(codec)?;
             records.push(Record {
                 shard: producer.shard,
                 bytes: (data.len() + producer.id.len()) as u64,

@@ -119,13 +119,15 @@ pub fn realistic_event(
     let upstream_latency_ms = rng.between(150, 20_000);
     let instance = rng.between(0, 1) as usize;
     sequences[instance] += 1;
+    let event_id = uuid_v7_at(occurred_at, ids);
     UsageEvent {
-        event_id: uuid_v7_at(occurred_at, ids),
+        event_id,
         schema_version: USAGE_EVENT_SCHEMA_VERSION,
         occurred_at,
         customer_id: customer_id.clone(),
         key_id: key_id.clone(),
-        request_id: uuid_v7_at(occurred_at, ids).to_string(),
+        // The proxy's request id is its event id.
+        request_id: event_id.to_string(),
         upstream_request_id: called_bedrock.then(|| uuid_v4(ids).to_string()),
         model_id: model_id.to_owned(),
         operation,
@@ -160,7 +162,7 @@ pub enum Layout {
     /// One event's JSON per record, as records were written before frames.
     JsonRecords,
     /// Frames of one producer's events, up to `events` each, in `format`, compressed as the
-    /// proxy compresses them (zstd above 1 KiB): what proxies write.
+    /// proxy compresses them (the format's codec above 1 KiB): what proxies write.
     Frames { format: EventFormat, events: usize },
 }
 
@@ -226,7 +228,7 @@ fn frames(stream: &[UsageEvent], format: EventFormat, per_frame: usize) -> Vec<(
     let mut records = Vec::new();
     let finish = |producer: String, frame: FrameBuilder, records: &mut Vec<(String, Vec<u8>)>| {
         let codec = if frame.payload_bytes() > 1024 - FRAME_HEADER_LEN {
-            FrameCodec::Zstd
+            frame.format().compressed_codec()
         } else {
             FrameCodec::None
         };

@@ -21,17 +21,18 @@ pub(super) struct PendingEvent {
 }
 
 /// A frame whose events fit in one KiB (with the frame's header) is stored as it is; a
-/// larger one is compressed with zstd, which makes JSON lines about ten times smaller and
-/// binary events about three times.
+/// larger one is compressed with its format's codec (`EventFormat::compressed_codec`):
+/// LZ4 makes binary events with compact ids about three times smaller, zstd JSON lines
+/// about ten times.
 /// Kinesis bills each record by the KiB rounded up, so compressing a small frame (one or
 /// two events) saves nothing there, and for one event zstd costs about 8 µs of a durable
 /// call's 25 (`cargo bench -p proxy --bench emitter`).
 pub const COMPRESS_ABOVE_BYTES: usize = 1024 - FRAME_HEADER_LEN;
 
-/// How a frame with `payload_bytes` of events is stored.
-fn frame_codec(payload_bytes: usize) -> FrameCodec {
+/// How a frame of `format` with `payload_bytes` of events is stored.
+fn frame_codec(format: EventFormat, payload_bytes: usize) -> FrameCodec {
     if payload_bytes > COMPRESS_ABOVE_BYTES {
-        FrameCodec::Zstd
+        format.compressed_codec()
     } else {
         FrameCodec::None
     }
@@ -53,7 +54,7 @@ pub(super) fn encode_batch(
         if frame.is_empty() {
             return;
         }
-        let codec = frame_codec(frame.payload_bytes());
+        let codec = frame_codec(frame.format(), frame.payload_bytes());
         match frame.finish(codec) {
             Ok(data) => records.push(LogRecord {
                 partition_key: producer.to_owned(),
@@ -139,7 +140,7 @@ impl Run {
             merged.append(&mut originals);
             return;
         }
-        let codec = frame_codec(frame.payload_bytes());
+        let codec = frame_codec(frame.format(), frame.payload_bytes());
         match frame.finish(codec) {
             Ok(data) => merged.push(LogRecord {
                 partition_key: std::mem::take(&mut originals[0].partition_key),
@@ -188,17 +189,22 @@ mod tests {
     #[test]
     fn a_frame_that_fits_in_a_kib_is_stored_as_it_is_and_a_larger_one_compressed() {
         let stats = EmitterStats::default();
-        for (events, codec) in [(1, FrameCodec::None), (20, FrameCodec::Zstd)] {
+        // Version 3 with LZ4; the versions older consumers read with zstd, which they know.
+        for (format, events, codec) in [
+            (EventFormat::Binary, 1, 0),
+            (EventFormat::Binary, 20, 2),
+            (EventFormat::BinaryV2, 1, 0),
+            (EventFormat::BinaryV2, 20, 1),
+            (EventFormat::Json, 20, 1),
+        ] {
             let batch = pending(events);
-            let records = encode_batch(&batch, EventFormat::Binary, &stats);
+            let records = encode_batch(&batch, format, &stats);
             assert_eq!(records.len(), 1);
+            assert_eq!(records[0].data[4], format.version());
             assert_eq!(
                 codec_byte(&records[0]),
-                match codec {
-                    FrameCodec::None => 0,
-                    FrameCodec::Zstd => 1,
-                },
-                "{events} events"
+                codec,
+                "{format:?}, {events} events"
             );
             let decoded = decode_events(&records[0].data).unwrap();
             assert_eq!(decoded.len(), events);
@@ -240,7 +246,11 @@ mod tests {
         let merged = coalesce_frames(records);
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].partition_key, "p");
-        assert_eq!(codec_byte(&merged[0]), 1, "30 events are compressed");
+        assert_eq!(
+            codec_byte(&merged[0]),
+            2,
+            "30 events are compressed, with LZ4"
+        );
         assert_eq!(events_of(&merged), before);
     }
 
@@ -323,13 +333,14 @@ mod tests {
     }
 
     #[test]
-    fn frames_of_the_two_event_formats_are_never_merged_into_one() {
+    fn frames_of_different_event_formats_are_never_merged_into_one() {
         let stats = EmitterStats::default();
-        let batch = pending(4);
+        let batch = pending(5);
         let mut records = Vec::new();
         for (events, format) in batch.chunks(1).zip([
             EventFormat::Json,
             EventFormat::Json,
+            EventFormat::BinaryV2,
             EventFormat::Binary,
             EventFormat::Binary,
         ]) {
@@ -345,8 +356,8 @@ mod tests {
                 (record.data[4], count)
             })
             .collect();
-        assert_eq!(versions, vec![(1, 2), (2, 2)]);
+        assert_eq!(versions, vec![(1, 2), (2, 1), (3, 2)]);
         let seqs: Vec<u64> = events_of(&merged).into_iter().map(|(_, seq)| seq).collect();
-        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
     }
 }

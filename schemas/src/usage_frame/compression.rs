@@ -1,5 +1,5 @@
-//! How a frame's payload is stored: as it is, or compressed with zstd through a context
-//! kept per thread.
+//! How a frame's payload is stored: as it is, compressed with zstd through a context kept
+//! per thread, or compressed with LZ4.
 
 use std::cell::RefCell;
 
@@ -17,6 +17,12 @@ pub enum FrameCodec {
     None,
     /// The payload compressed with zstd (level 1: cheap for the proxy, several times smaller).
     Zstd,
+    /// The payload compressed as one LZ4 block after its decompressed length (a
+    /// little-endian u32). What proxies write for version 3 frames: on the consumer's
+    /// events it decompresses with a third of zstd's instructions (976 against 3,125 per
+    /// event, frames of 100 events), and with version 3's compact ids the frame is as
+    /// small as version 2 with zstd (100 against 102 bytes per event).
+    Lz4,
 }
 
 impl FrameCodec {
@@ -24,6 +30,7 @@ impl FrameCodec {
         match self {
             Self::None => 0,
             Self::Zstd => 1,
+            Self::Lz4 => 2,
         }
     }
 
@@ -31,8 +38,9 @@ impl FrameCodec {
         match byte {
             0 => Ok(Self::None),
             1 => Ok(Self::Zstd),
+            2 => Ok(Self::Lz4),
             other => Err(DecodeError::Frame(format!(
-                "unknown codec {other}; this build reads 0 (none) and 1 (zstd): upgrade tollgate"
+                "unknown codec {other}; this build reads 0 (none), 1 (zstd) and 2 (LZ4): upgrade tollgate"
             ))),
         }
     }
@@ -75,4 +83,42 @@ pub(super) fn with_decompressor<T>(
             None => Err(std::io::Error::other("no zstd decompression context")),
         }
     })
+}
+
+/// `payload` as an LZ4 frame payload: its length, then one LZ4 block.
+pub(super) fn lz4_compress(payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    if u32::try_from(payload.len()).is_err() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a frame payload is over 4 GiB",
+        ));
+    }
+    Ok(lz4_flex::block::compress_prepend_size(payload))
+}
+
+/// What an LZ4 frame payload decompresses to: exactly the length it declares, which must be
+/// at most [`MAX_DECOMPRESSED_PAYLOAD`] (checked before anything is allocated).
+pub(super) fn lz4_decompress(payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let Some((declared, block)) = payload.split_first_chunk::<4>() else {
+        return Err(DecodeError::Frame(format!(
+            "LZ4 frame payload is cut short: {} bytes, its length alone takes 4",
+            payload.len()
+        )));
+    };
+    let size = u32::from_le_bytes(*declared) as usize;
+    if size > MAX_DECOMPRESSED_PAYLOAD {
+        return Err(DecodeError::Frame(format!(
+            "LZ4 frame payload declares {size} bytes, over the {MAX_DECOMPRESSED_PAYLOAD} a frame may hold"
+        )));
+    }
+    let mut out = vec![0; size];
+    match lz4_flex::block::decompress_into(block, &mut out) {
+        Ok(written) if written == size => Ok(out),
+        Ok(written) => Err(DecodeError::Frame(format!(
+            "LZ4 frame payload declares {size} bytes but decompresses to {written}"
+        ))),
+        Err(error) => Err(DecodeError::Frame(format!(
+            "frame payload is not valid LZ4: {error}"
+        ))),
+    }
 }

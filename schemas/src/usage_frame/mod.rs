@@ -4,21 +4,24 @@
 //! ```text
 //! offset size  field
 //!      0    4  magic "TGUF"
-//!      4    1  frame version: 1 JSON lines, 2 binary events
-//!      5    1  codec: 0 none, 1 zstd
+//!      4    1  frame version: 1 JSON lines, 2 binary events, 3 binary events with compact ids
+//!      5    1  codec: 0 none, 1 zstd, 2 LZ4
 //!      6    2  reserved, zero
 //!      8    4  event count, little-endian
 //!     12    4  payload length in bytes (as stored, after compression), little-endian
 //!     16    …  payload (decompressed): version 1, the events' JSON, one per line, each line
-//!              ending in '\n'; version 2, each event's binary form
-//!              (`usage_event_binary`) after its length as a little-endian u32
+//!              ending in '\n'; versions 2 and 3, each event's binary form
+//!              (`usage_event_binary`, ids as text or compact) after its length as a
+//!              little-endian u32
 //! ```
 //!
-//! Proxies write version 2: about half the bytes of JSON lines before compression, and a
-//! consumer reads an event with loads and a copy per string instead of parsing text.
-//! Version 1 frames (written by earlier proxies, or by `--event-format json`) are still
-//! read, and so are records written before frames existed, which hold one event's JSON
-//! object ([`decode_record`]).
+//! Proxies write version 3, compressed with LZ4 when it is over a KiB: binary events are
+//! about half the bytes of JSON lines before compression, a consumer reads one with loads
+//! and a copy per string instead of parsing text, and the compact ids leave LZ4 (a third
+//! of zstd's cost to decompress) as small a frame as zstd made of version 2. Versions 1
+//! and 2 (written by earlier proxies, or by `--event-format json` and `binary-v2`, always
+//! with zstd, which older consumers read) are still read, and so are records written
+//! before frames existed, which hold one event's JSON object ([`decode_record`]).
 //!
 //! One record per batch keeps the log's per-record costs (Kinesis bills each record at
 //! least 1 KiB on demand; 1,000 records/s per shard) per batch, not per event. The header
@@ -26,71 +29,22 @@
 //! holds them back to back ([`split_archive`]).
 
 mod compression;
+mod format;
 mod records;
 
 use bytes::Bytes;
 
 pub use compression::{FrameCodec, MAX_DECOMPRESSED_PAYLOAD};
-use compression::{with_compressor, with_decompressor};
+use compression::{lz4_compress, lz4_decompress, with_compressor, with_decompressor};
+pub use format::EventFormat;
 pub use records::{record_format, single_event_frame, split_archive};
 
 use crate::UsageEvent;
 use crate::error::DecodeError;
-use crate::usage_event_binary;
+use crate::usage_event_binary::{self, IdForm};
 
 /// The first four bytes of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"TGUF";
-/// How a frame's events are written, its version byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EventFormat {
-    /// Version 1: one JSON object per line (`UsageEvent::encode_json`).
-    Json,
-    /// Version 2: each event's binary form after its length (`UsageEvent::encode_binary`).
-    #[default]
-    Binary,
-}
-
-impl EventFormat {
-    /// The frame version byte of this format.
-    pub fn version(self) -> u8 {
-        match self {
-            Self::Json => 1,
-            Self::Binary => 2,
-        }
-    }
-
-    fn from_version(version: u8) -> Result<Self, DecodeError> {
-        match version {
-            1 => Ok(Self::Json),
-            2 => Ok(Self::Binary),
-            other => Err(DecodeError::Frame(format!(
-                "frame version {other} is unknown; this build reads 1 (JSON lines) and 2 (binary events): upgrade tollgate"
-            ))),
-        }
-    }
-
-    /// The format's name in settings (`--event-format`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Binary => "binary",
-        }
-    }
-}
-
-impl std::str::FromStr for EventFormat {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "json" => Ok(Self::Json),
-            "binary" => Ok(Self::Binary),
-            other => Err(format!(
-                "unknown event format {other:?}: use binary (the default) or json (for consumers older than binary frames)"
-            )),
-        }
-    }
-}
 /// Bytes before the payload.
 pub const FRAME_HEADER_LEN: usize = 16;
 
@@ -107,7 +61,7 @@ pub struct FrameBuilder {
 }
 
 impl FrameBuilder {
-    /// An empty frame of binary events (version 2).
+    /// An empty frame of binary events (version 3).
     pub fn new() -> Self {
         Self::default()
     }
@@ -136,9 +90,10 @@ impl FrameBuilder {
                 }
                 self.payload.push(b'\n');
             }
-            EventFormat::Binary => {
+            EventFormat::BinaryV2 | EventFormat::Binary => {
+                let form = self.format.id_form().unwrap_or(IdForm::Compact);
                 self.payload.extend_from_slice(&[0; 4]);
-                event.encode_binary(&mut self.payload);
+                event.encode_binary_as(form, &mut self.payload);
                 let len = self.payload.len() - before - 4;
                 let Ok(len) = u32::try_from(len) else {
                     self.payload.truncate(before);
@@ -186,6 +141,7 @@ impl FrameBuilder {
         let payload = match codec {
             FrameCodec::None => self.payload,
             FrameCodec::Zstd => with_compressor(|compressor| compressor.compress(&self.payload))?,
+            FrameCodec::Lz4 => lz4_compress(&self.payload)?,
         };
         let payload_len = u32::try_from(payload.len()).map_err(|_| {
             std::io::Error::new(
@@ -302,6 +258,7 @@ fn payload_lines(header: FrameHeader, payload: &Bytes) -> Result<Bytes, DecodeEr
                     DecodeError::Frame(format!("frame payload is not valid zstd: {error}"))
                 })
         }
+        FrameCodec::Lz4 => lz4_decompress(payload).map(Bytes::from),
     }
 }
 
@@ -348,7 +305,7 @@ pub fn frame_payload(record: &Bytes) -> Option<FramePayload> {
             }
             memchr::memchr_iter(b'\n', &payload).count()
         }
-        EventFormat::Binary => split_binary(&payload, |_| {}).ok()?,
+        EventFormat::BinaryV2 | EventFormat::Binary => split_binary(&payload, |_| {}).ok()?,
     };
     if count != header.event_count {
         return None;
@@ -405,7 +362,8 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
     let (header, payload) = read_frame(record)?;
     let decoded = match header.format {
         EventFormat::Json => json_lines(&payload, header.event_count),
-        EventFormat::Binary => {
+        EventFormat::BinaryV2 | EventFormat::Binary => {
+            let form = header.format.id_form().unwrap_or(IdForm::Compact);
             // Room for the declared count, bounded by what the payload could hold.
             let room = header
                 .event_count
@@ -413,7 +371,7 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
             let mut decoded = Vec::with_capacity(room);
             split_binary(&payload, |bytes| {
                 decoded.push(DecodedLine {
-                    event: UsageEvent::decode_binary(&bytes),
+                    event: UsageEvent::decode_binary_as(form, &bytes),
                     bytes,
                 });
             })?;

@@ -25,7 +25,7 @@ pub fn single_event_frame(format: EventFormat, event: &[u8]) -> std::io::Result<
             payload.extend_from_slice(event);
             payload.push(b'\n');
         }
-        EventFormat::Binary => {
+        EventFormat::BinaryV2 | EventFormat::Binary => {
             let len = u32::try_from(event.len()).map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "an event over 4 GiB")
             })?;

@@ -16,13 +16,68 @@ fn decoded_events(record: &Bytes) -> Vec<UsageEvent> {
         .collect()
 }
 
-const FORMATS: [EventFormat; 2] = [EventFormat::Json, EventFormat::Binary];
+const FORMATS: [EventFormat; 3] = [
+    EventFormat::Json,
+    EventFormat::BinaryV2,
+    EventFormat::Binary,
+];
+const CODECS: [FrameCodec; 3] = [FrameCodec::None, FrameCodec::Zstd, FrameCodec::Lz4];
+
+/// Events with ids as the proxy and Bedrock make them (the request id is the event id,
+/// Bedrock's a random lowercase UUID), which version 3 carries compact.
+fn events_with_uuid_ids(count: u64) -> Vec<UsageEvent> {
+    (1..=count)
+        .map(|seq| {
+            let mut event = sample_event(seq);
+            event.request_id = event.event_id.to_string();
+            // Random-looking bits, as Bedrock's version 4 ids have.
+            let bits = u128::from(seq).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+            event.upstream_request_id = Some(uuid::Uuid::from_u128(bits).to_string());
+            event
+        })
+        .collect()
+}
 
 #[test]
-fn a_frame_round_trips_its_events_in_order_in_either_format_with_either_codec() {
+fn a_frame_round_trips_its_events_in_order_in_any_format_with_any_codec() {
+    for batch in [events(40), events_with_uuid_ids(40)] {
+        for format in FORMATS {
+            for codec in CODECS {
+                let frame = Bytes::from(encode_frame_as(&batch, format, codec).unwrap());
+                assert!(is_frame(&frame));
+                assert_eq!((frame[4], frame[5]), (format.version(), codec.byte()));
+                assert_eq!(decoded_events(&frame), batch, "{format:?} {codec:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn version_3_with_lz4_is_about_as_small_as_version_2_with_zstd() {
+    let batch = events_with_uuid_ids(100);
+    let size = |format, codec| encode_frame_as(&batch, format, codec).unwrap().len();
+    let (v2, v3) = (
+        size(EventFormat::BinaryV2, FrameCodec::None),
+        size(EventFormat::Binary, FrameCodec::None),
+    );
+    // 64 bytes fewer per event: the request id's text and 20 of Bedrock's id's 40.
+    assert_eq!(v2 - v3, 100 * 64);
+    let (v2_zstd, v3_lz4) = (
+        size(EventFormat::BinaryV2, FrameCodec::Zstd),
+        size(EventFormat::Binary, FrameCodec::Lz4),
+    );
+    assert!(v3_lz4 * 3 < v3, "LZ4 {v3_lz4} bytes against {v3} plain");
+    assert!(
+        v3_lz4 * 10 < v2_zstd * 12,
+        "version 3 with LZ4 {v3_lz4} bytes against version 2 with zstd {v2_zstd}"
+    );
+}
+
+#[test]
+fn a_frame_round_trips_its_events_with_the_formats_own_codec() {
     let batch = events(40);
     for format in FORMATS {
-        for codec in [FrameCodec::None, FrameCodec::Zstd] {
+        for codec in [FrameCodec::None, format.compressed_codec()] {
             let frame = Bytes::from(encode_frame_as(&batch, format, codec).unwrap());
             assert!(is_frame(&frame));
             assert_eq!(frame[4], format.version());
@@ -36,7 +91,7 @@ fn proxies_write_binary_frames_about_half_the_size_of_json_lines() {
     let batch = events(100);
     assert_eq!(FrameBuilder::new().format(), EventFormat::Binary);
     let binary = encode_frame(&batch, FrameCodec::None).unwrap();
-    assert_eq!(binary[4], 2);
+    assert_eq!(binary[4], 3);
     let json = encode_frame_as(&batch, EventFormat::Json, FrameCodec::None).unwrap();
     assert!(
         binary.len() * 10 < json.len() * 6,
@@ -44,14 +99,24 @@ fn proxies_write_binary_frames_about_half_the_size_of_json_lines() {
         binary.len(),
         json.len()
     );
-    for format in ["binary", "json"] {
+    for format in ["binary", "binary-v2", "json"] {
         assert_eq!(format.parse::<EventFormat>().unwrap().as_str(), format);
     }
     let error = "xml".parse::<EventFormat>().unwrap_err();
     assert!(
-        error.contains("use binary (the default) or json"),
+        error.contains("use binary (the default), binary-v2 (for consumers older than version 3 frames) or json"),
         "{error}"
     );
+    // The names a quarantine description gives: `binary` was version 2 before version 3.
+    for (format, name) in [
+        (EventFormat::Json, "json"),
+        (EventFormat::BinaryV2, "binary"),
+        (EventFormat::Binary, "binary-v3"),
+    ] {
+        assert_eq!(format.quarantine_name(), name);
+        assert_eq!(EventFormat::from_quarantine_name(name), Some(format));
+    }
+    assert_eq!(EventFormat::from_quarantine_name("binary-v4"), None);
 }
 
 #[test]
@@ -210,9 +275,40 @@ fn one_bad_line_is_reported_alone_and_its_neighbours_decode() {
 }
 
 #[test]
+fn damaged_lz4_payloads_are_errors_that_name_the_damage() {
+    let frame = encode_frame_as(&events(5), EventFormat::Binary, FrameCodec::Lz4).unwrap();
+    let damaged = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut frame = frame.clone();
+        edit(&mut frame);
+        let payload_len = u32::try_from(frame.len() - FRAME_HEADER_LEN).unwrap();
+        frame[12..16].copy_from_slice(&payload_len.to_le_bytes());
+        decode_record(&Bytes::from(frame)).unwrap_err().to_string()
+    };
+    let at = FRAME_HEADER_LEN;
+    let error = damaged(&|frame| frame.truncate(at + 2));
+    assert!(error.contains("LZ4 frame payload is cut short"), "{error}");
+    // A declared size over the bound is refused before anything is allocated.
+    let error = damaged(&|frame| frame[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes()));
+    assert!(
+        error.contains("over the 67108864 a frame may hold"),
+        "{error}"
+    );
+    let error = damaged(&|frame| {
+        let declared = u32::from_le_bytes(frame[at..at + 4].try_into().unwrap());
+        frame[at..at + 4].copy_from_slice(&(declared + 10).to_le_bytes());
+    });
+    assert!(error.contains("but decompresses to"), "{error}");
+    let error = damaged(&|frame| frame.truncate(frame.len() - 5));
+    assert!(error.contains("not valid LZ4"), "{error}");
+}
+
+#[test]
 fn damaged_frames_are_errors_that_name_the_damage() {
-    for format in FORMATS {
-        let frame = encode_frame_as(&events(5), format, FrameCodec::Zstd).unwrap();
+    for (format, codec) in FORMATS
+        .into_iter()
+        .flat_map(|format| [FrameCodec::Zstd, FrameCodec::Lz4].map(|codec| (format, codec)))
+    {
+        let frame = encode_frame_as(&events(5), format, codec).unwrap();
         let cut = Bytes::copy_from_slice(&frame[..frame.len() - 3]);
         assert!(
             decode_record(&cut)
@@ -239,7 +335,10 @@ fn damaged_frames_are_errors_that_name_the_damage() {
         let mut garbled = frame;
         let last = garbled.len() - 1;
         garbled[FRAME_HEADER_LEN..last].fill(0xAB);
-        assert!(decode_record(&Bytes::from(garbled)).is_err());
+        assert!(
+            decode_record(&Bytes::from(garbled)).is_err(),
+            "{format:?} {codec:?}"
+        );
     }
     let header_only = Bytes::from_static(b"TGUF\x01");
     assert!(
@@ -269,7 +368,8 @@ fn an_archive_of_frames_and_json_lines_splits_back_into_its_records() {
 fn a_quarantined_events_bytes_make_a_frame_of_that_one_event_again() {
     for format in FORMATS {
         let event = sample_event(3);
-        let record = Bytes::from(encode_frame_as([&event], format, FrameCodec::Zstd).unwrap());
+        let record =
+            Bytes::from(encode_frame_as([&event], format, format.compressed_codec()).unwrap());
         assert_eq!(record_format(&record), Some(format));
         let line = decode_record(&record).unwrap().remove(0).bytes;
         let again = Bytes::from(single_event_frame(format, &line).unwrap());
@@ -289,14 +389,16 @@ proptest! {
         framed.extend_from_slice(&bytes);
         let _ = decode_record(&Bytes::from(framed.clone()));
         let _ = frame_payload(&Bytes::from(framed.clone()));
-        // A well-formed binary header over arbitrary events.
-        let mut binary = FRAME_MAGIC.to_vec();
-        binary.extend_from_slice(&[2, 0, 0, 0]);
-        binary.extend_from_slice(&3u32.to_le_bytes());
-        binary.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_le_bytes());
-        binary.extend_from_slice(&bytes);
-        let _ = decode_record(&Bytes::from(binary.clone()));
-        let _ = frame_payload(&Bytes::from(binary));
+        // A well-formed header of each binary version and codec over arbitrary bytes.
+        for (version, codec) in [(2, 0), (3, 0), (3, 1), (3, 2)] {
+            let mut binary = FRAME_MAGIC.to_vec();
+            binary.extend_from_slice(&[version, codec, 0, 0]);
+            binary.extend_from_slice(&3u32.to_le_bytes());
+            binary.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_le_bytes());
+            binary.extend_from_slice(&bytes);
+            let _ = decode_record(&Bytes::from(binary.clone()));
+            let _ = frame_payload(&Bytes::from(binary));
+        }
         let _ = decode_record(&Bytes::from(bytes.clone()));
         let _ = split_archive(&Bytes::from(framed));
         let _ = split_archive(&Bytes::from(bytes));

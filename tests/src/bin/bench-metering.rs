@@ -24,7 +24,7 @@ use chrono::{Duration, Utc};
 use metering::alert_engine::{AlertEngine, AlertSettings};
 use metering::parquet_buffer::{FlushPolicy, ProjectionClock};
 use metering::{BatchApplier, ConsumerSettings, MeteringConsumer};
-use schemas::usage_frame::{EventFormat, FrameBuilder, FrameCodec};
+use schemas::usage_frame::{EventFormat, FrameBuilder};
 use schemas::{Limits, Outcome};
 use store::LogRecord;
 use store::backend::{BackendSettings, Ports};
@@ -126,6 +126,8 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
             120,
             80,
         );
+        // The proxy's request id is its event id.
+        event.request_id = event.event_id.to_string();
         let offset = span_ms - span_ms * index as i64 / options.events as i64;
         event.occurred_at = now - Duration::milliseconds(offset);
         // Frames of one producer each, as the proxy writes them.
@@ -142,7 +144,7 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
                     &mut frame,
                     FrameBuilder::with_format(options.event_format),
                 )
-                .finish(FrameCodec::Zstd)
+                .finish(options.event_format.compressed_codec())
                 .unwrap()
                 .into(),
             });

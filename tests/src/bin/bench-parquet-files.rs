@@ -25,7 +25,7 @@ use metering::{BatchApplier, ConsumerSettings, MeteringConsumer};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use schemas::Outcome;
-use schemas::usage_frame::{FrameBuilder, FrameCodec};
+use schemas::usage_frame::FrameBuilder;
 use store::memory::MemoryStore;
 use store::{EventAppender, LogRecord};
 
@@ -114,7 +114,10 @@ fn frames(options: &Options, first: u64, count: u64, seqs: &mut [u64]) -> Vec<Lo
         }
         records.push(LogRecord {
             partition_key: format!("proxy-{producer}"),
-            data: frame.finish(FrameCodec::Zstd).unwrap().into(),
+            data: {
+                let codec = frame.format().compressed_codec();
+                frame.finish(codec).unwrap().into()
+            },
         });
         index = end;
     }
