@@ -20,13 +20,14 @@
 //!              response_bytes, instance_seq: nine u64
 //!    104    …  customer_id, key_id, request_id, upstream_request_id (only when flagged),
 //!              model_id, proxy_instance: each a u32 length and its UTF-8 bytes
+//!   last   16  version 3, flag bit 3: upstream_request_id's UUID (and no text for it above)
 //! ```
 //!
 //! **Version 3** (the [`IdForm::Compact`] form, what proxies write) carries the ids that are
 //! UUIDs as UUIDs: `request_id` is not carried when it is the event id's hyphenated form
 //! (the proxy's request id is its event id: flag bit 2), and `upstream_request_id` is its 16
-//! bytes, with no length, when it is a UUID in lowercase hyphenated form (Bedrock's are:
-//! flag bit 3). Those ids were two thirds of an event's random bytes: as text, 72 of them
+//! bytes, last, when it is a UUID in lowercase hyphenated form (Bedrock's are: flag bit 3).
+//! Last, so the strings before it are one run of text, checked as UTF-8 at once. Those ids were two thirds of an event's random bytes: as text, 72 of them
 //! for the log to store and the consumer to decompress, check as UTF-8 and copy. Either id
 //! in any other form is carried as text, as in version 2.
 //!
@@ -207,13 +208,14 @@ impl UsageEvent {
         if flags & REQUEST_ID_IS_EVENT_ID == 0 {
             put_string(out, &self.request_id);
         }
-        if let Some(upstream) = upstream_uuid {
-            out.extend_from_slice(upstream.as_bytes());
-        } else if let Some(upstream) = &self.upstream_request_id {
+        if let (None, Some(upstream)) = (upstream_uuid, &self.upstream_request_id) {
             put_string(out, upstream);
         }
         put_string(out, &self.model_id);
         put_string(out, &self.proxy_instance);
+        if let Some(upstream) = upstream_uuid {
+            out.extend_from_slice(upstream.as_bytes());
+        }
     }
 
     /// Decodes one event's binary form (version 3, ids compact), all of `bytes`.
@@ -265,18 +267,20 @@ impl UsageEvent {
                 number(5)
             )));
         }
-        let mut strings = Strings { rest: strings };
+        let (strings, upstream_uuid) = split_upstream_uuid(strings, flags)?;
+        let mut strings = Strings::new(strings);
         let customer_id = strings.next("customer_id")?;
         let key_id = strings.next("key_id")?;
         let request_id = strings.request_id(form, flags, &event_id)?;
-        let upstream_request_id = strings.upstream_request_id(form, flags)?;
+        let upstream_request_id = match upstream_uuid {
+            Some(uuid) => Some(owned_uuid_text(&uuid)),
+            None => strings.upstream_request_id(form, flags)?,
+        };
         let model_id = strings.next("model_id")?;
         let proxy_instance = strings.next("proxy_instance")?;
-        if !strings.rest.is_empty() {
-            return Err(damaged(format!(
-                "{} bytes follow the last field",
-                strings.rest.len()
-            )));
+        let left = strings.bytes.len() - strings.at;
+        if left > 0 {
+            return Err(damaged(format!("{left} bytes follow the last field")));
         }
         Ok(Self {
             event_id,
@@ -312,12 +316,40 @@ fn word<const N: usize>(fixed: &[u8; FIXED_LEN], at: usize) -> [u8; N] {
     out
 }
 
-/// The strings after the fixed fields, read in order.
-struct Strings<'a> {
-    rest: &'a [u8],
+/// The bytes after the fixed fields as their strings and, when flagged, the upstream
+/// request id's UUID (their last 16 bytes).
+fn split_upstream_uuid(bytes: &[u8], flags: u8) -> Result<(&[u8], Option<Uuid>), DecodeError> {
+    if flags & UPSTREAM_ID_AS_UUID == 0 {
+        return Ok((bytes, None));
+    }
+    match bytes.split_last_chunk::<16>() {
+        Some((strings, uuid)) => Ok((strings, Some(Uuid::from_bytes(*uuid)))),
+        None => Err(damaged(format!(
+            "upstream_request_id is cut short: {} bytes, its UUID takes 16",
+            bytes.len()
+        ))),
+    }
 }
 
-impl Strings<'_> {
+/// The strings after the fixed fields, read in order.
+struct Strings<'a> {
+    bytes: &'a [u8],
+    /// `bytes` as text when all of it is UTF-8 (the lengths of strings under 128 bytes are
+    /// too), so each string is a slice of it rather than checked on its own.
+    text: Option<&'a str>,
+    /// Where the next string's length starts.
+    at: usize,
+}
+
+impl<'a> Strings<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+            at: 0,
+        }
+    }
+
     /// `request_id`: the event id's text when flagged so, else carried as text (which in
     /// version 3 must not be the event id's).
     fn request_id(
@@ -338,16 +370,13 @@ impl Strings<'_> {
         Ok(text)
     }
 
-    /// `upstream_request_id`, when flagged present: a UUID's 16 bytes when flagged so, else
-    /// text (which in version 3 must not be a UUID's lowercase hyphenated form).
+    /// `upstream_request_id` as text, when flagged present (in version 3 not a UUID's
+    /// lowercase hyphenated form, which is carried as its bytes, last).
     fn upstream_request_id(
         &mut self,
         form: IdForm,
         flags: u8,
     ) -> Result<Option<String>, DecodeError> {
-        if flags & UPSTREAM_ID_AS_UUID != 0 {
-            return Ok(Some(owned_uuid_text(&self.uuid("upstream_request_id")?)));
-        }
         if flags & UPSTREAM_REQUEST_ID == 0 {
             return Ok(None);
         }
@@ -361,20 +390,9 @@ impl Strings<'_> {
         Ok(Some(text))
     }
 
-    /// A UUID's 16 bytes.
-    fn uuid(&mut self, field: &str) -> Result<Uuid, DecodeError> {
-        let Some((bytes, rest)) = self.rest.split_first_chunk::<16>() else {
-            return Err(damaged(format!(
-                "{field} is cut short: {} bytes, its UUID takes 16",
-                self.rest.len()
-            )));
-        };
-        self.rest = rest;
-        Ok(Uuid::from_bytes(*bytes))
-    }
-
     fn next(&mut self, field: &str) -> Result<String, DecodeError> {
-        let Some((len, rest)) = self.rest.split_first_chunk::<4>() else {
+        let rest = self.bytes.get(self.at..).unwrap_or_default();
+        let Some((len, rest)) = rest.split_first_chunk::<4>() else {
             return Err(damaged(format!("{field} is cut short (no length)")));
         };
         let len = u32::from_le_bytes(*len) as usize;
@@ -384,9 +402,13 @@ impl Strings<'_> {
                 rest.len()
             )));
         }
-        let (text, rest) = rest.split_at(len);
-        self.rest = rest;
-        std::str::from_utf8(text)
+        let start = self.at + 4;
+        self.at = start + len;
+        if let Some(text) = self.text.and_then(|text| text.get(start..start + len)) {
+            return Ok(text.to_owned());
+        }
+        // Not a slice of checked text (the run is not all UTF-8): checked on its own.
+        std::str::from_utf8(&rest[..len])
             .map(str::to_owned)
             .map_err(|error| damaged(format!("{field} is not UTF-8: {error}")))
     }

@@ -37,8 +37,7 @@ fn version_3_carries_uuid_ids_as_uuids_and_version_2_as_text() {
     // The request id (4 + 36 bytes) is gone; Bedrock's is 16 bytes instead of 4 + 36.
     assert_eq!(text.len() - compact.len(), 40 + 24);
     let upstream = uuid::Uuid::parse_str(event.upstream_request_id.as_deref().unwrap()).unwrap();
-    let after_key = FIXED_LEN + 4 + event.customer_id.len() + 4 + event.key_id.len();
-    assert_eq!(&compact[after_key..after_key + 16], upstream.as_bytes());
+    assert_eq!(&compact[compact.len() - 16..], upstream.as_bytes(), "last");
     for (form, bytes) in [(IdForm::Text, &text), (IdForm::Compact, &compact)] {
         assert_eq!(UsageEvent::decode_binary_as(form, bytes).unwrap(), event);
     }
@@ -103,16 +102,15 @@ fn an_id_in_the_other_versions_form_is_damage_named() {
     let mut bad = compact.clone();
     bad[31] &= !1;
     assert!(error_of(&bad).contains("flagged a UUID but flagged absent"));
-    let mut no_upstream = event;
-    no_upstream.upstream_request_id = None;
-    no_upstream.model_id.clear();
-    no_upstream.proxy_instance.clear();
-    let mut cut = encoded(&no_upstream);
-    cut[31] |= 1 | 8;
+    let error = error_of(&compact[..FIXED_LEN + 10]);
     assert!(
-        error_of(&cut[..cut.len() - 2]).contains("upstream_request_id is cut short: 6 bytes"),
-        "{}",
-        error_of(&cut[..cut.len() - 2])
+        error.contains("upstream_request_id is cut short: 10 bytes, its UUID takes 16"),
+        "{error}"
+    );
+    let error = error_of(&compact[..compact.len() - 1]);
+    assert!(
+        error.contains("proxy_instance declares 7 bytes but 6 remain"),
+        "{error}"
     );
 }
 
@@ -227,6 +225,39 @@ fn damage_is_named() {
     let mut bad = good;
     bad[108] = 0xff;
     assert!(error_of(&bad).contains("customer_id is not UTF-8"));
+}
+
+#[test]
+fn strings_read_back_whether_or_not_their_run_is_all_text() {
+    // A length of 128 bytes or more is not UTF-8 itself, so the run is not text as a whole
+    // and each string is checked on its own; a string that is not UTF-8 is damage either way.
+    let mut event = event_with_uuid_ids();
+    event.model_id = format!(
+        "arn:aws:bedrock:us-east-1:{}:inference-profile/é",
+        "1".repeat(120)
+    );
+    event.customer_id = "cust-é✓".into();
+    for form in FORMS {
+        let bytes = encoded_as(form, &event);
+        assert!(std::str::from_utf8(&bytes[FIXED_LEN..]).is_err());
+        assert_eq!(UsageEvent::decode_binary_as(form, &bytes).unwrap(), event);
+    }
+    let mut short = event_with_uuid_ids();
+    short.customer_id = "cust-é✓".into();
+    let bytes = encoded(&short);
+    assert!(std::str::from_utf8(&bytes[FIXED_LEN..bytes.len() - 16]).is_ok());
+    assert_eq!(UsageEvent::decode_binary(&bytes).unwrap(), short);
+    // A string cut inside a character, in a run that is text as a whole: not a boundary.
+    let mut cut = bytes.clone();
+    let customer_len = FIXED_LEN;
+    let len = u32::from_le_bytes(cut[customer_len..customer_len + 4].try_into().unwrap());
+    cut[customer_len..customer_len + 4].copy_from_slice(&(len - 1).to_le_bytes());
+    cut.insert(FIXED_LEN + 4 + len as usize, b'x');
+    let error = error_of(&cut);
+    assert!(
+        error.contains("customer_id is not UTF-8") || error.contains("key_id"),
+        "{error}"
+    );
 }
 
 #[test]

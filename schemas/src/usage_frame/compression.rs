@@ -111,11 +111,12 @@ pub(super) fn lz4_decompress(payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
             "LZ4 frame payload declares {size} bytes, over the {MAX_DECOMPRESSED_PAYLOAD} a frame may hold"
         )));
     }
-    let mut out = vec![0; size];
-    match lz4_flex::block::decompress_into(block, &mut out) {
-        Ok(written) if written == size => Ok(out),
-        Ok(written) => Err(DecodeError::Frame(format!(
-            "LZ4 frame payload declares {size} bytes but decompresses to {written}"
+    // Into room for the declared size (not zeroed first); more is an error.
+    match lz4_flex::block::decompress(block, size) {
+        Ok(out) if out.len() == size => Ok(out),
+        Ok(out) => Err(DecodeError::Frame(format!(
+            "LZ4 frame payload declares {size} bytes but decompresses to {}",
+            out.len()
         ))),
         Err(error) => Err(DecodeError::Frame(format!(
             "frame payload is not valid LZ4: {error}"

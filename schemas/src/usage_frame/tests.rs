@@ -298,6 +298,12 @@ fn damaged_lz4_payloads_are_errors_that_name_the_damage() {
         frame[at..at + 4].copy_from_slice(&(declared + 10).to_le_bytes());
     });
     assert!(error.contains("but decompresses to"), "{error}");
+    // A declared size under what the block holds: the block does not fit, an error.
+    let error = damaged(&|frame| {
+        let declared = u32::from_le_bytes(frame[at..at + 4].try_into().unwrap());
+        frame[at..at + 4].copy_from_slice(&(declared - 10).to_le_bytes());
+    });
+    assert!(error.contains("not valid LZ4"), "{error}");
     let error = damaged(&|frame| frame.truncate(frame.len() - 5));
     assert!(error.contains("not valid LZ4"), "{error}");
 }
