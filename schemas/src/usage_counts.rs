@@ -315,16 +315,26 @@ pub struct HourlyUsage {
 pub fn aggregate_hourly<'a>(
     events: impl IntoIterator<Item = &'a UsageEvent>,
 ) -> BTreeMap<(String, DateTime<Utc>), UsageCounts> {
-    let mut cells: BatchCells<(&'a str, DateTime<Utc>)> = BatchCells::default();
+    // Keyed by the hour's number since the epoch: a division per event, and the calendar
+    // (a date from a day number) once per cell, not once per event.
+    const HOUR_MILLIS: i64 = 3_600_000;
+    let mut cells: BatchCells<(&'a str, i64)> = BatchCells::default();
     for event in events {
+        let hour = event.occurred_at.timestamp_millis().div_euclid(HOUR_MILLIS);
         cells
-            .entry((&event.customer_id, hour_start(event.occurred_at)))
+            .entry((&event.customer_id, hour))
             .or_default()
             .add(&UsageCounts::of_event(event));
     }
     cells
         .into_iter()
-        .map(|((customer_id, hour), counts)| ((customer_id.to_owned(), hour), counts))
+        .map(|((customer_id, hour), counts)| {
+            // Only an event in the first hour chrono can represent has an hour start
+            // before it; its counts stay, at the earliest instant there is.
+            let hour = DateTime::from_timestamp_millis(hour.saturating_mul(HOUR_MILLIS))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            ((customer_id.to_owned(), hour), counts)
+        })
         .collect()
 }
 
