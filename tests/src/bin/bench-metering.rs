@@ -70,7 +70,7 @@ fn options() -> Options {
             ("--parquet-flush-secs", Some(_)) => options.parquet_every_batch = false,
             _ => {
                 eprintln!(
-                    "usage: bench-metering [--events N] [--customers N] [--hours N] [--frame-events N] [--parquet-flush-secs 0|300] [--event-format binary|json]"
+                    "usage: bench-metering [--events N] [--customers N] [--hours N] [--frame-events N] [--parquet-flush-secs 0|300] [--event-format binary|binary-v2|json]"
                 );
                 std::process::exit(2);
             }
