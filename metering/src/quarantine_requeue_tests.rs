@@ -163,26 +163,8 @@ async fn quarantined_events_are_listed_and_requeued_once_their_cause_is_fixed() 
 #[tokio::test]
 async fn a_json_line_quarantined_before_binary_frames_is_sent_as_a_json_frame() {
     let setup = setup();
-    let frame = schemas::usage_frame::encode_frame_as(
-        &[event("cust-b", 1)],
-        EventFormat::Json,
-        FrameCodec::None,
-    )
-    .unwrap();
-    let line = schemas::usage_frame::decode_record(&Bytes::from(frame))
-        .unwrap()
-        .remove(0)
-        .bytes;
-    let item = QuarantinedItem {
-        payload_key: "quarantine/0/1-1.payload".into(),
-        partition: "0".into(),
-        position: "1".into(),
-        line: Some(1),
-        partition_key: "proxy-1".into(),
-        format: None,
-        reason: "unknown customer".into(),
-        bytes: line.len() as u64,
-    };
+    let line = first_line(&event("cust-b", 1), EventFormat::Json);
+    let item = line_item(None, &line);
     let record = record_for(&item, line).unwrap();
     assert_eq!(record.data[4], EventFormat::Json.version());
     let events = schemas::usage_frame::decode_events(&record.data).unwrap();
@@ -199,6 +181,29 @@ async fn a_json_line_quarantined_before_binary_frames_is_sent_as_a_json_frame() 
     assert_eq!(record.partition_key, REQUEUE_PARTITION_KEY);
 }
 
+/// The bytes of `event` as the first line of a frame of `format`, as quarantine keeps them.
+fn first_line(event: &schemas::UsageEvent, format: EventFormat) -> Bytes {
+    let frame = schemas::usage_frame::encode_frame_as([event], format, FrameCodec::None).unwrap();
+    schemas::usage_frame::decode_record(&Bytes::from(frame))
+        .unwrap()
+        .remove(0)
+        .bytes
+}
+
+/// A quarantined first line of a record, its description naming `format`.
+fn line_item(format: Option<&str>, line: &Bytes) -> QuarantinedItem {
+    QuarantinedItem {
+        payload_key: "quarantine/0/1-1.payload".into(),
+        partition: "0".into(),
+        position: "1".into(),
+        line: Some(1),
+        partition_key: "proxy-1".into(),
+        format: format.map(str::to_owned),
+        reason: "unknown customer".into(),
+        bytes: line.len() as u64,
+    }
+}
+
 #[test]
 fn each_binary_versions_line_is_sent_in_a_frame_of_its_version() {
     // Builds before version 3 described a version 2 line as `binary`; this build writes
@@ -209,23 +214,8 @@ fn each_binary_versions_line_is_sent_in_a_frame_of_its_version() {
         (EventFormat::BinaryV2, "binary"),
         (EventFormat::Binary, "binary-v3"),
     ] {
-        let frame =
-            schemas::usage_frame::encode_frame_as([&event], format, FrameCodec::None).unwrap();
-        let line = schemas::usage_frame::decode_record(&Bytes::from(frame))
-            .unwrap()
-            .remove(0)
-            .bytes;
-        let item = QuarantinedItem {
-            payload_key: "quarantine/0/1-1.payload".into(),
-            partition: "0".into(),
-            position: "1".into(),
-            line: Some(1),
-            partition_key: "proxy-1".into(),
-            format: Some(name.into()),
-            reason: "unknown customer".into(),
-            bytes: line.len() as u64,
-        };
-        let record = record_for(&item, line).unwrap();
+        let line = first_line(&event, format);
+        let record = record_for(&line_item(Some(name), &line), line).unwrap();
         assert_eq!(record.data[4], format.version(), "{name}");
         let events = schemas::usage_frame::decode_events(&record.data).unwrap();
         assert_eq!(events, vec![event.clone()], "{name}");
