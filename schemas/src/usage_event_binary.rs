@@ -27,9 +27,10 @@
 //! UUIDs as UUIDs: `request_id` is not carried when it is the event id's hyphenated form
 //! (the proxy's request id is its event id: flag bit 2), and `upstream_request_id` is its 16
 //! bytes, last, when it is a UUID in lowercase hyphenated form (Bedrock's are: flag bit 3).
-//! Last, so the strings before it are one run of text, checked as UTF-8 at once. Those ids were two thirds of an event's random bytes: as text, 72 of them
-//! for the log to store and the consumer to decompress, check as UTF-8 and copy. Either id
-//! in any other form is carried as text, as in version 2.
+//! Last, so the strings before it are one run of text, checked as UTF-8 at once. Those ids
+//! were two thirds of an event's random bytes: as text, 72 of them for the log to store
+//! and the consumer to decompress, check as UTF-8 and copy. Either id in any other form is
+//! carried as text, as in version 2.
 //!
 //! Every integer is little-endian. The codes of the enums are fixed here, once, and never
 //! reused; an unknown code is an error that names it. Each event has one form in each
