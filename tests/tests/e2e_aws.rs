@@ -352,7 +352,7 @@ async fn a_quarantined_event_is_requeued_through_kinesis_and_counted_once_on_aws
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(listed[0]["line"], 2, "{listed}");
-    assert_eq!(listed[0]["format"], "binary", "{listed}");
+    assert_eq!(listed[0]["format"], "binary-v3", "{listed}");
     assert!(
         listed[0]["reason"]
             .as_str()
