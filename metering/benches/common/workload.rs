@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use schemas::usage_frame::{EventFormat, FRAME_HEADER_LEN, FrameBuilder, FrameCodec};
+use schemas::usage_frame::{EventFormat, FrameBuilder};
 use schemas::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 use store::LogEntry;
 use uuid::Uuid;
@@ -227,11 +227,7 @@ fn frames(stream: &[UsageEvent], format: EventFormat, per_frame: usize) -> Vec<(
     let mut open: Vec<(String, FrameBuilder)> = Vec::new();
     let mut records = Vec::new();
     let finish = |producer: String, frame: FrameBuilder, records: &mut Vec<(String, Vec<u8>)>| {
-        let codec = if frame.payload_bytes() > 1024 - FRAME_HEADER_LEN {
-            frame.format().compressed_codec()
-        } else {
-            FrameCodec::None
-        };
+        let codec = frame.codec();
         records.push((producer, frame.finish(codec).unwrap()));
     };
     for event in stream {

@@ -5,9 +5,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use schemas::UsageEvent;
-use schemas::usage_frame::{
-    EventFormat, FRAME_HEADER_LEN, FrameBuilder, FrameCodec, MAX_FRAME_PAYLOAD_BYTES, frame_payload,
-};
+use schemas::usage_frame::{EventFormat, FrameBuilder, MAX_FRAME_PAYLOAD_BYTES, frame_payload};
 use store::LogRecord;
 use tokio::sync::oneshot;
 
@@ -18,24 +16,6 @@ use super::metrics::EmitterStats;
 pub(super) struct PendingEvent {
     pub(super) event: UsageEvent,
     pub(super) durable: Option<oneshot::Sender<()>>,
-}
-
-/// A frame whose events fit in one KiB (with the frame's header) is stored as it is; a
-/// larger one is compressed with its format's codec (`EventFormat::compressed_codec`):
-/// LZ4 makes binary events with compact ids about three times smaller, zstd JSON lines
-/// about ten times.
-/// Kinesis bills each record by the KiB rounded up, so compressing a small frame (one or
-/// two events) saves nothing there, and for one event zstd costs about 8 µs of a durable
-/// call's 25 (`cargo bench -p proxy --bench emitter`).
-pub const COMPRESS_ABOVE_BYTES: usize = 1024 - FRAME_HEADER_LEN;
-
-/// How a frame of `format` with `payload_bytes` of events is stored.
-fn frame_codec(format: EventFormat, payload_bytes: usize) -> FrameCodec {
-    if payload_bytes > COMPRESS_ABOVE_BYTES {
-        format.compressed_codec()
-    } else {
-        FrameCodec::None
-    }
 }
 
 /// Encodes a batch as frames of `format` (`schemas::usage_frame`): usually one, more only
@@ -54,7 +34,7 @@ pub(super) fn encode_batch(
         if frame.is_empty() {
             return;
         }
-        let codec = frame_codec(frame.format(), frame.payload_bytes());
+        let codec = frame.codec();
         match frame.finish(codec) {
             Ok(data) => records.push(LogRecord {
                 partition_key: producer.to_owned(),
@@ -140,7 +120,7 @@ impl Run {
             merged.append(&mut originals);
             return;
         }
-        let codec = frame_codec(frame.format(), frame.payload_bytes());
+        let codec = frame.codec();
         match frame.finish(codec) {
             Ok(data) => merged.push(LogRecord {
                 partition_key: std::mem::take(&mut originals[0].partition_key),
