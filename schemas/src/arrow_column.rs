@@ -140,8 +140,7 @@ impl ArrowColumn for Option<String> {
 
 impl ArrowColumn for Uuid {
     fn write_parquet(&self, column: &mut ColumnChunk) {
-        let mut text = [0_u8; Hyphenated::LENGTH];
-        column.push_bytes(self.hyphenated().encode_lower(&mut text).as_bytes());
+        column.push_bytes(&crate::digits::uuid_lower(self.as_bytes()));
     }
     fn data_type() -> DataType {
         DataType::Utf8

@@ -78,9 +78,7 @@ impl IdForm {
 
 /// A UUID's lowercase hyphenated form, the only text form the compact ids stand for.
 fn uuid_text(id: &Uuid) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
-    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut text);
-    text
+    crate::digits::uuid_lower(id.as_bytes())
 }
 
 /// The UUID whose lowercase hyphenated form `text` is, if it is one.
