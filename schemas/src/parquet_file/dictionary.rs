@@ -1,18 +1,62 @@
 //! A dictionary column chunk's distinct values: found by a small key (an enum's static
-//! address, an integer) or by the value before it, before any hashing; written once, in
-//! first-seen order, as the chunk's dictionary page.
+//! address, an integer) or by the value before it, before any hashing, else in a table of
+//! their own; written once, in first-seen order, as the chunk's dictionary page.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use super::{Bounds, Physical};
 
 /// Keyed values remembered per dictionary (more are still found, through the map).
 const KEYED_VALUES: usize = 32;
 
+/// The table's first size, and the largest kept when the dictionary is emptied.
+const FIRST_SLOTS: usize = 64;
+const KEPT_SLOTS: usize = 4096;
+
+/// The process's hash seed, drawn once: values come from customers (model ids), so where
+/// they land in the table is not something they can arrange.
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0_u64) | 1)
+}
+
+/// A hash of `value` under `seed`: each 8 bytes folded in by a 128-bit multiply whose
+/// halves are xored, as wyhash and foldhash do; the table takes its top bits.
+fn hash(value: &[u8], seed: u64) -> u64 {
+    const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+    let fold = |hash: u64, word: u64| {
+        let product = u128::from(hash ^ word) * u128::from(MULTIPLIER ^ seed);
+        (product as u64) ^ ((product >> 64) as u64)
+    };
+    let mut hash = seed ^ value.len() as u64;
+    let mut words = value.chunks_exact(8);
+    for word in &mut words {
+        hash = fold(hash, u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        // The value's last 8 bytes (some read twice), or its few bytes padded.
+        let mut last = [0_u8; 8];
+        if value.len() >= 8 {
+            last.copy_from_slice(&value[value.len() - 8..]);
+        } else {
+            last[..rest.len()].copy_from_slice(rest);
+        }
+        hash = fold(hash, u64::from_le_bytes(last));
+    }
+    fold(hash, seed)
+}
+
 /// A dictionary column's distinct values in first-seen order, plain-encoded.
 #[derive(Default)]
 pub(super) struct Dictionary {
-    index: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
+    /// An open-addressed table of the entries (linear probing): 0 an empty slot, else an
+    /// entry's index plus one. Its length is a power of two, at least twice the entries;
+    /// empty until the first value is hashed.
+    slots: Vec<u32>,
+    /// How far a hash is shifted right to give a slot (64 less the table's bits).
+    shift: u32,
     /// Each entry's place in `plain` (the value, after a byte array's length prefix).
     entries: Vec<(u32, u32)>,
     /// The dictionary page's body: every value, plain-encoded.
@@ -35,7 +79,11 @@ impl Dictionary {
 
     /// Empties the dictionary; its buffers keep their room.
     pub(super) fn clear(&mut self) {
-        self.index.clear();
+        if self.slots.len() > KEPT_SLOTS {
+            self.slots = Vec::new();
+        } else {
+            self.slots.fill(0);
+        }
         self.entries.clear();
         self.plain.clear();
         self.last = None;
@@ -69,9 +117,39 @@ impl Dictionary {
     }
 
     fn index_of_hashed(&mut self, value: &[u8], physical: Physical) -> u32 {
-        match self.index.get(value) {
-            Some(&index) => index,
-            None => self.insert(value, physical),
+        if self.slots.is_empty() {
+            self.resize(FIRST_SLOTS);
+        }
+        let seed = seed();
+        let mask = self.slots.len() - 1;
+        let mut slot = (hash(value, seed) >> self.shift) as usize;
+        loop {
+            match self.slots[slot] {
+                0 => break,
+                stored if self.value(stored - 1) == value => return stored - 1,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+        let index = self.insert(value, physical);
+        self.slots[slot] = index + 1;
+        if self.entries.len() * 2 > self.slots.len() {
+            self.resize(self.slots.len() * 2);
+        }
+        index
+    }
+
+    /// Makes the table `slots` long (a power of two) and places every entry in it again.
+    fn resize(&mut self, slots: usize) {
+        self.slots.clear();
+        self.slots.resize(slots, 0);
+        self.shift = u64::BITS - slots.trailing_zeros();
+        let (seed, mask) = (seed(), slots - 1);
+        for index in 0..self.entries.len() as u32 {
+            let mut slot = (hash(self.value(index), seed) >> self.shift) as usize;
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.slots[slot] = index + 1;
         }
     }
 
@@ -89,7 +167,6 @@ impl Dictionary {
         self.entries
             .push((self.plain.len() as u32, value.len() as u32));
         self.plain.extend_from_slice(value);
-        self.index.insert(value.into(), index);
         index
     }
 
@@ -103,5 +180,72 @@ impl Dictionary {
         let min = values.clone().min()?;
         let max = values.max()?;
         Some((min.to_vec(), max.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values alike at both ends and of every short length, so the table grows and probes.
+    fn values(count: usize) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|index| match index % 3 {
+                0 => format!("customer-{index:06}-production").into_bytes(),
+                1 => index.to_string().into_bytes(),
+                _ => vec![b'x'; index % 40],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_distinct_value_keeps_its_first_index_as_the_table_grows() {
+        let mut dictionary = Dictionary::default();
+        for round in 0..2 {
+            let values = values(5_000);
+            let mut first_seen: Vec<&[u8]> = Vec::new();
+            for value in &values {
+                let index = dictionary.index_of(value, Physical::ByteArray) as usize;
+                if index == first_seen.len() {
+                    first_seen.push(value);
+                }
+                assert_eq!(first_seen[index], value.as_slice(), "round {round}");
+            }
+            // Found again, in another order, with no new entry.
+            for value in values.iter().rev() {
+                let index = dictionary.index_of(value, Physical::ByteArray) as usize;
+                assert_eq!(first_seen[index], value.as_slice());
+            }
+            assert_eq!(dictionary.len(), first_seen.len());
+            // The page holds each once, length first, in first-seen order.
+            let mut plain = Vec::new();
+            for value in &first_seen {
+                plain.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                plain.extend_from_slice(value);
+            }
+            assert_eq!(dictionary.plain, plain);
+            dictionary.clear();
+            assert!(dictionary.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_hash_depends_on_every_byte_and_the_length() {
+        let seed = seed();
+        let base = b"anthropic.claude-3-5-sonnet-20240620-v1:0".to_vec();
+        let mut hashes = vec![hash(&base, seed)];
+        for at in 0..base.len() {
+            let mut changed = base.clone();
+            changed[at] ^= 1;
+            hashes.push(hash(&changed, seed));
+        }
+        hashes.push(hash(&base[..base.len() - 1], seed));
+        hashes.push(hash(&[base.as_slice(), &[0]].concat(), seed));
+        hashes.push(hash(b"", seed));
+        hashes.push(hash(&[0], seed));
+        let count = hashes.len();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), count);
     }
 }
