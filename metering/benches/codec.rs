@@ -332,6 +332,26 @@ fn parquet_variants() -> Vec<(&'static str, WriterProperties)> {
     ]
 }
 
+/// Each column's bytes per event in a file (pages and their headers, as stored).
+fn print_column_sizes(bytes: &bytes::Bytes, events: usize) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+    let mut sizes: Vec<(String, i64)> = Vec::new();
+    for group in reader.metadata().row_groups() {
+        for (index, column) in group.columns().iter().enumerate() {
+            if sizes.len() <= index {
+                sizes.push((column.column_path().string(), 0));
+            }
+            sizes[index].1 += column.compressed_size();
+        }
+    }
+    let line: Vec<String> = sizes
+        .iter()
+        .map(|(name, size)| format!("{name} {:.1}", *size as f64 / events as f64))
+        .collect();
+    eprintln!("  bytes per event by column: {}", line.join(", "));
+}
+
 fn parquet_benches(criterion: &mut Criterion<BenchClock>) {
     let customers: Vec<(String, String)> = (0..20)
         .map(|_| {
@@ -358,6 +378,7 @@ fn parquet_benches(criterion: &mut Criterion<BenchClock>) {
         events.len(),
         bytes.len() / events.len()
     );
+    print_column_sizes(&bytes, events.len());
     group.bench_function(BenchmarkId::new("parquet", "tollgate_writer"), |bench| {
         bench.iter(|| black_box(encoder.encode(black_box(&events)).unwrap()));
     });

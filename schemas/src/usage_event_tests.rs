@@ -33,24 +33,49 @@ pub(crate) fn sample_event(seq: u64) -> UsageEvent {
 }
 
 #[test]
-fn only_the_dictionary_columns_are_written_with_a_dictionary_and_the_ids_uncompressed() {
+fn each_column_has_its_listed_encoding_and_codec() {
+    use crate::parquet_codec::{DELTA_COLUMNS, DICTIONARY_COLUMNS, UNCOMPRESSED_COLUMNS};
+    use parquet::basic::{Compression, Encoding};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let events: Vec<UsageEvent> = (1..=50).map(sample_event).collect();
     let bytes = encode_events_parquet(&events).unwrap();
     let reader = SerializedFileReader::new(bytes.clone()).unwrap();
     let row_group = reader.metadata().row_group(0);
+    let pages_reader = reader.get_row_group(0).unwrap();
+    let mut pages = (0..row_group.num_columns())
+        .map(|index| pages_reader.get_column_page_reader(index).unwrap());
     for column in row_group.columns() {
         let name = column.column_path().string();
+        let name = name.as_str();
         let has_dictionary = column.dictionary_page_offset().is_some();
-        let listed = crate::parquet_codec::DICTIONARY_COLUMNS.contains(&name.as_str());
-        assert_eq!(has_dictionary, listed, "column {name}");
-        let codec = if crate::parquet_codec::UNCOMPRESSED_COLUMNS.contains(&name.as_str()) {
-            parquet::basic::Compression::UNCOMPRESSED
+        assert_eq!(
+            has_dictionary,
+            DICTIONARY_COLUMNS.contains(&name),
+            "column {name}"
+        );
+        let values_encoding = if DICTIONARY_COLUMNS.contains(&name) {
+            Encoding::RLE_DICTIONARY
+        } else if DELTA_COLUMNS.contains(&name) {
+            Encoding::DELTA_BINARY_PACKED
         } else {
-            parquet::basic::Compression::SNAPPY
+            Encoding::PLAIN
+        };
+        let data_pages: Vec<Encoding> = pages
+            .next()
+            .unwrap()
+            .filter_map(|page| {
+                let page = page.unwrap();
+                (page.page_type() == parquet::basic::PageType::DATA_PAGE).then(|| page.encoding())
+            })
+            .collect();
+        assert_eq!(data_pages, [values_encoding], "column {name}");
+        let codec = if UNCOMPRESSED_COLUMNS.contains(&name) || DELTA_COLUMNS.contains(&name) {
+            Compression::UNCOMPRESSED
+        } else {
+            Compression::SNAPPY
         };
         assert_eq!(column.compression(), codec, "column {name}");
-        let unfiltered = crate::parquet_codec::UNFILTERED_COLUMNS.contains(&name.as_str());
+        let unfiltered = crate::parquet_codec::UNFILTERED_COLUMNS.contains(&name);
         assert_eq!(column.statistics().is_none(), unfiltered, "column {name}");
     }
     assert_eq!(decode_events_parquet(bytes).unwrap(), events);

@@ -3,16 +3,11 @@
 //! the chunk closes.
 
 use super::dictionary::Dictionary;
-use super::rle;
+use super::footer::ClosedChunk;
+use super::numbers::{DATA_PAGE, DELTA_BINARY_PACKED, DICTIONARY_PAGE, PLAIN, RLE, RLE_DICTIONARY};
 use super::thrift::CompactWriter;
-use super::{Bounds, ColumnSpec, Physical};
-
-/// Parquet's page types, encodings and codec, as their Thrift numbers.
-pub(crate) const DATA_PAGE: i32 = 0;
-pub(crate) const DICTIONARY_PAGE: i32 = 2;
-pub(crate) const PLAIN: i32 = 0;
-pub(crate) const RLE: i32 = 3;
-pub(crate) const RLE_DICTIONARY: i32 = 8;
+use super::{Bounds, ColumnSpec, Encoding, Physical};
+use super::{delta, rle};
 
 /// A page is sealed at this many bytes of plain values even before its row count, so a
 /// page stays near the 1 MiB readers expect however long the values are.
@@ -27,8 +22,10 @@ pub struct ColumnChunk {
     open_rows: usize,
     /// The open page's definition levels (optional columns): 1 present, 0 null.
     levels: Vec<u32>,
-    /// The open page's values, plain-encoded (columns without a dictionary).
+    /// The open page's values, plain-encoded (plain columns).
     values: Vec<u8>,
+    /// The open page's values (delta-encoded columns), encoded when the page is sealed.
+    integers: Vec<i64>,
     /// The open page's dictionary indices.
     indices: Vec<u32>,
     dictionary: Dictionary,
@@ -44,6 +41,8 @@ pub struct ColumnChunk {
     plain_pages: u32,
     /// Data pages of dictionary indices.
     dictionary_data_pages: u32,
+    /// Data pages of delta-encoded values.
+    delta_pages: u32,
     /// The chunk's size with every page uncompressed (headers included), as Parquet counts it.
     uncompressed: u64,
     /// Rows in the chunk, nulls included.
@@ -80,30 +79,27 @@ struct Statistics {
     integers: Option<(i64, i64)>,
 }
 
-/// What the footer says of a chunk written into the file.
-pub(crate) struct ClosedChunk {
-    /// Where its dictionary page starts in the file, if it has one.
-    pub(crate) dictionary_page: Option<u64>,
-    /// Where its first data page starts.
-    pub(crate) data_page: u64,
-    /// Its bytes in the file, page headers included.
-    pub(crate) compressed: u64,
-    pub(crate) rows: u64,
-    pub(crate) uncompressed: u64,
-    pub(crate) plain_pages: u32,
-    pub(crate) dictionary_data_pages: u32,
-    /// Statistics to write: nulls, and the minimum and maximum when any value is present.
-    pub(crate) statistics: Option<(u64, Option<Bounds>)>,
+impl Statistics {
+    fn merge_integers(&mut self, min: i64, max: i64) {
+        let integers = self.integers.get_or_insert((min, max));
+        integers.0 = integers.0.min(min);
+        integers.1 = integers.1.max(max);
+    }
 }
 
 impl ColumnChunk {
-    pub(crate) fn new(spec: ColumnSpec, page_rows: usize) -> Self {
+    /// A chunk of `spec`'s column (a string column given [`Encoding::Delta`] is plain).
+    pub(crate) fn new(mut spec: ColumnSpec, page_rows: usize) -> Self {
+        if spec.encoding == Encoding::Delta && spec.physical == Physical::ByteArray {
+            spec.encoding = Encoding::Plain;
+        }
         Self {
             spec,
             page_rows: page_rows.max(1),
             open_rows: 0,
             levels: Vec::new(),
             values: Vec::new(),
+            integers: Vec::new(),
             indices: Vec::new(),
             dictionary: Dictionary::default(),
             statistics: Statistics::default(),
@@ -111,6 +107,7 @@ impl ColumnChunk {
             pages: Vec::new(),
             plain_pages: 0,
             dictionary_data_pages: 0,
+            delta_pages: 0,
             uncompressed: 0,
             rows: 0,
             snappy: snap::raw::Encoder::new(),
@@ -128,7 +125,7 @@ impl ColumnChunk {
     /// and nothing in it (every value pushed is in the open page or in a sealed one until
     /// the chunk is closed).
     pub(crate) fn fits(&self, spec: &ColumnSpec, page_rows: usize) -> bool {
-        self.spec == *spec
+        self.spec == Self::new(*spec, page_rows).spec
             && self.page_rows == page_rows.max(1)
             && self.open_rows == 0
             && self.rows == 0
@@ -146,6 +143,7 @@ impl ColumnChunk {
         ] {
             buffer.shrink_to(KEPT_BYTES);
         }
+        self.integers.shrink_to(KEPT_BYTES / size_of::<i64>());
         // The compressor's output keeps its length too: it is only written into, so
         // keeping it spares zeroing it again for the next file's first page.
         if self.compressed.len() > KEPT_BYTES {
@@ -159,7 +157,7 @@ impl ColumnChunk {
         if self.spec.optional {
             self.levels.push(1);
         }
-        if self.spec.dictionary {
+        if self.spec.encoding == Encoding::Dictionary {
             self.push_dictionary(value);
         } else {
             self.values
@@ -203,7 +201,7 @@ impl ColumnChunk {
     /// A string that lives for the whole program (an enum's name): in a dictionary column
     /// it is found by its address among the few seen, without hashing its bytes.
     pub fn push_static(&mut self, value: &'static str) {
-        if !self.spec.dictionary {
+        if self.spec.encoding != Encoding::Dictionary {
             self.push_bytes(value.as_bytes());
             return;
         }
@@ -231,14 +229,17 @@ impl ColumnChunk {
         if self.spec.optional {
             self.levels.push(1);
         }
-        if self.spec.dictionary {
-            self.push_keyed(value as u64, &plain);
-        } else {
-            self.values.extend_from_slice(&plain);
+        match self.spec.encoding {
+            Encoding::Plain => self.values.extend_from_slice(&plain),
+            Encoding::Dictionary => self.push_keyed(value as u64, &plain),
+            // The page's bounds are taken when it is sealed, in one pass over its values.
+            Encoding::Delta => {
+                self.integers.push(value);
+                self.row_done();
+                return;
+            }
         }
-        let integers = self.statistics.integers.get_or_insert((value, value));
-        integers.0 = integers.0.min(value);
-        integers.1 = integers.1.max(value);
+        self.statistics.merge_integers(value, value);
         self.row_done();
     }
 
@@ -265,7 +266,9 @@ impl ColumnChunk {
 
     fn row_done(&mut self) {
         self.open_rows += 1;
-        if self.open_rows == self.page_rows || self.values.len() >= PAGE_BYTES {
+        if self.open_rows == self.page_rows
+            || self.values.len() + self.integers.len() * size_of::<i64>() >= PAGE_BYTES
+        {
             self.seal_page();
         }
     }
@@ -274,6 +277,7 @@ impl ColumnChunk {
     pub(crate) fn encoded_bytes(&self) -> usize {
         self.pages.len()
             + self.values.len()
+            + self.integers.len() * size_of::<i64>()
             + self.indices.len()
             + self.levels.len() / 8
             + self.dictionary.plain.len()
@@ -287,7 +291,7 @@ impl ColumnChunk {
         self.settle_page_bounds();
         // A required plain column's page is its values as they are; other pages are
         // assembled (levels, then values or indices) in the scratch buffer.
-        let values_only = !self.spec.optional && !self.spec.dictionary;
+        let values_only = !self.spec.optional && self.spec.encoding == Encoding::Plain;
         let mut body = if values_only {
             std::mem::take(&mut self.values)
         } else {
@@ -305,17 +309,29 @@ impl ColumnChunk {
         }
         // A dictionary column's page with no value before it in the chunk holds only nulls:
         // it is written plain (its levels alone), so a chunk of nulls has no empty dictionary.
-        let indexed = self.spec.dictionary && !self.dictionary.is_empty();
-        let encoding = if indexed {
-            let width = rle::bit_width(self.dictionary.len().saturating_sub(1) as u32);
-            body.push(width);
-            rle::encode(&self.indices, width, &mut body);
-            RLE_DICTIONARY
-        } else {
-            if !values_only {
-                body.extend_from_slice(&self.values);
+        let encoding = match self.spec.encoding {
+            Encoding::Dictionary if !self.dictionary.is_empty() => {
+                let width = rle::bit_width(self.dictionary.len().saturating_sub(1) as u32);
+                body.push(width);
+                rle::encode(&self.indices, width, &mut body);
+                self.dictionary_data_pages += 1;
+                RLE_DICTIONARY
             }
-            PLAIN
+            Encoding::Delta => {
+                if let Some((min, max)) = delta::bounds(&self.integers) {
+                    self.statistics.merge_integers(min, max);
+                }
+                delta::encode(&self.integers, &mut body);
+                self.delta_pages += 1;
+                DELTA_BINARY_PACKED
+            }
+            Encoding::Plain | Encoding::Dictionary => {
+                if !values_only {
+                    body.extend_from_slice(&self.values);
+                }
+                self.plain_pages += 1;
+                PLAIN
+            }
         };
         let rows = self.open_rows as i32;
         let mut pages = std::mem::take(&mut self.pages);
@@ -328,15 +344,11 @@ impl ColumnChunk {
             header.end_struct();
         });
         self.pages = pages;
-        if indexed {
-            self.dictionary_data_pages += 1;
-        } else {
-            self.plain_pages += 1;
-        }
         self.rows += self.open_rows as u64;
         self.open_rows = 0;
         self.levels.clear();
         self.indices.clear();
+        self.integers.clear();
         body.clear();
         if values_only {
             self.values = body;
@@ -411,7 +423,7 @@ impl ColumnChunk {
         let start = file.len() as u64;
         let mut dictionary_page = None;
         let dictionary = std::mem::take(&mut self.dictionary);
-        if self.spec.dictionary && !dictionary.is_empty() {
+        if self.spec.encoding == Encoding::Dictionary && !dictionary.is_empty() {
             let entries = dictionary.len() as i32;
             dictionary_page = Some(start);
             self.write_page(file, DICTIONARY_PAGE, &dictionary.plain, |header| {
@@ -450,12 +462,14 @@ impl ColumnChunk {
             uncompressed: self.uncompressed,
             plain_pages: self.plain_pages,
             dictionary_data_pages: self.dictionary_data_pages,
+            delta_pages: self.delta_pages,
             statistics: self.spec.statistics.then_some((statistics.nulls, bounds)),
         };
         self.rows = 0;
         self.uncompressed = 0;
         self.plain_pages = 0;
         self.dictionary_data_pages = 0;
+        self.delta_pages = 0;
         match self.failure.take() {
             Some(failure) => Err(failure),
             None => Ok(closed),

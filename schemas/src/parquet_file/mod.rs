@@ -10,7 +10,10 @@
 //! same schema, statistics and rows); the suite's DuckDB test reads them too.
 
 mod column;
+mod delta;
 mod dictionary;
+mod footer;
+mod numbers;
 mod rle;
 mod thrift;
 
@@ -19,8 +22,9 @@ use std::sync::Mutex;
 use arrow_schema::{DataType, Schema, TimeUnit};
 
 pub use column::ColumnChunk;
-use column::{ClosedChunk, DATA_PAGE, DICTIONARY_PAGE, PLAIN, RLE, RLE_DICTIONARY};
-use thrift::{CompactWriter, ListOf};
+use footer::{ChunkMeta, RowGroupMeta, write_file_metadata};
+use numbers::{BYTE_ARRAY, INT32, INT64};
+use thrift::CompactWriter;
 
 use crate::DecodeError;
 
@@ -35,14 +39,6 @@ fn varint(out: &mut Vec<u8>, mut value: u64) {
     }
     out.push(value as u8);
 }
-/// Parquet's `Type` and `ConvertedType` numbers used here.
-const INT32: i32 = 1;
-const INT64: i32 = 2;
-const BYTE_ARRAY: i32 = 6;
-const CONVERTED_UTF8: i32 = 0;
-const CONVERTED_TIMESTAMP_MILLIS: i32 = 9;
-const UNCOMPRESSED: i32 = 0;
-const SNAPPY: i32 = 1;
 
 /// A column's minimum and maximum, as Parquet stores them (plain bytes, no length).
 pub(crate) type Bounds = (Vec<u8>, Vec<u8>);
@@ -78,6 +74,19 @@ pub enum Logical {
     TimestampMillisUtc,
 }
 
+/// How a column's values are stored in its data pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// As they are (PLAIN).
+    Plain,
+    /// Each distinct value once in a dictionary page, the rows as indices into it
+    /// (RLE_DICTIONARY): for columns with few distinct values.
+    Dictionary,
+    /// Each value as its difference from the one before, bit-packed (DELTA_BINARY_PACKED):
+    /// for integers that are neither few nor ids. A string column given it is written plain.
+    Delta,
+}
+
 /// One column of the file, and how it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnSpec {
@@ -85,8 +94,7 @@ pub struct ColumnSpec {
     pub physical: Physical,
     pub logical: Logical,
     pub optional: bool,
-    /// Written with a dictionary (for columns with few distinct values).
-    pub dictionary: bool,
+    pub encoding: Encoding,
     /// Statistics (minimum, maximum, nulls) in the footer.
     pub statistics: bool,
     /// Pages compressed with SNAPPY; else stored as they are (UNCOMPRESSED), for values
@@ -116,7 +124,7 @@ impl ColumnSpec {
             physical,
             logical,
             optional,
-            dictionary: false,
+            encoding: Encoding::Plain,
             statistics: true,
             compressed: true,
         })
@@ -142,19 +150,6 @@ pub fn specs_from_arrow(
             })
         })
         .collect()
-}
-
-/// A column chunk written, as the footer describes it.
-struct ChunkMeta {
-    spec: ColumnSpec,
-    closed: ClosedChunk,
-}
-
-/// Row groups written, with their chunks.
-struct RowGroupMeta {
-    rows: u64,
-    start: u64,
-    chunks: Vec<ChunkMeta>,
 }
 
 /// A Parquet file being written in memory, row group by row group.
@@ -310,179 +305,6 @@ fn keep_spare_columns(mut columns: Vec<ColumnChunk>) {
     if let Ok(mut spare) = SPARE_COLUMNS.lock() {
         *spare = Some(columns);
     }
-}
-
-fn write_file_metadata(
-    out: &mut CompactWriter<'_>,
-    specs: &[ColumnSpec],
-    row_groups: &[RowGroupMeta],
-    key_value: &[(String, String)],
-    created_by: &str,
-) {
-    out.i32(1, 1);
-    out.list(2, ListOf::Struct, specs.len() + 1);
-    out.begin_list_struct();
-    out.binary(4, b"arrow_schema");
-    out.i32(5, specs.len() as i32);
-    out.end_struct();
-    for spec in specs {
-        write_schema_element(out, spec);
-    }
-    out.i64(3, row_groups.iter().map(|group| group.rows as i64).sum());
-    out.list(4, ListOf::Struct, row_groups.len());
-    for group in row_groups {
-        write_row_group(out, group);
-    }
-    if !key_value.is_empty() {
-        out.list(5, ListOf::Struct, key_value.len());
-        for (key, value) in key_value {
-            out.begin_list_struct();
-            out.binary(1, key.as_bytes());
-            out.binary(2, value.as_bytes());
-            out.end_struct();
-        }
-    }
-    out.binary(6, created_by.as_bytes());
-    // Every column's statistics follow its type's order (unsigned bytes for strings).
-    out.list(7, ListOf::Struct, specs.len());
-    for _ in specs {
-        out.begin_list_struct();
-        out.begin_struct(1);
-        out.end_struct();
-        out.end_struct();
-    }
-    out.end_struct();
-}
-
-fn write_schema_element(out: &mut CompactWriter<'_>, spec: &ColumnSpec) {
-    out.begin_list_struct();
-    out.i32(1, spec.physical.thrift_type());
-    out.i32(3, i32::from(spec.optional));
-    out.binary(4, spec.name.as_bytes());
-    match spec.logical {
-        Logical::None => {}
-        Logical::String => {
-            out.i32(6, CONVERTED_UTF8);
-            out.begin_struct(10);
-            out.begin_struct(1);
-            out.end_struct();
-            out.end_struct();
-        }
-        Logical::TimestampMillisUtc => {
-            out.i32(6, CONVERTED_TIMESTAMP_MILLIS);
-            out.begin_struct(10);
-            out.begin_struct(8);
-            out.bool(1, true);
-            out.begin_struct(2);
-            out.begin_struct(1);
-            out.end_struct();
-            out.end_struct();
-            out.end_struct();
-            out.end_struct();
-        }
-    }
-    out.end_struct();
-}
-
-fn write_row_group(out: &mut CompactWriter<'_>, group: &RowGroupMeta) {
-    out.begin_list_struct();
-    out.list(1, ListOf::Struct, group.chunks.len());
-    for chunk in &group.chunks {
-        write_column_chunk(out, chunk);
-    }
-    let uncompressed: u64 = group
-        .chunks
-        .iter()
-        .map(|chunk| chunk.closed.uncompressed)
-        .sum();
-    let compressed: u64 = group
-        .chunks
-        .iter()
-        .map(|chunk| chunk.closed.compressed)
-        .sum();
-    out.i64(2, uncompressed as i64);
-    out.i64(3, group.rows as i64);
-    out.i64(5, group.start as i64);
-    out.i64(6, compressed as i64);
-    out.end_struct();
-}
-
-fn write_column_chunk(out: &mut CompactWriter<'_>, chunk: &ChunkMeta) {
-    let spec = &chunk.spec;
-    out.begin_list_struct();
-    // Deprecated: 0 when a chunk's metadata is only in the footer, as here.
-    out.i64(2, 0);
-    out.begin_struct(3);
-    out.i32(1, spec.physical.thrift_type());
-    let closed = &chunk.closed;
-    let encodings: &[i32] = if closed.dictionary_data_pages > 0 {
-        &[PLAIN, RLE, RLE_DICTIONARY]
-    } else {
-        &[PLAIN, RLE]
-    };
-    out.list(2, ListOf::I32, encodings.len());
-    for &encoding in encodings {
-        out.element_i32(encoding);
-    }
-    out.list(3, ListOf::Binary, 1);
-    out.element_binary(spec.name.as_bytes());
-    out.i32(
-        4,
-        if spec.compressed {
-            SNAPPY
-        } else {
-            UNCOMPRESSED
-        },
-    );
-    out.i64(5, closed.rows as i64);
-    out.i64(6, closed.uncompressed as i64);
-    out.i64(7, closed.compressed as i64);
-    out.i64(9, closed.data_page as i64);
-    if let Some(offset) = closed.dictionary_page {
-        out.i64(11, offset as i64);
-    }
-    if let Some((nulls, bounds)) = &closed.statistics {
-        out.begin_struct(12);
-        // Integers' bounds also go in the deprecated fields, for readers older than
-        // `min_value`/`max_value` (signed order is these columns' order); never a string's,
-        // which those readers compared as signed bytes.
-        if let Some((min, max)) = bounds
-            && spec.physical != Physical::ByteArray
-        {
-            out.binary(1, max);
-            out.binary(2, min);
-        }
-        out.i64(3, *nulls as i64);
-        if let Some((min, max)) = bounds {
-            out.binary(5, max);
-            out.binary(6, min);
-            out.bool(7, true);
-            out.bool(8, true);
-        }
-        out.end_struct();
-    }
-    let page_kinds: Vec<(i32, i32, u32)> = [
-        (
-            DICTIONARY_PAGE,
-            PLAIN,
-            u32::from(closed.dictionary_page.is_some()),
-        ),
-        (DATA_PAGE, PLAIN, closed.plain_pages),
-        (DATA_PAGE, RLE_DICTIONARY, closed.dictionary_data_pages),
-    ]
-    .into_iter()
-    .filter(|&(_, _, count)| count > 0)
-    .collect();
-    out.list(13, ListOf::Struct, page_kinds.len());
-    for (page_type, encoding, count) in page_kinds {
-        out.begin_list_struct();
-        out.i32(1, page_type);
-        out.i32(2, encoding);
-        out.i32(3, count as i32);
-        out.end_struct();
-    }
-    out.end_struct();
-    out.end_struct();
 }
 
 #[cfg(test)]

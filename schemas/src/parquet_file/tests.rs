@@ -360,3 +360,124 @@ fn a_dictionary_column_of_nulls_has_no_dictionary_until_its_first_value() {
     assert_eq!(stats.min_bytes_opt(), Some(&b"openai"[..]));
     assert_eq!(stats.null_count_opt(), Some(170 - 128));
 }
+
+/// Integers through a delta-encoded column (and a required one beside it), read back by
+/// parquet-rs: every value, nulls in place, the chunk's bounds.
+fn delta_column_round_trip(values: &[Option<i64>], row_group_rows: usize, page_rows: usize) {
+    use arrow_array::{Array, Int64Array};
+
+    use crate::parquet_file::{ColumnSpec, Encoding, Logical, ParquetFileWriter, Physical};
+
+    let spec = |name, optional| ColumnSpec {
+        name,
+        physical: Physical::Int64,
+        logical: Logical::None,
+        optional,
+        encoding: Encoding::Delta,
+        statistics: true,
+        compressed: false,
+    };
+    let mut writer = ParquetFileWriter::new(
+        vec![spec("maybe", true), spec("always", false)],
+        row_group_rows,
+        page_rows,
+        Vec::new(),
+        "test",
+    );
+    for value in values {
+        let columns = writer.columns_mut();
+        match value {
+            Some(value) => columns[0].push_i64(*value),
+            None => columns[0].push_null(),
+        }
+        columns[1].push_i64(value.unwrap_or(-7));
+        writer.rows_pushed(1).unwrap();
+    }
+    let bytes = Bytes::from(writer.finish().unwrap());
+    let (mut maybe, mut always) = (Vec::new(), Vec::new());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = |index: usize| {
+            batch
+                .column(index)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone()
+        };
+        maybe.extend(column(0).iter());
+        let required = column(1);
+        assert_eq!(required.null_count(), 0);
+        always.extend(required.values().iter().copied());
+    }
+    assert_eq!(maybe, values);
+    let expected: Vec<i64> = values.iter().map(|value| value.unwrap_or(-7)).collect();
+    assert_eq!(always, expected);
+    for (index, group) in metadata(&bytes).row_groups().iter().enumerate() {
+        let rows = &values[index * row_group_rows..][..group.num_rows() as usize];
+        let present: Vec<i64> = rows.iter().flatten().copied().collect();
+        let statistics = group.column(0).statistics().unwrap();
+        assert_eq!(
+            statistics.null_count_opt(),
+            Some((rows.len() - present.len()) as u64)
+        );
+        let bound = |value: Option<&i64>| value.map(|value| value.to_le_bytes().to_vec());
+        assert_eq!(
+            statistics.min_bytes_opt().map(<[u8]>::to_vec),
+            bound(present.iter().min())
+        );
+        assert_eq!(
+            statistics.max_bytes_opt().map(<[u8]>::to_vec),
+            bound(present.iter().max())
+        );
+        let encodings: Vec<String> = group
+            .column(0)
+            .encodings()
+            .map(|encoding| format!("{encoding:?}"))
+            .collect();
+        assert_eq!(encodings, ["RLE", "DELTA_BINARY_PACKED"]);
+    }
+}
+
+#[test]
+fn delta_columns_read_back_at_every_block_boundary() {
+    // Around a miniblock (32), a block (128 differences: 129 values) and two blocks; each
+    // in one page and in pages of 50; rising, falling, extreme and null values.
+    for count in [0, 1, 2, 31, 32, 33, 128, 129, 130, 257, 258, 1_000] {
+        let values: Vec<Option<i64>> = (0..count as i64)
+            .map(|index| match index % 7 {
+                0 => Some(1_764_374_400_000 + index * 3),
+                1 => Some(-index),
+                2 if index % 3 == 0 => Some(i64::MAX),
+                2 => Some(i64::MIN),
+                3 => None,
+                _ => Some(index * index),
+            })
+            .collect();
+        delta_column_round_trip(&values, 400, 1_000);
+        delta_column_round_trip(&values, 400, 50);
+    }
+    // A page of nulls only: its values section is a header with a count of 0.
+    delta_column_round_trip(&[None; 40], 100, 20);
+}
+
+proptest::proptest! {
+    #[test]
+    fn delta_columns_read_back_whatever_the_values(
+        values in proptest::collection::vec(
+            proptest::option::weighted(0.9, proptest::prop_oneof![
+                proptest::num::i64::ANY,
+                -1_000_i64..1_000,
+                0_i64..20_000,
+            ]),
+            0..700,
+        ),
+        page_rows in 1_usize..300,
+    ) {
+        delta_column_round_trip(&values, 256, page_rows);
+    }
+}
