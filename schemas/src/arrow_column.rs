@@ -34,6 +34,16 @@ pub trait ArrowColumn: Sized {
     /// Writes one row's value into the column's Parquet chunk (see [`crate::parquet_file`]),
     /// as the Arrow writer would store the column built by `build_column`.
     fn write_parquet(&self, column: &mut ColumnChunk);
+    /// Writes consecutive rows' values into the column's chunk; types whose column can take
+    /// a run at once (integers) say so, the others write a value at a time.
+    fn write_parquet_run<'a>(
+        values: impl ExactSizeIterator<Item = &'a Self>,
+        column: &mut ColumnChunk,
+    ) where
+        Self: 'a,
+    {
+        values.for_each(|value| value.write_parquet(column));
+    }
     /// Reads every row of the column back. Errors name the column and row.
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError>;
     /// The rows of a file written before the column existed: nulls for a nullable column
@@ -207,6 +217,12 @@ impl ArrowColumn for u64 {
     fn write_parquet(&self, column: &mut ColumnChunk) {
         column.push_i64(u64_to_i64(*self));
     }
+    fn write_parquet_run<'a>(
+        values: impl ExactSizeIterator<Item = &'a Self>,
+        column: &mut ColumnChunk,
+    ) {
+        column.push_i64_run(values.map(|value| u64_to_i64(*value)));
+    }
     fn data_type() -> DataType {
         DataType::Int64
     }
@@ -263,6 +279,12 @@ impl ArrowColumn for Option<u64> {
 impl ArrowColumn for DateTime<Utc> {
     fn write_parquet(&self, column: &mut ColumnChunk) {
         column.push_i64(self.timestamp_millis());
+    }
+    fn write_parquet_run<'a>(
+        values: impl ExactSizeIterator<Item = &'a Self>,
+        column: &mut ColumnChunk,
+    ) {
+        column.push_i64_run(values.map(DateTime::timestamp_millis));
     }
     fn data_type() -> DataType {
         DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))

@@ -5,8 +5,9 @@
 use super::dictionary::Dictionary;
 use super::footer::ClosedChunk;
 use super::numbers::{DATA_PAGE, DELTA_BINARY_PACKED, DICTIONARY_PAGE, PLAIN, RLE, RLE_DICTIONARY};
+use super::statistics::{Span, Statistics, span};
 use super::thrift::CompactWriter;
-use super::{Bounds, ColumnSpec, Encoding, Physical};
+use super::{ColumnSpec, Encoding, Physical};
 use super::{delta, rle};
 
 /// A page is sealed at this many bytes of plain values even before its row count, so a
@@ -67,25 +68,6 @@ impl std::fmt::Debug for ColumnChunk {
 
 /// The most room a recycled chunk keeps in each of its buffers.
 const KEPT_BYTES: usize = 2 * 1024 * 1024;
-
-/// A value's place in a page's plain values: its start and length.
-type Span = (usize, usize);
-
-/// Running minimum and maximum (as the column's plain bytes, or as integers) and nulls.
-#[derive(Default)]
-struct Statistics {
-    nulls: u64,
-    bytes: Option<Bounds>,
-    integers: Option<(i64, i64)>,
-}
-
-impl Statistics {
-    fn merge_integers(&mut self, min: i64, max: i64) {
-        let integers = self.integers.get_or_insert((min, max));
-        integers.0 = integers.0.min(min);
-        integers.1 = integers.1.max(max);
-    }
-}
 
 impl ColumnChunk {
     /// A chunk of `spec`'s column (a string column given [`Encoding::Delta`] is plain).
@@ -179,22 +161,8 @@ impl ColumnChunk {
 
     /// Merges the open page's bounds into the chunk's statistics.
     fn settle_page_bounds(&mut self) {
-        let Some((min, max)) = self.page_bounds.take() else {
-            return;
-        };
-        let (min, max) = (span(&self.values, min), span(&self.values, max));
-        match &mut self.statistics.bytes {
-            None => self.statistics.bytes = Some((min.to_vec(), max.to_vec())),
-            Some((chunk_min, chunk_max)) => {
-                if max > chunk_max.as_slice() {
-                    chunk_max.clear();
-                    chunk_max.extend_from_slice(max);
-                }
-                if min < chunk_min.as_slice() {
-                    chunk_min.clear();
-                    chunk_min.extend_from_slice(min);
-                }
-            }
+        if let Some(bounds) = self.page_bounds.take() {
+            self.statistics.merge_bytes(&self.values, bounds);
         }
     }
 
@@ -220,6 +188,30 @@ impl ColumnChunk {
     /// A 64-bit integer (an `INT64` column, timestamps included).
     pub fn push_i64(&mut self, value: i64) {
         self.push_integer(value, value.to_le_bytes());
+    }
+
+    /// 64-bit integers of consecutive rows. A required delta-encoded column takes them a
+    /// page's room at a time (its bounds are taken when the page is sealed); any other
+    /// column a value at a time, as [`Self::push_i64`].
+    pub fn push_i64_run(&mut self, mut values: impl ExactSizeIterator<Item = i64>) {
+        if self.spec.optional || self.spec.encoding != Encoding::Delta {
+            values.for_each(|value| self.push_i64(value));
+            return;
+        }
+        // A required delta page holds a value per row, and is sealed at its row count or
+        // at `PAGE_BYTES` of values (as `row_done` seals it).
+        let page_values = self.page_rows.min(PAGE_BYTES / size_of::<i64>());
+        while values.len() > 0 {
+            let take = page_values
+                .saturating_sub(self.integers.len())
+                .clamp(1, values.len());
+            self.integers.reserve(take);
+            self.integers.extend(values.by_ref().take(take));
+            self.open_rows += take;
+            if self.integers.len() >= page_values {
+                self.seal_page();
+            }
+        }
     }
 
     /// `plain` is an array, so its copy into the page is a store of known width rather
@@ -475,8 +467,4 @@ impl ColumnChunk {
             None => Ok(closed),
         }
     }
-}
-
-fn span(values: &[u8], (start, len): Span) -> &[u8] {
-    &values[start..start + len]
 }

@@ -15,6 +15,7 @@ mod dictionary;
 mod footer;
 mod numbers;
 mod rle;
+mod statistics;
 mod thrift;
 
 use std::sync::Mutex;
