@@ -69,14 +69,19 @@ impl std::fmt::Debug for ColumnChunk {
 /// The most room a recycled chunk keeps in each of its buffers.
 const KEPT_BYTES: usize = 2 * 1024 * 1024;
 
+/// The column as it is written: a string column given [`Encoding::Delta`] is plain.
+fn written_as(mut spec: ColumnSpec) -> ColumnSpec {
+    if spec.encoding == Encoding::Delta && spec.physical == Physical::ByteArray {
+        spec.encoding = Encoding::Plain;
+    }
+    spec
+}
+
 impl ColumnChunk {
-    /// A chunk of `spec`'s column (a string column given [`Encoding::Delta`] is plain).
-    pub(crate) fn new(mut spec: ColumnSpec, page_rows: usize) -> Self {
-        if spec.encoding == Encoding::Delta && spec.physical == Physical::ByteArray {
-            spec.encoding = Encoding::Plain;
-        }
+    /// A chunk of `spec`'s column.
+    pub(crate) fn new(spec: ColumnSpec, page_rows: usize) -> Self {
         Self {
-            spec,
+            spec: written_as(spec),
             page_rows: page_rows.max(1),
             open_rows: 0,
             levels: Vec::new(),
@@ -107,7 +112,7 @@ impl ColumnChunk {
     /// and nothing in it (every value pushed is in the open page or in a sealed one until
     /// the chunk is closed).
     pub(crate) fn fits(&self, spec: &ColumnSpec, page_rows: usize) -> bool {
-        self.spec == Self::new(*spec, page_rows).spec
+        self.spec == written_as(*spec)
             && self.page_rows == page_rows.max(1)
             && self.open_rows == 0
             && self.rows == 0

@@ -481,3 +481,47 @@ proptest::proptest! {
         delta_column_round_trip(&values, 256, page_rows);
     }
 }
+
+#[test]
+fn a_string_column_given_delta_is_written_plain() {
+    use crate::parquet_file::{ColumnSpec, Encoding, Logical, ParquetFileWriter, Physical};
+
+    let spec = ColumnSpec {
+        name: "text",
+        physical: Physical::ByteArray,
+        logical: Logical::String,
+        optional: false,
+        encoding: Encoding::Delta,
+        statistics: true,
+        compressed: false,
+    };
+    let mut writer = ParquetFileWriter::new(vec![spec], 100, 10, Vec::new(), "test");
+    for value in ["b", "a", "c"] {
+        writer.columns_mut()[0].push_bytes(value.as_bytes());
+        writer.rows_pushed(1).unwrap();
+    }
+    let bytes = Bytes::from(writer.finish().unwrap());
+    let meta = metadata(&bytes);
+    let encodings: Vec<String> = meta
+        .row_group(0)
+        .column(0)
+        .encodings()
+        .map(|encoding| format!("{encoding:?}"))
+        .collect();
+    assert_eq!(encodings, ["PLAIN", "RLE"]);
+    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let column = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap()
+        .iter()
+        .collect::<Vec<_>>();
+    assert_eq!(column, [Some("b"), Some("a"), Some("c")]);
+}
