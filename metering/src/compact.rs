@@ -452,6 +452,73 @@ mod compaction_tests {
         assert_eq!(day_files(&objects).await, files, "byte for byte the same");
     }
 
+    /// Files written before the integer columns were delta-encoded (PLAIN and SNAPPY, as
+    /// builds before 2026-12-03 wrote them) merge with newer ones; the merged file is
+    /// written as files are now.
+    #[tokio::test]
+    async fn files_with_plain_integer_columns_merge_with_delta_encoded_ones() {
+        use parquet::basic::{Compression, Encoding};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::schema::types::ColumnPath;
+        use schemas::parquet_codec::{DELTA_COLUMNS, encode_with_arrow_writer, writer_properties};
+
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let all = events(20);
+        let mut older = writer_properties().into_builder();
+        for column in DELTA_COLUMNS {
+            older = older
+                .set_column_encoding(ColumnPath::from(column), Encoding::PLAIN)
+                .set_column_compression(ColumnPath::from(column), Compression::SNAPPY);
+        }
+        let old_file = encode_with_arrow_writer(&all[..10], older.build()).unwrap();
+        let encodings_of = |body: &bytes::Bytes| {
+            let reader = SerializedFileReader::new(body.clone()).unwrap();
+            let column = reader
+                .metadata()
+                .row_group(0)
+                .columns()
+                .iter()
+                .find(|column| column.column_path().string() == "input_tokens")
+                .unwrap()
+                .clone();
+            column.encodings().collect::<Vec<_>>()
+        };
+        assert!(!encodings_of(&old_file).contains(&Encoding::DELTA_BINARY_PACKED));
+        let old_key = BatchObjectKey {
+            day: day(),
+            partition: "0".into(),
+            first_position: format!("{:020}", 1),
+        };
+        objects
+            .put(&old_key.to_path(), old_file.into())
+            .await
+            .unwrap();
+        write_batch(&objects, 11, &all[10..]).await;
+        settle_through(&objects, 20).await;
+
+        let report = compact_day(&objects, day(), &settings()).await.unwrap();
+        assert_eq!((report.files_merged, report.files_written), (2, 1));
+        let mut expected: Vec<Uuid> = all.iter().map(|event| event.event_id).collect();
+        expected.sort();
+        assert_eq!(rows(&objects).await, expected);
+        let (_, merged) = &day_files(&objects).await[0];
+        let merged = decode_events_parquet(merged.clone()).unwrap();
+        let mut by_id: Vec<UsageEvent> = all.clone();
+        by_id.sort_by_key(|event| event.event_id);
+        let mut merged_by_id = merged;
+        merged_by_id.sort_by_key(|event| event.event_id);
+        assert_eq!(
+            merged_by_id, by_id,
+            "every field of every event, as written"
+        );
+        let (_, body) = &day_files(&objects).await[0];
+        let tokens = encodings_of(body);
+        assert!(
+            tokens.contains(&Encoding::DELTA_BINARY_PACKED),
+            "{tokens:?}"
+        );
+    }
+
     /// Invariant: a batch file that may still be rewritten (its batch is not committed and
     /// it is recent) is left alone, and merged by a later run once it is settled.
     #[tokio::test]
