@@ -14,11 +14,11 @@ pub fn push_zero_padded(text: &mut String, value: u32, width: u32) {
 
 /// Appends `bytes` as lowercase hex, two digits a byte.
 pub fn push_hex(text: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     text.reserve(bytes.len() * 2);
     for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        let [high, low] = HEX_PAIRS[usize::from(*byte)];
+        text.push(char::from(high));
+        text.push(char::from(low));
     }
 }
 

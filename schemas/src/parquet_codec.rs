@@ -68,13 +68,18 @@ pub const DELTA_COLUMNS: [&str; 10] = [
 /// Columns that no query filters on: no min/max statistics (a string comparison per row).
 pub const UNFILTERED_COLUMNS: [&str; 2] = ["request_id", "upstream_request_id"];
 
-/// Columns stored UNCOMPRESSED, besides [`DELTA_COLUMNS`]: the ids. Bedrock's request ids are random UUIDs, which
-/// SNAPPY shrinks by a tenth; our UUIDv7 ids by a third (their time and fixed characters).
+/// Columns stored UNCOMPRESSED, besides [`DELTA_COLUMNS`]: the ids. Bedrock's request ids
+/// are random UUIDs, which SNAPPY shrinks by a tenth; our UUIDv7 ids by a third (their time and fixed characters).
 /// They are three quarters of a file's bytes before compression, so SNAPPY spent most of
 /// its time on them: without it a file costs 31% fewer instructions to encode and is 18%
 /// larger (153 against 130 bytes per event, `cargo bench -p metering --bench pipeline`'s
 /// events). Queries rarely read them; Athena bills the columns a query reads.
 pub const UNCOMPRESSED_COLUMNS: [&str; 3] = ["event_id", "request_id", "upstream_request_id"];
+
+/// Whether a column is stored UNCOMPRESSED: the ids and the delta-encoded integers.
+fn stored_uncompressed(column: &str) -> bool {
+    UNCOMPRESSED_COLUMNS.contains(&column) || DELTA_COLUMNS.contains(&column)
+}
 
 fn parquet_error(error: impl std::fmt::Display) -> DecodeError {
     DecodeError::Parquet(error.to_string())
@@ -107,7 +112,10 @@ pub fn writer_properties() -> WriterProperties {
         properties = properties
             .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
-    for &column in UNCOMPRESSED_COLUMNS.iter().chain(&DELTA_COLUMNS) {
+    for &column in USAGE_EVENT_COLUMNS
+        .iter()
+        .filter(|column| stored_uncompressed(column))
+    {
         properties =
             properties.set_column_compression(ColumnPath::from(column), Compression::UNCOMPRESSED);
     }
@@ -135,8 +143,7 @@ pub fn usage_column_specs() -> Result<Vec<ColumnSpec>, DecodeError> {
             parquet_file::Encoding::Plain
         };
         spec.statistics = !UNFILTERED_COLUMNS.contains(&spec.name);
-        spec.compressed =
-            !UNCOMPRESSED_COLUMNS.contains(&spec.name) && !DELTA_COLUMNS.contains(&spec.name);
+        spec.compressed = !stored_uncompressed(spec.name);
     }
     Ok(specs)
 }

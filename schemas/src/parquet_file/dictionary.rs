@@ -49,8 +49,9 @@ fn hash(value: &[u8], seed: u64) -> u64 {
 }
 
 /// A dictionary column's distinct values in first-seen order, plain-encoded.
-#[derive(Default)]
 pub(super) struct Dictionary {
+    /// The process's hash seed, read once per dictionary.
+    seed: u64,
     /// An open-addressed table of the entries (linear probing): 0 an empty slot, else an
     /// entry's index plus one. Its length is a power of two, at least twice the entries;
     /// empty until the first value is hashed.
@@ -65,6 +66,20 @@ pub(super) struct Dictionary {
     last: Option<u32>,
     /// Values known by a key (see [`Self::index_of_keyed`]), with their indices.
     keyed: Vec<(u64, u32)>,
+}
+
+impl Default for Dictionary {
+    fn default() -> Self {
+        Self {
+            seed: seed(),
+            slots: Vec::new(),
+            shift: 0,
+            entries: Vec::new(),
+            plain: Vec::new(),
+            last: None,
+            keyed: Vec::new(),
+        }
+    }
 }
 
 impl Dictionary {
@@ -120,7 +135,7 @@ impl Dictionary {
         if self.slots.is_empty() {
             self.resize(FIRST_SLOTS);
         }
-        let seed = seed();
+        let seed = self.seed;
         let mask = self.slots.len() - 1;
         let mut slot = (hash(value, seed) >> self.shift) as usize;
         loop {
@@ -143,7 +158,7 @@ impl Dictionary {
         self.slots.clear();
         self.slots.resize(slots, 0);
         self.shift = u64::BITS - slots.trailing_zeros();
-        let (seed, mask) = (seed(), slots - 1);
+        let (seed, mask) = (self.seed, slots - 1);
         for index in 0..self.entries.len() as u32 {
             let mut slot = (hash(self.value(index), seed) >> self.shift) as usize;
             while self.slots[slot] != 0 {
