@@ -209,7 +209,7 @@ fn each_binary_versions_line_is_sent_in_a_frame_of_its_version() {
     // Builds before version 3 described a version 2 line as `binary`; this build writes
     // `binary-v3` for version 3. Each must go back in a frame its bytes decode in.
     let mut event = event("cust-b", 1);
-    event.request_id = event.event_id.to_string();
+    event.request_id = event.event_id.into();
     for (format, name) in [
         (EventFormat::BinaryV2, "binary"),
         (EventFormat::Binary, "binary-v3"),

@@ -156,7 +156,7 @@ async fn logged(store: &MemoryStore) -> (usize, BTreeSet<String>) {
         .collect();
     let ids = events
         .iter()
-        .map(|event| event.request_id.clone())
+        .map(|event| event.request_id.to_text())
         .collect();
     (events.len(), ids)
 }

@@ -17,6 +17,7 @@ use uuid::fmt::Hyphenated;
 
 use crate::DecodeError;
 use crate::parquet_file::ColumnChunk;
+use crate::request_id::RequestId;
 
 /// A Rust type that is stored as exactly one Arrow column.
 pub trait ArrowColumn: Sized {
@@ -179,6 +180,71 @@ impl ArrowColumn for Uuid {
                 })
             })
             .collect()
+    }
+}
+
+impl ArrowColumn for RequestId {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        column.push_bytes(self.text().as_bytes());
+    }
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
+        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
+            (rows + 1, bytes + value.len())
+        });
+        let mut builder = StringBuilder::with_capacity(rows, bytes);
+        for value in values {
+            builder.append_value(value.text().as_str());
+        }
+        Arc::new(builder.finish())
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
+        strings
+            .iter()
+            .enumerate()
+            .map(|(row, value)| required(column, row, value).map(RequestId::from))
+            .collect()
+    }
+}
+
+impl ArrowColumn for Option<RequestId> {
+    fn write_parquet(&self, column: &mut ColumnChunk) {
+        match self {
+            Some(value) => column.push_bytes(value.text().as_bytes()),
+            None => column.push_null(),
+        }
+    }
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+    fn nullable() -> bool {
+        true
+    }
+    fn absent(rows: usize) -> Option<Vec<Self>> {
+        Some(vec![None; rows])
+    }
+    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
+        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
+            (rows + 1, bytes + value.as_ref().map_or(0, RequestId::len))
+        });
+        let mut builder = StringBuilder::with_capacity(rows, bytes);
+        for value in values {
+            match value {
+                Some(value) => builder.append_value(value.text().as_str()),
+                None => builder.append_null(),
+            }
+        }
+        Arc::new(builder.finish())
+    }
+    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
+        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
+        Ok(strings
+            .iter()
+            .map(|value| value.map(RequestId::from))
+            .collect())
     }
 }
 

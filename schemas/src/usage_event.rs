@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::DecodeError;
 use crate::arrow_column::{ArrowColumn, StringEnum};
+use crate::request_id::RequestId;
 
 /// The version written into every new event's `schema_version`.
 pub const USAGE_EVENT_SCHEMA_VERSION: u16 = 1;
@@ -264,9 +265,9 @@ define_usage_event! {
     /// The public id of the key used (never the token).
     key_id: String,
     /// Tollgate's request id, returned to the client as `x-amzn-requestid`.
-    request_id: String,
+    request_id: RequestId,
     /// Bedrock's request id, when Bedrock answered.
-    upstream_request_id: Option<String>,
+    upstream_request_id: Option<RequestId>,
     /// The model id as the client gave it.
     model_id: String,
     /// The Bedrock runtime operation.

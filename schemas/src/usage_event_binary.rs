@@ -41,6 +41,7 @@ use chrono::DateTime;
 use uuid::Uuid;
 
 use crate::DecodeError;
+use crate::request_id::RequestId;
 use crate::usage_event::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 
 /// Bytes before the strings.
@@ -74,27 +75,6 @@ impl IdForm {
             }
         }
     }
-}
-
-/// A UUID's lowercase hyphenated form, the only text form the compact ids stand for.
-fn uuid_text(id: &Uuid) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
-    crate::digits::uuid_lower(id.as_bytes())
-}
-
-/// The UUID whose lowercase hyphenated form `text` is, if it is one.
-fn uuid_of_text(text: &str) -> Option<Uuid> {
-    if text.len() != uuid::fmt::Hyphenated::LENGTH {
-        return None;
-    }
-    Uuid::try_parse(text)
-        .ok()
-        .filter(|id| uuid_text(id) == text.as_bytes())
-}
-
-/// A UUID's lowercase hyphenated form as a string of its own.
-fn owned_uuid_text(id: &Uuid) -> String {
-    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 /// Each operation's code in the binary form.
@@ -172,10 +152,13 @@ impl UsageEvent {
         }
         let mut upstream_uuid = None;
         if form == IdForm::Compact {
-            if self.request_id.as_bytes() == uuid_text(&self.event_id) {
+            if self.request_id.as_uuid() == Some(&self.event_id) {
                 flags |= REQUEST_ID_IS_EVENT_ID;
             }
-            upstream_uuid = self.upstream_request_id.as_deref().and_then(uuid_of_text);
+            upstream_uuid = self
+                .upstream_request_id
+                .as_ref()
+                .and_then(RequestId::as_uuid);
             if upstream_uuid.is_some() {
                 flags |= UPSTREAM_ID_AS_UUID;
             }
@@ -205,10 +188,10 @@ impl UsageEvent {
         put_string(out, &self.customer_id);
         put_string(out, &self.key_id);
         if flags & REQUEST_ID_IS_EVENT_ID == 0 {
-            put_string(out, &self.request_id);
+            put_string(out, self.request_id.text().as_str());
         }
         if let (None, Some(upstream)) = (upstream_uuid, &self.upstream_request_id) {
-            put_string(out, upstream);
+            put_string(out, upstream.text().as_str());
         }
         put_string(out, &self.model_id);
         put_string(out, &self.proxy_instance);
@@ -272,7 +255,7 @@ impl UsageEvent {
         let key_id = strings.next("key_id")?;
         let request_id = strings.request_id(form, flags, &event_id)?;
         let upstream_request_id = match upstream_uuid {
-            Some(uuid) => Some(owned_uuid_text(&uuid)),
+            Some(uuid) => Some(RequestId::of_uuid(uuid)),
             None => strings.upstream_request_id(form, flags)?,
         };
         let model_id = strings.next("model_id")?;
@@ -356,17 +339,17 @@ impl<'a> Strings<'a> {
         form: IdForm,
         flags: u8,
         event_id: &Uuid,
-    ) -> Result<String, DecodeError> {
+    ) -> Result<RequestId, DecodeError> {
         if flags & REQUEST_ID_IS_EVENT_ID != 0 {
-            return Ok(owned_uuid_text(event_id));
+            return Ok(RequestId::of_uuid(*event_id));
         }
-        let text = self.next("request_id")?;
-        if form == IdForm::Compact && text.as_bytes() == uuid_text(event_id) {
+        let id = RequestId::from(self.next("request_id")?);
+        if form == IdForm::Compact && id.as_uuid() == Some(event_id) {
             return Err(damaged(
                 "request_id is the event id as text, which version 3 flags instead".to_owned(),
             ));
         }
-        Ok(text)
+        Ok(id)
     }
 
     /// `upstream_request_id` as text, when flagged present (in version 3 not a UUID's
@@ -375,18 +358,18 @@ impl<'a> Strings<'a> {
         &mut self,
         form: IdForm,
         flags: u8,
-    ) -> Result<Option<String>, DecodeError> {
+    ) -> Result<Option<RequestId>, DecodeError> {
         if flags & UPSTREAM_REQUEST_ID == 0 {
             return Ok(None);
         }
-        let text = self.next("upstream_request_id")?;
-        if form == IdForm::Compact && uuid_of_text(&text).is_some() {
+        let id = RequestId::from(self.next("upstream_request_id")?);
+        if form == IdForm::Compact && id.as_uuid().is_some() {
             return Err(damaged(
                 "upstream_request_id is a UUID as text, which version 3 carries as 16 bytes"
                     .to_owned(),
             ));
         }
-        Ok(Some(text))
+        Ok(Some(id))
     }
 
     fn next(&mut self, field: &str) -> Result<String, DecodeError> {

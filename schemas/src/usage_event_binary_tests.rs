@@ -22,7 +22,7 @@ const FORMS: [IdForm; 2] = [IdForm::Text, IdForm::Compact];
 /// Bedrock's a lowercase UUID.
 fn event_with_uuid_ids() -> UsageEvent {
     let mut event = sample_event(3);
-    event.request_id = event.event_id.to_string();
+    event.request_id = event.event_id.into();
     event.upstream_request_id = Some("9f2c1a3e-5b7d-4e0f-8a6b-2c4d6e8f0a1b".into());
     event
 }
@@ -36,7 +36,12 @@ fn version_3_carries_uuid_ids_as_uuids_and_version_2_as_text() {
     assert_eq!((text[31], compact[31]), (3, 3 | 4 | 8));
     // The request id (4 + 36 bytes) is gone; Bedrock's is 16 bytes instead of 4 + 36.
     assert_eq!(text.len() - compact.len(), 40 + 24);
-    let upstream = uuid::Uuid::parse_str(event.upstream_request_id.as_deref().unwrap()).unwrap();
+    let upstream = *event
+        .upstream_request_id
+        .as_ref()
+        .unwrap()
+        .as_uuid()
+        .unwrap();
     assert_eq!(&compact[compact.len() - 16..], upstream.as_bytes(), "last");
     for (form, bytes) in [(IdForm::Text, &text), (IdForm::Compact, &compact)] {
         assert_eq!(UsageEvent::decode_binary_as(form, bytes).unwrap(), event);
@@ -46,7 +51,12 @@ fn version_3_carries_uuid_ids_as_uuids_and_version_2_as_text() {
 #[test]
 fn ids_in_any_other_form_are_carried_as_text_in_version_3() {
     let base = event_with_uuid_ids();
-    let upper = base.upstream_request_id.as_deref().unwrap().to_uppercase();
+    let upper = base
+        .upstream_request_id
+        .as_ref()
+        .unwrap()
+        .to_text()
+        .to_uppercase();
     for (request_id, upstream) in [
         // Not the event's id, or not in its lowercase hyphenated form.
         (uuid::Uuid::now_v7().to_string(), upper.clone()),
@@ -61,8 +71,8 @@ fn ids_in_any_other_form_are_carried_as_text_in_version_3() {
         (String::new(), String::new()),
     ] {
         let event = UsageEvent {
-            request_id,
-            upstream_request_id: Some(upstream),
+            request_id: request_id.into(),
+            upstream_request_id: Some(upstream.into()),
             ..base.clone()
         };
         let bytes = encoded(&event);

@@ -296,13 +296,13 @@ pub(crate) fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
                     event_id,
                     // The proxy's request id is its event id.
                     request_id: if request_is_event_id {
-                        event_id.to_string()
+                        event_id.into()
                     } else {
                         "req-1".into()
                     },
                     occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
                     customer_id: customer.clone(),
-                    upstream_request_id: upstream,
+                    upstream_request_id: upstream.map(RequestId::from),
                     operation,
                     outcome,
                     input_tokens: tokens,

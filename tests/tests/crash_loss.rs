@@ -148,7 +148,7 @@ async fn run_under_load_on(tollgate: Tollgate, extra_flags: &[&str], stop: Stop)
 
     let event_ids: BTreeSet<_> = rows.iter().map(|row| row.event_id).collect();
     assert_eq!(event_ids.len(), rows.len(), "no event is counted twice");
-    let metered: BTreeSet<String> = rows.iter().map(|row| row.request_id.clone()).collect();
+    let metered: BTreeSet<String> = rows.iter().map(|row| row.request_id.to_text()).collect();
     let lost = ledger.difference(&metered).count();
     Outcome {
         answered: ledger.len(),
@@ -376,7 +376,7 @@ async fn on_aws_ten_seconds_without_kinesis_lose_nothing() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rows = tollgate.stored_parquet_rows().await;
-        let metered: BTreeSet<String> = rows.iter().map(|row| row.request_id.clone()).collect();
+        let metered: BTreeSet<String> = rows.iter().map(|row| row.request_id.to_text()).collect();
         if ledger.is_subset(&metered) {
             let ids: BTreeSet<_> = rows.iter().map(|row| row.event_id).collect();
             assert_eq!(ids.len(), rows.len(), "no event counted twice");

@@ -194,7 +194,7 @@ async fn metered_calls_match_usage_and_parquet_exactly() {
     );
     let upstream_ids: BTreeSet<_> = successes
         .iter()
-        .filter_map(|row| row.upstream_request_id.clone())
+        .filter_map(|row| row.upstream_request_id.as_ref().map(|id| id.to_text()))
         .collect();
     let fake_ids: BTreeSet<_> = answered
         .iter()

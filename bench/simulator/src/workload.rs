@@ -185,8 +185,8 @@ impl Workload {
             occurred_at: self.start + chrono::Duration::milliseconds(now_ms as i64),
             customer_id,
             key_id,
-            request_id: request.to_string(),
-            upstream_request_id: Some(request.to_string()),
+            request_id: request.into(),
+            upstream_request_id: Some(request.into()),
             model_id: model.to_owned(),
             operation: Operation::Invoke,
             // Spread over the APIs without a draw of its own (the draws stay as they were).

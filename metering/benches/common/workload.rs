@@ -127,8 +127,8 @@ pub fn realistic_event(
         customer_id: customer_id.clone(),
         key_id: key_id.clone(),
         // The proxy's request id is its event id.
-        request_id: event_id.to_string(),
-        upstream_request_id: called_bedrock.then(|| uuid_v4(ids).to_string()),
+        request_id: event_id.into(),
+        upstream_request_id: called_bedrock.then(|| uuid_v4(ids).into()),
         model_id: model_id.to_owned(),
         operation,
         // Spread over the APIs without a draw of its own (the draws stay as they were).

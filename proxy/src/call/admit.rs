@@ -3,8 +3,8 @@
 //! recorded before the client is answered.
 
 use axum::response::{IntoResponse, Response};
-use schemas::Outcome;
 use schemas::quota::RateLimitStatus;
+use schemas::{Outcome, RequestId};
 
 use crate::admission::{Admission, Settlement};
 use crate::auth::Caller;
@@ -25,7 +25,7 @@ pub struct Admitted {
 pub fn refusal_while_metering_is_backed_up(
     state: &ProxyState,
     caller: &Caller,
-    request_id: &str,
+    request_id: &RequestId,
 ) -> Option<Response> {
     if !state.emitter.is_backed_up() {
         return None;

@@ -17,7 +17,7 @@ use schemas::bedrock_stream::StreamKind;
 use schemas::bedrock_usage::{
     INPUT_TOKEN_HEADER, OUTPUT_TOKEN_HEADER, TokenUsage, usage_from_body, usage_from_headers,
 };
-use schemas::{Operation, Outcome};
+use schemas::{Operation, Outcome, RequestId};
 use tokio::sync::oneshot;
 
 use crate::admission::Settlement;
@@ -115,7 +115,7 @@ fn respond_complete(
     match result {
         Ok((upstream, body)) => {
             let facts = UpstreamFacts {
-                upstream_request_id: upstream.header("x-amzn-requestid").map(str::to_owned),
+                upstream_request_id: upstream.header("x-amzn-requestid").map(RequestId::from),
                 upstream_latency_ms: Some(millis_of(upstream.upstream_latency)),
                 usage: complete_usage(&upstream, &body),
             };
@@ -224,7 +224,7 @@ async fn forward_in_background(
                 upstream_latency,
             };
             let meter = StreamMeter {
-                upstream_request_id: upstream.header("x-amzn-requestid").map(str::to_owned),
+                upstream_request_id: upstream.header("x-amzn-requestid").map(RequestId::from),
                 upstream_latency_ms: millis_of(upstream_latency),
                 status,
                 draft,

@@ -7,7 +7,7 @@
 
 use schemas::bedrock_usage::TokenUsage;
 use schemas::usage_event::truncate_to_millis;
-use schemas::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+use schemas::{ApiSurface, Operation, Outcome, RequestId, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 
 use crate::admission::Settlement;
 use crate::call::start::CallStart;
@@ -29,7 +29,7 @@ pub struct EventDraft {
 /// What the answer adds to the event.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamFacts {
-    pub upstream_request_id: Option<String>,
+    pub upstream_request_id: Option<RequestId>,
     pub upstream_latency_ms: Option<u64>,
     pub usage: TokenUsage,
 }

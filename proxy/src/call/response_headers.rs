@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
+use schemas::RequestId;
 use schemas::quota::RateLimitStatus;
 
 // Names made once: a name given as text is checked again on every insert.
@@ -13,8 +14,8 @@ const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 const RATELIMIT_NAME: HeaderName = HeaderName::from_static("x-tollgate-ratelimit-name");
 
 /// Sets Tollgate's request id on a response.
-pub fn with_request_id(mut response: Response, request_id: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(request_id) {
+pub fn with_request_id(mut response: Response, request_id: &RequestId) -> Response {
+    if let Ok(value) = HeaderValue::from_bytes(request_id.text().as_bytes()) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
@@ -50,7 +51,7 @@ mod tests {
             };
             let response = with_request_id(
                 with_rate_limit(Response::default(), Some(rate)),
-                "request-1",
+                &RequestId::from("request-1"),
             );
             let header = |name: &str| response.headers().get(name).unwrap().to_str().unwrap();
             assert_eq!(header("ratelimit-limit"), "10");

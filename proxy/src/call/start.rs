@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use schemas::RequestId;
 use uuid::Uuid;
 
 /// A call's identity and start times, minted once when the request is accepted.
@@ -12,7 +13,7 @@ pub struct CallStart {
     /// The usage event's id (UUIDv7).
     pub event_id: Uuid,
     /// Tollgate's request id, sent back as `x-amzn-requestid`: the event id as text.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// When the call was accepted (the event's `occurred_at`).
     pub accepted_at: DateTime<Utc>,
     /// For the event's `latency_ms`.
@@ -27,7 +28,7 @@ impl CallStart {
         let event_id = event_id_at(accepted_at);
         Self {
             event_id,
-            request_id: event_id.to_string(),
+            request_id: RequestId::of_uuid(event_id),
             accepted_at,
             started,
         }

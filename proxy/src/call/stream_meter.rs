@@ -20,8 +20,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
-use schemas::Outcome;
 use schemas::bedrock_stream::{StreamKind, StreamUsageTap};
+use schemas::{Outcome, RequestId};
 
 use crate::admission::Settlement;
 use crate::call::meter::{AnswerFacts, EventDraft, UpstreamFacts, call_event, settle_admission};
@@ -38,7 +38,7 @@ pub struct StreamMeter {
     pub settlement: Settlement,
     pub emitter: EmitterHandle,
     pub status: u16,
-    pub upstream_request_id: Option<String>,
+    pub upstream_request_id: Option<RequestId>,
     pub upstream_latency_ms: u64,
 }
 

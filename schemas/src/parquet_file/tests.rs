@@ -28,8 +28,8 @@ fn varied_events(count: u64) -> Vec<UsageEvent> {
                     .unwrap(),
                 customer_id: format!("cust-{customer:03}"),
                 key_id: format!("key_{}", customer * 2 + index % 2),
-                request_id: format!("req-{index}"),
-                upstream_request_id: (index % 5 != 0).then(|| format!("up-{index}")),
+                request_id: format!("req-{index}").into(),
+                upstream_request_id: (index % 5 != 0).then(|| format!("up-{index}").into()),
                 model_id: if index % 11 == 0 {
                     // Longer than the 64 bytes the Arrow writer truncates statistics at.
                     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0".into()
@@ -259,7 +259,7 @@ fn files_are_about_the_size_of_the_arrow_writers() {
 fn long_values_close_a_page_before_its_row_count() {
     let mut events = varied_events(600);
     for (index, event) in events.iter_mut().enumerate() {
-        event.request_id = format!("{index:05}-{}", "r".repeat(4_000));
+        event.request_id = format!("{index:05}-{}", "r".repeat(4_000)).into();
     }
     let bytes = UsageParquetEncoder::with_sizes(64 * 1024, 4 * 1024)
         .encode(&events)

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::DecodeError;
 
 use crate::arrow_column::StringEnum;
+use crate::request_id::RequestId;
 use crate::usage_event::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 use reader::Reader;
 
@@ -229,8 +230,8 @@ impl<'a> Fields<'a> {
             occurred_at: self.occurred_at?,
             customer_id: self.customer_id?.to_owned(),
             key_id: self.key_id?.to_owned(),
-            request_id: self.request_id?.to_owned(),
-            upstream_request_id: self.upstream_request_id?.map(str::to_owned),
+            request_id: RequestId::from(self.request_id?),
+            upstream_request_id: self.upstream_request_id?.map(RequestId::from),
             model_id: self.model_id?.to_owned(),
             operation: self.operation?,
             // Absent in records written before the field existed (serde's default).

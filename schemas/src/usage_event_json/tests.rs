@@ -352,7 +352,7 @@ proptest! {
         let event = UsageEvent {
             customer_id,
             model_id,
-            upstream_request_id: upstream,
+            upstream_request_id: upstream.map(RequestId::from),
             occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
             input_tokens: tokens,
             status,

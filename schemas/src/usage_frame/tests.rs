@@ -29,10 +29,10 @@ fn events_with_uuid_ids(count: u64) -> Vec<UsageEvent> {
     (1..=count)
         .map(|seq| {
             let mut event = sample_event(seq);
-            event.request_id = event.event_id.to_string();
+            event.request_id = event.event_id.into();
             // Random-looking bits, as Bedrock's version 4 ids have.
             let bits = u128::from(seq).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
-            event.upstream_request_id = Some(uuid::Uuid::from_u128(bits).to_string());
+            event.upstream_request_id = Some(uuid::Uuid::from_u128(bits).into());
             event
         })
         .collect()

@@ -54,7 +54,7 @@ pub fn event_on(
         occurred_at: Utc.from_utc_datetime(&noon),
         customer_id: customer_id.to_owned(),
         key_id: "key_contract".into(),
-        request_id: Uuid::now_v7().to_string(),
+        request_id: Uuid::now_v7().into(),
         upstream_request_id: None,
         model_id: model_id.to_owned(),
         operation: Operation::Invoke,

@@ -127,7 +127,7 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
             80,
         );
         // The proxy's request id is its event id.
-        event.request_id = event.event_id.to_string();
+        event.request_id = event.event_id.into();
         let offset = span_ms - span_ms * index as i64 / options.events as i64;
         event.occurred_at = now - Duration::milliseconds(offset);
         // Frames of one producer each, as the proxy writes them.
