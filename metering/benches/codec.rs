@@ -74,11 +74,11 @@ impl BorrowedEvent<'_> {
             event_id: self.event_id,
             schema_version: self.schema_version,
             occurred_at: self.occurred_at,
-            customer_id: self.customer_id.to_owned(),
-            key_id: self.key_id.to_owned(),
+            customer_id: self.customer_id.into(),
+            key_id: self.key_id.into(),
             request_id: self.request_id.into(),
             upstream_request_id: self.upstream_request_id.map(Into::into),
-            model_id: self.model_id.to_owned(),
+            model_id: self.model_id.into(),
             operation: self.operation,
             api: Some(ApiSurface::Bedrock),
             status: self.status,
@@ -91,7 +91,7 @@ impl BorrowedEvent<'_> {
             upstream_latency_ms: self.upstream_latency_ms,
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
-            proxy_instance: self.proxy_instance.to_owned(),
+            proxy_instance: self.proxy_instance.into(),
             instance_seq: self.instance_seq,
         }
     }

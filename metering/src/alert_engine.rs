@@ -220,7 +220,10 @@ impl AlertEngine {
         };
         for event in events {
             *minutes
-                .entry((minute_start(event.occurred_at), event.customer_id.clone()))
+                .entry((
+                    minute_start(event.occurred_at),
+                    event.customer_id.to_string(),
+                ))
                 .or_default() += calls(&schemas::UsageCounts::of_event(event));
         }
         // Keep a few minutes: late events of an older minute no longer matter.

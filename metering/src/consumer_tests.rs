@@ -55,7 +55,7 @@ fn event(customer: &str, tokens: u64) -> UsageEvent {
 
 fn record(event: &UsageEvent) -> LogRecord {
     LogRecord {
-        partition_key: event.customer_id.clone(),
+        partition_key: event.customer_id.to_string(),
         data: Bytes::from(event.encode_json().unwrap()),
     }
 }
@@ -396,7 +396,7 @@ impl EventReader for ReshardedLog {
             .map(|index| store::LogEntry {
                 partition: partition.to_owned(),
                 position: (index + 1).to_string(),
-                partition_key: events[index].customer_id.clone(),
+                partition_key: events[index].customer_id.to_string(),
                 data: Bytes::from(events[index].encode_json().unwrap()),
             })
             .collect();

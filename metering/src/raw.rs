@@ -285,7 +285,7 @@ pub async fn meterable_events(ports: &Ports) -> Result<RawEvents> {
         .collect();
     let (meterable, unknown_customer) = unique
         .into_iter()
-        .partition(|event| customers.contains(&event.customer_id));
+        .partition(|event| customers.contains(event.customer_id.as_str()));
     Ok(RawEvents {
         source,
         records: count,

@@ -258,7 +258,7 @@ mod tests {
             10,
             5,
         );
-        event.proxy_instance = instance.to_owned();
+        event.proxy_instance = instance.into();
         event.instance_seq = seq;
         event
     }

@@ -47,7 +47,7 @@ fn entry(position: u64, event: &UsageEvent) -> LogEntry {
     LogEntry {
         partition: "0".into(),
         position: format!("{position:020}"),
-        partition_key: event.customer_id.clone(),
+        partition_key: event.customer_id.to_string(),
         data: Bytes::from(event.encode_json().unwrap()),
     }
 }
@@ -58,7 +58,7 @@ fn expected(events: &[UsageEvent]) -> BTreeMap<String, (u64, u64, u64)> {
     let mut sums: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for event in events {
         if seen.insert(event.event_id) {
-            let sum = sums.entry(event.customer_id.clone()).or_default();
+            let sum = sums.entry(event.customer_id.to_string()).or_default();
             sum.0 += 1;
             sum.1 += event.input_tokens;
             sum.2 += event.output_tokens;

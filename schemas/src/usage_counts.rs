@@ -227,9 +227,9 @@ impl CounterKey {
     /// The cell an event counts in.
     pub fn of_event(event: &UsageEvent) -> Self {
         Self {
-            customer_id: event.customer_id.clone(),
+            customer_id: event.customer_id.as_str().to_owned(),
             day: event.day(),
-            model_id: event.model_id.clone(),
+            model_id: event.model_id.as_str().to_owned(),
         }
     }
 }
@@ -377,7 +377,7 @@ mod hour_tests {
                 .and_then(|at| at.with_minute(0))
                 .unwrap();
             cells
-                .entry((event.customer_id.clone(), hour))
+                .entry((event.customer_id.to_string(), hour))
                 .or_default()
                 .add(&UsageCounts::of_event(event));
         }
@@ -390,11 +390,11 @@ mod hour_tests {
             event_id: uuid::Uuid::from_u128(u128::from(tokens)),
             schema_version: USAGE_EVENT_SCHEMA_VERSION,
             occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
-            customer_id: format!("cust-{customer}"),
+            customer_id: format!("cust-{customer}").into(),
             key_id: "key".into(),
             request_id: "req".into(),
             upstream_request_id: None,
-            model_id: format!("model-{model}"),
+            model_id: format!("model-{model}").into(),
             operation: Operation::Invoke,
             // Every surface, and events from before the surface was recorded.
             api: [

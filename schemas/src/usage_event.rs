@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::DecodeError;
 use crate::arrow_column::{ArrowColumn, StringEnum};
+use crate::name::Name;
 use crate::request_id::RequestId;
 
 /// The version written into every new event's `schema_version`.
@@ -261,15 +262,15 @@ define_usage_event! {
     #[serde(with = "rfc3339_millis")]
     occurred_at: DateTime<Utc>,
     /// The calling customer.
-    customer_id: String,
+    customer_id: Name,
     /// The public id of the key used (never the token).
-    key_id: String,
+    key_id: Name,
     /// Tollgate's request id, returned to the client as `x-amzn-requestid`.
     request_id: RequestId,
     /// Bedrock's request id, when Bedrock answered.
     upstream_request_id: Option<RequestId>,
     /// The model id as the client gave it.
-    model_id: String,
+    model_id: Name,
     /// The Bedrock runtime operation.
     operation: Operation,
     /// The API the customer called. Absent only in events written before it was recorded
@@ -291,7 +292,7 @@ define_usage_event! {
     request_bytes: u64,
     response_bytes: u64,
     /// The proxy process that wrote the event.
-    proxy_instance: String,
+    proxy_instance: Name,
     /// Monotonic per `proxy_instance`, starting at 1, so gaps in the log can be detected.
     instance_seq: u64,
 }

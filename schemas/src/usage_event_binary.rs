@@ -41,6 +41,7 @@ use chrono::DateTime;
 use uuid::Uuid;
 
 use crate::DecodeError;
+use crate::name::Names;
 use crate::request_id::RequestId;
 use crate::usage_event::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 
@@ -209,6 +210,16 @@ impl UsageEvent {
     /// short record, an unknown code, a string that is not UTF-8, bytes left over, an id
     /// in another form than the event's one) is a typed error naming it.
     pub fn decode_binary_as(form: IdForm, bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_binary_with(form, bytes, &mut Names::default())
+    }
+
+    /// As [`Self::decode_binary_as`], the event's names shared through `names` with the
+    /// other events decoded through it (a frame's, a run's).
+    pub fn decode_binary_with(
+        form: IdForm,
+        bytes: &[u8],
+        names: &mut Names,
+    ) -> Result<Self, DecodeError> {
         let Some((fixed, strings)) = bytes.split_first_chunk::<FIXED_LEN>() else {
             return Err(damaged(format!(
                 "{} bytes, the fixed fields alone take {FIXED_LEN}",
@@ -251,15 +262,15 @@ impl UsageEvent {
         }
         let (strings, upstream_uuid) = split_upstream_uuid(strings, flags)?;
         let mut strings = Strings::new(strings);
-        let customer_id = strings.next("customer_id")?;
-        let key_id = strings.next("key_id")?;
+        let customer_id = names.name(strings.next("customer_id")?);
+        let key_id = names.name(strings.next("key_id")?);
         let request_id = strings.request_id(form, flags, &event_id)?;
         let upstream_request_id = match upstream_uuid {
             Some(uuid) => Some(RequestId::of_uuid(uuid)),
             None => strings.upstream_request_id(form, flags)?,
         };
-        let model_id = strings.next("model_id")?;
-        let proxy_instance = strings.next("proxy_instance")?;
+        let model_id = names.name(strings.next("model_id")?);
+        let proxy_instance = names.name(strings.next("proxy_instance")?);
         let left = strings.bytes.len() - strings.at;
         if left > 0 {
             return Err(damaged(format!("{left} bytes follow the last field")));
@@ -372,8 +383,8 @@ impl<'a> Strings<'a> {
         Ok(Some(id))
     }
 
-    fn next(&mut self, field: &str) -> Result<String, DecodeError> {
-        let rest = self.bytes.get(self.at..).unwrap_or_default();
+    fn next(&mut self, field: &str) -> Result<&'a str, DecodeError> {
+        let rest: &'a [u8] = self.bytes.get(self.at..).unwrap_or_default();
         let Some((len, rest)) = rest.split_first_chunk::<4>() else {
             return Err(damaged(format!("{field} is cut short (no length)")));
         };
@@ -387,11 +398,10 @@ impl<'a> Strings<'a> {
         let start = self.at + 4;
         self.at = start + len;
         if let Some(text) = self.text.and_then(|text| text.get(start..start + len)) {
-            return Ok(text.to_owned());
+            return Ok(text);
         }
         // Not a slice of checked text (the run is not all UTF-8): checked on its own.
         std::str::from_utf8(&rest[..len])
-            .map(str::to_owned)
             .map_err(|error| damaged(format!("{field} is not UTF-8: {error}")))
     }
 }

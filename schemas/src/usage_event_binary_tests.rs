@@ -245,7 +245,8 @@ fn strings_read_back_whether_or_not_their_run_is_all_text() {
     event.model_id = format!(
         "arn:aws:bedrock:us-east-1:{}:inference-profile/é",
         "1".repeat(120)
-    );
+    )
+    .into();
     event.customer_id = "cust-é✓".into();
     for form in FORMS {
         let bytes = encoded_as(form, &event);

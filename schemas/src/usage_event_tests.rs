@@ -301,7 +301,7 @@ pub(crate) fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
                         "req-1".into()
                     },
                     occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
-                    customer_id: customer.clone(),
+                    customer_id: customer.clone().into(),
                     upstream_request_id: upstream.map(RequestId::from),
                     operation,
                     outcome,
@@ -310,7 +310,7 @@ pub(crate) fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
                     upstream_latency_ms: upstream_latency,
                     status,
                     api,
-                    model_id: format!("model/{customer}"),
+                    model_id: format!("model/{customer}").into(),
                     ..sample_event(1)
                 }
             },

@@ -29,7 +29,7 @@ fn events() -> (Vec<String>, Vec<UsageEvent>) {
                 1,
             );
             if index % 4 == 0 {
-                event.proxy_instance.clone_from(&second_producer);
+                event.proxy_instance = second_producer.as_str().into();
             }
             event
         })

@@ -25,7 +25,7 @@ async fn appending_and_counting_events_is_metered_per_request_and_unit() {
     let records: Vec<LogRecord> = events
         .iter()
         .map(|event| LogRecord {
-            partition_key: event.customer_id.clone(),
+            partition_key: event.customer_id.to_string(),
             data: Bytes::from(event.encode_json().unwrap()),
         })
         .collect();

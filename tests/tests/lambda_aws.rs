@@ -413,7 +413,7 @@ async fn the_counting_and_parquet_functions_split_the_work_and_parquet_is_one_fi
             event.proxy_instance = "proxy-lambda-a".into();
             event.instance_seq = seq;
             store::LogRecord {
-                partition_key: event.proxy_instance.clone(),
+                partition_key: event.proxy_instance.to_string(),
                 data: bytes::Bytes::from(event.encode_json().unwrap()),
             }
         })

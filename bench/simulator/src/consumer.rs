@@ -185,8 +185,12 @@ impl ShardConsumer {
         // The applier checks each customer in the registry once per process (cached), and
         // the polling consumer reads its checkpoint before each batch.
         for event in &sourced {
-            if !self.known_customers.contains(&event.event.customer_id) {
-                self.known_customers.insert(event.event.customer_id.clone());
+            if !self
+                .known_customers
+                .contains(event.event.customer_id.as_str())
+            {
+                self.known_customers
+                    .insert(event.event.customer_id.to_string());
                 table.read_registry_customer(&event.event.customer_id);
             }
         }

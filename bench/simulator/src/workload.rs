@@ -183,11 +183,11 @@ impl Workload {
             ),
             schema_version: schemas::USAGE_EVENT_SCHEMA_VERSION,
             occurred_at: self.start + chrono::Duration::milliseconds(now_ms as i64),
-            customer_id,
-            key_id,
+            customer_id: customer_id.into(),
+            key_id: key_id.into(),
             request_id: request.into(),
             upstream_request_id: Some(request.into()),
-            model_id: model.to_owned(),
+            model_id: model.into(),
             operation: Operation::Invoke,
             // Spread over the APIs without a draw of its own (the draws stay as they were).
             api: Some(ApiSurface::ALL[(request.as_u128() % 4) as usize]),
@@ -205,7 +205,7 @@ impl Workload {
             upstream_latency_ms: Some(self.rng.between(290, 3_990)),
             request_bytes: self.rng.between(200, 4_000),
             response_bytes: self.rng.between(200, 8_000),
-            proxy_instance,
+            proxy_instance: proxy_instance.into(),
             instance_seq,
         }
     }

@@ -124,12 +124,12 @@ pub fn realistic_event(
         event_id,
         schema_version: USAGE_EVENT_SCHEMA_VERSION,
         occurred_at,
-        customer_id: customer_id.clone(),
-        key_id: key_id.clone(),
+        customer_id: customer_id.clone().into(),
+        key_id: key_id.clone().into(),
         // The proxy's request id is its event id.
         request_id: event_id.into(),
         upstream_request_id: called_bedrock.then(|| uuid_v4(ids).into()),
-        model_id: model_id.to_owned(),
+        model_id: model_id.into(),
         operation,
         // Spread over the APIs without a draw of its own (the draws stay as they were).
         api: Some(ApiSurface::ALL[(sequences[instance] % 4) as usize]),
@@ -151,7 +151,7 @@ pub fn realistic_event(
         } else {
             180
         },
-        proxy_instance: PROXY_INSTANCES[instance].to_owned(),
+        proxy_instance: PROXY_INSTANCES[instance].into(),
         instance_seq: sequences[instance],
     }
 }
@@ -201,7 +201,7 @@ pub fn workload_in(count: usize, customers: &[(String, String)], layout: Layout)
     let entries = match layout {
         Layout::JsonRecords => stream
             .iter()
-            .map(|event| (event.customer_id.clone(), event.encode_json().unwrap()))
+            .map(|event| (event.customer_id.to_string(), event.encode_json().unwrap()))
             .collect(),
         Layout::Frames { format, events } => frames(&stream, format, events),
     };
@@ -238,7 +238,7 @@ fn frames(stream: &[UsageEvent], format: EventFormat, per_frame: usize) -> Vec<(
             Some(slot) => slot,
             None => {
                 open.push((
-                    event.proxy_instance.clone(),
+                    event.proxy_instance.to_string(),
                     FrameBuilder::with_format(format),
                 ));
                 open.len() - 1

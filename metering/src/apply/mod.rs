@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use object_store::ObjectStore;
 use schemas::UsageEvent;
-use schemas::usage_frame::{decode_record, record_event_count};
+use schemas::name::Names;
+use schemas::usage_frame::{decode_record_with, record_event_count};
 use store::{
     ApplyReport, Archive, Counters, EventReader, LogEntry, Registry, SeqObservation, SourcedEvent,
     Watermarks,
@@ -311,9 +312,11 @@ impl BatchApplier {
         // One copy of the partition for the run, and of each position for its record's events.
         let shared_partition: Arc<str> = partition.into();
         let mut instance: Option<Arc<str>> = None;
+        // One copy of each customer's, key's, model's and producer's name for the run.
+        let mut names = Names::default();
         for entry in entries {
             let position: Arc<str> = entry.position.as_str().into();
-            let lines = match decode_record(&entry.data) {
+            let lines = match decode_record_with(&entry.data, &mut names) {
                 Ok(lines) => lines,
                 Err(_) if !quarantine => continue,
                 Err(error) => {

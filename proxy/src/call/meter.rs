@@ -7,7 +7,9 @@
 
 use schemas::bedrock_usage::TokenUsage;
 use schemas::usage_event::truncate_to_millis;
-use schemas::{ApiSurface, Operation, Outcome, RequestId, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
+use schemas::{
+    ApiSurface, Name, Operation, Outcome, RequestId, USAGE_EVENT_SCHEMA_VERSION, UsageEvent,
+};
 
 use crate::admission::Settlement;
 use crate::call::start::CallStart;
@@ -17,9 +19,9 @@ use crate::emitter::ClosingWrite;
 #[derive(Debug, Clone)]
 pub struct EventDraft {
     pub start: CallStart,
-    pub customer_id: String,
-    pub key_id: String,
-    pub model_id: String,
+    pub customer_id: Name,
+    pub key_id: Name,
+    pub model_id: Name,
     pub operation: Operation,
     /// The API the customer called.
     pub api: ApiSurface,
@@ -70,7 +72,7 @@ pub fn call_event(draft: EventDraft, answer: AnswerFacts, upstream: UpstreamFact
         upstream_latency_ms: upstream.upstream_latency_ms,
         request_bytes: draft.request_bytes,
         response_bytes: answer.response_bytes,
-        proxy_instance: String::new(),
+        proxy_instance: Name::default(),
         instance_seq: 0,
     }
 }

@@ -59,9 +59,9 @@ pub async fn handle_call(
     let client = validated.client.clone();
     let draft = EventDraft {
         start,
-        customer_id: caller.customer.customer_id.clone(),
-        key_id: caller.key.key_id.clone(),
-        model_id: validated.model_id.clone(),
+        customer_id: caller.customer.customer_id.as_str().into(),
+        key_id: caller.key.key_id.as_str().into(),
+        model_id: validated.model_id.as_str().into(),
         operation,
         api,
         request_bytes: validated.request_bytes,

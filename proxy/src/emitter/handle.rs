@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
-use schemas::UsageEvent;
+use schemas::{Name, UsageEvent};
 use store::Spool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -107,7 +107,7 @@ impl EmitterHandle {
     /// Stamps this process's `proxy_instance` and the next `instance_seq` (gapless, 1, 2,
     /// 3… per process, taken when the call's event is recorded at the end of the call).
     fn stamp(&self, mut event: UsageEvent) -> UsageEvent {
-        event.proxy_instance = self.instance.to_string();
+        event.proxy_instance = Name::from(Arc::clone(&self.instance));
         event.instance_seq = self.next_sequence();
         event
     }

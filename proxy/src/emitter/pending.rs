@@ -54,7 +54,7 @@ pub(super) fn encode_batch(
                 &producer,
                 &mut records,
             );
-            producer.clone_from(&event.proxy_instance);
+            event.proxy_instance.as_str().clone_into(&mut producer);
         }
         if let Err(error) = frame.push(event) {
             stats.encode_failures.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +215,7 @@ mod tests {
         records
             .iter()
             .flat_map(|record| decode_events(&record.data).unwrap())
-            .map(|event| (event.proxy_instance, event.instance_seq))
+            .map(|event| (event.proxy_instance.to_string(), event.instance_seq))
             .collect()
     }
 
@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn merged_frames_stay_within_a_records_size() {
         let mut big = pending(1).remove(0);
-        big.event.model_id = "m".repeat(300 * 1024);
+        big.event.model_id = "m".repeat(300 * 1024).into();
         let stats = EmitterStats::default();
         let records: Vec<LogRecord> = (0..7)
             .map(|seq| {

@@ -9,6 +9,7 @@ use super::statistics::{Span, Statistics, span};
 use super::thrift::CompactWriter;
 use super::{ColumnSpec, Encoding, Physical};
 use super::{delta, rle};
+use crate::name::Name;
 
 /// A page is sealed at this many bytes of plain values even before its row count, so a
 /// page stays near the 1 MiB readers expect however long the values are.
@@ -182,6 +183,21 @@ impl ColumnChunk {
             self.levels.push(1);
         }
         self.push_keyed(value.as_ptr() as usize as u64, value.as_bytes());
+        self.row_done();
+    }
+
+    /// A name (shared text): in a dictionary column it is found by its address among the
+    /// names seen lately, without hashing its bytes.
+    pub fn push_name(&mut self, value: &Name) {
+        if self.spec.encoding != Encoding::Dictionary {
+            self.push_bytes(value.as_bytes());
+            return;
+        }
+        if self.spec.optional {
+            self.levels.push(1);
+        }
+        let index = self.dictionary.index_of_name(value, self.spec.physical);
+        self.indices.push(index);
         self.row_done();
     }
 

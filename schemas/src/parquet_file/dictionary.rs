@@ -2,51 +2,19 @@
 //! address, an integer) or by the value before it, before any hashing, else in a table of
 //! their own; written once, in first-seen order, as the chunk's dictionary page.
 
-use std::hash::BuildHasher;
-use std::sync::OnceLock;
-
 use super::{Bounds, Physical};
+use crate::byte_hash::{hash, seed};
+use crate::name::Name;
 
 /// Keyed values remembered per dictionary (more are still found, through the map).
 const KEYED_VALUES: usize = 32;
 
+/// Names remembered per dictionary by their address (see [`Dictionary::index_of_name`]).
+const NAMED_SLOTS: usize = 256;
+
 /// The table's first size, and the largest kept when the dictionary is emptied.
 const FIRST_SLOTS: usize = 64;
 const KEPT_SLOTS: usize = 4096;
-
-/// The process's hash seed, drawn once: values come from customers (model ids), so where
-/// they land in the table is not something they can arrange.
-fn seed() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0_u64) | 1)
-}
-
-/// A hash of `value` under `seed`: each 8 bytes folded in by a 128-bit multiply whose
-/// halves are xored, as wyhash and foldhash do; the table takes its top bits.
-fn hash(value: &[u8], seed: u64) -> u64 {
-    const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
-    let fold = |hash: u64, word: u64| {
-        let product = u128::from(hash ^ word) * u128::from(MULTIPLIER ^ seed);
-        (product as u64) ^ ((product >> 64) as u64)
-    };
-    let mut hash = seed ^ value.len() as u64;
-    let mut words = value.chunks_exact(8);
-    for word in &mut words {
-        hash = fold(hash, u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
-    }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        // The value's last 8 bytes (some read twice), or its few bytes padded.
-        let mut last = [0_u8; 8];
-        if value.len() >= 8 {
-            last.copy_from_slice(&value[value.len() - 8..]);
-        } else {
-            last[..rest.len()].copy_from_slice(rest);
-        }
-        hash = fold(hash, u64::from_le_bytes(last));
-    }
-    fold(hash, seed)
-}
 
 /// A dictionary column's distinct values in first-seen order, plain-encoded.
 pub(super) struct Dictionary {
@@ -66,6 +34,9 @@ pub(super) struct Dictionary {
     last: Option<u32>,
     /// Values known by a key (see [`Self::index_of_keyed`]), with their indices.
     keyed: Vec<(u64, u32)>,
+    /// Names seen lately, each with its index, in a direct-mapped table by address; each is
+    /// held here, so its address is not another's while it is. Empty until the first.
+    named: Vec<Option<(Name, u32)>>,
 }
 
 impl Default for Dictionary {
@@ -78,6 +49,7 @@ impl Default for Dictionary {
             plain: Vec::new(),
             last: None,
             keyed: Vec::new(),
+            named: Vec::new(),
         }
     }
 }
@@ -103,6 +75,27 @@ impl Dictionary {
         self.plain.clear();
         self.last = None;
         self.keyed.clear();
+        self.named.fill(None);
+    }
+
+    /// The index of a name (shared text, see [`crate::name`]): found by its address when
+    /// the same copy was seen lately, without reading its bytes; else as any value is.
+    pub(super) fn index_of_name(&mut self, name: &Name, physical: Physical) -> u32 {
+        if self.named.is_empty() {
+            self.named = vec![None; NAMED_SLOTS];
+        }
+        let address = name.address() as u64;
+        // The multiplied address's top bits pick the slot (NAMED_SLOTS is a power of two).
+        let slot = (address.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> (u64::BITS - NAMED_SLOTS.trailing_zeros())) as usize;
+        if let Some((known, index)) = &self.named[slot]
+            && known.address() == name.address()
+        {
+            return *index;
+        }
+        let index = self.index_of(name.as_bytes(), physical);
+        self.named[slot] = Some((name.clone(), index));
+        index
     }
 
     /// The index of a value with a small key of its own (an integer, or a static string's
@@ -241,6 +234,48 @@ mod tests {
             assert_eq!(dictionary.plain, plain);
             dictionary.clear();
             assert!(dictionary.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_name_has_its_texts_index_whichever_copy_it_is() {
+        let mut dictionary = Dictionary::default();
+        for round in 0..2 {
+            // More names than the table by address holds, each text in two copies, mixed
+            // with the same texts given as bytes.
+            let texts: Vec<String> = (0..1_000).map(|index| format!("cust-{index}")).collect();
+            let first: Vec<Name> = texts.iter().map(Name::from).collect();
+            let second: Vec<Name> = texts.iter().map(Name::from).collect();
+            let mut indices = Vec::new();
+            for (index, name) in first.iter().enumerate() {
+                let by_name = dictionary.index_of_name(name, Physical::ByteArray);
+                assert_eq!(
+                    by_name as usize, index,
+                    "round {round}: first seen, next index"
+                );
+                indices.push(by_name);
+            }
+            for _ in 0..3 {
+                for (index, text) in texts.iter().enumerate().rev() {
+                    let expected = indices[index];
+                    for found in [
+                        dictionary.index_of_name(&first[index], Physical::ByteArray),
+                        dictionary.index_of_name(&second[index], Physical::ByteArray),
+                        dictionary.index_of(text.as_bytes(), Physical::ByteArray),
+                    ] {
+                        assert_eq!(found, expected, "{text}");
+                    }
+                }
+            }
+            assert_eq!(dictionary.len(), texts.len());
+            // Emptied, it holds no name (nor keeps one alive) and starts again at 0.
+            dictionary.clear();
+            assert!(dictionary.named.iter().all(Option::is_none));
+            assert_eq!(
+                dictionary.index_of_name(&second[999], Physical::ByteArray),
+                0
+            );
+            dictionary.clear();
         }
     }
 

@@ -26,15 +26,15 @@ fn varied_events(count: u64) -> Vec<UsageEvent> {
                 occurred_at: Utc
                     .timestamp_millis_opt(1_764_374_400_000 + (index as i64 % 97) * 61_000)
                     .unwrap(),
-                customer_id: format!("cust-{customer:03}"),
-                key_id: format!("key_{}", customer * 2 + index % 2),
+                customer_id: format!("cust-{customer:03}").into(),
+                key_id: format!("key_{}", customer * 2 + index % 2).into(),
                 request_id: format!("req-{index}").into(),
                 upstream_request_id: (index % 5 != 0).then(|| format!("up-{index}").into()),
                 model_id: if index % 11 == 0 {
                     // Longer than the 64 bytes the Arrow writer truncates statistics at.
                     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0".into()
                 } else {
-                    format!("model-{}", index % 4)
+                    format!("model-{}", index % 4).into()
                 },
                 operation: [
                     Operation::Invoke,
@@ -57,7 +57,7 @@ fn varied_events(count: u64) -> Vec<UsageEvent> {
                 upstream_latency_ms: (index % 3 != 1).then_some(index % 500),
                 request_bytes: index * 3,
                 response_bytes: 7,
-                proxy_instance: format!("proxy-{}", index / 100),
+                proxy_instance: format!("proxy-{}", index / 100).into(),
                 instance_seq: index + 1,
             }
         })

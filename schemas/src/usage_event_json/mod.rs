@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::DecodeError;
 
 use crate::arrow_column::StringEnum;
+use crate::name::Name;
 use crate::request_id::RequestId;
 use crate::usage_event::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 use reader::Reader;
@@ -228,11 +229,11 @@ impl<'a> Fields<'a> {
             event_id: self.event_id?,
             schema_version,
             occurred_at: self.occurred_at?,
-            customer_id: self.customer_id?.to_owned(),
-            key_id: self.key_id?.to_owned(),
+            customer_id: Name::from(self.customer_id?),
+            key_id: Name::from(self.key_id?),
             request_id: RequestId::from(self.request_id?),
             upstream_request_id: self.upstream_request_id?.map(RequestId::from),
-            model_id: self.model_id?.to_owned(),
+            model_id: Name::from(self.model_id?),
             operation: self.operation?,
             // Absent in records written before the field existed (serde's default).
             api: self.api.unwrap_or(None),
@@ -246,7 +247,7 @@ impl<'a> Fields<'a> {
             upstream_latency_ms: self.upstream_latency_ms?,
             request_bytes: self.request_bytes?,
             response_bytes: self.response_bytes?,
-            proxy_instance: self.proxy_instance?.to_owned(),
+            proxy_instance: Name::from(self.proxy_instance?),
             instance_seq: self.instance_seq?,
         })
     }

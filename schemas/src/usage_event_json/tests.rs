@@ -350,8 +350,8 @@ proptest! {
         status in any::<u16>(),
     ) {
         let event = UsageEvent {
-            customer_id,
-            model_id,
+            customer_id: customer_id.into(),
+            model_id: model_id.into(),
             upstream_request_id: upstream.map(RequestId::from),
             occurred_at: Utc.timestamp_millis_opt(millis).unwrap(),
             input_tokens: tokens,

@@ -41,6 +41,7 @@ pub use records::{record_format, single_event_frame, split_archive};
 
 use crate::UsageEvent;
 use crate::error::DecodeError;
+use crate::name::Names;
 use crate::usage_event_binary;
 
 /// The first four bytes of every frame.
@@ -370,6 +371,15 @@ fn split_binary(payload: &Bytes, mut each: impl FnMut(Bytes)) -> Result<usize, D
 /// that does not match its lines); it is quarantined whole. Otherwise each line decodes on
 /// its own, so one bad line never hides the events next to it.
 pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
+    decode_record_with(record, &mut Names::default())
+}
+
+/// As [`decode_record`], the events' names shared through `names` with the other events
+/// decoded through it (a consumer's run: one copy of each customer's name, not one an event).
+pub fn decode_record_with(
+    record: &Bytes,
+    names: &mut Names,
+) -> Result<Vec<DecodedLine>, DecodeError> {
     if !is_frame(record) {
         return Ok(vec![DecodedLine {
             bytes: record.clone(),
@@ -387,7 +397,7 @@ pub fn decode_record(record: &Bytes) -> Result<Vec<DecodedLine>, DecodeError> {
             let mut decoded = Vec::with_capacity(room);
             split_binary(&payload, |bytes| {
                 decoded.push(DecodedLine {
-                    event: UsageEvent::decode_binary_as(form, &bytes),
+                    event: UsageEvent::decode_binary_with(form, &bytes, names),
                     bytes,
                 });
             })?;

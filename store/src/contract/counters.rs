@@ -208,8 +208,8 @@ async fn the_same_number_from_two_producers_counts_twice(counters: &dyn Counters
     let customer = unique("cust");
     let mut first = event_on(&customer, day(8), "model-a", Outcome::Success, 1, 0);
     let mut second = first.clone();
-    first.proxy_instance = unique("producer");
-    second.proxy_instance = unique("producer");
+    first.proxy_instance = unique("producer").into();
+    second.proxy_instance = unique("producer").into();
     second.event_id = uuid::Uuid::now_v7();
     first.instance_seq = 1;
     second.instance_seq = 1;

@@ -52,11 +52,11 @@ pub fn event_on(
         event_id: Uuid::now_v7(),
         schema_version: USAGE_EVENT_SCHEMA_VERSION,
         occurred_at: Utc.from_utc_datetime(&noon),
-        customer_id: customer_id.to_owned(),
+        customer_id: customer_id.into(),
         key_id: "key_contract".into(),
         request_id: Uuid::now_v7().into(),
         upstream_request_id: None,
-        model_id: model_id.to_owned(),
+        model_id: model_id.into(),
         operation: Operation::Invoke,
         api: Some(ApiSurface::Bedrock),
         status: if outcome == Outcome::RejectedLimit {
@@ -73,7 +73,7 @@ pub fn event_on(
         upstream_latency_ms: None,
         request_bytes: 10,
         response_bytes: 20,
-        proxy_instance: contract_producer().to_owned(),
+        proxy_instance: contract_producer().into(),
         instance_seq: NEXT_CONTRACT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     }
 }

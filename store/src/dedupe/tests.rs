@@ -8,7 +8,7 @@ use crate::contract::{day, event_on};
 
 fn produced(producer: &str, seq: u64) -> UsageEvent {
     let mut event = event_on("c", day(0), "m", Outcome::Success, 1, 1);
-    event.proxy_instance = producer.to_owned();
+    event.proxy_instance = producer.into();
     event.instance_seq = seq;
     event
 }
@@ -156,7 +156,7 @@ proptest! {
         let expected: Vec<EventClass> = events
             .iter()
             .map(|sourced| {
-                let key = (sourced.event.proxy_instance.clone(), sourced.event.instance_seq);
+                let key = (sourced.event.proxy_instance.to_string(), sourced.event.instance_seq);
                 if model.insert(key) { EventClass::New } else { EventClass::Duplicate }
             })
             .collect();

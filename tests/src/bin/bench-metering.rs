@@ -132,14 +132,14 @@ async fn installation(directory: &std::path::Path, options: &Options) -> (Ports,
         event.occurred_at = now - Duration::milliseconds(offset);
         // Frames of one producer each, as the proxy writes them.
         let frame_index = index / options.frame_events;
-        event.proxy_instance = format!("bench-proxy-{}", frame_index % producers);
+        event.proxy_instance = format!("bench-proxy-{}", frame_index % producers).into();
         event.instance_seq = (frame_index / producers * options.frame_events
             + index % options.frame_events
             + 1) as u64;
         frame.push(&event).unwrap();
         if frame.len() == options.frame_events || index + 1 == options.events {
             records.push(LogRecord {
-                partition_key: event.proxy_instance.clone(),
+                partition_key: event.proxy_instance.to_string(),
                 data: std::mem::replace(
                     &mut frame,
                     FrameBuilder::with_format(options.event_format),

@@ -107,7 +107,7 @@ fn frames(options: &Options, first: u64, count: u64, seqs: &mut [u64]) -> Vec<Lo
             );
             let millis = i64::try_from(event_index * 1000 / options.rate).unwrap();
             event.occurred_at = start + chrono::Duration::milliseconds(millis);
-            event.proxy_instance = format!("proxy-{producer}");
+            event.proxy_instance = format!("proxy-{producer}").into();
             seqs[producer as usize] += 1;
             event.instance_seq = seqs[producer as usize];
             frame.push(&event).unwrap();

@@ -6,18 +6,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
-use arrow_array::{
-    Array, ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
-};
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, TimestampMillisecondArray};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, TimeZone, Utc};
-use uuid::Uuid;
-use uuid::fmt::Hyphenated;
 
 use crate::DecodeError;
 use crate::parquet_file::ColumnChunk;
-use crate::request_id::RequestId;
+
+mod text;
 
 /// A Rust type that is stored as exactly one Arrow column.
 pub trait ArrowColumn: Sized {
@@ -85,167 +81,6 @@ fn i64_to_u64(column: &'static str, row: usize, value: i64) -> Result<u64, Decod
 /// Saturates instead of wrapping: a count past i64::MAX is not a real count.
 fn u64_to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-impl ArrowColumn for String {
-    fn write_parquet(&self, column: &mut ColumnChunk) {
-        column.push_bytes(self.as_bytes());
-    }
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-            (rows + 1, bytes + value.len())
-        });
-        let mut builder = StringBuilder::with_capacity(rows, bytes);
-        for value in values {
-            builder.append_value(value);
-        }
-        Arc::new(builder.finish())
-    }
-    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        strings
-            .iter()
-            .enumerate()
-            .map(|(row, value)| required(column, row, value).map(str::to_owned))
-            .collect()
-    }
-}
-
-impl ArrowColumn for Option<String> {
-    fn write_parquet(&self, column: &mut ColumnChunk) {
-        match self {
-            Some(value) => column.push_bytes(value.as_bytes()),
-            None => column.push_null(),
-        }
-    }
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn nullable() -> bool {
-        true
-    }
-    fn absent(rows: usize) -> Option<Vec<Self>> {
-        Some(vec![None; rows])
-    }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-            (rows + 1, bytes + value.as_ref().map_or(0, String::len))
-        });
-        let mut builder = StringBuilder::with_capacity(rows, bytes);
-        for value in values {
-            builder.append_option(value.as_deref());
-        }
-        Arc::new(builder.finish())
-    }
-    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        Ok(strings
-            .iter()
-            .map(|value| value.map(str::to_owned))
-            .collect())
-    }
-}
-
-impl ArrowColumn for Uuid {
-    fn write_parquet(&self, column: &mut ColumnChunk) {
-        column.push_bytes(&crate::digits::uuid_lower(self.as_bytes()));
-    }
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    /// Each id is written in its hyphenated lowercase form straight into the column.
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let rows = values.size_hint().0;
-        let mut builder = StringBuilder::with_capacity(rows, rows * Hyphenated::LENGTH);
-        let mut text = [0_u8; Hyphenated::LENGTH];
-        for value in values {
-            builder.append_value(value.hyphenated().encode_lower(&mut text));
-        }
-        Arc::new(builder.finish())
-    }
-    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        strings
-            .iter()
-            .enumerate()
-            .map(|(row, value)| {
-                let text = required(column, row, value)?;
-                Uuid::parse_str(text).map_err(|error| DecodeError::InvalidValue {
-                    column,
-                    row,
-                    reason: error.to_string(),
-                })
-            })
-            .collect()
-    }
-}
-
-impl ArrowColumn for RequestId {
-    fn write_parquet(&self, column: &mut ColumnChunk) {
-        column.push_bytes(self.text().as_bytes());
-    }
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-            (rows + 1, bytes + value.len())
-        });
-        let mut builder = StringBuilder::with_capacity(rows, bytes);
-        for value in values {
-            builder.append_value(value.text().as_str());
-        }
-        Arc::new(builder.finish())
-    }
-    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        strings
-            .iter()
-            .enumerate()
-            .map(|(row, value)| required(column, row, value).map(RequestId::from))
-            .collect()
-    }
-}
-
-impl ArrowColumn for Option<RequestId> {
-    fn write_parquet(&self, column: &mut ColumnChunk) {
-        match self {
-            Some(value) => column.push_bytes(value.text().as_bytes()),
-            None => column.push_null(),
-        }
-    }
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn nullable() -> bool {
-        true
-    }
-    fn absent(rows: usize) -> Option<Vec<Self>> {
-        Some(vec![None; rows])
-    }
-    fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-            (rows + 1, bytes + value.as_ref().map_or(0, RequestId::len))
-        });
-        let mut builder = StringBuilder::with_capacity(rows, bytes);
-        for value in values {
-            match value {
-                Some(value) => builder.append_value(value.text().as_str()),
-                None => builder.append_null(),
-            }
-        }
-        Arc::new(builder.finish())
-    }
-    fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        Ok(strings
-            .iter()
-            .map(|value| value.map(RequestId::from))
-            .collect())
-    }
 }
 
 impl ArrowColumn for u16 {
