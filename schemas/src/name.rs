@@ -151,16 +151,40 @@ impl<'de> Deserialize<'de> for Name {
     }
 }
 
-/// The names a decoder has made lately, to hand out again: a direct-mapped table (each
-/// text has one slot, by its hash; a text found there is shared, another replaces it).
-/// Bounded, whatever it is given; a name not found costs what a `String` would.
+/// A borrowed name that hashes and compares by its address: for maps keyed by the names of
+/// events they borrow (one batch's cells), where the same copy is found without reading its
+/// bytes. Two copies of one text are two keys: the map's user merges them by text.
+#[derive(Clone, Copy, Debug)]
+pub struct ByAddress<'a>(pub &'a Name);
+
+impl PartialEq for ByAddress<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.address() == other.0.address()
+    }
+}
+
+impl Eq for ByAddress<'_> {}
+
+impl std::hash::Hash for ByAddress<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.address());
+    }
+}
+
+/// The names a decoder has made lately, to hand out again: a table in which each text has a
+/// few slots, by its hash (a text found there is shared; a new one takes an empty slot of
+/// its few, else replaces the first). Bounded, whatever it is given; a name not found
+/// costs what a `String` would.
 pub struct Names {
     slots: Vec<Option<Name>>,
     seed: u64,
 }
 
-/// The table's size: more than the customers, keys and models a frame of events names.
-const SLOTS: usize = 512;
+/// The table's size: more than the customers, keys and models a run of events names.
+const SLOTS: usize = 1024;
+
+/// The slots a text may take, from the one its hash picks.
+pub(crate) const WAYS: usize = 4;
 
 impl Default for Names {
     /// No names yet (the table is made at the first).
@@ -180,11 +204,22 @@ impl Names {
         }
         let hash = crate::byte_hash::hash(text.as_bytes(), self.seed);
         // The hash's top bits pick the slot (SLOTS is a power of two).
-        let slot = (hash >> (u64::BITS - SLOTS.trailing_zeros())) as usize;
-        match &mut self.slots[slot] {
-            Some(known) if *known.0 == *text => known.clone(),
-            entry => entry.insert(Name::from(text)).clone(),
+        let home = (hash >> (u64::BITS - SLOTS.trailing_zeros())) as usize;
+        let mut empty = None;
+        for way in 0..WAYS {
+            let slot = (home + way) % SLOTS;
+            match &self.slots[slot] {
+                Some(known) if *known.0 == *text => return known.clone(),
+                Some(_) => {}
+                None => {
+                    empty = Some(slot);
+                    break;
+                }
+            }
         }
+        self.slots[empty.unwrap_or(home)]
+            .insert(Name::from(text))
+            .clone()
     }
 }
 

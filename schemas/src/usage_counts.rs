@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::name::ByAddress;
 use crate::usage_event::{ApiSurface, UsageEvent};
 
 /// The cells of one batch, summed under keys borrowed from its events: foldhash, as
@@ -244,29 +245,40 @@ pub struct DailyUsage {
 
 /// Sums events into counter cells. The caller dedupes first; this counts what it is given.
 ///
-/// The cells are summed under keys borrowed from the events (no copy per event), then
-/// turned into owned keys once per cell.
+/// The cells are summed under keys borrowed from the events: their names by address (the
+/// events of a decoded run share one copy of each name), their day by number. Each cell's
+/// key is then made once, its text owned and its date from the calendar, and cells of one
+/// text in two copies are added together.
 pub fn aggregate_events<'a>(
     events: impl IntoIterator<Item = &'a UsageEvent>,
 ) -> BTreeMap<CounterKey, UsageCounts> {
-    let mut cells: BatchCells<(&'a str, NaiveDate, &'a str)> = BatchCells::default();
+    const DAY_MILLIS: i64 = 86_400_000;
+    let mut cells: BatchCells<(ByAddress<'a>, i64, ByAddress<'a>)> = BatchCells::default();
     for event in events {
+        let day = event.occurred_at.timestamp_millis().div_euclid(DAY_MILLIS);
         cells
-            .entry((&event.customer_id, event.day(), &event.model_id))
+            .entry((
+                ByAddress(&event.customer_id),
+                day,
+                ByAddress(&event.model_id),
+            ))
             .or_default()
             .add(&UsageCounts::of_event(event));
     }
-    cells
-        .into_iter()
-        .map(|((customer_id, day, model_id), counts)| {
-            let key = CounterKey {
-                customer_id: customer_id.to_owned(),
-                day,
-                model_id: model_id.to_owned(),
-            };
-            (key, counts)
-        })
-        .collect()
+    let mut summed: BTreeMap<CounterKey, UsageCounts> = BTreeMap::new();
+    for ((customer_id, day, model_id), counts) in cells {
+        // The day's first instant is in chrono's range: the event's instant was.
+        let day = DateTime::from_timestamp_millis(day.saturating_mul(DAY_MILLIS))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .date_naive();
+        let key = CounterKey {
+            customer_id: customer_id.0.as_str().to_owned(),
+            day,
+            model_id: model_id.0.as_str().to_owned(),
+        };
+        summed.entry(key).or_default().add(&counts);
+    }
+    summed
 }
 
 /// Sums many cells into one total.
@@ -318,24 +330,26 @@ pub fn aggregate_hourly<'a>(
     // Keyed by the hour's number since the epoch: a division per event, and the calendar
     // (a date from a day number) once per cell, not once per event.
     const HOUR_MILLIS: i64 = 3_600_000;
-    let mut cells: BatchCells<(&'a str, i64)> = BatchCells::default();
+    let mut cells: BatchCells<(ByAddress<'a>, i64)> = BatchCells::default();
     for event in events {
         let hour = event.occurred_at.timestamp_millis().div_euclid(HOUR_MILLIS);
         cells
-            .entry((&event.customer_id, hour))
+            .entry((ByAddress(&event.customer_id), hour))
             .or_default()
             .add(&UsageCounts::of_event(event));
     }
-    cells
-        .into_iter()
-        .map(|((customer_id, hour), counts)| {
-            // Only an event in the first hour chrono can represent has an hour start
-            // before it; its counts stay, at the earliest instant there is.
-            let hour = DateTime::from_timestamp_millis(hour.saturating_mul(HOUR_MILLIS))
-                .unwrap_or(DateTime::<Utc>::MIN_UTC);
-            ((customer_id.to_owned(), hour), counts)
-        })
-        .collect()
+    let mut summed: BTreeMap<(String, DateTime<Utc>), UsageCounts> = BTreeMap::new();
+    for ((customer_id, hour), counts) in cells {
+        // Only an event in the first hour chrono can represent has an hour start before
+        // it; its counts stay, at the earliest instant there is.
+        let hour = DateTime::from_timestamp_millis(hour.saturating_mul(HOUR_MILLIS))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        summed
+            .entry((customer_id.0.as_str().to_owned(), hour))
+            .or_default()
+            .add(&counts);
+    }
+    summed
 }
 
 #[cfg(test)]
@@ -471,6 +485,23 @@ mod hour_tests {
                 .collect();
             proptest::prop_assert_eq!(aggregate_events(&events), reference_cells(&events));
             proptest::prop_assert_eq!(aggregate_hourly(&events), reference_hours(&events));
+            // Names shared as a decoded run shares them, for every other event: one text in
+            // one shared copy and in copies of its own, summed as one.
+            let mut names = crate::name::Names::default();
+            let mixed: Vec<UsageEvent> = events
+                .iter()
+                .enumerate()
+                .map(|(index, event)| {
+                    let mut event = event.clone();
+                    if index % 2 == 0 {
+                        event.customer_id = names.name(&event.customer_id);
+                        event.model_id = names.name(&event.model_id);
+                    }
+                    event
+                })
+                .collect();
+            proptest::prop_assert_eq!(aggregate_events(&mixed), reference_cells(&events));
+            proptest::prop_assert_eq!(aggregate_hourly(&mixed), reference_hours(&events));
         }
     }
 }

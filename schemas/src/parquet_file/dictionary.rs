@@ -4,13 +4,14 @@
 
 use super::{Bounds, Physical};
 use crate::byte_hash::{hash, seed};
-use crate::name::Name;
+use crate::name::{Name, WAYS};
 
 /// Keyed values remembered per dictionary (more are still found, through the map).
 const KEYED_VALUES: usize = 32;
 
-/// Names remembered per dictionary by their address (see [`Dictionary::index_of_name`]).
-const NAMED_SLOTS: usize = 256;
+/// Names remembered per dictionary by their address (see [`Dictionary::index_of_name`]),
+/// each in one of [`WAYS`] slots from the one its address picks.
+const NAMED_SLOTS: usize = 1024;
 
 /// The table's first size, and the largest kept when the dictionary is emptied.
 const FIRST_SLOTS: usize = 64;
@@ -86,15 +87,23 @@ impl Dictionary {
         }
         let address = name.address() as u64;
         // The multiplied address's top bits pick the slot (NAMED_SLOTS is a power of two).
-        let slot = (address.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        // A name may take a few slots from its home (an empty one, else the home's).
+        let home = (address.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             >> (u64::BITS - NAMED_SLOTS.trailing_zeros())) as usize;
-        if let Some((known, index)) = &self.named[slot]
-            && known.address() == name.address()
-        {
-            return *index;
+        let mut empty = None;
+        for way in 0..WAYS {
+            let slot = (home + way) % NAMED_SLOTS;
+            match &self.named[slot] {
+                Some((known, index)) if known.address() == name.address() => return *index,
+                Some(_) => {}
+                None => {
+                    empty = Some(slot);
+                    break;
+                }
+            }
         }
         let index = self.index_of(name.as_bytes(), physical);
-        self.named[slot] = Some((name.clone(), index));
+        self.named[empty.unwrap_or(home)] = Some((name.clone(), index));
         index
     }
 

@@ -435,7 +435,15 @@ fn json_lines(lines: &Bytes, declared: usize) -> Vec<DecodedLine> {
 /// Every event of a record, or the first error: for readers that need the record whole
 /// (tests, tools). The consumer uses [`decode_record`], which keeps good lines.
 pub fn decode_events(record: &Bytes) -> Result<Vec<UsageEvent>, DecodeError> {
-    decode_record(record)?
+    decode_events_with(record, &mut Names::default())
+}
+
+/// As [`decode_events`], the events' names shared through `names` (see [`decode_record_with`]).
+pub fn decode_events_with(
+    record: &Bytes,
+    names: &mut Names,
+) -> Result<Vec<UsageEvent>, DecodeError> {
+    decode_record_with(record, names)?
         .into_iter()
         .map(|line| line.event)
         .collect()
