@@ -111,16 +111,28 @@ fn code_of<T: PartialEq + Copy>(codes: &[(T, u8)], value: T) -> u8 {
         .map_or(0, |(_, code)| *code)
 }
 
-fn value_of<T: Copy>(codes: &[(T, u8)], code: u8, field: &str) -> Result<T, DecodeError> {
-    codes
-        .iter()
-        .find(|(_, known)| *known == code)
-        .map(|(value, _)| *value)
-        .ok_or_else(|| {
-            damaged(format!(
-                "{field} has code {code}, which this build does not know: upgrade tollgate"
-            ))
-        })
+/// Each code's value, from a table of codes (`None` for a code no value has): a decoder
+/// finds a value by indexing, not by searching the table.
+const fn by_code<T: Copy, const N: usize>(codes: [(T, u8); N]) -> [Option<T>; 256] {
+    let mut values = [None; 256];
+    let mut at = 0;
+    while at < N {
+        values[codes[at].1 as usize] = Some(codes[at].0);
+        at += 1;
+    }
+    values
+}
+
+const OPERATION_BY_CODE: [Option<Operation>; 256] = by_code(OPERATION_CODES);
+const API_BY_CODE: [Option<ApiSurface>; 256] = by_code(API_CODES);
+const OUTCOME_BY_CODE: [Option<Outcome>; 256] = by_code(OUTCOME_CODES);
+
+fn value_of<T: Copy>(by_code: &[Option<T>; 256], code: u8, field: &str) -> Result<T, DecodeError> {
+    by_code[usize::from(code)].ok_or_else(|| {
+        damaged(format!(
+            "{field} has code {code}, which this build does not know: upgrade tollgate"
+        ))
+    })
 }
 
 fn damaged(reason: String) -> DecodeError {
@@ -250,7 +262,7 @@ impl UsageEvent {
             .ok_or_else(|| damaged(format!("occurred_at {millis} ms is out of range")))?;
         let api = match fixed[27] {
             0 => None,
-            code => Some(value_of(&API_CODES, code, "api")?),
+            code => Some(value_of(&API_BY_CODE, code, "api")?),
         };
         let number = |index: usize| u64::from_le_bytes(word(fixed, 32 + 8 * index));
         if flags & UPSTREAM_LATENCY == 0 && number(5) != 0 {
@@ -284,10 +296,10 @@ impl UsageEvent {
             request_id,
             upstream_request_id,
             model_id,
-            operation: value_of(&OPERATION_CODES, fixed[26], "operation")?,
+            operation: value_of(&OPERATION_BY_CODE, fixed[26], "operation")?,
             api,
             status: u16::from_le_bytes([fixed[28], fixed[29]]),
-            outcome: value_of(&OUTCOME_CODES, fixed[30], "outcome")?,
+            outcome: value_of(&OUTCOME_BY_CODE, fixed[30], "outcome")?,
             input_tokens: number(0),
             output_tokens: number(1),
             cache_read_tokens: number(2),

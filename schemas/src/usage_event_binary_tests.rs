@@ -180,6 +180,19 @@ fn every_code_is_distinct_and_known_both_ways() {
         assert_eq!(sorted.len(), table.len(), "{name} codes repeat");
         assert!(!table.contains(&0), "{name} uses 0, which means absent");
     }
+    // The decoder's tables by code hold each code's value and nothing else.
+    fn find<T: Copy>(codes: &[(T, u8)], code: u8) -> Option<T> {
+        codes
+            .iter()
+            .find(|(_, known)| *known == code)
+            .map(|(value, _)| *value)
+    }
+    for code in 0..=255_u8 {
+        let at = usize::from(code);
+        assert_eq!(OPERATION_BY_CODE[at], find(&OPERATION_CODES, code));
+        assert_eq!(API_BY_CODE[at], find(&API_CODES, code));
+        assert_eq!(OUTCOME_BY_CODE[at], find(&OUTCOME_CODES, code));
+    }
     for (operation, _) in OPERATION_CODES {
         let mut event = sample_event(1);
         event.operation = operation;

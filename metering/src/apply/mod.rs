@@ -311,7 +311,6 @@ impl BatchApplier {
         let mut known_here: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
         // One copy of the partition for the run, and of each position for its record's events.
         let shared_partition: Arc<str> = partition.into();
-        let mut instance: Option<Arc<str>> = None;
         // One copy of each customer's, key's, model's and producer's name for the run.
         let mut names = Names::default();
         for entry in entries {
@@ -332,7 +331,8 @@ impl BatchApplier {
             for (index, line) in lines.into_iter().enumerate() {
                 if let Ok(event) = &line.event {
                     run.observations.push(SeqObservation {
-                        proxy_instance: shared(&mut instance, &event.proxy_instance),
+                        // The run's one copy of the producer's name.
+                        proxy_instance: event.proxy_instance.shared(),
                         instance_seq: event.instance_seq,
                         occurred_at: event.occurred_at,
                     });
@@ -417,15 +417,6 @@ struct DecodedRun {
     /// The sequence number of every decodable event, quarantined or not.
     observations: Vec<SeqObservation>,
     quarantined: usize,
-}
-
-/// `name` as a shared string: `last` itself when it is the same name (a frame's events
-/// come from one producer, so its name is copied once per frame, not once per event).
-fn shared(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
-    match last {
-        Some(known) if **known == *name => Arc::clone(known),
-        _ => Arc::clone(last.insert(name.into())),
-    }
 }
 
 async fn archive_records(archive: &dyn Archive, records: &[Bytes]) -> Result<()> {
