@@ -350,7 +350,8 @@ impl<'a> Strings<'a> {
     fn new(bytes: &'a [u8]) -> Self {
         Self {
             bytes,
-            text: std::str::from_utf8(bytes).ok(),
+            // Checked with SIMD: most of an event's strings are this one run of text.
+            text: simdutf8::basic::from_utf8(bytes).ok(),
             at: 0,
         }
     }
