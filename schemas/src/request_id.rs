@@ -104,6 +104,12 @@ impl IdText<'_> {
     }
 }
 
+impl AsRef<str> for IdText<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl From<String> for RequestId {
     fn from(text: String) -> Self {
         match uuid_of_text(&text) {

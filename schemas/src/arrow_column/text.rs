@@ -22,28 +22,48 @@ impl ArrowColumn for String {
         DataType::Utf8
     }
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        string_column(values.map(String::as_str))
+        string_column(values.map(|value| Some(value.as_str())))
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        strings
-            .iter()
-            .enumerate()
-            .map(|(row, value)| required(column, row, value).map(str::to_owned))
-            .collect()
+        read_required(column, array, str::to_owned)
     }
 }
 
-/// A UTF-8 column of `values`, sized before it is filled.
-fn string_column<'a>(values: impl Iterator<Item = &'a str> + Clone) -> ArrayRef {
+/// A UTF-8 column of `values` (`None` a null), sized before it is filled.
+fn string_column<S: AsRef<str>>(values: impl Iterator<Item = Option<S>> + Clone) -> ArrayRef {
     let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-        (rows + 1, bytes + value.len())
+        let len = value.as_ref().map_or(0, |text| text.as_ref().len());
+        (rows + 1, bytes + len)
     });
     let mut builder = StringBuilder::with_capacity(rows, bytes);
     for value in values {
-        builder.append_value(value);
+        builder.append_option(value);
     }
     Arc::new(builder.finish())
+}
+
+/// Every row of a UTF-8 column without nulls, each made a value by `value`.
+fn read_required<T>(
+    column: &'static str,
+    array: &dyn Array,
+    mut value: impl FnMut(&str) -> T,
+) -> Result<Vec<T>, DecodeError> {
+    let strings = downcast::<StringArray>(column, array, DataType::Utf8)?;
+    strings
+        .iter()
+        .enumerate()
+        .map(|(row, text)| required(column, row, text).map(&mut value))
+        .collect()
+}
+
+/// Every row of a nullable UTF-8 column, each present one made a value by `value`.
+fn read_optional<T>(
+    column: &'static str,
+    array: &dyn Array,
+    mut value: impl FnMut(&str) -> T,
+) -> Result<Vec<Option<T>>, DecodeError> {
+    let strings = downcast::<StringArray>(column, array, DataType::Utf8)?;
+    Ok(strings.iter().map(|text| text.map(&mut value)).collect())
 }
 
 impl ArrowColumn for Option<String> {
@@ -63,21 +83,10 @@ impl ArrowColumn for Option<String> {
         Some(vec![None; rows])
     }
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-            (rows + 1, bytes + value.as_ref().map_or(0, String::len))
-        });
-        let mut builder = StringBuilder::with_capacity(rows, bytes);
-        for value in values {
-            builder.append_option(value.as_deref());
-        }
-        Arc::new(builder.finish())
+        string_column(values.map(Option::as_deref))
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        Ok(strings
-            .iter()
-            .map(|value| value.map(str::to_owned))
-            .collect())
+        read_optional(column, array, str::to_owned)
     }
 }
 
@@ -123,17 +132,12 @@ impl ArrowColumn for Name {
         DataType::Utf8
     }
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        string_column(values.map(Name::as_str))
+        string_column(values.map(|value| Some(value.as_str())))
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
         // Rows of one file name few customers, keys and models: one copy of each.
         let mut names = Names::default();
-        strings
-            .iter()
-            .enumerate()
-            .map(|(row, value)| required(column, row, value).map(|text| names.name(text)))
-            .collect()
+        read_required(column, array, |text| names.name(text))
     }
 }
 
@@ -145,22 +149,10 @@ impl ArrowColumn for RequestId {
         DataType::Utf8
     }
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-            (rows + 1, bytes + value.len())
-        });
-        let mut builder = StringBuilder::with_capacity(rows, bytes);
-        for value in values {
-            builder.append_value(value.text().as_str());
-        }
-        Arc::new(builder.finish())
+        string_column(values.map(|value| Some(value.text())))
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        strings
-            .iter()
-            .enumerate()
-            .map(|(row, value)| required(column, row, value).map(RequestId::from))
-            .collect()
+        read_required(column, array, |text| RequestId::from(text))
     }
 }
 
@@ -181,23 +173,9 @@ impl ArrowColumn for Option<RequestId> {
         Some(vec![None; rows])
     }
     fn build_column<'a>(values: impl Iterator<Item = &'a Self> + Clone) -> ArrayRef {
-        let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), value| {
-            (rows + 1, bytes + value.as_ref().map_or(0, RequestId::len))
-        });
-        let mut builder = StringBuilder::with_capacity(rows, bytes);
-        for value in values {
-            match value {
-                Some(value) => builder.append_value(value.text().as_str()),
-                None => builder.append_null(),
-            }
-        }
-        Arc::new(builder.finish())
+        string_column(values.map(|value| value.as_ref().map(RequestId::text)))
     }
     fn read_column(column: &'static str, array: &dyn Array) -> Result<Vec<Self>, DecodeError> {
-        let strings = downcast::<StringArray>(column, array, Self::data_type())?;
-        Ok(strings
-            .iter()
-            .map(|value| value.map(RequestId::from))
-            .collect())
+        read_optional(column, array, |text| RequestId::from(text))
     }
 }
