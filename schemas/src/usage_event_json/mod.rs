@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::DecodeError;
 
 use crate::arrow_column::StringEnum;
-use crate::name::Name;
+use crate::name::Names;
 use crate::request_id::RequestId;
 use crate::usage_event::{ApiSurface, Operation, Outcome, USAGE_EVENT_SCHEMA_VERSION, UsageEvent};
 use reader::Reader;
@@ -39,7 +39,13 @@ impl UsageEvent {
     /// that parses as a current-version event is decoded by serde in one pass; anything else
     /// goes through the version probe first, so every error stays what it was.
     pub fn decode_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if let Some(event) = decode_plain_event(bytes) {
+        Self::decode_json_with(bytes, &mut Names::default())
+    }
+
+    /// As [`Self::decode_json`], a plain record's names shared through `names` with the
+    /// other events decoded through it (a frame's, a run's).
+    pub fn decode_json_with(bytes: &[u8], names: &mut Names) -> Result<Self, DecodeError> {
+        if let Some(event) = decode_plain_event(bytes, names) {
             return Ok(event);
         }
         let is_object = bytes
@@ -77,7 +83,7 @@ impl UsageEvent {
 
 /// Decodes one record in a single pass, or `None` when it is not a plain current-version
 /// event (the caller then decodes with serde, which names the problem if there is one).
-pub(crate) fn decode_plain_event(bytes: &[u8]) -> Option<UsageEvent> {
+pub(crate) fn decode_plain_event(bytes: &[u8], names: &mut Names) -> Option<UsageEvent> {
     // Valid JSON is valid UTF-8 throughout: checking the record once lets every string be
     // sliced from it without a check of its own.
     let text = std::str::from_utf8(bytes).ok()?;
@@ -115,7 +121,7 @@ pub(crate) fn decode_plain_event(bytes: &[u8]) -> Option<UsageEvent> {
     if reader.position != bytes.len() {
         return None;
     }
-    fields.into_event()
+    fields.into_event(names)
 }
 
 /// The fields in declaration order, the order serde writes them in.
@@ -220,7 +226,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The event, when every field was read and the version is the current one.
-    fn into_event(self) -> Option<UsageEvent> {
+    fn into_event(self, names: &mut Names) -> Option<UsageEvent> {
         let schema_version = self.schema_version?;
         if schema_version != USAGE_EVENT_SCHEMA_VERSION {
             return None;
@@ -229,11 +235,11 @@ impl<'a> Fields<'a> {
             event_id: self.event_id?,
             schema_version,
             occurred_at: self.occurred_at?,
-            customer_id: Name::from(self.customer_id?),
-            key_id: Name::from(self.key_id?),
+            customer_id: names.name(self.customer_id?),
+            key_id: names.name(self.key_id?),
             request_id: RequestId::from(self.request_id?),
             upstream_request_id: self.upstream_request_id?.map(RequestId::from),
-            model_id: Name::from(self.model_id?),
+            model_id: names.name(self.model_id?),
             operation: self.operation?,
             // Absent in records written before the field existed (serde's default).
             api: self.api.unwrap_or(None),
@@ -247,7 +253,7 @@ impl<'a> Fields<'a> {
             upstream_latency_ms: self.upstream_latency_ms?,
             request_bytes: self.request_bytes?,
             response_bytes: self.response_bytes?,
-            proxy_instance: Name::from(self.proxy_instance?),
+            proxy_instance: names.name(self.proxy_instance?),
             instance_seq: self.instance_seq?,
         })
     }

@@ -5,6 +5,11 @@ use uuid::Uuid;
 use super::reader::{equal_words, parse_canonical_millis, plain_string_length};
 use super::*;
 
+/// The single pass on its own (names not shared with other records).
+fn plain_event(bytes: &[u8]) -> Option<UsageEvent> {
+    decode_plain_event(bytes, &mut Names::default())
+}
+
 fn sample_event() -> UsageEvent {
     UsageEvent {
         event_id: Uuid::from_u128(0x0193_7a2b_4c5d_7e6f_8a9b_0c1d_2e3f_4a5b),
@@ -36,7 +41,7 @@ fn sample_event() -> UsageEvent {
 /// declines (`None`) or yields exactly serde's event.
 fn assert_agrees_with_serde(bytes: &[u8]) {
     let reference = UsageEvent::decode_json_probing_version(bytes);
-    if let Some(event) = decode_plain_event(bytes) {
+    if let Some(event) = plain_event(bytes) {
         assert_eq!(
             Ok(&event),
             reference.as_ref(),
@@ -51,13 +56,13 @@ fn assert_agrees_with_serde(bytes: &[u8]) {
 fn records_as_producers_write_them_take_the_single_pass() {
     let mut event = sample_event();
     assert_eq!(
-        decode_plain_event(&event.encode_json().unwrap()),
+        plain_event(&event.encode_json().unwrap()),
         Some(event.clone())
     );
     event.upstream_request_id = None;
     event.upstream_latency_ms = None;
     let pretty = serde_json::to_vec_pretty(&event).unwrap();
-    assert_eq!(decode_plain_event(&pretty), Some(event));
+    assert_eq!(plain_event(&pretty), Some(event));
 }
 
 #[test]
@@ -75,7 +80,7 @@ fn fields_in_another_order_take_the_single_pass_too() {
     let value: serde_json::Value = serde_json::from_slice(&event.encode_json().unwrap()).unwrap();
     let alphabetical = value.to_string();
     assert!(alphabetical.starts_with(r#"{"api""#), "{alphabetical}");
-    assert_eq!(decode_plain_event(alphabetical.as_bytes()), Some(event));
+    assert_eq!(plain_event(alphabetical.as_bytes()), Some(event));
 }
 
 #[test]
@@ -90,7 +95,7 @@ fn other_well_formed_records_fall_back_to_serde_and_decode_the_same() {
     let missing_optional = text.replace(r#""upstream_latency_ms":800,"#, "");
     for record in [&escaped, &unknown_field, &missing_optional] {
         assert_ne!(record, &text, "the case changes the record");
-        assert_eq!(decode_plain_event(record.as_bytes()), None, "{record}");
+        assert_eq!(plain_event(record.as_bytes()), None, "{record}");
         assert!(
             UsageEvent::decode_json(record.as_bytes()).is_ok(),
             "{record}"
@@ -106,7 +111,7 @@ fn other_well_formed_records_fall_back_to_serde_and_decode_the_same() {
     // Timestamps in other RFC 3339 forms are parsed by chrono, as serde's path parses them.
     let leap_second = text.replace("2025-11-29T00:00:00.123Z", "2025-11-29T23:59:60.123Z");
     for record in [&offset_time, &leap_second] {
-        assert!(decode_plain_event(record.as_bytes()).is_some(), "{record}");
+        assert!(plain_event(record.as_bytes()).is_some(), "{record}");
         assert_agrees_with_serde(record.as_bytes());
     }
     assert_eq!(
@@ -126,15 +131,15 @@ fn records_from_before_the_api_was_recorded_decode_without_one() {
     let older = text.replace(r#""api":"bedrock","#, "");
     assert_ne!(older, text);
     event.api = None;
-    assert_eq!(decode_plain_event(older.as_bytes()), Some(event.clone()));
+    assert_eq!(plain_event(older.as_bytes()), Some(event.clone()));
     assert_agrees_with_serde(older.as_bytes());
     let null = text.replace(r#""api":"bedrock""#, r#""api":null"#);
-    assert_eq!(decode_plain_event(null.as_bytes()), Some(event));
+    assert_eq!(plain_event(null.as_bytes()), Some(event));
     for surface in ApiSurface::ALL {
         let mut event = sample_event();
         event.api = Some(surface);
         let bytes = event.encode_json().unwrap();
-        assert_eq!(decode_plain_event(&bytes), Some(event));
+        assert_eq!(plain_event(&bytes), Some(event));
     }
     let openai = text.replace(r#""api":"bedrock""#, r#""api":"openai""#);
     assert_eq!(
@@ -178,15 +183,15 @@ fn malformed_records_are_declined_and_get_serdes_error() {
     ];
     for record in &cases {
         assert_ne!(record, &text, "the case changes the record");
-        assert_eq!(decode_plain_event(record.as_bytes()), None, "{record}");
+        assert_eq!(plain_event(record.as_bytes()), None, "{record}");
         assert_agrees_with_serde(record.as_bytes());
     }
     let invalid_utf8 = text.replace("cust_01JDX", "cust_\u{e9}").into_bytes();
     let mut broken = invalid_utf8.clone();
     let accent = broken.iter().position(|byte| *byte == 0xc3).unwrap();
     broken[accent + 1] = b'x';
-    assert!(decode_plain_event(&invalid_utf8).is_some());
-    assert_eq!(decode_plain_event(&broken), None);
+    assert!(plain_event(&invalid_utf8).is_some());
+    assert_eq!(plain_event(&broken), None);
     assert_agrees_with_serde(&broken);
 }
 

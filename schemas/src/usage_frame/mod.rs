@@ -383,12 +383,12 @@ pub fn decode_record_with(
     if !is_frame(record) {
         return Ok(vec![DecodedLine {
             bytes: record.clone(),
-            event: UsageEvent::decode_json(record),
+            event: UsageEvent::decode_json_with(record, names),
         }]);
     }
     let (header, payload) = read_frame(record)?;
     let decoded = match header.format.id_form() {
-        None => json_lines(&payload, header.event_count),
+        None => json_lines(&payload, header.event_count, names),
         Some(form) => {
             // Room for the declared count, bounded by what the payload could hold.
             let room = header
@@ -415,7 +415,7 @@ pub fn decode_record_with(
 }
 
 /// A JSON-lines payload's events, line by line.
-fn json_lines(lines: &Bytes, declared: usize) -> Vec<DecodedLine> {
+fn json_lines(lines: &Bytes, declared: usize, names: &mut Names) -> Vec<DecodedLine> {
     let mut decoded: Vec<DecodedLine> = Vec::with_capacity(declared.min(lines.len()));
     let mut start = 0;
     // Line ends found with memchr (SIMD), not byte by byte; a last line without its
@@ -424,7 +424,7 @@ fn json_lines(lines: &Bytes, declared: usize) -> Vec<DecodedLine> {
     for end in ends {
         if end > start {
             let line = lines.slice(start..end);
-            let event = UsageEvent::decode_json(&line);
+            let event = UsageEvent::decode_json_with(&line, names);
             decoded.push(DecodedLine { bytes: line, event });
         }
         start = end + 1;

@@ -53,6 +53,39 @@ fn a_frame_round_trips_its_events_in_order_in_any_format_with_any_codec() {
 }
 
 #[test]
+fn records_decoded_through_one_table_share_their_names_in_every_format() {
+    let mut batch = events(6);
+    for (index, event) in batch.iter_mut().enumerate() {
+        event.customer_id = ["cust-a", "cust-b"][index % 2].into();
+    }
+    for format in FORMATS {
+        let record = Bytes::from(encode_frame_as(&batch, format, FrameCodec::None).unwrap());
+        let single = Bytes::from(batch[0].encode_json().unwrap());
+        let mut names = Names::default();
+        let mut decoded = decode_events_with(&record, &mut names).unwrap();
+        decoded.extend(decode_events_with(&record, &mut names).unwrap());
+        if format == EventFormat::Json {
+            // A record written before frames: one event's JSON.
+            decoded.extend(decode_events_with(&single, &mut names).unwrap());
+        }
+        for event in &decoded {
+            let first = decoded
+                .iter()
+                .find(|other| other.customer_id == event.customer_id)
+                .unwrap();
+            assert_eq!(
+                first.customer_id.address(),
+                event.customer_id.address(),
+                "{format:?}: one copy of {}",
+                event.customer_id
+            );
+            assert_eq!(first.model_id.address(), event.model_id.address());
+        }
+        assert_eq!(decoded[..6], batch[..], "{format:?}");
+    }
+}
+
+#[test]
 fn version_3_with_lz4_is_about_as_small_as_version_2_with_zstd() {
     let batch = events_with_uuid_ids(100);
     let size = |format, codec| encode_frame_as(&batch, format, codec).unwrap().len();
