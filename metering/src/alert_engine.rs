@@ -25,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use schemas::UsageEvent;
 use schemas::alert::{Alert, RecordedAlert};
+use schemas::name::ByAddress;
 use schemas::quota::{Level, WindowKind, month_start};
 use schemas::usage_counts::{HourlyUsage, hour_id, hour_start};
 use store::{Alerts, Counters, Notifier, Registry};
@@ -215,16 +216,29 @@ impl AlertEngine {
     }
 
     fn tally_minutes(&self, events: &[&UsageEvent]) {
+        // Summed first under the customer's name by address and the minute's number (no
+        // copy of the name, no calendar, per event), then into the kept minutes per cell.
+        const MINUTE_MILLIS: i64 = 60_000;
+        let mut cells: HashMap<(ByAddress<'_>, i64), u64, foldhash::fast::RandomState> =
+            HashMap::default();
+        for event in events {
+            let minute = event
+                .occurred_at
+                .timestamp_millis()
+                .div_euclid(MINUTE_MILLIS);
+            *cells
+                .entry((ByAddress(&event.customer_id), minute))
+                .or_default() += calls(&schemas::UsageCounts::of_event(event));
+        }
         let Ok(mut minutes) = self.minutes.lock() else {
             return;
         };
-        for event in events {
+        for ((customer_id, minute), count) in cells {
+            let minute = DateTime::from_timestamp_millis(minute.saturating_mul(MINUTE_MILLIS))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
             *minutes
-                .entry((
-                    minute_start(event.occurred_at),
-                    event.customer_id.to_string(),
-                ))
-                .or_default() += calls(&schemas::UsageCounts::of_event(event));
+                .entry((minute, customer_id.0.as_str().to_owned()))
+                .or_default() += count;
         }
         // Keep a few minutes: late events of an older minute no longer matter.
         if let Some(newest) = minutes.keys().next_back().map(|(minute, _)| *minute) {
