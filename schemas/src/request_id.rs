@@ -69,7 +69,7 @@ impl RequestId {
 }
 
 /// The UUID whose lowercase hyphenated form `text` is, if it is one.
-pub fn uuid_of_text(text: &str) -> Option<Uuid> {
+fn uuid_of_text(text: &str) -> Option<Uuid> {
     if text.len() != Hyphenated::LENGTH {
         return None;
     }
