@@ -8,6 +8,7 @@
 //! and the benchmark can assemble the same proxy in-process. The call path is [`call`],
 //! one stage per module.
 
+pub mod accept;
 pub mod admission;
 pub mod auth;
 pub mod call;

@@ -6,10 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use store::backend::Ports;
 use store::spool::{FileSpool, SpoolSlot};
 use store::{Counters, EventAppender, Quotas, Registry};
@@ -18,9 +16,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept::{Balance, Edge, Lane, serve_on_io_threads};
 use crate::admission::Limiter;
 use crate::auth::AuthCache;
-use crate::call;
 use crate::config::{ProxyConfig, SpoolConfig};
 use crate::emitter::{Durability, EventEmitter, SpoolSetup};
 use crate::header_cap::with_header_cap;
@@ -29,8 +27,6 @@ use crate::router::build_router;
 use crate::state::{ProxyState, SharedState};
 use crate::tls::load_server_config;
 use crate::upstream::ModelRuntime;
-
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ports the proxy uses.
 #[derive(Clone)]
@@ -82,6 +78,8 @@ pub struct RunningProxy {
     stats: Arc<crate::emitter::EmitterStats>,
     spool: Option<Arc<dyn store::Spool>>,
     auth: Arc<AuthCache>,
+    /// The I/O threads' connections; `None` when serving on the caller's runtime.
+    balance: Option<Arc<Balance>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -103,16 +101,29 @@ impl RunningProxy {
 
     /// A source of the proxy's metrics that outlives this handle.
     pub fn sample_source(&self) -> telemetry::metrics::SampleSource {
-        let (stats, spool, auth) = (
+        let (stats, spool, auth, balance) = (
             Arc::clone(&self.stats),
             self.spool.clone(),
             Arc::clone(&self.auth),
+            self.balance.clone(),
         );
         Arc::new(move || {
             let mut samples = crate::emitter::emitter_samples(&stats, spool.as_deref());
             samples.extend(auth.samples());
+            if let Some(balance) = &balance {
+                samples.extend(balance.samples());
+            }
             samples
         })
+    }
+
+    /// Client connections open on each I/O thread, in thread order (empty when the proxy
+    /// serves on the caller's runtime).
+    pub fn connections_by_io_thread(&self) -> Vec<usize> {
+        self.balance
+            .as_ref()
+            .map(|balance| balance.open_by_thread())
+            .unwrap_or_default()
     }
 
     /// Stops accepting, drains in-flight requests, flushes usage events, and returns.
@@ -227,14 +238,24 @@ pub async fn start_proxy_with(
         address: config.listen,
         reason: error.to_string(),
     })?;
+    let (balance, lanes) = match config.io_threads {
+        0 => (None, Vec::new()),
+        threads => {
+            let (balance, lanes) = Balance::new(threads);
+            (Some(balance), lanes)
+        }
+    };
     let (state, emitter) = build_state(config, ports)?;
     let stats = Arc::clone(&emitter.stats);
     let spool = state.emitter.spool();
     let auth = Arc::clone(&state.auth);
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
     let task = tokio::spawn(serve(
-        listener,
-        tls,
+        Listening {
+            listener,
+            tls,
+            lanes,
+        },
         state,
         emitter,
         shutdown_receiver,
@@ -246,14 +267,26 @@ pub async fn start_proxy_with(
         stats,
         spool,
         auth,
+        balance,
         shutdown: shutdown_sender,
         task,
     })
 }
 
-async fn serve(
+/// The bound socket and how its connections are served.
+struct Listening {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    /// The I/O threads' lanes; none to serve on the caller's runtime.
+    lanes: Vec<Lane>,
+}
+
+async fn serve(
+    Listening {
+        listener,
+        tls,
+        lanes,
+    }: Listening,
     state: ProxyState,
     emitter: EventEmitter,
     mut shutdown: oneshot::Receiver<()>,
@@ -279,12 +312,12 @@ async fn serve(
         let _ = (&mut shutdown).await;
         let _ = stop.send(true);
     };
-    if config.io_threads == 0 {
-        tokio::join!(stop_on_request, edge.accept(listener, stopped));
+    if lanes.is_empty() {
+        tokio::join!(stop_on_request, edge.serve_here(listener, stopped));
     } else {
         tokio::join!(
             stop_on_request,
-            serve_on_io_threads(config.io_threads, listener, edge, stopped)
+            serve_on_io_threads(lanes, listener, edge, stopped)
         );
     }
     // Calls have ended: the quota this process leased and did not spend goes back.
@@ -314,173 +347,4 @@ fn connection_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
             u32::try_from(config.max_header_bytes.saturating_mul(4)).unwrap_or(u32::MAX),
         );
     builder
-}
-
-/// What serves accepted connections: the routes, the connection settings and TLS.
-#[derive(Clone)]
-struct Edge {
-    router: axum::Router,
-    builder: auto::Builder<TokioExecutor>,
-    tls: Option<TlsAcceptor>,
-    grace: Duration,
-}
-
-impl Edge {
-    /// Accepts connections and serves each as a task of the current runtime until `stop`
-    /// turns true; then waits (at most the grace period) for them to finish, and for the
-    /// calls whose client left, which run on as tasks of this runtime, so they are metered
-    /// before it stops.
-    async fn accept(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-        let graceful = GracefulShutdown::new();
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(error = %error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                },
-                () = stop_requested(&mut stop) => break,
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(serve_connection(
-                stream,
-                peer,
-                self.tls.clone(),
-                self.builder.clone(),
-                TowerToHyperService::new(self.router.clone()),
-                graceful.watcher(),
-            ));
-        }
-        drop(listener);
-        if tokio::time::timeout(self.grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?self.grace, "in-flight requests did not finish in time; closing");
-        }
-        let left = call::detach::wait_for_detached(self.grace).await;
-        if left > 0 {
-            tracing::error!(
-                calls = left,
-                "calls whose client left were still running at shutdown; they are not metered"
-            );
-        }
-    }
-}
-
-/// Returns once `stop` is true (or its sender is gone).
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// Serves on `threads` threads, each with a single-threaded runtime that accepts from the
-/// same listening socket: a connection and its calls stay on the thread that accepted it.
-/// Returns when every thread has stopped (see [`Edge::accept`]).
-async fn serve_on_io_threads(
-    threads: usize,
-    listener: TcpListener,
-    edge: Edge,
-    stop: watch::Receiver<bool>,
-) {
-    let listener = match listener.into_std() {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(error = %error, "cannot hand the listening socket to the I/O threads");
-            return;
-        }
-    };
-    let mut finished = Vec::with_capacity(threads);
-    for index in 0..threads {
-        let (done, finished_one) = oneshot::channel::<()>();
-        let spawned = listener.try_clone().and_then(|listener| {
-            let (edge, stop) = (edge.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name(format!("tollgate-io-{index}"))
-                .spawn(move || {
-                    run_io_thread(listener, edge, stop);
-                    let _ = done.send(());
-                })
-        });
-        match spawned {
-            Ok(_) => finished.push(finished_one),
-            Err(error) => {
-                tracing::error!(thread = index, error = %error, "cannot start an I/O thread");
-            }
-        }
-    }
-    if finished.is_empty() {
-        tracing::error!("no I/O thread started; serving on the shared runtime");
-        match TcpListener::from_std(listener) {
-            Ok(listener) => edge.accept(listener, stop).await,
-            Err(error) => tracing::error!(error = %error, "cannot serve the listening socket"),
-        }
-        return;
-    }
-    drop(listener);
-    for finished_one in finished {
-        let _ = finished_one.await;
-    }
-}
-
-/// One I/O thread: its own runtime, accepting from its copy of the listening socket.
-fn run_io_thread(listener: std::net::TcpListener, edge: Edge, stop: watch::Receiver<bool>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(error = %error, "cannot start an I/O thread's runtime");
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        match TcpListener::from_std(listener) {
-            Ok(listener) => edge.accept(listener, stop).await,
-            Err(error) => {
-                tracing::error!(error = %error, "an I/O thread cannot use the listening socket");
-            }
-        }
-    });
-}
-
-/// Serves one accepted connection (after its TLS handshake, when there is TLS) until it
-/// ends or graceful shutdown closes it.
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    builder: auto::Builder<TokioExecutor>,
-    service: TowerToHyperService<axum::Router>,
-    watcher: hyper_util::server::graceful::Watcher,
-) {
-    let served = match tls {
-        Some(acceptor) => {
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => {
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, error = %error, "tls handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "tls handshake timed out");
-                    return;
-                }
-            }
-        }
-        None => {
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(connection.into_owned()).await
-        }
-    };
-    if let Err(error) = served {
-        tracing::debug!(%peer, error = %error, "connection ended with an error");
-    }
 }

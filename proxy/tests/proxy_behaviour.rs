@@ -319,6 +319,69 @@ async fn calls_served_on_io_threads_are_answered_and_metered_once() {
     assert!(stored.iter().all(|event| event.outcome == Outcome::Success));
 }
 
+/// Connections are spread evenly over the I/O threads whichever thread the kernel wakes
+/// to accept them, and a closed connection stops counting.
+#[tokio::test]
+async fn connections_are_balanced_over_the_io_threads() {
+    let store = Arc::new(MemoryStore::new());
+    let runtime = Arc::new(SlowRuntime {
+        delay: Duration::ZERO,
+    });
+    let config = ProxyConfig {
+        io_threads: 2,
+        ..ProxyConfig::default()
+    };
+    let (proxy, token) = proxy_with(store.clone(), runtime, config).await;
+    // A burst of connections at once, as a client pool opens them: one thread's wake-up
+    // may accept most of them.
+    let calls = (0..32).map(|_| {
+        let (address, token) = (proxy.local_addr, token.clone());
+        tokio::spawn(async move {
+            // One client each: a connection each, kept open after its call.
+            let client = reqwest::Client::new();
+            let response = client
+                .post(format!("http://{address}/prod/bedrock"))
+                .bearer_auth(&token)
+                .body(r#"{"modelId":"m","prompt":"hi"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            client
+        })
+    });
+    let clients = futures::future::join_all(calls).await;
+    let open = proxy.connections_by_io_thread();
+    assert_eq!(open.iter().sum::<usize>(), 32, "{open:?}");
+    assert!(
+        open.iter().max().unwrap() - open.iter().min().unwrap() <= 2,
+        "connections spread unevenly over the threads: {open:?}"
+    );
+    let handed_over = proxy
+        .samples()
+        .into_iter()
+        .find(|sample| sample.name == "tollgate_proxy_connections_handed_over_total")
+        .expect("the balance's metrics are exported");
+    assert!(handed_over.counter);
+
+    drop(clients);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while proxy.connections_by_io_thread() != vec![0, 0] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closed connections still counted: {:?}",
+            proxy.connections_by_io_thread()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.shutdown().await;
+    assert_eq!(
+        stored_events(&store, 100).await.len(),
+        32,
+        "one event per call"
+    );
+}
+
 #[tokio::test]
 async fn slow_headers_and_idle_connections_are_closed() {
     let store = Arc::new(MemoryStore::new());
