@@ -15,6 +15,11 @@
 //! - **The log itself**, when it appends locally ([`EventAppender::append_now`]: the
 //!   embedded log without a spool).
 //!
+//! When the group wrote moments ago ([`BUSY_WRITE_GAP`]), the thread is busy: a new leader
+//! first lets the tasks already ready on its thread run (one yield), so the calls whose
+//! answers arrived in the same wake-up join its write instead of each making one. At low
+//! load nothing waits.
+//!
 //! Whatever the target does not take at once (it is held by another writer, an error)
 //! goes to the writer task with its acknowledgement, which retries it and spools it like
 //! any batch. So does what is still waiting after [`MAX_LEADER_ROUNDS`], so that no leader
@@ -22,6 +27,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use schemas::usage_frame::{EventFormat, record_event_count};
 use store::{EventAppender, LogRecord, Spool};
@@ -32,6 +38,10 @@ use super::pending::{PendingEvent, encode_batch};
 
 /// Most appends one leader makes (its own, then those of calls that joined meanwhile).
 pub const MAX_LEADER_ROUNDS: usize = 8;
+
+/// A group write this soon after the last one finds the thread busy: its leader yields
+/// once before writing, so that events of calls already ready join the write.
+pub const BUSY_WRITE_GAP: Duration = Duration::from_micros(300);
 
 /// Where a group writes its events at once.
 pub(super) enum Target {
@@ -51,6 +61,8 @@ pub(super) struct GroupCommit {
     stats: Arc<EmitterStats>,
     /// How the group's frames write events.
     format: EventFormat,
+    /// Writes closer together than this make a leader yield first ([`BUSY_WRITE_GAP`]).
+    busy_gap: Duration,
     group: Mutex<Group>,
 }
 
@@ -60,6 +72,17 @@ struct Group {
     appending: bool,
     /// Events that joined while it writes, for its next round.
     waiting: Vec<PendingEvent>,
+    /// When the last write ended.
+    last_write: Option<Instant>,
+}
+
+/// How an event joined the group.
+pub(super) enum Joined {
+    /// A leader is writing or about to: it writes this event too.
+    Follower,
+    /// This caller leads: it writes (see [`GroupCommit::lead`]); `busy` when the group
+    /// wrote moments ago, so the caller should let ready tasks run first.
+    Leader { busy: bool },
 }
 
 impl GroupCommit {
@@ -83,8 +106,16 @@ impl GroupCommit {
             target,
             stats: Arc::clone(stats),
             format,
+            busy_gap: BUSY_WRITE_GAP,
             group: Mutex::new(Group::default()),
         })
+    }
+
+    /// The same group with another busy gap (tests).
+    #[cfg(test)]
+    pub(super) fn with_busy_gap(mut self, busy_gap: Duration) -> Self {
+        self.busy_gap = busy_gap;
+        self
     }
 
     /// Whether the group writes to the spool (so every durable event keeps its order
@@ -96,19 +127,53 @@ impl GroupCommit {
     /// Joins `pending` (which carries its acknowledgement) to the group. Appends it, and
     /// what joins meanwhile, when no append is running; otherwise leaves it to the running
     /// one. Returns the events that were not appended: the caller hands them to the writer.
-    pub(super) fn join(&self, pending: PendingEvent) -> Vec<PendingEvent> {
-        let mut batch = {
-            let mut group = self.lock();
-            group.waiting.push(pending);
-            if group.appending {
-                return Vec::new();
+    /// A leader on a busy thread yields once before it writes, so the events of tasks
+    /// already ready share its write. Should this future be dropped during that yield, the
+    /// lead is taken on the spot (see [`DeferredLead`]).
+    pub(super) async fn join_batching(
+        &self,
+        pending: PendingEvent,
+        writer: &tokio::sync::mpsc::Sender<PendingEvent>,
+    ) -> Vec<PendingEvent> {
+        match self.enter(pending) {
+            Joined::Follower => Vec::new(),
+            Joined::Leader { busy: false } => self.lead(),
+            Joined::Leader { busy: true } => {
+                let deferred = DeferredLead {
+                    group: self,
+                    writer,
+                    pending: true,
+                };
+                tokio::task::yield_now().await;
+                deferred.take().lead()
             }
-            group.appending = true;
-            std::mem::take(&mut group.waiting)
-        };
+        }
+    }
+
+    /// Adds `pending` to the waiting events; the caller leads when no write is running.
+    pub(super) fn enter(&self, pending: PendingEvent) -> Joined {
+        let mut group = self.lock();
+        group.waiting.push(pending);
+        if group.appending {
+            return Joined::Follower;
+        }
+        group.appending = true;
+        let busy = group
+            .last_write
+            .is_some_and(|at| at.elapsed() < self.busy_gap);
+        Joined::Leader { busy }
+    }
+
+    /// The leader's work: writes what waits, round after round, until nothing waits or
+    /// [`MAX_LEADER_ROUNDS`]. Returns the events that were not appended: the caller hands
+    /// them to the writer.
+    pub(super) fn lead(&self) -> Vec<PendingEvent> {
+        let mut batch = std::mem::take(&mut self.lock().waiting);
         for _round in 0..MAX_LEADER_ROUNDS {
-            if let Err(mut left) = self.append(batch) {
-                let mut group = self.lock();
+            let appended = self.append(batch);
+            let mut group = self.lock();
+            group.last_write = Some(Instant::now());
+            if let Err(mut left) = appended {
                 group.appending = false;
                 left.append(&mut group.waiting);
                 drop(group);
@@ -117,7 +182,6 @@ impl GroupCommit {
                     .fetch_add(left.len() as u64, Ordering::Relaxed);
                 return left;
             }
-            let mut group = self.lock();
             if group.waiting.is_empty() {
                 group.appending = false;
                 return Vec::new();
@@ -195,6 +259,38 @@ impl GroupCommit {
     #[cfg(test)]
     pub(super) fn waiting(&self) -> usize {
         self.lock().waiting.len()
+    }
+}
+
+/// A lead that was put off for one yield. Dropped before it is taken (the caller's future
+/// was dropped mid-yield), it leads at once, so no follower waits for a leader that is
+/// gone, and hands what the target did not take to the writer.
+pub(super) struct DeferredLead<'a> {
+    group: &'a GroupCommit,
+    writer: &'a tokio::sync::mpsc::Sender<PendingEvent>,
+    /// Not yet taken by its caller.
+    pending: bool,
+}
+
+impl<'a> DeferredLead<'a> {
+    /// The group to lead now.
+    fn take(mut self) -> &'a GroupCommit {
+        self.pending = false;
+        self.group
+    }
+}
+
+impl Drop for DeferredLead<'_> {
+    fn drop(&mut self) {
+        if !self.pending {
+            return;
+        }
+        for pending in self.group.lead() {
+            let event_id = pending.event.event_id;
+            if self.writer.try_send(pending).is_err() {
+                tracing::error!(%event_id, "a usage event could not be handed to the writer; it was not logged");
+            }
+        }
     }
 }
 
@@ -441,5 +537,88 @@ pub(super) mod tests {
         assert_eq!(spool.level().records, 0);
         drop(handle);
         emitter.finish(Duration::from_secs(5)).await;
+    }
+
+    /// A group over a log that appends at once, whose leaders yield when the last write
+    /// was less than `busy_gap` ago.
+    fn local_group(busy_gap: Duration) -> (Arc<LocalLog>, Arc<GroupCommit>) {
+        let (log, _gate) = LocalLog::new(false, false);
+        let appender: Arc<dyn EventAppender> = log.clone();
+        let stats = Arc::new(EmitterStats::default());
+        let group = GroupCommit::over(&appender, None, &stats, EventFormat::default())
+            .expect("the log appends at once")
+            .with_busy_gap(busy_gap);
+        (log, Arc::new(group))
+    }
+
+    fn durable_event() -> (PendingEvent, tokio::sync::oneshot::Receiver<()>) {
+        let (acknowledge, acknowledged) = tokio::sync::oneshot::channel();
+        let pending = PendingEvent {
+            event: event(),
+            durable: Some(acknowledge),
+        };
+        (pending, acknowledged)
+    }
+
+    /// One event written, then twenty calls on the same thread record theirs at once;
+    /// returns the appends made and checks every event was acknowledged and logged.
+    async fn appends_for_a_burst(busy_gap: Duration) -> usize {
+        let (log, group) = local_group(busy_gap);
+        let (writer, _writer_queue) = tokio::sync::mpsc::channel(64);
+        let (first, first_written) = durable_event();
+        assert!(group.join_batching(first, &writer).await.is_empty());
+        first_written.await.unwrap();
+        let calls: Vec<_> = (0..20)
+            .map(|_| {
+                let (group, writer) = (Arc::clone(&group), writer.clone());
+                tokio::spawn(async move {
+                    let (pending, written) = durable_event();
+                    assert!(group.join_batching(pending, &writer).await.is_empty());
+                    written.await.unwrap();
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+        assert_eq!(log.events().await.len(), 21, "every event logged once");
+        log.appends_now.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn on_a_busy_thread_the_leader_lets_ready_calls_join_its_write() {
+        assert_eq!(
+            appends_for_a_burst(Duration::from_secs(60)).await,
+            2,
+            "the first event's write, then one for the twenty"
+        );
+    }
+
+    #[tokio::test]
+    async fn on_a_quiet_thread_each_call_writes_at_once() {
+        assert_eq!(appends_for_a_burst(Duration::ZERO).await, 21);
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_while_it_waits_still_writes_what_joined() {
+        let (log, group) = local_group(Duration::from_secs(60));
+        let (writer, _writer_queue) = tokio::sync::mpsc::channel(64);
+        let (first, _) = durable_event();
+        assert!(group.join_batching(first, &writer).await.is_empty());
+        let (leader_event, leader_written) = durable_event();
+        let (follower_event, follower_written) = durable_event();
+        {
+            let mut leading = Box::pin(group.join_batching(leader_event, &writer));
+            assert!(
+                futures::FutureExt::now_or_never(&mut leading).is_none(),
+                "the leader yields on a busy thread"
+            );
+            assert!(matches!(group.enter(follower_event), Joined::Follower));
+        }
+        leader_written
+            .await
+            .expect("the dropped leader's event is written");
+        follower_written.await.expect("and the follower's");
+        assert_eq!(log.events().await.len(), 3);
     }
 }

@@ -201,7 +201,9 @@ impl EmitterHandle {
             durable: Some(acknowledge),
         };
         let for_writer = match &self.group {
-            Some(group) if group.journals() || !self.spool_holds_records() => group.join(pending),
+            Some(group) if group.journals() || !self.spool_holds_records() => {
+                group.join_batching(pending, &self.sender).await
+            }
             _ => vec![pending],
         };
         for pending in for_writer {
