@@ -128,10 +128,19 @@ pub fn base62_fixed(bytes: &[u8], width: usize) -> String {
 }
 
 fn checksum_of(body: &str) -> String {
-    base62_fixed(
-        &crc32fast::hash(body.as_bytes()).to_be_bytes(),
-        TOKEN_CHECKSUM_CHARS,
-    )
+    String::from_utf8_lossy(&checksum_digits(body)).into_owned()
+}
+
+/// A token body's checksum: its CRC-32 in base62, [`TOKEN_CHECKSUM_CHARS`] digits (which
+/// hold any `u32`), written on the stack: every call checks it.
+fn checksum_digits(body: &str) -> [u8; TOKEN_CHECKSUM_CHARS] {
+    let mut value = crc32fast::hash(body.as_bytes());
+    let mut digits = [b'0'; TOKEN_CHECKSUM_CHARS];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    digits
 }
 
 /// Formats a generated token from 32 random bytes (the caller supplies the randomness).
@@ -162,7 +171,7 @@ pub fn check_token_shape(token: &str) -> Result<TokenShape, TokenShapeError> {
         && rest.bytes().all(|byte| byte.is_ascii_alphanumeric())
     {
         let (body, checksum) = rest.split_at(TOKEN_BODY_CHARS);
-        if checksum_of(body) == checksum {
+        if checksum_digits(body) == checksum.as_bytes() {
             return Ok(TokenShape::Generated);
         }
         return Err(TokenShapeError::BadChecksum);
@@ -178,6 +187,26 @@ pub fn check_token_shape(token: &str) -> Result<TokenShape, TokenShapeError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_checksum_on_the_stack_is_the_base62_of_the_crc(body in "[A-Za-z0-9]{0,60}") {
+            let expected = base62_fixed(
+                &crc32fast::hash(body.as_bytes()).to_be_bytes(),
+                TOKEN_CHECKSUM_CHARS,
+            );
+            let digits = checksum_digits(&body);
+            prop_assert_eq!(digits.as_slice(), expected.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_largest_crc_fits_the_checksum_width() {
+        assert_eq!(
+            base62_fixed(&u32::MAX.to_be_bytes(), TOKEN_CHECKSUM_CHARS).len(),
+            TOKEN_CHECKSUM_CHARS
+        );
+    }
 
     #[test]
     fn generated_tokens_pass_the_shape_check() {
