@@ -86,7 +86,8 @@ pub fn credentials_refresh_after(expiry: Option<SystemTime>, now: SystemTime) ->
 #[derive(Debug)]
 pub struct CachedCredentials {
     provider: SharedCredentialsProvider,
-    current: tokio::sync::RwLock<Option<(Credentials, Instant)>>,
+    /// Shared, so a call takes them without copying their strings and properties.
+    current: tokio::sync::RwLock<Option<(Arc<Credentials>, Instant)>>,
 }
 
 impl CachedCredentials {
@@ -99,30 +100,31 @@ impl CachedCredentials {
     }
 
     /// The credentials to sign with now.
-    pub async fn get(&self) -> Result<Credentials, CredentialsError> {
+    pub async fn get(&self) -> Result<Arc<Credentials>, CredentialsError> {
         if let Some((credentials, refresh_at)) = self.current.read().await.as_ref()
             && Instant::now() < *refresh_at
         {
-            return Ok(credentials.clone());
+            return Ok(Arc::clone(credentials));
         }
         let mut current = self.current.write().await;
         // Another call may have refreshed while this one waited for the lock.
         if let Some((credentials, refresh_at)) = current.as_ref()
             && Instant::now() < *refresh_at
         {
-            return Ok(credentials.clone());
+            return Ok(Arc::clone(credentials));
         }
         match self.provider.provide_credentials().await {
             Ok(fresh) => {
                 let refresh_at =
                     Instant::now() + credentials_refresh_after(fresh.expiry(), SystemTime::now());
-                *current = Some((fresh.clone(), refresh_at));
+                let fresh = Arc::new(fresh);
+                *current = Some((Arc::clone(&fresh), refresh_at));
                 Ok(fresh)
             }
             Err(error) => match current.as_ref() {
                 Some((old, _)) if old.expiry().is_none_or(|expiry| SystemTime::now() < expiry) => {
                     tracing::warn!(error = %error, "cannot refresh AWS credentials for Bedrock; using the current ones until they expire");
-                    Ok(old.clone())
+                    Ok(Arc::clone(old))
                 }
                 _ => Err(error),
             },
