@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -25,7 +25,7 @@ use crate::call::detach::DetachOnDrop;
 use crate::call::meter::{
     AnswerFacts, EventDraft, UpstreamFacts, call_event, outcome_for_status, settle_admission,
 };
-use crate::call::response_headers::with_request_id;
+use crate::call::response_headers::{decimal_values, with_request_id};
 use crate::call::stream_meter::{MeteredStream, StreamMeter};
 use crate::emitter::EmitterHandle;
 use crate::error_response::ApiError;
@@ -136,12 +136,10 @@ fn respond_complete(
             let mut response = (status, body).into_response();
             passthrough_headers(&upstream, &mut response);
             if let Some(usage) = (facts.usage != TokenUsage::default()).then_some(facts.usage) {
-                response
-                    .headers_mut()
-                    .insert(INPUT_TOKEN_HEADER, HeaderValue::from(usage.input_tokens));
-                response
-                    .headers_mut()
-                    .insert(OUTPUT_TOKEN_HEADER, HeaderValue::from(usage.output_tokens));
+                let [input, output] = decimal_values([usage.input_tokens, usage.output_tokens]);
+                let headers = response.headers_mut();
+                headers.insert(INPUT_TOKEN_HEADER, input);
+                headers.insert(OUTPUT_TOKEN_HEADER, output);
             }
             (response, upstream.status, response_bytes, facts)
         }

@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
 use schemas::RequestId;
 use schemas::quota::RateLimitStatus;
 
@@ -25,13 +26,45 @@ pub fn with_request_id(mut response: Response, request_id: &RequestId) -> Respon
 /// tightest limit; a customer without limits gets none.
 pub fn with_rate_limit(mut response: Response, rate: Option<RateLimitStatus>) -> Response {
     if let Some(rate) = rate {
+        let [limit, remaining, reset] =
+            decimal_values([rate.limit, rate.remaining, rate.reset_seconds]);
         let headers = response.headers_mut();
-        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(rate.limit));
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(rate.remaining));
-        headers.insert(RATELIMIT_RESET, HeaderValue::from(rate.reset_seconds));
+        headers.insert(RATELIMIT_LIMIT, limit);
+        headers.insert(RATELIMIT_REMAINING, remaining);
+        headers.insert(RATELIMIT_RESET, reset);
         headers.insert(RATELIMIT_NAME, HeaderValue::from_static(rate.kind.as_str()));
     }
     response
+}
+
+/// Header values of numbers in decimal, all written into one buffer (one allocation,
+/// where `HeaderValue::from(u64)` makes one per value).
+pub fn decimal_values<const N: usize>(numbers: [u64; N]) -> [HeaderValue; N] {
+    let mut text = BytesMut::with_capacity(N * 20);
+    let mut ends = [0usize; N];
+    for (end, number) in ends.iter_mut().zip(numbers) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = number;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        text.put_slice(&digits[at..]);
+        *end = text.len();
+    }
+    let text: Bytes = text.freeze();
+    let mut start = 0;
+    ends.map(|end| {
+        let digits = text.slice(start..end);
+        start = end;
+        // Digits only: always a valid header value.
+        HeaderValue::from_maybe_shared(digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    })
 }
 
 #[cfg(test)]
@@ -39,6 +72,16 @@ mod tests {
     use schemas::quota::LimitKind;
 
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_decimal_header_values() {
+        let values = decimal_values([0, 7, 10, 4_294_967_296, u64::MAX]);
+        let texts: Vec<&str> = values.iter().map(|value| value.to_str().unwrap()).collect();
+        assert_eq!(
+            texts,
+            ["0", "7", "10", "4294967296", "18446744073709551615"]
+        );
+    }
 
     #[test]
     fn every_limit_sets_its_rate_limit_headers_and_the_request_id_is_set() {
