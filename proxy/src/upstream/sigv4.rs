@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use schemas::digits::{hex, push_hex, push_zero_padded};
+use schemas::digits::{push_hex, push_zero_padded};
 use sha2::{Digest, Sha256};
 
 use super::model_runtime::push_percent_encoded;
@@ -104,31 +104,40 @@ impl std::fmt::Debug for RequestSigner {
     }
 }
 
-/// `YYYYMMDD` and `YYYYMMDDTHHMMSSZ` of a UTC time (a year past 9999 keeps its last four
-/// digits: no request is signed then).
-fn amz_dates(time: SystemTime) -> (String, String) {
+/// `YYYYMMDDTHHMMSSZ` of a UTC time (a year past 9999 keeps its last four digits: no
+/// request is signed then). Its first eight characters are the date, `YYYYMMDD`.
+fn amz_date(time: SystemTime) -> String {
     let time: DateTime<Utc> = time.into();
-    let mut date = String::with_capacity(8);
-    push_zero_padded(&mut date, u32::try_from(time.year()).unwrap_or(0), 4);
-    push_zero_padded(&mut date, time.month(), 2);
-    push_zero_padded(&mut date, time.day(), 2);
     let mut stamp = String::with_capacity(16);
-    stamp.push_str(&date);
+    push_zero_padded(&mut stamp, u32::try_from(time.year()).unwrap_or(0), 4);
+    push_zero_padded(&mut stamp, time.month(), 2);
+    push_zero_padded(&mut stamp, time.day(), 2);
     stamp.push('T');
     push_zero_padded(&mut stamp, time.hour(), 2);
     push_zero_padded(&mut stamp, time.minute(), 2);
     push_zero_padded(&mut stamp, time.second(), 2);
     stamp.push('Z');
-    (date, stamp)
+    stamp
 }
 
-/// The canonical request's path: the request's path percent-encoded once more (every
-/// byte but the unreserved ones and `/`). Its segments are already encoded, so this is
-/// SigV4's double encoding (`%` becomes `%25`), which every AWS service but S3 expects.
-fn canonical_uri(path: &str) -> String {
-    let mut encoded = String::with_capacity(path.len() + 16);
-    push_percent_encoded(&mut encoded, path, b"/");
-    encoded
+/// Appends the canonical request's path: the request's path percent-encoded once more
+/// (every byte but the unreserved ones and `/`). Its segments are already encoded, so this
+/// is SigV4's double encoding (`%` becomes `%25`), which every AWS service but S3 expects.
+fn push_canonical_uri(out: &mut String, path: &str) {
+    push_percent_encoded(out, path, b"/");
+}
+
+/// The texts a signature is built in, kept per thread and reused: signing then allocates
+/// only the headers it returns.
+#[derive(Default)]
+struct Scratch {
+    canonical: String,
+    names: String,
+    string_to_sign: String,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// A header value as SigV4 canonicalises it: trimmed, inner runs of spaces as one.
@@ -145,6 +154,41 @@ fn push_canonical_value(out: &mut String, value: &str) {
             last_was_space = false;
         }
     }
+}
+
+/// Writes the canonical request of `POST {path}` with the `signed` headers (sorted by
+/// name) and `body` into `canonical`, and the signed headers' names into `names`.
+fn write_canonical_request(
+    canonical: &mut String,
+    names: &mut String,
+    path: &str,
+    signed: &[(&str, &str)],
+    body: &[u8],
+) {
+    canonical.clear();
+    names.clear();
+    canonical.push_str("POST\n");
+    push_canonical_uri(canonical, path);
+    canonical.push_str("\n\n");
+    for (index, (name, value)) in signed.iter().enumerate() {
+        let repeated = index > 0 && signed[index - 1].0 == *name;
+        if repeated {
+            canonical.push(',');
+        } else {
+            if index > 0 {
+                canonical.push('\n');
+                names.push(';');
+            }
+            canonical.push_str(name);
+            canonical.push(':');
+            names.push_str(name);
+        }
+        push_canonical_value(canonical, value);
+    }
+    canonical.push_str("\n\n");
+    canonical.push_str(names);
+    canonical.push('\n');
+    push_hex(canonical, &Sha256::digest(body));
 }
 
 impl RequestSigner {
@@ -199,7 +243,8 @@ impl RequestSigner {
         headers: &[(String, String)],
         body: &[u8],
     ) -> SignatureHeaders {
-        let (date, amz_date) = amz_dates(time);
+        let amz_date = amz_date(time);
+        let date = &amz_date[..8];
         let mut signed: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 3);
         signed.extend(
             headers
@@ -214,41 +259,54 @@ impl RequestSigner {
         // Stable: repeated names keep their order, and their values join with ','.
         signed.sort_by(|left, right| left.0.cmp(right.0));
 
-        let mut canonical = String::with_capacity(512);
-        canonical.push_str("POST\n");
-        canonical.push_str(&canonical_uri(path));
-        canonical.push_str("\n\n");
-        let mut names = String::with_capacity(96);
-        for (index, (name, value)) in signed.iter().enumerate() {
-            let repeated = index > 0 && signed[index - 1].0 == *name;
-            if repeated {
-                canonical.push(',');
-            } else {
-                if index > 0 {
-                    canonical.push('\n');
-                    names.push(';');
-                }
-                canonical.push_str(name);
-                canonical.push(':');
-                names.push_str(name);
-            }
-            push_canonical_value(&mut canonical, value);
-        }
-        canonical.push_str("\n\n");
-        canonical.push_str(&names);
-        canonical.push('\n');
-        push_hex(&mut canonical, &Sha256::digest(body));
+        let authorization = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch {
+                canonical,
+                names,
+                string_to_sign,
+            } = &mut *scratch;
+            write_canonical_request(canonical, names, path, &signed, body);
+            string_to_sign.clear();
+            // The string to sign; the scope is its third line.
+            string_to_sign.push_str(ALGORITHM);
+            string_to_sign.push('\n');
+            string_to_sign.push_str(&amz_date);
+            string_to_sign.push('\n');
+            let scope_start = string_to_sign.len();
+            string_to_sign.push_str(date);
+            string_to_sign.push('/');
+            string_to_sign.push_str(&self.region);
+            string_to_sign.push('/');
+            string_to_sign.push_str(self.service);
+            string_to_sign.push_str("/aws4_request");
+            let scope_end = string_to_sign.len();
+            string_to_sign.push('\n');
+            push_hex(string_to_sign, &Sha256::digest(canonical.as_bytes()));
+            let signature = self.signature(credentials, date, string_to_sign.as_bytes());
 
-        let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
-        let mut string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n");
-        push_hex(&mut string_to_sign, &Sha256::digest(canonical.as_bytes()));
-        let signature = self.signature(credentials, &date, string_to_sign.as_bytes());
+            let scope = &string_to_sign[scope_start..scope_end];
+            let mut authorization = String::with_capacity(
+                ALGORITHM.len()
+                    + credentials.access_key_id.len()
+                    + scope.len()
+                    + names.len()
+                    + 64
+                    + 48,
+            );
+            authorization.push_str(ALGORITHM);
+            authorization.push_str(" Credential=");
+            authorization.push_str(credentials.access_key_id);
+            authorization.push('/');
+            authorization.push_str(scope);
+            authorization.push_str(", SignedHeaders=");
+            authorization.push_str(names);
+            authorization.push_str(", Signature=");
+            push_hex(&mut authorization, &signature);
+            authorization
+        });
         SignatureHeaders {
-            authorization: format!(
-                "{ALGORITHM} Credential={}/{scope}, SignedHeaders={names}, Signature={}",
-                credentials.access_key_id,
-                hex(&signature)
-            ),
+            authorization,
             amz_date,
             security_token: credentials.session_token.map(str::to_owned),
         }
