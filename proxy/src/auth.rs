@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use schemas::token::check_token_shape;
-use schemas::{ApiKey, Customer, CustomerStatus, SecretToken, TokenHash};
+use schemas::{ApiKey, Customer, CustomerStatus, Name, SecretToken, TokenHash};
 use store::Registry;
 use telemetry::metrics::Sample;
 
@@ -20,6 +20,34 @@ use crate::error_response::ApiError;
 pub struct Caller {
     pub customer: Customer,
     pub key: ApiKey,
+    /// The customer's and the key's ids as the names their usage events carry, made once
+    /// per lookup: every event of a cached caller shares them.
+    names: (Name, Name),
+}
+
+impl Caller {
+    /// The caller these records describe.
+    pub fn new(customer: Customer, key: ApiKey) -> Self {
+        let names = (
+            Name::from(customer.customer_id.as_str()),
+            Name::from(key.key_id.as_str()),
+        );
+        Self {
+            customer,
+            key,
+            names,
+        }
+    }
+
+    /// The customer's id, as usage events carry it.
+    pub fn customer_name(&self) -> Name {
+        self.names.0.clone()
+    }
+
+    /// The key's id, as usage events carry it.
+    pub fn key_name(&self) -> Name {
+        self.names.1.clone()
+    }
 }
 
 const HOW_TO_AUTHENTICATE: &str =
@@ -114,7 +142,7 @@ async fn lookup(registry: &dyn Registry, token_hash: &TokenHash) -> Result<Calle
         .await
         .map_err(|error| registry_unavailable(&error))?
         .ok_or_else(invalid_token)?;
-    Ok(Caller { customer, key })
+    Ok(Caller::new(customer, key))
 }
 
 /// Whether the records allow a call at `now`: the key is neither revoked nor expired, and

@@ -421,8 +421,8 @@ async fn an_unknown_token_is_not_cached_so_a_new_key_works_at_once() {
 fn the_cache_stays_within_its_capacity() {
     let cache = AuthCache::with_capacity(std::time::Duration::from_secs(10), 2);
     let caller = |id: &str| {
-        std::sync::Arc::new(proxy::auth::Caller {
-            customer: Customer {
+        std::sync::Arc::new(proxy::auth::Caller::new(
+            Customer {
                 customer_id: id.into(),
                 name: id.into(),
                 email: "c@c.example".into(),
@@ -430,7 +430,7 @@ fn the_cache_stays_within_its_capacity() {
                 created_at: Utc::now(),
                 limits: Limits::default(),
             },
-            key: ApiKey {
+            ApiKey {
                 key_id: format!("key_{id}"),
                 customer_id: id.into(),
                 token_hash: format_generated_token(&[1u8; 32]).hash(),
@@ -439,7 +439,7 @@ fn the_cache_stays_within_its_capacity() {
                 expires_at: None,
                 last_used_at: None,
             },
-        })
+        ))
     };
     let hash = |byte: u8| format_generated_token(&[byte; 32]).hash();
     let start = std::time::Instant::now();

@@ -34,6 +34,17 @@ use crate::error_response::ApiError;
 use crate::state::ProxyState;
 use crate::upstream::ModelInvocation;
 
+thread_local! {
+    /// The model ids this thread's calls named lately, as shared names.
+    static MODEL_NAMES: std::cell::RefCell<schemas::name::Names> =
+        std::cell::RefCell::new(schemas::name::Names::default());
+}
+
+/// A model id as the name its usage events carry: calls naming one model share one copy.
+fn model_name(model_id: &str) -> schemas::Name {
+    MODEL_NAMES.with(|names| names.borrow_mut().name(model_id))
+}
+
 /// Runs one authenticated call through the stages.
 pub async fn handle_call(
     state: ProxyState,
@@ -59,9 +70,9 @@ pub async fn handle_call(
     let client = validated.client.clone();
     let draft = EventDraft {
         start,
-        customer_id: caller.customer.customer_id.as_str().into(),
-        key_id: caller.key.key_id.as_str().into(),
-        model_id: validated.model_id.as_str().into(),
+        customer_id: caller.customer_name(),
+        key_id: caller.key_name(),
+        model_id: model_name(&validated.model_id),
         operation,
         api,
         request_bytes: validated.request_bytes,
