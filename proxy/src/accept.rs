@@ -24,13 +24,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::call;
+use crate::hot_routes::Routes;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What serves accepted connections: the routes, the connection settings and TLS.
 #[derive(Clone)]
 pub(crate) struct Edge {
-    pub(crate) router: axum::Router,
+    pub(crate) routes: Routes,
     pub(crate) builder: auto::Builder<TokioExecutor>,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) grace: Duration,
@@ -231,7 +232,7 @@ impl Edge {
             let (tls, builder, service, watcher) = (
                 self.tls.clone(),
                 self.builder.clone(),
-                TowerToHyperService::new(self.router.clone()),
+                TowerToHyperService::new(self.routes.clone()),
                 graceful.watcher(),
             );
             tokio::spawn(async move {
@@ -363,7 +364,7 @@ async fn serve_connection(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     builder: auto::Builder<TokioExecutor>,
-    service: TowerToHyperService<axum::Router>,
+    service: TowerToHyperService<Routes>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let served = match tls {

@@ -24,17 +24,26 @@ pub fn header_section_bytes(method: &Method, uri: &Uri, headers: &HeaderMap) -> 
     })
 }
 
-async fn cap_headers(State(limit): State<usize>, request: Request, next: Next) -> Response {
+/// The 431 answer to a request whose header section is over `limit`; `None` when it is
+/// within it.
+pub fn refusal<B>(request: &http::Request<B>, limit: usize) -> Option<Response> {
     let bytes = header_section_bytes(request.method(), request.uri(), request.headers());
-    if bytes > limit {
-        tracing::info!(
-            header_bytes = bytes,
-            limit,
-            "request refused: header section over the limit"
-        );
-        return ApiError::headers_too_large(bytes, limit).into_response();
+    if bytes <= limit {
+        return None;
     }
-    next.run(request).await
+    tracing::info!(
+        header_bytes = bytes,
+        limit,
+        "request refused: header section over the limit"
+    );
+    Some(ApiError::headers_too_large(bytes, limit).into_response())
+}
+
+async fn cap_headers(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    match refusal(&request, limit) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
 }
 
 /// Wraps every route of `router` (customers', open and operators' alike) in the cap.

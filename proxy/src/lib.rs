@@ -17,6 +17,7 @@ pub mod config;
 pub mod emitter;
 pub mod error_response;
 pub mod header_cap;
+pub mod hot_routes;
 pub mod key_use;
 pub mod lambda;
 pub mod native_routes;

@@ -22,6 +22,7 @@ use crate::auth::AuthCache;
 use crate::config::{ProxyConfig, SpoolConfig};
 use crate::emitter::{Durability, EventEmitter, SpoolSetup};
 use crate::header_cap::with_header_cap;
+use crate::hot_routes::Routes;
 use crate::key_use::KeyUseRecorder;
 use crate::router::build_router;
 use crate::state::{ProxyState, SharedState};
@@ -298,11 +299,12 @@ async fn serve(
     let limiter = Arc::clone(&state.limiter);
     let lease_sweeper = limiter.start_lease_sweeper();
     let router = match extra_routes {
-        Some(extra) => build_router(state).merge(extra),
-        None => build_router(state),
+        Some(extra) => build_router(state.clone()).merge(extra),
+        None => build_router(state.clone()),
     };
+    let router = with_header_cap(router, config.max_header_bytes);
     let edge = Edge {
-        router: with_header_cap(router, config.max_header_bytes),
+        routes: Routes::new(router, state, config.max_header_bytes),
         builder: connection_builder(&config),
         tls,
         grace: config.shutdown_grace,

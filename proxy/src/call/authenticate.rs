@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -57,21 +57,35 @@ pub async fn authenticate_customer(
     if is_open_route(request.method(), matched_path) {
         return next.run(request).await;
     }
+    match authenticate_request(&state, request.headers()).await {
+        Ok(call) => {
+            request.extensions_mut().insert(call);
+            next.run(request).await
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// Authenticates a request to a route that needs a token: mints the call's
+/// [`CallStart`], checks the token and notes the key's use. The refusal carries the
+/// request id. The layer above and the hot routes (`crate::hot_routes`) both use it.
+pub async fn authenticate_request(
+    state: &ProxyState,
+    headers: &HeaderMap,
+) -> Result<Authenticated, Response> {
     let start = CallStart::now();
-    let caller = match state
+    match state
         .auth
-        .authenticate(&state.registry, request.headers(), start.accepted_at)
+        .authenticate(&state.registry, headers, start.accepted_at)
         .await
     {
-        Ok(caller) => caller,
+        Ok(caller) => {
+            state.key_uses.note(&caller.key, start.accepted_at);
+            Ok(Authenticated { caller, start })
+        }
         Err(error) => {
             tracing::info!(status = error.status.as_u16(), reason = %error.message, "request refused before authentication completed");
-            return with_request_id(error.into_response(), &start.request_id);
+            Err(with_request_id(error.into_response(), &start.request_id))
         }
-    };
-    state.key_uses.note(&caller.key, start.accepted_at);
-    request
-        .extensions_mut()
-        .insert(Authenticated { caller, start });
-    next.run(request).await
+    }
 }
