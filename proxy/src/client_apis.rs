@@ -143,10 +143,7 @@ async fn count_tokens(
         operation: Operation::CountTokens,
         model_id: counted.bedrock_model_id,
         body: counted.body,
-        headers: vec![
-            ("content-type".to_owned(), "application/json".to_owned()),
-            ("accept".to_owned(), "application/json".to_owned()),
-        ],
+        headers: crate::upstream::json_headers(),
     };
     let upstream = state
         .runtime

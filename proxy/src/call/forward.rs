@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -34,28 +35,33 @@ use crate::upstream::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse,
 };
 
-/// Request headers Bedrock needs: content type, accept, and every `x-amzn-bedrock-*`.
-pub fn forwarded_headers(headers: &HeaderMap, operation: Operation) -> Vec<(String, String)> {
-    let mut forwarded = Vec::new();
+/// Request headers Bedrock needs: content type, accept, and every `x-amzn-bedrock-*`
+/// whose value is visible ASCII (what SigV4 signs as text). The values are the request's
+/// own, shared, not copied.
+pub fn forwarded_headers(
+    headers: &HeaderMap,
+    operation: Operation,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut forwarded = Vec::with_capacity(4);
     for (name, value) in headers {
-        let name = name.as_str();
-        if (name == "content-type" || name == "accept" || name.starts_with("x-amzn-bedrock-"))
-            && let Ok(value) = value.to_str()
+        let text = name.as_str();
+        if (name == CONTENT_TYPE || name == ACCEPT || text.starts_with("x-amzn-bedrock-"))
+            && value.to_str().is_ok()
         {
-            forwarded.push((name.to_owned(), value.to_owned()));
+            forwarded.push((name.clone(), value.clone()));
         }
     }
-    if !forwarded.iter().any(|(name, _)| name == "content-type") {
-        forwarded.push(("content-type".to_owned(), "application/json".to_owned()));
+    if !forwarded.iter().any(|(name, _)| name == CONTENT_TYPE) {
+        forwarded.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
     }
-    if !forwarded.iter().any(|(name, _)| name == "accept") {
+    if !forwarded.iter().any(|(name, _)| name == ACCEPT) {
         let accept = match operation {
             Operation::InvokeStream | Operation::ConverseStream => {
                 "application/vnd.amazon.eventstream"
             }
             Operation::Invoke | Operation::Converse | Operation::CountTokens => "application/json",
         };
-        forwarded.push(("accept".to_owned(), accept.to_owned()));
+        forwarded.push((ACCEPT, HeaderValue::from_static(accept)));
     }
     forwarded
 }
@@ -288,6 +294,46 @@ fn stream_answer(
     let mut response = Response::new(Body::from_stream(MeteredStream::new(stream, kind, meter)));
     passthrough_headers(upstream, &mut response);
     response
+}
+
+#[cfg(test)]
+mod forwarded_header_tests {
+    use super::*;
+
+    fn texts(forwarded: &[(HeaderName, HeaderValue)]) -> Vec<(String, String)> {
+        forwarded
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn bedrock_headers_pass_and_defaults_fill_in() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        headers.insert("x-amzn-bedrock-trace", HeaderValue::from_static("ENABLED"));
+        headers.insert(
+            "x-amzn-bedrock-guardrailidentifier",
+            HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        headers.insert("x-other", HeaderValue::from_static("kept out"));
+        let owned = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        assert_eq!(
+            texts(&forwarded_headers(&headers, Operation::ConverseStream)),
+            [
+                owned("x-amzn-bedrock-trace", "ENABLED"),
+                owned("content-type", "application/json"),
+                owned("accept", "application/vnd.amazon.eventstream"),
+            ],
+            "no credentials, no value that is not visible ASCII, defaults last"
+        );
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        headers.insert("accept", HeaderValue::from_static("*/*"));
+        let forwarded = texts(&forwarded_headers(&headers, Operation::Invoke));
+        assert!(forwarded.contains(&owned("content-type", "text/plain")));
+        assert!(forwarded.contains(&owned("accept", "*/*")));
+        assert_eq!(forwarded.len(), 3);
+    }
 }
 
 #[cfg(test)]

@@ -293,10 +293,7 @@ impl ModelRuntime for BedrockRuntime {
             }
         }
         for (name, value) in &invocation.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                RuntimeError::Failed(format!("cannot forward the header name {name:?}"))
-            })?;
-            headers.append(name, header_value(value.clone())?);
+            headers.append(name.clone(), value.clone());
         }
 
         let started = Instant::now();

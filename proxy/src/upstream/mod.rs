@@ -16,5 +16,6 @@ mod transport_tests;
 pub use bedrock::{BedrockRuntime, BedrockSettings};
 pub use model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
+    json_headers,
 };
 pub use simulated::SimulatedRuntime;

@@ -15,7 +15,18 @@ pub struct ModelInvocation {
     pub operation: Operation,
     pub model_id: String,
     pub body: Bytes,
-    pub headers: Vec<(String, String)>,
+    /// The client's own values, shared with its request (no copy per call); always
+    /// visible ASCII, so the signer reads them as text.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The headers of a JSON call: `content-type` and `accept` both `application/json`.
+pub fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
+    let json = HeaderValue::from_static("application/json");
+    vec![
+        (http::header::CONTENT_TYPE, json.clone()),
+        (http::header::ACCEPT, json),
+    ]
 }
 
 /// The provider's answer body: whole, or a stream of bytes as they arrive.

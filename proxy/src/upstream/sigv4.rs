@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use http::{HeaderName, HeaderValue};
 use schemas::digits::{push_hex, push_zero_padded};
 use sha2::{Digest, Sha256};
 
@@ -240,16 +241,17 @@ impl RequestSigner {
         time: SystemTime,
         host: &str,
         path: &str,
-        headers: &[(String, String)],
+        headers: &[(HeaderName, HeaderValue)],
         body: &[u8],
     ) -> SignatureHeaders {
         let amz_date = amz_date(time);
         let date = &amz_date[..8];
         let mut signed: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 3);
+        // Values that are not visible ASCII are never forwarded (`forwarded_headers`).
         signed.extend(
             headers
                 .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
+                .map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default())),
         );
         signed.push(("host", host));
         signed.push(("x-amz-date", &amz_date));
@@ -434,6 +436,15 @@ mod tests {
                 let mut with_host = headers.clone();
                 with_host.push(("host".to_owned(), host.to_owned()));
                 let expected = reference(&credentials, "us-west-2", time, &url, &with_host, body);
+                let as_headers: Vec<(HeaderName, HeaderValue)> = headers
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                            HeaderValue::from_str(value).unwrap(),
+                        )
+                    })
+                    .collect();
                 let signature = signer.sign(
                     &SigningCredentials {
                         access_key_id: credentials.access_key_id(),
@@ -443,7 +454,7 @@ mod tests {
                     time,
                     host,
                     path,
-                    headers,
+                    &as_headers,
                     body,
                 );
                 assert_eq!(ours(signature), expected, "case {index} at {time:?}");

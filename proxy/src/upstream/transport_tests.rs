@@ -35,10 +35,7 @@ fn invocation(operation: Operation) -> ModelInvocation {
         operation,
         model_id: "anthropic.claude-3-haiku-20240307-v1:0".to_owned(),
         body: bytes::Bytes::from_static(br#"{"prompt":"hi"}"#),
-        headers: vec![
-            ("content-type".to_owned(), "application/json".to_owned()),
-            ("accept".to_owned(), "application/json".to_owned()),
-        ],
+        headers: crate::upstream::json_headers(),
     }
 }
 

@@ -175,10 +175,7 @@ async fn main() {
                 model_id: model_id.clone(),
                 body: body.clone(),
                 operation: schemas::Operation::Invoke,
-                headers: vec![
-                    ("content-type".into(), "application/json".into()),
-                    ("accept".into(), "application/json".into()),
-                ],
+                headers: proxy::upstream::json_headers(),
             };
             async move {
                 let answer = runtime.send(invocation).await.unwrap();
