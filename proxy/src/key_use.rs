@@ -51,16 +51,20 @@ impl KeyUseRecorder {
             let Ok(mut pending) = self.pending.lock() else {
                 return;
             };
-            let entry = pending
-                .uses
-                .entry(key.key_id.clone())
-                .or_insert_with(|| KeyUse {
-                    customer_id: key.customer_id.clone(),
-                    key_id: key.key_id.clone(),
-                    token_hash: key.token_hash.clone(),
-                    at,
-                });
-            entry.at = entry.at.max(at);
+            // A key noted since the last flush is found without copying its id.
+            if let Some(entry) = pending.uses.get_mut(&key.key_id) {
+                entry.at = entry.at.max(at);
+            } else {
+                pending.uses.insert(
+                    key.key_id.clone(),
+                    KeyUse {
+                        customer_id: key.customer_id.clone(),
+                        key_id: key.key_id.clone(),
+                        token_hash: key.token_hash.clone(),
+                        at,
+                    },
+                );
+            }
             pending.last_flush.elapsed() >= self.interval
         };
         if due && let Ok(runtime) = tokio::runtime::Handle::try_current() {

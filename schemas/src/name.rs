@@ -37,8 +37,11 @@ impl Name {
 }
 
 impl Default for Name {
+    /// The empty name, one copy shared by every default (an event's `proxy_instance` until
+    /// the emitter stamps it).
     fn default() -> Self {
-        Self::from("")
+        static EMPTY: std::sync::OnceLock<Name> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(|| Self::from("")).clone()
     }
 }
 

@@ -164,10 +164,7 @@ impl FileSpool {
             }
             state.tail = Some(file);
         }
-        let path = segment_path(
-            &self.directory,
-            state.segments.back().map_or(0, |segment| segment.number),
-        );
+        let number = state.segments.back().map_or(0, |segment| segment.number);
         let Some(file) = state.tail.as_mut() else {
             return Err(StoreError::Task("spool tail missing".into()));
         };
@@ -177,7 +174,11 @@ impl FileSpool {
         if let Err(error) = written {
             // What reached the file is unknown: read from the files from now on.
             state.mirror.drop_all();
-            return Err(io_error("write", &path, error));
+            return Err(io_error(
+                "write",
+                &segment_path(&self.directory, number),
+                error,
+            ));
         }
         if let Some(segment) = state.segments.back_mut() {
             state
