@@ -3,13 +3,14 @@
 //! headers (but the request id) and body.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
 use bytes::Bytes;
-use chrono::{SubsecRound, Utc};
 use http::{Method, Request};
 use http_body_util::BodyExt;
 use proxy::config::ProxyConfig;
@@ -19,9 +20,7 @@ use proxy::server::{ProxyPorts, build_state};
 use proxy::upstream::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
 };
-use schemas::token::format_generated_token;
-use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, Operation};
-use store::Registry;
+use schemas::Operation;
 use store::memory::MemoryStore;
 use tower::ServiceExt;
 
@@ -47,41 +46,6 @@ impl ModelRuntime for EchoRuntime {
             upstream_latency: Duration::ZERO,
         })
     }
-}
-
-async fn customer_with_token(store: &MemoryStore) -> String {
-    let token = format_generated_token(&[5u8; 32]);
-    let customer = Customer {
-        customer_id: "cust-hot".into(),
-        name: "Hot".into(),
-        email: "h@hot.example".into(),
-        status: CustomerStatus::Active,
-        created_at: Utc::now().trunc_subsecs(3),
-        limits: Limits::default(),
-    };
-    let key = ApiKey {
-        key_id: "key_hot".into(),
-        customer_id: customer.customer_id.clone(),
-        token_hash: token.hash(),
-        status: KeyStatus::Active,
-        created_at: Utc::now().trunc_subsecs(3),
-        expires_at: None,
-        last_used_at: None,
-    };
-    let audit = AuditEntry {
-        audit_id: uuid::Uuid::now_v7(),
-        at: Utc::now(),
-        actor: "test".into(),
-        action: "create".into(),
-        customer_id: customer.customer_id.clone(),
-        before: serde_json::Value::Null,
-        after: serde_json::Value::Null,
-    };
-    store
-        .create_customer(&customer, &key, &audit)
-        .await
-        .unwrap();
-    token.expose().to_owned()
 }
 
 /// What a client sees of an answer, but the request id (new on every call).
@@ -204,7 +168,7 @@ fn request(case: &Case, token: &str) -> Request<Body> {
 #[tokio::test]
 async fn the_hot_routes_answer_as_the_router_does() {
     let store = Arc::new(MemoryStore::new());
-    let token = customer_with_token(&store).await;
+    let token = common::customer_with_token(&store, "hot", 5).await;
     let ports = ProxyPorts {
         registry: store.clone(),
         counters: store.clone(),

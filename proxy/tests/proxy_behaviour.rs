@@ -3,24 +3,23 @@
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use proxy::config::ProxyConfig;
 use proxy::emitter::{EmitterStats, EventEmitter, append_until_durable};
 use proxy::server::{ProxyPorts, start_proxy};
 use proxy::upstream::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
 };
-use schemas::token::format_generated_token;
 use schemas::usage_frame::decode_events;
-use schemas::{
-    ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, Outcome, RequestId, UsageEvent,
-};
+use schemas::{AuditEntry, Limits, Outcome, RequestId, UsageEvent};
 use store::memory::MemoryStore;
 use store::{AppendFailure, AppendResult, EventAppender, EventReader, LogRecord, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -150,37 +149,7 @@ async fn proxy_with(
     runtime: Arc<dyn ModelRuntime>,
     config: ProxyConfig,
 ) -> (proxy::server::RunningProxy, String) {
-    let token = format_generated_token(&[9u8; 32]);
-    let customer = Customer {
-        customer_id: "cust-slow".into(),
-        name: "Slow".into(),
-        email: "s@slow.example".into(),
-        status: CustomerStatus::Active,
-        created_at: Utc::now().trunc_subsecs(3),
-        limits: Limits::default(),
-    };
-    let key = ApiKey {
-        key_id: "key_slow".into(),
-        customer_id: customer.customer_id.clone(),
-        token_hash: token.hash(),
-        status: KeyStatus::Active,
-        created_at: Utc::now().trunc_subsecs(3),
-        expires_at: None,
-        last_used_at: None,
-    };
-    let audit = AuditEntry {
-        audit_id: uuid::Uuid::now_v7(),
-        at: Utc::now(),
-        actor: "test".into(),
-        action: "create".into(),
-        customer_id: customer.customer_id.clone(),
-        before: serde_json::Value::Null,
-        after: serde_json::Value::Null,
-    };
-    store
-        .create_customer(&customer, &key, &audit)
-        .await
-        .unwrap();
+    let token = common::customer_with_token(&store, "slow", 9).await;
     let ports = ProxyPorts {
         registry: store.clone(),
         counters: store.clone(),
@@ -192,10 +161,7 @@ async fn proxy_with(
         listen: "127.0.0.1:0".parse().unwrap(),
         ..config
     };
-    (
-        start_proxy(config, ports).await.unwrap(),
-        token.expose().to_owned(),
-    )
+    (start_proxy(config, ports).await.unwrap(), token)
 }
 
 /// Every event the proxy wrote to the memory store's log.

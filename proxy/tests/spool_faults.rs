@@ -5,22 +5,22 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{SubsecRound, Utc};
 use proxy::config::{ProxyConfig, SpoolConfig};
 use proxy::server::{ProxyPorts, RunningProxy, start_proxy};
 use proxy::upstream::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, header_map,
 };
-use schemas::token::format_generated_token;
-use schemas::{ApiKey, AuditEntry, Customer, CustomerStatus, KeyStatus, Limits, UsageEvent};
+use schemas::UsageEvent;
 use store::memory::MemoryStore;
-use store::{AppendResult, EventAppender, EventReader, LogRecord, Registry};
+use store::{AppendResult, EventAppender, EventReader, LogRecord};
 
 /// The memory log, switchable off: while down, every append fails as a whole.
 struct SwitchableLog {
@@ -65,44 +65,14 @@ struct Setup {
 
 async fn setup() -> Setup {
     let store = Arc::new(MemoryStore::new());
-    let token = format_generated_token(&[5u8; 32]);
-    let customer = Customer {
-        customer_id: "cust-spool".into(),
-        name: "Spool".into(),
-        email: "s@spool.example".into(),
-        status: CustomerStatus::Active,
-        created_at: Utc::now().trunc_subsecs(3),
-        limits: Limits::default(),
-    };
-    let key = ApiKey {
-        key_id: "key_spool".into(),
-        customer_id: customer.customer_id.clone(),
-        token_hash: token.hash(),
-        status: KeyStatus::Active,
-        created_at: Utc::now().trunc_subsecs(3),
-        expires_at: None,
-        last_used_at: None,
-    };
-    let audit = AuditEntry {
-        audit_id: uuid::Uuid::now_v7(),
-        at: Utc::now(),
-        actor: "test".into(),
-        action: "create".into(),
-        customer_id: customer.customer_id.clone(),
-        before: serde_json::Value::Null,
-        after: serde_json::Value::Null,
-    };
-    store
-        .create_customer(&customer, &key, &audit)
-        .await
-        .unwrap();
+    let token = common::customer_with_token(&store, "spool", 5).await;
     Setup {
         log: Arc::new(SwitchableLog {
             inner: Arc::clone(&store),
             down: AtomicBool::new(false),
         }),
         store,
-        token: token.expose().to_owned(),
+        token,
     }
 }
 
