@@ -30,9 +30,8 @@ use crate::call::authenticate::authenticate_request;
 use crate::call::response_headers::decimal_values;
 use crate::call::{ModelSource, handle_call};
 use crate::header_cap;
-use crate::native_routes::BEDROCK_OPERATIONS;
 use crate::state::ProxyState;
-use crate::upstream::model_runtime::operation_path;
+use crate::upstream::model_runtime::operation_from_path;
 
 /// A request on a hot route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +63,7 @@ pub fn hot_route(method: &Method, path: &str) -> Option<HotRoute> {
     if segment.is_empty() {
         return None;
     }
-    let operation = BEDROCK_OPERATIONS
-        .into_iter()
-        .find(|known| operation_path(*known) == operation)?;
+    let operation = operation_from_path(operation)?;
     let model_id = percent_encoding::percent_decode(segment.as_bytes())
         .decode_utf8()
         .ok()?
@@ -83,17 +80,15 @@ pub struct Routes {
     router: axum::Router,
     /// `None` sends every request to the router (the router alone, for comparisons).
     state: Option<ProxyState>,
-    max_header_bytes: usize,
 }
 
 impl Routes {
     /// Serves the hot routes over `state`, and the rest with `router` (which carries the
-    /// header cap of `max_header_bytes` itself, see [`header_cap::with_header_cap`]).
-    pub fn new(router: axum::Router, state: ProxyState, max_header_bytes: usize) -> Self {
+    /// header cap of `state`'s configuration itself, see [`header_cap::with_header_cap`]).
+    pub fn new(router: axum::Router, state: ProxyState) -> Self {
         Self {
             router,
             state: Some(state),
-            max_header_bytes,
         }
     }
 
@@ -102,19 +97,13 @@ impl Routes {
         Self {
             router,
             state: None,
-            max_header_bytes: 0,
         }
     }
 }
 
 /// A hot route's answer, with its `content-length` set as the router sets it.
-async fn serve_hot(
-    state: ProxyState,
-    max_header_bytes: usize,
-    route: HotRoute,
-    request: Request<Body>,
-) -> Response {
-    let mut response = answer_hot(state, max_header_bytes, route, request).await;
+async fn serve_hot(state: ProxyState, route: HotRoute, request: Request<Body>) -> Response {
+    let mut response = answer_hot(state, route, request).await;
     if !response.headers().contains_key(CONTENT_LENGTH)
         && let Some(size) = response.body().size_hint().exact()
     {
@@ -125,13 +114,8 @@ async fn serve_hot(
 }
 
 /// The stages of a call on a hot route, in the router's order.
-async fn answer_hot(
-    state: ProxyState,
-    max_header_bytes: usize,
-    route: HotRoute,
-    request: Request<Body>,
-) -> Response {
-    if let Some(refused) = header_cap::refusal(&request, max_header_bytes) {
+async fn answer_hot(state: ProxyState, route: HotRoute, request: Request<Body>) -> Response {
+    if let Some(refused) = header_cap::refusal(&request, state.config.max_header_bytes) {
         return refused;
     }
     let call = match authenticate_request(&state, request.headers()).await {
@@ -169,7 +153,7 @@ where
         if let Some(state) = &self.state
             && let Some(route) = hot_route(request.method(), request.uri().path())
         {
-            let served = serve_hot(state.clone(), self.max_header_bytes, route, request);
+            let served = serve_hot(state.clone(), route, request);
             return Either::Left(served.map(Ok).boxed());
         }
         Either::Right(tower::Service::call(&mut self.router, request))

@@ -304,7 +304,7 @@ async fn serve(
     };
     let router = with_header_cap(router, config.max_header_bytes);
     let edge = Edge {
-        routes: Routes::new(router, state, config.max_header_bytes),
+        routes: Routes::new(router, state),
         builder: connection_builder(&config),
         tls,
         grace: config.shutdown_grace,

@@ -180,7 +180,7 @@ async fn the_hot_routes_answer_as_the_router_does() {
     let max_header_bytes = config.max_header_bytes;
     let (state, emitter) = build_state(config, ports).unwrap();
     let router = with_header_cap(proxy::build_router(state.clone()), max_header_bytes);
-    let hot = Routes::new(router.clone(), state, max_header_bytes);
+    let hot = Routes::new(router.clone(), state);
     let plain = Routes::router_only(router);
 
     let mut statuses = Vec::new();
