@@ -34,7 +34,7 @@ use store::{EventAppender, LogRecord, Spool};
 use tokio::sync::Notify;
 
 use super::metrics::EmitterStats;
-use super::pending::{PendingEvent, encode_batch};
+use super::pending::{PendingEvent, Storage, encode_batch};
 
 /// Most appends one leader makes (its own, then those of calls that joined meanwhile).
 pub const MAX_LEADER_ROUNDS: usize = 8;
@@ -201,7 +201,11 @@ impl GroupCommit {
     /// Writes one batch at once and acknowledges it; gives the batch back when the target
     /// did not take every record.
     fn append(&self, batch: Vec<PendingEvent>) -> Result<(), Vec<PendingEvent>> {
-        let records = encode_batch(&batch, self.format, &self.stats);
+        let storage = match self.target {
+            Target::Spool { .. } => Storage::Journal,
+            Target::Log(_) => Storage::Log,
+        };
+        let records = encode_batch(&batch, self.format, storage, &self.stats);
         match self.write(&records) {
             Some(Ok(())) => {
                 self.stats.group_commits.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use schemas::UsageEvent;
-use schemas::usage_frame::{EventFormat, FrameBuilder, MAX_FRAME_PAYLOAD_BYTES, frame_payload};
+use schemas::usage_frame::{
+    EventFormat, FrameBuilder, FrameCodec, MAX_FRAME_PAYLOAD_BYTES, frame_payload,
+};
 use store::LogRecord;
 use tokio::sync::oneshot;
 
@@ -18,6 +20,17 @@ pub(super) struct PendingEvent {
     pub(super) durable: Option<oneshot::Sender<()>>,
 }
 
+/// How [`encode_batch`] stores its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Storage {
+    /// For the log: compressed past a KiB (`FrameBuilder::codec`).
+    Log,
+    /// For the spool, a local journal the drainer reads back: as they are. The drainer
+    /// merges a producer's frames and compresses them once, for the log
+    /// ([`coalesce_frames`]); compressing here, on the caller's thread, would be undone.
+    Journal,
+}
+
 /// Encodes a batch as frames of `format` (`schemas::usage_frame`): usually one, more only
 /// when the events pass [`MAX_FRAME_PAYLOAD_BYTES`]. Every record's partition key is the producer (this
 /// process), so its records reach one partition, in order. An event that cannot be
@@ -25,6 +38,7 @@ pub(super) struct PendingEvent {
 pub(super) fn encode_batch(
     events: &[PendingEvent],
     format: EventFormat,
+    storage: Storage,
     stats: &EmitterStats,
 ) -> Vec<LogRecord> {
     let mut records = Vec::with_capacity(1);
@@ -34,7 +48,10 @@ pub(super) fn encode_batch(
         if frame.is_empty() {
             return;
         }
-        let codec = frame.codec();
+        let codec = match storage {
+            Storage::Log => frame.codec(),
+            Storage::Journal => FrameCodec::None,
+        };
         match frame.finish(codec) {
             Ok(data) => records.push(LogRecord {
                 partition_key: producer.to_owned(),
@@ -71,7 +88,8 @@ pub(super) fn encode_batch(
 /// should receive them together. Each event's bytes are kept as they are and in order, so
 /// the consumer sees the same events, in the same order, from the same producer. A record
 /// that is not a readable frame is passed on as it is, in its place; a run of one record
-/// is not re-encoded.
+/// is re-encoded only when it is not stored as the log stores it (a journal's frame past
+/// a KiB, stored as it is, is compressed).
 pub(super) fn coalesce_frames(records: Vec<LogRecord>) -> Vec<LogRecord> {
     let mut merged: Vec<LogRecord> = Vec::with_capacity(records.len().min(4));
     let mut run: Option<Run> = None;
@@ -92,6 +110,7 @@ pub(super) fn coalesce_frames(records: Vec<LogRecord>) -> Vec<LogRecord> {
         let current = run.get_or_insert_with(|| Run {
             originals: Vec::new(),
             frame: FrameBuilder::with_format(payload.format),
+            first_codec: payload.codec,
         });
         // Same format, checked above or new: always taken.
         current.frame.push_payload(&payload);
@@ -105,6 +124,8 @@ pub(super) fn coalesce_frames(records: Vec<LogRecord>) -> Vec<LogRecord> {
 struct Run {
     originals: Vec<LogRecord>,
     frame: FrameBuilder,
+    /// How the run's first record stored its payload.
+    first_codec: FrameCodec,
 }
 
 impl Run {
@@ -112,15 +133,16 @@ impl Run {
         let Some(Self {
             mut originals,
             frame,
+            first_codec,
         }) = run
         else {
             return;
         };
-        if originals.len() == 1 {
+        let codec = frame.codec();
+        if originals.len() == 1 && codec == first_codec {
             merged.append(&mut originals);
             return;
         }
-        let codec = frame.codec();
         match frame.finish(codec) {
             Ok(data) => merged.push(LogRecord {
                 partition_key: std::mem::take(&mut originals[0].partition_key),
@@ -178,7 +200,7 @@ mod tests {
             (EventFormat::Json, 20, 1),
         ] {
             let batch = pending(events);
-            let records = encode_batch(&batch, format, &stats);
+            let records = encode_batch(&batch, format, Storage::Log, &stats);
             assert_eq!(records.len(), 1);
             assert_eq!(records[0].data[4], format.version());
             assert_eq!(
@@ -197,6 +219,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_journal_stores_frames_as_they_are_and_the_log_receives_them_compressed() {
+        let stats = EmitterStats::default();
+        let batch = pending(20);
+        let journal = encode_batch(&batch, EventFormat::Binary, Storage::Journal, &stats);
+        assert_eq!(journal.len(), 1);
+        assert_eq!(
+            codec_byte(&journal[0]),
+            0,
+            "a journal frame is not compressed"
+        );
+        let before = events_of(&journal);
+
+        // Alone in the drainer's batch, it is compressed for the log all the same.
+        let merged = coalesce_frames(journal.clone());
+        assert_eq!(merged.len(), 1);
+        assert_eq!(
+            codec_byte(&merged[0]),
+            2,
+            "20 events reach the log with LZ4"
+        );
+        assert!(merged[0].data.len() < journal[0].data.len());
+        assert_eq!(events_of(&merged), before);
+
+        // A frame the log would store as it is passes unchanged.
+        let small = encode_batch(&pending(1), EventFormat::Binary, Storage::Journal, &stats);
+        assert_eq!(coalesce_frames(small.clone())[0].data, small[0].data);
+        // And one the log's way (compressed) is not compressed again.
+        let logged = encode_batch(&batch, EventFormat::Binary, Storage::Log, &stats);
+        assert_eq!(coalesce_frames(logged.clone())[0].data, logged[0].data);
+    }
+
     /// One record per event, as the group commit journals them at light load.
     fn one_event_records(producer: &str, first_seq: u64, count: usize) -> Vec<LogRecord> {
         let stats = EmitterStats::default();
@@ -206,7 +260,13 @@ mod tests {
             .map(|(index, mut pending)| {
                 pending.event.proxy_instance = producer.into();
                 pending.event.instance_seq = first_seq + index as u64;
-                encode_batch(std::slice::from_ref(&pending), EventFormat::Binary, &stats).remove(0)
+                encode_batch(
+                    std::slice::from_ref(&pending),
+                    EventFormat::Binary,
+                    Storage::Journal,
+                    &stats,
+                )
+                .remove(0)
             })
             .collect()
     }
@@ -295,7 +355,13 @@ mod tests {
                     durable: None,
                 };
                 event.event.instance_seq = seq + 1;
-                encode_batch(std::slice::from_ref(&event), EventFormat::Binary, &stats).remove(0)
+                encode_batch(
+                    std::slice::from_ref(&event),
+                    EventFormat::Binary,
+                    Storage::Log,
+                    &stats,
+                )
+                .remove(0)
             })
             .collect();
         let merged = coalesce_frames(records);
@@ -324,7 +390,7 @@ mod tests {
             EventFormat::Binary,
             EventFormat::Binary,
         ]) {
-            let record = encode_batch(events, format, &stats).remove(0);
+            let record = encode_batch(events, format, Storage::Log, &stats).remove(0);
             assert_eq!(record.data[4], format.version());
             records.push(record);
         }

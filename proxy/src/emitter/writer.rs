@@ -7,7 +7,7 @@ use std::time::Duration;
 use store::EventAppender;
 use tokio::sync::{mpsc, oneshot};
 
-use super::pending::{PendingEvent, encode_batch};
+use super::pending::{PendingEvent, Storage, encode_batch};
 use super::spool_route::SpoolRoute;
 
 /// Most events in one batch (Kinesis PutRecords takes 500 records; a batch is usually one).
@@ -54,7 +54,7 @@ pub(super) async fn write_events(
                 }
             }
         }
-        let records = encode_batch(&batch, route.format, &route.stats);
+        let records = encode_batch(&batch, route.format, Storage::Log, &route.stats);
         route.deliver(log.as_ref(), records).await;
         for pending in batch.drain(..) {
             if let Some(acknowledge) = pending.durable {

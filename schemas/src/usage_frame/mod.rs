@@ -300,6 +300,8 @@ fn read_frame(record: &Bytes) -> Result<(FrameHeader, Bytes), DecodeError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FramePayload {
     pub format: EventFormat,
+    /// How the record stored the payload (`bytes` are always decompressed).
+    pub codec: FrameCodec,
     pub count: u32,
     pub bytes: Bytes,
 }
@@ -330,6 +332,7 @@ pub fn frame_payload(record: &Bytes) -> Option<FramePayload> {
     }
     Some(FramePayload {
         format: header.format,
+        codec: header.codec,
         count: u32::try_from(count).ok()?,
         bytes: payload,
     })

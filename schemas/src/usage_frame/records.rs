@@ -36,6 +36,7 @@ pub fn single_event_frame(format: EventFormat, event: &[u8]) -> std::io::Result<
     let mut frame = FrameBuilder::with_format(format);
     frame.push_payload(&FramePayload {
         format,
+        codec: FrameCodec::None,
         count: 1,
         bytes: Bytes::from(payload),
     });
