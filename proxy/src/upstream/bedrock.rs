@@ -21,7 +21,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use http::{HeaderName, HeaderValue};
 use http_body_util::Full;
 
-use super::https::{PerThreadClient, body_stream, read_body, transport_error};
+use super::https::{PerThreadClient, body_stream, read_body};
 use super::model_runtime::{
     ModelInvocation, ModelRuntime, RuntimeError, UpstreamBody, UpstreamResponse, is_streaming,
     operation_path, push_percent_encoded,
@@ -296,31 +296,28 @@ impl ModelRuntime for BedrockRuntime {
             headers.append(name.clone(), value.clone());
         }
 
+        // One deadline for the answer's head and, unless it streams, its whole body.
         let started = Instant::now();
-        let response = tokio::time::timeout(self.timeout, self.http.request(request))
-            .await
-            .map_err(|_| RuntimeError::Timeout(self.timeout))?
-            .map_err(|error| transport_error(&error))?;
-        let upstream_latency = started.elapsed();
-        let (parts, incoming) = response.into_parts();
-        let status = parts.status.as_u16();
-        let body = if status == 200 && is_streaming(invocation.operation) {
-            UpstreamBody::Stream(body_stream(incoming, self.read_timeout))
-        } else {
-            let remaining = self.timeout.saturating_sub(upstream_latency);
-            UpstreamBody::Complete(read_body(incoming, remaining).await.map_err(
-                |error| match error {
-                    RuntimeError::Timeout(_) => RuntimeError::Timeout(self.timeout),
-                    other => other,
-                },
-            )?)
-        };
-        Ok(UpstreamResponse {
-            status,
-            headers: parts.headers,
-            body,
-            upstream_latency,
+        let streaming = is_streaming(invocation.operation);
+        tokio::time::timeout(self.timeout, async {
+            let response = self.http.send(request).await?;
+            let upstream_latency = started.elapsed();
+            let (parts, incoming) = response.into_parts();
+            let status = parts.status.as_u16();
+            let body = if status == 200 && streaming {
+                UpstreamBody::Stream(body_stream(incoming, self.read_timeout))
+            } else {
+                UpstreamBody::Complete(read_body(incoming).await?)
+            };
+            Ok(UpstreamResponse {
+                status,
+                headers: parts.headers,
+                body,
+                upstream_latency,
+            })
         })
+        .await
+        .map_err(|_| RuntimeError::Timeout(self.timeout))?
     }
 }
 

@@ -1,40 +1,52 @@
-//! The HTTP client the proxy calls Bedrock with: hyper's pooled client over rustls (HTTP/2
-//! when the endpoint offers it, HTTP/1.1 otherwise), with the timeouts the proxy needs and
-//! nothing else per call (no URL re-parsing, no redirect or proxy logic, no header copies).
+//! The HTTP client the proxy calls Bedrock with: hyper's connections over rustls (HTTP/2
+//! when the endpoint offers it, HTTP/1.1 otherwise), pooled per thread, with the timeouts
+//! the proxy needs and nothing else per call (no URL re-parsing, no redirect or proxy
+//! logic, no header copies).
 //!
-//! Server certificates are checked against the Mozilla roots (`webpki-roots`), as before
-//! with `reqwest`. Plain `http://` endpoints are accepted for tests and local fakes.
+//! Server certificates are checked against the Mozilla roots (`webpki-roots`). Plain
+//! `http://` endpoints are accepted for tests and local fakes.
+//!
+//! The pool is this module's own ([`ThreadPool`]), not hyper-util's: on the server's I/O
+//! threads (each a single-threaded runtime) a call takes a ready connection of its own
+//! thread with no lock, no checkout future and no task to hand the connection back. A
+//! connection whose request could not be sent (the server closed it while it sat idle) is
+//! dropped and the request is sent again on a new one; one that has sent nothing is never
+//! counted as a failure.
 
+use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use http::header::HOST;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower::Service;
 
 use super::model_runtime::RuntimeError;
-
-/// A pooled client (one per thread and [`PerThreadClient`]).
-pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up TLS for Bedrock: {0}")]
 pub struct ClientSetupError(String);
 
-/// Upstream clients with a pool of connections per thread, built alike. On the server's
-/// I/O threads (each a single-threaded runtime) a call then uses connections whose tasks
-/// run on its own thread: no hand-off to another thread to write the request or to read
-/// the answer. A shared pool's connection, made by one thread's call, is driven by that
-/// thread for every call that borrows it.
+/// Most HTTP/1.1 connections one thread keeps to one origin, ready or busy; a call that
+/// finds them all busy uses a connection of its own and closes it after its answer.
+const MAX_HTTP1_PER_THREAD: usize = 512;
+
+/// Upstream connections pooled per thread, made alike. A call on a server's I/O thread
+/// uses connections whose tasks run on its own thread: no hand-off to another thread to
+/// write the request or to read the answer.
 #[derive(Clone)]
 pub struct PerThreadClient {
-    /// Tells this instance's clients apart from another instance's on the same thread.
+    /// Tells this instance's pools apart from another instance's on the same thread.
     id: u64,
     connector: HttpsConnector<HttpConnector>,
     idle_timeout: Duration,
@@ -49,10 +61,33 @@ impl std::fmt::Debug for PerThreadClient {
     }
 }
 
+/// One thread's connections to one origin.
+struct ThreadPool {
+    client: u64,
+    scheme: Scheme,
+    authority: Authority,
+    /// The `host` header of HTTP/1.1 requests to this origin.
+    host: HeaderValue,
+    /// HTTP/1.1 connections, each ready for a request or busy with one.
+    http1: Vec<Http1Connection>,
+    /// The HTTP/2 connection, shared by every call of the thread.
+    http2: Option<http2::SendRequest<Full<Bytes>>>,
+}
+
+struct Http1Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    last_used: Instant,
+}
+
 thread_local! {
-    /// This thread's clients, by [`PerThreadClient::id`] (a process builds one or two).
-    static THREAD_CLIENTS: std::cell::RefCell<Vec<(u64, HttpsClient)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// This thread's pools (a process has one or two clients, each with one origin).
+    static THREAD_POOLS: RefCell<Vec<ThreadPool>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A connection made for one call.
+enum Fresh {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl PerThreadClient {
@@ -62,11 +97,20 @@ impl PerThreadClient {
         connect_timeout: Duration,
         idle_timeout: Duration,
     ) -> Result<Self, ClientSetupError> {
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        Self::with_roots(roots, connect_timeout, idle_timeout)
+    }
+
+    /// Clients that trust `roots` (tests add their own certificate authority).
+    pub fn with_roots(
+        roots: rustls::RootCertStore,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Result<Self, ClientSetupError> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|error| ClientSetupError(error.to_string()))?
@@ -89,39 +133,275 @@ impl PerThreadClient {
         })
     }
 
-    /// A client with a pool of its own.
-    fn build(&self) -> HttpsClient {
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .build(self.connector.clone())
+    /// Sends `request` (its URI absolute: scheme, authority and path) on a ready
+    /// connection of this thread, or on a new one, and returns the answer's head.
+    pub async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, RuntimeError> {
+        let (Some(scheme), Some(authority)) = (request.uri().scheme(), request.uri().authority())
+        else {
+            return Err(RuntimeError::Failed(format!(
+                "cannot send a request to {}: its URI has no scheme and host",
+                request.uri()
+            )));
+        };
+        let (scheme, authority) = (scheme.clone(), authority.clone());
+        let uri = request.uri().clone();
+        // A pooled connection may have been closed by the server just as the request went
+        // out; the request comes back unsent, and goes on a new connection.
+        let request = match self.send_pooled(&scheme, &authority, request) {
+            Ok(sent) => match sent.await {
+                Ok(response) => return Ok(response),
+                Err(mut unsent) => match unsent.take_message() {
+                    Some(request) => request,
+                    None => return Err(failed(unsent.into_error())),
+                },
+            },
+            Err(request) => request,
+        };
+        // Boxed: a call on a pooled connection (nearly every call) then carries, and moves,
+        // a small future instead of one sized for connecting and the TLS handshake.
+        Box::pin(self.send_fresh(scheme, authority, uri, request)).await
     }
 
-    /// Sends `request` through this thread's client (built on the thread's first call).
-    pub fn request(
+    /// Sends `request` on a new connection, kept for the thread's next calls.
+    async fn send_fresh(
         &self,
-        request: http::Request<Full<Bytes>>,
-    ) -> hyper_util::client::legacy::ResponseFuture {
-        THREAD_CLIENTS.with(|clients| {
-            let mut clients = clients.borrow_mut();
-            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
-                return client.request(request);
+        scheme: Scheme,
+        authority: Authority,
+        uri: Uri,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, RuntimeError> {
+        let fresh = self.connect(&scheme, &authority).await?;
+        let sent = match fresh {
+            Fresh::Http1(mut sender) => {
+                let request = self.for_http1(&scheme, &authority, request);
+                let sent = sender.try_send_request(request);
+                self.keep_http1(&scheme, &authority, sender);
+                futures::future::Either::Left(sent)
             }
-            let client = self.build();
-            let future = client.request(request);
-            clients.push((self.id, client));
-            future
+            Fresh::Http2(mut sender) => {
+                let mut request = request;
+                // A request given back by an HTTP/1.1 connection carries its path alone.
+                *request.uri_mut() = uri;
+                let sent = sender.try_send_request(request);
+                self.keep_http2(&scheme, &authority, sender);
+                futures::future::Either::Right(sent)
+            }
+        };
+        sent.await.map_err(|error| failed(error.into_error()))
+    }
+
+    /// Sends on a ready pooled connection; gives the request back when there is none.
+    ///
+    /// The request given back is moved, not boxed: boxing it would allocate on the path
+    /// that makes a new connection, and the send future beside it is as large.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn send_pooled(
+        &self,
+        scheme: &Scheme,
+        authority: &Authority,
+        request: Request<Full<Bytes>>,
+    ) -> Result<
+        impl Future<
+            Output = Result<
+                Response<Incoming>,
+                hyper::client::conn::TrySendError<Request<Full<Bytes>>>,
+            >,
+        >,
+        Request<Full<Bytes>>,
+    > {
+        THREAD_POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            let Some(pool) = pools
+                .iter_mut()
+                .find(|pool| pool.serves(self.id, scheme, authority))
+            else {
+                return Err(request);
+            };
+            if let Some(sender) = &mut pool.http2 {
+                if !sender.is_closed() {
+                    return Ok(futures::future::Either::Left(
+                        sender.try_send_request(request),
+                    ));
+                }
+                pool.http2 = None;
+            }
+            let now = Instant::now();
+            // The first ready connection; closed ones, and ready ones idle long enough for
+            // the server to close them any moment, are dropped on the way.
+            let mut index = 0;
+            let ready = loop {
+                let Some(connection) = pool.http1.get(index) else {
+                    return Err(request);
+                };
+                let ready = connection.sender.is_ready();
+                if connection.sender.is_closed()
+                    || (ready && now.duration_since(connection.last_used) >= self.idle_timeout)
+                {
+                    pool.http1.swap_remove(index);
+                } else if ready {
+                    break index;
+                } else {
+                    index += 1;
+                }
+            };
+            let connection = &mut pool.http1[ready];
+            connection.last_used = now;
+            let request = origin_form(request, &pool.host);
+            Ok(futures::future::Either::Right(
+                connection.sender.try_send_request(request),
+            ))
+        })
+    }
+
+    /// A new connection to the origin: HTTP/2 when TLS negotiated it, HTTP/1.1 otherwise.
+    async fn connect(&self, scheme: &Scheme, authority: &Authority) -> Result<Fresh, RuntimeError> {
+        let uri = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query(PathAndQuery::from_static("/"))
+            .build()
+            .map_err(|error| RuntimeError::Failed(error.to_string()))?;
+        let mut connector = self.connector.clone();
+        let stream = connector
+            .call(uri)
+            .await
+            .map_err(|error| RuntimeError::Unreachable(error_chain(error.as_ref())))?;
+        if stream.connected().is_negotiated_h2() {
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(stream)
+                .await
+                .map_err(|error| RuntimeError::Unreachable(error_chain(&error)))?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(error = %error, "an HTTP/2 connection to Bedrock ended");
+                }
+            });
+            Ok(Fresh::Http2(sender))
+        } else {
+            let (sender, connection) = http1::handshake(stream)
+                .await
+                .map_err(|error| RuntimeError::Unreachable(error_chain(&error)))?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(error = %error, "an HTTP/1.1 connection to Bedrock ended");
+                }
+            });
+            Ok(Fresh::Http1(sender))
+        }
+    }
+
+    /// `request` as an HTTP/1.1 connection to its origin sends it.
+    fn for_http1(
+        &self,
+        scheme: &Scheme,
+        authority: &Authority,
+        request: Request<Full<Bytes>>,
+    ) -> Request<Full<Bytes>> {
+        let host = self.with_pool(scheme, authority, |pool| pool.host.clone());
+        origin_form(request, &host)
+    }
+
+    /// Keeps a new HTTP/1.1 connection for the thread's next calls, unless the thread
+    /// already keeps [`MAX_HTTP1_PER_THREAD`].
+    fn keep_http1(
+        &self,
+        scheme: &Scheme,
+        authority: &Authority,
+        sender: http1::SendRequest<Full<Bytes>>,
+    ) {
+        self.with_pool(scheme, authority, |pool| {
+            if pool.http1.len() < MAX_HTTP1_PER_THREAD {
+                pool.http1.push(Http1Connection {
+                    sender,
+                    last_used: Instant::now(),
+                });
+            }
+        });
+    }
+
+    /// Makes a new HTTP/2 connection the thread's (one made meanwhile by another call
+    /// gives way to it).
+    fn keep_http2(
+        &self,
+        scheme: &Scheme,
+        authority: &Authority,
+        sender: http2::SendRequest<Full<Bytes>>,
+    ) {
+        self.with_pool(scheme, authority, |pool| pool.http2 = Some(sender));
+    }
+
+    /// Runs `work` on this thread's pool for the origin, made on first use.
+    fn with_pool<T>(
+        &self,
+        scheme: &Scheme,
+        authority: &Authority,
+        work: impl FnOnce(&mut ThreadPool) -> T,
+    ) -> T {
+        THREAD_POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            let index = match pools
+                .iter()
+                .position(|pool| pool.serves(self.id, scheme, authority))
+            {
+                Some(index) => index,
+                None => {
+                    pools.push(ThreadPool {
+                        client: self.id,
+                        scheme: scheme.clone(),
+                        authority: authority.clone(),
+                        host: host_header(scheme, authority),
+                        http1: Vec::new(),
+                        http2: None,
+                    });
+                    pools.len() - 1
+                }
+            };
+            work(&mut pools[index])
         })
     }
 }
 
-/// A transport failure as the runtime reports it: connection failures as unreachable.
-pub fn transport_error(error: &hyper_util::client::legacy::Error) -> RuntimeError {
-    if error.is_connect() {
-        RuntimeError::Unreachable(error_chain(error))
-    } else {
-        RuntimeError::Failed(error_chain(error))
+impl ThreadPool {
+    fn serves(&self, client: u64, scheme: &Scheme, authority: &Authority) -> bool {
+        self.client == client && self.authority == *authority && self.scheme == *scheme
     }
+}
+
+/// The `host` header for an origin: its host, and its port when it is not the scheme's
+/// default.
+fn host_header(scheme: &Scheme, authority: &Authority) -> HeaderValue {
+    let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
+    let text = match authority.port_u16() {
+        Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+        _ => authority.host().to_owned(),
+    };
+    // An authority's host and port are visible ASCII.
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("localhost"))
+}
+
+/// `request` with its URI as an HTTP/1.1 request line carries it (the path alone) and a
+/// `host` header, unless it has one.
+fn origin_form(mut request: Request<Full<Bytes>>, host: &HeaderValue) -> Request<Full<Bytes>> {
+    let path = request
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *request.uri_mut() = Uri::from(path);
+    request
+        .headers_mut()
+        .entry(HOST)
+        .or_insert_with(|| host.clone());
+    request
+}
+
+/// A failure after the request went out on a connection.
+fn failed(error: hyper::Error) -> RuntimeError {
+    RuntimeError::Failed(error_chain(&error))
 }
 
 /// An error and its causes, `: `-separated (hyper's own message alone is terse).
@@ -136,12 +416,11 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// A whole answer body, read within `timeout`.
-pub async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, RuntimeError> {
-    match tokio::time::timeout(timeout, body.collect()).await {
-        Err(_) => Err(RuntimeError::Timeout(timeout)),
-        Ok(Err(error)) => Err(RuntimeError::Failed(error_chain(&error))),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+/// A whole answer body (the caller bounds the time it takes).
+pub async fn read_body(body: Incoming) -> Result<Bytes, RuntimeError> {
+    match body.collect().await {
+        Err(error) => Err(RuntimeError::Failed(error_chain(&error))),
+        Ok(collected) => Ok(collected.to_bytes()),
     }
 }
 
@@ -174,3 +453,7 @@ pub fn body_stream(
         },
     ))
 }
+
+#[cfg(test)]
+#[path = "https_tests.rs"]
+mod tests;

@@ -1,0 +1,243 @@
+//! The upstream client against a hyper server on 127.0.0.1, over HTTP/1.1 and over TLS
+//! with HTTP/2: what reaches the server, and how many connections the calls take.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use super::PerThreadClient;
+
+/// What the server saw of one request.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    version: Version,
+    path: String,
+    /// The `host` header, or HTTP/2's `:authority`.
+    authority: String,
+    body: Bytes,
+}
+
+/// A server on 127.0.0.1 that answers every request with `ok` and records it; over TLS
+/// (HTTP/2 or HTTP/1.1 by ALPN) when given a TLS configuration.
+struct Server {
+    address: String,
+    connections: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// Closes each connection after its first answer, without saying so.
+    close_after_one: bool,
+}
+
+impl Server {
+    async fn start(tls: Option<Arc<rustls::ServerConfig>>, close_after_one: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (counted, recorded) = (Arc::clone(&connections), Arc::clone(&seen));
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                let recorded = Arc::clone(&recorded);
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let answered = Arc::new(tokio::sync::Notify::new());
+                    let service = {
+                        let answered = Arc::clone(&answered);
+                        hyper::service::service_fn(move |request: Request<Incoming>| {
+                            let recorded = Arc::clone(&recorded);
+                            let answered = Arc::clone(&answered);
+                            async move { record(request, &recorded, &answered).await }
+                        })
+                    };
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let serve = async {
+                        match tls {
+                            Some(tls) => {
+                                let stream =
+                                    tokio_rustls::TlsAcceptor::from(tls).accept(socket).await;
+                                if let Ok(stream) = stream {
+                                    let _ = builder
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .await;
+                                }
+                            }
+                            None => {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(socket), service)
+                                    .await;
+                            }
+                        }
+                    };
+                    if close_after_one {
+                        // Drop the connection once the first answer had time to go out.
+                        tokio::select! {
+                            () = serve => {}
+                            () = async {
+                                answered.notified().await;
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            } => {}
+                        }
+                    } else {
+                        serve.await;
+                    }
+                });
+            }
+        });
+        Self {
+            address,
+            connections,
+            seen,
+            close_after_one,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Records a request the server received and answers it with `ok`.
+async fn record(
+    request: Request<Incoming>,
+    recorded: &Mutex<Vec<Seen>>,
+    answered: &tokio::sync::Notify,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let version = request.version();
+    let path = request.uri().path().to_owned();
+    let authority = request
+        .headers()
+        .get(http::header::HOST)
+        .map(|value| value.to_str().unwrap().to_owned())
+        .or_else(|| request.uri().authority().map(ToString::to_string))
+        .unwrap_or_default();
+    let body = request.into_body().collect().await?.to_bytes();
+    recorded.lock().unwrap().push(Seen {
+        version,
+        path,
+        authority,
+        body,
+    });
+    answered.notify_one();
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+fn post(url: &str, body: &'static str) -> Request<Full<Bytes>> {
+    Request::post(url)
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
+}
+
+async fn call(client: &PerThreadClient, url: &str, body: &'static str) -> Bytes {
+    let response = client.send(post(url, body)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+fn client_trusting(roots: rustls::RootCertStore) -> PerThreadClient {
+    PerThreadClient::with_roots(roots, Duration::from_secs(2), Duration::from_secs(50)).unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn calls_one_after_another_share_one_connection_and_carry_their_host() {
+    let server = Server::start(None, false).await;
+    let client = client_trusting(rustls::RootCertStore::empty());
+    let url = format!("http://{}/model/m/invoke", server.address);
+    for _ in 0..5 {
+        assert_eq!(call(&client, &url, "{}").await, "ok");
+    }
+    assert_eq!(
+        server.connections(),
+        1,
+        "five calls in a row, one connection"
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 5);
+    assert!(seen.iter().all(|seen| seen.version == Version::HTTP_11
+        && seen.path == "/model/m/invoke"
+        && seen.authority == server.address
+        && seen.body == "{}"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_calls_each_get_a_connection_and_all_are_answered() {
+    let server = Server::start(None, false).await;
+    let client = client_trusting(rustls::RootCertStore::empty());
+    let url = format!("http://{}/model/m/invoke", server.address);
+    let calls = (0..8).map(|_| call(&client, &url, "{}"));
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(|answer| answer == "ok"));
+    assert_eq!(server.seen().len(), 8);
+    let opened = server.connections();
+    assert!((2..=8).contains(&opened), "{opened} connections");
+    // Once answered, they serve the next round without new ones.
+    let calls = (0..8).map(|_| call(&client, &url, "{}"));
+    futures::future::join_all(calls).await;
+    assert_eq!(server.seen().len(), 16);
+    assert_eq!(server.connections(), opened);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_call() {
+    let server = Server::start(None, true).await;
+    assert!(server.close_after_one);
+    let client = client_trusting(rustls::RootCertStore::empty());
+    let url = format!("http://{}/model/m/invoke", server.address);
+    for round in 1..=3 {
+        assert_eq!(call(&client, &url, "{}").await, "ok");
+        assert_eq!(server.connections(), round);
+        // The server drops the connection 50 ms after answering.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(server.seen().len(), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn over_tls_an_endpoint_offering_http2_gets_every_call_on_one_connection() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let files = crate::config::TlsFiles {
+        certificate_chain: directory.path().join("cert.pem"),
+        private_key: directory.path().join("key.pem"),
+    };
+    std::fs::write(&files.certificate_chain, certified.cert.pem()).unwrap();
+    std::fs::write(&files.private_key, certified.signing_key.serialize_pem()).unwrap();
+    let server = Server::start(Some(crate::tls::load_server_config(&files).unwrap()), false).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let client = client_trusting(roots);
+    let port = server.address.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/model/m/converse");
+    assert_eq!(call(&client, &url, "one").await, "ok");
+    let calls = (0..6).map(|_| call(&client, &url, "many"));
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(|answer| answer == "ok"));
+    assert_eq!(server.connections(), 1, "HTTP/2 carries every call");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 7);
+    assert!(seen.iter().all(|seen| seen.version == Version::HTTP_2
+        && seen.path == "/model/m/converse"
+        && seen.authority == format!("localhost:{port}")));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_without_a_scheme_and_host_is_refused_before_any_connection() {
+    let client = client_trusting(rustls::RootCertStore::empty());
+    let error = client
+        .send(post("/model/m/invoke", "{}"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no scheme and host"), "{error}");
+}
