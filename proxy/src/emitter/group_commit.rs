@@ -1,10 +1,17 @@
 //! Group commit on the callers' own threads, for durable events.
 //!
-//! A call whose answer waits for its event joins the group. If no write is running, the
-//! call leads: it writes its own event, and then, round after round, every event that
-//! joined while the previous write ran, on its own thread. The others wait for the
-//! leader's word. So at low load a durable event costs one local write and no hand-off to
-//! another thread; under load one write carries many events.
+//! A call whose answer waits for its event joins its thread's group. If no write is
+//! running, the call leads: it writes its own event, and then, round after round, every
+//! event that joined while the previous write ran. The others wait for the leader's word.
+//! So at low load a durable event costs one local write and no hand-off to another thread;
+//! under load one write carries many events.
+//!
+//! Each thread has a group of its own ([`THREAD_GROUPS`] of them; threads past that share
+//! one). A group shared by the server's I/O threads let a leader on one thread write the
+//! events of calls on another, but each of those calls was then woken across threads (a
+//! write to that thread's eventfd and a return from its `epoll_wait`): about one call in
+//! four at saturation, more than the writes the sharing saved. The spool serialises the
+//! groups' writes with its own short lock.
 //!
 //! Where the group writes ([`Target`]):
 //! - **The spool, as a journal** (servers: `tollgate serve`, `tollgate-proxy`). A durable
@@ -39,6 +46,10 @@ use super::pending::{PendingEvent, Storage, encode_batch};
 /// Most appends one leader makes (its own, then those of calls that joined meanwhile).
 pub const MAX_LEADER_ROUNDS: usize = 8;
 
+/// Groups, one per thread: a thread takes the next on its first durable event, and
+/// threads past this many share them in turn. The servers run one I/O thread per core.
+pub const THREAD_GROUPS: usize = 16;
+
 /// A group write this soon after the last one finds the thread busy: its leader yields
 /// once before writing, so that events of calls already ready join the write.
 pub const BUSY_WRITE_GAP: Duration = Duration::from_micros(300);
@@ -55,7 +66,7 @@ pub(super) enum Target {
     Log(Arc<dyn EventAppender>),
 }
 
-/// The group of durable events being written on callers' threads.
+/// The groups of durable events being written on callers' threads, one per thread.
 pub(super) struct GroupCommit {
     target: Target,
     stats: Arc<EmitterStats>,
@@ -63,7 +74,8 @@ pub(super) struct GroupCommit {
     format: EventFormat,
     /// Writes closer together than this make a leader yield first ([`BUSY_WRITE_GAP`]).
     busy_gap: Duration,
-    group: Mutex<Group>,
+    /// Indexed by the calling thread's [`thread_group`], modulo their number.
+    groups: Box<[Mutex<Group>]>,
 }
 
 #[derive(Default)]
@@ -76,13 +88,22 @@ struct Group {
     last_write: Option<Instant>,
 }
 
-/// How an event joined the group.
+/// How an event joined its thread's group.
 pub(super) enum Joined {
     /// A leader is writing or about to: it writes this event too.
     Follower,
-    /// This caller leads: it writes (see [`GroupCommit::lead`]); `busy` when the group
+    /// This caller leads group `group` (see [`GroupCommit::lead`]); `busy` when the group
     /// wrote moments ago, so the caller should let ready tasks run first.
-    Leader { busy: bool },
+    Leader { group: usize, busy: bool },
+}
+
+/// The calling thread's group number: given on the thread's first call, in turn.
+fn thread_group() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static GROUP: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    GROUP.with(|group| *group)
 }
 
 impl GroupCommit {
@@ -107,7 +128,9 @@ impl GroupCommit {
             stats: Arc::clone(stats),
             format,
             busy_gap: BUSY_WRITE_GAP,
-            group: Mutex::new(Group::default()),
+            groups: (0..THREAD_GROUPS)
+                .map(|_| Mutex::new(Group::default()))
+                .collect(),
         })
     }
 
@@ -118,13 +141,20 @@ impl GroupCommit {
         self
     }
 
+    /// The same writes with one group for every thread (tests of joins across threads).
+    #[cfg(test)]
+    pub(super) fn with_one_group(mut self) -> Self {
+        self.groups = vec![Mutex::new(Group::default())].into_boxed_slice();
+        self
+    }
+
     /// Whether the group writes to the spool (so every durable event keeps its order
     /// behind what the spool holds).
     pub(super) fn journals(&self) -> bool {
         matches!(self.target, Target::Spool { .. })
     }
 
-    /// Joins `pending` (which carries its acknowledgement) to the group. Appends it, and
+    /// Joins `pending` (which carries its acknowledgement) to its thread's group. Appends it, and
     /// what joins meanwhile, when no append is running; otherwise leaves it to the running
     /// one. Returns the events that were not appended: the caller hands them to the writer.
     /// A leader on a busy thread yields once before it writes, so the events of tasks
@@ -137,22 +167,27 @@ impl GroupCommit {
     ) -> Vec<PendingEvent> {
         match self.enter(pending) {
             Joined::Follower => Vec::new(),
-            Joined::Leader { busy: false } => self.lead(),
-            Joined::Leader { busy: true } => {
+            Joined::Leader { group, busy: false } => self.lead(group),
+            Joined::Leader { group, busy: true } => {
+                // The group is the one entered: on a runtime that moves tasks between
+                // threads, the call may resume on another.
                 let deferred = DeferredLead {
-                    group: self,
+                    commit: self,
+                    group,
                     writer,
                     pending: true,
                 };
                 tokio::task::yield_now().await;
-                deferred.take().lead()
+                deferred.take()
             }
         }
     }
 
-    /// Adds `pending` to the waiting events; the caller leads when no write is running.
+    /// Adds `pending` to the events waiting in the calling thread's group; the caller
+    /// leads when no write of that group is running.
     pub(super) fn enter(&self, pending: PendingEvent) -> Joined {
-        let mut group = self.lock();
+        let index = thread_group() % self.groups.len();
+        let mut group = self.lock(index);
         group.waiting.push(pending);
         if group.appending {
             return Joined::Follower;
@@ -161,17 +196,17 @@ impl GroupCommit {
         let busy = group
             .last_write
             .is_some_and(|at| at.elapsed() < self.busy_gap);
-        Joined::Leader { busy }
+        Joined::Leader { group: index, busy }
     }
 
-    /// The leader's work: writes what waits, round after round, until nothing waits or
-    /// [`MAX_LEADER_ROUNDS`]. Returns the events that were not appended: the caller hands
-    /// them to the writer.
-    pub(super) fn lead(&self) -> Vec<PendingEvent> {
-        let mut batch = std::mem::take(&mut self.lock().waiting);
+    /// The leader's work on group `index`: writes what waits, round after round, until
+    /// nothing waits or [`MAX_LEADER_ROUNDS`]. Returns the events that were not appended:
+    /// the caller hands them to the writer.
+    pub(super) fn lead(&self, index: usize) -> Vec<PendingEvent> {
+        let mut batch = std::mem::take(&mut self.lock(index).waiting);
         for _round in 0..MAX_LEADER_ROUNDS {
             let appended = self.append(batch);
-            let mut group = self.lock();
+            let mut group = self.lock(index);
             group.last_write = Some(Instant::now());
             if let Err(mut left) = appended {
                 group.appending = false;
@@ -188,7 +223,7 @@ impl GroupCommit {
             }
             batch = std::mem::take(&mut group.waiting);
         }
-        let mut group = self.lock();
+        let mut group = self.lock(index);
         group.appending = false;
         let left = std::mem::take(&mut group.waiting);
         drop(group);
@@ -255,14 +290,18 @@ impl GroupCommit {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Group> {
-        self.group.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self, index: usize) -> MutexGuard<'_, Group> {
+        self.groups[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// How many events wait for the running append (tests).
+    /// How many events wait for the running appends, in every group (tests).
     #[cfg(test)]
     pub(super) fn waiting(&self) -> usize {
-        self.lock().waiting.len()
+        (0..self.groups.len())
+            .map(|index| self.lock(index).waiting.len())
+            .sum()
     }
 }
 
@@ -270,17 +309,19 @@ impl GroupCommit {
 /// was dropped mid-yield), it leads at once, so no follower waits for a leader that is
 /// gone, and hands what the target did not take to the writer.
 pub(super) struct DeferredLead<'a> {
-    group: &'a GroupCommit,
+    commit: &'a GroupCommit,
+    /// The group this caller leads.
+    group: usize,
     writer: &'a tokio::sync::mpsc::Sender<PendingEvent>,
     /// Not yet taken by its caller.
     pending: bool,
 }
 
 impl<'a> DeferredLead<'a> {
-    /// The group to lead now.
-    fn take(mut self) -> &'a GroupCommit {
+    /// Leads now; returns what the target did not take.
+    fn take(mut self) -> Vec<PendingEvent> {
         self.pending = false;
-        self.group
+        self.commit.lead(self.group)
     }
 }
 
@@ -289,7 +330,7 @@ impl Drop for DeferredLead<'_> {
         if !self.pending {
             return;
         }
-        for pending in self.group.lead() {
+        for pending in self.commit.lead(self.group) {
             let event_id = pending.event.event_id;
             if self.writer.try_send(pending).is_err() {
                 tracing::error!(%event_id, "a usage event could not be handed to the writer; it was not logged");

@@ -1,5 +1,6 @@
 //! The group commit's tests: paths of one durable event, groups formed while a write
-//! runs, and a busy thread's leader waiting one yield.
+//! runs, a busy thread's leader waiting one yield, and each thread writing its own calls'
+//! events.
 
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -22,6 +23,8 @@ struct LocalLog {
     entered: std::sync::mpsc::SyncSender<()>,
     appends_now: AtomicUsize,
     appends: AtomicUsize,
+    /// Per append at once: the appending thread's name and its events' customers.
+    writes_now: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl LocalLog {
@@ -35,6 +38,7 @@ impl LocalLog {
             entered,
             appends_now: AtomicUsize::new(0),
             appends: AtomicUsize::new(0),
+            writes_now: Mutex::new(Vec::new()),
         });
         (log, Gate { release, entering })
     }
@@ -81,6 +85,13 @@ impl EventAppender for LocalLog {
             let _ = held.recv();
         }
         self.appends_now.fetch_add(1, Ordering::SeqCst);
+        let customers = records
+            .iter()
+            .flat_map(|record| schemas::usage_frame::decode_events(&record.data).unwrap())
+            .map(|event| event.customer_id.to_string())
+            .collect();
+        let thread = std::thread::current().name().unwrap_or_default().to_owned();
+        self.writes_now.lock().unwrap().push((thread, customers));
         self.store.append_now(records)
     }
 }
@@ -129,28 +140,23 @@ async fn a_log_that_cannot_append_at_once_gets_the_event_through_the_writer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_that_join_during_an_append_go_together_in_the_next_one() {
     let (log, gate) = LocalLog::new(false, true);
-    let (emitter, handle) = EventEmitter::start_with(
-        log.clone(),
-        "instance".into(),
-        Durability::BeforeAnswer,
-        None,
-        EventFormat::default(),
-    );
-    let leader = {
-        let handle = handle.clone();
-        tokio::spawn(async move { handle.record(event(), None).await })
+    // One group for every thread: calls on the other worker join the blocked leader's.
+    let group = Arc::new(group_over(&log, Duration::ZERO).with_one_group());
+    let (writer, _writer_queue) = tokio::sync::mpsc::channel(64);
+    let record = |group: &Arc<GroupCommit>| {
+        let (group, writer) = (Arc::clone(group), writer.clone());
+        tokio::spawn(async move {
+            let (pending, written) = durable_event();
+            assert!(group.join_batching(pending, &writer).await.is_empty());
+            written.await.unwrap();
+        })
     };
+    let leader = record(&group);
     // The leader is inside its append; 40 more calls join meanwhile.
     gate.entering
         .recv_timeout(Duration::from_secs(10))
         .expect("the first call appends at once");
-    let followers: Vec<_> = (0..40)
-        .map(|_| {
-            let handle = handle.clone();
-            tokio::spawn(async move { handle.record(event(), None).await })
-        })
-        .collect();
-    let group = handle.group_for_tests().unwrap();
+    let followers: Vec<_> = (0..40).map(|_| record(&group)).collect();
     while group.waiting() < 40 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -166,9 +172,8 @@ async fn events_that_join_during_an_append_go_together_in_the_next_one() {
         follower.await.unwrap();
     }
     let events = log.events().await;
-    let mut sequences: Vec<u64> = events.iter().map(|event| event.instance_seq).collect();
-    sequences.sort_unstable();
-    assert_eq!(sequences, (1..=41).collect::<Vec<u64>>(), "each event once");
+    let ids: std::collections::HashSet<_> = events.iter().map(|event| event.event_id).collect();
+    assert_eq!((events.len(), ids.len()), (41, 41), "each event once");
     assert_eq!(
         (
             log.appends_now.load(Ordering::SeqCst),
@@ -177,8 +182,84 @@ async fn events_that_join_during_an_append_go_together_in_the_next_one() {
         (2, 0),
         "the leader's own append, then one for the 40 that joined"
     );
-    drop(handle);
-    emitter.finish(Duration::from_secs(5)).await;
+}
+
+#[test]
+fn each_thread_writes_the_events_of_its_own_calls() {
+    // The first write, by a call on "left", is held until released.
+    let (log, gate) = LocalLog::new(false, true);
+    // Leaders yield on a busy thread, so each thread's burst shares writes.
+    let group = Arc::new(group_over(&log, Duration::from_secs(60)));
+    let on_thread = |name: &'static str, calls: usize| {
+        let group = Arc::clone(&group);
+        let (done, finished) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                burst_on_this_thread(&group, name, calls);
+                let _ = done.send(());
+            })
+            .unwrap();
+        (thread, finished)
+    };
+    let (left, _) = on_thread("left", 1);
+    gate.entering
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call on the left thread writes at once");
+    let (right, right_finished) = on_thread("right", 30);
+    let right_answered = right_finished.recv_timeout(Duration::from_secs(10));
+    gate.release.send(()).unwrap();
+    assert!(
+        right_answered.is_ok(),
+        "calls on the right thread do not wait for the left thread's write"
+    );
+    left.join().unwrap();
+    right.join().unwrap();
+    let writes = log.writes_now.lock().unwrap().clone();
+    let written: usize = writes.iter().map(|(_, customers)| customers.len()).sum();
+    assert_eq!(written, 31, "every event written at once, once");
+    for (thread, customers) in &writes {
+        assert!(
+            customers.iter().all(|customer| customer == thread),
+            "the thread {thread} wrote events of calls on another: {customers:?}"
+        );
+    }
+    assert!(
+        writes.len() < 31,
+        "calls on one thread share writes: {} writes",
+        writes.len()
+    );
+}
+
+/// `calls` durable events of customer `name`, recorded at once by calls on a runtime of
+/// this thread's own.
+fn burst_on_this_thread(group: &Arc<GroupCommit>, name: &str, calls: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (writer, _writer_queue) = tokio::sync::mpsc::channel(64);
+    runtime.block_on(async {
+        let calls: Vec<_> = (0..calls)
+            .map(|_| {
+                let (group, writer, name) = (Arc::clone(group), writer.clone(), name.to_owned());
+                tokio::spawn(async move {
+                    let (acknowledge, written) = tokio::sync::oneshot::channel();
+                    let mut event = event();
+                    event.customer_id = name.as_str().into();
+                    let pending = PendingEvent {
+                        event,
+                        durable: Some(acknowledge),
+                    };
+                    assert!(group.join_batching(pending, &writer).await.is_empty());
+                    written.await.unwrap();
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+    });
 }
 
 /// A log that refuses every append until it is switched on.
@@ -248,12 +329,18 @@ async fn with_a_spool_a_durable_event_is_written_there_and_the_drainer_moves_it_
 /// was less than `busy_gap` ago.
 fn local_group(busy_gap: Duration) -> (Arc<LocalLog>, Arc<GroupCommit>) {
     let (log, _gate) = LocalLog::new(false, false);
+    let group = group_over(&log, busy_gap);
+    (log, Arc::new(group))
+}
+
+/// A group over `log`, whose leaders yield when the last write was less than `busy_gap`
+/// ago.
+fn group_over(log: &Arc<LocalLog>, busy_gap: Duration) -> GroupCommit {
     let appender: Arc<dyn EventAppender> = log.clone();
     let stats = Arc::new(EmitterStats::default());
-    let group = GroupCommit::over(&appender, None, &stats, EventFormat::default())
+    GroupCommit::over(&appender, None, &stats, EventFormat::default())
         .expect("the log appends at once")
-        .with_busy_gap(busy_gap);
-    (log, Arc::new(group))
+        .with_busy_gap(busy_gap)
 }
 
 fn durable_event() -> (PendingEvent, tokio::sync::oneshot::Receiver<()>) {
