@@ -51,3 +51,28 @@ pub fn load_server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsSetu
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// A new self-signed certificate for `names` (tests): the certificate, for a client to
+/// trust, and a server configuration presenting it, loaded from PEM files as the server's
+/// own are.
+#[cfg(test)]
+pub(crate) fn self_signed_for_tests(
+    names: &[&str],
+) -> (CertificateDer<'static>, Arc<ServerConfig>) {
+    let names = names
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect::<Vec<_>>();
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let files = TlsFiles {
+        certificate_chain: directory.path().join("cert.pem"),
+        private_key: directory.path().join("key.pem"),
+    };
+    std::fs::write(&files.certificate_chain, certified.cert.pem()).unwrap();
+    std::fs::write(&files.private_key, certified.signing_key.serialize_pem()).unwrap();
+    (
+        certified.cert.der().clone(),
+        load_server_config(&files).unwrap(),
+    )
+}

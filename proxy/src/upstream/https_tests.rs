@@ -206,17 +206,10 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_
 
 #[tokio::test(flavor = "current_thread")]
 async fn over_tls_an_endpoint_offering_http2_gets_every_call_on_one_connection() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let directory = tempfile::tempdir().unwrap();
-    let files = crate::config::TlsFiles {
-        certificate_chain: directory.path().join("cert.pem"),
-        private_key: directory.path().join("key.pem"),
-    };
-    std::fs::write(&files.certificate_chain, certified.cert.pem()).unwrap();
-    std::fs::write(&files.private_key, certified.signing_key.serialize_pem()).unwrap();
-    let server = Server::start(Some(crate::tls::load_server_config(&files).unwrap()), false).await;
+    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
+    let server = Server::start(Some(server_config), false).await;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
+    roots.add(certificate).unwrap();
     let client = client_trusting(roots);
     let port = server.address.rsplit(':').next().unwrap();
     let url = format!("https://localhost:{port}/model/m/converse");

@@ -192,17 +192,8 @@ async fn no_answer_within_the_timeout_is_a_timeout_and_a_refused_connection_is_u
 
 #[tokio::test]
 async fn an_https_endpoint_is_spoken_to_over_tls_and_an_unknown_certificate_is_refused() {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let directory = tempfile::tempdir().unwrap();
-    let files = crate::config::TlsFiles {
-        certificate_chain: directory.path().join("cert.pem"),
-        private_key: directory.path().join("key.pem"),
-    };
-    std::fs::write(&files.certificate_chain, certified.cert.pem()).unwrap();
-    std::fs::write(&files.private_key, certified.signing_key.serialize_pem()).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::load_server_config(&files).unwrap());
+    let (_, server_config) = crate::tls::self_signed_for_tests(&["localhost", "127.0.0.1"]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
     let (listener, host) = local_listener().await;
     let server = tokio::spawn(async move {
         let (socket, _) = listener.accept().await.unwrap();
