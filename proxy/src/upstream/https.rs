@@ -147,7 +147,6 @@ impl PerThreadClient {
             )));
         };
         let (scheme, authority) = (scheme.clone(), authority.clone());
-        let uri = request.uri().clone();
         // A pooled connection may have been closed by the server just as the request went
         // out; the request comes back unsent, and goes on a new connection.
         let request = match self.send_pooled(&scheme, &authority, request) {
@@ -162,7 +161,7 @@ impl PerThreadClient {
         };
         // Boxed: a call on a pooled connection (nearly every call) then carries, and moves,
         // a small future instead of one sized for connecting and the TLS handshake.
-        Box::pin(self.send_fresh(scheme, authority, uri, request)).await
+        Box::pin(self.send_fresh(scheme, authority, request)).await
     }
 
     /// Sends `request` on a new connection, kept for the thread's next calls.
@@ -170,26 +169,27 @@ impl PerThreadClient {
         &self,
         scheme: Scheme,
         authority: Authority,
-        uri: Uri,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, RuntimeError> {
         let fresh = self.connect(&scheme, &authority).await?;
-        let sent = match fresh {
+        let sent = self.with_pool(&scheme, &authority, |pool| match fresh {
             Fresh::Http1(mut sender) => {
-                let request = self.for_http1(&scheme, &authority, request);
-                let sent = sender.try_send_request(request);
-                self.keep_http1(&scheme, &authority, sender);
+                let sent = sender.try_send_request(origin_form(request, &pool.host));
+                if pool.http1.len() < MAX_HTTP1_PER_THREAD {
+                    pool.http1.push(Http1Connection {
+                        sender,
+                        last_used: Instant::now(),
+                    });
+                }
                 futures::future::Either::Left(sent)
             }
             Fresh::Http2(mut sender) => {
-                let mut request = request;
-                // A request given back by an HTTP/1.1 connection carries its path alone.
-                *request.uri_mut() = uri;
-                let sent = sender.try_send_request(request);
-                self.keep_http2(&scheme, &authority, sender);
+                let sent = sender.try_send_request(absolute_form(request, &scheme, &authority));
+                // One made meanwhile by another call gives way to this one.
+                pool.http2 = Some(sender);
                 futures::future::Either::Right(sent)
             }
-        };
+        });
         sent.await.map_err(|error| failed(error.into_error()))
     }
 
@@ -294,46 +294,6 @@ impl PerThreadClient {
         }
     }
 
-    /// `request` as an HTTP/1.1 connection to its origin sends it.
-    fn for_http1(
-        &self,
-        scheme: &Scheme,
-        authority: &Authority,
-        request: Request<Full<Bytes>>,
-    ) -> Request<Full<Bytes>> {
-        let host = self.with_pool(scheme, authority, |pool| pool.host.clone());
-        origin_form(request, &host)
-    }
-
-    /// Keeps a new HTTP/1.1 connection for the thread's next calls, unless the thread
-    /// already keeps [`MAX_HTTP1_PER_THREAD`].
-    fn keep_http1(
-        &self,
-        scheme: &Scheme,
-        authority: &Authority,
-        sender: http1::SendRequest<Full<Bytes>>,
-    ) {
-        self.with_pool(scheme, authority, |pool| {
-            if pool.http1.len() < MAX_HTTP1_PER_THREAD {
-                pool.http1.push(Http1Connection {
-                    sender,
-                    last_used: Instant::now(),
-                });
-            }
-        });
-    }
-
-    /// Makes a new HTTP/2 connection the thread's (one made meanwhile by another call
-    /// gives way to it).
-    fn keep_http2(
-        &self,
-        scheme: &Scheme,
-        authority: &Authority,
-        sender: http2::SendRequest<Full<Bytes>>,
-    ) {
-        self.with_pool(scheme, authority, |pool| pool.http2 = Some(sender));
-    }
-
     /// Runs `work` on this thread's pool for the origin, made on first use.
     fn with_pool<T>(
         &self,
@@ -396,6 +356,24 @@ fn origin_form(mut request: Request<Full<Bytes>>, host: &HeaderValue) -> Request
         .headers_mut()
         .entry(HOST)
         .or_insert_with(|| host.clone());
+    request
+}
+
+/// `request` with an absolute URI, as HTTP/2 carries it: a request an HTTP/1.1 connection
+/// gave back unsent carries its path alone.
+fn absolute_form(
+    mut request: Request<Full<Bytes>>,
+    scheme: &Scheme,
+    authority: &Authority,
+) -> Request<Full<Bytes>> {
+    if request.uri().scheme().is_none() {
+        let mut parts = request.uri().clone().into_parts();
+        parts.scheme = Some(scheme.clone());
+        parts.authority = Some(authority.clone());
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
     request
 }
 
