@@ -10,6 +10,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let arguments = tollgate_cli::args::Cli::parse();
     tollgate_cli::logging::init(arguments.verbose);
+    telemetry::process::small_pages_only();
     match tollgate_cli::run(arguments) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -30,6 +30,7 @@ struct Arguments {
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::process::init_logging("info");
+    telemetry::process::small_pages_only();
     let arguments = Arguments::parse();
     let operator = match OperatorSettings::from_args(&arguments.admin) {
         Ok(operator) => operator,

@@ -26,6 +26,7 @@ struct Arguments {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     init_logging("warn,proxy=info");
+    telemetry::process::small_pages_only();
     let arguments = Arguments::parse();
     let operator = match OperatorSettings::from_args(&arguments.admin) {
         Ok(operator) => operator,

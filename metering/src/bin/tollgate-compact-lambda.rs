@@ -23,5 +23,6 @@ struct Arguments {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::process::init_logging("info");
+    telemetry::process::small_pages_only();
     run_compact_lambda(Arguments::parse().lambda).await
 }

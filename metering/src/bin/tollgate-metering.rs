@@ -21,6 +21,7 @@ struct Arguments {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     init_logging("warn,metering=info");
+    telemetry::process::small_pages_only();
     if let Err(error) = run_poller(Arguments::parse().poller).await {
         report_fatal(&error);
         return std::process::ExitCode::FAILURE;
