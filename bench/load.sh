@@ -5,8 +5,14 @@
 # DURATION seconds; everything stays on 127.0.0.1. See BENCHMARKS.md.
 #
 #   bench/load.sh [--rates "500 1000 2000 5000"] [--duration 10] [--connections 64]
-#                 [--limit-mode eventual|strict] [--queued-events] [--layout serve|split]
-#                 [--backend embedded|aws]
+#                 [--rounds 3] [--limit-mode eventual|strict] [--queued-events]
+#                 [--layout serve|split] [--backend embedded|aws]
+#
+# --rounds runs the whole sequence (direct, nginx, Tollgate at each rate, then saturation)
+# that many times over the same processes. Every comparison is made within a round, where
+# the three targets ran seconds apart, and the report gives the median over the rounds and
+# their range: on a shared 2-core machine the speed drifts by a third from one minute to
+# the next, more than the differences measured.
 #
 # --layout serve (default) runs `tollgate serve`: proxy and consumer in one process.
 # --layout split runs the standalone `tollgate-proxy` and `tollgate-metering` side by side
@@ -25,6 +31,7 @@ OHA_VERSION="1.16.0"
 rates="500 1000 2000 5000"
 duration=10
 connections=64
+rounds=3
 limit_mode="eventual"
 durable=()
 events_label="durable events"
@@ -35,16 +42,19 @@ while [ $# -gt 0 ]; do
     --rates) rates="${2:?}"; shift 2 ;;
     --duration) duration="${2:?}"; shift 2 ;;
     --connections) connections="${2:?}"; shift 2 ;;
+    --rounds) rounds="${2:?}"; shift 2 ;;
     --limit-mode) limit_mode="${2:?}"; shift 2 ;;
     --durable-events) durable=(--durable-events=true); shift ;;
     --queued-events) durable=(--durable-events=false); events_label="queued events"; shift ;;
     --layout) layout="${2:?}"; shift 2 ;;
     --backend) backend="${2:?}"; shift 2 ;;
-    *) echo "load.sh: unknown argument $1" >&2; sed -n '2,10p' "$0" >&2; exit 2 ;;
+    *) echo "load.sh: unknown argument $1" >&2; sed -n '2,16p' "$0" >&2; exit 2 ;;
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 120 ] ||
   { echo "load.sh: --duration must be 1 to 120 seconds" >&2; exit 2; }
+[[ "$rounds" =~ ^[0-9]+$ ]] && [ "$rounds" -ge 1 ] && [ "$rounds" -le 10 ] ||
+  { echo "load.sh: --rounds must be 1 to 10" >&2; exit 2; }
 case "$layout" in
   serve | split) ;;
   *) echo "load.sh: --layout must be serve or split" >&2; exit 2 ;;
@@ -239,9 +249,9 @@ measure() {
   "${counting[@]}" "$oha" -z "${duration}s" -c "$connections" "${rate_flags[@]}" --no-tui --output-format json \
     -m POST "${headers[@]}" -H "Content-Type: application/json" -d "$body" "$url" >"$work/oha.json"
   after="$(group_cpu_seconds "${watched[@]}")"
-  python3 - "$work/oha.json" "$target" "$rate" "$before" "$after" "$duration" "$(rss_kib "${watched[@]}")" "$switches" <<'PY'
+  python3 - "$work/oha.json" "$target" "$rate" "$before" "$after" "$duration" "$(rss_kib "${watched[@]}")" "$switches" "$round" <<'PY'
 import json, os, sys
-path, target, rate, before, after, duration, rss, switches = sys.argv[1:]
+path, target, rate, before, after, duration, rss, switches, round_number = sys.argv[1:]
 context_switches = None
 if os.path.exists(switches):
     for line in open(switches):
@@ -260,7 +270,7 @@ errors = sum(int(count) for code, count in statuses.items() if code != "200")
 errors += sum(int(count) for count in failures.values())
 ms = lambda key: (percentiles.get(key) or 0) * 1000
 print(json.dumps({
-    "target": target, "rate": rate,
+    "target": target, "rate": rate, "round": int(round_number),
     "rps": ok / float(duration),
     "p50": ms("p50"), "p90": ms("p90"), "p99": ms("p99"),
     "errors": errors,
@@ -279,10 +289,13 @@ if command -v perf >/dev/null 2>&1 && perf stat -x, -e context-switches -o /dev/
 fi
 
 results="$work/results.jsonl"
-for rate in $rates max; do
-  measure direct "$rate" "$fake_url$route" signed "$fake_pid" >>"$results"
-  measure nginx "$rate" "http://127.0.0.1:$nginx_port$route" signed "$nginx_pid" $(pgrep -P "$nginx_pid") >>"$results"
-  measure tollgate "$rate" "$tollgate_url$route" bearer "$tollgate_pid" >>"$results"
+for round in $(seq 1 "$rounds"); do
+  [ "$rounds" = 1 ] || echo "== round $round of $rounds" >&2
+  for rate in $rates max; do
+    measure direct "$rate" "$fake_url$route" signed "$fake_pid" >>"$results"
+    measure nginx "$rate" "http://127.0.0.1:$nginx_port$route" signed "$nginx_pid" $(pgrep -P "$nginx_pid") >>"$results"
+    measure tollgate "$rate" "$tollgate_url$route" bearer "$tollgate_pid" >>"$results"
+  done
 done
 peak_rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$tollgate_pid/status")"
 if [ -n "$metering_pid" ]; then
@@ -291,38 +304,65 @@ if [ -n "$metering_pid" ]; then
 fi
 
 python3 - "$results" "$limit_mode" "$events_label" "$peak_rss" "$connections" "$duration" "$layout" "$backend" <<'PY'
-import json, sys
+import json, statistics, sys
 path, mode, events, peak, connections, duration, layout, backend = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
-by = {(row["target"], row["rate"]): row for row in rows}
+rounds = sorted({row["round"] for row in rows})
+steps = list(dict.fromkeys((row["target"], row["rate"]) for row in rows))
+by = {(row["target"], row["rate"], row["round"]): row for row in rows}
 print(f"Tollgate ({layout}; {mode} limits, {events}, {backend} backend) vs the fake Bedrock directly vs nginx;")
-print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates.")
+print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates;")
+print(f"{len(rounds)} round(s); each figure is the median over the rounds, [low to high] where it varies.")
 print()
+median = statistics.median
+# A median and, over several rounds, the range it came from.
+def spread(values, digits=2, unit=""):
+    text = f"{median(values):.{digits}f}{unit}"
+    if len(values) > 1:
+        text += f" [{min(values):.{digits}f} to {max(values):.{digits}f}]"
+    return text
 # CPU per call: the process's CPU time over the step divided by the calls it answered, the
 # figure least moved by how much of the machine the load generator and the fake take.
 def cpu_per_call(row):
     return row["cpu"] / 100 / row["rps"] * 1e6 if row["rps"] > 0 else 0.0
 # Context switches per call (perf, when it can count them): how often the process's
 # threads sleep and are woken per call, steadier than CPU time between runs.
-def switches(row):
-    value = row.get("switches_per_call")
-    return f"{value:.2f}" if value is not None else "-"
+def switches(values):
+    known = [value for value in values if value is not None]
+    return f"{median(known):.2f}" if known else "-"
 print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'cpu us/call':>11} {'cs/call':>7} {'rss MB':>7}")
-for row in rows:
-    print(f"{row['target']:<9} {row['rate']:>5} {row['rps']:>9.0f} {row['p50']:>7.2f} {row['p90']:>7.2f} {row['p99']:>7.2f} {row['errors']:>6} {row['cpu']:>6.0f} {cpu_per_call(row):>11.0f} {switches(row):>7} {row['rss_mb']:>7.1f}")
+for target, rate in steps:
+    runs = [by[(target, rate, number)] for number in rounds if (target, rate, number) in by]
+    pick = lambda key: median(run[key] for run in runs)
+    print(f"{target:<9} {rate:>5} {pick('rps'):>9.0f} {pick('p50'):>7.2f} {pick('p90'):>7.2f} {pick('p99'):>7.2f} "
+          f"{sum(run['errors'] for run in runs):>6} {pick('cpu'):>6.0f} {median(cpu_per_call(run) for run in runs):>11.0f} "
+          f"{switches([run.get('switches_per_call') for run in runs]):>7} {max(run['rss_mb'] for run in runs):>7.1f}")
 print()
-print(f"{'rate':>5} {'added p50 ms':>13} {'added p99 ms':>13} {'nginx added p50':>16} {'nginx added p99':>16}")
-for rate in dict.fromkeys(row["rate"] for row in rows):
-    direct, nginx, tollgate = (by.get((target, rate)) for target in ("direct", "nginx", "tollgate"))
-    if direct and nginx and tollgate and rate != "max":
-        print(f"{rate:>5} {tollgate['p50'] - direct['p50']:>13.2f} {tollgate['p99'] - direct['p99']:>13.2f} {nginx['p50'] - direct['p50']:>16.2f} {nginx['p99'] - direct['p99']:>16.2f}")
+# Added latency: a proxy's percentile minus the fake's own, both from the same round.
+def added(target, rate, key):
+    return [by[(target, rate, number)][key] - by[("direct", rate, number)][key]
+            for number in rounds
+            if (target, rate, number) in by and ("direct", rate, number) in by]
+print(f"{'rate':>5}  {'added p50 ms':<22} {'added p99 ms':<22} {'nginx added p50':<22} {'nginx added p99':<22}")
+for rate in dict.fromkeys(rate for _, rate in steps):
+    if rate == "max":
+        continue
+    columns = [added(target, rate, key) for target, key in
+               (("tollgate", "p50"), ("tollgate", "p99"), ("nginx", "p50"), ("nginx", "p99"))]
+    if all(columns):
+        print(f"{rate:>5}  " + " ".join(f"{spread(column):<22}" for column in columns))
 for row in rows:
     if row["not_ok"]:
-        print(f"not 200: {row['target']} at {row['rate']}: {row['not_ok']}")
-saturation = by.get(("tollgate", "max")), by.get(("nginx", "max"))
-if all(saturation) and saturation[1]["rps"] > 0:
+        print(f"not 200: {row['target']} at {row['rate']} (round {row['round']}): {row['not_ok']}")
+# Saturation: Tollgate's rate over nginx's, both from the same round.
+pairs = [(by[("tollgate", "max", number)], by[("nginx", "max", number)]) for number in rounds
+         if ("tollgate", "max", number) in by and ("nginx", "max", number) in by]
+pairs = [(tollgate, nginx) for tollgate, nginx in pairs if nginx["rps"] > 0]
+if pairs:
     print()
-    print(f"saturation: tollgate {saturation[0]['rps']:.0f} req/s, nginx {saturation[1]['rps']:.0f} req/s ({saturation[0]['rps'] / saturation[1]['rps'] * 100:.0f}% of the floor)")
-    print(f"CPU per call at saturation: tollgate {cpu_per_call(saturation[0]):.0f} us, nginx {cpu_per_call(saturation[1]):.0f} us")
+    ratios = [tollgate["rps"] / nginx["rps"] * 100 for tollgate, nginx in pairs]
+    print(f"saturation: tollgate {median(t['rps'] for t, _ in pairs):.0f} req/s, nginx {median(n['rps'] for _, n in pairs):.0f} req/s; "
+          f"tollgate is {spread(ratios, 0, '%')} of the floor (per round: {', '.join(f'{ratio:.0f}%' for ratio in ratios)})")
+    print(f"CPU per call at saturation: tollgate {median(cpu_per_call(t) for t, _ in pairs):.0f} us, nginx {median(cpu_per_call(n) for _, n in pairs):.0f} us")
 print(f"tollgate peak RSS: {int(peak) / 1024:.1f} MB")
 PY
