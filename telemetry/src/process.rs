@@ -32,7 +32,7 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     }
 }
 
-/// Turns transparent huge pages off for this process; every binary calls it first.
+/// Turns transparent huge pages off for this process; every binary calls it at start.
 ///
 /// mimalloc asks the kernel for huge pages on its arenas, and returns pages it no longer
 /// uses a second later. Taking such a page back faults in and zeroes a whole 2 MiB huge
@@ -76,4 +76,26 @@ pub fn announce(line: &str) {
 /// Prints a fatal error and its causes on stderr.
 pub fn report_fatal(error: &dyn std::fmt::Display) {
     eprintln!("error: {error:#}");
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// The kernel reports the process's huge-page setting in `/proc/self/status`.
+    fn huge_pages_enabled() -> Option<bool> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("THP_enabled:"))?;
+        Some(line.split_whitespace().nth(1)? == "1")
+    }
+
+    #[test]
+    fn small_pages_only_turns_huge_pages_off_for_the_process() {
+        super::small_pages_only();
+        assert_eq!(nix::sys::prctl::get_thp_disable(), Ok(true));
+        // Kernels before 5.0 do not print the line; where they do, it must say off.
+        if let Some(enabled) = huge_pages_enabled() {
+            assert!(!enabled, "THP_enabled is still 1 after small_pages_only");
+        }
+    }
 }
