@@ -6,13 +6,18 @@
 #
 #   bench/load.sh [--rates "500 1000 2000 5000"] [--duration 10] [--connections 64]
 #                 [--rounds 3] [--limit-mode eventual|strict] [--queued-events]
-#                 [--layout serve|split] [--backend embedded|aws]
+#                 [--layout serve|split] [--backend embedded|aws] [--profile dist|release]
 #
 # --rounds runs the whole sequence (direct, nginx, Tollgate at each rate, then saturation)
 # that many times over the same processes. Every comparison is made within a round, where
 # the three targets ran seconds apart, and the report gives the median over the rounds and
 # their range: on a shared 2-core machine the speed drifts by a third from one minute to
 # the next, more than the differences measured.
+#
+# --profile dist (default) measures Tollgate as operators ship it (`cargo build --profile
+# dist`: whole-program LTO, the first build takes about 20 minutes on 2 cores); release
+# measures the build the tests and `cargo run --release` use. The fake Bedrock is always
+# the release build.
 #
 # --layout serve (default) runs `tollgate serve`: proxy and consumer in one process.
 # --layout split runs the standalone `tollgate-proxy` and `tollgate-metering` side by side
@@ -37,6 +42,7 @@ durable=()
 events_label="durable events"
 layout="serve"
 backend="embedded"
+profile="dist"
 while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates="${2:?}"; shift 2 ;;
@@ -48,7 +54,8 @@ while [ $# -gt 0 ]; do
     --queued-events) durable=(--durable-events=false); events_label="queued events"; shift ;;
     --layout) layout="${2:?}"; shift 2 ;;
     --backend) backend="${2:?}"; shift 2 ;;
-    *) echo "load.sh: unknown argument $1" >&2; sed -n '2,16p' "$0" >&2; exit 2 ;;
+    --profile) profile="${2:?}"; shift 2 ;;
+    *) echo "load.sh: unknown argument $1" >&2; sed -n '2,21p' "$0" >&2; exit 2 ;;
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 120 ] ||
@@ -62,6 +69,10 @@ esac
 case "$backend" in
   embedded | aws) ;;
   *) echo "load.sh: --backend must be embedded or aws" >&2; exit 2 ;;
+esac
+case "$profile" in
+  dist | release) ;;
+  *) echo "load.sh: --profile must be dist or release" >&2; exit 2 ;;
 esac
 
 tools="${TOLLGATE_BENCH_HOME:-$HOME/.cache/tollgate-bench}"
@@ -78,9 +89,16 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 nginx_binary="$(command -v nginx || echo /usr/sbin/nginx)"
 
-echo "== building (release)" >&2
-cargo build --quiet --release -p tollgate -p metering -p tests \
-  --bin tollgate --bin tollgate-proxy --bin tollgate-metering --bin fake-bedrock >&2
+echo "== building (Tollgate: $profile, the fake: release)" >&2
+cargo build --quiet --release -p tests --bin fake-bedrock >&2
+# Only the binaries the layout runs: each link of a dist binary takes minutes.
+if [ "$layout" = serve ]; then
+  cargo build --quiet --profile "$profile" -p tollgate --bin tollgate >&2
+else
+  cargo build --quiet --profile "$profile" -p tollgate -p metering \
+    --bin tollgate --bin tollgate-proxy --bin tollgate-metering >&2
+fi
+binaries="$repository/target/$profile"
 
 work="$(mktemp -d)"
 pids=()
@@ -188,18 +206,18 @@ while kinesis.describe_stream_summary(StreamName="bench-events")["StreamDescript
 boto3.client("s3", **session).create_bucket(Bucket="bench-usage")
 PY
 fi
-created="$("$repository/target/release/tollgate" --data-dir "$data" --json create --name "Bench Co" \
+created="$("$binaries/tollgate" --data-dir "$data" --json create --name "Bench Co" \
   --email bench@example.com --daily-limit 1000000000 --daily-token-limit 1000000000000)"
 token="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])' <<<"$created")"
 proxy_flags=(--listen 127.0.0.1:0 --upstream bedrock --bedrock-endpoint-url "$fake_url" --limit-mode "$limit_mode" "${durable[@]}")
 metering_pid=""
 if [ "$layout" = serve ]; then
-  tollgate_url="$(start_listening "$work/tollgate.log" "$repository/target/release/tollgate" --data-dir "$data" serve \
+  tollgate_url="$(start_listening "$work/tollgate.log" "$binaries/tollgate" --data-dir "$data" serve \
     "${proxy_flags[@]}")"
 else
-  tollgate_url="$(start_listening "$work/tollgate.log" "$repository/target/release/tollgate-proxy" --data-dir "$data" \
+  tollgate_url="$(start_listening "$work/tollgate.log" "$binaries/tollgate-proxy" --data-dir "$data" \
     "${proxy_flags[@]}")"
-  "$repository/target/release/tollgate-metering" --data-dir "$data" >"$work/metering.log" 2>&1 &
+  "$binaries/tollgate-metering" --data-dir "$data" >"$work/metering.log" 2>&1 &
   metering_pid=$!
   pids+=("$metering_pid")
 fi
@@ -303,14 +321,14 @@ if [ -n "$metering_pid" ]; then
   echo "metering consumer (separate process): $(cpu_seconds "$metering_pid") CPU seconds over the run, RSS $(($(rss_kib "$metering_pid") / 1024)) MB" >&2
 fi
 
-python3 - "$results" "$limit_mode" "$events_label" "$peak_rss" "$connections" "$duration" "$layout" "$backend" <<'PY'
+python3 - "$results" "$limit_mode" "$events_label" "$peak_rss" "$connections" "$duration" "$layout" "$backend" "$profile" <<'PY'
 import json, statistics, sys
-path, mode, events, peak, connections, duration, layout, backend = sys.argv[1:]
+path, mode, events, peak, connections, duration, layout, backend, profile = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
 rounds = sorted({row["round"] for row in rows})
 steps = list(dict.fromkeys((row["target"], row["rate"]) for row in rows))
 by = {(row["target"], row["rate"], row["round"]): row for row in rows}
-print(f"Tollgate ({layout}; {mode} limits, {events}, {backend} backend) vs the fake Bedrock directly vs nginx;")
+print(f"Tollgate ({layout}, {profile} build; {mode} limits, {events}, {backend} backend) vs the fake Bedrock directly vs nginx;")
 print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates;")
 print(f"{len(rounds)} round(s); each figure is the median over the rounds, [low to high] where it varies.")
 print()
