@@ -15,7 +15,7 @@
 # the next, more than the differences measured.
 #
 # --profile dist (default) measures Tollgate as operators ship it (`cargo build --profile
-# dist`: whole-program LTO, the first build takes about 20 minutes on 2 cores); release
+# dist`: whole-program LTO, the first build takes about 15 minutes on 2 cores); release
 # measures the build the tests and `cargo run --release` use. The fake Bedrock is always
 # the release build.
 #
