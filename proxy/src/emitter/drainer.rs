@@ -4,7 +4,7 @@
 //! (the group commit's journal).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use store::{EventAppender, Spool};
@@ -15,13 +15,23 @@ use super::backoff::{MAX_BACKOFF, with_jitter};
 use super::metrics::EmitterStats;
 use super::pending::coalesce_frames;
 use super::spool_route::{DIRECT_DEADLINE, SpoolSetup};
-use super::writer::{BATCH_LINGER, MAX_BATCH_RECORDS};
+use super::writer::MAX_BATCH_RECORDS;
 
-/// The drainer task and how to wake or stop it.
+/// How long the drainer, woken by a record in the spool, waits for more before it moves
+/// them. Durable events reach the spool one group commit at a time (a call or a few each),
+/// so the log gets one append per linger rather than one per few calls: at 1,000 calls a
+/// second, 20 appends (SQLite commits, or Kinesis `PutRecords`) a second instead of about
+/// 200, and about 25 µs less CPU a call. Events are durable in the spool meanwhile; the
+/// consumer, which polls the log every 200 ms when idle, sees them at most this much later.
+pub const DRAIN_LINGER: Duration = Duration::from_millis(50);
+
+/// The drainer task and how to wake, hurry or stop it.
 pub(super) struct Drainer {
     pub(super) task: JoinHandle<()>,
     pub(super) stop: Arc<tokio::sync::Notify>,
     pub(super) wake: Arc<tokio::sync::Notify>,
+    /// Set at shutdown: the drainer moves what the spool holds without lingering.
+    pub(super) closing: Arc<AtomicBool>,
     pub(super) setup: SpoolSetup,
 }
 
@@ -38,13 +48,17 @@ impl Drainer {
         wake: Arc<tokio::sync::Notify>,
     ) -> Self {
         let stop = Arc::new(tokio::sync::Notify::new());
+        let closing = Arc::new(AtomicBool::new(false));
         let drain = |on| {
             drain_spools(
                 Arc::clone(&log),
                 setup.clone(),
                 Arc::clone(&stats),
-                Arc::clone(&wake),
-                Arc::clone(&stop),
+                Signals {
+                    wake: Arc::clone(&wake),
+                    stop: Arc::clone(&stop),
+                    closing: Arc::clone(&closing),
+                },
                 on,
             )
         };
@@ -63,9 +77,23 @@ impl Drainer {
             task,
             stop,
             wake,
+            closing,
             setup,
         }
     }
+
+    /// Has the drainer move what the spool holds now, without lingering (shutdown).
+    pub(super) fn hurry(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+/// How a running drainer is woken, hurried and stopped.
+struct Signals {
+    wake: Arc<tokio::sync::Notify>,
+    stop: Arc<tokio::sync::Notify>,
+    closing: Arc<AtomicBool>,
 }
 
 /// Whether the log appends and every spool reads and removes on the calling thread.
@@ -110,10 +138,14 @@ async fn drain_spools(
     log: Arc<dyn EventAppender>,
     setup: SpoolSetup,
     stats: Arc<EmitterStats>,
-    wake: Arc<tokio::sync::Notify>,
-    stop: Arc<tokio::sync::Notify>,
+    signals: Signals,
     on: AppendOn,
 ) {
+    let Signals {
+        wake,
+        stop,
+        closing,
+    } = signals;
     let spools: Vec<Arc<dyn Spool>> = setup
         .orphans
         .iter()
@@ -121,7 +153,7 @@ async fn drain_spools(
         .chain(std::iter::once(Arc::clone(&setup.spool)))
         .collect();
     let on_this_thread = on == AppendOn::CallingThread;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Duration::from_millis(5);
     loop {
         let mut moved_any = false;
         let mut moved_full_batch = false;
@@ -163,7 +195,7 @@ async fn drain_spools(
             }
         }
         if moved_any && !failed {
-            backoff = Duration::from_millis(50);
+            backoff = Duration::from_millis(5);
             if moved_full_batch {
                 continue;
             }
@@ -177,9 +209,16 @@ async fn drain_spools(
         };
         tokio::select! {
             _ = stop.notified() => return,
-            // Durable events are written to the spool one call at a time: wait a moment
+            // Durable events are written to the spool one call at a time: wait a while
             // for more, so the log receives them in batches.
-            _ = wake.notified() => tokio::time::sleep(BATCH_LINGER).await,
+            _ = wake.notified() => {
+                if !closing.load(Ordering::Relaxed) {
+                    tokio::select! {
+                        _ = stop.notified() => return,
+                        _ = tokio::time::sleep(DRAIN_LINGER) => {}
+                    }
+                }
+            }
             _ = tokio::time::sleep(pause) => {}
         }
     }
@@ -279,6 +318,79 @@ mod tests {
         );
         drop(handle);
         emitter.finish(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_spooled_a_few_milliseconds_apart_reach_the_log_in_one_append_per_linger() {
+        let directory = tempfile::tempdir().unwrap();
+        let (spool, setup) = spool_setup(directory.path());
+        let log = Arc::new(ThreadNotingLog::default());
+        let (emitter, handle) = EventEmitter::start_with(
+            log.clone(),
+            "instance".into(),
+            Durability::BeforeAnswer,
+            Some(setup),
+            EventFormat::default(),
+        );
+        // One durable event every 5 ms, as calls at a low rate make them: each is a write
+        // to the spool of its own, and each wakes the drainer.
+        let started = std::time::Instant::now();
+        let events = 24;
+        for _ in 0..events {
+            handle.record(event(), None).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let spread = started.elapsed();
+        let mut waited = 0;
+        while spool.level().records > 0 && waited < 250 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        assert_eq!(
+            events_in(&log.store).await.len(),
+            events,
+            "every event in the log"
+        );
+        let appends = log.threads_now.lock().unwrap().len();
+        // One append per linger over the time the events were spread out, and one for
+        // the tail; a drainer that moved each wake's records at once makes one per event
+        // or two.
+        let lingers = usize::try_from(spread.as_millis() / DRAIN_LINGER.as_millis()).unwrap();
+        assert!(
+            appends <= lingers + 2,
+            "{appends} appends for {events} events spread over {spread:?}"
+        );
+        drop(handle);
+        emitter.finish(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_shutdown_the_drainer_empties_the_spool_into_the_log() {
+        let directory = tempfile::tempdir().unwrap();
+        let (spool, setup) = spool_setup(directory.path());
+        let log = Arc::new(ThreadNotingLog::default());
+        let (emitter, handle) = EventEmitter::start_with(
+            log.clone(),
+            "instance".into(),
+            Durability::BeforeAnswer,
+            Some(setup),
+            EventFormat::default(),
+        );
+        for _ in 0..10 {
+            handle.record(event(), None).await;
+        }
+        drop(handle);
+        emitter.finish(Duration::from_secs(5)).await;
+        assert_eq!(
+            spool.level().records,
+            0,
+            "the spool is empty after shutdown"
+        );
+        assert_eq!(
+            events_in(&log.store).await.len(),
+            10,
+            "every event in the log"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! (it refused them, or timed out) are pushed to the durable spool instead, and every
 //! later batch follows them there until the spool is empty again, so the log receives
 //! events in order. A drainer task appends the spool's records to the log, oldest first,
-//! and removes them once the log has them. Spools left by a stopped proxy are drained
+//! in batches ([`DRAIN_LINGER`]), and removes them once the log has them. Spools left by a stopped proxy are drained
 //! too. While the spool holds more than its limit, [`EmitterHandle::is_backed_up`] is true
 //! and the proxy refuses new calls with 503 rather than serve them unmetered.
 
@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 pub use append::{APPEND_TIMEOUT, append_until_durable, append_within};
 pub use backoff::{MAX_BACKOFF, with_jitter};
+pub use drainer::DRAIN_LINGER;
 pub use group_commit::MAX_LEADER_ROUNDS;
 pub use handle::{ClosingWrite, Durability, EmitterHandle};
 pub use metrics::{EmitterStats, emitter_samples};
@@ -164,7 +165,7 @@ impl EventEmitter {
         }
         if let Some(drainer) = drainer {
             // Give the drainer the same time to empty the spool into the log.
-            drainer.wake.notify_one();
+            drainer.hurry();
             let deadline = tokio::time::Instant::now() + wait_for_handles;
             while drainer.setup.spool.level().records > 0 && tokio::time::Instant::now() < deadline
             {
