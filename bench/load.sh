@@ -264,12 +264,21 @@ measure() {
     counting=(perf stat -x, -e context-switches -p "$(IFS=,; echo "${watched[*]}")" -o "$switches" --)
   fi
   before="$(group_cpu_seconds "${watched[@]}")"
+  machine_before="$(head -1 /proc/stat)"
   "${counting[@]}" "$oha" -z "${duration}s" -c "$connections" "${rate_flags[@]}" --no-tui --output-format json \
     -m POST "${headers[@]}" -H "Content-Type: application/json" -d "$body" "$url" >"$work/oha.json"
   after="$(group_cpu_seconds "${watched[@]}")"
-  python3 - "$work/oha.json" "$target" "$rate" "$before" "$after" "$duration" "$(rss_kib "${watched[@]}")" "$switches" "$round" <<'PY'
+  machine_after="$(head -1 /proc/stat)"
+  python3 - "$work/oha.json" "$target" "$rate" "$before" "$after" "$duration" "$(rss_kib "${watched[@]}")" "$switches" "$round" \
+    "$machine_before" "$machine_after" <<'PY'
 import json, os, sys
-path, target, rate, before, after, duration, rss, switches, round_number = sys.argv[1:]
+path, target, rate, before, after, duration, rss, switches, round_number, machine_before, machine_after = sys.argv[1:]
+# The hypervisor's steal: the share of the machine's CPU time over the step that the host
+# gave to others (the eighth figure of /proc/stat's cpu line). A step with much of it ran
+# on a machine slower than it looked.
+ticks = [int(after) - int(before) for before, after in
+         zip(machine_before.split()[1:], machine_after.split()[1:])]
+steal = ticks[7] / sum(ticks) * 100 if len(ticks) > 7 and sum(ticks) > 0 else None
 context_switches = None
 if os.path.exists(switches):
     for line in open(switches):
@@ -295,6 +304,7 @@ print(json.dumps({
     "cpu": (float(after) - float(before)) / float(duration) * 100,
     "rss_mb": int(rss) / 1024,
     "switches_per_call": context_switches / ok if context_switches is not None and ok else None,
+    "steal": steal,
     "not_ok": {code: count for code, count in statuses.items() if code != "200"} | failures,
 }))
 PY
@@ -348,13 +358,18 @@ def cpu_per_call(row):
 def switches(values):
     known = [value for value in values if value is not None]
     return f"{median(known):.2f}" if known else "-"
-print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'cpu us/call':>11} {'cs/call':>7} {'rss MB':>7}")
+# The hypervisor's steal in the step's worst round, in % of the machine.
+def steal(values):
+    known = [value for value in values if value is not None]
+    return f"{max(known):.1f}" if known else "-"
+print(f"{'target':<9} {'rate':>5} {'ok req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu %':>6} {'cpu us/call':>11} {'cs/call':>7} {'rss MB':>7} {'steal %':>7}")
 for target, rate in steps:
     runs = [by[(target, rate, number)] for number in rounds if (target, rate, number) in by]
     pick = lambda key: median(run[key] for run in runs)
     print(f"{target:<9} {rate:>5} {pick('rps'):>9.0f} {pick('p50'):>7.2f} {pick('p90'):>7.2f} {pick('p99'):>7.2f} "
           f"{sum(run['errors'] for run in runs):>6} {pick('cpu'):>6.0f} {median(cpu_per_call(run) for run in runs):>11.0f} "
-          f"{switches([run.get('switches_per_call') for run in runs]):>7} {max(run['rss_mb'] for run in runs):>7.1f}")
+          f"{switches([run.get('switches_per_call') for run in runs]):>7} {max(run['rss_mb'] for run in runs):>7.1f} "
+          f"{steal([run.get('steal') for run in runs]):>7}")
 print()
 # Added latency: a proxy's percentile minus the fake's own, both from the same round.
 def added(target, rate, key):
