@@ -1,5 +1,6 @@
 //! The HTTP client the proxy calls Bedrock with: hyper's connections over rustls (HTTP/2
-//! when the endpoint offers it, HTTP/1.1 otherwise), pooled per thread, with the timeouts
+//! when the endpoint offers it, as Bedrock does, HTTP/1.1 otherwise), pooled per thread,
+//! with the timeouts
 //! the proxy needs and nothing else per call (no URL re-parsing, no redirect or proxy
 //! logic, no header copies).
 //!
@@ -12,17 +13,24 @@
 //! connection whose request could not be sent (the server closed it while it sat idle) is
 //! dropped and the request is sent again on a new one; one that has sent nothing is never
 //! counted as a failure.
+//!
+//! An HTTP/2 connection carries up to [`MAX_STREAMS_PER_HTTP2`] calls at once. A server
+//! caps the streams it takes on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`, at
+//! least 100 by RFC 9113's advice), and a call past that cap would wait in the
+//! connection's queue behind calls that may stream for minutes; so a call that finds
+//! every HTTP/2 connection of its thread that busy opens another. A call holds its place
+//! on the connection until its answer has been read or dropped (`answer::AnswerBody`).
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_rustls::HttpsConnector;
@@ -30,6 +38,8 @@ use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 
+pub use super::answer::{Answer, AnswerBody, body_stream, read_body};
+use super::answer::{StreamSlot, error_chain};
 use super::model_runtime::RuntimeError;
 
 /// Why the client could not be built.
@@ -41,6 +51,15 @@ pub struct ClientSetupError(String);
 /// finds them all busy uses a connection of its own and closes it after its answer.
 const MAX_HTTP1_PER_THREAD: usize = 512;
 
+/// Most calls one HTTP/2 connection carries at once: the fewest streams a server should
+/// allow (RFC 9113, section 6.5.2). A call that finds every HTTP/2 connection of its
+/// thread this busy opens another.
+pub const MAX_STREAMS_PER_HTTP2: usize = 100;
+
+/// Most HTTP/2 connections one thread keeps to one origin; past them, a call takes the
+/// least busy one.
+const MAX_HTTP2_PER_THREAD: usize = 64;
+
 /// Upstream connections pooled per thread, made alike. A call on a server's I/O thread
 /// uses connections whose tasks run on its own thread: no hand-off to another thread to
 /// write the request or to read the answer.
@@ -50,6 +69,8 @@ pub struct PerThreadClient {
     id: u64,
     connector: HttpsConnector<HttpConnector>,
     idle_timeout: Duration,
+    /// Calls one HTTP/2 connection carries at once ([`MAX_STREAMS_PER_HTTP2`]).
+    streams_per_http2: usize,
 }
 
 impl std::fmt::Debug for PerThreadClient {
@@ -70,13 +91,19 @@ struct ThreadPool {
     host: HeaderValue,
     /// HTTP/1.1 connections, each ready for a request or busy with one.
     http1: Vec<Http1Connection>,
-    /// The HTTP/2 connection, shared by every call of the thread.
-    http2: Option<http2::SendRequest<Full<Bytes>>>,
+    /// HTTP/2 connections, each shared by up to `streams_per_http2` calls of the thread.
+    http2: Vec<Http2Connection>,
 }
 
 struct Http1Connection {
     sender: http1::SendRequest<Full<Bytes>>,
     last_used: Instant,
+}
+
+struct Http2Connection {
+    sender: http2::SendRequest<Full<Bytes>>,
+    /// Calls on it whose answers are still being read.
+    streams: Arc<AtomicUsize>,
 }
 
 thread_local! {
@@ -130,15 +157,20 @@ impl PerThreadClient {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             connector,
             idle_timeout,
+            streams_per_http2: MAX_STREAMS_PER_HTTP2,
         })
+    }
+
+    /// The same client, carrying at most `streams` calls on one HTTP/2 connection (tests
+    /// use servers that allow few).
+    pub fn with_streams_per_http2(mut self, streams: usize) -> Self {
+        self.streams_per_http2 = streams.max(1);
+        self
     }
 
     /// Sends `request` (its URI absolute: scheme, authority and path) on a ready
     /// connection of this thread, or on a new one, and returns the answer's head.
-    pub async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, RuntimeError> {
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, RuntimeError> {
         let (Some(scheme), Some(authority)) = (request.uri().scheme(), request.uri().authority())
         else {
             return Err(RuntimeError::Failed(format!(
@@ -150,8 +182,8 @@ impl PerThreadClient {
         // A pooled connection may have been closed by the server just as the request went
         // out; the request comes back unsent, and goes on a new connection.
         let request = match self.send_pooled(&scheme, &authority, request) {
-            Ok(sent) => match sent.await {
-                Ok(response) => return Ok(response),
+            Ok((sent, slot)) => match sent.await {
+                Ok(response) => return Ok(Answer { response, slot }),
                 Err(mut unsent) => match unsent.take_message() {
                     Some(request) => request,
                     None => return Err(failed(unsent.into_error())),
@@ -170,9 +202,9 @@ impl PerThreadClient {
         scheme: Scheme,
         authority: Authority,
         request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, RuntimeError> {
+    ) -> Result<Answer, RuntimeError> {
         let fresh = self.connect(&scheme, &authority).await?;
-        let sent = self.with_pool(&scheme, &authority, |pool| match fresh {
+        let (sent, slot) = self.with_pool(&scheme, &authority, |pool| match fresh {
             Fresh::Http1(mut sender) => {
                 let sent = sender.try_send_request(origin_form(request, &pool.host));
                 if pool.http1.len() < MAX_HTTP1_PER_THREAD {
@@ -181,19 +213,27 @@ impl PerThreadClient {
                         last_used: Instant::now(),
                     });
                 }
-                futures::future::Either::Left(sent)
+                (futures::future::Either::Left(sent), None)
             }
             Fresh::Http2(mut sender) => {
+                let streams = Arc::new(AtomicUsize::new(0));
+                let slot = StreamSlot::take(&streams);
                 let sent = sender.try_send_request(absolute_form(request, &scheme, &authority));
-                // One made meanwhile by another call gives way to this one.
-                pool.http2 = Some(sender);
-                futures::future::Either::Right(sent)
+                // Past the most a thread keeps, the connection serves this call alone.
+                if pool.http2.len() < MAX_HTTP2_PER_THREAD {
+                    pool.http2.push(Http2Connection { sender, streams });
+                }
+                (futures::future::Either::Right(sent), Some(slot))
             }
         });
-        sent.await.map_err(|error| failed(error.into_error()))
+        match sent.await {
+            Ok(response) => Ok(Answer { response, slot }),
+            Err(error) => Err(failed(error.into_error())),
+        }
     }
 
-    /// Sends on a ready pooled connection; gives the request back when there is none.
+    /// Sends on a ready pooled connection; gives the request back when there is none (or
+    /// every HTTP/2 connection carries as many calls as it should).
     ///
     /// The request given back is moved, not boxed: boxing it would allocate on the path
     /// that makes a new connection, and the send future beside it is as large.
@@ -204,12 +244,15 @@ impl PerThreadClient {
         authority: &Authority,
         request: Request<Full<Bytes>>,
     ) -> Result<
-        impl Future<
-            Output = Result<
-                Response<Incoming>,
-                hyper::client::conn::TrySendError<Request<Full<Bytes>>>,
+        (
+            impl Future<
+                Output = Result<
+                    Response<Incoming>,
+                    hyper::client::conn::TrySendError<Request<Full<Bytes>>>,
+                >,
             >,
-        >,
+            Option<StreamSlot>,
+        ),
         Request<Full<Bytes>>,
     > {
         THREAD_POOLS.with(|pools| {
@@ -220,13 +263,30 @@ impl PerThreadClient {
             else {
                 return Err(request);
             };
-            if let Some(sender) = &mut pool.http2 {
-                if !sender.is_closed() {
-                    return Ok(futures::future::Either::Left(
-                        sender.try_send_request(request),
-                    ));
-                }
-                pool.http2 = None;
+            if !pool.http2.is_empty() {
+                pool.http2
+                    .retain(|connection| !connection.sender.is_closed());
+                let busy =
+                    |connection: &Http2Connection| connection.streams.load(Ordering::Relaxed);
+                let chosen = match pool
+                    .http2
+                    .iter()
+                    .position(|connection| busy(connection) < self.streams_per_http2)
+                {
+                    Some(index) => Some(index),
+                    // Every one is busy: a new connection, unless the thread has its most.
+                    None if pool.http2.len() < MAX_HTTP2_PER_THREAD => None,
+                    None => (0..pool.http2.len()).min_by_key(|&index| busy(&pool.http2[index])),
+                };
+                let Some(index) = chosen else {
+                    return Err(request);
+                };
+                let connection = &mut pool.http2[index];
+                let slot = StreamSlot::take(&connection.streams);
+                return Ok((
+                    futures::future::Either::Left(connection.sender.try_send_request(request)),
+                    Some(slot),
+                ));
             }
             let now = Instant::now();
             // The first ready connection; closed ones, and ready ones idle long enough for
@@ -250,8 +310,9 @@ impl PerThreadClient {
             let connection = &mut pool.http1[ready];
             connection.last_used = now;
             let request = origin_form(request, &pool.host);
-            Ok(futures::future::Either::Right(
-                connection.sender.try_send_request(request),
+            Ok((
+                futures::future::Either::Right(connection.sender.try_send_request(request)),
+                None,
             ))
         })
     }
@@ -315,7 +376,7 @@ impl PerThreadClient {
                         authority: authority.clone(),
                         host: host_header(scheme, authority),
                         http1: Vec::new(),
-                        http2: None,
+                        http2: Vec::new(),
                     });
                     pools.len() - 1
                 }
@@ -380,56 +441,6 @@ fn absolute_form(
 /// A failure after the request went out on a connection.
 fn failed(error: hyper::Error) -> RuntimeError {
     RuntimeError::Failed(error_chain(&error))
-}
-
-/// An error and its causes, `: `-separated (hyper's own message alone is terse).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// A whole answer body (the caller bounds the time it takes).
-pub async fn read_body(body: Incoming) -> Result<Bytes, RuntimeError> {
-    match body.collect().await {
-        Err(error) => Err(RuntimeError::Failed(error_chain(&error))),
-        Ok(collected) => Ok(collected.to_bytes()),
-    }
-}
-
-/// An answer body as a stream of its data, each read within `read_timeout` of the last;
-/// the stream ends after the first error.
-pub fn body_stream(
-    body: Incoming,
-    read_timeout: Duration,
-) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
-    Box::pin(futures::stream::unfold(
-        Some(body),
-        move |body| async move {
-            let mut body = body?;
-            loop {
-                let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
-                    Err(_) => return Some((Err(RuntimeError::Timeout(read_timeout)), None)),
-                    Ok(None) => return None,
-                    Ok(Some(Err(error))) => {
-                        return Some((Err(RuntimeError::Failed(error_chain(&error))), None));
-                    }
-                    Ok(Some(Ok(frame))) => frame,
-                };
-                // Trailers and empty frames carry no answer bytes.
-                if let Ok(data) = frame.into_data()
-                    && !data.is_empty()
-                {
-                    return Some((Ok(data), Some(body)));
-                }
-            }
-        },
-    ))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use super::PerThreadClient;
+use super::{PerThreadClient, body_stream, read_body};
 
 /// What the server saw of one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,64 +32,76 @@ struct Server {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// Closes each connection after its first answer, without saying so.
     close_after_one: bool,
+    /// The most requests it held at once (see [`Hold`]).
+    held_at_once: Arc<AtomicUsize>,
+}
+
+/// How long the server holds each request to a path with `hold` in it before it answers:
+/// until this many have been held at once, or a few seconds have passed.
+#[derive(Clone)]
+struct Hold {
+    until: usize,
+    held: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+impl Hold {
+    async fn wait(&self) {
+        let now = self.held.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.arrived.notify_waiters();
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                let arrived = self.arrived.notified();
+                if self.most.load(Ordering::SeqCst) >= self.until {
+                    break;
+                }
+                arrived.await;
+            }
+        })
+        .await;
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Server {
     async fn start(tls: Option<Arc<rustls::ServerConfig>>, close_after_one: bool) -> Self {
+        Self::start_holding(tls, close_after_one, None, 1).await
+    }
+
+    /// A server that allows `streams` concurrent HTTP/2 streams per connection (hyper's
+    /// default when `None`) and holds each request until `hold` are held at once.
+    async fn start_holding(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        close_after_one: bool,
+        streams: Option<u32>,
+        hold: usize,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let connections = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (counted, recorded) = (Arc::clone(&connections), Arc::clone(&seen));
+        let hold = Hold {
+            until: hold,
+            held: Arc::new(AtomicUsize::new(0)),
+            most: Arc::new(AtomicUsize::new(0)),
+            arrived: Arc::new(tokio::sync::Notify::new()),
+        };
+        let held_at_once = Arc::clone(&hold.most);
+        let options = Connection {
+            tls,
+            streams,
+            close_after_one,
+            hold,
+            recorded,
+        };
         tokio::spawn(async move {
             loop {
                 let (socket, _) = listener.accept().await.unwrap();
                 counted.fetch_add(1, Ordering::SeqCst);
-                let recorded = Arc::clone(&recorded);
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let answered = Arc::new(tokio::sync::Notify::new());
-                    let service = {
-                        let answered = Arc::clone(&answered);
-                        hyper::service::service_fn(move |request: Request<Incoming>| {
-                            let recorded = Arc::clone(&recorded);
-                            let answered = Arc::clone(&answered);
-                            async move { record(request, &recorded, &answered).await }
-                        })
-                    };
-                    let builder =
-                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let serve = async {
-                        match tls {
-                            Some(tls) => {
-                                let stream =
-                                    tokio_rustls::TlsAcceptor::from(tls).accept(socket).await;
-                                if let Ok(stream) = stream {
-                                    let _ = builder
-                                        .serve_connection(TokioIo::new(stream), service)
-                                        .await;
-                                }
-                            }
-                            None => {
-                                let _ = builder
-                                    .serve_connection(TokioIo::new(socket), service)
-                                    .await;
-                            }
-                        }
-                    };
-                    if close_after_one {
-                        // Drop the connection once the first answer had time to go out.
-                        tokio::select! {
-                            () = serve => {}
-                            () = async {
-                                answered.notified().await;
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                            } => {}
-                        }
-                    } else {
-                        serve.await;
-                    }
-                });
+                tokio::spawn(options.clone().serve(socket));
             }
         });
         Self {
@@ -97,6 +109,7 @@ impl Server {
             connections,
             seen,
             close_after_one,
+            held_at_once,
         }
     }
 
@@ -106,6 +119,76 @@ impl Server {
 
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+/// How the server serves each connection it accepts.
+#[derive(Clone)]
+struct Connection {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    streams: Option<u32>,
+    close_after_one: bool,
+    hold: Hold,
+    recorded: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Connection {
+    async fn serve(self, socket: tokio::net::TcpStream) {
+        let Self {
+            tls,
+            streams,
+            close_after_one,
+            hold,
+            recorded,
+        } = self;
+        let answered = Arc::new(tokio::sync::Notify::new());
+        let service = {
+            let answered = Arc::clone(&answered);
+            hyper::service::service_fn(move |request: Request<Incoming>| {
+                let recorded = Arc::clone(&recorded);
+                let answered = Arc::clone(&answered);
+                let hold = hold.clone();
+                async move {
+                    if request.uri().path().contains("hold") {
+                        hold.wait().await;
+                    }
+                    record(request, &recorded, &answered).await
+                }
+            })
+        };
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        if let Some(streams) = streams {
+            builder.http2().max_concurrent_streams(streams);
+        }
+        let serve = async {
+            match tls {
+                Some(tls) => {
+                    let stream = tokio_rustls::TlsAcceptor::from(tls).accept(socket).await;
+                    if let Ok(stream) = stream {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                }
+            }
+        };
+        if close_after_one {
+            // Drop the connection once the first answer had time to go out.
+            tokio::select! {
+                () = serve => {}
+                () = async {
+                    answered.notified().await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                } => {}
+            }
+        } else {
+            serve.await;
+        }
     }
 }
 
@@ -141,9 +224,10 @@ fn post(url: &str, body: &'static str) -> Request<Full<Bytes>> {
 }
 
 async fn call(client: &PerThreadClient, url: &str, body: &'static str) -> Bytes {
-    let response = client.send(post(url, body)).await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.into_body().collect().await.unwrap().to_bytes()
+    let answer = client.send(post(url, body)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let (_, body) = answer.into_parts();
+    read_body(body).await.unwrap()
 }
 
 fn client_trusting(roots: rustls::RootCertStore) -> PerThreadClient {
@@ -223,6 +307,76 @@ async fn over_tls_an_endpoint_offering_http2_gets_every_call_on_one_connection()
     assert!(seen.iter().all(|seen| seen.version == Version::HTTP_2
         && seen.path == "/model/m/converse"
         && seen.authority == format!("localhost:{port}")));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn over_http2_calls_past_a_connections_streams_go_on_another_rather_than_wait() {
+    // The server takes 2 streams per connection and answers nothing until it holds 5
+    // requests at once: calls queued behind a busy connection would never all arrive.
+    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
+    let server = Server::start_holding(Some(server_config), false, Some(2), 5).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    let client = client_trusting(roots).with_streams_per_http2(2);
+    let port = server.address.rsplit(':').next().unwrap();
+    // One call first: the thread then has one HTTP/2 connection, idle.
+    let first = format!("https://localhost:{port}/model/m/converse");
+    assert_eq!(call(&client, &first, "{}").await, "ok");
+    assert_eq!(server.connections(), 1);
+    let url = format!("https://localhost:{port}/model/hold/converse-stream");
+    let calls = (0..5).map(|_| call(&client, &url, "{}"));
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(|answer| answer == "ok"));
+    assert_eq!(
+        server.held_at_once.load(Ordering::SeqCst),
+        5,
+        "all five calls reached the server at once"
+    );
+    assert!(
+        server.connections() >= 3,
+        "{} connections for 5 calls at 2 streams each",
+        server.connections()
+    );
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|seen| seen.version == Version::HTTP_2)
+    );
+    // Answered, their places are free again: the next five take no new connection (the
+    // server holds nothing now, having held five at once).
+    let opened = server.connections();
+    let calls = (0..5).map(|_| call(&client, &url, "{}"));
+    futures::future::join_all(calls).await;
+    assert_eq!(server.connections(), opened);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_http2_answer_read_as_a_stream_gives_its_place_back_when_read_or_dropped() {
+    use futures::StreamExt;
+    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
+    let server = Server::start(Some(server_config), false).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    // One call per connection: a place not given back would make the next call connect.
+    let client = client_trusting(roots).with_streams_per_http2(1);
+    let port = server.address.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/model/m/converse-stream");
+    let read_through = client.send(post(&url, "{}")).await.unwrap();
+    let (_, body) = read_through.into_parts();
+    let chunks: Vec<_> = body_stream(body, Duration::from_secs(2)).collect().await;
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(chunks[0].as_ref().unwrap(), "ok");
+    let dropped = client.send(post(&url, "{}")).await.unwrap();
+    let (_, body) = dropped.into_parts();
+    drop(body_stream(body, Duration::from_secs(2)));
+    assert_eq!(call(&client, &url, "{}").await, "ok");
+    assert_eq!(
+        server.connections(),
+        1,
+        "every call on the first connection"
+    );
+    assert_eq!(server.seen().len(), 3);
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -5,6 +5,7 @@
 //! The port lives here, not in `store`: only the proxy forwards calls, and `store` holds
 //! the storage ports and their backends.
 
+mod answer;
 pub mod bedrock;
 pub mod https;
 pub mod model_runtime;
