@@ -273,10 +273,17 @@ mod tests {
         (spool, setup)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_file_spool_is_drained_into_a_log_that_appends_at_once_on_a_thread_of_its_own() {
-        let directory = tempfile::tempdir().unwrap();
-        let (spool, setup) = spool_setup(directory.path());
+    /// An emitter whose events are durable before the answer, journaled to a file spool
+    /// in `directory` and drained into a log that notes where it appended.
+    fn durable_emitter(
+        directory: &std::path::Path,
+    ) -> (
+        Arc<dyn Spool>,
+        Arc<ThreadNotingLog>,
+        EventEmitter,
+        crate::emitter::EmitterHandle,
+    ) {
+        let (spool, setup) = spool_setup(directory);
         let log = Arc::new(ThreadNotingLog::default());
         let (emitter, handle) = EventEmitter::start_with(
             log.clone(),
@@ -285,15 +292,27 @@ mod tests {
             Some(setup),
             EventFormat::default(),
         );
-        let recorded: Vec<_> = (0..50).map(|_| event()).collect();
-        for one in &recorded {
-            handle.record(one.clone(), None).await;
-        }
+        (spool, log, emitter, handle)
+    }
+
+    /// Waits up to 5 s for the drainer to empty `spool`.
+    async fn wait_until_empty(spool: &dyn Spool) {
         let mut waited = 0;
         while spool.level().records > 0 && waited < 250 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             waited += 1;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_spool_is_drained_into_a_log_that_appends_at_once_on_a_thread_of_its_own() {
+        let directory = tempfile::tempdir().unwrap();
+        let (spool, log, emitter, handle) = durable_emitter(directory.path());
+        let recorded: Vec<_> = (0..50).map(|_| event()).collect();
+        for one in &recorded {
+            handle.record(one.clone(), None).await;
+        }
+        wait_until_empty(spool.as_ref()).await;
         let mut in_log: Vec<_> = events_in(&log.store)
             .await
             .into_iter()
@@ -323,15 +342,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_spooled_a_few_milliseconds_apart_reach_the_log_in_one_append_per_linger() {
         let directory = tempfile::tempdir().unwrap();
-        let (spool, setup) = spool_setup(directory.path());
-        let log = Arc::new(ThreadNotingLog::default());
-        let (emitter, handle) = EventEmitter::start_with(
-            log.clone(),
-            "instance".into(),
-            Durability::BeforeAnswer,
-            Some(setup),
-            EventFormat::default(),
-        );
+        let (spool, log, emitter, handle) = durable_emitter(directory.path());
         // One durable event every 5 ms, as calls at a low rate make them: each is a write
         // to the spool of its own, and each wakes the drainer.
         let started = std::time::Instant::now();
@@ -341,11 +352,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let spread = started.elapsed();
-        let mut waited = 0;
-        while spool.level().records > 0 && waited < 250 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            waited += 1;
-        }
+        wait_until_empty(spool.as_ref()).await;
         assert_eq!(
             events_in(&log.store).await.len(),
             events,
@@ -367,15 +374,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn at_shutdown_the_drainer_empties_the_spool_into_the_log() {
         let directory = tempfile::tempdir().unwrap();
-        let (spool, setup) = spool_setup(directory.path());
-        let log = Arc::new(ThreadNotingLog::default());
-        let (emitter, handle) = EventEmitter::start_with(
-            log.clone(),
-            "instance".into(),
-            Durability::BeforeAnswer,
-            Some(setup),
-            EventFormat::default(),
-        );
+        let (spool, log, emitter, handle) = durable_emitter(directory.path());
         for _ in 0..10 {
             handle.record(event(), None).await;
         }
