@@ -153,7 +153,7 @@ async fn drain_spools(
         .chain(std::iter::once(Arc::clone(&setup.spool)))
         .collect();
     let on_this_thread = on == AppendOn::CallingThread;
-    let mut backoff = Duration::from_millis(5);
+    let mut backoff = Duration::from_millis(50);
     loop {
         let mut moved_any = false;
         let mut moved_full_batch = false;
@@ -195,7 +195,7 @@ async fn drain_spools(
             }
         }
         if moved_any && !failed {
-            backoff = Duration::from_millis(5);
+            backoff = Duration::from_millis(50);
             if moved_full_batch {
                 continue;
             }

@@ -10,9 +10,10 @@
 //! (it refused them, or timed out) are pushed to the durable spool instead, and every
 //! later batch follows them there until the spool is empty again, so the log receives
 //! events in order. A drainer task appends the spool's records to the log, oldest first,
-//! in batches ([`DRAIN_LINGER`]), and removes them once the log has them. Spools left by a stopped proxy are drained
-//! too. While the spool holds more than its limit, [`EmitterHandle::is_backed_up`] is true
-//! and the proxy refuses new calls with 503 rather than serve them unmetered.
+//! in batches ([`DRAIN_LINGER`]), and removes them once the log has them. Spools left by
+//! a stopped proxy are drained too. While the spool holds more than its limit,
+//! [`EmitterHandle::is_backed_up`] is true and the proxy refuses new calls with 503
+//! rather than serve them unmetered.
 
 mod append;
 mod backoff;

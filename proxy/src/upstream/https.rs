@@ -1,8 +1,7 @@
 //! The HTTP client the proxy calls Bedrock with: hyper's connections over rustls (HTTP/2
 //! when the endpoint offers it, as Bedrock does, HTTP/1.1 otherwise), pooled per thread,
-//! with the timeouts
-//! the proxy needs and nothing else per call (no URL re-parsing, no redirect or proxy
-//! logic, no header copies).
+//! with the timeouts the proxy needs and nothing else per call (no URL re-parsing, no
+//! redirect or proxy logic, no header copies).
 //!
 //! Server certificates are checked against the Mozilla roots (`webpki-roots`). Plain
 //! `http://` endpoints are accepted for tests and local fakes.

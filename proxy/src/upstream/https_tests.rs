@@ -234,6 +234,16 @@ fn client_trusting(roots: rustls::RootCertStore) -> PerThreadClient {
     PerThreadClient::with_roots(roots, Duration::from_secs(2), Duration::from_secs(50)).unwrap()
 }
 
+/// A TLS server for `localhost` (HTTP/2 by ALPN, `streams` per connection, holding as
+/// [`Server::start_holding`] does) and a client that trusts its certificate.
+async fn over_tls(streams: Option<u32>, hold: usize) -> (Server, PerThreadClient) {
+    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
+    let server = Server::start_holding(Some(server_config), false, streams, hold).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    (server, client_trusting(roots))
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn calls_one_after_another_share_one_connection_and_carry_their_host() {
     let server = Server::start(None, false).await;
@@ -290,11 +300,7 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_
 
 #[tokio::test(flavor = "current_thread")]
 async fn over_tls_an_endpoint_offering_http2_gets_every_call_on_one_connection() {
-    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
-    let server = Server::start(Some(server_config), false).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificate).unwrap();
-    let client = client_trusting(roots);
+    let (server, client) = over_tls(None, 1).await;
     let port = server.address.rsplit(':').next().unwrap();
     let url = format!("https://localhost:{port}/model/m/converse");
     assert_eq!(call(&client, &url, "one").await, "ok");
@@ -313,11 +319,8 @@ async fn over_tls_an_endpoint_offering_http2_gets_every_call_on_one_connection()
 async fn over_http2_calls_past_a_connections_streams_go_on_another_rather_than_wait() {
     // The server takes 2 streams per connection and answers nothing until it holds 5
     // requests at once: calls queued behind a busy connection would never all arrive.
-    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
-    let server = Server::start_holding(Some(server_config), false, Some(2), 5).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificate).unwrap();
-    let client = client_trusting(roots).with_streams_per_http2(2);
+    let (server, client) = over_tls(Some(2), 5).await;
+    let client = client.with_streams_per_http2(2);
     let port = server.address.rsplit(':').next().unwrap();
     // One call first: the thread then has one HTTP/2 connection, idle.
     let first = format!("https://localhost:{port}/model/m/converse");
@@ -354,12 +357,9 @@ async fn over_http2_calls_past_a_connections_streams_go_on_another_rather_than_w
 #[tokio::test(flavor = "current_thread")]
 async fn an_http2_answer_read_as_a_stream_gives_its_place_back_when_read_or_dropped() {
     use futures::StreamExt;
-    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
-    let server = Server::start(Some(server_config), false).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificate).unwrap();
     // One call per connection: a place not given back would make the next call connect.
-    let client = client_trusting(roots).with_streams_per_http2(1);
+    let (server, client) = over_tls(None, 1).await;
+    let client = client.with_streams_per_http2(1);
     let port = server.address.rsplit(':').next().unwrap();
     let url = format!("https://localhost:{port}/model/m/converse-stream");
     let read_through = client.send(post(&url, "{}")).await.unwrap();
