@@ -7,6 +7,7 @@
 #   bench/load.sh [--rates "500 1000 2000 5000"] [--duration 10] [--connections 64]
 #                 [--rounds 3] [--limit-mode eventual|strict] [--queued-events]
 #                 [--layout serve|split] [--backend embedded|aws] [--profile dist|release]
+#                 [--upstream-tls h2|http1]
 #
 # --rounds runs the whole sequence (direct, nginx, Tollgate at each rate, then saturation)
 # that many times over the same processes. Every comparison is made within a round, where
@@ -26,6 +27,12 @@
 # (tests/emulators/moto.sh, started and stopped by the script). moto answers one request
 # at a time, so this measures the proxy's own path, not AWS's latency.
 #
+# --upstream-tls makes the fake Bedrock serve HTTPS, as Bedrock's endpoint does, with a new
+# self-signed certificate that Tollgate (--bedrock-ca-bundle) and nginx
+# (proxy_ssl_trusted_certificate) trust: h2 offers HTTP/2 and HTTP/1.1 by ALPN (Bedrock's
+# endpoint offers both, and Tollgate takes HTTP/2), http1 offers HTTP/1.1 only. nginx
+# always calls its upstreams over HTTP/1.1. Direct calls go over HTTPS too.
+#
 # Installs what it needs when missing: nginx (Debian package) and oha (cargo install,
 # pinned, into ~/.cache/tollgate-bench).
 set -euo pipefail
@@ -43,6 +50,7 @@ events_label="durable events"
 layout="serve"
 backend="embedded"
 profile="dist"
+upstream_tls=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates="${2:?}"; shift 2 ;;
@@ -55,7 +63,8 @@ while [ $# -gt 0 ]; do
     --layout) layout="${2:?}"; shift 2 ;;
     --backend) backend="${2:?}"; shift 2 ;;
     --profile) profile="${2:?}"; shift 2 ;;
-    *) echo "load.sh: unknown argument $1" >&2; sed -n '2,21p' "$0" >&2; exit 2 ;;
+    --upstream-tls) upstream_tls="${2:?}"; shift 2 ;;
+    *) echo "load.sh: unknown argument $1" >&2; sed -n '2,22p' "$0" >&2; exit 2 ;;
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 1 ] && [ "$duration" -le 120 ] ||
@@ -73,6 +82,10 @@ esac
 case "$profile" in
   dist | release) ;;
   *) echo "load.sh: --profile must be dist or release" >&2; exit 2 ;;
+esac
+case "$upstream_tls" in
+  "" | h2 | http1) ;;
+  *) echo "load.sh: --upstream-tls must be h2 or http1" >&2; exit 2 ;;
 esac
 
 tools="${TOLLGATE_BENCH_HOME:-$HOME/.cache/tollgate-bench}"
@@ -144,7 +157,20 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-fake_url="$(start_listening "$work/fake.log" "$repository/target/release/fake-bedrock")"
+fake_flags=()
+nginx_upstream_tls=""
+tollgate_tls=()
+direct_tls=()
+upstream_label="plain HTTP/1.1 upstream"
+if [ -n "$upstream_tls" ]; then
+  fake_flags=(--tls "$work/fake-tls")
+  [ "$upstream_tls" = http1 ] && fake_flags+=(--http1)
+  nginx_upstream_tls="proxy_ssl_trusted_certificate $work/fake-tls/ca.pem; proxy_ssl_verify on; proxy_ssl_name localhost; proxy_ssl_session_reuse on;"
+  tollgate_tls=(--bedrock-ca-bundle "$work/fake-tls/ca.pem")
+  direct_tls=(--cacert "$work/fake-tls/ca.pem")
+  upstream_label="TLS upstream offering $upstream_tls (nginx: HTTP/1.1)"
+fi
+fake_url="$(start_listening "$work/fake.log" "$repository/target/release/fake-bedrock" "${fake_flags[@]}")"
 fake_pid="$(cat "$work/fake.log.pid")"
 pids+=("$fake_pid") # started in a command substitution: remember it here
 
@@ -162,12 +188,13 @@ http {
   fastcgi_temp_path $work/nginx/fastcgi;
   uwsgi_temp_path $work/nginx/uwsgi;
   scgi_temp_path $work/nginx/scgi;
-  upstream fake { server ${fake_url#http://}; keepalive 128; }
+  upstream fake { server ${fake_url#*://}; keepalive 128; }
   server {
     listen 127.0.0.1:$nginx_port;
     location / {
-      proxy_pass http://fake;
+      proxy_pass ${fake_url%%://*}://fake;
       proxy_http_version 1.1;
+      $nginx_upstream_tls
       proxy_set_header Connection "";
       proxy_buffering off;
     }
@@ -209,7 +236,8 @@ fi
 created="$("$binaries/tollgate" --data-dir "$data" --json create --name "Bench Co" \
   --email bench@example.com --daily-limit 1000000000 --daily-token-limit 1000000000000)"
 token="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])' <<<"$created")"
-proxy_flags=(--listen 127.0.0.1:0 --upstream bedrock --bedrock-endpoint-url "$fake_url" --limit-mode "$limit_mode" "${durable[@]}")
+proxy_flags=(--listen 127.0.0.1:0 --upstream bedrock --bedrock-endpoint-url "$fake_url" "${tollgate_tls[@]}"
+  --limit-mode "$limit_mode" "${durable[@]}")
 metering_pid=""
 if [ "$layout" = serve ]; then
   tollgate_url="$(start_listening "$work/tollgate.log" "$binaries/tollgate" --data-dir "$data" serve \
@@ -255,7 +283,8 @@ measure() {
   local target="$1" rate="$2" url="$3"
   local -n headers="$4"
   shift 4
-  local watched=("$@") before after rate_flags=()
+  local watched=("$@") before after rate_flags=() tls_flags=()
+  [ "$target" = direct ] && tls_flags=("${direct_tls[@]}")
   [ "$rate" = "max" ] || rate_flags=(-q "$rate" --latency-correction)
   # Context switches of the watched processes over the step, where perf can count them.
   local switches="$work/switches.csv" counting=()
@@ -265,7 +294,7 @@ measure() {
   fi
   before="$(group_cpu_seconds "${watched[@]}")"
   machine_before="$(head -1 /proc/stat)"
-  "${counting[@]}" "$oha" -z "${duration}s" -c "$connections" "${rate_flags[@]}" --no-tui --output-format json \
+  "${counting[@]}" "$oha" -z "${duration}s" -c "$connections" "${rate_flags[@]}" "${tls_flags[@]}" --no-tui --output-format json \
     -m POST "${headers[@]}" -H "Content-Type: application/json" -d "$body" "$url" >"$work/oha.json"
   after="$(group_cpu_seconds "${watched[@]}")"
   machine_after="$(head -1 /proc/stat)"
@@ -331,14 +360,15 @@ if [ -n "$metering_pid" ]; then
   echo "metering consumer (separate process): $(cpu_seconds "$metering_pid") CPU seconds over the run, RSS $(($(rss_kib "$metering_pid") / 1024)) MB" >&2
 fi
 
-python3 - "$results" "$limit_mode" "$events_label" "$peak_rss" "$connections" "$duration" "$layout" "$backend" "$profile" <<'PY'
+python3 - "$results" "$limit_mode" "$events_label" "$peak_rss" "$connections" "$duration" "$layout" "$backend" "$profile" "$upstream_label" <<'PY'
 import json, statistics, sys
-path, mode, events, peak, connections, duration, layout, backend, profile = sys.argv[1:]
+path, mode, events, peak, connections, duration, layout, backend, profile, upstream = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
 rounds = sorted({row["round"] for row in rows})
 steps = list(dict.fromkeys((row["target"], row["rate"]) for row in rows))
 by = {(row["target"], row["rate"], row["round"]): row for row in rows}
 print(f"Tollgate ({layout}, {profile} build; {mode} limits, {events}, {backend} backend) vs the fake Bedrock directly vs nginx;")
+print(f"the fake behind a {upstream};")
 print(f"oha, {connections} connections, {duration} s per step, latency-corrected at fixed rates;")
 print(f"{len(rounds)} round(s); each figure is the median over the rounds, [low to high] where it varies.")
 print()

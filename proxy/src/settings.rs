@@ -85,6 +85,10 @@ pub struct ProxyArgs {
     /// Bedrock runtime endpoint override (a VPC endpoint, or a test server).
     #[arg(long, env = "TOLLGATE_BEDROCK_ENDPOINT_URL")]
     pub bedrock_endpoint_url: Option<String>,
+    /// PEM file of the certificate authorities to trust for Bedrock's endpoint instead of
+    /// the built-in public roots: a private CA, or an egress proxy that inspects TLS.
+    #[arg(long, env = "TOLLGATE_BEDROCK_CA_BUNDLE", value_name = "PEM")]
+    pub bedrock_ca_bundle: Option<PathBuf>,
     /// Longest wait for Bedrock's answer, in seconds.
     #[arg(long, env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout_secs: u64,
@@ -232,6 +236,7 @@ impl ProxyArgs {
                     timeout: Duration::from_secs(self.upstream_timeout_secs),
                     connect_timeout: Duration::from_secs(self.upstream_connect_timeout_secs),
                     read_timeout: Duration::from_secs(self.upstream_read_timeout_secs),
+                    ca_bundle: self.bedrock_ca_bundle.clone(),
                 })
                 .await?,
             ),

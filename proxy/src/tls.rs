@@ -1,5 +1,6 @@
 //! TLS for the proxy: a rustls server configuration from PEM files.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -50,6 +51,44 @@ pub fn load_server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsSetu
         .map_err(|error| TlsSetupError::Config(error.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Why a bundle of certificate authorities could not be used. The message names the file
+/// and the flag that gives it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot use the CA bundle {path} for Bedrock: {reason}; give --bedrock-ca-bundle (or \
+     TOLLGATE_BEDROCK_CA_BUNDLE) a PEM file of the certificate authorities that Bedrock's \
+     endpoint chains to, or leave it unset to trust the public roots"
+)]
+pub struct CaBundleError {
+    path: String,
+    reason: String,
+}
+
+/// The certificate authorities in the PEM file at `path`, for a client to trust instead of
+/// the public roots (a private CA, or a TLS-inspecting egress proxy in front of AWS).
+pub fn load_ca_bundle(path: &Path) -> Result<rustls::RootCertStore, CaBundleError> {
+    let error = |reason: String| CaBundleError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|reason| error(reason.to_string()))?;
+    if certificates.is_empty() {
+        return Err(error("it holds no PEM certificate".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (index, certificate) in certificates.into_iter().enumerate() {
+        roots.add(certificate).map_err(|reason| {
+            error(format!(
+                "its certificate {} is not valid: {reason}",
+                index + 1
+            ))
+        })?;
+    }
+    Ok(roots)
 }
 
 /// A new self-signed certificate for `names` (tests): the certificate, for a client to

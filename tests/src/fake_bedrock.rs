@@ -79,6 +79,8 @@ struct FakeState {
     /// Whether answered calls are kept for `answered()` (off for load benchmarks).
     recording: std::sync::atomic::AtomicBool,
     answered_count: std::sync::atomic::AtomicU64,
+    /// Calls that came over HTTP/2.
+    http2_calls: std::sync::atomic::AtomicU64,
     /// CountTokens calls answered: (model id, the counted body).
     counted: Mutex<Vec<(String, serde_json::Value)>>,
 }
@@ -88,6 +90,8 @@ struct FakeState {
 pub struct FakeBedrock {
     pub address: SocketAddr,
     state: Arc<FakeState>,
+    /// `https` when it serves TLS ([`FakeBedrock::start_tls`]).
+    scheme: &'static str,
 }
 
 /// Deterministic token counts for a request body: input from its length, output from input.
@@ -437,9 +441,15 @@ fn count_tokens(state: &FakeState, headers: &HeaderMap, model_id: &str, body: &[
 async fn operation(
     State(state): State<Arc<FakeState>>,
     Path((model_id, operation)): Path<(String, String)>,
+    version: axum::http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if version == axum::http::Version::HTTP_2 {
+        state
+            .http2_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if operation == "count-tokens" {
         return count_tokens(&state, &headers, &model_id, &body);
     }
@@ -464,6 +474,54 @@ use futures::StreamExt;
 impl FakeBedrock {
     /// Starts the fake on an ephemeral port of 127.0.0.1; it runs until the runtime stops.
     pub async fn start() -> Self {
+        let (state, router) = Self::router();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self {
+            address,
+            state,
+            scheme: "http",
+        }
+    }
+
+    /// Starts the fake serving TLS with `config` (its ALPN list decides between HTTP/2
+    /// and HTTP/1.1), as Bedrock's endpoint does; it runs until the runtime stops.
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> Self {
+        let (state, router) = Self::router();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, router) = (acceptor.clone(), router.clone());
+                tokio::spawn(async move {
+                    let _ = tcp.set_nodelay(true);
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(router);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Self {
+            address,
+            state,
+            scheme: "https",
+        }
+    }
+
+    fn router() -> (Arc<FakeState>, Router) {
         let state = Arc::new(FakeState {
             behavior: Mutex::new(Behavior::Normal),
             stream_chunks: Mutex::new(3),
@@ -472,22 +530,18 @@ impl FakeBedrock {
             refused_unsigned: Mutex::new(0),
             recording: std::sync::atomic::AtomicBool::new(true),
             answered_count: std::sync::atomic::AtomicU64::new(0),
+            http2_calls: std::sync::atomic::AtomicU64::new(0),
             counted: Mutex::new(Vec::new()),
         });
         let router = Router::new()
             .route("/model/{model_id}/{operation}", post(operation))
             .with_state(Arc::clone(&state));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
-        Self { address, state }
+        (state, router)
     }
 
     /// The endpoint URL to give the SDK.
     pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Whether answered calls are kept for [`FakeBedrock::answered`]; a load benchmark turns
@@ -502,6 +556,13 @@ impl FakeBedrock {
     pub fn answered_count(&self) -> u64 {
         self.state
             .answered_count
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many calls came over HTTP/2 so far.
+    pub fn http2_calls(&self) -> u64 {
+        self.state
+            .http2_calls
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 

@@ -11,6 +11,7 @@
 //! clients cache through their identity cache, which this signer does not use), and on EC2
 //! or ECS every call would otherwise fetch them from the instance or container endpoint.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -41,6 +42,9 @@ pub struct BedrockSettings {
     pub connect_timeout: Duration,
     /// Longest silence between two reads of a streamed answer.
     pub read_timeout: Duration,
+    /// A PEM file of certificate authorities to trust for the endpoint instead of the
+    /// public roots (a private CA, or an egress proxy that inspects TLS).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// The Bedrock runtime forwarder, built once.
@@ -143,6 +147,8 @@ pub enum BedrockSetupError {
     NoCredentials,
     #[error("cannot build the HTTP client for Bedrock: {0}")]
     Client(String),
+    #[error(transparent)]
+    CaBundle(#[from] crate::tls::CaBundleError),
     #[error(
         "invalid Bedrock endpoint {0}: give a URL such as https://bedrock-runtime.us-east-1.amazonaws.com"
     )]
@@ -179,7 +185,12 @@ impl BedrockRuntime {
             .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"));
         let parts = EndpointParts::parse(&endpoint)
             .ok_or_else(|| BedrockSetupError::Endpoint(endpoint.clone()))?;
-        let http = PerThreadClient::new(
+        let roots = match &settings.ca_bundle {
+            Some(path) => crate::tls::load_ca_bundle(path)?,
+            None => PerThreadClient::public_roots(),
+        };
+        let http = PerThreadClient::with_roots(
+            roots,
             nonzero(settings.connect_timeout, Duration::from_secs(5)),
             Duration::from_secs(50),
         )

@@ -3,7 +3,8 @@
 //! with the timeouts the proxy needs and nothing else per call (no URL re-parsing, no
 //! redirect or proxy logic, no header copies).
 //!
-//! Server certificates are checked against the Mozilla roots (`webpki-roots`). Plain
+//! Server certificates are checked against the Mozilla roots (`webpki-roots`), or the
+//! operator's CA bundle (`--bedrock-ca-bundle`) instead. Plain
 //! `http://` endpoints are accepted for tests and local fakes.
 //!
 //! The pool is this module's own ([`ThreadPool`]), not hyper-util's: on the server's I/O
@@ -117,19 +118,17 @@ enum Fresh {
 }
 
 impl PerThreadClient {
-    /// Clients that connect within `connect_timeout` and keep idle connections for
-    /// `idle_timeout` (under the 60 s after which AWS endpoints close them).
-    pub fn new(
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-    ) -> Result<Self, ClientSetupError> {
-        let roots = rustls::RootCertStore {
+    /// The public certificate authorities (Mozilla's list, built in), which AWS's endpoints
+    /// chain to.
+    pub fn public_roots() -> rustls::RootCertStore {
+        rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        Self::with_roots(roots, connect_timeout, idle_timeout)
+        }
     }
 
-    /// Clients that trust `roots` (tests add their own certificate authority).
+    /// Clients that trust `roots` (the [public roots](Self::public_roots), an operator's CA
+    /// bundle, a test's certificate), connect within `connect_timeout` and keep idle
+    /// connections for `idle_timeout` (under the 60 s after which AWS endpoints close them).
     pub fn with_roots(
         roots: rustls::RootCertStore,
         connect_timeout: Duration,

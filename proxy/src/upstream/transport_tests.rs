@@ -20,6 +20,7 @@ fn runtime(endpoint: &str, timeout: Duration, read_timeout: Duration) -> Bedrock
         timeout,
         connect_timeout: Duration::from_secs(2),
         read_timeout,
+        ca_bundle: None,
     };
     let credentials = Credentials::new("AKIDTEST", "secret", Some("token-1".to_owned()), None, "t");
     BedrockRuntime::new(
