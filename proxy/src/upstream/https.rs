@@ -14,6 +14,11 @@
 //! dropped and the request is sent again on a new one; one that has sent nothing is never
 //! counted as a failure.
 //!
+//! Calls that find no connection to take while another call of the thread sets one up to
+//! an origin that may speak HTTP/2 wait for it rather than make their own
+//! ([`super::connecting`]): a burst on a thread with no connection yet makes one TLS
+//! handshake, not one per call.
+//!
 //! An HTTP/2 connection carries up to [`MAX_STREAMS_PER_HTTP2`] calls at once. A server
 //! caps the streams it takes on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`, at
 //! least 100 by RFC 9113's advice), and a call past that cap would wait in the
@@ -27,7 +32,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
@@ -36,11 +40,14 @@ use hyper::client::conn::{http1, http2};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::futures::OwnedNotified;
 use tower::Service;
 
 pub use super::answer::{Answer, AnswerBody, body_stream, read_body};
 use super::answer::{StreamSlot, error_chain};
+use super::connecting::{Connecting, SettingUp};
 use super::model_runtime::RuntimeError;
+use super::request_form::{absolute_form, host_header, origin_form};
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +76,8 @@ pub struct PerThreadClient {
     id: u64,
     connector: HttpsConnector<HttpConnector>,
     idle_timeout: Duration,
+    /// Longest wait for a connection another call is setting up.
+    connect_timeout: Duration,
     /// Calls one HTTP/2 connection carries at once ([`MAX_STREAMS_PER_HTTP2`]).
     streams_per_http2: usize,
 }
@@ -93,6 +102,12 @@ struct ThreadPool {
     http1: Vec<Http1Connection>,
     /// HTTP/2 connections, each shared by up to `streams_per_http2` calls of the thread.
     http2: Vec<Http2Connection>,
+    /// The connection a call of the thread is setting up, which calls arriving meanwhile
+    /// wait for.
+    connecting: Option<Connecting>,
+    /// The origin answers over HTTP/1.1 (it is plain `http://`, or TLS did not negotiate
+    /// HTTP/2): a connection carries one call at a time, so no call waits for another's.
+    http1_origin: bool,
 }
 
 struct Http1Connection {
@@ -155,6 +170,7 @@ impl PerThreadClient {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             connector,
             idle_timeout,
+            connect_timeout,
             streams_per_http2: MAX_STREAMS_PER_HTTP2,
         })
     }
@@ -177,18 +193,34 @@ impl PerThreadClient {
             )));
         };
         let (scheme, authority) = (scheme.clone(), authority.clone());
-        // A pooled connection may have been closed by the server just as the request went
-        // out; the request comes back unsent, and goes on a new connection.
-        let request = match self.send_pooled(&scheme, &authority, request) {
-            Ok((sent, slot)) => match sent.await {
-                Ok(response) => return Ok(Answer { response, slot }),
-                Err(mut unsent) => match unsent.take_message() {
-                    Some(request) => request,
-                    None => return Err(failed(unsent.into_error())),
+        let mut request = request;
+        let mut waited = false;
+        loop {
+            // A pooled connection may have been closed by the server just as the request
+            // went out; the request comes back unsent, and goes on a new connection.
+            request = match self.send_pooled(&scheme, &authority, request) {
+                Ok((sent, slot)) => match sent.await {
+                    Ok(response) => return Ok(Answer { response, slot }),
+                    Err(mut unsent) => match unsent.take_message() {
+                        Some(request) => request,
+                        None => return Err(failed(unsent.into_error())),
+                    },
                 },
-            },
-            Err(request) => request,
-        };
+                Err(request) => request,
+            };
+            if waited {
+                break;
+            }
+            // A connection another call is setting up, which this one can share: wait for
+            // it (at most the connect timeout), then look again.
+            let Some(set_up) = self.with_pool(&scheme, &authority, |pool| {
+                pool.wait_for_connecting(self.streams_per_http2)
+            }) else {
+                break;
+            };
+            let _ = tokio::time::timeout(self.connect_timeout, set_up).await;
+            waited = true;
+        }
         // Boxed: a call on a pooled connection (nearly every call) then carries, and moves,
         // a small future instead of one sized for connecting and the TLS handshake.
         Box::pin(self.send_fresh(scheme, authority, request)).await
@@ -201,9 +233,13 @@ impl PerThreadClient {
         authority: Authority,
         request: Request<Full<Bytes>>,
     ) -> Result<Answer, RuntimeError> {
+        // Dropped once the connection is pooled, or if connecting fails or the call is
+        // dropped meanwhile: the calls waiting for it then look again.
+        let setting_up = self.with_pool(&scheme, &authority, ThreadPool::start_connecting);
         let fresh = self.connect(&scheme, &authority).await?;
         let (sent, slot) = self.with_pool(&scheme, &authority, |pool| match fresh {
             Fresh::Http1(mut sender) => {
+                pool.http1_origin = true;
                 let sent = sender.try_send_request(origin_form(request, &pool.host));
                 if pool.http1.len() < MAX_HTTP1_PER_THREAD {
                     pool.http1.push(Http1Connection {
@@ -214,6 +250,7 @@ impl PerThreadClient {
                 (futures::future::Either::Left(sent), None)
             }
             Fresh::Http2(mut sender) => {
+                pool.http1_origin = false;
                 let streams = Arc::new(AtomicUsize::new(0));
                 let slot = StreamSlot::take(&streams);
                 let sent = sender.try_send_request(absolute_form(request, &scheme, &authority));
@@ -224,6 +261,7 @@ impl PerThreadClient {
                 (futures::future::Either::Right(sent), Some(slot))
             }
         });
+        drop(setting_up);
         match sent.await {
             Ok(response) => Ok(Answer { response, slot }),
             Err(error) => Err(failed(error.into_error())),
@@ -375,6 +413,8 @@ impl PerThreadClient {
                         host: host_header(scheme, authority),
                         http1: Vec::new(),
                         http2: Vec::new(),
+                        connecting: None,
+                        http1_origin: *scheme != Scheme::HTTPS,
                     });
                     pools.len() - 1
                 }
@@ -388,52 +428,35 @@ impl ThreadPool {
     fn serves(&self, client: u64, scheme: &Scheme, authority: &Authority) -> bool {
         self.client == client && self.authority == *authority && self.scheme == *scheme
     }
-}
 
-/// The `host` header for an origin: its host, and its port when it is not the scheme's
-/// default.
-fn host_header(scheme: &Scheme, authority: &Authority) -> HeaderValue {
-    let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
-    let text = match authority.port_u16() {
-        Some(port) if port != default_port => format!("{}:{port}", authority.host()),
-        _ => authority.host().to_owned(),
-    };
-    // An authority's host and port are visible ASCII.
-    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("localhost"))
-}
-
-/// `request` with its URI as an HTTP/1.1 request line carries it (the path alone) and a
-/// `host` header, unless it has one.
-fn origin_form(mut request: Request<Full<Bytes>>, host: &HeaderValue) -> Request<Full<Bytes>> {
-    let path = request
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *request.uri_mut() = Uri::from(path);
-    request
-        .headers_mut()
-        .entry(HOST)
-        .or_insert_with(|| host.clone());
-    request
-}
-
-/// `request` with an absolute URI, as HTTP/2 carries it: a request an HTTP/1.1 connection
-/// gave back unsent carries its path alone.
-fn absolute_form(
-    mut request: Request<Full<Bytes>>,
-    scheme: &Scheme,
-    authority: &Authority,
-) -> Request<Full<Bytes>> {
-    if request.uri().scheme().is_none() {
-        let mut parts = request.uri().clone().into_parts();
-        parts.scheme = Some(scheme.clone());
-        parts.authority = Some(authority.clone());
-        if let Ok(uri) = Uri::from_parts(parts) {
-            *request.uri_mut() = uri;
+    /// The connection a call is setting up, for one more call to wait for, if it may carry
+    /// it: an HTTP/2 origin's (or one not known yet), not past `carries` calls.
+    fn wait_for_connecting(&mut self, carries: usize) -> Option<OwnedNotified> {
+        if self.http1_origin {
+            return None;
         }
+        let connecting = self.connecting.as_mut()?;
+        let joined = connecting.join(carries);
+        if joined.is_none() && connecting.is_finished() {
+            self.connecting = None;
+        }
+        joined
     }
-    request
+
+    /// Marks a connection as being set up, unless one already is or the origin speaks
+    /// HTTP/1.1; the guard ends it.
+    fn start_connecting(&mut self) -> Option<SettingUp> {
+        let busy = self
+            .connecting
+            .as_ref()
+            .is_some_and(|connecting| !connecting.is_finished());
+        if self.http1_origin || busy {
+            return None;
+        }
+        let (connecting, setting_up) = Connecting::start();
+        self.connecting = Some(connecting);
+        Some(setting_up)
+    }
 }
 
 /// A failure after the request went out on a connection.

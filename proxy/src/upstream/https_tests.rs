@@ -355,6 +355,48 @@ async fn over_http2_calls_past_a_connections_streams_go_on_another_rather_than_w
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn over_http2_a_burst_on_a_thread_with_no_connection_yet_makes_one_connection() {
+    let (server, client) = over_tls(None, 1).await;
+    let port = server.address.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/model/m/converse");
+    // Twenty calls at once on a thread that has never connected: one sets a connection up
+    // and the others wait for it, instead of twenty TLS handshakes.
+    let calls = (0..20).map(|_| call(&client, &url, "{}"));
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(|answer| answer == "ok"));
+    assert_eq!(server.connections(), 1, "the burst shared one connection");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 20);
+    assert!(seen.iter().all(|seen| seen.version == Version::HTTP_2));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn over_tls_an_endpoint_offering_only_http1_gets_a_connection_per_concurrent_call() {
+    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
+    let mut http1_only = (*server_config).clone();
+    http1_only.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // The server answers nothing until it holds 4 requests at once: calls that waited
+    // behind one HTTP/1.1 connection would never all arrive.
+    let server = Server::start_holding(Some(Arc::new(http1_only)), false, None, 4).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    let client = client_trusting(roots);
+    let port = server.address.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/model/hold/converse");
+    let calls = (0..4).map(|_| call(&client, &url, "{}"));
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(|answer| answer == "ok"));
+    assert_eq!(server.held_at_once.load(Ordering::SeqCst), 4);
+    assert_eq!(server.connections(), 4);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|seen| seen.version == Version::HTTP_11)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn an_http2_answer_read_as_a_stream_gives_its_place_back_when_read_or_dropped() {
     use futures::StreamExt;
     // One call per connection: a place not given back would make the next call connect.

@@ -7,8 +7,10 @@
 
 mod answer;
 pub mod bedrock;
+mod connecting;
 pub mod https;
 pub mod model_runtime;
+mod request_form;
 pub mod sigv4;
 pub mod simulated;
 #[cfg(test)]
