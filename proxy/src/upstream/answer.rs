@@ -1,7 +1,8 @@
 //! An upstream answer as the HTTP client returns it: its head, and its body read whole or
-//! as a stream. On HTTP/2 the body holds the call's place on its connection
-//! ([`StreamSlot`]) until it has been read or dropped, which is how the client knows how
-//! busy each connection is.
+//! as a stream, from hyper's HTTP/1.1 connection or from an `h2` stream. On HTTP/2 the body
+//! holds the call's place on its connection ([`StreamSlot`]) until it has been read or
+//! dropped, which is how the client knows how busy each connection is, and gives h2 back
+//! the flow-control capacity of each piece it reads, so the server may send more.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,51 +34,114 @@ impl Drop for StreamSlot {
 
 /// An answer's head and body, as the server sent them.
 pub struct Answer {
-    pub(super) response: Response<Incoming>,
-    pub(super) slot: Option<StreamSlot>,
+    parts: http::response::Parts,
+    body: AnswerBody,
 }
 
 impl std::fmt::Debug for Answer {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Answer")
-            .field("status", &self.response.status())
-            .field("http2", &self.slot.is_some())
+            .field("status", &self.parts.status)
+            .field("http2", &self.body.slot.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Answer {
+    /// An answer over HTTP/1.1.
+    pub(super) fn http1(response: Response<Incoming>) -> Self {
+        let (parts, body) = response.into_parts();
+        Self {
+            parts,
+            body: AnswerBody {
+                body: Body::Http1(body),
+                slot: None,
+            },
+        }
+    }
+
+    /// An answer on an HTTP/2 stream, holding the call's place on its connection.
+    pub(super) fn http2(response: Response<h2::RecvStream>, slot: StreamSlot) -> Self {
+        let (parts, body) = response.into_parts();
+        Self {
+            parts,
+            body: AnswerBody {
+                body: Body::Http2(body),
+                slot: Some(slot),
+            },
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
-        self.response.status()
+        self.parts.status
     }
 
     /// The head, and the body to read with [`read_body`] or [`body_stream`].
     pub fn into_parts(self) -> (http::response::Parts, AnswerBody) {
-        let (parts, body) = self.response.into_parts();
-        (
-            parts,
-            AnswerBody {
-                body,
-                _slot: self.slot,
-            },
-        )
+        (self.parts, self.body)
     }
 }
 
 /// An answer's body. On HTTP/2 it holds the call's place on its connection until it has
 /// been read or is dropped.
 pub struct AnswerBody {
-    body: Incoming,
-    _slot: Option<StreamSlot>,
+    body: Body,
+    slot: Option<StreamSlot>,
+}
+
+enum Body {
+    Http1(Incoming),
+    Http2(h2::RecvStream),
+}
+
+impl AnswerBody {
+    /// The next piece of the body that carries bytes; `None` at its end.
+    async fn next(&mut self) -> Option<Result<Bytes, RuntimeError>> {
+        match &mut self.body {
+            Body::Http1(incoming) => loop {
+                let frame = match incoming.frame().await? {
+                    Err(error) => return Some(Err(RuntimeError::Failed(error_chain(&error)))),
+                    Ok(frame) => frame,
+                };
+                // Trailers and empty frames carry no answer bytes.
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    return Some(Ok(data));
+                }
+            },
+            Body::Http2(stream) => loop {
+                let data = match stream.data().await? {
+                    Err(error) => return Some(Err(RuntimeError::Failed(error_chain(&error)))),
+                    Ok(data) => data,
+                };
+                // Read: the server may send as much again.
+                let _ = stream.flow_control().release_capacity(data.len());
+                if !data.is_empty() {
+                    return Some(Ok(data));
+                }
+            },
+        }
+    }
 }
 
 /// A whole answer body (the caller bounds the time it takes).
-pub async fn read_body(body: AnswerBody) -> Result<Bytes, RuntimeError> {
-    match body.body.collect().await {
-        Err(error) => Err(RuntimeError::Failed(error_chain(&error))),
-        Ok(collected) => Ok(collected.to_bytes()),
+pub async fn read_body(mut body: AnswerBody) -> Result<Bytes, RuntimeError> {
+    // Most answers come in one piece, returned as it is; more are copied together.
+    let Some(first) = body.next().await.transpose()? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = body.next().await.transpose()? else {
+        return Ok(first);
+    };
+    let mut whole = bytes::BytesMut::with_capacity(first.len() + second.len());
+    whole.extend_from_slice(&first);
+    whole.extend_from_slice(&second);
+    while let Some(piece) = body.next().await.transpose()? {
+        whole.extend_from_slice(&piece);
     }
+    Ok(whole.freeze())
 }
 
 /// An answer body as a stream of its data, each read within `read_timeout` of the last;
@@ -90,21 +154,11 @@ pub fn body_stream(
         Some(body),
         move |body| async move {
             let mut body = body?;
-            loop {
-                let frame = match tokio::time::timeout(read_timeout, body.body.frame()).await {
-                    Err(_) => return Some((Err(RuntimeError::Timeout(read_timeout)), None)),
-                    Ok(None) => return None,
-                    Ok(Some(Err(error))) => {
-                        return Some((Err(RuntimeError::Failed(error_chain(&error))), None));
-                    }
-                    Ok(Some(Ok(frame))) => frame,
-                };
-                // Trailers and empty frames carry no answer bytes.
-                if let Ok(data) = frame.into_data()
-                    && !data.is_empty()
-                {
-                    return Some((Ok(data), Some(body)));
-                }
+            match tokio::time::timeout(read_timeout, body.next()).await {
+                Err(_) => Some((Err(RuntimeError::Timeout(read_timeout)), None)),
+                Ok(None) => None,
+                Ok(Some(Err(error))) => Some((Err(error), None)),
+                Ok(Some(Ok(data))) => Some((Ok(data), Some(body))),
             }
         },
     ))

@@ -20,7 +20,6 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use http::{HeaderName, HeaderValue};
-use http_body_util::Full;
 
 use super::https::{PerThreadClient, body_stream, read_body};
 use super::model_runtime::{
@@ -290,7 +289,7 @@ impl ModelRuntime for BedrockRuntime {
         );
 
         let mut request = http::Request::post(url)
-            .body(Full::new(invocation.body.clone()))
+            .body(invocation.body.clone())
             .map_err(|error| RuntimeError::Failed(format!("cannot build the request: {error}")))?;
         let headers = request.headers_mut();
         let signed = [

@@ -1,11 +1,12 @@
-//! The HTTP client the proxy calls Bedrock with: hyper's connections over rustls (HTTP/2
-//! when the endpoint offers it, as Bedrock does, HTTP/1.1 otherwise), pooled per thread,
+//! The HTTP client the proxy calls Bedrock with: connections over rustls, HTTP/2 when the
+//! endpoint offers it, as Bedrock does (the `h2` crate, [`super::http2`]), HTTP/1.1
+//! otherwise (hyper's connections), pooled per thread,
 //! with the timeouts the proxy needs and nothing else per call (no URL re-parsing, no
 //! redirect or proxy logic, no header copies).
 //!
 //! Server certificates are checked against the Mozilla roots (`webpki-roots`), or the
-//! operator's CA bundle (`--bedrock-ca-bundle`) instead. Plain
-//! `http://` endpoints are accepted for tests and local fakes.
+//! operator's CA bundle (`--bedrock-ca-bundle`) instead. Plain `http://` endpoints are
+//! accepted for tests and local fakes.
 //!
 //! The pool is this module's own ([`ThreadPool`]), not hyper-util's: on the server's I/O
 //! threads (each a single-threaded runtime) a call takes a ready connection of its own
@@ -28,7 +29,6 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,16 +36,17 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http1;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::sync::futures::OwnedNotified;
 use tower::Service;
 
+use super::answer::error_chain;
 pub use super::answer::{Answer, AnswerBody, body_stream, read_body};
-use super::answer::{StreamSlot, error_chain};
 use super::connecting::{Connecting, SettingUp};
+use super::http2::{Http2Connection, Room, Sent};
 use super::model_runtime::RuntimeError;
 use super::request_form::{absolute_form, host_header, origin_form};
 
@@ -115,12 +116,6 @@ struct Http1Connection {
     last_used: Instant,
 }
 
-struct Http2Connection {
-    sender: http2::SendRequest<Full<Bytes>>,
-    /// Calls on it whose answers are still being read.
-    streams: Arc<AtomicUsize>,
-}
-
 thread_local! {
     /// This thread's pools (a process has one or two clients, each with one origin).
     static THREAD_POOLS: RefCell<Vec<ThreadPool>> = const { RefCell::new(Vec::new()) };
@@ -129,7 +124,18 @@ thread_local! {
 /// A connection made for one call.
 enum Fresh {
     Http1(http1::SendRequest<Full<Bytes>>),
-    Http2(http2::SendRequest<Full<Bytes>>),
+    Http2(Http2Connection),
+}
+
+/// What the thread's pool did with a request.
+#[allow(clippy::large_enum_variant)] // moved once, not boxed: see `send_pooled`
+enum Pooled<F> {
+    /// Sent on an HTTP/1.1 connection: the answer, or the request back unsent.
+    Http1(F),
+    /// Sent on an HTTP/2 connection.
+    Http2(Result<Sent, RuntimeError>),
+    /// No connection could take it.
+    Nowhere(Request<Bytes>),
 }
 
 impl PerThreadClient {
@@ -184,7 +190,7 @@ impl PerThreadClient {
 
     /// Sends `request` (its URI absolute: scheme, authority and path) on a ready
     /// connection of this thread, or on a new one, and returns the answer's head.
-    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, RuntimeError> {
+    pub async fn send(&self, request: Request<Bytes>) -> Result<Answer, RuntimeError> {
         let (Some(scheme), Some(authority)) = (request.uri().scheme(), request.uri().authority())
         else {
             return Err(RuntimeError::Failed(format!(
@@ -199,26 +205,28 @@ impl PerThreadClient {
             // A pooled connection may have been closed by the server just as the request
             // went out; the request comes back unsent, and goes on a new connection.
             request = match self.send_pooled(&scheme, &authority, request) {
-                Ok((sent, slot)) => match sent.await {
-                    Ok(response) => return Ok(Answer { response, slot }),
+                Pooled::Http2(sent) => return sent?.answer().await,
+                Pooled::Http1(sent) => match sent.await {
+                    Ok(response) => return Ok(Answer::http1(response)),
                     Err(mut unsent) => match unsent.take_message() {
-                        Some(request) => request,
+                        Some(request) => request.map(whole_body),
                         None => return Err(failed(unsent.into_error())),
                     },
                 },
-                Err(request) => request,
+                Pooled::Nowhere(request) => request,
             };
             if waited {
                 break;
             }
             // A connection another call is setting up, which this one can share: wait for
-            // it (at most the connect timeout), then look again.
+            // it (at most the connect timeout), then look again. Boxed, as connecting is
+            // below: rare, and the future of every call would otherwise carry its timer.
             let Some(set_up) = self.with_pool(&scheme, &authority, |pool| {
                 pool.wait_for_connecting(self.streams_per_http2)
             }) else {
                 break;
             };
-            let _ = tokio::time::timeout(self.connect_timeout, set_up).await;
+            let _ = Box::pin(tokio::time::timeout(self.connect_timeout, set_up)).await;
             waited = true;
         }
         // Boxed: a call on a pooled connection (nearly every call) then carries, and moves,
@@ -231,40 +239,44 @@ impl PerThreadClient {
         &self,
         scheme: Scheme,
         authority: Authority,
-        request: Request<Full<Bytes>>,
+        request: Request<Bytes>,
     ) -> Result<Answer, RuntimeError> {
         // Dropped once the connection is pooled, or if connecting fails or the call is
         // dropped meanwhile: the calls waiting for it then look again.
         let setting_up = self.with_pool(&scheme, &authority, ThreadPool::start_connecting);
         let fresh = self.connect(&scheme, &authority).await?;
-        let (sent, slot) = self.with_pool(&scheme, &authority, |pool| match fresh {
+        let sent = self.with_pool(&scheme, &authority, |pool| match fresh {
             Fresh::Http1(mut sender) => {
                 pool.http1_origin = true;
-                let sent = sender.try_send_request(origin_form(request, &pool.host));
+                let sent = sender.try_send_request(origin_form(request.map(Full::new), &pool.host));
                 if pool.http1.len() < MAX_HTTP1_PER_THREAD {
                     pool.http1.push(Http1Connection {
                         sender,
                         last_used: Instant::now(),
                     });
                 }
-                (futures::future::Either::Left(sent), None)
+                Pooled::Http1(sent)
             }
-            Fresh::Http2(mut sender) => {
+            Fresh::Http2(mut connection) => {
                 pool.http1_origin = false;
-                let streams = Arc::new(AtomicUsize::new(0));
-                let slot = StreamSlot::take(&streams);
-                let sent = sender.try_send_request(absolute_form(request, &scheme, &authority));
+                let sent = connection.send(absolute_form(request, &scheme, &authority));
                 // Past the most a thread keeps, the connection serves this call alone.
                 if pool.http2.len() < MAX_HTTP2_PER_THREAD {
-                    pool.http2.push(Http2Connection { sender, streams });
+                    pool.http2.push(connection);
                 }
-                (futures::future::Either::Right(sent), Some(slot))
+                Pooled::Http2(sent)
             }
         });
         drop(setting_up);
-        match sent.await {
-            Ok(response) => Ok(Answer { response, slot }),
-            Err(error) => Err(failed(error.into_error())),
+        match sent {
+            Pooled::Http2(sent) => sent?.answer().await,
+            Pooled::Http1(sent) => match sent.await {
+                Ok(response) => Ok(Answer::http1(response)),
+                Err(error) => Err(failed(error.into_error())),
+            },
+            Pooled::Nowhere(_) => Err(RuntimeError::Failed(
+                "a new connection took no request".to_owned(),
+            )),
         }
     }
 
@@ -273,23 +285,19 @@ impl PerThreadClient {
     ///
     /// The request given back is moved, not boxed: boxing it would allocate on the path
     /// that makes a new connection, and the send future beside it is as large.
-    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    #[allow(clippy::type_complexity)]
     fn send_pooled(
         &self,
         scheme: &Scheme,
         authority: &Authority,
-        request: Request<Full<Bytes>>,
-    ) -> Result<
-        (
-            impl Future<
-                Output = Result<
-                    Response<Incoming>,
-                    hyper::client::conn::TrySendError<Request<Full<Bytes>>>,
-                >,
+        request: Request<Bytes>,
+    ) -> Pooled<
+        impl Future<
+            Output = Result<
+                Response<Incoming>,
+                hyper::client::conn::TrySendError<Request<Full<Bytes>>>,
             >,
-            Option<StreamSlot>,
-        ),
-        Request<Full<Bytes>>,
+        >,
     > {
         THREAD_POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
@@ -297,32 +305,32 @@ impl PerThreadClient {
                 .iter_mut()
                 .find(|pool| pool.serves(self.id, scheme, authority))
             else {
-                return Err(request);
+                return Pooled::Nowhere(request);
             };
             if !pool.http2.is_empty() {
-                pool.http2
-                    .retain(|connection| !connection.sender.is_closed());
-                let busy =
-                    |connection: &Http2Connection| connection.streams.load(Ordering::Relaxed);
-                let chosen = match pool
+                // The first connection with room; ended ones are dropped on the way.
+                let mut index = 0;
+                while index < pool.http2.len() {
+                    match pool.http2[index].room(self.streams_per_http2) {
+                        Room::Yes => return Pooled::Http2(pool.http2[index].send(request)),
+                        Room::Full => index += 1,
+                        Room::Closed => {
+                            pool.http2.swap_remove(index);
+                        }
+                    }
+                }
+                // Every one is busy: a new connection, unless the thread has its most.
+                if pool.http2.len() < MAX_HTTP2_PER_THREAD {
+                    return Pooled::Nowhere(request);
+                }
+                let least_busy = pool
                     .http2
-                    .iter()
-                    .position(|connection| busy(connection) < self.streams_per_http2)
-                {
-                    Some(index) => Some(index),
-                    // Every one is busy: a new connection, unless the thread has its most.
-                    None if pool.http2.len() < MAX_HTTP2_PER_THREAD => None,
-                    None => (0..pool.http2.len()).min_by_key(|&index| busy(&pool.http2[index])),
+                    .iter_mut()
+                    .min_by_key(|connection| connection.busy());
+                return match least_busy {
+                    Some(connection) => Pooled::Http2(connection.send_queued(request)),
+                    None => Pooled::Nowhere(request),
                 };
-                let Some(index) = chosen else {
-                    return Err(request);
-                };
-                let connection = &mut pool.http2[index];
-                let slot = StreamSlot::take(&connection.streams);
-                return Ok((
-                    futures::future::Either::Left(connection.sender.try_send_request(request)),
-                    Some(slot),
-                ));
             }
             let now = Instant::now();
             // The first ready connection; closed ones, and ready ones idle long enough for
@@ -330,7 +338,7 @@ impl PerThreadClient {
             let mut index = 0;
             let ready = loop {
                 let Some(connection) = pool.http1.get(index) else {
-                    return Err(request);
+                    return Pooled::Nowhere(request);
                 };
                 let ready = connection.sender.is_ready();
                 if connection.sender.is_closed()
@@ -345,11 +353,8 @@ impl PerThreadClient {
             };
             let connection = &mut pool.http1[ready];
             connection.last_used = now;
-            let request = origin_form(request, &pool.host);
-            Ok((
-                futures::future::Either::Right(connection.sender.try_send_request(request)),
-                None,
-            ))
+            let request = origin_form(request.map(Full::new), &pool.host);
+            Pooled::Http1(connection.sender.try_send_request(request))
         })
     }
 
@@ -367,17 +372,9 @@ impl PerThreadClient {
             .await
             .map_err(|error| RuntimeError::Unreachable(error_chain(error.as_ref())))?;
         if stream.connected().is_negotiated_h2() {
-            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(stream)
-                .await
-                .map_err(|error| RuntimeError::Unreachable(error_chain(&error)))?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(error = %error, "an HTTP/2 connection to Bedrock ended");
-                }
-            });
-            Ok(Fresh::Http2(sender))
+            Ok(Fresh::Http2(
+                Http2Connection::handshake(TokioIo::new(stream)).await?,
+            ))
         } else {
             let (sender, connection) = http1::handshake(stream)
                 .await
@@ -457,6 +454,19 @@ impl ThreadPool {
         self.connecting = Some(connecting);
         Some(setting_up)
     }
+}
+
+/// The bytes of a body built whole: a request an HTTP/1.1 connection gave back unsent,
+/// which may go next on HTTP/2.
+fn whole_body(body: Full<Bytes>) -> Bytes {
+    use futures::FutureExt;
+    use http_body_util::BodyExt;
+    // A whole body is ready at once.
+    body.collect()
+        .now_or_never()
+        .and_then(Result::ok)
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default()
 }
 
 /// A failure after the request went out on a connection.

@@ -192,7 +192,8 @@ impl Connection {
     }
 }
 
-/// Records a request the server received and answers it with `ok`.
+/// Records a request the server received and answers it with `ok`, or with its own body
+/// when its path has `echo` in it.
 async fn record(
     request: Request<Incoming>,
     recorded: &Mutex<Vec<Seen>>,
@@ -207,6 +208,11 @@ async fn record(
         .or_else(|| request.uri().authority().map(ToString::to_string))
         .unwrap_or_default();
     let body = request.into_body().collect().await?.to_bytes();
+    let answer = if path.contains("echo") {
+        body.clone()
+    } else {
+        Bytes::from_static(b"ok")
+    };
     recorded.lock().unwrap().push(Seen {
         version,
         path,
@@ -214,12 +220,12 @@ async fn record(
         body,
     });
     answered.notify_one();
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    Ok(Response::new(Full::new(answer)))
 }
 
-fn post(url: &str, body: &'static str) -> Request<Full<Bytes>> {
+fn post(url: &str, body: &'static str) -> Request<Bytes> {
     Request::post(url)
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .body(Bytes::from_static(body.as_bytes()))
         .unwrap()
 }
 
@@ -368,6 +374,36 @@ async fn over_http2_a_burst_on_a_thread_with_no_connection_yet_makes_one_connect
     let seen = server.seen();
     assert_eq!(seen.len(), 20);
     assert!(seen.iter().all(|seen| seen.version == Version::HTTP_2));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn over_http2_bodies_larger_than_the_flow_control_windows_go_and_come_back_whole() {
+    let (server, client) = over_tls(None, 1).await;
+    let port = server.address.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/model/echo/invoke");
+    // 3 MiB each way: past the server's window for the request (1 MiB by hyper's default)
+    // and past the client's for the answer (2 MiB), so both sides must give capacity back.
+    let body: Bytes = (0..3 * 1024 * 1024).map(|at| (at % 251) as u8).collect();
+    for _ in 0..2 {
+        let request = Request::post(&url).body(body.clone()).unwrap();
+        let answer = client.send(request).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let (_, answer_body) = answer.into_parts();
+        // A window never given back stalls the answer: fail instead of hanging.
+        let echoed = tokio::time::timeout(Duration::from_secs(30), read_body(answer_body))
+            .await
+            .expect("the answer came whole within 30 s")
+            .unwrap();
+        assert_eq!(echoed.len(), body.len());
+        assert!(echoed == body, "the echoed body differs");
+    }
+    assert_eq!(server.connections(), 1);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|seen| seen.version == Version::HTTP_2 && seen.body == body)
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

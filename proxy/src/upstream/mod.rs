@@ -8,6 +8,7 @@
 mod answer;
 pub mod bedrock;
 mod connecting;
+mod http2;
 pub mod https;
 pub mod model_runtime;
 mod request_form;

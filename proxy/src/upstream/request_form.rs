@@ -1,11 +1,9 @@
 //! How a request to Bedrock is addressed on each protocol: HTTP/1.1 carries the path in its
 //! request line and the origin in a `host` header; HTTP/2 carries the absolute URI.
 
-use bytes::Bytes;
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Uri};
-use http_body_util::Full;
 
 /// The `host` header for an origin: its host, and its port when it is not the scheme's
 /// default.
@@ -21,10 +19,7 @@ pub(super) fn host_header(scheme: &Scheme, authority: &Authority) -> HeaderValue
 
 /// `request` with its URI as an HTTP/1.1 request line carries it (the path alone) and a
 /// `host` header, unless it has one.
-pub(super) fn origin_form(
-    mut request: Request<Full<Bytes>>,
-    host: &HeaderValue,
-) -> Request<Full<Bytes>> {
+pub(super) fn origin_form<B>(mut request: Request<B>, host: &HeaderValue) -> Request<B> {
     let path = request
         .uri()
         .path_and_query()
@@ -40,11 +35,11 @@ pub(super) fn origin_form(
 
 /// `request` with an absolute URI, as HTTP/2 carries it: a request an HTTP/1.1 connection
 /// gave back unsent carries its path alone.
-pub(super) fn absolute_form(
-    mut request: Request<Full<Bytes>>,
+pub(super) fn absolute_form<B>(
+    mut request: Request<B>,
     scheme: &Scheme,
     authority: &Authority,
-) -> Request<Full<Bytes>> {
+) -> Request<B> {
     if request.uri().scheme().is_none() {
         let mut parts = request.uri().clone().into_parts();
         parts.scheme = Some(scheme.clone());
