@@ -113,6 +113,13 @@ impl Http2Connection {
     pub(super) fn send(&mut self, request: Request<Bytes>) -> Result<Sent, RuntimeError> {
         let (mut parts, body) = request.into_parts();
         parts.version = Version::HTTP_2;
+        // As hyper's client and the AWS SDKs send it, though `END_STREAM` ends the body.
+        if !body.is_empty() {
+            parts
+                .headers
+                .entry(http::header::CONTENT_LENGTH)
+                .or_insert_with(|| http::HeaderValue::from(body.len()));
+        }
         let head = Request::from_parts(parts, ());
         let slot = StreamSlot::take(&self.streams);
         let (response, mut stream) = self

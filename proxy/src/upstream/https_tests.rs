@@ -21,6 +21,7 @@ struct Seen {
     path: String,
     /// The `host` header, or HTTP/2's `:authority`.
     authority: String,
+    content_length: Option<String>,
     body: Bytes,
 }
 
@@ -207,6 +208,10 @@ async fn record(
         .map(|value| value.to_str().unwrap().to_owned())
         .or_else(|| request.uri().authority().map(ToString::to_string))
         .unwrap_or_default();
+    let content_length = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .map(|value| value.to_str().unwrap().to_owned());
     let body = request.into_body().collect().await?.to_bytes();
     let answer = if path.contains("echo") {
         body.clone()
@@ -217,6 +222,7 @@ async fn record(
         version,
         path,
         authority,
+        content_length,
         body,
     });
     answered.notify_one();
@@ -302,6 +308,26 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(server.seen().len(), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_http2_connection_the_server_closed_while_idle_is_replaced_without_a_failed_call() {
+    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
+    let server = Server::start_holding(Some(server_config), true, None, 1).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    let client = client_trusting(roots);
+    let port = server.address.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/model/m/converse");
+    for round in 1..=3 {
+        assert_eq!(call(&client, &url, "{}").await, "ok");
+        assert_eq!(server.connections(), round);
+        // The server drops the connection 50 ms after answering.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|seen| seen.version == Version::HTTP_2));
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -402,7 +428,9 @@ async fn over_http2_bodies_larger_than_the_flow_control_windows_go_and_come_back
         server
             .seen()
             .iter()
-            .all(|seen| seen.version == Version::HTTP_2 && seen.body == body)
+            .all(|seen| seen.version == Version::HTTP_2
+                && seen.body == body
+                && seen.content_length.as_deref() == Some("3145728"))
     );
 }
 
