@@ -22,20 +22,12 @@ pub enum TlsSetupError {
 
 /// Loads the certificate chain and key and builds a server configuration (h2 and http/1.1).
 pub fn load_server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let certificate_path = files.certificate_chain.display().to_string();
-    let certificates: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(&files.certificate_chain)
-            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-            .map_err(|error| TlsSetupError::Certificate {
-                path: certificate_path.clone(),
-                reason: error.to_string(),
-            })?;
-    if certificates.is_empty() {
-        return Err(TlsSetupError::Certificate {
-            path: certificate_path,
-            reason: "no certificate found".into(),
-        });
-    }
+    let certificates = read_certificates(&files.certificate_chain).map_err(|reason| {
+        TlsSetupError::Certificate {
+            path: files.certificate_chain.display().to_string(),
+            reason,
+        }
+    })?;
     let key = PrivateKeyDer::from_pem_file(&files.private_key).map_err(|error| {
         TlsSetupError::PrivateKey {
             path: files.private_key.display().to_string(),
@@ -73,12 +65,7 @@ pub fn load_ca_bundle(path: &Path) -> Result<rustls::RootCertStore, CaBundleErro
         path: path.display().to_string(),
         reason,
     };
-    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-        .map_err(|reason| error(reason.to_string()))?;
-    if certificates.is_empty() {
-        return Err(error("it holds no PEM certificate".into()));
-    }
+    let certificates = read_certificates(path).map_err(error)?;
     let mut roots = rustls::RootCertStore::empty();
     for (index, certificate) in certificates.into_iter().enumerate() {
         roots.add(certificate).map_err(|reason| {
@@ -89,6 +76,17 @@ pub fn load_ca_bundle(path: &Path) -> Result<rustls::RootCertStore, CaBundleErro
         })?;
     }
     Ok(roots)
+}
+
+/// The certificates of a PEM file, at least one; or why there are none.
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| error.to_string())?;
+    if certificates.is_empty() {
+        return Err("it holds no PEM certificate".into());
+    }
+    Ok(certificates)
 }
 
 /// A new self-signed certificate for `names` (tests): the certificate, for a client to

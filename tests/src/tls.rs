@@ -33,21 +33,14 @@ impl TestCertificate {
         }
     }
 
-    /// A server configuration presenting this certificate, offering `alpn` (for example
-    /// `[b"h2", b"http/1.1"]`).
+    /// A server configuration presenting this certificate, loaded as `serve --tls-cert`
+    /// loads one, offering `alpn` (for example `[b"h2", b"http/1.1"]`).
     pub fn server_config(&self, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ServerConfig> {
-        use rustls::pki_types::pem::PemObject;
-        let certificate =
-            rustls::pki_types::CertificateDer::from_pem_slice(self.certificate_pem.as_bytes())
-                .unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&self.key_path).unwrap();
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![certificate], key)
-            .unwrap();
+        let files = proxy::config::TlsFiles {
+            certificate_chain: self.certificate_path.clone(),
+            private_key: self.key_path.clone(),
+        };
+        let mut config = (*proxy::tls::load_server_config(&files).unwrap()).clone();
         config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
         std::sync::Arc::new(config)
     }

@@ -151,8 +151,7 @@ fn a_ca_bundle_that_is_missing_or_holds_no_certificate_stops_serve_with_the_fix(
         (&missing, "No such file"),
         (&not_pem, "holds no PEM certificate"),
     ] {
-        let mut command = tollgate.command();
-        command.args([
+        let output = tollgate.run(&[
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -163,32 +162,10 @@ fn a_ca_bundle_that_is_missing_or_holds_no_certificate_stops_serve_with_the_fix(
             "--bedrock-ca-bundle",
             bundle.to_str().unwrap(),
         ]);
-        let output = run_with_deadline(command, std::time::Duration::from_secs(60));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "serve must not start: {stderr}");
         assert!(stderr.contains(bundle.to_str().unwrap()), "{stderr}");
         assert!(stderr.contains(reason), "{stderr}");
         assert!(stderr.contains("--bedrock-ca-bundle"), "{stderr}");
     }
-}
-
-/// Runs `command` to its end; fails the test, killing it, if it still runs after `deadline`.
-fn run_with_deadline(
-    mut command: std::process::Command,
-    deadline: std::time::Duration,
-) -> std::process::Output {
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            panic!("serve was still running after {deadline:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }

@@ -114,6 +114,12 @@ impl Server {
         }
     }
 
+    /// The URL of `path` on this server over TLS, by the name its certificate carries.
+    fn https_url(&self, path: &str) -> String {
+        let port = self.address.rsplit(':').next().unwrap_or_default();
+        format!("https://localhost:{port}{path}")
+    }
+
     fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
@@ -249,8 +255,27 @@ fn client_trusting(roots: rustls::RootCertStore) -> PerThreadClient {
 /// A TLS server for `localhost` (HTTP/2 by ALPN, `streams` per connection, holding as
 /// [`Server::start_holding`] does) and a client that trusts its certificate.
 async fn over_tls(streams: Option<u32>, hold: usize) -> (Server, PerThreadClient) {
+    over_tls_offering(&[b"h2", b"http/1.1"], false, streams, hold).await
+}
+
+/// Like [`over_tls`], the server offering `alpn` and, with `close_after_one`, dropping each
+/// connection after its first answer.
+async fn over_tls_offering(
+    alpn: &[&[u8]],
+    close_after_one: bool,
+    streams: Option<u32>,
+    hold: usize,
+) -> (Server, PerThreadClient) {
     let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
-    let server = Server::start_holding(Some(server_config), false, streams, hold).await;
+    let mut server_config = (*server_config).clone();
+    server_config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    let server = Server::start_holding(
+        Some(Arc::new(server_config)),
+        close_after_one,
+        streams,
+        hold,
+    )
+    .await;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certificate).unwrap();
     (server, client_trusting(roots))
@@ -312,13 +337,8 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_
 
 #[tokio::test(flavor = "current_thread")]
 async fn an_http2_connection_the_server_closed_while_idle_is_replaced_without_a_failed_call() {
-    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
-    let server = Server::start_holding(Some(server_config), true, None, 1).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificate).unwrap();
-    let client = client_trusting(roots);
-    let port = server.address.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}/model/m/converse");
+    let (server, client) = over_tls_offering(&[b"h2"], true, None, 1).await;
+    let url = server.https_url("/model/m/converse");
     for round in 1..=3 {
         assert_eq!(call(&client, &url, "{}").await, "ok");
         assert_eq!(server.connections(), round);
@@ -333,8 +353,7 @@ async fn an_http2_connection_the_server_closed_while_idle_is_replaced_without_a_
 #[tokio::test(flavor = "current_thread")]
 async fn over_tls_an_endpoint_offering_http2_gets_every_call_on_one_connection() {
     let (server, client) = over_tls(None, 1).await;
-    let port = server.address.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}/model/m/converse");
+    let url = server.https_url("/model/m/converse");
     assert_eq!(call(&client, &url, "one").await, "ok");
     let calls = (0..6).map(|_| call(&client, &url, "many"));
     let answers = futures::future::join_all(calls).await;
@@ -344,7 +363,7 @@ async fn over_tls_an_endpoint_offering_http2_gets_every_call_on_one_connection()
     assert_eq!(seen.len(), 7);
     assert!(seen.iter().all(|seen| seen.version == Version::HTTP_2
         && seen.path == "/model/m/converse"
-        && seen.authority == format!("localhost:{port}")));
+        && format!("https://{}/model/m/converse", seen.authority) == url));
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -353,12 +372,11 @@ async fn over_http2_calls_past_a_connections_streams_go_on_another_rather_than_w
     // requests at once: calls queued behind a busy connection would never all arrive.
     let (server, client) = over_tls(Some(2), 5).await;
     let client = client.with_streams_per_http2(2);
-    let port = server.address.rsplit(':').next().unwrap();
     // One call first: the thread then has one HTTP/2 connection, idle.
-    let first = format!("https://localhost:{port}/model/m/converse");
+    let first = server.https_url("/model/m/converse");
     assert_eq!(call(&client, &first, "{}").await, "ok");
     assert_eq!(server.connections(), 1);
-    let url = format!("https://localhost:{port}/model/hold/converse-stream");
+    let url = server.https_url("/model/hold/converse-stream");
     let calls = (0..5).map(|_| call(&client, &url, "{}"));
     let answers = futures::future::join_all(calls).await;
     assert!(answers.iter().all(|answer| answer == "ok"));
@@ -389,8 +407,7 @@ async fn over_http2_calls_past_a_connections_streams_go_on_another_rather_than_w
 #[tokio::test(flavor = "current_thread")]
 async fn over_http2_a_burst_on_a_thread_with_no_connection_yet_makes_one_connection() {
     let (server, client) = over_tls(None, 1).await;
-    let port = server.address.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}/model/m/converse");
+    let url = server.https_url("/model/m/converse");
     // Twenty calls at once on a thread that has never connected: one sets a connection up
     // and the others wait for it, instead of twenty TLS handshakes.
     let calls = (0..20).map(|_| call(&client, &url, "{}"));
@@ -405,8 +422,7 @@ async fn over_http2_a_burst_on_a_thread_with_no_connection_yet_makes_one_connect
 #[tokio::test(flavor = "current_thread")]
 async fn over_http2_bodies_larger_than_the_flow_control_windows_go_and_come_back_whole() {
     let (server, client) = over_tls(None, 1).await;
-    let port = server.address.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}/model/echo/invoke");
+    let url = server.https_url("/model/echo/invoke");
     // 3 MiB each way: past the server's window for the request (1 MiB by hyper's default)
     // and past the client's for the answer (2 MiB), so both sides must give capacity back.
     let body: Bytes = (0..3 * 1024 * 1024).map(|at| (at % 251) as u8).collect();
@@ -436,17 +452,10 @@ async fn over_http2_bodies_larger_than_the_flow_control_windows_go_and_come_back
 
 #[tokio::test(flavor = "current_thread")]
 async fn over_tls_an_endpoint_offering_only_http1_gets_a_connection_per_concurrent_call() {
-    let (certificate, server_config) = crate::tls::self_signed_for_tests(&["localhost"]);
-    let mut http1_only = (*server_config).clone();
-    http1_only.alpn_protocols = vec![b"http/1.1".to_vec()];
     // The server answers nothing until it holds 4 requests at once: calls that waited
     // behind one HTTP/1.1 connection would never all arrive.
-    let server = Server::start_holding(Some(Arc::new(http1_only)), false, None, 4).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificate).unwrap();
-    let client = client_trusting(roots);
-    let port = server.address.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}/model/hold/converse");
+    let (server, client) = over_tls_offering(&[b"http/1.1"], false, None, 4).await;
+    let url = server.https_url("/model/hold/converse");
     let calls = (0..4).map(|_| call(&client, &url, "{}"));
     let answers = futures::future::join_all(calls).await;
     assert!(answers.iter().all(|answer| answer == "ok"));
@@ -466,8 +475,7 @@ async fn an_http2_answer_read_as_a_stream_gives_its_place_back_when_read_or_drop
     // One call per connection: a place not given back would make the next call connect.
     let (server, client) = over_tls(None, 1).await;
     let client = client.with_streams_per_http2(1);
-    let port = server.address.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}/model/m/converse-stream");
+    let url = server.https_url("/model/m/converse-stream");
     let read_through = client.send(post(&url, "{}")).await.unwrap();
     let (_, body) = read_through.into_parts();
     let chunks: Vec<_> = body_stream(body, Duration::from_secs(2)).collect().await;
